@@ -1,0 +1,79 @@
+"""The ``vigil`` command line.
+
+Each subcommand lives in its own module and is imported only when used, so ``vigil dlp scan`` does
+not pay for importing Apache Beam and ``vigil --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from pipelines.errors import VigilError
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("pipelines.cli.simulate", "Write a deterministic week of simulated multi-channel traffic."),
+    "run": ("pipelines.cli.run", "Archive event files: validate, deduplicate, apply DLP, write Parquet."),
+    "verify": ("pipelines.cli.verify", "Check the archive and audit log against their hash-chained ledgers."),
+    "compact": ("pipelines.cli.compact", "Merge small archive files (left by --follow) into larger ones."),
+    "dlp": (
+        "pipelines.cli.dlp",
+        "Author DLP policies: run their tests, scan text, dry-run against the archive.",
+    ),
+    "search": ("pipelines.cli.search", "Search the archive (embedded engine or Elasticsearch)."),
+    "conversation": ("pipelines.cli.conversation", "Reconstruct a conversation as it happened."),
+    "es": ("pipelines.cli.es", "Elasticsearch: install the index template, (re)index the archive."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[cmd_name][0])
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.version_option(package_name="vigil")
+def cli() -> None:
+    """Vigil: compliance archive, DLP and search for business messaging.
+
+    \b
+    Quick look:
+      vigil simulate --out demo/events --days 7 --seed 7
+      vigil run --input demo/events --archive demo/archive
+      vigil verify --archive demo/archive
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: turns Vigil errors into a clear message and an exit code, never a traceback."""
+    try:
+        return cli.main(args=argv, prog_name="vigil", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except VigilError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,444 @@
+"""The archived record, defined once.
+
+Every conversation artefact Vigil keeps (a message, an auto-message a channel rule sent, or an
+event such as an opt-in or a participant leaving) is one :class:`Record`. The pydantic models in
+this module are the single source of truth: the Parquet schema (:data:`ARROW_SCHEMA`), the
+Elasticsearch mapping (``exporters.elasticsearch.mapping``) and the simulator all read from them.
+
+Two layers:
+
+* :class:`Event` is what a channel connector (or ``vigil simulate``) delivers: one JSON object per
+  line. It carries no provenance; Vigil adds that on ingest.
+* :class:`Record` is an :class:`Event` plus identity, provenance and the DLP verdict, as archived.
+
+Inside Beam, records travel as plain ``dict`` rows (see :func:`record_to_row`) because dicts of
+primitives are cheap to encode between stages; timestamps are integer microseconds since the epoch
+(UTC) in rows, which is also what the Arrow timestamp columns store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import types
+import typing
+from enum import StrEnum
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Bumped whenever a field is added, removed or changes meaning. Readers accept every version up to
+#: this one (older files simply lack newer columns).
+#: 1: first archive layout.
+SCHEMA_VERSION = 1
+
+UTC = dt.UTC
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    MMS = "mms"
+    VOICEMAIL = "voicemail"
+    WHATSAPP = "whatsapp"
+    WECHAT = "wechat"
+    LINE = "line"
+    TEAMS = "teams"
+
+
+class Kind(StrEnum):
+    MESSAGE = "message"
+    AUTO_MESSAGE = "auto_message"
+    EVENT = "event"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"  # from the customer to the firm
+    OUTBOUND = "outbound"  # from an employee (or bot) to the customer
+    INTERNAL = "internal"  # between employees
+    SYSTEM = "system"  # produced by the platform or a channel rule
+
+
+class Audience(StrEnum):
+    EMPLOYEE = "employee"
+    CUSTOMER = "customer"
+    BOTH = "both"
+
+
+class Role(StrEnum):
+    EMPLOYEE = "employee"
+    CUSTOMER = "customer"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class EventType(StrEnum):
+    """What an auto-message or event is about. Plain messages have no event type."""
+
+    # conversation life cycle
+    CONVERSATION_STARTED = "conversation_started"  # contact followed/initiated, thread created
+    WELCOME = "welcome"  # channel rules explained to a party at the start
+    CONVERSATION_RESTARTED = "conversation_restarted"
+    # consent (WhatsApp)
+    OPT_IN_REQUESTED = "opt_in_requested"
+    OPTED_IN = "opted_in"
+    OPT_IN_REMINDER = "opt_in_reminder"
+    CONSENT_REFUSED = "consent_refused"
+    # the 24-hour window (WhatsApp) and templates
+    TEMPLATE_SENT = "template_sent"
+    WINDOW_EXPIRED = "window_expired"
+    # WeChat pacing
+    NO_REPLY_WARNING = "no_reply_warning"  # 24 h without a reply from the contact
+    CHAT_INACTIVE = "chat_inactive"  # 48 h without a reply
+    CONSECUTIVE_LIMIT_REACHED = "consecutive_limit_reached"
+    ON_HOLD_NOTICE = "on_hold_notice"  # contact asked to reply so the employee may continue
+    # queueing while a conversation is pending (opt-in or inactive)
+    MESSAGE_QUEUED = "message_queued"
+    QUEUE_FULL = "queue_full"  # pending limit reached, the message was not queued
+    QUEUED_DELIVERED = "queued_delivered"
+    # participants
+    PARTICIPANT_ADDED = "participant_added"
+    PARTICIPANT_REMOVED = "participant_removed"
+    PARTICIPANTS_CHANGED_NOTICE = "participants_changed_notice"
+    TRANSFERRED = "transferred"
+    LEFT_CONVERSATION = "left_conversation"
+    CUSTOMER_LEAVE = "customer_leave"  # the contact typed #LEAVE
+    # chat-bot routing
+    BOT_ROUTING_STARTED = "bot_routing_started"
+    BOT_HANDED_OFF = "bot_handed_off"
+    # phone validation (WeChat) and validated numbers (LINE)
+    PHONE_VALIDATION_REQUESTED = "phone_validation_requested"
+    PHONE_NUMBER_REJECTED = "phone_number_rejected"
+    OTP_SENT = "otp_sent"
+    OTP_FAILED = "otp_failed"
+    PHONE_VALIDATED = "phone_validated"
+    VALIDATION_FAILED = "validation_failed"  # tries exhausted
+    VALIDATION_HELP = "validation_help"
+    VALIDATED_PHONE_SHOWN = "validated_phone_shown"
+    # voicemail
+    VOICEMAIL_LEFT = "voicemail_left"
+    # DLP (added by the pipeline, never by a channel)
+    DLP_BLOCKED_NOTICE = "dlp_blocked_notice"
+
+
+class DlpAction(StrEnum):
+    """Strength order matters: the strongest action of all hitting rules wins."""
+
+    NONE = "none"
+    FLAG = "flag"
+    REDACT = "redact"
+    BLOCK = "block"
+
+    @property
+    def strength(self) -> int:
+        return _ACTION_STRENGTH[self]
+
+
+_ACTION_STRENGTH = {DlpAction.NONE: 0, DlpAction.FLAG: 1, DlpAction.REDACT: 2, DlpAction.BLOCK: 3}
+
+# Hard limits, overridable per run. A body above this is dead-lettered, not truncated.
+MAX_BODY_CHARS = 64 * 1024
+MAX_PARTICIPANTS = 256
+MAX_ATTACHMENTS = 32
+
+
+def es(**mapping: Any) -> dict[str, Any]:
+    """Elasticsearch mapping override for a field (read by ``exporters.elasticsearch.mapping``)."""
+    return {"es": mapping}
+
+
+# Text fields get an English-friendly analyzer plus a CJK sub-field (bigrams), both stock ES.
+TEXT_ES = es(
+    type="text",
+    analyzer="standard",
+    fields={"cjk": {"type": "text", "analyzer": "cjk"}, "raw": {"type": "keyword", "ignore_above": 256}},
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+
+class Party(_Strict):
+    """Someone in a conversation: an employee, a customer (contact), a bot or the system."""
+
+    id: str = Field(min_length=1, max_length=256, description="Stable id of the party within the org.")
+    name: str | None = Field(None, max_length=256, description="Display name at the time of the event.")
+    role: Role = Field(description="employee, customer, bot or system.")
+    handle: str | None = Field(
+        None, max_length=256, description="Phone number (E.164) or channel handle (WeChat openid, LINE id)."
+    )
+    groups: list[str] = Field(
+        default_factory=list, description="Employee groups (desks, teams); DLP rules can be scoped to them."
+    )
+
+
+class Attachment(_Strict):
+    """A file sent with a message. The bytes live elsewhere; the archive keeps their hash."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the attachment bytes.")
+    media_type: str = Field(min_length=3, max_length=128, description="MIME type, e.g. image/jpeg.")
+    size: int = Field(ge=0, description="Size in bytes.")
+    uri: str = Field(min_length=1, max_length=2048, description="Where the bytes are kept.")
+    name: str | None = Field(None, max_length=512, description="Original file name, if any.")
+
+
+class Finding(_Strict):
+    """One DLP detection. Offsets refer to the original body; the matched value is never stored."""
+
+    rule_id: str = Field(json_schema_extra=es(type="keyword"))
+    entity: str = Field(json_schema_extra=es(type="keyword"))
+    detector: str = Field(json_schema_extra=es(type="keyword"))
+    start: Annotated[int, "int32"] = Field(ge=0)
+    end: Annotated[int, "int32"] = Field(ge=0)
+    score: Annotated[float, "float32"] = Field(ge=0, le=1)
+    action: DlpAction = Field(json_schema_extra=es(type="keyword"))
+
+
+class Event(_Strict):
+    """One event as a channel delivers it (one JSON object per line in an input file)."""
+
+    event_id: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Id the source gave the event; with org and channel it makes the record id.",
+    )
+    org: str = Field(min_length=1, max_length=128, description="Tenant / organisation.")
+    sub_org: str | None = Field(None, max_length=128, description="Sub-organisation (desk, region).")
+    channel: Channel = Field(description="sms, mms, voicemail, whatsapp, wechat, line or teams.")
+    kind: Kind = Field(description="message, auto_message or event.")
+    event_type: EventType | None = Field(
+        None, description="What an auto-message or event is about; empty for plain messages."
+    )
+    audience: Audience | None = Field(
+        None, description="Who an auto-message was shown to: employee, customer or both."
+    )
+    direction: Direction
+    event_time: dt.datetime = Field(description="When it happened, per the source (timezone required).")
+    received_time: dt.datetime = Field(description="When the connector received it (timezone required).")
+    conversation_id: str = Field(min_length=1, max_length=256)
+    thread_id: str = Field(
+        min_length=1, max_length=256, description="A user can have several threads with one contact."
+    )
+    is_group: bool = False
+    participants: list[Party] = Field(
+        default_factory=list, max_length=MAX_PARTICIPANTS, description="Who was present at this moment."
+    )
+    sender: Party
+    recipients: list[Party] = Field(default_factory=list, max_length=MAX_PARTICIPANTS)
+    body: str | None = Field(
+        None, description="Message text (voicemail: transcript).", json_schema_extra=TEXT_ES
+    )
+    attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    template_id: str | None = Field(None, max_length=256, description="Approved template used, if any.")
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Channel specifics as strings (validated phone, queue position, bot intent, ...).",
+        json_schema_extra=es(type="flattened"),
+    )
+
+    @field_validator("event_time", "received_time")
+    @classmethod
+    def _aware_utc(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a timezone, e.g. 2026-01-05T09:30:00Z")
+        return value.astimezone(UTC)
+
+    @field_validator("body")
+    @classmethod
+    def _body_size(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_BODY_CHARS:
+            raise ValueError(f"body has {len(value)} characters, the limit is {MAX_BODY_CHARS}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Event:
+        if self.kind == Kind.MESSAGE:
+            if self.event_type is not None:
+                raise ValueError("a plain message has no event_type; use kind auto_message or event")
+            if not (self.body and self.body.strip()) and not self.attachments:
+                raise ValueError("empty message: no body text and no attachments")
+        else:
+            if self.event_type is None:
+                raise ValueError(f"kind {self.kind} needs an event_type")
+        if self.kind == Kind.AUTO_MESSAGE and self.audience is None:
+            raise ValueError("an auto_message needs an audience: employee, customer or both")
+        return self
+
+
+class Record(Event):
+    """An :class:`Event` as archived: identity, provenance and DLP verdict added."""
+
+    record_id: str = Field(description="Stable id derived from org, channel and event_id.")
+    schema_version: Annotated[int, "int16"] = SCHEMA_VERSION
+    source_name: str = Field(description="File (or stream) the event was read from.")
+    source_offset: int = Field(ge=0, description="Byte offset of the event's line in its source.")
+    ingest_time: dt.datetime = Field(description="When Vigil archived it.")
+    content_sha256: str = Field(
+        description="SHA-256 of the event content, used to tell re-deliveries from conflicts."
+    )
+
+
+class DeadLetterStage(StrEnum):
+    INGEST = "ingest"  # the event could not be read or validated
+    DEDUP = "dedup"  # same record id as an archived record but different content
+    DLP = "dlp"  # the policy engine failed on this record
+    INDEX = "index"  # Elasticsearch refused the document after retries
+
+
+class DeadLetter(_Strict):
+    """Something Vigil could not archive or index, kept with its raw bytes and the reason."""
+
+    dead_letter_id: str = Field(description="Stable id: the same bad input always gets the same id.")
+    stage: DeadLetterStage
+    reason_code: str = Field(description="Short machine-readable reason, e.g. malformed_json.")
+    reason: str = Field(description="What is wrong and what to do about it.")
+    source_name: str
+    source_offset: int = Field(ge=0)
+    record_id: str | None = Field(None, description="Set when the event got far enough to have one.")
+    raw: bytes = Field(description="The payload as received (capped; see raw_size and raw_sha256).")
+    raw_size: int = Field(ge=0, description="Size of the whole payload in bytes.")
+    raw_sha256: str = Field(description="SHA-256 of the whole payload.")
+    dead_letter_time: dt.datetime
+
+
+# ---------------------------------------------------------------------------------------------
+# identity
+
+
+def record_id_for(org: str, channel: str, event_id: str) -> str:
+    """The record id: the same source event always gets the same id, across runs and machines."""
+    return hashlib.sha256(f"{org}\x1f{channel}\x1f{event_id}".encode()).hexdigest()[:32]
+
+
+def content_sha256(event: Event) -> str:
+    """Hash of what the event says. Excludes when the connector happened to receive it, so a
+    re-delivery of the same event is a duplicate while a different event under the same id is a
+    conflict."""
+    payload = event.model_dump_json(exclude={"received_time"})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrow schema, derived from the models
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def arrow_type(annotation: Any) -> pa.DataType:
+    """Arrow type for a model field annotation."""
+    annotation, _ = _unwrap_optional(annotation)
+    if get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        narrowed = [_WIDTHS[m] for m in meta if isinstance(m, str) and m in _WIDTHS]
+        return narrowed[0] if narrowed else arrow_type(base)
+    origin = get_origin(annotation)
+    if origin is list:
+        (item,) = get_args(annotation)
+        return pa.list_(arrow_type(item))
+    if origin is dict:
+        key, value = get_args(annotation)
+        return pa.map_(arrow_type(key), arrow_type(value))
+    if origin is Literal:
+        return pa.string()
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return pa.struct([arrow_field(n, f) for n, f in annotation.model_fields.items()])
+        if issubclass(annotation, StrEnum | str):
+            return pa.string()
+        if issubclass(annotation, bytes):
+            return pa.binary()
+        if issubclass(annotation, bool):
+            return pa.bool_()
+        if issubclass(annotation, int):
+            return pa.int64()
+        if issubclass(annotation, float):
+            return pa.float64()
+        if issubclass(annotation, dt.datetime):
+            return pa.timestamp("us", tz="UTC")
+        if issubclass(annotation, dt.date):
+            return pa.date32()
+    raise TypeError(f"no Arrow type for annotation {annotation!r}")
+
+
+_WIDTHS = {"int16": pa.int16(), "int32": pa.int32(), "float32": pa.float32()}
+
+
+def arrow_field(name: str, info: Any) -> pa.Field:
+    """Arrow field for a pydantic field; ``Annotated[int, "int32"]`` narrows the stored width."""
+    _, optional = _unwrap_optional(info.annotation)
+    narrowed = [_WIDTHS[m] for m in info.metadata if isinstance(m, str) and m in _WIDTHS]
+    kind = narrowed[0] if narrowed else arrow_type(info.annotation)
+    description = info.description or ""
+    metadata = {"description": description} if description else None
+    return pa.field(name, kind, nullable=optional, metadata=metadata)
+
+
+def _arrow_schema(model: type[BaseModel]) -> pa.Schema:
+    # identity first so a human reading a file with parquet-tools sees the id before the payload
+    names = list(model.model_fields)
+    first = ["record_id", "schema_version"]
+    ordered = first + [n for n in names if n not in first]
+    return pa.schema(
+        [arrow_field(n, model.model_fields[n]) for n in ordered],
+        metadata={"vigil.schema_version": str(SCHEMA_VERSION), "vigil.record": model.__name__},
+    )
+
+
+ARROW_SCHEMA: pa.Schema = _arrow_schema(Record)
+DEAD_LETTER_SCHEMA: pa.Schema = pa.schema(
+    [arrow_field(n, f) for n, f in DeadLetter.model_fields.items()],
+    metadata={"vigil.schema_version": str(SCHEMA_VERSION), "vigil.record": "DeadLetter"},
+)
+FIELD_NAMES: tuple[str, ...] = tuple(ARROW_SCHEMA.names)
+TIMESTAMP_FIELDS: tuple[str, ...] = tuple(f.name for f in ARROW_SCHEMA if pa.types.is_timestamp(f.type))
+
+
+# ---------------------------------------------------------------------------------------------
+# rows: the dict form records take inside Beam and in Arrow
+
+
+def to_micros(value: dt.datetime) -> int:
+    delta = value - dt.datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=value)
+
+
+def record_to_row(record: Record) -> dict[str, Any]:
+    row = record.model_dump(mode="python")
+    for name in TIMESTAMP_FIELDS:
+        row[name] = to_micros(row[name])
+    return row
+
+
+def row_to_record(row: dict[str, Any]) -> Record:
+    data = dict(row)
+    for name in TIMESTAMP_FIELDS:
+        value = data.get(name)
+        if isinstance(value, int):
+            data[name] = from_micros(value)
+    data.pop("event_date", None)  # hive partition column added by readers
+    data.pop("channel_partition", None)
+    if isinstance(data.get("attributes"), list):  # Arrow maps read back as [(k, v), ...]
+        data["attributes"] = dict(data["attributes"])
+    return Record.model_validate(data)
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Arrow table in the archive schema, for a batch of rows."""
+    return pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
+
+
+def event_date(row: dict[str, Any]) -> str:
+    """Archive partition date (UTC) of a row."""
+    return from_micros(row["event_time"]).date().isoformat()
