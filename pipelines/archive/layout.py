@@ -1,0 +1,59 @@
+"""Where things live inside an archive directory.
+
+    ARCHIVE/
+      records/event_date=YYYY-MM-DD/channel=<channel>/part-<commit>-<n>.parquet
+      deadletters/stage=<stage>/date=YYYY-MM-DD/part-<commit>-<n>.parquet
+      _ledger/manifest.jsonl     every committed file, hash-chained (see ledger.py)
+      _ledger/audit.jsonl        who searched or viewed what, hash-chained
+      _staging/<commit>/...      files written but not yet committed (never read)
+      _runs/<commit>.json        the report of each run (counts, options, duration)
+      _lock                      held by the one process writing the archive
+
+Partition folders use the ``key=value`` (Hive) convention so DuckDB and pyarrow datasets read the
+tree as it is. Names starting with ``_`` are bookkeeping, not data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+RECORDS = "records"
+DEAD_LETTERS = "deadletters"
+LEDGER_DIR = "_ledger"
+MANIFEST = f"{LEDGER_DIR}/manifest.jsonl"
+AUDIT = f"{LEDGER_DIR}/audit.jsonl"
+STAGING = "_staging"
+RUNS = "_runs"
+LOCK = "_lock"
+KINDS = (RECORDS, DEAD_LETTERS)
+
+
+def new_commit_id(now: dt.datetime | None = None) -> str:
+    """Sortable and unique: UTC time of the run plus a random suffix."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def record_file(event_date: str, channel: str, commit: str, n: int) -> str:
+    return f"{RECORDS}/event_date={event_date}/channel={channel}/part-{commit}-{n:04d}.parquet"
+
+
+def dead_letter_file(stage: str, date: str, commit: str, n: int) -> str:
+    return f"{DEAD_LETTERS}/stage={stage}/date={date}/part-{commit}-{n:04d}.parquet"
+
+
+def partition_of(rel_path: str) -> dict[str, str]:
+    """The ``key=value`` folder parts of a relative data file path."""
+    return dict(part.split("=", 1) for part in rel_path.split("/")[1:-1] if "=" in part)
+
+
+def data_files_on_disk(root: Path) -> list[str]:
+    """Every Parquet file under the data folders, as relative POSIX paths (what verify compares)."""
+    found = []
+    for kind in KINDS:
+        base = root / kind
+        if base.is_dir():
+            found.extend(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file())
+    return sorted(found)

@@ -1,0 +1,135 @@
+"""An append-only, hash-chained JSON-lines log.
+
+The archive manifest and the audit log are both ledgers. Each entry carries ``seq``, the ``prev``
+hash (the previous entry's ``hash``; 64 zeros for the first) and its own ``hash``: the SHA-256 of the
+entry's canonical JSON without the ``hash`` key. Changing, removing or reordering any entry breaks
+the chain from that point on, which :meth:`Ledger.problems` reports.
+
+Truncating the tail cannot be seen from inside the file; that is what the head hash is for: print it
+(``vigil verify`` does), keep it somewhere else, and pass it back with ``--expect-head``.
+
+Appends are a single ``write`` of all new lines followed by ``fsync``: a batch of entries lands
+whole or, after a crash mid-write, leaves a torn last line that :meth:`Ledger.repair_tail` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+class Ledger:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # reading -----------------------------------------------------------------------------------
+
+    def raw_lines(self) -> Iterator[tuple[int, bytes]]:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            yield from enumerate(f, start=1)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """All entries, trusting the file. Use :meth:`problems` to check it first."""
+        out = []
+        for number, line in self.raw_lines():
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{self.path}:{number}: not a JSON entry ({exc.msg})") from exc
+        return out
+
+    def head(self) -> str:
+        entries = self.entries()
+        return entries[-1]["hash"] if entries else GENESIS
+
+    def problems(self) -> list[str]:
+        """Every break in the chain, as sentences naming the line."""
+        found: list[str] = []
+        prev = GENESIS
+        expected_seq = 1
+        for number, line in self.raw_lines():
+            where = f"{self.path.name} line {number}"
+            if not line.endswith(b"\n"):
+                found.append(f"{where}: incomplete last line (an interrupted write, or a cut file)")
+            try:
+                entry = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                found.append(f"{where}: not valid JSON; the ledger was edited or damaged")
+                prev, expected_seq = "?", expected_seq + 1
+                continue
+            if not isinstance(entry, dict):
+                found.append(f"{where}: not a JSON object")
+                continue
+            if entry.get("seq") != expected_seq:
+                found.append(f"{where}: sequence number {entry.get('seq')} where {expected_seq} was expected")
+            if prev != "?" and entry.get("prev") != prev:
+                found.append(f"{where}: chain broken, 'prev' does not match the previous entry's hash")
+            if entry.get("hash") != entry_hash(entry):
+                found.append(f"{where}: entry content does not match its hash; it was altered")
+            prev = entry.get("hash", "?")
+            expected_seq = (entry.get("seq") or expected_seq) + 1
+        return found
+
+    # writing -----------------------------------------------------------------------------------
+
+    def append(self, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Chain ``new`` onto the ledger in one write; returns the entries as written."""
+        if not new:
+            return []
+        existing = self.entries()
+        prev = existing[-1]["hash"] if existing else GENESIS
+        seq = existing[-1]["seq"] if existing else 0
+        written = []
+        for item in new:
+            seq += 1
+            entry = {k: v for k, v in item.items() if k not in ("seq", "prev", "hash")}
+            entry["seq"] = seq
+            entry["prev"] = prev
+            entry["hash"] = entry_hash(entry)
+            prev = entry["hash"]
+            written.append(entry)
+        payload = "".join(canonical(e) + "\n" for e in written).encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(payload)
+            while view:
+                done = os.write(fd, view)
+                view = view[done:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return written
+
+    def repair_tail(self, keep: int) -> int:
+        """Cut the ledger back to its first ``keep`` lines (an interrupted append's leftovers).
+
+        Only called by crash recovery for lines that never completed a commit. Returns the number
+        of lines removed."""
+        lines = [line for _, line in self.raw_lines()]
+        if len(lines) <= keep:
+            return 0
+        with self.path.open("rb+") as f:
+            f.truncate(sum(len(x) for x in lines[:keep]))
+            f.flush()
+            os.fsync(f.fileno())
+        return len(lines) - keep

@@ -1,0 +1,96 @@
+"""Reading the archive: only committed files, as the manifest lists them.
+
+Files on disk that the manifest does not list (an attacker's, or a crashed run's) are never read;
+``vigil verify`` reports them. Files of older schema versions lack newer columns; readers fill those
+with nulls, so every caller sees the current schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.archive import layout
+from pipelines.archive.manifest import DataFile, load_state
+from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA
+
+SCHEMAS = {layout.RECORDS: ARROW_SCHEMA, layout.DEAD_LETTERS: DEAD_LETTER_SCHEMA}
+
+
+def live_files(archive: Path, kind: str = layout.RECORDS) -> list[DataFile]:
+    return load_state(Path(archive)).files(kind)
+
+
+def live_paths(archive: Path, kind: str = layout.RECORDS) -> list[Path]:
+    root = Path(archive)
+    return [root / f.path for f in live_files(root, kind)]
+
+
+def _conform(table: pa.Table, kind: str, columns: list[str] | None) -> pa.Table:
+    """Give a table read from any schema version exactly the current schema (or the asked columns)."""
+    schema = SCHEMAS[kind]
+    wanted = columns or schema.names
+    arrays = []
+    for name in wanted:
+        target = schema.field(name).type
+        if name in table.column_names:
+            column = table.column(name)
+            arrays.append(column if column.type == target else column.cast(target))
+        else:
+            arrays.append(pa.nulls(table.num_rows, type=target))
+    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(n) for n in wanted]))
+
+
+def read_file(path: Path, kind: str = layout.RECORDS, columns: list[str] | None = None) -> pa.Table:
+    present = pq.read_schema(path).names
+    wanted = columns or SCHEMAS[kind].names
+    table = pq.read_table(path, columns=[c for c in wanted if c in present])
+    return _conform(table, kind, columns)
+
+
+def iter_tables(
+    archive: Path, kind: str = layout.RECORDS, columns: list[str] | None = None
+) -> Iterator[tuple[DataFile, pa.Table]]:
+    root = Path(archive)
+    for f in live_files(root, kind):
+        yield f, read_file(root / f.path, kind, columns)
+
+
+def read_table(archive: Path, kind: str = layout.RECORDS, columns: list[str] | None = None) -> pa.Table:
+    tables = [t for _, t in iter_tables(archive, kind, columns)]
+    if not tables:
+        schema = SCHEMAS[kind]
+        return (
+            schema.empty_table()
+            if columns is None
+            else pa.schema([schema.field(c) for c in columns]).empty_table()
+        )
+    return pa.concat_tables(tables)
+
+
+def iter_rows(
+    archive: Path, columns: list[str] | None = None, kind: str = layout.RECORDS
+) -> Iterator[dict[str, Any]]:
+    """Rows of the committed files as dicts (timestamps as aware datetimes, maps as lists of pairs)."""
+    for _, table in iter_tables(archive, kind, columns):
+        for batch in table.to_batches(max_chunksize=8192):
+            yield from batch.to_pylist()
+
+
+def record_index(archive: Path) -> dict[str, str]:
+    """``record_id -> content_sha256`` of everything archived: what de-duplication checks against."""
+    index: dict[str, str] = {}
+    for _, table in iter_tables(archive, layout.RECORDS, ["record_id", "content_sha256"]):
+        index.update(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+    return index
+
+
+def dead_letter_ids(archive: Path) -> set[str]:
+    ids: set[str] = set()
+    for _, table in iter_tables(archive, layout.DEAD_LETTERS, ["dead_letter_id"]):
+        ids.update(table.column(0).to_pylist())
+    return ids

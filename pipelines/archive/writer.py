@@ -1,0 +1,261 @@
+"""Writing to the archive: stage, commit, recover.
+
+The protocol that makes a killed run harmless:
+
+1. data files are written under ``_staging/<commit>/`` (temporary name, fsync, rename);
+2. one append to the manifest adds every staged file and closes with a ``commit`` entry: this
+   single write is the commit point;
+3. staged files are moved to their final paths, files the commit removes are deleted, the staging
+   folder goes.
+
+:func:`recover` runs before any new write, under the archive lock. It rolls committed work forward
+(moves files a crash left in staging, deletes files a commit removed) and rolls uncommitted work
+back (deletes staging folders without a commit entry, cuts a torn manifest tail). After it, the
+archive holds exactly what was committed, so re-running the same input yields the archive a clean
+run would have made.
+
+``VIGIL_CRASH_AT`` (``after_staging``, ``after_manifest``, ``mid_move``) makes the process exit
+abruptly at that point; the crash-recovery tests use it to hit each window deterministically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.archive import layout
+from pipelines.archive.manifest import load_state, manifest_ledger
+from pipelines.errors import ArchiveError, ArchiveLockedError
+
+ROW_GROUP_ROWS = 64 * 1024
+COMPRESSION = "zstd"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    path: str  # final relative path
+    kind: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class RecoveryReport:
+    rolled_forward: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+    deleted_removed: list[str] = field(default_factory=list)
+    torn_lines_cut: int = 0
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.rolled_forward or self.rolled_back or self.deleted_removed or self.torn_lines_cut)
+
+    def describe(self) -> str:
+        parts = []
+        if self.rolled_forward:
+            parts.append(f"finished moving {len(self.rolled_forward)} committed file(s)")
+        if self.rolled_back:
+            parts.append(f"discarded {len(self.rolled_back)} uncommitted staging folder(s)")
+        if self.deleted_removed:
+            parts.append(f"deleted {len(self.deleted_removed)} file(s) a compaction had retired")
+        if self.torn_lines_cut:
+            parts.append(f"cut {self.torn_lines_cut} uncommitted manifest line(s)")
+        return "recovered an interrupted run: " + ", ".join(parts) if parts else "nothing to recover"
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get("VIGIL_CRASH_AT") == name:
+        os._exit(137)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def staging_dir(root: Path, commit: str) -> Path:
+    return Path(root) / layout.STAGING / commit
+
+
+def stage_table(root: Path, commit: str, rel_path: str, kind: str, table: pa.Table) -> StagedFile:
+    """Write ``table`` as a Parquet file into the commit's staging folder, durably."""
+    target = staging_dir(root, commit) / rel_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    pq.write_table(
+        table,
+        tmp,
+        compression=COMPRESSION,
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+    )
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return StagedFile(
+        path=rel_path, kind=kind, rows=table.num_rows, bytes=target.stat().st_size, sha256=file_sha256(target)
+    )
+
+
+@contextlib.contextmanager
+def archive_lock(root: Path) -> Iterator[None]:
+    """Exclusive writer lock; a second writer gets a clear error instead of corrupting the archive."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / layout.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise ArchiveLockedError(
+                    f"another Vigil process is writing {root}; wait for it to finish "
+                    "(or stop its `vigil run --follow`) and try again"
+                ) from exc
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def commit(
+    root: Path,
+    commit_id: str,
+    staged: list[StagedFile],
+    *,
+    action: str,
+    removes: list[tuple[str, str, str]] | None = None,
+    sources: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Commit staged files (and removals: ``(path, sha256, reason)``) in one manifest append.
+
+    Idempotent: committing an id that is already committed does nothing and returns False, so a
+    retried Beam bundle cannot commit twice."""
+    root = Path(root)
+    state = load_state(root)
+    if commit_id in state.commits:
+        return False
+    for f in staged:
+        staged_path = staging_dir(root, commit_id) / f.path
+        if not staged_path.is_file():
+            raise ArchiveError(f"staged file {staged_path} is missing; the commit cannot proceed")
+        if f.path in state.live:
+            raise ArchiveError(f"{f.path} is already in the archive; commit ids must be unique")
+    now = now or dt.datetime.now(dt.UTC)
+    entries: list[dict[str, Any]] = [{"op": "add", "commit": commit_id, **asdict(f)} for f in staged]
+    for path, sha, reason in removes or []:
+        entries.append({"op": "remove", "commit": commit_id, "path": path, "sha256": sha, "reason": reason})
+    entries.append(
+        {
+            "op": "commit",
+            "commit": commit_id,
+            "time": now.isoformat(),
+            "action": action,
+            "files_added": len(staged),
+            "files_removed": len(removes or []),
+            "rows_added": {kind: sum(f.rows for f in staged if f.kind == kind) for kind in layout.KINDS},
+            "sources": sources or [],
+            **(extra or {}),
+        }
+    )
+    _crash_point("after_staging")
+    manifest_ledger(root).append(entries)
+    _crash_point("after_manifest")
+    _publish(root, commit_id, [f.path for f in staged], [r[0] for r in removes or []])
+    return True
+
+
+def _publish(root: Path, commit_id: str, paths: list[str], removed: list[str]) -> list[str]:
+    moved = []
+    for i, rel in enumerate(paths):
+        src = staging_dir(root, commit_id) / rel
+        dst = root / rel
+        if src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            _fsync_dir(dst.parent)
+            moved.append(rel)
+        if i == 0:
+            _crash_point("mid_move")
+    for rel in removed:
+        with contextlib.suppress(FileNotFoundError):
+            (root / rel).unlink()
+    shutil.rmtree(staging_dir(root, commit_id), ignore_errors=True)
+    return moved
+
+
+def recover(root: Path) -> RecoveryReport:
+    """Bring the archive back to exactly its committed state. Call under :func:`archive_lock`."""
+    root = Path(root)
+    report = RecoveryReport()
+    ledger = manifest_ledger(root)
+    state = load_state(root)
+    if state.total_lines > state.committed_lines:
+        report.torn_lines_cut = ledger.repair_tail(state.committed_lines)
+    for rel, f in state.live.items():
+        if not (root / rel).is_file():
+            staged = staging_dir(root, f.commit) / rel
+            if staged.is_file():
+                report.rolled_forward.extend(_publish_one(root, staged, rel))
+            else:
+                report.missing.append(rel)
+    for rel in state.removed:
+        if rel not in state.live and (root / rel).is_file():
+            (root / rel).unlink()
+            report.deleted_removed.append(rel)
+    staging_root = root / layout.STAGING
+    if staging_root.is_dir():
+        for folder in sorted(staging_root.iterdir()):
+            if folder.name not in state.commits:
+                report.rolled_back.append(folder.name)
+            shutil.rmtree(folder, ignore_errors=True)  # committed ones were published above
+    return report
+
+
+def _publish_one(root: Path, staged: Path, rel: str) -> list[str]:
+    dst = root / rel
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, dst)
+    _fsync_dir(dst.parent)
+    return [rel]
+
+
+def write_run_report(root: Path, commit_id: str, report: dict[str, Any]) -> Path:
+    path = Path(root) / layout.RUNS / f"{commit_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,38 @@
+"""``vigil verify``: check the archive against its manifest and the audit log's chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipelines.errors import IntegrityError
+
+
+@click.command("verify")
+@click.option(
+    "--archive", type=click.Path(file_okay=False, path_type=Path), required=True, help="Archive folder."
+)
+@click.option(
+    "--expect-head", default=None, help="Manifest head hash you recorded earlier (detects truncation)."
+)
+def command(archive: Path, expect_head: str | None) -> None:
+    """Check every committed file's SHA-256 and row count, look for files added or removed behind the
+    manifest's back, and check the hash chains of the manifest and the audit log.
+
+    Exits 0 when the archive is intact, 1 when it is not (each problem is named)."""
+    from pipelines.archive.verify import verify
+
+    if not archive.is_dir():
+        raise click.BadParameter(f"{archive} is not a folder", param_hint="--archive")
+    report = verify(archive, expect_head=expect_head)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(
+        f"checked {report.files_checked} file(s), {report.rows_checked:,} row(s), "
+        f"{report.audit_entries} audit entr{'y' if report.audit_entries == 1 else 'ies'}"
+    )
+    click.echo(f"manifest head: {report.manifest_head or '(empty)'}")
+    if not report.ok:
+        raise IntegrityError(report.problems)
+    click.secho("archive intact", fg="green")

@@ -1,0 +1,192 @@
+"""From one raw input line to an archive row, or to a dead letter saying why not.
+
+Pure functions, no Beam: the pipeline calls :func:`parse_line` per line, tests call it directly.
+
+Reason codes (the ``reason_code`` of an ingest dead letter):
+
+=====================  ==========================================================================
+line_too_long          the line exceeds the per-line byte limit
+invalid_utf8           the bytes are not UTF-8
+malformed_json         not parseable as JSON
+not_an_object          JSON, but not an object
+unknown_channel        ``channel`` is missing or not one Vigil knows
+missing_field          a required field is absent
+oversized_body         the body exceeds the character limit
+empty_message          a message with neither text nor attachments
+invalid_timestamp      a timestamp is unparseable or has no timezone
+future_timestamp       the event claims to happen further in the future than the allowed skew
+invalid_text           a string holds unpaired surrogates that cannot be stored as UTF-8
+invalid_event          any other schema violation (the reason lists the fields)
+=====================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipelines.ingest.read import RAW_KEEP_BYTES, Line
+from pipelines.record import (
+    MAX_BODY_CHARS,
+    SCHEMA_VERSION,
+    UTC,
+    Channel,
+    DeadLetterStage,
+    Event,
+    content_sha256,
+    record_id_for,
+    to_micros,
+)
+
+DEFAULT_FUTURE_SKEW = dt.timedelta(minutes=15)
+_CHANNELS = frozenset(c.value for c in Channel)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_line_bytes: int
+    max_body_chars: int = MAX_BODY_CHARS
+    future_skew: dt.timedelta = DEFAULT_FUTURE_SKEW
+
+
+def dead_letter_id(source: str, offset: int, raw_sha256: str) -> str:
+    return hashlib.sha256(f"{source}\x1f{offset}\x1f{raw_sha256}".encode()).hexdigest()[:32]
+
+
+def dead_letter(
+    *,
+    stage: str,
+    code: str,
+    reason: str,
+    source: str,
+    offset: int,
+    raw: bytes,
+    raw_size: int | None = None,
+    raw_sha256: str | None = None,
+    record_id: str | None = None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """A dead-letter row (``pipelines.record.DeadLetter`` fields)."""
+    sha = raw_sha256 or hashlib.sha256(raw).hexdigest()
+    return {
+        "dead_letter_id": dead_letter_id(source, offset, sha),
+        "stage": stage,
+        "reason_code": code,
+        "reason": reason,
+        "source_name": source,
+        "source_offset": offset,
+        "record_id": record_id,
+        "raw": raw[:RAW_KEEP_BYTES],
+        "raw_size": raw_size if raw_size is not None else len(raw),
+        "raw_sha256": sha,
+        "dead_letter_time": to_micros(now),
+    }
+
+
+def _classify(exc: ValidationError) -> tuple[str, str]:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "event"
+    kinds = {e["type"] for e in errors}
+    listing = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in errors[:5])
+    if "missing" in kinds:
+        missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
+        return "missing_field", f"required field(s) missing: {', '.join(missing)}"
+    message = " ".join(e["msg"] for e in errors)
+    if "body has" in message:
+        return "oversized_body", listing
+    if "empty message" in message:
+        return "empty_message", "a message needs body text or at least one attachment"
+    if any(str(e["loc"][0]) in ("event_time", "received_time") for e in errors if e["loc"]):
+        return "invalid_timestamp", listing
+    return "invalid_event", f"{loc}: {first['msg']}" if len(errors) == 1 else listing
+
+
+def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, dict[str, Any]]:
+    """Returns ``("record", row)`` or ``("dead", dead_letter_row)``."""
+
+    def dead(code: str, reason: str, record_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        return "dead", dead_letter(
+            stage=DeadLetterStage.INGEST.value,
+            code=code,
+            reason=reason,
+            source=line.source,
+            offset=line.offset,
+            raw=line.raw,
+            raw_size=line.size,
+            raw_sha256=line.sha256,
+            record_id=record_id,
+            now=now,
+        )
+
+    if line.too_long:
+        return dead(
+            "line_too_long",
+            f"line is {line.size:,} bytes, over the {limits.max_line_bytes:,}-byte limit; "
+            "the first bytes and the SHA-256 of the whole line are kept",
+        )
+    try:
+        text = line.raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return dead("invalid_utf8", f"not UTF-8: byte {exc.start} ({line.raw[exc.start : exc.start + 1]!r})")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}")
+    if not isinstance(data, dict):
+        return dead("not_an_object", f"expected a JSON object, got {type(data).__name__}")
+    channel = data.get("channel")
+    if channel not in _CHANNELS:
+        shown = "missing" if channel is None else repr(channel)[:64]
+        return dead("unknown_channel", f"channel {shown} is not one of {', '.join(sorted(_CHANNELS))}")
+    body = data.get("body")
+    if isinstance(body, str) and len(body) > limits.max_body_chars:
+        return dead(
+            "oversized_body", f"body has {len(body):,} characters, the limit is {limits.max_body_chars:,}"
+        )
+    try:
+        event = Event.model_validate(data)
+    except ValidationError as exc:
+        code, reason = _classify(exc)
+        return dead(code, reason)
+    record_id = record_id_for(event.org, event.channel, event.event_id)
+    if event.received_time > now + limits.future_skew:
+        return dead(
+            "future_timestamp",
+            f"received_time {event.received_time.isoformat()} is later than now by more than "
+            f"{limits.future_skew}; check the connector's clock",
+            record_id,
+        )
+    if event.event_time > min(now, event.received_time) + limits.future_skew:
+        return dead(
+            "future_timestamp",
+            f"event_time {event.event_time.isoformat()} is after received_time/ingest time by more "
+            f"than {limits.future_skew}; check the source's clock",
+            record_id,
+        )
+    try:
+        digest = content_sha256(event)
+        row = event.model_dump(mode="python")
+        json.dumps(row, default=str).encode("utf-8")  # unpaired surrogates fail here, not in Parquet
+    except (UnicodeEncodeError, ValueError) as exc:
+        return dead("invalid_text", f"text cannot be stored as UTF-8: {exc}", record_id)
+    row["event_time"] = to_micros(event.event_time)
+    row["received_time"] = to_micros(event.received_time)
+    row.update(
+        record_id=record_id,
+        schema_version=SCHEMA_VERSION,
+        ingest_time=to_micros(now),
+        source_name=line.source,
+        source_offset=line.offset,
+        content_sha256=digest,
+    )
+    return "record", row
+
+
+def ingest_now() -> dt.datetime:
+    return dt.datetime.now(UTC)

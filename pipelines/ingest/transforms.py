@@ -1,0 +1,272 @@
+"""The ingest pipeline's Beam shell: composite transforms named for what they do.
+
+    ReadEvents → ValidateEvents → DropDuplicates → (ApplyDlp) → WriteArchive
+                      │                 │              │
+                      └── dead letters ─┴──────────────┴──→ WriteArchive (dead-letter files)
+
+All logic lives in pure modules (read, parse, dedup, the DLP engine, the archive writer); the
+DoFns here only route elements and count them with ``Metrics`` (namespace ``vigil``), which is
+what the run summary reads back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
+
+from pipelines import progress
+from pipelines.archive import layout, reader, writer
+from pipelines.ingest import dedup, parse
+from pipelines.ingest.read import read_lines
+from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, event_date, from_micros, to_micros
+
+NAMESPACE = "vigil"
+DEAD = "dead"
+MAX_FILE_ROWS = 500_000
+
+
+def counter(name: str) -> Any:
+    return Metrics.counter(NAMESPACE, name)
+
+
+# ------------------------------------------------------------------------------------------------
+# read + validate
+
+
+class _ReadLines(beam.DoFn):
+    def __init__(self, max_line_bytes: int, hold_partial_tail: bool):
+        self.max_line_bytes = max_line_bytes
+        self.hold_partial_tail = hold_partial_tail
+        self.lines = counter("read")
+        self.blank = counter("blank_lines")
+
+    def process(self, source: str) -> Iterator[Any]:
+        for line in read_lines(source, self.max_line_bytes, hold_partial_tail=self.hold_partial_tail):
+            progress.report("reading (bytes)", line.size)
+            if not line.too_long and not line.raw.strip():
+                self.blank.inc()
+                continue
+            self.lines.inc()
+            yield line
+
+
+class ReadEvents(beam.PTransform):
+    """Input file names → their non-blank lines (raw bytes with source and offset)."""
+
+    def __init__(self, sources: list[str], max_line_bytes: int, hold_partial_tail: bool = False):
+        super().__init__()
+        self.sources = sources
+        self.max_line_bytes = max_line_bytes
+        self.hold_partial_tail = hold_partial_tail
+
+    def expand(self, pbegin: Any) -> Any:
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create(self.sources, reshuffle=False)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadLines" >> beam.ParDo(_ReadLines(self.max_line_bytes, self.hold_partial_tail))
+        )
+
+
+class _Parse(beam.DoFn):
+    def __init__(self, now_us: int, limits: parse.Limits):
+        self.now_us = now_us
+        self.limits = limits
+        self.parsed = counter("parsed")
+
+    def process(self, line: Any) -> Iterator[Any]:
+        kind, row = parse.parse_line(line, now=from_micros(self.now_us), limits=self.limits)
+        if kind == "record":
+            self.parsed.inc()
+            yield row
+        else:
+            counter(f"dead_letter.{row['reason_code']}").inc()
+            yield TaggedOutput(DEAD, row)
+
+
+class ValidateEvents(beam.PTransform):
+    """Lines → valid archive rows (main output) and dead letters (``dead``)."""
+
+    def __init__(self, now: dt.datetime, limits: parse.Limits):
+        super().__init__()
+        self.now_us = to_micros(now)
+        self.limits = limits
+
+    def expand(self, lines: Any) -> Any:
+        return lines | "Parse" >> beam.ParDo(_Parse(self.now_us, self.limits)).with_outputs(
+            DEAD, main="records"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# de-duplicate
+
+_INDEX_CACHE: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def archived_index(archive: str) -> dict[str, str]:
+    """record_id → content hash of the archive, loaded once per process per manifest head."""
+    from pipelines.archive.manifest import load_state
+
+    head = load_state(Path(archive)).head
+    key = (archive, head)
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE.clear()
+        _INDEX_CACHE[key] = reader.record_index(Path(archive))
+    return _INDEX_CACHE[key]
+
+
+class _Choose(beam.DoFn):
+    def __init__(self, archive: str, now_us: int):
+        self.archive = archive
+        self.now_us = now_us
+        self.duplicates = counter("duplicates")
+        self.conflicts = counter("dead_letter.conflicting_duplicate")
+        self.unique = counter("unique")
+
+    def setup(self) -> None:
+        self.index = archived_index(self.archive)
+
+    def process(self, element: tuple[str, Iterable[dict[str, Any]]]) -> Iterator[Any]:
+        record_id, grouped = element
+        rows = list(grouped)
+        choice = dedup.choose(record_id, rows, self.index.get(record_id), now=from_micros(self.now_us))
+        self.duplicates.inc(choice.duplicates)
+        progress.report("de-duplicating", len(rows))
+        for conflict in choice.conflicts:
+            self.conflicts.inc()
+            yield TaggedOutput(DEAD, conflict)
+        if choice.keep is not None:
+            self.unique.inc()
+            yield choice.keep
+
+
+class DropDuplicates(beam.PTransform):
+    """One row per record id, against this run and the archive; conflicts become dead letters."""
+
+    def __init__(self, archive: Path, now: dt.datetime):
+        super().__init__()
+        self.archive = str(archive)
+        self.now_us = to_micros(now)
+
+    def expand(self, rows: Any) -> Any:
+        return (
+            rows
+            | "KeyById" >> beam.Map(lambda r: (r["record_id"], r))
+            | "GroupById" >> beam.GroupByKey()
+            | "Choose" >> beam.ParDo(_Choose(self.archive, self.now_us)).with_outputs(DEAD, main="unique")
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# write + commit
+
+
+class _StagePartition(beam.DoFn):
+    """Writes one partition's rows as staged Parquet files (sorted, split at MAX_FILE_ROWS)."""
+
+    def __init__(self, archive: str, commit: str, kind: str):
+        self.archive = archive
+        self.commit = commit
+        self.kind = kind
+        self.rows_written = counter("archived" if kind == layout.RECORDS else "dead_letters_written")
+        self.files = counter("files_staged")
+
+    def setup(self) -> None:
+        self.known_dead = (
+            reader.dead_letter_ids(Path(self.archive)) if self.kind == layout.DEAD_LETTERS else set()
+        )
+
+    def process(
+        self, element: tuple[tuple[str, str], Iterable[dict[str, Any]]]
+    ) -> Iterator[writer.StagedFile]:
+        (a, b), rows_iter = element
+        if self.kind == layout.RECORDS:
+            rows = sorted(rows_iter, key=lambda r: (r["event_time"], r["record_id"]))
+            schema = ARROW_SCHEMA
+        else:
+            unique = {r["dead_letter_id"]: r for r in rows_iter}
+            known = [i for i in unique if i in self.known_dead]
+            counter("dead_letters_already_stored").inc(len(known))
+            rows = sorted(
+                (r for i, r in unique.items() if i not in self.known_dead), key=lambda r: r["dead_letter_id"]
+            )
+            schema = DEAD_LETTER_SCHEMA
+        for n, start in enumerate(range(0, len(rows), MAX_FILE_ROWS)):
+            chunk = rows[start : start + MAX_FILE_ROWS]
+            rel = (
+                layout.record_file(a, b, self.commit, n)
+                if self.kind == layout.RECORDS
+                else layout.dead_letter_file(a, b, self.commit, n)
+            )
+            table = pa.Table.from_pylist(chunk, schema=schema)
+            staged = writer.stage_table(Path(self.archive), self.commit, rel, self.kind, table)
+            self.rows_written.inc(staged.rows)
+            self.files.inc()
+            progress.report("writing (rows)", staged.rows)
+            yield staged
+
+
+def _record_partition(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
+    return (event_date(row), row["channel"]), row
+
+
+def _dead_letter_partition(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
+    return (row["stage"], from_micros(row["dead_letter_time"]).date().isoformat()), row
+
+
+class _Commit(beam.DoFn):
+    def __init__(self, archive: str, commit: str, sources: list[dict[str, Any]], extra: dict[str, Any]):
+        self.archive = archive
+        self.commit = commit
+        self.sources = sources
+        self.extra = extra
+
+    def process(self, staged: list[writer.StagedFile]) -> Iterator[dict[str, Any]]:
+        staged = sorted(staged, key=lambda f: f.path)
+        progress.report("committing", 1)
+        done = writer.commit(
+            Path(self.archive), self.commit, staged, action="ingest", sources=self.sources, extra=self.extra
+        )
+        yield {"commit": self.commit, "committed": done, "files": [asdict(f) for f in staged]}
+
+
+class WriteArchive(beam.PTransform):
+    """Records and dead letters → staged Parquet per partition → one atomic manifest commit."""
+
+    def __init__(self, archive: Path, commit: str, sources: list[dict[str, Any]], extra: dict[str, Any]):
+        super().__init__()
+        self.archive = str(archive)
+        self.commit = commit
+        self.sources = sources
+        self.extra = extra
+
+    def expand(self, inputs: tuple[Any, Any]) -> Any:
+        records, dead_letters = inputs
+        staged_records = (
+            records
+            | "PartitionRecords" >> beam.Map(_record_partition)
+            | "GroupRecordPartitions" >> beam.GroupByKey()
+            | "StageRecordFiles" >> beam.ParDo(_StagePartition(self.archive, self.commit, layout.RECORDS))
+        )
+        staged_dead = (
+            dead_letters
+            | "PartitionDeadLetters" >> beam.Map(_dead_letter_partition)
+            | "GroupDeadLetterPartitions" >> beam.GroupByKey()
+            | "StageDeadLetterFiles"
+            >> beam.ParDo(_StagePartition(self.archive, self.commit, layout.DEAD_LETTERS))
+        )
+        return (
+            (staged_records, staged_dead)
+            | "AllStagedFiles" >> beam.Flatten()
+            | "CollectStaged" >> beam.combiners.ToList()
+            | "Commit" >> beam.ParDo(_Commit(self.archive, self.commit, self.sources, self.extra))
+        )

@@ -1,0 +1,36 @@
+"""Shared test helpers: running the ingest pipeline and fingerprinting an archive."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.archive import layout, reader
+from pipelines.ingest.run import RunOptions, RunSummary, run
+
+NOW = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+
+
+def ingest(input_dir: Path, archive: Path, **kw: Any) -> RunSummary:
+    kw.setdefault("now", NOW)
+    kw.setdefault("show_progress", False)
+    return run(RunOptions(input=str(input_dir), archive=archive, **kw))
+
+
+def fingerprint(archive: Path) -> dict[str, Any]:
+    """What an archive holds, independent of file layout and of when it was ingested."""
+    records = reader.read_table(archive).drop_columns(["ingest_time"]).sort_by("record_id")
+    dead = reader.read_table(archive, layout.DEAD_LETTERS).drop_columns(["dead_letter_time"])
+    return {
+        "records": records.to_pylist(),
+        "dead_letters": sorted(dead.to_pylist(), key=lambda r: r["dead_letter_id"]),
+    }
+
+
+def duck_count(archive: Path, where: str = "true") -> int:
+    glob = f"{archive}/{layout.RECORDS}/**/*.parquet"
+    sql = f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true) WHERE {where}"
+    return duckdb.connect().execute(sql).fetchone()[0]

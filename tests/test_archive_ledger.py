@@ -1,0 +1,73 @@
+"""The hash-chained ledger behind the manifest and the audit log."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+from pipelines.archive.ledger import GENESIS, Ledger, entry_hash
+
+
+def _ledger(tmp_path: Path, n: int = 5) -> Ledger:
+    ledger = Ledger(tmp_path / "l.jsonl")
+    ledger.append([{"op": "note", "n": i} for i in range(n)])
+    return ledger
+
+
+def _rewrite(ledger: Ledger, lines: list[bytes]) -> None:
+    ledger.path.write_bytes(b"".join(lines))
+
+
+def test_append_chains_entries(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, 3)
+    more = ledger.append([{"op": "note", "n": 3}])
+    entries = ledger.entries()
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    assert entries[0]["prev"] == GENESIS
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(entries))
+    assert all(e["hash"] == entry_hash(e) for e in entries)
+    assert more[0]["hash"] == ledger.head()
+    assert ledger.problems() == []
+
+
+def test_an_edited_entry_is_caught(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    entry = json.loads(lines[2])
+    entry["n"] = 99
+    lines[2] = (json.dumps(entry) + "\n").encode()
+    _rewrite(ledger, lines)
+    assert any("line 3" in p and "altered" in p for p in ledger.problems())
+
+
+def test_an_edited_entry_with_recomputed_hash_breaks_the_chain(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    entry = json.loads(lines[2])
+    entry["n"] = 99
+    entry["hash"] = entry_hash(entry)  # a careful forger
+    lines[2] = (json.dumps(entry) + "\n").encode()
+    _rewrite(ledger, lines)
+    assert any("line 4" in p and "chain broken" in p for p in ledger.problems())
+
+
+def test_removed_and_reordered_entries_are_caught(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    _rewrite(ledger, lines[:1] + lines[2:])
+    removed = ledger.problems()
+    assert any("sequence number 3 where 2" in p for p in removed)
+    _rewrite(ledger, [lines[0], lines[2], lines[1], *lines[3:]])
+    assert any("chain broken" in p for p in ledger.problems())
+
+
+def test_torn_tail_is_reported_and_repaired(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, 2)
+    with ledger.path.open("ab") as f:
+        f.write(b'{"op": "no')
+    assert any("incomplete last line" in p for p in ledger.problems())
+    assert ledger.repair_tail(2) == 1
+    assert ledger.problems() == []
+    ledger.append([{"op": "note", "n": 2}])
+    assert [e["seq"] for e in ledger.entries()] == [1, 2, 3]

@@ -1,0 +1,127 @@
+"""`vigil verify` names every way an archive can drift from its manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from factories import event, write_jsonl
+from helpers import fingerprint, ingest
+
+from pipelines.archive import compact, layout
+from pipelines.archive.ledger import entry_hash
+from pipelines.archive.manifest import load_state
+from pipelines.archive.verify import verify
+
+VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    write_jsonl(
+        tmp_path / "in" / "a.jsonl", [event(i, channel=("sms", "line")[i % 2]) for i in range(30)] + [b"{x\n"]
+    )
+    ingest(tmp_path / "in", tmp_path / "archive")
+    return tmp_path / "archive"
+
+
+def _first_record_file(archive: Path) -> Path:
+    return archive / load_state(archive).files(layout.RECORDS)[0].path
+
+
+def test_intact_archive_passes(archive: Path) -> None:
+    report = verify(archive)
+    assert report.ok and report.files_checked == 3 and report.rows_checked == 31
+
+
+def test_altered_file(archive: Path) -> None:
+    target = _first_record_file(archive)
+    table = pq.read_table(target)
+    pq.write_table(table.slice(1), target)  # one row quietly dropped
+    problems = verify(archive).problems
+    assert len(problems) == 1 and "content changed" in problems[0] and target.name in problems[0]
+
+
+def test_removed_file(archive: Path) -> None:
+    target = _first_record_file(archive)
+    target.unlink()
+    assert any("committed file is missing" in p for p in verify(archive).problems)
+
+
+def test_added_file(archive: Path) -> None:
+    extra = archive / "records" / "event_date=2026-01-05" / "channel=sms" / "part-forged.parquet"
+    shutil.copy(_first_record_file(archive), extra)
+    problems = verify(archive).problems
+    assert problems == [
+        f"{extra.relative_to(archive).as_posix()}: not in the manifest (added behind its back)"
+    ]
+
+
+def test_edited_manifest_entry(archive: Path) -> None:
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_text().splitlines(keepends=True)
+    entry = json.loads(lines[0])
+    entry["rows"] += 1
+    entry["hash"] = entry_hash(entry)
+    lines[0] = json.dumps(entry) + "\n"
+    manifest.write_text("".join(lines))
+    problems = verify(archive).problems
+    assert any("chain broken" in p for p in problems)
+    assert any("rows where the manifest recorded" in p for p in problems)
+
+
+def test_truncated_manifest_caught_with_expected_head(tmp_path: Path, archive: Path) -> None:
+    head = verify(archive).manifest_head
+    write_jsonl(tmp_path / "more" / "b.jsonl", [event(100 + i) for i in range(3)])
+    ingest(tmp_path / "more", archive)
+    new_head = verify(archive).manifest_head
+    assert verify(archive, expect_head=new_head).ok
+    # cut the last commit (and its files) off: the chain alone cannot see it, the head can
+    state = load_state(archive)
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_text().splitlines(keepends=True)
+    last = [json.loads(x) for x in lines][-1]["commit"]
+    keep = [x for x in lines if json.loads(x)["commit"] != last]
+    manifest.write_text("".join(keep))
+    for f in state.live.values():
+        if f.commit == last:
+            (archive / f.path).unlink()
+    assert verify(archive, expect_head=head).ok
+    problems = verify(archive, expect_head=new_head).problems
+    assert len(problems) == 1 and "entries were removed from its end" in problems[0]
+
+
+def test_compaction_keeps_content_and_verifies(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    for batch in range(4):  # four deliveries into the same partitions, as --follow would commit them
+        write_jsonl(tmp_path / f"in{batch}" / "x.jsonl", [event(batch * 10 + i) for i in range(10)])
+        ingest(tmp_path / f"in{batch}", archive)
+    before = fingerprint(archive)
+    small = load_state(archive).files(layout.RECORDS)
+    assert len(small) == 4
+    report = compact.compact(archive)
+    assert (report.files_before, report.files_after, report.rows) == (4, 1, 40)
+    state = load_state(archive)
+    assert len(state.files(layout.RECORDS)) == 1
+    assert set(state.removed) == {f.path for f in small}
+    assert all(not (archive / f.path).exists() for f in small)
+    assert fingerprint(archive) == before
+    assert verify(archive).ok
+    assert compact.compact(archive).commit is None  # nothing left to merge
+    # a retired file that reappears is reported
+    shutil.copy(archive / state.files(layout.RECORDS)[0].path, archive / small[0].path)
+    assert any("retired by commit" in p for p in verify(archive).problems)
+
+
+def test_cli_exit_codes_and_messages(archive: Path) -> None:
+    ok = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "archive intact" in ok.stdout
+    _first_record_file(archive).unlink()
+    bad = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "committed file is missing" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,161 @@
+"""The bad-input catalogue: every kind of bad line gets a dead letter with a clear reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+
+import pytest
+from factories import BASE_TIME, event, line
+
+from pipelines.ingest.parse import Limits, parse_line
+from pipelines.ingest.read import RAW_KEEP_BYTES, Line, _lines
+from pipelines.record import MAX_BODY_CHARS, record_id_for
+
+NOW = BASE_TIME + dt.timedelta(days=30)
+LIMITS = Limits(max_line_bytes=1 << 20)
+
+
+def parse(raw: bytes, limits: Limits = LIMITS):
+    payload = raw.rstrip(b"\n")
+    return parse_line(Line("src.jsonl", 0, payload, len(payload), None), now=NOW, limits=limits)
+
+
+def without(field: str) -> dict:
+    data = event(1)
+    del data[field]
+    return data
+
+
+BAD = [
+    ("malformed_json", b'{"event_id": "x", "channel": "sms",', "malformed JSON"),
+    ("invalid_utf8", b'{"body": "caf\xe9"}', "not UTF-8"),
+    ("not_an_object", b"[1, 2, 3]", "expected a JSON object"),
+    ("unknown_channel", line(event(1, channel="fax")), "'fax'"),
+    ("unknown_channel", line(without("channel")), "missing"),
+    ("missing_field", line(without("event_id")), "event_id"),
+    ("missing_field", line(without("sender")), "sender"),
+    ("oversized_body", line(event(1, body="x" * (MAX_BODY_CHARS + 1))), "limit"),
+    ("empty_message", line(event(1, body="   ")), "body text or at least one attachment"),
+    ("empty_message", line(event(1, body=None)), "body text or at least one attachment"),
+    ("invalid_timestamp", line(event(1, event_time="2026-01-05T09:00:00")), "timezone"),
+    ("invalid_timestamp", line(event(1, event_time="yesterday")), "event_time"),
+    (
+        "future_timestamp",
+        line(event(1, event_time="2031-01-01T00:00:00Z", received_time="2026-01-05T09:00:00Z")),
+        "check the source's clock",
+    ),
+    (
+        "future_timestamp",
+        line(event(1, event_time="2031-01-01T00:00:00Z", received_time="2031-01-01T00:00:01Z")),
+        "connector's clock",
+    ),
+    ("invalid_event", line(event(1, kind="auto_message")), "event_type"),
+    ("invalid_event", line(event(1, direction="sideways")), "direction"),
+    ("invalid_event", line(event(1, unexpected_field=1)), "unexpected_field"),
+]
+
+
+@pytest.mark.parametrize(("code", "raw", "hint"), BAD, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(BAD)])
+def test_bad_lines_become_dead_letters_with_a_reason(code: str, raw: bytes, hint: str) -> None:
+    kind, row = parse(raw)
+    assert kind == "dead"
+    assert row["reason_code"] == code
+    assert hint in row["reason"]
+    payload = raw.rstrip(b"\n")
+    assert payload.startswith(row["raw"]) and len(row["raw"]) == min(len(payload), RAW_KEEP_BYTES)
+    assert row["raw_size"] == len(payload)
+    assert row["raw_sha256"] == hashlib.sha256(raw.rstrip(b"\n")).hexdigest()
+    assert row["stage"] == "ingest"
+
+
+def test_lone_surrogate_escape_is_really_in_the_fixture() -> None:
+    raw = line(event(1, body="ok \\ud800 broken")).replace(b"\\\\ud800", b"\\ud800")
+    kind, row = parse(raw)
+    assert kind == "dead" and row["reason_code"] == "invalid_text"
+
+
+GOOD = [
+    ("plain", event(1)),
+    (
+        "small clock skew: event a few seconds after receipt",
+        event(
+            1,
+            received_time=(BASE_TIME).isoformat(),
+            event_time=(BASE_TIME + dt.timedelta(seconds=20)).isoformat(),
+        ),
+    ),
+    ("other timezone", event(1, event_time="2026-01-05T18:00:00+09:00")),
+    (
+        "attachment only",
+        event(
+            1,
+            body=None,
+            attachments=[
+                {"sha256": "a" * 64, "media_type": "image/jpeg", "size": 10, "uri": "vigil-media://a"}
+            ],
+        ),
+    ),
+    ("CJK body", event(1, channel="wechat", body="明天下午三点开会，请准备季度报告。")),
+    (
+        "auto message",
+        event(1, kind="auto_message", event_type="opted_in", audience="employee", direction="system"),
+    ),
+    ("body at the limit", event(1, body="y" * MAX_BODY_CHARS)),
+]
+
+
+@pytest.mark.parametrize(("label", "data"), GOOD, ids=[g[0] for g in GOOD])
+def test_good_lines_become_rows(label: str, data: dict) -> None:
+    kind, row = parse(line(data))
+    assert kind == "record", row
+    assert row["record_id"] == record_id_for(data["org"], data["channel"], data["event_id"])
+    assert row["event_time"] == int(dt.datetime.fromisoformat(data["event_time"]).timestamp() * 1_000_000)
+    assert row["body"] == data.get("body")
+
+
+def test_event_time_is_normalised_to_utc() -> None:
+    _, row = parse(line(event(1, event_time="2026-01-05T18:00:00+09:00")))
+    assert row["event_time"] == int(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC).timestamp() * 1_000_000)
+
+
+def test_content_hash_ignores_receipt_time_but_not_content() -> None:
+    a = parse(line(event(1)))[1]
+    b = parse(line(event(1, received_time="2026-01-06T00:00:00Z")))[1]
+    c = parse(line(event(1, body="something else")))[1]
+    assert a["content_sha256"] == b["content_sha256"] != c["content_sha256"]
+
+
+def test_dead_letter_ids_are_stable_and_distinct() -> None:
+    a = parse(b"{oops")[1]
+    b = parse(b"{oops")[1]
+    c = parse_line(Line("src.jsonl", 99, b"{oops", 5, None), now=NOW, limits=LIMITS)[1]
+    assert a["dead_letter_id"] == b["dead_letter_id"] != c["dead_letter_id"]
+
+
+def test_reader_reports_offsets_and_caps_huge_lines() -> None:
+    huge = b"{" + b"x" * 5000 + b"}\n"
+    data = line(event(1)) + huge + b"\n" + line(event(2)).rstrip(b"\n")  # last line unterminated
+    lines = list(_lines(io.BytesIO(data), "s", max_line_bytes=1000, hold_partial_tail=False))
+    assert [x.offset for x in lines] == [
+        0,
+        len(line(event(1))),
+        len(line(event(1))) + len(huge),
+        len(line(event(1))) + len(huge) + 1,
+    ]
+    big = lines[1]
+    assert big.too_long and big.size == len(huge) - 1
+    assert big.sha256 == hashlib.sha256(huge.rstrip(b"\n")).hexdigest()
+    assert len(big.raw) <= 1001
+    kind, row = parse_line(big, now=NOW, limits=Limits(max_line_bytes=1000))
+    assert kind == "dead" and row["reason_code"] == "line_too_long" and row["raw_size"] == len(huge) - 1
+    assert lines[2].raw == b""  # blank lines are returned; the pipeline counts and skips them
+    assert json.loads(lines[3].raw)["event_id"] == "evt-000002"
+
+
+def test_follow_mode_holds_an_unterminated_last_line() -> None:
+    data = line(event(1)) + line(event(2)).rstrip(b"\n")
+    lines = list(_lines(io.BytesIO(data), "s", max_line_bytes=1 << 20, hold_partial_tail=True))
+    assert len(lines) == 1

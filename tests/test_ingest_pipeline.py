@@ -1,0 +1,165 @@
+"""End to end on the real Beam runner: files in, Parquet archive out, every event accounted for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as ds
+import pytest
+from factories import event, line, write_jsonl
+from helpers import NOW, duck_count, fingerprint, ingest
+
+from pipelines.archive import layout, reader
+from pipelines.archive.manifest import load_state
+from pipelines.archive.verify import verify
+from pipelines.archive.writer import archive_lock
+from pipelines.errors import ArchiveLockedError
+from pipelines.record import ARROW_SCHEMA, record_id_for
+
+
+def _mixed_input(tmp_path: Path) -> Path:
+    src = tmp_path / "in"
+    day1 = [event(i) for i in range(40)]
+    day1 += [
+        event(100 + i, channel="wechat", body=f"你好，第{i}条消息", sub_org="wealth-sh") for i in range(10)
+    ]
+    day1 += [b"{broken json\n", b"\xff\xfe\n", b"\n", b"   \n", line(event(900, channel="telex"))]
+    write_jsonl(src / "events-2026-01-05.jsonl", day1)
+    day2 = [
+        event(
+            40 + i,
+            event_time=(dt.datetime(2026, 1, 6, 10, tzinfo=dt.UTC) + dt.timedelta(minutes=i)).isoformat(),
+            received_time=(
+                dt.datetime(2026, 1, 6, 10, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=i)
+            ).isoformat(),
+        )
+        for i in range(20)
+    ]
+    day2 += [event(3, received_time="2026-01-07T00:00:00Z")]  # re-delivery of an earlier event
+    day2 += [event(4, body="a different text under a reused id")]  # conflict
+    write_jsonl(src / "events-2026-01-06.jsonl", day2)
+    write_jsonl(src / "_labels.jsonl", [{"not": "an event"}])  # bookkeeping: never read
+    return src
+
+
+def test_counts_add_up_and_archive_reads_back(tmp_path: Path) -> None:
+    src = _mixed_input(tmp_path)
+    archive = tmp_path / "archive"
+    s = ingest(src, archive)
+    assert s.sources == 2
+    assert s.read == 50 + 3 + 22  # blank lines are not events
+    assert s.blank_lines == 2
+    assert s.archived == 70
+    assert s.duplicates == 1
+    assert s.dead_letter_reasons == {
+        "malformed_json": 1,
+        "invalid_utf8": 1,
+        "unknown_channel": 1,
+        "conflicting_duplicate": 1,
+    }
+    assert s.balanced and s.read == s.archived + s.dead_lettered + s.duplicates
+
+    # pyarrow reads the tree as it is, partitions included
+    table = ds.dataset(archive / layout.RECORDS, format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 70
+    assert set(table.column("event_date").to_pylist()) == {"2026-01-05", "2026-01-06"}
+    # DuckDB too, with SQL over the partition columns
+    assert duck_count(archive, "channel = 'wechat'") == 10
+    assert duck_count(archive, "event_date = DATE '2026-01-06'") == 20
+    cjk = duckdb.sql(
+        f"SELECT body FROM read_parquet('{archive}/records/**/*.parquet') WHERE body LIKE '%第3条%'"
+    ).fetchall()
+    assert cjk == [("你好，第3条消息",)]
+    # the reader returns the archive schema; the record for event 4 is the first version seen
+    rows = {r["record_id"]: r for r in reader.iter_rows(archive)}
+    kept = rows[record_id_for("acme", "whatsapp", "evt-000004")]
+    assert kept["body"] == "Message number 4 about the quarterly review."
+    assert kept["ingest_time"] == NOW
+    assert reader.read_table(archive).schema.names == ARROW_SCHEMA.names
+
+
+def test_dead_letters_keep_raw_payload_and_reason(tmp_path: Path) -> None:
+    src = _mixed_input(tmp_path)
+    archive = tmp_path / "archive"
+    ingest(src, archive)
+    dead = {r["reason_code"]: r for r in reader.iter_rows(archive, kind=layout.DEAD_LETTERS)}
+    assert dead["malformed_json"]["raw"] == b"{broken json"
+    assert dead["invalid_utf8"]["raw"] == b"\xff\xfe"
+    assert dead["unknown_channel"]["source_name"].endswith("events-2026-01-05.jsonl")
+    conflict = dead["conflicting_duplicate"]
+    assert conflict["stage"] == "dedup" and conflict["record_id"] == record_id_for(
+        "acme", "whatsapp", "evt-000004"
+    )
+    assert json.loads(conflict["raw"])["body"] == "a different text under a reused id"
+    # offsets point at the line in the source file
+    with open(dead["malformed_json"]["source_name"], "rb") as f:
+        f.seek(dead["malformed_json"]["source_offset"])
+        assert f.readline() == b"{broken json\n"
+
+
+def test_rerun_is_idempotent_and_skips_consumed_files(tmp_path: Path) -> None:
+    src = _mixed_input(tmp_path)
+    archive = tmp_path / "archive"
+    ingest(src, archive)
+    before = fingerprint(archive)
+    again = ingest(src, archive)
+    assert again.commit is None and again.skipped_sources == 2
+    forced = ingest(src, archive, only_new_sources=False)
+    assert forced.archived == 0
+    assert forced.duplicates == 70 + 1  # everything again, plus the in-run re-delivery
+    assert forced.dead_lettered == 4 and forced.dead_letters_already_stored == 4
+    assert forced.balanced
+    assert fingerprint(archive) == before
+    assert verify(archive).ok
+
+
+def test_duplicates_across_runs_and_new_files(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    write_jsonl(tmp_path / "a" / "one.jsonl", [event(i) for i in range(10)])
+    assert ingest(tmp_path / "a", archive).archived == 10
+    # a later delivery repeats half of them and adds five new ones
+    write_jsonl(
+        tmp_path / "b" / "two.jsonl", [event(i, received_time="2026-01-09T00:00:00Z") for i in range(5, 15)]
+    )
+    s = ingest(tmp_path / "b", archive)
+    assert (s.archived, s.duplicates, s.dead_lettered) == (5, 5, 0)
+    assert reader.read_table(archive).num_rows == 15
+    assert len(set(reader.read_table(archive, columns=["record_id"]).column(0).to_pylist())) == 15
+
+
+def test_files_are_partitioned_and_listed_in_the_manifest(tmp_path: Path) -> None:
+    src = _mixed_input(tmp_path)
+    archive = tmp_path / "archive"
+    s = ingest(src, archive)
+    state = load_state(archive)
+    records = state.files(layout.RECORDS)
+    assert sorted(f.partition["channel"] for f in records) == ["wechat", "whatsapp", "whatsapp"]
+    assert sum(f.rows for f in records) == s.archived
+    assert {f.path for f in state.live.values()} == set(layout.data_files_on_disk(archive))
+    commit = state.commits[s.commit]
+    assert {src_["name"].rsplit("/", 1)[-1] for src_ in commit["sources"]} == {
+        "events-2026-01-05.jsonl",
+        "events-2026-01-06.jsonl",
+    }
+    report = json.loads((archive / layout.RUNS / f"{s.commit}.json").read_text())
+    assert report["summary"]["balanced"] is True
+
+
+def test_a_second_writer_is_refused(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in" / "x.jsonl", [event(1)])
+    with archive_lock(tmp_path / "archive"), pytest.raises(ArchiveLockedError, match="another Vigil process"):
+        ingest(tmp_path / "in", tmp_path / "archive")
+
+
+def test_gzip_input_is_read(tmp_path: Path) -> None:
+    import gzip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    with gzip.open(src / "day.jsonl.gz", "wb") as f:
+        for i in range(5):
+            f.write(line(event(i)))
+    assert ingest(src, tmp_path / "archive").archived == 5
