@@ -30,8 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 #: Bumped whenever a field is added, removed or changes meaning. Readers accept every version up to
 #: this one (older files simply lack newer columns).
-#: 1: first archive layout.
-SCHEMA_VERSION = 1
+#: 1: first archive layout (identity, provenance, content).
+#: 2: DLP verdict, findings, policy digest, blocked flag and the redacted view of the body.
+SCHEMA_VERSION = 2
 
 UTC = dt.UTC
 
@@ -277,6 +278,25 @@ class Record(Event):
     content_sha256: str = Field(
         description="SHA-256 of the event content, used to tell re-deliveries from conflicts."
     )
+    # DLP verdict (schema 2). The original body stays in ``body``; findings never repeat the values.
+    dlp_action: DlpAction = Field(
+        DlpAction.NONE,
+        description="Strongest action of all rules that hit.",
+        json_schema_extra=es(type="keyword"),
+    )
+    dlp_rule_ids: list[str] = Field(default_factory=list, description="Rules that hit, sorted.")
+    dlp_findings: list[Finding] = Field(
+        default_factory=list,
+        description="What was found where (offsets into the original body), by which rule.",
+        json_schema_extra=es(type="nested"),
+    )
+    dlp_policy: str | None = Field(None, description="Policy set id and digest that produced the verdict.")
+    blocked: bool = Field(False, description="DLP blocked it: never delivered to its recipients.")
+    body_redacted: str | None = Field(
+        None,
+        description="The body as redacted views show it (equal to body when nothing was redacted).",
+        json_schema_extra=TEXT_ES,
+    )
 
 
 class DeadLetterStage(StrEnum):
@@ -300,6 +320,18 @@ class DeadLetter(_Strict):
     raw_size: int = Field(ge=0, description="Size of the whole payload in bytes.")
     raw_sha256: str = Field(description="SHA-256 of the whole payload.")
     dead_letter_time: dt.datetime
+
+
+def no_verdict(body: str | None) -> dict[str, Any]:
+    """DLP fields of a record no policy has looked at (or that nothing matched)."""
+    return {
+        "dlp_action": DlpAction.NONE.value,
+        "dlp_rule_ids": [],
+        "dlp_findings": [],
+        "dlp_policy": None,
+        "blocked": False,
+        "body_redacted": body,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from pipelines.record import (
     DeadLetterStage,
     Event,
     content_sha256,
+    no_verdict,
     record_id_for,
     to_micros,
 )
@@ -184,6 +185,7 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
         source_name=line.source,
         source_offset=line.offset,
         content_sha256=digest,
+        **no_verdict(event.body),
     )
     return "record", row
 
