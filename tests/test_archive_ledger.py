@@ -71,3 +71,24 @@ def test_torn_tail_is_reported_and_repaired(tmp_path: Path) -> None:
     assert ledger.problems() == []
     ledger.append([{"op": "note", "n": 2}])
     assert [e["seq"] for e in ledger.entries()] == [1, 2, 3]
+
+
+def test_concurrent_appenders_do_not_fork_the_chain(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "audit.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_append_many, args=(path, w)) for w in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    ledger = Ledger(path)
+    assert ledger.problems() == []
+    assert len(ledger.entries()) == 3 * 40
+
+
+def _append_many(path: Path, worker: int) -> None:
+    ledger = Ledger(path)
+    for i in range(40):
+        ledger.append([{"op": "search", "worker": worker, "i": i}])

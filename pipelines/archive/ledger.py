@@ -14,6 +14,7 @@ whole or, after a crash mid-write, leaves a torn last line that :meth:`Ledger.re
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -58,8 +59,8 @@ class Ledger:
         return out
 
     def head(self) -> str:
-        entries = self.entries()
-        return entries[-1]["hash"] if entries else GENESIS
+        last = self.last_entry()
+        return last["hash"] if last else GENESIS
 
     def problems(self) -> list[str]:
         """Every break in the chain, as sentences naming the line."""
@@ -92,12 +93,42 @@ class Ledger:
     # writing -----------------------------------------------------------------------------------
 
     def append(self, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Chain ``new`` onto the ledger in one write; returns the entries as written."""
+        """Chain ``new`` onto the ledger in one write; returns the entries as written.
+
+        Holds an exclusive lock on the ledger file from reading the head to the end of the write,
+        so concurrent appenders (two officers searching at once) cannot fork the chain."""
         if not new:
             return []
-        existing = self.entries()
-        prev = existing[-1]["hash"] if existing else GENESIS
-        seq = existing[-1]["seq"] if existing else 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            return self._append_locked(new)
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
+
+    def last_entry(self) -> dict[str, Any] | None:
+        """The last entry, read from the end of the file (appends stay O(1) as the log grows)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return None
+        with self.path.open("rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            block, data = 4096, b""
+            while True:
+                start = max(0, end - block)
+                f.seek(start)
+                data = f.read(end - start)
+                body = data.rstrip(b"\n")
+                cut = body.rfind(b"\n")
+                if cut >= 0 or start == 0:
+                    return json.loads(body[cut + 1 :])
+                block *= 4
+
+    def _append_locked(self, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        last = self.last_entry()
+        prev = last["hash"] if last else GENESIS
+        seq = last["seq"] if last else 0
         written = []
         for item in new:
             seq += 1
@@ -108,7 +139,6 @@ class Ledger:
             prev = entry["hash"]
             written.append(entry)
         payload = "".join(canonical(e) + "\n" for e in written).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             view = memoryview(payload)
