@@ -1,0 +1,1058 @@
+"""A small Elasticsearch that tests start on 127.0.0.1, with faults on demand.
+
+No Elasticsearch can run on the build machines, so the ES path is tested at the wire level: the
+real ``elasticsearch`` client talks HTTP to this server. It speaks the part of the REST API Vigil
+uses, the way a 9.x cluster answers it (``X-Elastic-Product`` header, compatibility content types,
+error bodies with ``type`` and ``reason``, per-item bulk results):
+
+* ``GET|HEAD /`` cluster info;
+* ``PUT|GET|DELETE /_index_template/<name>``, ``PUT|GET|DELETE /_ilm/policy/<name>``;
+* ``POST|PUT [/<index>]/_bulk`` (index, create, update, delete), auto-creating indices from the
+  matching template (mappings, aliases, settings) and enforcing ``dynamic: strict`` and the field
+  types, like ES does;
+* ``GET|POST [/<target>]/_search`` and ``_count`` with ``match_all``, ``ids``, ``term``, ``terms``,
+  ``match``, ``match_phrase``, ``prefix``, ``wildcard``, ``range``, ``exists``, ``nested`` and
+  ``bool``; ``size``, ``from``, ``sort``, ``search_after``, ``_source``. Anything else is a 400,
+  so a test never passes on a query the fake silently ignored;
+* ``[/<target>]/_refresh``, ``PUT|GET /<target>/_mapping``, ``GET|PUT|DELETE|HEAD /<target>``,
+  ``GET /<index>/_doc/<id>``.
+
+Every request is recorded (:attr:`FakeElasticsearch.requests`) so tests can pin the DSL sent.
+Faults: :meth:`~FakeElasticsearch.fail` (whole-request errors such as a 429 storm or 503s),
+:meth:`~FakeElasticsearch.fail_items` (per-document errors), :meth:`~FakeElasticsearch.delay`
+(answers slower than the client's timeout), :meth:`~FakeElasticsearch.die_after_bulk` (the
+server goes away mid-run) and :meth:`~FakeElasticsearch.require_api_key` /
+:meth:`~FakeElasticsearch.require_basic_auth`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import fnmatch
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+VERSION = "9.1.4"
+_ORIGINATION = re.compile(r"^.*-(\d{4})\.(\d{2})\.(\d{2})(-\d+)?$")
+
+
+class EsFault(Exception):
+    """An error answer: raised anywhere in request handling, rendered like ES renders errors."""
+
+    def __init__(self, status: int, type_: str, reason: str, **extra: Any):
+        super().__init__(reason)
+        self.status, self.type, self.reason, self.extra = status, type_, reason, extra
+
+    def body(self) -> dict[str, Any]:
+        cause = {"type": self.type, "reason": self.reason, **self.extra}
+        return {"error": {"root_cause": [cause], **cause}, "status": self.status}
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: Any  # parsed JSON, a list of parsed NDJSON lines, raw bytes, or None
+
+
+@dataclass
+class _RequestFault:
+    method: str | None
+    path: re.Pattern[str]
+    status: int
+    type: str
+    reason: str
+    times: int | None
+
+
+@dataclass
+class _ItemFault:
+    status: int
+    type: str
+    reason: str
+    times: int | None
+
+
+@dataclass
+class _Delay:
+    path: re.Pattern[str]
+    seconds: float
+    times: int | None
+
+
+@dataclass
+class Index:
+    name: str
+    mappings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+
+class FakeElasticsearch:
+    """The server. ``start()`` binds an ephemeral port; ``url`` is where the client points."""
+
+    def __init__(self, *, version: str = VERSION, cluster_name: str = "vigil-fake") -> None:
+        self.version = version
+        self.cluster_name = cluster_name
+        self.templates: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.indices: dict[str, Index] = {}
+        self.aliases: dict[str, set[str]] = {}
+        self.requests: list[Recorded] = []
+        self.bulk_requests = 0  # bulk requests that reached the handler (faults included)
+        self.dead = False
+        self._lock = threading.RLock()
+        self._request_faults: list[_RequestFault] = []
+        self._item_faults: dict[str, _ItemFault] = {}
+        self._delays: list[_Delay] = []
+        self._die_after: int | None = None
+        self._auth: str | None = None
+        self._seq = itertools.count()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeElasticsearch:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-es", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "call start() first"
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.dead = True
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+
+    def __enter__(self) -> FakeElasticsearch:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------------------- faults
+
+    def fail(
+        self,
+        path: str = r"/_bulk$",
+        status: int = 503,
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        error_type: str | None = None,
+        reason: str = "injected failure",
+    ) -> None:
+        """Answer the next ``times`` requests whose path matches ``path`` (a regex) with an error."""
+        default_type = {429: "es_rejected_execution_exception", 503: "unavailable_shards_exception"}
+        with self._lock:
+            self._request_faults.append(
+                _RequestFault(
+                    method,
+                    re.compile(path),
+                    status,
+                    error_type or default_type.get(status, "exception"),
+                    reason,
+                    times,
+                )
+            )
+
+    def storm_429(self, times: int) -> None:
+        """A 429 storm: the next ``times`` bulk requests are refused whole."""
+        self.fail(r"/_bulk$", 429, times=times, reason="rejected execution of coordinating operation")
+
+    def fail_items(
+        self,
+        ids: list[str] | set[str],
+        status: int = 400,
+        *,
+        error_type: str | None = None,
+        reason: str = "injected item failure",
+        times: int | None = None,
+    ) -> None:
+        """Per-document failures for these ``_id``s in bulk requests (``times=None``: always)."""
+        default_type = {400: "document_parsing_exception", 429: "es_rejected_execution_exception"}
+        with self._lock:
+            for doc_id in ids:
+                self._item_faults[doc_id] = _ItemFault(
+                    status, error_type or default_type.get(status, "exception"), reason, times
+                )
+
+    def delay(self, seconds: float, path: str = r"/_bulk$", *, times: int | None = 1) -> None:
+        """Hold the next ``times`` matching requests ``seconds`` before answering (they still apply)."""
+        with self._lock:
+            self._delays.append(_Delay(re.compile(path), seconds, times))
+
+    def die_after_bulk(self, k: int) -> None:
+        """Go away (refuse and drop every connection) right after answering ``k`` bulk requests."""
+        with self._lock:
+            self._die_after = k
+
+    def require_api_key(self, key: str) -> None:
+        self._auth = f"ApiKey {key}"
+
+    def require_basic_auth(self, user: str, password: str) -> None:
+        self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    # ---------------------------------------------------------------------------- inspection
+
+    def docs(self, target: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every stored document as ``{(index, id): source}``, optionally limited to a target."""
+        with self._lock:
+            names = self._resolve(target, allow_missing=True) if target else list(self.indices)
+            return {(n, i): d for n in names for i, d in self.indices[n].docs.items()}
+
+    def bulk_bodies(self) -> list[list[dict[str, Any]]]:
+        return [r.body for r in self.requests if r.path.endswith("/_bulk")]
+
+    def search_bodies(self) -> list[Any]:
+        return [r.body for r in self.requests if r.path.endswith(("/_search", "/_count"))]
+
+    # ---------------------------------------------------------------------------- dispatch
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        path = unquote(parts.path) or "/"
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        body = _parse_body(raw, headers.get("content-type", ""))
+        with self._lock:
+            self.requests.append(Recorded(method, path, params, headers, body))
+            is_bulk = path.endswith("/_bulk")
+            if is_bulk:
+                self.bulk_requests += 1
+            delay = self._take(self._delays, method, path)
+        if delay is not None:
+            time.sleep(delay.seconds)
+        with self._lock:
+            if self._auth is not None and headers.get("authorization") != self._auth:
+                raise EsFault(401, "security_exception", "unable to authenticate user for REST request [/]")
+            fault = self._take(self._request_faults, method, path)
+            if fault is not None:
+                raise EsFault(fault.status, fault.type, fault.reason)
+            return self._route(method, path, params, body)
+
+    def after_response(self, path: str) -> None:
+        with self._lock:
+            if (
+                path.endswith("/_bulk")
+                and self._die_after is not None
+                and self.bulk_requests >= self._die_after
+            ):
+                self._die_after = None
+                self.dead = True
+                threading.Thread(target=self.stop, daemon=True).start()
+
+    @staticmethod
+    def _take(faults: list[Any], method: str, path: str) -> Any:
+        for fault in faults:
+            if getattr(fault, "method", None) not in (None, method):
+                continue
+            if fault.path.search(path):
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        faults.remove(fault)
+                return fault
+        return None
+
+    def _route(self, method: str, path: str, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        segs = [s for s in path.split("/") if s]
+        if not segs:
+            if method in ("GET", "HEAD"):
+                return 200, self._info()
+            raise EsFault(405, "method_not_allowed", f"{method} / is not allowed")
+        head = segs[0]
+        if head == "_index_template" and len(segs) <= 2:
+            return self._template(method, segs[1] if len(segs) == 2 else None, body)
+        if head == "_ilm" and len(segs) >= 2 and segs[1] == "policy":
+            return self._policy(method, segs[2] if len(segs) == 3 else None, body)
+        if segs[-1] == "_bulk" and len(segs) <= 2:
+            return self._bulk(segs[0] if len(segs) == 2 else None, body)
+        if segs[-1] in ("_search", "_count") and len(segs) <= 2:
+            target = segs[0] if len(segs) == 2 else "_all"
+            return self._search(target, body or {}, count=segs[-1] == "_count", params=params)
+        if segs[-1] == "_refresh" and len(segs) <= 2:
+            return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
+        if len(segs) == 2 and segs[1] == "_mapping":
+            return self._mapping(method, segs[0], body, params)
+        if len(segs) == 3 and segs[1] == "_doc" and method == "GET":
+            return self._get_doc(segs[0], segs[2])
+        if len(segs) == 1 and not head.startswith("_"):
+            return self._index_api(method, head, body, params)
+        raise EsFault(400, "illegal_argument_exception", f"the fake does not implement {method} {path}")
+
+    # ---------------------------------------------------------------------------- APIs
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "name": "fake-node-1",
+            "cluster_name": self.cluster_name,
+            "cluster_uuid": "fAkEcLuStErUuId0000000",
+            "version": {
+                "number": self.version,
+                "build_flavor": "default",
+                "build_type": "docker",
+                "lucene_version": "10.2.2",
+                "minimum_wire_compatibility_version": "8.19.0",
+                "minimum_index_compatibility_version": "8.0.0",
+            },
+            "tagline": "You Know, for Search",
+        }
+
+    def _template(self, method: str, name: str | None, body: Any) -> tuple[int, Any]:
+        if method == "PUT" and name:
+            if not isinstance(body, dict) or not body.get("index_patterns"):
+                raise EsFault(400, "action_request_validation_exception", "index patterns are missing")
+            for other, tpl in self.templates.items():
+                overlap = set(tpl["index_patterns"]) & set(body["index_patterns"])
+                if other != name and overlap and tpl.get("priority", 0) == body.get("priority", 0):
+                    raise EsFault(
+                        400,
+                        "illegal_argument_exception",
+                        f"index template [{name}] has index patterns {sorted(overlap)} matching patterns "
+                        f"from existing templates [{other}] with the same priority",
+                    )
+            self.templates[name] = json.loads(json.dumps(body))
+            return 200, {"acknowledged": True}
+        if method == "GET":
+            names = [name] if name else sorted(self.templates)
+            found = [n for n in names if n in self.templates]
+            if name and not found:
+                raise EsFault(
+                    404, "resource_not_found_exception", f"index template matching [{name}] not found"
+                )
+            return 200, {"index_templates": [{"name": n, "index_template": self.templates[n]} for n in found]}
+        if method == "DELETE" and name:
+            if self.templates.pop(name, None) is None:
+                raise EsFault(404, "resource_not_found_exception", f"index_template [{name}] missing")
+            return 200, {"acknowledged": True}
+        raise EsFault(405, "method_not_allowed", f"{method} on _index_template")
+
+    def _policy(self, method: str, name: str | None, body: Any) -> tuple[int, Any]:
+        if method == "PUT" and name:
+            policy = (body or {}).get("policy")
+            if not isinstance(policy, dict) or "phases" not in policy:
+                raise EsFault(400, "x_content_parse_exception", "[put_lifecycle_request] policy is missing")
+            previous = self.policies.get(name)
+            version = previous["version"] + 1 if previous else 1
+            self.policies[name] = {
+                "version": version,
+                "modified_date": dt.datetime.now(dt.UTC).isoformat(),
+                "policy": json.loads(json.dumps(policy)),
+            }
+            return 200, {"acknowledged": True}
+        if method == "GET":
+            if name and name not in self.policies:
+                raise EsFault(404, "resource_not_found_exception", f"Lifecycle policy not found: {name}")
+            names = [name] if name else sorted(self.policies)
+            return 200, {n: self.policies[n] for n in names}
+        if method == "DELETE" and name:
+            if self.policies.pop(name, None) is None:
+                raise EsFault(404, "resource_not_found_exception", f"Lifecycle policy not found: {name}")
+            return 200, {"acknowledged": True}
+        raise EsFault(405, "method_not_allowed", f"{method} on _ilm/policy")
+
+    def _create_index(self, name: str, body: dict[str, Any] | None = None) -> Index:
+        if name in self.aliases:
+            raise EsFault(
+                400, "invalid_index_name_exception", f"Invalid index name [{name}], already exists as alias"
+            )
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.+-]*", name):
+            raise EsFault(400, "invalid_index_name_exception", f"Invalid index name [{name}]")
+        template = self._matching_template(name)
+        tpl = (template or {}).get("template", {})
+        index = Index(
+            name=name,
+            mappings=json.loads(json.dumps(tpl.get("mappings", {}))),
+            settings=json.loads(json.dumps(tpl.get("settings", {}))),
+        )
+        aliases = dict(tpl.get("aliases", {}))
+        if body:
+            index.mappings = _merge(index.mappings, body.get("mappings", {}))
+            index.settings = _merge(index.settings, body.get("settings", {}))
+            aliases.update(body.get("aliases", {}))
+        lifecycle = index.settings.get("index", {}).get("lifecycle", {})
+        if lifecycle.get("parse_origination_date") in (True, "true") and not _ORIGINATION.match(name):
+            raise EsFault(
+                400,
+                "illegal_argument_exception",
+                f"index name [{name}] does not match pattern '^.*-\\d{{4}}.\\d{{2}}.\\d{{2}}(-[\\d]+)?'",
+            )
+        self.indices[name] = index
+        for alias in aliases:
+            self.aliases.setdefault(alias, set()).add(name)
+        return index
+
+    def _matching_template(self, name: str) -> dict[str, Any] | None:
+        matches = [
+            t
+            for t in self.templates.values()
+            if any(fnmatch.fnmatchcase(name, p) for p in t["index_patterns"])
+        ]
+        return max(matches, key=lambda t: t.get("priority", 0)) if matches else None
+
+    def _write_index(self, name: str) -> Index:
+        if name in self.aliases:
+            targets = sorted(self.aliases[name])
+            if len(targets) != 1:
+                raise EsFault(
+                    400,
+                    "illegal_argument_exception",
+                    f"no write index is defined for alias [{name}]. The write index may be explicitly "
+                    "disabled using is_write_index=false or the alias points to multiple indices",
+                )
+            name = targets[0]
+        return self.indices.get(name) or self._create_index(name)
+
+    def _bulk(self, default_index: str | None, lines: Any) -> tuple[int, Any]:
+        if not isinstance(lines, list):
+            raise EsFault(
+                400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]"
+            )
+        items: list[dict[str, Any]] = []
+        it = iter(lines)
+        for meta in it:
+            if not isinstance(meta, dict) or len(meta) != 1:
+                raise EsFault(400, "illegal_argument_exception", f"Malformed action/metadata line [{meta}]")
+            ((op, args),) = meta.items()
+            source = None if op == "delete" else next(it, None)
+            items.append({op: self._bulk_item(op, args, source, default_index)})
+        errors = any("error" in next(iter(i.values())) for i in items)
+        return 200, {"took": 1, "errors": errors, "items": items}
+
+    def _bulk_item(
+        self, op: str, args: dict[str, Any], source: Any, default_index: str | None
+    ) -> dict[str, Any]:
+        doc_id = args.get("_id")
+        index_name = args.get("_index") or default_index
+        result: dict[str, Any] = {"_index": index_name, "_id": doc_id}
+        try:
+            if op not in ("index", "create", "update", "delete"):
+                raise EsFault(
+                    400, "illegal_argument_exception", f"Malformed action/metadata line, unknown op [{op}]"
+                )
+            if not index_name:
+                raise EsFault(400, "action_request_validation_exception", "index is missing")
+            fault = self._item_faults.get(str(doc_id))
+            if fault is not None:
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        del self._item_faults[str(doc_id)]
+                raise EsFault(fault.status, fault.type, fault.reason)
+            index = self._write_index(index_name)
+            result["_index"] = index.name
+            if doc_id is None:
+                doc_id = result["_id"] = f"auto{next(self._seq)}"
+            doc_id = str(doc_id)
+            exists = doc_id in index.docs
+            if op == "delete":
+                if not exists:
+                    return {**result, "result": "not_found", "status": 404, "_version": 1}
+                del index.docs[doc_id]
+                return {**result, "result": "deleted", "status": 200, "_version": index.versions[doc_id] + 1}
+            if op == "create" and exists:
+                raise EsFault(
+                    409,
+                    "version_conflict_engine_exception",
+                    f"[{doc_id}]: version conflict, document already exists",
+                )
+            if op == "update":
+                if not exists:
+                    raise EsFault(404, "document_missing_exception", f"[{doc_id}]: document missing")
+                source = _merge(index.docs[doc_id], (source or {}).get("doc", {}))
+            if not isinstance(source, dict):
+                raise EsFault(400, "document_parsing_exception", "[1:1] failed to parse: expected an object")
+            _validate(source, index.mappings.get("properties", {}), index.mappings.get("dynamic", "true"), "")
+            index.docs[doc_id] = json.loads(json.dumps(source))
+            index.versions[doc_id] = index.versions.get(doc_id, 0) + 1
+            return {
+                **result,
+                "_version": index.versions[doc_id],
+                "result": "updated" if exists else "created",
+                "status": 200 if exists else 201,
+                "_shards": {"total": 2, "successful": 1, "failed": 0},
+                "_seq_no": next(self._seq),
+                "_primary_term": 1,
+            }
+        except EsFault as fault:
+            return {**result, "status": fault.status, "error": {"type": fault.type, "reason": fault.reason}}
+
+    def _resolve(self, target: str, *, allow_missing: bool = False) -> list[str]:
+        names: list[str] = []
+        for part in target.split(","):
+            if part in ("_all", "*"):
+                names.extend(self.indices)
+            elif "*" in part or "?" in part:
+                names.extend(n for n in self.indices if fnmatch.fnmatchcase(n, part))
+                for alias, members in self.aliases.items():
+                    if fnmatch.fnmatchcase(alias, part):
+                        names.extend(members)
+            elif part in self.aliases:
+                names.extend(self.aliases[part])
+            elif part in self.indices:
+                names.append(part)
+            elif not allow_missing:
+                raise EsFault(404, "index_not_found_exception", f"no such index [{part}]", index=part)
+        return sorted(set(names) & set(self.indices))
+
+    def _search(
+        self, target: str, body: dict[str, Any], *, count: bool, params: dict[str, str]
+    ) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise EsFault(400, "parsing_exception", "request body must be an object")
+        allowed = (
+            {"query"}
+            if count
+            else {"query", "size", "from", "sort", "_source", "track_total_hits", "search_after"}
+        )
+        unknown = set(body) - allowed
+        if unknown:
+            raise EsFault(
+                400,
+                "parsing_exception",
+                f"the fake does not support {sorted(unknown)} in {'_count' if count else '_search'}",
+            )
+        names = self._resolve(target, allow_missing=params.get("ignore_unavailable") == "true")
+        query = body.get("query", {"match_all": {}})
+        hits = []
+        for name in names:
+            index = self.indices[name]
+            for doc_id, source in index.docs.items():
+                score = _matches(query, source, doc_id, index.mappings)
+                if score:
+                    hits.append({"_index": name, "_id": doc_id, "_score": float(score), "_source": source})
+        if count:
+            return 200, {"count": len(hits), "_shards": _shards(len(names))}
+        sort = _sort_spec(body.get("sort"))
+        if sort:
+            for hit in hits:
+                hit["sort"] = [_sort_value(hit, f) for f, _ in sort]
+            for position in reversed(range(len(sort))):
+                _, order = sort[position]
+                hits.sort(key=lambda h, p=position: _sort_key(h["sort"][p]), reverse=order == "desc")
+            if "search_after" in body:
+                after = body["search_after"]
+                hits = [h for h in hits if _after(h["sort"], after, sort)]
+        else:
+            hits.sort(key=lambda h: -h["_score"])
+        total = len(hits)
+        start = int(body.get("from", 0))
+        size = int(body.get("size", 10))
+        page = [
+            dict(h, _source=_filter_source(h["_source"], body.get("_source", True)))
+            for h in hits[start : start + size]
+        ]
+        for hit in page:
+            if hit["_source"] is None:
+                del hit["_source"]
+        return 200, {
+            "took": 1,
+            "timed_out": False,
+            "_shards": _shards(len(names)),
+            "hits": {
+                "total": {"value": total, "relation": "eq"},
+                "max_score": max((h["_score"] for h in page), default=None),
+                "hits": page,
+            },
+        }
+
+    def _mapping(self, method: str, target: str, body: Any, params: dict[str, str]) -> tuple[int, Any]:
+        names = self._resolve(target, allow_missing=params.get("allow_no_indices") != "false")
+        if method == "GET":
+            return 200, {n: {"mappings": self.indices[n].mappings} for n in names}
+        if method in ("PUT", "POST"):
+            for name in names:
+                mappings = self.indices[name].mappings
+                _check_compatible(mappings.get("properties", {}), body.get("properties", {}), "")
+            for name in names:
+                mappings = self.indices[name].mappings
+                mappings["properties"] = _merge(mappings.get("properties", {}), body.get("properties", {}))
+                for key in ("dynamic", "_meta"):
+                    if key in body:
+                        mappings[key] = body[key]
+            return 200, {"acknowledged": True}
+        raise EsFault(405, "method_not_allowed", f"{method} on _mapping")
+
+    def _get_doc(self, target: str, doc_id: str) -> tuple[int, Any]:
+        for name in self._resolve(target):
+            source = self.indices[name].docs.get(doc_id)
+            if source is not None:
+                return 200, {"_index": name, "_id": doc_id, "found": True, "_source": source}
+        return 404, {"_index": target, "_id": doc_id, "found": False}
+
+    def _index_api(self, method: str, target: str, body: Any, params: dict[str, str]) -> tuple[int, Any]:
+        if method == "PUT":
+            if target in self.indices:
+                raise EsFault(
+                    400, "resource_already_exists_exception", f"index [{target}] already exists", index=target
+                )
+            self._create_index(target, body if isinstance(body, dict) else None)
+            return 200, {"acknowledged": True, "shards_acknowledged": True, "index": target}
+        wildcard = "*" in target or params.get("allow_no_indices") == "true"
+        names = self._resolve(target, allow_missing=wildcard or params.get("ignore_unavailable") == "true")
+        if method == "HEAD":
+            return (200 if names else 404), None
+        if method == "GET":
+            return 200, {
+                n: {
+                    "aliases": {a: {} for a, m in self.aliases.items() if n in m},
+                    "mappings": self.indices[n].mappings,
+                    "settings": self.indices[n].settings,
+                }
+                for n in names
+            }
+        if method == "DELETE":
+            for name in names:
+                del self.indices[name]
+                for members in self.aliases.values():
+                    members.discard(name)
+            self.aliases = {a: m for a, m in self.aliases.items() if m}
+            return 200, {"acknowledged": True}
+        raise EsFault(405, "method_not_allowed", f"{method} /{target}")
+
+
+# ------------------------------------------------------------------------------------------ HTTP
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeElasticsearch
+    protocol_version = "HTTP/1.1"  # keep-alive, like a real cluster
+    disable_nagle_algorithm = True  # headers and body go out separately; no 40 ms delayed-ACK stalls
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures itself
+        pass
+
+    def _serve(self) -> None:
+        if self.fake.dead:  # a crashed node: drop the connection without an answer
+            self.close_connection = True
+            return
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            status, body = self.fake.handle(self.command, self.path, headers, raw)
+        except EsFault as fault:
+            status, body = fault.status, fault.body()
+        except Exception as exc:  # a bug in the fake must show up as a 500, not hang the client
+            status, body = 500, EsFault(500, "fake_internal_error", repr(exc)).body()
+        if self.fake.dead:
+            self.close_connection = True
+            return
+        payload = b"" if body is None else json.dumps(body).encode()
+        compat = "compatible-with" in headers.get("accept", "")
+        ctype = "application/vnd.elasticsearch+json;compatible-with=9" if compat else "application/json"
+        try:
+            self.send_response(status)
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'ApiKey, Basic realm="security"')
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine
+            self.close_connection = True
+        self.fake.after_response(urlsplit(self.path).path)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _parse_body(raw: bytes, content_type: str) -> Any:
+    if not raw:
+        return None
+    text = raw.decode("utf-8")
+    if "ndjson" in content_type:
+        if not text.endswith("\n"):
+            return None  # ES refuses an unterminated bulk body; _bulk turns None into that error
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise EsFault(400, "parsing_exception", "request body is not JSON") from None
+
+
+def _shards(n: int) -> dict[str, int]:
+    return {"total": n, "successful": n, "skipped": 0, "failed": 0}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_compatible(old: dict[str, Any], new: dict[str, Any], path: str) -> None:
+    for name, spec in new.items():
+        if name in old:
+            before = old[name].get("type", "object")
+            after = spec.get("type", "object")
+            if before != after:
+                raise EsFault(
+                    400,
+                    "illegal_argument_exception",
+                    f"mapper [{path}{name}] cannot be changed from type [{before}] to [{after}]",
+                )
+            _check_compatible(old[name].get("properties", {}), spec.get("properties", {}), f"{path}{name}.")
+
+
+_LEAF_CHECKS = {
+    "keyword": lambda v: isinstance(v, str | int | float | bool),
+    "text": lambda v: isinstance(v, str | int | float | bool),
+    "long": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
+    "short": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**15) <= v < 2**15,
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool) or v in ("true", "false"),
+    "date": lambda v: _parse_date(v) is not None,
+    "binary": lambda v: isinstance(v, str),
+    "flattened": lambda v: isinstance(v, dict),
+}
+
+
+def _validate(doc: dict[str, Any], properties: dict[str, Any], dynamic: Any, path: str) -> None:
+    for name, value in doc.items():
+        spec = properties.get(name)
+        if spec is None:
+            if str(dynamic) == "strict":
+                raise EsFault(
+                    400,
+                    "strict_dynamic_mapping_exception",
+                    f"[1:2] mapping set to strict, dynamic introduction of [{name}] within "
+                    f"[{path.rstrip('.') or '_doc'}] is not allowed",
+                )
+            continue
+        values = value if isinstance(value, list) else [value]
+        kind = spec.get("type", "object")
+        for item in values:
+            if item is None:
+                continue
+            if kind in ("object", "nested"):
+                if not isinstance(item, dict):
+                    raise EsFault(
+                        400,
+                        "document_parsing_exception",
+                        f"[1:2] object mapping for [{path}{name}] tried to parse field [{name}] as object, "
+                        "but found a concrete value",
+                    )
+                _validate(item, spec.get("properties", {}), spec.get("dynamic", dynamic), f"{path}{name}.")
+            else:
+                check = _LEAF_CHECKS.get(kind, lambda v: True)
+                if not check(item):
+                    raise EsFault(
+                        400,
+                        "document_parsing_exception",
+                        f"[1:2] failed to parse field [{path}{name}] of type [{kind}] in document",
+                    )
+
+
+def _parse_date(value: Any) -> float | None:
+    """Epoch milliseconds of an ES date value (ISO-8601 string or epoch millis), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        if re.fullmatch(r"-?\d+", value):
+            return float(value)
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp() * 1000
+    return None
+
+
+# -------------------------------------------------------------------------------------- queries
+
+
+def _field_spec(mappings: dict[str, Any], path: str) -> dict[str, Any]:
+    props = mappings.get("properties", {})
+    spec: dict[str, Any] = {}
+    for part in path.split("."):
+        if part in props:
+            spec = props[part]
+            props = spec.get("properties", {})
+        elif part in spec.get("fields", {}):
+            spec = spec["fields"][part]
+            props = {}
+        else:
+            return {}
+    return spec
+
+
+def _values(doc: Any, path: str) -> list[Any]:
+    """Values at a dotted path, through objects and arrays; a sub-field reads its parent's value."""
+    current = [doc]
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        nxt: list[Any] = []
+        for item in current:
+            if isinstance(item, dict) and part in item:
+                value = item[part]
+                nxt.extend(value if isinstance(value, list) else [value])
+            elif isinstance(item, str | int | float) and i == len(parts) - 1:
+                nxt.append(item)  # ``body.raw`` / ``body.cjk``: multi-fields index the parent's value
+        current = nxt
+    return [v for v in current if v is not None]
+
+
+def _tokens(text: Any, analyzer: str | None) -> list[str]:
+    words = re.findall(r"\w+", str(text).lower())
+    if analyzer != "cjk":
+        return words
+    out: list[str] = []
+    for word in words:
+        if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", word) and len(word) > 1:
+            out.extend(word[i : i + 2] for i in range(len(word) - 1))
+        else:
+            out.append(word)
+    return out
+
+
+def _is_text(spec: dict[str, Any]) -> bool:
+    return spec.get("type") == "text"
+
+
+def _term_match(values: list[Any], wanted: Any, spec: dict[str, Any]) -> bool:
+    if _is_text(spec):
+        return any(str(wanted) in _tokens(v, spec.get("analyzer")) for v in values)
+    if spec.get("type") == "date":
+        return any(_parse_date(v) == _parse_date(wanted) for v in values)
+    if spec.get("type") == "flattened":
+        return any(wanted in (v.values() if isinstance(v, dict) else [v]) for v in values)
+    return any(v == wanted or str(v) == str(wanted) for v in values)
+
+
+def _field_and_arg(spec: dict[str, Any], name: str) -> tuple[str, Any]:
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise EsFault(400, "parsing_exception", f"[{name}] query malformed, expected one field")
+    return next(iter(spec.items()))
+
+
+def _matches(query: dict[str, Any], doc: dict[str, Any], doc_id: str, mappings: dict[str, Any]) -> float:
+    if not isinstance(query, dict) or len(query) != 1:
+        raise EsFault(400, "parsing_exception", f"query malformed, expected exactly one clause: {query}")
+    ((kind, arg),) = query.items()
+    if kind == "match_all":
+        return 1.0
+    if kind == "match_none":
+        return 0.0
+    if kind == "ids":
+        return 1.0 if doc_id in [str(v) for v in arg.get("values", [])] else 0.0
+    if kind == "bool":
+        return _bool(arg, doc, doc_id, mappings)
+    if kind == "nested":
+        path = arg["path"]
+        spec = _field_spec(mappings, path)
+        if spec.get("type") != "nested":
+            raise EsFault(
+                400,
+                "query_shard_exception",
+                f"[nested] nested object under path [{path}] is not of nested type",
+            )
+        for obj in _values(doc, path):
+            scoped = _set_path({}, path, obj)
+            if _matches(arg["query"], scoped, doc_id, mappings):
+                return 1.0
+        return 0.0
+    if kind == "exists":
+        return 1.0 if _values(doc, arg["field"]) else 0.0
+    if kind in ("term", "terms", "match", "match_phrase", "prefix", "wildcard", "range"):
+        field_name, spec_arg = _field_and_arg(arg, kind)
+        spec = _field_spec(mappings, field_name)
+        values = _values(doc, field_name)
+        if kind == "term":
+            wanted = spec_arg.get("value") if isinstance(spec_arg, dict) else spec_arg
+            return 1.0 if _term_match(values, wanted, spec) else 0.0
+        if kind == "terms":
+            return 1.0 if any(_term_match(values, w, spec) for w in spec_arg) else 0.0
+        if kind in ("match", "match_phrase"):
+            text = spec_arg.get("query") if isinstance(spec_arg, dict) else spec_arg
+            if not _is_text(spec):
+                return 1.0 if _term_match(values, text, spec) else 0.0
+            want = _tokens(text, spec.get("analyzer"))
+            for value in values:
+                have = _tokens(value, spec.get("analyzer"))
+                if kind == "match_phrase":
+                    n = len(want)
+                    if n and any(have[i : i + n] == want for i in range(len(have) - n + 1)):
+                        return 1.0
+                else:
+                    operator = spec_arg.get("operator", "or") if isinstance(spec_arg, dict) else "or"
+                    hits = sum(1 for w in want if w in have)
+                    if (operator == "and" and hits == len(want) and want) or (operator == "or" and hits):
+                        return float(hits)
+            return 0.0
+        if kind == "prefix":
+            wanted = spec_arg.get("value") if isinstance(spec_arg, dict) else spec_arg
+            return 1.0 if any(str(v).startswith(str(wanted)) for v in values) else 0.0
+        if kind == "wildcard":
+            wanted = spec_arg.get("value") if isinstance(spec_arg, dict) else spec_arg
+            return 1.0 if any(fnmatch.fnmatchcase(str(v), str(wanted)) for v in values) else 0.0
+        if kind == "range":
+            return 1.0 if any(_in_range(v, spec_arg, spec) for v in values) else 0.0
+    raise EsFault(400, "parsing_exception", f"unknown query [{kind}] (not implemented by the fake)")
+
+
+def _bool(arg: dict[str, Any], doc: dict[str, Any], doc_id: str, mappings: dict[str, Any]) -> float:
+    def clauses(key: str) -> list[dict[str, Any]]:
+        value = arg.get(key, [])
+        return value if isinstance(value, list) else [value]
+
+    unknown = set(arg) - {"must", "filter", "should", "must_not", "minimum_should_match", "boost"}
+    if unknown:
+        raise EsFault(400, "parsing_exception", f"[bool] query does not support {sorted(unknown)}")
+    score = 0.0
+    for clause in clauses("must") + clauses("filter"):
+        matched = _matches(clause, doc, doc_id, mappings)
+        if not matched:
+            return 0.0
+        score += matched
+    if any(_matches(c, doc, doc_id, mappings) for c in clauses("must_not")):
+        return 0.0
+    should = clauses("should")
+    if should:
+        needed = int(arg.get("minimum_should_match", 0 if (arg.get("must") or arg.get("filter")) else 1))
+        scores = [_matches(c, doc, doc_id, mappings) for c in should]
+        if sum(1 for s in scores if s) < needed:
+            return 0.0
+        score += sum(scores)
+    return score or 1.0
+
+
+def _set_path(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    parts = path.split(".")
+    current = doc
+    for part in parts[:-1]:
+        current = current.setdefault(part, {})
+    current[parts[-1]] = value
+    return doc
+
+
+def _in_range(value: Any, bounds: dict[str, Any], spec: dict[str, Any]) -> bool:
+    def norm(v: Any) -> Any:
+        if spec.get("type") == "date":
+            return _parse_date(v)
+        return v
+
+    actual = norm(value)
+    if actual is None:
+        return False
+    for op, bound in bounds.items():
+        if op in ("format", "time_zone", "boost"):
+            continue
+        b = norm(bound)
+        ok = {"gte": actual >= b, "gt": actual > b, "lte": actual <= b, "lt": actual < b}.get(op)
+        if ok is None:
+            raise EsFault(400, "parsing_exception", f"[range] query does not support [{op}]")
+        if not ok:
+            return False
+    return True
+
+
+def _sort_spec(sort: Any) -> list[tuple[str, str]]:
+    if sort is None:
+        return []
+    items = sort if isinstance(sort, list) else [sort]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append((item, "desc" if item == "_score" else "asc"))
+        else:
+            ((name, opts),) = item.items()
+            order = opts if isinstance(opts, str) else opts.get("order", "asc")
+            out.append((name, order))
+    return out
+
+
+def _sort_value(hit: dict[str, Any], name: str) -> Any:
+    if name == "_score":
+        return hit["_score"]
+    if name in ("_id", "_doc"):
+        return hit["_id"]
+    values = _values(hit["_source"], name)
+    if not values:
+        return None
+    value = values[0]
+    parsed = _parse_date(value) if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}T", value) else None
+    return int(parsed) if parsed is not None else value
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (1, 0) if value is None else (0, value)
+
+
+def _after(values: list[Any], after: list[Any], sort: list[tuple[str, str]]) -> bool:
+    for value, bound, (_, order) in zip(values, after, sort, strict=False):
+        if value == bound:
+            continue
+        if value is None:
+            return True
+        return value > bound if order == "asc" else value < bound
+    return False
+
+
+def _filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
+    if spec is True:
+        return source
+    if spec is False:
+        return None
+    includes = spec if isinstance(spec, list) else spec.get("includes", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    return {k: v for k, v in source.items() if any(fnmatch.fnmatchcase(k, p) for p in includes)}
+
+
+# ------------------------------------------------------------------------------------- fixture
+
+
+@pytest.fixture
+def es_server() -> Iterator[FakeElasticsearch]:
+    """A fresh fake cluster per test, stopped at teardown."""
+    server = FakeElasticsearch().start()
+    try:
+        yield server
+    finally:
+        server.stop()
