@@ -1,0 +1,176 @@
+"""How Vigil reaches an Elasticsearch cluster, and the knobs of the index layout.
+
+Elasticsearch is optional: nothing in this module imports the client until :func:`make_client` is
+called, so ``vigil run`` without ``--es-url`` never loads it.
+
+Secrets (API key, password) are :class:`pydantic.SecretStr`: they print as ``**********`` in
+reprs, logs and error messages. URLs are shown through :attr:`EsConfig.safe_url`, which drops any
+``user:password@`` part.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipelines.errors import ConfigError
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+#: Statuses worth retrying: overload (429) and a gateway or node that is briefly away.
+RETRY_ON_STATUS: tuple[int, ...] = (429, 502, 503, 504)
+
+#: Seven years (7 × 365 + 2 leap days), the usual books-and-records retention for broker-dealers.
+DEFAULT_RETENTION_DAYS = 2557
+
+#: Environment variables read by :meth:`EsConfig.from_env` (and by the CLI options).
+ENV = {
+    "url": "ES_URL",
+    "api_key": "ES_API_KEY",
+    "username": "ES_USERNAME",
+    "password": "ES_PASSWORD",
+    "ca_certs": "ES_CA_CERTS",
+}
+
+
+class EsConfig(BaseModel):
+    """Connection, retry and layout settings. Frozen, picklable (Beam ships it to workers)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Cluster URL, e.g. https://es.example.com:9200.")
+    api_key: SecretStr | None = Field(None, description="API key (base64 'id:key' as Kibana shows it).")
+    username: str | None = Field(None, description="Basic-auth user; needs password.")
+    password: SecretStr | None = Field(None, description="Basic-auth password; needs username.")
+    ca_certs: Path | None = Field(None, description="PEM bundle of the CA that signed the cluster's cert.")
+    verify_certs: bool = Field(True, description="Turn off only for a throw-away test cluster.")
+    request_timeout: float = Field(30.0, gt=0, description="Seconds before one HTTP request is abandoned.")
+    max_retries: int = Field(5, ge=0, le=50, description="Retries after the first attempt, per request.")
+    retry_backoff: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles each time.")
+    retry_backoff_max: float = Field(30.0, gt=0, description="Longest wait between two retries, seconds.")
+    index_prefix: str = Field(
+        "vigil-records",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,200}$",
+        description="Indices are <prefix>-YYYY.MM.01; the read alias is <prefix>.",
+    )
+    retention_days: int = Field(
+        DEFAULT_RETENTION_DAYS, ge=1, description="Days a record stays searchable in Elasticsearch."
+    )
+    shards: int = Field(1, ge=1, le=1024, description="Primary shards per monthly index.")
+    replicas: int = Field(1, ge=0, le=16, description="Replicas per shard (0 for a one-node cluster).")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{_strip_userinfo(value)!r} is not an http(s) URL; e.g. https://localhost:9200")
+        return value.rstrip("/")
+
+    @field_validator("ca_certs")
+    @classmethod
+    def _ca_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"CA bundle {str(value)!r} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _auth(self) -> EsConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("basic auth needs both a username and a password")
+        if self.api_key is not None and self.username is not None:
+            raise ValueError("give either an API key or a username and password, not both")
+        if self.retry_backoff_max < self.retry_backoff:
+            raise ValueError("retry_backoff_max must be at least retry_backoff")
+        return self
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without credentials, fit for messages and logs."""
+        return _strip_userinfo(self.url)
+
+    @property
+    def alias(self) -> str:
+        return self.index_prefix
+
+    @classmethod
+    def from_options(cls, **options: Any) -> EsConfig:
+        """Build from CLI/keyword options; ``None`` values fall back to the environment, then defaults.
+
+        Raises :class:`ConfigError` naming the option to fix.
+        """
+        return cls.from_env(os.environ, **options)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> EsConfig:
+        values: dict[str, Any] = {}
+        for name, var in ENV.items():
+            if environ.get(var):
+                values[name] = environ[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values.get("url"):
+            raise ConfigError("no Elasticsearch URL: pass --es-url URL or set ES_URL")
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"Elasticsearch settings: {problems}") from None
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def make_client(cfg: EsConfig) -> Elasticsearch:
+    """An :class:`elasticsearch.Elasticsearch` client for ``cfg``.
+
+    The transport retries 429/502/503/504, connection errors and timeouts with full-jitter
+    exponential backoff. The bulk path (``exporters.elasticsearch.bulk``) turns those retries off
+    and does its own, so that it can count them and dead-letter what still fails.
+    """
+    from elasticsearch import Elasticsearch  # imported here: ES is optional
+
+    auth: dict[str, Any] = {}
+    if cfg.api_key is not None:
+        auth["api_key"] = cfg.api_key.get_secret_value()
+    elif cfg.username is not None and cfg.password is not None:
+        auth["basic_auth"] = (cfg.username, cfg.password.get_secret_value())
+    tls: dict[str, Any] = {}
+    if cfg.url.startswith("https"):
+        tls["verify_certs"] = cfg.verify_certs
+        if cfg.ca_certs is not None:
+            tls["ca_certs"] = str(cfg.ca_certs)
+        if not cfg.verify_certs:
+            tls["ssl_show_warn"] = False
+    return Elasticsearch(
+        cfg.url,
+        request_timeout=cfg.request_timeout,
+        max_retries=cfg.max_retries,
+        retry_on_status=RETRY_ON_STATUS,
+        retry_on_timeout=True,
+        retry_backoff_base=cfg.retry_backoff,
+        retry_backoff_cap=cfg.retry_backoff_max,
+        **auth,
+        **tls,
+    )
