@@ -1,0 +1,296 @@
+"""Bulk indexing with retries, where every record ends up either indexed or dead-lettered.
+
+:func:`index_rows` is the one implementation, used by the Beam sink (one call per batch) and by
+``vigil es index`` (one call over a whole archive). For each batch:
+
+1. rows become bulk actions (``documents.to_action``); a row that cannot (a malformed archive
+   row) is dead-lettered as ``es_bad_row``;
+2. the batch goes out through ``elasticsearch.helpers.streaming_bulk``;
+3. documents refused for a transient reason — 429 (the cluster is shedding load), 5xx, a timeout or
+   a lost connection, for one item or the whole request — are re-sent after an exponential backoff
+   with jitter, up to ``cfg.max_retries`` times;
+4. documents refused for good (``mapper_parsing_exception``, ``strict_dynamic_mapping_exception``,
+   403, ...) are dead-lettered at once as ``es_rejected``; documents still failing when the retry
+   budget is spent are dead-lettered as ``es_unavailable``.
+
+Dead letters are ``pipelines.record.DeadLetter`` rows (stage ``index``) whose ``raw`` is the JSON
+document and whose reason says what to do. The Parquet archive stays the system of record, so a
+dead-lettered document is never lost: ``vigil es index --archive DIR`` re-sends it, and indexing
+is idempotent (``_id`` = record id, one index per event month).
+
+The client's own transport retries are turned off for bulk requests: this loop does them, so it
+can count them and decide per document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from elastic_transport import TransportError
+from elasticsearch.helpers import streaming_bulk
+
+from exporters.elasticsearch.config import EsConfig
+from exporters.elasticsearch.documents import document_bytes, to_action
+from pipelines.record import DeadLetter, DeadLetterStage, to_micros
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+#: Per-item or whole-request statuses that may succeed later.
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+#: A dead letter keeps at most this much of the document (``raw_size``/``raw_sha256`` cover all).
+RAW_CAP = 256 * 1024
+
+REINDEX_HINT = "re-run `vigil es index --archive DIR`"
+
+# reason codes
+ES_REJECTED = "es_rejected"
+ES_UNAVAILABLE = "es_unavailable"
+ES_BAD_ROW = "es_bad_row"
+
+
+@dataclass
+class IndexState:
+    """What one worker remembers between batches.
+
+    After a whole retry budget went by without the cluster answering, later batches get a single
+    attempt each, without waiting, until one gets through again. Otherwise a dead cluster would
+    cost the full backoff for every remaining batch before the run could finish.
+    """
+
+    unavailable: bool = False
+
+
+@dataclass
+class IndexReport:
+    """Outcome of :func:`index_rows`. ``read == indexed + dead_lettered`` always holds."""
+
+    read: int = 0
+    indexed: int = 0
+    dead_lettered: int = 0
+    retried: int = 0  # documents re-sent (one document re-sent twice counts 2)
+    requests: int = 0  # bulk attempts made
+    indexed_ids: list[str] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_counts(self, other: IndexReport) -> None:
+        self.read += other.read
+        self.indexed += other.indexed
+        self.dead_lettered += other.dead_lettered
+        self.retried += other.retried
+        self.requests += other.requests
+
+    def extend(self, other: IndexReport) -> None:
+        self.add_counts(other)
+        self.indexed_ids.extend(other.indexed_ids)
+        self.dead_letters.extend(other.dead_letters)
+
+
+def index_rows(
+    client: Elasticsearch,
+    rows: Iterable[dict[str, Any]],
+    cfg: EsConfig,
+    *,
+    batch_size: int = 500,
+    state: IndexState | None = None,
+    on_batch: Callable[[IndexReport], None] | None = None,
+) -> IndexReport:
+    """Index record rows; never raises for what Elasticsearch does, dead-letters instead.
+
+    With ``on_batch``, each batch's report (ids and dead letters included) is handed over as soon
+    as the batch is done and the returned report carries counts only, so a backfill of millions of
+    rows holds one batch in memory. Without it, the returned report holds every id and dead letter.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    state = state if state is not None else IndexState()
+    bulk_client = client.options(max_retries=0, retry_on_timeout=False)
+    total = IndexReport()
+    for batch in _batched(rows, batch_size):
+        report = _index_batch(bulk_client, batch, cfg, state)
+        if on_batch is not None:
+            on_batch(report)
+            total.add_counts(report)
+        else:
+            total.extend(report)
+    return total
+
+
+@dataclass
+class _Doc:
+    row: dict[str, Any]
+    action: dict[str, Any]
+    last_error: str = ""
+
+
+def _index_batch(
+    client: Elasticsearch, rows: Sequence[dict[str, Any]], cfg: EsConfig, state: IndexState
+) -> IndexReport:
+    report = IndexReport(read=len(rows))
+    pending: list[_Doc] = []
+    for row in rows:
+        try:
+            pending.append(_Doc(row, to_action(row, cfg)))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            reason = (
+                f"the archived row cannot be turned into a document ({exc}); "
+                "run `vigil verify --archive DIR` to check the archive"
+            )
+            report.dead_letters.append(dead_letter(row, None, ES_BAD_ROW, reason))
+
+    budget = 0 if state.unavailable else cfg.max_retries
+    attempt = 0
+    while pending:
+        if attempt:
+            time.sleep(_backoff(attempt, cfg))
+            report.retried += len(pending)
+        report.requests += 1
+        results, failure = _send(client, [d.action for d in pending])
+        retry: list[_Doc] = []
+        got_through = False
+        for doc, (ok, item) in zip(pending, results, strict=False):
+            info = next(iter(item.values()))
+            if ok:
+                got_through = True
+                report.indexed_ids.append(doc.action["_id"])
+                continue
+            status = int(info.get("status") or 0)
+            if status in RETRYABLE_STATUS:
+                doc.last_error = _describe(info)
+                retry.append(doc)
+            else:
+                got_through = True  # the cluster answered, it just said no
+                report.dead_letters.append(_rejected(doc, info))
+        for doc in pending[len(results) :]:
+            doc.last_error = _describe_failure(failure)
+            retry.append(doc)
+        if got_through:
+            state.unavailable = False
+        if not retry:
+            break
+        if attempt >= budget:
+            if not got_through:
+                state.unavailable = True
+            for doc in retry:
+                reason = (
+                    f"Elasticsearch did not take the document after {attempt + 1} attempt(s); "
+                    f"last error: {doc.last_error}. The record is safe in the archive: once the "
+                    f"cluster is healthy, {REINDEX_HINT}"
+                )
+                report.dead_letters.append(dead_letter(doc.row, doc.action, ES_UNAVAILABLE, reason))
+            break
+        pending = retry
+        attempt += 1
+
+    report.indexed = len(report.indexed_ids)
+    report.dead_lettered = len(report.dead_letters)
+    return report
+
+
+def _send(
+    client: Elasticsearch, actions: list[dict[str, Any]]
+) -> tuple[list[tuple[bool, dict[str, Any]]], TransportError | None]:
+    """One bulk attempt. Results come back in action order; a transport failure ends the list."""
+    results: list[tuple[bool, dict[str, Any]]] = []
+    try:
+        for ok, item in streaming_bulk(
+            client,
+            actions,
+            chunk_size=max(len(actions), 1),
+            raise_on_error=False,
+            raise_on_exception=False,
+            max_retries=0,
+            yield_ok=True,
+        ):
+            results.append((ok, item))
+    except TransportError as exc:  # refused connection, timeout, TLS: no HTTP answer at all
+        return results, exc
+    return results, None
+
+
+def _backoff(attempt: int, cfg: EsConfig) -> float:
+    ceiling = min(cfg.retry_backoff_max, cfg.retry_backoff * 2 ** (attempt - 1))
+    return ceiling * random.uniform(0.5, 1.0)  # jitter: parallel workers must not retry in step
+
+
+def _describe(info: dict[str, Any]) -> str:
+    status = info.get("status")
+    error = info.get("error")
+    if isinstance(error, dict):
+        text = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
+        cause = error.get("caused_by")
+        if isinstance(cause, dict) and cause.get("reason"):
+            text += f" (caused by {cause.get('type', 'error')}: {cause['reason']})"
+    else:
+        text = str(error or "no error detail")
+    return f"HTTP {status} {text}"
+
+
+def _describe_failure(failure: TransportError | None) -> str:
+    if failure is None:
+        return "the bulk response had no result for this document"
+    return f"{type(failure).__name__}: {failure.message}"
+
+
+def _rejected(doc: _Doc, info: dict[str, Any]) -> dict[str, Any]:
+    status = int(info.get("status") or 0)
+    error = info.get("error")
+    kind = error.get("type", "") if isinstance(error, dict) else ""
+    if kind == "strict_dynamic_mapping_exception":
+        advice = "the index mapping is older than the record model: run `vigil es setup`, then"
+    elif status in (401, 403):
+        advice = "check the credentials and that the user may write to the indices, then"
+    elif status == 413:
+        advice = "the request was too large: lower the batch size, then"
+    else:
+        advice = "fix the cause above, then"
+    reason = (
+        f"Elasticsearch refused the document: {_describe(info)}. "
+        f"The record is safe in the archive; {advice} {REINDEX_HINT}"
+    )
+    return dead_letter(doc.row, doc.action, ES_REJECTED, reason)
+
+
+def dead_letter(
+    row: dict[str, Any], action: dict[str, Any] | None, reason_code: str, reason: str
+) -> dict[str, Any]:
+    """A ``DeadLetter`` row (stage ``index``) for a record that could not be indexed."""
+    payload = document_bytes(action["_source"] if action is not None else row)
+    raw = payload[:RAW_CAP]
+    if len(payload) > RAW_CAP:  # cut on a character boundary so raw stays valid UTF-8
+        raw = raw.decode("utf-8", "ignore").encode()
+    raw_sha256 = hashlib.sha256(payload).hexdigest()
+    record_id = row.get("record_id") if isinstance(row.get("record_id"), str) else None
+    offset = row.get("source_offset")
+    letter = DeadLetter(
+        dead_letter_id=hashlib.sha256(
+            f"{DeadLetterStage.INDEX}\x1f{record_id}\x1f{raw_sha256}".encode()
+        ).hexdigest()[:32],
+        stage=DeadLetterStage.INDEX,
+        reason_code=reason_code,
+        reason=reason,
+        source_name=str(row.get("source_name") or "<unknown>"),
+        source_offset=offset if isinstance(offset, int) and offset >= 0 else 0,
+        record_id=record_id,
+        raw=raw,
+        raw_size=len(payload),
+        raw_sha256=raw_sha256,
+        dead_letter_time=dt.datetime.now(dt.UTC),
+    )
+    out = letter.model_dump(mode="python")
+    out["dead_letter_time"] = to_micros(letter.dead_letter_time)
+    return out
+
+
+def _batched(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    it = iter(rows)
+    while batch := list(itertools.islice(it, size)):
+        yield batch

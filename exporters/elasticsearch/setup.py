@@ -1,0 +1,308 @@
+"""Install and check what the cluster needs before Vigil indexes into it.
+
+:func:`install` puts the ILM retention policy and the index template (mapping, settings, read
+alias) in place. It is idempotent: each object carries a fingerprint of what Vigil asked for in
+its ``_meta``, and is only written when that fingerprint differs, so re-running setup changes
+nothing and says so. When the template changes (say the record model gained fields), the new
+mapping is also applied to the monthly indices that already exist, because a template only shapes
+indices created after it.
+
+:func:`check` compares what is installed with what this version of Vigil expects, read-only.
+:func:`preflight` is the cheap check to run before indexing: the cluster answers, the
+credentials work and the template is there (otherwise indices would be created with dynamic
+mappings).
+
+Every failure to talk to the cluster is an :class:`~pipelines.errors.IndexingError` saying what to
+check; credentials never appear in messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TlsError, TransportError
+from elasticsearch import (
+    ApiError,
+    AuthenticationException,
+    AuthorizationException,
+    BadRequestError,
+    NotFoundError,
+    UnsupportedProductError,
+)
+
+from exporters.elasticsearch.config import EsConfig
+from exporters.elasticsearch.layout import (
+    MONTH_SLACK_DAYS,
+    ilm_policy,
+    index_pattern,
+    index_template,
+    policy_name,
+    template_name,
+)
+from pipelines.errors import IndexingError
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+
+@dataclass
+class SetupReport:
+    """What :func:`install` did. ``changes`` lists human-readable lines; empty means all current."""
+
+    cluster: str = ""
+    version: str = ""
+    policy_changed: bool = False
+    template_changed: bool = False
+    indices_updated: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check` found. ``problems`` is empty when the cluster matches this Vigil."""
+
+    cluster: str = ""
+    version: str = ""
+    indices: list[str] = field(default_factory=list)
+    documents: int | None = None
+    problems: list[str] = field(default_factory=list)
+    ok_items: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@contextmanager
+def translate_errors(cfg: EsConfig, doing: str) -> Iterator[None]:
+    """Turn client exceptions into an :class:`IndexingError` that says what to check."""
+    where = cfg.safe_url
+    try:
+        yield
+    except IndexingError:
+        raise
+    except AuthenticationException:
+        raise IndexingError(
+            f"{where} refused the credentials while {doing}: check --api-key, or --username and "
+            "--password (or ES_API_KEY / ES_USERNAME / ES_PASSWORD)"
+        ) from None
+    except AuthorizationException as exc:
+        raise IndexingError(
+            f"{where} says the user may not do this while {doing} ({_api_reason(exc)}): it needs the "
+            "manage_ilm and manage_index_templates cluster privileges and write, create_index and "
+            f"manage on {cfg.index_prefix}-*"
+        ) from None
+    except UnsupportedProductError:
+        raise IndexingError(f"{where} answered, but it is not Elasticsearch: check --es-url") from None
+    except TlsError as exc:
+        raise IndexingError(
+            f"TLS with {where} failed while {doing} ({exc.message}): pass the cluster's CA bundle with "
+            "--ca-certs (or ES_CA_CERTS)"
+        ) from None
+    except ConnectionTimeout:
+        raise IndexingError(
+            f"{where} did not answer within {cfg.request_timeout:g}s while {doing}: check that the "
+            "cluster is healthy, or raise --request-timeout"
+        ) from None
+    except TransportConnectionError as exc:
+        raise IndexingError(
+            f"cannot reach Elasticsearch at {where} while {doing} ({exc.message}): check --es-url, "
+            "that the cluster is up and that this machine can reach it"
+        ) from None
+    except BadRequestError as exc:
+        raise IndexingError(f"{where} rejected the request while {doing}: {_api_reason(exc)}") from None
+    except ApiError as exc:
+        raise IndexingError(
+            f"{where} answered HTTP {exc.status_code} while {doing}: {_api_reason(exc)}"
+        ) from None
+    except TransportError as exc:
+        raise IndexingError(f"talking to {where} failed while {doing}: {exc.message}") from None
+
+
+def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
+    """Install (or update) the ILM policy and the index template. Safe to run any number of times."""
+    report = SetupReport()
+    with translate_errors(cfg, "reading cluster info"):
+        info = client.info()
+    report.cluster, report.version = info["cluster_name"], info["version"]["number"]
+
+    policy = ilm_policy(cfg)
+    name = policy_name(cfg)
+    with translate_errors(cfg, f"reading ILM policy {name}"):
+        current = _installed_policy(client, name)
+    if _meta_hash(current) == policy["policy"]["_meta"]["vigil_hash"]:
+        report.unchanged.append(f"ILM policy {name} is current")
+    else:
+        with translate_errors(cfg, f"writing ILM policy {name}"):
+            client.ilm.put_lifecycle(name=name, policy=policy["policy"])
+        report.policy_changed = True
+        verb = "installed" if current is None else "updated"
+        days = cfg.retention_days + MONTH_SLACK_DAYS
+        report.changes.append(
+            f"{verb} ILM policy {name} (retention {cfg.retention_days} days: a monthly index is deleted "
+            f"{days} days after its month began)"
+        )
+
+    template = index_template(cfg)
+    tname = template_name(cfg)
+    with translate_errors(cfg, f"reading index template {tname}"):
+        current_template = _installed_template(client, tname)
+    if _meta_hash(current_template) == template["_meta"]["vigil_hash"]:
+        report.unchanged.append(f"index template {tname} is current")
+    else:
+        with translate_errors(cfg, f"writing index template {tname}"):
+            client.indices.put_index_template(name=tname, body=template)
+        report.template_changed = True
+        verb = "installed" if current_template is None else "updated"
+        report.changes.append(
+            f"{verb} index template {tname} for {index_pattern(cfg)} (read alias {cfg.alias})"
+        )
+        report.indices_updated = _update_existing(client, cfg, template)
+        if report.indices_updated:
+            report.changes.append(
+                f"applied the new mapping to {len(report.indices_updated)} existing index(es)"
+            )
+    return report
+
+
+def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
+    """Compare what the cluster has with what this Vigil expects; changes nothing."""
+    report = CheckReport()
+    with translate_errors(cfg, "reading cluster info"):
+        info = client.info()
+    report.cluster, report.version = info["cluster_name"], info["version"]["number"]
+    major = int(str(report.version).split(".")[0] or 0)
+    if major < 9:
+        report.problems.append(f"Elasticsearch {report.version} is too old: Vigil needs 9.x")
+
+    name = policy_name(cfg)
+    with translate_errors(cfg, f"reading ILM policy {name}"):
+        policy = _installed_policy(client, name)
+    expected_policy = ilm_policy(cfg)["policy"]["_meta"]["vigil_hash"]
+    if policy is None:
+        report.problems.append(f"ILM policy {name} is missing: run `vigil es setup`")
+    elif _meta_hash(policy) != expected_policy:
+        installed_days = (policy.get("_meta") or {}).get("retention_days")
+        report.problems.append(
+            f"ILM policy {name} keeps records {installed_days} days, {cfg.retention_days} were asked for: "
+            "run `vigil es setup --retention-days N` with the retention you want"
+        )
+    else:
+        report.ok_items.append(f"ILM policy {name} is current")
+
+    tname = template_name(cfg)
+    expected_template = index_template(cfg)
+    with translate_errors(cfg, f"reading index template {tname}"):
+        template = _installed_template(client, tname)
+    if template is None:
+        report.problems.append(f"index template {tname} is missing: run `vigil es setup`")
+    elif _meta_hash(template) != expected_template["_meta"]["vigil_hash"]:
+        installed_mapping = (template.get("_meta") or {}).get("mapping_hash")
+        if installed_mapping != expected_template["_meta"]["mapping_hash"]:
+            report.problems.append(
+                f"index template {tname} has an older mapping than this Vigil's record model: "
+                "run `vigil es setup`"
+            )
+        else:
+            report.problems.append(
+                f"index template {tname} has other settings (shards, replicas, prefix) than asked for: "
+                "run `vigil es setup` with the options you want"
+            )
+    else:
+        report.ok_items.append(f"index template {tname} is current")
+
+    with translate_errors(cfg, f"listing {index_pattern(cfg)}"):
+        report.indices = _existing_indices(client, cfg)
+        if report.indices:
+            report.documents = int(client.count(index=cfg.alias)["count"])
+    return report
+
+
+def preflight(client: Elasticsearch, cfg: EsConfig) -> None:
+    """Raise :class:`IndexingError` unless the cluster answers and the template is installed."""
+    with translate_errors(cfg, "connecting"):
+        client.info()
+    tname = template_name(cfg)
+    with translate_errors(cfg, f"reading index template {tname}"):
+        installed = _installed_template(client, tname)
+    if installed is None:
+        raise IndexingError(
+            f"index template {tname} is not installed on {cfg.safe_url}: run `vigil es setup` first, "
+            "otherwise Elasticsearch would guess the mapping"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _installed_policy(client: Elasticsearch, name: str) -> dict[str, Any] | None:
+    try:
+        body = client.ilm.get_lifecycle(name=name).body
+    except NotFoundError:
+        return None
+    entry = body.get(name)
+    return entry.get("policy") if isinstance(entry, dict) else None
+
+
+def _installed_template(client: Elasticsearch, name: str) -> dict[str, Any] | None:
+    try:
+        body = client.indices.get_index_template(name=name).body
+    except NotFoundError:
+        return None
+    for item in body.get("index_templates", []):
+        if item.get("name") == name:
+            template: dict[str, Any] = item.get("index_template", {})
+            return template
+    return None
+
+
+def _meta_hash(body: dict[str, Any] | None) -> str | None:
+    if not body:
+        return None
+    meta = body.get("_meta") or {}
+    return meta.get("vigil_hash")
+
+
+def _existing_indices(client: Elasticsearch, cfg: EsConfig) -> list[str]:
+    body = client.indices.get(index=index_pattern(cfg), allow_no_indices=True, expand_wildcards="open").body
+    return sorted(body)
+
+
+def _update_existing(client: Elasticsearch, cfg: EsConfig, template: dict[str, Any]) -> list[str]:
+    with translate_errors(cfg, f"listing {index_pattern(cfg)}"):
+        indices = _existing_indices(client, cfg)
+    if not indices:
+        return []
+    mappings = template["template"]["mappings"]
+    try:
+        with translate_errors(cfg, f"updating the mapping of {len(indices)} existing index(es)"):
+            client.indices.put_mapping(
+                index=index_pattern(cfg),
+                properties=mappings["properties"],
+                dynamic=mappings["dynamic"],
+                meta=mappings.get("_meta"),
+            )
+    except IndexingError as exc:
+        raise IndexingError(
+            f"{exc}. New fields can be added to existing indices, changed ones cannot: reindex the "
+            "affected months into new indices, or delete them and run `vigil es index --archive DIR`"
+        ) from None
+    return indices
+
+
+def _api_reason(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict):
+        root = (error.get("root_cause") or [error])[0]
+        return f"{root.get('type', 'error')}: {root.get('reason', '')}".rstrip(": ")
+    return str(exc.message)

@@ -1,0 +1,214 @@
+"""Bulk indexing against the fake cluster, faults included: every record is indexed or dead-lettered."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pyarrow as pa
+import pytest
+from es_support import config, rows
+
+from exporters.elasticsearch.bulk import ES_BAD_ROW, ES_REJECTED, ES_UNAVAILABLE, IndexState, index_rows
+from exporters.elasticsearch.config import make_client
+from exporters.elasticsearch.setup import install
+from pipelines.record import DEAD_LETTER_SCHEMA, DeadLetter, from_micros
+
+
+@pytest.fixture
+def cluster(es_server):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    yield es_server, client, cfg
+    client.close()
+
+
+def _ids(batch):
+    return [r["record_id"] for r in batch]
+
+
+def _assert_accounted(report, batch):
+    assert report.read == len(batch)
+    assert report.indexed + report.dead_lettered == report.read
+    dead = {d["record_id"] for d in report.dead_letters}
+    assert set(report.indexed_ids) | dead == set(_ids(batch))
+    assert not set(report.indexed_ids) & dead
+
+
+def test_bulk_success_lands_in_monthly_indices_behind_the_alias(cluster):
+    server, client, cfg = cluster
+    batch = rows(12)  # 22:00 on 31 January onwards, every 30 minutes: two months
+    report = index_rows(client, batch, cfg, batch_size=5)
+    _assert_accounted(report, batch)
+    assert report.indexed == 12 and report.retried == 0 and report.requests == 3
+    docs = server.docs("vigil-records")
+    assert {index for index, _ in docs} == {"vigil-records-2026.01.01", "vigil-records-2026.02.01"}
+    assert sorted(doc_id for _, doc_id in docs) == sorted(_ids(batch))
+    assert client.count(index=cfg.alias)["count"] == 12
+
+
+def test_reindexing_is_idempotent(cluster):
+    server, client, cfg = cluster
+    batch = rows(8)
+    index_rows(client, batch, cfg)
+    again = index_rows(client, batch, cfg, batch_size=3)
+    assert again.indexed == 8
+    assert len(server.docs()) == 8
+
+
+def test_429_storm_then_success_indexes_each_document_exactly_once(cluster):
+    server, client, cfg = cluster
+    server.storm_429(3)
+    batch = rows(10)
+    report = index_rows(client, batch, cfg, batch_size=10)
+    _assert_accounted(report, batch)
+    assert report.indexed == 10 and report.dead_lettered == 0
+    assert report.retried == 30 and report.requests == 4
+    stored = [doc_id for _, doc_id in server.docs()]
+    assert Counter(stored) == Counter(_ids(batch))
+
+
+@pytest.mark.parametrize(
+    ("faults", "expected_codes", "retried"),
+    [
+        # one document the mapping refuses: dead at once, never retried
+        ([(1, 400, "document_parsing_exception", None)], {ES_REJECTED: 1}, 0),
+        # two documents briefly shed (429 twice), then accepted
+        ([(2, 429, None, 2), (5, 429, None, 2)], {}, 4),
+        # one shed for good: retried up to the budget (3), then es_unavailable
+        ([(4, 429, None, None)], {ES_UNAVAILABLE: 1}, 3),
+        # a mix, with a per-item 503 that recovers
+        (
+            [(0, 400, "illegal_argument_exception", None), (3, 503, None, 1), (6, 429, None, None)],
+            {ES_REJECTED: 1, ES_UNAVAILABLE: 1},
+            4,
+        ),
+        # a 403 on one item is not retryable
+        ([(7, 403, "security_exception", None)], {ES_REJECTED: 1}, 0),
+    ],
+)
+def test_item_failures_become_dead_letters_with_reasons(cluster, faults, expected_codes, retried):
+    server, client, cfg = cluster
+    batch = rows(8)
+    for position, status, error_type, times in faults:
+        server.fail_items({batch[position]["record_id"]}, status, error_type=error_type, times=times)
+    report = index_rows(client, batch, cfg)
+    _assert_accounted(report, batch)
+    assert Counter(d["reason_code"] for d in report.dead_letters) == Counter(expected_codes)
+    assert report.retried == retried
+    assert len(server.docs()) == report.indexed
+
+
+def test_mapping_rejection_is_real_and_explained(cluster):
+    _, client, cfg = cluster
+    batch = rows(3)
+    batch[1] = batch[1] | {"sentiment": "angry"}  # a field the model does not have
+    batch[2] = batch[2] | {"is_group": {"yes": True}}  # an object where a boolean belongs
+    report = index_rows(client, batch, cfg)
+    assert report.indexed == 1
+    reasons = {d["record_id"]: d["reason"] for d in report.dead_letters}
+    assert "strict_dynamic_mapping_exception" in reasons[batch[1]["record_id"]]
+    assert "run `vigil es setup`" in reasons[batch[1]["record_id"]]
+    assert "document_parsing_exception" in reasons[batch[2]["record_id"]]
+    assert "vigil es index --archive" in reasons[batch[2]["record_id"]]
+
+
+def test_dead_letters_are_archive_rows_with_the_document(cluster):
+    server, client, cfg = cluster
+    batch = rows(2)
+    server.fail_items({batch[0]["record_id"]}, 400)
+    (letter,) = index_rows(client, batch, cfg).dead_letters
+    # rows carry timestamps as int microseconds, like the ingest stage's dead letters
+    DeadLetter.model_validate(letter | {"dead_letter_time": from_micros(letter["dead_letter_time"])})
+    pa.Table.from_pylist([letter], schema=DEAD_LETTER_SCHEMA)  # and the archive's Parquet schema
+    assert letter["stage"] == "index"
+    assert letter["record_id"] == batch[0]["record_id"]
+    assert letter["source_name"] == batch[0]["source_name"]
+    assert letter["source_offset"] == batch[0]["source_offset"]
+    document = json.loads(letter["raw"])
+    assert document["record_id"] == batch[0]["record_id"]
+    assert letter["raw_size"] == len(letter["raw"])
+    # the same failure of the same document gets the same id (dedup across re-runs)
+    server.fail_items({batch[0]["record_id"]}, 400)
+    (again,) = index_rows(client, batch[:1], cfg).dead_letters
+    assert again["dead_letter_id"] == letter["dead_letter_id"]
+
+
+def test_malformed_rows_are_dead_lettered_not_raised(cluster):
+    _, client, cfg = cluster
+    batch = rows(3)
+    batch[1] = {k: v for k, v in batch[1].items() if k != "event_time"}
+    report = index_rows(client, batch, cfg)
+    assert report.indexed == 2
+    assert [d["reason_code"] for d in report.dead_letters] == [ES_BAD_ROW]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_whole_request_5xx_is_retried(cluster, status):
+    server, client, cfg = cluster
+    server.fail(status=status, times=2)
+    batch = rows(6)
+    report = index_rows(client, batch, cfg)
+    assert report.indexed == 6 and report.retried == 12
+    assert len(server.docs()) == 6
+
+
+def test_whole_request_4xx_is_not_retried(cluster):
+    server, client, cfg = cluster
+    server.fail(status=413, times=1, error_type="http_content_too_long", reason="too large")
+    report = index_rows(client, rows(4), cfg)
+    assert report.retried == 0 and report.dead_lettered == 4
+    assert {d["reason_code"] for d in report.dead_letters} == {ES_REJECTED}
+    assert "lower the batch size" in report.dead_letters[0]["reason"]
+
+
+def test_timeouts_are_retried(es_server):
+    cfg = config(es_server.url, request_timeout=0.3)
+    client = make_client(cfg)
+    install(client, cfg)
+    es_server.delay(1.0, times=1)  # the first bulk answers after the client gave up
+    batch = rows(5)
+    report = index_rows(client, batch, cfg)
+    assert report.indexed == 5 and report.retried == 5
+    stored = [doc_id for _, doc_id in es_server.docs()]
+    assert Counter(stored) == Counter(_ids(batch))  # the late first attempt did not duplicate
+
+
+def test_server_dying_mid_run_dead_letters_the_rest_and_finishes(cluster):
+    server, client, cfg = cluster
+    server.die_after_bulk(2)
+    batch = rows(50)
+    state = IndexState()
+    started = time.monotonic()
+    report = index_rows(client, batch, cfg, batch_size=10, state=state)
+    elapsed = time.monotonic() - started
+    _assert_accounted(report, batch)
+    assert report.indexed == 20
+    assert report.dead_lettered == 30
+    assert {d["reason_code"] for d in report.dead_letters} == {ES_UNAVAILABLE}
+    assert "once the cluster is healthy" in report.dead_letters[0]["reason"]
+    assert state.unavailable
+    # the first failing batch spends the retry budget; later ones get one attempt each
+    assert report.requests == 2 + (1 + cfg.max_retries) + 2
+    assert elapsed < 10
+
+
+def test_on_batch_streams_results_and_keeps_only_counts(cluster):
+    server, client, cfg = cluster
+    batch = rows(7)
+    server.fail_items({batch[6]["record_id"]}, 400)
+    seen = []
+    total = index_rows(client, batch, cfg, batch_size=3, on_batch=seen.append)
+    assert [r.read for r in seen] == [3, 3, 1]
+    assert sum(len(r.indexed_ids) for r in seen) == 6
+    assert [len(r.dead_letters) for r in seen] == [0, 0, 1]
+    assert (total.read, total.indexed, total.dead_lettered) == (7, 6, 1)
+    assert total.indexed_ids == [] and total.dead_letters == []
+
+
+def test_batch_size_must_be_positive(cluster):
+    _, client, cfg = cluster
+    with pytest.raises(ValueError):
+        index_rows(client, rows(1), cfg, batch_size=0)

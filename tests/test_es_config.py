@@ -1,0 +1,94 @@
+"""Connection settings: environment fallback, validation that says what to fix, secrets kept out."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from exporters.elasticsearch.config import EsConfig, make_client
+from exporters.elasticsearch.setup import install
+from pipelines.errors import ConfigError, IndexingError
+
+
+@pytest.mark.parametrize(
+    ("env", "options", "expected"),
+    [
+        ({"ES_URL": "http://es:9200"}, {}, {"url": "http://es:9200"}),
+        ({"ES_URL": "http://es:9200"}, {"url": "https://other:9243/"}, {"url": "https://other:9243"}),
+        (
+            {"ES_URL": "http://es:9200", "ES_USERNAME": "vigil", "ES_PASSWORD": "pw"},
+            {},
+            {"username": "vigil"},
+        ),
+        (
+            {"ES_URL": "http://es:9200", "ES_API_KEY": "a2V5"},
+            {"index_prefix": None},
+            {"index_prefix": "vigil-records"},
+        ),
+        (
+            {},
+            {"url": "http://es:9200", "retention_days": 30, "replicas": 0},
+            {"retention_days": 30, "replicas": 0},
+        ),
+    ],
+)
+def test_from_env(env, options, expected):
+    cfg = EsConfig.from_env(env, **options)
+    for name, value in expected.items():
+        assert getattr(cfg, name) == value
+
+
+@pytest.mark.parametrize(
+    ("env", "options", "message"),
+    [
+        ({}, {}, "pass --es-url URL or set ES_URL"),
+        ({}, {"url": "es:9200"}, "not an http(s) URL"),
+        ({}, {"url": "ftp://es:21"}, "not an http(s) URL"),
+        ({"ES_URL": "http://es:9200", "ES_USERNAME": "vigil"}, {}, "needs both a username and a password"),
+        ({"ES_URL": "http://es:9200", "ES_API_KEY": "k"}, {"username": "u", "password": "p"}, "not both"),
+        ({"ES_URL": "http://es:9200"}, {"index_prefix": "Vigil Records"}, "index_prefix"),
+        ({"ES_URL": "http://es:9200"}, {"retention_days": 0}, "retention_days"),
+        ({"ES_URL": "http://es:9200"}, {"ca_certs": "/nonexistent/ca.pem"}, "does not exist"),
+        ({"ES_URL": "http://es:9200"}, {"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_settings_say_what_to_fix(env, options, message):
+    with pytest.raises(ConfigError, match=r"Elasticsearch|ES_URL") as info:
+        EsConfig.from_env(env, **options)
+    assert message in str(info.value)
+
+
+def test_secrets_never_show():
+    cfg = EsConfig(url="https://vigil:hunter2@es.example.com:9200", api_key="c2VjcmV0LWtleQ==")
+    text = f"{cfg!r} {cfg} {cfg.safe_url}"
+    assert "c2VjcmV0LWtleQ==" not in text
+    assert "hunter2" not in cfg.safe_url
+    assert cfg.safe_url == "https://es.example.com:9200"
+    with pytest.raises(ConfigError) as info:
+        EsConfig.from_env({}, url="gopher://vigil:hunter2@es", api_key="c2VjcmV0LWtleQ==")
+    assert "hunter2" not in str(info.value) and "c2VjcmV0" not in str(info.value)
+
+
+def test_api_key_is_sent(es_server):
+    es_server.require_api_key("a2V5OnNlY3JldA==")
+    cfg = EsConfig(url=es_server.url, api_key="a2V5OnNlY3JldA==", replicas=0)
+    install(make_client(cfg), cfg)
+    assert es_server.requests[-1].headers["authorization"] == "ApiKey a2V5OnNlY3JldA=="
+
+
+def test_basic_auth_is_sent(es_server):
+    es_server.require_basic_auth("vigil", "s3cret")
+    cfg = EsConfig(url=es_server.url, username="vigil", password="s3cret", replicas=0)
+    install(make_client(cfg), cfg)
+    sent = es_server.requests[-1].headers["authorization"]
+    assert base64.b64decode(sent.removeprefix("Basic ")) == b"vigil:s3cret"
+
+
+def test_wrong_credentials_are_an_indexing_error_without_the_secret(es_server):
+    es_server.require_api_key("right-key")
+    cfg = EsConfig(url=es_server.url, api_key="wrong-key-123", max_retries=0)
+    with pytest.raises(IndexingError, match="refused the credentials") as info:
+        install(make_client(cfg), cfg)
+    assert "wrong-key-123" not in str(info.value)
+    assert info.value.exit_code == 4

@@ -1,0 +1,180 @@
+"""Installing and checking the template and retention policy; errors that say what to check."""
+
+from __future__ import annotations
+
+import pytest
+from es_support import config, rows
+from fakes.es_server import FakeElasticsearch
+
+from exporters.elasticsearch.bulk import index_rows
+from exporters.elasticsearch.config import make_client
+from exporters.elasticsearch.layout import ilm_policy, index_template, policy_name, template_name
+from exporters.elasticsearch.setup import check, install, preflight
+from pipelines.errors import IndexingError
+
+
+def _writes(server: FakeElasticsearch) -> list[str]:
+    return [f"{r.method} {r.path}" for r in server.requests if r.method in ("PUT", "POST", "DELETE")]
+
+
+def test_install_puts_policy_and_template_and_is_idempotent(es_server):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    first = install(client, cfg)
+    assert first.policy_changed and first.template_changed
+    assert es_server.templates[template_name(cfg)] == index_template(cfg)
+    assert es_server.policies[policy_name(cfg)]["policy"] == ilm_policy(cfg)["policy"]
+
+    writes_before = len(_writes(es_server))
+    second = install(client, cfg)
+    assert not second.changed
+    assert len(second.unchanged) == 2
+    assert len(_writes(es_server)) == writes_before  # nothing written the second time
+
+
+def test_changing_retention_updates_only_the_policy(es_server):
+    client = make_client(config(es_server.url))
+    install(client, config(es_server.url))
+    report = install(client, config(es_server.url, retention_days=3650))
+    assert report.policy_changed and not report.template_changed
+    assert es_server.policies["vigil-records-retention"]["version"] == 2
+    assert es_server.policies["vigil-records-retention"]["policy"]["phases"]["delete"]["min_age"] == "3681d"
+
+
+def test_template_update_reaches_existing_indices(es_server):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(10), cfg)  # two monthly indices now exist
+    # Simulate indices created by an older Vigil: a field missing, an older template fingerprint.
+    for index in es_server.indices.values():
+        del index.mappings["properties"]["template_id"]
+    es_server.templates[template_name(cfg)]["_meta"]["vigil_hash"] = "older"
+
+    report = install(client, cfg)
+    assert report.template_changed
+    assert report.indices_updated == ["vigil-records-2026.01.01", "vigil-records-2026.02.01"]
+    for index in es_server.indices.values():
+        assert index.mappings["properties"]["template_id"] == {"type": "keyword"}
+
+
+def test_incompatible_mapping_change_explains_the_way_out(es_server):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(2), cfg)
+    for index in es_server.indices.values():
+        index.mappings["properties"]["is_group"] = {"type": "keyword"}
+    es_server.templates[template_name(cfg)]["_meta"]["vigil_hash"] = "older"
+    with pytest.raises(IndexingError, match=r"cannot be changed.*reindex the affected months"):
+        install(client, cfg)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        (lambda s: None, None),
+        (lambda s: s.templates.clear(), "index template vigil-records is missing"),
+        (lambda s: s.policies.clear(), "ILM policy vigil-records-retention is missing"),
+        (
+            lambda s: s.templates["vigil-records"]["_meta"].update(vigil_hash="x", mapping_hash="y"),
+            "older mapping",
+        ),
+        (lambda s: s.templates["vigil-records"]["_meta"].update(vigil_hash="x"), "other settings"),
+        (
+            lambda s: s.policies["vigil-records-retention"]["policy"]["_meta"].update(
+                vigil_hash="x", retention_days=90
+            ),
+            "keeps records 90 days",
+        ),
+    ],
+)
+def test_check_reports_what_is_off(es_server, tamper, problem):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(3), cfg)
+    tamper(es_server)
+    report = check(client, cfg)
+    assert report.indices == ["vigil-records-2026.01.01"]
+    assert report.documents == 3
+    if problem is None:
+        assert report.ok and report.problems == []
+    else:
+        assert not report.ok
+        assert len(report.problems) == 1 and problem in report.problems[0]
+
+
+def test_check_flags_an_old_cluster(es_server):
+    es_server.version = "8.15.0"
+    report = check(make_client(config(es_server.url)), config(es_server.url))
+    assert any("too old" in p for p in report.problems)
+
+
+def test_preflight_wants_the_template(es_server):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    with pytest.raises(IndexingError, match="run `vigil es setup` first"):
+        preflight(client, cfg)
+    install(client, cfg)
+    preflight(client, cfg)
+
+
+def test_unreachable_cluster(es_server):
+    url = es_server.url
+    es_server.stop()
+    cfg = config(url, max_retries=1)
+    with pytest.raises(
+        IndexingError, match=r"cannot reach Elasticsearch at http://127\.0\.0\.1:\d+.*check --es-url"
+    ):
+        install(make_client(cfg), cfg)
+
+
+def test_rejected_template_is_an_indexing_error(es_server):
+    es_server.fail(
+        r"/_index_template/",
+        400,
+        method="PUT",
+        error_type="illegal_argument_exception",
+        reason="unknown setting [index.foo]",
+    )
+    cfg = config(es_server.url)
+    with pytest.raises(
+        IndexingError, match=r"rejected the request while writing index template.*unknown setting"
+    ):
+        install(make_client(cfg), cfg)
+
+
+def test_missing_privileges_are_named(es_server):
+    es_server.fail(
+        r"/_ilm/policy/",
+        403,
+        method="PUT",
+        error_type="security_exception",
+        reason="action [cluster:admin/ilm/put] is unauthorized",
+    )
+    cfg = config(es_server.url)
+    with pytest.raises(IndexingError, match="manage_ilm"):
+        install(make_client(cfg), cfg)
+
+
+def test_a_server_that_is_not_elasticsearch(es_server, monkeypatch):
+    from fakes import es_server as fake_module
+
+    original = fake_module._Handler.send_header
+
+    def no_product_header(self, key, value):
+        if key != "X-Elastic-Product":
+            original(self, key, value)
+
+    monkeypatch.setattr(fake_module._Handler, "send_header", no_product_header)
+    cfg = config(es_server.url)
+    with pytest.raises(IndexingError, match="not Elasticsearch"):
+        install(make_client(cfg), cfg)
+
+
+def test_slow_cluster_times_out_with_advice(es_server):
+    es_server.delay(1.0, path=r"^/$", times=None)
+    cfg = config(es_server.url, request_timeout=0.2, max_retries=0)
+    with pytest.raises(IndexingError, match=r"did not answer within 0\.2s.*--request-timeout"):
+        install(make_client(cfg), cfg)
