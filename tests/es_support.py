@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from exporters.elasticsearch.config import EsConfig
-from pipelines.record import Event, Record, content_sha256, record_id_for, record_to_row
+from pipelines.record import (
+    Event,
+    Record,
+    content_sha256,
+    event_date,
+    record_id_for,
+    record_to_row,
+    rows_to_table,
+)
 
 BASE = dt.datetime(2026, 1, 31, 22, 0, tzinfo=dt.UTC)
 EMPLOYEE = {
@@ -38,10 +47,12 @@ def record(n: int = 0, *, minutes_apart: int = 30, **overrides: Any) -> Record:
         "body": f"Order {n}: please confirm the settlement date",
         "attributes": {"line_validated_phone": "+819012345678"},
     }
+    extra = {k: overrides.pop(k) for k in list(overrides) if k not in Event.model_fields}  # DLP verdict
     data.update(overrides)
     event = Event.model_validate(data)
     return Record(
         **event.model_dump(),
+        **extra,
         record_id=record_id_for(event.org, event.channel, event.event_id),
         source_name="line/2026-01-31.jsonl",
         source_offset=n * 400,
@@ -66,3 +77,21 @@ def config(url: str, **overrides: Any) -> EsConfig:
     }
     values.update(overrides)
     return EsConfig(**values)
+
+
+def write_archive(root: Path, batch: list[dict[str, Any]]) -> Path:
+    """A committed archive holding ``batch``, written through the archive's own writer."""
+    from pipelines.archive import layout, writer
+
+    commit = layout.new_commit_id()
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in batch:
+        groups.setdefault((event_date(row), row["channel"]), []).append(row)
+    staged = [
+        writer.stage_table(
+            root, commit, layout.record_file(day, channel, commit, 0), layout.RECORDS, rows_to_table(part)
+        )
+        for (day, channel), part in sorted(groups.items())
+    ]
+    writer.commit(root, commit, staged, action="test")
+    return root

@@ -1,0 +1,234 @@
+"""``vigil es``: install the index template and retention policy, check them, (re)index the archive.
+
+Elasticsearch is an optional search index next to the Parquet archive, which stays the system of
+record. This module is only imported for ``vigil es ...``; the client library loads here, not in
+``vigil --help`` or ``vigil run`` without ``--es-url``.
+
+:func:`connection_options` is the shared set of connection flags, reused by other commands that
+take ``--es-url`` (``vigil run``, ``vigil search``); :func:`config_from` turns their values into an
+``EsConfig``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+_CONNECTION_OPTIONS = (
+    click.option("--es-url", help="Cluster URL, e.g. https://es.example.com:9200  [env: ES_URL]"),
+    click.option("--api-key", help="API key (base64 id:key)  [env: ES_API_KEY; prefer the env var]"),
+    click.option("--username", help="Basic-auth user  [env: ES_USERNAME]"),
+    click.option("--password", help="Basic-auth password  [env: ES_PASSWORD; prefer the env var]"),
+    click.option(
+        "--ca-certs",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="PEM bundle of the CA that signed the cluster's certificate  [env: ES_CA_CERTS]",
+    ),
+    click.option(
+        "--verify-certs/--no-verify-certs",
+        default=True,
+        show_default=True,
+        help="Check the cluster's TLS certificate (turn off only for a throw-away test cluster).",
+    ),
+    click.option("--request-timeout", type=float, default=None, help="Seconds per request  [default: 30]"),
+    click.option("--max-retries", type=int, default=None, help="Retries per request  [default: 5]"),
+    click.option(
+        "--index-prefix",
+        default=None,
+        help="Indices are PREFIX-YYYY.MM.01, the read alias is PREFIX  [default: vigil-records]",
+    ),
+)
+
+_LAYOUT_OPTIONS = (
+    click.option(
+        "--retention-days", type=int, default=None, help="Days records stay in Elasticsearch  [default: 2557]"
+    ),
+    click.option("--shards", type=int, default=None, help="Primary shards per monthly index  [default: 1]"),
+    click.option("--replicas", type=int, default=None, help="Replicas per shard  [default: 1]"),
+)
+
+
+def connection_options(func: F) -> F:
+    """Add the Elasticsearch connection flags to a click command."""
+    for option in reversed(_CONNECTION_OPTIONS):
+        func = option(func)
+    return func
+
+
+def layout_options(func: F) -> F:
+    for option in reversed(_LAYOUT_OPTIONS):
+        func = option(func)
+    return func
+
+
+def config_from(options: dict[str, Any]) -> Any:
+    """``EsConfig`` from the values of :func:`connection_options` (and layout options); env fills gaps."""
+    from exporters.elasticsearch.config import EsConfig
+
+    values = dict(options)
+    values["url"] = values.pop("es_url", None)
+    return EsConfig.from_options(**values)
+
+
+@click.group("es")
+def command() -> None:
+    """Elasticsearch: install the index template, check it, (re)index the archive.
+
+    \b
+    Elasticsearch is optional: the archive and the embedded search work without it.
+    Typical first use:
+      export ES_URL=https://es.example.com:9200 ES_API_KEY=...
+      vigil es setup
+      vigil es index --archive demo/archive
+      vigil search --es-url "$ES_URL" 'from:emp-7'
+    """
+
+
+@command.command("setup")
+@connection_options
+@layout_options
+def setup_command(**options: Any) -> None:
+    """Install or update the ILM retention policy and the index template (idempotent)."""
+    from exporters.elasticsearch.config import make_client
+    from exporters.elasticsearch.setup import install
+
+    cfg = config_from(options)
+    client = make_client(cfg)
+    try:
+        report = install(client, cfg)
+    finally:
+        client.close()
+    click.echo(f"Elasticsearch {report.version} at {cfg.safe_url} (cluster {report.cluster})")
+    for line in report.changes:
+        click.echo(f"  changed: {line}")
+    for line in report.unchanged:
+        click.echo(f"  ok:      {line}")
+    if not report.changed:
+        click.echo("Nothing to do: everything was already installed.")
+
+
+@command.command("check")
+@connection_options
+@layout_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def check_command(ctx: click.Context, as_json: bool, **options: Any) -> None:
+    """Compare what the cluster has with what this Vigil expects. Exit 1 if something is off."""
+    from exporters.elasticsearch.config import make_client
+    from exporters.elasticsearch.setup import check
+
+    cfg = config_from(options)
+    client = make_client(cfg)
+    try:
+        report = check(client, cfg)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "url": cfg.safe_url,
+                    "cluster": report.cluster,
+                    "version": report.version,
+                    "ok": report.ok,
+                    "problems": report.problems,
+                    "indices": report.indices,
+                    "documents": report.documents,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(f"Elasticsearch {report.version} at {cfg.safe_url} (cluster {report.cluster})")
+        for line in report.ok_items:
+            click.echo(f"  ok:      {line}")
+        for line in report.problems:
+            click.echo(f"  problem: {line}")
+        docs = "" if report.documents is None else f", {report.documents:,} documents"
+        click.echo(f"  {len(report.indices)} monthly index(es) under alias {cfg.alias}{docs}")
+    if not report.ok:
+        ctx.exit(1)
+
+
+@command.command("index")
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Archive folder (the system of record) to index from.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Documents per bulk request.",
+)
+@click.option(
+    "--dead-letters",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON Lines file for documents that could not be indexed  [default: next to the archive]",
+)
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@connection_options
+@click.pass_context
+def index_command(
+    ctx: click.Context, archive: Path, batch_size: int, dead_letters: Path | None, quiet: bool, **options: Any
+) -> None:
+    """Index (or re-index) every archived record. Safe to re-run: documents are overwritten by id.
+
+    Use it to backfill a new cluster, to rebuild after a mapping change, and to send again what an
+    earlier run dead-lettered. Exit 1 if some documents could not be indexed; they are listed, with
+    the reason, in the dead-letter file.
+    """
+    from exporters.elasticsearch.archive_source import (
+        DeadLetterFile,
+        count_rows,
+        dead_letter_path,
+        iter_archive_rows,
+    )
+    from exporters.elasticsearch.bulk import IndexReport, index_rows
+    from exporters.elasticsearch.config import make_client
+    from exporters.elasticsearch.setup import preflight
+    from pipelines.progress import Reporter, declare, report, reporting
+
+    cfg = config_from(options)
+    total = count_rows(archive)
+    client = make_client(cfg)
+    started = time.monotonic()
+    letters = DeadLetterFile(dead_letters or dead_letter_path(archive))
+
+    def on_batch(batch: IndexReport) -> None:
+        letters.write(batch.dead_letters)
+        report("indexed", batch.indexed)
+        if batch.dead_lettered:
+            report("dead-lettered", batch.dead_lettered)
+
+    try:
+        preflight(client, cfg)
+        with reporting(Reporter(enabled=not quiet)), letters:
+            declare("indexed", total)
+            summary = index_rows(
+                client, iter_archive_rows(archive), cfg, batch_size=batch_size, on_batch=on_batch
+            )
+    finally:
+        client.close()
+    seconds = time.monotonic() - started
+    rate = summary.read / seconds if seconds > 0 else 0.0
+    click.echo(
+        f"read {summary.read:,}, indexed {summary.indexed:,}, dead-lettered {summary.dead_lettered:,} "
+        f"({summary.retried:,} retried, {summary.requests:,} bulk requests, "
+        f"{seconds:.1f}s, {rate:,.0f} docs/s) "
+        f"into {cfg.alias} at {cfg.safe_url}"
+    )
+    if summary.dead_lettered:
+        click.echo(f"dead letters (with reasons): {letters.path}", err=True)
+        ctx.exit(1)

@@ -1,0 +1,178 @@
+"""``vigil es setup | check | index`` against the fake cluster, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from es_support import rows, write_archive
+
+from pipelines.cli import main
+
+
+def vigil(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = int(main(list(argv)) or 0)  # the console script does sys.exit(main())
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _no_es_env(monkeypatch):
+    for var in ("ES_URL", "ES_API_KEY", "ES_USERNAME", "ES_PASSWORD", "ES_CA_CERTS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_setup_then_setup_again(es_server, capsys):
+    code, out, _ = vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    assert code == 0
+    assert "installed ILM policy vigil-records-retention" in out
+    assert "installed index template vigil-records" in out
+    code, out, _ = vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    assert code == 0 and "Nothing to do" in out
+
+
+def test_setup_takes_the_url_and_key_from_the_environment(es_server, capsys, monkeypatch):
+    es_server.require_api_key("ZW52OmtleQ==")
+    monkeypatch.setenv("ES_URL", es_server.url)
+    monkeypatch.setenv("ES_API_KEY", "ZW52OmtleQ==")
+    code, out, err = vigil(capsys, "es", "setup", "--retention-days", "3650")
+    assert code == 0, err
+    assert "retention 3650 days" in out
+    assert "ZW52OmtleQ==" not in out + err
+
+
+def test_check_exit_codes(es_server, capsys):
+    code, out, _ = vigil(capsys, "es", "check", "--es-url", es_server.url)
+    assert code == 1 and "problem: index template vigil-records is missing" in out
+    vigil(capsys, "es", "setup", "--es-url", es_server.url)
+    code, out, _ = vigil(capsys, "es", "check", "--es-url", es_server.url, "--json")
+    assert code == 0
+    assert json.loads(out)["ok"] is True
+
+
+def test_index_backfills_the_archive(es_server, capsys, tmp_path):
+    archive = write_archive(tmp_path / "archive", rows(25))
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--batch-size", "10")
+    code, out, err = vigil(capsys, *argv)
+    assert code == 0, err
+    assert "read 25, indexed 25, dead-lettered 0" in out
+    assert len(es_server.docs("vigil-records")) == 25
+    assert len(es_server.bulk_bodies()) == 3
+    # idempotent: a second backfill overwrites, it does not add
+    code, out, _ = vigil(capsys, *argv)
+    assert code == 0 and len(es_server.docs()) == 25
+    assert not list(tmp_path.glob("*.jsonl"))  # no dead letters, no file
+
+
+def test_index_writes_dead_letters_and_exits_1(es_server, capsys, tmp_path):
+    batch = rows(6)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url)
+    es_server.fail_items({batch[2]["record_id"], batch[4]["record_id"]}, 400)
+    letters = tmp_path / "out" / "dl.jsonl"
+    code, out, err = vigil(
+        capsys,
+        "es",
+        "index",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--dead-letters",
+        str(letters),
+    )
+    assert code == 1
+    assert "read 6, indexed 4, dead-lettered 2" in out
+    assert str(letters) in err
+    written = [json.loads(line) for line in letters.read_text().splitlines()]
+    assert sorted(d["record_id"] for d in written) == sorted([batch[2]["record_id"], batch[4]["record_id"]])
+    assert {d["reason_code"] for d in written} == {"es_rejected"}
+    assert json.loads(written[0]["raw"])["record_id"] == written[0]["record_id"]
+
+
+def test_default_dead_letter_file_sits_next_to_the_archive(es_server, capsys, tmp_path):
+    batch = rows(2)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url)
+    es_server.fail_items({batch[0]["record_id"]}, 400)
+    code, _, _ = vigil(capsys, "es", "index", "--archive", str(archive), "--es-url", es_server.url)
+    assert code == 1
+    (letters,) = tmp_path.glob("archive.es-dead-letters-*.jsonl")
+    assert len(letters.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["es", "setup"], 2, "error: no Elasticsearch URL: pass --es-url URL or set ES_URL"),
+        (["es", "setup", "--es-url", "localhost:9200"], 2, "not an http(s) URL"),
+        (
+            ["es", "setup", "--es-url", "http://127.0.0.1:9", "--max-retries", "0"],
+            4,
+            "cannot reach Elasticsearch",
+        ),
+        (
+            ["es", "index", "--es-url", "http://127.0.0.1:9", "--archive", "/nonexistent"],
+            2,
+            "is not a Vigil archive",
+        ),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(capsys, argv, code, message):
+    got, out, err = vigil(capsys, *argv)
+    assert got == code
+    assert message in err
+    assert "Traceback" not in out + err
+
+
+def test_index_needs_setup_first(es_server, capsys, tmp_path):
+    archive = write_archive(tmp_path / "archive", rows(1))
+    code, _, err = vigil(capsys, "es", "index", "--archive", str(archive), "--es-url", es_server.url)
+    assert code == 4 and "run `vigil es setup` first" in err
+    assert es_server.docs() == {}
+
+
+def test_help_lists_the_subcommands(capsys):
+    code, out, _ = vigil(capsys, "es", "--help")
+    assert code == 0
+    for name in ("setup", "check", "index"):
+        assert name in out
+
+
+def test_elasticsearch_loads_only_when_asked_for():
+    probe = (
+        "import sys\n"
+        "from pipelines.cli import cli\n"
+        "import exporters.elasticsearch, exporters.elasticsearch.mapping, exporters.elasticsearch.documents\n"
+        "loaded = [m for m in ('elasticsearch', 'elastic_transport', 'apache_beam') if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_package_exports_resolve():
+    import exporters.elasticsearch as pkg
+
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None
+    with pytest.raises(AttributeError):
+        _ = pkg.not_a_thing
+
+
+def test_console_script_exit_code(es_server):
+    # what a shell sees: `vigil es check` against a cluster without the template exits 1
+    script = "import sys; from pipelines.cli import main; sys.exit(main())"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "es", "check", "--es-url", es_server.url],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "problem: ILM policy vigil-records-retention is missing" in result.stdout
