@@ -57,21 +57,30 @@ def test_every_arrow_field_is_mapped_and_nothing_else():
 
 
 def test_a_model_with_new_fields_gets_them_mapped_without_edits():
-    # What the lead's schema v2 does: add the DLP verdict to Record. The mapping must follow.
-    class RecordV2(Record):
-        dlp_action: str = Field("none", json_schema_extra=es(type="keyword"))
-        dlp_findings: list[Finding] = Field(default_factory=list, json_schema_extra=es(type="nested"))
-        blocked: bool = False
+    # What a future schema version does: add fields to Record. The mapping must follow unaided.
+    class Hold(BaseModel):
+        hold_id: str
+        placed: dt.datetime
 
-    mappings = record_mappings(RecordV2)
-    arrow = [arrow_field(n, f) for n, f in RecordV2.model_fields.items()]
+    class RecordNext(Record):
+        holds: list[Hold] = Field(default_factory=list, json_schema_extra=es(type="nested"))
+        review_score: Annotated[float, "float32"] = 0.0
+        reviewed: bool = False
+
+    mappings = record_mappings(RecordNext)
+    arrow = [arrow_field(n, f) for n, f in RecordNext.model_fields.items()]
     assert _arrow_paths(arrow) == _mapping_paths(mappings["properties"])
-    findings = mappings["properties"]["dlp_findings"]
+    holds = mappings["properties"]["holds"]
+    assert holds["type"] == "nested"
+    assert holds["properties"]["placed"]["type"] == "date"
+    assert mappings["properties"]["review_score"] == {"type": "float"}
+    assert mappings["properties"]["reviewed"] == {"type": "boolean"}
+
+
+def test_dlp_findings_are_nested_so_one_finding_can_match_several_conditions():
+    findings = _lookup(record_mappings(), "dlp_findings")
     assert findings["type"] == "nested"
-    assert findings["properties"]["start"] == {"type": "integer"}
-    assert findings["properties"]["score"] == {"type": "float"}
-    assert findings["properties"]["action"] == {"type": "keyword"}
-    assert mappings["properties"]["blocked"] == {"type": "boolean"}
+    assert set(findings["properties"]) == set(Finding.model_fields)
 
 
 @pytest.mark.parametrize(
@@ -89,6 +98,10 @@ def test_a_model_with_new_fields_gets_them_mapped_without_edits():
         ("sender.id", {"type": "keyword"}),
         ("participants.groups", {"type": "keyword"}),  # list[str] inside a list of models
         ("attachments.size", {"type": "long"}),
+        ("dlp_action", {"type": "keyword"}),
+        ("dlp_findings.start", {"type": "integer"}),  # Annotated[int, "int32"]
+        ("dlp_findings.score", {"type": "float"}),  # Annotated[float, "float32"]
+        ("blocked", {"type": "boolean"}),
     ],
 )
 def test_field_types(path, expected):
