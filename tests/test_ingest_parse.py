@@ -71,10 +71,15 @@ def test_bad_lines_become_dead_letters_with_a_reason(code: str, raw: bytes, hint
     assert row["stage"] == "ingest"
 
 
-def test_lone_surrogate_escape_is_really_in_the_fixture() -> None:
-    raw = line(event(1, body="ok \\ud800 broken")).replace(b"\\\\ud800", b"\\ud800")
+@pytest.mark.parametrize("where", ["body", "sender_name"])
+def test_unpaired_surrogates_are_dead_letters_not_parquet_crashes(where: str) -> None:
+    marker = "SURROGATE"
+    data = event(1, body=f"ok {marker} broken") if where == "body" else event(
+        1, sender={"id": "e", "role": "employee", "name": f"x{marker}"}
+    )
+    raw = line(data).replace(marker.encode(), b"\\ud800")  # JSON escape of a lone surrogate
     kind, row = parse(raw)
-    assert kind == "dead" and row["reason_code"] == "invalid_text"
+    assert kind == "dead" and row["reason_code"] == "invalid_text", row["reason"]
 
 
 GOOD = [

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from pipelines.ingest.read import RAW_KEEP_BYTES, Line
 from pipelines.record import (
@@ -99,6 +100,8 @@ def _classify(exc: ValidationError) -> tuple[str, str]:
         missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
         return "missing_field", f"required field(s) missing: {', '.join(missing)}"
     message = " ".join(e["msg"] for e in errors)
+    if "string_unicode" in kinds:
+        return "invalid_text", f"text cannot be stored as UTF-8 (unpaired surrogate): {listing}"
     if "body has" in message:
         return "oversized_body", listing
     if "empty message" in message:
@@ -132,6 +135,18 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
             "the first bytes and the SHA-256 of the whole line are kept",
         )
     try:
+        # fast path: pydantic parses and validates the bytes in one go (good lines are the norm)
+        event = Event.model_validate_json(line.raw)
+    except ValidationError:
+        pass  # the step-by-step path below says precisely what is wrong
+    else:
+        body = event.body
+        if body is not None and len(body) > limits.max_body_chars:
+            return dead(
+                "oversized_body", f"body has {len(body):,} characters, the limit is {limits.max_body_chars:,}"
+            )
+        return _finish(event, line, now=now, limits=limits, dead=dead)
+    try:
         text = line.raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return dead("invalid_utf8", f"not UTF-8: byte {exc.start} ({line.raw[exc.start : exc.start + 1]!r})")
@@ -155,6 +170,12 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
     except ValidationError as exc:
         code, reason = _classify(exc)
         return dead(code, reason)
+    return _finish(event, line, now=now, limits=limits, dead=dead)
+
+
+def _finish(
+    event: Event, line: Line, *, now: dt.datetime, limits: Limits, dead: Any
+) -> tuple[str, dict[str, Any]]:
     record_id = record_id_for(event.org, event.channel, event.event_id)
     if event.received_time > now + limits.future_skew:
         return dead(
@@ -171,11 +192,10 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
             record_id,
         )
     try:
-        digest = content_sha256(event)
-        row = event.model_dump(mode="python")
-        json.dumps(row, default=str).encode("utf-8")  # unpaired surrogates fail here, not in Parquet
-    except (UnicodeEncodeError, ValueError) as exc:
+        digest = content_sha256(event)  # serialising to JSON also rejects unpaired surrogates
+    except PydanticSerializationError as exc:
         return dead("invalid_text", f"text cannot be stored as UTF-8: {exc}", record_id)
+    row = event.model_dump(mode="python")
     row["event_time"] = to_micros(event.event_time)
     row["received_time"] = to_micros(event.received_time)
     row.update(

@@ -12,6 +12,7 @@ what the run summary reads back.
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,7 @@ from pipelines import progress
 from pipelines.archive import layout, reader, writer
 from pipelines.ingest import dedup, parse
 from pipelines.ingest.read import read_lines
-from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, event_date, from_micros, to_micros
+from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, from_micros, to_micros
 
 NAMESPACE = "vigil"
 DEAD = "dead"
@@ -146,11 +147,13 @@ class _Choose(beam.DoFn):
             yield TaggedOutput(DEAD, conflict)
         if choice.keep is not None:
             self.unique.inc()
-            yield choice.keep
+            yield choice.keep.partition, choice.keep.payload
 
 
 class DropDuplicates(beam.PTransform):
-    """One row per record id, against this run and the archive; conflicts become dead letters."""
+    """One row per record id, against this run and the archive; conflicts become dead letters.
+
+    Output: ``(partition, packed row)`` pairs, ready for :class:`WriteArchive`."""
 
     def __init__(self, archive: Path, now: dt.datetime):
         super().__init__()
@@ -160,7 +163,7 @@ class DropDuplicates(beam.PTransform):
     def expand(self, rows: Any) -> Any:
         return (
             rows
-            | "KeyById" >> beam.Map(lambda r: (r["record_id"], r))
+            | "KeyById" >> beam.Map(dedup.pack)
             | "GroupById" >> beam.GroupByKey()
             | "Choose" >> beam.ParDo(_Choose(self.archive, self.now_us)).with_outputs(DEAD, main="unique")
         )
@@ -190,7 +193,8 @@ class _StagePartition(beam.DoFn):
     ) -> Iterator[writer.StagedFile]:
         (a, b), rows_iter = element
         if self.kind == layout.RECORDS:
-            rows = sorted(rows_iter, key=lambda r: (r["event_time"], r["record_id"]))
+            unpacked = (pickle.loads(payload) for payload in rows_iter)
+            rows = sorted(unpacked, key=lambda r: (r["event_time"], r["record_id"]))
             schema = ARROW_SCHEMA
         else:
             unique = {r["dead_letter_id"]: r for r in rows_iter}
@@ -215,10 +219,6 @@ class _StagePartition(beam.DoFn):
             yield staged
 
 
-def _record_partition(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
-    return (event_date(row), row["channel"]), row
-
-
 def _dead_letter_partition(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
     return (row["stage"], from_micros(row["dead_letter_time"]).date().isoformat()), row
 
@@ -240,7 +240,8 @@ class _Commit(beam.DoFn):
 
 
 class WriteArchive(beam.PTransform):
-    """Records and dead letters → staged Parquet per partition → one atomic manifest commit."""
+    """Packed records (from :class:`DropDuplicates`) and dead letters → staged Parquet per
+    partition → one atomic manifest commit."""
 
     def __init__(self, archive: Path, commit: str, sources: list[dict[str, Any]], extra: dict[str, Any]):
         super().__init__()
@@ -253,7 +254,6 @@ class WriteArchive(beam.PTransform):
         records, dead_letters = inputs
         staged_records = (
             records
-            | "PartitionRecords" >> beam.Map(_record_partition)
             | "GroupRecordPartitions" >> beam.GroupByKey()
             | "StageRecordFiles" >> beam.ParDo(_StagePartition(self.archive, self.commit, layout.RECORDS))
         )
