@@ -14,7 +14,8 @@ error bodies with ``type`` and ``reason``, per-item bulk results):
   ``match``, ``match_phrase``, ``prefix``, ``wildcard``, ``range``, ``exists``, ``nested`` and
   ``bool``; ``size``, ``from``, ``sort``, ``search_after``, ``_source``. Anything else is a 400,
   so a test never passes on a query the fake silently ignored;
-* ``[/<target>]/_refresh``, ``PUT|GET /<target>/_mapping``, ``GET|PUT|DELETE|HEAD /<target>``,
+* ``[/<target>]/_refresh``, ``PUT|GET /<target>/_mapping``, ``GET /<target>/_settings``,
+  ``GET|PUT|DELETE|HEAD /<target>``,
   ``GET /<index>/_doc/<id>``.
 
 Every request is recorded (:attr:`FakeElasticsearch.requests`) so tests can pin the DSL sent.
@@ -304,6 +305,10 @@ class FakeElasticsearch:
             return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
         if len(segs) == 2 and segs[1] == "_mapping":
             return self._mapping(method, segs[0], body, params)
+        if len(segs) == 2 and segs[1] == "_settings" and method == "GET":
+            names = self._resolve(segs[0], allow_missing="*" in segs[0])
+            # ES hands settings back with every value as a string
+            return 200, {n: {"settings": _stringify(self.indices[n].settings)} for n in names}
         if len(segs) == 3 and segs[1] == "_doc" and method == "GET":
             return self._get_doc(segs[0], segs[2])
         if len(segs) == 1 and not head.startswith("_"):
@@ -718,6 +723,14 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _stringify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stringify(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
 
 
 def _check_compatible(old: dict[str, Any], new: dict[str, Any], path: str) -> None:
