@@ -1,0 +1,173 @@
+"""``vigil dlp``: tools for the people who write DLP policies.
+
+vigil dlp lint    --policy dlp_rules                  validate policies, print a summary
+vigil dlp test    [--policy FILE|DIR]                 run the policies' own test cases
+vigil dlp scan    --policy FILE [--input F]           NDJSON texts in, verdicts out
+vigil dlp dry-run --policy NEW --archive DIR [--against CURRENT]
+                                                    what a policy change would change
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pipelines.errors import InputError, PolicyTestFailure
+
+
+def default_rules_dir() -> Path:
+    """``./dlp_rules`` when run from a checkout, else the rules shipped with the package."""
+    local = Path("dlp_rules")
+    if local.is_dir():
+        return local
+    import dlp_rules
+
+    return Path(dlp_rules.__file__).parent
+
+
+POLICY_HELP = "Policy file, policy-set file (e.g. dlp_rules/active.yaml) or directory."
+
+
+@click.group(name="dlp")
+def command() -> None:
+    """Author DLP policies: validate them, run their tests, scan text, dry-run against the archive."""
+
+
+@command.command("lint")
+@click.option("--policy", "policy", type=click.Path(path_type=Path), default=None, help=POLICY_HELP)
+def lint(policy: Path | None) -> None:
+    """Validate policies and print what they contain."""
+    from pipelines.dlp import load_policy_set
+
+    policy_set = load_policy_set(policy or default_rules_dir())
+    for p in policy_set.policies:
+        click.echo(f"{p.path}: policy {p.id!r}, {len(p.rules)} rule(s)")
+        for rule in p.rules:
+            entities = sorted({d.entity for d in rule.detectors})
+            click.echo(f"  {rule.id:<36} {rule.action:<7} {rule.severity.value:<9} {', '.join(entities)}")
+    ner = "needs the spaCy NER model" if policy_set.needs_ner else "no language model needed"
+    click.echo(f"ok: set {policy_set.label}, {len(policy_set.rules)} rule(s), {ner}")
+
+
+@command.command("test")
+@click.option("--policy", "policy", type=click.Path(path_type=Path), default=None, help=POLICY_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="List passing cases too.")
+def test(policy: Path | None, verbose: bool) -> None:
+    """Run the test cases next to the policies (<name>.tests.yaml); exit 1 if any fails."""
+    from pipelines.dlp.casefile import case_files, run_casefile
+
+    target = policy or default_rules_dir()
+    files = case_files(target)
+    if not files:
+        raise InputError(f"{target}: no test case files (<policy>.tests.yaml) found")
+    counts = {"passed": 0, "failed": 0, "known_miss": 0, "fixed": 0}
+    for path in files:
+        results = run_casefile(path)
+        failed = sum(r.failed for r in results)
+        mark = click.style("FAIL", fg="red") if failed else click.style("ok  ", fg="green")
+        click.echo(f"{mark} {path} ({len(results)} case(s))")
+        for r in results:
+            counts[r.status] += 1
+            if r.status == "failed":
+                click.echo(f"  FAIL {r.where} {r.name}")
+                for problem in r.problems:
+                    click.echo(f"       - {problem}")
+            elif r.status == "known_miss":
+                click.echo(f"  miss {r.where} {r.name} (known miss)")
+            elif r.status == "fixed":
+                click.echo(f"  FIXED {r.where} {r.name}: now passes; remove known_miss")
+            elif verbose:
+                click.echo(f"  pass {r.where} {r.name}")
+    summary = f"{counts['passed']} passed, {counts['failed']} failed, {counts['known_miss']} known misses" + (
+        f", {counts['fixed']} fixed" if counts["fixed"] else ""
+    )
+    click.echo(summary)
+    if counts["failed"]:
+        raise PolicyTestFailure(f"{counts['failed']} policy test case(s) failed")
+
+
+@command.command("scan")
+@click.option("--policy", "policy", type=click.Path(path_type=Path), required=True, help=POLICY_HELP)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help='NDJSON file of {"id", "text"} objects (default: standard input).',
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Default: stdout.",
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1024, show_default=True)
+@click.pass_context
+def scan(
+    ctx: click.Context, policy: Path, input_path: Path | None, output_path: Path | None, batch_size: int
+) -> None:
+    """Scan newline-delimited JSON texts; one JSON verdict per input line.
+
+    \b
+    Input:  {"id": 1, "text": "...", "channel": "sms", "direction": "outbound"}
+    Output: {"id": 1, "action": "redact", "findings": [...], "redacted_text": "..."}
+    Lines that cannot be read produce {"line": n, "error": "..."}; exit code 1 if any did.
+    """
+    from pipelines.dlp import Engine, load_policy_set
+    from pipelines.dlp.scan import scan as run_scan
+
+    engine = Engine(load_policy_set(policy))
+    try:
+        source = input_path.open("rb") if input_path else sys.stdin.buffer
+    except OSError as exc:
+        raise InputError(f"{input_path}: cannot read: {exc.strerror}") from None
+    sink = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
+    try:
+        stats = run_scan(engine, source, sink, batch_size=batch_size)
+    finally:
+        if input_path:
+            source.close()
+        if output_path:
+            sink.close()
+    click.echo(
+        f"scanned {stats.lines} line(s): {stats.blocked} blocked, {stats.redacted} redacted, "
+        f"{stats.flagged} flagged, {stats.errors} error(s)",
+        err=True,
+    )
+    if stats.errors:
+        ctx.exit(1)
+
+
+@command.command("dry-run")
+@click.option("--policy", "policy", type=click.Path(path_type=Path), required=True, help="The new policy.")
+@click.option(
+    "--archive", type=click.Path(path_type=Path, file_okay=False), required=True, help="Archive root."
+)
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The current policy to compare with (default: the verdicts stored in the archive).",
+)
+@click.option("--samples", type=click.IntRange(0, 50), default=3, show_default=True, help="Samples per rule.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def dry_run(policy: Path, archive: Path, against: Path | None, samples: int, as_json: bool) -> None:
+    """Replay archived messages through a policy and report what would change, per rule."""
+    import json
+
+    from pipelines.dlp import load_policy_set
+    from pipelines.dlp.dryrun import dry_run as run_dry_run
+    from pipelines.dlp.dryrun import format_report
+
+    report = run_dry_run(
+        load_policy_set(policy),
+        archive,
+        against=load_policy_set(against) if against else None,
+        samples=samples,
+    )
+    click.echo(
+        json.dumps(report.to_json(), indent=2, ensure_ascii=False) if as_json else format_report(report)
+    )

@@ -1,0 +1,334 @@
+"""Run one compiled regex over many short texts at once, with the same results as one by one.
+
+Per-message overhead is what makes naive DLP slow on chat traffic: thousands of texts of a few
+dozen characters, each paying Python call overhead for every pattern. :class:`BatchRegex` joins a
+batch of texts with a one-character separator and runs each pattern once over the joined string.
+
+Results are exact, not approximate:
+
+* a match that crosses a separator is discarded and the texts it touched are re-matched alone;
+* ``^``/``$`` are matched in multi-line mode on the batch, which only adds candidates; a text whose
+  batch result could differ from its own is re-matched alone, and every other text's matches are
+  those the pattern finds in it alone (finditer resumes at each text start with nothing consumed);
+* patterns whose meaning changes at a text boundary in a way a re-check cannot catch (``\\A``,
+  ``\\Z``, or a negative lookaround that could see the separator) are classified as such by
+  parsing them, and always run text by text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from typing import Any
+
+try:  # the stdlib parser, used only to classify patterns
+    import re._constants as _c  # type: ignore[import-not-found]
+    import re._parser as _parser  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_constants as _c  # type: ignore[no-redef]
+    import sre_parse as _parser  # type: ignore[no-redef]
+
+SEPARATOR = "\n"
+_SEP = ord(SEPARATOR)
+
+Span = tuple[int, int]
+
+
+def _category_matches(category: Any, code: int) -> bool:
+    ch = chr(code)
+    table = {
+        _c.CATEGORY_DIGIT: ch.isdigit(),
+        _c.CATEGORY_NOT_DIGIT: not ch.isdigit(),
+        _c.CATEGORY_SPACE: ch.isspace(),
+        _c.CATEGORY_NOT_SPACE: not ch.isspace(),
+        _c.CATEGORY_WORD: ch.isalnum() or ch == "_",
+        _c.CATEGORY_NOT_WORD: not (ch.isalnum() or ch == "_"),
+        _c.CATEGORY_LINEBREAK: ch == "\n",
+        _c.CATEGORY_NOT_LINEBREAK: ch != "\n",
+    }
+    return table.get(category, True)
+
+
+def _may_match(items: Any, code: int, dotall: bool) -> bool:
+    """Conservative: can any single-character atom in this parsed pattern match ``chr(code)``?"""
+    for op, arg in items:
+        if op is _c.LITERAL:
+            if arg == code:
+                return True
+        elif op is _c.NOT_LITERAL:
+            if arg != code:
+                return True
+        elif op is _c.ANY:
+            if dotall or code != _SEP:
+                return True
+        elif op is _c.IN:
+            negate = any(o is _c.NEGATE for o, _ in arg)
+            hit = False
+            for o, a in arg:
+                if (
+                    (o is _c.LITERAL and a == code)
+                    or (o is _c.RANGE and a[0] <= code <= a[1])
+                    or (o is _c.CATEGORY and _category_matches(a, code))
+                ):
+                    hit = True
+            if hit != negate:
+                return True
+        elif op is _c.CATEGORY:
+            if _category_matches(arg, code):
+                return True
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+            if _may_match(arg[2], code, dotall):
+                return True
+        elif op is _c.SUBPATTERN:
+            if _may_match(arg[-1], code, dotall):
+                return True
+        elif op is _c.BRANCH:
+            if any(_may_match(branch, code, dotall) for branch in arg[1]):
+                return True
+        elif op in (_c.ASSERT, _c.ASSERT_NOT):
+            if _may_match(arg[1], code, dotall):
+                return True
+        elif op is getattr(_c, "ATOMIC_GROUP", None):
+            if _may_match(arg, code, dotall):
+                return True
+        elif op in (_c.AT, _c.GROUPREF):
+            continue
+        else:
+            return True  # unknown construct: assume the worst
+    return False
+
+
+def _boundary_safe(items: Any, dotall: bool) -> bool:
+    """False when the pattern holds an assertion a separator could silently turn false."""
+    for op, arg in items:
+        if op is _c.AT and arg in (_c.AT_BEGINNING_STRING, _c.AT_END_STRING):
+            return False
+        if op is _c.ASSERT_NOT:
+            if _may_match(arg[1], _SEP, dotall):
+                return False
+            if not _boundary_safe(arg[1], dotall):
+                return False
+        elif op is _c.ASSERT:
+            if not _boundary_safe(arg[1], dotall):
+                return False
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+            if not _boundary_safe(arg[2], dotall):
+                return False
+        elif op is _c.SUBPATTERN:
+            if not _boundary_safe(arg[-1], dotall):
+                return False
+        elif op is _c.BRANCH:
+            if not all(_boundary_safe(b, dotall) for b in arg[1]):
+                return False
+        elif op is getattr(_c, "ATOMIC_GROUP", None):
+            if not _boundary_safe(arg, dotall):
+                return False
+        elif op is getattr(_c, "GROUPREF_EXISTS", None):
+            return False
+    return True
+
+
+def _has_line_anchors(items: Any) -> bool:
+    for op, arg in items:
+        if op is _c.AT and arg in (_c.AT_BEGINNING, _c.AT_END):
+            return True
+        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+            if _has_line_anchors(arg[2]):
+                return True
+        elif op is _c.SUBPATTERN or op is getattr(_c, "ATOMIC_GROUP", None):
+            if _has_line_anchors(arg[-1] if op is _c.SUBPATTERN else arg):
+                return True
+        elif op is _c.BRANCH:
+            if any(_has_line_anchors(b) for b in arg[1]):
+                return True
+        elif op in (_c.ASSERT, _c.ASSERT_NOT) and _has_line_anchors(arg[1]):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# required characters: a text without any of them cannot contain a match, so it is not scanned
+
+DIGIT = "\\d"
+# rough frequency of a character class in chat text; a rare requirement skips more texts
+_COST = {"@": 1, "#": 1, "+": 3, ":": 3, "/": 4, "_": 4, DIGIT: 5, "-": 6, ",": 8, ".": 9, " ": 10}
+_MAX_USEFUL_COST = 9
+
+
+def _cost(chars: frozenset[str]) -> int:
+    return sum(_COST.get(c, 5) for c in chars)
+
+
+def _required_item(op: Any, arg: Any) -> frozenset[str] | None:
+    if op is _c.LITERAL:
+        ch = chr(arg)
+        if ch.isdigit():
+            return frozenset([DIGIT])
+        return None if ch.isalpha() or ch.isspace() else frozenset([ch])
+    if op is _c.CATEGORY:
+        return frozenset([DIGIT]) if arg is _c.CATEGORY_DIGIT else None
+    if op is _c.IN:
+        out: set[str] = set()
+        for o, a in arg:
+            if o is _c.NEGATE:
+                return None
+            if (
+                (o is _c.CATEGORY and a is _c.CATEGORY_DIGIT)
+                or (o is _c.RANGE and ord("0") <= a[0] <= a[1] <= ord("9"))
+                or (o is _c.LITERAL and chr(a).isdigit())
+            ):
+                out.add(DIGIT)
+            elif o is _c.LITERAL and not chr(a).isalpha() and not chr(a).isspace():
+                out.add(chr(a))
+            else:
+                return None
+        return frozenset(out) or None
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+        return _required(arg[2]) if arg[0] >= 1 else None
+    if op is _c.SUBPATTERN:
+        return _required(arg[-1])
+    if op is getattr(_c, "ATOMIC_GROUP", None):
+        return _required(arg)
+    if op is _c.BRANCH:
+        found = [_required(b) for b in arg[1]]
+        if any(f is None for f in found):
+            return None
+        return frozenset().union(*found)  # type: ignore[arg-type]
+    return None
+
+
+def _required(items: Any) -> frozenset[str] | None:
+    """Characters of which every match contains at least one (sound, not complete)."""
+    best: frozenset[str] | None = None
+    for op, arg in items:
+        found = _required_item(op, arg)
+        if found is not None and (best is None or _cost(found) < _cost(best)):
+            best = found
+    return best
+
+
+def required_class(pattern: str, flags: int = 0) -> str | None:
+    """A one-character regex every match needs, when one is worth checking (else ``None``)."""
+    try:
+        parsed = list(_parser.parse(pattern, flags))
+    except Exception:
+        return None
+    found = _required(parsed)
+    if found is None or _cost(found) > _MAX_USEFUL_COST:
+        return None
+    return "[" + "".join(c if c == DIGIT else re.escape(c) for c in sorted(found)) + "]"
+
+
+def compile_pattern(pattern: str, flags: int = 0) -> tuple[Any, bool, bool]:
+    """Compile with ``re`` (fast) or, for syntax only it knows, the ``regex`` module; and say whether
+    the pattern can be batched and whether it uses ``^``/``$``."""
+    try:
+        compiled: Any = re.compile(pattern, flags)
+    except re.error:
+        import regex
+
+        return regex.compile(pattern, flags), False, True
+    try:
+        parsed = list(_parser.parse(pattern, flags))
+    except Exception:  # the stdlib parser refuses what the compiler accepted: do not batch
+        return compiled, False, True
+    return compiled, _boundary_safe(parsed, bool(flags & re.DOTALL)), _has_line_anchors(parsed)
+
+
+class BatchRegex:
+    """A pattern compiled once, matched over a batch of texts."""
+
+    __slots__ = ("anchored", "batch", "exact", "flags", "pattern", "required", "safe")
+
+    def __init__(self, pattern: str, flags: int = 0):
+        self.pattern = pattern
+        self.flags = flags
+        self.exact, self.safe, anchored = compile_pattern(pattern, flags)
+        # ^/$ in single-line mode also match inside a text once batched in multi-line mode
+        self.anchored = anchored and not flags & re.MULTILINE
+        self.batch = re.compile(pattern, flags | re.MULTILINE) if self.safe else None
+        self.required = required_class(pattern, flags)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.pattern, self.flags)
+
+    def spans(self, text: str) -> list[Span]:
+        return [m.span() for m in self.exact.finditer(text) if m.end() > m.start()]
+
+    def run(self, texts: Sequence[str], joined: str, starts: Sequence[int]) -> dict[int, list[Span]]:
+        """Matches per text index (only texts with matches appear), offsets local to each text.
+
+        ``joined`` is ``SEPARATOR.join(texts)`` and ``starts`` the offset of each text in it.
+        """
+        if self.batch is None:
+            out = {}
+            for i, text in enumerate(texts):
+                found = self.spans(text)
+                if found:
+                    out[i] = found
+            return out
+        out: dict[int, list[Span]] = {}
+        recheck: set[int] = set()
+        for match in self.batch.finditer(joined):
+            start, end = match.span()
+            if end <= start:
+                continue
+            i = bisect.bisect_right(starts, start) - 1
+            text_end = starts[i] + len(texts[i])
+            if end > text_end:  # crosses into the next text (or more)
+                j = bisect.bisect_right(starts, end - 1) - 1
+                recheck.update(range(i, j + 1))
+                continue
+            out.setdefault(i, []).append((start - starts[i], end - starts[i]))
+        if self.anchored:
+            # ^ and $ may have matched at inner line starts/ends: keep only what each text says
+            recheck.update(out)
+        for i in recheck:
+            found = self.spans(texts[i])
+            if found:
+                out[i] = found
+            else:
+                out.pop(i, None)
+        return out
+
+
+def join(texts: Sequence[str]) -> tuple[str, list[int]]:
+    """The batch string and the start offset of each text in it."""
+    starts = []
+    pos = 0
+    for text in texts:
+        starts.append(pos)
+        pos += len(text) + 1
+    return SEPARATOR.join(texts), starts
+
+
+def run_all(
+    regexes: Sequence[BatchRegex], texts: Sequence[str]
+) -> dict[tuple[str, int], dict[int, list[Span]]]:
+    """Every regex over every text: ``{regex key: {text index: spans}}``.
+
+    Regexes are grouped by the character they require; each group runs over the sub-batch of texts
+    that contain that character, so a text with no digit is never scanned by a digit pattern.
+    """
+    groups: dict[str | None, list[BatchRegex]] = {}
+    for regex in regexes:
+        groups.setdefault(regex.required, []).append(regex)
+    out: dict[tuple[str, int], dict[int, list[Span]]] = {}
+    for required, members in groups.items():
+        if required is None:
+            index = list(range(len(texts)))
+            sub = list(texts)
+        else:
+            probe = re.compile(required)
+            index = [i for i, t in enumerate(texts) if probe.search(t)]
+            sub = [texts[i] for i in index]
+        if not sub:
+            continue
+        joined, starts = join(sub)
+        for regex in members:
+            found = regex.run(sub, joined, starts)
+            if found:
+                out[regex.key] = {index[i]: spans for i, spans in found.items()}
+    return out

@@ -1,0 +1,241 @@
+"""A policy's own test cases: ``dlp_rules/<name>.tests.yaml`` next to ``dlp_rules/<name>.yaml``.
+
+Each case is a text with what the policy must do with it: the action, and the findings it must
+report (entity plus the exact span, given as the value or as offsets). A case that expects no
+findings is a must-not-match case: realistic negatives (order numbers, dates) belong here. A case
+the policy is known to get wrong is kept and marked ``known_miss: true`` with a ``note``; it is
+reported but does not fail, and is reported as fixed once the policy gets it right.
+
+``vigil dlp test`` runs every case file; pytest collects them too (``dlp_rules/conftest.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from pipelines.dlp.engine import Engine, Scope, Verdict
+from pipelines.dlp.policy import _compose, _Model, _node_at, _read, _validate, load_policy_set
+from pipelines.errors import PolicyError
+from pipelines.record import Channel, Direction, Kind
+
+
+class ExpectedFinding(_Model):
+    EXAMPLE: ClassVar[str] = """\
+        findings:
+          - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}
+          - {entity: EMAIL_ADDRESS, span: [10, 27]}"""
+
+    entity: str = Field(description="Entity name the finding must have.")
+    value: str | None = Field(None, description="The exact text of the finding (first occurrence).")
+    span: tuple[int, int] | None = Field(None, description="Offsets [start, end) in the text.")
+    rule: str | None = Field(None, description="Rule id that must report it (optional).")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ExpectedFinding:
+        if (self.value is None) == (self.span is None):
+            raise ValueError("give the finding's position either as value: or as span: [start, end]")
+        return self
+
+
+class Expectation(_Model):
+    EXAMPLE: ClassVar[str] = """\
+        expect:
+          action: redact            # none, flag, redact or block
+          findings:
+            - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}"""
+
+    action: Literal["none", "flag", "redact", "block"] = Field(description="The verdict's action.")
+    findings: list[ExpectedFinding] = Field(
+        default_factory=list, description="Findings that must be reported."
+    )
+    only: bool = Field(True, description="Fail on findings not listed (default true).")
+
+
+class CaseScope(_Model):
+    EXAMPLE: ClassVar[str] = """\
+        scope: {channel: sms, direction: outbound, kind: message, employee_groups: [traders]}"""
+
+    channel: Channel | None = None
+    direction: Direction | None = None
+    kind: Kind | None = None
+    org: str | None = None
+    sub_org: str | None = None
+    employee_groups: list[str] = Field(default_factory=list)
+
+    def to_scope(self) -> Scope:
+        return Scope(
+            channel=self.channel.value if self.channel else None,
+            direction=self.direction.value if self.direction else None,
+            kind=self.kind.value if self.kind else None,
+            org=self.org,
+            sub_org=self.sub_org,
+            employee_groups=frozenset(self.employee_groups),
+        )
+
+
+class Case(_Model):
+    EXAMPLE: ClassVar[str] = """\
+        - name: visa number with spaces
+          text: "Card 4111 1111 1111 1111, expiry 12/27"
+          scope: {direction: outbound}
+          expect:
+            action: redact
+            findings:
+              - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}"""
+
+    name: str | None = Field(None, description="Short name shown in the report.")
+    text: str = Field(description="The message text.")
+    scope: CaseScope = Field(default_factory=CaseScope)
+    expect: Expectation
+    known_miss: bool = Field(False, description="The policy is known to get this wrong; do not fail.")
+    note: str | None = Field(None, description="Why a known miss is missed (required with known_miss).")
+
+    @model_validator(mode="after")
+    def _note_for_miss(self) -> Case:
+        if self.known_miss and not (self.note and self.note.strip()):
+            raise ValueError("a known_miss needs a note saying why the policy misses it")
+        return self
+
+
+class CaseFileSpec(_Model):
+    EXAMPLE: ClassVar[str] = """\
+        policy: pii.yaml            # default: this file's name without .tests
+        cases:
+          - name: ...
+            text: ...
+            expect: {action: none}"""
+
+    policy: str | None = Field(None, description="Policy file (or set file) these cases test.")
+    cases: list[Case] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    file: Path
+    line: int
+    name: str
+    status: Literal["passed", "failed", "known_miss", "fixed"]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    path: Path
+    policy_path: Path
+    spec: CaseFileSpec
+    lines: tuple[int, ...]
+
+
+def policy_for_cases(path: Path) -> Path:
+    return path.with_name(path.name.replace(".tests.yaml", ".yaml").replace(".tests.yml", ".yml"))
+
+
+def load_cases(path: str | Path) -> CaseFile:
+    path = Path(path)
+    _, text = _read(path)
+    data, node = _compose(path, text)
+    spec = _validate(path, CaseFileSpec, data, node)
+    policy_path = path.parent / spec.policy if spec.policy else policy_for_cases(path)
+    if not policy_path.is_file():
+        raise PolicyError(f"{path}: the policy {policy_path.name} these cases test does not exist")
+    cases_node, _ = _node_at(node, ("cases",))
+    lines = tuple(n.start_mark.line + 1 for n in getattr(cases_node, "value", []))
+    return CaseFile(path=path, policy_path=policy_path, spec=spec, lines=lines)
+
+
+def _span(text: str, expected: ExpectedFinding) -> tuple[int, int] | None:
+    if expected.span is not None:
+        return expected.span
+    assert expected.value is not None
+    start = text.find(expected.value)
+    return None if start < 0 else (start, start + len(expected.value))
+
+
+def check_case(case: Case, verdict: Verdict) -> list[str]:
+    """What is wrong with a verdict for a case (empty when it passes)."""
+    problems = []
+    if verdict.action.value != case.expect.action:
+        problems.append(f"action is {verdict.action.value}, expected {case.expect.action}")
+    got = {(f.entity, f.start, f.end, f.rule_id) for f in verdict.findings}
+    matched: set[tuple[str, int, int, str]] = set()
+    for expected in case.expect.findings:
+        span = _span(case.text, expected)
+        if span is None:
+            problems.append(f"expected value {expected.value!r} does not occur in the text")
+            continue
+        hits = {
+            g for g in got if g[0] == expected.entity and g[1:3] == span and (expected.rule in (None, g[3]))
+        }
+        if not hits:
+            problems.append(f"missing {expected.entity} at {list(span)} ({case.text[span[0] : span[1]]!r})")
+        matched |= hits
+    if case.expect.only:
+        for entity, start, end, rule_id in sorted(got - matched, key=lambda g: (g[1], g[2], g[0])):
+            if any((entity, start, end) == (m[0], m[1], m[2]) for m in matched):
+                continue  # the same finding reported by another rule
+            problems.append(
+                f"unexpected {entity} at [{start}, {end}] ({case.text[start:end]!r}) by {rule_id}"
+            )
+    return problems
+
+
+def run_casefile(path: str | Path, engine: Engine | None = None) -> list[CaseResult]:
+    """Run one case file; the engine is built from the policy the file names unless given."""
+    cases = load_cases(path)
+    engine = engine or Engine(load_policy_set(cases.policy_path), hash_key_env=_TEST_KEYS)
+    verdicts = engine.inspect_many([(c.text, c.scope.to_scope()) for c in cases.spec.cases])
+    results = []
+    for i, (case, verdict) in enumerate(zip(cases.spec.cases, verdicts, strict=True)):
+        line = cases.lines[i] if i < len(cases.lines) else 1
+        name = case.name or case.text[:40]
+        problems = check_case(case, verdict)
+        if case.known_miss:
+            status: Any = "fixed" if not problems else "known_miss"
+        else:
+            status = "failed" if problems else "passed"
+        results.append(CaseResult(cases.path, line, name, status, tuple(problems)))
+    return results
+
+
+class _TestKeys(dict[str, str]):
+    """Environment for test runs: real variables, and a fixed key for any hash operator so that
+    case files run without secrets."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        import os
+
+        return os.environ.get(key) or "vigil-policy-test-key"
+
+
+_TEST_KEYS = _TestKeys()
+
+
+def case_files(target: str | Path) -> list[Path]:
+    """Case files for a policy file, a set file (its members) or a directory."""
+    target = Path(target)
+    if target.is_dir():
+        return sorted(p for p in target.iterdir() if p.name.endswith((".tests.yaml", ".tests.yml")))
+    if target.name.endswith((".tests.yaml", ".tests.yml")):
+        return [target]
+    candidate = target.with_name(target.stem + ".tests" + target.suffix)
+    if candidate.is_file():
+        return [candidate]
+    policy_set = load_policy_set(target)
+    found = []
+    for policy in policy_set.policies:
+        tests = policy.path.with_name(policy.path.stem + ".tests" + policy.path.suffix)
+        if tests.is_file():
+            found.append(tests)
+    return found

@@ -1,0 +1,121 @@
+"""Checksum validators for identifiers that carry one, found by name.
+
+A regex alone cannot tell a card number from an order number; the check digit can. Policies name a
+validator (``validator: luhn``) and the loader looks it up in :data:`VALIDATORS`; an unknown name is
+a policy error listing the valid ones. python-stdnum provides the algorithm wherever it has it; the
+Hong Kong identity card and Singapore NRIC/FIN check characters are small functions here because
+stdnum has neither.
+
+Every validator takes the matched text as written (spaces, dashes, parentheses included) and
+returns ``True`` only for a well-formed identifier with a correct check character.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from stdnum import iban as _iban
+from stdnum import luhn as _luhn
+from stdnum.cn import ric as _cn_ric
+from stdnum.jp import in_ as _jp_in
+from stdnum.us import rtn as _us_rtn
+
+Validator = Callable[[str], bool]
+
+#: name -> validator; filled by :func:`validator`.
+VALIDATORS: dict[str, Validator] = {}
+
+_SEPARATORS = re.compile(r"[\s\-.()/]+")
+
+
+def validator(name: str) -> Callable[[Validator], Validator]:
+    """Register a validator under ``name`` (the name policies use)."""
+
+    def register(func: Validator) -> Validator:
+        if name in VALIDATORS:
+            raise ValueError(f"validator {name!r} registered twice")
+        VALIDATORS[name] = func
+        return func
+
+    return register
+
+
+def compact(value: str) -> str:
+    """The value without the separators people put inside identifiers."""
+    return _SEPARATORS.sub("", value)
+
+
+@validator("luhn")
+def luhn(value: str) -> bool:
+    """Payment cards and other Luhn (mod-10) numbers: 12 to 19 digits."""
+    digits = compact(value)
+    return digits.isdigit() and digits.isascii() and 12 <= len(digits) <= 19 and _luhn.is_valid(digits)
+
+
+@validator("iban")
+def iban(value: str) -> bool:
+    """International bank account numbers: country format and the mod-97 check."""
+    return bool(_iban.is_valid(compact(value)))
+
+
+@validator("aba_routing")
+def aba_routing(value: str) -> bool:
+    """US ABA routing transit numbers (9 digits, weights 3-7-1)."""
+    digits = compact(value)
+    return digits.isascii() and bool(_us_rtn.is_valid(digits))
+
+
+@validator("cn_resident_id")
+def cn_resident_id(value: str) -> bool:
+    """Chinese resident identity card numbers (18 characters, ISO 7064 mod 11-2, valid birth date)."""
+    return bool(_cn_ric.is_valid(compact(value)))
+
+
+@validator("jp_my_number")
+def jp_my_number(value: str) -> bool:
+    """Japanese individual numbers (My Number, 12 digits, check digit)."""
+    digits = compact(value)
+    return digits.isascii() and bool(_jp_in.is_valid(digits))
+
+
+_HK_ID = re.compile(r"([A-Z]{1,2})([0-9]{6})\(?([0-9A])\)?")
+
+
+@validator("hk_id")
+def hk_id(value: str) -> bool:
+    """Hong Kong identity card numbers: one or two letters, six digits, check digit (0-9 or A)."""
+    match = _HK_ID.fullmatch(re.sub(r"\s+", "", value).upper())
+    if not match:
+        return False
+    letters, digits, check = match.groups()
+    # a one-letter prefix is padded with a space, which counts as 36
+    values = [36] if len(letters) == 1 else []
+    values += [ord(c) - ord("A") + 10 for c in letters]
+    values += [int(d) for d in digits]
+    total = sum(v * w for v, w in zip(values, range(9, 1, -1), strict=True))
+    expected = (11 - total % 11) % 11
+    return check == ("A" if expected == 10 else str(expected))
+
+
+_SG_WEIGHTS = (2, 7, 6, 5, 4, 3, 2)
+_SG_TABLES = {
+    "S": "JZIHGFEDCBA",
+    "T": "JZIHGFEDCBA",
+    "F": "XWUTRQPNMLK",
+    "G": "XWUTRQPNMLK",
+    "M": "XWUTRQPNJLK",
+}
+_SG_OFFSETS = {"S": 0, "T": 4, "F": 0, "G": 4, "M": 3}
+_SG_NRIC = re.compile(r"([STFGM])([0-9]{7})([A-Z])")
+
+
+@validator("sg_nric")
+def sg_nric(value: str) -> bool:
+    """Singapore NRIC and FIN: prefix S/T/F/G/M, seven digits, check letter."""
+    match = _SG_NRIC.fullmatch(value.strip().upper())
+    if not match:
+        return False
+    prefix, digits, check = match.groups()
+    total = sum(int(d) * w for d, w in zip(digits, _SG_WEIGHTS, strict=True)) + _SG_OFFSETS[prefix]
+    return _SG_TABLES[prefix][total % 11] == check

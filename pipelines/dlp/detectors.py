@@ -1,0 +1,361 @@
+"""Detectors compiled from policy specs: what finds candidate spans in normalised text.
+
+Three kinds, found by the ``type`` a policy gives (see :data:`COMPILERS`):
+
+* ``presidio``: one of Presidio's entities. Pattern recognizers run their own ``PATTERNS`` through
+  the batched matcher and confirm each match with their own ``validate_result`` /
+  ``invalidate_result``; recognizers with a custom ``analyze`` (phone numbers, IBAN) are called per
+  text, but only on texts a necessary-condition pre-filter lets through; NER entities read the
+  spaCy entities the engine computed for the batch.
+* ``pattern``: a policy's own regex, optionally confirmed by a checksum validator.
+* ``lexicon``: terms and phrases. Latin-script terms match whole words; Chinese and Japanese
+  terms match as substrings (those scripts do not put spaces between words). Matching is
+  case-insensitive on the normalised text, and spaces inside a phrase match any run of spaces.
+
+Context words near a match raise (or lower) its score; allow-listed values are never reported.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.dlp import checksums, presidio_entities
+from pipelines.dlp.batch_regex import BatchRegex, Span
+from pipelines.dlp.policy import (
+    AllowSpec,
+    ContextSpec,
+    LexiconDetector,
+    PatternDetector,
+    PresidioDetector,
+)
+
+# Presidio's context enhancer: a context word adds 0.35 and lifts the score to at least 0.4.
+MIN_SCORE_WITH_CONTEXT = 0.4
+_CJK = re.compile(
+    r"[\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    start: int  # offsets in the normalised text
+    end: int
+    entity: str
+    score: float
+    detector: str
+
+
+@dataclass(slots=True)
+class Item:
+    """One text of a batch, as detectors see it."""
+
+    text: str  # normalised
+    matches: dict[tuple[str, int], list[Span]] = field(default_factory=dict)
+    ner: list[tuple[int, int, str]] | None = None  # (start, end, presidio entity)
+
+
+def term_regex(terms: Sequence[str]) -> str:
+    """One alternation for a word list: whole words for Latin script, substrings for CJK."""
+    latin, cjk = [], []
+    for term in sorted({t.strip() for t in terms if t.strip()}, key=lambda t: (-len(t), t)):
+        body = r"\s+".join(re.escape(part) for part in term.split())
+        (cjk if _CJK.search(term) else latin).append(body)
+    parts = []
+    if latin:
+        parts.append(r"(?<!\w)(?:" + "|".join(latin) + r")(?!\w)")
+    if cjk:
+        parts.append("(?:" + "|".join(cjk) + ")")
+    return "|".join(parts) if parts else r"(?!x)x"
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled_terms(terms: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(term_regex(terms), re.IGNORECASE)
+
+
+class Context:
+    """Raises or lowers scores by words found within ``window`` characters of a match."""
+
+    __slots__ = ("lower", "lower_by", "raise_", "raise_by", "window")
+
+    def __init__(self, spec: ContextSpec):
+        self.window = spec.window
+        self.raise_ = _compiled_terms(tuple(spec.raise_words)) if spec.raise_words else None
+        self.lower = _compiled_terms(tuple(spec.lower_words)) if spec.lower_words else None
+        self.raise_by = spec.raise_by
+        self.lower_by = spec.lower_by
+
+    def adjust(self, text: str, start: int, end: int, score: float) -> float:
+        before = text[max(0, start - self.window) : start]
+        after = text[end : end + self.window]
+        if self.raise_ is not None and (self.raise_.search(before) or self.raise_.search(after)):
+            score = min(1.0, max(score + self.raise_by, MIN_SCORE_WITH_CONTEXT))
+        if self.lower is not None and (self.lower.search(before) or self.lower.search(after)):
+            score = max(0.0, score - self.lower_by)
+        return score
+
+
+class Allow:
+    """Allow-list: exact values (ignoring spaces, dashes and case) or whole-value regexes."""
+
+    __slots__ = ("regexes", "values")
+
+    def __init__(self, *specs: AllowSpec):
+        self.values = {self._key(v) for s in specs for v in s.values}
+        self.regexes = [re.compile(r) for s in specs for r in s.regexes]
+
+    @staticmethod
+    def _key(value: str) -> str:
+        return checksums.compact(value).casefold()
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.regexes)
+
+    def allows(self, value: str) -> bool:
+        value = value.strip()
+        if self._key(value) in self.values:
+            return True
+        return any(r.fullmatch(value) for r in self.regexes)
+
+
+class Detector:
+    """A compiled detector: the batch regexes it needs and how it turns their matches into
+    candidates."""
+
+    #: short name recorded in each finding
+    name = "detector"
+    entity: str
+    min_score: float
+    context: Context | None
+    needs_ner = False
+
+    def regexes(self) -> Sequence[BatchRegex]:
+        return ()
+
+    def triggered(self, item: Item) -> bool:
+        """Whether this detector has anything to look at in the item (cheap)."""
+        return any(r.key in item.matches for r in self.regexes())
+
+    def candidates(self, item: Item) -> list[Candidate]:
+        raise NotImplementedError
+
+    def find(self, item: Item) -> list[Candidate]:
+        found = []
+        for cand in self.candidates(item):
+            score = cand.score
+            if self.context is not None:
+                score = self.context.adjust(item.text, cand.start, cand.end, score)
+            if score >= self.min_score and score > 0:
+                found.append(
+                    cand
+                    if score == cand.score
+                    else Candidate(cand.start, cand.end, cand.entity, score, cand.detector)
+                )
+        return found
+
+
+class PresidioPatternDetector(Detector):
+    """A Presidio pattern recognizer: its patterns, its validation."""
+
+    def __init__(self, spec: PresidioDetector):
+        self.entity = spec.entity
+        self.name = f"presidio:{spec.entity}"
+        self.min_score = spec.min_score
+        self.recognizer = presidio_entities.recognizer(spec.entity)
+        flags = self.recognizer.global_regex_flags or 0
+        self._patterns = [(BatchRegex(p.regex, flags), p.score) for p in self.recognizer.patterns]
+        context = spec.context or ContextSpec(
+            raise_words=[w.strip() for w in (self.recognizer.context or [])]
+        )
+        self.context = Context(context) if (context.raise_words or context.lower_words) else None
+
+    def regexes(self) -> Sequence[BatchRegex]:
+        return [r for r, _ in self._patterns]
+
+    def candidates(self, item: Item) -> list[Candidate]:
+        out: dict[tuple[int, int], Candidate] = {}
+        rec = self.recognizer
+        for regex, base in self._patterns:
+            for start, end in item.matches.get(regex.key, ()):
+                value = item.text[start:end]
+                valid = rec.validate_result(value)
+                score = base if valid is None else (1.0 if valid else 0.0)
+                if rec.invalidate_result(value):
+                    score = 0.0
+                if score <= 0:
+                    continue
+                known = out.get((start, end))
+                if known is None or known.score < score:
+                    out[(start, end)] = Candidate(start, end, self.entity, score, self.name)
+        return _drop_contained(list(out.values()))
+
+
+def _drop_contained(cands: list[Candidate]) -> list[Candidate]:
+    """Presidio's duplicate removal: a result inside another of the same entity with a score no
+    higher is dropped."""
+    if len(cands) < 2:
+        return cands
+    keep = []
+    for c in cands:
+        if not any(
+            o is not c
+            and o.start <= c.start
+            and c.end <= o.end
+            and o.score >= c.score
+            and (o.start, o.end) != (c.start, c.end)
+            for o in cands
+        ):
+            keep.append(c)
+    return keep
+
+
+@functools.cache
+def _min_phone_digits() -> int:
+    """Fewest digits any valid phone number has in any region (from libphonenumber's metadata)."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+
+    lengths = []
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        meta = PhoneMetadata.metadata_for_region(region)
+        if meta is not None and meta.general_desc.possible_length:
+            lengths.append(min(meta.general_desc.possible_length))
+    return max(1, min(lengths))
+
+
+class PresidioAnalyzeDetector(Detector):
+    """A Presidio recognizer with its own ``analyze`` (phone numbers, IBAN), called per text on the
+    texts a pre-filter lets through. The pre-filter is a necessary condition for a hit: the
+    recognizer's own patterns, or for phone numbers a run of at least as many digits as the
+    shortest valid number anywhere, separated by no more than the matcher's punctuation limit."""
+
+    def __init__(self, spec: PresidioDetector):
+        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+        self.entity = spec.entity
+        self.name = f"presidio:{spec.entity}"
+        self.min_score = spec.min_score
+        self.recognizer = presidio_entities.recognizer(spec.entity)
+        if isinstance(self.recognizer, PhoneRecognizer):
+            n = _min_phone_digits()
+            self._filters = [BatchRegex(rf"\d(?:\D{{0,4}}\d){{{n - 1}}}")]
+        else:
+            flags = getattr(self.recognizer, "global_regex_flags", 0) or 0
+            self._filters = [BatchRegex(p.regex, flags) for p in getattr(self.recognizer, "patterns", [])]
+        context = spec.context or ContextSpec(
+            raise_words=[w.strip() for w in (self.recognizer.context or [])]
+        )
+        self.context = Context(context) if (context.raise_words or context.lower_words) else None
+
+    def regexes(self) -> Sequence[BatchRegex]:
+        return self._filters
+
+    def triggered(self, item: Item) -> bool:
+        return not self._filters or super().triggered(item)
+
+    def candidates(self, item: Item) -> list[Candidate]:
+        results = self.recognizer.analyze(item.text, [self.entity], None)
+        return [
+            Candidate(r.start, r.end, self.entity, float(r.score), self.name)
+            for r in results
+            if r.entity_type == self.entity and r.score > 0 and r.end > r.start
+        ]
+
+
+class NerDetector(Detector):
+    """A named entity from spaCy (PERSON, LOCATION, NRP, ...), scored like Presidio does."""
+
+    needs_ner = True
+
+    def __init__(self, spec: PresidioDetector):
+        self.entity = spec.entity
+        self.name = f"ner:{spec.entity}"
+        self.min_score = spec.min_score
+        self.score = float(presidio_entities.ner_configuration().default_score)
+        self.context = Context(spec.context) if spec.context else None
+
+    def triggered(self, item: Item) -> bool:
+        return bool(item.ner)
+
+    def candidates(self, item: Item) -> list[Candidate]:
+        return [
+            Candidate(s, e, self.entity, self.score, self.name)
+            for s, e, ent in item.ner or ()
+            if ent == self.entity
+        ]
+
+
+class PatternDetectorC(Detector):
+    """A policy's own regex, confirmed by a checksum validator when it names one."""
+
+    name = "pattern"
+
+    def __init__(self, spec: PatternDetector):
+        self.entity = spec.entity
+        self.min_score = spec.min_score
+        self.base = spec.score
+        self.regex = BatchRegex(spec.regex, re.IGNORECASE if spec.ignore_case else 0)
+        self.validator = checksums.VALIDATORS[spec.validator] if spec.validator else None
+        self.name = f"pattern:{spec.validator}" if spec.validator else "pattern"
+        self.context = Context(spec.context) if spec.context else None
+
+    def regexes(self) -> Sequence[BatchRegex]:
+        return (self.regex,)
+
+    def candidates(self, item: Item) -> list[Candidate]:
+        out = []
+        for start, end in item.matches.get(self.regex.key, ()):
+            score = self.base
+            if self.validator is not None:
+                if not self.validator(item.text[start:end]):
+                    continue
+                score = 1.0
+            out.append(Candidate(start, end, self.entity, score, self.name))
+        return out
+
+
+class LexiconDetectorC(Detector):
+    name = "lexicon"
+
+    def __init__(self, spec: LexiconDetector):
+        self.entity = spec.entity
+        self.min_score = spec.min_score
+        self.score = spec.score
+        self.regex = BatchRegex(term_regex(spec.terms), re.IGNORECASE)
+        self.context = Context(spec.context) if spec.context else None
+
+    def regexes(self) -> Sequence[BatchRegex]:
+        return (self.regex,)
+
+    def candidates(self, item: Item) -> list[Candidate]:
+        return [
+            Candidate(s, e, self.entity, self.score, self.name)
+            for s, e in item.matches.get(self.regex.key, ())
+        ]
+
+
+def _compile_presidio(spec: Any) -> Detector:
+    from presidio_analyzer import PatternRecognizer
+
+    if presidio_entities.is_ner_entity(spec.entity):
+        return NerDetector(spec)
+    cls = presidio_entities.recognizer_classes()[spec.entity]
+    if issubclass(cls, PatternRecognizer) and cls.analyze is PatternRecognizer.analyze:
+        return PresidioPatternDetector(spec)
+    return PresidioAnalyzeDetector(spec)
+
+
+#: detector ``type`` -> compiler from its spec
+COMPILERS: dict[str, Callable[[Any], Detector]] = {
+    "presidio": _compile_presidio,
+    "pattern": PatternDetectorC,
+    "lexicon": LexiconDetectorC,
+}
+
+
+def compile_detector(spec: Any) -> Detector:
+    return COMPILERS[spec.type](spec)

@@ -1,0 +1,85 @@
+"""Text normalisation before detection, with a map back to the original offsets.
+
+People (and evasive senders) write the same card number in many ways: full-width digits from a CJK
+input method (``４１１１ １１１１ …``), zero-width spaces pasted inside a number, bidi controls that
+reorder what a reader sees. Detection runs on a normalised copy: NFKC (which folds full-width forms
+and compatibility characters) with the invisible format characters removed. Every finding is then
+mapped back to the ORIGINAL text, so redaction happens in place and the archive's offsets refer to
+what was actually sent.
+
+NFKC is applied per cluster (a starter character plus the combining marks that follow it). Each
+output character of a cluster maps to the whole cluster in the original; removed characters map to
+nothing, so a span over ``4111<ZWSP>1111`` in the normalised text covers the zero-width space too.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+#: Zero-width characters: invisible, and used to break up numbers so naive patterns miss them.
+ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+#: Bidirectional controls: change display order without being seen.
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+REMOVED = ZERO_WIDTH | BIDI_CONTROLS
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A normalised text and, per normalised character, the original span it came from.
+
+    ``starts``/``ends`` are ``None`` when the normalised text is the original (the common case),
+    which keeps the fast path free of per-character lists.
+    """
+
+    original: str
+    text: str
+    starts: tuple[int, ...] | None = None
+    ends: tuple[int, ...] | None = None
+
+    @property
+    def identity(self) -> bool:
+        return self.starts is None
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Original ``[start, end)`` covering the normalised ``[start, end)`` (end > start)."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        if end <= start:
+            raise ValueError(f"empty span [{start}, {end})")
+        return self.starts[start], self.ends[end - 1]
+
+
+def _needs_work(text: str) -> bool:
+    if text.isascii():
+        return False
+    if any(ch in REMOVED for ch in text):
+        return True
+    return not unicodedata.is_normalized("NFKC", text)
+
+
+def normalize(text: str) -> Normalized:
+    """Normalise ``text`` for detection and keep the map back to it."""
+    if not _needs_work(text):
+        return Normalized(text, text)
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in REMOVED:
+            i += 1
+            continue
+        j = i + 1
+        # a cluster: the starter plus the combining marks after it (skipping removed characters
+        # inside, so a zero-width space cannot block composition either)
+        while j < n and (unicodedata.combining(text[j]) or text[j] in REMOVED):
+            j += 1
+        cluster = "".join(c for c in text[i:j] if c not in REMOVED)
+        folded = unicodedata.normalize("NFKC", cluster)
+        out.append(folded)
+        starts.extend([i] * len(folded))
+        ends.extend([j] * len(folded))
+        i = j
+    return Normalized(text, "".join(out), tuple(starts), tuple(ends))

@@ -1,0 +1,730 @@
+"""DLP policies as data: the models, the loader and the lint.
+
+A policy is a YAML file in ``dlp_rules/`` written by the security team. It is parsed with the safe
+YAML loader into the pydantic models below (every field documented) and then linted. Any mistake is
+reported as a :class:`~pipelines.errors.PolicyError` naming the file, the line, what is wrong and an
+example of what to write instead; never a stack trace. Line numbers come from the YAML node tree
+(``yaml.compose``): a pydantic error location such as ``rules.2.detectors.0.regex`` is walked down
+the nodes to the offending one.
+
+Names that refer to code (detector types, Presidio entities, checksum validators, redaction
+operators) are looked up in registries; an unknown name is an error that lists the valid ones.
+
+A *policy set* is what the pipeline applies: several policy files, or a set file such as
+``dlp_rules/active.yaml`` listing them. Its digest (SHA-256 over the files' bytes) goes into every
+archived verdict so a reviewer can tell which rules produced it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import textwrap
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.dlp import checksums
+from pipelines.errors import PolicyError
+from pipelines.record import Channel, Direction, DlpAction, Kind
+
+# ---------------------------------------------------------------------------------------------
+# models
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class ViewMode(StrEnum):
+    """What a destination sees of a message body."""
+
+    ORIGINAL = "original"
+    REDACTED = "redacted"
+    WITHHELD = "withheld"
+
+
+DESTINATIONS = ("delivery", "export", "crm", "reviewer")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    #: a correct YAML snippet, shown when this part of a policy is wrong
+    EXAMPLE: ClassVar[str] = ""
+
+
+def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str]:
+    flags = re.IGNORECASE if ignore_case else 0
+    try:
+        return re.compile(value, flags)
+    except re.error as exc:
+        raise ValueError(f"regex {value!r} does not compile: {exc}") from None
+
+
+class OperatorSpec(_Model):
+    """How a finding is rewritten where the policy says the body is shown redacted."""
+
+    EXAMPLE: ClassVar[str] = """\
+        operator: {type: mask, masking_char: "*", keep_last: 4}
+        # or: {type: replace}            -> <CREDIT_CARD>
+        # or: {type: hash, key_env: VIGIL_DLP_HASH_KEY}"""
+
+    type: str = Field(description="mask, replace (with the entity label) or hash (keyed HMAC-SHA256).")
+    masking_char: str = Field("*", min_length=1, max_length=1, description="mask: character to mask with.")
+    keep_last: int = Field(0, ge=0, le=8, description="mask: characters left visible at the end.")
+    label: str | None = Field(None, description="replace: text to put instead of <ENTITY>.")
+    key_env: str | None = Field(
+        None, description="hash: environment variable holding the HMAC key (required for hash)."
+    )
+    length: int = Field(16, ge=8, le=64, description="hash: hex characters of the digest to keep.")
+
+    @field_validator("type")
+    @classmethod
+    def _known_operator(cls, value: str) -> str:
+        from pipelines.dlp.redact import OPERATORS
+
+        if value not in OPERATORS:
+            raise ValueError(f"unknown operator {value!r}; valid operators: {', '.join(sorted(OPERATORS))}")
+        return value
+
+
+class ContextSpec(_Model):
+    """Words near a match that make it more (or less) likely to be what the detector thinks."""
+
+    EXAMPLE: ClassVar[str] = """\
+        context:
+          window: 40            # characters either side of the match
+          raise_words: [card, visa, 信用卡]
+          raise_by: 0.35
+          lower_words: [order, tracking]
+          lower_by: 0.4"""
+
+    window: int = Field(40, ge=1, le=400, description="Characters looked at on each side of a match.")
+    raise_words: list[str] = Field(default_factory=list, description="Words that raise the score.")
+    raise_by: float = Field(0.35, ge=0, le=1, description="How much a raising word adds.")
+    lower_words: list[str] = Field(default_factory=list, description="Words that lower the score.")
+    lower_by: float = Field(0.35, ge=0, le=1, description="How much a lowering word takes away.")
+
+
+class PresidioDetector(_Model):
+    """One of Presidio's entities, detected with its own patterns and validation (or NER)."""
+
+    EXAMPLE: ClassVar[str] = """\
+        - type: presidio
+          entity: CREDIT_CARD      # any Presidio entity, e.g. EMAIL_ADDRESS, US_SSN, PERSON
+          min_score: 0.5"""
+
+    type: Literal["presidio"]
+    entity: str = Field(description="Presidio entity name, e.g. CREDIT_CARD, IBAN_CODE, PERSON.")
+    min_score: float = Field(0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    context: ContextSpec | None = Field(
+        None, description="Context words; default: the context words of Presidio's recognizer."
+    )
+
+    @field_validator("entity")
+    @classmethod
+    def _known_entity(cls, value: str) -> str:
+        from pipelines.dlp.presidio_entities import known_entities
+
+        names = known_entities()
+        if value not in names:
+            close = difflib.get_close_matches(value.upper(), names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(
+                f"unknown Presidio entity {value!r}{hint}; valid entities: {', '.join(sorted(names))}"
+            )
+        return value
+
+
+class PatternDetector(_Model):
+    """A custom regular expression, optionally confirmed by a checksum validator."""
+
+    EXAMPLE: ClassVar[str] = r"""
+        - type: pattern
+          entity: CN_RESIDENT_ID
+          regex: '(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])'
+          score: 0.6
+          validator: cn_resident_id   # optional checksum check"""
+
+    type: Literal["pattern"]
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="Entity name reported, UPPER_SNAKE.")
+    regex: str = Field(min_length=1, description="Python regular expression, matched on normalised text.")
+    ignore_case: bool = Field(False, description="Match the regex case-insensitively.")
+    score: float = Field(0.6, ge=0, le=1, description="Score of a match (1.0 once a validator accepts it).")
+    min_score: float = Field(0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    validator: str | None = Field(None, description="Checksum validator name, e.g. luhn, iban, sg_nric.")
+    context: ContextSpec | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        _compile_user_regex(value)
+        return value
+
+    @field_validator("validator")
+    @classmethod
+    def _known_validator(cls, value: str | None) -> str | None:
+        if value is not None and value not in checksums.VALIDATORS:
+            raise ValueError(
+                f"unknown validator {value!r}; valid validators: {', '.join(sorted(checksums.VALIDATORS))}"
+            )
+        return value
+
+
+class LexiconDetector(_Model):
+    """Terms and phrases (any language); whole words for Latin text, substrings for CJK."""
+
+    EXAMPLE: ClassVar[str] = """\
+        - type: lexicon
+          entity: RISKY_PHRASE
+          terms: ["guaranteed return", "保证收益", "元本保証"]
+          score: 0.8"""
+
+    type: Literal["lexicon"]
+    entity: str = Field("RISKY_PHRASE", pattern=r"^[A-Z][A-Z0-9_]*$", description="Entity name reported.")
+    terms: list[str] = Field(min_length=1, description="Terms or phrases; matched case-insensitively.")
+    score: float = Field(0.8, ge=0, le=1, description="Score of a match.")
+    min_score: float = Field(0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    context: ContextSpec | None = None
+
+    @field_validator("terms")
+    @classmethod
+    def _no_blank_terms(cls, value: list[str]) -> list[str]:
+        blank = [i for i, term in enumerate(value) if not term.strip()]
+        if blank:
+            raise ValueError(f"term #{blank[0] + 1} is empty; remove it or write the word to look for")
+        return value
+
+
+Detector = Annotated[PresidioDetector | PatternDetector | LexiconDetector, Field(discriminator="type")]
+DETECTOR_TYPES: dict[str, type[_Model]] = {
+    "presidio": PresidioDetector,
+    "pattern": PatternDetector,
+    "lexicon": LexiconDetector,
+}
+
+
+class AllowSpec(_Model):
+    """Values never reported (test numbers, the firm's own published phone number, ...)."""
+
+    EXAMPLE: ClassVar[str] = """\
+        allow:
+          values: ["4111 1111 1111 1111"]
+          regexes: ['.*@example\\.com']"""
+
+    values: list[str] = Field(default_factory=list, description="Exact values (compared without spaces).")
+    regexes: list[str] = Field(default_factory=list, description="Regexes a whole value must match.")
+
+    @field_validator("regexes")
+    @classmethod
+    def _compile(cls, value: list[str]) -> list[str]:
+        for regex in value:
+            _compile_user_regex(regex)
+        return value
+
+
+class ScopeSpec(_Model):
+    """Which messages a rule applies to. An absent list means all."""
+
+    EXAMPLE: ClassVar[str] = """\
+        scope:
+          channels: [sms, whatsapp]
+          directions: [outbound]
+          kinds: [message]
+          orgs: [acme]
+          sub_orgs: [hong-kong]
+          employee_groups: [traders]"""
+
+    channels: list[Channel] | None = Field(None, description="sms, mms, voicemail, whatsapp, ...")
+    directions: list[Direction] | None = Field(None, description="inbound, outbound, internal, system.")
+    kinds: list[Kind] | None = Field(None, description="message, auto_message, event.")
+    orgs: list[str] | None = Field(None, description="Organisations (tenants).")
+    sub_orgs: list[str] | None = Field(None, description="Sub-organisations (desks, regions).")
+    employee_groups: list[str] | None = Field(None, description="Employee groups; any one is enough.")
+
+
+class RuleSpec(_Model):
+    """One rule: what to look for, where, and what to do when found."""
+
+    EXAMPLE: ClassVar[str] = """\
+        - id: pii.card-number
+          description: Payment card numbers must not leave the firm in clear text.
+          severity: high
+          action: redact               # flag, redact or block
+          detectors:
+            - type: presidio
+              entity: CREDIT_CARD"""
+
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Unique rule id: lower case, digits, . _ -"
+    )
+    description: str = Field(description="What the rule protects; shown to employees when it blocks.")
+    severity: Severity
+    action: Literal["flag", "redact", "block"] = Field(
+        description="flag: alert only; redact: rewrite the finding; block: withhold the message."
+    )
+    scope: ScopeSpec = Field(default_factory=ScopeSpec)
+    detectors: list[Detector] = Field(min_length=1)
+    allow: AllowSpec = Field(default_factory=AllowSpec)
+    operator: OperatorSpec | None = Field(None, description="Redaction operator; default: the policy's.")
+
+    @field_validator("description")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("description is empty; say in one sentence what the rule protects")
+        return value.strip()
+
+    @property
+    def dlp_action(self) -> DlpAction:
+        return DlpAction(self.action)
+
+
+class ViewSpec(_Model):
+    """What one destination gets of a message body."""
+
+    EXAMPLE: ClassVar[str] = """\
+        views:
+          delivery: redacted       # original, redacted or withheld
+          export: {show: redacted, operator: {type: hash, key_env: VIGIL_DLP_HASH_KEY}}
+          crm: withheld"""
+
+    show: ViewMode = Field(description="original, redacted or withheld.")
+    operator: OperatorSpec | None = Field(
+        None, description="Operator for this destination (default: rule's)."
+    )
+
+
+def _view(show: ViewMode) -> Any:
+    return Field(default_factory=lambda: ViewSpec(show=show))
+
+
+class ViewsSpec(_Model):
+    """Per destination, how bodies with findings are shown. Blocked messages are never delivered."""
+
+    EXAMPLE: ClassVar[str] = ViewSpec.EXAMPLE
+
+    delivery: ViewSpec = _view(ViewMode.REDACTED)
+    export: ViewSpec = _view(ViewMode.REDACTED)
+    crm: ViewSpec = _view(ViewMode.REDACTED)
+    reviewer: ViewSpec = _view(ViewMode.ORIGINAL)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `delivery: redacted` is short for `delivery: {show: redacted}`
+        if isinstance(data, dict):
+            return {k: ({"show": v} if isinstance(v, str) else v) for k, v in data.items()}
+        return data
+
+
+class PolicySpec(_Model):
+    """A policy file."""
+
+    EXAMPLE: ClassVar[str] = """\
+        id: pii
+        description: Personal data that must not leave the firm in clear text.
+        rules:
+          - id: pii.card-number
+            description: Payment card numbers.
+            severity: high
+            action: redact
+            detectors:
+              - type: presidio
+                entity: CREDIT_CARD"""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Policy id (lower case).")
+    description: str = Field(min_length=1, description="What the policy is for.")
+    operator: OperatorSpec = Field(
+        default_factory=lambda: OperatorSpec(type="replace"), description="Default redaction operator."
+    )
+    views: ViewsSpec = Field(default_factory=ViewsSpec)
+    allow: AllowSpec = Field(default_factory=AllowSpec, description="Allow-list for every rule.")
+    rules: list[RuleSpec] = Field(min_length=1)
+
+    @field_validator("description")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("description is empty; say what the policy is for")
+        return value.strip()
+
+
+class PolicySetSpec(_Model):
+    """A policy-set file: which policies apply together."""
+
+    EXAMPLE: ClassVar[str] = """\
+        policy_set: active
+        description: What `vigil run` applies by default.
+        policies: [pii.yaml, secrets.yaml, conduct.yaml]"""
+
+    policy_set: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Name of the set.")
+    description: str = ""
+    policies: list[str] = Field(min_length=1, description="Policy files, relative to this file.")
+
+
+# ---------------------------------------------------------------------------------------------
+# loaded objects
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy file."""
+
+    spec: PolicySpec
+    path: Path
+    digest: str
+    lines: dict[str, int] = field(default_factory=dict, compare=False)  # rule id -> line
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def rules(self) -> list[RuleSpec]:
+        return self.spec.rules
+
+    @property
+    def needs_ner(self) -> bool:
+        from pipelines.dlp.presidio_entities import is_ner_entity
+
+        return any(
+            isinstance(d, PresidioDetector) and is_ner_entity(d.entity)
+            for r in self.rules
+            for d in r.detectors
+        )
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Policies applied together; what :class:`~pipelines.dlp.engine.Engine` compiles."""
+
+    id: str
+    policies: tuple[Policy, ...]
+    digest: str
+
+    @property
+    def needs_ner(self) -> bool:
+        return any(p.needs_ner for p in self.policies)
+
+    @property
+    def label(self) -> str:
+        """``id@digest-prefix``: what an archived verdict records as its policy."""
+        return f"{self.id}@{self.digest[:12]}"
+
+    @cached_property
+    def rules(self) -> dict[str, tuple[Policy, RuleSpec]]:
+        return {r.id: (p, r) for p in self.policies for r in p.rules}
+
+    def rule(self, rule_id: str) -> RuleSpec:
+        return self.rules[rule_id][1]
+
+    def policy_of(self, rule_id: str) -> Policy:
+        return self.rules[rule_id][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# loading with line numbers
+
+
+def _read(path: Path) -> tuple[bytes, str]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such policy file") from None
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return raw, raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
+def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        what = exc.problem or str(exc)
+        raise PolicyError(
+            f"{path}:{line}: not valid YAML: {what}\n"
+            "  check the indentation and quote values containing ': ', '#', '{' or a leading '*'"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    return data, node
+
+
+def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[yaml.Node | None, bool]:
+    """Deepest node along ``loc``; the flag says whether the last step named a key (not a value)."""
+    key_hit = False
+    for step in loc:
+        key_hit = False
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == step:
+                    node = value
+                    break
+            else:
+                # a discriminator tag or a validator name in the pydantic location: not a YAML step
+                continue
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            if step < len(node.value):
+                node = node.value[step]
+        else:
+            continue
+    return node, key_hit
+
+
+def _key_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if k.value == key:
+                return k
+    return None
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """Concrete types inside Optional / list / Annotated / unions."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list):
+        return [t for arg in get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _model_at(root: type[_Model], loc: Sequence[int | str]) -> tuple[type[_Model], list[str]]:
+    """The model class a location ends in, and the YAML path of it for humans."""
+    model: type[_Model] = root
+    path: list[str] = []
+    candidates: list[type[_Model]] = [root]
+    for step in loc:
+        if isinstance(step, int):
+            if path:
+                path[-1] += f"[{step}]"
+            continue
+        tagged = [
+            c for c in candidates if c is not root and step in DETECTOR_TYPES and c is DETECTOR_TYPES[step]
+        ]
+        if tagged:
+            model, candidates = tagged[0], tagged
+            continue
+        fields = {n: f for c in candidates for n, f in c.model_fields.items()}
+        if step not in fields:
+            break
+        path.append(step)
+        inner = [t for t in _unwrap(fields[step].annotation) if isinstance(t, type) and issubclass(t, _Model)]
+        if inner:
+            candidates = inner
+            model = inner[0]
+        else:
+            candidates = []
+    return model, path
+
+
+def _all_field_names(model: type[_Model], seen: set[type] | None = None) -> set[str]:
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    names = set(model.model_fields)
+    for info in model.model_fields.values():
+        for t in _unwrap(info.annotation):
+            if isinstance(t, type) and issubclass(t, _Model):
+                names |= _all_field_names(t, seen)
+    return names
+
+
+def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    target, _ = _node_at(node, loc[:-1] if kind == "extra_forbidden" else loc)
+    model, human = _model_at(root, loc)
+    where = ".".join(human) or "top level"
+    line_node = target
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        line_node = _key_node(target, key) or target
+        parent_model, _ = _model_at(root, loc[:-1])
+        close = difflib.get_close_matches(
+            key, sorted(parent_model.model_fields), n=1
+        ) or difflib.get_close_matches(key, sorted(_all_field_names(root)), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        where = ".".join(_model_at(root, loc[:-1])[1]) or "top level"
+        message = f"unknown key {key!r}{hint}"
+        model = parent_model
+    elif kind == "missing":
+        message = f"missing required key {loc[-1]!r}"
+        where = ".".join(_model_at(root, loc[:-1])[1]) or "top level"
+        model, _ = _model_at(root, loc[:-1])
+    elif kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag", error.get("input"))
+        message = f"unknown detector type {tag!r}; valid types: {', '.join(sorted(DETECTOR_TYPES))}"
+    elif kind == "union_tag_not_found":
+        message = f"a detector needs a type: {', '.join(sorted(DETECTOR_TYPES))}"
+    elif kind == "enum" or kind == "literal_error":
+        message = f"{message} (got {error.get('input')!r})"
+    line = (line_node.start_mark.line + 1) if line_node is not None else 1
+    example = textwrap.indent(textwrap.dedent(model.EXAMPLE).strip("\n"), "    ") if model.EXAMPLE else ""
+    text = f"{path}:{line}: {where}: {message}"
+    if example:
+        text += f"\n  write it like this:\n{example}"
+    return text
+
+
+def _validate(path: Path, root: type[_Model], data: Any, node: yaml.Node | None) -> Any:
+    if not isinstance(data, dict):
+        raise PolicyError(
+            f"{path}:1: expected a mapping at the top of the file\n  write it like this:\n"
+            + textwrap.indent(textwrap.dedent(root.EXAMPLE).strip("\n"), "    ")
+        )
+    try:
+        return root.model_validate(data)
+    except ValidationError as exc:
+        # unknown keys first: a misspelt key usually also causes a "missing key" error
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        described = [_describe(path, root, node, e) for e in errors[:10]]
+        more = f"\n(and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise PolicyError("\n".join(described) + more) from None
+
+
+def _rule_lines(node: yaml.Node | None) -> list[int]:
+    rules, _ = _node_at(node, ("rules",))
+    if isinstance(rules, yaml.SequenceNode):
+        return [item.start_mark.line + 1 for item in rules.value]
+    return []
+
+
+def _lint(path: Path, spec: PolicySpec, node: yaml.Node | None) -> dict[str, int]:
+    lines = _rule_lines(node)
+    seen: dict[str, int] = {}
+    problems: list[str] = []
+    for i, rule in enumerate(spec.rules):
+        line = lines[i] if i < len(lines) else 1
+        if rule.id in seen:
+            problems.append(
+                f"{path}:{line}: rules[{i}]: duplicate rule id {rule.id!r} (first at line {seen[rule.id]}); "
+                "give each rule its own id, e.g. add a suffix such as '-2'"
+            )
+        else:
+            seen[rule.id] = line
+        operators = [rule.operator or spec.operator] + [
+            getattr(spec.views, d).operator for d in DESTINATIONS if getattr(spec.views, d).operator
+        ]
+        for op in operators:
+            if op is not None and op.type == "hash" and not op.key_env:
+                problems.append(
+                    f"{path}:{line}: rules[{i}]: the hash operator needs key_env, the environment variable "
+                    "holding the HMAC key\n  write it like this:\n"
+                    "    operator: {type: hash, key_env: VIGIL_DLP_HASH_KEY}"
+                )
+    if problems:
+        raise PolicyError("\n".join(dict.fromkeys(problems)))
+    return seen
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load, validate and lint one policy file."""
+    path = Path(path)
+    raw, text = _read(path)
+    data, node = _compose(path, text)
+    if isinstance(data, dict) and "policies" in data and "rules" not in data:
+        raise PolicyError(f"{path}: this is a policy-set file; load it with load_policy_set()")
+    spec = _validate(path, PolicySpec, data, node)
+    lines = _lint(path, spec, node)
+    return Policy(spec=spec, path=path, digest=hashlib.sha256(raw).hexdigest(), lines=lines)
+
+
+def is_policy_file(path: Path) -> bool:
+    return path.suffix in (".yaml", ".yml") and not path.name.endswith((".tests.yaml", ".tests.yml"))
+
+
+def _policy_files_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and is_policy_file(p))
+
+
+def _is_set_file(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "policy_set" in data
+
+
+def _expand(path: Path) -> tuple[str, list[Path]]:
+    """A set name and its policy files, for a file, a set file or a directory."""
+    if path.is_dir():
+        active = path / "active.yaml"
+        if active.is_file():
+            return _expand(active)
+        files = [p for p in _policy_files_in(path) if not _is_set_file(p) and p.name != "template.yaml"]
+        if not files:
+            raise PolicyError(f"{path}: no policy files (*.yaml) in this directory")
+        return path.name, files
+    if not path.exists():
+        raise PolicyError(f"{path}: no such policy file or directory")
+    _, text = _read(path)
+    data, node = _compose(path, text)
+    if isinstance(data, dict) and "policy_set" in data:
+        spec = _validate(path, PolicySetSpec, data, node)
+        files = []
+        for name in spec.policies:
+            member = (path.parent / name).resolve()
+            if not member.is_file():
+                listed, _ = _node_at(node, ("policies",))
+                line = listed.start_mark.line + 1 if listed is not None else 1
+                raise PolicyError(f"{path}:{line}: policies: {name!r} does not exist next to {path.name}")
+            files.append(member)
+        return spec.policy_set, files
+    return path.stem, [path]
+
+
+def load_policy_set(paths_or_dir: str | Path | Iterable[str | Path]) -> PolicySet:
+    """Load the policies applied together: a directory (its ``active.yaml`` when present, else every
+    policy file), a policy-set file, one policy file, or a list of any of these."""
+    single = isinstance(paths_or_dir, str | Path)
+    items = [Path(paths_or_dir)] if single else [Path(p) for p in paths_or_dir]  # type: ignore[union-attr]
+    if not items:
+        raise PolicyError("no policy given; pass a policy file, a policy-set file or a directory")
+    names: list[str] = []
+    files: list[Path] = []
+    for item in items:
+        name, found = _expand(item)
+        names.append(name)
+        files.extend(f for f in found if f not in files)
+    policies = tuple(load_policy(f) for f in files)
+    seen: dict[str, Policy] = {}
+    for policy in policies:
+        for rule in policy.rules:
+            if rule.id in seen:
+                first = seen[rule.id]
+                raise PolicyError(
+                    f"{policy.path}:{policy.lines.get(rule.id, 1)}: duplicate rule id {rule.id!r}, "
+                    f"already defined in {first.path}:{first.lines.get(rule.id, 1)}; rule ids must be "
+                    "unique across a policy set"
+                )
+            seen[rule.id] = policy
+    ids = [p.id for p in policies]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise PolicyError(f"policy id(s) {', '.join(dup)} used by more than one file in the set")
+    digest = hashlib.sha256()
+    for policy in policies:
+        digest.update(f"{policy.path.name}\0{policy.digest}\n".encode())
+    return PolicySet(id="+".join(names), policies=policies, digest=digest.hexdigest())

@@ -1,0 +1,218 @@
+"""Redaction operators and destination views, from offsets alone.
+
+The archive keeps the original body and the findings (entity, offsets, rule, score; never the
+matched value). Every other destination gets a *view* of the body built from those findings and
+the policy's ``views:`` configuration, without running detection again: the offsets and the
+operator are enough. That is what :func:`view_text` does for an archived row.
+
+Operators are Presidio's anonymizer operators (``mask``, ``replace``) plus a keyed hash built on its
+``custom`` operator: HMAC-SHA256 with a key from an environment variable the policy names, so equal
+values hash equally inside one firm (useful for joining exports) but cannot be brute-forced by
+someone without the key. They are found by name in :data:`OPERATORS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from presidio_anonymizer.operators import Custom, Mask, Replace
+
+from pipelines.errors import ConfigError
+from pipelines.record import DlpAction
+
+if TYPE_CHECKING:
+    from pipelines.dlp.policy import OperatorSpec, PolicySet
+
+#: Operator name -> function(value, entity, spec, env) -> replacement text.
+OperatorFn = Callable[[str, str, "OperatorSpec", Mapping[str, str]], str]
+OPERATORS: dict[str, OperatorFn] = {}
+
+
+def operator(name: str) -> Callable[[OperatorFn], OperatorFn]:
+    def register(func: OperatorFn) -> OperatorFn:
+        OPERATORS[name] = func
+        return func
+
+    return register
+
+
+@operator("mask")
+def _mask(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]) -> str:
+    params = {"masking_char": spec.masking_char, "chars_to_mask": max(len(value) - spec.keep_last, 0)}
+    params["from_end"] = False
+    return Mask().operate(value, params)
+
+
+@operator("replace")
+def _replace(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]) -> str:
+    params: dict[str, Any] = {"entity_type": entity}
+    if spec.label is not None:
+        params["new_value"] = spec.label
+    return Replace().operate(value, params)
+
+
+def hash_key(key_env: str | None, env: Mapping[str, str]) -> bytes:
+    """The HMAC key from the named environment variable, or a clear error."""
+    if not key_env:
+        raise ConfigError("the hash operator needs key_env: the environment variable holding the HMAC key")
+    key = env.get(key_env)
+    if not key:
+        raise ConfigError(
+            f"the DLP policy hashes findings with the key in ${key_env}, which is not set; "
+            f"set it to a long random secret, e.g. export {key_env}=$(openssl rand -hex 32)"
+        )
+    return key.encode()
+
+
+@operator("hash")
+def _hash(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]) -> str:
+    key = hash_key(spec.key_env, env)
+
+    def digest(text: str) -> str:
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[: spec.length]
+
+    return Custom().operate(value, {"lambda": digest})
+
+
+def apply_operator(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str] | None = None) -> str:
+    return OPERATORS[spec.type](value, entity, spec, os.environ if env is None else env)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of the original text to rewrite, and how."""
+
+    start: int
+    end: int
+    entity: str
+    operator: OperatorSpec
+    rank: tuple[Any, ...]  # higher wins when spans overlap
+
+
+def rewrite(text: str, spans: Iterable[Span], env: Mapping[str, str] | None = None) -> str:
+    """Apply operators to ``text``. Overlapping spans merge into one region, rewritten with the
+    operator of the highest-ranked span in it (deterministic whatever the input order)."""
+    ordered = sorted(spans, key=lambda s: (s.start, -s.end))
+    if not ordered:
+        return text
+    groups: list[list[Span]] = []
+    end = -1
+    for span in ordered:
+        if groups and span.start < end:
+            groups[-1].append(span)
+            end = max(end, span.end)
+        else:
+            groups.append([span])
+            end = span.end
+    out: list[str] = []
+    pos = 0
+    for group in groups:
+        start = group[0].start
+        stop = max(s.end for s in group)
+        winner = max(group, key=lambda s: s.rank)
+        out.append(text[pos:start])
+        out.append(apply_operator(text[start:stop], winner.entity, winner.operator, env))
+        pos = stop
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def finding_rank(
+    action: DlpAction | str, score: float, start: int, end: int, rule_id: str
+) -> tuple[Any, ...]:
+    """Strongest action, then score, then the longer span; ties go to the smaller rule id."""
+    strength = DlpAction(action).strength
+    return (strength, round(score, 6), end - start, _Reversed(rule_id))
+
+
+@dataclass(frozen=True, slots=True, order=False)
+class _Reversed:
+    """Orders strings backwards so that ``max`` picks the alphabetically first rule id."""
+
+    value: str
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.value > other.value
+
+    def __gt__(self, other: _Reversed) -> bool:
+        return self.value < other.value
+
+
+# ---------------------------------------------------------------------------------------------
+# views of archived rows
+
+_MODE_STRENGTH = {"original": 0, "redacted": 1, "withheld": 2}
+
+
+def _finding_fields(finding: Any) -> dict[str, Any]:
+    if isinstance(finding, Mapping):
+        return dict(finding)
+    return finding.model_dump() if hasattr(finding, "model_dump") else vars(finding)
+
+
+def view_text(
+    row: Mapping[str, Any],
+    destination: str,
+    policy_set: PolicySet,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> str | None:
+    """The body ``destination`` gets for an archived row, or ``None`` when it is withheld.
+
+    ``row`` is an archived record dict with ``body``, ``dlp_findings`` (list of Finding dicts) and
+    ``dlp_action``/``blocked``. Destinations: delivery, export, crm, reviewer. Blocked messages are
+    never delivered. Otherwise the strictest ``views:`` setting among the policies whose rules
+    produced findings decides between original, redacted and withheld.
+    """
+    from pipelines.dlp.policy import DESTINATIONS
+
+    if destination not in DESTINATIONS:
+        raise ConfigError(f"unknown destination {destination!r}; valid: {', '.join(DESTINATIONS)}")
+    body = row.get("body")
+    blocked = bool(row.get("blocked")) or row.get("dlp_action") == DlpAction.BLOCK.value
+    if destination == "delivery" and blocked:
+        return None
+    findings = [_finding_fields(f) for f in (row.get("dlp_findings") or [])]
+    if body is None:
+        return None
+    if not findings:
+        return body
+    mode = "original"
+    view_operator: OperatorSpec | None = None
+    for finding in findings:
+        rule_id = finding["rule_id"]
+        if rule_id not in policy_set.rules:
+            # a rule removed since archiving: be strict rather than leak
+            mode = max(mode, "redacted", key=_MODE_STRENGTH.__getitem__)
+            continue
+        spec = getattr(policy_set.policy_of(rule_id).spec.views, destination)
+        mode = max(mode, spec.show.value, key=_MODE_STRENGTH.__getitem__)
+        if spec.operator is not None and view_operator is None:
+            view_operator = spec.operator
+    if mode == "withheld":
+        return None
+    if mode == "original":
+        return body
+    spans = []
+    for finding in findings:
+        action = finding.get("action", DlpAction.REDACT.value)
+        if DlpAction(action).strength < DlpAction.REDACT.strength:
+            continue  # flagged findings are alerts, not redactions
+        rule_id = finding["rule_id"]
+        if view_operator is not None:
+            op = view_operator
+        elif rule_id in policy_set.rules:
+            policy, rule = policy_set.rules[rule_id]
+            op = rule.operator or policy.spec.operator
+        else:
+            from pipelines.dlp.policy import OperatorSpec
+
+            op = OperatorSpec(type="replace")
+        rank = finding_rank(action, finding["score"], finding["start"], finding["end"], rule_id)
+        spans.append(Span(finding["start"], finding["end"], finding["entity"], op, rank))
+    return rewrite(body, spans, env)

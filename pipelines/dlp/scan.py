@@ -1,0 +1,119 @@
+"""``vigil dlp scan``: newline-delimited JSON in, one verdict per line out, streaming.
+
+Input lines are ``{"id": ..., "text": ..., "channel"?, "direction"?, "kind"?, "org"?, "sub_org"?,
+"employee_groups"?}``. Output lines are ``{"id", "action", "findings": [{"rule", "entity", "start",
+"end", "score"}], "redacted_text"}`` in input order. A line that cannot be used (invalid UTF-8,
+malformed JSON, no text, a bad scope value) becomes ``{"line": n, "error": "..."}`` and the scan goes
+on. Memory is bounded by the batch size: lines are read, inspected and written batch by batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TextIO
+
+from pipelines.dlp.engine import Engine, Scope, Verdict
+from pipelines.record import Channel, Direction, Kind
+
+SCOPE_ENUMS = {"channel": Channel, "direction": Direction, "kind": Kind}
+
+
+@dataclass
+class ScanStats:
+    lines: int = 0
+    errors: int = 0
+    flagged: int = 0
+    redacted: int = 0
+    blocked: int = 0
+
+
+def parse_line(raw: bytes, number: int) -> tuple[Any, str, Scope] | dict[str, Any]:
+    """``(id, text, scope)`` for a usable line, else the error object for it."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {"line": number, "error": f"invalid UTF-8 at byte {exc.start}"}
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {"line": number, "error": f"malformed JSON: {exc.msg} at column {exc.colno}"}
+    if not isinstance(obj, dict):
+        return {"line": number, "error": "expected a JSON object with a text field"}
+    text = obj.get("text")
+    if not isinstance(text, str):
+        return {"line": number, "error": "missing text: each line needs a string field 'text'"}
+    values: dict[str, Any] = {}
+    for key, enum in SCOPE_ENUMS.items():
+        value = obj.get(key)
+        if value is not None:
+            valid = [e.value for e in enum]
+            if value not in valid:
+                return {"line": number, "error": f"unknown {key} {value!r}; valid: {', '.join(valid)}"}
+            values[key] = value
+    for key in ("org", "sub_org"):
+        if obj.get(key) is not None:
+            values[key] = str(obj[key])
+    groups = obj.get("employee_groups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return {"line": number, "error": "employee_groups must be a list of strings"}
+    return obj.get("id"), text, Scope(employee_groups=frozenset(groups), **values)
+
+
+def verdict_json(ident: Any, verdict: Verdict) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "action": verdict.action.value,
+        "findings": [
+            {"rule": f.rule_id, "entity": f.entity, "start": f.start, "end": f.end, "score": f.score}
+            for f in verdict.findings
+        ],
+        "redacted_text": verdict.redacted_text,
+    }
+
+
+def _lines(stream: BinaryIO) -> Iterator[bytes]:
+    for raw in stream:
+        yield raw.rstrip(b"\r\n")
+
+
+def scan_lines(engine: Engine, lines: Iterable[bytes], *, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
+    """Output objects for input lines, in order; blank lines are skipped."""
+    batch: list[tuple[int, tuple[Any, str, Scope] | dict[str, Any]]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        good = [p for _, p in batch if isinstance(p, tuple)]
+        verdicts = iter(engine.inspect_many([(text, scope) for _, text, scope in good]))
+        for _, parsed in batch:
+            if isinstance(parsed, tuple):
+                yield verdict_json(parsed[0], next(verdicts))
+            else:
+                yield parsed
+        batch.clear()
+
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        batch.append((number, parse_line(raw, number)))
+        if len(batch) >= batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
+def scan(engine: Engine, source: BinaryIO, sink: TextIO, *, batch_size: int = 1024) -> ScanStats:
+    """Stream ``source`` to ``sink``; returns counts (``errors`` > 0 means some lines failed)."""
+    stats = ScanStats()
+    for out in scan_lines(engine, _lines(source), batch_size=batch_size):
+        stats.lines += 1
+        if "error" in out:
+            stats.errors += 1
+        else:
+            action = out["action"]
+            stats.flagged += action == "flag"
+            stats.redacted += action == "redact"
+            stats.blocked += action == "block"
+        sink.write(json.dumps(out, ensure_ascii=False) + "\n")
+    sink.flush()
+    return stats
