@@ -176,11 +176,20 @@ def test_timeouts_are_retried(es_server):
     assert Counter(stored) == Counter(_ids(batch))  # the late first attempt did not duplicate
 
 
+class _Clock:
+    def __init__(self, step: float = 0.0) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def test_server_dying_mid_run_dead_letters_the_rest_and_finishes(cluster):
     server, client, cfg = cluster
     server.die_after_bulk(2)
     batch = rows(50)
-    state = IndexState()
+    state = IndexState(clock=_Clock())  # time stands still: the breaker stays open
     started = time.monotonic()
     report = index_rows(client, batch, cfg, batch_size=10, state=state)
     elapsed = time.monotonic() - started
@@ -188,11 +197,42 @@ def test_server_dying_mid_run_dead_letters_the_rest_and_finishes(cluster):
     assert report.indexed == 20
     assert report.dead_lettered == 30
     assert {d["reason_code"] for d in report.dead_letters} == {ES_UNAVAILABLE}
-    assert "once the cluster is healthy" in report.dead_letters[0]["reason"]
+    assert all("once the cluster is healthy" in d["reason"] for d in report.dead_letters)
     assert state.unavailable
-    # the first failing batch spends the retry budget; later ones get one attempt each
-    assert report.requests == 2 + (1 + cfg.max_retries) + 2
+    # the first failing batch spends the retry budget; the two after it are not even sent
+    assert report.requests == 2 + (1 + cfg.max_retries)
+    assert sum("was not sent" in d["reason"] for d in report.dead_letters) == 20
     assert elapsed < 10
+
+
+def test_after_the_cool_down_each_batch_probes_once(cluster):
+    server, client, cfg = cluster
+    server.die_after_bulk(2)
+    state = IndexState(clock=_Clock(step=60.0))  # every look at the clock: a minute later
+    report = index_rows(client, rows(50), cfg, batch_size=10, state=state)
+    assert report.indexed == 20 and report.dead_lettered == 30
+    assert report.requests == 2 + (1 + cfg.max_retries) + 1 + 1
+
+
+def test_breaker_closes_when_the_cluster_is_back(cluster):
+    server, client, cfg = cluster
+    server.fail(status=503, times=1 + cfg.max_retries)  # the first batch never gets through
+    state = IndexState(clock=_Clock(step=60.0))
+    report = index_rows(client, rows(30), cfg, batch_size=10, state=state)
+    assert report.dead_lettered == 10 and report.indexed == 20
+    assert not state.unavailable
+    assert report.requests == (1 + cfg.max_retries) + 1 + 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_one_document_shed_for_good_does_not_trip_the_breaker(cluster, status):
+    server, client, cfg = cluster
+    batch = rows(20)
+    server.fail_items({batch[0]["record_id"]}, status)  # the cluster answers, for this one: later
+    state = IndexState(clock=_Clock())
+    report = index_rows(client, batch, cfg, batch_size=10, state=state)
+    assert report.indexed == 19 and report.dead_lettered == 1
+    assert not state.unavailable
 
 
 def test_on_batch_streams_results_and_keeps_only_counts(cluster):

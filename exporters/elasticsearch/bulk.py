@@ -11,7 +11,10 @@
    with jitter, up to ``cfg.max_retries`` times;
 4. documents refused for good (``mapper_parsing_exception``, ``strict_dynamic_mapping_exception``,
    403, ...) are dead-lettered at once as ``es_rejected``; documents still failing when the retry
-   budget is spent are dead-lettered as ``es_unavailable``.
+   budget is spent are dead-lettered as ``es_unavailable``;
+5. when the cluster stopped answering altogether, a circuit breaker (:class:`IndexState`) spares
+   the following batches a full retry budget each: they are dead-lettered as ``es_unavailable``
+   at once, with a single probe now and then to notice that the cluster is back.
 
 Dead letters are ``pipelines.record.DeadLetter`` rows (stage ``index``) whose ``raw`` is the JSON
 document and whose reason says what to do. The Parquet archive stays the system of record, so a
@@ -59,14 +62,34 @@ ES_BAD_ROW = "es_bad_row"
 
 @dataclass
 class IndexState:
-    """What one worker remembers between batches.
+    """What one worker remembers between batches: a circuit breaker for a cluster that is away.
 
-    After a whole retry budget went by without the cluster answering, later batches get a single
-    attempt each, without waiting, until one gets through again. Otherwise a dead cluster would
-    cost the full backoff for every remaining batch before the run could finish.
+    When a batch spends its whole retry budget without the cluster answering, the breaker opens:
+    for ``cfg.retry_backoff_max`` seconds, batches are dead-lettered without being sent; after
+    that, each batch gets one attempt without waiting, and the first that gets through closes the
+    breaker. Without it, a dead (or hung) cluster would cost the full backoff, or the full request
+    timeout, for every remaining batch before the run could finish.
     """
 
-    unavailable: bool = False
+    clock: Callable[[], float] = time.monotonic
+    open_until: float | None = None  # None: closed, the cluster is believed healthy
+    last_error: str = ""
+
+    @property
+    def unavailable(self) -> bool:
+        return self.open_until is not None
+
+    def resting(self) -> bool:
+        """True while the breaker is open and its cool-down has not run out."""
+        return self.open_until is not None and self.clock() < self.open_until
+
+    def trip(self, cooldown: float, error: str) -> None:
+        self.open_until = self.clock() + cooldown
+        self.last_error = error
+
+    def reset(self) -> None:
+        self.open_until = None
+        self.last_error = ""
 
 
 @dataclass
@@ -146,6 +169,14 @@ def _index_batch(
             )
             report.dead_letters.append(dead_letter(row, None, ES_BAD_ROW, reason))
 
+    if pending and state.resting():
+        reason = (
+            f"Elasticsearch stopped answering (last error: {state.last_error}), so this document was "
+            f"not sent. The record is safe in the archive: once the cluster is healthy, {REINDEX_HINT}"
+        )
+        report.dead_letters.extend(dead_letter(d.row, d.action, ES_UNAVAILABLE, reason) for d in pending)
+        pending = []
+
     budget = 0 if state.unavailable else cfg.max_retries
     attempt = 0
     while pending:
@@ -155,11 +186,11 @@ def _index_batch(
         report.requests += 1
         results, failure = _send(client, [d.action for d in pending])
         retry: list[_Doc] = []
-        got_through = False
+        answered = False  # did the cluster itself answer for some document (even with a no)?
         for doc, (ok, item) in zip(pending, results, strict=False):
             info = next(iter(item.values()))
+            answered = answered or "exception" not in info  # "exception": the whole request failed
             if ok:
-                got_through = True
                 report.indexed_ids.append(doc.action["_id"])
                 continue
             status = int(info.get("status") or 0)
@@ -167,18 +198,17 @@ def _index_batch(
                 doc.last_error = _describe(info)
                 retry.append(doc)
             else:
-                got_through = True  # the cluster answered, it just said no
                 report.dead_letters.append(_rejected(doc, info))
         for doc in pending[len(results) :]:
             doc.last_error = _describe_failure(failure)
             retry.append(doc)
-        if got_through:
-            state.unavailable = False
+        if answered:
+            state.reset()
         if not retry:
             break
         if attempt >= budget:
-            if not got_through:
-                state.unavailable = True
+            if not answered:
+                state.trip(cfg.retry_backoff_max, retry[0].last_error)
             for doc in retry:
                 reason = (
                     f"Elasticsearch did not take the document after {attempt + 1} attempt(s); "

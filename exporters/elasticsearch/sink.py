@@ -36,7 +36,7 @@ class _BulkIndexFn(beam.DoFn):
         self.retried = Metrics.counter(METRICS_NAMESPACE, "retried")
         self.dead_lettered = Metrics.counter(METRICS_NAMESPACE, "dead_lettered")
         self._client: Any = None
-        self._state = IndexState()
+        self._state: IndexState | None = None
 
     def setup(self) -> None:
         self._client = make_client(self.cfg)
