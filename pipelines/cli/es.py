@@ -87,7 +87,7 @@ def command() -> None:
       export ES_URL=https://es.example.com:9200 ES_API_KEY=...
       vigil es setup
       vigil es index --archive demo/archive
-      vigil search --es-url "$ES_URL" 'from:emp-7'
+      vigil es check
     """
 
 
