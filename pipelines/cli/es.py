@@ -208,14 +208,14 @@ def index_command(
 
     def on_batch(batch: IndexReport) -> None:
         letters.write(batch.dead_letters)
-        report("indexed", batch.indexed)
+        report("records", batch.read)  # the bar completes even when some are dead-lettered
         if batch.dead_lettered:
             report("dead-lettered", batch.dead_lettered)
 
     try:
         preflight(client, cfg)
         with reporting(Reporter(enabled=not quiet)), letters:
-            declare("indexed", total)
+            declare("records", total)
             summary = index_rows(
                 client, iter_archive_rows(archive), cfg, batch_size=batch_size, on_batch=on_batch
             )
