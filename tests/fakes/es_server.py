@@ -559,6 +559,16 @@ class FakeElasticsearch:
         if count:
             return 200, {"count": len(hits), "_shards": _shards(len(names))}
         sort = _sort_spec(body.get("sort"))
+        for name, _ in sort:
+            for index_name in names:
+                if _is_text(_field_spec(self.indices[index_name].mappings, name)):
+                    raise EsFault(
+                        400,
+                        "illegal_argument_exception",
+                        f"Text fields are not optimised for operations that require per-document field data "
+                        f"like aggregations and sorting, so these operations are disabled by default. "
+                        f"Please use a keyword field instead. [{name}]",
+                    )
         if sort:
             for hit in hits:
                 hit["sort"] = [_sort_value(hit, f) for f, _ in sort]
