@@ -15,8 +15,10 @@ error bodies with ``type`` and ``reason``, per-item bulk results):
   ``bool``; ``size``, ``from``, ``sort``, ``search_after``, ``_source``. Anything else is a 400,
   so a test never passes on a query the fake silently ignored;
 * ``[/<target>]/_refresh``, ``PUT|GET /<target>/_mapping``, ``GET /<target>/_settings``,
-  ``GET|PUT|DELETE|HEAD /<target>``,
-  ``GET /<index>/_doc/<id>``.
+  ``GET|PUT|DELETE|HEAD /<target>``, ``GET /<index>/_doc/<id>``.
+
+Mapping checks and query evaluation live in ``es_dsl.py``; this module is the cluster's state,
+routing, faults and HTTP.
 
 Every request is recorded (:attr:`FakeElasticsearch.requests`) so tests can pin the DSL sent.
 Faults: :meth:`~FakeElasticsearch.fail` (whole-request errors such as a 429 storm or 503s),
@@ -44,20 +46,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from fakes.es_dsl import (
+    EsFault,
+    field_spec,
+    filter_source,
+    is_after,
+    is_text,
+    matches,
+    sort_key,
+    sort_spec,
+    sort_value,
+    validate,
+)
+
 VERSION = "9.1.4"
 _ORIGINATION = re.compile(r"^.*-(\d{4})\.(\d{2})\.(\d{2})(-\d+)?$")
-
-
-class EsFault(Exception):
-    """An error answer: raised anywhere in request handling, rendered like ES renders errors."""
-
-    def __init__(self, status: int, type_: str, reason: str, **extra: Any):
-        super().__init__(reason)
-        self.status, self.type, self.reason, self.extra = status, type_, reason, extra
-
-    def body(self) -> dict[str, Any]:
-        cause = {"type": self.type, "reason": self.reason, **self.extra}
-        return {"error": {"root_cause": [cause], **cause}, "status": self.status}
 
 
 @dataclass
@@ -497,7 +500,7 @@ class FakeElasticsearch:
                 source = _merge(index.docs[doc_id], (source or {}).get("doc", {}))
             if not isinstance(source, dict):
                 raise EsFault(400, "document_parsing_exception", "[1:1] failed to parse: expected an object")
-            _validate(source, index.mappings.get("properties", {}), index.mappings.get("dynamic", "true"), "")
+            validate(source, index.mappings.get("properties", {}), index.mappings.get("dynamic", "true"), "")
             index.docs[doc_id] = json.loads(json.dumps(source))
             index.versions[doc_id] = index.versions.get(doc_id, 0) + 1
             return {
@@ -553,15 +556,15 @@ class FakeElasticsearch:
         for name in names:
             index = self.indices[name]
             for doc_id, source in index.docs.items():
-                score = _matches(query, source, doc_id, index.mappings)
+                score = matches(query, source, doc_id, index.mappings)
                 if score:
                     hits.append({"_index": name, "_id": doc_id, "_score": float(score), "_source": source})
         if count:
             return 200, {"count": len(hits), "_shards": _shards(len(names))}
-        sort = _sort_spec(body.get("sort"))
+        sort = sort_spec(body.get("sort"))
         for name, _ in sort:
             for index_name in names:
-                if _is_text(_field_spec(self.indices[index_name].mappings, name)):
+                if is_text(field_spec(self.indices[index_name].mappings, name)):
                     raise EsFault(
                         400,
                         "illegal_argument_exception",
@@ -571,20 +574,20 @@ class FakeElasticsearch:
                     )
         if sort:
             for hit in hits:
-                hit["sort"] = [_sort_value(hit, f) for f, _ in sort]
+                hit["sort"] = [sort_value(hit, f) for f, _ in sort]
             for position in reversed(range(len(sort))):
                 _, order = sort[position]
-                hits.sort(key=lambda h, p=position: _sort_key(h["sort"][p]), reverse=order == "desc")
+                hits.sort(key=lambda h, p=position: sort_key(h["sort"][p]), reverse=order == "desc")
             if "search_after" in body:
-                after = body["search_after"]
-                hits = [h for h in hits if _after(h["sort"], after, sort)]
+                bound = body["search_after"]
+                hits = [h for h in hits if is_after(h["sort"], bound, sort)]
         else:
             hits.sort(key=lambda h: -h["_score"])
         total = len(hits)
         start = int(body.get("from", 0))
         size = int(body.get("size", 10))
         page = [
-            dict(h, _source=_filter_source(h["_source"], body.get("_source", True)))
+            dict(h, _source=filter_source(h["_source"], body.get("_source", True)))
             for h in hits[start : start + size]
         ]
         for hit in page:
@@ -755,317 +758,6 @@ def _check_compatible(old: dict[str, Any], new: dict[str, Any], path: str) -> No
                     f"mapper [{path}{name}] cannot be changed from type [{before}] to [{after}]",
                 )
             _check_compatible(old[name].get("properties", {}), spec.get("properties", {}), f"{path}{name}.")
-
-
-_LEAF_CHECKS = {
-    "keyword": lambda v: isinstance(v, str | int | float | bool),
-    "text": lambda v: isinstance(v, str | int | float | bool),
-    "long": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
-    "short": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**15) <= v < 2**15,
-    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool) or v in ("true", "false"),
-    "date": lambda v: _parse_date(v) is not None,
-    "binary": lambda v: isinstance(v, str),
-    "flattened": lambda v: isinstance(v, dict),
-}
-
-
-def _validate(doc: dict[str, Any], properties: dict[str, Any], dynamic: Any, path: str) -> None:
-    for name, value in doc.items():
-        spec = properties.get(name)
-        if spec is None:
-            if str(dynamic) == "strict":
-                raise EsFault(
-                    400,
-                    "strict_dynamic_mapping_exception",
-                    f"[1:2] mapping set to strict, dynamic introduction of [{name}] within "
-                    f"[{path.rstrip('.') or '_doc'}] is not allowed",
-                )
-            continue
-        values = value if isinstance(value, list) else [value]
-        kind = spec.get("type", "object")
-        for item in values:
-            if item is None:
-                continue
-            if kind in ("object", "nested"):
-                if not isinstance(item, dict):
-                    raise EsFault(
-                        400,
-                        "document_parsing_exception",
-                        f"[1:2] object mapping for [{path}{name}] tried to parse field [{name}] as object, "
-                        "but found a concrete value",
-                    )
-                _validate(item, spec.get("properties", {}), spec.get("dynamic", dynamic), f"{path}{name}.")
-            else:
-                check = _LEAF_CHECKS.get(kind, lambda v: True)
-                if not check(item):
-                    raise EsFault(
-                        400,
-                        "document_parsing_exception",
-                        f"[1:2] failed to parse field [{path}{name}] of type [{kind}] in document",
-                    )
-
-
-def _parse_date(value: Any) -> float | None:
-    """Epoch milliseconds of an ES date value (ISO-8601 string or epoch millis), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        if re.fullmatch(r"-?\d+", value):
-            return float(value)
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp() * 1000
-    return None
-
-
-# -------------------------------------------------------------------------------------- queries
-
-
-def _field_spec(mappings: dict[str, Any], path: str) -> dict[str, Any]:
-    props = mappings.get("properties", {})
-    spec: dict[str, Any] = {}
-    for part in path.split("."):
-        if part in props:
-            spec = props[part]
-            props = spec.get("properties", {})
-        elif part in spec.get("fields", {}):
-            spec = spec["fields"][part]
-            props = {}
-        else:
-            return {}
-    return spec
-
-
-def _values(doc: Any, path: str) -> list[Any]:
-    """Values at a dotted path, through objects and arrays; a sub-field reads its parent's value."""
-    current = [doc]
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        nxt: list[Any] = []
-        for item in current:
-            if isinstance(item, dict) and part in item:
-                value = item[part]
-                nxt.extend(value if isinstance(value, list) else [value])
-            elif isinstance(item, str | int | float) and i == len(parts) - 1:
-                nxt.append(item)  # ``body.raw`` / ``body.cjk``: multi-fields index the parent's value
-        current = nxt
-    return [v for v in current if v is not None]
-
-
-def _tokens(text: Any, analyzer: str | None) -> list[str]:
-    words = re.findall(r"\w+", str(text).lower())
-    if analyzer != "cjk":
-        return words
-    out: list[str] = []
-    for word in words:
-        if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", word) and len(word) > 1:
-            out.extend(word[i : i + 2] for i in range(len(word) - 1))
-        else:
-            out.append(word)
-    return out
-
-
-def _is_text(spec: dict[str, Any]) -> bool:
-    return spec.get("type") == "text"
-
-
-def _term_match(values: list[Any], wanted: Any, spec: dict[str, Any]) -> bool:
-    if _is_text(spec):
-        return any(str(wanted) in _tokens(v, spec.get("analyzer")) for v in values)
-    if spec.get("type") == "date":
-        return any(_parse_date(v) == _parse_date(wanted) for v in values)
-    if spec.get("type") == "flattened":
-        return any(wanted in (v.values() if isinstance(v, dict) else [v]) for v in values)
-    return any(v == wanted or str(v) == str(wanted) for v in values)
-
-
-def _field_and_arg(spec: dict[str, Any], name: str) -> tuple[str, Any]:
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise EsFault(400, "parsing_exception", f"[{name}] query malformed, expected one field")
-    return next(iter(spec.items()))
-
-
-def _matches(query: dict[str, Any], doc: dict[str, Any], doc_id: str, mappings: dict[str, Any]) -> float:
-    if not isinstance(query, dict) or len(query) != 1:
-        raise EsFault(400, "parsing_exception", f"query malformed, expected exactly one clause: {query}")
-    ((kind, arg),) = query.items()
-    if kind == "match_all":
-        return 1.0
-    if kind == "match_none":
-        return 0.0
-    if kind == "ids":
-        return 1.0 if doc_id in [str(v) for v in arg.get("values", [])] else 0.0
-    if kind == "bool":
-        return _bool(arg, doc, doc_id, mappings)
-    if kind == "nested":
-        path = arg["path"]
-        spec = _field_spec(mappings, path)
-        if spec.get("type") != "nested":
-            raise EsFault(
-                400,
-                "query_shard_exception",
-                f"[nested] nested object under path [{path}] is not of nested type",
-            )
-        for obj in _values(doc, path):
-            scoped = _set_path({}, path, obj)
-            if _matches(arg["query"], scoped, doc_id, mappings):
-                return 1.0
-        return 0.0
-    if kind == "exists":
-        return 1.0 if _values(doc, arg["field"]) else 0.0
-    if kind in ("term", "terms", "match", "match_phrase", "prefix", "wildcard", "range"):
-        field_name, spec_arg = _field_and_arg(arg, kind)
-        spec = _field_spec(mappings, field_name)
-        values = _values(doc, field_name)
-        if kind == "term":
-            wanted = spec_arg.get("value") if isinstance(spec_arg, dict) else spec_arg
-            return 1.0 if _term_match(values, wanted, spec) else 0.0
-        if kind == "terms":
-            return 1.0 if any(_term_match(values, w, spec) for w in spec_arg) else 0.0
-        if kind in ("match", "match_phrase"):
-            text = spec_arg.get("query") if isinstance(spec_arg, dict) else spec_arg
-            if not _is_text(spec):
-                return 1.0 if _term_match(values, text, spec) else 0.0
-            want = _tokens(text, spec.get("analyzer"))
-            for value in values:
-                have = _tokens(value, spec.get("analyzer"))
-                if kind == "match_phrase":
-                    n = len(want)
-                    if n and any(have[i : i + n] == want for i in range(len(have) - n + 1)):
-                        return 1.0
-                else:
-                    operator = spec_arg.get("operator", "or") if isinstance(spec_arg, dict) else "or"
-                    hits = sum(1 for w in want if w in have)
-                    if (operator == "and" and hits == len(want) and want) or (operator == "or" and hits):
-                        return float(hits)
-            return 0.0
-        if kind == "prefix":
-            wanted = spec_arg.get("value") if isinstance(spec_arg, dict) else spec_arg
-            return 1.0 if any(str(v).startswith(str(wanted)) for v in values) else 0.0
-        if kind == "wildcard":
-            wanted = spec_arg.get("value") if isinstance(spec_arg, dict) else spec_arg
-            return 1.0 if any(fnmatch.fnmatchcase(str(v), str(wanted)) for v in values) else 0.0
-        if kind == "range":
-            return 1.0 if any(_in_range(v, spec_arg, spec) for v in values) else 0.0
-    raise EsFault(400, "parsing_exception", f"unknown query [{kind}] (not implemented by the fake)")
-
-
-def _bool(arg: dict[str, Any], doc: dict[str, Any], doc_id: str, mappings: dict[str, Any]) -> float:
-    def clauses(key: str) -> list[dict[str, Any]]:
-        value = arg.get(key, [])
-        return value if isinstance(value, list) else [value]
-
-    unknown = set(arg) - {"must", "filter", "should", "must_not", "minimum_should_match", "boost"}
-    if unknown:
-        raise EsFault(400, "parsing_exception", f"[bool] query does not support {sorted(unknown)}")
-    score = 0.0
-    for clause in clauses("must") + clauses("filter"):
-        matched = _matches(clause, doc, doc_id, mappings)
-        if not matched:
-            return 0.0
-        score += matched
-    if any(_matches(c, doc, doc_id, mappings) for c in clauses("must_not")):
-        return 0.0
-    should = clauses("should")
-    if should:
-        needed = int(arg.get("minimum_should_match", 0 if (arg.get("must") or arg.get("filter")) else 1))
-        scores = [_matches(c, doc, doc_id, mappings) for c in should]
-        if sum(1 for s in scores if s) < needed:
-            return 0.0
-        score += sum(scores)
-    return score or 1.0
-
-
-def _set_path(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    parts = path.split(".")
-    current = doc
-    for part in parts[:-1]:
-        current = current.setdefault(part, {})
-    current[parts[-1]] = value
-    return doc
-
-
-def _in_range(value: Any, bounds: dict[str, Any], spec: dict[str, Any]) -> bool:
-    def norm(v: Any) -> Any:
-        if spec.get("type") == "date":
-            return _parse_date(v)
-        return v
-
-    actual = norm(value)
-    if actual is None:
-        return False
-    for op, bound in bounds.items():
-        if op in ("format", "time_zone", "boost"):
-            continue
-        b = norm(bound)
-        ok = {"gte": actual >= b, "gt": actual > b, "lte": actual <= b, "lt": actual < b}.get(op)
-        if ok is None:
-            raise EsFault(400, "parsing_exception", f"[range] query does not support [{op}]")
-        if not ok:
-            return False
-    return True
-
-
-def _sort_spec(sort: Any) -> list[tuple[str, str]]:
-    if sort is None:
-        return []
-    items = sort if isinstance(sort, list) else [sort]
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            out.append((item, "desc" if item == "_score" else "asc"))
-        else:
-            ((name, opts),) = item.items()
-            order = opts if isinstance(opts, str) else opts.get("order", "asc")
-            out.append((name, order))
-    return out
-
-
-def _sort_value(hit: dict[str, Any], name: str) -> Any:
-    if name == "_score":
-        return hit["_score"]
-    if name in ("_id", "_doc"):
-        return hit["_id"]
-    values = _values(hit["_source"], name)
-    if not values:
-        return None
-    value = values[0]
-    parsed = _parse_date(value) if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}T", value) else None
-    return int(parsed) if parsed is not None else value
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    return (1, 0) if value is None else (0, value)
-
-
-def _after(values: list[Any], after: list[Any], sort: list[tuple[str, str]]) -> bool:
-    for value, bound, (_, order) in zip(values, after, sort, strict=False):
-        if value == bound:
-            continue
-        if value is None:
-            return True
-        return value > bound if order == "asc" else value < bound
-    return False
-
-
-def _filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
-    if spec is True:
-        return source
-    if spec is False:
-        return None
-    includes = spec if isinstance(spec, list) else spec.get("includes", [])
-    if isinstance(includes, str):
-        includes = [includes]
-    return {k: v for k, v in source.items() if any(fnmatch.fnmatchcase(k, p) for p in includes)}
 
 
 # ------------------------------------------------------------------------------------- fixture
