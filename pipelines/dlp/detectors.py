@@ -25,6 +25,7 @@ from typing import Any
 
 from pipelines.dlp import checksums, presidio_entities
 from pipelines.dlp.batch_regex import BatchRegex, Span
+from pipelines.dlp.normalize import normalize
 from pipelines.dlp.policy import (
     AllowSpec,
     ContextSpec,
@@ -61,7 +62,8 @@ class Item:
 def term_regex(terms: Sequence[str]) -> str:
     """One alternation for a word list: whole words for Latin script, substrings for CJK."""
     latin, cjk = [], []
-    for term in sorted({t.strip() for t in terms if t.strip()}, key=lambda t: (-len(t), t)):
+    cleaned = {normalize(t).text.strip() for t in terms}
+    for term in sorted((t for t in cleaned if t), key=lambda t: (-len(t), t)):
         body = r"\s+".join(re.escape(part) for part in term.split())
         (cjk if _CJK.search(term) else latin).append(body)
     parts = []
@@ -110,7 +112,7 @@ class Allow:
 
     @staticmethod
     def _key(value: str) -> str:
-        return checksums.compact(value).casefold()
+        return checksums.compact(normalize(value).text).casefold()
 
     def __bool__(self) -> bool:
         return bool(self.values or self.regexes)

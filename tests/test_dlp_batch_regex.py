@@ -1,0 +1,80 @@
+"""Batched regex matching gives exactly the per-text results."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines.dlp.batch_regex import BatchRegex, join, required_class, run_all
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flags", "batched"),
+    [
+        (r"\b\d{4}\b", 0, True),
+        (r"(?<!\S)\d+", 0, True),  # the separator is whitespace: same as a text start
+        (r"(?<![\w-])x", 0, True),
+        (r"(?<!.)x", 0, True),  # '.' does not match the separator without DOTALL
+        (r"^\d+$", 0, True),  # anchors: batched in multi-line mode, matches re-checked
+        (r"(?<!\s)\d+", 0, False),  # a negative look-behind that could see the separator
+        (r"(?<!.)x", re.DOTALL, False),
+        (r"\A\d", 0, False),
+        (r"\d\Z", 0, False),
+        (r"(a)?(?(1)b|c)", 0, False),
+    ],
+)
+def test_batch_safety_classification(pattern, flags, batched) -> None:
+    assert BatchRegex(pattern, flags).safe is batched
+
+
+@pytest.mark.parametrize(
+    ("pattern", "required"),
+    [
+        (r"\b[0-9]{8,17}\b", r"[\d]"),
+        (r"(bc1|[13])[a-z0-9]{25,59}", r"[\d]"),
+        (r"[\w.]+@[\w.]+", r"[@]"),
+        (r"\d{3}-\d{4}", r"[\d]"),
+        (r"abc|\d", None),  # one branch needs no digit
+        (r"x\d?", None),  # optional
+        (r"[^a]\d", r"[\d]"),
+    ],
+)
+def test_required_characters(pattern, required) -> None:
+    assert required_class(pattern) == required
+
+
+PATTERNS = [
+    r"\d+",
+    r"\d+\s\d+",
+    r"^\w+",
+    r"\w+$",
+    r"(?<!\S)[a-z]+(?!\S)",
+    r"(?<!\s)b+",
+    r"a\nb",
+    r"\bab\b",
+    r"(?i)[ab]{2,}",
+    r"\Ab",
+    r"[^a]+",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab1 2\n-", max_size=12), min_size=1, max_size=8))
+def test_batch_equals_one_by_one(texts: list[str]) -> None:
+    regexes = [BatchRegex(p) for p in PATTERNS]
+    batched = run_all(regexes, texts)
+    for regex in regexes:
+        expected = {
+            i: [m.span() for m in re.finditer(regex.pattern, t) if m.end() > m.start()]
+            for i, t in enumerate(texts)
+        }
+        expected = {i: spans for i, spans in expected.items() if spans}
+        assert batched.get(regex.key, {}) == expected, regex.pattern
+
+
+def test_join_offsets() -> None:
+    joined, starts = join(["ab", "", "cde"])
+    assert joined == "ab\n\ncde" and starts == [0, 3, 4]

@@ -1,0 +1,61 @@
+"""Checksum validators: one table per validator, valid identifiers and near misses."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.dlp.checksums import VALIDATORS
+
+CASES = [
+    # (validator, value, valid)
+    ("luhn", "4012 8888 8888 1881", True),
+    ("luhn", "5500-0000-0000-0004", True),
+    ("luhn", "378282246310005", True),
+    ("luhn", "4012 8888 8888 1882", False),  # last digit off by one
+    ("luhn", "1234", False),  # too short for a card
+    ("luhn", "４０１２８８８８８８８８１８８１", False),  # full-width digits are normalised before, not here
+    ("iban", "GB82 WEST 1234 5698 7654 32", True),
+    ("iban", "DE89370400440532013000", True),
+    ("iban", "FR1420041010050500013M02606", True),
+    ("iban", "GB83WEST12345698765432", False),  # wrong check digits
+    ("iban", "XX82WEST12345698765432", False),  # unknown country
+    ("aba_routing", "011000015", True),
+    ("aba_routing", "021000021", True),
+    ("aba_routing", "011000016", False),
+    ("aba_routing", "01100001", False),
+    ("cn_resident_id", "11010519491231002X", True),
+    ("cn_resident_id", "110105 19491231 002X", True),
+    ("cn_resident_id", "110105194912310021", False),  # wrong check character
+    ("cn_resident_id", "11010519491331002X", False),  # month 13
+    ("jp_my_number", "123456789018", True),
+    ("jp_my_number", "1234 5678 9018", True),
+    ("jp_my_number", "123456789012", False),
+    ("jp_my_number", "12345678901", False),
+    ("hk_id", "A123456(3)", True),
+    ("hk_id", "A1234563", True),
+    ("hk_id", "a123456(3)", True),
+    ("hk_id", "A123456(4)", False),
+    ("hk_id", "AB987654(3)", True),  # two-letter prefix
+    ("hk_id", "AB987654(2)", False),
+    ("hk_id", "A12345(3)", False),
+    ("sg_nric", "S1234567D", True),
+    ("sg_nric", "s1234567d", True),
+    ("sg_nric", "T1234567J", True),
+    ("sg_nric", "F1234567N", True),
+    ("sg_nric", "G1234567X", True),
+    ("sg_nric", "M5012345J", True),
+    ("sg_nric", "S1234567A", False),
+    ("sg_nric", "X1234567D", False),
+    ("sg_nric", "S123456D", False),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "valid"), CASES)
+def test_validator(name: str, value: str, valid: bool) -> None:
+    assert VALIDATORS[name](value) is valid
+
+
+def test_every_validator_has_positive_and_negative_rows() -> None:
+    for name in VALIDATORS:
+        outcomes = {valid for n, _, valid in CASES if n == name}
+        assert outcomes == {True, False}, name

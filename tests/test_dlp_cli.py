@@ -1,0 +1,133 @@
+"""``vigil dlp``: scan (good and bad lines), test (shipped rules pass, a broken case file fails),
+lint, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+
+RULES = Path(__file__).parent.parent / "dlp_rules"
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        # like the console script: sys.exit(main())
+        code = int(main(argv) or 0)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
+    lines = [
+        json.dumps({"id": "a", "text": "card 4012 8888 8888 1881", "direction": "outbound"}).encode(),
+        b"{not json",
+        json.dumps({"id": "c"}).encode(),
+        b"\xff\xfe bad bytes",
+        b"",
+        json.dumps({"id": "e", "text": "hi", "channel": "fax"}).encode(),
+        json.dumps({"id": "f", "text": "SSN 536-22-1234", "direction": "outbound"}).encode(),
+        json.dumps({"id": "g", "text": "ＳＳＮ ５３６-２２-１２３４", "direction": "inbound"}).encode(),
+        json.dumps({"id": "h", "text": "see you at noon"}).encode(),
+        b"[1, 2]",
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    code, out, err = run(["dlp", "scan", "--policy", str(RULES), "--input", str(source)], capsys)
+    assert code == 1  # some lines failed
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r.get("id", r.get("line")) for r in rows] == ["a", 2, 3, 4, 6, "f", "g", "h", 10]
+    by_id = {r["id"]: r for r in rows if "id" in r}
+    assert by_id["a"]["action"] == "redact" and by_id["a"]["redacted_text"] == "card ***************1881"
+    assert by_id["a"]["findings"] == [
+        {"rule": "pii.card-number", "entity": "CREDIT_CARD", "start": 5, "end": 24, "score": 1.0}
+    ]
+    assert by_id["f"]["action"] == "block"
+    assert by_id["g"]["action"] == "redact" and by_id["g"]["redacted_text"] == "ＳＳＮ <US_SSN>"
+    assert by_id["h"] == {"id": "h", "action": "none", "findings": [], "redacted_text": "see you at noon"}
+    errors = {r["line"]: r["error"] for r in rows if "error" in r}
+    assert errors[2].startswith("malformed JSON")
+    assert errors[3].startswith("missing text")
+    assert errors[4].startswith("invalid UTF-8")
+    assert errors[6].startswith("unknown channel 'fax'")
+    assert errors[10].startswith("expected a JSON object")
+    assert "5 error(s)" in err
+
+
+def test_scan_all_good_exits_zero(tmp_path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps({"id": i, "text": f"message {i}"}) for i in range(2500)) + "\n")
+    code, out, _ = run(
+        [
+            "dlp",
+            "scan",
+            "--policy",
+            str(RULES / "conduct.yaml"),
+            "--input",
+            str(source),
+            "--batch-size",
+            "100",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == list(range(2500))
+
+
+def test_policy_tests_pass_on_shipped_rules(capsys) -> None:
+    code, out, _ = run(["dlp", "test", "--policy", str(RULES)], capsys)
+    assert code == 0, out
+    assert " 0 failed" in out.splitlines()[-1]
+    assert "known miss" in out
+
+
+def test_policy_tests_fail_on_a_broken_case_file(tmp_path, capsys) -> None:
+    shutil.copy(RULES / "conduct.yaml", tmp_path / "conduct.yaml")
+    (tmp_path / "conduct.tests.yaml").write_text(
+        "cases:\n"
+        "  - name: passes\n"
+        "    text: keep this between us\n"
+        "    expect: {action: flag, findings: [{entity: RISKY_PHRASE, value: keep this between us}]}\n"
+        "  - name: wrong expectation\n"
+        "    text: the weather is nice\n"
+        "    expect: {action: flag}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(["dlp", "test", "--policy", str(tmp_path / "conduct.yaml")], capsys)
+    assert code == 1
+    assert f"FAIL {tmp_path / 'conduct.tests.yaml'}:5 wrong expectation" in out
+    assert "action is none, expected flag" in out
+    assert "1 passed, 1 failed" in out
+    assert "error: 1 policy test case(s) failed" in err
+
+
+def test_policy_tests_report_an_invalid_case_file(tmp_path, capsys) -> None:
+    shutil.copy(RULES / "conduct.yaml", tmp_path / "conduct.yaml")
+    (tmp_path / "conduct.tests.yaml").write_text(
+        "cases:\n  - text: hi\n    expct: {action: none}\n", encoding="utf-8"
+    )
+    code, _, err = run(["dlp", "test", "--policy", str(tmp_path)], capsys)
+    assert code == 2
+    assert "conduct.tests.yaml:3: cases[0]: unknown key 'expct' (did you mean 'expect'?)" in err
+    assert "Traceback" not in err
+
+
+def test_lint_summarises_and_rejects(capsys) -> None:
+    code, out, _ = run(["dlp", "lint", "--policy", str(RULES)], capsys)
+    assert code == 0 and "pii.card-number" in out and "no language model needed" in out
+    code, _, err = run(
+        ["dlp", "lint", "--policy", str(Path(__file__).parent / "conf/dlp/bad_regex.yaml")], capsys
+    )
+    assert code == 2 and err.startswith("error: ") and ":11: " in err
+
+
+@pytest.mark.parametrize("sub", ["lint", "test", "scan", "dry-run"])
+def test_help(sub, capsys) -> None:
+    code, out, _ = run(["dlp", sub, "--help"], capsys)
+    assert code == 0 and "--policy" in out

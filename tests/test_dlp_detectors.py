@@ -1,0 +1,141 @@
+"""Detectors: one parametrized table each, positive and negative rows, with score ranges."""
+
+from __future__ import annotations
+
+import pytest
+from dlp_helpers import engine_for, rule
+
+from pipelines.dlp import Scope
+
+# (entity, text, value that must be found or None, min score, max score)
+PRESIDIO = [
+    ("CREDIT_CARD", "pay with 4012 8888 8888 1881 today", "4012 8888 8888 1881", 1.0, 1.0),
+    (
+        "CREDIT_CARD",
+        "pay with ４０１２８８８８８８８８１８８１",
+        "４０１２８８８８８８８８１８８１",
+        1.0,
+        1.0,
+    ),
+    ("CREDIT_CARD", "ref 4012 8888 8888 1882", None, 0, 0),  # fails Luhn
+    ("EMAIL_ADDRESS", "write to ops@example.com", "ops@example.com", 1.0, 1.0),
+    ("EMAIL_ADDRESS", "write to ops@localhost", None, 0, 0),  # no public suffix
+    ("IBAN_CODE", "IBAN DE89370400440532013000", "DE89370400440532013000", 1.0, 1.0),
+    ("IBAN_CODE", "IBAN DE89370400440532013001", None, 0, 0),
+    ("US_SSN", "ssn 536-22-1234", "536-22-1234", 0.5, 1.0),
+    ("US_SSN", "ssn 000-22-1234", None, 0, 0),  # invalid area number
+    ("IP_ADDRESS", "host 10.20.30.40 is down", "10.20.30.40", 0.6, 1.0),
+    ("IP_ADDRESS", "version 1.2.3 is out", None, 0, 0),
+    ("PHONE_NUMBER", "call +44 20 7946 0958", "+44 20 7946 0958", 0.4, 1.0),
+    ("PHONE_NUMBER", "room 12", None, 0, 0),
+    ("ABA_ROUTING_NUMBER", "routing 011000015", "011000015", 0.5, 1.0),
+    ("ABA_ROUTING_NUMBER", "routing 011000016", None, 0, 0),
+]
+
+
+@pytest.mark.parametrize(("entity", "text", "value", "low", "high"), PRESIDIO)
+def test_presidio_entity(tmp_path, entity, text, value, low, high) -> None:
+    engine = engine_for(tmp_path, [rule("t.r", [{"type": "presidio", "entity": entity, "min_score": 0.3}])])
+    found = [f for f in engine.inspect(text).findings if f.entity == entity]
+    if value is None:
+        assert found == []
+        return
+    start = text.index(value)
+    assert [(f.start, f.end) for f in found] == [(start, start + len(value))]
+    assert low <= found[0].score <= high
+    assert found[0].detector == f"presidio:{entity}"
+
+
+# (regex, validator, text, value or None)
+PATTERNS = [
+    (
+        r"(?<!\d)\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}(?!\d)",
+        "luhn",
+        "card 5500-0000-0000-0004",
+        "5500-0000-0000-0004",
+    ),
+    (r"(?<!\d)\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}(?!\d)", "luhn", "card 5500-0000-0000-0005", None),
+    (r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", "iban", "to GB82WEST12345698765432", "GB82WEST12345698765432"),
+    (r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", "iban", "to GB83WEST12345698765432", None),
+    (r"\b\d{9}\b", "aba_routing", "aba 021000021", "021000021"),
+    (r"\b\d{9}\b", "aba_routing", "aba 021000022", None),
+    (r"\d{17}[\dX]", "cn_resident_id", "身份证11010519491231002X", "11010519491231002X"),
+    (r"\d{17}[\dX]", "cn_resident_id", "身份证110105194912310021", None),
+    (r"\d{12}", "jp_my_number", "番号123456789018です", "123456789018"),
+    (r"\d{12}", "jp_my_number", "番号123456789012です", None),
+    (r"[A-Z]{1,2}\d{6}\(?[0-9A]\)?", "hk_id", "id A123456(3).", "A123456(3)"),
+    (r"[A-Z]{1,2}\d{6}\(?[0-9A]\)?", "hk_id", "id A123456(5).", None),
+    (r"[STFGM]\d{7}[A-Z]", "sg_nric", "nric S1234567D ok", "S1234567D"),
+    (r"[STFGM]\d{7}[A-Z]", "sg_nric", "nric S1234567E ok", None),
+    (r"EMP-\d{6}", None, "ask EMP-004211", "EMP-004211"),
+    (r"EMP-\d{6}", None, "ask EMP-0042", None),
+]
+
+
+@pytest.mark.parametrize(("regex", "validator", "text", "value"), PATTERNS)
+def test_pattern_detector(tmp_path, regex, validator, text, value) -> None:
+    detector = {"type": "pattern", "entity": "THING", "regex": regex, "score": 0.6}
+    if validator:
+        detector["validator"] = validator
+    found = engine_for(tmp_path, [rule("t.r", [detector])]).inspect(text).findings
+    if value is None:
+        assert found == []
+    else:
+        assert [text[f.start : f.end] for f in found] == [value]
+        # a checksum that passes is certainty; an unvalidated pattern keeps its own score
+        assert found[0].score == (1.0 if validator else 0.6)
+
+
+# (terms, text, values)
+LEXICON = [
+    (["guaranteed return"], "A guaranteed return!", ["guaranteed return"]),
+    (["guaranteed return"], "a GUARANTEED\tRETURN", ["GUARANTEED\tRETURN"]),  # case, any spacing
+    (["guaranteed return"], "unguaranteed returns", []),  # whole words for Latin script
+    (["risk"], "asterisk risky risk.", ["risk"]),
+    (["保证收益"], "这个产品保证收益很高", ["保证收益"]),  # substring for Chinese
+    (["元本保証"], "元本保証の商品", ["元本保証"]),  # and Japanese
+    (["ｇｕａｒａｎｔｅｅ"], "guarantee", ["guarantee"]),  # terms are normalised like texts
+    (["off the record"], "this is off-the-record", []),
+    (["between us", "keep this between us"], "keep this between us", ["keep this between us"]),  # longest
+]
+
+
+@pytest.mark.parametrize(("terms", "text", "values"), LEXICON)
+def test_lexicon_detector(tmp_path, terms, text, values) -> None:
+    engine = engine_for(tmp_path, [rule("t.r", [{"type": "lexicon", "terms": terms}], action="flag")])
+    found = engine.inspect(text).findings
+    assert [text[f.start : f.end] for f in found] == values
+    assert all(f.entity == "RISKY_PHRASE" and f.score == 0.8 for f in found)
+
+
+# (context, text, found?, score)
+CONTEXT = [
+    ({"raise_words": ["employee"]}, "employee EMP-004211", True, 0.75),
+    ({"raise_words": ["employee"]}, "see EMP-004211", False, None),
+    ({"raise_words": ["员工"]}, "员工编号EMP-004211", True, 0.75),
+    ({"lower_words": ["example"], "lower_by": 0.3}, "for example EMP-004211", False, None),
+    ({"raise_words": ["employee"], "window": 5}, "employee number is EMP-004211", False, None),
+]
+
+
+@pytest.mark.parametrize(("context", "text", "found", "score"), CONTEXT)
+def test_context_words(tmp_path, context, text, found, score) -> None:
+    detector = {"type": "pattern", "entity": "EMP", "regex": r"EMP-\d{6}", "score": 0.4, "context": context}
+    findings = engine_for(tmp_path, [rule("t.r", [detector])]).inspect(text).findings
+    assert bool(findings) is found
+    if found:
+        assert findings[0].score == pytest.approx(score)
+
+
+@pytest.mark.parametrize(
+    ("allow", "text", "found"),
+    [
+        ({"values": ["4012 8888 8888 1881"]}, "card 4012888888881881", False),  # spacing ignored
+        ({"values": ["4012 8888 8888 1881"]}, "card 5500 0000 0000 0004", True),
+        ({"regexes": [r"5500.*"]}, "card 5500 0000 0000 0004", False),
+        ({"regexes": [r"0004"]}, "card 5500 0000 0000 0004", True),  # regexes match the whole value
+    ],
+)
+def test_allow_list(tmp_path, allow, text, found) -> None:
+    engine = engine_for(tmp_path, [rule("t.r", [{"type": "presidio", "entity": "CREDIT_CARD"}], allow=allow)])
+    assert bool(engine.inspect(text, Scope()).findings) is found

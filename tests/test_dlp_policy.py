@@ -1,0 +1,105 @@
+"""Policy loading: broken configs fail with file, line and a hint; sets, digests, public API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import pipelines.dlp
+from pipelines.dlp import load_policy, load_policy_set
+from pipelines.errors import PolicyError
+
+CONF = Path(__file__).parent / "conf" / "dlp"
+RULES = Path(__file__).parent.parent / "dlp_rules"
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "fragments"),
+    [
+        (
+            "unknown_key.yaml",
+            11,
+            ["unknown key 'regx'", "did you mean 'regex'", "write it like this", "regex:"],
+        ),
+        ("unknown_top_key.yaml", 3, ["unknown key 'rule'", "did you mean 'rules'"]),
+        ("bad_regex.yaml", 11, ["does not compile", "missing )"]),
+        ("unknown_validator.yaml", 12, ["unknown validator 'lunh'", "luhn", "sg_nric", "hk_id"]),
+        ("unknown_entity.yaml", 10, ["unknown Presidio entity 'CREDIT_CARDS'", "did you mean CREDIT_CARD"]),
+        ("unknown_operator.yaml", 8, ["unknown operator 'shred'", "hash, mask, replace"]),
+        ("unknown_detector_type.yaml", 9, ["unknown detector type 'regexp'", "lexicon, pattern, presidio"]),
+        ("duplicate_ids.yaml", 10, ["duplicate rule id 'broken.card'", "first at line 4"]),
+        ("empty_description.yaml", 5, ["description is empty"]),
+        ("bad_severity.yaml", 6, ["'low', 'medium', 'high' or 'critical'", "got 'urgent'"]),
+        ("missing_action.yaml", 4, ["missing required key 'action'", "action: redact"]),
+        ("hash_without_key.yaml", 4, ["needs key_env", "key_env: VIGIL_DLP_HASH_KEY"]),
+        ("bad_yaml.yaml", 6, ["not valid YAML", "indentation"]),
+    ],
+)
+def test_broken_policy_is_reported_with_line_and_hint(name, line, fragments) -> None:
+    path = CONF / name
+    with pytest.raises(PolicyError) as excinfo:
+        load_policy(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert "Traceback" not in message
+
+
+def test_duplicate_rule_ids_across_files_of_a_set() -> None:
+    with pytest.raises(
+        PolicyError, match=r"b\.yaml:5: duplicate rule id 'shared\.card', already defined in .*a\.yaml:4"
+    ):
+        load_policy_set(CONF / "dup_across")
+
+
+def test_missing_file_and_set_member(tmp_path) -> None:
+    with pytest.raises(PolicyError, match="no such policy file"):
+        load_policy(tmp_path / "nope.yaml")
+    (tmp_path / "set.yaml").write_text("policy_set: s\npolicies: [pii.yaml, gone.yaml]\n")
+    (tmp_path / "pii.yaml").write_text((RULES / "pii.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"set\.yaml:2: policies: 'gone\.yaml' does not exist"):
+        load_policy_set(tmp_path / "set.yaml")
+
+
+def test_rules_directory_resolves_to_the_active_set() -> None:
+    from_dir = load_policy_set(RULES)
+    from_file = load_policy_set(RULES / "active.yaml")
+    assert [p.id for p in from_dir.policies] == ["pii", "secrets", "conduct"]
+    assert from_dir.digest == from_file.digest and len(from_dir.digest) == 64
+    assert from_dir.id == "active" and from_dir.label == f"active@{from_dir.digest[:12]}"
+    assert not from_dir.needs_ner  # the quick start loads no language model
+    assert load_policy_set(RULES / "presidio_default.yaml").needs_ner
+
+
+def test_digest_changes_with_any_byte(tmp_path) -> None:
+    text = (RULES / "conduct.yaml").read_text(encoding="utf-8")
+    (tmp_path / "conduct.yaml").write_text(text, encoding="utf-8")
+    before = load_policy_set(tmp_path / "conduct.yaml").digest
+    (tmp_path / "conduct.yaml").write_text(text + "\n# a comment\n", encoding="utf-8")
+    assert load_policy_set(tmp_path / "conduct.yaml").digest != before
+
+
+@pytest.mark.parametrize(
+    "name", ["pii", "secrets", "conduct", "template", "presidio_patterns", "presidio_default"]
+)
+def test_every_shipped_policy_loads_and_has_tests(name) -> None:
+    policy = load_policy(RULES / f"{name}.yaml")
+    assert policy.rules and all(r.description for r in policy.rules)
+    assert (RULES / f"{name}.tests.yaml").is_file()
+
+
+def test_exported_names() -> None:
+    assert sorted(pipelines.dlp.__all__) == [
+        "Engine",
+        "Policy",
+        "PolicySet",
+        "Scope",
+        "Verdict",
+        "load_policy",
+        "load_policy_set",
+        "view_text",
+    ]
+    for name in pipelines.dlp.__all__:
+        assert getattr(pipelines.dlp, name).__module__.startswith("pipelines.dlp.")
