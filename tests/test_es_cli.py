@@ -9,6 +9,8 @@ import sys
 import pytest
 from es_support import rows, write_archive
 
+from pipelines.archive import layout, reader
+from pipelines.archive.verify import verify
 from pipelines.cli import main
 
 
@@ -67,44 +69,29 @@ def test_index_backfills_the_archive(es_server, capsys, tmp_path):
     # idempotent: a second backfill overwrites, it does not add
     code, out, _ = vigil(capsys, *argv)
     assert code == 0 and len(es_server.docs()) == 25
-    assert not list(tmp_path.glob("*.jsonl"))  # no dead letters, no file
+    assert reader.read_table(archive, layout.DEAD_LETTERS).num_rows == 0
 
 
-def test_index_writes_dead_letters_and_exits_1(es_server, capsys, tmp_path):
+def test_index_dead_letters_go_into_the_archive_and_exit_1(es_server, capsys, tmp_path):
     batch = rows(6)
     archive = write_archive(tmp_path / "archive", batch)
     vigil(capsys, "es", "setup", "--es-url", es_server.url)
     es_server.fail_items({batch[2]["record_id"], batch[4]["record_id"]}, 400)
-    letters = tmp_path / "out" / "dl.jsonl"
-    code, out, err = vigil(
-        capsys,
-        "es",
-        "index",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--dead-letters",
-        str(letters),
-    )
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url)
+    code, out, err = vigil(capsys, *argv)
     assert code == 1
     assert "read 6, indexed 4, dead-lettered 2" in out
-    assert str(letters) in err
-    written = [json.loads(line) for line in letters.read_text().splitlines()]
+    assert "2 dead letter(s) (2 new)" in err and "stage=index" in err
+    written = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
     assert sorted(d["record_id"] for d in written) == sorted([batch[2]["record_id"], batch[4]["record_id"]])
     assert {d["reason_code"] for d in written} == {"es_rejected"}
+    assert {d["stage"] for d in written} == {"index"}
     assert json.loads(written[0]["raw"])["record_id"] == written[0]["record_id"]
-
-
-def test_default_dead_letter_file_sits_next_to_the_archive(es_server, capsys, tmp_path):
-    batch = rows(2)
-    archive = write_archive(tmp_path / "archive", batch)
-    vigil(capsys, "es", "setup", "--es-url", es_server.url)
-    es_server.fail_items({batch[0]["record_id"]}, 400)
-    code, _, _ = vigil(capsys, "es", "index", "--archive", str(archive), "--es-url", es_server.url)
-    assert code == 1
-    (letters,) = tmp_path.glob("archive.es-dead-letters-*.jsonl")
-    assert len(letters.read_text().splitlines()) == 1
+    assert verify(archive).ok  # committed through the manifest like ingest's dead letters
+    # the same failure again is not stored twice
+    code, _, err = vigil(capsys, *argv)
+    assert code == 1 and "(0 new)" in err
+    assert len(list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))) == 2
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def partition_of(rel_path: str) -> dict[str, str]:
 
 def data_files_on_disk(root: Path) -> list[str]:
     """Every Parquet file under the data folders, as relative POSIX paths (what verify compares)."""
-    found = []
+    found: list[str] = []
     for kind in KINDS:
         base = root / kind
         if base.is_dir():

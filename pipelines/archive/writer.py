@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from pipelines.archive import layout
 from pipelines.archive.manifest import load_state, manifest_ledger
 from pipelines.errors import ArchiveError, ArchiveLockedError
+from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, from_micros
 
 ROW_GROUP_ROWS = 64 * 1024
 COMPRESSION = "zstd"
@@ -121,6 +122,39 @@ def stage_table(root: Path, commit: str, rel_path: str, kind: str, table: pa.Tab
     return StagedFile(
         path=rel_path, kind=kind, rows=table.num_rows, bytes=target.stat().st_size, sha256=file_sha256(target)
     )
+
+
+MAX_FILE_ROWS = 500_000
+
+
+def _file_name(kind: str, partition: tuple[str, str], commit: str, n: int) -> str:
+    a, b = partition
+    return (
+        layout.record_file(a, b, commit, n)
+        if kind == layout.RECORDS
+        else layout.dead_letter_file(a, b, commit, n)
+    )
+
+
+def stage_partition(
+    root: Path, commit: str, kind: str, partition: tuple[str, str], rows: list[dict[str, Any]]
+) -> Iterator[StagedFile]:
+    """Stage one partition's rows as sorted Parquet files of at most :data:`MAX_FILE_ROWS` rows.
+
+    ``partition`` is ``(event_date, channel)`` for records, ``(stage, date)`` for dead letters."""
+    if kind == layout.RECORDS:
+        ordered = sorted(rows, key=lambda r: (r["event_time"], r["record_id"]))
+        schema = ARROW_SCHEMA
+    else:
+        ordered = sorted(rows, key=lambda r: r["dead_letter_id"])
+        schema = DEAD_LETTER_SCHEMA
+    for n, start in enumerate(range(0, len(ordered), MAX_FILE_ROWS)):
+        table = pa.Table.from_pylist(ordered[start : start + MAX_FILE_ROWS], schema=schema)
+        yield stage_table(root, commit, _file_name(kind, partition, commit, n), kind, table)
+
+
+def dead_letter_partition(row: dict[str, Any]) -> tuple[str, str]:
+    return row["stage"], from_micros(row["dead_letter_time"]).date().isoformat()
 
 
 @contextlib.contextmanager

@@ -171,30 +171,17 @@ def check_command(ctx: click.Context, as_json: bool, **options: Any) -> None:
     show_default=True,
     help="Documents per bulk request.",
 )
-@click.option(
-    "--dead-letters",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="JSON Lines file for documents that could not be indexed  [default: next to the archive]",
-)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @connection_options
 @click.pass_context
-def index_command(
-    ctx: click.Context, archive: Path, batch_size: int, dead_letters: Path | None, quiet: bool, **options: Any
-) -> None:
+def index_command(ctx: click.Context, archive: Path, batch_size: int, quiet: bool, **options: Any) -> None:
     """Index (or re-index) every archived record. Safe to re-run: documents are overwritten by id.
 
     Use it to backfill a new cluster, to rebuild after a mapping change, and to send again what an
     earlier run dead-lettered. Exit 1 if some documents could not be indexed; they are listed, with
-    the reason, in the dead-letter file.
+    the reason, in the archive's dead-letter store (stage ``index``).
     """
-    from exporters.elasticsearch.archive_source import (
-        DeadLetterFile,
-        count_rows,
-        dead_letter_path,
-        iter_archive_rows,
-    )
+    from exporters.elasticsearch.archive_source import count_rows, iter_archive_rows
     from exporters.elasticsearch.bulk import IndexReport, index_rows
     from exporters.elasticsearch.config import make_client
     from exporters.elasticsearch.setup import preflight
@@ -204,23 +191,34 @@ def index_command(
     total = count_rows(archive)
     client = make_client(cfg)
     started = time.monotonic()
-    letters = DeadLetterFile(dead_letters or dead_letter_path(archive))
+    from pipelines.archive import deadletters
+
+    pending: list[dict[str, Any]] = []
+    stored = 0
+
+    def keep(flush: bool = False) -> None:
+        nonlocal stored
+        if pending and (flush or len(pending) >= 10_000):
+            stored += deadletters.append(archive, pending, action="es-index")
+            pending.clear()
 
     def on_batch(batch: IndexReport) -> None:
-        letters.write(batch.dead_letters)
+        pending.extend(batch.dead_letters)
+        keep()
         report("records", batch.read)  # the bar completes even when some are dead-lettered
         if batch.dead_lettered:
             report("dead-lettered", batch.dead_lettered)
 
     try:
         preflight(client, cfg)
-        with reporting(Reporter(enabled=not quiet)), letters:
+        with reporting(Reporter(enabled=not quiet)):
             declare("records", total)
             summary = index_rows(
                 client, iter_archive_rows(archive), cfg, batch_size=batch_size, on_batch=on_batch
             )
     finally:
         client.close()
+        keep(flush=True)
     seconds = time.monotonic() - started
     rate = summary.read / seconds if seconds > 0 else 0.0
     click.echo(
@@ -230,5 +228,9 @@ def index_command(
         f"into {cfg.alias} at {cfg.safe_url}"
     )
     if summary.dead_lettered:
-        click.echo(f"dead letters (with reasons): {letters.path}", err=True)
+        click.echo(
+            f"{summary.dead_lettered:,} dead letter(s) ({stored:,} new) are in the archive's dead-letter "
+            f"store ({archive / 'deadletters' / 'stage=index'}); fix the cause and run this command again",
+            err=True,
+        )
         ctx.exit(1)

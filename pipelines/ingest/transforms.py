@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
@@ -27,11 +26,10 @@ from pipelines import progress
 from pipelines.archive import layout, reader, writer
 from pipelines.ingest import dedup, parse
 from pipelines.ingest.read import read_lines
-from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, from_micros, to_micros
+from pipelines.record import from_micros, to_micros
 
 NAMESPACE = "vigil"
 DEAD = "dead"
-MAX_FILE_ROWS = 500_000
 
 
 def counter(name: str) -> Any:
@@ -188,39 +186,19 @@ class _StagePartition(beam.DoFn):
             reader.dead_letter_ids(Path(self.archive)) if self.kind == layout.DEAD_LETTERS else set()
         )
 
-    def process(
-        self, element: tuple[tuple[str, str], Iterable[dict[str, Any]]]
-    ) -> Iterator[writer.StagedFile]:
-        (a, b), rows_iter = element
+    def process(self, element: tuple[tuple[str, str], Iterable[Any]]) -> Iterator[writer.StagedFile]:
+        partition, grouped = element
         if self.kind == layout.RECORDS:
-            unpacked = (pickle.loads(payload) for payload in rows_iter)
-            rows = sorted(unpacked, key=lambda r: (r["event_time"], r["record_id"]))
-            schema = ARROW_SCHEMA
+            rows = [pickle.loads(payload) for payload in grouped]
         else:
-            unique = {r["dead_letter_id"]: r for r in rows_iter}
-            known = [i for i in unique if i in self.known_dead]
-            counter("dead_letters_already_stored").inc(len(known))
-            rows = sorted(
-                (r for i, r in unique.items() if i not in self.known_dead), key=lambda r: r["dead_letter_id"]
-            )
-            schema = DEAD_LETTER_SCHEMA
-        for n, start in enumerate(range(0, len(rows), MAX_FILE_ROWS)):
-            chunk = rows[start : start + MAX_FILE_ROWS]
-            rel = (
-                layout.record_file(a, b, self.commit, n)
-                if self.kind == layout.RECORDS
-                else layout.dead_letter_file(a, b, self.commit, n)
-            )
-            table = pa.Table.from_pylist(chunk, schema=schema)
-            staged = writer.stage_table(Path(self.archive), self.commit, rel, self.kind, table)
+            unique = {r["dead_letter_id"]: r for r in grouped}
+            counter("dead_letters_already_stored").inc(sum(1 for i in unique if i in self.known_dead))
+            rows = [r for i, r in unique.items() if i not in self.known_dead]
+        for staged in writer.stage_partition(Path(self.archive), self.commit, self.kind, partition, rows):
             self.rows_written.inc(staged.rows)
             self.files.inc()
             progress.report("writing (rows)", staged.rows)
             yield staged
-
-
-def _dead_letter_partition(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
-    return (row["stage"], from_micros(row["dead_letter_time"]).date().isoformat()), row
 
 
 class _Commit(beam.DoFn):
@@ -259,7 +237,7 @@ class WriteArchive(beam.PTransform):
         )
         staged_dead = (
             dead_letters
-            | "PartitionDeadLetters" >> beam.Map(_dead_letter_partition)
+            | "PartitionDeadLetters" >> beam.Map(lambda r: (writer.dead_letter_partition(r), r))
             | "GroupDeadLetterPartitions" >> beam.GroupByKey()
             | "StageDeadLetterFiles"
             >> beam.ParDo(_StagePartition(self.archive, self.commit, layout.DEAD_LETTERS))
