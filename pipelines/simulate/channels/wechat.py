@@ -1,0 +1,680 @@
+"""WeChat Official Accounts: the contact starts, pacing limits, inactivity, validation and a bot.
+
+Rules (WeChat's policy for business accounts as the connector enforces it):
+
+* Only the contact can start a conversation (following the official account:
+  ``conversation_started``); both sides then get a welcome notice explaining the rules.
+* An employee may send ``consecutive_limit`` (3) messages in a row without a reply. A further
+  attempt is refused (``consecutive_limit_reached`` to the employee) and the contact is told the
+  chat is on hold and asked to reply (``on_hold_notice``, once per hold).
+* 24 hours after the first unanswered employee message the employee is warned
+  (``no_reply_warning``); 48 hours after the contact's last message the chat goes inactive
+  (``chat_inactive``). While inactive, employee messages are held up to ``queue_limit``
+  (``message_queued``; the contact is prompted to resume with an ``on_hold_notice``), further ones
+  are refused (``queue_full``). Each message from the contact releases up to ``consecutive_limit``
+  held messages (``queued_delivered``), so the pacing rule holds for them too; new messages wait
+  behind those still held.
+* The contact leaves by sending ``#LEAVE`` (``customer_leave``) and can come back by writing again.
+* Employees added or removed while the chat is paused (on hold or past the warning) are announced
+  to the contact (``participants_changed_notice``).
+* Some firms validate the contact's phone number first: the number (up to 3 tries), then a one-time
+  code (up to 3 tries), with a ``Help`` menu (update number, code by call, resend code); returning
+  contacts are asked whether their number is unchanged.
+* Some contacts talk to a routing bot first, which hands them to the right employee.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pipelines.record import Audience, Channel, EventType, Party, Role
+from pipelines.simulate import identifiers
+from pipelines.simulate import text as texts
+from pipelines.simulate.channels.base import Script
+from pipelines.simulate.clock import lognormal_seconds, reply_gap, typing_gap
+from pipelines.simulate.factory import Emitted
+from pipelines.simulate.phrases import BOT_TOPICS
+from pipelines.simulate.rules import Deliver, Effect, Happen, Notify, delivered, require
+from pipelines.simulate.text import Text
+
+LEAVE_KEYWORD = "#LEAVE"
+
+
+class Phase(StrEnum):
+    IDLE = "idle"  # not started, left, or validation failed: only the contact can (re)start
+    VALIDATING = "validating"
+    ROUTING = "routing"  # talking to the bot
+    OPEN = "open"
+    INACTIVE = "inactive"  # 48 hours without a message from the contact
+
+
+class Awaiting(StrEnum):
+    PHONE = "phone"
+    OTP = "otp"
+    CONFIRM = "confirm"  # returning contact: same number?
+    HELP = "help"  # choosing a help option
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    consecutive_limit: int = 3
+    warn_after: dt.timedelta = dt.timedelta(hours=24)
+    inactive_after: dt.timedelta = dt.timedelta(hours=48)
+    queue_limit: int = 5
+    max_tries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    phase: Phase = Phase.IDLE
+    members: tuple[str, ...] = ()
+    route_by_bot: bool = False
+    unanswered: int = 0  # employee messages delivered since the contact last wrote
+    first_unanswered_at: dt.datetime | None = None
+    on_hold: bool = False  # limit reached and the contact told
+    last_customer_at: dt.datetime | None = None
+    warned: bool = False
+    queued: tuple[str, ...] = ()
+    prompted: bool = False  # contact asked to resume during this inactivity
+    awaiting: Awaiting | None = None
+    phone_tries: int = 0
+    otp_tries: int = 0
+
+
+Step = tuple[State, tuple[Effect, ...]]
+
+
+def _welcome(policy: Policy) -> tuple[Effect, ...]:
+    context = {
+        "consecutive_limit": policy.consecutive_limit,
+        "inactive_hours": int(policy.inactive_after.total_seconds() // 3600),
+        "leave_keyword": LEAVE_KEYWORD,
+    }
+    return (
+        Notify(EventType.WELCOME, Audience.CUSTOMER, context),
+        Notify(EventType.WELCOME, Audience.EMPLOYEE, context),
+    )
+
+
+def _opened(state: State, now: dt.datetime, *, queued: tuple[str, ...] = (), unanswered: int = 0) -> State:
+    """The chat is open for messages; the 48-hour clock runs from the contact's last message."""
+    return dataclasses.replace(
+        state,
+        phase=Phase.OPEN,
+        awaiting=None,
+        unanswered=unanswered,
+        first_unanswered_at=now if unanswered else None,
+        on_hold=False,
+        warned=False,
+        queued=queued,
+        prompted=False,
+    )
+
+
+def follow(
+    state: State,
+    now: dt.datetime,
+    policy: Policy,
+    *,
+    members: tuple[str, ...],
+    validate: bool,
+    returning: bool,
+    route_by_bot: bool,
+    masked_phone: str,
+) -> Step:
+    """The contact follows the account or writes to it: the conversation starts."""
+    require(state.phase == Phase.IDLE, f"conversation already {state.phase}")
+    started = Happen(EventType.CONVERSATION_STARTED, "customer")
+    base = dataclasses.replace(
+        state, members=members, route_by_bot=route_by_bot, last_customer_at=now, phone_tries=0, otp_tries=0
+    )
+    if validate:
+        awaiting = Awaiting.CONFIRM if returning else Awaiting.PHONE
+        ask = Notify(
+            EventType.PHONE_VALIDATION_REQUESTED,
+            Audience.CUSTOMER,
+            {"returning": returning, "masked_phone": masked_phone if returning else ""},
+        )
+        return dataclasses.replace(base, phase=Phase.VALIDATING, awaiting=awaiting), (started, ask)
+    if route_by_bot:
+        return dataclasses.replace(base, phase=Phase.ROUTING), (
+            started,
+            Happen(EventType.BOT_ROUTING_STARTED, "bot"),
+        )
+    return _opened(base, now), (started, *_welcome(policy))
+
+
+# -- phone validation ------------------------------------------------------------------------
+
+
+def _input(state: State, now: dt.datetime, awaiting: tuple[Awaiting, ...]) -> State:
+    """Check the contact's answer is expected; the contact has just written."""
+    require(state.phase == Phase.VALIDATING, "no phone validation in progress")
+    require(
+        state.awaiting in awaiting, f"validation is waiting for {state.awaiting}, not {'/'.join(awaiting)}"
+    )
+    return dataclasses.replace(state, last_customer_at=now)
+
+
+def _failed(state: State) -> Step:
+    effects = (
+        Happen(EventType.VALIDATION_FAILED, "system"),
+        Notify(EventType.VALIDATION_FAILED, Audience.CUSTOMER),
+    )
+    return dataclasses.replace(state, phase=Phase.IDLE, awaiting=None), effects
+
+
+def _otp_sent(state: State, masked_phone: str, method: str) -> Step:
+    notice = Notify(EventType.OTP_SENT, Audience.CUSTOMER, {"masked_phone": masked_phone, "method": method})
+    return dataclasses.replace(state, awaiting=Awaiting.OTP), (notice,)
+
+
+def submit_phone(state: State, now: dt.datetime, policy: Policy, *, valid: bool, masked_phone: str) -> Step:
+    state = _input(state, now, (Awaiting.PHONE,))
+    if valid:
+        state, effects = _otp_sent(state, masked_phone, "sms")
+        return state, (delivered(), *effects)
+    tries = state.phone_tries + 1
+    state = dataclasses.replace(state, phone_tries=tries)
+    if tries >= policy.max_tries:
+        state, effects = _failed(state)
+        return state, (delivered(), *effects)
+    notice = Notify(
+        EventType.PHONE_NUMBER_REJECTED, Audience.CUSTOMER, {"tries_left": policy.max_tries - tries}
+    )
+    return state, (delivered(), notice)
+
+
+def confirm_number(state: State, now: dt.datetime, policy: Policy, *, masked_phone: str) -> Step:
+    """A returning contact confirms their number is unchanged."""
+    state = _input(state, now, (Awaiting.CONFIRM,))
+    state, effects = _otp_sent(state, masked_phone, "sms")
+    return state, (delivered(), *effects)
+
+
+def submit_otp(state: State, now: dt.datetime, policy: Policy, *, correct: bool, masked_phone: str) -> Step:
+    state = _input(state, now, (Awaiting.OTP,))
+    if not correct:
+        tries = state.otp_tries + 1
+        state = dataclasses.replace(state, otp_tries=tries)
+        if tries >= policy.max_tries:
+            state, effects = _failed(state)
+            return state, (delivered(), *effects)
+        notice = Notify(EventType.OTP_FAILED, Audience.CUSTOMER, {"tries_left": policy.max_tries - tries})
+        return state, (delivered(), notice)
+    effects: list[Effect] = [
+        delivered(),
+        Happen(EventType.PHONE_VALIDATED, "customer", {"masked_phone": masked_phone}),
+        Notify(EventType.PHONE_VALIDATED, Audience.CUSTOMER),
+    ]
+    if state.route_by_bot:
+        effects.append(Happen(EventType.BOT_ROUTING_STARTED, "bot"))
+        return dataclasses.replace(state, phase=Phase.ROUTING, awaiting=None), tuple(effects)
+    effects += [
+        Notify(EventType.PHONE_VALIDATED, Audience.EMPLOYEE, {"masked_phone": masked_phone}),
+        *_welcome(policy),
+    ]
+    return _opened(state, now), tuple(effects)
+
+
+def ask_help(state: State, now: dt.datetime, policy: Policy) -> Step:
+    state = _input(state, now, (Awaiting.PHONE, Awaiting.OTP, Awaiting.CONFIRM))
+    return dataclasses.replace(state, awaiting=Awaiting.HELP), (
+        delivered(),
+        Notify(EventType.VALIDATION_HELP, Audience.CUSTOMER),
+    )
+
+
+def help_choice(state: State, now: dt.datetime, policy: Policy, *, choice: str, masked_phone: str) -> Step:
+    state = _input(state, now, (Awaiting.HELP,))
+    require(choice in ("update", "call", "resend"), f"unknown help option {choice!r}")
+    if choice == "update":
+        ask = Notify(
+            EventType.PHONE_VALIDATION_REQUESTED, Audience.CUSTOMER, {"returning": False, "masked_phone": ""}
+        )
+        return dataclasses.replace(state, awaiting=Awaiting.PHONE, phone_tries=0), (delivered(), ask)
+    state, effects = _otp_sent(state, masked_phone, "call" if choice == "call" else "sms")
+    return state, (delivered(), *effects)
+
+
+# -- bot routing -----------------------------------------------------------------------------
+
+
+def routing_message(state: State, now: dt.datetime, policy: Policy, *, from_customer: bool) -> Step:
+    """A message between the bot and the contact while routing."""
+    require(state.phase == Phase.ROUTING, "the bot only talks while routing")
+    if from_customer:
+        state = dataclasses.replace(state, last_customer_at=now)
+    return state, (delivered(),)
+
+
+def hand_off(state: State, now: dt.datetime, policy: Policy, *, employee: Party, intent: str) -> Step:
+    require(state.phase == Phase.ROUTING, "nothing to hand off")
+    effects = (
+        Happen(EventType.BOT_HANDED_OFF, "bot", {"to": employee.id, "intent": intent}),
+        Notify(EventType.BOT_HANDED_OFF, Audience.CUSTOMER, {"employee_name": employee.name}),
+        Notify(EventType.BOT_HANDED_OFF, Audience.EMPLOYEE, {"intent": intent}),
+        *_welcome(policy),
+    )
+    return _opened(state, now), effects
+
+
+# -- the conversation proper -------------------------------------------------------------------
+
+
+def due(state: State, until: dt.datetime, policy: Policy) -> Step:
+    """Timer effects up to ``until``: the 24-hour warning and the 48-hour inactivity mark."""
+    if state.phase != Phase.OPEN or state.last_customer_at is None:
+        return state, ()
+    effects: list[Effect] = []
+    inactive_at = state.last_customer_at + policy.inactive_after
+    if not state.warned and state.first_unanswered_at is not None:
+        warn_at = state.first_unanswered_at + policy.warn_after
+        if warn_at <= until and warn_at < inactive_at:
+            hours = int(policy.warn_after.total_seconds() // 3600)
+            inactive_hours = int(policy.inactive_after.total_seconds() // 3600)
+            context = {"hours": hours, "inactive_after_hours": inactive_hours}
+            effects.append(Notify(EventType.NO_REPLY_WARNING, Audience.EMPLOYEE, context, at=warn_at))
+            state = dataclasses.replace(state, warned=True)
+    if inactive_at <= until:
+        hours = int(policy.inactive_after.total_seconds() // 3600)
+        context = {"hours": hours, "queue_limit": policy.queue_limit}
+        effects.append(Notify(EventType.CHAT_INACTIVE, Audience.EMPLOYEE, context, at=inactive_at))
+        state = dataclasses.replace(state, phase=Phase.INACTIVE, prompted=False)
+    return state, tuple(effects)
+
+
+def employee_message(state: State, now: dt.datetime, policy: Policy, employee: Party, ref: str) -> Step:
+    require(employee.id in state.members, f"{employee.id} is not in the conversation")
+    require(
+        state.phase in (Phase.OPEN, Phase.INACTIVE), f"employees cannot write while the chat is {state.phase}"
+    )
+    if state.phase == Phase.INACTIVE or state.queued:
+        # inactive, or held messages still waiting their turn: new ones join the back of the queue
+        if len(state.queued) >= policy.queue_limit:
+            return state, (
+                Deliver({"delivery": "refused", "refusal": "queue_full"}),
+                Notify(EventType.QUEUE_FULL, Audience.EMPLOYEE, {"limit": policy.queue_limit}),
+            )
+        position = len(state.queued) + 1
+        reason = "inactive" if state.phase == Phase.INACTIVE else "backlog"
+        effects: list[Effect] = [
+            Deliver({"delivery": "queued", "queue_position": str(position)}),
+            Notify(
+                EventType.MESSAGE_QUEUED,
+                Audience.EMPLOYEE,
+                {"position": position, "limit": policy.queue_limit, "reason": reason},
+            ),
+        ]
+        if state.phase == Phase.INACTIVE and not state.prompted:
+            effects.append(Notify(EventType.ON_HOLD_NOTICE, Audience.CUSTOMER, {"reason": "inactive"}))
+        return dataclasses.replace(state, queued=(*state.queued, ref), prompted=True), tuple(effects)
+    if state.unanswered >= policy.consecutive_limit:
+        effects = [
+            Deliver({"delivery": "refused", "refusal": "consecutive_limit"}),
+            Notify(
+                EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE, {"limit": policy.consecutive_limit}
+            ),
+        ]
+        if not state.on_hold:
+            effects.append(
+                Notify(EventType.ON_HOLD_NOTICE, Audience.CUSTOMER, {"reason": "consecutive_limit"})
+            )
+        return dataclasses.replace(state, on_hold=True), tuple(effects)
+    first = state.first_unanswered_at or now
+    return dataclasses.replace(state, unanswered=state.unanswered + 1, first_unanswered_at=first), (
+        delivered(),
+    )
+
+
+def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
+    """The contact writes: the chat is active again and held messages go out, at most
+    ``consecutive_limit`` of them per reply so the pacing rule holds for them too."""
+    require(state.phase in (Phase.OPEN, Phase.INACTIVE), "a contact starts a conversation with follow()")
+    batch, rest = state.queued[: policy.consecutive_limit], state.queued[policy.consecutive_limit :]
+    released = tuple(
+        Happen(EventType.QUEUED_DELIVERED, "system", {"queued_event_id": ref, "queue_position": str(i)})
+        for i, ref in enumerate(batch, start=1)
+    )
+    state = dataclasses.replace(state, last_customer_at=now)
+    return _opened(state, now, queued=rest, unanswered=len(batch)), (delivered(), *released)
+
+
+def customer_leave(state: State, now: dt.datetime, policy: Policy) -> Step:
+    require(state.phase in (Phase.OPEN, Phase.INACTIVE), "nothing to leave")
+    effects = (
+        delivered(),
+        Happen(EventType.CUSTOMER_LEAVE, "customer", {"dropped_queued": str(len(state.queued))}),
+        Notify(EventType.CUSTOMER_LEAVE, Audience.CUSTOMER),
+        Notify(EventType.CUSTOMER_LEAVE, Audience.EMPLOYEE),
+    )
+    return dataclasses.replace(state, phase=Phase.IDLE, queued=()), effects
+
+
+def paused(state: State) -> bool:
+    return state.phase == Phase.OPEN and (state.on_hold or state.warned)
+
+
+def _roster_notice(
+    state: State, now: dt.datetime, policy: Policy, added: list[str], removed: list[str]
+) -> tuple[Effect, ...]:
+    if not paused(state) or state.last_customer_at is None:
+        return ()
+    left = state.last_customer_at + policy.inactive_after - now
+    hours = max(1, math.ceil(left.total_seconds() / 3600))
+    context = {"added": added, "removed": removed, "hours": hours}
+    return (Notify(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, context),)
+
+
+def add_participant(state: State, now: dt.datetime, policy: Policy, by: Party, who: Party) -> Step:
+    require(by.id in state.members, f"{by.id} is not in the conversation")
+    require(who.id not in state.members, f"{who.id} is already in the conversation")
+    effects = (
+        Happen(EventType.PARTICIPANT_ADDED, by.id, {"participant": who.id}),
+        Notify(EventType.PARTICIPANT_ADDED, Audience.BOTH, {"name": who.name, "by_name": by.name}),
+        *_roster_notice(state, now, policy, [who.name or who.id], []),
+    )
+    return dataclasses.replace(state, members=(*state.members, who.id)), effects
+
+
+def remove_participant(state: State, now: dt.datetime, policy: Policy, by: Party, who: Party) -> Step:
+    require(by.id in state.members and who.id in state.members and by.id != who.id, "cannot remove")
+    effects = (
+        Happen(EventType.PARTICIPANT_REMOVED, by.id, {"participant": who.id}),
+        Notify(EventType.PARTICIPANT_REMOVED, Audience.BOTH, {"name": who.name, "by_name": by.name}),
+        *_roster_notice(state, now, policy, [], [who.name or who.id]),
+    )
+    return dataclasses.replace(state, members=tuple(m for m in state.members if m != who.id)), effects
+
+
+def leave(state: State, now: dt.datetime, policy: Policy, who: Party) -> Step:
+    require(who.id in state.members, f"{who.id} is not in the conversation")
+    require(len(state.members) > 1, "the last employee cannot leave a WeChat chat; the contact can")
+    effects = (
+        Happen(EventType.LEFT_CONVERSATION, who.id),
+        Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
+        Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name}),
+        *_roster_notice(state, now, policy, [], [who.name or who.id]),
+    )
+    return dataclasses.replace(state, members=tuple(m for m in state.members if m != who.id)), effects
+
+
+# ---------------------------------------------------------------------------------------------
+# behaviour
+
+
+class WeChatScript(Script):
+    def __init__(self, spec, sim):  # type: ignore[no-untyped-def]
+        super().__init__(spec, sim)
+        assert self.contact is not None
+        self.policy = Policy(queue_limit=sim.config.wechat_queue_limit)
+        self.state = State()
+        self.customer = self.contact.party(Channel.WECHAT)
+        self.out.members = []  # nobody is in the chat until the contact starts it
+        pool = [*spec.employees, *sim.world.colleagues(self.owner, same_sub_org=True)]
+        self.pool = {e.id: e.party for e in pool}
+        self.masked = self.contact.phone[-4:]
+        self.bot = Party(
+            id=f"bot:{self.owner.org.id}", name=f"{self.owner.org.name} assistant", role=Role.BOT
+        )
+
+    def _apply(self, at: dt.datetime, step: Step, *, attempt=None, actor=None) -> Iterator[Emitted]:  # type: ignore[no-untyped-def]
+        before = self.state.members
+        self.state, effects = step
+        after = self.state.members
+        self.out.members = [self.pool[m] for m in dict.fromkeys((*before, *after))]
+        self.out.bot = self.bot if self.state.phase == Phase.ROUTING else None
+        yield from self.out.apply(at, effects, attempt=attempt, actor=actor)
+        self.out.members = [self.pool[m] for m in after]
+
+    def _from_customer(self, body: Text, attachments: list | None = None, *, chatter: bool = True):  # type: ignore[no-untyped-def]
+        def attempt(when: dt.datetime, attributes: Mapping[str, str]) -> Emitted:
+            return self.out.message(
+                when,
+                self.customer,
+                body,
+                attachments=attachments or [],
+                attributes=attributes,
+                chatter=chatter,
+            )
+
+        return attempt
+
+    def timers(self, until: dt.datetime) -> Iterator[Emitted]:
+        state, effects = due(self.state, until, self.policy)
+        if effects:
+            yield from self._apply(until, (state, effects))
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def session(self, at: dt.datetime) -> Iterator[Emitted]:
+        rng, phase = self.rng, self.state.phase
+        if phase == Phase.IDLE:
+            if rng.random() < 0.6:
+                yield from self.start(at)
+            return
+        if phase in (Phase.VALIDATING, Phase.ROUTING):
+            return
+        if self.spec.kind == "group" and rng.random() < (0.6 if paused(self.state) else 0.2):
+            yield from self._roster(at)
+            at = self.out.last + typing_gap(rng)
+        if rng.random() < 0.5:
+            if rng.random() < 0.03:
+                self.agenda.at(at, self.leave_chat)
+                return
+            self.exchange(at, "customer", self.steps(), self.topic())
+        elif rng.random() < 0.3:
+            # the employee chases a quiet contact: a burst that may hit the pacing limit
+            self.exchange(at, "employee", rng.randrange(2, 6), self.topic(), switch=0.1)
+        else:
+            self.exchange(at, "employee", self.steps(), self.topic(), switch=0.55)
+
+    def start(self, at: dt.datetime) -> Iterator[Emitted]:
+        assert self.contact is not None
+        contact = self.contact
+        members = tuple(e.id for e in self.spec.employees)
+        step = follow(
+            self.state,
+            at,
+            self.policy,
+            members=members,
+            validate=contact.wechat_validation,
+            returning=contact.wechat_returning,
+            route_by_bot=contact.wechat_bot,
+            masked_phone=self.masked,
+        )
+        yield from self._apply(at, step, actor=self.customer)
+        after = self.out.last + reply_gap(self.rng)
+        if self.state.phase == Phase.VALIDATING:
+            self.agenda.at(after, self.validation, self._validation_plan(), 0)
+        elif self.state.phase == Phase.ROUTING:
+            self.agenda.at(self.out.last + typing_gap(self.rng), self.routing, self._routing_plan(), 0)
+        else:
+            self.exchange(after, "customer", self.steps(), self.topic())
+
+    def leave_chat(self, at: dt.datetime) -> Iterator[Emitted]:
+        if self.state.phase in (Phase.OPEN, Phase.INACTIVE):
+            yield from self._apply(
+                at,
+                customer_leave(self.state, at, self.policy),
+                attempt=self._from_customer(texts.plain(LEAVE_KEYWORD), chatter=False),
+            )
+
+    # -- validation dialogue --------------------------------------------------------------
+
+    def _validation_plan(self) -> list[tuple[str, ...]]:
+        rng = self.rng
+        plan: list[tuple[str, ...]] = []
+        if self.state.awaiting == Awaiting.CONFIRM:
+            if rng.random() < 0.75:
+                plan.append(("confirm",))
+            else:
+                plan += [("help",), ("choice", "update"), ("phone", "valid")]
+        else:
+            roll = rng.random()
+            if roll < 0.05:
+                return [("phone", "invalid")] * 3
+            if roll < 0.2:
+                plan.append(("phone", "invalid"))
+            plan.append(("phone", "valid"))
+        roll = rng.random()
+        if roll < 0.1:
+            plan += [("help",), ("choice", rng.choice(("call", "resend"))), ("otp", "correct")]
+        elif roll < 0.15:
+            plan += [("otp", "wrong")] * 3
+        elif roll < 0.3:
+            plan += [("otp", "wrong"), ("otp", "correct")]
+        else:
+            plan.append(("otp", "correct"))
+        return plan
+
+    def validation(self, at: dt.datetime, plan: list[tuple[str, ...]], index: int) -> Iterator[Emitted]:
+        if self.state.phase != Phase.VALIDATING or index >= len(plan):
+            return
+        rng, state, policy, masked = self.rng, self.state, self.policy, self.masked
+        action = plan[index]
+        if action[0] == "phone":
+            valid = action[1] == "valid"
+            body = (
+                self._phone_text() if valid else texts.plain(rng.choice(("138", "12345", "+86 1380", "0000")))
+            )
+            step = submit_phone(state, at, policy, valid=valid, masked_phone=masked)
+        elif action[0] == "otp":
+            body = texts.plain(f"{rng.randrange(100000, 999999)}")
+            step = submit_otp(state, at, policy, correct=action[1] == "correct", masked_phone=masked)
+        elif action[0] == "confirm":
+            body = texts.plain(rng.choice(("YES", "Yes", "是的")))
+            step = confirm_number(state, at, policy, masked_phone=masked)
+        elif action[0] == "help":
+            body = texts.plain("Help")
+            step = ask_help(state, at, policy)
+        else:
+            body = texts.plain(action[1].capitalize())
+            step = help_choice(state, at, policy, choice=action[1], masked_phone=masked)
+        yield from self._apply(
+            at, step, attempt=self._from_customer(body, chatter=False), actor=self.customer
+        )
+        if self.state.phase == Phase.VALIDATING:
+            self.agenda.at(
+                self.out.last + lognormal_seconds(rng, 40, 0.7, 900), self.validation, plan, index + 1
+            )
+        elif self.state.phase == Phase.ROUTING:
+            self.agenda.at(self.out.last + typing_gap(rng), self.routing, self._routing_plan(), 0)
+        elif self.state.phase == Phase.OPEN:
+            self.exchange(self.out.last + reply_gap(rng), "customer", self.steps(), self.topic())
+
+    def _phone_text(self) -> Text:
+        """The contact types their number, in one of the ways people write numbers."""
+        assert self.contact is not None
+        variant = self.rng.choice(("plain", "spaced", "dashed", "plain"))
+        written = identifiers.render(self.rng, "PHONE_NUMBER", self.contact.phone, variant)
+        return texts.labelled(written, "PHONE_NUMBER", variant)
+
+    # -- bot dialogue ---------------------------------------------------------------------
+
+    def _routing_plan(self) -> list[str]:
+        plan = ["bot:greeting", "customer:who"]
+        if self.rng.random() < 0.3:
+            plan += ["bot:clarify", "customer:who"]
+        plan += ["bot:topic", "customer:topic", "bot:connecting", "handoff"]
+        return plan
+
+    def routing(self, at: dt.datetime, plan: list[str], index: int) -> Iterator[Emitted]:
+        if self.state.phase != Phase.ROUTING or index >= len(plan):
+            return
+        rng, lang = self.rng, self.lang
+        voices = dataclasses.replace(self.voices(self.bot), colleague=self.owner.name.display)
+        action = plan[index]
+        intent = BOT_TOPICS.get(lang, BOT_TOPICS["en"])[self.spec.number % 3]
+        if action == "handoff":
+            step = hand_off(self.state, at, self.policy, employee=self.owner.party, intent=intent)
+            yield from self._apply(at, step)
+            self.exchange(self.out.last + reply_gap(rng), "employee", self.steps(), self.topic())
+            return
+        speaker, key = action.split(":")
+        if speaker == "bot":
+            body = texts.bot_line(rng, lang, key, voices)
+            bot = self.bot
+
+            def attempt(when: dt.datetime, attributes: Mapping[str, str]) -> Emitted:
+                return self.out.message(when, bot, body, attributes={**attributes, "bot_step": key})
+
+            step = routing_message(self.state, at, self.policy, from_customer=False)
+            yield from self._apply(at, step, attempt=attempt)
+            gap = reply_gap(rng)
+        else:
+            body = texts.to_bot(rng, lang, voices) if key == "who" else texts.plain(intent)
+            yield from self._apply(
+                at,
+                routing_message(self.state, at, self.policy, from_customer=True),
+                attempt=self._from_customer(body, chatter=False),
+            )
+            gap = dt.timedelta(seconds=rng.uniform(1, 4))  # the bot answers at once
+        self.agenda.at(self.out.last + gap, self.routing, plan, index + 1)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def say(self, at: dt.datetime, who: str, topic: str, opener: bool) -> Iterator[Emitted]:
+        rng, state = self.rng, self.state
+        if who == "customer":
+            if state.phase == Phase.IDLE:
+                yield from self.start(at)
+                return
+            if state.phase not in (Phase.OPEN, Phase.INACTIVE):
+                return
+            body = self.customer_text(topic, opener)
+            pictures = [texts.picture(rng)] if rng.random() < 0.06 else []
+            if pictures and rng.random() < 0.5:
+                body = texts.caption(rng, self.lang)
+            yield from self._apply(
+                at, customer_message(state, at, self.policy), attempt=self._from_customer(body, pictures)
+            )
+            return
+        if state.phase not in (Phase.OPEN, Phase.INACTIVE) or not state.members:
+            return
+        sender = self.speaker()
+        body = self.employee_text(sender, topic, opener)
+        pictures = [texts.picture(rng)] if rng.random() < 0.04 else []
+        ref = self.out.next_event_id()
+
+        def outbound(when: dt.datetime, attributes: Mapping[str, str]) -> Emitted:
+            return self.out.message(when, sender, body, attachments=pictures, attributes=attributes)
+
+        yield from self._apply(
+            at, employee_message(state, at, self.policy, sender, ref), attempt=outbound, actor=sender
+        )
+        if self.spec.kind == "group" and self.state.on_hold and rng.random() < 0.3:
+            # stuck at the pacing limit, someone brings in (or drops) a colleague
+            self.agenda.at(self.out.last + typing_gap(rng), self.roster)
+
+    def roster(self, at: dt.datetime) -> Iterator[Emitted]:
+        if self.state.phase in (Phase.OPEN, Phase.INACTIVE):
+            yield from self._roster(at)
+
+    def _roster(self, at: dt.datetime) -> Iterator[Emitted]:
+        rng, state = self.rng, self.state
+        members = [self.pool[m] for m in state.members]
+        outside = [p for pid, p in self.pool.items() if pid not in state.members]
+        options = (["add"] if outside else []) + (["remove", "leave"] if len(members) >= 2 else [])
+        if not options:
+            return
+        choice = rng.choice(options)
+        if choice == "add":
+            by = rng.choice(members)
+            yield from self._apply(
+                at, add_participant(state, at, self.policy, by, rng.choice(outside)), actor=by
+            )
+        elif choice == "remove":
+            yield from self._apply(
+                at,
+                remove_participant(state, at, self.policy, members[0], rng.choice(members[1:])),
+                actor=members[0],
+            )
+        else:
+            who = rng.choice(members[1:])
+            yield from self._apply(at, leave(state, at, self.policy, who), actor=who)

@@ -1,0 +1,87 @@
+"""The event stream of a whole simulated world, lazily, in time order.
+
+:func:`plan` lists the conversations (one per contact and channel, plus group and internal chats);
+:func:`generate` runs one script per conversation and merges their streams by event time with
+:func:`heapq.merge`. Each script holds only its own state and its next few steps, and the merge
+holds one pending event per conversation, so memory depends on the size of the world, never on how
+many events are produced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from collections.abc import Iterator
+from operator import attrgetter
+
+from pipelines.record import Channel
+from pipelines.simulate.channels import ConversationSpec, Simulation, script_for
+from pipelines.simulate.config import SimulationConfig
+from pipelines.simulate.factory import Emitted
+from pipelines.simulate.world import World, build_world
+
+#: sessions per conversation on a Monday at activity 1.0 (weekends are much quieter)
+RATES: dict[tuple[Channel, str], float] = {
+    (Channel.SMS, "direct"): 2.2,
+    (Channel.MMS, "direct"): 0.6,
+    (Channel.VOICEMAIL, "direct"): 0.6,
+    (Channel.WHATSAPP, "direct"): 2.5,
+    (Channel.WHATSAPP, "group"): 1.5,
+    (Channel.WECHAT, "direct"): 2.5,
+    (Channel.WECHAT, "group"): 1.2,
+    (Channel.LINE, "direct"): 2.5,
+    (Channel.TEAMS, "app"): 1.2,
+    (Channel.TEAMS, "internal"): 5.0,
+}
+
+
+def plan(world: World) -> Iterator[ConversationSpec]:
+    """Every conversation of the world, numbered; the numbers make event ids unique."""
+    number = 0
+
+    def spec(channel: Channel, employees: tuple, contact, kind: str) -> ConversationSpec:  # type: ignore[no-untyped-def]
+        nonlocal number
+        number += 1
+        return ConversationSpec(number, channel, employees, contact, kind, RATES[(channel, kind)])
+
+    for contact in world.contacts:
+        for channel in Channel:  # enum order, never set order: the plan must not depend on hashing
+            if channel in contact.channels:
+                yield spec(
+                    channel, (contact.advisor,), contact, "app" if channel == Channel.TEAMS else "direct"
+                )
+        if Channel.WHATSAPP in contact.channels and contact.whatsapp_group:
+            yield spec(Channel.WHATSAPP, contact.whatsapp_group, contact, "group")
+        if Channel.WECHAT in contact.channels and contact.wechat_group:
+            yield spec(Channel.WECHAT, contact.wechat_group, contact, "group")
+    for chat in world.internal_chats:
+        yield spec(Channel.TEAMS, chat, None, "internal")
+
+
+def span(config: SimulationConfig) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime(config.start.year, config.start.month, config.start.day, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=config.days)
+
+
+def generate(
+    config: SimulationConfig, *, world: World | None = None, activity: float | None = None
+) -> Iterator[Emitted]:
+    """All events of the run in event-time order (ties broken by conversation, then sequence)."""
+    world = world if world is not None else build_world(config.seed, config.employees, config.contacts)
+    start, end = span(config)
+    sim = Simulation(config, world, start, end, activity if activity is not None else config.activity)
+    streams = [script_for(spec, sim).run() for spec in plan(world)]
+    return heapq.merge(*streams, key=attrgetter("order"))
+
+
+def calibrate(config: SimulationConfig, world: World) -> float:
+    """The activity at which the run yields about ``config.target_events`` events.
+
+    Counts a pilot run at activity 1.0 (nothing is written) and scales: sessions are Poisson in the
+    activity, so the event count grows in proportion to it.
+    """
+    if config.target_events is None:
+        return config.activity
+    pilot = config.replace(inject_pii=False, inject_faults=0.0)
+    counted = sum(1 for _ in generate(pilot, world=world, activity=1.0))
+    return max(0.01, config.target_events / max(counted, 1))
