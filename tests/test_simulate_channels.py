@@ -1,0 +1,224 @@
+"""Channel rules hold over a generated week, checked from the events alone (not from the rules code)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+from _simulate_support import WEEK, by_conversation, events
+
+from pipelines.record import Audience, Direction, Event, EventType, Kind, Role
+
+DAY = dt.timedelta(hours=24)
+
+
+def _employee_message(event: Event) -> bool:
+    return event.kind == Kind.MESSAGE and event.sender.role == Role.EMPLOYEE
+
+
+def _customer_message(event: Event) -> bool:
+    return event.kind == Kind.MESSAGE and event.sender.role == Role.CUSTOMER
+
+
+def test_whatsapp_no_free_message_before_opt_in_or_after_the_window() -> None:
+    checked = 0
+    for conversation in by_conversation(WEEK, "whatsapp").values():
+        opted_in, last = False, None
+        for event in conversation:
+            if event.event_type == EventType.OPTED_IN:
+                opted_in, last = True, event.event_time
+            elif _customer_message(event) and opted_in:
+                last = event.event_time
+            elif _employee_message(event) and event.attributes.get("delivery") == "delivered":
+                assert opted_in, f"{event.event_id}: delivered before the contact opted in"
+                if event.template_id is None:
+                    assert last is not None and event.event_time - last < DAY, (
+                        f"{event.event_id}: window closed"
+                    )
+                    checked += 1
+                last = event.event_time
+    assert checked > 500
+
+
+def test_whatsapp_queue_never_exceeds_the_limit_and_is_delivered_on_consent() -> None:
+    limit = WEEK.whatsapp_queue_limit
+    outcomes = Counter()
+    for conversation in by_conversation(WEEK, "whatsapp").values():
+        held: list[str] = []
+        for event in conversation:
+            delivery = event.attributes.get("delivery")
+            if _employee_message(event) and delivery == "queued":
+                held.append(event.event_id)
+                assert int(event.attributes["queue_position"]) == len(held) <= limit
+            elif _employee_message(event) and delivery == "refused":
+                outcomes[event.attributes["refusal"]] += 1
+                if event.attributes["refusal"] == "queue_full":
+                    assert len(held) == limit
+            elif event.event_type == EventType.QUEUED_DELIVERED:
+                assert event.attributes["queued_event_id"] == held.pop(0)
+                outcomes["released"] += 1
+            elif event.event_type in (EventType.OPTED_IN, EventType.CONSENT_REFUSED):
+                outcomes[event.event_type] += 1
+            if event.event_type == EventType.CONSENT_REFUSED:
+                held.clear()
+    assert outcomes["queue_full"] and outcomes["released"] and outcomes["window_expired"]
+    assert outcomes[EventType.OPTED_IN] > outcomes[EventType.CONSENT_REFUSED] > 0
+
+
+def test_whatsapp_reminder_only_after_24_hours_without_an_answer() -> None:
+    reminders = 0
+    for conversation in by_conversation(WEEK, "whatsapp").values():
+        requested = None
+        for event in conversation:
+            if event.kind == Kind.EVENT and event.event_type == EventType.OPT_IN_REQUESTED:
+                requested = event.event_time
+            elif event.kind == Kind.EVENT and event.event_type == EventType.OPT_IN_REMINDER:
+                assert requested is not None and event.event_time - requested >= DAY
+                reminders += 1
+            elif event.event_type in (EventType.OPTED_IN, EventType.CONSENT_REFUSED):
+                requested = None  # answered: no reminder may follow
+    assert reminders > 0
+
+
+def test_wechat_conversations_start_with_the_contact() -> None:
+    conversations = by_conversation(WEEK, "wechat")
+    assert len(conversations) > 20
+    for conversation in conversations.values():
+        first = conversation[0]
+        assert first.event_type == EventType.CONVERSATION_STARTED and first.sender.role == Role.CUSTOMER
+        assert first.direction == Direction.INBOUND
+
+
+def test_wechat_never_more_than_three_employee_messages_without_a_reply() -> None:
+    longest = 0
+    for conversation in by_conversation(WEEK, "wechat").values():
+        run = 0
+        for event in conversation:
+            if _customer_message(event):
+                run = 0
+            elif (_employee_message(event) and event.attributes.get("delivery") == "delivered") or (
+                event.event_type == EventType.QUEUED_DELIVERED
+            ):
+                run += 1
+                assert run <= 3, f"{event.event_id}: {run} employee messages in a row"
+            longest = max(longest, run)
+    assert longest == 3  # the limit is reached in practice, and held
+
+
+def test_wechat_queue_while_inactive_stays_within_the_limit() -> None:
+    limit = WEEK.wechat_queue_limit
+    seen = Counter()
+    for conversation in by_conversation(WEEK, "wechat").values():
+        held = 0
+        for event in conversation:
+            if _employee_message(event) and event.attributes.get("delivery") == "queued":
+                held += 1
+                assert held <= limit
+            elif event.event_type == EventType.QUEUED_DELIVERED:
+                held -= 1
+            elif event.event_type == EventType.CUSTOMER_LEAVE:
+                held = 0
+            if event.event_type is not None:
+                seen[event.event_type] += 1
+    for expected in (
+        EventType.CHAT_INACTIVE,
+        EventType.NO_REPLY_WARNING,
+        EventType.MESSAGE_QUEUED,
+        EventType.ON_HOLD_NOTICE,
+    ):
+        assert seen[expected] > 0, expected
+
+
+def test_wechat_timers_follow_the_contacts_silence() -> None:
+    for conversation in by_conversation(WEEK, "wechat").values():
+        last_customer = None
+        for event in conversation:
+            if event.sender.role == Role.CUSTOMER:
+                last_customer = event.event_time
+            elif event.event_type == EventType.CHAT_INACTIVE:
+                assert last_customer is not None
+                assert event.event_time - last_customer == 2 * DAY
+
+
+def test_line_chats_are_started_by_the_contact_and_carry_the_validated_phone() -> None:
+    conversations = by_conversation(WEEK, "line")
+    assert conversations
+    for conversation in conversations.values():
+        assert conversation[0].event_type == EventType.CONVERSATION_STARTED
+        assert conversation[0].sender.role == Role.CUSTOMER
+        open_ = False
+        for event in conversation:
+            if event.event_type == EventType.CONVERSATION_STARTED:
+                open_ = True
+            elif event.event_type == EventType.LEFT_CONVERSATION and event.kind == Kind.EVENT:
+                employees_present = [p for p in event.participants if p.role == Role.EMPLOYEE]
+                open_ = len(employees_present) > 1
+            elif _employee_message(event):
+                assert open_, f"{event.event_id}: employee wrote into a chat the contact had not started"
+        phones = {e.attributes.get("validated_phone") for e in conversation}
+        assert len(phones) == 1  # every event carries it, or none does
+
+
+@pytest.mark.parametrize(
+    ("event_type", "audiences"),
+    [
+        (EventType.LEFT_CONVERSATION, {Audience.EMPLOYEE, Audience.CUSTOMER}),
+        (EventType.TRANSFERRED, {Audience.EMPLOYEE, Audience.CUSTOMER}),
+        (EventType.PARTICIPANT_ADDED, {Audience.BOTH}),
+        (EventType.CUSTOMER_LEAVE, {Audience.EMPLOYEE, Audience.CUSTOMER}),
+        (EventType.WELCOME, {Audience.EMPLOYEE, Audience.CUSTOMER}),
+        (EventType.CONSECUTIVE_LIMIT_REACHED, {Audience.EMPLOYEE}),
+        (EventType.ON_HOLD_NOTICE, {Audience.CUSTOMER}),
+    ],
+)
+def test_auto_messages_reach_the_right_audience(event_type: EventType, audiences: set[Audience]) -> None:
+    autos = [e for e in events(WEEK) if e.kind == Kind.AUTO_MESSAGE and e.event_type == event_type]
+    assert {e.audience for e in autos} == audiences
+    for event in autos:
+        assert event.direction == Direction.SYSTEM and event.sender.role == Role.SYSTEM and event.body
+        roles = {p.role for p in event.recipients}
+        expected = {
+            "employee": {Role.EMPLOYEE},
+            "customer": {Role.CUSTOMER},
+            "both": {Role.EMPLOYEE, Role.CUSTOMER},
+        }
+        assert roles == expected[event.audience]
+
+
+def test_participants_are_who_is_present_and_senders_are_among_them() -> None:
+    for event in events(WEEK):
+        ids = [p.id for p in event.participants]
+        assert len(ids) == len(set(ids))
+        if event.kind == Kind.MESSAGE:
+            assert event.sender.id in ids
+            assert event.sender.id not in {p.id for p in event.recipients}
+        if event.sender.role == Role.EMPLOYEE:
+            assert event.sender.groups  # employees carry their groups for DLP scoping
+
+
+def test_other_channels_look_like_their_medium() -> None:
+    stream = events(WEEK)
+    sms = [e for e in stream if e.channel == "sms"]
+    assert sms and all(e.body and not e.attachments for e in sms)
+    mms = [e for e in stream if e.channel == "mms"]
+    assert mms and all(e.attachments for e in mms)
+    voicemail = [e for e in stream if e.channel == "voicemail"]
+    assert voicemail and all(
+        e.kind == Kind.MESSAGE
+        and e.body
+        and e.attachments[0].media_type.startswith("audio/")
+        and e.direction == Direction.INBOUND
+        for e in voicemail
+    )
+    teams = [e for e in stream if e.channel == "teams"]
+    assert {e.direction for e in teams} == {Direction.INBOUND, Direction.OUTBOUND, Direction.INTERNAL}
+    assert all(e.attributes.get("client") == "teams" for e in teams if e.direction == Direction.OUTBOUND)
+    pictures = [e for e in stream if e.channel in ("whatsapp", "wechat", "line") and e.attachments]
+    assert pictures and all(a.uri == f"vigil-media://{a.sha256}" for e in pictures for a in e.attachments)
+
+
+def test_every_event_type_a_channel_rule_produces_is_exercised() -> None:
+    seen = {e.event_type for e in events(WEEK) if e.event_type is not None}
+    missing = set(EventType) - seen - {EventType.DLP_BLOCKED_NOTICE, EventType.VOICEMAIL_LEFT}
+    assert not missing, sorted(missing)

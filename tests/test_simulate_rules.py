@@ -1,0 +1,418 @@
+"""Channel rules as pure state machines: each transition checked on its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipelines.record import Audience, EventType, Party, Role
+from pipelines.simulate.channels import line, wechat, whatsapp
+from pipelines.simulate.rules import Deliver, Happen, Notify, RuleError
+
+T0 = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+H = dt.timedelta(hours=1)
+ANN = Party(id="e1", name="Ann Lee", role=Role.EMPLOYEE)
+BOB = Party(id="e2", name="Bob Ray", role=Role.EMPLOYEE)
+CAT = Party(id="e3", name="Cat Ng", role=Role.EMPLOYEE)
+
+
+def kinds(effects) -> list[tuple[str, str | None, str | None]]:  # type: ignore[no-untyped-def]
+    """Effects as comparable tuples: (class, event type, audience or delivery)."""
+    rows = []
+    for effect in effects:
+        if isinstance(effect, Deliver):
+            rows.append(("deliver", None, effect.attributes.get("delivery")))
+        elif isinstance(effect, Notify):
+            rows.append(("notify", effect.event_type, effect.audience))
+        elif isinstance(effect, Happen):
+            rows.append(("happen", effect.event_type, None))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# WhatsApp
+
+WA = whatsapp.Policy(queue_limit=2)
+
+
+def wa_pending() -> whatsapp.State:
+    state, _ = whatsapp.request_opt_in(whatsapp.State(members=("e1",)), T0, WA, ANN)
+    return state
+
+
+def wa_open(at: dt.datetime = T0) -> whatsapp.State:
+    state, _ = whatsapp.answer_opt_in(wa_pending(), at, WA, True)
+    return state
+
+
+def test_whatsapp_opt_in_request_notifies_both_sides() -> None:
+    state, effects = whatsapp.request_opt_in(whatsapp.State(members=("e1",)), T0, WA, ANN)
+    assert state.phase == whatsapp.Phase.PENDING
+    assert kinds(effects) == [
+        ("happen", EventType.OPT_IN_REQUESTED, None),
+        ("notify", EventType.OPT_IN_REQUESTED, Audience.CUSTOMER),
+        ("notify", EventType.OPT_IN_REQUESTED, Audience.EMPLOYEE),
+    ]
+
+
+def test_whatsapp_free_message_before_opt_in_request_is_a_rule_error() -> None:
+    with pytest.raises(RuleError):
+        whatsapp.employee_message(whatsapp.State(members=("e1",)), T0, WA, ANN, "m1")
+
+
+@pytest.mark.parametrize(
+    ("already_queued", "delivery", "notice", "queue_after"),
+    [
+        (0, "queued", EventType.MESSAGE_QUEUED, 1),
+        (1, "queued", EventType.MESSAGE_QUEUED, 2),
+        (2, "refused", EventType.QUEUE_FULL, 2),  # limit 2 reached: not queued
+    ],
+)
+def test_whatsapp_messages_are_held_up_to_the_limit_while_pending(
+    already_queued: int, delivery: str, notice: EventType, queue_after: int
+) -> None:
+    state = wa_pending()
+    for i in range(already_queued):
+        state, _ = whatsapp.employee_message(state, T0, WA, ANN, f"m{i}")
+    state, effects = whatsapp.employee_message(state, T0, WA, ANN, "new")
+    assert kinds(effects) == [("deliver", None, delivery), ("notify", notice, Audience.EMPLOYEE)]
+    assert len(state.queued) == queue_after
+    if delivery == "queued":
+        assert effects[0].attributes["queue_position"] == str(queue_after)
+
+
+def test_whatsapp_consent_delivers_held_messages_in_order() -> None:
+    state = wa_pending()
+    for ref in ("m1", "m2"):
+        state, _ = whatsapp.employee_message(state, T0, WA, ANN, ref)
+    state, effects = whatsapp.answer_opt_in(state, T0 + H, WA, True)
+    assert state.phase == whatsapp.Phase.OPEN and state.queued == ()
+    released = [
+        e.attributes["queued_event_id"]
+        for e in effects
+        if isinstance(e, Happen) and e.event_type == EventType.QUEUED_DELIVERED
+    ]
+    assert released == ["m1", "m2"]
+
+
+def test_whatsapp_refusal_drops_held_messages() -> None:
+    state = wa_pending()
+    state, _ = whatsapp.employee_message(state, T0, WA, ANN, "m1")
+    state, effects = whatsapp.answer_opt_in(state, T0 + H, WA, False)
+    assert state.phase == whatsapp.Phase.REFUSED and state.queued == ()
+    assert ("notify", EventType.CONSENT_REFUSED, Audience.EMPLOYEE) in kinds(effects)
+    with pytest.raises(RuleError):
+        whatsapp.employee_message(state, T0 + 2 * H, WA, ANN, "m2")
+
+
+@pytest.mark.parametrize(
+    ("after", "allowed"), [(1 * H, False), (23 * H, False), (24 * H, True), (30 * H, True)]
+)
+def test_whatsapp_reminder_only_after_24_hours(after: dt.timedelta, allowed: bool) -> None:
+    state = wa_pending()
+    if allowed:
+        state, effects = whatsapp.remind(state, T0 + after, WA, ANN)
+        assert ("notify", EventType.OPT_IN_REMINDER, Audience.CUSTOMER) in kinds(effects)
+        with pytest.raises(RuleError):  # once
+            whatsapp.remind(state, T0 + after + H, WA, ANN)
+    else:
+        with pytest.raises(RuleError):
+            whatsapp.remind(state, T0 + after, WA, ANN)
+
+
+@pytest.mark.parametrize(
+    ("gap", "delivery"),
+    [
+        (1 * H, "delivered"),
+        (23 * H + dt.timedelta(minutes=59), "delivered"),
+        (24 * H, "refused"),
+        (72 * H, "refused"),
+    ],
+)
+def test_whatsapp_free_messages_only_inside_the_24_hour_window(gap: dt.timedelta, delivery: str) -> None:
+    _, effects = whatsapp.employee_message(wa_open(), T0 + gap, WA, ANN, "m")
+    assert kinds(effects)[0] == ("deliver", None, delivery)
+    if delivery == "refused":
+        assert ("notify", EventType.WINDOW_EXPIRED, Audience.EMPLOYEE) in kinds(effects)
+
+
+def test_whatsapp_template_or_customer_message_reopens_the_window() -> None:
+    late = T0 + 30 * H
+    templated, effects = whatsapp.employee_template(wa_open(), late, WA, ANN, "check_in_v1")
+    assert ("happen", EventType.TEMPLATE_SENT, None) in kinds(effects)
+    _, effects = whatsapp.employee_message(templated, late + H, WA, ANN, "m")
+    assert kinds(effects) == [("deliver", None, "delivered")]
+    replied, _ = whatsapp.customer_message(wa_open(), late, WA)
+    _, effects = whatsapp.employee_message(replied, late + H, WA, ANN, "m")
+    assert kinds(effects) == [("deliver", None, "delivered")]
+
+
+def test_whatsapp_window_expiry_is_shown_once_when_due() -> None:
+    state = wa_open()
+    assert whatsapp.due(state, T0 + 23 * H, WA)[1] == ()
+    state, effects = whatsapp.due(state, T0 + 26 * H, WA)
+    assert [(e.event_type, e.at) for e in effects] == [(EventType.WINDOW_EXPIRED, T0 + 24 * H)]
+    assert whatsapp.due(state, T0 + 50 * H, WA)[1] == ()
+
+
+def test_whatsapp_group_roster_changes() -> None:
+    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), last_message_at=T0)
+    state, effects = whatsapp.add_participant(state, T0, ANN, CAT)
+    assert state.members == ("e1", "e2", "e3")
+    assert ("notify", EventType.PARTICIPANT_ADDED, Audience.BOTH) in kinds(effects)
+    state, _ = whatsapp.remove_participant(state, T0, ANN, CAT)
+    state, effects = whatsapp.transfer(state, T0, BOB, CAT)
+    assert state.members == ("e1", "e3")
+    assert {a for _, t, a in kinds(effects) if t == EventType.TRANSFERRED} == {
+        None,
+        Audience.CUSTOMER,
+        Audience.EMPLOYEE,
+    }
+    state, _ = whatsapp.leave(state, T0, CAT)
+    state, _ = whatsapp.leave(state, T0, ANN)
+    assert state.members == ()
+    with pytest.raises(RuleError):
+        whatsapp.employee_message(state, T0, WA, ANN, "m")
+    state, effects = whatsapp.restart(state, T0, BOB)
+    assert state.members == ("e2",) and kinds(effects)[0] == (
+        "happen",
+        EventType.CONVERSATION_RESTARTED,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "args"),
+    [
+        (whatsapp.add_participant, (ANN, ANN)),  # already in
+        (whatsapp.remove_participant, (ANN, ANN)),  # removing yourself is leaving
+        (whatsapp.transfer, (CAT, BOB)),  # Cat is not in the conversation
+        (whatsapp.restart, (BOB,)),  # people are still in it
+    ],
+)
+def test_whatsapp_impossible_roster_changes_are_rule_errors(action, args) -> None:  # type: ignore[no-untyped-def]
+    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"))
+    with pytest.raises(RuleError):
+        action(state, T0, *args)
+
+
+# ---------------------------------------------------------------------------------------------
+# WeChat
+
+WC = wechat.Policy(queue_limit=4)
+
+
+def wc_open(members: tuple[str, ...] = ("e1",)) -> wechat.State:
+    state, _ = wechat.follow(
+        wechat.State(),
+        T0,
+        WC,
+        members=members,
+        validate=False,
+        returning=False,
+        route_by_bot=False,
+        masked_phone="1234",
+    )
+    return state
+
+
+def test_wechat_employee_cannot_start_a_conversation() -> None:
+    with pytest.raises(RuleError):
+        wechat.employee_message(wechat.State(members=("e1",)), T0, WC, ANN, "m")
+
+
+def test_wechat_follow_starts_with_welcome_to_both() -> None:
+    state, effects = wechat.follow(
+        wechat.State(),
+        T0,
+        WC,
+        members=("e1",),
+        validate=False,
+        returning=False,
+        route_by_bot=False,
+        masked_phone="",
+    )
+    assert state.phase == wechat.Phase.OPEN
+    assert kinds(effects) == [
+        ("happen", EventType.CONVERSATION_STARTED, None),
+        ("notify", EventType.WELCOME, Audience.CUSTOMER),
+        ("notify", EventType.WELCOME, Audience.EMPLOYEE),
+    ]
+
+
+def test_wechat_fourth_consecutive_message_is_refused_and_contact_told_once() -> None:
+    state = wc_open()
+    for i in range(3):
+        state, effects = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
+        assert kinds(effects) == [("deliver", None, "delivered")]
+    state, effects = wechat.employee_message(state, T0 + 4 * H, WC, ANN, "m4")
+    assert kinds(effects) == [
+        ("deliver", None, "refused"),
+        ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE),
+        ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER),
+    ]
+    state, effects = wechat.employee_message(state, T0 + 5 * H, WC, ANN, "m5")
+    assert ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER) not in kinds(effects)
+    state, _ = wechat.customer_message(state, T0 + 6 * H, WC)
+    _, effects = wechat.employee_message(state, T0 + 7 * H, WC, ANN, "m6")
+    assert kinds(effects) == [("deliver", None, "delivered")]
+
+
+def test_wechat_timers_warn_at_24_hours_and_go_inactive_at_48() -> None:
+    state = wc_open()
+    state, _ = wechat.employee_message(state, T0 + H, WC, ANN, "m1")
+    assert wechat.due(state, T0 + 24 * H, WC)[1] == ()
+    state, effects = wechat.due(state, T0 + 60 * H, WC)
+    assert [(e.event_type, e.at) for e in effects] == [
+        (EventType.NO_REPLY_WARNING, T0 + 25 * H),
+        (EventType.CHAT_INACTIVE, T0 + 48 * H),
+    ]
+    assert state.phase == wechat.Phase.INACTIVE
+
+
+def test_wechat_no_warning_without_an_unanswered_message() -> None:
+    _, effects = wechat.due(wc_open(), T0 + 60 * H, WC)
+    assert [e.event_type for e in effects] == [EventType.CHAT_INACTIVE]
+
+
+def test_wechat_inactive_chat_queues_then_releases_in_paced_batches() -> None:
+    state, _ = wechat.due(wc_open(), T0 + 49 * H, WC)
+    outcomes = []
+    for i in range(5):
+        state, effects = wechat.employee_message(state, T0 + 50 * H, WC, ANN, f"m{i}")
+        outcomes.append(kinds(effects)[0][2])
+        if i == 0:
+            assert ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER) in kinds(
+                effects
+            )  # prompted to resume
+    assert outcomes == ["queued"] * 4 + ["refused"]
+    state, effects = wechat.customer_message(state, T0 + 51 * H, WC)
+    released = [e.attributes["queued_event_id"] for e in effects if isinstance(e, Happen)]
+    assert released == ["m0", "m1", "m2"]  # never more than the pacing limit at once
+    assert state.phase == wechat.Phase.OPEN and state.queued == ("m3",) and state.unanswered == 3
+    state, effects = wechat.employee_message(state, T0 + 52 * H, WC, ANN, "m5")
+    assert kinds(effects)[0] == ("deliver", None, "queued")  # waits behind the held one
+    state, effects = wechat.customer_message(state, T0 + 53 * H, WC)
+    assert [e.attributes["queued_event_id"] for e in effects if isinstance(e, Happen)] == ["m3", "m5"]
+
+
+def test_wechat_leave_keyword_ends_the_chat_until_the_contact_returns() -> None:
+    state, effects = wechat.customer_leave(wc_open(), T0, WC)
+    assert state.phase == wechat.Phase.IDLE
+    assert {a for _, t, a in kinds(effects) if t == EventType.CUSTOMER_LEAVE} == {
+        None,
+        Audience.CUSTOMER,
+        Audience.EMPLOYEE,
+    }
+    with pytest.raises(RuleError):
+        wechat.employee_message(state, T0 + H, WC, ANN, "m")
+
+
+@pytest.mark.parametrize(("paused", "announced"), [(True, True), (False, False)])
+def test_wechat_roster_changes_during_a_pause_are_announced(paused: bool, announced: bool) -> None:
+    state = wc_open(("e1", "e2"))
+    if paused:
+        for i in range(4):
+            state, _ = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
+        assert state.on_hold
+    _, effects = wechat.add_participant(state, T0 + 5 * H, WC, ANN, CAT)
+    notices = [
+        e for e in effects if isinstance(e, Notify) and e.event_type == EventType.PARTICIPANTS_CHANGED_NOTICE
+    ]
+    assert bool(notices) == announced
+    if announced:
+        assert notices[0].context["added"] == ["Cat Ng"] and notices[0].context["hours"] == 43
+
+
+def test_wechat_last_employee_cannot_leave() -> None:
+    with pytest.raises(RuleError):
+        wechat.leave(wc_open(), T0, WC, ANN)
+
+
+def _validating(returning: bool = False, bot: bool = False) -> wechat.State:
+    state, _ = wechat.follow(
+        wechat.State(),
+        T0,
+        WC,
+        members=("e1",),
+        validate=True,
+        returning=returning,
+        route_by_bot=bot,
+        masked_phone="1234",
+    )
+    return state
+
+
+@pytest.mark.parametrize(
+    ("inputs", "phase", "last_notice"),
+    [
+        ([("phone", True), ("otp", True)], wechat.Phase.OPEN, EventType.WELCOME),
+        ([("phone", False), ("phone", True), ("otp", True)], wechat.Phase.OPEN, EventType.WELCOME),
+        ([("phone", False)] * 2, wechat.Phase.VALIDATING, EventType.PHONE_NUMBER_REJECTED),
+        ([("phone", False)] * 3, wechat.Phase.IDLE, EventType.VALIDATION_FAILED),
+        ([("phone", True), ("otp", False), ("otp", True)], wechat.Phase.OPEN, EventType.WELCOME),
+        ([("phone", True)] + [("otp", False)] * 3, wechat.Phase.IDLE, EventType.VALIDATION_FAILED),
+        ([("phone", True), ("help", None), ("call", None)], wechat.Phase.VALIDATING, EventType.OTP_SENT),
+        (
+            [("phone", True), ("help", None), ("update", None)],
+            wechat.Phase.VALIDATING,
+            EventType.PHONE_VALIDATION_REQUESTED,
+        ),
+    ],
+)
+def test_wechat_phone_validation(inputs, phase, last_notice) -> None:  # type: ignore[no-untyped-def]
+    state = _validating()
+    effects: tuple = ()
+    for action, ok in inputs:
+        if action == "phone":
+            state, effects = wechat.submit_phone(state, T0, WC, valid=ok, masked_phone="1234")
+        elif action == "otp":
+            state, effects = wechat.submit_otp(state, T0, WC, correct=ok, masked_phone="1234")
+        elif action == "help":
+            state, effects = wechat.ask_help(state, T0, WC)
+            assert ("notify", EventType.VALIDATION_HELP, Audience.CUSTOMER) in kinds(effects)
+        else:
+            state, effects = wechat.help_choice(state, T0, WC, choice=action, masked_phone="1234")
+    assert state.phase == phase
+    assert [e.event_type for e in effects if isinstance(e, Notify)][-1] == last_notice
+
+
+def test_wechat_returning_contact_confirms_number_then_bot_routes() -> None:
+    state = _validating(returning=True, bot=True)
+    assert state.awaiting == wechat.Awaiting.CONFIRM
+    state, effects = wechat.confirm_number(state, T0, WC, masked_phone="1234")
+    assert ("notify", EventType.OTP_SENT, Audience.CUSTOMER) in kinds(effects)
+    state, _ = wechat.submit_otp(state, T0, WC, correct=True, masked_phone="1234")
+    assert state.phase == wechat.Phase.ROUTING
+    with pytest.raises(RuleError):
+        wechat.employee_message(state, T0, WC, ANN, "m")
+    state, effects = wechat.hand_off(state, T0, WC, employee=ANN, intent="a transfer")
+    assert state.phase == wechat.Phase.OPEN
+    assert ("notify", EventType.BOT_HANDED_OFF, Audience.CUSTOMER) in kinds(effects)
+
+
+# ---------------------------------------------------------------------------------------------
+# LINE
+
+
+def test_line_is_contact_initiated_and_shows_the_validated_phone() -> None:
+    with pytest.raises(RuleError):
+        line.employee_message(line.State(), T0, ANN)
+    state, effects = line.follow(line.State(), T0, members=("e1",), validated_phone="+819012345678")
+    assert ("happen", EventType.VALIDATED_PHONE_SHOWN, None) in kinds(effects)
+    assert kinds(line.employee_message(state, T0, ANN)[1]) == [("deliver", None, "delivered")]
+
+
+@pytest.mark.parametrize(
+    ("members", "phase_after"), [(("e1", "e2"), line.Phase.OPEN), (("e1",), line.Phase.IDLE)]
+)
+def test_line_leave_tells_both_parties(members: tuple[str, ...], phase_after: line.Phase) -> None:
+    state, _ = line.follow(line.State(), T0, members=members, validated_phone=None)
+    state, effects = line.leave(state, T0, ANN)
+    assert state.phase == phase_after
+    assert {a for _, t, a in kinds(effects) if t == EventType.LEFT_CONVERSATION} == {
+        None,
+        Audience.EMPLOYEE,
+        Audience.CUSTOMER,
+    }
