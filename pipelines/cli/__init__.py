@@ -7,6 +7,7 @@ not pay for importing Apache Beam and ``vigil --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Any
 
@@ -62,8 +63,16 @@ def cli() -> None:
     """
 
 
+class _QuietImports(logging.Filter):
+    """Beam warns at import time about optional Google Cloud clients Vigil does not use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("apitools not found")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: turns Vigil errors into a clear message and an exit code, never a traceback."""
+    logging.getLogger().addFilter(_QuietImports())
     try:
         return cli.main(args=argv, prog_name="vigil", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
+from pipelines.cli.es import config_from, connection_options
 from pipelines.ingest.read import MAX_LINE_BYTES
 from pipelines.record import MAX_BODY_CHARS
 
@@ -46,8 +48,20 @@ Unknown options after the known ones are passed to Beam as pipeline options.
 @click.option(
     "--future-skew-minutes", default=15.0, show_default=True, help="Allowed clock skew into the future."
 )
+@click.option(
+    "--policy",
+    default=None,
+    help="DLP policy file, policy-set file or folder  [default: the shipped dlp_rules/active.yaml]",
+)
+@click.option(
+    "--no-dlp", is_flag=True, help="Archive without DLP verdicts (testing only; not for production)."
+)
+@click.option(
+    "--es-batch-size", default=500, show_default=True, help="Documents per bulk request with --es-url."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@connection_options
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -61,17 +75,24 @@ def command(
     max_line_bytes: int,
     max_body_chars: int,
     future_skew_minutes: float,
+    policy: str | None,
+    no_dlp: bool,
+    es_batch_size: int,
     as_json: bool,
     quiet: bool,
+    **es_options: Any,
 ) -> None:
     """Archive event files: validate, de-duplicate, write Parquet, commit to the manifest.
 
     Every event ends up archived, dead-lettered (with the reason) or counted as a duplicate, and the
     summary shows that these add up. Safe to kill and re-run: the archive then holds exactly what a
-    clean run would have written.
+    clean run would have written. With --es-url, records are also indexed into Elasticsearch
+    (run `vigil es setup` once first); documents it refuses become dead letters, never silent gaps.
+    Indexing is on only when --es-url is given (ES_URL alone does not turn it on).
     """
     from pipelines.ingest.run import RunOptions, run
 
+    es = config_from(es_options) if es_options.get("es_url") else None
     opts = RunOptions(
         input=input_path,
         archive=archive,
@@ -82,6 +103,10 @@ def command(
         future_skew=dt.timedelta(minutes=future_skew_minutes),
         only_new_sources=not reprocess,
         show_progress=not quiet and not as_json,
+        policy=policy,
+        dlp=not no_dlp,
+        es=es,
+        es_batch_size=es_batch_size,
     )
     if follow:
         from pipelines.ingest.follow import follow as follow_loop

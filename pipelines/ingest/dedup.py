@@ -32,20 +32,33 @@ class Packed(NamedTuple):
     source_name: str
     source_offset: int
     partition: tuple[str, str]  # (event_date, channel)
+    dlp_action: str
     payload: bytes  # the row, pickled
+    riders: tuple[tuple[tuple[str, str], bytes], ...]  # rows archived only if this one is (DLP notices)
 
     def row(self) -> dict[str, Any]:
         return pickle.loads(self.payload)
 
 
-def pack(row: dict[str, Any]) -> tuple[str, tuple]:
-    """``(record_id, packed)``; plain tuples so Beam's fast coder moves them."""
+def _packed_row(row: dict[str, Any]) -> tuple[tuple[str, str], bytes]:
+    return (event_date(row), row["channel"]), pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def pack(item: tuple[dict[str, Any], list[dict[str, Any]]]) -> tuple[str, tuple]:
+    """``(row, riders)`` → ``(record_id, packed)``; plain tuples so Beam's fast coder moves them.
+
+    Riders are rows that exist because of this one (the notice telling an employee their message
+    was blocked): they are archived exactly when their row is, so they never need de-duplicating."""
+    row, riders = item
+    partition, payload = _packed_row(row)
     packed = (
         row["content_sha256"],
         row["source_name"],
         row["source_offset"],
-        (event_date(row), row["channel"]),
-        pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL),
+        partition,
+        row["dlp_action"],
+        payload,
+        tuple(_packed_row(r) for r in riders),
     )
     return row["record_id"], packed
 

@@ -9,6 +9,7 @@ counts add up: ``read = archived + dead_lettered + duplicates``.
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from pipelines.ingest.read import MAX_LINE_BYTES, SourceFile, discover
 from pipelines.ingest.transforms import (
     DEAD,
     NAMESPACE,
+    ApplyDlp,
     DropDuplicates,
     ReadEvents,
     ValidateEvents,
@@ -48,6 +50,10 @@ class RunOptions:
     now: dt.datetime | None = None  # ingest time; tests pin it
     show_progress: bool = True
     hold_partial_tail: bool = False  # follow mode: an unterminated last line is read on a later poll
+    policy: str | None = None  # DLP policy file, policy-set file or folder; None: the shipped active set
+    dlp: bool = True  # False: archive without a DLP verdict (not for production)
+    es: Any = None  # exporters.elasticsearch.config.EsConfig: also index into Elasticsearch
+    es_batch_size: int = 500
 
 
 @dataclass
@@ -64,6 +70,10 @@ class RunSummary:
     dead_letters_already_stored: int = 0
     files_written: int = 0
     seconds: float = 0.0
+    notices: int = 0  # DLP notices the pipeline added (archived on top of ``archived``)
+    dlp_policy: str | None = None
+    dlp: dict[str, int] = field(default_factory=dict)  # archived records by DLP action
+    es: dict[str, int] | None = None  # Elasticsearch: indexed, retried, dead_lettered
     recovered: str | None = None
     committed: bool = False
     manifest_head: str = ""
@@ -71,6 +81,10 @@ class RunSummary:
     @property
     def balanced(self) -> bool:
         return self.read == self.archived + self.dead_lettered + self.duplicates
+
+    def _dlp_labels(self) -> list[tuple[str, int]]:
+        names = {"block": "blocked", "redact": "redacted", "flag": "flagged"}
+        return [(names[a], self.dlp[a]) for a in ("block", "redact", "flag") if self.dlp.get(a)]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"balanced": self.balanced}
@@ -100,6 +114,19 @@ class RunSummary:
         ]
         if self.blank_lines:
             lines.append(f"  ({self.blank_lines:,} blank line(s) ignored)")
+        if self.dlp_policy:
+            acted = ", ".join(f"{n:,} {label}" for label, n in self._dlp_labels()) or "nothing to act on"
+            lines.append(f"DLP ({self.dlp_policy}): {acted}")
+            if self.notices:
+                lines.append(f"  + {self.notices:,} notice(s) to employees about blocked messages (archived)")
+        else:
+            lines.append("DLP: off (--no-dlp): records were archived without a verdict")
+        if self.es is not None:
+            lines.append(
+                f"Elasticsearch: {self.es['indexed']:,} indexed, {self.es['dead_lettered']:,} dead-lettered "
+                f"({self.es['retried']:,} retries)"
+                + ("; re-send with `vigil es index --archive ...`" if self.es["dead_lettered"] else "")
+            )
         lines.append(
             f"{self.files_written} file(s) committed in {self.seconds:.1f}s "
             f"({self.read / self.seconds if self.seconds else 0:,.0f} events/s); commit {self.commit}"
@@ -119,12 +146,23 @@ def pipeline_options(opts: RunOptions) -> tuple[Any, PipelineOptions]:
     return None, PipelineOptions([f"--runner={opts.runner}", *args])
 
 
-def _metrics(result: Any) -> dict[str, int]:
+def _metrics(result: Any, namespace: str = NAMESPACE) -> dict[str, int]:
     counters: dict[str, int] = {}
-    for item in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+    for item in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:
         value = item.committed if item.committed is not None else item.attempted
         counters[item.key.metric.name] = counters.get(item.key.metric.name, 0) + int(value or 0)
     return counters
+
+
+def _es_preflight(cfg: Any) -> None:
+    from exporters.elasticsearch.config import make_client
+    from exporters.elasticsearch.setup import preflight
+
+    client = make_client(cfg)
+    try:
+        preflight(client, cfg)
+    finally:
+        client.close()
 
 
 def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int]:
@@ -136,8 +174,32 @@ def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int]:
     return fresh, len(found) - len(fresh)
 
 
+def engine_id(engine: Any) -> str | None:
+    return None if engine is None else f"{engine.policy_set.id}@{engine.policy_set.digest[:12]}"
+
+
+def load_engine(opts: RunOptions) -> Any:
+    """The DLP engine, compiled before the pipeline starts so a bad policy fails fast and clearly."""
+    if not opts.dlp:
+        return None
+    from pipelines.dlp import Engine, load_policy_set
+
+    return Engine(load_policy_set(opts.policy or default_policy()))
+
+
+def default_policy() -> str:
+    import dlp_rules
+
+    return str(Path(dlp_rules.__file__).parent / "active.yaml")
+
+
 def build(
-    pipeline: beam.Pipeline, opts: RunOptions, sources: list[SourceFile], commit: str, now: dt.datetime
+    pipeline: beam.Pipeline,
+    opts: RunOptions,
+    sources: list[SourceFile],
+    commit: str,
+    now: dt.datetime,
+    engine: Any = None,
 ) -> None:
     limits = parse.Limits(
         max_line_bytes=opts.max_line_bytes, max_body_chars=opts.max_body_chars, future_skew=opts.future_skew
@@ -146,10 +208,26 @@ def build(
         [s.name for s in sources], opts.max_line_bytes, opts.hold_partial_tail
     )
     validated = lines | "ValidateEvents" >> ValidateEvents(now, limits)
-    deduped = validated.records | "DropDuplicates" >> DropDuplicates(opts.archive, now)
+    extra_dead = []
+    if engine is None:
+        checked = validated.records | "NoPolicy" >> beam.Map(lambda row: (row, []))
+    else:
+        inspected = validated.records | "ApplyDlp" >> ApplyDlp(engine, now)
+        checked, extra_dead = inspected.main, [inspected[DEAD]]
+    deduped = checked | "DropDuplicates" >> DropDuplicates(opts.archive, now)
     records = deduped.unique
-    dead = (validated[DEAD], deduped[DEAD]) | "AllDeadLetters" >> beam.Flatten()
-    extra = {"schema_version": SCHEMA_VERSION}
+    dead_sets = [validated[DEAD], deduped[DEAD], *extra_dead]
+    if opts.es is not None:
+        from exporters.elasticsearch.sink import IndexRecords
+
+        indexed = (
+            records
+            | "UnpackForIndex" >> beam.Map(lambda kv: pickle.loads(kv[1]))
+            | "IndexRecords" >> IndexRecords(opts.es, batch_size=opts.es_batch_size)
+        )
+        dead_sets.append(indexed.dead_letters)
+    dead = tuple(dead_sets) | "AllDeadLetters" >> beam.Flatten()
+    extra = {"schema_version": SCHEMA_VERSION, "dlp_policy": engine_id(engine)}
     (records, dead) | "WriteArchive" >> WriteArchive(opts.archive, commit, [s.key() for s in sources], extra)
 
 
@@ -181,12 +259,15 @@ def run_locked(opts: RunOptions) -> RunSummary:
         summary.commit = None
         summary.manifest_head = load_state(archive).head
         return summary
+    engine = load_engine(opts)
+    if opts.es is not None:
+        _es_preflight(opts.es)
     runner, options = pipeline_options(opts)
     reporter = progress.Reporter(enabled=opts.show_progress)
     with progress.reporting(reporter):
         progress.declare("reading (bytes)", sum(s.size for s in sources))
         pipeline = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
-        build(pipeline, opts, sources, commit, now)
+        build(pipeline, opts, sources, commit, now, engine)
         try:
             result = pipeline.run()
             result.wait_until_finish()
@@ -200,7 +281,17 @@ def run_locked(opts: RunOptions) -> RunSummary:
         raise ArchiveError(f"the pipeline finished but commit {commit} is not in the manifest")
     summary.read = counters.get("read", 0)
     summary.blank_lines = counters.get("blank_lines", 0)
-    summary.archived = counters.get("archived", 0)
+    summary.notices = counters.get("notices", 0)
+    summary.archived = counters.get("archived", 0) - summary.notices
+    summary.dlp_policy = engine_id(engine)
+    summary.dlp = {
+        action: counters.get(f"dlp.{action}", 0)
+        for action in ("flag", "redact", "block")
+        if counters.get(f"dlp.{action}")
+    }
+    if opts.es is not None:
+        es_counts = _metrics(result, "vigil.es")
+        summary.es = {name: es_counts.get(name, 0) for name in ("indexed", "retried", "dead_lettered")}
     summary.duplicates = counters.get("duplicates", 0)
     summary.dead_letter_reasons = {
         name.split(".", 1)[1]: n for name, n in counters.items() if name.startswith("dead_letter.") and n

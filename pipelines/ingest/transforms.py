@@ -12,6 +12,7 @@ what the run summary reads back.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -106,6 +107,94 @@ class ValidateEvents(beam.PTransform):
 
 
 # ------------------------------------------------------------------------------------------------
+# DLP
+
+
+class _ApplyDlp(beam.DoFn):
+    """Runs the policy engine over a batch of rows; fills the verdict fields in each row."""
+
+    def __init__(self, engine: Any, now_us: int):
+        self.engine = engine
+        self.now_us = now_us
+        self.failed = counter("dead_letter.dlp_failed")
+
+    def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:
+        from pipelines.dlp import Scope
+        from pipelines.ingest import notices
+
+        texts = [(i, row) for i, row in enumerate(batch) if row.get("body")]
+        items = [(row["body"], Scope.from_row(row)) for _, row in texts]
+        try:
+            verdicts: list[Any] = self.engine.inspect_many(items)
+        except Exception:  # one bad text must not sink its batch: retry one by one
+            verdicts = [self._one(text, scope) for text, scope in items]
+        by_index = {i: v for (i, _), v in zip(texts, verdicts, strict=True)}
+        policy = self.engine.policy_set
+        policy_id = f"{policy.id}@{policy.digest[:12]}"
+        for i, row in enumerate(batch):
+            verdict = by_index.get(i)
+            row["dlp_policy"] = policy_id
+            if isinstance(verdict, Exception):
+                self.failed.inc()
+                yield TaggedOutput(DEAD, _dlp_dead_letter(row, verdict, self.now_us))
+                continue
+            riders = []
+            if verdict is not None and verdict.findings:
+                row.update(
+                    dlp_action=verdict.action.value,
+                    dlp_rule_ids=list(verdict.rule_ids),
+                    dlp_findings=[f.model_dump(mode="json") for f in verdict.findings],
+                    blocked=verdict.blocked,
+                    body_redacted=verdict.redacted_text,
+                )
+                if verdict.blocked and notices.needs_notice(row):
+                    riders.append(
+                        notices.blocked_notice(
+                            row, rule_ids=list(verdict.rule_ids), reason=verdict.reason, now_us=self.now_us
+                        )
+                    )
+            progress.report("DLP (records)", 1)
+            yield row, riders
+
+    def _one(self, text: str, scope: Any) -> Any:
+        try:
+            return self.engine.inspect(text, scope)
+        except Exception as exc:  # becomes a dead letter, with the reason
+            return exc
+
+
+def _dlp_dead_letter(row: dict[str, Any], exc: Exception, now_us: int) -> dict[str, Any]:
+    raw = json.dumps({k: v for k, v in row.items() if k != "ingest_time"}, default=str, ensure_ascii=False)
+    return parse.dead_letter(
+        stage="dlp",
+        code="dlp_failed",
+        reason=f"the DLP engine failed on this record ({type(exc).__name__}: {exc}); "
+        "it was not archived unchecked — report the error, fix the policy or engine, and re-run",
+        source=row["source_name"],
+        offset=row["source_offset"],
+        raw=raw.encode(),
+        record_id=row["record_id"],
+        now=from_micros(now_us),
+    )
+
+
+class ApplyDlp(beam.PTransform):
+    """Rows → ``(row with verdict, notices)`` pairs; rows the engine fails on become dead letters."""
+
+    def __init__(self, engine: Any, now: dt.datetime):
+        super().__init__()
+        self.engine = engine
+        self.now_us = to_micros(now)
+
+    def expand(self, rows: Any) -> Any:
+        return (
+            rows
+            | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
+            | "Inspect" >> beam.ParDo(_ApplyDlp(self.engine, self.now_us)).with_outputs(DEAD, main="main")
+        )
+
+
+# ------------------------------------------------------------------------------------------------
 # de-duplicate
 
 _INDEX_CACHE: dict[tuple[str, str], dict[str, str]] = {}
@@ -130,6 +219,7 @@ class _Choose(beam.DoFn):
         self.duplicates = counter("duplicates")
         self.conflicts = counter("dead_letter.conflicting_duplicate")
         self.unique = counter("unique")
+        self.notices = counter("notices")
 
     def setup(self) -> None:
         self.index = archived_index(self.archive)
@@ -145,13 +235,18 @@ class _Choose(beam.DoFn):
             yield TaggedOutput(DEAD, conflict)
         if choice.keep is not None:
             self.unique.inc()
+            counter(f"dlp.{choice.keep.dlp_action}").inc()
             yield choice.keep.partition, choice.keep.payload
+            for rider in choice.keep.riders:
+                self.notices.inc()
+                yield rider
 
 
 class DropDuplicates(beam.PTransform):
     """One row per record id, against this run and the archive; conflicts become dead letters.
 
-    Output: ``(partition, packed row)`` pairs, ready for :class:`WriteArchive`."""
+    Input: ``(row, riders)`` pairs (see :func:`dedup.pack`). Output: ``(partition, packed row)``
+    pairs, ready for :class:`WriteArchive`."""
 
     def __init__(self, archive: Path, now: dt.datetime):
         super().__init__()

@@ -1,0 +1,93 @@
+"""Auto-messages the pipeline itself sends: today, telling an employee why DLP blocked a message.
+
+The notice is an archived record like any other (kind ``auto_message``, event type
+``dlp_blocked_notice``, audience ``employee``), so a conversation read back later shows the block
+and what the employee was told. Its event id derives from the blocked event's, so re-running the same
+input makes the same notice, which de-duplication then recognises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pipelines import automessages
+from pipelines.record import (
+    SCHEMA_VERSION,
+    Audience,
+    Direction,
+    Event,
+    EventType,
+    Kind,
+    Role,
+    content_sha256,
+    from_micros,
+    no_verdict,
+    record_id_for,
+    to_micros,
+)
+
+SOURCE = "vigil:dlp-notice"
+SYSTEM = {
+    "id": "vigil-dlp",
+    "name": "Compliance (automatic)",
+    "role": Role.SYSTEM.value,
+    "handle": None,
+    "groups": [],
+}
+
+
+def needs_notice(row: dict[str, Any]) -> bool:
+    """Blocked outbound messages written by an employee get a notice; nothing else does."""
+    return (
+        row["kind"] == Kind.MESSAGE.value
+        and row["direction"] == Direction.OUTBOUND.value
+        and (row.get("sender") or {}).get("role") == Role.EMPLOYEE.value
+    )
+
+
+def blocked_notice(
+    row: dict[str, Any], *, rule_ids: list[str], reason: str | None, now_us: int
+) -> dict[str, Any]:
+    """The notice row for blocked ``row`` (archive row format)."""
+    text = automessages.render(
+        EventType.DLP_BLOCKED_NOTICE.value,
+        Audience.EMPLOYEE.value,
+        channel=row["channel"],
+        rule_ids=rule_ids,
+        reason=reason or "",
+    ).strip()
+    when = from_micros(row["event_time"]) + dt.timedelta(microseconds=1)  # right after the attempt
+    event = Event(
+        event_id=f"{row['event_id']}:dlp-notice",
+        org=row["org"],
+        sub_org=row.get("sub_org"),
+        channel=row["channel"],
+        kind=Kind.AUTO_MESSAGE,
+        event_type=EventType.DLP_BLOCKED_NOTICE,
+        audience=Audience.EMPLOYEE,
+        direction=Direction.SYSTEM,
+        event_time=when,
+        received_time=when,
+        conversation_id=row["conversation_id"],
+        thread_id=row["thread_id"],
+        is_group=row.get("is_group", False),
+        participants=row.get("participants") or [],
+        sender=SYSTEM,
+        recipients=[row["sender"]],
+        body=text,
+        attributes={"blocked_record_id": row["record_id"], "rule_ids": ",".join(rule_ids)},
+    )
+    notice = event.model_dump(mode="python")
+    notice.update(
+        event_time=to_micros(event.event_time),
+        received_time=to_micros(event.received_time),
+        record_id=record_id_for(event.org, event.channel, event.event_id),
+        schema_version=SCHEMA_VERSION,
+        ingest_time=now_us,
+        source_name=SOURCE,
+        source_offset=row["source_offset"],
+        content_sha256=content_sha256(event),
+        **no_verdict(text),
+    )
+    return notice

@@ -1,0 +1,84 @@
+"""`vigil run --es-url`: records land in the archive and in Elasticsearch; refusals are dead letters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from factories import event, write_jsonl
+from helpers import ingest
+
+from exporters.elasticsearch.config import EsConfig, make_client
+from exporters.elasticsearch.setup import install
+from pipelines.archive import layout, reader
+from pipelines.errors import IndexingError
+from pipelines.record import record_id_for
+
+VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
+
+
+def _setup(url: str) -> EsConfig:
+    cfg = EsConfig(url=url, replicas=0, max_retries=2, retry_backoff=0.01, retry_backoff_max=0.05)
+    client = make_client(cfg)
+    install(client, cfg)
+    client.close()
+    return cfg
+
+
+def test_run_indexes_what_it_archives(es_server, tmp_path: Path) -> None:
+    cfg = _setup(es_server.url)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i) for i in range(12)] + [event(3), b"{bad\n"])
+    s = ingest(tmp_path / "in", tmp_path / "archive", es=cfg, es_batch_size=5)
+    assert s.archived == 12 and s.duplicates == 1 and s.dead_lettered == 1 and s.balanced
+    assert s.es == {"indexed": 12, "retried": 0, "dead_lettered": 0}
+    docs = es_server.docs("vigil-records")
+    assert {doc_id for _, doc_id in docs} == {r["record_id"] for r in reader.iter_rows(tmp_path / "archive")}
+    assert {index for index, _ in docs} == {"vigil-records-2026.01.01"}
+
+
+def test_refused_documents_become_index_dead_letters(es_server, tmp_path: Path) -> None:
+    cfg = _setup(es_server.url)
+    refused = record_id_for("acme", "whatsapp", "evt-000002")
+    es_server.fail_items({refused}, 400)
+    es_server.storm_429(2)  # and a short 429 storm, which retries absorb
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i) for i in range(6)])
+    s = ingest(tmp_path / "in", tmp_path / "archive", es=cfg)
+    assert s.archived == 6 and s.balanced  # the archive is complete whatever ES says
+    assert s.es["indexed"] == 5 and s.es["dead_lettered"] == 1 and s.es["retried"] >= 2
+    (letter,) = list(reader.iter_rows(tmp_path / "archive", kind=layout.DEAD_LETTERS))
+    assert letter["stage"] == "index" and letter["record_id"] == refused
+    assert letter["reason_code"] == "es_rejected"
+
+
+def test_run_refuses_to_start_without_the_template(es_server, tmp_path: Path) -> None:
+    cfg = EsConfig(url=es_server.url, max_retries=0)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
+    with pytest.raises(IndexingError, match="vigil es setup"):
+        ingest(tmp_path / "in", tmp_path / "archive", es=cfg)
+    assert not (tmp_path / "archive" / "records").exists()
+
+
+def test_cli_run_with_es_url(es_server, tmp_path: Path) -> None:
+    _setup(es_server.url)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i) for i in range(3)])
+    out = subprocess.run(
+        [
+            *VIGIL,
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--archive",
+            str(tmp_path / "archive"),
+            "--es-url",
+            es_server.url,
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Elasticsearch: 3 indexed, 0 dead-lettered" in out.stdout
+    assert len(es_server.docs("vigil-records")) == 3
