@@ -15,6 +15,8 @@ import random
 import string
 from collections.abc import Callable
 
+import phonenumbers
+
 from pipelines.simulate import identifiers as ids
 from pipelines.simulate import names
 from pipelines.simulate.text import Label, Text, sep_for
@@ -172,6 +174,23 @@ _VALUES: dict[str, Callable[[random.Random], str]] = {
 }
 
 
+#: regions whose phone rules a detector might apply (Presidio's defaults plus the simulated countries)
+_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "HK", "SG", "JP", "CN")
+
+
+def _phone_like(text: str) -> bool:
+    return any(True for region in _PHONE_REGIONS for _ in phonenumbers.PhoneNumberMatcher(text, region))
+
+
+def near_miss(rng: random.Random) -> str:
+    """A sentence with a number that looks sensitive but is not (not even a valid phone number
+    anywhere a detector might look)."""
+    while True:
+        sentence = _near_miss(rng)
+        if not _phone_like(sentence):
+            return sentence
+
+
 def _near_miss(rng: random.Random) -> str:
     kind = rng.randrange(6)
     if kind == 0:
@@ -211,7 +230,7 @@ class Injector:
         if roll < self.rate:
             return self._inject(text, lang)
         if roll < self.rate * 1.35:
-            return text.join(Text(_near_miss(self.rng)), " ")
+            return text.join(Text(near_miss(self.rng)), " ")
         return text
 
     def _inject(self, text: Text, lang: str) -> Text:

@@ -1,0 +1,107 @@
+"""`vigil simulate` from the command line: runs, prints a summary whose counts add up, fails clearly."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli import cli, main
+from pipelines.simulate import FAULTS_FILE, LABELS_FILE, SIMULATION_FILE
+
+ARGS = ["--days", "2", "--employees", "3", "--contacts", "12", "--seed", "4"]
+
+
+def _numbers(line: str) -> dict[str, int]:
+    return {
+        name: int(count.replace(",", ""))
+        for name, count in re.findall(r"([A-Za-z_][A-Za-z0-9_]*) ([\d,]+)", line)
+    }
+
+
+def _line(output: str, label: str) -> str:
+    return next(line for line in output.splitlines() if line.strip().startswith(label))
+
+
+def test_cli_writes_files_and_a_summary_that_adds_up(tmp_path: Path) -> None:
+    out = tmp_path / "events"
+    result = CliRunner().invoke(
+        cli, ["simulate", "--out", str(out), *ARGS, "--inject-pii", "--inject-faults", "0.02", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    head = re.search(r"Wrote ([\d,]+) events \(([\d,]+) lines", result.output)
+    assert head is not None
+    events, lines = (int(g.replace(",", "")) for g in head.groups())
+    channels = _numbers(_line(result.output, "channels"))
+    kinds = _numbers(_line(result.output, "kinds"))
+    directions = _numbers(_line(result.output, "directions"))
+    faults = _numbers(_line(result.output, "faults").split(":", 1)[1])
+    labels = _numbers(_line(result.output, "labels").split(":", 1)[1])
+    assert sum(channels.values()) == sum(kinds.values()) == sum(directions.values()) == events
+    assert events + sum(faults.values()) == lines
+    assert sum(labels.values()) == len((out / LABELS_FILE).read_text().splitlines())
+    assert sum(faults.values()) == len((out / FAULTS_FILE).read_text().splitlines())
+    counts = json.loads((out / SIMULATION_FILE).read_text())["counts"]
+    assert (counts["events"], counts["lines"], counts["by_channel"]) == (events, lines, channels)
+    written = sum(len(p.read_bytes().splitlines()) for p in out.glob("events-*.jsonl"))
+    assert written == lines
+    assert f"vigil run --input {out}" in result.output
+
+
+def test_cli_reports_progress_on_stderr_unless_quiet(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["simulate", "--out", str(tmp_path / "a"), *ARGS])
+    assert result.exit_code == 0
+    assert "progress: simulate: days" in result.stderr
+    quiet = CliRunner().invoke(cli, ["simulate", "--out", str(tmp_path / "b"), *ARGS, "--quiet"])
+    assert "progress" not in quiet.stderr
+
+
+def test_existing_output_is_an_error_with_a_hint_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["simulate", "--out", str(tmp_path), *ARGS, "--quiet"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(tmp_path), *ARGS, "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--overwrite" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--days", "0"], "--days"),
+        (["--inject-faults", "0.9"], "--inject-faults"),
+        (["--contacts", "1"], "--contacts"),
+    ],
+)
+def test_bad_options_are_reported_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(tmp_path), *ARGS, *extra, "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_help_lists_the_options() -> None:
+    result = CliRunner().invoke(cli, ["simulate", "--help"])
+    assert result.exit_code == 0
+    for option in (
+        "--out",
+        "--days",
+        "--seed",
+        "--employees",
+        "--contacts",
+        "--start",
+        "--inject-pii",
+        "--inject-faults",
+        "--activity",
+        "--target-events",
+    ):
+        assert option in result.output
