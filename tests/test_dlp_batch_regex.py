@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.dlp.batch_regex import BatchRegex, join, required_class, run_all
+from pipelines.dlp.batch_regex import BatchRegex, join, required_probe, run_all
 
 
 @pytest.mark.parametrize(
@@ -33,17 +33,21 @@ def test_batch_safety_classification(pattern, flags, batched) -> None:
 @pytest.mark.parametrize(
     ("pattern", "required"),
     [
-        (r"\b[0-9]{8,17}\b", r"[\d]"),
-        (r"(bc1|[13])[a-z0-9]{25,59}", r"[\d]"),
-        (r"[\w.]+@[\w.]+", r"[@]"),
-        (r"\d{3}-\d{4}", r"[\d]"),
+        (r"\b[0-9]{8,17}\b", r"(?i)\d"),
+        (r"(bc1|[13])[a-z0-9]{25,59}", r"(?i)\d"),
+        (r"[\w.]+@[\w.]+", r"(?i)@"),
+        (r"\d{3}-\d{4}", r"(?i)\-[\d]"),
         (r"abc|\d", None),  # one branch needs no digit
         (r"x\d?", None),  # optional
-        (r"[^a]\d", r"[\d]"),
+        (r"[^a]\d", r"(?i)\d"),
+        (r"[a-z]+[.](?:com|org)", r"(?i)\.[co]"),  # punctuation glued to what follows
+        (r"(?:a\d|[a-z]\d)", r"(?i)\d"),  # both branches need a digit
+        (r"\w+:\s*\d", r"(?i):"),  # ':' followed by an optional space makes no pair
+        (r"(?i)x-(?:ab|cd)", r"(?i)\-[ac]"),  # inline flags: probes never depend on case
     ],
 )
 def test_required_characters(pattern, required) -> None:
-    assert required_class(pattern) == required
+    assert required_probe(pattern) == required
 
 
 PATTERNS = [
@@ -58,6 +62,8 @@ PATTERNS = [
     r"(?i)[ab]{2,}",
     r"\Ab",
     r"[^a]+",
+    r"1-(?:a|b2)",
+    r"(?i)[ab][.-][ab]+",
 ]
 
 

@@ -18,6 +18,7 @@ Results are exact, not approximate:
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -149,42 +150,111 @@ def _has_line_anchors(items: Any) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # required characters: a text without any of them cannot contain a match, so it is not scanned
+#
+# A requirement is a set of *probes* (tiny regexes: one character class, or a punctuation mark
+# followed by a class), at least one of which occurs in every match. Texts where no probe occurs are
+# skipped. The analysis is sound (never skips a text that could match) but not complete.
 
 DIGIT = "\\d"
-# rough frequency of a character class in chat text; a rare requirement skips more texts
+# rough frequency of a character in chat text; a rare requirement skips more texts
 _COST = {"@": 1, "#": 1, "+": 3, ":": 3, "/": 4, "_": 4, DIGIT: 5, "-": 6, ",": 8, ".": 9, " ": 10}
+_BIGRAM_COST = 2  # punctuation glued to a character class, e.g. ".com": rare in prose
 _MAX_USEFUL_COST = 9
+_REPEATS = tuple(
+    op for op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)) if op is not None
+)
+_ZERO_WIDTH = (_c.AT, _c.ASSERT, _c.ASSERT_NOT)
+
+Requirement = tuple[frozenset[str], int]  # (probes, cost)
 
 
-def _cost(chars: frozenset[str]) -> int:
-    return sum(_COST.get(c, 5) for c in chars)
+def _single(ch: str) -> Requirement | None:
+    if ch.isdigit():
+        return frozenset([DIGIT]), _COST[DIGIT]
+    if ch.isalpha() or ch.isspace():
+        return None
+    return frozenset([re.escape(ch)]), _COST.get(ch, 5)
 
 
-def _required_item(op: Any, arg: Any) -> frozenset[str] | None:
-    if op is _c.LITERAL:
-        ch = chr(arg)
-        if ch.isdigit():
-            return frozenset([DIGIT])
-        return None if ch.isalpha() or ch.isspace() else frozenset([ch])
-    if op is _c.CATEGORY:
-        return frozenset([DIGIT]) if arg is _c.CATEGORY_DIGIT else None
-    if op is _c.IN:
-        out: set[str] = set()
-        for o, a in arg:
-            if o is _c.NEGATE:
-                return None
-            if (
-                (o is _c.CATEGORY and a is _c.CATEGORY_DIGIT)
-                or (o is _c.RANGE and ord("0") <= a[0] <= a[1] <= ord("9"))
-                or (o is _c.LITERAL and chr(a).isdigit())
-            ):
-                out.add(DIGIT)
-            elif o is _c.LITERAL and not chr(a).isalpha() and not chr(a).isspace():
-                out.add(chr(a))
+def _union(reqs: list[Requirement]) -> Requirement:
+    probes = frozenset().union(*(r[0] for r in reqs))
+    return probes, sum(_probe_cost(p) for p in probes)
+
+
+def _probe_cost(probe: str) -> int:
+    if probe == DIGIT:
+        return _COST[DIGIT]
+    if len(probe) > 2 and probe.endswith("]") and "[" in probe:
+        return _BIGRAM_COST
+    return _COST.get(probe.replace("\\", ""), 5)
+
+
+def _render_class(atoms: list[tuple[Any, Any]]) -> str | None:
+    """Regex text for a union of single-character atoms, or None when one cannot be rendered."""
+    parts: list[str] = []
+    categories = {
+        _c.CATEGORY_DIGIT: r"\d",
+        _c.CATEGORY_NOT_DIGIT: r"\D",
+        _c.CATEGORY_WORD: r"\w",
+        _c.CATEGORY_NOT_WORD: r"\W",
+        _c.CATEGORY_SPACE: r"\s",
+        _c.CATEGORY_NOT_SPACE: r"\S",
+    }
+    for op, arg in atoms:
+        members = arg if op is _c.IN else [(op, arg)]
+        for o, a in members:
+            if o is _c.LITERAL:
+                parts.append(re.escape(chr(a)))
+            elif o is _c.RANGE:
+                parts.append(f"{re.escape(chr(a[0]))}-{re.escape(chr(a[1]))}")
+            elif o is _c.CATEGORY and a in categories:
+                parts.append(categories[a])
             else:
                 return None
-        return frozenset(out) or None
-    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+    return "[" + "".join(dict.fromkeys(parts)) + "]" if parts else None
+
+
+def _first_atoms(items: Any) -> list[tuple[Any, Any]] | None:
+    """The single-character atoms a match of this sequence can start with (None: unknown)."""
+    for op, arg in items:
+        if op in _ZERO_WIDTH:
+            continue
+        if op in (_c.LITERAL, _c.IN, _c.CATEGORY):
+            return [(op, arg)]
+        if op is _c.SUBPATTERN:
+            return _first_atoms(arg[-1])
+        if op is _c.BRANCH:
+            out: list[tuple[Any, Any]] = []
+            for branch in arg[1]:
+                first = _first_atoms(branch)
+                if first is None:
+                    return None
+                out.extend(first)
+            return out
+        if op in _REPEATS and arg[0] >= 1:
+            return _first_atoms(arg[2])
+        return None
+    return None
+
+
+def _required_item(op: Any, arg: Any) -> Requirement | None:
+    if op is _c.LITERAL:
+        return _single(chr(arg))
+    if op is _c.CATEGORY:
+        return (frozenset([DIGIT]), _COST[DIGIT]) if arg is _c.CATEGORY_DIGIT else None
+    if op is _c.IN:
+        reqs: list[Requirement] = []
+        for o, a in arg:
+            if (o is _c.CATEGORY and a is _c.CATEGORY_DIGIT) or (
+                o is _c.RANGE and ord("0") <= a[0] <= a[1] <= ord("9")
+            ):
+                reqs.append((frozenset([DIGIT]), _COST[DIGIT]))
+            elif o is _c.LITERAL and (single := _single(chr(a))) is not None:
+                reqs.append(single)
+            else:
+                return None  # NEGATE, letters, other categories: too common or unknown
+        return _union(reqs) if reqs else None
+    if op in _REPEATS:
         return _required(arg[2]) if arg[0] >= 1 else None
     if op is _c.SUBPATTERN:
         return _required(arg[-1])
@@ -194,30 +264,53 @@ def _required_item(op: Any, arg: Any) -> frozenset[str] | None:
         found = [_required(b) for b in arg[1]]
         if any(f is None for f in found):
             return None
-        return frozenset().union(*found)  # type: ignore[arg-type]
+        return _union(found)  # type: ignore[arg-type]
     return None
 
 
-def _required(items: Any) -> frozenset[str] | None:
-    """Characters of which every match contains at least one (sound, not complete)."""
-    best: frozenset[str] | None = None
-    for op, arg in items:
+def _punctuation_literal(op: Any, arg: Any) -> str | None:
+    if op is _c.IN and len(arg) == 1:
+        op, arg = arg[0]
+    if op is _c.LITERAL:
+        ch = chr(arg)
+        if not (ch.isalnum() or ch.isspace()):
+            return ch
+    return None
+
+
+def _required(items: Any) -> Requirement | None:
+    """The cheapest requirement of a sequence (sound, not complete)."""
+    items = list(items)
+    options: list[Requirement] = []
+    for i, (op, arg) in enumerate(items):
         found = _required_item(op, arg)
-        if found is not None and (best is None or _cost(found) < _cost(best)):
-            best = found
-    return best
+        if found is not None:
+            options.append(found)
+        mark = _punctuation_literal(op, arg)
+        if mark is not None and i + 1 < len(items):
+            nxt = items[i + 1]
+            first = _first_atoms([nxt]) if not (nxt[0] in _REPEATS and nxt[1][0] == 0) else None
+            rendered = _render_class(first) if first else None
+            if rendered is not None and r"\s" not in rendered and r"\W" not in rendered:
+                options.append((frozenset([re.escape(mark) + rendered]), _BIGRAM_COST))
+    if not options:
+        return None
+    # cheapest; on a tie prefer digits, which other branches of an alternation usually share
+    return min(options, key=lambda r: (r[1], r[0] != frozenset([DIGIT])))
 
 
-def required_class(pattern: str, flags: int = 0) -> str | None:
-    """A one-character regex every match needs, when one is worth checking (else ``None``)."""
+def required_probe(pattern: str, flags: int = 0) -> str | None:
+    """A regex every match contains a match of, when one is worth checking (else ``None``)."""
     try:
         parsed = list(_parser.parse(pattern, flags))
     except Exception:
         return None
     found = _required(parsed)
-    if found is None or _cost(found) > _MAX_USEFUL_COST:
+    if found is None or found[1] > _MAX_USEFUL_COST:
         return None
-    return "[" + "".join(c if c == DIGIT else re.escape(c) for c in sorted(found)) + "]"
+    # always case-insensitive: a pattern can switch IGNORECASE on inline, and a looser probe only
+    # lets more texts through
+    return "(?i)" + "|".join(sorted(found[0]))
 
 
 def compile_pattern(pattern: str, flags: int = 0) -> tuple[Any, bool, bool]:
@@ -248,7 +341,7 @@ class BatchRegex:
         # ^/$ in single-line mode also match inside a text once batched in multi-line mode
         self.anchored = anchored and not flags & re.MULTILINE
         self.batch = re.compile(pattern, flags | re.MULTILINE) if self.safe else None
-        self.required = required_class(pattern, flags)
+        self.required = required_probe(pattern, flags)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -315,14 +408,14 @@ def run_all(
     groups: dict[str | None, list[BatchRegex]] = {}
     for regex in regexes:
         groups.setdefault(regex.required, []).append(regex)
+    all_joined, all_starts = join(texts)
     out: dict[tuple[str, int], dict[int, list[Span]]] = {}
     for required, members in groups.items():
         if required is None:
             index = list(range(len(texts)))
             sub = list(texts)
         else:
-            probe = re.compile(required)
-            index = [i for i, t in enumerate(texts) if probe.search(t)]
+            index = _texts_with(_probe(required), all_joined, all_starts)
             sub = [texts[i] for i in index]
         if not sub:
             continue
@@ -332,3 +425,25 @@ def run_all(
             if found:
                 out[regex.key] = {index[i]: spans for i, spans in found.items()}
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _probe(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _texts_with(probe: re.Pattern[str], joined: str, starts: list[int]) -> list[int]:
+    """Indexes of the texts containing a probe match, one search per hit text (probes are one or
+    two characters long and never contain the separator, so a hit lies within one text)."""
+    found = []
+    pos = 0
+    n = len(starts)
+    while True:
+        match = probe.search(joined, pos)
+        if match is None:
+            return found
+        i = bisect.bisect_right(starts, match.start()) - 1
+        found.append(i)
+        if i + 1 >= n:
+            return found
+        pos = starts[i + 1]

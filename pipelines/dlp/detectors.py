@@ -43,11 +43,12 @@ _CJK = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    start: int  # offsets in the normalised text
+    start: int  # offsets in the normalised text, or in the original one when ``original``
     end: int
     entity: str
     score: float
     detector: str
+    original: bool = False
 
 
 @dataclass(slots=True)
@@ -55,8 +56,10 @@ class Item:
     """One text of a batch, as detectors see it."""
 
     text: str  # normalised
+    original: str = ""
     matches: dict[tuple[str, int], list[Span]] = field(default_factory=dict)
-    ner: list[tuple[int, int, str]] | None = None  # (start, end, presidio entity)
+    # (start, end, presidio entity), offsets in the original text
+    ner: list[tuple[int, int, str]] | None = None
 
 
 def term_regex(terms: Sequence[str]) -> str:
@@ -230,24 +233,17 @@ def _min_phone_digits() -> int:
 
 
 class PresidioAnalyzeDetector(Detector):
-    """A Presidio recognizer with its own ``analyze`` (phone numbers, IBAN), called per text on the
-    texts a pre-filter lets through. The pre-filter is a necessary condition for a hit: the
-    recognizer's own patterns, or for phone numbers a run of at least as many digits as the
-    shortest valid number anywhere, separated by no more than the matcher's punctuation limit."""
+    """A Presidio recognizer with its own ``analyze`` (IBAN, ...), called per text on the texts a
+    pre-filter lets through: the recognizer's own patterns, run batched (a text none of them
+    matches cannot produce a result)."""
 
     def __init__(self, spec: PresidioDetector):
-        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
-
         self.entity = spec.entity
         self.name = f"presidio:{spec.entity}"
         self.min_score = spec.min_score
         self.recognizer = presidio_entities.recognizer(spec.entity)
-        if isinstance(self.recognizer, PhoneRecognizer):
-            n = _min_phone_digits()
-            self._filters = [BatchRegex(rf"\d(?:\D{{0,4}}\d){{{n - 1}}}")]
-        else:
-            flags = getattr(self.recognizer, "global_regex_flags", 0) or 0
-            self._filters = [BatchRegex(p.regex, flags) for p in getattr(self.recognizer, "patterns", [])]
+        flags = getattr(self.recognizer, "global_regex_flags", 0) or 0
+        self._filters = [BatchRegex(p.regex, flags) for p in getattr(self.recognizer, "patterns", [])]
         context = spec.context or ContextSpec(
             raise_words=[w.strip() for w in (self.recognizer.context or [])]
         )
@@ -259,13 +255,82 @@ class PresidioAnalyzeDetector(Detector):
     def triggered(self, item: Item) -> bool:
         return not self._filters or super().triggered(item)
 
+    def _analyze(self, text: str) -> list[Any]:
+        return self.recognizer.analyze(text, [self.entity], None)
+
     def candidates(self, item: Item) -> list[Candidate]:
-        results = self.recognizer.analyze(item.text, [self.entity], None)
         return [
             Candidate(r.start, r.end, self.entity, float(r.score), self.name)
-            for r in results
+            for r in self._analyze(item.text)
             if r.entity_type == self.entity and r.score > 0 and r.end > r.start
         ]
+
+
+_DIGIT = re.compile(r"\d")
+
+
+@functools.cache
+def _region_min_digits(region: str) -> int:
+    """Fewest digits a text needs before libphonenumber can find a valid number for ``region``.
+
+    A number parsed with ``region`` as default is valid either as a national number of that region
+    (at least the region's shortest possible length) or dialled through its international prefix
+    (the prefix, a country code and the shortest national number anywhere). Numbers written with
+    ``+`` do not depend on the region and are handled separately.
+    """
+    from phonenumbers import PhoneMetadata
+
+    meta = PhoneMetadata.metadata_for_region(region)
+    if meta is None or not meta.general_desc.possible_length:
+        return 1
+    national = min(meta.general_desc.possible_length)
+    prefix = meta.international_prefix
+    try:
+        prefix_width = int(_parser_min_width(prefix)) if prefix else 0
+    except Exception:
+        return 1
+    international = prefix_width + 1 + _min_phone_digits() if prefix else national
+    return max(1, min(national, international))
+
+
+def _parser_min_width(pattern: str) -> int:
+    from pipelines.dlp.batch_regex import _parser
+
+    return _parser.parse(pattern).getwidth()[0]
+
+
+class PresidioPhoneDetector(PresidioAnalyzeDetector):
+    """Presidio's phone recognizer (libphonenumber, one matcher per supported region), with two
+    pruning steps that cannot change its results:
+
+    * a text is looked at only if it holds a run of at least as many digits as the shortest valid
+      number anywhere, separated by no more than the matcher's four punctuation characters;
+    * a region is skipped when the text has fewer digits in total than any valid number for that
+      region needs (see :func:`_region_min_digits`), unless the text contains ``+`` (international
+      numbers are found the same way in every region, so all regions run to keep the union exact).
+    """
+
+    def __init__(self, spec: PresidioDetector):
+        super().__init__(spec)
+        n = _min_phone_digits()
+        self._filters = [BatchRegex(rf"\d(?:\D{{0,4}}\d){{{n - 1}}}")]
+        self._regions = tuple(self.recognizer.supported_regions)
+        self._needs = {r: _region_min_digits(r) for r in self._regions}
+        self._pruned: dict[tuple[str, ...], Any] = {self._regions: self.recognizer}
+
+    def _analyze(self, text: str) -> list[Any]:
+        if "+" in text:
+            return self.recognizer.analyze(text, [self.entity], None)
+        digits = len(_DIGIT.findall(text))
+        regions = tuple(r for r in self._regions if digits >= self._needs[r])
+        if not regions:
+            return []
+        recognizer = self._pruned.get(regions)
+        if recognizer is None:
+            cls = type(self.recognizer)
+            recognizer = cls(supported_regions=regions, leniency=self.recognizer.leniency)
+            self._pruned[regions] = recognizer
+        return recognizer.analyze(text, [self.entity], None)
 
 
 class NerDetector(Detector):
@@ -285,7 +350,7 @@ class NerDetector(Detector):
 
     def candidates(self, item: Item) -> list[Candidate]:
         return [
-            Candidate(s, e, self.entity, self.score, self.name)
+            Candidate(s, e, self.entity, self.score, self.name, original=True)
             for s, e, ent in item.ner or ()
             if ent == self.entity
         ]
@@ -345,9 +410,13 @@ def _compile_presidio(spec: Any) -> Detector:
 
     if presidio_entities.is_ner_entity(spec.entity):
         return NerDetector(spec)
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
     cls = presidio_entities.recognizer_classes()[spec.entity]
     if issubclass(cls, PatternRecognizer) and cls.analyze is PatternRecognizer.analyze:
         return PresidioPatternDetector(spec)
+    if issubclass(cls, PhoneRecognizer):
+        return PresidioPhoneDetector(spec)
     return PresidioAnalyzeDetector(spec)
 
 

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipelines.dlp import presidio_entities
 from pipelines.dlp.batch_regex import BatchRegex, run_all
 from pipelines.dlp.detectors import Allow, Candidate, Detector, Item, compile_detector
-from pipelines.dlp.normalize import Normalized, normalize
+from pipelines.dlp.normalize import Normalized, normalize, strip_invisible
 from pipelines.dlp.policy import OperatorSpec, Policy, PolicySet, RuleSpec
 from pipelines.dlp.redact import Span, finding_rank, hash_key, rewrite
 from pipelines.record import DlpAction, Finding, Role
@@ -154,12 +155,14 @@ class Engine:
         hash_key_env: Mapping[str, str] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         skip_ner_when_impossible: bool = True,
+        ner_cache_size: int = 20_000,
     ):
         self.policy_set = policy_set
         self._explicit_env = hash_key_env
         self.env: Mapping[str, str] = self._explicit_env if self._explicit_env is not None else os.environ
         self.batch_size = batch_size
         self.skip_ner_when_impossible = skip_ner_when_impossible
+        self.ner_cache_size = ner_cache_size
         self._compile()
 
     # -- compilation ---------------------------------------------------------------------------
@@ -191,6 +194,11 @@ class Engine:
             config = presidio_entities.ner_configuration()
             self._ner_map = dict(config.model_to_presidio_entity_mapping)
         self._scope_cache: dict[Scope, _Plan] = {}
+        self._ner_cache: OrderedDict[str, list[tuple[int, int, str]]] | None = (
+            OrderedDict() if self.ner_cache_size > 0 else None
+        )
+        self.ner_calls = 0  # texts spaCy actually read
+        self.ner_cache_hits = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -198,6 +206,7 @@ class Engine:
             "env": self._explicit_env,
             "batch_size": self.batch_size,
             "skip": self.skip_ner_when_impossible,
+            "ner_cache_size": self.ner_cache_size,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -206,7 +215,14 @@ class Engine:
             hash_key_env=state["env"],
             batch_size=state["batch_size"],
             skip_ner_when_impossible=state["skip"],
+            ner_cache_size=state["ner_cache_size"],
         )
+
+    def clear_caches(self) -> None:
+        """Forget cached NER results (benchmarks use this to start cold)."""
+        if self._ner_cache is not None:
+            self._ner_cache.clear()
+        self.ner_calls = self.ner_cache_hits = 0
 
     def _plan_for(self, scope: Scope) -> _Plan:
         plan = self._scope_cache.get(scope)
@@ -247,7 +263,7 @@ class Engine:
         norms = [normalize(text) for text, _ in items]
         plans = [self._plan_for(scope) for _, scope in items]
         texts = [n.text for n in norms]
-        work = [Item(t) for t in texts]
+        work = [Item(n.text, n.original) for n in norms]
         for key, found in run_all(list(self.regexes.values()), texts).items():
             for i, spans in found.items():
                 work[i].matches[key] = spans
@@ -261,17 +277,41 @@ class Engine:
         return not self.skip_ner_when_impossible or not text.isascii() or _UPPER.search(text) is not None
 
     def _run_ner(self, work: list[Item], plans: list[_Plan]) -> None:
-        todo = [i for i, item in enumerate(work) if plans[i].ner and self.ner_may_find(item.text)]
+        """spaCy NER over the batch. The model reads the text as sent, less invisible characters:
+        NFKC would turn CJK punctuation into ASCII and change how the English model tokenises it.
+        Results are cached per text (chat repeats itself: "OK", "Thanks!", templated notices)."""
+        todo: dict[str, list[int]] = {}
+        light: dict[str, Normalized] = {}
+        for i, item in enumerate(work):
+            if not plans[i].ner or not self.ner_may_find(item.text):
+                continue
+            stripped = strip_invisible(item.original)
+            cached = self._ner_cache.get(stripped.text) if self._ner_cache is not None else None
+            if cached is not None:
+                self.ner_cache_hits += 1
+                item.ner = _to_original(cached, stripped)
+                continue
+            todo.setdefault(stripped.text, []).append(i)
+            light[stripped.text] = stripped
         if not todo:
             return
         assert self._nlp is not None
-        docs = self._nlp.pipe((work[i].text for i in todo), batch_size=256)
-        for i, doc in zip(todo, docs, strict=True):
-            work[i].ner = [
+        # similar lengths batch better in spaCy; each doc is processed on its own, so order does not
+        # change results
+        texts = sorted(todo, key=len)
+        self.ner_calls += len(texts)
+        for text, doc in zip(texts, self._nlp.pipe(texts, batch_size=256), strict=True):
+            ents = [
                 (ent.start_char, ent.end_char, self._ner_map[ent.label_])
                 for ent in doc.ents
                 if ent.label_ in self._ner_map
             ]
+            if self._ner_cache is not None:
+                self._ner_cache[text] = ents
+                if len(self._ner_cache) > self.ner_cache_size:
+                    self._ner_cache.popitem(last=False)
+            for i in todo[text]:
+                work[i].ner = _to_original(ents, strip_invisible(work[i].original))
 
     def _verdict(self, norm: Normalized, plan: _Plan, item: Item) -> Verdict:
         text = norm.original
@@ -287,15 +327,16 @@ class Engine:
         for k in sorted(hit):
             rule, det = plan.pairs[k]
             for cand in det.find(item):
-                if rule.allow and rule.allow.allows(item.text[cand.start : cand.end]):
+                if not cand.original:
+                    start, end = norm.to_original(cand.start, cand.end)
+                    cand = replace(cand, start=start, end=end, original=True)
+                if rule.allow and rule.allow.allows(text[cand.start : cand.end]):
                     continue
                 by_rule.setdefault(plan.rule_index[k], []).append(cand)
         findings: list[tuple[_Rule, Candidate, int, int]] = []
         for r, cands in sorted(by_rule.items()):
             rule = plan.rules[r]
-            for cand in _resolve(cands):
-                start, end = norm.to_original(cand.start, cand.end)
-                findings.append((rule, cand, start, end))
+            findings.extend((rule, cand, cand.start, cand.end) for cand in _resolve(cands))
         if not findings:
             return Verdict(DlpAction.NONE, [], [], text, None)
         findings.sort(key=lambda f: (f[2], f[3], f[0].spec.id, f[1].entity))
@@ -325,6 +366,10 @@ class Engine:
             redacted_text=redacted,
             reason=_reason(action, [f[0] for f in findings]),
         )
+
+
+def _to_original(ents: list[tuple[int, int, str]], stripped: Normalized) -> list[tuple[int, int, str]]:
+    return [(*stripped.to_original(s, e), ent) for s, e, ent in ents if e > s]
 
 
 def _resolve(cands: list[Candidate]) -> list[Candidate]:

@@ -83,3 +83,12 @@ def normalize(text: str) -> Normalized:
         ends.extend([j] * len(folded))
         i = j
     return Normalized(text, "".join(out), tuple(starts), tuple(ends))
+
+
+def strip_invisible(text: str) -> Normalized:
+    """Only the invisible characters removed (no NFKC): the input for language models, which read
+    punctuation and width as written."""
+    if text.isascii() or not any(ch in REMOVED for ch in text):
+        return Normalized(text, text)
+    kept = [i for i, ch in enumerate(text) if ch not in REMOVED]
+    return Normalized(text, "".join(text[i] for i in kept), tuple(kept), tuple(i + 1 for i in kept))

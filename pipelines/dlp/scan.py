@@ -18,6 +18,7 @@ from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.record import Channel, Direction, Kind
 
 SCOPE_ENUMS = {"channel": Channel, "direction": Direction, "kind": Kind}
+_VALID = {key: frozenset(e.value for e in enum) for key, enum in SCOPE_ENUMS.items()}
 
 
 @dataclass
@@ -45,12 +46,12 @@ def parse_line(raw: bytes, number: int) -> tuple[Any, str, Scope] | dict[str, An
     if not isinstance(text, str):
         return {"line": number, "error": "missing text: each line needs a string field 'text'"}
     values: dict[str, Any] = {}
-    for key, enum in SCOPE_ENUMS.items():
+    for key, valid in _VALID.items():
         value = obj.get(key)
         if value is not None:
-            valid = [e.value for e in enum]
-            if value not in valid:
-                return {"line": number, "error": f"unknown {key} {value!r}; valid: {', '.join(valid)}"}
+            if not isinstance(value, str) or value not in valid:
+                names = ", ".join(e.value for e in SCOPE_ENUMS[key])
+                return {"line": number, "error": f"unknown {key} {value!r}; valid: {names}"}
             values[key] = value
     for key in ("org", "sub_org"):
         if obj.get(key) is not None:

@@ -1,0 +1,218 @@
+"""``vigil dlp dry-run``: what a policy change would change, replayed on archived traffic.
+
+Every archived message body is inspected with the NEW policy set and compared with the CURRENT
+verdict: either the one stored in the archive (what the pipeline decided when it archived the
+message) or, with ``--against``, a fresh verdict from another policy set. Changes are attributed
+to rules:
+
+* newly blocked / redacted / flagged: the message's action got stronger; counted for each rule of
+  the new policy with that action that hit it;
+* released: the action got weaker; counted for each rule of the current verdict that no longer
+  hits (or, when the same rules still hit with a weaker action, for those rules).
+
+Samples show the body with every finding of either side replaced by its entity label, so a
+report never shows a secret in clear, whichever policy found it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.dlp.engine import Engine, Scope, Verdict
+from pipelines.dlp.policy import OperatorSpec, PolicySet
+from pipelines.dlp.redact import Span, rewrite
+from pipelines.progress import report
+from pipelines.record import DlpAction
+
+COLUMNS = [
+    "record_id",
+    "body",
+    "channel",
+    "direction",
+    "kind",
+    "org",
+    "sub_org",
+    "sender",
+    "recipients",
+    "dlp_action",
+    "dlp_rule_ids",
+    "dlp_findings",
+    "dlp_policy",
+]
+CHANGES = ("blocked", "redacted", "flagged", "released")
+SAMPLE_CHARS = 200
+_LABEL = OperatorSpec(type="replace")
+
+
+def archive_rows(archive: Path, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of the archive's live, committed record files."""
+    from pipelines.archive.reader import iter_rows
+
+    return iter_rows(Path(archive), columns)
+
+
+@dataclass
+class RuleChanges:
+    counts: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass
+class DryRunReport:
+    new_policy: str
+    current_policy: str
+    messages: int = 0
+    skipped: int = 0  # records without a body (events)
+    changed: int = 0
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rules: dict[str, RuleChanges] = field(default_factory=lambda: defaultdict(RuleChanges))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "new_policy": self.new_policy,
+            "current_policy": self.current_policy,
+            "messages": self.messages,
+            "skipped_without_body": self.skipped,
+            "changed": self.changed,
+            "transitions": [
+                {"from": old, "to": new, "messages": n} for (old, new), n in sorted(self.transitions.items())
+            ],
+            "rules": {
+                rule_id: {"counts": dict(rc.counts), "samples": dict(rc.samples)}
+                for rule_id, rc in sorted(self.rules.items())
+            },
+        }
+
+
+@dataclass(frozen=True)
+class _Current:
+    action: DlpAction
+    rule_ids: tuple[str, ...]
+    findings: tuple[tuple[int, int, str], ...]  # (start, end, entity)
+
+
+def _stored(row: Mapping[str, Any]) -> _Current:
+    findings = tuple((f["start"], f["end"], f["entity"]) for f in row.get("dlp_findings") or [])
+    return _Current(
+        DlpAction(row.get("dlp_action") or "none"), tuple(row.get("dlp_rule_ids") or ()), findings
+    )
+
+
+def _fresh(verdict: Verdict) -> _Current:
+    findings = tuple((f.start, f.end, f.entity) for f in verdict.findings)
+    return _Current(verdict.action, tuple(verdict.rule_ids), findings)
+
+
+def safe_sample(body: str, *finding_sets: Iterable[tuple[int, int, str]]) -> str:
+    """The body with every finding replaced by its label, shortened for a report."""
+    spans = [
+        Span(s, e, entity, _LABEL, (e - s, entity))
+        for findings in finding_sets
+        for s, e, entity in findings
+        if e > s
+    ]
+    text = rewrite(body, spans)
+    return text if len(text) <= SAMPLE_CHARS else text[: SAMPLE_CHARS - 1] + "…"
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def dry_run(
+    new: PolicySet,
+    archive: Path,
+    *,
+    against: PolicySet | None = None,
+    samples: int = 3,
+    rows: Iterable[dict[str, Any]] | None = None,
+    batch_size: int = 1024,
+) -> DryRunReport:
+    """Replay the archive (or ``rows``) through ``new`` and report the differences per rule."""
+    engine = Engine(new)
+    current_engine = Engine(against) if against is not None else None
+    report_ = DryRunReport(
+        new_policy=new.label, current_policy=against.label if against else "stored verdicts"
+    )
+    source = rows if rows is not None else archive_rows(archive, COLUMNS)
+    new_actions = {rule_id: DlpAction(rule.action) for rule_id, (_, rule) in new.rules.items()}
+    for batch in _batches(source, batch_size):
+        with_body = [r for r in batch if isinstance(r.get("body"), str) and r["body"]]
+        report_.skipped += len(batch) - len(with_body)
+        items = [(r["body"], Scope.from_row(r)) for r in with_body]
+        verdicts = engine.inspect_many(items)
+        if current_engine is not None:
+            currents = [_fresh(v) for v in current_engine.inspect_many(items)]
+        else:
+            currents = [_stored(r) for r in with_body]
+        for row, verdict, current in zip(with_body, verdicts, currents, strict=True):
+            report_.messages += 1
+            _compare(report_, row["body"], verdict, current, new_actions, samples)
+        report(f"dry-run: {new.id}", len(batch))
+    return report_
+
+
+def _compare(
+    report_: DryRunReport,
+    body: str,
+    verdict: Verdict,
+    current: _Current,
+    new_actions: Mapping[str, DlpAction],
+    samples: int,
+) -> None:
+    old, new = current.action, verdict.action
+    report_.transitions[(old.value, new.value)] += 1
+    if old == new and set(current.rule_ids) == set(verdict.rule_ids):
+        return
+    report_.changed += 1
+    sample = None
+    changes: list[tuple[str, str]] = []
+    if new.strength > old.strength:
+        change = {DlpAction.BLOCK: "blocked", DlpAction.REDACT: "redacted", DlpAction.FLAG: "flagged"}[new]
+        changes = [(rule_id, change) for rule_id in verdict.rule_ids if new_actions.get(rule_id) == new]
+    elif new.strength < old.strength:
+        gone = [rule_id for rule_id in current.rule_ids if rule_id not in verdict.rule_ids]
+        changes = [(rule_id, "released") for rule_id in (gone or current.rule_ids)]
+    for rule_id, change in changes:
+        entry = report_.rules[rule_id]
+        entry.counts[change] += 1
+        if len(entry.samples[change]) < samples:
+            if sample is None:
+                sample = safe_sample(
+                    body, current.findings, [(f.start, f.end, f.entity) for f in verdict.findings]
+                )
+            entry.samples[change].append(sample)
+
+
+def format_report(report_: DryRunReport) -> str:
+    lines = [
+        f"dry run: {report_.new_policy} against {report_.current_policy}",
+        f"{report_.messages} message(s) replayed ({report_.skipped} record(s) without a body skipped), "
+        f"{report_.changed} would change",
+    ]
+    moved = [(k, n) for k, n in sorted(report_.transitions.items()) if k[0] != k[1]]
+    if moved:
+        lines.append("actions: " + ", ".join(f"{old} -> {new}: {n}" for (old, new), n in moved))
+    if not report_.rules:
+        lines.append("no rule changes what happens to any message")
+        return "\n".join(lines)
+    lines.append("")
+    lines.append(f"{'rule':<36}" + "".join(f"{c:>10}" for c in CHANGES))
+    for rule_id, entry in sorted(report_.rules.items()):
+        lines.append(f"{rule_id:<36}" + "".join(f"{entry.counts.get(c, 0):>10}" for c in CHANGES))
+    for rule_id, entry in sorted(report_.rules.items()):
+        for change in CHANGES:
+            for sample in entry.samples.get(change, []):
+                lines.append(f"  {rule_id} {change}: {sample}")
+    return "\n".join(lines)
