@@ -1,0 +1,110 @@
+"""``vigil dlp dry-run``: replaying a real archive through a changed policy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from factories import event, write_jsonl
+from helpers import ingest
+
+from pipelines.cli import main
+from pipelines.dlp import load_policy_set
+from pipelines.dlp.dryrun import dry_run, format_report, safe_sample
+
+RULES = Path(__file__).parent.parent / "dlp_rules"
+SECRET_CARD = "4012 8888 8888 1881"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dryrun")
+    events = [event(i) for i in range(4)]  # "Message number i about the quarterly review."
+    events += [
+        event(10, body=f"card {SECRET_CARD} please"),
+        event(11, body="keep this between us"),
+        event(12, body="the password is Tr0ub4dor&3"),
+        event(13, kind="event", event_type="participant_added", body=None),
+    ]
+    write_jsonl(root / "in" / "events-2026-01-05.jsonl", events)
+    ingest(root / "in", root / "archive")  # the real pipeline, with the active policy set
+    return root / "archive"
+
+
+@pytest.fixture
+def changed_rules(tmp_path) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules, ignore=shutil.ignore_patterns("*.tests.yaml", "conftest.py", "__*"))
+    pii = (rules / "pii.yaml").read_text(encoding="utf-8")
+    # cards: redact -> block
+    pii = pii.replace(
+        "  - id: pii.card-number\n    description: Payment card numbers must not be sent in clear text\n"
+        "    severity: high\n    action: redact",
+        "  - id: pii.card-number\n    description: Payment card numbers must not be sent in clear text\n"
+        "    severity: high\n    action: block",
+    )
+    (rules / "pii.yaml").write_text(pii, encoding="utf-8")
+    # conduct dropped, a new flag rule added
+    (rules / "review.yaml").write_text(
+        "id: review\ndescription: new\nrules:\n"
+        "  - id: review.quarterly\n    description: Quarterly reviews\n    severity: low\n    action: flag\n"
+        "    detectors:\n      - {type: lexicon, terms: [quarterly review]}\n",
+        encoding="utf-8",
+    )
+    (rules / "active.yaml").write_text("policy_set: next\npolicies: [pii.yaml, secrets.yaml, review.yaml]\n")
+    return rules
+
+
+def test_changes_per_rule_against_stored_verdicts(archive, changed_rules) -> None:
+    result = dry_run(load_policy_set(changed_rules), archive)
+    # 7 messages, the employee notice the pipeline archived for the blocked one, and one event
+    assert (result.messages, result.skipped) == (8, 1)
+    assert result.current_policy == "stored verdicts"
+    counts = {rule: dict(entry.counts) for rule, entry in result.rules.items()}
+    assert counts == {
+        "pii.card-number": {"blocked": 1},
+        "conduct.secrecy": {"released": 1},
+        "review.quarterly": {"flagged": 4},
+    }
+    assert result.transitions[("redact", "block")] == 1
+    assert result.transitions[("flag", "none")] == 1
+    assert result.transitions[("block", "block")] == 1  # the password: unchanged
+    assert result.changed == 6
+
+
+def test_samples_never_show_secrets(archive, changed_rules) -> None:
+    result = dry_run(load_policy_set(changed_rules), archive, samples=5)
+    samples = [s for entry in result.rules.values() for group in entry.samples.values() for s in group]
+    assert "card <CREDIT_CARD> please" in samples
+    assert all(SECRET_CARD not in s and "Tr0ub4dor" not in s for s in samples)
+    text = format_report(result)
+    assert "pii.card-number" in text and SECRET_CARD not in text
+
+
+def test_released_samples_hide_what_the_old_policy_found() -> None:
+    assert safe_sample("pin 1234 and card 4012", [(4, 8, "PIN")], []) == "pin <PIN> and card 4012"
+
+
+def test_against_a_policy_matches_the_stored_verdicts(archive, changed_rules) -> None:
+    stored = dry_run(load_policy_set(changed_rules), archive)
+    fresh = dry_run(load_policy_set(changed_rules), archive, against=load_policy_set(RULES))
+    assert fresh.current_policy.startswith("active@")
+    assert {r: dict(e.counts) for r, e in fresh.rules.items()} == {
+        r: dict(e.counts) for r, e in stored.rules.items()
+    }
+
+
+def test_cli_json(archive, changed_rules, capsys) -> None:
+    code = main(["dlp", "dry-run", "--policy", str(changed_rules), "--archive", str(archive), "--json"])
+    assert not code
+    report = json.loads(capsys.readouterr().out)
+    assert report["messages"] == 8 and report["changed"] == 6
+    assert report["rules"]["pii.card-number"]["counts"] == {"blocked": 1}
+
+
+def test_no_change_when_replaying_the_same_policy(archive, capsys) -> None:
+    main(["dlp", "dry-run", "--policy", str(RULES), "--archive", str(archive)])
+    out = capsys.readouterr().out
+    assert "0 would change" in out and "no rule changes what happens to any message" in out
