@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from dlp_helpers import engine_for, rule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.dlp import Scope
 
@@ -139,3 +141,48 @@ def test_context_words(tmp_path, context, text, found, score) -> None:
 def test_allow_list(tmp_path, allow, text, found) -> None:
     engine = engine_for(tmp_path, [rule("t.r", [{"type": "presidio", "entity": "CREDIT_CARD"}], allow=allow)])
     assert bool(engine.inspect(text, Scope()).findings) is found
+
+
+_PHONE_TEXT = st.lists(
+    st.sampled_from(
+        ["0", "1", "2", "4", "7", "9", " ", "-", "(", ")", "+", "call ", "ext ", "x", "020 ", "011 ", "00"]
+    ),
+    max_size=14,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_PHONE_TEXT)
+def test_phone_region_pruning_never_changes_presidio_results(text: str) -> None:
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    from pipelines.dlp.detectors import PresidioPhoneDetector
+    from pipelines.dlp.policy import PresidioDetector
+
+    pruned = PresidioPhoneDetector(PresidioDetector(type="presidio", entity="PHONE_NUMBER"))
+    full = PhoneRecognizer().analyze(text, ["PHONE_NUMBER"])
+    assert [(r.start, r.end, r.score) for r in pruned._analyze(text)] == [
+        (r.start, r.end, r.score) for r in full
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 030 1234567",
+        "ring 0049 30 1234567",
+        "us 011 44 20 7946 0958",
+        "in 022 2345 6789",
+        "otp 4821",
+        "+44 20 7946 0958",
+    ],
+)
+def test_phone_region_pruning_examples(text: str) -> None:
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    from pipelines.dlp.detectors import PresidioPhoneDetector
+    from pipelines.dlp.policy import PresidioDetector
+
+    pruned = PresidioPhoneDetector(PresidioDetector(type="presidio", entity="PHONE_NUMBER"))
+    full = PhoneRecognizer().analyze(text, ["PHONE_NUMBER"])
+    assert [(r.start, r.end) for r in pruned._analyze(text)] == [(r.start, r.end) for r in full]
