@@ -1,0 +1,359 @@
+"""The search query, independent of any engine.
+
+A :class:`Query` is free text (an AST of words, phrases, prefixes and AND/OR/NOT) plus filters
+that all must hold (channel, participants, dates, DLP verdict, ...). It is built by
+:func:`pipelines.search.parse.parse_query` from what a user types, and compiled by
+``pipelines.search.sql`` (DuckDB over the archive) and ``pipelines.search.dsl`` (Elasticsearch);
+both give it the same meaning, defined by :mod:`pipelines.search.text` for the words.
+
+Filters, as typed (repeat a key, or separate values with commas, to accept any of them):
+
+=================  ===========================================================================
+``channel:``       sms, mms, voicemail, whatsapp, wechat, line, teams
+``participant:``   party id, handle (phone, WeChat/LINE id) or display name, on any side
+                   (sender, recipients, participants); case-insensitive. Repeated: *all* of them
+``conversation:``  a conversation id
+``direction:``     inbound, outbound, internal, system
+``kind:``          message, auto_message, event
+``type:``          an event type (opted_in, window_expired, transferred, ...)
+``from:`` ``to:``  a date (whole UTC days, both ends included) or an ISO date-time
+``dlp:``           the record's DLP verdict: none, flag, redact, block
+``rule:``          a DLP rule id, or the start of one (``rule:pii`` = every ``pii.*`` rule)
+``org:``           an organisation, or ``org/sub-organisation``
+=================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from pipelines.errors import QueryError
+from pipelines.record import Channel, Direction, DlpAction, EventType, Kind
+from pipelines.search import text as textmod
+
+UTC = dt.UTC
+
+# ---------------------------------------------------------------------------------------------
+# free text
+
+
+@dataclass(frozen=True)
+class Word:
+    """A bare word. Punctuation inside splits it into tokens that must be consecutive."""
+
+    text: str
+
+    @property
+    def segments(self) -> list[textmod.Segment]:
+        return textmod.segments(self.text)
+
+    def render(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Consecutive tokens (``"settlement date"``); CJK text in it matches as a substring."""
+
+    text: str
+
+    @property
+    def segments(self) -> list[textmod.Segment]:
+        return textmod.segments(self.text)
+
+    def render(self) -> str:
+        return f'"{self.text}"'
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The start of a Latin token (``settl*``)."""
+
+    text: str
+
+    @property
+    def segments(self) -> list[textmod.Segment]:
+        return textmod.segments(self.text)
+
+    def render(self) -> str:
+        return f"{self.text}*"
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Node, ...]
+
+    def render(self) -> str:
+        return "(" + " AND ".join(i.render() for i in self.items) + ")"
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Node, ...]
+
+    def render(self) -> str:
+        return "(" + " OR ".join(i.render() for i in self.items) + ")"
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Node
+
+    def render(self) -> str:
+        return f"NOT {self.item.render()}"
+
+
+Leaf = Word | Phrase | Prefix
+Node = Word | Phrase | Prefix | And | Or | Not
+
+
+def leaves(node: Node | None, *, positive: bool = True) -> list[Leaf]:
+    """Words, phrases and prefixes of the tree; with ``positive``, only those not under a NOT
+    (what highlighting emphasises)."""
+    if node is None:
+        return []
+    if isinstance(node, And | Or):
+        return [leaf for item in node.items for leaf in leaves(item, positive=positive)]
+    if isinstance(node, Not):
+        return [] if positive else leaves(node.item, positive=positive)
+    return [node]
+
+
+def node_to_dict(node: Node | None) -> Any:
+    """JSON form of the tree (what the audit log keeps)."""
+    if node is None:
+        return None
+    if isinstance(node, And):
+        return {"and": [node_to_dict(i) for i in node.items]}
+    if isinstance(node, Or):
+        return {"or": [node_to_dict(i) for i in node.items]}
+    if isinstance(node, Not):
+        return {"not": node_to_dict(node.item)}
+    kind = {Word: "word", Phrase: "phrase", Prefix: "prefix"}[type(node)]
+    return {kind: node.text}
+
+
+# ---------------------------------------------------------------------------------------------
+# filters
+
+
+@dataclass(frozen=True)
+class OrgRef:
+    org: str
+    sub_org: str | None = None
+
+    def render(self) -> str:
+        return self.org if self.sub_org is None else f"{self.org}/{self.sub_org}"
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    key: str
+    attribute: str  # Query field it fills
+    help: str
+    example: str
+    choices: tuple[str, ...] = ()
+    repeat: str = "any"  # any: OR of the values; all: AND; once: a single value
+
+
+def _choices(enum: Iterable[Any]) -> tuple[str, ...]:
+    return tuple(str(e.value) for e in enum)
+
+
+FILTERS: dict[str, FilterSpec] = {
+    spec.key: spec
+    for spec in (
+        FilterSpec("channel", "channels", "channel", "channel:wechat", _choices(Channel)),
+        FilterSpec(
+            "participant",
+            "participants",
+            "party id, handle or name",
+            "participant:+85291234567",
+            repeat="all",
+        ),
+        FilterSpec("conversation", "conversations", "conversation id", "conversation:conv-1"),
+        FilterSpec("direction", "directions", "direction", "direction:outbound", _choices(Direction)),
+        FilterSpec("kind", "kinds", "kind", "kind:auto_message", _choices(Kind)),
+        FilterSpec("type", "event_types", "event type", "type:opted_in", _choices(EventType)),
+        FilterSpec("from", "time_from", "first day (UTC) or date-time", "from:2026-01-05", repeat="once"),
+        FilterSpec("to", "time_to", "last day (UTC) or date-time", "to:2026-01-31", repeat="once"),
+        FilterSpec("dlp", "dlp_actions", "DLP verdict", "dlp:block", _choices(DlpAction)),
+        FilterSpec("rule", "rules", "DLP rule id or its start", "rule:pii.card"),
+        FilterSpec("org", "orgs", "organisation or org/sub-organisation", "org:acme/wealth-hk"),
+    )
+}
+ALIASES = {"event_type": "type", "participants": "participant", "channels": "channel", "action": "dlp"}
+
+
+def filter_spec(key: str) -> FilterSpec:
+    name = ALIASES.get(key.lower(), key.lower())
+    spec = FILTERS.get(name)
+    if spec is None:
+        known = ", ".join(f"{k}:" for k in FILTERS)
+        raise QueryError(
+            f"unknown filter {key}: — known filters are {known}. "
+            f'To search for the text itself, put it in quotes: "{key}:…"'
+        )
+    return spec
+
+
+@dataclass(frozen=True)
+class Query:
+    """Free text plus filters, all of which must hold. Build with ``parse_query`` or
+    :meth:`with_filter`; immutable."""
+
+    text: Node | None = None
+    channels: tuple[str, ...] = ()
+    participants: tuple[str, ...] = ()
+    conversations: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    dlp_actions: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    orgs: tuple[OrgRef, ...] = ()
+    time_from: dt.datetime | None = None  # inclusive, UTC
+    time_to: dt.datetime | None = None  # exclusive, UTC
+    raw: str = field(default="", compare=False)
+
+    def with_filter(self, key: str, value: str) -> Query:
+        """A copy with one more ``key:value`` filter (validated; the error says how to fix it)."""
+        spec = filter_spec(key)
+        values = [v.strip() for v in _split_values(value, spec)]
+        if not values or not all(values):
+            raise QueryError(f"filter {spec.key}: needs a value, e.g. {spec.example}")
+        query = self
+        for item in values:
+            query = _add(query, spec, item)
+        return query
+
+    @property
+    def has_text(self) -> bool:
+        return self.text is not None
+
+    def date_bounds(self) -> tuple[dt.date | None, dt.date | None]:
+        """First and last UTC day that can hold a match (for partition pruning)."""
+        first = self.time_from.date() if self.time_from else None
+        last = (self.time_to - dt.timedelta(microseconds=1)).date() if self.time_to else None
+        return first, last
+
+    def to_dict(self) -> dict[str, Any]:
+        """Structured form for the audit log and ``--json`` output: only what is set."""
+        out: dict[str, Any] = {}
+        if self.text is not None:
+            out["text"] = self.text.render()
+            out["text_tree"] = node_to_dict(self.text)
+        for f in fields(self):
+            if f.name in ("text", "raw"):
+                continue
+            value = getattr(self, f.name)
+            if not value:
+                continue
+            if isinstance(value, dt.datetime):
+                out[f.name] = show_time(value, end=f.name == "time_to")
+            elif f.name == "orgs":
+                out[f.name] = [o.render() for o in value]
+            else:
+                out[f.name] = list(value)
+        return out
+
+    def render(self) -> str:
+        """A canonical query string that parses back to this query."""
+        parts = [self.text.render()] if self.text is not None else []
+        for key, spec in FILTERS.items():
+            value = getattr(self, spec.attribute)
+            if not value:
+                continue
+            if isinstance(value, dt.datetime):
+                parts.append(f"{key}:{show_time(value, end=key == 'to')}")
+                continue
+            for item in value:
+                shown = item.render() if isinstance(item, OrgRef) else item
+                parts.append(f'{key}:"{shown}"' if any(c.isspace() for c in shown) else f"{key}:{shown}")
+        return " ".join(parts)
+
+
+def _split_values(value: str, spec: FilterSpec) -> list[str]:
+    if spec.choices or spec.key in ("rule", "conversation", "org"):
+        return value.split(",")
+    return [value]
+
+
+def _add(query: Query, spec: FilterSpec, value: str) -> Query:
+    if spec.choices:
+        value = value.lower()
+        if value not in spec.choices:
+            raise QueryError(
+                f"{spec.key}:{value} is not a known {spec.help}; use one of: {', '.join(spec.choices)}"
+            )
+    if spec.key == "from":
+        if query.time_from is not None:
+            raise QueryError("from: is given twice; keep one (the first day to include)")
+        return replace(query, time_from=parse_time(value, end=False, key="from"))
+    if spec.key == "to":
+        if query.time_to is not None:
+            raise QueryError("to: is given twice; keep one (the last day to include)")
+        return replace(query, time_to=parse_time(value, end=True, key="to"))
+    if spec.key == "org":
+        org, _, sub = value.partition("/")
+        if not org or (_ and not sub):
+            raise QueryError(f"org:{value} is not an organisation; write org:acme or org:acme/wealth-hk")
+        item: Any = OrgRef(org, sub or None)
+    elif spec.key == "participant":
+        item = normalise_party(value)
+    elif spec.key == "rule":
+        item = value.rstrip("*")
+        if not item:
+            raise QueryError("rule: needs a rule id or its start, e.g. rule:pii.card")
+    else:
+        item = value
+    current = getattr(query, spec.attribute)
+    if item in current:
+        return query
+    return replace(query, **{spec.attribute: (*current, item)})
+
+
+def normalise_party(value: str) -> str:
+    """A phone number written with spaces or dashes in its E.164 form; anything else as typed
+    (the engines compare case-insensitively)."""
+    compact = "".join(ch for ch in value if ch not in " -().")
+    if len(compact) >= 6 and compact.lstrip("+").isdigit():
+        return compact
+    return value
+
+
+def parse_time(value: str, *, end: bool, key: str) -> dt.datetime:
+    """``YYYY-MM-DD`` (a whole UTC day: from its start, or to its end) or an ISO date-time."""
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            start = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + dt.timedelta(days=1) if end else start
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(
+            f"{key}:{value} is not a date; write {key}:2026-01-31 or {key}:2026-01-31T17:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment + dt.timedelta(microseconds=1) if end else moment
+
+
+def show_time(value: dt.datetime, *, end: bool) -> str:
+    """A bound as the user would write it (``to:`` is inclusive: its last day or instant)."""
+    if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
+        return ((value - dt.timedelta(days=1)) if end else value).date().isoformat()
+    shown = (value - dt.timedelta(microseconds=1)) if end else value
+    return shown.isoformat().replace("+00:00", "Z")
+
+
+def check_range(query: Query) -> Query:
+    if query.time_from and query.time_to and query.time_from >= query.time_to:
+        raise QueryError(
+            f"from: {query.time_from.date()} is after to: {query.time_to.date()}; swap them or fix the dates"
+        )
+    return query

@@ -1,0 +1,172 @@
+"""Query parsing: free text to a tree, filters validated, mistakes explained with the fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipelines.errors import QueryError
+from pipelines.search.parse import join_words, parse_query
+from pipelines.search.query import And, Not, Or, OrgRef, Phrase, Prefix, Query, Word
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [
+        ("settlement", Word("settlement")),
+        ("settlement date", And((Word("settlement"), Word("date")))),
+        ('"settlement date"', Phrase("settlement date")),
+        ("settl*", Prefix("settl")),
+        ("card AND iban", And((Word("card"), Word("iban")))),
+        ("card OR iban OR swift", Or((Word("card"), Word("iban"), Word("swift")))),
+        ("card NOT test", And((Word("card"), Not(Word("test"))))),
+        ("NOT NOT card", Not(Not(Word("card")))),
+        (
+            "card AND (swift OR iban) NOT test",
+            And((Word("card"), Or((Word("swift"), Word("iban"))), Not(Word("test")))),
+        ),
+        ("(a b) c", And((Word("a"), Word("b"), Word("c")))),  # nested ANDs flatten
+        ("a OR b c", Or((Word("a"), And((Word("b"), Word("c")))))),  # AND binds tighter than OR
+        ("结算日期 確認", And((Word("结算日期"), Word("確認")))),
+        ("价*", Word("价")),  # CJK already matches as a substring
+        ("android and or", And((Word("android"), Word("and"), Word("or")))),  # lower case: words
+        ("ANDROID NOTE", And((Word("ANDROID"), Word("NOTE")))),  # operators only as whole words
+        ("e-mail", Word("e-mail")),
+        ("", None),
+    ],
+)
+def test_free_text_becomes_a_tree(text: str, tree: object) -> None:
+    assert parse_query(text).text == tree
+
+
+def test_filters_fill_the_query_and_leave_the_text() -> None:
+    query = parse_query(
+        "card channel:wechat participant:+85291234567 from:2026-01-05 to:2026-01-31 dlp:block "
+        "rule:pii.card kind:auto_message type:opted_in direction:outbound org:acme conversation:conv-1"
+    )
+    assert query.text == Word("card")
+    assert query.channels == ("wechat",)
+    assert query.participants == ("+85291234567",)
+    assert query.time_from == dt.datetime(2026, 1, 5, tzinfo=UTC)
+    assert query.time_to == dt.datetime(2026, 2, 1, tzinfo=UTC)  # the whole last day is included
+    assert query.dlp_actions == ("block",)
+    assert query.rules == ("pii.card",)
+    assert query.kinds == ("auto_message",)
+    assert query.event_types == ("opted_in",)
+    assert query.directions == ("outbound",)
+    assert query.orgs == (OrgRef("acme"),)
+    assert query.conversations == ("conv-1",)
+
+
+@pytest.mark.parametrize(
+    ("text", "attribute", "expected"),
+    [
+        ("channel:wechat,line", "channels", ("wechat", "line")),
+        ("channel:wechat channel:line channel:wechat", "channels", ("wechat", "line")),
+        ("channel:WeChat", "channels", ("wechat",)),
+        ('participant:"Wei Zhang"', "participants", ("Wei Zhang",)),
+        ('participant:"+852 9123-4567"', "participants", ("+85291234567",)),
+        ("participant:a participant:b", "participants", ("a", "b")),
+        ("org:acme/wealth-hk", "orgs", (OrgRef("acme", "wealth-hk"),)),
+        ("rule:pii.*", "rules", ("pii.",)),
+        ("event_type:opted_in", "event_types", ("opted_in",)),
+        ("from:2026-01-05T10:00Z", "time_from", dt.datetime(2026, 1, 5, 10, tzinfo=UTC)),
+        ("from:2026-01-05T18:00:00+08:00", "time_from", dt.datetime(2026, 1, 5, 10, tzinfo=UTC)),
+    ],
+)
+def test_filter_values(text: str, attribute: str, expected: object) -> None:
+    assert getattr(parse_query(text), attribute) == expected
+
+
+def test_keyword_filters_are_the_same_as_typed_ones() -> None:
+    typed = parse_query("card channel:sms from:2026-01-05 type:opted_in")
+    flags = parse_query("card", channel=["sms"], date_from="2026-01-05", event_type="opted_in")
+    assert typed == flags
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ('"settlement date', "quote is not closed"),
+        ("(card iban", "parenthesis is not closed"),
+        ("card)", "no matching ("),
+        ("()", "empty parentheses"),
+        ("card AND", "need a term after them"),
+        ("AND card", "needs a term on both sides"),
+        ("card OR OR iban", "needs a term on both sides"),
+        ("NOT", "need a term after them"),
+        ("colour:red", "unknown filter colour:"),
+        ("https://example.com", 'put it in quotes: "https:'),
+        ("card OR channel:sms", "filters apply to the whole query"),
+        ("NOT dlp:block", "filters apply to the whole query"),
+        ("channel:fax", "use one of: sms, mms"),
+        ("dlp:maybe", "none, flag, redact, block"),
+        ("type:opted", "opted_in"),
+        ("channel:", "needs a value, e.g. channel:wechat"),
+        ("from:2026-13-01", "from:2026-01-31"),
+        ("from:2026-02-01 to:2026-01-01", "swap them"),
+        ("from:2026-01-01 from:2026-01-02", "given twice"),
+        ("*", "lone *"),
+        ("se*tl", "only allowed at the end"),
+        ("foo-ba*", "a single word"),
+        ("iPhone价*", "not a mix"),
+        ("---", "no letters or digits"),
+        ('""', "no letters or digits"),
+        ("org:/hk", "org:acme/wealth-hk"),
+    ],
+)
+def test_mistakes_say_how_to_fix_them(text: str, hint: str) -> None:
+    with pytest.raises(QueryError) as excinfo:
+        parse_query(text)
+    assert hint in str(excinfo.value)
+
+
+def test_syntax_errors_point_at_the_place() -> None:
+    with pytest.raises(QueryError) as excinfo:
+        parse_query("card AND (swift OR")
+    message = str(excinfo.value)
+    assert "card AND (swift OR\n" in message
+    assert message.rstrip().endswith(" " * len("card AND (swift OR") + "^")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'card AND (swift OR iban) NOT "test data" settl* channel:wechat channel:line',
+        'participant:"Wei Zhang" participant:+85291234567 from:2026-01-05 to:2026-01-31 dlp:block',
+        "rule:pii.card org:acme/wealth-hk kind:event type:opted_in direction:system conversation:c-1",
+        "from:2026-01-05T10:30:00Z to:2026-01-05T11:00:00Z 结算",
+    ],
+)
+def test_render_parses_back_to_the_same_query(text: str) -> None:
+    query = parse_query(text)
+    assert parse_query(query.render()) == query
+
+
+def test_to_dict_is_what_the_audit_log_keeps() -> None:
+    query = parse_query("card NOT test channel:sms from:2026-01-05 to:2026-01-31 org:acme/hk")
+    assert query.to_dict() == {
+        "text": "(card AND NOT test)",
+        "text_tree": {"and": [{"word": "card"}, {"not": {"word": "test"}}]},
+        "channels": ["sms"],
+        "orgs": ["acme/hk"],
+        "time_from": "2026-01-05",
+        "time_to": "2026-01-31",
+    }
+    assert Query().to_dict() == {}
+
+
+@pytest.mark.parametrize(
+    ("words", "joined"),
+    [
+        (["participant:Wei Zhang", "card"], 'participant:"Wei Zhang" card'),
+        (["settlement date"], "settlement date"),  # a plain shell word with a space stays two words
+        (['participant:"Wei Zhang"'], 'participant:"Wei Zhang"'),
+        (["(a OR b)", "c"], "(a OR b) c"),
+    ],
+)
+def test_cli_words_keep_spaces_inside_filter_values(words: list[str], joined: str) -> None:
+    assert join_words(words) == joined
