@@ -355,14 +355,13 @@ class BatchRegex:
 
         ``joined`` is ``SEPARATOR.join(texts)`` and ``starts`` the offset of each text in it.
         """
+        out: dict[int, list[Span]] = {}
         if self.batch is None:
-            out = {}
             for i, text in enumerate(texts):
                 found = self.spans(text)
                 if found:
                     out[i] = found
             return out
-        out: dict[int, list[Span]] = {}
         recheck: set[int] = set()
         for match in self.batch.finditer(joined):
             start, end = match.span()
@@ -435,7 +434,7 @@ def _probe(pattern: str) -> re.Pattern[str]:
 def _texts_with(probe: re.Pattern[str], joined: str, starts: list[int]) -> list[int]:
     """Indexes of the texts containing a probe match, one search per hit text (probes are one or
     two characters long and never contain the separator, so a hit lies within one text)."""
-    found = []
+    found: list[int] = []
     pos = 0
     n = len(starts)
     while True:

@@ -30,9 +30,9 @@ class ExpectedFinding(_Model):
           - {entity: EMAIL_ADDRESS, span: [10, 27]}"""
 
     entity: str = Field(description="Entity name the finding must have.")
-    value: str | None = Field(None, description="The exact text of the finding (first occurrence).")
-    span: tuple[int, int] | None = Field(None, description="Offsets [start, end) in the text.")
-    rule: str | None = Field(None, description="Rule id that must report it (optional).")
+    value: str | None = Field(default=None, description="The exact text of the finding (first occurrence).")
+    span: tuple[int, int] | None = Field(default=None, description="Offsets [start, end) in the text.")
+    rule: str | None = Field(default=None, description="Rule id that must report it (optional).")
 
     @model_validator(mode="after")
     def _one_way(self) -> ExpectedFinding:
@@ -52,7 +52,7 @@ class Expectation(_Model):
     findings: list[ExpectedFinding] = Field(
         default_factory=list, description="Findings that must be reported."
     )
-    only: bool = Field(True, description="Fail on findings not listed (default true).")
+    only: bool = Field(default=True, description="Fail on findings not listed (default true).")
 
 
 class CaseScope(_Model):
@@ -87,12 +87,14 @@ class Case(_Model):
             findings:
               - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}"""
 
-    name: str | None = Field(None, description="Short name shown in the report.")
+    name: str | None = Field(default=None, description="Short name shown in the report.")
     text: str = Field(description="The message text.")
     scope: CaseScope = Field(default_factory=CaseScope)
     expect: Expectation
-    known_miss: bool = Field(False, description="The policy is known to get this wrong; do not fail.")
-    note: str | None = Field(None, description="Why a known miss is missed (required with known_miss).")
+    known_miss: bool = Field(default=False, description="The policy is known to get this wrong; do not fail.")
+    note: str | None = Field(
+        default=None, description="Why a known miss is missed (required with known_miss)."
+    )
 
     @model_validator(mode="after")
     def _note_for_miss(self) -> Case:
@@ -109,7 +111,7 @@ class CaseFileSpec(_Model):
             text: ...
             expect: {action: none}"""
 
-    policy: str | None = Field(None, description="Policy file (or set file) these cases test.")
+    policy: str | None = Field(default=None, description="Policy file (or set file) these cases test.")
     cases: list[Case] = Field(min_length=1)
 
 

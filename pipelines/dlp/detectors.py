@@ -64,7 +64,8 @@ class Item:
 
 def term_regex(terms: Sequence[str]) -> str:
     """One alternation for a word list: whole words for Latin script, substrings for CJK."""
-    latin, cjk = [], []
+    latin: list[str] = []
+    cjk: list[str] = []
     cleaned = {normalize(t).text.strip() for t in terms}
     for term in sorted((t for t in cleaned if t), key=lambda t: (-len(t), t)):
         body = r"\s+".join(re.escape(part) for part in term.split())
@@ -227,8 +228,9 @@ def _min_phone_digits() -> int:
     lengths = []
     for region in phonenumbers.SUPPORTED_REGIONS:
         meta = PhoneMetadata.metadata_for_region(region)
-        if meta is not None and meta.general_desc.possible_length:
-            lengths.append(min(meta.general_desc.possible_length))
+        desc = meta.general_desc if meta is not None else None
+        if desc is not None and desc.possible_length:
+            lengths.append(min(desc.possible_length))
     return max(1, min(lengths))
 
 
@@ -281,9 +283,10 @@ def _region_min_digits(region: str) -> int:
     from phonenumbers import PhoneMetadata
 
     meta = PhoneMetadata.metadata_for_region(region)
-    if meta is None or not meta.general_desc.possible_length:
+    desc = meta.general_desc if meta is not None else None
+    if meta is None or desc is None or not desc.possible_length:
         return 1
-    national = min(meta.general_desc.possible_length)
+    national = min(desc.possible_length)
     prefix = meta.international_prefix
     try:
         prefix_width = int(_parser_min_width(prefix)) if prefix else 0

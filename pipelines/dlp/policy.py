@@ -82,13 +82,15 @@ class OperatorSpec(_Model):
         # or: {type: hash, key_env: VIGIL_DLP_HASH_KEY}"""
 
     type: str = Field(description="mask, replace (with the entity label) or hash (keyed HMAC-SHA256).")
-    masking_char: str = Field("*", min_length=1, max_length=1, description="mask: character to mask with.")
-    keep_last: int = Field(0, ge=0, le=8, description="mask: characters left visible at the end.")
-    label: str | None = Field(None, description="replace: text to put instead of <ENTITY>.")
-    key_env: str | None = Field(
-        None, description="hash: environment variable holding the HMAC key (required for hash)."
+    masking_char: str = Field(
+        default="*", min_length=1, max_length=1, description="mask: character to mask with."
     )
-    length: int = Field(16, ge=8, le=64, description="hash: hex characters of the digest to keep.")
+    keep_last: int = Field(default=0, ge=0, le=8, description="mask: characters left visible at the end.")
+    label: str | None = Field(default=None, description="replace: text to put instead of <ENTITY>.")
+    key_env: str | None = Field(
+        default=None, description="hash: environment variable holding the HMAC key (required for hash)."
+    )
+    length: int = Field(default=16, ge=8, le=64, description="hash: hex characters of the digest to keep.")
 
     @field_validator("type")
     @classmethod
@@ -111,11 +113,11 @@ class ContextSpec(_Model):
           lower_words: [order, tracking]
           lower_by: 0.4"""
 
-    window: int = Field(40, ge=1, le=400, description="Characters looked at on each side of a match.")
+    window: int = Field(default=40, ge=1, le=400, description="Characters looked at on each side of a match.")
     raise_words: list[str] = Field(default_factory=list, description="Words that raise the score.")
-    raise_by: float = Field(0.35, ge=0, le=1, description="How much a raising word adds.")
+    raise_by: float = Field(default=0.35, ge=0, le=1, description="How much a raising word adds.")
     lower_words: list[str] = Field(default_factory=list, description="Words that lower the score.")
-    lower_by: float = Field(0.35, ge=0, le=1, description="How much a lowering word takes away.")
+    lower_by: float = Field(default=0.35, ge=0, le=1, description="How much a lowering word takes away.")
 
 
 class PresidioDetector(_Model):
@@ -128,7 +130,7 @@ class PresidioDetector(_Model):
 
     type: Literal["presidio"]
     entity: str = Field(description="Presidio entity name, e.g. CREDIT_CARD, IBAN_CODE, PERSON.")
-    min_score: float = Field(0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    min_score: float = Field(default=0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
     context: ContextSpec | None = Field(
         None, description="Context words; default: the context words of Presidio's recognizer."
     )
@@ -161,10 +163,14 @@ class PatternDetector(_Model):
     type: Literal["pattern"]
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="Entity name reported, UPPER_SNAKE.")
     regex: str = Field(min_length=1, description="Python regular expression, matched on normalised text.")
-    ignore_case: bool = Field(False, description="Match the regex case-insensitively.")
-    score: float = Field(0.6, ge=0, le=1, description="Score of a match (1.0 once a validator accepts it).")
-    min_score: float = Field(0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
-    validator: str | None = Field(None, description="Checksum validator name, e.g. luhn, iban, sg_nric.")
+    ignore_case: bool = Field(default=False, description="Match the regex case-insensitively.")
+    score: float = Field(
+        default=0.6, ge=0, le=1, description="Score of a match (1.0 once a validator accepts it)."
+    )
+    min_score: float = Field(default=0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    validator: str | None = Field(
+        default=None, description="Checksum validator name, e.g. luhn, iban, sg_nric."
+    )
     context: ContextSpec | None = None
 
     @field_validator("regex")
@@ -193,10 +199,12 @@ class LexiconDetector(_Model):
           score: 0.8"""
 
     type: Literal["lexicon"]
-    entity: str = Field("RISKY_PHRASE", pattern=r"^[A-Z][A-Z0-9_]*$", description="Entity name reported.")
+    entity: str = Field(
+        default="RISKY_PHRASE", pattern=r"^[A-Z][A-Z0-9_]*$", description="Entity name reported."
+    )
     terms: list[str] = Field(min_length=1, description="Terms or phrases; matched case-insensitively.")
-    score: float = Field(0.8, ge=0, le=1, description="Score of a match.")
-    min_score: float = Field(0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    score: float = Field(default=0.8, ge=0, le=1, description="Score of a match.")
+    min_score: float = Field(default=0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
     context: ContextSpec | None = None
 
     @field_validator("terms")
@@ -247,12 +255,14 @@ class ScopeSpec(_Model):
           sub_orgs: [hong-kong]
           employee_groups: [traders]"""
 
-    channels: list[Channel] | None = Field(None, description="sms, mms, voicemail, whatsapp, ...")
-    directions: list[Direction] | None = Field(None, description="inbound, outbound, internal, system.")
-    kinds: list[Kind] | None = Field(None, description="message, auto_message, event.")
-    orgs: list[str] | None = Field(None, description="Organisations (tenants).")
-    sub_orgs: list[str] | None = Field(None, description="Sub-organisations (desks, regions).")
-    employee_groups: list[str] | None = Field(None, description="Employee groups; any one is enough.")
+    channels: list[Channel] | None = Field(default=None, description="sms, mms, voicemail, whatsapp, ...")
+    directions: list[Direction] | None = Field(
+        default=None, description="inbound, outbound, internal, system."
+    )
+    kinds: list[Kind] | None = Field(default=None, description="message, auto_message, event.")
+    orgs: list[str] | None = Field(default=None, description="Organisations (tenants).")
+    sub_orgs: list[str] | None = Field(default=None, description="Sub-organisations (desks, regions).")
+    employee_groups: list[str] | None = Field(default=None, description="Employee groups; any one is enough.")
 
 
 class RuleSpec(_Model):
@@ -278,7 +288,9 @@ class RuleSpec(_Model):
     scope: ScopeSpec = Field(default_factory=ScopeSpec)
     detectors: list[Detector] = Field(min_length=1)
     allow: AllowSpec = Field(default_factory=AllowSpec)
-    operator: OperatorSpec | None = Field(None, description="Redaction operator; default: the policy's.")
+    operator: OperatorSpec | None = Field(
+        default=None, description="Redaction operator; default: the policy's."
+    )
 
     @field_validator("description")
     @classmethod
@@ -303,7 +315,7 @@ class ViewSpec(_Model):
 
     show: ViewMode = Field(description="original, redacted or withheld.")
     operator: OperatorSpec | None = Field(
-        None, description="Operator for this destination (default: rule's)."
+        default=None, description="Operator for this destination (default: rule's)."
     )
 
 
@@ -550,7 +562,7 @@ def _all_field_names(model: type[_Model], seen: set[type] | None = None) -> set[
     return names
 
 
-def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: dict[str, Any]) -> str:
+def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
     target, _ = _node_at(node, loc[:-1] if kind == "extra_forbidden" else loc)
@@ -698,8 +710,8 @@ def _expand(path: Path) -> tuple[str, list[Path]]:
 def load_policy_set(paths_or_dir: str | Path | Iterable[str | Path]) -> PolicySet:
     """Load the policies applied together: a directory (its ``active.yaml`` when present, else every
     policy file), a policy-set file, one policy file, or a list of any of these."""
-    single = isinstance(paths_or_dir, str | Path)
-    items = [Path(paths_or_dir)] if single else [Path(p) for p in paths_or_dir]  # type: ignore[union-attr]
+    given = [paths_or_dir] if isinstance(paths_or_dir, str | Path) else list(paths_or_dir)
+    items = [Path(p) for p in given]
     if not items:
         raise PolicyError("no policy given; pass a policy file, a policy-set file or a directory")
     names: list[str] = []
