@@ -58,21 +58,26 @@ def _environment(root: str) -> jinja2.Environment:
     )
 
 
-def _roots(templates_dir: str | os.PathLike[str] | None) -> list[Path]:
+def _roots(templates_dir: str | os.PathLike[str] | None) -> tuple[Path, ...]:
+    argument = os.fspath(templates_dir) if templates_dir is not None else None
+    return _roots_for(argument, os.environ.get(TEMPLATES_ENV) or None)
+
+
+@lru_cache(maxsize=32)
+def _roots_for(argument: str | None, environment: str | None) -> tuple[Path, ...]:
     roots: list[Path] = []
-    for candidate in (templates_dir, os.environ.get(TEMPLATES_ENV) or None):
+    for candidate, source in ((argument, "templates_dir argument"), (environment, f"${TEMPLATES_ENV}")):
         if candidate is None:
             continue
         path = Path(candidate)
         if not path.is_dir():
-            source = "templates_dir argument" if candidate is templates_dir else f"${TEMPLATES_ENV}"
             raise ConfigError(
                 f"auto-message template directory {path} ({source}) does not exist; "
                 f"create it or unset {TEMPLATES_ENV}"
             )
         roots.append(path)
     roots.append(PACKAGE_DIR)
-    return roots
+    return tuple(roots)
 
 
 @lru_cache(maxsize=4096)
@@ -101,7 +106,7 @@ def render(
     """
     event_type, audience = str(event_type), str(audience)
     channel = str(channel) if channel is not None else None
-    roots = tuple(_roots(templates_dir))
+    roots = _roots(templates_dir)
     names = tuple(template_candidates(event_type, audience, channel))
     found = _find(roots, names)
     if found is None:
