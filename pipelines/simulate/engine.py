@@ -77,11 +77,24 @@ def generate(
 def calibrate(config: SimulationConfig, world: World) -> float:
     """The activity at which the run yields about ``config.target_events`` events.
 
-    Counts a pilot run at activity 1.0 (nothing is written) and scales: sessions are Poisson in the
-    activity, so the event count grows in proportion to it.
+    Pilot runs count events (nothing is written). The count is not quite proportional to activity:
+    part of it happens once per conversation however busy it gets (opt-ins, welcomes), the rest
+    grows with the number of sessions. So the span is counted at activity 1 and at a quarter of it,
+    the count modelled as ``fixed + per_unit * activity``, and that line solved for the target.
     """
     if config.target_events is None:
         return config.activity
-    pilot = config.replace(inject_pii=False, inject_faults=0.0)
-    counted = sum(1 for _ in generate(pilot, world=world, activity=1.0))
-    return max(0.01, config.target_events / max(counted, 1))
+    pilot = config.replace(inject_pii=False, inject_faults=0.0, target_events=None)
+    full = _count(pilot, world, 1.0)
+    ratio = config.target_events / max(full, 1)
+    if 0.8 <= ratio <= 1.25:
+        return max(0.01, ratio)
+    quarter = _count(pilot, world, 0.25)
+    per_unit = (full - quarter) / 0.75
+    if full <= 0 or per_unit <= 0:
+        return max(0.01, ratio)
+    return max(0.01, (config.target_events - (full - per_unit)) / per_unit)
+
+
+def _count(config: SimulationConfig, world: World, activity: float) -> int:
+    return sum(1 for _ in generate(config, world=world, activity=activity))

@@ -91,7 +91,7 @@ class ConversationWriter:
         self.inject = inject
         self.lang = lang
         self.attributes: dict[str, str] = {}  # added to every event (e.g. LINE validated_phone)
-        self.system = Party(id=f"system:{channel}", name=SYSTEM_NAMES[channel], role=Role.SYSTEM)
+        self.system = Party(id=f"system:{channel}", name=SYSTEM_NAMES[channel], role=Role.SYSTEM, handle=None)
         self.seq = 0
         self.last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         self._key = f"c{number:06d}"

@@ -203,8 +203,8 @@ def submit_otp(state: State, now: dt.datetime, policy: Policy, *, correct: bool,
         tries = state.otp_tries + 1
         state = dataclasses.replace(state, otp_tries=tries)
         if tries >= policy.max_tries:
-            state, effects = _failed(state)
-            return state, (delivered(), *effects)
+            state, failed = _failed(state)
+            return state, (delivered(), *failed)
         notice = Notify(EventType.OTP_FAILED, Audience.CUSTOMER, {"tries_left": policy.max_tries - tries})
         return state, (delivered(), notice)
     effects: list[Effect] = [
