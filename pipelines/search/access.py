@@ -1,0 +1,194 @@
+"""Who is looking, and what they may see.
+
+Three roles:
+
+* ``officer`` — compliance officers: see the original body and, where DLP redacted it, the
+  redacted view too; search the original;
+* ``reviewer`` — first-line reviewers: see and search the redacted view only (``body_redacted``).
+  Searching the original would let them probe for a secret by guessing it;
+* ``crm`` — the CRM integration: sees the CRM view of a body (``pipelines.dlp.view_text`` with the
+  ``crm`` destination: the policy's choice of original, redacted or withheld; blocked messages
+  are always withheld), and searches the redacted text of records that were not blocked.
+
+The role and user come from configuration, never from the query: the flags ``--role`` and
+``--user``, else the TOML file named by ``--config``, else ``$VIGIL_CONFIG``, else
+``$XDG_CONFIG_HOME/vigil/config.toml`` (``~/.config/vigil/config.toml``)::
+
+    user = "a.chan"
+    role = "reviewer"
+    dlp_policy = "/etc/vigil/dlp_rules"   # optional: policy set for the CRM view
+
+There is no default role: running without one is a configuration error that says how to set it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import ConfigError
+from pipelines.record import DlpAction
+
+CONFIG_ENV = "VIGIL_CONFIG"
+
+
+class AccessRole(StrEnum):
+    OFFICER = "officer"
+    REVIEWER = "reviewer"
+    CRM = "crm"
+
+
+#: The body column each role's text search runs on.
+SEARCH_FIELD = {
+    AccessRole.OFFICER: "body",
+    AccessRole.REVIEWER: "body_redacted",
+    AccessRole.CRM: "body_redacted",
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    role: AccessRole
+    dlp_policy: str | None = None  # policy set for the CRM view; None: the packaged dlp_rules
+    source: str = field(default="flags", compare=False)  # where the role came from, for messages
+
+    @property
+    def search_field(self) -> str:
+        return SEARCH_FIELD[self.role]
+
+    @property
+    def hides_blocked_text(self) -> bool:
+        """Blocked messages' text is withheld from this role, so its search must not see it."""
+        return self.role is AccessRole.CRM
+
+
+def default_config_path(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "vigil" / "config.toml"
+
+
+def config_file(flag: Path | None, environ: Mapping[str, str]) -> tuple[Path | None, str]:
+    """The configuration file to read and how it was chosen; ``None`` when there is none."""
+    if flag is not None:
+        if not flag.is_file():
+            raise ConfigError(f"--config {flag}: no such file")
+        return flag, f"--config {flag}"
+    named = environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"${CONFIG_ENV} names {path}, which does not exist; fix or unset it")
+        return path, f"${CONFIG_ENV} ({path})"
+    path = default_config_path(environ)
+    return (path, str(path)) if path.is_file() else (None, "")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f'{path}: not valid TOML ({exc}); e.g. role = "reviewer"') from None
+    for key in ("user", "role", "dlp_policy"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f'{path}: {key} must be a string, e.g. {key} = "{_EXAMPLES[key]}"')
+    return data
+
+
+_EXAMPLES = {"user": "a.chan", "role": "reviewer", "dlp_policy": "dlp_rules"}
+
+
+def load_identity(
+    *,
+    config: Path | None = None,
+    role: str | None = None,
+    user: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Identity:
+    """The identity for this invocation: flags first, then the configuration file."""
+    env = os.environ if environ is None else environ
+    path, described = config_file(config, env)
+    data = read_config(path) if path is not None else {}
+    chosen_role = role or data.get("role")
+    source = "--role" if role else described
+    if not chosen_role:
+        where = path or default_config_path(env)
+        raise ConfigError(
+            'no role configured: pass --role officer|reviewer|crm, or add role = "reviewer" '
+            f"(or officer, crm) to {where} (another file can be named with --config or ${CONFIG_ENV})"
+        )
+    try:
+        access = AccessRole(chosen_role.lower())
+    except ValueError:
+        raise ConfigError(
+            f"role {chosen_role!r} (from {source}) is not a role; use officer, reviewer or crm"
+        ) from None
+    who = user or data.get("user") or _login_name()
+    return Identity(user=who, role=access, dlp_policy=data.get("dlp_policy"), source=source)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return f"uid:{os.getuid()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# what a role sees of one record
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A record's text as one role may see it."""
+
+    text: str | None  # None: nothing to show (no body, or withheld)
+    withheld: bool = False  # True when a body exists but this role may not see it
+    redacted: str | None = None  # officers only: the redacted view, when it differs from the text
+
+
+def shown_text(row: Mapping[str, Any], identity: Identity) -> Shown:
+    body = row.get("body")
+    redacted = row.get("body_redacted")
+    if identity.role is AccessRole.OFFICER:
+        return Shown(text=body, redacted=redacted if redacted is not None and redacted != body else None)
+    if identity.role is AccessRole.REVIEWER:
+        if redacted is None:
+            return Shown(text=None, withheld=body is not None)
+        return Shown(text=redacted)
+    view = crm_view(row, identity)
+    return Shown(text=view, withheld=view is None and body is not None)
+
+
+def crm_view(row: Mapping[str, Any], identity: Identity) -> str | None:
+    """The CRM view: what ``pipelines.dlp.view_text`` gives the ``crm`` destination. A record no
+    policy ever looked at (no redacted view) shows nothing rather than its raw body."""
+    if row.get("body") is None or row.get("body_redacted") is None:
+        return None
+    if row.get("blocked") or row.get("dlp_action") == DlpAction.BLOCK.value:
+        return None
+    if not row.get("dlp_findings"):
+        return row.get("body_redacted")
+    from pipelines.dlp import view_text
+
+    return view_text(row, "crm", _policy_set(identity.dlp_policy))
+
+
+@cache
+def _policy_set(location: str | None) -> Any:
+    from pipelines.dlp import load_policy_set
+
+    if location is None:
+        import dlp_rules
+
+        location = str(Path(dlp_rules.__file__).parent)
+    return load_policy_set(location)

@@ -1,0 +1,182 @@
+"""The embedded engine: DuckDB straight over the archive's committed Parquet files.
+
+No second store and no index. A search prunes the manifest's live files by partition
+(``event_date``, ``channel``), then runs two statements:
+
+1. over the pruned files, reading only the columns the filters and the text need, the id, file
+   and event time of *every* match: the total is their number and the page is a top-k of them
+   (in Arrow; DuckDB's ``count(*) OVER ()`` would run this scan on one thread);
+2. over just the files holding that page, the page's records with the columns a hit shows.
+
+Files are read as they are and, only when DuckDB refuses because schema versions are mixed,
+unioned by name (see :data:`pipelines.search.sql.SOURCE_UNION`). Parquet footers are cached in
+the connection, so repeated searches in one process skip re-reading them.
+
+The CRM role searches the redacted text; records with DLP findings are then re-checked against
+the CRM view itself (which a policy may withhold or redact differently), and the ones whose view
+does not match are left out before counting and paging.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.archive.manifest import DataFile
+from pipelines.archive.reader import live_files
+from pipelines.errors import ArchiveError
+from pipelines.record import ARROW_SCHEMA
+from pipelines.search import match, sql
+from pipelines.search.access import AccessRole, Identity, crm_view
+from pipelines.search.query import Query
+from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Hit, Page, SearchResult, hit_from_row
+
+ENGINE = "embedded"
+_local = threading.local()
+# A typed, empty table in the current record schema, unioned by name with files that all predate
+# a column (schema 1 has no DLP fields), so the column exists, as nulls, whatever the files hold.
+_SCHEMA_TABLE = "_vigil_record_schema"
+
+
+def connection() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB connection (in memory, Parquet footers cached between statements)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("LOAD parquet")
+        con.execute("SET parquet_metadata_cache = true")
+        con.register("_vigil_empty", ARROW_SCHEMA.empty_table())
+        con.execute(f"CREATE TABLE {_SCHEMA_TABLE} AS SELECT * FROM _vigil_empty")
+        con.unregister("_vigil_empty")
+        _local.con = con
+    return con
+
+
+def _schema_refusal(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return (isinstance(exc, duckdb.BinderException) and "not found" in text) or (
+        isinstance(exc, duckdb.InvalidInputException) and "schema mismatch" in text
+    )
+
+
+def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> Any:
+    """Run a statement written against :data:`sql.SOURCE` (rows as tuples, or an Arrow table),
+    widening the source when the files' schemas differ (union by name), then when none of them
+    has a column (typed empty schema)."""
+    con = connection()
+    attempts = [
+        statement,
+        statement.replace(sql.SOURCE, sql.SOURCE_UNION),
+        statement.replace(
+            sql.SOURCE, f"(SELECT *, filename FROM {sql.SOURCE_UNION} UNION ALL BY NAME FROM {_SCHEMA_TABLE})"
+        ),
+    ]
+    for i, attempt in enumerate(attempts):
+        try:
+            if arrow:
+                return con.sql(attempt, params=params).to_arrow_table()
+            return con.execute(attempt, params).fetchall()
+        except (duckdb.BinderException, duckdb.InvalidInputException) as exc:
+            if i == len(attempts) - 1 or not _schema_refusal(exc):
+                raise ArchiveError(f"the archive could not be read for this search: {exc}") from None
+        except duckdb.IOException as exc:
+            raise ArchiveError(
+                f"a committed archive file cannot be read ({exc}); run `vigil verify` to see what is wrong"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def select_rows(
+    archive: Path,
+    files: Iterable[DataFile] | Iterable[str],
+    where: str,
+    params: dict[str, Any],
+    columns: Iterable[str],
+    order: str = "",
+) -> list[dict[str, Any]]:
+    """Rows of ``files`` (already pruned; manifest entries or absolute paths) matching ``where``."""
+    cols = list(dict.fromkeys(columns))
+    paths = [f if isinstance(f, str) else str(Path(archive) / f.path) for f in files]
+    if not paths:
+        return []
+    statement = f"SELECT {', '.join(cols)} FROM {sql.SOURCE} WHERE {where}"
+    if order:
+        statement += f" ORDER BY {order}"
+    return [dict(zip(cols, row, strict=True)) for row in _execute(statement, {**params, "files": paths})]
+
+
+def search(archive: Path, query: Query, identity: Identity, page: Page | None = None) -> SearchResult:
+    """Run ``query`` for ``identity`` over the archive: one page of hits and the total."""
+    page = page or Page()
+    started = time.perf_counter()
+    root = Path(archive)
+    if not root.is_dir():
+        raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
+    files = sql.prune(live_files(root), query)
+    if not files:
+        return SearchResult(query, page, 0, [], ENGINE, _ms(started))
+    excluded = _crm_rejects(root, files, query, identity)
+    compiled = sql.compile_query(
+        query,
+        text_field=identity.search_field,
+        hide_blocked_text=identity.hides_blocked_text,
+        exclude_ids=excluded,
+    )
+    matched = _execute(
+        f"SELECT filename, record_id, event_time FROM {sql.SOURCE} WHERE {compiled.where}",
+        {**compiled.params, "files": sql.files_param(root, files)},
+        arrow=True,
+    )
+    top = _page_of(matched, page)
+    hits = _page_hits(top, query, identity)
+    return SearchResult(query, page, matched.num_rows, hits, ENGINE, _ms(started))
+
+
+def _page_of(matched: pa.Table, page: Page) -> pa.Table:
+    """The page's rows of all matches, by event time then record id (a total order)."""
+    wanted = min(page.offset + page.size, matched.num_rows)
+    if wanted <= page.offset:
+        return matched.slice(0, 0)
+    order = "descending" if page.newest_first else "ascending"
+    keys = [("event_time", order), ("record_id", order)]
+    first = matched.take(pc.select_k_unstable(matched, k=wanted, sort_keys=keys))
+    return first.take(pc.sort_indices(first, sort_keys=keys)).slice(page.offset, page.size)
+
+
+def _page_hits(top: pa.Table, query: Query, identity: Identity) -> list[Hit]:
+    if top.num_rows == 0:
+        return []
+    ids = top.column("record_id").to_pylist()
+    paths = sorted(set(top.column("filename").to_pylist()))
+    rows = select_rows(
+        Path("/"), paths, "list_contains($ids, record_id)", {"ids": ids}, [*HIT_FIELDS, *TEXT_FIELDS]
+    )
+    by_id = {row["record_id"]: row for row in rows}
+    return [hit_from_row(by_id[i], query, identity) for i in ids if i in by_id]
+
+
+def _crm_rejects(root: Path, files: list[DataFile], query: Query, identity: Identity) -> list[str]:
+    """Records the redacted-text search finds but whose CRM view does not match (or is withheld)."""
+    if identity.role is not AccessRole.CRM or query.text is None:
+        return []
+    compiled = sql.compile_query(query, text_field=identity.search_field, hide_blocked_text=True)
+    candidates = select_rows(
+        root,
+        files,
+        f"{compiled.where} AND coalesce(dlp_action, 'none') <> 'none'",
+        compiled.params,
+        ["record_id", "body", "body_redacted", "dlp_findings", "dlp_action", "blocked"],
+    )
+    return [row["record_id"] for row in candidates if not match.evaluate(query.text, crm_view(row, identity))]
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -1,0 +1,161 @@
+"""The Elasticsearch engine: the compiled DSL against the ``vigil-records`` read alias.
+
+The request is built by :func:`pipelines.search.dsl.search_body` and sent through the official
+client (``exporters.elasticsearch.config.make_client``); hits are turned into the same
+:class:`~pipelines.search.results.Hit` objects as the embedded engine's, with the emphasis taken
+from Elasticsearch's highlighter (whole-field fragments, private-use markers) wherever the text
+shown is the field it highlighted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import IndexingError, QueryError
+from pipelines.search import dsl, match
+from pipelines.search.access import AccessRole, Identity, crm_view, shown_text
+from pipelines.search.query import Query
+from pipelines.search.results import Hit, Page, SearchResult, hit_from_row
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from exporters.elasticsearch.config import EsConfig
+
+ENGINE = "elasticsearch"
+#: Most candidates the CRM re-check fetches (ES's default max_result_window is 10 000 per page;
+#: search_after pages beyond it). A CRM query broader than this should be narrowed.
+MAX_CRM_CANDIDATES = 50_000
+#: Request-body keys and the client keyword that sends each.
+_KEYWORDS = {"from": "from_", "_source": "source"}
+
+
+def send(client: Elasticsearch, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``_search`` with ``body`` (keys passed as the client's keywords, so the body sent is
+    exactly ``body``). Transport and API errors become :class:`IndexingError`."""
+    from elasticsearch import ApiError, NotFoundError, TransportError
+
+    kwargs = {_KEYWORDS.get(k, k): v for k, v in body.items()}
+    try:
+        response = client.search(index=index, **kwargs)
+    except NotFoundError:
+        raise IndexingError(
+            f"no index behind {index!r}: install the template and index the archive first "
+            "(vigil es setup, vigil es index)"
+        ) from None
+    except ApiError as exc:
+        raise IndexingError(f"Elasticsearch refused the search ({exc.meta.status}): {_reason(exc)}") from None
+    except TransportError as exc:
+        raise IndexingError(f"Elasticsearch cannot be reached: {exc}") from None
+    return dict(response.body if hasattr(response, "body") else response)
+
+
+def _reason(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("reason") or error.get("type"))
+    return str(exc)
+
+
+def search(
+    cfg: EsConfig,
+    query: Query,
+    identity: Identity,
+    page: Page | None = None,
+    *,
+    client: Elasticsearch | None = None,
+) -> SearchResult:
+    page = page or Page()
+    started = time.perf_counter()
+    if client is None:
+        from exporters.elasticsearch.config import make_client
+
+        client = make_client(cfg)
+    excluded = _crm_rejects(client, cfg.alias, query, identity)
+    body = dsl.search_body(
+        query,
+        page,
+        text_field=identity.search_field,
+        hide_blocked_text=identity.hides_blocked_text,
+        exclude_ids=excluded,
+    )
+    response = send(client, cfg.alias, body)
+    hits_section = response.get("hits", {})
+    total = hits_section.get("total", {})
+    count = int(total.get("value", 0) if isinstance(total, dict) else total)
+    hits = [_hit(h, query, identity) for h in hits_section.get("hits", [])]
+    elapsed = round((time.perf_counter() - started) * 1000, 1)
+    return SearchResult(query, page, count, hits, ENGINE, elapsed)
+
+
+def _hit(raw: Mapping[str, Any], query: Query, identity: Identity) -> Hit:
+    source = dict(raw.get("_source") or {})
+    source.setdefault("record_id", raw.get("_id"))
+    return hit_from_row(source, query, identity, highlights=_highlights(raw, source, identity))
+
+
+def _highlights(
+    raw: Mapping[str, Any], source: Mapping[str, Any], identity: Identity
+) -> list[match.Span] | None:
+    """Spans from Elasticsearch's highlighter, when they refer to the text the role is shown;
+    ``None`` lets the hit find them itself."""
+    section = raw.get("highlight") or {}
+    if not section:
+        return None
+    field = identity.search_field
+    shown = shown_text(source, identity).text
+    if shown is None or shown != source.get(field):
+        return None  # e.g. a CRM view redacted differently than the field ES highlighted
+    found: list[match.Span] = []
+    for name in (field, f"{field}.cjk"):
+        for fragment in section.get(name) or []:
+            plain, spans = match.marked_spans(fragment, dsl.PRE_TAG, dsl.POST_TAG)
+            if plain != shown:
+                return None  # a fragment, not the whole field: offsets would not line up
+            found.extend(spans)
+    return match.merge(found)
+
+
+def _crm_rejects(client: Elasticsearch, index: str, query: Query, identity: Identity) -> list[str]:
+    """Same re-check as the embedded engine's: candidates with DLP findings whose CRM view does
+    not match the text (or is withheld)."""
+    if identity.role is not AccessRole.CRM or query.text is None:
+        return []
+    candidates = {
+        "bool": {
+            "filter": [dsl.compile_query(query, text_field=identity.search_field, hide_blocked_text=True)],
+            "must_not": [{"term": {"dlp_action": "none"}}],
+        }
+    }
+    rejects: list[str] = []
+    after: list[Any] | None = None
+    seen = 0
+    while True:
+        body: dict[str, Any] = {
+            "query": candidates,
+            "size": 1000,
+            "sort": [{"record_id": {"order": "asc"}}],
+            "_source": {
+                "includes": ["record_id", "body", "body_redacted", "dlp_findings", "dlp_action", "blocked"]
+            },
+        }
+        if after is not None:
+            body["search_after"] = after
+        batch = send(client, index, body).get("hits", {}).get("hits", [])
+        for raw in batch:
+            row = raw.get("_source") or {}
+            if not match.evaluate(query.text, crm_view(row, identity)):
+                rejects.append(row.get("record_id") or raw["_id"])
+        seen += len(batch)
+        if len(batch) < 1000:
+            return rejects
+        if seen >= MAX_CRM_CANDIDATES:
+            raise QueryError(
+                f"more than {MAX_CRM_CANDIDATES:,} records with DLP findings match; narrow the search "
+                "(dates, channel, participant) for the CRM role"
+            )
+        after = batch[-1].get("sort")

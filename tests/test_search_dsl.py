@@ -1,0 +1,164 @@
+"""The Elasticsearch DSL each query compiles to, pinned (there is no cluster here to run it on;
+``test_search_engines.py`` runs the same queries through the fake cluster's evaluator)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipelines.search.dsl import POST_TAG, PRE_TAG, compile_query, search_body
+from pipelines.search.parse import parse_query
+from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Page
+
+
+def phrase(text: str, field: str = "body") -> dict[str, Any]:
+    return {"match_phrase": {field: {"query": text}}}
+
+
+def must(*clauses: dict[str, Any]) -> dict[str, Any]:
+    return {"bool": {"must": list(clauses)}}
+
+
+PARTY = [
+    {"term": {f"{side}.{key}": {"value": "+85291234567", "case_insensitive": True}}}
+    for side in ("sender", "recipients", "participants")
+    for key in ("id", "handle", "name")
+]
+
+TABLE = [
+    ("", {"match_all": {}}),
+    ("settlement", must(phrase("settlement"))),
+    ('"settlement date"', must(phrase("settlement date"))),
+    ("e-mail", must(phrase("e-mail"))),  # inner punctuation: consecutive tokens, as embedded
+    ("结算日期", must(phrase("结算日期", "body.cjk"))),
+    ("iPhone价格", must(phrase("iPhone价格", "body.cjk"))),  # any CJK: the bigram sub-field
+    ("Settl*", must({"prefix": {"body": {"value": "settl"}}})),  # the index is lower-cased
+    ("card NOT test", must(must(phrase("card"), {"bool": {"must_not": [phrase("test")]}}))),
+    (
+        "card OR iban",
+        must({"bool": {"should": [phrase("card"), phrase("iban")], "minimum_should_match": 1}}),
+    ),
+    ("channel:wechat,line", {"bool": {"filter": [{"terms": {"channel": ["wechat", "line"]}}]}}),
+    (
+        "from:2026-01-05 to:2026-01-31",
+        {
+            "bool": {
+                "filter": [
+                    {"range": {"event_time": {"gte": "2026-01-05T00:00:00Z", "lt": "2026-02-01T00:00:00Z"}}}
+                ]
+            }
+        },
+    ),
+    (
+        "dlp:block kind:message direction:outbound type:opted_in conversation:c-1",
+        {
+            "bool": {
+                "filter": [
+                    {"terms": {"conversation_id": ["c-1"]}},
+                    {"terms": {"direction": ["outbound"]}},
+                    {"terms": {"kind": ["message"]}},
+                    {"terms": {"event_type": ["opted_in"]}},
+                    {"terms": {"dlp_action": ["block"]}},
+                ]
+            }
+        },
+    ),
+    (
+        "rule:pii.card",
+        {
+            "bool": {
+                "filter": [
+                    {
+                        "nested": {
+                            "path": "dlp_findings",
+                            "query": {"prefix": {"dlp_findings.rule_id": {"value": "pii.card"}}},
+                        }
+                    }
+                ]
+            }
+        },
+    ),
+    (
+        "participant:+85291234567",
+        {"bool": {"filter": [{"bool": {"should": PARTY, "minimum_should_match": 1}}]}},
+    ),
+    (
+        "org:acme/wealth-hk org:globex",
+        {
+            "bool": {
+                "filter": [
+                    {
+                        "bool": {
+                            "should": [
+                                {
+                                    "bool": {
+                                        "filter": [
+                                            {"term": {"org": "acme"}},
+                                            {"term": {"sub_org": "wealth-hk"}},
+                                        ]
+                                    }
+                                },
+                                {"term": {"org": "globex"}},
+                            ],
+                            "minimum_should_match": 1,
+                        }
+                    }
+                ]
+            }
+        },
+    ),
+    (
+        "card channel:sms",
+        {"bool": {"filter": [{"terms": {"channel": ["sms"]}}], "must": [phrase("card")]}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "dsl"), TABLE, ids=[t or "(empty)" for t, _ in TABLE])
+def test_compiled_dsl(text: str, dsl: dict[str, Any]) -> None:
+    assert compile_query(parse_query(text)) == dsl
+
+
+def test_reviewers_search_the_redacted_field() -> None:
+    assert compile_query(parse_query("card 结算"), text_field="body_redacted") == must(
+        must(phrase("card", "body_redacted"), phrase("结算", "body_redacted.cjk"))
+    )
+
+
+def test_crm_text_never_matches_blocked_records() -> None:
+    hidden = {"term": {"blocked": True}}
+    assert compile_query(parse_query("NOT card"), text_field="body_redacted", hide_blocked_text=True) == must(
+        {"bool": {"must_not": [{"bool": {"must": [phrase("card", "body_redacted")], "must_not": [hidden]}}]}}
+    )
+
+
+def test_excluded_ids() -> None:
+    assert compile_query(parse_query("card"), exclude_ids=["r1", "r2"]) == {
+        "bool": {"must": [phrase("card")], "must_not": [{"ids": {"values": ["r1", "r2"]}}]}
+    }
+
+
+def test_search_body_pages_sorts_and_highlights() -> None:
+    body = search_body(parse_query("card"), Page(number=3, size=10, sort="time"), text_field="body_redacted")
+    assert body == {
+        "query": must(phrase("card", "body_redacted")),
+        "sort": [{"event_time": {"order": "asc"}}, {"record_id": {"order": "asc"}}],
+        "from": 20,
+        "size": 10,
+        "track_total_hits": True,
+        "_source": {"includes": [*HIT_FIELDS, *TEXT_FIELDS]},
+        "highlight": {
+            "pre_tags": [PRE_TAG],
+            "post_tags": [POST_TAG],
+            "number_of_fragments": 0,
+            "require_field_match": True,
+            "fields": {"body_redacted": {}, "body_redacted.cjk": {}},
+        },
+    }
+
+
+def test_no_highlight_without_text() -> None:
+    body = search_body(parse_query("channel:sms"), Page())
+    assert "highlight" not in body
+    assert body["sort"][0] == {"event_time": {"order": "desc"}}
