@@ -1,0 +1,158 @@
+"""``vigil search``: find records in the archive (embedded engine) or in Elasticsearch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipelines.cli.es import config_from, connection_options
+
+FILTER_FLAGS = (
+    ("channel", "Channel (repeatable: any of them)."),
+    ("participant", "Party id, handle or name on any side (repeatable: all of them)."),
+    ("conversation", "Conversation id (repeatable)."),
+    ("direction", "inbound, outbound, internal or system (repeatable)."),
+    ("kind", "message, auto_message or event (repeatable)."),
+    ("type", "Event type, e.g. opted_in (repeatable)."),
+    ("dlp", "DLP verdict: none, flag, redact or block (repeatable)."),
+    ("rule", "DLP rule id or its start, e.g. pii.card (repeatable)."),
+    ("org", "Organisation, or org/sub-organisation (repeatable)."),
+)
+
+
+def identity_options(func: Any) -> Any:
+    """``--config``, ``--role``, ``--user``: who is asking (shared with ``vigil conversation``)."""
+    func = click.option("--user", default=None, help="Who is asking, for the audit log [config: user].")(func)
+    func = click.option(
+        "--role",
+        type=click.Choice(["officer", "reviewer", "crm"], case_sensitive=False),
+        default=None,
+        help="What you may see [config: role].",
+    )(func)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML file with user and role [default: $VIGIL_CONFIG, else ~/.config/vigil/config.toml].",
+    )(func)
+
+
+def _filter_options(func: Any) -> Any:
+    for name, help_ in reversed(FILTER_FLAGS):
+        func = click.option(f"--{name}", f"flag_{name}", multiple=True, metavar="VALUE", help=help_)(func)
+    func = click.option("--to", "flag_to", default=None, metavar="DATE", help="Last day (UTC), inclusive.")(
+        func
+    )
+    return click.option("--from", "flag_from", default=None, metavar="DATE", help="First day (UTC).")(func)
+
+
+@click.command(
+    "search",
+    epilog="""\b
+Examples:
+  vigil search --archive A settlement
+  vigil search --archive A '"value date"' channel:wechat from:2026-01-05 to:2026-01-31
+  vigil search --archive A 'card AND (swift OR iban) NOT test' dlp:block rule:pii.card
+  vigil search --archive A 结算 participant:+85291234567 --json
+  vigil search --archive A --es-url https://es:9200 'settl*' kind:message
+Filters: channel: participant: conversation: direction: kind: type: from: to: dlp: rule: org:
+Quote phrases for your shell: '"settlement date"'.""",
+)
+@click.argument("query", nargs=-1)
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Archive folder (searched by the embedded engine; the audit log lives there).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "embedded", "elasticsearch"]),
+    default="auto",
+    show_default=True,
+    help="auto: Elasticsearch when --es-url is given, else the embedded engine.",
+)
+@connection_options
+@_filter_options
+@click.option("--page", type=int, default=1, show_default=True, help="Page number, from 1.")
+@click.option("--size", type=int, default=20, show_default=True, help="Hits per page.")
+@click.option(
+    "--sort",
+    type=click.Choice(["-time", "time"]),
+    default="-time",
+    show_default=True,
+    help="-time: newest first; time: oldest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit, per line.")
+@identity_options
+def command(
+    query: tuple[str, ...],
+    archive: Path,
+    engine: str,
+    page: int,
+    size: int,
+    sort: str,
+    as_json: bool,
+    config_path: Path | None,
+    role: str | None,
+    user: str | None,
+    **options: Any,
+) -> None:
+    """Search messages, auto-messages and events.
+
+    QUERY mixes free text (words, "quoted phrases", prefix*, AND / OR / NOT, parentheses) and
+    key:value filters. Words match whole words, case-insensitively; Chinese and Japanese text
+    matches as written, anywhere in the text. Every search is recorded in the archive's audit log.
+    """
+    from pipelines.errors import ConfigError
+    from pipelines.search import render
+    from pipelines.search.access import load_identity
+    from pipelines.search.audit import record_access
+    from pipelines.search.parse import parse_query
+    from pipelines.search.results import Page
+
+    identity = load_identity(config=config_path, role=role, user=user)
+    filters = {name: options.pop(f"flag_{name}") for name, _ in FILTER_FLAGS}
+    filters["date_from"] = options.pop("flag_from")
+    filters["date_to"] = options.pop("flag_to")
+    parsed = parse_query(list(query), **filters)
+    paging = Page(number=page, size=size, sort=sort)
+    if not archive.is_dir():
+        raise ConfigError(f"--archive {archive}: no such folder (the audit log is kept in the archive)")
+    use_es = engine == "elasticsearch" or (engine == "auto" and options.get("es_url"))
+    details: dict[str, Any] = {
+        "page": page,
+        "size": size,
+        "sort": sort,
+        "output": "json" if as_json else "table",
+    }
+    if use_es:
+        from pipelines.search import es_engine
+
+        cfg = config_from(options)
+        result = es_engine.search(cfg, parsed, identity, paging)
+        details["es_url"] = cfg.safe_url
+        details["index"] = cfg.alias
+    else:
+        from pipelines.search import embedded
+
+        result = embedded.search(archive, parsed, identity, paging)
+    details["returned"] = [hit.record_id for hit in result.hits]
+    # logged before anything is shown: no log entry, no disclosure
+    record_access(
+        archive,
+        identity,
+        "search",
+        query=parsed.to_dict(),
+        results=result.total,
+        engine=result.engine,
+        details=details,
+    )
+    if as_json:
+        for line in render.json_lines(result):
+            click.echo(line)
+    else:
+        render.print_table(result, identity.role.value)

@@ -1,0 +1,130 @@
+"""Showing search results: a table for people, JSON lines for programs.
+
+Matched words are emphasised in the text (``rich`` styles in the table; ``highlights`` offsets in
+JSON). Long bodies are cut to a window around the first match so a page stays readable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pipelines.search.match import Span
+from pipelines.search.results import Hit, SearchResult
+
+HIGHLIGHT = "bold black on yellow"
+SNIPPET_CHARS = 320
+
+
+def json_lines(result: SearchResult) -> Iterator[str]:
+    """One JSON object per hit."""
+    for hit in result.hits:
+        yield json.dumps(hit.to_json(), ensure_ascii=False, sort_keys=False)
+
+
+def summary(result: SearchResult, role: str) -> str:
+    order = "newest first" if result.page.newest_first else "oldest first"
+    hits = f"{result.total:,} hit{'' if result.total == 1 else 's'}"
+    return (
+        f"{hits} · page {result.page.number} of {result.pages} ({result.page.size} per page, {order}) · "
+        f"{result.engine} engine, {result.took_ms:.0f} ms · role {role}"
+    )
+
+
+def kind_label(hit: Hit) -> str:
+    if hit.kind == "auto_message":
+        label = f"auto-message to {hit.audience or '?'}"
+    elif hit.kind == "event":
+        label = "event"
+    else:
+        label = "message"
+    if hit.event_type:
+        label += f": {hit.event_type}"
+    delivery = hit.attributes.get("delivery")
+    if delivery in ("queued", "refused"):
+        label += f" ({delivery})"
+    return label
+
+
+def party_label(party: dict[str, object]) -> str:
+    name, handle, pid = party.get("name"), party.get("handle"), party.get("id")
+    if name and handle:
+        return f"{name} ({handle})"
+    return str(name or handle or pid or "?")
+
+
+def dlp_label(hit: Hit) -> str:
+    if not hit.dlp_action or hit.dlp_action == "none":
+        return ""
+    label = "BLOCKED" if hit.blocked else hit.dlp_action
+    if hit.dlp_rule_ids:
+        label += "\n" + "\n".join(hit.dlp_rule_ids)
+    return label
+
+
+def snippet(
+    text: str, spans: list[Span] | tuple[Span, ...], width: int = SNIPPET_CHARS
+) -> tuple[str, list[Span]]:
+    """A window of ``text`` around the first highlight, with the spans moved into it."""
+    if len(text) <= width:
+        return text, list(spans)
+    first = spans[0][0] if spans else 0
+    start = max(0, min(first - width // 4, len(text) - width))
+    end = start + width
+    prefix = "…" if start else ""
+    suffix = "…" if end < len(text) else ""
+    shift = len(prefix) - start
+    moved = [(max(s, start) + shift, min(e, end) + shift) for s, e in spans if e > start and s < end]
+    return prefix + text[start:end] + suffix, moved
+
+
+def styled(text: str, spans: list[Span] | tuple[Span, ...]) -> Text:
+    shown, moved = snippet(text, spans)
+    out = Text(shown)
+    for start, end in moved:
+        out.stylize(HIGHLIGHT, start, end)
+    return out
+
+
+def text_cell(hit: Hit) -> Text:
+    if hit.text is None:
+        return Text("[text withheld for this role]" if hit.withheld else "—", style="dim italic")
+    cell = styled(hit.text, hit.highlights)
+    if hit.redacted is not None:
+        cell.append("\nredacted: ", style="dim")
+        cell.append(snippet(hit.redacted, [])[0], style="dim")
+    return cell
+
+
+def table(result: SearchResult, role: str) -> Table:
+    out = Table(title=summary(result, role), title_justify="left", show_lines=True, expand=True)
+    out.add_column("Time (UTC) · where", width=19, overflow="fold")
+    out.add_column("From · kind · DLP", width=22, overflow="fold")
+    out.add_column("Text", ratio=1)
+    for hit in result.hits:
+        where = Text(hit.event_time.strftime("%Y-%m-%d %H:%M:%S"))
+        where.append(f"\n{hit.channel}", style="cyan")
+        where.append(f"\n{hit.conversation_id}", style="dim")
+        who = Text(party_label(hit.sender))
+        who.append(f"\n{kind_label(hit)}", style="magenta" if hit.kind != "message" else "dim")
+        dlp = dlp_label(hit)
+        if dlp:
+            who.append(f"\n{dlp}", style="bold red" if hit.blocked else "yellow")
+        out.add_row(where, who, text_cell(hit))
+    return out
+
+
+def print_table(result: SearchResult, role: str, console: Console | None = None) -> None:
+    console = console or Console()
+    if not result.hits:
+        console.print(summary(result, role))
+        if result.total and result.page.offset >= result.total:
+            console.print(f"(page {result.page.number} is past the last page, {result.pages})")
+        return
+    console.print(table(result, role))
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim")

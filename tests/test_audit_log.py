@@ -1,0 +1,124 @@
+"""Every search, conversation view and export lands in the hash-chained audit log first."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from search_support import dataset, vigil, write_archive
+
+from pipelines.archive import layout
+from pipelines.archive.ledger import Ledger
+from pipelines.search.access import AccessRole, Identity
+from pipelines.search.audit import record_access
+
+ROWS = dataset()
+
+
+@pytest.fixture
+def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return write_archive(tmp_path / "archive", ROWS)
+
+
+def entries(archive: Path) -> list[dict]:
+    ledger = Ledger(archive / layout.AUDIT)
+    assert ledger.problems() == []
+    return ledger.entries()
+
+
+def test_a_search_is_logged_with_who_what_and_how_many(archive: Path, capsys) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "reviewer", "--user", "ravi"]
+    assert vigil(*argv, "settlement", "channel:sms", "--size", "1", "--json") == 0
+    printed = capsys.readouterr().out.splitlines()
+    (entry,) = entries(archive)
+    assert entry["op"] == "access" and entry["action"] == "search"
+    assert entry["user"] == "ravi" and entry["role"] == "reviewer"
+    assert entry["engine"] == "embedded"
+    assert entry["query"] == {
+        "text": "settlement",
+        "text_tree": {"word": "settlement"},
+        "channels": ["sms"],
+    }
+    assert entry["results"] == 2  # the total, not just the page
+    assert entry["details"]["returned"] == [json.loads(printed[0])["record_id"]]
+    assert entry["details"]["page"] == 1 and entry["details"]["output"] == "json"
+    assert entry["time"].endswith("+00:00")
+    assert entry["seq"] == 1 and len(entry["hash"]) == 64
+
+
+def test_views_and_exports_are_logged(archive: Path, tmp_path: Path, capsys) -> None:
+    who = ["--archive", str(archive), "--role", "officer", "--user", "olivia"]
+    assert vigil("conversation", "conv-zh", *who) == 0
+    assert (
+        vigil("conversation", "conv-zh", *who, "--html", str(tmp_path / "c.html"), "--from", "2026-01-06")
+        == 0
+    )
+    capsys.readouterr()
+    view, export = entries(archive)
+    assert view["action"] == "conversation" and view["results"] == 3
+    assert view["query"] == {"conversations": ["conv-zh"]}
+    assert export["action"] == "export" and export["details"]["format"] == "html"
+    assert export["details"]["file"] == str((tmp_path / "c.html").resolve())
+    assert export["query"] == {"conversations": ["conv-zh"], "time_from": "2026-01-06"}
+    assert export["prev"] == view["hash"]
+
+
+def test_tampering_with_an_audit_entry_fails_verify(archive: Path, capsys) -> None:
+    for text in ("card", "settlement", "结算"):
+        assert vigil("search", "--archive", str(archive), "--role", "officer", "--user", "mallory", text) == 0
+    assert vigil("verify", "--archive", str(archive)) == 0
+    path = archive / layout.AUDIT
+    lines = path.read_text().splitlines(keepends=True)
+    doctored = json.loads(lines[1])
+    doctored["user"] = "someone-else"  # hide who searched for "settlement"
+    lines[1] = json.dumps(doctored, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    path.write_text("".join(lines))
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive)) == 1
+    err = capsys.readouterr().err
+    assert "audit log" in err and "line 2" in err and "altered" in err
+
+
+def test_removing_an_audit_entry_fails_verify(archive: Path, capsys) -> None:
+    for text in ("card", "settlement", "结算"):
+        assert vigil("search", "--archive", str(archive), "--role", "officer", text) == 0
+    path = archive / layout.AUDIT
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[2])
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive)) == 1
+    assert "audit log" in capsys.readouterr().err
+
+
+def test_nothing_is_shown_when_the_log_cannot_be_written(archive: Path, capsys) -> None:
+    (archive / layout.AUDIT).mkdir(parents=True)  # a folder where the log file should be
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card", "--json") == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "cannot write the audit log" in captured.err and "nothing was shown" in captured.err
+
+
+def test_concurrent_searchers_keep_one_chain(archive: Path) -> None:
+    identity = Identity("t", AccessRole.OFFICER)
+
+    def log(n: int) -> None:
+        for _ in range(10):
+            record_access(archive, identity, "search", query={"text": str(n)}, results=n, engine="embedded")
+
+    threads = [threading.Thread(target=log, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    logged = entries(archive)
+    assert len(logged) == 60
+    assert [e["seq"] for e in logged] == list(range(1, 61))
+
+
+def test_unknown_actions_are_refused(archive: Path) -> None:
+    with pytest.raises(ValueError):
+        record_access(archive, Identity("t", AccessRole.OFFICER), "delete", query={}, results=0, engine="x")
