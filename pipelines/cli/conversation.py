@@ -1,0 +1,80 @@
+"""``vigil conversation``: reconstruct one conversation, in the terminal or as an HTML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipelines.cli.search import identity_options
+
+
+@click.command("conversation")
+@click.argument("conversation_id")
+@click.option(
+    "--archive", type=click.Path(file_okay=False, path_type=Path), required=True, help="Archive folder."
+)
+@click.option("--from", "date_from", default=None, metavar="DATE", help="First day (UTC) to show.")
+@click.option("--to", "date_to", default=None, metavar="DATE", help="Last day (UTC) to show, inclusive.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a self-contained HTML page to this file instead of printing.",
+)
+@identity_options
+def command(
+    conversation_id: str,
+    archive: Path,
+    date_from: str | None,
+    date_to: str | None,
+    html_path: Path | None,
+    config_path: Path | None,
+    role: str | None,
+    user: str | None,
+) -> None:
+    """Show conversation CONVERSATION_ID as it happened: messages, auto-messages and events in
+    order, who was present, queued and refused messages, and where DLP redacted or blocked.
+
+    What you see depends on your role (officer, reviewer, crm). Every view and export is recorded
+    in the archive's audit log.
+    """
+    from rich.console import Console
+
+    from pipelines.errors import ConfigError
+    from pipelines.search.access import load_identity
+    from pipelines.search.audit import record_access
+    from pipelines.search.conversation import build_timeline, load_conversation, render_html, render_text
+    from pipelines.search.query import Query, check_range, parse_time
+
+    identity = load_identity(config=config_path, role=role, user=user)
+    window = check_range(
+        Query(
+            time_from=parse_time(date_from, end=False, key="--from") if date_from else None,
+            time_to=parse_time(date_to, end=True, key="--to") if date_to else None,
+        )
+    )
+    if not archive.is_dir():
+        raise ConfigError(f"--archive {archive}: no such folder")
+    rows = load_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
+    timeline = build_timeline(conversation_id, rows, identity, window=(window.time_from, window.time_to))
+    query = {"conversations": [conversation_id], **window.to_dict()}
+    details = {"returned": [e.record_id for e in timeline.entries]}
+    if html_path is not None:
+        page = render_html(timeline)
+        details["format"] = "html"
+        details["file"] = str(html_path.resolve())
+        record_access(
+            archive, identity, "export", query=query, results=len(rows), engine="embedded", details=details
+        )
+        try:
+            html_path.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--html {html_path}: cannot write it ({exc.strerror or exc})") from None
+        click.echo(f"wrote {html_path} ({len(timeline.entries)} records)")
+        return
+    record_access(
+        archive, identity, "conversation", query=query, results=len(rows), engine="embedded", details=details
+    )
+    render_text(timeline, Console())

@@ -1,0 +1,322 @@
+"""A conversation as it happened: every record in order, who was there, what DLP did.
+
+:func:`load_conversation` reads a conversation's records from the archive (embedded engine, date
+partitions pruned when a range is given) in event-time order, then source order (file, offset) for
+records stamped with the same instant. :func:`build_timeline` turns them into :class:`Entry`
+objects for one viewer:
+
+* messages, auto-messages (with their audience: "to employee", "to customer", "to both"), and
+  events (joins, leaves, transfers, opt-ins, window expiries, ...);
+* delivery outcomes carried in attributes (``delivery=queued`` / ``refused`` and why);
+* who was present at each point: the participants at the first record, then each change (who
+  joined, who left) on the record where it shows;
+* DLP markers (flagged, redacted, blocked; rule ids), with the text the viewer's role may see:
+  officers the original and the redacted view, reviewers the redacted view only, the CRM role its
+  CRM view.
+
+Rendering: :func:`render_text` for the terminal (rich), :func:`render_html` for a self-contained
+HTML page (``pipelines/templates/conversation.html.j2``, autoescaped: bodies are untrusted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from rich.console import Console
+from rich.text import Text
+
+from pipelines.archive.reader import live_files
+from pipelines.errors import ArchiveError
+from pipelines.record import ARROW_SCHEMA
+from pipelines.search import sql
+from pipelines.search.access import Identity, shown_text
+from pipelines.search.embedded import select_rows
+from pipelines.search.query import Query
+from pipelines.search.results import _attributes, _time
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+HTML_TEMPLATE = "conversation.html.j2"
+ORDER = "event_time, source_name, source_offset, record_id"
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    label: str
+    role: str
+
+
+@dataclass
+class DlpMark:
+    action: str  # flag, redact, block
+    rules: list[str]
+    blocked: bool
+
+    @property
+    def label(self) -> str:
+        if self.blocked:
+            what = "BLOCKED by DLP (not delivered)"
+        elif self.action == "redact":
+            what = "redacted by DLP"
+        else:
+            what = "flagged by DLP"
+        return f"{what}: {', '.join(self.rules)}" if self.rules else what
+
+
+@dataclass
+class Entry:
+    record_id: str
+    time: dt.datetime
+    kind: str
+    event_type: str | None
+    audience: str | None
+    direction: str
+    sender: Person
+    recipients: list[Person]
+    text: str | None
+    withheld: bool
+    redacted: str | None
+    delivery: str | None
+    delivery_note: str | None
+    dlp: DlpMark | None
+    attachments: list[str]
+    joined: list[Person] = field(default_factory=list)
+    left: list[Person] = field(default_factory=list)
+    present: list[Person] = field(default_factory=list)
+
+    @property
+    def heading(self) -> str:
+        """What the entry is, in a few words ("auto-message to customer · opted in")."""
+        if self.kind == "auto_message":
+            head = f"auto-message to {self.audience or 'unknown audience'}"
+        elif self.kind == "event":
+            head = "event"
+        else:
+            head = "message"
+        if self.event_type:
+            head += f" · {self.event_type.replace('_', ' ')}"
+        if self.delivery in ("queued", "refused"):
+            head += f" · {self.delivery}"
+            if self.delivery_note:
+                head += f" ({self.delivery_note})"
+        return head
+
+
+@dataclass
+class Timeline:
+    conversation_id: str
+    entries: list[Entry]
+    viewer: Identity
+    channels: list[str]
+    orgs: list[str]
+    generated: dt.datetime
+    window: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
+
+    @property
+    def first(self) -> dt.datetime | None:
+        return self.entries[0].time if self.entries else None
+
+    @property
+    def last(self) -> dt.datetime | None:
+        return self.entries[-1].time if self.entries else None
+
+    @property
+    def everyone(self) -> list[Person]:
+        seen: dict[str, Person] = {}
+        for entry in self.entries:
+            for person in [entry.sender, *entry.recipients, *entry.present]:
+                seen.setdefault(person.id, person)
+        return list(seen.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+_COLUMNS = [name for name in ARROW_SCHEMA.names if name not in ("content_sha256",)]
+
+
+def load_conversation(
+    archive: Path,
+    conversation_id: str,
+    *,
+    time_from: dt.datetime | None = None,
+    time_to: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The conversation's records, in order. Date bounds prune partitions (and cut the view)."""
+    root = Path(archive)
+    if not root.is_dir():
+        raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
+    query = Query(conversations=(conversation_id,), time_from=time_from, time_to=time_to)
+    files = sql.prune(live_files(root), query)
+    compiled = sql.compile_query(query)
+    return select_rows(root, files, compiled.where, compiled.params, _COLUMNS, order=ORDER)
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+
+def person(party: Mapping[str, Any] | None) -> Person:
+    party = party or {}
+    name, handle, pid = party.get("name"), party.get("handle"), party.get("id") or "?"
+    label = f"{name} ({handle})" if name and handle else str(name or handle or pid)
+    return Person(id=str(pid), label=label, role=str(party.get("role") or ""))
+
+
+def build_timeline(
+    conversation_id: str,
+    rows: Iterable[Mapping[str, Any]],
+    viewer: Identity,
+    *,
+    now: dt.datetime | None = None,
+    window: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+) -> Timeline:
+    entries: list[Entry] = []
+    before: dict[str, Person] | None = None
+    channels: list[str] = []
+    orgs: list[str] = []
+    for row in rows:
+        present = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
+        shown = shown_text(row, viewer)
+        attributes = _attributes(row.get("attributes"))
+        entry = Entry(
+            record_id=row["record_id"],
+            time=_time(row["event_time"]),
+            kind=row["kind"],
+            event_type=row.get("event_type"),
+            audience=row.get("audience"),
+            direction=row["direction"],
+            sender=person(row.get("sender")),
+            recipients=[person(x) for x in row.get("recipients") or []],
+            text=shown.text,
+            withheld=shown.withheld,
+            redacted=shown.redacted,
+            delivery=attributes.get("delivery"),
+            delivery_note=attributes.get("refusal")
+            or (f"position {attributes['queue_position']}" if "queue_position" in attributes else None),
+            dlp=_dlp(row),
+            attachments=[_attachment(a) for a in row.get("attachments") or []],
+            present=list(present.values()),
+        )
+        if before is None:
+            entry.joined = []  # the first entry's participants are shown as "present", not "joined"
+        else:
+            entry.joined = [p for pid, p in present.items() if pid not in before]
+            entry.left = [p for pid, p in before.items() if pid not in present]
+        if present or before is None:
+            before = present
+        entries.append(entry)
+        _add(channels, row.get("channel"))
+        _add(orgs, "/".join(x for x in (row.get("org"), row.get("sub_org")) if x))
+    return Timeline(
+        conversation_id=conversation_id,
+        entries=entries,
+        viewer=viewer,
+        channels=channels,
+        orgs=orgs,
+        generated=now or dt.datetime.now(dt.UTC),
+        window=window,
+    )
+
+
+def _add(items: list[str], value: Any) -> None:
+    if value and value not in items:
+        items.append(str(value))
+
+
+def _dlp(row: Mapping[str, Any]) -> DlpMark | None:
+    action = row.get("dlp_action") or "none"
+    blocked = bool(row.get("blocked"))
+    if action == "none" and not blocked:
+        return None
+    return DlpMark(action=action, rules=list(row.get("dlp_rule_ids") or []), blocked=blocked)
+
+
+def _attachment(item: Mapping[str, Any]) -> str:
+    name = item.get("name") or item.get("uri") or "attachment"
+    return f"{name} ({item.get('media_type', '?')}, {item.get('size', 0):,} bytes)"
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+
+
+def _time_label(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def render_text(timeline: Timeline, console: Console) -> None:
+    """The timeline in the terminal."""
+    head = Text(f"Conversation {timeline.conversation_id}", style="bold")
+    facts = [", ".join(timeline.channels), ", ".join(timeline.orgs), f"{len(timeline.entries)} records"]
+    head.append("  " + " · ".join(f for f in facts if f), style="dim")
+    console.print(head)
+    console.print(
+        Text(
+            f"{_time_label(timeline.first)} → {_time_label(timeline.last)}  ·  viewed by "
+            f"{timeline.viewer.user} as {timeline.viewer.role.value}",
+            style="dim",
+        )
+    )
+    if not timeline.entries:
+        console.print("No records for this conversation (check the id and the --from/--to window).")
+        return
+    first = timeline.entries[0]
+    console.print(Text("Present: " + ", ".join(p.label for p in first.present), style="cyan"))
+    for entry in timeline.entries:
+        if entry.joined or entry.left:
+            change = Text("  ── ", style="cyan")
+            change.append(_change(entry), style="cyan")
+            change.append(" ──", style="cyan")
+            console.print(change)
+        line = Text(f"{entry.time:%Y-%m-%d %H:%M:%S}  ", style="dim")
+        line.append(entry.sender.label, style="bold")
+        if entry.recipients:
+            line.append(" → " + ", ".join(p.label for p in entry.recipients))
+        line.append(f"  [{entry.heading}]", style="magenta" if entry.kind != "message" else "dim")
+        console.print(line)
+        if entry.dlp is not None:
+            console.print(
+                Text(f"    ▲ {entry.dlp.label}", style="bold red" if entry.dlp.blocked else "yellow")
+            )
+        if entry.text is not None:
+            console.print(Text(_indent(entry.text)))
+        elif entry.withheld:
+            console.print(Text("    [text withheld for this role]", style="dim italic"))
+        if entry.redacted is not None:
+            console.print(Text("    redacted view: ", style="dim") + Text(entry.redacted, style="dim"))
+        for item in entry.attachments:
+            console.print(Text(f"    📎 {item}", style="dim"))
+
+
+def _change(entry: Entry) -> str:
+    parts = [f"+ {p.label} joined" for p in entry.joined] + [f"− {p.label} left" for p in entry.left]
+    return " · ".join(parts)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines() or [""])
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # message bodies are untrusted input
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(timeline: Timeline) -> str:
+    """A self-contained HTML page (inline CSS, no scripts, no external assets)."""
+    template = _environment().get_template(HTML_TEMPLATE)
+    return template.render(t=timeline, time_label=_time_label, change=_change)
