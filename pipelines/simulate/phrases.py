@@ -396,8 +396,8 @@ INTERNAL = (
 BOT = {
     "en": {
         "greeting": "Hello, I'm the {firm} assistant. Who would you like to reach today?",
-        "clarify": "Sorry, I didn't catch that. Could you give me the name or number of the person you "
-        "usually speak with?",
+        "clarify": "Sorry, I didn't catch that. Who do you usually deal with here? "
+        "A name or their direct line is enough.",
         "topic": "Thanks. What is it about - your account, a transfer, or something else?",
         "connecting": "One moment, I'm connecting you with {colleague}.",
     },
