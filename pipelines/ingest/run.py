@@ -175,7 +175,7 @@ def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int]:
 
 
 def engine_id(engine: Any) -> str | None:
-    return None if engine is None else f"{engine.policy_set.id}@{engine.policy_set.digest[:12]}"
+    return None if engine is None else engine.policy_set.label
 
 
 def load_engine(opts: RunOptions) -> Any:

@@ -129,8 +129,7 @@ class _ApplyDlp(beam.DoFn):
         except Exception:  # one bad text must not sink its batch: retry one by one
             verdicts = [self._one(text, scope) for text, scope in items]
         by_index = {i: v for (i, _), v in zip(texts, verdicts, strict=True)}
-        policy = self.engine.policy_set
-        policy_id = f"{policy.id}@{policy.digest[:12]}"
+        policy_id = self.engine.policy_set.label
         for i, row in enumerate(batch):
             verdict = by_index.get(i)
             row["dlp_policy"] = policy_id
