@@ -137,10 +137,13 @@ def command(
     if summary.recovered:
         click.echo(summary.recovered, err=True)
     if summary.commit is None:
-        click.echo(
-            f"Nothing new to archive in {input_path} ({summary.skipped_sources} file(s) already archived; "
-            "--reprocess reads them again)."
-        )
+        if summary.skipped_sources:
+            click.echo(
+                f"Nothing new to archive in {input_path} ({summary.skipped_sources} file(s) already "
+                "archived; --reprocess reads them again)."
+            )
+        else:
+            click.echo(f"No event files (*.jsonl, *.jsonl.gz, *.ndjson) in {input_path}; nothing archived.")
         return
     click.echo(summary.render(archive))
     click.echo(

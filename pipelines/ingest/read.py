@@ -54,7 +54,14 @@ def discover(input_path: str) -> list[SourceFile]:
         patterns = [input_path]
     else:
         base = input_path.rstrip("/")
-        patterns = [f"{base}/**/{p}" for p in PATTERNS] + [f"{base}/{p}" for p in PATTERNS]
+        if not FileSystems.exists(base):
+            raise InputError(
+                f"input {input_path} does not exist; pass the folder `vigil simulate --out` wrote"
+            )
+        if FileSystems.match([base])[0].metadata_list and base.endswith(tuple(p[1:] for p in PATTERNS)):
+            patterns = [base]  # a single file
+        else:
+            patterns = [f"{base}/**/{p}" for p in PATTERNS] + [f"{base}/{p}" for p in PATTERNS]
     found: dict[str, SourceFile] = {}
     try:
         results = FileSystems.match(patterns)

@@ -1,0 +1,89 @@
+"""The command line as a user meets it: every command has help, mistakes get messages, not tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+
+from pipelines.cli import COMMANDS, cli
+
+VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
+
+
+def _all_commands() -> list[list[str]]:
+    paths: list[list[str]] = []
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        paths.append([name])
+        if isinstance(command, click.Group):
+            paths.extend([name, sub] for sub in command.list_commands(ctx))
+    return paths
+
+
+def test_every_registered_command_exists() -> None:
+    assert {p[0] for p in _all_commands()} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("path", _all_commands(), ids=lambda p: " ".join(p))
+def test_help_everywhere(path: list[str]) -> None:
+    result = subprocess.run([*VIGIL, *path, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: vigil " + " ".join(path))
+    assert "apitools" not in result.stderr  # Beam's import-time noise is filtered
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["nonsense"], 2, "No such command"),
+        (["run", "--archive", "x"], 2, "Missing option '--input'"),
+        (["verify", "--archive", "/definitely/not/here"], 2, "is not a folder"),
+    ],
+)
+def test_mistakes_get_messages_not_tracebacks(argv: list[str], code: int, message: str) -> None:
+    result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_on_a_missing_input_folder_says_so(tmp_path) -> None:
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(tmp_path / "nope"), "--archive", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"input {tmp_path / 'nope'} does not exist" in result.stderr
+
+
+def test_run_on_an_empty_folder_says_there_is_nothing(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(tmp_path / "empty"), "--archive", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "No event files" in result.stdout
+
+
+def test_run_accepts_a_single_file(tmp_path) -> None:
+    from factories import event, write_jsonl
+
+    write_jsonl(tmp_path / "one.jsonl", [event(1), event(2)])
+    write_jsonl(tmp_path / "other.jsonl", [event(3)])
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(tmp_path / "one.jsonl"), "--archive", str(tmp_path / "a"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Read 2 events from 1 file(s)" in result.stdout
