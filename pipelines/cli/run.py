@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,35 @@ def command(
             click.echo(f"No event files (*.jsonl, *.jsonl.gz, *.ndjson) in {input_path}; nothing archived.")
         return
     click.echo(summary.render(archive))
+    vigil = sys.argv[0] if Path(sys.argv[0]).name == "vigil" else "vigil"
+    busiest = _busiest_conversation(archive) or "ID"
     click.echo(
-        f"Look at it: vigil verify --archive {archive}   |   "
-        f"duckdb -c \"SELECT channel, kind, count(*) FROM '{archive}/records/**/*.parquet' GROUP BY ALL\""
+        "Look at it:\n"
+        f"  {vigil} search --archive {archive} --role reviewer portfolio           # find messages\n"
+        f"  {vigil} search --archive {archive} --role officer dlp:block            # what DLP stopped\n"
+        f"  {vigil} conversation {busiest} --archive {archive} --role officer --html c.html\n"
+        f"  {vigil} verify --archive {archive}                                     # tamper check\n"
+        f"  Parquet files: {archive}/records/event_date=*/channel=*/*.parquet (DuckDB and pyarrow read them)"
     )
+
+
+def _busiest_conversation(archive: Path) -> str | None:
+    """A conversation worth replaying in the hint: messages, auto-messages and events, and many of them."""
+    import duckdb
+
+    from pipelines.archive.reader import live_paths
+
+    paths = [str(p) for p in live_paths(archive)]
+    if not paths:
+        return None
+    row = (
+        duckdb.connect()
+        .execute(
+            "SELECT conversation_id FROM read_parquet(?, union_by_name = true) "
+            "GROUP BY 1 ORDER BY count(DISTINCT kind) DESC, count(DISTINCT event_type) DESC, "
+            "count(*) DESC, 1 LIMIT 1",
+            [paths],
+        )
+        .fetchall()
+    )
+    return row[0][0] if row else None
