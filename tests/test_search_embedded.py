@@ -210,3 +210,18 @@ def test_an_empty_archive_finds_nothing(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = embedded.search(tmp_path / "empty", parse_query("card"), OFFICER)
     assert result.total == 0 and result.hits == []
+
+
+@pytest.mark.parametrize("sort", ["-time", "time"])
+def test_pages_split_records_at_one_instant_by_record_id(tmp_path: Path, sort: str) -> None:
+    rows = [row(f"t-{n}", at(9, 12), body=f"tie {n}", source_offset=n) for n in range(5)]
+    rows += [row(f"e-{n}", at(9, 11 + 2 * n), body=f"edge {n}") for n in range(2)]  # before and after
+    root = write_archive(tmp_path / "a", rows)
+    key = {r["record_id"]: (r["event_time"], r["record_id"]) for r in rows}
+    expected = sorted(key, key=key.__getitem__, reverse=sort == "-time")
+    paged = []
+    for number in range(1, 6):
+        result = embedded.search(root, parse_query(""), OFFICER, Page(number, 2, sort))
+        assert result.total == 7
+        paged += [h.record_id for h in result.hits]
+    assert paged == expected

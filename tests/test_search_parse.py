@@ -170,3 +170,14 @@ def test_to_dict_is_what_the_audit_log_keeps() -> None:
 )
 def test_cli_words_keep_spaces_inside_filter_values(words: list[str], joined: str) -> None:
     assert join_words(words) == joined
+
+
+@pytest.mark.parametrize(
+    ("text", "noted"),
+    [("价", True), ("NOT 价", True), ("价格", False), ("card", False), ("价*", True)],
+)
+def test_single_cjk_characters_come_with_a_caveat(text: str, noted: bool) -> None:
+    caveats = parse_query(text).caveats()
+    assert bool(caveats) is noted
+    if noted:
+        assert "Elasticsearch" in caveats[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,7 +61,7 @@ def command(
     rows = load_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
     timeline = build_timeline(conversation_id, rows, identity, window=(window.time_from, window.time_to))
     query = {"conversations": [conversation_id], **window.to_dict()}
-    details = {"returned": [e.record_id for e in timeline.entries]}
+    details: dict[str, Any] = {"returned": [e.record_id for e in timeline.entries]}
     if html_path is not None:
         page = render_html(timeline)
         details["format"] = "html"

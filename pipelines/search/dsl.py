@@ -58,7 +58,7 @@ def compile_query(
         if values:
             filters.append({"terms": {field: list(values)}})
     if query.orgs:
-        options = []
+        options: list[dict[str, Any]] = []
         for ref in query.orgs:
             if ref.sub_org is None:
                 options.append({"term": {"org": ref.org}})

@@ -3,10 +3,12 @@
 No second store and no index. A search prunes the manifest's live files by partition
 (``event_date``, ``channel``), then runs two statements:
 
-1. over the pruned files, reading only the columns the filters and the text need, the id, file
-   and event time of *every* match: the total is their number and the page is a top-k of them
-   (in Arrow; DuckDB's ``count(*) OVER ()`` would run this scan on one thread);
-2. over just the files holding that page, the page's records with the columns a hit shows.
+1. over the pruned files, reading only the columns the filters and the text need, where every
+   match is (file, row number) and its event time: the total is their number, and a top-k of the
+   times (in Arrow) tells which matches can be on the page. Record ids are not read here: decoding
+   a million of them costs more than the rest of a phrase search's bookkeeping;
+2. over just the files holding those candidates, their records with the columns a hit shows;
+   ties in event time are broken by record id, as Elasticsearch's sort does.
 
 Files are read as they are and, only when DuckDB refuses because schema versions are mixed,
 unioned by name (see :data:`pipelines.search.sql.SOURCE_UNION`). Parquet footers are cached in
@@ -36,7 +38,7 @@ from pipelines.record import ARROW_SCHEMA
 from pipelines.search import match, sql
 from pipelines.search.access import AccessRole, Identity, crm_view
 from pipelines.search.query import Query
-from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Hit, Page, SearchResult, hit_from_row
+from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Page, SearchResult, hit_from_row
 
 ENGINE = "embedded"
 _local = threading.local()
@@ -76,7 +78,9 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
         statement,
         statement.replace(sql.SOURCE, sql.SOURCE_UNION),
         statement.replace(
-            sql.SOURCE, f"(SELECT *, filename FROM {sql.SOURCE_UNION} UNION ALL BY NAME FROM {_SCHEMA_TABLE})"
+            sql.SOURCE,
+            f"(SELECT *, file_index, file_row_number FROM {sql.SOURCE_UNION} "
+            f"UNION ALL BY NAME FROM {_SCHEMA_TABLE})",
         ),
     ]
     for i, attempt in enumerate(attempts):
@@ -130,37 +134,55 @@ def search(archive: Path, query: Query, identity: Identity, page: Page | None = 
         hide_blocked_text=identity.hides_blocked_text,
         exclude_ids=excluded,
     )
+    paths = sql.files_param(root, files)
     matched = _execute(
-        f"SELECT filename, record_id, event_time FROM {sql.SOURCE} WHERE {compiled.where}",
-        {**compiled.params, "files": sql.files_param(root, files)},
+        f"SELECT file_index, file_row_number, event_time FROM {sql.SOURCE} WHERE {compiled.where}",
+        {**compiled.params, "files": paths},
         arrow=True,
     )
-    top = _page_of(matched, page)
-    hits = _page_hits(top, query, identity)
-    return SearchResult(query, page, matched.num_rows, hits, ENGINE, _ms(started))
+    rows = _page_rows(matched, paths, page)
+    hits = [hit_from_row(row, query, identity) for row in rows]
+    return SearchResult(query, page, matched.num_rows, hits, ENGINE, _ms(started), query.caveats())
 
 
-def _page_of(matched: pa.Table, page: Page) -> pa.Table:
-    """The page's rows of all matches, by event time then record id (a total order)."""
-    wanted = min(page.offset + page.size, matched.num_rows)
-    if wanted <= page.offset:
-        return matched.slice(0, 0)
-    order = "descending" if page.newest_first else "ascending"
-    keys = [("event_time", order), ("record_id", order)]
-    first = matched.take(pc.select_k_unstable(matched, k=wanted, sort_keys=keys))
-    return first.take(pc.sort_indices(first, sort_keys=keys)).slice(page.offset, page.size)
+def _page_rows(matched: pa.Table, paths: list[str], page: Page) -> list[dict[str, Any]]:
+    """The page's records, in the total order (event time, then record id).
 
-
-def _page_hits(top: pa.Table, query: Query, identity: Identity) -> list[Hit]:
-    if top.num_rows == 0:
+    ``matched`` locates every match (file, row, event time) but, to keep the scan light, has no
+    record ids. Only the matches whose event time lies between the page's first and last ones
+    can be on the page; those are read in full, ties broken by record id, and the page cut out."""
+    end = min(page.offset + page.size, matched.num_rows)
+    if end <= page.offset:
         return []
-    ids = top.column("record_id").to_pylist()
-    paths = sorted(set(top.column("filename").to_pylist()))
+    order = "descending" if page.newest_first else "ascending"
+    times = matched.column("event_time")
+    top = pc.take(times, pc.select_k_unstable(matched, k=end, sort_keys=[("event_time", order)]))
+    top = pc.take(top, pc.array_sort_indices(top, order=order))
+    first, last = top[page.offset], top[end - 1]
+    low, high = (last, first) if page.newest_first else (first, last)
+    inside = pc.and_(pc.greater_equal(times, low), pc.less_equal(times, high))
+    before = pc.sum(pc.greater(times, first) if page.newest_first else pc.less(times, first)).as_py() or 0
+    candidates = matched.filter(inside)
+    holding = sorted({paths[i] for i in candidates.column("file_index").to_pylist()})
+    position = {path: n for n, path in enumerate(holding)}
+    keys = [
+        (position[paths[f]] << 32) + r
+        for f, r in zip(
+            candidates.column("file_index").to_pylist(),
+            candidates.column("file_row_number").to_pylist(),
+            strict=True,
+        )
+    ]
     rows = select_rows(
-        Path("/"), paths, "list_contains($ids, record_id)", {"ids": ids}, [*HIT_FIELDS, *TEXT_FIELDS]
+        Path("/"),
+        holding,
+        "list_contains($keys, (file_index::BIGINT << 32) + file_row_number)",
+        {"keys": keys},
+        [*HIT_FIELDS, *TEXT_FIELDS],
     )
-    by_id = {row["record_id"]: row for row in rows}
-    return [hit_from_row(by_id[i], query, identity) for i in ids if i in by_id]
+    rows.sort(key=lambda r: (r["event_time"], r["record_id"]), reverse=page.newest_first)
+    start = page.offset - before
+    return rows[start : start + page.size]
 
 
 def _crm_rejects(root: Path, files: list[DataFile], query: Query, identity: Identity) -> list[str]:

@@ -89,7 +89,7 @@ def search(
     count = int(total.get("value", 0) if isinstance(total, dict) else total)
     hits = [_hit(h, query, identity) for h in hits_section.get("hits", [])]
     elapsed = round((time.perf_counter() - started) * 1000, 1)
-    return SearchResult(query, page, count, hits, ENGINE, elapsed)
+    return SearchResult(query, page, count, hits, ENGINE, elapsed, query.caveats())
 
 
 def _hit(raw: Mapping[str, Any], query: Query, identity: Identity) -> Hit:

@@ -204,8 +204,9 @@ def _split_filters(tree: Any) -> tuple[Node | None, list[_Filter]]:
     if isinstance(tree, _Filter):
         return None, [tree]
     if isinstance(tree, And):
-        found = [i for i in tree.items if isinstance(i, _Filter)]
-        rest = tuple(i for i in tree.items if not isinstance(i, _Filter))
+        items: list[Any] = list(tree.items)  # the transformer puts filters among the nodes
+        found = [i for i in items if isinstance(i, _Filter)]
+        rest = tuple(i for i in items if not isinstance(i, _Filter))
         for item in rest:
             _no_nested_filters(item)
         if not rest:

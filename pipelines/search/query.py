@@ -234,6 +234,17 @@ class Query:
     def has_text(self) -> bool:
         return self.text is not None
 
+    def caveats(self) -> list[str]:
+        """Where the two engines may answer this query differently (shown with the results)."""
+        single = sorted({leaf.text for leaf in leaves(self.text, positive=False) if _single_cjk_char(leaf)})
+        if not single:
+            return []
+        return [
+            f"{', '.join(single)}: the embedded engine finds a single CJK character anywhere, "
+            "Elasticsearch (bigram index) only where it stands alone; search two or more characters "
+            "for the same answer from both"
+        ]
+
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None]:
         """First and last UTC day that can hold a match (for partition pruning)."""
         first = self.time_from.date() if self.time_from else None
@@ -276,6 +287,11 @@ class Query:
         return " ".join(parts)
 
 
+def _single_cjk_char(leaf: Leaf) -> bool:
+    segs = leaf.segments
+    return len(segs) == 1 and segs[0].cjk and len(segs[0].text) == 1
+
+
 def _split_values(value: str, spec: FilterSpec) -> list[str]:
     if spec.choices or spec.key in ("rule", "conversation", "org"):
         return value.split(",")
@@ -313,7 +329,8 @@ def _add(query: Query, spec: FilterSpec, value: str) -> Query:
     current = getattr(query, spec.attribute)
     if item in current:
         return query
-    return replace(query, **{spec.attribute: (*current, item)})
+    changes: dict[str, Any] = {spec.attribute: (*current, item)}
+    return replace(query, **changes)
 
 
 def normalise_party(value: str) -> str:
