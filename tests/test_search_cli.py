@@ -170,3 +170,12 @@ def test_the_role_comes_from_the_config_file_not_the_query(
     assert capsys.readouterr().out == ""  # a reviewer cannot find the secret by its value
     assert vigil("search", "--archive", str(archive), "role:officer", "card") == 2
     assert "unknown filter role:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("sort", "first"), [("-time", "2026-02-02T12:00:00Z"), ("time", "2026-01-03T12:00:00Z")]
+)
+def test_sort_flag(archive: Path, capsys, sort: str, first: str) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "officer", "settlement", "--json", "--size", "1"]
+    assert vigil(*argv, "--sort", sort) == 0
+    assert json.loads(capsys.readouterr().out)["event_time"] == first
