@@ -278,6 +278,12 @@ class Record(Event):
     content_sha256: str = Field(
         description="SHA-256 of the event content, used to tell re-deliveries from conflicts."
     )
+    parties: list[str] = Field(
+        default_factory=list,
+        description="Everyone on the record (sender, recipients, participants) as search keys: ids, "
+        "handles and names, lower-cased, phone numbers compacted (see party_key). Derived, so that "
+        "participant search reads one flat column instead of three nested ones.",
+    )
     # DLP verdict (schema 2). The original body stays in ``body``; findings never repeat the values.
     dlp_action: DlpAction = Field(
         DlpAction.NONE,
@@ -297,6 +303,24 @@ class Record(Event):
         description="The body as redacted views show it (equal to body when nothing was redacted).",
         json_schema_extra=TEXT_ES,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_parties(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("parties") and data.get("sender") is not None:
+            as_dict = {
+                key: _plain(data.get(key)) for key in ("sender", "recipients", "participants") if key in data
+            }
+            data = {**data, "parties": parties_of(as_dict)}
+        return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 class DeadLetterStage(StrEnum):
@@ -459,7 +483,7 @@ def row_to_record(row: dict[str, Any]) -> Record:
         value = data.get(name)
         if isinstance(value, int):
             data[name] = from_micros(value)
-    data.pop("event_date", None)  # hive partition column added by readers
+    data.pop("event_month", None)  # hive partition column added by readers
     data.pop("channel_partition", None)
     if isinstance(data.get("attributes"), list):  # Arrow maps read back as [(k, v), ...]
         data["attributes"] = dict(data["attributes"])
@@ -471,6 +495,25 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
 
 
-def event_date(row: dict[str, Any]) -> str:
-    """Archive partition date (UTC) of a row."""
-    return from_micros(row["event_time"]).date().isoformat()
+def event_month(row: dict[str, Any]) -> str:
+    """Archive partition of a row: the UTC month of its event time, ``YYYY-MM``."""
+    return from_micros(row["event_time"]).strftime("%Y-%m")
+
+
+def party_key(value: str) -> str:
+    """How a party id, handle or name is compared in participant search: lower-cased, and a phone
+    number written with spaces, dashes, dots or brackets in its compact E.164-like form."""
+    compact = "".join(ch for ch in value if ch not in " -().")
+    if len(compact) >= 6 and compact.lstrip("+").isdigit():
+        return compact
+    return value.strip().lower()
+
+
+def parties_of(row: dict[str, Any]) -> list[str]:
+    """The ``parties`` search keys of a row (or event dict): every id, handle and name on it."""
+    keys: set[str] = set()
+    for party in [row["sender"], *(row.get("recipients") or ()), *(row.get("participants") or ())]:
+        for value in (party.get("id"), party.get("handle"), party.get("name")):
+            if value:
+                keys.add(party_key(value))
+    return sorted(keys)

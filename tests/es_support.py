@@ -11,10 +11,8 @@ from pipelines.record import (
     Event,
     Record,
     content_sha256,
-    event_date,
     record_id_for,
     record_to_row,
-    rows_to_table,
 )
 
 BASE = dt.datetime(2026, 1, 31, 22, 0, tzinfo=dt.UTC)
@@ -83,15 +81,5 @@ def write_archive(root: Path, batch: list[dict[str, Any]]) -> Path:
     """A committed archive holding ``batch``, written through the archive's own writer."""
     from pipelines.archive import layout, writer
 
-    commit = layout.new_commit_id()
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in batch:
-        groups.setdefault((event_date(row), row["channel"]), []).append(row)
-    staged = [
-        writer.stage_table(
-            root, commit, layout.record_file(day, channel, commit, 0), layout.RECORDS, rows_to_table(part)
-        )
-        for (day, channel), part in sorted(groups.items())
-    ]
-    writer.commit(root, commit, staged, action="test")
+    writer.commit_rows(root, batch, kind=layout.RECORDS, action="test")
     return root

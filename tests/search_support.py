@@ -7,7 +7,6 @@ them, and every field is chosen here: DLP verdicts, CJK text, participants, deli
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,9 @@ from pipelines.record import (
     Event,
     Record,
     content_sha256,
-    event_date,
     no_verdict,
     record_id_for,
     record_to_row,
-    rows_to_table,
 )
 
 UTC = dt.UTC
@@ -288,23 +285,9 @@ def dataset() -> list[dict[str, Any]]:
 
 
 def write_archive(root: Path, rows: list[dict[str, Any]], *, commit: str | None = None) -> Path:
-    """Commit ``rows`` to the archive at ``root``, one file per (event date, channel)."""
+    """Commit ``rows`` to the archive at ``root``, one file per (event month, channel)."""
     root.mkdir(parents=True, exist_ok=True)
-    commit_id = commit or layout.new_commit_id()
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for item in rows:
-        groups[(event_date(item), item["channel"])].append(item)
-    staged = [
-        writer.stage_table(
-            root,
-            commit_id,
-            layout.record_file(day, channel, commit_id, n),
-            layout.RECORDS,
-            rows_to_table(batch),
-        )
-        for n, ((day, channel), batch) in enumerate(sorted(groups.items()))
-    ]
-    writer.commit(root, commit_id, staged, action="test")
+    writer.commit_rows(root, rows, kind=layout.RECORDS, action="test", commit_id=commit)
     return root
 
 

@@ -54,7 +54,7 @@ def test_removed_file(archive: Path) -> None:
 
 
 def test_added_file(archive: Path) -> None:
-    extra = archive / "records" / "event_date=2026-01-05" / "channel=sms" / "part-forged.parquet"
+    extra = archive / "records" / "event_month=2026-01" / "channel=sms" / "part-forged.parquet"
     shutil.copy(_first_record_file(archive), extra)
     problems = verify(archive).problems
     assert problems == [

@@ -12,7 +12,7 @@ from factories import BASE_TIME, event, line
 
 from pipelines.ingest.parse import Limits, parse_line
 from pipelines.ingest.read import RAW_KEEP_BYTES, Line, _lines
-from pipelines.record import MAX_BODY_CHARS, record_id_for
+from pipelines.record import MAX_BODY_CHARS, party_key, record_id_for
 
 NOW = BASE_TIME + dt.timedelta(days=30)
 LIMITS = Limits(max_line_bytes=1 << 20)
@@ -74,8 +74,10 @@ def test_bad_lines_become_dead_letters_with_a_reason(code: str, raw: bytes, hint
 @pytest.mark.parametrize("where", ["body", "sender_name"])
 def test_unpaired_surrogates_are_dead_letters_not_parquet_crashes(where: str) -> None:
     marker = "SURROGATE"
-    data = event(1, body=f"ok {marker} broken") if where == "body" else event(
-        1, sender={"id": "e", "role": "employee", "name": f"x{marker}"}
+    data = (
+        event(1, body=f"ok {marker} broken")
+        if where == "body"
+        else event(1, sender={"id": "e", "role": "employee", "name": f"x{marker}"})
     )
     raw = line(data).replace(marker.encode(), b"\\ud800")  # JSON escape of a lone surrogate
     kind, row = parse(raw)
@@ -164,3 +166,26 @@ def test_follow_mode_holds_an_unterminated_last_line() -> None:
     data = line(event(1)) + line(event(2)).rstrip(b"\n")
     lines = list(_lines(io.BytesIO(data), "s", max_line_bytes=1 << 20, hold_partial_tail=True))
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ("+852 9123-4567", "+85291234567"),
+        ("(212) 555-0101", "2125550101"),
+        ("Wei Zhang", "wei zhang"),
+        ("  Dana  ", "dana"),
+        ("oR-cOlb-dcpwS4qMkN2CM", "or-colb-dcpws4qmkn2cm"),  # a WeChat openid is not a phone number
+        ("12345", "12345"),  # too short to be a phone number: kept as typed
+        ("林家豪", "林家豪"),
+    ],
+)
+def test_party_keys_are_how_participant_search_compares(value: str, key: str) -> None:
+    assert party_key(value) == key
+
+
+def test_rows_carry_every_party_as_a_search_key() -> None:
+    _, row = parse(line(event(1)))
+    assert row["parties"] == sorted(
+        {"emp-1", "dana whitfield", "+12125550101", "cust-1", "wei zhang", "+85291234567"}
+    )

@@ -65,10 +65,10 @@ def test_counts_add_up_and_archive_reads_back(tmp_path: Path) -> None:
     # pyarrow reads the tree as it is, partitions included
     table = ds.dataset(archive / layout.RECORDS, format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 70
-    assert set(table.column("event_date").to_pylist()) == {"2026-01-05", "2026-01-06"}
+    assert set(table.column("event_month").to_pylist()) == {"2026-01"}
     # DuckDB too, with SQL over the partition columns
     assert duck_count(archive, "channel = 'wechat'") == 10
-    assert duck_count(archive, "event_date = DATE '2026-01-06'") == 20
+    assert duck_count(archive, "event_time::DATE = DATE '2026-01-06'") == 20
     cjk = duckdb.sql(
         f"SELECT body FROM read_parquet('{archive}/records/**/*.parquet') WHERE body LIKE '%第3条%'"
     ).fetchall()
@@ -136,7 +136,10 @@ def test_files_are_partitioned_and_listed_in_the_manifest(tmp_path: Path) -> Non
     s = ingest(src, archive)
     state = load_state(archive)
     records = state.files(layout.RECORDS)
-    assert sorted(f.partition["channel"] for f in records) == ["wechat", "whatsapp", "whatsapp"]
+    assert sorted((f.partition["event_month"], f.partition["channel"]) for f in records) == [
+        ("2026-01", "wechat"),
+        ("2026-01", "whatsapp"),
+    ]
     assert sum(f.rows for f in records) == s.archived
     assert {f.path for f in state.live.values()} == set(layout.data_files_on_disk(archive))
     commit = state.commits[s.commit]

@@ -20,12 +20,6 @@ def must(*clauses: dict[str, Any]) -> dict[str, Any]:
     return {"bool": {"must": list(clauses)}}
 
 
-PARTY = [
-    {"term": {f"{side}.{key}": {"value": "+85291234567", "case_insensitive": True}}}
-    for side in ("sender", "recipients", "participants")
-    for key in ("id", "handle", "name")
-]
-
 TABLE = [
     ("", {"match_all": {}}),
     ("settlement", must(phrase("settlement"))),
@@ -80,9 +74,10 @@ TABLE = [
         },
     ),
     (
-        "participant:+85291234567",
-        {"bool": {"filter": [{"bool": {"should": PARTY, "minimum_should_match": 1}}]}},
+        'participant:"+852 9123-4567"',  # compacted like the archive's party keys
+        {"bool": {"filter": [{"term": {"parties": "+85291234567"}}]}},
     ),
+    ("participant:Wei", {"bool": {"filter": [{"term": {"parties": "wei"}}]}}),  # lower-cased
     (
         "org:acme/wealth-hk org:globex",
         {

@@ -165,7 +165,9 @@ def test_hits_carry_what_the_output_shows(archive: Path) -> None:
 def test_pruning_keeps_only_partitions_that_can_match(archive: Path) -> None:
     files = live_files(archive)
     kept = sql.prune(files, parse_query("channel:sms from:2026-01-04 to:2026-01-31"))
-    assert [f.partition for f in kept] == [{"event_date": "2026-01-20", "channel": "sms"}]
+    assert [f.partition for f in kept] == [{"event_month": "2026-01", "channel": "sms"}]
+    february = sql.prune(files, parse_query("from:2026-02-01 to:2026-02-28"))
+    assert [f.partition for f in february] == [{"event_month": "2026-02", "channel": "teams"}]
     assert len(sql.prune(files, parse_query("card"))) == len(files)
 
 
@@ -180,7 +182,7 @@ def test_pruned_files_are_never_opened(tmp_path: Path) -> None:
 
 def test_files_outside_the_manifest_are_not_read(tmp_path: Path) -> None:
     root = write_archive(tmp_path / "a", ROWS[:1])
-    stray = root / layout.record_file("2026-01-05", "whatsapp", "zzz", 0)
+    stray = root / layout.record_file("2026-01", "whatsapp", "zzz", 0)
     shutil.copy(root / live_files(root)[0].path, stray)
     assert len(found(root, "settlement")) == 1
 

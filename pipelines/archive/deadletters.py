@@ -7,8 +7,6 @@ not make it, and why". Letters already stored (same id) are not stored twice.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +26,5 @@ def append(archive: Path, rows: list[dict[str, Any]], *, action: str) -> int:
         fresh = {r["dead_letter_id"]: r for r in rows if r["dead_letter_id"] not in known}
         if not fresh:
             return 0
-        commit = layout.new_commit_id(dt.datetime.now(dt.UTC))
-        by_partition: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for row in fresh.values():
-            by_partition[writer.dead_letter_partition(row)].append(row)
-        staged = [
-            f
-            for partition, group in sorted(by_partition.items())
-            for f in writer.stage_partition(root, commit, layout.DEAD_LETTERS, partition, group)
-        ]
-        writer.commit(root, commit, staged, action=action)
+        writer.commit_rows(root, list(fresh.values()), kind=layout.DEAD_LETTERS, action=action)
         return len(fresh)

@@ -1,7 +1,7 @@
 """Where things live inside an archive directory.
 
     ARCHIVE/
-      records/event_date=YYYY-MM-DD/channel=<channel>/part-<commit>-<n>.parquet
+      records/event_month=YYYY-MM/channel=<channel>/part-<commit>-<n>.parquet
       deadletters/stage=<stage>/date=YYYY-MM-DD/part-<commit>-<n>.parquet
       _ledger/manifest.jsonl     every committed file, hash-chained (see ledger.py)
       _ledger/audit.jsonl        who searched or viewed what, hash-chained
@@ -11,6 +11,13 @@
 
 Partition folders use the ``key=value`` (Hive) convention so DuckDB and pyarrow datasets read the
 tree as it is. Names starting with ``_`` are bookkeeping, not data.
+
+Records are partitioned by the month of their event date (UTC) and by channel. Months, not days:
+a day of one channel is a few thousand records for most firms, and a search pays a fixed cost per
+file it opens; measured on a million records over two months, day folders (413 files) made a
+phrase search twice as slow as month folders (14 files). Inside a file rows are sorted by event
+time in row groups of 64k rows whose min/max statistics let a date range skip the rest, so day
+queries stay cheap. Large months split into several files of at most 500k rows.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ def new_commit_id(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
-def record_file(event_date: str, channel: str, commit: str, n: int) -> str:
-    return f"{RECORDS}/event_date={event_date}/channel={channel}/part-{commit}-{n:04d}.parquet"
+def record_file(event_month: str, channel: str, commit: str, n: int) -> str:
+    return f"{RECORDS}/event_month={event_month}/channel={channel}/part-{commit}-{n:04d}.parquet"
 
 
 def dead_letter_file(stage: str, date: str, commit: str, n: int) -> str:

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from pipelines.archive import layout
 from pipelines.archive.manifest import load_state, manifest_ledger
 from pipelines.errors import ArchiveError, ArchiveLockedError
-from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, from_micros
+from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, event_month, from_micros
 
 ROW_GROUP_ROWS = 64 * 1024
 COMPRESSION = "zstd"
@@ -141,7 +141,7 @@ def stage_partition(
 ) -> Iterator[StagedFile]:
     """Stage one partition's rows as sorted Parquet files of at most :data:`MAX_FILE_ROWS` rows.
 
-    ``partition`` is ``(event_date, channel)`` for records, ``(stage, date)`` for dead letters."""
+    ``partition`` is ``(event_month, channel)`` for records, ``(stage, date)`` for dead letters."""
     if kind == layout.RECORDS:
         ordered = sorted(rows, key=lambda r: (r["event_time"], r["record_id"]))
         schema = ARROW_SCHEMA
@@ -155,6 +155,32 @@ def stage_partition(
 
 def dead_letter_partition(row: dict[str, Any]) -> tuple[str, str]:
     return row["stage"], from_micros(row["dead_letter_time"]).date().isoformat()
+
+
+def record_partition(row: dict[str, Any]) -> tuple[str, str]:
+    return event_month(row), row["channel"]
+
+
+def commit_rows(
+    root: Path, rows: list[dict[str, Any]], *, kind: str, action: str, commit_id: str | None = None
+) -> list[StagedFile]:
+    """Stage ``rows`` (archive rows of ``kind``) by partition and commit them in one commit.
+
+    No de-duplication and no lock: for callers that hold the archive lock and know the rows are new
+    (dead-letter appends, compaction-like tools, tests that build archives)."""
+    root = Path(root)
+    commit_id = commit_id or layout.new_commit_id(dt.datetime.now(dt.UTC))
+    partition_of = record_partition if kind == layout.RECORDS else dead_letter_partition
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(partition_of(row), []).append(row)
+    staged = [
+        f
+        for partition, group in sorted(groups.items())
+        for f in stage_partition(root, commit_id, kind, partition, group)
+    ]
+    commit(root, commit_id, staged, action=action)
+    return staged
 
 
 @contextlib.contextmanager

@@ -155,7 +155,7 @@ def command(
         f"  {vigil} search --archive {archive} --role officer dlp:block            # what DLP stopped\n"
         f"  {vigil} conversation {busiest} --archive {archive} --role officer --html c.html\n"
         f"  {vigil} verify --archive {archive}                                     # tamper check\n"
-        f"  Parquet files: {archive}/records/event_date=*/channel=*/*.parquet (DuckDB and pyarrow read them)"
+        f"  Parquet files: {archive}/records/event_month=*/channel=*/*.parquet (DuckDB and pyarrow read them)"
     )
 
 

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pipelines.ingest.parse import dead_letter
-from pipelines.record import DeadLetterStage, event_date
+from pipelines.record import DeadLetterStage, event_month
 
 
 class Packed(NamedTuple):
     content_sha256: str
     source_name: str
     source_offset: int
-    partition: tuple[str, str]  # (event_date, channel)
+    partition: tuple[str, str]  # (event_month, channel)
     dlp_action: str
     payload: bytes  # the row, pickled
     riders: tuple[tuple[tuple[str, str], bytes], ...]  # rows archived only if this one is (DLP notices)
@@ -41,7 +41,7 @@ class Packed(NamedTuple):
 
 
 def _packed_row(row: dict[str, Any]) -> tuple[tuple[str, str], bytes]:
-    return (event_date(row), row["channel"]), pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+    return (event_month(row), row["channel"]), pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def pack(item: tuple[dict[str, Any], list[dict[str, Any]]]) -> tuple[str, tuple]:

@@ -23,6 +23,7 @@ from pipelines.record import (
     content_sha256,
     from_micros,
     no_verdict,
+    parties_of,
     record_id_for,
     to_micros,
 )
@@ -90,4 +91,5 @@ def blocked_notice(
         content_sha256=content_sha256(event),
         **no_verdict(text),
     )
+    notice["parties"] = parties_of(notice)
     return notice

@@ -41,6 +41,7 @@ from pipelines.record import (
     Event,
     content_sha256,
     no_verdict,
+    parties_of,
     record_id_for,
     to_micros,
 )
@@ -207,6 +208,7 @@ def _finish(
         content_sha256=digest,
         **no_verdict(event.body),
     )
+    row["parties"] = parties_of(row)
     return "record", row
 
 

@@ -9,8 +9,8 @@ Filters go in ``bool.filter`` (no scoring, cacheable), text in ``bool.must``:
 * a prefix is a ``prefix`` query on the body field, lower-cased as the index is;
 * NOT is ``must_not``, OR is ``should`` with ``minimum_should_match: 1``;
 * DLP rules are a ``nested`` query on ``dlp_findings`` (each finding is its own object);
-* participants are ``term`` queries (``case_insensitive``) on the id, handle and name of the
-  sender, recipients and participants.
+* a participant is a ``term`` query on ``parties``: every id, handle and name on the record as
+  the archive stores it (``pipelines.record.party_key``), so both engines compare the same keys.
 
 For the CRM role, each text leaf also requires ``blocked: false``: the text of blocked records is
 withheld from that role, so it may not be searched either.
@@ -21,14 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pipelines.record import party_key
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query
 from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Page
 
 #: Highlight markers: private-use characters, which never occur in real message text.
 PRE_TAG = "\ue000"
 POST_TAG = "\ue001"
-PARTY_SIDES = ("sender", "recipients", "participants")
-PARTY_KEYS = ("id", "handle", "name")
 
 
 def compile_query(
@@ -128,13 +127,7 @@ def _any(options: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _participant(value: str) -> dict[str, Any]:
-    return _any(
-        [
-            {"term": {f"{side}.{key}": {"value": value, "case_insensitive": True}}}
-            for side in PARTY_SIDES
-            for key in PARTY_KEYS
-        ]
-    )
+    return {"term": {"parties": party_key(value)}}
 
 
 def _text(node: Node, field: str, hide_blocked: bool) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The embedded engine: DuckDB straight over the archive's committed Parquet files.
 
 No second store and no index. A search prunes the manifest's live files by partition
-(``event_date``, ``channel``), then runs two statements:
+(``event_month``, ``channel``), then runs two statements:
 
 1. over the pruned files, reading only the columns the filters and the text need, where every
    match is (file, row number) and its event time: the total is their number, and a top-k of the

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pipelines.errors import QueryError
-from pipelines.record import Channel, Direction, DlpAction, EventType, Kind
+from pipelines.record import Channel, Direction, DlpAction, EventType, Kind, party_key
 from pipelines.search import text as textmod
 
 UTC = dt.UTC
@@ -334,12 +334,8 @@ def _add(query: Query, spec: FilterSpec, value: str) -> Query:
 
 
 def normalise_party(value: str) -> str:
-    """A phone number written with spaces or dashes in its E.164 form; anything else as typed
-    (the engines compare case-insensitively)."""
-    compact = "".join(ch for ch in value if ch not in " -().")
-    if len(compact) >= 6 and compact.lstrip("+").isdigit():
-        return compact
-    return value
+    """The search key of a ``participant:`` value, as the archive stores it in ``parties``."""
+    return party_key(value)
 
 
 def parse_time(value: str, *, end: bool, key: str) -> dt.datetime:

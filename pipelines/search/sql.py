@@ -1,6 +1,6 @@
 """Compiling a :class:`Query` to DuckDB SQL over the archive's committed Parquet files.
 
-* Only the manifest's live files are read, and only those whose ``event_date``/``channel``
+* Only the manifest's live files are read, and only those whose ``event_month``/``channel``
   partition can hold a match (the partition folders are pruned here, before DuckDB sees them).
 * User input never enters the SQL text: every value, pattern and file list is a bound parameter.
 * Text leaves become ``regexp_matches`` with the RE2 patterns of :mod:`pipelines.search.text`,
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.archive.manifest import DataFile
+from pipelines.record import party_key
 from pipelines.search import text as textmod
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query
 
@@ -55,11 +56,11 @@ def prune(files: Iterable[DataFile], query: Query) -> list[DataFile]:
     kept = []
     for f in files:
         part = f.partition
-        day = part.get("event_date")
-        if day is not None:
-            if first is not None and day < first.isoformat():
+        month = part.get("event_month")
+        if month is not None:
+            if first is not None and month < first.isoformat()[:7]:
                 continue
-            if last is not None and day > last.isoformat():
+            if last is not None and month > last.isoformat()[:7]:
                 continue
         if channels and part.get("channel") not in channels:
             continue
@@ -131,15 +132,10 @@ def _or(items: list[str]) -> str:
 
 
 def _participant(value: str, p: Params) -> str:
-    # Any side: the sender, the recipients or whoever was present. Ids, handles and names compare
-    # case-insensitively; one parameter serves all the comparisons.
-    v = p.add(value.lower())
-    one = f"lower(x.id) = {v} OR lower(x.handle) = {v} OR lower(x.name) = {v}"
-    return (
-        f"(lower(sender.id) = {v} OR lower(sender.handle) = {v} OR lower(sender.name) = {v}"
-        f" OR len(list_filter(participants, lambda x: {one})) > 0"
-        f" OR len(list_filter(recipients, lambda x: {one})) > 0)"
-    )
+    # Any side: the sender, the recipients or whoever was present. The record's ``parties`` column
+    # holds every id, handle and name as a search key (pipelines.record.party_key), so one flat
+    # list is read instead of three nested ones.
+    return f"list_contains(parties, {p.add(party_key(value))})"
 
 
 def _text(node: Node, column: str, hide_blocked: bool, p: Params) -> str:
