@@ -56,7 +56,7 @@ class ViewMode(StrEnum):
     WITHHELD = "withheld"
 
 
-DESTINATIONS = ("delivery", "export", "crm", "reviewer")
+DESTINATIONS = ("delivery", "export", "crm")
 
 
 class _Model(BaseModel):
@@ -331,7 +331,8 @@ class ViewsSpec(_Model):
     delivery: ViewSpec = _view(ViewMode.REDACTED)
     export: ViewSpec = _view(ViewMode.REDACTED)
     crm: ViewSpec = _view(ViewMode.REDACTED)
-    reviewer: ViewSpec = _view(ViewMode.ORIGINAL)
+    # No `reviewer` view: what people see in search is the role model's business (officers see the
+    # original and the redacted text, reviewers only the redacted text), not a policy's.
 
     @model_validator(mode="before")
     @classmethod

@@ -165,7 +165,7 @@ def view_text(
     """The body ``destination`` gets for an archived row, or ``None`` when it is withheld.
 
     ``row`` is an archived record dict with ``body``, ``dlp_findings`` (list of Finding dicts) and
-    ``dlp_action``/``blocked``. Destinations: delivery, export, crm, reviewer. Blocked messages are
+    ``dlp_action``/``blocked``. Destinations: delivery, export, crm. Blocked messages are
     never delivered. Otherwise the strictest ``views:`` setting among the policies whose rules
     produced findings decides between original, redacted and withheld.
     """
