@@ -40,6 +40,7 @@ class Line:
     raw: bytes  # without the trailing newline; capped when too_long
     size: int  # full size in bytes, without the line end
     sha256: str | None  # set only for oversized lines (raw is partial then)
+    span: int = 0  # bytes the line takes in the file, line end included (for progress)
 
     @property
     def too_long(self) -> bool:
@@ -91,7 +92,7 @@ def _lines(stream: BinaryIO, source: str, max_line_bytes: int, hold_partial_tail
             return  # a writer is still appending this line; the next poll reads it whole
         if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
             raw = _strip_eol(chunk)
-            yield Line(source, offset, raw, len(raw), None)
+            yield Line(source, offset, raw, len(raw), None, len(chunk))
             offset += len(chunk)
             continue
         # too long: keep the head, hash the whole line (without its line end), skip to its end
@@ -107,7 +108,7 @@ def _lines(stream: BinaryIO, source: str, max_line_bytes: int, hold_partial_tail
         tail = _strip_eol(pending)
         digest.update(tail)
         size = consumed - (len(pending) - len(tail))
-        yield Line(source, offset, head[:RAW_KEEP_BYTES], size, digest.hexdigest())
+        yield Line(source, offset, head[:RAW_KEEP_BYTES], size, digest.hexdigest(), consumed)
         offset += consumed
 
 

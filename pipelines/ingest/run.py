@@ -265,7 +265,8 @@ def run_locked(opts: RunOptions) -> RunSummary:
     runner, options = pipeline_options(opts)
     reporter = progress.Reporter(enabled=opts.show_progress)
     with progress.reporting(reporter):
-        progress.declare("reading (bytes)", sum(s.size for s in sources))
+        compressed = any(s.name.endswith(".gz") for s in sources)  # sizes on disk are not line bytes
+        progress.declare("reading (bytes)", None if compressed else sum(s.size for s in sources))
         pipeline = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
         build(pipeline, opts, sources, commit, now, engine)
         try:

@@ -50,7 +50,7 @@ class _ReadLines(beam.DoFn):
 
     def process(self, source: str) -> Iterator[Any]:
         for line in read_lines(source, self.max_line_bytes, hold_partial_tail=self.hold_partial_tail):
-            progress.report("reading (bytes)", line.size)
+            progress.report("reading (bytes)", line.span)
             if not line.too_long and not line.raw.strip():
                 self.blank.inc()
                 continue
