@@ -2,8 +2,9 @@
 
 Each row says whether a query matches a text the way Elasticsearch's analyzers decide it
 (``standard`` for Latin words: whole tokens, case-insensitive; ``cjk`` bigrams for Chinese and
-Japanese: substrings). The three implementations must all give that answer; the ``ILIKE``
-prefilter may let more through but never fewer.
+Japanese: substrings). The three implementations must all give that answer; the prefilters
+(the longest word as a bare case-insensitive literal, a CJK run as a substring) may let more
+through but never fewer.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from pipelines.search import match
 from pipelines.search.parse import parse_query
-from pipelines.search.text import like_pattern, re2_pattern, segments
+from pipelines.search.text import cjk_hint, literal_hint, re2_pattern, segments
 
 CASES = [
     # whole tokens, case-insensitive, no stemming
@@ -79,10 +80,15 @@ def test_re2_python_and_prefilter_agree(con, query: str, text: str, expected: bo
     prefix = type(node).__name__ == "Prefix"
     re2 = con.execute("SELECT regexp_matches($t, $p)", {"t": text, "p": re2_pattern(segs, prefix=prefix)})
     assert re2.fetchall()[0][0] is expected
-    let_through = con.execute(
-        "SELECT $t ILIKE $p ESCAPE '\\'", {"t": text, "p": like_pattern(segs)}
-    ).fetchall()[0][0]
-    assert let_through or not expected  # the prefilter never drops a match
+    literal, cjk = literal_hint(segs), cjk_hint(segs)
+    passes = (
+        [con.execute("SELECT regexp_matches($t, $p)", {"t": text, "p": literal}).fetchall()[0][0]]
+        if literal
+        else []
+    )
+    passes += [cjk in text] if cjk else []
+    assert passes  # every text leaf has a prefilter
+    assert all(passes) or not expected  # the prefilters never drop a match
 
 
 @pytest.mark.parametrize(

@@ -173,11 +173,14 @@ def _page_rows(matched: pa.Table, paths: list[str], page: Page) -> list[dict[str
             strict=True,
         )
     ]
+    # the time bounds let DuckDB skip every row group outside them (files are sorted by time and
+    # carry min/max statistics), so only the page's neighbourhood is decoded
     rows = select_rows(
         Path("/"),
         holding,
-        "list_contains($keys, (file_index::BIGINT << 32) + file_row_number)",
-        {"keys": keys},
+        "event_time BETWEEN $low AND $high"
+        " AND list_contains($keys, (file_index::BIGINT << 32) + file_row_number)",
+        {"keys": keys, "low": low.as_py(), "high": high.as_py()},
         [*HIT_FIELDS, *TEXT_FIELDS],
     )
     rows.sort(key=lambda r: (r["event_time"], r["record_id"]), reverse=page.newest_first)

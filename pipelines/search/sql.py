@@ -4,8 +4,8 @@
   partition can hold a match (the partition folders are pruned here, before DuckDB sees them).
 * User input never enters the SQL text: every value, pattern and file list is a bound parameter.
 * Text leaves become ``regexp_matches`` with the RE2 patterns of :mod:`pipelines.search.text`,
-  behind cheaper prefilters that every match passes (``ILIKE`` of the words in order, and
-  ``contains`` of a CJK run); a pure CJK run is just ``contains`` (a substring, no case to fold).
+  behind cheaper prefilters that every match passes (the longest word as a bare case-insensitive
+  literal, and ``contains`` of a CJK run); a pure CJK run is just ``contains`` (no case to fold).
 * A missing text counts as empty, so ``NOT x`` holds for records without a body, as it does in
   Elasticsearch (``must_not`` on a missing field).
 """
@@ -160,7 +160,9 @@ def _leaf(node: Node, column: str, p: Params) -> str:
     hint = textmod.cjk_hint(segs)
     if hint is not None:
         tests.append(f"contains({column}, {p.add(hint)})")
-    tests.append(f"{column} ILIKE {p.add(textmod.like_pattern(segs))} ESCAPE '\\'")
+    literal = textmod.literal_hint(segs)
+    if literal is not None:
+        tests.append(f"regexp_matches({column}, {p.add(literal)})")
     tests.append(f"regexp_matches({column}, {p.add(textmod.re2_pattern(segs, prefix=prefix))})")
     return "(" + " AND ".join(tests) + ")"
 

@@ -278,11 +278,13 @@ def py_pattern(segs: list[Segment], *, prefix: bool = False) -> re.Pattern[str]:
     return re.compile(_pattern(PY, segs, prefix, re.escape, py=True), re.IGNORECASE)
 
 
-def like_pattern(segs: list[Segment]) -> str:
-    """An ``ILIKE`` pattern every match satisfies (the segments in order): a prefilter that is much
-    cheaper than the regular expression, which then only runs on the rows it lets through."""
-    escaped = [s.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for s in segs]
-    return "%" + "%".join(escaped) + "%"
+def literal_hint(segs: list[Segment]) -> str | None:
+    """A case-insensitive RE2 pattern for the longest Latin segment alone: every match of the full
+    pattern contains it, folded the same way by the same engine, so it is a safe prefilter; RE2 runs
+    a bare literal several times faster than the full pattern (and faster than ``ILIKE``, measured
+    on a million bodies), and the full pattern then only sees the rows it lets through."""
+    latin = [s.text for s in segs if not s.cjk]
+    return "(?i)" + _re2_escape(max(latin, key=len)) if latin else None
 
 
 def cjk_hint(segs: list[Segment]) -> str | None:

@@ -168,7 +168,7 @@ def main() -> int:
         "phrase": ('"confirm the beneficiary"', ["body"]),
         "participant over a month": (
             f"participant:{participant} {month}",
-            ["sender", "participants", "recipients"],
+            ["parties", "event_time"],
         ),
         "DLP rule over a channel": (f"rule:{rule} channel:{channel}", ["dlp_action", "dlp_findings"]),
         "CJK phrase": ('"风险等级"', ["body"]),
