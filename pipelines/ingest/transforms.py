@@ -12,6 +12,7 @@ what the run summary reads back.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import pickle
 from collections.abc import Iterable, Iterator
@@ -33,7 +34,9 @@ NAMESPACE = "vigil"
 DEAD = "dead"
 
 
+@functools.lru_cache(maxsize=256)
 def counter(name: str) -> Any:
+    """A Beam counter in Vigil's namespace (cached: some are looked up per element)."""
     return Metrics.counter(NAMESPACE, name)
 
 
@@ -82,8 +85,11 @@ class _Parse(beam.DoFn):
         self.limits = limits
         self.parsed = counter("parsed")
 
+    def setup(self) -> None:
+        self.now = from_micros(self.now_us)
+
     def process(self, line: Any) -> Iterator[Any]:
-        kind, row = parse.parse_line(line, now=from_micros(self.now_us), limits=self.limits)
+        kind, row = parse.parse_line(line, now=self.now, limits=self.limits)
         if kind == "record":
             self.parsed.inc()
             yield row
