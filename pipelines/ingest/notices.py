@@ -29,7 +29,7 @@ from pipelines.record import (
 )
 
 SOURCE = "vigil:dlp-notice"
-SYSTEM = {
+SYSTEM: dict[str, Any] = {
     "id": "vigil-dlp",
     "name": "Compliance (automatic)",
     "role": Role.SYSTEM.value,
@@ -59,25 +59,27 @@ def blocked_notice(
         reason=reason or "",
     ).strip()
     when = from_micros(row["event_time"]) + dt.timedelta(microseconds=1)  # right after the attempt
-    event = Event(
-        event_id=f"{row['event_id']}:dlp-notice",
-        org=row["org"],
-        sub_org=row.get("sub_org"),
-        channel=row["channel"],
-        kind=Kind.AUTO_MESSAGE,
-        event_type=EventType.DLP_BLOCKED_NOTICE,
-        audience=Audience.EMPLOYEE,
-        direction=Direction.SYSTEM,
-        event_time=when,
-        received_time=when,
-        conversation_id=row["conversation_id"],
-        thread_id=row["thread_id"],
-        is_group=row.get("is_group", False),
-        participants=row.get("participants") or [],
-        sender=SYSTEM,
-        recipients=[row["sender"]],
-        body=text,
-        attributes={"blocked_record_id": row["record_id"], "rule_ids": ",".join(rule_ids)},
+    event = Event.model_validate(
+        {
+            "event_id": f"{row['event_id']}:dlp-notice",
+            "org": row["org"],
+            "sub_org": row.get("sub_org"),
+            "channel": row["channel"],
+            "kind": Kind.AUTO_MESSAGE,
+            "event_type": EventType.DLP_BLOCKED_NOTICE,
+            "audience": Audience.EMPLOYEE,
+            "direction": Direction.SYSTEM,
+            "event_time": when,
+            "received_time": when,
+            "conversation_id": row["conversation_id"],
+            "thread_id": row["thread_id"],
+            "is_group": row.get("is_group", False),
+            "participants": row.get("participants") or [],
+            "sender": SYSTEM,
+            "recipients": [row["sender"]],
+            "body": text,
+            "attributes": {"blocked_record_id": row["record_id"], "rule_ids": ",".join(rule_ids)},
+        }
     )
     notice = event.model_dump(mode="python")
     notice.update(

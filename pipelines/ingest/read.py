@@ -11,7 +11,7 @@ import gzip
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -78,11 +78,15 @@ def discover(input_path: str) -> list[SourceFile]:
     return sorted(found.values(), key=lambda s: s.name)
 
 
+class _LineSource(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 def _strip_eol(chunk: bytes) -> bytes:
     return chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1] if chunk.endswith(b"\n") else chunk
 
 
-def _lines(stream: BinaryIO, source: str, max_line_bytes: int, hold_partial_tail: bool) -> Iterator[Line]:
+def _lines(stream: _LineSource, source: str, max_line_bytes: int, hold_partial_tail: bool) -> Iterator[Line]:
     offset = 0
     while True:
         chunk = stream.readline(max_line_bytes + 1)

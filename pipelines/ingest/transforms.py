@@ -229,7 +229,7 @@ class _Choose(beam.DoFn):
     def setup(self) -> None:
         self.index = archived_index(self.archive)
 
-    def process(self, element: tuple[str, Iterable[dict[str, Any]]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Iterable[tuple[Any, ...]]]) -> Iterator[Any]:
         record_id, grouped = element
         rows = list(grouped)
         choice = dedup.choose(record_id, rows, self.index.get(record_id), now=from_micros(self.now_us))
