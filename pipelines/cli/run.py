@@ -113,7 +113,9 @@ def command(
         from pipelines.ingest.follow import follow as follow_loop
 
         click.echo(
-            f"Following {input_path} every {interval:g}s; Ctrl-C stops after the current batch.", err=True
+            f"Following {input_path} every {interval:g}s; "
+            "Ctrl-C stops (an interrupted batch is redone next time).",
+            err=True,
         )
         result = follow_loop(
             opts,
