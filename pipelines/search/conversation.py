@@ -38,7 +38,7 @@ from pipelines.search import sql
 from pipelines.search.access import Identity, shown_text
 from pipelines.search.embedded import select_rows
 from pipelines.search.query import Query
-from pipelines.search.results import _attributes, _time
+from pipelines.search.results import _attributes, _time, kind_label
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HTML_TEMPLATE = "conversation.html.j2"
@@ -93,18 +93,9 @@ class Entry:
     @property
     def heading(self) -> str:
         """What the entry is, in a few words ("auto-message to customer · opted in")."""
-        if self.kind == "auto_message":
-            head = f"auto-message to {self.audience or 'unknown audience'}"
-        elif self.kind == "event":
-            head = "event"
-        else:
-            head = "message"
-        if self.event_type:
-            head += f" · {self.event_type.replace('_', ' ')}"
-        if self.delivery in ("queued", "refused"):
-            head += f" · {self.delivery}"
-            if self.delivery_note:
-                head += f" ({self.delivery_note})"
+        head = kind_label(self.kind, self.audience, self.event_type, self.delivery)
+        if self.delivery in ("queued", "refused") and self.delivery_note:
+            head += f" ({self.delivery_note})"
         return head
 
 

@@ -46,16 +46,8 @@ def compile_query(
         if query.time_to is not None:
             bounds["lt"] = _iso(query.time_to)
         filters.append({"range": {"event_time": bounds}})
-    for field, values in (
-        ("channel", query.channels),
-        ("conversation_id", query.conversations),
-        ("direction", query.directions),
-        ("kind", query.kinds),
-        ("event_type", query.event_types),
-        ("dlp_action", query.dlp_actions),
-    ):
-        if values:
-            filters.append({"terms": {field: list(values)}})
+    for field, values in query.keyword_filters():
+        filters.append({"terms": {field: list(values)}})
     if query.orgs:
         options: list[dict[str, Any]] = []
         for ref in query.orgs:

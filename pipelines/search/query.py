@@ -245,6 +245,19 @@ class Query:
             "for the same answer from both"
         ]
 
+    def keyword_filters(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The "any of these values" filters on plain keyword fields, as ``(record field, values)``:
+        both engines compile exactly this list (``IN`` in SQL, ``terms`` in the DSL)."""
+        pairs = [
+            ("channel", self.channels),
+            ("conversation_id", self.conversations),
+            ("direction", self.directions),
+            ("kind", self.kinds),
+            ("event_type", self.event_types),
+            ("dlp_action", self.dlp_actions),
+        ]
+        return [(name, values) for name, values in pairs if values]
+
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None]:
         """First and last UTC day that can hold a match (for partition pruning)."""
         first = self.time_from.date() if self.time_from else None

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.search.match import Span
-from pipelines.search.results import Hit, SearchResult
+from pipelines.search.results import Hit, SearchResult, kind_label
 
 HIGHLIGHT = "bold black on yellow"
 SNIPPET_CHARS = 320
@@ -33,21 +33,6 @@ def summary(result: SearchResult, role: str) -> str:
         f"{hits} · page {result.page.number} of {result.pages} ({result.page.size} per page, {order}) · "
         f"{result.engine} engine, {result.took_ms:.0f} ms · role {role}"
     )
-
-
-def kind_label(hit: Hit) -> str:
-    if hit.kind == "auto_message":
-        label = f"auto-message to {hit.audience or '?'}"
-    elif hit.kind == "event":
-        label = "event"
-    else:
-        label = "message"
-    if hit.event_type:
-        label += f": {hit.event_type}"
-    delivery = hit.attributes.get("delivery")
-    if delivery in ("queued", "refused"):
-        label += f" ({delivery})"
-    return label
 
 
 def party_label(party: dict[str, object]) -> str:
@@ -110,7 +95,8 @@ def table(result: SearchResult, role: str) -> Table:
         where.append(f"\n{hit.channel}", style="cyan")
         where.append(f"\n{hit.conversation_id}", style="dim")
         who = Text(party_label(hit.sender))
-        who.append(f"\n{kind_label(hit)}", style="magenta" if hit.kind != "message" else "dim")
+        label = kind_label(hit.kind, hit.audience, hit.event_type, hit.attributes.get("delivery"))
+        who.append(f"\n{label}", style="magenta" if hit.kind != "message" else "dim")
         dlp = dlp_label(hit)
         if dlp:
             who.append(f"\n{dlp}", style="bold red" if hit.blocked else "yellow")

@@ -175,3 +175,17 @@ def hit_from_row(
         redacted=shown.redacted,
         highlights=tuple(spans),
     )
+
+
+def kind_label(kind: str, audience: str | None, event_type: str | None, delivery: str | None) -> str:
+    """What a record is, in a few words ("auto-message to customer · opted in · queued"); the
+    search table and the conversation view say it the same way."""
+    if kind == "auto_message":
+        label = f"auto-message to {audience or 'unknown audience'}"
+    else:
+        label = "event" if kind == "event" else "message"
+    if event_type:
+        label += f" · {event_type.replace('_', ' ')}"
+    if delivery in ("queued", "refused"):
+        label += f" · {delivery}"
+    return label

@@ -86,16 +86,8 @@ def compile_query(
         clauses.append(f"event_time >= {p.add(query.time_from)}")
     if query.time_to is not None:
         clauses.append(f"event_time < {p.add(query.time_to)}")
-    for column, values in (
-        ("channel", query.channels),
-        ("conversation_id", query.conversations),
-        ("direction", query.directions),
-        ("kind", query.kinds),
-        ("event_type", query.event_types),
-        ("dlp_action", query.dlp_actions),
-    ):
-        if values:
-            clauses.append(_in(column, values, p))
+    for column, values in query.keyword_filters():
+        clauses.append(_in(column, values, p))
     if query.orgs:
         ors = []
         for ref in query.orgs:
