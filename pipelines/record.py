@@ -454,7 +454,6 @@ DEAD_LETTER_SCHEMA: pa.Schema = pa.schema(
     [arrow_field(n, f) for n, f in DeadLetter.model_fields.items()],
     metadata={"vigil.schema_version": str(SCHEMA_VERSION), "vigil.record": "DeadLetter"},
 )
-FIELD_NAMES: tuple[str, ...] = tuple(ARROW_SCHEMA.names)
 TIMESTAMP_FIELDS: tuple[str, ...] = tuple(f.name for f in ARROW_SCHEMA if pa.types.is_timestamp(f.type))
 
 
@@ -476,19 +475,6 @@ def record_to_row(record: Record) -> dict[str, Any]:
     for name in TIMESTAMP_FIELDS:
         row[name] = to_micros(row[name])
     return row
-
-
-def row_to_record(row: dict[str, Any]) -> Record:
-    data = dict(row)
-    for name in TIMESTAMP_FIELDS:
-        value = data.get(name)
-        if isinstance(value, int):
-            data[name] = from_micros(value)
-    data.pop("event_month", None)  # hive partition column added by readers
-    data.pop("channel_partition", None)
-    if isinstance(data.get("attributes"), list):  # Arrow maps read back as [(k, v), ...]
-        data["attributes"] = dict(data["attributes"])
-    return Record.model_validate(data)
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from pipelines.archive import layout, reader
 from pipelines.ingest.run import RunOptions, RunSummary, run
 
 NOW = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+#: ``vigil`` as a user's shell runs it: a fresh process through the console entry point
+VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
 
 
 def ingest(input_dir: Path, archive: Path, **kw: Any) -> RunSummary:

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from factories import event, write_jsonl
-from helpers import fingerprint, ingest
+from helpers import VIGIL, fingerprint, ingest
 
 from pipelines.archive import compact, layout
 from pipelines.archive.ledger import entry_hash
 from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import verify
-
-VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
 
 
 @pytest.fixture

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import click
 import pytest
+from helpers import VIGIL
 
 from pipelines.cli import COMMANDS, cli
-
-VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
 
 
 def _all_commands() -> list[list[str]]:

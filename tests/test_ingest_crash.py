@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from factories import event, line, write_jsonl
-from helpers import fingerprint, ingest
+from helpers import VIGIL, fingerprint, ingest
 
 from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import verify
-
-VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
 
 
 def _input(tmp_path: Path, n: int) -> Path:

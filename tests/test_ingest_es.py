@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from factories import event, write_jsonl
-from helpers import ingest
+from helpers import VIGIL, ingest
 
 from exporters.elasticsearch.config import EsConfig, make_client
 from exporters.elasticsearch.setup import install
 from pipelines.archive import layout, reader
 from pipelines.errors import IndexingError
 from pipelines.record import record_id_for
-
-VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
 
 
 def _setup(url: str) -> EsConfig:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 from factories import event, line, write_jsonl
-from helpers import NOW
+from helpers import NOW, VIGIL
 
 from pipelines.archive import layout, reader
 from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import verify
 from pipelines.ingest.follow import follow
 from pipelines.ingest.run import RunOptions
-
-VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:

@@ -10,7 +10,7 @@ driven by the model rather than a field list:
 * maps (``attributes``), which Arrow reads back as ``[(key, value), ...]``, become JSON objects;
 * bytes become base64, as ES ``binary`` expects.
 
-Columns that archive readers add for partitioning (``event_month``, ``channel_partition``) are not
+Columns that archive readers add for partitioning (``event_month``) are not
 part of the record and are dropped; any *other* unknown field is kept, so that the strict mapping
 refuses the document loudly rather than Vigil silently trimming it.
 """
@@ -33,7 +33,7 @@ from exporters.elasticsearch.layout import index_for
 from pipelines.record import Record, from_micros
 
 #: Hive-style partition columns the archive readers add to rows (mirrors ``row_to_record``).
-READER_COLUMNS = frozenset({"event_month", "channel_partition"})
+READER_COLUMNS = frozenset({"event_month"})
 
 Convert = Callable[[Any], Any]
 

@@ -257,23 +257,17 @@ def commit(
     return True
 
 
-def _publish(root: Path, commit_id: str, paths: list[str], removed: list[str]) -> list[str]:
-    moved = []
+def _publish(root: Path, commit_id: str, paths: list[str], removed: list[str]) -> None:
     for i, rel in enumerate(paths):
-        src = staging_dir(root, commit_id) / rel
-        dst = root / rel
-        if src.is_file():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            _fsync_dir(dst.parent)
-            moved.append(rel)
+        staged = staging_dir(root, commit_id) / rel
+        if staged.is_file():
+            _move_into_place(root, staged, rel)
         if i == 0:
             _crash_point("mid_move")
     for rel in removed:
         with contextlib.suppress(FileNotFoundError):
             (root / rel).unlink()
     shutil.rmtree(staging_dir(root, commit_id), ignore_errors=True)
-    return moved
 
 
 def recover(root: Path) -> RecoveryReport:
@@ -288,7 +282,8 @@ def recover(root: Path) -> RecoveryReport:
         if not (root / rel).is_file():
             staged = staging_dir(root, f.commit) / rel
             if staged.is_file():
-                report.rolled_forward.extend(_publish_one(root, staged, rel))
+                _move_into_place(root, staged, rel)
+                report.rolled_forward.append(rel)
             else:
                 report.missing.append(rel)
     for rel in state.removed:
@@ -304,12 +299,11 @@ def recover(root: Path) -> RecoveryReport:
     return report
 
 
-def _publish_one(root: Path, staged: Path, rel: str) -> list[str]:
+def _move_into_place(root: Path, staged: Path, rel: str) -> None:
     dst = root / rel
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged, dst)
     _fsync_dir(dst.parent)
-    return [rel]
 
 
 def write_run_report(root: Path, commit_id: str, report: dict[str, Any]) -> Path:

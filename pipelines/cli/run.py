@@ -150,7 +150,7 @@ def command(
         return
     click.echo(summary.render(archive))
     vigil = sys.argv[0] if Path(sys.argv[0]).name == "vigil" else "vigil"
-    busiest = _busiest_conversation(archive) or "ID"
+    busiest = _busiest_conversation(archive, summary.commit) or "ID"
     click.echo(
         "Look at it:\n"
         f"  {vigil} search --archive {archive} --role reviewer portfolio           # find messages\n"
@@ -161,13 +161,14 @@ def command(
     )
 
 
-def _busiest_conversation(archive: Path) -> str | None:
-    """A conversation worth replaying in the hint: messages, auto-messages and events, and many of them."""
+def _busiest_conversation(archive: Path, commit: str | None) -> str | None:
+    """A conversation worth replaying in the hint: messages, auto-messages and events, and many of
+    them. Only this run's files are read, so the hint costs the same however large the archive."""
     import duckdb
 
-    from pipelines.archive.reader import live_paths
+    from pipelines.archive.reader import live_files
 
-    paths = [str(p) for p in live_paths(archive)]
+    paths = [str(archive / f.path) for f in live_files(archive) if f.commit == commit]
     if not paths:
         return None
     row = (

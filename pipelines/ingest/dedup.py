@@ -17,13 +17,12 @@ moving it between stages, so it happens once, where the row is written.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from pipelines.ingest.parse import dead_letter
+from pipelines.ingest.parse import dead_letter, row_payload
 from pipelines.record import DeadLetterStage, event_month
 
 
@@ -83,10 +82,6 @@ def choose(
             choice.duplicates += 1
         else:
             where = "an archived record" if archived_sha is not None else "an earlier event in this run"
-            row = candidate.row()
-            raw = json.dumps(
-                {k: v for k, v in row.items() if k != "ingest_time"}, default=str, ensure_ascii=False
-            ).encode()
             choice.conflicts.append(
                 dead_letter(
                     stage=DeadLetterStage.DEDUP.value,
@@ -98,7 +93,7 @@ def choose(
                     ),
                     source=candidate.source_name,
                     offset=candidate.source_offset,
-                    raw=raw,
+                    raw=row_payload(candidate.row()),
                     record_id=record_id,
                     now=now,
                 )

@@ -35,7 +35,6 @@ from pipelines.ingest.read import RAW_KEEP_BYTES, Line
 from pipelines.record import (
     MAX_BODY_CHARS,
     SCHEMA_VERSION,
-    UTC,
     Channel,
     DeadLetterStage,
     Event,
@@ -59,6 +58,14 @@ class Limits:
 
 def dead_letter_id(source: str, offset: int, raw_sha256: str) -> str:
     return hashlib.sha256(f"{source}\x1f{offset}\x1f{raw_sha256}".encode()).hexdigest()[:32]
+
+
+def row_payload(row: dict[str, Any]) -> bytes:
+    """A parsed row as the raw payload of a dead letter (when the original line is no longer at
+    hand): JSON, without the ingest time, so the same row always gives the same bytes and id."""
+    return json.dumps(
+        {k: v for k, v in row.items() if k != "ingest_time"}, default=str, ensure_ascii=False
+    ).encode()
 
 
 def dead_letter(
@@ -210,7 +217,3 @@ def _finish(
     )
     row["parties"] = parties_of(row)
     return "record", row
-
-
-def ingest_now() -> dt.datetime:
-    return dt.datetime.now(UTC)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -124,12 +123,17 @@ class _ApplyDlp(beam.DoFn):
         self.now_us = now_us
         self.failed = counter("dead_letter.dlp_failed")
 
-    def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:
+    def setup(self) -> None:
+        # imported here, not at module level: the DLP stack is only loaded when a policy applies
         from pipelines.dlp import Scope
         from pipelines.ingest import notices
 
+        self.scope_of, self.notices = Scope.from_row, notices
+
+    def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:
+        notices = self.notices
         texts = [(i, row) for i, row in enumerate(batch) if row.get("body")]
-        items = [(row["body"], Scope.from_row(row)) for _, row in texts]
+        items = [(row["body"], self.scope_of(row)) for _, row in texts]
         try:
             verdicts: list[Any] = self.engine.inspect_many(items)
         except Exception:  # one bad text must not sink its batch: retry one by one
@@ -158,8 +162,8 @@ class _ApplyDlp(beam.DoFn):
                             row, rule_ids=list(verdict.rule_ids), reason=verdict.reason, now_us=self.now_us
                         )
                     )
-            progress.report("DLP (records)", 1)
             yield row, riders
+        progress.report("DLP (records)", len(batch))
 
     def _one(self, text: str, scope: Any) -> Any:
         try:
@@ -169,7 +173,6 @@ class _ApplyDlp(beam.DoFn):
 
 
 def _dlp_dead_letter(row: dict[str, Any], exc: Exception, now_us: int) -> dict[str, Any]:
-    raw = json.dumps({k: v for k, v in row.items() if k != "ingest_time"}, default=str, ensure_ascii=False)
     return parse.dead_letter(
         stage="dlp",
         code="dlp_failed",
@@ -177,7 +180,7 @@ def _dlp_dead_letter(row: dict[str, Any], exc: Exception, now_us: int) -> dict[s
         "it was not archived unchecked — report the error, fix the policy or engine, and re-run",
         source=row["source_name"],
         offset=row["source_offset"],
-        raw=raw.encode(),
+        raw=parse.row_payload(row),
         record_id=row["record_id"],
         now=from_micros(now_us),
     )
