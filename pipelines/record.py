@@ -21,13 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
 import types
 import typing
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 #: Bumped whenever a field is added, removed or changes meaning. Readers accept every version up to
 #: this one (older files simply lack newer columns).
@@ -140,6 +141,9 @@ _ACTION_STRENGTH = {DlpAction.NONE: 0, DlpAction.FLAG: 1, DlpAction.REDACT: 2, D
 
 # Hard limits, overridable per run. A body above this is dead-lettered, not truncated.
 MAX_BODY_CHARS = 64 * 1024
+#: The earliest event or receive time accepted: older is a broken clock or a unit mix-up.
+EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_CONTROL = frozenset(chr(c) for c in range(0x20))
 MAX_PARTICIPANTS = 256
 MAX_ATTACHMENTS = 32
 
@@ -239,18 +243,36 @@ class Event(_Strict):
         json_schema_extra=es(type="flattened"),
     )
 
+    @field_validator("event_id", "org", "sub_org")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        # ids are joined into the record id; a control character could make two ids collide
+        if value is not None and not _CONTROL.isdisjoint(value):
+            raise ValueError("control characters (U+0000 to U+001F) are not allowed in ids")
+        return value
+
+    @field_validator("event_time", "received_time", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float):
+            raise ValueError("timestamp must be ISO 8601 text with a timezone, not a number")
+        return value
+
     @field_validator("event_time", "received_time")
     @classmethod
     def _aware_utc(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
             raise ValueError("timestamp needs a timezone, e.g. 2026-01-05T09:30:00Z")
+        if value < EARLIEST_TIME:
+            raise ValueError(f"timestamp is before {EARLIEST_TIME:%Y-%m-%d}; check the source's clock")
         return value.astimezone(UTC)
 
     @field_validator("body")
     @classmethod
-    def _body_size(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > MAX_BODY_CHARS:
-            raise ValueError(f"body has {len(value)} characters, the limit is {MAX_BODY_CHARS}")
+    def _body_size(cls, value: str | None, info: ValidationInfo) -> str | None:
+        limit = (info.context or {}).get("max_body_chars", MAX_BODY_CHARS)
+        if value is not None and len(value) > limit:
+            raise ValueError(f"body has {len(value)} characters, the limit is {limit}")
         return value
 
     @model_validator(mode="after")
@@ -488,16 +510,20 @@ def event_month(row: dict[str, Any]) -> str:
 
 
 _PHONE_PUNCTUATION = str.maketrans("", "", " -().")
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same people appear on record after record
 def party_key(value: str) -> str:
-    """How a party id, handle or name is compared in participant search: lower-cased, and a phone
-    number written with spaces, dashes, dots or brackets in its compact E.164-like form."""
+    """How a party id, handle or name is compared in participant search: lower-cased, runs of
+    spaces collapsed to one (and none kept between two CJK characters), and a phone number written
+    with spaces, dashes, dots or brackets in its compact E.164-like form."""
     compact = value.translate(_PHONE_PUNCTUATION)
     if len(compact) >= 6 and compact.lstrip("+").isdigit():
         return compact
-    return value.strip().lower()
+    # one space between words; none between two CJK characters (佐藤 大輔 and 佐藤大輔 are one name)
+    return _CJK_GAP.sub("", " ".join(value.split())).lower()
 
 
 def parties_of(row: dict[str, Any]) -> list[str]:

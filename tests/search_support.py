@@ -19,6 +19,7 @@ from pipelines.record import (
     record_id_for,
     record_to_row,
 )
+from pipelines.search.access import AccessRole, Identity
 
 UTC = dt.UTC
 DANA = {
@@ -32,7 +33,13 @@ WEI = {"id": "cust-1", "name": "Wei Zhang", "role": "customer", "handle": "+8529
 ALEX = {"id": "emp-2", "name": "Alex Chen", "role": "employee", "handle": "+85230001111", "groups": ["hk"]}
 KENJI = {"id": "cust-2", "name": "Kenji Sato", "role": "customer", "handle": "U4af4980629", "groups": []}
 MEI = {"id": "cust-3", "name": "李美", "role": "customer", "handle": "oX7Qp_wechat_3", "groups": []}
-SYSTEM = {"id": "system", "name": "WhatsApp Business", "role": "system", "handle": None, "groups": []}
+SYSTEM: dict[str, Any] = {
+    "id": "system",
+    "name": "WhatsApp Business",
+    "role": "system",
+    "handle": None,
+    "groups": [],
+}
 
 CARD_FINDING = {
     "rule_id": "pii.card-number",
@@ -208,7 +215,7 @@ def dataset() -> list[dict[str, Any]]:
             source_offset=900,
         ),
     ]
-    wechat = {
+    wechat: dict[str, Any] = {
         "channel": "wechat",
         "conversation_id": "conv-zh",
         "participants": [ALEX, MEI],
@@ -223,7 +230,7 @@ def dataset() -> list[dict[str, Any]]:
         ),
         row("zh-3", at(6, 3, 9), body="结算 日期 下周一", **wechat),
     ]
-    line = {
+    line: dict[str, Any] = {
         "channel": "line",
         "conversation_id": "conv-ja",
         "participants": [DANA, KENJI],
@@ -281,7 +288,97 @@ def dataset() -> list[dict[str, Any]]:
             },
         )
     ]
-    return en + zh + ja + other + key
+    id_finding = {
+        "rule_id": "pii.national-id",
+        "entity": "NATIONAL_ID",
+        "detector": "regex",
+        "start": 11,
+        "end": 20,
+        "score": 0.9,
+        "action": "block",
+    }
+    blocked_at = dt.datetime(2026, 1, 8, 11, 0, 0, tzinfo=UTC)
+    pair = [
+        # a blocked message and its notice, 1 µs apart (as the pipeline writes them): one
+        # millisecond holds both, so only microsecond times keep them in order on both engines;
+        # the ids are chosen so that the record id order is the opposite of the time order
+        row(
+            "bl-1",
+            blocked_at,
+            body="My ID is S1234567D, please file it.",
+            conversation_id="conv-block",
+            source_offset=0,
+            dlp={
+                "dlp_action": "block",
+                "dlp_rule_ids": ["pii.national-id"],
+                "dlp_findings": [id_finding],
+                "dlp_policy": "default@1234",
+                "blocked": True,
+                "body_redacted": "My ID is <NATIONAL_ID>, please file it.",
+            },
+        ),
+        row(
+            "bl-2",
+            blocked_at + dt.timedelta(microseconds=1),
+            kind="auto_message",
+            event_type="dlp_blocked_notice",
+            audience="employee",
+            direction="system",
+            sender=SYSTEM,
+            recipients=[DANA],
+            body="Your message was not delivered: it contained restricted content.",
+            conversation_id="conv-block",
+            source_offset=100,
+        ),
+    ]
+    return en + zh + ja + other + key + pair
+
+
+PARITY_ROLES = [
+    Identity("o", AccessRole.OFFICER),
+    Identity("r", AccessRole.REVIEWER),
+    Identity("c", AccessRole.CRM),
+]
+
+#: One table of queries that both engines must answer alike, for every role
+#: (tests/test_search_engines.py against the fake cluster, tests/test_es_live.py against a real one).
+PARITY_QUERIES = [
+    "settlement",
+    '"settlement date"',
+    "settl*",
+    "settlement NOT date",
+    "settlement AND (bond OR draft)",
+    "card OR AKIAIOSFODNN7EXAMPLE",
+    "AWS_ACCESS_KEY_ID",
+    "Tuesday",
+    "结算日期",
+    '"结算 日期"',
+    "价格",
+    "確認",
+    "カード",
+    "ｶｰﾄﾞ",
+    "NOT settlement channel:whatsapp",
+    "participant:u4af4980629",
+    'participant:"WEI ZHANG" participant:emp-2',
+    "settlement from:2026-01-05 to:2026-01-05",
+    "from:2026-01-05T09:05:00Z to:2026-01-05T09:07:00Z",
+    "dlp:redact,block",
+    "rule:pii",
+    "rule:secrets.cloud-key channel:teams",
+    "kind:auto_message",
+    "type:opted_in",
+    "direction:inbound",
+    "org:acme/wealth-sh",
+    "org:globex",
+    "conversation:conv-ja",
+    "conversation:conv-block",
+    "NOT Tuesday conversation:conv-key",  # withheld from the CRM role: NOT must tell it nothing
+    "Tuesday OR Rotate conversation:conv-key",
+    "from:2026-01-08 to:2026-01-08T11:00:00.000001Z",
+    "from:2026-01-08T11:00:00.000001Z to:2026-01-08",
+    "NOT settlement",
+    "",
+]
 
 
 def write_archive(root: Path, rows: list[dict[str, Any]], *, commit: str | None = None) -> Path:

@@ -51,7 +51,7 @@ def test_removed_file(archive: Path) -> None:
 
 
 def test_added_file(archive: Path) -> None:
-    extra = archive / "records" / "event_month=2026-01" / "channel=sms" / "part-forged.parquet"
+    extra = archive / "records" / "event_month=2026-01" / "ch=sms" / "part-forged.parquet"
     shutil.copy(_first_record_file(archive), extra)
     problems = verify(archive).problems
     assert problems == [
@@ -122,3 +122,24 @@ def test_cli_exit_codes_and_messages(archive: Path) -> None:
     bad = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "committed file is missing" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_wiped_archive_fails_verify(tmp_path: Path, archive: Path) -> None:
+    head = load_state(archive).head
+    only_manifest_gone = tmp_path / "a1"
+    shutil.copytree(archive, only_manifest_gone)
+    (only_manifest_gone / layout.MANIFEST).unlink()
+    report = verify(only_manifest_gone)
+    assert not report.ok
+    assert report.problems[0].startswith(f"{layout.MANIFEST} is missing but records, deadletters, _runs")
+    wiped = tmp_path / "a2"
+    shutil.copytree(archive, wiped)
+    for name in ("_ledger", "records", "deadletters", "_runs"):
+        shutil.rmtree(wiped / name)
+    assert verify(wiped).ok  # indistinguishable from a new archive without an anchor...
+    report = verify(wiped, expect_head=head)  # ...but not with the head the operator kept
+    assert not report.ok and "the archive was wiped" in report.problems[0]
+    result = subprocess.run(
+        [*VIGIL, "verify", "--archive", str(wiped), "--expect-head", head], capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -122,3 +122,102 @@ def test_concurrent_searchers_keep_one_chain(archive: Path) -> None:
 def test_unknown_actions_are_refused(archive: Path) -> None:
     with pytest.raises(ValueError):
         record_access(archive, Identity("t", AccessRole.OFFICER), "delete", query={}, results=0, engine="x")
+
+
+def _searches_then_a_run(archive: Path, tmp_path: Path, n: int = 3) -> None:
+    from factories import event, write_jsonl
+    from helpers import ingest
+
+    for text in ("card", "settlement", "结算")[:n]:
+        assert vigil("search", "--archive", str(archive), "--role", "officer", text) == 0
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
+    ingest(tmp_path / "in", archive)  # the commit records the audit log's position
+
+
+def test_a_run_anchors_the_audit_log_so_cutting_its_end_fails_verify(
+    archive: Path, tmp_path: Path, capsys
+) -> None:
+    _searches_then_a_run(archive, tmp_path)
+    path = archive / layout.AUDIT
+    assert vigil("verify", "--archive", str(archive)) == 0
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:1]))  # hide the last two searches
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive)) == 1
+    assert "ends before entry 3 that a `vigil run` commit recorded" in capsys.readouterr().err
+
+
+def test_a_deleted_audit_log_fails_verify_and_is_not_restarted_at_seq_1(
+    archive: Path, tmp_path: Path, capsys
+) -> None:
+    _searches_then_a_run(archive, tmp_path)
+    (archive / layout.AUDIT).unlink()
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive)) == 1
+    assert "audit log is missing, but a `vigil run` commit recorded its entry 3" in capsys.readouterr().err
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card", "--json") == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and "ends before entry 3, which the archive manifest recorded" in captured.err
+    assert "Traceback" not in captured.err
+    assert not (archive / layout.AUDIT).exists()  # no fresh chain papering over the gap
+
+
+def test_verify_prints_the_audit_head_and_checks_an_expected_one(archive: Path, capsys) -> None:
+    for text in ("card", "settlement"):
+        assert vigil("search", "--archive", str(archive), "--role", "officer", text) == 0
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive)) == 0
+    head = Ledger(archive / layout.AUDIT).head()
+    assert f"audit head:    {head}" in capsys.readouterr().out
+    assert vigil("verify", "--archive", str(archive), "--expect-audit-head", head) == 0
+    path = archive / layout.AUDIT
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive), "--expect-audit-head", head) == 1
+    assert f"but {head[:16]}… was expected" in capsys.readouterr().err
+
+
+def test_a_torn_last_audit_line_is_cut_and_recorded_not_a_traceback(archive: Path, capsys) -> None:
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
+    with (archive / layout.AUDIT).open("a") as f:
+        f.write('{"op":"acc')  # an append cut short by a crash or a full disk
+    capsys.readouterr()
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "fee", "--json") == 0
+    assert "Traceback" not in capsys.readouterr().err
+    first, repair, second = entries(archive)  # entries() also checks the chain
+    assert repair["op"] == "repair" and repair["cut_bytes"] == len('{"op":"acc')
+    assert (first["seq"], repair["seq"], second["seq"]) == (1, 2, 3)
+
+
+def test_a_damaged_complete_last_audit_line_is_a_one_line_error(archive: Path, capsys) -> None:
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
+    with (archive / layout.AUDIT).open("a") as f:
+        f.write("[]\n")
+    capsys.readouterr()
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "fee") == 3
+    err = capsys.readouterr().err
+    assert "last line of" in err and "vigil verify" in err and "Traceback" not in err
+
+
+def test_the_os_login_and_where_the_role_came_from_are_logged(archive: Path, tmp_path: Path, capsys) -> None:
+    import getpass
+
+    config = tmp_path / "rev.toml"
+    config.write_text('role = "reviewer"\nuser = "r.view"\n')
+    assert vigil("search", "--archive", str(archive), "--config", str(config), "card") == 0
+    assert vigil("search", "--archive", str(archive), "--config", str(config), "--role", "officer", "x") == 0
+    by_config, by_flag = entries(archive)
+    assert by_config["os_user"] == by_flag["os_user"] == getpass.getuser()
+    assert str(config) in by_config["role_source"]
+    assert (by_flag["role"], by_flag["role_source"], by_flag["user"]) == ("officer", "--role", "r.view")
+
+
+def test_an_audit_line_that_is_json_but_not_an_object_fails_verify_in_one_line(archive: Path, capsys) -> None:
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
+    with (archive / layout.AUDIT).open("a") as f:
+        f.write('"str"\n')
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive)) == 1
+    captured = capsys.readouterr()
+    assert "audit log: audit.jsonl line 2: not a JSON object" in captured.err
+    assert "audit head:    (empty)" in captured.out and "Traceback" not in captured.err

@@ -49,7 +49,7 @@ def test_template_names_use_known_event_types_and_audiences() -> None:
 )
 def test_dlp_blocked_notice_names_the_rules(rule_ids: list[str], reason: str, expected: str) -> None:
     text = render("dlp_blocked_notice", "employee", channel="whatsapp", rule_ids=rule_ids, reason=reason)
-    assert "whatsapp message was not delivered" in text
+    assert "WhatsApp message was not delivered" in text
     assert expected in text
     assert "\n" not in text and "  " not in text
 

@@ -41,6 +41,8 @@ def test_help_everywhere(path: list[str]) -> None:
         (["nonsense"], 2, "No such command"),
         (["run", "--archive", "x"], 2, "Missing option '--input'"),
         (["verify", "--archive", "/definitely/not/here"], 2, "is not a folder"),
+        (["compact", "--archive", "x", "--min-files", "1"], 2, "1 is not in the range x>=2"),
+        (["compact", "--archive", "x", "--target-rows", "0"], 2, "0 is not in the range x>=1"),
     ],
 )
 def test_mistakes_get_messages_not_tracebacks(argv: list[str], code: int, message: str) -> None:
@@ -85,3 +87,13 @@ def test_run_accepts_a_single_file(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Read 2 events from 1 file(s)" in result.stdout
+
+
+def test_an_unforeseen_error_is_one_line_with_exit_3(tmp_path) -> None:
+    (tmp_path / "a" / "_ledger" / "manifest.jsonl").mkdir(parents=True)  # a folder where a file belongs
+    result = subprocess.run(
+        [*VIGIL, "verify", "--archive", str(tmp_path / "a")], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: unexpected IsADirectoryError")
+    assert "VIGIL_DEBUG=1" in result.stderr and "Traceback" not in result.stderr

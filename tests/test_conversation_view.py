@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 from pathlib import Path
 
@@ -106,11 +107,96 @@ def test_reviewers_see_the_redacted_text_only(archive: Path) -> None:
     assert "4111" not in html and "AKIAIOSFODNN7EXAMPLE" not in html
 
 
-def test_crm_sees_no_text_of_blocked_messages(archive: Path) -> None:
-    t = timeline(archive, Identity("crm-sync", AccessRole.CRM))
-    blocked = t.entries[5]
-    assert blocked.text is None and blocked.withheld
-    assert "[text withheld for this role]" in terminal(t)
+def test_crm_sees_no_blocked_record_and_no_dlp_marker(archive: Path) -> None:
+    crm = Identity("crm-sync", AccessRole.CRM)
+    t = timeline(archive, crm)
+    ids = {e.record_id for e in t.entries}
+    blocked = {r["record_id"] for r in ROWS if r["blocked"]}
+    assert blocked and not ids & blocked
+    assert len(t.entries) == len(timeline(archive).entries) - 1  # en-6, and only it
+    assert all(e.dlp is None for e in t.entries)
+    shown = terminal(t)
+    assert "DLP" not in shown and "AKIAIOSFODNN7EXAMPLE" not in shown and "portal" not in shown
+    withheld = timeline(archive, crm, conversation="conv-key").entries[0]
+    assert withheld.text is None and withheld.withheld  # the secrets policy's CRM view: withheld
+    assert "[text withheld for this role]" in terminal(timeline(archive, crm, conversation="conv-key"))
+
+
+def test_terminal_control_characters_are_shown_not_obeyed(tmp_path: Path) -> None:
+    nasty = "\x1b[2J\x1b[31mRED\x1b[0m \x9b31m \u202egnp.exe\u202c bell\x07 cr\r done\tok\nline two"
+    evil = {**WEI, "name": "Wei\x1b]0;owned\x07 Zhang"}
+    rows = [row("c-1", at(5, 9), body=nasty, sender=evil, recipients=[DANA], participants=[DANA, evil])]
+    archive = write_archive(tmp_path / "archive", rows)
+    out = terminal(build_timeline("conv-en", load_conversation(archive, "conv-en"), OFFICER))
+    assert "\x1b" not in out and "\x9b" not in out and "\u202e" not in out and "\x07" not in out
+    assert "\\x1b[2J\\x1b[31mRED\\x1b[0m" in out and "\\x9b31m" in out
+    assert "\\u202egnp.exe\\u202c" in out and "bell\\x07" in out and "cr\\x0d done" in out
+    assert "Wei\\x1b]0;owned\\x07 Zhang" in out
+    assert "    line two" in out  # newlines still break lines
+
+
+def test_the_html_export_uses_the_policys_export_view(archive: Path, tmp_path: Path) -> None:
+    # k-1: the secrets policy shows the CRM nothing, but exports the redacted text
+    crm = Identity("crm-sync", AccessRole.CRM)
+    rows = load_conversation(archive, "conv-key")
+    on_screen = build_timeline("conv-key", rows, crm).entries[0]
+    exported = build_timeline("conv-key", rows, crm, export=True).entries[0]
+    assert on_screen.text is None
+    assert exported.text == "Rotate key <AWS_ACCESS_KEY_ID> before Tuesday."
+    # a policy whose export view is the original never gives a reviewer more than on screen
+    conduct = {
+        "rule_id": "conduct.guarantee",
+        "entity": "CONDUCT",
+        "detector": "regex",
+        "start": 0,
+        "end": 4,
+        "score": 0.9,
+        "action": "redact",
+    }
+    flagged = row(
+        "x-1",
+        at(5, 9),
+        body="Sure thing, guaranteed returns.",
+        dlp={
+            "dlp_action": "redact",
+            "dlp_rule_ids": ["conduct.guarantee"],
+            "dlp_findings": [conduct],
+            "dlp_policy": "default@1234",
+            "body_redacted": "<CONDUCT> thing, guaranteed returns.",
+        },
+    )
+    entry = build_timeline("conv-en", [flagged], REVIEWER, export=True).entries[0]
+    assert entry.text == "<CONDUCT> thing, guaranteed returns."
+
+
+def test_a_failed_html_export_is_not_logged(archive: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    log = archive / "_ledger" / "audit.jsonl"
+    before = log.read_text(encoding="utf-8") if log.exists() else ""
+    target = tmp_path / "missing" / "x.html"
+    argv = ["conversation", "conv-en", "--archive", str(archive), "--role", "officer", "--html", str(target)]
+    assert vigil(*argv) == 2
+    assert "cannot write it" in capsys.readouterr().err
+    assert (log.read_text(encoding="utf-8") if log.exists() else "") == before
+    target.parent.mkdir()
+    assert vigil(*argv) == 0
+    assert target.is_file() and [p.name for p in target.parent.iterdir()] == ["x.html"]
+    last = json.loads(log.read_text(encoding="utf-8").splitlines()[-1])
+    assert last["action"] == "export" and last["details"]["file"] == str(target.resolve())
+
+
+@pytest.mark.parametrize(("first", "last"), [("20260105", "20260105"), ("2026-01-05", "20260105")])
+def test_compact_dates_are_whole_days_in_the_conversation_window(
+    archive: Path, tmp_path: Path, capsys, monkeypatch, first: str, last: str
+) -> None:
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    base = ["conversation", "conv-en", "--archive", str(archive), "--role", "officer"]
+    assert vigil(*base, "--from", first, "--to", last) == 0
+    assert "10 records" in capsys.readouterr().out
+    assert vigil(*base, "--from", "20260109", "--to", "20260108") == 2
+    assert "--from 2026-01-09 is after --to 2026-01-08" in capsys.readouterr().err
 
 
 def test_a_window_cuts_the_view(archive: Path) -> None:

@@ -64,13 +64,26 @@ PATTERNS = [
     r"[^a]+",
     r"1-(?:a|b2)",
     r"(?i)[ab][.-][ab]+",
+    # lookarounds, positive and negative, some of which can read the separator
+    r"(?<=\s)\d+(?=\s)",
+    r"(?<=\n)a",
+    r"a(?=\n)",
+    r"(?<=[ab])1",
+    r"1(?![ab])",
+    r"(?<![\w-])a+",
+    r"(?<=\W)b",
+    r"b(?=\W)",
+    r"(?<=a)(?=b)|ab",
+    r"(?<!^)a",
+    r"(?=\S)\d",
 ]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet="ab1 2\n-", max_size=12), min_size=1, max_size=8))
-def test_batch_equals_one_by_one(texts: list[str]) -> None:
-    regexes = [BatchRegex(p) for p in PATTERNS]
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab1 2\n-", max_size=12), min_size=1, max_size=8), st.booleans())
+def test_batch_equals_one_by_one(texts: list[str], budgeted: bool) -> None:
+    # budgeted: policy regexes, run on the regex module with a time budget
+    regexes = [BatchRegex(p, budgeted=budgeted) for p in PATTERNS]
     batched = run_all(regexes, texts)
     for regex in regexes:
         expected = {

@@ -42,8 +42,10 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     code, out, err = run(["dlp", "scan", "--policy", str(RULES), "--input", str(source)], capsys)
     assert code == 1  # some lines failed
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r.get("id", r.get("line")) for r in rows] == ["a", 2, 3, 4, 6, "f", "g", "h", 10]
-    by_id = {r["id"]: r for r in rows if "id" in r}
+    # error objects carry the id whenever the JSON could be read
+    assert [r.get("id", r.get("line")) for r in rows] == ["a", 2, "c", 4, "e", "f", "g", "h", 10]
+    assert {r["id"]: r["line"] for r in rows if "error" in r and "id" in r} == {"c": 3, "e": 6}
+    by_id = {r["id"]: r for r in rows if "id" in r and "error" not in r}
     assert by_id["a"]["action"] == "redact" and by_id["a"]["redacted_text"] == "card ***************1881"
     assert by_id["a"]["findings"] == [
         {"rule": "pii.card-number", "entity": "CREDIT_CARD", "start": 5, "end": 24, "score": 1.0}

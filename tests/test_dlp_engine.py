@@ -15,6 +15,8 @@ CARD = {"type": "presidio", "entity": "CREDIT_CARD"}
 EMAIL = {"type": "presidio", "entity": "EMAIL_ADDRESS"}
 WORDS = {"type": "lexicon", "terms": ["keep this between us"]}
 TEXT = "keep this between us: card 4012 8888 8888 1881, mail ops@example.com"
+K1 = "k1-" + "0123456789abcdef" * 2  # hash keys: at least 32 bytes
+K2 = "k2-" + "0123456789abcdef" * 2
 
 
 @pytest.mark.parametrize(
@@ -113,7 +115,8 @@ IN = {"channel": "sms", "direction": "outbound", "kind": "message", "org": "acme
         (Scope(**IN, employee_groups=frozenset({"traders"})), True),
         (Scope(**IN, employee_groups=frozenset({"traders", "research"})), True),
         (Scope(**IN, employee_groups=frozenset({"research"})), False),
-        (Scope(**IN), False),  # no group
+        (Scope(**IN), True),  # groups not given: unknown, like any other scope field left out
+        (Scope(**IN, employee_groups=frozenset()), False),  # known: no employee of the group
         (Scope(**{**IN, "channel": "wechat"}, employee_groups=frozenset({"traders"})), False),
         (Scope(**{**IN, "direction": "inbound"}, employee_groups=frozenset({"traders"})), False),
         (Scope(**{**IN, "kind": "auto_message"}, employee_groups=frozenset({"traders"})), False),
@@ -167,13 +170,11 @@ def test_operators(tmp_path, operator, expected) -> None:
 def test_hash_operator_is_keyed(tmp_path) -> None:
     op = {"type": "hash", "key_env": "TEST_DLP_KEY", "length": 16}
     text = "card 4012 8888 8888 1881 ok"
-    one = engine_for(tmp_path / "1", [rule("r", [CARD], operator=op)], env={"TEST_DLP_KEY": "k1"}).inspect(
+    one = engine_for(tmp_path / "1", [rule("r", [CARD], operator=op)], env={"TEST_DLP_KEY": K1}).inspect(text)
+    same = engine_for(tmp_path / "2", [rule("r", [CARD], operator=op)], env={"TEST_DLP_KEY": K1}).inspect(
         text
     )
-    same = engine_for(tmp_path / "2", [rule("r", [CARD], operator=op)], env={"TEST_DLP_KEY": "k1"}).inspect(
-        text
-    )
-    other = engine_for(tmp_path / "3", [rule("r", [CARD], operator=op)], env={"TEST_DLP_KEY": "k2"}).inspect(
+    other = engine_for(tmp_path / "3", [rule("r", [CARD], operator=op)], env={"TEST_DLP_KEY": K2}).inspect(
         text
     )
     digest = one.redacted_text.split()[1]

@@ -72,6 +72,23 @@ def test_missing_model_says_what_to_install(monkeypatch) -> None:
         Engine(load_policy_set(RULES / "presidio_default.yaml"))
 
 
+def test_another_installed_model_can_be_named(monkeypatch) -> None:
+    import spacy
+
+    loaded: list[str] = []
+
+    def fake_load(name, *args, **kwargs):
+        loaded.append(name)
+        raise OSError(f"[E050] Can't find model '{name}'")
+
+    monkeypatch.setattr(presidio_entities, "_nlp", None)
+    monkeypatch.setattr(spacy, "load", fake_load)
+    monkeypatch.setenv("VIGIL_SPACY_MODEL", "en_core_web_sm")
+    with pytest.raises(ModelMissingError, match=r"'en_core_web_sm'.*unset VIGIL_SPACY_MODEL"):
+        Engine(load_policy_set(RULES / "presidio_default.yaml"))
+    assert loaded == ["en_core_web_sm"]
+
+
 def test_pattern_only_policies_load_no_model(monkeypatch) -> None:
     def must_not_load(*args, **kwargs):
         raise AssertionError("a pattern-only policy tried to load a language model")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,12 +60,62 @@ def test_empty_span_is_refused() -> None:
         normalize("４１").to_original(1, 1)
 
 
-def test_removed_sets_are_what_the_policy_language_promises() -> None:
-    assert {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"} == ZERO_WIDTH
-    assert {chr(c) for c in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))} == BIDI_CONTROLS
+def test_every_format_and_default_ignorable_character_is_removed() -> None:
+    # all of general category Cf, over the whole code space
+    cf = {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"}
+    assert cf <= REMOVED
+    # Default_Ignorable_Code_Point samples that are not Cf (soft hyphen is Cf; these are Mn/Lo/Cn)
+    assert {"\u034f", "\u115f", "\u17b4", "\u180b", "\u3164", "\ufe0f", "\uffa0", "\U000e0100"} <= REMOVED
+    assert ZERO_WIDTH | BIDI_CONTROLS <= REMOVED
+    # nothing visible is removed
+    assert not {ch for ch in REMOVED if unicodedata.category(ch) in ("Lu", "Ll", "Nd", "Zs", "Po", "Sm")}
 
 
-_SPECIAL = ["\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "ﬁ", "\u0301", "é", "卡", "号", "\n"]
+@pytest.mark.parametrize(
+    "separator", ["\u00ad", "\u180e", "\u2062", "\u034f", "\u2061", "\ufe0f", "\U000e0020", "\u200b"]
+)
+def test_card_split_by_any_invisible_character_is_joined(separator: str) -> None:
+    original = f"card 4012{separator}8888{separator}8888{separator}1881 ok"
+    norm = normalize(original)
+    assert norm.text == "card 4012888888881881 ok"
+    start = norm.text.index("4012")
+    assert norm.to_original(start, start + 16) == (5, original.index(" ok"))
+
+
+@pytest.mark.parametrize(
+    ("original", "normalised"),
+    [
+        ("٤٠١٢ ٨٨٨٨", "4012 8888"),  # Arabic-Indic
+        ("۴۰۱۲", "4012"),  # extended Arabic-Indic (Persian)
+        ("४०१२", "4012"),  # Devanagari
+        ("๔๐๑๒", "4012"),  # Thai
+        ("𝟒𝟎𝟏𝟐", "4012"),  # mathematical bold (NFKC)
+    ],
+)
+def test_unicode_decimal_digits_fold_to_ascii(original: str, normalised: str) -> None:
+    assert normalize(original).text == normalised
+
+
+_SPECIAL = [
+    "\u200b",
+    "\u200d",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "\u00ad",
+    "\u180e",
+    "\u2062",
+    "\u034f",
+    "\ufe0f",
+    "\U000e0041",
+    "٣",
+    "ﬁ",
+    "\u0301",
+    "é",
+    "卡",
+    "号",
+    "\n",
+]
 _ALPHABET = st.sampled_from([*"ab4 ９１８\u3000-", *_SPECIAL])
 
 
@@ -81,8 +133,9 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
         assert 0 <= norm.starts[i] < norm.ends[i] <= len(original)
         if i:
             assert norm.starts[i - 1] <= norm.starts[i] and norm.ends[i - 1] <= norm.ends[i]
-    # no removed character survives
+    # no removed character survives, and every digit is ASCII
     assert not (set(norm.text) & REMOVED)
+    assert all(ch.isascii() for ch in norm.text if ch.isdecimal())
     if n == 0:
         return
     start = data.draw(st.integers(0, n - 1))

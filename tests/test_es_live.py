@@ -6,15 +6,28 @@
 Everything is created under a fresh prefix (``vigil-live-<random>``) and deleted at the end, so the
 test can run against a shared cluster. The user needs manage_ilm and manage_index_templates, and
 all privileges on ``vigil-live-*``.
+
+Besides the index round trip, the parity table of ``tests/test_search_engines.py`` (every query,
+every role) runs here against the real cluster and the embedded engine over the same rows: same
+totals, same hits in the same order, same JSON lines but for the highlights, which must emphasise
+the same words (Elasticsearch marks each word of a phrase on its own, the embedded engine the
+whole phrase).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from es_support import rows
+from search_support import PARITY_QUERIES, PARITY_ROLES, dataset, write_archive
+
+from pipelines.errors import QueryError
+from pipelines.search.access import AccessRole, Identity
 
 pytestmark = [
     pytest.mark.live_es,
@@ -23,7 +36,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def live():
+def live() -> Iterator[tuple[Any, Any]]:
     from exporters.elasticsearch.config import EsConfig, make_client
     from exporters.elasticsearch.layout import index_pattern, policy_name, template_name
 
@@ -41,7 +54,7 @@ def live():
         client.close()
 
 
-def test_live_round_trip(live):
+def test_live_round_trip(live: tuple[Any, Any]) -> None:
     from exporters.elasticsearch.bulk import index_rows
     from exporters.elasticsearch.layout import index_pattern
     from exporters.elasticsearch.setup import check, install
@@ -78,3 +91,54 @@ def test_live_round_trip(live):
     status = check(client, cfg)
     assert status.ok, status.problems
     assert status.documents == 6
+
+
+@pytest.fixture(scope="module")
+def both_engines(live: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The parity rows in an embedded archive and in the live cluster (under the test's prefix)."""
+    from exporters.elasticsearch.bulk import index_rows
+    from exporters.elasticsearch.setup import install
+
+    client, cfg = live
+    install(client, cfg)
+    table = dataset()
+    archive = write_archive(tmp_path_factory.mktemp("live") / "archive", table)
+    report = index_rows(client, table, cfg)
+    assert (report.indexed, report.dead_lettered) == (len(table), 0)
+    client.indices.refresh(index=cfg.alias)
+    return archive, cfg
+
+
+def _covered(inner: list[list[int]], outer: list[list[int]]) -> bool:
+    """Every ``inner`` span lies inside an ``outer`` span, and every ``outer`` span holds one."""
+    inside = all(any(o[0] <= i[0] and i[1] <= o[1] for o in outer) for i in inner)
+    held = all(any(o[0] <= i[0] and i[1] <= o[1] for i in inner) for o in outer)
+    return inside and held
+
+
+@pytest.mark.parametrize("who", PARITY_ROLES, ids=[r.role.value for r in PARITY_ROLES])
+@pytest.mark.parametrize("text", PARITY_QUERIES, ids=[q or "(everything)" for q in PARITY_QUERIES])
+def test_live_cluster_answers_like_the_embedded_engine(
+    both_engines: tuple[Path, Any], text: str, who: Identity
+) -> None:
+    import json
+
+    from pipelines.search import embedded, es_engine, render
+    from pipelines.search.parse import parse_query
+    from pipelines.search.results import Page
+
+    archive, cfg = both_engines
+    query = parse_query(text)
+    page = Page(size=50)
+    if who.role is AccessRole.CRM and (query.dlp_actions or query.rules):
+        with pytest.raises(QueryError):
+            es_engine.search(cfg, query, who, page)
+        return
+    local = embedded.search(archive, query, who, page)
+    remote = es_engine.search(cfg, query, who, page)
+    assert remote.total == local.total
+    assert [h.record_id for h in remote.hits] == [h.record_id for h in local.hits]
+    for mine, theirs in zip(render.json_lines(local), render.json_lines(remote), strict=True):
+        expected, got = json.loads(mine), json.loads(theirs)
+        assert _covered(got.pop("highlights"), expected.pop("highlights")), (text, got["record_id"])
+        assert got == expected

@@ -72,7 +72,7 @@ def test_a_model_with_new_fields_gets_them_mapped_without_edits():
     assert _arrow_paths(arrow) == _mapping_paths(mappings["properties"])
     holds = mappings["properties"]["holds"]
     assert holds["type"] == "nested"
-    assert holds["properties"]["placed"]["type"] == "date"
+    assert holds["properties"]["placed"]["type"] == "date_nanos"
     assert mappings["properties"]["review_score"] == {"type": "float"}
     assert mappings["properties"]["reviewed"] == {"type": "boolean"}
 
@@ -89,8 +89,9 @@ def test_dlp_findings_are_nested_so_one_finding_can_match_several_conditions():
         ("record_id", {"type": "keyword"}),
         ("channel", {"type": "keyword"}),  # enum
         ("event_type", {"type": "keyword"}),  # optional enum
-        ("event_time", {"type": "date", "format": "strict_date_optional_time||epoch_millis"}),
-        ("ingest_time", {"type": "date", "format": "strict_date_optional_time||epoch_millis"}),
+        # microsecond times: a "date" field would round them to milliseconds
+        ("event_time", {"type": "date_nanos", "format": "strict_date_optional_time_nanos||epoch_millis"}),
+        ("ingest_time", {"type": "date_nanos", "format": "strict_date_optional_time_nanos||epoch_millis"}),
         ("is_group", {"type": "boolean"}),
         ("source_offset", {"type": "long"}),
         ("schema_version", {"type": "short"}),  # Annotated[int, "int16"]
@@ -155,7 +156,7 @@ class _Sub(BaseModel):
             {
                 "properties": {
                     "code": {"type": "keyword"},
-                    "when": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
+                    "when": {"type": "date_nanos", "format": "strict_date_optional_time_nanos||epoch_millis"},
                 }
             },
         ),

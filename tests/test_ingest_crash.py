@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,12 +56,18 @@ def test_crash_at_each_commit_window_then_restart(
     state = load_state(archive)
     committed = bool(state.commits)
     assert committed == (point != "after_staging")  # the manifest append is the commit point
-    if point == "mid_move":
-        assert not verify(archive).ok  # files still in staging: verify names them missing
+    if point == "mid_move":  # files still in staging: an interrupted commit, not tampering
+        report = verify(archive)
+        assert report.ok, report.problems
+        assert any("interrupted commit" in n and "moves them into place" in n for n in report.notes)
     summary = ingest(src, archive)
     if committed:
         assert summary.commit is None  # sources were consumed by the crashed commit
         assert summary.recovered and "finished moving" in summary.recovered
+        # the crashed run never wrote its report; recovery rebuilds it from the manifest
+        (commit,) = load_state(archive).commits
+        report = json.loads((archive / "_runs" / f"{commit}.json").read_text())
+        assert report["recovered"] is True and report["rows_added"]["records"] == len(expected["records"])
     else:
         assert summary.recovered and "discarded" in summary.recovered
     assert fingerprint(archive) == expected

@@ -5,14 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
 from factories import event, write_jsonl
 from helpers import VIGIL, ingest
 
 from exporters.elasticsearch.config import EsConfig, make_client
 from exporters.elasticsearch.setup import install
 from pipelines.archive import layout, reader
-from pipelines.errors import IndexingError
 from pipelines.record import record_id_for
 
 
@@ -49,12 +47,13 @@ def test_refused_documents_become_index_dead_letters(es_server, tmp_path: Path) 
     assert letter["reason_code"] == "es_rejected"
 
 
-def test_run_refuses_to_start_without_the_template(es_server, tmp_path: Path) -> None:
+def test_run_archives_anyway_without_the_template(es_server, tmp_path: Path) -> None:
     cfg = EsConfig(url=es_server.url, max_retries=0)
     write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
-    with pytest.raises(IndexingError, match="vigil es setup"):
-        ingest(tmp_path / "in", tmp_path / "archive", es=cfg)
-    assert not (tmp_path / "archive" / "records").exists()
+    summary = ingest(tmp_path / "in", tmp_path / "archive", es=cfg)
+    assert summary.archived == 1 and summary.es is None  # archived; nothing indexed
+    assert summary.es_unavailable and "vigil es setup" in summary.es_unavailable
+    assert "Elasticsearch unreachable: nothing indexed" in summary.render(tmp_path / "archive")
 
 
 def test_cli_run_with_es_url(es_server, tmp_path: Path) -> None:

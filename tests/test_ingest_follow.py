@@ -100,3 +100,33 @@ def test_follow_cli_stops_after_idle_polls_with_totals(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "Following" in out.stderr
     assert "1 batch(es): read 4 = archived 3 + dead-lettered 1 + duplicates 0" in out.stdout
+
+
+def test_follow_reads_an_appended_file_once_so_totals_equal_the_input_lines(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    path = write_jsonl(src / "log.jsonl", [event(i) for i in range(40)])
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
+    result: dict = {}
+    worker = threading.Thread(
+        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=30, compact_min_files=99))
+    )
+    worker.start()
+    _wait_for(lambda: _rows(archive) == 40)
+    for batch in range(3):  # a log file that keeps growing
+        with path.open("ab") as f:
+            f.write(b"".join(line(event(100 + batch * 10 + i)) for i in range(10)))
+        _wait_for(lambda b=batch: _rows(archive) == 50 + b * 10)
+    worker.join(timeout=60)
+    totals = result["s"].totals
+    assert totals["read"] == 70 == len(path.read_bytes().splitlines())
+    assert (totals["archived"], totals["duplicates"]) == (70, 0)
+
+
+def test_follow_dead_letters_a_broken_gzip_once_not_at_every_poll(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    (src / "fake.jsonl.gz").write_bytes(line(event(2)))  # not gzip at all
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
+    summary = follow(opts, interval=0.1, stop_after_idle=5)
+    assert summary.batches == 1  # the idle polls did not read the unchanged broken file again
+    assert (summary.totals["archived"], summary.totals["dead_lettered"]) == (1, 1)

@@ -55,6 +55,17 @@ BAD = [
     ("invalid_event", line(event(1, kind="auto_message")), "event_type"),
     ("invalid_event", line(event(1, direction="sideways")), "direction"),
     ("invalid_event", line(event(1, unexpected_field=1)), "unexpected_field"),
+    # ids with control characters could collide once joined into a record id
+    ("invalid_event", line(event(1, event_id="b\x1fsms\x1fcoll")), "control characters"),
+    ("invalid_event", line(event(1, org="a\x1fsms\x1fb")), "control characters"),
+    ("invalid_event", line(event(1, org="acme\x00")), "control characters"),
+    # absurd past times and bare numbers (the README asks for ISO 8601 with a timezone)
+    ("invalid_timestamp", line(event(1, event_time="0001-01-01T00:00:00Z")), "before 2000-01-01"),
+    ("invalid_timestamp", line(event(1, event_time=1767574840)), "not a number"),
+    ("invalid_timestamp", line(event(1, received_time=1767574840.5)), "not a number"),
+    # nested too deeply for the JSON parser: a dead letter, not a RecursionError for the run
+    ("malformed_json", b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    ("malformed_json", b'{"attributes": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
 ]
 
 
@@ -175,6 +186,8 @@ def test_follow_mode_holds_an_unterminated_last_line() -> None:
         ("(212) 555-0101", "2125550101"),
         ("Wei Zhang", "wei zhang"),
         ("  Dana  ", "dana"),
+        ("HANAKO  YOSHIDA", "hanako yoshida"),  # runs of spaces are one
+        ("佐藤 大輔", "佐藤大輔"),  # no space between two CJK characters
         ("oR-cOlb-dcpwS4qMkN2CM", "or-colb-dcpws4qmkn2cm"),  # a WeChat openid is not a phone number
         ("12345", "12345"),  # too short to be a phone number: kept as typed
         ("林家豪", "林家豪"),
@@ -189,3 +202,31 @@ def test_rows_carry_every_party_as_a_search_key() -> None:
     assert row["parties"] == sorted(
         {"emp-1", "dana whitfield", "+12125550101", "cust-1", "wei zhang", "+85291234567"}
     )
+
+
+def test_max_body_chars_can_raise_the_limit() -> None:
+    data = event(1, body="x" * 70_000)
+    assert parse(line(data))[1]["reason_code"] == "oversized_body"
+    kind, row = parse(line(data), Limits(max_line_bytes=1 << 20, max_body_chars=100_000))
+    assert kind == "record" and len(row["body"]) == 70_000
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_the_first_event() -> None:
+    data = b"\xef\xbb\xbf" + line(event(1)) + line(event(2))
+    lines = list(_lines(io.BytesIO(data), "f.jsonl", 1 << 20, False))
+    assert [x.offset for x in lines] == [3, 3 + len(line(event(1)))]
+    assert [parse(x.raw)[0] for x in lines] == ["record", "record"]
+
+
+def test_an_unexpected_validator_failure_is_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.ingest import parse as parse_module
+
+    def boom(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(parse_module, "parse_line", boom)
+    payload = line(event(1)).rstrip(b"\n")
+    kind, row = parse_module.parse_line_safely(
+        Line("src.jsonl", 0, payload, len(payload), None), now=NOW, limits=LIMITS
+    )
+    assert kind == "dead" and row["reason_code"] == "invalid_event" and "MemoryError" in row["reason"]

@@ -179,3 +179,101 @@ def test_sort_flag(archive: Path, capsys, sort: str, first: str) -> None:
     argv = ["search", "--archive", str(archive), "--role", "officer", "settlement", "--json", "--size", "1"]
     assert vigil(*argv, "--sort", sort) == 0
     assert json.loads(capsys.readouterr().out)["event_time"] == first
+
+
+def _ids(out: str) -> list[str]:
+    return [json.loads(line)["record_id"] for line in out.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("one_string", "words"),
+    [
+        ("org:globex settlement", ["settlement", "org:globex"]),
+        ("channel:sms settlement", ["settlement", "channel:sms"]),
+        ("dlp:block rule:pii", ["dlp:block", "rule:pii"]),
+        ("conversation:conv-en settlement", ["conversation:conv-en", "settlement"]),
+        ("settlement OR bond channel:sms", ["(settlement OR bond)", "channel:sms"]),
+        ('participant:"Wei Zhang" card', ["participant:Wei Zhang", "card"]),
+    ],
+)
+def test_a_query_in_one_shell_word_means_what_the_grammar_says(
+    archive: Path, capsys, one_string: str, words: list[str]
+) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
+    assert vigil(*argv, one_string) == 0
+    together = _ids(capsys.readouterr().out)
+    assert vigil(*argv, *words) == 0
+    apart = _ids(capsys.readouterr().out)
+    assert together == apart and together
+
+
+def test_a_spaced_participant_word_is_one_filter(archive: Path, capsys) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
+    assert vigil(*argv, "participant:Kenji  Sato") == 0
+    assert len(_ids(capsys.readouterr().out)) == 2
+
+
+def test_a_compact_date_is_a_whole_day(archive: Path, capsys) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
+    assert vigil(*argv, "settlement", "to:20260105", "from:20260105") == 0
+    compact = _ids(capsys.readouterr().out)
+    assert vigil(*argv, "settlement", "to:2026-01-05", "from:2026-01-05") == 0
+    assert compact == _ids(capsys.readouterr().out) and len(compact) == 3
+    assert vigil(*argv, "from:2026-01-09", "to:2026-01-01") == 2
+    assert "from: 2026-01-09 is after to: 2026-01-01" in capsys.readouterr().err
+
+
+def test_a_participant_search_that_finds_nothing_suggests_keys(archive: Path, capsys) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
+    assert vigil(*argv, "participant:kenji") == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert 'did you mean participant:"kenji sato"' in captured.err
+    assert vigil(*argv, "participant:李美") == 0
+    assert "did you mean" not in capsys.readouterr().err  # found: no hint
+
+
+def test_cjk_names_match_with_or_without_the_space(tmp_path: Path, capsys) -> None:
+    from search_support import KENJI, at, row
+
+    sato = {**KENJI, "name": "佐藤 大輔"}
+    archive = write_archive(
+        tmp_path / "a", [row("s-1", at(5, 9), body="hi", sender=sato, participants=[sato])]
+    )
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
+    found = []
+    for written in ("participant:佐藤大輔", 'participant:"佐藤 大輔"', 'participant:"佐藤  大輔"'):
+        assert vigil(*argv, written) == 0
+        captured = capsys.readouterr()
+        found.append(_ids(captured.out))
+        assert "did you mean" not in captured.err
+    assert len(found[0]) == 1 and found == [found[0]] * 3
+
+
+def test_the_crm_role_gets_no_dlp_fields_and_cannot_filter_by_them(archive: Path, capsys) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "crm"]
+    assert vigil(*argv, "--json", "conversation:conv-en") == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 9  # ten records, the blocked one left out
+    assert all(not {"dlp_action", "dlp_rule_ids", "blocked"} & h.keys() for h in hits)
+    for words in (["dlp:block"], ["rule:pii"], ["--dlp", "flag", "card"]):
+        assert vigil(*argv, *words) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "crm role cannot filter by DLP" in err and err.count("\n") == 1
+
+
+def test_the_table_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    from search_support import at, row
+
+    body = "alert \x1b[2J\x1b[31m RED \x1b[0m \u202eexe.pdf\u202c end"
+    archive = write_archive(tmp_path / "a", [row("t-1", at(5, 9), body=body)])
+    result = embedded.search(archive, parse_query("RED"), Identity("o", AccessRole.OFFICER))
+    out = io.StringIO()
+    render.print_table(result, "officer", Console(file=out, width=200, color_system=None))
+    text = out.getvalue()
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "\\x1b[31m RED \\x1b[0m" in text and "\\u202eexe.pdf\\u202c" in text
+    # the highlight still covers the word itself once escapes have lengthened the text
+    hit = result.hits[0]
+    shown, spans = render.safe_spans(hit.text or "", hit.highlights)
+    assert [shown[s:e] for s, e in spans] == ["RED"]

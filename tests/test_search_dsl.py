@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from pipelines.search.access import AccessRole, Identity
 from pipelines.search.dsl import POST_TAG, PRE_TAG, compile_query, search_body
 from pipelines.search.parse import parse_query
-from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Page
+from pipelines.search.results import HIT_FIELDS, Page
+from pipelines.search.sql import Decided
 
 
 def phrase(text: str, field: str = "body") -> dict[str, Any]:
@@ -121,17 +123,42 @@ def test_reviewers_search_the_redacted_field() -> None:
     )
 
 
-def test_crm_text_never_matches_blocked_records() -> None:
-    hidden = {"term": {"blocked": True}}
-    assert compile_query(parse_query("NOT card"), text_field="body_redacted", hide_blocked_text=True) == must(
-        {"bool": {"must_not": [{"bool": {"must": [phrase("card", "body_redacted")], "must_not": [hidden]}}]}}
+def test_crm_leaves_blocked_records_out() -> None:
+    assert compile_query(parse_query("NOT card"), text_field="body_redacted", exclude_blocked=True) == {
+        "bool": {
+            "must_not": [{"term": {"blocked": True}}, {"term": {"dlp_action": "block"}}],
+            "must": [{"bool": {"must_not": [phrase("card", "body_redacted")]}}],
+        }
+    }
+
+
+def test_records_decided_elsewhere_replace_the_text_test_both_ways() -> None:
+    decided = Decided(frozenset({"r1", "r2"}), frozenset({"r2"}))
+    assert compile_query(parse_query("card"), decided=decided) == must(
+        {
+            "bool": {
+                "should": [
+                    {"bool": {"must": [phrase("card")], "must_not": [{"ids": {"values": ["r1", "r2"]}}]}},
+                    {"ids": {"values": ["r2"]}},
+                ],
+                "minimum_should_match": 1,
+            }
+        }
     )
 
 
-def test_excluded_ids() -> None:
-    assert compile_query(parse_query("card"), exclude_ids=["r1", "r2"]) == {
-        "bool": {"must": [phrase("card")], "must_not": [{"ids": {"values": ["r1", "r2"]}}]}
-    }
+@pytest.mark.parametrize(
+    ("role", "fields"),
+    [
+        (AccessRole.OFFICER, {"body", "body_redacted"}),
+        (AccessRole.REVIEWER, {"body_redacted"}),
+    ],
+)
+def test_only_the_fields_a_role_may_see_are_requested(role: AccessRole, fields: set[str]) -> None:
+    who = Identity("x", role)
+    body = search_body(parse_query("card"), Page(), source=[*HIT_FIELDS, *who.text_fields])
+    requested = set(body["_source"]["includes"])
+    assert requested & {"body", "body_redacted"} == fields
 
 
 def test_search_body_pages_sorts_and_highlights() -> None:
@@ -142,7 +169,7 @@ def test_search_body_pages_sorts_and_highlights() -> None:
         "from": 20,
         "size": 10,
         "track_total_hits": True,
-        "_source": {"includes": [*HIT_FIELDS, *TEXT_FIELDS]},
+        "_source": {"includes": [*HIT_FIELDS, "body", "body_redacted"]},
         "highlight": {
             "pre_tags": [PRE_TAG],
             "post_tags": [POST_TAG],

@@ -11,7 +11,7 @@ from search_support import at, by_event_id, dataset, row, write_archive
 
 from pipelines.archive import layout
 from pipelines.archive.reader import live_files
-from pipelines.errors import ArchiveError
+from pipelines.errors import ArchiveError, QueryError
 from pipelines.search import embedded, sql
 from pipelines.search.access import AccessRole, Identity
 from pipelines.search.parse import parse_query
@@ -57,6 +57,7 @@ TABLE = [
     ("iPhone", {"zh-2"}),
     ("確認", {"ja-1"}),
     ('"カード番号"', {"ja-2"}),
+    ("ｶｰﾄﾞ", {"ja-2"}),  # half-width katakana folds to full width, as in Elasticsearch's cjk analyzer
     ("決済日 NOT カード", {"ja-1"}),
     # participants: any side, id / handle / name, case-insensitive; repeated means all of them
     ("participant:U4af4980629", {"ja-1", "ja-2"}),
@@ -69,15 +70,24 @@ TABLE = [
     ("settlement from:2026-01-05 to:2026-01-05", {"en-1", "en-2", "en-6"}),
     ("to:2026-01-04", {"o-1"}),
     ("from:2026-02-01", {"o-3"}),
+    ("to:20260104", {"o-1"}),  # a compact ISO date is a whole day too
+    ("from:20260201", {"o-3"}),
+    # a bound copied from a hit's event_time includes that very record, to the microsecond
+    ("from:2026-01-08T10:30:00Z to:2026-01-08T11:00:00.000001Z", {"bl-1", "bl-2"}),
+    ("from:2026-01-08T10:30:00Z to:2026-01-08T11:00:00Z", {"bl-1"}),
+    ("from:2026-01-08T11:00:00.000001Z to:2026-01-08", {"bl-2"}),
+    # participants written loosely: runs of spaces, a phone number without its +
+    ('participant:"KENJI   SATO"', {"ja-1", "ja-2"}),
+    ("participant:85291234567 conversation:conv-en", {f"en-{n}" for n in range(1, 11)}),
     ("from:2026-01-05T09:05:00Z to:2026-01-05T09:07:00Z", {"en-2", "en-3", "en-4"}),
     # DLP verdicts and rules
-    ("dlp:block", {"en-6"}),
-    ("dlp:redact,block", {"en-3", "en-6", "k-1"}),
-    ("rule:pii", {"en-3"}),
+    ("dlp:block", {"en-6", "bl-1"}),
+    ("dlp:redact,block", {"en-3", "en-6", "k-1", "bl-1"}),
+    ("rule:pii", {"en-3", "bl-1"}),
     ("rule:secrets.cloud-key", {"en-6", "k-1"}),
     ("rule:conduct", set()),
     # kinds, types, directions, channels, orgs, conversations
-    ("kind:auto_message", {"en-4", "en-10"}),
+    ("kind:auto_message", {"en-4", "en-10", "bl-2"}),
     ("type:opted_in", {"en-4"}),
     ("kind:event", {"en-5", "en-8"}),
     ("direction:inbound", {"en-2"}),
@@ -115,20 +125,41 @@ def test_officers_see_the_original_and_the_redacted_view(archive: Path) -> None:
 
 
 def test_crm_never_finds_or_sees_withheld_text(archive: Path) -> None:
-    # blocked: withheld from the CRM, so neither found by its words nor shown
+    # blocked: left out for the CRM, so neither found by its words nor listed
     assert "en-6" not in found(archive, "portal", CRM)
     assert "en-6" not in found(archive, "settlement", CRM)
-    # redacted, but the secrets policy's CRM view withholds it: re-checked against the view
+    assert "en-6" not in found(archive, "conversation:conv-en", CRM)
+    # redacted, but the secrets policy's CRM view withholds it (crm: withheld): decided on the view
     assert found(archive, "Tuesday", CRM) == []
     assert found(archive, "Tuesday", REVIEWER) == ["k-1"]
     # a record found by other means shows no text
     hits = {
-        NAMES[h.record_id]: h for h in embedded.search(archive, parse_query("dlp:block,redact"), CRM).hits
+        NAMES[h.record_id]: h
+        for h in embedded.search(archive, parse_query("conversation:conv-key,conv-en"), CRM).hits
     }
-    assert hits["en-6"].text is None and hits["en-6"].withheld
     assert hits["k-1"].text is None and hits["k-1"].withheld
     card = hits["en-3"].text
     assert card is not None and "4111 1111 1111 1111" not in card and card.endswith("for the deposit.")
+
+
+@pytest.mark.parametrize("word", ["Tuesday", "Rotate", "zebra", "AWS_ACCESS_KEY_ID"])
+def test_not_tells_the_crm_role_nothing_about_withheld_text(archive: Path, word: str) -> None:
+    # the CRM view of k-1 is withheld, i.e. empty: NOT anything holds, whatever the text says
+    assert found(archive, f"NOT {word} conversation:conv-key", CRM) == ["k-1"]
+    assert found(archive, f"{word} conversation:conv-key", CRM) == []
+    assert found(archive, f"(NOT {word}) OR {word} conversation:conv-key", CRM) == ["k-1"]
+
+
+def test_crm_hits_carry_no_dlp_verdict_and_dlp_filters_are_refused(archive: Path) -> None:
+    hits = embedded.search(archive, parse_query("conversation:conv-en"), CRM).hits
+    assert "en-3" in {NAMES[h.record_id] for h in hits}
+    for hit in hits:
+        record = hit.to_json()
+        assert not {"dlp_action", "dlp_rule_ids", "blocked"} & set(record)
+        assert hit.dlp_action is None and not hit.blocked
+    for text in ("dlp:block", "rule:pii card", "dlp:none"):
+        with pytest.raises(QueryError, match="crm role cannot filter by DLP"):
+            embedded.search(archive, parse_query(text), CRM)
 
 
 def test_paging_totals_and_sorting(archive: Path) -> None:
@@ -227,3 +258,15 @@ def test_pages_split_records_at_one_instant_by_record_id(tmp_path: Path, sort: s
         assert result.total == 7
         paged += [h.record_id for h in result.hits]
     assert paged == expected
+
+
+def test_width_forms_in_a_body_fold_like_elasticsearch(tmp_path: Path) -> None:
+    rows = [
+        row("w-1", at(5, 9), body="ｶｰﾄﾞ番号をご確認ください"),
+        row("w-2", at(5, 10), body="パスワード"),
+    ]
+    archive = write_archive(tmp_path / "archive", rows)
+    names = {v: k for k, v in by_event_id(rows).items()}
+    assert found(archive, "カード番号", names=names) == ["w-1"]
+    assert found(archive, "ﾊﾟｽﾜｰﾄﾞ", names=names) == ["w-2"]
+    assert found(archive, "NOT カード", names=names) == ["w-2"]

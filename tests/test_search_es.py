@@ -19,7 +19,7 @@ from pipelines.errors import IndexingError
 from pipelines.search import dsl, es_engine
 from pipelines.search.access import AccessRole, Identity
 from pipelines.search.parse import parse_query
-from pipelines.search.results import Page
+from pipelines.search.results import HIT_FIELDS, Page
 
 ROWS = dataset()
 IDS = by_event_id(ROWS)
@@ -48,7 +48,10 @@ def test_the_body_sent_is_the_compiled_dsl(cluster) -> None:
     (request,) = [r for r in server.requests if r.path.endswith("/_search")]
     assert request.method in ("GET", "POST")
     assert request.path == f"/{cfg.alias}/_search"
-    assert request.body == dsl.search_body(query, page, text_field="body_redacted")
+    assert request.body == dsl.search_body(
+        query, page, text_field="body_redacted", source=[*HIT_FIELDS, "body_redacted"]
+    )
+    assert "body" not in request.body["_source"]["includes"]  # a reviewer never receives the original
     assert result.total == 2
     assert [h.record_id for h in result.hits] == [IDS["en-2"]]
 

@@ -181,3 +181,64 @@ def test_single_cjk_characters_come_with_a_caveat(text: str, noted: bool) -> Non
     assert bool(caveats) is noted
     if noted:
         assert "Elasticsearch" in caveats[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "same_as"),
+    [
+        ("card OR iban channel:sms", "(card OR iban) channel:sms"),
+        ("channel:sms card OR iban", "(card OR iban) channel:sms"),
+        ("card OR iban NOT test org:acme", "(card OR (iban NOT test)) org:acme"),
+        ("org:meridian fee", "fee org:meridian"),
+        ("dlp:block rule:pii", "rule:pii dlp:block"),
+    ],
+)
+def test_top_level_filters_apply_to_the_whole_query(text: str, same_as: str) -> None:
+    assert parse_query(text) == parse_query(same_as)
+
+
+@pytest.mark.parametrize(
+    "text", ["card OR channel:sms", "NOT channel:sms card", "(card OR channel:sms) iban"]
+)
+def test_filters_inside_the_boolean_tree_are_refused_with_a_hint_that_works(text: str) -> None:
+    with pytest.raises(QueryError, match="filters apply to the whole query") as error:
+        parse_query(text)
+    hint = str(error.value).split("e.g. `", 1)[1].split("`", 1)[0]
+    assert parse_query(hint).channels == ("sms",)  # the example given parses
+
+
+@pytest.mark.parametrize(
+    ("words", "joined"),
+    [
+        (["org:meridian fee"], "org:meridian fee"),  # a filter and a word, typed in one string
+        (["channel:sms fee"], "channel:sms fee"),
+        (["participant:Hanako  Yoshida"], 'participant:"Hanako Yoshida"'),
+        (["participant:Wei Zhang OR card"], "participant:Wei Zhang OR card"),  # more than a value
+        (["participant:Wei channel:sms"], "participant:Wei channel:sms"),
+    ],
+)
+def test_only_a_single_spaced_participant_word_is_rewritten(words: list[str], joined: str) -> None:
+    assert join_words(words) == joined
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [
+        ("to:20260105", None, "2026-01-06T00:00:00+00:00"),
+        ("from:20260105", "2026-01-05T00:00:00+00:00", None),
+        (
+            "from:2026-01-05T10:00:00Z to:2026-01-05T10:00:00.000001Z",
+            "2026-01-05T10:00:00+00:00",
+            "2026-01-05T10:00:00.000002+00:00",
+        ),
+    ],
+)
+def test_dates_in_any_iso_form(text: str, first: str | None, last: str | None) -> None:
+    query = parse_query(text)
+    assert (query.time_from.isoformat() if query.time_from else None) == first
+    assert (query.time_to.isoformat() if query.time_to else None) == last
+
+
+def test_a_range_error_shows_the_dates_as_written() -> None:
+    with pytest.raises(QueryError, match="from: 2026-01-09 is after to: 2026-01-01"):
+        parse_query("from:2026-01-09 to:2026-01-01")

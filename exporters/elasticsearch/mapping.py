@@ -7,7 +7,10 @@ models nested in it) and turns each annotation into an ES field type:
 Python annotation                      ES field
 =====================================  ==========================================================
 ``str``, ``StrEnum``, ``Literal``      ``keyword`` (ids, enums, handles: exact match, aggregations)
-``datetime``                           ``date`` (documents carry ISO-8601 strings in UTC)
+``datetime``                           ``date_nanos`` (documents carry ISO-8601 strings in UTC, to
+                                       the microsecond, like the archive: a ``date`` field would
+                                       round them to milliseconds, so sorting and ``range``
+                                       bounds would differ from the embedded engine's)
 ``date``                               ``date`` with ``strict_date``
 ``bool``                               ``boolean``
 ``int``                                ``long``; ``Annotated[int, "int32"]`` → ``integer``,
@@ -42,6 +45,8 @@ from pydantic.fields import FieldInfo
 from pipelines.record import Record
 
 DATE_FORMAT = "strict_date_optional_time||epoch_millis"
+#: Record times: microseconds in the archive, so nanosecond-capable in the index.
+DATETIME_FORMAT = "strict_date_optional_time_nanos||epoch_millis"
 
 _WIDTHS = {"int16": "short", "int32": "integer", "float32": "float"}
 _CONTAINERS = {"object", "nested"}
@@ -128,7 +133,7 @@ def annotation_mapping(annotation: Any) -> dict[str, Any]:
         if issubclass(annotation, float):
             return {"type": "double"}
         if issubclass(annotation, dt.datetime):  # before date: datetime is a date subclass
-            return {"type": "date", "format": DATE_FORMAT}
+            return {"type": "date_nanos", "format": DATETIME_FORMAT}
         if issubclass(annotation, dt.date):
             return {"type": "date", "format": "strict_date"}
     raise TypeError(

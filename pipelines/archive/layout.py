@@ -1,16 +1,21 @@
 """Where things live inside an archive directory.
 
     ARCHIVE/
-      records/event_month=YYYY-MM/channel=<channel>/part-<commit>-<n>.parquet
-      deadletters/stage=<stage>/date=YYYY-MM-DD/part-<commit>-<n>.parquet
+      records/event_month=YYYY-MM/ch=<channel>/part-<commit>-<n>.parquet
+      deadletters/at_stage=<stage>/date=YYYY-MM-DD/part-<commit>-<n>.parquet
       _ledger/manifest.jsonl     every committed file, hash-chained (see ledger.py)
       _ledger/audit.jsonl        who searched or viewed what, hash-chained
       _staging/<commit>/...      files written but not yet committed (never read)
       _runs/<commit>.json        the report of each run (counts, options, duration)
       _lock                      held by the one process writing the archive
 
-Partition folders use the ``key=value`` (Hive) convention so DuckDB and pyarrow datasets read the
-tree as it is. Names starting with ``_`` are bookkeeping, not data.
+Partition folders use the ``key=value`` (Hive) convention so DuckDB and pyarrow read the tree as
+it is. Their keys (``ch``, ``at_stage``) differ from the file columns they repeat (``channel``,
+``stage``): a folder key equal to a file column makes ``pyarrow.parquet.read_table`` refuse the
+folder (it guesses a dictionary type for the key, which clashes with the column's string type).
+Archives written before this naming (``channel=``, ``stage=``) stay readable through the manifest;
+:func:`partition_of` reports both spellings under the column names. Names starting with ``_`` are
+bookkeeping, not data.
 
 Records are partitioned by the month of their event date (UTC) and by channel. Months, not days:
 a day of one channel is a few thousand records for most firms, and a search pays a fixed cost per
@@ -43,17 +48,23 @@ def new_commit_id(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
+#: folder key -> the column it stands for
+FOLDER_KEYS = {"ch": "channel", "at_stage": "stage"}
+
+
 def record_file(event_month: str, channel: str, commit: str, n: int) -> str:
-    return f"{RECORDS}/event_month={event_month}/channel={channel}/part-{commit}-{n:04d}.parquet"
+    return f"{RECORDS}/event_month={event_month}/ch={channel}/part-{commit}-{n:04d}.parquet"
 
 
 def dead_letter_file(stage: str, date: str, commit: str, n: int) -> str:
-    return f"{DEAD_LETTERS}/stage={stage}/date={date}/part-{commit}-{n:04d}.parquet"
+    return f"{DEAD_LETTERS}/at_stage={stage}/date={date}/part-{commit}-{n:04d}.parquet"
 
 
 def partition_of(rel_path: str) -> dict[str, str]:
-    """The ``key=value`` folder parts of a relative data file path."""
-    return dict(part.split("=", 1) for part in rel_path.split("/")[1:-1] if "=" in part)
+    """The ``key=value`` folder parts of a relative data file path, keyed by column name
+    (``channel``, not the folder's ``ch``)."""
+    pairs = (part.split("=", 1) for part in rel_path.split("/")[1:-1] if "=" in part)
+    return {FOLDER_KEYS.get(key, key): value for key, value in pairs}
 
 
 def data_files_on_disk(root: Path) -> list[str]:

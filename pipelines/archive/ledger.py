@@ -9,7 +9,9 @@ Truncating the tail cannot be seen from inside the file; that is what the head h
 (``vigil verify`` does), keep it somewhere else, and pass it back with ``--expect-head``.
 
 Appends are a single ``write`` of all new lines followed by ``fsync``: a batch of entries lands
-whole or, after a crash mid-write, leaves a torn last line that :meth:`Ledger.repair_tail` removes.
+whole or, after a crash mid-write, leaves a torn last line (no line end) that
+:meth:`Ledger.repair_tail` removes. A ledger opened with ``repair_torn_tail`` (the audit log) does
+that itself before its next append, under its lock, and records the repair as an entry.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from pipelines.errors import ArchiveError
 
 GENESIS = "0" * 64
 
@@ -35,8 +39,9 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 
 class Ledger:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, repair_torn_tail: bool = False):
         self.path = Path(path)
+        self.repair_torn_tail = repair_torn_tail
 
     # reading -----------------------------------------------------------------------------------
 
@@ -92,21 +97,69 @@ class Ledger:
 
     # writing -----------------------------------------------------------------------------------
 
-    def append(self, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def entry_at(self, seq: int) -> dict[str, Any] | None:
+        """The entry with sequence number ``seq`` (the ``seq``-th line), or None if there is none."""
+        for number, line in self.raw_lines():
+            if number == seq:
+                try:
+                    entry = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    return {}
+                return entry if isinstance(entry, dict) else {}
+        return None
+
+    def append(self, new: list[dict[str, Any]], *, min_last_seq: int = 0) -> list[dict[str, Any]]:
         """Chain ``new`` onto the ledger in one write; returns the entries as written.
 
         Holds an exclusive lock on the ledger file from reading the head to the end of the write,
-        so concurrent appenders (two officers searching at once) cannot fork the chain."""
+        so concurrent appenders (two officers searching at once) cannot fork the chain.
+        ``min_last_seq``: refuse to append when the ledger ends before that entry (it was cut or
+        deleted; starting a new chain would hide that)."""
         if not new:
             return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            return self._append_locked(new)
+            repaired = self._cut_torn_tail() if self.repair_torn_tail else 0
+            last = self.last_entry()
+            if (last["seq"] if last else 0) < min_last_seq:
+                raise ArchiveError(
+                    f"{self.path} ends before entry {min_last_seq}, which the archive manifest recorded: "
+                    "entries were removed or the file was deleted. Nothing was written; run "
+                    "`vigil verify` and restore the log from a backup"
+                )
+            if repaired:
+                new = [{"op": "repair", "cut_bytes": repaired, "reason": "torn last line"}, *new]
+            written = self._append_locked(new)
+            return written[1:] if repaired else written
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
+
+    def _cut_torn_tail(self) -> int:
+        """Remove a last line without its line end (an append cut short); returns the bytes cut."""
+        if not self.path.exists():
+            return 0
+        with self.path.open("rb+") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end == 0:
+                return 0
+            f.seek(end - 1)
+            if f.read(1) == b"\n":
+                return 0
+            start = max(0, end - (1 << 20))
+            while True:
+                f.seek(start)
+                cut = f.read(end - start).rfind(b"\n")
+                if cut >= 0 or start == 0:
+                    keep = start + cut + 1 if cut >= 0 else 0
+                    break
+                start = max(0, start - (1 << 20))
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        return end - keep
 
     def last_entry(self) -> dict[str, Any] | None:
         """The last entry, read from the end of the file (appends stay O(1) as the log grows)."""
@@ -122,8 +175,20 @@ class Ledger:
                 body = data.rstrip(b"\n")
                 cut = body.rfind(b"\n")
                 if cut >= 0 or start == 0:
-                    return json.loads(body[cut + 1 :])
+                    return self._parse_last(body[cut + 1 :])
                 block *= 4
+
+    def _parse_last(self, line: bytes) -> dict[str, Any]:
+        try:
+            entry = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            entry = None
+        if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int) or "hash" not in entry:
+            raise ArchiveError(
+                f"the last line of {self.path} is damaged, so nothing can be chained onto it; "
+                "run `vigil verify` to see every problem"
+            )
+        return entry
 
     def _append_locked(self, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = self.last_entry()

@@ -45,15 +45,25 @@ class ManifestState:
     committed_lines: int = 0  # lines up to and including the last commit entry
     total_lines: int = 0
     head: str = ""
+    last_commit: str | None = None
+
+    def audit_anchor(self) -> dict[str, Any] | None:
+        """The newest audit-log position a commit recorded (``{"seq", "head"}``), if any."""
+        for entry in reversed(list(self.commits.values())):
+            anchor = entry.get("audit")
+            if isinstance(anchor, dict) and anchor.get("seq"):
+                return anchor
+        return None
 
     def files(self, kind: str) -> list[DataFile]:
         return sorted((f for f in self.live.values() if f.kind == kind), key=lambda f: f.path)
 
-    def consumed_sources(self) -> dict[str, dict[str, Any]]:
-        """Input files already archived, by name, with the size and mtime they had then."""
+    def consumed_sources(self, key: str = "sources") -> dict[str, dict[str, Any]]:
+        """Input files already archived, by name, with the size and mtime they had then
+        (``key="unfinished_sources"``: files a commit could not read to their end)."""
         seen: dict[str, dict[str, Any]] = {}
         for entry in self.commits.values():
-            for source in entry.get("sources", []):
+            for source in entry.get(key, []):
                 seen[source["name"]] = source
         return seen
 
@@ -69,13 +79,19 @@ def _entries_tolerating_tail(ledger: Ledger) -> tuple[list[dict[str, Any]], int]
     entries = []
     for i, line in enumerate(lines):
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if i == len(lines) - 1:
                 break
             raise ArchiveError(
                 f"{ledger.path} line {i + 1} is damaged; run `vigil verify` to see every problem"
             ) from exc
+        if not isinstance(entry, dict):
+            raise ArchiveError(
+                f"{ledger.path} line {i + 1} is not a JSON object (the ledger was edited); "
+                "run `vigil verify` to see every problem"
+            )
+        entries.append(entry)
     return entries, len(lines)
 
 
@@ -85,7 +101,19 @@ def load_state(root: Path) -> ManifestState:
     entries, total = _entries_tolerating_tail(ledger)
     last_commit = max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
     state = ManifestState(committed_lines=last_commit + 1, total_lines=total)
-    for entry in entries[: last_commit + 1]:
+    try:
+        _replay(state, entries[: last_commit + 1])
+        state.head = entries[last_commit]["hash"] if last_commit >= 0 else ""
+    except (KeyError, TypeError) as exc:
+        raise ArchiveError(
+            f"{ledger.path} has an entry without the field {exc} (the ledger was edited); "
+            "run `vigil verify` to see every problem"
+        ) from None
+    return state
+
+
+def _replay(state: ManifestState, entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
         op = entry.get("op")
         if op == "add":
             state.live[entry["path"]] = DataFile(
@@ -102,5 +130,4 @@ def load_state(root: Path) -> ManifestState:
             state.removed[entry["path"]] = entry
         elif op == "commit":
             state.commits[entry["commit"]] = entry
-    state.head = entries[last_commit]["hash"] if last_commit >= 0 else ""
-    return state
+            state.last_commit = entry["commit"]

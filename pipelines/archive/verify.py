@@ -10,8 +10,14 @@ Checks, each reported as a sentence naming the file or line:
 * optionally, the manifest head equals the one the operator kept elsewhere (``--expect-head``),
   which is what catches a truncated manifest.
 
-Leftover staging folders of an interrupted run are not integrity problems (they were never
-committed); they are listed as notes and the next ``vigil run`` removes them.
+* the audit log still reaches the position (seq and hash) the newest ``vigil run`` commit
+  recorded, so cutting its end or deleting it is caught; optionally its head equals the one the
+  operator kept (``--expect-audit-head``).
+
+Leftovers of an interrupted run are not integrity problems: a staging folder without a commit was
+never committed (the next ``vigil run`` removes it), and files of a commit whose publishing was cut
+short are still in its staging folder (the next ``vigil run`` or ``vigil compact`` moves them into
+place). Both are listed as notes.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipelines.archive import layout
-from pipelines.archive.ledger import Ledger
-from pipelines.archive.manifest import load_state, manifest_ledger
-from pipelines.archive.writer import file_sha256
+from pipelines.archive.ledger import GENESIS, Ledger
+from pipelines.archive.manifest import ManifestState, load_state, manifest_ledger
+from pipelines.archive.writer import file_sha256, staging_dir
 from pipelines.errors import ArchiveError
 
 
@@ -36,21 +42,37 @@ class VerifyReport:
     rows_checked: int = 0
     manifest_head: str = ""
     audit_entries: int = 0
+    audit_head: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify(archive: Path, *, expect_head: str | None = None) -> VerifyReport:
+def verify(
+    archive: Path, *, expect_head: str | None = None, expect_audit_head: str | None = None
+) -> VerifyReport:
     root = Path(archive)
     report = VerifyReport()
     ledger = manifest_ledger(root)
     if not ledger.path.exists():
-        if any(root.glob(f"{layout.RECORDS}/**/*")):
-            report.problems.append(f"{layout.MANIFEST} is missing but data files exist")
-        else:
+        left = [
+            name
+            for name in (layout.RECORDS, layout.DEAD_LETTERS, layout.RUNS, layout.AUDIT)
+            if (root / name).exists()
+        ]
+        if left:
+            report.problems.append(
+                f"{layout.MANIFEST} is missing but {', '.join(left)} exist: the manifest was deleted"
+            )
+        else:  # a staging folder alone is a first run stopped before its commit
             report.notes.append("empty archive: nothing committed yet")
+        if expect_head:
+            report.problems.append(
+                f"{layout.MANIFEST} is missing but head {expect_head[:16]}… was expected: "
+                "the archive was wiped, or this is another folder"
+            )
+        _check_audit(root, report, None, expect_audit_head)
         return report
     report.problems.extend(f"manifest: {p}" for p in ledger.problems())
     try:
@@ -64,9 +86,13 @@ def verify(archive: Path, *, expect_head: str | None = None) -> VerifyReport:
             f"{state.total_lines - state.committed_lines} manifest line(s) after the last commit "
             "(an interrupted run; the next `vigil run` removes them)"
         )
+    unpublished: dict[str, int] = {}
     for rel, f in sorted(state.live.items()):
         path = root / rel
         if not path.is_file():
+            if (staging_dir(root, f.commit) / rel).is_file():
+                unpublished[f.commit] = unpublished.get(f.commit, 0) + 1
+                continue
             report.problems.append(f"{rel}: committed file is missing (removed behind the manifest's back)")
             continue
         report.files_checked += 1
@@ -89,19 +115,61 @@ def verify(archive: Path, *, expect_head: str | None = None) -> VerifyReport:
             )
         else:
             report.problems.append(f"{rel}: not in the manifest (added behind its back)")
+    for commit, n in sorted(unpublished.items()):
+        report.notes.append(
+            f"interrupted commit {commit}: {n} committed file(s) are still in {layout.STAGING}/{commit} "
+            "(the run was stopped while publishing them); the next `vigil run` or `vigil compact` "
+            "moves them into place"
+        )
     staging = root / layout.STAGING
     if staging.is_dir():
         for folder in sorted(p.name for p in staging.iterdir()):
-            report.notes.append(
-                f"uncommitted staging folder {layout.STAGING}/{folder} (the next run removes it)"
-            )
-    audit = Ledger(root / layout.AUDIT)
-    if audit.path.exists():
-        report.problems.extend(f"audit log: {p}" for p in audit.problems())
-        report.audit_entries = sum(1 for _ in audit.raw_lines())
+            if folder not in state.commits:
+                report.notes.append(
+                    f"uncommitted staging folder {layout.STAGING}/{folder} (never committed; "
+                    "the next `vigil run` removes it)"
+                )
+    _check_audit(root, report, state, expect_audit_head)
     if expect_head and expect_head != state.head:
         report.problems.append(
             f"manifest head is {state.head[:16]}… but {expect_head[:16]}… was expected: "
             "entries were removed from its end, or this is another archive"
         )
     return report
+
+
+def _check_audit(
+    root: Path, report: VerifyReport, state: ManifestState | None, expect_audit_head: str | None
+) -> None:
+    audit = Ledger(root / layout.AUDIT)
+    anchor = state.audit_anchor() if state is not None else None
+    if audit.path.exists():
+        report.problems.extend(f"audit log: {p}" for p in audit.problems())
+        report.audit_entries = sum(1 for _ in audit.raw_lines())
+        try:
+            report.audit_head = audit.head() if report.audit_entries else ""
+        except ArchiveError:  # a damaged last line: problems() above names it
+            report.audit_head = ""
+    if anchor is not None:
+        entry = audit.entry_at(int(anchor["seq"])) if audit.path.exists() else None
+        if entry is None and not audit.path.exists():
+            report.problems.append(
+                f"audit log is missing, but a `vigil run` commit recorded its entry {anchor['seq']}: "
+                "it was deleted"
+            )
+        elif entry is None:
+            report.problems.append(
+                f"audit log: ends before entry {anchor['seq']} that a `vigil run` commit recorded; "
+                "entries were removed from its end"
+            )
+        elif entry.get("hash") != anchor.get("head"):
+            report.problems.append(
+                f"audit log: entry {anchor['seq']} is not the one a `vigil run` commit recorded "
+                "(the log was rewritten)"
+            )
+    if expect_audit_head and expect_audit_head != (report.audit_head or GENESIS):
+        shown = report.audit_head[:16] + "…" if report.audit_head else "(empty)"
+        report.problems.append(
+            f"audit head is {shown} but {expect_audit_head[:16]}… was expected: "
+            "entries were removed from the audit log's end, or this is another archive"
+        )

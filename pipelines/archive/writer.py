@@ -61,10 +61,17 @@ class RecoveryReport:
     deleted_removed: list[str] = field(default_factory=list)
     torn_lines_cut: int = 0
     missing: list[str] = field(default_factory=list)
+    reports_written: list[str] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
-        return bool(self.rolled_forward or self.rolled_back or self.deleted_removed or self.torn_lines_cut)
+        return bool(
+            self.rolled_forward
+            or self.rolled_back
+            or self.deleted_removed
+            or self.torn_lines_cut
+            or self.reports_written
+        )
 
     def describe(self) -> str:
         parts = []
@@ -76,6 +83,11 @@ class RecoveryReport:
             parts.append(f"deleted {len(self.deleted_removed)} file(s) a compaction had retired")
         if self.torn_lines_cut:
             parts.append(f"cut {self.torn_lines_cut} uncommitted manifest line(s)")
+        if self.reports_written:
+            parts.append(
+                f"wrote the missing run report of commit(s) {', '.join(self.reports_written)} "
+                f"({layout.RUNS}/<commit>.json, rebuilt from the manifest)"
+            )
         return "recovered an interrupted run: " + ", ".join(parts) if parts else "nothing to recover"
 
 
@@ -291,12 +303,36 @@ def recover(root: Path) -> RecoveryReport:
             (root / rel).unlink()
             report.deleted_removed.append(rel)
     staging_root = root / layout.STAGING
+    interrupted = set()
     if staging_root.is_dir():
         for folder in sorted(staging_root.iterdir()):
             if folder.name not in state.commits:
                 report.rolled_back.append(folder.name)
+            else:
+                interrupted.add(folder.name)
             shutil.rmtree(folder, ignore_errors=True)  # committed ones were published above
+    for commit_id in sorted(interrupted | {state.last_commit} if state.last_commit else interrupted):
+        entry = state.commits[commit_id]
+        if entry.get("action") == "ingest" and not (root / layout.RUNS / f"{commit_id}.json").exists():
+            write_run_report(root, commit_id, recovered_run_report(entry))
+            report.reports_written.append(commit_id)
     return report
+
+
+def recovered_run_report(entry: dict[str, Any]) -> dict[str, Any]:
+    """A run report rebuilt from a commit entry, for a run killed after its commit point (the
+    counts the process held in memory are gone; what was committed is not)."""
+    return {
+        "recovered": True,
+        "note": "the run was interrupted after its commit; this report was rebuilt from the manifest, "
+        "so it has the committed rows and sources but not the read/duplicate counts",
+        "commit": entry.get("commit"),
+        "time": entry.get("time"),
+        "rows_added": entry.get("rows_added"),
+        "files_added": entry.get("files_added"),
+        "sources": entry.get("sources"),
+        "dlp_policy": entry.get("dlp_policy"),
+    }
 
 
 def _move_into_place(root: Path, staged: Path, rel: str) -> None:

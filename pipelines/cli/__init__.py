@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
 import click
 
 from pipelines.errors import VigilError
+
+#: exit code of an error Vigil did not foresee (a bug, or the environment failing under it)
+UNEXPECTED_EXIT = 3
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -86,3 +90,14 @@ def main(argv: list[str] | None = None) -> Any:
     except VigilError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug or an environment problem: one line, the details on request
+        if os.environ.get("VIGIL_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        click.secho(
+            f"error: unexpected {type(exc).__name__}: {first} (set VIGIL_DEBUG=1 to see the traceback; "
+            "please report it)",
+            fg="red",
+            err=True,
+        )
+        sys.exit(UNEXPECTED_EXIT)

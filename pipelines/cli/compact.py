@@ -11,9 +11,19 @@ import click
 @click.option(
     "--archive", type=click.Path(file_okay=False, path_type=Path), required=True, help="Archive folder."
 )
-@click.option("--target-rows", default=500_000, show_default=True, help="Largest merged file, in rows.")
 @click.option(
-    "--min-files", default=2, show_default=True, help="Merge a partition once it has this many small files."
+    "--target-rows",
+    type=click.IntRange(min=1),
+    default=500_000,
+    show_default=True,
+    help="Largest merged file, in rows.",
+)
+@click.option(
+    "--min-files",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Merge a partition once it has this many small files.",
 )
 def command(archive: Path, target_rows: int, min_files: int) -> None:
     """Rewrite each partition's small files as one sorted file, in one commit (the manifest records

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,9 @@ def command(
     """Show conversation CONVERSATION_ID as it happened: messages, auto-messages and events in
     order, who was present, queued and refused messages, and where DLP redacted or blocked.
 
-    What you see depends on your role (officer, reviewer, crm). Every view and export is recorded
-    in the archive's audit log.
+    What you see depends on your role (officer, reviewer, crm). --html writes what your role may
+    export: for reviewers and the CRM role, the DLP policy's export view (never more than the
+    role sees on screen). Every view and export is recorded in the archive's audit log.
     """
     from rich.console import Console
 
@@ -54,28 +57,55 @@ def command(
         Query(
             time_from=parse_time(date_from, end=False, key="--from") if date_from else None,
             time_to=parse_time(date_to, end=True, key="--to") if date_to else None,
-        )
+        ),
+        keys=("--from", "--to"),
     )
     if not archive.is_dir():
         raise ConfigError(f"--archive {archive}: no such folder")
     rows = load_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
-    timeline = build_timeline(conversation_id, rows, identity, window=(window.time_from, window.time_to))
+    timeline = build_timeline(
+        conversation_id,
+        rows,
+        identity,
+        window=(window.time_from, window.time_to),
+        export=html_path is not None,
+    )
     query = {"conversations": [conversation_id], **window.to_dict()}
     details: dict[str, Any] = {"returned": [e.record_id for e in timeline.entries]}
+    shown = len(timeline.entries)
     if html_path is not None:
-        page = render_html(timeline)
         details["format"] = "html"
         details["file"] = str(html_path.resolve())
-        record_access(
-            archive, identity, "export", query=query, results=len(rows), engine="embedded", details=details
-        )
+        # written beside the target first: only a file that exists in full is logged as exported,
+        # and it appears under its name only once the log holds the entry
+        staged = _stage(html_path, render_html(timeline))
         try:
-            html_path.write_text(page, encoding="utf-8")
+            record_access(
+                archive, identity, "export", query=query, results=shown, engine="embedded", details=details
+            )
+            os.replace(staged, html_path)
         except OSError as exc:
             raise ConfigError(f"--html {html_path}: cannot write it ({exc.strerror or exc})") from None
-        click.echo(f"wrote {html_path} ({len(timeline.entries)} records)")
+        finally:
+            staged.unlink(missing_ok=True)
+        click.echo(f"wrote {html_path} ({shown} records)")
         return
     record_access(
-        archive, identity, "conversation", query=query, results=len(rows), engine="embedded", details=details
+        archive, identity, "conversation", query=query, results=shown, engine="embedded", details=details
     )
     render_text(timeline, Console())
+
+
+def _stage(target: Path, page: str) -> Path:
+    """``page`` in a temporary file in ``target``'s folder (so the final rename stays on one file
+    system); a folder that cannot be written is a one-line error, before anything is logged."""
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+        ) as handle:
+            handle.write(page)
+        return Path(handle.name)
+    except OSError as exc:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"--html {target}: cannot write it ({exc.strerror or exc})") from None

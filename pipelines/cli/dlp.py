@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from pipelines.errors import InputError, PolicyTestFailure
+from pipelines.record import MAX_BODY_CHARS
 
 
 def default_rules_dir() -> Path:
@@ -37,9 +38,22 @@ def command() -> None:
 
 @command.command("lint")
 @click.option("--policy", "policy", type=click.Path(path_type=Path), default=None, help=POLICY_HELP)
-def lint(policy: Path | None) -> None:
+@click.option(
+    "--entities",
+    "list_entities",
+    is_flag=True,
+    help="List every Presidio entity a policy can name, and exit.",
+)
+def lint(policy: Path | None, list_entities: bool) -> None:
     """Validate policies and print what they contain."""
     from pipelines.dlp import load_policy_set
+
+    if list_entities:
+        from pipelines.dlp.presidio_entities import is_ner_entity, known_entities
+
+        for name in sorted(known_entities()):
+            click.echo(f"{name}{'  (NER: needs the spaCy model)' if is_ner_entity(name) else ''}")
+        return
 
     policy_set = load_policy_set(policy or default_rules_dir())
     for p in policy_set.policies:
@@ -105,16 +119,28 @@ def test(policy: Path | None, verbose: bool) -> None:
     help="Default: stdout.",
 )
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1024, show_default=True)
+@click.option(
+    "--max-text-chars",
+    type=click.IntRange(1, None),
+    default=MAX_BODY_CHARS,
+    show_default=True,
+    help="Longer texts get an error object (default: the body cap of vigil run).",
+)
 @click.pass_context
 def scan(
-    ctx: click.Context, policy: Path, input_path: Path | None, output_path: Path | None, batch_size: int
+    ctx: click.Context,
+    policy: Path,
+    input_path: Path | None,
+    output_path: Path | None,
+    batch_size: int,
+    max_text_chars: int,
 ) -> None:
     """Scan newline-delimited JSON texts; one JSON verdict per input line.
 
     \b
     Input:  {"id": 1, "text": "...", "channel": "sms", "direction": "outbound"}
     Output: {"id": 1, "action": "redact", "findings": [...], "redacted_text": "..."}
-    Lines that cannot be read produce {"line": n, "error": "..."}; exit code 1 if any did.
+    Lines that cannot be used produce {"line": n, "id": ..., "error": "..."}; exit code 1 if any did.
     """
     from pipelines.dlp import Engine, load_policy_set
     from pipelines.dlp.scan import scan as run_scan
@@ -126,7 +152,7 @@ def scan(
         raise InputError(f"{input_path}: cannot read: {exc.strerror}") from None
     sink = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
     try:
-        stats = run_scan(engine, source, sink, batch_size=batch_size)
+        stats = run_scan(engine, source, sink, batch_size=batch_size, max_text_chars=max_text_chars)
     finally:
         if input_path:
             source.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from pipelines.cli.es import config_from, connection_options
+from pipelines.errors import IndexingError
 from pipelines.ingest.read import MAX_LINE_BYTES
 from pipelines.record import MAX_BODY_CHARS
 
@@ -24,7 +26,8 @@ Runners:
   --runner FlinkRunner --flink_master=HOST:8081 --environment_type=LOOPBACK
   --runner SparkRunner --spark_master_url=spark://HOST:7077
   --runner DataflowRunner --project=P --region=R --temp_location=gs://B/tmp
-Unknown options after the known ones are passed to Beam as pipeline options.
+Other --name=value options are passed to Beam as pipeline options; an option
+neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
 """,
 )
 @click.option(
@@ -34,20 +37,41 @@ Unknown options after the known ones are passed to Beam as pipeline options.
     "--archive", type=click.Path(file_okay=False, path_type=Path), required=True, help="Archive folder."
 )
 @click.option("--follow", is_flag=True, help="Keep polling the input for new files (micro-batches).")
-@click.option("--interval", default=5.0, show_default=True, help="Seconds between polls with --follow.")
 @click.option(
-    "--stop-after-idle", type=int, default=None, help="With --follow: stop after this many empty polls."
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between polls with --follow (at least 0.1).",
+)
+@click.option(
+    "--stop-after-idle",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --follow: stop after this many empty polls.",
 )
 @click.option("--reprocess", is_flag=True, help="Read every input file again, even ones already archived.")
 @click.option("--runner", default=None, help="Beam runner (default: the embedded in-process runner).")
 @click.option(
-    "--max-line-bytes", default=MAX_LINE_BYTES, show_default=True, help="Longer lines are dead-lettered."
+    "--max-line-bytes",
+    type=click.IntRange(min=1024),
+    default=MAX_LINE_BYTES,
+    show_default=True,
+    help="Longer lines are dead-lettered (at least 1024).",
 )
 @click.option(
-    "--max-body-chars", default=MAX_BODY_CHARS, show_default=True, help="Longer bodies are dead-lettered."
+    "--max-body-chars",
+    type=click.IntRange(min=1),
+    default=MAX_BODY_CHARS,
+    show_default=True,
+    help="Longer bodies are dead-lettered; may be raised above the default.",
 )
 @click.option(
-    "--future-skew-minutes", default=15.0, show_default=True, help="Allowed clock skew into the future."
+    "--future-skew-minutes",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="Allowed clock skew into the future (0 or more).",
 )
 @click.option(
     "--policy",
@@ -58,7 +82,11 @@ Unknown options after the known ones are passed to Beam as pipeline options.
     "--no-dlp", is_flag=True, help="Archive without DLP verdicts (testing only; not for production)."
 )
 @click.option(
-    "--es-batch-size", default=500, show_default=True, help="Documents per bulk request with --es-url."
+    "--es-batch-size",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Documents per bulk request with --es-url.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
@@ -89,11 +117,16 @@ def command(
     summary shows that these add up. Safe to kill and re-run: the archive then holds exactly what a
     clean run would have written. With --es-url, records are also indexed into Elasticsearch
     (run `vigil es setup` once first); documents it refuses become dead letters, never silent gaps.
-    Indexing is on only when --es-url is given (ES_URL alone does not turn it on).
+    Indexing is on only when --es-url is given (ES_URL alone does not turn it on). If the cluster
+    does not answer at the start, the files are archived anyway, nothing is indexed, and the exit
+    code is 4.
     """
-    from pipelines.ingest.run import RunOptions, run
+    from pipelines.ingest.run import RunOptions, check_runner, run
 
     es = config_from(es_options) if es_options.get("es_url") else None
+    if es is not None:
+        for name in ("elastic_transport", "elasticsearch"):  # their retries log tracebacks
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     opts = RunOptions(
         input=input_path,
         archive=archive,
@@ -108,7 +141,9 @@ def command(
         dlp=not no_dlp,
         es=es,
         es_batch_size=es_batch_size,
+        on_warning=lambda text: click.echo(text, err=True),
     )
+    check_runner(opts)  # before anything is written: an unknown option or runner is one line
     if follow:
         from pipelines.ingest.follow import follow as follow_loop
 
@@ -132,10 +167,14 @@ def command(
             f"archived {t['archived']:,} + dead-lettered {t['dead_lettered']:,} + "
             f"duplicates {t['duplicates']:,}; {result.compactions} compaction(s)."
         )
+        if result.es_unavailable:
+            _es_was_down(archive)
         return
     summary = run(opts)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), default=str))
+        if summary.es_unavailable:
+            _es_was_down(archive)
         return
     if summary.recovered:
         click.echo(summary.recovered, err=True)
@@ -157,8 +196,15 @@ def command(
         f"  {vigil} search --archive {archive} --role officer dlp:block            # what DLP stopped\n"
         f"  {vigil} conversation {busiest} --archive {archive} --role officer --html c.html\n"
         f"  {vigil} verify --archive {archive}                                     # tamper check\n"
-        f"  Parquet files: {archive}/records/event_month=*/channel=*/*.parquet (DuckDB and pyarrow read them)"
+        f"  Parquet files: {archive}/records/event_month=*/ch=*/*.parquet (DuckDB and pyarrow read them)"
     )
+    if summary.es_unavailable:
+        _es_was_down(archive)
+
+
+def _es_was_down(archive: Path) -> None:
+    """Archived, not indexed (the summary says so): exit 4 so a scheduler notices."""
+    sys.exit(IndexingError.exit_code)
 
 
 def _busiest_conversation(archive: Path, commit: str | None) -> str | None:

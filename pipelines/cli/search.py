@@ -105,7 +105,9 @@ def command(
 
     QUERY mixes free text (words, "quoted phrases", prefix*, AND / OR / NOT, parentheses) and
     key:value filters. Words match whole words, case-insensitively; Chinese and Japanese text
-    matches as written, anywhere in the text. Every search is recorded in the archive's audit log.
+    matches as written, anywhere in the text. Filters apply to the whole query. A participant
+    search that finds nothing suggests the closest names and handles. Every search is recorded
+    in the archive's audit log.
     """
     from pipelines.errors import ConfigError
     from pipelines.search import render
@@ -156,3 +158,12 @@ def command(
             click.echo(line)
     else:
         render.print_table(result, identity.role.value)
+    if result.total == 0 and parsed.participants:
+        from pipelines.search.embedded import closest_parties
+
+        for key, near in closest_parties(archive, parsed).items():
+            suggested = ", ".join(f'participant:"{k}"' if " " in k else f"participant:{k}" for k in near)
+            click.echo(
+                f"note: no record has participant:{render.safe(key)}; did you mean {render.safe(suggested)}?",
+                err=True,
+            )

@@ -124,10 +124,26 @@ def command(
         whatsapp_queue_limit=whatsapp_queue_limit,
         wechat_queue_limit=wechat_queue_limit,
     )
+    warning = future_warning(config.end, dt.datetime.now(dt.UTC))
+    if warning:
+        click.echo(warning, err=True)
     began = time.monotonic()
     with reporting(Reporter(enabled=not quiet)):
         summary = simulate(config, out_dir, overwrite=overwrite)
     click.echo(render_summary(summary, time.monotonic() - began))
+
+
+def future_warning(end: dt.date, now: dt.datetime, skew_minutes: float = 15.0) -> str | None:
+    """A warning when simulated days reach past now (minus ``vigil run``'s default skew):
+    ingest dead-letters those events as ``future_timestamp``."""
+    limit = now - dt.timedelta(minutes=skew_minutes)
+    if dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC) <= limit:
+        return None
+    return (
+        f"warning: the simulated days run until {end - dt.timedelta(days=1)} (UTC), past the current "
+        f"time {now:%Y-%m-%d %H:%M} UTC minus {skew_minutes:g} minutes; `vigil run` will dead-letter "
+        "those events as future_timestamp (use an earlier --start, or fewer --days)"
+    )
 
 
 def _counts(counter: Mapping[str, int]) -> str:

@@ -16,16 +16,22 @@ from pipelines.errors import IntegrityError
 @click.option(
     "--expect-head", default=None, help="Manifest head hash you recorded earlier (detects truncation)."
 )
-def command(archive: Path, expect_head: str | None) -> None:
+@click.option(
+    "--expect-audit-head",
+    default=None,
+    help="Audit log head hash you recorded earlier (detects entries cut from its end).",
+)
+def command(archive: Path, expect_head: str | None, expect_audit_head: str | None) -> None:
     """Check every committed file's SHA-256 and row count, look for files added or removed behind the
-    manifest's back, and check the hash chains of the manifest and the audit log.
+    manifest's back, and check the hash chains of the manifest and the audit log (and that the audit
+    log still reaches the entry the newest `vigil run` commit recorded).
 
     Exits 0 when the archive is intact, 1 when it is not (each problem is named)."""
     from pipelines.archive.verify import verify
 
     if not archive.is_dir():
         raise click.BadParameter(f"{archive} is not a folder", param_hint="--archive")
-    report = verify(archive, expect_head=expect_head)
+    report = verify(archive, expect_head=expect_head, expect_audit_head=expect_audit_head)
     for note in report.notes:
         click.echo(f"note: {note}")
     click.echo(
@@ -33,6 +39,7 @@ def command(archive: Path, expect_head: str | None) -> None:
         f"{report.audit_entries} audit entr{'y' if report.audit_entries == 1 else 'ies'}"
     )
     click.echo(f"manifest head: {report.manifest_head or '(empty)'}")
+    click.echo(f"audit head:    {report.audit_head or '(empty)'}")
     if not report.ok:
         raise IntegrityError(report.problems)
     click.secho("archive intact", fg="green")

@@ -11,8 +11,8 @@ Results are exact, not approximate:
   batch result could differ from its own is re-matched alone, and every other text's matches are
   those the pattern finds in it alone (finditer resumes at each text start with nothing consumed);
 * patterns whose meaning changes at a text boundary in a way a re-check cannot catch (``\\A``,
-  ``\\Z``, or a negative lookaround that could see the separator) are classified as such by
-  parsing them, and always run text by text.
+  ``\\Z``, or any lookaround, positive or negative, that could read the separator or test a line
+  anchor) are classified as such by parsing them, and always run text by text.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import functools
 import re
 from collections.abc import Sequence
 from typing import Any
+
+from pipelines.errors import PolicyError
 
 try:  # the stdlib parser, used only to classify patterns
     import re._constants as _c  # type: ignore[import-not-found]
@@ -105,12 +107,12 @@ def _boundary_safe(items: Any, dotall: bool) -> bool:
     for op, arg in items:
         if op is _c.AT and arg in (_c.AT_BEGINNING_STRING, _c.AT_END_STRING):
             return False
-        if op is _c.ASSERT_NOT:
-            if _may_match(arg[1], _SEP, dotall):
+        if op in (_c.ASSERT, _c.ASSERT_NOT):
+            # a lookaround that can read the separator (positive or negative) may decide
+            # differently at a text boundary than at the end of a text alone: ``(?<=\s)`` sees
+            # whitespace where a lone text has nothing; so may one testing a line anchor
+            if _may_match(arg[1], _SEP, dotall) or _has_line_anchors(arg[1]):
                 return False
-            if not _boundary_safe(arg[1], dotall):
-                return False
-        elif op is _c.ASSERT:
             if not _boundary_safe(arg[1], dotall):
                 return False
         elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
@@ -313,15 +315,59 @@ def required_probe(pattern: str, flags: int = 0) -> str | None:
     return "(?i)" + "|".join(sorted(found[0]))
 
 
-def compile_pattern(pattern: str, flags: int = 0) -> tuple[Any, bool, bool]:
-    """Compile with ``re`` (fast) or, for syntax only it knows, the ``regex`` module; and say whether
-    the pattern can be batched and whether it uses ``^``/``$``."""
+#: Seconds one policy regex may spend on one text (``(a|aa)+$`` on a long run of ``a``s would
+#: otherwise backtrack for hours). Over a whole batch the budget is :data:`BATCH_BUDGET_SECONDS`;
+#: a batch that runs out is re-matched text by text, and a text that runs out raises
+#: :class:`RegexTimeout` (the pipeline turns it into a ``dlp_failed`` dead letter).
+TEXT_BUDGET_SECONDS = 1.0
+BATCH_BUDGET_SECONDS = 2.0
+
+
+class RegexTimeout(PolicyError):
+    """A policy regex ran out of its time budget on one text."""
+
+    def __init__(self, pattern: str, seconds: float):
+        super().__init__(
+            f"policy regex {pattern!r} ran longer than {seconds:g} s on one text; rewrite it without "
+            "nested or overlapping repeats such as (a+)+ or (a|aa)+"
+        )
+        self.pattern = pattern
+
+
+_REGEX_FLAGS = (
+    (re.IGNORECASE, "IGNORECASE"),
+    (re.MULTILINE, "MULTILINE"),
+    (re.DOTALL, "DOTALL"),
+    (re.VERBOSE, "VERBOSE"),
+    (re.ASCII, "ASCII"),
+)
+
+
+def _regex_module_flags(flags: int) -> int:
+    """``re`` flag bits as the ``regex`` module's (the ASCII bit differs between the two)."""
+    import regex
+
+    out = 0
+    for bit, name in _REGEX_FLAGS:
+        if flags & bit:
+            out |= getattr(regex, name)
+    return out
+
+
+def compile_pattern(pattern: str, flags: int = 0, *, budgeted: bool = False) -> tuple[Any, bool, bool]:
+    """Compile with ``re`` (fast) or, for syntax only it knows or when the pattern must run with a
+    time budget, the ``regex`` module; and say whether the pattern can be batched and whether it
+    uses ``^``/``$``."""
     try:
         compiled: Any = re.compile(pattern, flags)
     except re.error:
         import regex
 
-        return regex.compile(pattern, flags), False, True
+        return regex.compile(pattern, _regex_module_flags(flags)), False, True
+    if budgeted:
+        import regex
+
+        compiled = regex.compile(pattern, _regex_module_flags(flags))
     try:
         parsed = list(_parser.parse(pattern, flags))
     except Exception:  # the stdlib parser refuses what the compiler accepted: do not batch
@@ -329,26 +375,86 @@ def compile_pattern(pattern: str, flags: int = 0) -> tuple[Any, bool, bool]:
     return compiled, _boundary_safe(parsed, bool(flags & re.DOTALL)), _has_line_anchors(parsed)
 
 
+#: what identifies a compiled regex: (pattern, flags, variant); the variant says which copy of the
+#: text it reads ("" normalised, "blank-cjk" normalised with CJK characters as spaces) and whether it
+#: runs with a time budget ("+budget")
+RegexKey = tuple[str, int, str]
+
+
 class BatchRegex:
-    """A pattern compiled once, matched over a batch of texts."""
+    """A pattern compiled once, matched over a batch of texts.
 
-    __slots__ = ("anchored", "batch", "exact", "flags", "pattern", "required", "safe")
+    ``blank_cjk``: the pattern reads the detection copy in which CJK characters are spaces (so
+    ``\\b`` and ``(?<![A-Za-z0-9])`` see a boundary between ``是`` and ``536-22-1234``).
+    ``budgeted``: the pattern is the policy author's and runs on the ``regex`` module with a time
+    budget (see :data:`TEXT_BUDGET_SECONDS`); Presidio's and Vigil's own patterns run on ``re``.
+    """
 
-    def __init__(self, pattern: str, flags: int = 0):
+    __slots__ = (
+        "anchored",
+        "batch",
+        "blank_cjk",
+        "budgeted",
+        "exact",
+        "flags",
+        "pattern",
+        "required",
+        "safe",
+    )
+
+    def __init__(self, pattern: str, flags: int = 0, *, blank_cjk: bool = False, budgeted: bool = False):
         self.pattern = pattern
         self.flags = flags
-        self.exact, self.safe, anchored = compile_pattern(pattern, flags)
+        self.blank_cjk = blank_cjk
+        self.budgeted = budgeted
+        self.exact, self.safe, anchored = compile_pattern(pattern, flags, budgeted=budgeted)
         # ^/$ in single-line mode also match inside a text once batched in multi-line mode
         self.anchored = anchored and not flags & re.MULTILINE
-        self.batch = re.compile(pattern, flags | re.MULTILINE) if self.safe else None
+        self.batch: Any = None
+        if self.safe:
+            if budgeted:
+                import regex
+
+                self.batch = regex.compile(pattern, _regex_module_flags(flags | re.MULTILINE))
+            else:
+                self.batch = re.compile(pattern, flags | re.MULTILINE)
         self.required = required_probe(pattern, flags)
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.pattern, self.flags)
+    def key(self) -> RegexKey:
+        variant = ("blank-cjk" if self.blank_cjk else "") + ("+budget" if self.budgeted else "")
+        return (self.pattern, self.flags, variant)
 
     def spans(self, text: str) -> list[Span]:
-        return [m.span() for m in self.exact.finditer(text) if m.end() > m.start()]
+        if not self.budgeted:
+            return [m.span() for m in self.exact.finditer(text) if m.end() > m.start()]
+        try:
+            return [
+                m.span()
+                for m in self.exact.finditer(text, timeout=TEXT_BUDGET_SECONDS)
+                if m.end() > m.start()
+            ]
+        except TimeoutError:
+            raise RegexTimeout(self.pattern, TEXT_BUDGET_SECONDS) from None
+
+    def fullmatch_at(self, text: str, start: int, end: int) -> bool:
+        """Whether the pattern matches exactly ``text[start:end]`` (look-behinds see ``text``)."""
+        if self.budgeted:
+            try:
+                return self.exact.fullmatch(text, start, end, timeout=TEXT_BUDGET_SECONDS) is not None
+            except TimeoutError:
+                raise RegexTimeout(self.pattern, TEXT_BUDGET_SECONDS) from None
+        return self.exact.fullmatch(text, start, end) is not None
+
+    def _batch_matches(self, joined: str) -> list[Span] | None:
+        """Spans over the joined batch, or None when a budgeted pattern ran out of time."""
+        assert self.batch is not None
+        if not self.budgeted:
+            return [m.span() for m in self.batch.finditer(joined)]
+        try:
+            return [m.span() for m in self.batch.finditer(joined, timeout=BATCH_BUDGET_SECONDS)]
+        except TimeoutError:
+            return None
 
     def run(self, texts: Sequence[str], joined: str, starts: Sequence[int]) -> dict[int, list[Span]]:
         """Matches per text index (only texts with matches appear), offsets local to each text.
@@ -356,15 +462,15 @@ class BatchRegex:
         ``joined`` is ``SEPARATOR.join(texts)`` and ``starts`` the offset of each text in it.
         """
         out: dict[int, list[Span]] = {}
-        if self.batch is None:
+        found_in_batch = self._batch_matches(joined) if self.batch is not None else None
+        if found_in_batch is None:
             for i, text in enumerate(texts):
                 found = self.spans(text)
                 if found:
                     out[i] = found
             return out
         recheck: set[int] = set()
-        for match in self.batch.finditer(joined):
-            start, end = match.span()
+        for start, end in found_in_batch:
             if end <= start:
                 continue
             i = bisect.bisect_right(starts, start) - 1
@@ -397,25 +503,34 @@ def join(texts: Sequence[str]) -> tuple[str, list[int]]:
 
 
 def run_all(
-    regexes: Sequence[BatchRegex], texts: Sequence[str]
-) -> dict[tuple[str, int], dict[int, list[Span]]]:
+    regexes: Sequence[BatchRegex], texts: Sequence[str], blanked: Sequence[str] | None = None
+) -> dict[RegexKey, dict[int, list[Span]]]:
     """Every regex over every text: ``{regex key: {text index: spans}}``.
 
-    Regexes are grouped by the character they require; each group runs over the sub-batch of texts
-    that contain that character, so a text with no digit is never scanned by a digit pattern.
+    ``blanked`` is the CJK-blanked copy of ``texts`` (same lengths) read by ``blank_cjk`` regexes;
+    default: ``texts`` themselves. Regexes are grouped by the character they require; each group
+    runs over the sub-batch of texts that contain that character, so a text with no digit is never
+    scanned by a digit pattern.
     """
-    groups: dict[str | None, list[BatchRegex]] = {}
+    if blanked is not None and all(b is t for b, t in zip(blanked, texts, strict=True)):
+        blanked = None  # no CJK anywhere (blank_cjk returns ASCII texts as they are): one copy
+    copies = {False: texts, True: texts if blanked is None else blanked}
+    groups: dict[tuple[str | None, bool], list[BatchRegex]] = {}
     for regex in regexes:
-        groups.setdefault(regex.required, []).append(regex)
-    all_joined, all_starts = join(texts)
-    out: dict[tuple[str, int], dict[int, list[Span]]] = {}
-    for required, members in groups.items():
+        # with one copy, both kinds of regex read the same texts: group them together
+        groups.setdefault((regex.required, regex.blank_cjk and blanked is not None), []).append(regex)
+    whole = join(texts)
+    joined_copies = {False: whole, True: whole if blanked is None else join(blanked)}
+    out: dict[RegexKey, dict[int, list[Span]]] = {}
+    for (required, blank), members in groups.items():
+        source = copies[blank]
+        all_joined, all_starts = joined_copies[blank]
         if required is None:
-            index = list(range(len(texts)))
-            sub = list(texts)
+            index = list(range(len(source)))
+            sub = list(source)
         else:
             index = _texts_with(_probe(required), all_joined, all_starts)
-            sub = [texts[i] for i in index]
+            sub = [source[i] for i in index]
         if not sub:
             continue
         joined, starts = join(sub)

@@ -1,7 +1,9 @@
 """A policy's own test cases: ``dlp_rules/<name>.tests.yaml`` next to ``dlp_rules/<name>.yaml``.
 
-Each case is a text with what the policy must do with it: the action, and the findings it must
-report (entity plus the exact span, given as the value or as offsets). A case that expects no
+Each case is a text with what the policy must do with it: the action, the findings it must
+report (entity plus the exact span, given as the value or as offsets) and, optionally, the exact
+redacted text (``redacted:``), which pins the operator's output. Hash operators use a fixed test
+key in case runs (:data:`TEST_HASH_KEY`) unless the named variable is set. A case that expects no
 findings is a must-not-match case: realistic negatives (order numbers, dates) belong here. A case
 the policy is known to get wrong is kept and marked ``known_miss: true`` with a ``note``; it is
 reported but does not fail, and is reported as fixed once the policy gets it right.
@@ -46,13 +48,19 @@ class Expectation(_Model):
         expect:
           action: redact            # none, flag, redact or block
           findings:
-            - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}"""
+            - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}
+          redacted: "Card ***************1111"   # optional: the exact redacted text"""
 
     action: Literal["none", "flag", "redact", "block"] = Field(description="The verdict's action.")
     findings: list[ExpectedFinding] = Field(
         default_factory=list, description="Findings that must be reported."
     )
     only: bool = Field(default=True, description="Fail on findings not listed (default true).")
+    redacted: str | None = Field(
+        default=None,
+        description="The exact redacted text (optional): checks the operator (mask keep_last, replace "
+        "label, hash with the test key).",
+    )
 
 
 class CaseScope(_Model):
@@ -64,7 +72,9 @@ class CaseScope(_Model):
     kind: Kind | None = None
     org: str | None = None
     sub_org: str | None = None
-    employee_groups: list[str] = Field(default_factory=list)
+    employee_groups: list[str] | None = Field(
+        default=None, description="Groups of the employees taking part; left out: unknown (any group)."
+    )
 
     def to_scope(self) -> Scope:
         return Scope(
@@ -73,7 +83,7 @@ class CaseScope(_Model):
             kind=self.kind.value if self.kind else None,
             org=self.org,
             sub_org=self.sub_org,
-            employee_groups=frozenset(self.employee_groups),
+            employee_groups=None if self.employee_groups is None else frozenset(self.employee_groups),
         )
 
 
@@ -183,6 +193,8 @@ def check_case(case: Case, verdict: Verdict) -> list[str]:
         if not hits:
             problems.append(f"missing {expected.entity} at {list(span)} ({case.text[span[0] : span[1]]!r})")
         matched |= hits
+    if case.expect.redacted is not None and verdict.redacted_text != case.expect.redacted:
+        problems.append(f"redacted text is {verdict.redacted_text!r}, expected {case.expect.redacted!r}")
     if case.expect.only:
         for entity, start, end, rule_id in sorted(got - matched, key=lambda g: (g[1], g[2], g[0])):
             if any((entity, start, end) == (m[0], m[1], m[2]) for m in matched):
@@ -218,9 +230,11 @@ class _TestKeys(dict[str, str]):
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         import os
 
-        return os.environ.get(key) or "vigil-policy-test-key"
+        return os.environ.get(key) or TEST_HASH_KEY
 
 
+#: The HMAC key case files are run with (not a secret; long enough for the key length check).
+TEST_HASH_KEY = "vigil-policy-test-key, not a secret: 0123456789"
 _TEST_KEYS = _TestKeys()
 
 

@@ -8,11 +8,22 @@ Three kinds, found by the ``type`` a policy gives (see :data:`COMPILERS`):
   text, but only on texts a necessary-condition pre-filter lets through; NER entities read the
   spaCy entities the engine computed for the batch.
 * ``pattern``: a policy's own regex, optionally confirmed by a checksum validator.
-* ``lexicon``: terms and phrases. Latin-script terms match whole words; Chinese and Japanese
-  terms match as substrings (those scripts do not put spaces between words). Matching is
-  case-insensitive on the normalised text, and spaces inside a phrase match any run of spaces.
+* ``lexicon``: terms and phrases. Latin-script terms match whole words, where only a Latin letter,
+  digit or underscore next to the term breaks the word (``这个产品是guaranteed return的`` matches
+  ``guaranteed return``); Chinese and Japanese terms match as substrings (those scripts do not put
+  spaces between words). Matching is case-insensitive on the normalised text, and spaces inside a
+  phrase match any run of spaces.
 
-Context words near a match raise (or lower) its score; allow-listed values are never reported.
+Pattern and Presidio detectors read a second detection copy in which every CJK character is a space
+(same length, so offsets do not move): mixed-script chat such as ``SSN是536-22-1234`` or
+``邮箱是maria@example.org谢谢`` has no word boundary next to the CJK characters otherwise, and ``\\b``
+or ``(?<![A-Za-z0-9])`` would never match. Lexicons, context words and a pattern whose regex itself
+contains CJK characters (``密码\\s*：``) read the normalised text.
+
+Context words near a match raise (or lower) its score; allow-listed values are never reported. The
+rule for the two together: a raise word wins (when one hits, lower words are not applied), and a
+lower word never touches a finding whose checksum was validated (Luhn, mod-97, ...): the check digit
+is stronger evidence than a nearby "order" or "ref".
 """
 
 from __future__ import annotations
@@ -20,11 +31,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipelines.dlp import checksums, presidio_entities
-from pipelines.dlp.batch_regex import BatchRegex, Span
+from pipelines.dlp.batch_regex import BatchRegex, RegexKey, Span
 from pipelines.dlp.normalize import normalize
 from pipelines.dlp.policy import (
     AllowSpec,
@@ -36,9 +47,21 @@ from pipelines.dlp.policy import (
 
 # Presidio's context enhancer: a context word adds 0.35 and lifts the score to at least 0.4.
 MIN_SCORE_WITH_CONTEXT = 0.4
-_CJK = re.compile(
-    r"[\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]"
+_CJK_RANGES = (
+    "\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\uff66-\uff9f\U00020000-\U0003134f"
 )
+_CJK = re.compile(f"[{_CJK_RANGES}]")
+#: a character that continues a Latin-script word: a word character that is not CJK
+_LATIN_WORD = f"[^\\W{_CJK_RANGES}]"
+
+
+def blank_cjk(text: str) -> str:
+    """``text`` with every CJK character (ideographs, kana, hangul, CJK punctuation) replaced by a
+    space: the copy pattern and Presidio detectors read. Same length, same offsets."""
+    if text.isascii() or not _CJK.search(text):
+        return text
+    return _CJK.sub(" ", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +72,7 @@ class Candidate:
     score: float
     detector: str
     original: bool = False
+    validated: bool = False  # a checksum confirmed the value
 
 
 @dataclass(slots=True)
@@ -57,13 +81,21 @@ class Item:
 
     text: str  # normalised
     original: str = ""
-    matches: dict[tuple[str, int], list[Span]] = field(default_factory=dict)
+    matches: dict[RegexKey, list[Span]] = field(default_factory=dict)
     # (start, end, presidio entity), offsets in the original text
     ner: list[tuple[int, int, str]] | None = None
+    blanked: str = ""  # ``text`` with CJK characters as spaces (see :func:`blank_cjk`)
+
+    @property
+    def detect(self) -> str:
+        """The copy pattern and Presidio detectors read."""
+        return self.blanked or self.text
 
 
 def term_regex(terms: Sequence[str]) -> str:
-    """One alternation for a word list: whole words for Latin script, substrings for CJK."""
+    """One alternation for a word list: whole words for Latin script (bounded by Latin letters,
+    digits and underscores only, so a CJK character next to the term is a boundary), substrings for
+    CJK."""
     latin: list[str] = []
     cjk: list[str] = []
     cleaned = {normalize(t).text.strip() for t in terms}
@@ -72,7 +104,7 @@ def term_regex(terms: Sequence[str]) -> str:
         (cjk if _CJK.search(term) else latin).append(body)
     parts = []
     if latin:
-        parts.append(r"(?<!\w)(?:" + "|".join(latin) + r")(?!\w)")
+        parts.append(f"(?<!{_LATIN_WORD})(?:" + "|".join(latin) + f")(?!{_LATIN_WORD})")
     if cjk:
         parts.append("(?:" + "|".join(cjk) + ")")
     return "|".join(parts) if parts else r"(?!x)x"
@@ -95,11 +127,15 @@ class Context:
         self.raise_by = spec.raise_by
         self.lower_by = spec.lower_by
 
-    def adjust(self, text: str, start: int, end: int, score: float) -> float:
+    def adjust(self, text: str, start: int, end: int, score: float, validated: bool = False) -> float:
+        """The score after context: a raise word hit wins over any lower word, and a lower word
+        never applies to a checksum-validated value."""
         before = text[max(0, start - self.window) : start]
         after = text[end : end + self.window]
         if self.raise_ is not None and (self.raise_.search(before) or self.raise_.search(after)):
-            score = min(1.0, max(score + self.raise_by, MIN_SCORE_WITH_CONTEXT))
+            return min(1.0, max(score + self.raise_by, MIN_SCORE_WITH_CONTEXT))
+        if validated:
+            return score
         if self.lower is not None and (self.lower.search(before) or self.lower.search(after)):
             score = max(0.0, score - self.lower_by)
         return score
@@ -154,13 +190,9 @@ class Detector:
         for cand in self.candidates(item):
             score = cand.score
             if self.context is not None:
-                score = self.context.adjust(item.text, cand.start, cand.end, score)
+                score = self.context.adjust(item.text, cand.start, cand.end, score, cand.validated)
             if score >= self.min_score and score > 0:
-                found.append(
-                    cand
-                    if score == cand.score
-                    else Candidate(cand.start, cand.end, cand.entity, score, cand.detector)
-                )
+                found.append(cand if score == cand.score else replace(cand, score=score))
         return found
 
 
@@ -173,7 +205,9 @@ class PresidioPatternDetector(Detector):
         self.min_score = spec.min_score
         self.recognizer = presidio_entities.recognizer(spec.entity)
         flags = self.recognizer.global_regex_flags or 0
-        self._patterns = [(BatchRegex(p.regex, flags), p.score) for p in self.recognizer.patterns]
+        self._patterns = [
+            (BatchRegex(p.regex, flags, blank_cjk=True), p.score) for p in self.recognizer.patterns
+        ]
         context = spec.context or ContextSpec(
             raise_words=[w.strip() for w in (self.recognizer.context or [])]
         )
@@ -187,7 +221,7 @@ class PresidioPatternDetector(Detector):
         rec = self.recognizer
         for regex, base in self._patterns:
             for start, end in item.matches.get(regex.key, ()):
-                value = item.text[start:end]
+                value = item.detect[start:end]
                 valid = rec.validate_result(value)
                 score = base if valid is None else (1.0 if valid else 0.0)
                 if rec.invalidate_result(value):
@@ -196,27 +230,49 @@ class PresidioPatternDetector(Detector):
                     continue
                 known = out.get((start, end))
                 if known is None or known.score < score:
-                    out[(start, end)] = Candidate(start, end, self.entity, score, self.name)
+                    out[(start, end)] = Candidate(
+                        start, end, self.entity, score, self.name, validated=bool(valid)
+                    )
         return _drop_contained(list(out.values()))
 
 
 def _drop_contained(cands: list[Candidate]) -> list[Candidate]:
-    """Presidio's duplicate removal: a result inside another of the same entity with a score no
-    higher is dropped."""
+    """Presidio's duplicate removal: a result inside another (different span) of the same entity
+    with a score no higher is dropped.
+
+    Sort and sweep, O(n log n): in (start, -end) order every span that can contain a candidate comes
+    before it; a Fenwick tree over end positions answers "best score among earlier spans ending at
+    or after this end"."""
     if len(cands) < 2:
         return cands
-    keep = []
-    for c in cands:
-        if not any(
-            o is not c
-            and o.start <= c.start
-            and c.end <= o.end
-            and o.score >= c.score
-            and (o.start, o.end) != (c.start, c.end)
-            for o in cands
+    ends = sorted({c.end for c in cands}, reverse=True)  # rank 1 = largest end
+    rank = {e: i + 1 for i, e in enumerate(ends)}
+    tree = [-1.0] * (len(ends) + 1)
+    keep_flags: dict[int, bool] = {}
+    order = sorted(range(len(cands)), key=lambda i: (cands[i].start, -cands[i].end))
+    pos = 0
+    while pos < len(order):
+        # spans with the same (start, end) cannot contain one another: query all, then insert all
+        first = cands[order[pos]]
+        group_end = pos
+        while group_end < len(order) and (cands[order[group_end]].start, cands[order[group_end]].end) == (
+            first.start,
+            first.end,
         ):
-            keep.append(c)
-    return keep
+            group_end += 1
+        for i in order[pos:group_end]:
+            best, r = -1.0, rank[cands[i].end]
+            while r > 0:  # max over ranks 1..r: spans ending at or after this end
+                best = max(best, tree[r])
+                r -= r & -r
+            keep_flags[i] = best < cands[i].score
+        for i in order[pos:group_end]:
+            r = rank[cands[i].end]
+            while r <= len(ends):
+                tree[r] = max(tree[r], cands[i].score)
+                r += r & -r
+        pos = group_end
+    return [c for i, c in enumerate(cands) if keep_flags[i]]
 
 
 @functools.cache
@@ -245,7 +301,9 @@ class PresidioAnalyzeDetector(Detector):
         self.min_score = spec.min_score
         self.recognizer = presidio_entities.recognizer(spec.entity)
         flags = getattr(self.recognizer, "global_regex_flags", 0) or 0
-        self._filters = [BatchRegex(p.regex, flags) for p in getattr(self.recognizer, "patterns", [])]
+        self._filters = [
+            BatchRegex(p.regex, flags, blank_cjk=True) for p in getattr(self.recognizer, "patterns", [])
+        ]
         context = spec.context or ContextSpec(
             raise_words=[w.strip() for w in (self.recognizer.context or [])]
         )
@@ -261,14 +319,16 @@ class PresidioAnalyzeDetector(Detector):
         return self.recognizer.analyze(text, [self.entity], None)
 
     def candidates(self, item: Item) -> list[Candidate]:
+        # a recognizer with its own analyze() scores 1.0 only once its checksum passed (IBAN)
         return [
-            Candidate(r.start, r.end, self.entity, float(r.score), self.name)
-            for r in self._analyze(item.text)
+            Candidate(r.start, r.end, self.entity, float(r.score), self.name, validated=r.score >= 1.0)
+            for r in self._analyze(item.detect)
             if r.entity_type == self.entity and r.score > 0 and r.end > r.start
         ]
 
 
 _DIGIT = re.compile(r"\d")
+_CUT = re.compile(r"[ -]+")
 
 
 @functools.cache
@@ -316,7 +376,7 @@ class PresidioPhoneDetector(PresidioAnalyzeDetector):
     def __init__(self, spec: PresidioDetector):
         super().__init__(spec)
         n = _min_phone_digits()
-        self._filters = [BatchRegex(rf"\d(?:\D{{0,4}}\d){{{n - 1}}}")]
+        self._filters = [BatchRegex(rf"\d(?:\D{{0,4}}\d){{{n - 1}}}", blank_cjk=True)]
         self._regions = tuple(self.recognizer.supported_regions)
         self._needs = {r: _region_min_digits(r) for r in self._regions}
         self._pruned: dict[tuple[str, ...], Any] = {self._regions: self.recognizer}
@@ -368,7 +428,13 @@ class PatternDetectorC(Detector):
         self.entity = spec.entity
         self.min_score = spec.min_score
         self.base = spec.score
-        self.regex = BatchRegex(spec.regex, re.IGNORECASE if spec.ignore_case else 0)
+        # a regex that spells out CJK characters itself reads them; any other reads the blanked copy
+        self.regex = BatchRegex(
+            spec.regex,
+            re.IGNORECASE if spec.ignore_case else 0,
+            blank_cjk=not _CJK.search(spec.regex),
+            budgeted=True,
+        )
         self.validator = checksums.VALIDATORS[spec.validator] if spec.validator else None
         self.name = f"pattern:{spec.validator}" if spec.validator else "pattern"
         self.context = Context(spec.context) if spec.context else None
@@ -381,11 +447,28 @@ class PatternDetectorC(Detector):
         for start, end in item.matches.get(self.regex.key, ()):
             score = self.base
             if self.validator is not None:
-                if not self.validator(item.text[start:end]):
+                text = item.detect if self.regex.blank_cjk else item.text
+                valid_end = self._validated_end(text, start, end)
+                if valid_end is None:
                     continue
-                score = 1.0
-            out.append(Candidate(start, end, self.entity, score, self.name))
+                end, score = valid_end, 1.0
+            out.append(
+                Candidate(start, end, self.entity, score, self.name, validated=self.validator is not None)
+            )
         return out
+
+    def _validated_end(self, text: str, start: int, end: int) -> int | None:
+        """``end`` when the validator accepts the match; else the longest shorter match, cut before a
+        space or dash inside it, that the regex still matches and the validator accepts (a
+        case-insensitive IBAN pattern can take the word after the number in: ``... 7654 32 pls``)."""
+        assert self.validator is not None
+        if self.validator(text[start:end]):
+            return end
+        for sep in reversed(list(_CUT.finditer(text, start + 1, end))):
+            cut = sep.start()
+            if self.validator(text[start:cut]) and self.regex.fullmatch_at(text, start, cut):
+                return cut
+        return None
 
 
 class LexiconDetectorC(Detector):

@@ -12,6 +12,11 @@ to rules:
 
 Samples show the body with every finding of either side replaced by its entity label, so a
 report never shows a secret in clear, whichever policy found it.
+
+Vigil's own ``dlp_blocked_notice`` auto-messages (the notices telling an employee why a message was
+blocked) are not replayed: they are the pipeline's output, not traffic, and their text quotes rule
+descriptions. The report says how many were skipped. A path without an archive manifest is an error
+(exit 2), so a mistyped ``--archive`` never reads as "no changes".
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from typing import Any
 from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.dlp.policy import OperatorSpec, PolicySet
 from pipelines.dlp.redact import Span, rewrite
+from pipelines.errors import InputError
 from pipelines.progress import report
-from pipelines.record import DlpAction
+from pipelines.record import DlpAction, EventType
 
 COLUMNS = [
     "record_id",
+    "event_type",
     "body",
     "channel",
     "direction",
@@ -49,10 +56,17 @@ _LABEL = OperatorSpec(type="replace")
 
 
 def archive_rows(archive: Path, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Rows of the archive's live, committed record files."""
+    """Rows of the archive's live, committed record files; an error when ``archive`` is not one."""
+    from pipelines.archive import layout
     from pipelines.archive.reader import iter_rows
 
-    return iter_rows(Path(archive), columns)
+    root = Path(archive)
+    if not (root / layout.MANIFEST).is_file():
+        raise InputError(f"no archive at {root} (no {layout.MANIFEST}); pass the folder vigil run wrote")
+    return iter_rows(root, columns)
+
+
+_NOTICE = EventType.DLP_BLOCKED_NOTICE.value
 
 
 @dataclass
@@ -67,6 +81,7 @@ class DryRunReport:
     current_policy: str
     messages: int = 0
     skipped: int = 0  # records without a body (events)
+    notices: int = 0  # Vigil's own dlp_blocked_notice auto-messages, not replayed
     changed: int = 0
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     rules: dict[str, RuleChanges] = field(default_factory=lambda: defaultdict(RuleChanges))
@@ -77,6 +92,7 @@ class DryRunReport:
             "current_policy": self.current_policy,
             "messages": self.messages,
             "skipped_without_body": self.skipped,
+            "skipped_blocked_notices": self.notices,
             "changed": self.changed,
             "transitions": [
                 {"from": old, "to": new, "messages": n} for (old, new), n in sorted(self.transitions.items())
@@ -148,8 +164,10 @@ def dry_run(
     source = rows if rows is not None else archive_rows(archive, COLUMNS)
     new_actions = {rule_id: DlpAction(rule.action) for rule_id, (_, rule) in new.rules.items()}
     for batch in _batches(source, batch_size):
-        with_body = [r for r in batch if isinstance(r.get("body"), str) and r["body"]]
-        report_.skipped += len(batch) - len(with_body)
+        traffic = [r for r in batch if r.get("event_type") != _NOTICE]
+        report_.notices += len(batch) - len(traffic)
+        with_body = [r for r in traffic if isinstance(r.get("body"), str) and r["body"]]
+        report_.skipped += len(traffic) - len(with_body)
         items = [(r["body"], Scope.from_row(r)) for r in with_body]
         verdicts = engine.inspect_many(items)
         if current_engine is not None:
@@ -198,8 +216,8 @@ def _compare(
 def format_report(report_: DryRunReport) -> str:
     lines = [
         f"dry run: {report_.new_policy} against {report_.current_policy}",
-        f"{report_.messages} message(s) replayed ({report_.skipped} record(s) without a body skipped), "
-        f"{report_.changed} would change",
+        f"{report_.messages} message(s) replayed ({report_.skipped} record(s) without a body and "
+        f"{report_.notices} of Vigil's own blocked-message notices skipped), {report_.changed} would change",
     ]
     moved = [(k, n) for k, n in sorted(report_.transitions.items()) if k[0] != k[1]]
     if moved:

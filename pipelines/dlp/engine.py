@@ -17,6 +17,7 @@ overlapping regions using the operator of the strongest finding (ties go to the 
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from collections import OrderedDict
@@ -25,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipelines.dlp import presidio_entities
-from pipelines.dlp.batch_regex import BatchRegex, run_all
-from pipelines.dlp.detectors import Allow, Candidate, Detector, Item, compile_detector
+from pipelines.dlp.batch_regex import BatchRegex, RegexKey, run_all
+from pipelines.dlp.detectors import Allow, Candidate, Detector, Item, blank_cjk, compile_detector
 from pipelines.dlp.normalize import Normalized, normalize, strip_invisible
 from pipelines.dlp.policy import OperatorSpec, Policy, PolicySet, RuleSpec
 from pipelines.dlp.redact import Span, finding_rank, hash_key, rewrite
@@ -41,7 +42,9 @@ class Scope:
     """Where a text was said; rules apply only within their scope.
 
     A field left ``None`` is unknown and satisfies any restriction (``vigil dlp scan`` without scope
-    keys); the pipeline always fills them from the record.
+    keys); the pipeline always fills them from the record. That includes ``employee_groups``:
+    ``None`` (not given) satisfies a rule scoped to groups, while a given set, even an empty one,
+    must share a group with the rule.
     """
 
     channel: str | None = None
@@ -49,7 +52,7 @@ class Scope:
     kind: str | None = None
     org: str | None = None
     sub_org: str | None = None
-    employee_groups: frozenset[str] = frozenset()
+    employee_groups: frozenset[str] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Scope:
@@ -112,7 +115,9 @@ class _Rule:
         for allowed, value in checks:
             if allowed is not None and value is not None and value not in {str(a) for a in allowed}:
                 return False
-        return s.employee_groups is None or bool(set(s.employee_groups) & scope.employee_groups)
+        if s.employee_groups is None or scope.employee_groups is None:
+            return True
+        return bool(set(s.employee_groups) & scope.employee_groups)
 
 
 class _Plan:
@@ -124,7 +129,7 @@ class _Plan:
         self.rules = rules
         self.pairs: list[tuple[_Rule, Detector]] = []
         self.rule_index: list[int] = []
-        self.by_key: dict[tuple[str, int], list[int]] = {}
+        self.by_key: dict[RegexKey, list[int]] = {}
         self.ner: list[int] = []
         self.always: list[int] = []
         for r, rule in enumerate(rules):
@@ -169,7 +174,7 @@ class Engine:
 
     def _compile(self) -> None:
         self.rules: list[_Rule] = []
-        self.regexes: dict[tuple[str, int], BatchRegex] = {}
+        self.regexes: dict[RegexKey, BatchRegex] = {}
         for policy in self.policy_set.policies:
             for spec in policy.rules:
                 detectors = [compile_detector(d) for d in spec.detectors]
@@ -184,6 +189,7 @@ class Engine:
                 if rule.action.strength >= DlpAction.REDACT.strength and rule.operator.type == "hash":
                     hash_key(rule.operator.key_env, self.env)  # fail now, not on the first finding
                 self.rules.append(rule)
+                self._check_view_keys(policy)
                 for det in detectors:
                     for regex in det.regexes():
                         self.regexes.setdefault(regex.key, regex)
@@ -199,6 +205,14 @@ class Engine:
         )
         self.ner_calls = 0  # texts spaCy actually read
         self.ner_cache_hits = 0
+
+    def _check_view_keys(self, policy: Policy) -> None:
+        """A ``views:`` operator that hashes needs its key now, not when an export first runs."""
+        views = policy.spec.views
+        for destination in ("delivery", "export", "crm"):
+            op = getattr(views, destination).operator
+            if op is not None and op.type == "hash":
+                hash_key(op.key_env, self.env)
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -263,8 +277,9 @@ class Engine:
         norms = [normalize(text) for text, _ in items]
         plans = [self._plan_for(scope) for _, scope in items]
         texts = [n.text for n in norms]
-        work = [Item(n.text, n.original) for n in norms]
-        for key, found in run_all(list(self.regexes.values()), texts).items():
+        blanked = [blank_cjk(t) for t in texts]
+        work = [Item(n.text, n.original, blanked=b) for n, b in zip(norms, blanked, strict=True)]
+        for key, found in run_all(list(self.regexes.values()), texts, blanked).items():
             for i, spans in found.items():
                 work[i].matches[key] = spans
         if self._nlp is not None:
@@ -373,15 +388,24 @@ def _to_original(ents: list[tuple[int, int, str]], stripped: Normalized) -> list
 
 
 def _resolve(cands: list[Candidate]) -> list[Candidate]:
-    """Within one rule, overlapping candidates: keep the best (score, length, then earliest)."""
+    """Within one rule, overlapping candidates: keep the best (score, length, then earliest).
+
+    Greedy in rank order; the kept spans never overlap, so they stay sorted by start in a list and
+    a candidate only has to be compared with its two neighbours there (O(n log n) searches)."""
     if len(cands) < 2:
         return cands
     ranked = sorted(cands, key=lambda c: (-c.score, -(c.end - c.start), c.start, c.entity, c.detector))
+    starts: list[int] = []
     kept: list[Candidate] = []
     for cand in ranked:
-        if all(cand.end <= k.start or cand.start >= k.end for k in kept):
-            kept.append(cand)
-    return sorted(kept, key=lambda c: (c.start, c.end))
+        i = bisect.bisect_right(starts, cand.start)
+        if i > 0 and kept[i - 1].end > cand.start:
+            continue  # overlaps the kept span starting at or before it
+        if i < len(kept) and kept[i].start < cand.end:
+            continue  # overlaps the kept span starting after it
+        starts.insert(i, cand.start)
+        kept.insert(i, cand)
+    return kept
 
 
 def _reason(action: DlpAction, rules: list[_Rule]) -> str | None:

@@ -2,8 +2,13 @@
 
 People (and evasive senders) write the same card number in many ways: full-width digits from a CJK
 input method (``４１１１ １１１１ …``), zero-width spaces pasted inside a number, bidi controls that
-reorder what a reader sees. Detection runs on a normalised copy: NFKC (which folds full-width forms
-and compatibility characters) with the invisible format characters removed. Every finding is then
+reorder what a reader sees, a soft hyphen or an invisible operator between digits, Arabic-Indic
+digits. Detection runs on a normalised copy: NFKC (which folds full-width forms and compatibility
+characters), every Unicode decimal digit folded to its ASCII digit, and every invisible character
+removed: all of general category Cf (format) and all Default_Ignorable_Code_Point characters
+(soft hyphen, combining grapheme joiner, Mongolian vowel separator, variation selectors, Hangul
+fillers, tags, ...). A zero-width joiner inside an emoji sequence goes too: detection does not need
+it, and offsets map back to the original, where it stays. Every finding is then
 mapped back to the ORIGINAL text, so redaction happens in place and the archive's offsets refer to
 what was actually sent.
 
@@ -14,6 +19,7 @@ nothing, so a span over ``4111<ZWSP>1111`` in the normalised text covers the zer
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -21,7 +27,53 @@ from dataclasses import dataclass
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 #: Bidirectional controls: change display order without being seen.
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-REMOVED = ZERO_WIDTH | BIDI_CONTROLS
+
+#: Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt; Python's unicodedata does not
+#: expose the property). Ranges are inclusive.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+# Format (Cf) characters live in planes 0-1 and 14 only (a test checks the whole code space).
+_CF_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
+
+
+def _tables() -> tuple[frozenset[str], dict[int, str]]:
+    removed = {chr(c) for lo, hi in DEFAULT_IGNORABLE for c in range(lo, hi + 1)}
+    digits: dict[int, str] = {}
+    for plane in _CF_PLANES:
+        for code in plane:
+            ch = chr(code)
+            category = unicodedata.category(ch)
+            if category == "Cf":
+                removed.add(ch)
+            elif category == "Nd" and code > 0x7F:
+                digits[code] = str(unicodedata.decimal(ch))
+    return frozenset(removed), digits
+
+
+#: Every character detection ignores: general category Cf plus Default_Ignorable_Code_Point.
+REMOVED, _ASCII_DIGITS = _tables()
+assert ZERO_WIDTH | BIDI_CONTROLS <= REMOVED
+
+
+def _char_class(chars: frozenset[str]) -> str:
+    """A regex character class for ``chars``, as ranges (a class of single characters is slow)."""
+    codes = sorted(ord(ch) for ch in chars)
+    parts: list[str] = []
+    start = prev = codes[0]
+    for code in [*codes[1:], -1]:
+        if code == prev + 1:
+            prev = code
+            continue
+        parts.append(re.escape(chr(start)) + ("" if start == prev else "-" + re.escape(chr(prev))))
+        start = prev = code
+    return "[" + "".join(parts) + "]"
+
+
+_NEEDS_WORK = re.compile(_char_class(REMOVED) + "|[^\\D\x00-\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +105,7 @@ class Normalized:
 def _needs_work(text: str) -> bool:
     if text.isascii():
         return False
-    if any(ch in REMOVED for ch in text):
+    if _NEEDS_WORK.search(text):  # an invisible character or a non-ASCII decimal digit
         return True
     return not unicodedata.is_normalized("NFKC", text)
 
@@ -77,7 +129,7 @@ def normalize(text: str) -> Normalized:
         while j < n and (unicodedata.combining(text[j]) or text[j] in REMOVED):
             j += 1
         cluster = "".join(c for c in text[i:j] if c not in REMOVED)
-        folded = unicodedata.normalize("NFKC", cluster)
+        folded = unicodedata.normalize("NFKC", cluster).translate(_ASCII_DIGITS)
         out.append(folded)
         starts.extend([i] * len(folded))
         ends.extend([j] * len(folded))

@@ -68,9 +68,68 @@ class _Model(BaseModel):
 def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str]:
     flags = re.IGNORECASE if ignore_case else 0
     try:
-        return re.compile(value, flags)
+        compiled = re.compile(value, flags)
     except re.error as exc:
-        raise ValueError(f"regex {value!r} does not compile: {exc}") from None
+        # quoted as written: repr() would double every backslash
+        raise ValueError(f"regex '{value}' does not compile: {exc}") from None
+    nested = _nested_repeat(value)
+    if nested:
+        raise ValueError(
+            f"regex '{value}' repeats a repeat ({nested}): on a long run of matching characters "
+            "it backtracks exponentially; repeat the inner part once, e.g. 'a+' instead of '(a+)+'"
+        )
+    return compiled
+
+
+def _nested_repeat(pattern: str) -> str | None:
+    """Describe the first unbounded repeat whose body is itself an unbounded repeat plus only
+    optional items (``(a+)+``, ``(\\w+\\s?)*``): it can split a run of characters in exponentially
+    many ways, so a near-miss backtracks for ever. None when there is none. A repeat with a required
+    separator (``(?:\\d+,)+``) is fine. Subtler cases (``(a|aa)+``) are bounded at run time by the
+    per-text regex time budget (:mod:`pipelines.dlp.batch_regex`)."""
+    from pipelines.dlp.batch_regex import _REPEATS, _c, _parser
+
+    try:
+        parsed = _parser.parse(pattern)
+    except Exception:
+        return None
+
+    def unbounded(op: Any, arg: Any) -> bool:
+        return op in _REPEATS and arg[1] == _c.MAXREPEAT
+
+    def flat(items: Any) -> list[Any]:
+        items = list(items)
+        while len(items) == 1 and items[0][0] is _c.SUBPATTERN:
+            items = list(items[0][1][-1])
+        return items
+
+    def optional(op: Any, arg: Any) -> bool:
+        return (op in _REPEATS and arg[0] == 0) or op in (_c.AT, _c.ASSERT, _c.ASSERT_NOT)
+
+    def ambiguous(body: Any) -> bool:
+        items = flat(body)
+        inner = [k for k, (op, arg) in enumerate(items) if unbounded(op, arg)]
+        return any(all(optional(*it) for k, it in enumerate(items) if k != i) for i in inner)
+
+    def walk(items: Any) -> str | None:
+        for op, arg in items:
+            if unbounded(op, arg) and ambiguous(arg[2]):
+                return "a '+', '*' or '{n,}' directly inside another"
+            if op in _REPEATS:
+                found = walk(arg[2])
+            elif op is _c.SUBPATTERN:
+                found = walk(arg[-1])
+            elif op is _c.BRANCH:
+                found = next((f for b in arg[1] if (f := walk(b))), None)
+            elif op in (_c.ASSERT, _c.ASSERT_NOT):
+                found = walk(arg[1])
+            else:
+                found = None  # an atomic group does not backtrack into itself
+            if found:
+                return found
+        return None
+
+    return walk(parsed)
 
 
 class OperatorSpec(_Model):
@@ -88,7 +147,10 @@ class OperatorSpec(_Model):
     keep_last: int = Field(default=0, ge=0, le=8, description="mask: characters left visible at the end.")
     label: str | None = Field(default=None, description="replace: text to put instead of <ENTITY>.")
     key_env: str | None = Field(
-        default=None, description="hash: environment variable holding the HMAC key (required for hash)."
+        default=None,
+        description="hash: environment variable holding the HMAC key (required for hash; at least 32 "
+        "bytes). The hash is taken over the canonical value, so equal values written differently "
+        "hash alike.",
     )
     length: int = Field(default=16, ge=8, le=64, description="hash: hex characters of the digest to keep.")
 
@@ -103,7 +165,11 @@ class OperatorSpec(_Model):
 
 
 class ContextSpec(_Model):
-    """Words near a match that make it more (or less) likely to be what the detector thinks."""
+    """Words near a match that make it more (or less) likely to be what the detector thinks.
+
+    Precedence: when a raise word is within the window, lower words are not applied at all; and a
+    lower word never applies to a value a checksum validator accepted (Luhn, mod-97, ...), so
+    "ref", "order" or "注文" next to a valid card number or My Number cannot release it."""
 
     EXAMPLE: ClassVar[str] = """\
         context:
@@ -116,7 +182,11 @@ class ContextSpec(_Model):
     window: int = Field(default=40, ge=1, le=400, description="Characters looked at on each side of a match.")
     raise_words: list[str] = Field(default_factory=list, description="Words that raise the score.")
     raise_by: float = Field(default=0.35, ge=0, le=1, description="How much a raising word adds.")
-    lower_words: list[str] = Field(default_factory=list, description="Words that lower the score.")
+    lower_words: list[str] = Field(
+        default_factory=list,
+        description="Words that lower the score; ignored when a raise word hit, and never applied to a "
+        "checksum-validated value.",
+    )
     lower_by: float = Field(default=0.35, ge=0, le=1, description="How much a lowering word takes away.")
 
 
@@ -143,9 +213,10 @@ class PresidioDetector(_Model):
         names = known_entities()
         if value not in names:
             close = difflib.get_close_matches(value.upper(), names, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            hint = f"did you mean {', '.join(close)}? " if close else ""
             raise ValueError(
-                f"unknown Presidio entity {value!r}{hint}; valid entities: {', '.join(sorted(names))}"
+                f"unknown Presidio entity {value!r}; {hint}"
+                "`vigil dlp lint --entities` lists every valid entity"
             )
         return value
 
@@ -162,7 +233,11 @@ class PatternDetector(_Model):
 
     type: Literal["pattern"]
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="Entity name reported, UPPER_SNAKE.")
-    regex: str = Field(min_length=1, description="Python regular expression, matched on normalised text.")
+    regex: str = Field(
+        min_length=1,
+        description="Python regular expression, matched on normalised text (CJK characters read as "
+        "spaces unless the regex itself contains CJK characters); at most 1 s per text.",
+    )
     ignore_case: bool = Field(default=False, description="Match the regex case-insensitively.")
     score: float = Field(
         default=0.6, ge=0, le=1, description="Score of a match (1.0 once a validator accepts it)."
@@ -262,7 +337,11 @@ class ScopeSpec(_Model):
     kinds: list[Kind] | None = Field(default=None, description="message, auto_message, event.")
     orgs: list[str] | None = Field(default=None, description="Organisations (tenants).")
     sub_orgs: list[str] | None = Field(default=None, description="Sub-organisations (desks, regions).")
-    employee_groups: list[str] | None = Field(default=None, description="Employee groups; any one is enough.")
+    employee_groups: list[str] | None = Field(
+        default=None,
+        description="Employee groups; any one is enough. Where the groups are not known (dlp scan or a "
+        "test case without them) the rule applies, as for every other unknown scope field.",
+    )
 
 
 class RuleSpec(_Model):
@@ -465,9 +544,39 @@ def _read(path: Path) -> tuple[bytes, str]:
         raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
 
 
+def _duplicate_keys(path: Path, node: yaml.Node | None) -> None:
+    """A key given twice in one mapping is an error (YAML loaders silently keep the last one, so a
+    policy could weaken itself unseen). Merge keys (``<<: *anchor``) may be overridden; that is what
+    they are for."""
+    problems: list[str] = []
+    seen_nodes: set[int] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen_nodes:
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in first:
+                        where = f"{path}:{line}: key {key.value!r} given twice"
+                        problems.append(f"{where} (first at line {first[key.value]}); keep one of them")
+                    else:
+                        first[key.value] = line
+                stack.extend((key, value))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    if problems:
+        raise PolicyError("\n".join(sorted(problems, key=lambda p: int(p.split(":")[1]))))
+
+
 def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _duplicate_keys(path, node)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -721,7 +830,16 @@ def load_policy_set(paths_or_dir: str | Path | Iterable[str | Path]) -> PolicySe
         name, found = _expand(item)
         names.append(name)
         files.extend(f for f in found if f not in files)
-    policies = tuple(load_policy(f) for f in files)
+    loaded: list[Policy] = []
+    errors: list[str] = []
+    for f in files:  # every bad file is reported, not only the first
+        try:
+            loaded.append(load_policy(f))
+        except PolicyError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise PolicyError("\n".join(errors))
+    policies = tuple(loaded)
     seen: dict[str, Policy] = {}
     for policy in policies:
         for rule in policy.rules:

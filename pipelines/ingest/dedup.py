@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from pipelines.ingest.parse import dead_letter, row_payload
+from pipelines.ingest.parse import dead_letter, original_bytes
 from pipelines.record import DeadLetterStage, event_month
 
 
@@ -93,7 +93,7 @@ def choose(
                     ),
                     source=candidate.source_name,
                     offset=candidate.source_offset,
-                    raw=row_payload(candidate.row()),
+                    raw=original_bytes(candidate.source_name, candidate.source_offset, candidate.row()),
                     record_id=record_id,
                     now=now,
                 )

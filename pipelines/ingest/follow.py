@@ -28,9 +28,11 @@ class FollowSummary:
     polls: int = 0
     compactions: int = 0
     totals: Counter[str] = dataclasses.field(default_factory=Counter)
+    es_unavailable: str | None = None
 
     def add(self, s: RunSummary) -> None:
         self.batches += 1
+        self.es_unavailable = self.es_unavailable or s.es_unavailable
         for name in ("read", "archived", "dead_lettered", "duplicates", "files_written"):
             self.totals[name] += getattr(s, name)
 

@@ -7,7 +7,7 @@ Reason codes (the ``reason_code`` of an ingest dead letter):
 =====================  ==========================================================================
 line_too_long          the line exceeds the per-line byte limit
 invalid_utf8           the bytes are not UTF-8
-malformed_json         not parseable as JSON
+malformed_json         not parseable as JSON (also: nested too deeply to parse safely)
 not_an_object          JSON, but not an object
 unknown_channel        ``channel`` is missing or not one Vigil knows
 missing_field          a required field is absent
@@ -16,8 +16,15 @@ empty_message          a message with neither text nor attachments
 invalid_timestamp      a timestamp is unparseable or has no timezone
 future_timestamp       the event claims to happen further in the future than the allowed skew
 invalid_text           a string holds unpaired surrogates that cannot be stored as UTF-8
-invalid_event          any other schema violation (the reason lists the fields)
+invalid_event          any other schema violation (the reason lists the fields), or a line the
+                       validator failed on unexpectedly (the reason names the error)
+unreadable_file        a .gz file cannot be decompressed from this offset on (one per file)
+truncated_gzip         a .gz file ends early at this offset (one per file)
 =====================  ==========================================================================
+
+A file-level problem (the last two) is one dead letter for the file and counts as one read event,
+so ``read = archived + dead-lettered + duplicates`` still holds; the file is not marked consumed, so
+the next run reads it again (what was archived before is then a duplicate).
 """
 
 from __future__ import annotations
@@ -66,6 +73,15 @@ def row_payload(row: dict[str, Any]) -> bytes:
     return json.dumps(
         {k: v for k, v in row.items() if k != "ingest_time"}, default=str, ensure_ascii=False
     ).encode()
+
+
+def original_bytes(source: str, offset: int, row: dict[str, Any]) -> bytes:
+    """The line as received, read back from its source file (later stages keep only the parsed
+    row, and a refused line must be replayable as it was); :func:`row_payload` if it is gone."""
+    from pipelines.ingest.read import line_at
+
+    raw = line_at(source, offset) if source and not source.startswith("vigil:") else None
+    return raw if raw else row_payload(row)
 
 
 def dead_letter(
@@ -121,21 +137,13 @@ def _classify(exc: ValidationError) -> tuple[str, str]:
 
 def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, dict[str, Any]]:
     """Returns ``("record", row)`` or ``("dead", dead_letter_row)``."""
+    context = {"max_body_chars": limits.max_body_chars}
 
     def dead(code: str, reason: str, record_id: str | None = None) -> tuple[str, dict[str, Any]]:
-        return "dead", dead_letter(
-            stage=DeadLetterStage.INGEST.value,
-            code=code,
-            reason=reason,
-            source=line.source,
-            offset=line.offset,
-            raw=line.raw,
-            raw_size=line.size,
-            raw_sha256=line.sha256,
-            record_id=record_id,
-            now=now,
-        )
+        return "dead", _line_dead_letter(line, code, reason, now=now, record_id=record_id)
 
+    if line.problem is not None:
+        return dead(*line.problem)
     if line.too_long:
         return dead(
             "line_too_long",
@@ -144,8 +152,8 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
         )
     try:
         # fast path: pydantic parses and validates the bytes in one go (good lines are the norm)
-        event = Event.model_validate_json(line.raw)
-    except ValidationError:
+        event = Event.model_validate_json(line.raw, context=context)
+    except (ValidationError, RecursionError):
         pass  # the step-by-step path below says precisely what is wrong
     else:
         body = event.body
@@ -162,6 +170,8 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}")
+    except RecursionError:
+        return dead("malformed_json", "JSON nested too deeply to parse safely; no channel sends this")
     if not isinstance(data, dict):
         return dead("not_an_object", f"expected a JSON object, got {type(data).__name__}")
     channel = data.get("channel")
@@ -174,11 +184,39 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
             "oversized_body", f"body has {len(body):,} characters, the limit is {limits.max_body_chars:,}"
         )
     try:
-        event = Event.model_validate(data)
+        event = Event.model_validate(data, context=context)
     except ValidationError as exc:
         code, reason = _classify(exc)
         return dead(code, reason)
     return _finish(event, line, now=now, limits=limits, dead=dead)
+
+
+def parse_line_safely(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, dict[str, Any]]:
+    """:func:`parse_line`, but a line that makes the validator fail unexpectedly becomes a dead
+    letter (``invalid_event``, naming the error) instead of failing the whole run."""
+    try:
+        return parse_line(line, now=now, limits=limits)
+    except Exception as exc:  # one bad line must not stop the run
+        reason = f"the validator failed on this line ({type(exc).__name__}: {str(exc)[:200]})"
+        return "dead", _line_dead_letter(line, "invalid_event", reason, now=now)
+
+
+def _line_dead_letter(
+    line: Line, code: str, reason: str, *, now: dt.datetime, record_id: str | None = None
+) -> dict[str, Any]:
+    """An ingest dead letter for ``line``, keeping its bytes as read."""
+    return dead_letter(
+        stage=DeadLetterStage.INGEST.value,
+        code=code,
+        reason=reason,
+        source=line.source,
+        offset=line.offset,
+        raw=line.raw,
+        raw_size=line.size,
+        raw_sha256=line.sha256,
+        record_id=record_id,
+        now=now,
+    )
 
 
 def _finish(

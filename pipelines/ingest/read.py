@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -41,20 +43,59 @@ class Line:
     size: int  # full size in bytes, without the line end
     sha256: str | None  # set only for oversized lines (raw is partial then)
     span: int = 0  # bytes the line takes in the file, line end included (for progress)
+    problem: tuple[str, str] | None = None  # (reason code, reason): the FILE could not be read on
 
     @property
     def too_long(self) -> bool:
         return self.sha256 is not None
 
 
-def discover(input_path: str) -> list[SourceFile]:
-    """Event files under ``input_path`` (a folder or a glob, local or any Beam filesystem).
+#: reason codes of a file-level problem (one dead letter for the file, at the offset reading stopped)
+FILE_PROBLEMS = ("unreadable_file", "truncated_gzip")
+BOM = b"\xef\xbb\xbf"
 
-    Names starting with ``_`` or ``.`` are bookkeeping (labels, manifests) and skipped."""
+
+def is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def canonical(path: str) -> str:
+    """One spelling per input file: the real absolute path for local files (``./in``, ``in/`` and
+    ``/abs/in`` are the same source), the URI as given for other filesystems."""
+    return os.path.realpath(path) if is_local(path) else path
+
+
+def _hidden_below(path: str, base: str | None) -> bool:
+    """A file inside a ``_`` or ``.`` folder (relative to the input root), or named so."""
+    rel = path
+    if base is not None:
+        prefix = base.rstrip("/") + "/"
+        rel = path[len(prefix) :] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
+    else:
+        rel = path.rsplit("/", 1)[-1]
+    return any(part.startswith(("_", ".")) for part in rel.split("/") if part)
+
+
+def discover(input_path: str, exclude: str | None = None) -> list[SourceFile]:
+    """Event files under ``input_path`` (a folder or a glob, local or any Beam filesystem), named
+    canonically (see :func:`canonical`).
+
+    Files whose name, or any folder between the input root and them, starts with ``_`` or ``.`` are
+    bookkeeping (labels, manifests, staging) and skipped; so is everything under ``exclude`` (the
+    archive, when it sits inside the input folder)."""
+    root: str | None = None
+    if is_local(input_path) and not any(ch in input_path for ch in "*?["):
+        input_path = canonical(input_path) if os.path.exists(input_path) else input_path
+    excluded = canonical(exclude).rstrip("/") + "/" if exclude else None
     if any(ch in input_path for ch in "*?["):
         patterns = [input_path]
+        parts = input_path.split("/")
+        fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+        root = "/".join(parts[:fixed]) or None  # the folder the glob starts from
+        if root and is_local(root):
+            root = canonical(root)
     else:
-        base = input_path.rstrip("/")
+        base = root = input_path.rstrip("/")
         if not FileSystems.exists(base):
             raise InputError(
                 f"input {input_path} does not exist; pass the folder `vigil simulate --out` wrote"
@@ -70,11 +111,13 @@ def discover(input_path: str) -> list[SourceFile]:
         raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
     for result in results:
         for meta in result.metadata_list:
-            base_name = meta.path.rstrip("/").rsplit("/", 1)[-1]
-            if base_name.startswith(("_", ".")) or base_name.endswith(".tmp"):
+            name = canonical(meta.path)
+            if _hidden_below(name, root) or name.endswith(".tmp"):
+                continue
+            if excluded and name.startswith(excluded):
                 continue
             mtime = int((meta.last_updated_in_seconds or 0) * 1e9)
-            found[meta.path] = SourceFile(meta.path, meta.size_in_bytes, mtime)
+            found[name] = SourceFile(name, meta.size_in_bytes, mtime)
     return sorted(found.values(), key=lambda s: s.name)
 
 
@@ -86,12 +129,19 @@ def _strip_eol(chunk: bytes) -> bytes:
     return chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1] if chunk.endswith(b"\n") else chunk
 
 
-def _lines(stream: _LineSource, source: str, max_line_bytes: int, hold_partial_tail: bool) -> Iterator[Line]:
-    offset = 0
+def _lines(
+    stream: _LineSource, source: str, max_line_bytes: int, hold_partial_tail: bool, start: int = 0
+) -> Iterator[Line]:
+    offset = start
     while True:
         chunk = stream.readline(max_line_bytes + 1)
         if not chunk:
             return
+        if offset == 0 and chunk.startswith(BOM):  # a byte-order mark is not part of the first event
+            chunk = chunk[len(BOM) :]
+            offset = len(BOM)
+            if not chunk:
+                continue
         if hold_partial_tail and not chunk.endswith(b"\n") and len(chunk) <= max_line_bytes:
             return  # a writer is still appending this line; the next poll reads it whole
         if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
@@ -116,17 +166,81 @@ def _lines(stream: _LineSource, source: str, max_line_bytes: int, hold_partial_t
         offset += consumed
 
 
+def prefix_sha256(source: str, length: int) -> str | None:
+    """SHA-256 of the first ``length`` bytes of a plain (not compressed) file; None if it is shorter
+    or unreadable. How a later run tells an appended file (same prefix) from a rewritten one."""
+    digest = hashlib.sha256()
+    left = length
+    try:
+        with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            while left:
+                chunk = raw.read(min(left, 1 << 20))
+                if not chunk:
+                    return None
+                digest.update(chunk)
+                left -= len(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def resumable(source: str) -> bool:
+    """Only plain files can be resumed at a byte offset (a .gz stream is read from its start)."""
+    return not source.endswith(".gz")
+
+
 def read_lines(
-    source: str, max_line_bytes: int = MAX_LINE_BYTES, *, hold_partial_tail: bool = False
+    source: str, max_line_bytes: int = MAX_LINE_BYTES, *, hold_partial_tail: bool = False, start: int = 0
 ) -> Iterator[Line]:
     """Every line of ``source`` with its byte offset (in the decompressed stream for .gz files).
 
     ``hold_partial_tail`` (follow mode) leaves a last line without its newline unread: a writer
-    appending to the file has not finished it yet."""
+    appending to the file has not finished it yet. ``start`` (plain files only) resumes at a byte
+    offset where an earlier run stopped."""
     # Beam's own decompressing reader cannot bound a line's length, so decompress here.
     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        if source.endswith(".gz"):
-            with gzip.GzipFile(fileobj=raw) as stream:
-                yield from _lines(stream, source, max_line_bytes, hold_partial_tail)
-        else:
-            yield from _lines(raw, source, max_line_bytes, hold_partial_tail)
+        if resumable(source):
+            if start:
+                raw.seek(start)
+            yield from _lines(raw, source, max_line_bytes, hold_partial_tail, start)
+            return
+        with gzip.GzipFile(fileobj=raw) as stream:
+            offset = 0
+            try:
+                for line in _lines(stream, source, max_line_bytes, hold_partial_tail):
+                    offset = line.offset + line.span
+                    yield line
+            except EOFError:
+                if hold_partial_tail:
+                    return  # follow mode: the writer has not finished the file; read it again later
+                yield _problem(
+                    source,
+                    offset,
+                    "truncated_gzip",
+                    f"the gzip stream ends early after {offset:,} decompressed bytes "
+                    "(the file is cut, or still being written); the lines before were read",
+                )
+            except (OSError, zlib.error) as exc:
+                yield _problem(
+                    source,
+                    offset,
+                    "unreadable_file",
+                    f"cannot decompress the file after {offset:,} bytes ({exc}); "
+                    "the lines before were read, nothing after",
+                )
+
+
+def _problem(source: str, offset: int, code: str, reason: str) -> Line:
+    return Line(source, offset, b"", 0, None, 0, problem=(code, reason))
+
+
+def line_at(source: str, offset: int, max_bytes: int = 16 * MAX_LINE_BYTES) -> bytes | None:
+    """The raw bytes of the line starting at ``offset`` in ``source`` (without its line end), or
+    None when the file is gone or unreadable: how a later stage gets back the bytes as received."""
+    try:
+        with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            stream: Any = gzip.GzipFile(fileobj=raw) if source.endswith(".gz") else raw
+            stream.seek(offset)
+            return _strip_eol(stream.readline(max_bytes + 1))
+    except (OSError, EOFError, ValueError, zlib.error):
+        return None

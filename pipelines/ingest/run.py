@@ -8,6 +8,7 @@ counts add up: ``read = archived + dead_lettered + duplicates``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pickle
 import time
@@ -22,12 +23,20 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import progress
 from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
-from pipelines.errors import ArchiveError, ConfigError
+from pipelines.errors import ArchiveError, ConfigError, IndexingError
 from pipelines.ingest import parse
-from pipelines.ingest.read import MAX_LINE_BYTES, SourceFile, discover
+from pipelines.ingest.read import (
+    FILE_PROBLEMS,
+    MAX_LINE_BYTES,
+    SourceFile,
+    discover,
+    prefix_sha256,
+    resumable,
+)
 from pipelines.ingest.transforms import (
     DEAD,
     NAMESPACE,
+    POSITIONS,
     ApplyDlp,
     DropDuplicates,
     ReadEvents,
@@ -54,6 +63,7 @@ class RunOptions:
     dlp: bool = True  # False: archive without a DLP verdict (not for production)
     es: Any = None  # exporters.elasticsearch.config.EsConfig: also index into Elasticsearch
     es_batch_size: int = 500
+    on_warning: Any = None  # called with one line when something optional is skipped (ES down)
 
 
 @dataclass
@@ -77,6 +87,8 @@ class RunSummary:
     recovered: str | None = None
     committed: bool = False
     manifest_head: str = ""
+    resumed_sources: int = 0  # appended files read on from where the last commit stopped
+    es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
 
     @property
     def balanced(self) -> bool:
@@ -114,6 +126,12 @@ class RunSummary:
         ]
         if self.blank_lines:
             lines.append(f"  ({self.blank_lines:,} blank line(s) ignored)")
+        unreadable = sum(self.dead_letter_reasons.get(code, 0) for code in FILE_PROBLEMS)
+        if unreadable:
+            lines.append(
+                f"  ({unreadable:,} file(s) could not be read to the end: each is one dead letter, counted "
+                "as one read event, and is read again next run)"
+            )
         if self.dlp_policy:
             acted = ", ".join(f"{n:,} {label}" for label, n in self._dlp_labels()) or "nothing to act on"
             lines.append(f"DLP ({self.dlp_policy}): {acted}")
@@ -121,6 +139,11 @@ class RunSummary:
                 lines.append(f"  + {self.notices:,} notice(s) to employees about blocked messages (archived)")
         else:
             lines.append("DLP: off (--no-dlp): records were archived without a verdict")
+        if self.es_unavailable:
+            lines.append(
+                f"Elasticsearch unreachable: nothing indexed; run `vigil es index --archive {archive}` "
+                "when it is back"
+            )
         if self.es is not None:
             lines.append(
                 f"Elasticsearch: {self.es['indexed']:,} indexed, {self.es['dead_lettered']:,} dead-lettered "
@@ -133,6 +156,66 @@ class RunSummary:
         )
         lines.append(f"Archive: {archive}  (manifest head {self.manifest_head[:16]}…)")
         return "\n".join(lines)
+
+
+def unknown_beam_args(args: list[str]) -> list[str]:
+    """The ``--options`` in ``args`` that no Beam pipeline option defines (typos such as ``--follw``)."""
+    known = set(PipelineOptions([]).get_all_options(drop_default=False))
+    unknown = []
+    for arg in args:
+        if not arg.startswith("--"):
+            continue
+        name = arg[2:].split("=", 1)[0].replace("-", "_")
+        if name not in known:
+            unknown.append(arg.split("=", 1)[0])
+    return unknown
+
+
+def check_runner(opts: RunOptions) -> None:
+    """Refuse an unknown runner, unknown options, or a cluster runner whose master does not answer,
+    with one line each (Beam itself would print pages of tracebacks)."""
+    bad = [
+        arg
+        for i, arg in enumerate(opts.beam_args)
+        if not arg.startswith("--")
+        and not (i and opts.beam_args[i - 1].startswith("--") and "=" not in opts.beam_args[i - 1])
+    ]  # a value may follow its option (`--project P`); anything else is a stray word
+    if bad:
+        raise ConfigError(f"unexpected argument(s) {' '.join(bad)}; Beam options are written --name=value")
+    unknown = unknown_beam_args(opts.beam_args)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)}: neither `vigil run` nor Beam's pipeline options "
+            "define them (see `vigil run --help`)"
+        )
+    if opts.runner in (None, "", "embedded"):
+        return
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        create_runner(opts.runner)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(
+            f"--runner {opts.runner} is not a Beam runner Vigil can load ({str(exc).splitlines()[0][:160]})"
+        ) from None
+    values = PipelineOptions(opts.beam_args).get_all_options()
+    for flag in ("flink_master", "spark_master_url"):
+        master = str(values.get(flag) or "").split("://", 1)[-1].rstrip("/")
+        if ":" in master and master.rsplit(":", 1)[1].isdigit():  # [auto], [local], local need no check
+            _reachable(flag, master)
+
+
+def _reachable(flag: str, address: str) -> None:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port)), timeout=3):
+            return
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"--{flag}={address} does not answer; start the cluster (or fix the address) and run again"
+        ) from None
 
 
 def pipeline_options(opts: RunOptions) -> tuple[Any, PipelineOptions]:
@@ -165,13 +248,38 @@ def _es_preflight(cfg: Any) -> None:
         client.close()
 
 
-def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int]:
-    found = discover(opts.input)
+_KEY = ("name", "size", "mtime_ns")
+
+
+def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int, dict[str, int]]:
+    """Files to read, how many were skipped as consumed unchanged, and where to start in each:
+    a plain file that only grew since a commit consumed it (its first ``bytes_read`` bytes hash the
+    same) is read on from there; anything else from its start."""
+    found = discover(opts.input, exclude=str(opts.archive))
     if not opts.only_new_sources:
-        return found, 0
-    consumed = load_state(opts.archive).consumed_sources()
-    fresh = [s for s in found if consumed.get(s.name) != s.key()]
-    return fresh, len(found) - len(fresh)
+        return found, 0, {}
+    state = load_state(opts.archive)
+    consumed = state.consumed_sources()
+    # follow mode polls often: a broken file is dead-lettered once, then read again only if it changes
+    broken = state.consumed_sources("unfinished_sources") if opts.hold_partial_tail else {}
+    fresh, starts = [], {}
+    for source in found:
+        before = consumed.get(source.name)
+        if before is not None and {k: before.get(k) for k in _KEY} == source.key():
+            continue
+        failed = broken.get(source.name)
+        if failed is not None and {k: failed.get(k) for k in _KEY} == source.key():
+            continue
+        fresh.append(source)
+        done = int((before or {}).get("bytes_read") or 0)
+        if (
+            done
+            and resumable(source.name)
+            and source.size >= done
+            and prefix_sha256(source.name, done) == before.get("prefix_sha256")  # type: ignore[union-attr]
+        ):
+            starts[source.name] = done
+    return fresh, len(found) - len(fresh), starts
 
 
 def engine_id(engine: Any) -> str | None:
@@ -200,14 +308,16 @@ def build(
     commit: str,
     now: dt.datetime,
     engine: Any = None,
+    starts: dict[str, int] | None = None,
 ) -> None:
     limits = parse.Limits(
         max_line_bytes=opts.max_line_bytes, max_body_chars=opts.max_body_chars, future_skew=opts.future_skew
     )
-    lines = pipeline | "ReadEvents" >> ReadEvents(
-        [s.name for s in sources], opts.max_line_bytes, opts.hold_partial_tail
+    starts = starts or {}
+    read = pipeline | "ReadEvents" >> ReadEvents(
+        [(s.name, starts.get(s.name, 0)) for s in sources], opts.max_line_bytes, opts.hold_partial_tail
     )
-    validated = lines | "ValidateEvents" >> ValidateEvents(now, limits)
+    validated = read.lines | "ValidateEvents" >> ValidateEvents(now, limits)
     extra_dead = []
     if engine is None:
         checked = validated.records | "NoPolicy" >> beam.Map(lambda row: (row, []))
@@ -227,8 +337,15 @@ def build(
         )
         dead_sets.append(indexed.dead_letters)
     dead = tuple(dead_sets) | "AllDeadLetters" >> beam.Flatten()
-    extra = {"schema_version": SCHEMA_VERSION, "dlp_policy": engine_id(engine)}
-    (records, dead) | "WriteArchive" >> WriteArchive(opts.archive, commit, [s.key() for s in sources], extra)
+    extra: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "dlp_policy": engine_id(engine)}
+    from pipelines.search.audit import audit_position
+
+    audit = audit_position(opts.archive)
+    if audit is not None:  # anchors the access log: verify then notices if it is cut or deleted later
+        extra["audit"] = audit
+    (records, dead, read[POSITIONS]) | "WriteArchive" >> WriteArchive(
+        opts.archive, commit, [s.key() for s in sources], extra
+    )
 
 
 def run(opts: RunOptions) -> RunSummary:
@@ -247,8 +364,10 @@ def run_locked(opts: RunOptions) -> RunSummary:
     commit = layout.new_commit_id(dt.datetime.now(UTC))
     started = time.monotonic()
     recovery = writer.recover(archive)
-    sources, skipped = select_sources(opts)
-    summary = RunSummary(commit=commit, sources=len(sources), skipped_sources=skipped)
+    sources, skipped, starts = select_sources(opts)
+    summary = RunSummary(
+        commit=commit, sources=len(sources), skipped_sources=skipped, resumed_sources=len(starts)
+    )
     summary.recovered = recovery.describe() if recovery.anything else None
     if recovery.missing:
         raise ArchiveError(
@@ -259,16 +378,24 @@ def run_locked(opts: RunOptions) -> RunSummary:
         summary.commit = None
         summary.manifest_head = load_state(archive).head
         return summary
+    check_runner(opts)
     engine = load_engine(opts)
     if opts.es is not None:
-        _es_preflight(opts.es)
+        try:
+            _es_preflight(opts.es)
+        except IndexingError as exc:
+            # the archive is the system of record: an optional index that is down must not block it
+            summary.es_unavailable = str(exc)
+            opts = dataclasses.replace(opts, es=None)
+            if opts.on_warning is not None:
+                opts.on_warning(f"warning: Elasticsearch is not usable ({exc}); archiving without indexing")
     runner, options = pipeline_options(opts)
     reporter = progress.Reporter(enabled=opts.show_progress)
     with progress.reporting(reporter):
         compressed = any(s.name.endswith(".gz") for s in sources)  # sizes on disk are not line bytes
         progress.declare("reading (bytes)", None if compressed else sum(s.size for s in sources))
         pipeline = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
-        build(pipeline, opts, sources, commit, now, engine)
+        build(pipeline, opts, sources, commit, now, engine, starts)
         try:
             result = pipeline.run()
             result.wait_until_finish()

@@ -26,7 +26,7 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines import progress
 from pipelines.archive import layout, reader, writer
 from pipelines.ingest import dedup, parse
-from pipelines.ingest.read import read_lines
+from pipelines.ingest.read import FILE_PROBLEMS, prefix_sha256, read_lines, resumable
 from pipelines.record import from_micros, to_micros
 
 NAMESPACE = "vigil"
@@ -43,6 +43,9 @@ def counter(name: str) -> Any:
 # read + validate
 
 
+POSITIONS = "positions"
+
+
 class _ReadLines(beam.DoFn):
     def __init__(self, max_line_bytes: int, hold_partial_tail: bool):
         self.max_line_bytes = max_line_bytes
@@ -50,20 +53,30 @@ class _ReadLines(beam.DoFn):
         self.lines = counter("read")
         self.blank = counter("blank_lines")
 
-    def process(self, source: str) -> Iterator[Any]:
-        for line in read_lines(source, self.max_line_bytes, hold_partial_tail=self.hold_partial_tail):
+    def process(self, item: tuple[str, int]) -> Iterator[Any]:
+        source, start = item
+        end = start
+        for line in read_lines(
+            source, self.max_line_bytes, hold_partial_tail=self.hold_partial_tail, start=start
+        ):
             progress.report("reading (bytes)", line.span)
-            if not line.too_long and not line.raw.strip():
+            if line.span > line.size:  # ended by a newline: an unterminated last line is read again
+                end = line.offset + line.span
+            if line.problem is None and not line.too_long and not line.raw.strip():
                 self.blank.inc()
                 continue
             self.lines.inc()
             yield line
+        if resumable(source):  # where the next run goes on, and a hash to tell it nothing changed before
+            yield TaggedOutput(POSITIONS, (source, end, prefix_sha256(source, end)))
 
 
 class ReadEvents(beam.PTransform):
-    """Input file names → their non-blank lines (raw bytes with source and offset)."""
+    """Input files ``(name, start offset)`` → their non-blank lines (raw bytes with source and
+    offset) as the main output, and ``(name, bytes read, SHA-256 of those bytes)`` per plain file as
+    ``positions``."""
 
-    def __init__(self, sources: list[str], max_line_bytes: int, hold_partial_tail: bool = False):
+    def __init__(self, sources: list[tuple[str, int]], max_line_bytes: int, hold_partial_tail: bool = False):
         super().__init__()
         self.sources = sources
         self.max_line_bytes = max_line_bytes
@@ -74,7 +87,10 @@ class ReadEvents(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self.sources, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadLines" >> beam.ParDo(_ReadLines(self.max_line_bytes, self.hold_partial_tail))
+            | "ReadLines"
+            >> beam.ParDo(_ReadLines(self.max_line_bytes, self.hold_partial_tail)).with_outputs(
+                POSITIONS, main="lines"
+            )
         )
 
 
@@ -88,7 +104,7 @@ class _Parse(beam.DoFn):
         self.now = from_micros(self.now_us)
 
     def process(self, line: Any) -> Iterator[Any]:
-        kind, row = parse.parse_line(line, now=self.now, limits=self.limits)
+        kind, row = parse.parse_line_safely(line, now=self.now, limits=self.limits)
         if kind == "record":
             self.parsed.inc()
             yield row
@@ -180,7 +196,7 @@ def _dlp_dead_letter(row: dict[str, Any], exc: Exception, now_us: int) -> dict[s
         "it was not archived unchecked — report the error, fix the policy or engine, and re-run",
         source=row["source_name"],
         offset=row["source_offset"],
-        raw=parse.row_payload(row),
+        raw=parse.original_bytes(row["source_name"], row["source_offset"], row),
         record_id=row["record_id"],
         now=from_micros(now_us),
     )
@@ -311,11 +327,19 @@ class _Commit(beam.DoFn):
         self.sources = sources
         self.extra = extra
 
-    def process(self, staged: list[writer.StagedFile]) -> Iterator[dict[str, Any]]:
+    def process(
+        self, staged: list[writer.StagedFile], unfinished: list[str], positions: list[tuple[str, int, str]]
+    ) -> Iterator[dict[str, Any]]:
         staged = sorted(staged, key=lambda f: f.path)
         progress.report("committing", 1)
+        # a file that could not be read to its end is not consumed: the next run reads it again
+        where = {name: {"bytes_read": end, "prefix_sha256": sha} for name, end, sha in positions if sha}
+        consumed = [s | where.get(s["name"], {}) for s in self.sources if s["name"] not in set(unfinished)]
+        # recorded apart, so `--follow` does not re-read an unchanged broken file at every poll
+        broken = [s for s in self.sources if s["name"] in set(unfinished)]
+        extra = self.extra | ({"unfinished_sources": broken} if broken else {})
         done = writer.commit(
-            Path(self.archive), self.commit, staged, action="ingest", sources=self.sources, extra=self.extra
+            Path(self.archive), self.commit, staged, action="ingest", sources=consumed, extra=extra
         )
         yield {"commit": self.commit, "committed": done, "files": [asdict(f) for f in staged]}
 
@@ -331,8 +355,9 @@ class WriteArchive(beam.PTransform):
         self.sources = sources
         self.extra = extra
 
-    def expand(self, inputs: tuple[Any, Any]) -> Any:
-        records, dead_letters = inputs
+    def expand(self, inputs: tuple[Any, ...]) -> Any:
+        records, dead_letters, *rest = inputs
+        positions = rest[0] if rest else records.pipeline | "NoPositions" >> beam.Create([])
         staged_records = (
             records
             | "GroupRecordPartitions" >> beam.GroupByKey()
@@ -345,9 +370,19 @@ class WriteArchive(beam.PTransform):
             | "StageDeadLetterFiles"
             >> beam.ParDo(_StagePartition(self.archive, self.commit, layout.DEAD_LETTERS))
         )
+        unfinished = (
+            dead_letters
+            | "FileProblems" >> beam.Filter(lambda r: r["reason_code"] in FILE_PROBLEMS)
+            | "UnfinishedSources" >> beam.Map(lambda r: r["source_name"])
+        )
         return (
             (staged_records, staged_dead)
             | "AllStagedFiles" >> beam.Flatten()
             | "CollectStaged" >> beam.combiners.ToList()
-            | "Commit" >> beam.ParDo(_Commit(self.archive, self.commit, self.sources, self.extra))
+            | "Commit"
+            >> beam.ParDo(
+                _Commit(self.archive, self.commit, self.sources, self.extra),
+                beam.pvalue.AsList(unfinished),
+                beam.pvalue.AsList(positions),
+            )
         )

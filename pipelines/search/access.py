@@ -7,8 +7,11 @@ Three roles:
 * ``reviewer`` — first-line reviewers: see and search the redacted view only (``body_redacted``).
   Searching the original would let them probe for a secret by guessing it;
 * ``crm`` — the CRM integration: sees the CRM view of a body (``pipelines.dlp.view_text`` with the
-  ``crm`` destination: the policy's choice of original, redacted or withheld; blocked messages
-  are always withheld), and searches the redacted text of records that were not blocked.
+  ``crm`` destination: the policy's choice of original, redacted or withheld). Blocked records
+  are left out altogether, hits carry no DLP verdict, rule ids or blocked flag, and ``dlp:`` /
+  ``rule:`` filters are refused. It searches the redacted text, except for records whose CRM
+  view differs from it: those are matched against the CRM view itself (a withheld view is
+  empty), so no query, NOT included, can tell what withheld text contains.
 
 The role and user come from configuration, never from the query: the flags ``--role`` and
 ``--user``, else the TOML file named by ``--config``, else ``$VIGIL_CONFIG``, else
@@ -26,14 +29,14 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, QueryError
 from pipelines.record import DlpAction
 
 CONFIG_ENV = "VIGIL_CONFIG"
@@ -65,9 +68,57 @@ class Identity:
         return SEARCH_FIELD[self.role]
 
     @property
-    def hides_blocked_text(self) -> bool:
-        """Blocked messages' text is withheld from this role, so its search must not see it."""
-        return self.role is AccessRole.CRM
+    def sees_dlp(self) -> bool:
+        """May this role see blocked records, DLP verdicts and rule ids, and filter by them? The
+        CRM role may not: it gets the CRM view and nothing about why text was withheld."""
+        return self.role is not AccessRole.CRM
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        """The body fields fetched for this role's hits: only what its view is built from."""
+        return _TEXT_FIELDS[self.role]
+
+
+#: What each role's view of a body is built from (the CRM view needs the original and the
+#: findings, because a policy may show it the original or redact it its own way).
+_TEXT_FIELDS = {
+    AccessRole.OFFICER: ("body", "body_redacted"),
+    AccessRole.REVIEWER: ("body_redacted",),
+    AccessRole.CRM: ("body", "body_redacted", "dlp_findings", "dlp_action", "blocked"),
+}
+
+
+def check_query(query: Any, identity: Identity) -> None:
+    """Refuse what a role may not ask: the CRM role cannot filter by DLP verdict or rule (that
+    would tell it which records DLP caught, and why)."""
+    if not identity.sees_dlp and (query.dlp_actions or query.rules):
+        raise QueryError(
+            "the crm role cannot filter by DLP verdict or rule (dlp:, rule:); remove those filters"
+        )
+
+
+#: The fields :func:`crm_decided` reads from each candidate.
+CRM_FIELDS = ("record_id", "body", "body_redacted", "dlp_findings", "dlp_action", "blocked")
+
+
+def crm_decided(rows: Iterable[Mapping[str, Any]], query: Any, identity: Identity) -> Any:
+    """For the CRM role, the candidates (records with DLP findings that pass the filters) whose
+    CRM view differs from the redacted text the engines search, and which of them match the
+    query's text *on the view* (a withheld view is empty): a
+    :class:`pipelines.search.sql.Decided` that both engines apply both ways."""
+    from pipelines.search import match
+    from pipelines.search.sql import Decided
+
+    ids: set[str] = set()
+    matching: set[str] = set()
+    for row in rows:
+        view = crm_view(row, identity)
+        if view == row.get("body_redacted"):
+            continue  # the engine's own test on the redacted text is the right answer
+        ids.add(row["record_id"])
+        if match.evaluate(query.text, view):
+            matching.add(row["record_id"])
+    return Decided(frozenset(ids), frozenset(matching))
 
 
 def default_config_path(environ: Mapping[str, str]) -> Path:
@@ -167,6 +218,29 @@ def shown_text(row: Mapping[str, Any], identity: Identity) -> Shown:
         return Shown(text=redacted)
     view = crm_view(row, identity)
     return Shown(text=view, withheld=view is None and body is not None)
+
+
+def export_text(row: Mapping[str, Any], identity: Identity) -> Shown:
+    """A record's text as ``identity`` may export it to a file (``vigil conversation --html``).
+
+    Officers export what they see. For the other roles the text is the ``export`` view of the
+    DLP policy (``pipelines.dlp.view_text``: its show mode and operator, e.g. a hash), but never
+    more than the role sees on screen: where the export view is the original and the role's own
+    view is not, the role's own view is exported."""
+    own = shown_text(row, identity)
+    if identity.role is AccessRole.OFFICER:
+        return own
+    body = row.get("body")
+    if body is None:
+        return own
+    from pipelines.dlp import view_text
+
+    view = view_text(row, "export", _policy_set(identity.dlp_policy))
+    if view is None:
+        return Shown(text=None, withheld=True)
+    if view == body and own.text != body:
+        return own
+    return Shown(text=view)
 
 
 def crm_view(row: Mapping[str, Any], identity: Identity) -> str | None:

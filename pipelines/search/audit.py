@@ -7,16 +7,22 @@ entry is written *before* results are shown: if the log cannot be written, nothi
 Entry fields (plus the ledger's ``seq``, ``prev`` and ``hash``)::
 
     {"op": "access", "time": "2026-02-01T09:30:00.123456+00:00", "user": "a.chan",
-     "role": "reviewer", "action": "search", "engine": "embedded",
+     "os_user": "achan", "role": "reviewer", "role_source": "--role", "action": "search",
+     "engine": "embedded",
      "query": {"text": "card", "channels": ["wechat"]}, "results": 12, "details": {...}}
 
 ``action`` is ``search``, ``conversation`` (viewed in the terminal) or ``export`` (written to a
 file); ``details`` holds what else matters for that action (page, sort, output file, ...).
+``user`` is the name Vigil was given (``--user`` or the config); ``os_user`` is the operating-system
+login that ran the command, and ``role_source`` says where the role came from (the ``--role`` flag or
+the config file's path), so a role granted by flag is visible as such.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +34,36 @@ from pipelines.search.access import Identity
 ACTIONS = ("search", "conversation", "export")
 
 
+def os_login() -> str:
+    """The operating-system account running Vigil, logged next to the user name it was given."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return f"uid:{os.getuid()}"
+
+
 def audit_ledger(archive: Path) -> Ledger:
-    return Ledger(Path(archive) / layout.AUDIT)
+    return Ledger(Path(archive) / layout.AUDIT, repair_torn_tail=True)
+
+
+def audit_position(archive: Path) -> dict[str, Any] | None:
+    """``{"seq", "head"}`` of the audit log's last entry, or None while it is empty. Each
+    ``vigil run`` commit records it, which lets ``vigil verify`` notice a log cut or deleted later."""
+    ledger = audit_ledger(archive)
+    if not ledger.path.exists():
+        return None
+    try:
+        last = ledger.last_entry()
+    except ArchiveError:
+        return None  # a damaged tail: verify reports it; the anchor stays at the previous commit's
+    return {"seq": last["seq"], "head": last["hash"]} if last else None
+
+
+def _anchored_seq(archive: Path) -> int:
+    from pipelines.archive.manifest import load_state
+
+    anchor = load_state(Path(archive)).audit_anchor()
+    return int(anchor["seq"]) if anchor else 0
 
 
 def record_access(
@@ -50,7 +84,9 @@ def record_access(
         "op": "access",
         "time": (now or dt.datetime.now(dt.UTC)).isoformat(),
         "user": identity.user,
+        "os_user": os_login(),
         "role": identity.role.value,
+        "role_source": identity.source,
         "action": action,
         "engine": engine,
         "query": query,
@@ -58,7 +94,7 @@ def record_access(
         "details": details or {},
     }
     try:
-        (written,) = audit_ledger(archive).append([entry])
+        (written,) = audit_ledger(archive).append([entry], min_last_seq=_anchored_seq(archive))
     except OSError as exc:
         raise ArchiveError(
             f"cannot write the audit log {Path(archive) / layout.AUDIT} ({exc.strerror or exc}); "

@@ -33,11 +33,12 @@ from rich.text import Text
 
 from pipelines.archive.reader import live_files
 from pipelines.errors import ArchiveError
-from pipelines.record import ARROW_SCHEMA
+from pipelines.record import ARROW_SCHEMA, DlpAction
 from pipelines.search import sql
-from pipelines.search.access import Identity, shown_text
+from pipelines.search.access import Identity, export_text, shown_text
 from pipelines.search.embedded import select_rows
 from pipelines.search.query import Query
+from pipelines.search.render import safe
 from pipelines.search.results import _attributes, _time, kind_label
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -168,14 +169,21 @@ def build_timeline(
     *,
     now: dt.datetime | None = None,
     window: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+    export: bool = False,
 ) -> Timeline:
+    """The viewer's timeline. With ``export`` the text is what the viewer may write to a file
+    (:func:`pipelines.search.access.export_text`); a role that may not see DLP verdicts (crm) gets
+    no blocked records and no DLP markers."""
     entries: list[Entry] = []
     before: dict[str, Person] | None = None
     channels: list[str] = []
     orgs: list[str] = []
+    view = export_text if export else shown_text
     for row in rows:
+        if not viewer.sees_dlp and (row.get("blocked") or row.get("dlp_action") == DlpAction.BLOCK.value):
+            continue
         present = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
-        shown = shown_text(row, viewer)
+        shown = view(row, viewer)
         attributes = _attributes(row.get("attributes"))
         entry = Entry(
             record_id=row["record_id"],
@@ -192,7 +200,7 @@ def build_timeline(
             delivery=attributes.get("delivery"),
             delivery_note=attributes.get("refusal")
             or (f"position {attributes['queue_position']}" if "queue_position" in attributes else None),
-            dlp=_dlp(row),
+            dlp=_dlp(row) if viewer.sees_dlp else None,
             attachments=[_attachment(a) for a in row.get("attachments") or []],
             present=list(present.values()),
         )
@@ -244,15 +252,16 @@ def _time_label(value: dt.datetime | None) -> str:
 
 
 def render_text(timeline: Timeline, console: Console) -> None:
-    """The timeline in the terminal."""
-    head = Text(f"Conversation {timeline.conversation_id}", style="bold")
+    """The timeline in the terminal. Every string from the archive goes through
+    :func:`pipelines.search.render.safe`: a message cannot drive the viewer's terminal."""
+    head = Text(f"Conversation {safe(timeline.conversation_id)}", style="bold")
     facts = [", ".join(timeline.channels), ", ".join(timeline.orgs), f"{len(timeline.entries)} records"]
-    head.append("  " + " · ".join(f for f in facts if f), style="dim")
+    head.append("  " + safe(" · ".join(f for f in facts if f)), style="dim")
     console.print(head)
     console.print(
         Text(
             f"{_time_label(timeline.first)} → {_time_label(timeline.last)}  ·  viewed by "
-            f"{timeline.viewer.user} as {timeline.viewer.role.value}",
+            f"{safe(timeline.viewer.user)} as {timeline.viewer.role.value}",
             style="dim",
         )
     )
@@ -260,31 +269,31 @@ def render_text(timeline: Timeline, console: Console) -> None:
         console.print("No records for this conversation (check the id and the --from/--to window).")
         return
     first = timeline.entries[0]
-    console.print(Text("Present: " + ", ".join(p.label for p in first.present), style="cyan"))
+    console.print(Text("Present: " + safe(", ".join(p.label for p in first.present)), style="cyan"))
     for entry in timeline.entries:
         if entry.joined or entry.left:
             change = Text("  ── ", style="cyan")
-            change.append(_change(entry), style="cyan")
+            change.append(safe(_change(entry)), style="cyan")
             change.append(" ──", style="cyan")
             console.print(change)
         line = Text(f"{entry.time:%Y-%m-%d %H:%M:%S}  ", style="dim")
-        line.append(entry.sender.label, style="bold")
+        line.append(safe(entry.sender.label), style="bold")
         if entry.recipients:
-            line.append(" → " + ", ".join(p.label for p in entry.recipients))
-        line.append(f"  [{entry.heading}]", style="magenta" if entry.kind != "message" else "dim")
+            line.append(" → " + safe(", ".join(p.label for p in entry.recipients)))
+        line.append(f"  [{safe(entry.heading)}]", style="magenta" if entry.kind != "message" else "dim")
         console.print(line)
         if entry.dlp is not None:
             console.print(
-                Text(f"    ▲ {entry.dlp.label}", style="bold red" if entry.dlp.blocked else "yellow")
+                Text(f"    ▲ {safe(entry.dlp.label)}", style="bold red" if entry.dlp.blocked else "yellow")
             )
         if entry.text is not None:
-            console.print(Text(_indent(entry.text)))
+            console.print(Text(_indent(safe(entry.text))))
         elif entry.withheld:
             console.print(Text("    [text withheld for this role]", style="dim italic"))
         if entry.redacted is not None:
-            console.print(Text("    redacted view: ", style="dim") + Text(entry.redacted, style="dim"))
+            console.print(Text("    redacted view: ", style="dim") + Text(safe(entry.redacted), style="dim"))
         for item in entry.attachments:
-            console.print(Text(f"    📎 {item}", style="dim"))
+            console.print(Text(f"    📎 {safe(item)}", style="dim"))
 
 
 def _change(entry: Entry) -> str:

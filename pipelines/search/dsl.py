@@ -12,8 +12,10 @@ Filters go in ``bool.filter`` (no scoring, cacheable), text in ``bool.must``:
 * a participant is a ``term`` query on ``parties``: every id, handle and name on the record as
   the archive stores it (``pipelines.record.party_key``), so both engines compare the same keys.
 
-For the CRM role, each text leaf also requires ``blocked: false``: the text of blocked records is
-withheld from that role, so it may not be searched either.
+For the CRM role, blocked records are left out (``must_not``), and records whose CRM view differs
+from the redacted text are decided by ``ids`` clauses computed from that view
+(:func:`pipelines.search.es_engine.search`). ``_source`` asks only for the fields the caller's role
+is shown or builds its view from.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipelines.record import party_key
-from pipelines.search.query import And, Node, Not, Or, Prefix, Query
-from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Page
+from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
+from pipelines.search.results import HIT_FIELDS, Page
+from pipelines.search.sql import Decided
 
 #: Highlight markers: private-use characters, which never occur in real message text.
 PRE_TAG = "\ue000"
@@ -34,10 +37,11 @@ def compile_query(
     query: Query,
     *,
     text_field: str = "body",
-    hide_blocked_text: bool = False,
-    exclude_ids: Iterable[str] = (),
+    exclude_blocked: bool = False,
+    decided: Decided | None = None,
 ) -> dict[str, Any]:
-    """The ``query`` clause for ``query``; ``text_field`` is the body field the role searches."""
+    """The ``query`` clause for ``query``; ``text_field`` is the body field the role searches,
+    ``exclude_blocked`` and ``decided`` mean what they mean in :func:`pipelines.search.sql.compile_query`."""
     filters: list[dict[str, Any]] = []
     if query.time_from is not None or query.time_to is not None:
         bounds: dict[str, Any] = {}
@@ -66,14 +70,25 @@ def compile_query(
     body: dict[str, Any] = {}
     if filters:
         body["filter"] = filters
+    if exclude_blocked:
+        body["must_not"] = list(BLOCKED_OUT)
     if query.text is not None:
-        body["must"] = [_text(query.text, text_field, hide_blocked_text)]
-    excluded = list(exclude_ids)
-    if excluded:
-        body["must_not"] = [{"ids": {"values": excluded}}]
+        text = _text(query.text, text_field)
+        if decided is not None and decided.ids:
+            text = _any(
+                [
+                    {"bool": {"must": [text], "must_not": [{"ids": {"values": sorted(decided.ids)}}]}},
+                    {"ids": {"values": sorted(decided.matching)}},
+                ]
+            )
+        body["must"] = [text]
     if not body:
         return {"match_all": {}}
     return {"bool": body}
+
+
+#: Leaves out blocked records (either mark counts, as in :data:`pipelines.search.sql.BLOCKED_OUT`).
+BLOCKED_OUT = ({"term": {"blocked": True}}, {"term": {"dlp_action": "block"}})
 
 
 def search_body(
@@ -81,21 +96,23 @@ def search_body(
     page: Page,
     *,
     text_field: str = "body",
-    hide_blocked_text: bool = False,
-    exclude_ids: Iterable[str] = (),
+    source: Iterable[str] = (*HIT_FIELDS, "body", "body_redacted"),
+    exclude_blocked: bool = False,
+    decided: Decided | None = None,
     highlight: bool = True,
 ) -> dict[str, Any]:
-    """The whole ``_search`` request body: query, sort, paging, fields and highlighting."""
+    """The whole ``_search`` request body: query, sort, paging, the ``source`` fields to return
+    (only what the caller's role may see) and highlighting."""
     order = "desc" if page.newest_first else "asc"
     body: dict[str, Any] = {
         "query": compile_query(
-            query, text_field=text_field, hide_blocked_text=hide_blocked_text, exclude_ids=exclude_ids
+            query, text_field=text_field, exclude_blocked=exclude_blocked, decided=decided
         ),
         "sort": [{"event_time": {"order": order}}, {"record_id": {"order": order}}],
         "from": page.offset,
         "size": page.size,
         "track_total_hits": True,
-        "_source": {"includes": [*HIT_FIELDS, *TEXT_FIELDS]},
+        "_source": {"includes": list(dict.fromkeys(source))},
     }
     if highlight and query.text is not None:
         body["highlight"] = {
@@ -119,20 +136,20 @@ def _any(options: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _participant(value: str) -> dict[str, Any]:
-    return {"term": {"parties": party_key(value)}}
+    keys = participant_keys(party_key(value))
+    if len(keys) == 1:
+        return {"term": {"parties": keys[0]}}
+    return {"terms": {"parties": list(keys)}}
 
 
-def _text(node: Node, field: str, hide_blocked: bool) -> dict[str, Any]:
+def _text(node: Node, field: str) -> dict[str, Any]:
     if isinstance(node, And):
-        return {"bool": {"must": [_text(i, field, hide_blocked) for i in node.items]}}
+        return {"bool": {"must": [_text(i, field) for i in node.items]}}
     if isinstance(node, Or):
-        return _any([_text(i, field, hide_blocked) for i in node.items])
+        return _any([_text(i, field) for i in node.items])
     if isinstance(node, Not):
-        return {"bool": {"must_not": [_text(node.item, field, hide_blocked)]}}
-    leaf = _leaf(node, field)
-    if hide_blocked:
-        return {"bool": {"must": [leaf], "must_not": [{"term": {"blocked": True}}]}}
-    return leaf
+        return {"bool": {"must_not": [_text(node.item, field)]}}
+    return _leaf(node, field)
 
 
 def _leaf(node: Node, field: str) -> dict[str, Any]:

@@ -14,9 +14,9 @@ Files are read as they are and, only when DuckDB refuses because schema versions
 unioned by name (see :data:`pipelines.search.sql.SOURCE_UNION`). Parquet footers are cached in
 the connection, so repeated searches in one process skip re-reading them.
 
-The CRM role searches the redacted text; records with DLP findings are then re-checked against
-the CRM view itself (which a policy may withhold or redact differently), and the ones whose view
-does not match are left out before counting and paging.
+The CRM role never sees blocked records, and searches the redacted text; records with DLP
+findings whose CRM view differs from it (a policy may withhold it or redact it its own way) are
+matched against the CRM view itself, both ways, before counting and paging.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import live_files
 from pipelines.errors import ArchiveError
 from pipelines.record import ARROW_SCHEMA
-from pipelines.search import match, sql
-from pipelines.search.access import AccessRole, Identity, crm_view
+from pipelines.search import sql
+from pipelines.search import text as textmod
+from pipelines.search.access import CRM_FIELDS, AccessRole, Identity, check_query, crm_decided
 from pipelines.search.query import Query
 from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Page, SearchResult, hit_from_row
 
@@ -55,6 +57,7 @@ def connection() -> duckdb.DuckDBPyConnection:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("LOAD parquet")
         con.execute("SET parquet_metadata_cache = true")
+        con.create_function(sql.WIDTH_FOLD, textmod.width_fold, ["VARCHAR"], "VARCHAR", side_effects=False)
         con.register("_vigil_empty", ARROW_SCHEMA.empty_table())
         con.execute(f"CREATE TABLE {_SCHEMA_TABLE} AS SELECT * FROM _vigil_empty")
         con.unregister("_vigil_empty")
@@ -127,12 +130,12 @@ def search(archive: Path, query: Query, identity: Identity, page: Page | None = 
     files = sql.prune(live_files(root), query)
     if not files:
         return SearchResult(query, page, 0, [], ENGINE, _ms(started))
-    excluded = _crm_rejects(root, files, query, identity)
+    check_query(query, identity)
     compiled = sql.compile_query(
         query,
         text_field=identity.search_field,
-        hide_blocked_text=identity.hides_blocked_text,
-        exclude_ids=excluded,
+        exclude_blocked=not identity.sees_dlp,
+        decided=_crm_decided(root, files, query, identity),
     )
     paths = sql.files_param(root, files)
     matched = _execute(
@@ -188,19 +191,49 @@ def _page_rows(matched: pa.Table, paths: list[str], page: Page) -> list[dict[str
     return rows[start : start + page.size]
 
 
-def _crm_rejects(root: Path, files: list[DataFile], query: Query, identity: Identity) -> list[str]:
-    """Records the redacted-text search finds but whose CRM view does not match (or is withheld)."""
+def _crm_decided(root: Path, files: list[DataFile], query: Query, identity: Identity) -> sql.Decided | None:
+    """For the CRM role, the records whose CRM view differs from the redacted text, matched on
+    that view (:func:`pipelines.search.access.crm_decided`)."""
     if identity.role is not AccessRole.CRM or query.text is None:
-        return []
-    compiled = sql.compile_query(query, text_field=identity.search_field, hide_blocked_text=True)
+        return None
+    compiled = sql.compile_query(replace(query, text=None), exclude_blocked=True)
     candidates = select_rows(
         root,
         files,
         f"{compiled.where} AND coalesce(dlp_action, 'none') <> 'none'",
         compiled.params,
-        ["record_id", "body", "body_redacted", "dlp_findings", "dlp_action", "blocked"],
+        CRM_FIELDS,
     )
-    return [row["record_id"] for row in candidates if not match.evaluate(query.text, crm_view(row, identity))]
+    decided: sql.Decided = crm_decided(candidates, query, identity)
+    return decided
+
+
+def closest_parties(archive: Path, query: Query, limit: int = 5) -> dict[str, list[str]]:
+    """For each ``participant:`` of ``query`` that no record within the query's dates and
+    channels has, up to ``limit`` ``parties`` keys that contain it, spaces ignored (a partial
+    name, a name written without its spaces: ``佐藤大輔`` for ``佐藤 大輔``). For the hint printed
+    when a participant search finds nothing."""
+    files = sql.prune(live_files(Path(archive)), query)
+    paths = sql.files_param(Path(archive), files)
+    out: dict[str, list[str]] = {}
+    if not paths:
+        return out
+    for key in query.participants:
+        compact = "".join(key.split())
+        params = {"files": paths, "key": key, "like": "%" + _like_escape(compact) + "%", "limit": limit}
+        rows = _execute(
+            f"WITH keys AS (SELECT DISTINCT unnest(parties) AS k FROM {sql.SOURCE}) "
+            "SELECT k FROM keys WHERE NOT EXISTS (SELECT 1 FROM keys WHERE k = $key) "
+            "AND replace(k, ' ', '') LIKE $like ESCAPE '\\' ORDER BY length(k), k LIMIT $limit",
+            params,
+        )
+        if rows:
+            out[key] = [r[0] for r in rows]
+    return out
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _ms(started: float) -> float:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import IndexingError, QueryError
 from pipelines.search import dsl, match
-from pipelines.search.access import AccessRole, Identity, crm_view, shown_text
+from pipelines.search.access import CRM_FIELDS, AccessRole, Identity, check_query, crm_decided, shown_text
 from pipelines.search.query import Query
-from pipelines.search.results import Hit, Page, SearchResult, hit_from_row
+from pipelines.search.results import HIT_FIELDS, Hit, Page, SearchResult, hit_from_row
+from pipelines.search.sql import Decided
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from exporters.elasticsearch.config import EsConfig
 
 ENGINE = "elasticsearch"
-#: Most candidates the CRM re-check fetches (ES's default max_result_window is 10 000 per page;
+#: Most candidates the CRM decision fetches (ES's default max_result_window is 10 000 per page;
 #: search_after pages beyond it). A CRM query broader than this should be narrowed.
 MAX_CRM_CANDIDATES = 50_000
 #: Request-body keys and the client keyword that sends each.
@@ -75,13 +77,14 @@ def search(
         from exporters.elasticsearch.config import make_client
 
         client = make_client(cfg)
-    excluded = _crm_rejects(client, cfg.alias, query, identity)
+    check_query(query, identity)
     body = dsl.search_body(
         query,
         page,
         text_field=identity.search_field,
-        hide_blocked_text=identity.hides_blocked_text,
-        exclude_ids=excluded,
+        source=[*HIT_FIELDS, *identity.text_fields],
+        exclude_blocked=not identity.sees_dlp,
+        decided=_crm_decided(client, cfg.alias, query, identity),
     )
     response = send(client, cfg.alias, body)
     hits_section = response.get("hits", {})
@@ -120,42 +123,39 @@ def _highlights(
     return match.merge(found)
 
 
-def _crm_rejects(client: Elasticsearch, index: str, query: Query, identity: Identity) -> list[str]:
-    """Same re-check as the embedded engine's: candidates with DLP findings whose CRM view does
-    not match the text (or is withheld)."""
+def _crm_decided(client: Elasticsearch, index: str, query: Query, identity: Identity) -> Decided | None:
+    """Same as the embedded engine's: the candidates with DLP findings that pass the filters,
+    fetched in pages, and decided on their CRM view."""
     if identity.role is not AccessRole.CRM or query.text is None:
-        return []
+        return None
     candidates = {
         "bool": {
-            "filter": [dsl.compile_query(query, text_field=identity.search_field, hide_blocked_text=True)],
+            "filter": [dsl.compile_query(replace(query, text=None), exclude_blocked=True)],
             "must_not": [{"term": {"dlp_action": "none"}}],
         }
     }
-    rejects: list[str] = []
+    rows: list[dict[str, Any]] = []
     after: list[Any] | None = None
-    seen = 0
     while True:
         body: dict[str, Any] = {
             "query": candidates,
             "size": 1000,
             "sort": [{"record_id": {"order": "asc"}}],
-            "_source": {
-                "includes": ["record_id", "body", "body_redacted", "dlp_findings", "dlp_action", "blocked"]
-            },
+            "_source": {"includes": list(CRM_FIELDS)},
         }
         if after is not None:
             body["search_after"] = after
         batch = send(client, index, body).get("hits", {}).get("hits", [])
         for raw in batch:
-            row = raw.get("_source") or {}
-            if not match.evaluate(query.text, crm_view(row, identity)):
-                rejects.append(row.get("record_id") or raw["_id"])
-        seen += len(batch)
+            row = dict(raw.get("_source") or {})
+            row.setdefault("record_id", raw["_id"])
+            rows.append(row)
         if len(batch) < 1000:
-            return rejects
-        if seen >= MAX_CRM_CANDIDATES:
+            decided: Decided = crm_decided(rows, query, identity)
+            return decided
+        if len(rows) >= MAX_CRM_CANDIDATES:
             raise QueryError(
-                f"more than {MAX_CRM_CANDIDATES:,} records with DLP findings match; narrow the search "
-                "(dates, channel, participant) for the CRM role"
+                f"more than {MAX_CRM_CANDIDATES:,} records with DLP findings pass these filters; narrow "
+                "the search (dates, channel, participant) for the CRM role"
             )
         after = batch[-1].get("sort")

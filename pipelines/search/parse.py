@@ -6,12 +6,15 @@ The grammar (``lark``, LALR) reads free text and ``key:value`` filters in one pa
     card AND (swift OR iban) NOT test       operators are upper case; lower-case and/or are words
     channel:wechat participant:"Wei Zhang"  filters apply to the whole query
 
-Filters must stand at the top level (ANDed with the rest): ``card OR channel:sms`` is refused
+Filters apply to the whole query: every filter standing outside parentheses is taken out before
+the text is read, so ``card OR iban channel:sms`` means ``(card OR iban) AND channel:sms``. A filter
+inside parentheses, after NOT or right next to an operator (``card OR channel:sms``) is refused
 with a message, because the engines prune files by filter before they look at text.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -123,8 +126,10 @@ def parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Quer
     """Parse a query string (or CLI words, joined) and add ``filters`` given as keyword arguments
     (``channel="wechat"`` or lists of values). Raises :class:`QueryError` with a hint."""
     raw = join_words(text) if isinstance(text, list | tuple) else text
-    tree = _parse(raw)
+    rest, outside = _top_level_filters(raw)
+    tree = _parse(rest, shown=raw)
     node, found = _split_filters(tree)
+    found = [*outside, *found]
     query = Query(text=node, raw=raw)
     for item in found:
         query = query.with_filter(item.key, item.value)
@@ -137,30 +142,64 @@ def parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Quer
 
 
 def join_words(words: list[str] | tuple[str, ...]) -> str:
-    """CLI words as one query. A shell word like ``participant:Wei Zhang`` (quoted for the shell)
-    keeps its spaces inside the filter value."""
-    out = []
-    for word in words:
-        key, sep, value = word.partition(":")
-        if (
-            sep
-            and key.replace("_", "").isalpha()
-            and any(c.isspace() for c in value)
-            and '"' not in value
-            and "(" not in word
-        ):
-            word = f'{key}:"{value}"'
-        out.append(word)
-    return " ".join(out)
+    """CLI words as one query. A shell word that is a single ``participant:`` filter with a spaced
+    value (``'participant:Wei Zhang'``) keeps its spaces inside the value; every other word is read
+    by the grammar as it is, so ``'org:acme fee'`` is a filter and a word, as typed in one string."""
+    return " ".join(_quoted_filter(word) for word in words)
 
 
-def _parse(raw: str) -> Any:
+def _quoted_filter(word: str) -> str:
+    key, sep, value = word.partition(":")
+    if not sep or key.lower() not in SPACED_VALUES or not any(c.isspace() for c in value.strip()):
+        return word
+    parts = value.split()
+    if any(c in word for c in '"()') or any(
+        p in ("AND", "OR", "NOT") or _FILTER_WORD.match(p) for p in parts
+    ):
+        return word  # more than one filter value: leave it to the grammar
+    return f'{key}:"{" ".join(parts)}"'
+
+
+#: Filters whose values may hold spaces (names); the others never do.
+SPACED_VALUES = ("participant", "participants")
+_FILTER_WORD = re.compile(r"^[A-Za-z_][A-Za-z_-]*:")
+
+
+def _top_level_filters(raw: str) -> tuple[str, list[_Filter]]:
+    """``raw`` with the filters that stand outside parentheses blanked out (positions kept for
+    error pointers), and those filters. A filter after NOT or next to AND/OR is left in place, so
+    the parser refuses it with the usual message."""
+    try:
+        tokens = list(_parser().lex(raw))
+    except UnexpectedInput:
+        return raw, []  # let the parser point at the problem
+    depth = 0
+    found: list[_Filter] = []
+    chars = list(raw)
+    for i, token in enumerate(tokens):
+        if token.type == "LPAR":
+            depth += 1
+        elif token.type == "RPAR":
+            depth -= 1
+        elif token.type == "FILTER" and depth == 0:
+            before = tokens[i - 1].type if i else None
+            after = tokens[i + 1].type if i + 1 < len(tokens) else None
+            if before in ("_AND", "_OR", "_NOT") or after in ("_AND", "_OR"):
+                continue
+            found.append(_Build().filter(token))
+            assert token.start_pos is not None and token.end_pos is not None
+            chars[token.start_pos : token.end_pos] = " " * (token.end_pos - token.start_pos)
+    return "".join(chars), found
+
+
+def _parse(raw: str, *, shown: str | None = None) -> Any:
+    """Parse ``raw``; error pointers are drawn under ``shown`` (the query as typed, same length)."""
     try:
         return _Build().transform(_parser().parse(raw))
     except QueryError:
         raise
     except UnexpectedInput as exc:
-        raise QueryError(_explain(raw, exc)) from None
+        raise QueryError(_explain(shown if shown is not None else raw, exc)) from None
     except Exception as exc:  # lark wraps errors raised in the transformer
         cause = getattr(exc, "orig_exc", None)
         if isinstance(cause, QueryError):
@@ -220,7 +259,8 @@ def _no_nested_filters(node: Any) -> None:
     if isinstance(node, _Filter):
         raise QueryError(
             f"{node.key}:{node.value} is inside OR, NOT or parentheses; filters apply to the whole query, "
-            "so move it out (e.g. `card OR iban channel:sms`, not `card OR channel:sms`)"
+            "so move it out of the parentheses and away from AND/OR/NOT "
+            "(e.g. `(card OR iban) channel:sms` or `card OR iban channel:sms`, not `card OR channel:sms`)"
         )
     if isinstance(node, And | Or):
         for item in node.items:

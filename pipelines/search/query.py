@@ -11,12 +11,14 @@ Filters, as typed (repeat a key, or separate values with commas, to accept any o
 =================  ===========================================================================
 ``channel:``       sms, mms, voicemail, whatsapp, wechat, line, teams
 ``participant:``   party id, handle (phone, WeChat/LINE id) or display name, on any side
-                   (sender, recipients, participants); case-insensitive. Repeated: *all* of them
+                   (sender, recipients, participants); case-insensitive, runs of spaces count as
+                   one, a phone number may omit its ``+``. Repeated: *all* of them
 ``conversation:``  a conversation id
 ``direction:``     inbound, outbound, internal, system
 ``kind:``          message, auto_message, event
 ``type:``          an event type (opted_in, window_expired, transferred, ...)
-``from:`` ``to:``  a date (whole UTC days, both ends included) or an ISO date-time
+``from:`` ``to:``  a date (whole UTC days, both ends included; 2026-01-31 or 20260131) or an
+                   ISO date-time
 ``dlp:``           the record's DLP verdict: none, flag, redact, block
 ``rule:``          a DLP rule id, or the start of one (``rule:pii`` = every ``pii.*`` rule)
 ``org:``           an organisation, or ``org/sub-organisation``
@@ -347,18 +349,30 @@ def _add(query: Query, spec: FilterSpec, value: str) -> Query:
 
 
 def normalise_party(value: str) -> str:
-    """The search key of a ``participant:`` value, as the archive stores it in ``parties``."""
-    return party_key(value)
+    """The search key of a ``participant:`` value, as the archive stores it in ``parties``
+    (runs of spaces inside a name count as one)."""
+    return party_key(" ".join(value.split()))
+
+
+def participant_keys(key: str) -> tuple[str, ...]:
+    """The ``parties`` keys a ``participant:`` key matches: itself, and for a phone number
+    written without its ``+``, the E.164 form too (``85291234567`` = ``+85291234567``)."""
+    if len(key) >= 6 and key.isdigit():
+        return (key, f"+{key}")
+    return (key,)
 
 
 def parse_time(value: str, *, end: bool, key: str) -> dt.datetime:
-    """``YYYY-MM-DD`` (a whole UTC day: from its start, or to its end) or an ISO date-time."""
+    """A date (a whole UTC day: from its start, or to its end), in any ISO form Python reads
+    (``2026-01-31``, ``20260131``), or an ISO date-time."""
     try:
-        if len(value) == 10:
+        try:
             day = dt.date.fromisoformat(value)
+        except ValueError:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
             start = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
             return start + dt.timedelta(days=1) if end else start
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise QueryError(
             f"{key}:{value} is not a date; write {key}:2026-01-31 or {key}:2026-01-31T17:30:00Z"
@@ -377,9 +391,11 @@ def show_time(value: dt.datetime, *, end: bool) -> str:
     return shown.isoformat().replace("+00:00", "Z")
 
 
-def check_range(query: Query) -> Query:
+def check_range(query: Query, *, keys: tuple[str, str] = ("from:", "to:")) -> Query:
+    """Refuse a range that holds nothing; the message shows both bounds as the user wrote them
+    (``to:`` inclusive)."""
     if query.time_from and query.time_to and query.time_from >= query.time_to:
-        raise QueryError(
-            f"from: {query.time_from.date()} is after to: {query.time_to.date()}; swap them or fix the dates"
-        )
+        first = show_time(query.time_from, end=False)
+        last = show_time(query.time_to, end=True)
+        raise QueryError(f"{keys[0]} {first} is after {keys[1]} {last}; swap them or fix the dates")
     return query

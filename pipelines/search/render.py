@@ -1,12 +1,15 @@
 """Showing search results: a table for people, JSON lines for programs.
 
 Matched words are emphasised in the text (``rich`` styles in the table; ``highlights`` offsets in
-JSON). Long bodies are cut to a window around the first match so a page stays readable.
+JSON). Long bodies are cut to a window around the first match so a page stays readable. In the
+table, terminal control characters from the data (escape sequences, C1 controls, bidirectional
+overrides) are shown as visible escapes (:func:`safe`); JSON escapes them itself.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -18,6 +21,39 @@ from pipelines.search.results import Hit, SearchResult, kind_label
 
 HIGHLIGHT = "bold black on yellow"
 SNIPPET_CHARS = 320
+
+
+#: Characters that steer a terminal instead of printing: C0 controls but newline and tab, DEL, C1
+#: controls (CSI among them), and the bidirectional overrides, embeddings and isolates that can
+#: make text read in another order than it was sent.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: str) -> str:
+    """``text`` with every terminal control character shown as a visible escape (ESC as ``\\x1b``,
+    RIGHT-TO-LEFT OVERRIDE as ``\\u202e``); newlines and tabs stay."""
+    return _CONTROL.sub(lambda m: _escape(m.group()), text)
+
+
+def safe_spans(text: str, spans: list[Span] | tuple[Span, ...]) -> tuple[str, list[Span]]:
+    """:func:`safe`, with highlight spans moved to where their characters now are."""
+    if not _CONTROL.search(text):
+        return text, list(spans)
+    out: list[str] = []
+    position = [0] * (len(text) + 1)
+    length = 0
+    for i, char in enumerate(text):
+        position[i] = length
+        piece = _escape(char) if _CONTROL.fullmatch(char) else char
+        out.append(piece)
+        length += len(piece)
+    position[len(text)] = length
+    return "".join(out), [(position[start], position[end]) for start, end in spans]
 
 
 def json_lines(result: SearchResult) -> Iterator[str]:
@@ -68,7 +104,7 @@ def snippet(
 
 
 def styled(text: str, spans: list[Span] | tuple[Span, ...]) -> Text:
-    shown, moved = snippet(text, spans)
+    shown, moved = snippet(*safe_spans(text, spans))
     out = Text(shown)
     for start, end in moved:
         out.stylize(HIGHLIGHT, start, end)
@@ -81,7 +117,7 @@ def text_cell(hit: Hit) -> Text:
     cell = styled(hit.text, hit.highlights)
     if hit.redacted is not None:
         cell.append("\nredacted: ", style="dim")
-        cell.append(snippet(hit.redacted, [])[0], style="dim")
+        cell.append(snippet(safe(hit.redacted), [])[0], style="dim")
     return cell
 
 
@@ -92,12 +128,12 @@ def table(result: SearchResult, role: str) -> Table:
     out.add_column("Text", ratio=1)
     for hit in result.hits:
         where = Text(hit.event_time.strftime("%Y-%m-%d %H:%M:%S"))
-        where.append(f"\n{hit.channel}", style="cyan")
-        where.append(f"\n{hit.conversation_id}", style="dim")
-        who = Text(party_label(hit.sender))
-        label = kind_label(hit.kind, hit.audience, hit.event_type, hit.attributes.get("delivery"))
+        where.append(f"\n{safe(hit.channel)}", style="cyan")
+        where.append(f"\n{safe(hit.conversation_id)}", style="dim")
+        who = Text(safe(party_label(hit.sender)))
+        label = safe(kind_label(hit.kind, hit.audience, hit.event_type, hit.attributes.get("delivery")))
         who.append(f"\n{label}", style="magenta" if hit.kind != "message" else "dim")
-        dlp = dlp_label(hit)
+        dlp = safe(dlp_label(hit))
         if dlp:
             who.append(f"\n{dlp}", style="bold red" if hit.blocked else "yellow")
         out.add_row(where, who, text_cell(hit))

@@ -86,6 +86,7 @@ class Hit:
     withheld: bool  # a body exists that this role may not see
     redacted: str | None  # officers: the redacted view when it differs
     highlights: tuple[match.Span, ...] = ()
+    dlp_shown: bool = True  # False for roles that may not see DLP verdicts (crm): left out below
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -109,6 +110,9 @@ class Hit:
         }
         if self.redacted is not None:
             out["redacted_text"] = self.redacted
+        if not self.dlp_shown:
+            for key in ("dlp_action", "dlp_rule_ids", "blocked"):
+                del out[key]
         return out
 
 
@@ -166,14 +170,15 @@ def hit_from_row(
         org=row["org"],
         sub_org=row.get("sub_org"),
         sender=dict(sender),
-        dlp_action=row.get("dlp_action"),
-        dlp_rule_ids=tuple(row.get("dlp_rule_ids") or ()),
-        blocked=bool(row.get("blocked")),
+        dlp_action=row.get("dlp_action") if identity.sees_dlp else None,
+        dlp_rule_ids=tuple(row.get("dlp_rule_ids") or ()) if identity.sees_dlp else (),
+        blocked=bool(row.get("blocked")) and identity.sees_dlp,
         attributes=_attributes(row.get("attributes")),
         text=shown.text,
         withheld=shown.withheld,
         redacted=shown.redacted,
         highlights=tuple(spans),
+        dlp_shown=identity.sees_dlp,
     )
 
 

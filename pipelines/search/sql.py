@@ -5,7 +5,9 @@
 * User input never enters the SQL text: every value, pattern and file list is a bound parameter.
 * Text leaves become ``regexp_matches`` with the RE2 patterns of :mod:`pipelines.search.text`,
   behind cheaper prefilters that every match passes (the longest word as a bare case-insensitive
-  literal, and ``contains`` of a CJK run); a pure CJK run is just ``contains`` (no case to fold).
+  literal, and ``contains`` of a CJK run); a pure CJK run is just ``contains`` (no case to fold),
+  with half-width katakana and full-width ASCII folded on both sides as Elasticsearch's ``cjk``
+  analyzer does.
 * A missing text counts as empty, so ``NOT x`` holds for records without a body, as it does in
   Elasticsearch (``must_not`` on a missing field).
 """
@@ -20,7 +22,7 @@ from typing import Any
 from pipelines.archive.manifest import DataFile
 from pipelines.record import party_key
 from pipelines.search import text as textmod
-from pipelines.search.query import And, Node, Not, Or, Prefix, Query
+from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 
 #: The files, read as they are: fast, and right whenever the files agree on the columns a
 #: statement uses (DuckDB refuses the statement otherwise; it never guesses).
@@ -29,6 +31,11 @@ SOURCE = "read_parquet($files, hive_partitioning = true)"
 #: :data:`SOURCE` is refused: DuckDB re-reads every file's footer to bind it, ~0.3 ms per file
 #: per statement, which is most of the budget of an interactive search over a large archive.
 SOURCE_UNION = "read_parquet($files, hive_partitioning = true, union_by_name = true)"
+
+
+#: The SQL function (registered by :func:`pipelines.search.embedded.connection`) that applies
+#: :func:`pipelines.search.text.width_fold`.
+WIDTH_FOLD = "vigil_width_fold"
 
 
 @dataclass
@@ -72,14 +79,15 @@ def compile_query(
     query: Query,
     *,
     text_field: str = "body",
-    hide_blocked_text: bool = False,
-    exclude_ids: Iterable[str] = (),
+    exclude_blocked: bool = False,
+    decided: Decided | None = None,
     params: Params | None = None,
 ) -> Compiled:
     """The WHERE clause (and its parameters) for ``query``.
 
-    ``text_field`` is the body column the role searches; with ``hide_blocked_text`` the text of
-    blocked records counts as empty (the CRM role may not see it, so it may not search it)."""
+    ``text_field`` is the body column the role searches; ``exclude_blocked`` leaves blocked
+    records out (the CRM role); for the records in ``decided`` the text was matched elsewhere
+    (against the CRM view), so its answer replaces the text test, both ways."""
     p = params or Params()
     clauses: list[str] = []
     if query.time_from is not None:
@@ -106,12 +114,29 @@ def compile_query(
         clauses.append(
             f"dlp_action <> 'none' AND len(list_filter(dlp_findings, lambda f: {' OR '.join(ors)})) > 0"
         )
-    excluded = list(exclude_ids)
-    if excluded:
-        clauses.append(f"NOT list_contains({p.add(excluded)}, record_id)")
+    if exclude_blocked:
+        clauses.append(BLOCKED_OUT)
     if query.text is not None:
-        clauses.append(_text(query.text, text_field, hide_blocked_text, p))
+        text = _text(query.text, text_field, p)
+        if decided is not None and decided.ids:
+            text = (
+                f"(CASE WHEN list_contains({p.add(sorted(decided.ids))}, record_id) "
+                f"THEN list_contains({p.add(sorted(decided.matching))}, record_id) ELSE {text} END)"
+            )
+        clauses.append(text)
     return Compiled(" AND ".join(clauses) if clauses else "true", p.values)
+
+
+#: Leaves out blocked records (a record blocked by DLP carries both marks; either one counts).
+BLOCKED_OUT = "NOT coalesce(blocked, false) AND coalesce(dlp_action, 'none') <> 'block'"
+
+
+@dataclass(frozen=True)
+class Decided:
+    """Records whose text match was decided outside the engine, and those of them that match."""
+
+    ids: frozenset[str] = frozenset()
+    matching: frozenset[str] = frozenset()
 
 
 def _in(column: str, values: Iterable[str], p: Params) -> str:
@@ -127,18 +152,20 @@ def _participant(value: str, p: Params) -> str:
     # Any side: the sender, the recipients or whoever was present. The record's ``parties`` column
     # holds every id, handle and name as a search key (pipelines.record.party_key), so one flat
     # list is read instead of three nested ones.
-    return f"list_contains(parties, {p.add(party_key(value))})"
+    keys = participant_keys(party_key(value))
+    if len(keys) == 1:
+        return f"list_contains(parties, {p.add(keys[0])})"
+    return f"list_has_any(parties, {p.add(list(keys))})"
 
 
-def _text(node: Node, column: str, hide_blocked: bool, p: Params) -> str:
+def _text(node: Node, column: str, p: Params) -> str:
     if isinstance(node, And):
-        return "(" + " AND ".join(_text(i, column, hide_blocked, p) for i in node.items) + ")"
+        return "(" + " AND ".join(_text(i, column, p) for i in node.items) + ")"
     if isinstance(node, Or):
-        return "(" + " OR ".join(_text(i, column, hide_blocked, p) for i in node.items) + ")"
+        return "(" + " OR ".join(_text(i, column, p) for i in node.items) + ")"
     if isinstance(node, Not):
-        return f"(NOT coalesce({_text(node.item, column, hide_blocked, p)}, false))"
-    leaf = _leaf(node, column, p)
-    return f"(NOT coalesce(blocked, false) AND {leaf})" if hide_blocked else leaf
+        return f"(NOT coalesce({_text(node.item, column, p)}, false))"
+    return _leaf(node, column, p)
 
 
 def _leaf(node: Node, column: str, p: Params) -> str:
@@ -147,7 +174,17 @@ def _leaf(node: Node, column: str, p: Params) -> str:
     segs = node.segments  # type: ignore[union-attr]
     prefix = isinstance(node, Prefix)
     if len(segs) == 1 and segs[0].cjk:
-        return f"contains({column}, {p.add(segs[0].text)})"
+        # width forms fold as in Elasticsearch's cjk analyzer (ｶｰﾄﾞ = カード); a body is folded only
+        # when it holds a character that folding changes
+        # (only katakana has half-width forms, so a run without it is a plain substring test)
+        folded = textmod.width_fold(segs[0].text)
+        run = p.add(folded)
+        if not any("\u30a0" <= c <= "\u30ff" for c in folded):
+            return f"contains({column}, {run})"
+        return (
+            f"(contains({column}, {run}) OR (regexp_matches({column}, {p.add(textmod.WIDTH_FORMS)}) "
+            f"AND contains({WIDTH_FOLD}({column}), {run})))"
+        )
     tests = []
     hint = textmod.cjk_hint(segs)
     if hint is not None:

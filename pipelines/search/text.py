@@ -292,3 +292,30 @@ def cjk_hint(segs: list[Segment]) -> str | None:
     plain ``contains`` (the cheapest test) before anything else."""
     cjk = [s.text for s in segs if s.cjk]
     return max(cjk, key=len) if cjk else None
+
+
+# ---------------------------------------------------------------------------------------------
+# width folding (what Elasticsearch's cjk_width filter does in the ``cjk`` analyzer)
+
+
+def _width_table() -> dict[int, str]:
+    import unicodedata
+
+    table = {code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}  # full-width ASCII
+    for code in range(0xFF65, 0xFFA0):  # half-width katakana and its sound marks
+        table[code] = unicodedata.normalize("NFKC", chr(code))
+    return table
+
+
+_WIDTH = _width_table()
+#: RE2 class of the characters :func:`width_fold` changes (a cheap test before folding a body).
+WIDTH_FORMS = "[\\x{FF01}-\\x{FF5E}\\x{FF65}-\\x{FF9F}]"
+
+
+def width_fold(text: str) -> str:
+    """Full-width ASCII as ASCII (``ＴＳＭＣ`` → ``TSMC``) and half-width katakana as full-width
+    kana, sound marks joined (``ｶｰﾄﾞ`` → ``カード``), like Elasticsearch's ``cjk_width`` filter."""
+    import unicodedata
+
+    folded = text.translate(_WIDTH)
+    return unicodedata.normalize("NFC", folded) if folded != text else text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+import unicodedata
 from typing import Any
 
 
@@ -36,6 +37,7 @@ _LEAF_CHECKS = {
     "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool) or v in ("true", "false"),
     "date": lambda v: parse_date(v) is not None,
+    "date_nanos": lambda v: parse_date(v, nanos=True) is not None,
     "binary": lambda v: isinstance(v, str),
     "flattened": lambda v: isinstance(v, dict),
 }
@@ -77,23 +79,38 @@ def validate(doc: dict[str, Any], properties: dict[str, Any], dynamic: Any, path
                     )
 
 
-def parse_date(value: Any) -> float | None:
-    """Epoch milliseconds of an ES date value (ISO-8601 string or epoch millis), else None."""
+def parse_date(value: Any, *, nanos: bool = False) -> int | None:
+    """An ES date value (ISO-8601 string or epoch millis) as Elasticsearch keeps it: whole epoch
+    milliseconds for a ``date`` field (finer digits are dropped), epoch nanoseconds for
+    ``date_nanos``; None when it is not a date."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        millis = int(value)
+        return millis * 1_000_000 if nanos else millis
     if isinstance(value, str):
         if re.fullmatch(r"-?\d+", value):
-            return float(value)
+            return int(value) * 1_000_000 if nanos else int(value)
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp() * 1000
+        micros = (parsed - _EPOCH) // dt.timedelta(microseconds=1)
+        return micros * 1000 if nanos else micros // 1000
     return None
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def date_value(value: Any, spec: dict[str, Any]) -> int | None:
+    """``value`` as the field of mapping ``spec`` stores it, when it is a date field."""
+    kind = spec.get("type")
+    if kind not in ("date", "date_nanos"):
+        return None
+    return parse_date(value, nanos=kind == "date_nanos")
 
 
 # -------------------------------------------------------------------------------------- queries
@@ -130,7 +147,19 @@ def _values(doc: Any, path: str) -> list[Any]:
     return [v for v in current if v is not None]
 
 
+def _cjk_width(text: str) -> str:
+    """The ``cjk_width`` token filter: full-width ASCII to ASCII, half-width katakana to full
+    width with its sound marks joined."""
+    narrow = "".join(
+        unicodedata.normalize("NFKC", c) if "\uff01" <= c <= "\uff5e" or "\uff65" <= c <= "\uff9f" else c
+        for c in text
+    )
+    return unicodedata.normalize("NFC", narrow)
+
+
 def _tokens(text: Any, analyzer: str | None) -> list[str]:
+    if analyzer == "cjk":
+        text = _cjk_width(str(text))
     words = re.findall(r"\w+", str(text).lower())
     if analyzer != "cjk":
         return words
@@ -150,8 +179,8 @@ def is_text(spec: dict[str, Any]) -> bool:
 def _term_match(values: list[Any], wanted: Any, spec: dict[str, Any]) -> bool:
     if is_text(spec):
         return any(str(wanted) in _tokens(v, spec.get("analyzer")) for v in values)
-    if spec.get("type") == "date":
-        return any(parse_date(v) == parse_date(wanted) for v in values)
+    if spec.get("type") in ("date", "date_nanos"):
+        return any(date_value(v, spec) == date_value(wanted, spec) for v in values)
     if spec.get("type") == "flattened":
         return any(wanted in (v.values() if isinstance(v, dict) else [v]) for v in values)
     return any(v == wanted or str(v) == str(wanted) for v in values)
@@ -265,8 +294,8 @@ def _set_path(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 def _in_range(value: Any, bounds: dict[str, Any], spec: dict[str, Any]) -> bool:
     def norm(v: Any) -> Any:
-        if spec.get("type") == "date":
-            return parse_date(v)
+        if spec.get("type") in ("date", "date_nanos"):
+            return date_value(v, spec)
         return v
 
     actual = norm(value)
@@ -299,7 +328,9 @@ def sort_spec(sort: Any) -> list[tuple[str, str]]:
     return out
 
 
-def sort_value(hit: dict[str, Any], name: str) -> Any:
+def sort_value(hit: dict[str, Any], name: str, spec: dict[str, Any] | None = None) -> Any:
+    """The sort value of ``hit`` for field ``name``; a date field sorts by what the index keeps
+    (epoch milliseconds for ``date``, nanoseconds for ``date_nanos``), as Elasticsearch does."""
     if name == "_score":
         return hit["_score"]
     if name in ("_id", "_doc"):
@@ -308,8 +339,10 @@ def sort_value(hit: dict[str, Any], name: str) -> Any:
     if not values:
         return None
     value = values[0]
+    if spec is not None and spec.get("type") in ("date", "date_nanos"):
+        return date_value(value, spec)
     parsed = parse_date(value) if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}T", value) else None
-    return int(parsed) if parsed is not None else value
+    return parsed if parsed is not None else value
 
 
 def sort_key(value: Any) -> tuple[int, Any]:

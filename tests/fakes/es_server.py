@@ -574,7 +574,8 @@ class FakeElasticsearch:
                     )
         if sort:
             for hit in hits:
-                hit["sort"] = [sort_value(hit, f) for f, _ in sort]
+                mappings = self.indices[hit["_index"]].mappings
+                hit["sort"] = [sort_value(hit, f, field_spec(mappings, f)) for f, _ in sort]
             for position in reversed(range(len(sort))):
                 _, order = sort[position]
                 hits.sort(key=lambda h, p=position: sort_key(h["sort"][p]), reverse=order == "desc")

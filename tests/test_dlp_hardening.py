@@ -1,0 +1,501 @@
+"""Issue-3 audit findings, each pinned by a test: context precedence, batch exactness with
+lookarounds, mixed CJK/Latin text, regex time budget, scan robustness, canonical keyed hashes,
+duplicate YAML keys, dry-run input checks, view keys at start-up, overlap resolution, scope of
+employee groups, notice wording, lint output and redacted-text expectations in case files."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+from dlp_helpers import engine_for, rule, write_policy
+from factories import event, write_jsonl
+from helpers import ingest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_dlp_cli import run as run_cli
+
+from pipelines import automessages
+from pipelines.archive import layout, reader
+from pipelines.dlp import Engine, Scope, load_policy_set, view_text
+from pipelines.dlp.batch_regex import BatchRegex, RegexTimeout, run_all
+from pipelines.dlp.casefile import TEST_HASH_KEY, run_casefile
+from pipelines.dlp.detectors import Candidate, _drop_contained
+from pipelines.dlp.dryrun import dry_run
+from pipelines.dlp.engine import _resolve
+from pipelines.dlp.redact import MIN_KEY_BYTES
+from pipelines.dlp.scan import scan_lines
+from pipelines.errors import ConfigError, PolicyError
+from pipelines.record import DlpAction
+
+RULES = Path(__file__).parent.parent / "dlp_rules"
+CARD = "4012 8888 8888 1881"
+KEY = "k" * MIN_KEY_BYTES
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Engine:
+    return Engine(load_policy_set(RULES))
+
+
+# -- 1. context words ---------------------------------------------------------------------------
+
+LUHN = {
+    "type": "pattern",
+    "entity": "CREDIT_CARD",
+    "regex": r"(?<!\d)\d{4}(?: ?\d{4}){3}(?!\d)",
+    "validator": "luhn",
+    "context": {"raise_words": ["card"], "lower_words": ["order", "ref"], "lower_by": 0.9},
+}
+UNVALIDATED = {
+    "type": "pattern",
+    "entity": "EMPLOYEE_ID",
+    "regex": r"\bEMP-\d{6}\b",
+    "score": 0.6,
+    "context": {"raise_words": ["staff"], "lower_words": ["example"], "lower_by": 0.5},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (f"order {CARD}", True),  # validated: a lower word never releases it
+        (f"card {CARD} ref", True),
+        ("EMP-123456 is an example", False),  # not validated: lowered below min_score
+        ("staff EMP-123456 is an example", True),  # a raise word hit: no lowering
+        ("EMP-123456", True),
+    ],
+)
+def test_lower_words_never_release_validated_values_and_yield_to_raise_words(tmp_path, text, found) -> None:
+    engine = engine_for(tmp_path, [rule("r.card", [LUHN]), rule("r.emp", [UNVALIDATED])])
+    assert bool(engine.inspect(text).findings) is found
+
+
+@pytest.mark.parametrize(
+    ("text", "scope", "action"),
+    [
+        (f"my credit card {CARD}, ref the trade", Scope(), "redact"),
+        (f"Visa {CARD} for the order", Scope(), "redact"),
+        ("マイナンバー 1234 5678 9018 注文", Scope(direction="outbound"), "block"),
+    ],
+)
+def test_shipped_rules_keep_validated_numbers_next_to_lower_words(shipped, text, scope, action) -> None:
+    assert shipped.inspect(text, scope).action.value == action
+
+
+# -- 2. batching is exact with lookarounds -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "batched"),
+    [
+        (r"(?<=\s)\d{6}(?=\s)", False),  # positive lookarounds that can read the separator
+        (r"(?<=\s)\d+", False),
+        (r"\d+(?=\s)", False),
+        (r"(?<=[^a])\d", False),
+        (r"(?<=\d)x", True),  # cannot read the separator: same answer at a text boundary
+        (r"(?<!\d)\d{4}(?![ -]?\d)", True),
+        (r"(?<!^)x", False),  # a line anchor inside a lookaround
+    ],
+)
+def test_lookarounds_that_can_read_the_separator_are_not_batched(pattern, batched) -> None:
+    assert BatchRegex(pattern).safe is batched
+
+
+def test_positive_lookaround_gives_the_single_text_result(tmp_path) -> None:
+    otp = {"type": "pattern", "entity": "OTP", "regex": r"(?<=\s)\d{6}(?=\s)"}
+    engine = engine_for(tmp_path, [rule("r.otp", [otp])])
+    items = [("it is 654321", Scope()), ("123456 is it", Scope())]
+    assert engine.inspect_many(items) == [engine.inspect(t, s) for t, s in items]
+    assert [v.action for v in engine.inspect_many(items)] == [DlpAction.NONE, DlpAction.NONE]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["order ", "x ", "it is 123456 ", "654321", "\n", "card ", CARD, " ", "ref"]),
+        max_size=12,
+    ).map("".join),
+    st.lists(st.sampled_from(["a 111111 b", "222222", CARD, "order", ""]), max_size=5),
+)
+def test_inspect_many_equals_inspect_with_lookaround_rules(tmp_path_factory, text, others) -> None:
+    otp = {"type": "pattern", "entity": "OTP", "regex": r"(?<=\s)\d{6}(?=\s)"}
+    engine = _lookaround_engine(tmp_path_factory, otp)
+    items = [(t, Scope()) for t in [text, *others, text]]
+    assert engine.inspect_many(items) == [engine.inspect(t, s) for t, s in items]
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _lookaround_engine(factory, otp) -> Engine:
+    if "otp" not in _ENGINES:
+        _ENGINES["otp"] = engine_for(factory.mktemp("otp"), [rule("r.otp", [otp]), rule("r.card", [LUHN])])
+    return _ENGINES["otp"]
+
+
+# -- 3. mixed CJK and Latin text ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "scope", "action", "entity", "value"),
+    [
+        ("这个产品是guaranteed return的", Scope(), "flag", "RISKY_PHRASE", "guaranteed return"),
+        ("これはzero riskです", Scope(), "flag", "RISKY_PHRASE", "zero risk"),
+        ("我的password是hunter22", Scope(), "block", "PASSWORD", "password是hunter22"),
+        ("SSN是536-22-1234", Scope(direction="outbound"), "block", "US_SSN", "536-22-1234"),
+        (
+            "邮箱是maria.gonzalez@example.org谢谢",
+            Scope(kind="message"),
+            "flag",
+            "EMAIL_ADDRESS",
+            "maria.gonzalez@example.org",
+        ),
+        ("IP是134.67.67.120", Scope(kind="message"), "flag", "IP_ADDRESS", "134.67.67.120"),
+        ("卡号4012888888881881。", Scope(), "redact", "CREDIT_CARD", "4012888888881881"),
+    ],
+)
+def test_latin_terms_and_patterns_match_next_to_cjk(shipped, text, scope, action, entity, value) -> None:
+    verdict = shipped.inspect(text, scope)
+    assert verdict.action.value == action
+    start = text.index(value)
+    assert [(f.entity, f.start, f.end) for f in verdict.findings] == [(entity, start, start + len(value))]
+
+
+def test_latin_lexicon_terms_still_need_latin_word_boundaries(tmp_path) -> None:
+    engine = engine_for(tmp_path, [rule("r.w", [{"type": "lexicon", "terms": ["zero risk", "café"]}])])
+    assert not engine.inspect("zeroriskfund").findings
+    assert not engine.inspect("azero risk").findings
+    assert not engine.inspect("cafés").findings  # an accented Latin letter continues the word
+    assert engine.inspect("是zero risk的").findings and engine.inspect("(zero risk)").findings
+
+
+# -- 9. regex time budget ----------------------------------------------------------------------
+
+
+def test_nested_quantifier_is_bounded_and_rejected_by_lint(tmp_path) -> None:
+    started = time.perf_counter()
+    assert BatchRegex("(a+)+$", budgeted=True).spans("a" * 32 + "!") == []
+    assert time.perf_counter() - started < 2
+    bad = rule("r.bad", [{"type": "pattern", "entity": "X", "regex": "(a+)+$"}])
+    with pytest.raises(PolicyError, match=r"repeats a repeat"):
+        load_policy_set(write_policy(tmp_path, [bad]))
+    # a repeated group with a required separator cannot split a run two ways: accepted
+    fine = rule("r.list", [{"type": "pattern", "entity": "X", "regex": r"(?:\d+,)+\d+"}])
+    assert load_policy_set(write_policy(tmp_path / "ok", [fine])).rules
+
+
+def test_backtracking_regex_times_out_per_text(tmp_path) -> None:
+    regex = BatchRegex("(a|aa)+$", budgeted=True)
+    started = time.perf_counter()
+    with pytest.raises(RegexTimeout, match=r"ran longer than"):
+        run_all([regex], ["fine", "a" * 60 + "!", "aaa"])
+    assert time.perf_counter() - started < 5
+
+
+def test_scan_gives_an_error_object_for_a_text_out_of_time(tmp_path) -> None:
+    slow = {"type": "pattern", "entity": "X", "regex": "(a|aa)+$"}
+    engine = engine_for(tmp_path, [rule("r.slow", [slow]), rule("r.card", [LUHN])])
+    lines = [
+        json.dumps({"id": "ok", "text": f"card {CARD}"}).encode(),
+        json.dumps({"id": "slow", "text": "a" * 60 + "!"}).encode(),
+        json.dumps({"id": "after", "text": "aaa"}).encode(),
+    ]
+    out = list(scan_lines(engine, lines))
+    assert [o.get("id") for o in out] == ["ok", "slow", "after"]
+    assert out[0]["action"] == "redact" and out[2]["action"] == "redact"
+    assert out[1]["line"] == 2 and "ran longer than" in out[1]["error"]
+
+
+def test_run_dead_letters_a_text_out_of_time(tmp_path) -> None:
+    slow = {"type": "pattern", "entity": "X", "regex": "(a|aa)+$"}
+    policy = write_policy(tmp_path / "rules", [rule("r.slow", [slow])])
+    write_jsonl(
+        tmp_path / "in" / "events-2026-01-05.jsonl", [event(1, body="a" * 60 + "!"), event(2, body="hi")]
+    )
+    ingest(tmp_path / "in", tmp_path / "archive", policy=str(policy))
+    dead = reader.read_table(tmp_path / "archive", layout.DEAD_LETTERS).to_pylist()
+    assert [d["reason_code"] for d in dead] == ["dlp_failed"] and "ran longer than" in dead[0]["reason"]
+    assert [r["body"] for r in reader.read_table(tmp_path / "archive").to_pylist()] == ["hi"]
+
+
+# -- 5, 13, 20. scan robustness ----------------------------------------------------------------
+
+
+def test_scan_survives_a_lone_surrogate_and_overlong_texts(shipped) -> None:
+    lines = [
+        b'{"id": "surrogate", "text": "\\ud800 card 4012 8888 8888 1881"}',
+        b'{"id": "\\udc00", "text": "x"}',
+        json.dumps({"id": "long", "text": "x" * 101}).encode(),
+        json.dumps({"id": "last", "text": f"card {CARD}"}).encode(),
+    ]
+    out = list(scan_lines(shipped, lines, max_text_chars=100))
+    assert out[0] == {"line": 1, "id": "surrogate", "error": out[0]["error"]}
+    assert "unpaired surrogate" in out[0]["error"]
+    assert out[1] == {"line": 2, "error": "id contains an unpaired surrogate (\\ud800-\\udfff escape)"}
+    assert "more than --max-text-chars 100" in out[2]["error"] and out[2]["id"] == "long"
+    assert out[3]["id"] == "last" and out[3]["action"] == "redact"
+
+
+def test_scan_cli_writes_every_line_after_a_surrogate(tmp_path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b'{"id": "s", "text": "\\ud800 x"}\n'
+        + json.dumps({"id": "big", "text": "y" * 70_000}).encode()
+        + b"\n"
+        + json.dumps({"id": "last", "text": "hello"}).encode()
+        + b"\n"
+    )
+    code, out, err = run_cli(["dlp", "scan", "--policy", str(RULES), "--input", str(source)], capsys)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and [r["id"] for r in rows] == ["s", "big", "last"]
+    assert "65,536" in rows[1]["error"] and "Traceback" not in err
+
+
+# -- 13. overlap resolution is the same as the quadratic definition, and fast -------------------
+
+
+def _brute_resolve(cands: list[Candidate]) -> list[Candidate]:
+    ranked = sorted(cands, key=lambda c: (-c.score, -(c.end - c.start), c.start, c.entity, c.detector))
+    kept: list[Candidate] = []
+    for cand in ranked:
+        if all(cand.end <= k.start or cand.start >= k.end for k in kept):
+            kept.append(cand)
+    return sorted(kept, key=lambda c: (c.start, c.end))
+
+
+def _brute_drop(cands: list[Candidate]) -> list[Candidate]:
+    return [
+        c
+        for c in cands
+        if not any(
+            o is not c
+            and o.start <= c.start
+            and c.end <= o.end
+            and o.score >= c.score
+            and (o.start, o.end) != (c.start, c.end)
+            for o in cands
+        )
+    ]
+
+
+_SPANS = st.lists(
+    st.tuples(st.integers(0, 30), st.integers(1, 8), st.sampled_from([0.3, 0.5, 0.85, 1.0])), max_size=25
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SPANS)
+def test_overlap_resolution_matches_the_definition(spans) -> None:
+    cands = [Candidate(s, s + n, "E", score, "d") for s, n, score in spans]
+    assert _resolve(cands) == _brute_resolve(cands)
+    unique = list({(c.start, c.end): c for c in cands}.values())  # the detector dedups spans first
+    assert _drop_contained(unique) == _brute_drop(unique)
+
+
+def test_overlap_resolution_is_not_quadratic() -> None:
+    # 8,000 disjoint candidates in one rule: the pairwise definition took seconds (64M comparisons),
+    # the sweep takes milliseconds; the bound is loose enough for a loaded machine
+    cands = [Candidate(i * 10, i * 10 + 5, "E", 0.8, "d") for i in range(8000)]
+    started = time.perf_counter()
+    assert len(_resolve(cands)) == len(_drop_contained(cands)) == 8000
+    assert time.perf_counter() - started < 1.5
+
+
+# -- 6, 12. keyed hash -------------------------------------------------------------------------
+
+HASH = {"type": "hash", "key_env": "T_KEY", "length": 16}
+
+
+def test_equal_values_hash_equally_whatever_their_format(tmp_path) -> None:
+    engine = engine_for(
+        tmp_path,
+        [rule("r", [LUHN | {"regex": r"(?<!\d)\d{4}(?:[ -]?\d{4}){3}(?!\d)"}], operator=HASH)],
+        env={"T_KEY": KEY},
+    )
+    texts = [CARD, "4012888888881881", "４０１２ ８８８８ ８８８８ １８８１", "4012-8888-8888-1881"]
+    digests = {engine.inspect(f"card {t} ok").redacted_text for t in texts}
+    assert len(digests) == 1
+    assert engine.inspect("card 5500 0000 0000 0004 ok").redacted_text not in digests
+
+
+def test_short_hash_keys_are_refused(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=rf"T_KEY is only 5 byte\(s\) long; use at least {MIN_KEY_BYTES}"):
+        engine_for(tmp_path, [rule("r", [LUHN], operator=HASH)], env={"T_KEY": "short"})
+
+
+def test_export_view_hashes_canonically(tmp_path) -> None:
+    views = {"export": {"show": "redacted", "operator": HASH}}
+    policy_set = load_policy_set(write_policy(tmp_path, [rule("r", [LUHN])], views=views))
+    engine = Engine(policy_set, hash_key_env={"T_KEY": KEY})
+    rows = []
+    for body in (f"card {CARD}", "card 4012888888881881"):
+        verdict = engine.inspect(body)
+        rows.append(
+            {
+                "body": body,
+                "dlp_action": verdict.action.value,
+                "dlp_findings": [f.model_dump() for f in verdict.findings],
+            }
+        )
+    exported = [view_text(row, "export", policy_set, env={"T_KEY": KEY}) for row in rows]
+    assert exported[0] == exported[1] and CARD not in exported[0]
+    assert view_text(rows[0], "delivery", policy_set) == "card <CREDIT_CARD>"
+
+
+# -- 10. view operator key checked at start-up -------------------------------------------------
+
+
+def test_view_hash_key_is_required_at_start_up(tmp_path) -> None:
+    views = {"export": {"show": "redacted", "operator": {"type": "hash", "key_env": "AUDIT_VIEW_KEY"}}}
+    policy_set = load_policy_set(write_policy(tmp_path, [rule("r", [LUHN])], views=views))
+    with pytest.raises(ConfigError, match=r"AUDIT_VIEW_KEY.*not set"):
+        Engine(policy_set, hash_key_env={})
+    Engine(policy_set, hash_key_env={"AUDIT_VIEW_KEY": KEY})
+
+
+# -- 7, 21. policy files -----------------------------------------------------------------------
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(
+        "id: t\ndescription: d\nrules:\n  - id: t.x\n    description: x\n    severity: high\n"
+        "    action: block\n    action: flag\n    detectors:\n      - {type: lexicon, terms: [x]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    assert str(info.value) == f"{path}:8: key 'action' given twice (first at line 7); keep one of them"
+
+
+def test_lint_reports_every_bad_file_and_short_hints(tmp_path, capsys) -> None:
+    good = rule("a.x", [{"type": "lexicon", "terms": ["x"]}])
+    write_policy(tmp_path, [good], name="a")
+    write_policy(tmp_path, [rule("b.x", [{"type": "pattern", "entity": "X", "regex": r"(\d{4}"}])], name="b")
+    write_policy(tmp_path, [rule("c.x", [{"type": "presidio", "entity": "CREDIT_CRAD"}])], name="c")
+    code, _, err = run_cli(["dlp", "lint", "--policy", str(tmp_path)], capsys)
+    assert code == 2
+    assert "b.yaml" in err and "c.yaml" in err
+    assert r"regex '(\d{4}' does not compile" in err  # written as in the file, not doubled
+    assert "did you mean CREDIT_CARD?" in err and "vigil dlp lint --entities" in err
+    assert "AU_ABN" not in err  # no dump of every entity name
+    code, out, _ = run_cli(["dlp", "lint", "--entities"], capsys)
+    assert code == 0 and "US_SSN" in out.splitlines() and "PERSON  (NER: needs the spaCy model)" in out
+
+
+# -- 8. dry-run --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "nonexistent", lambda p: p])
+def test_dry_run_without_an_archive_fails(tmp_path, capsys, make) -> None:
+    target = make(tmp_path)
+    code, out, err = run_cli(
+        ["dlp", "dry-run", "--policy", str(RULES / "conduct.yaml"), "--archive", str(target)], capsys
+    )
+    assert code == 2 and out == ""
+    assert (
+        err.strip()
+        == f"error: no archive at {target} (no {layout.MANIFEST}); pass the folder vigil run wrote"
+    )
+
+
+def test_dry_run_skips_vigils_own_notices() -> None:
+    rows = [
+        {"record_id": "1", "body": f"card {CARD}", "kind": "message", "event_type": "message"},
+        {
+            "record_id": "2",
+            "body": "Your SMS message was not delivered: keep this between us",
+            "kind": "auto_message",
+            "event_type": "dlp_blocked_notice",
+        },
+    ]
+    report = dry_run(load_policy_set(RULES), Path("unused"), rows=rows)
+    assert report.messages == 1 and report.notices == 1
+    assert report.to_json()["skipped_blocked_notices"] == 1
+
+
+# -- 18. employee groups -----------------------------------------------------------------------
+
+
+def test_unknown_employee_groups_behave_like_other_unknown_scope_fields(tmp_path) -> None:
+    scoped = rule("r.g", [LUHN], scope={"employee_groups": ["traders"], "channels": ["sms"]})
+    engine = engine_for(tmp_path, [scoped])
+    text = f"card {CARD}"
+    assert engine.inspect(text).action is DlpAction.REDACT  # nothing known
+    assert engine.inspect(text, Scope(channel="sms")).action is DlpAction.REDACT
+    assert engine.inspect(text, Scope(employee_groups=frozenset())).action is DlpAction.NONE
+    assert engine.inspect(text, Scope(employee_groups=frozenset({"research"}))).action is DlpAction.NONE
+    out = list(scan_lines(engine, [json.dumps({"id": 1, "text": text}).encode()]))
+    assert out[0]["action"] == "redact"
+
+
+# -- 19. blocked notice wording ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channel", "name"),
+    [
+        ("line", "LINE"),
+        ("sms", "SMS"),
+        ("wechat", "WeChat"),
+        ("whatsapp", "WhatsApp"),
+        ("teams", "Teams"),
+        ("mms", "MMS"),
+        ("voicemail", "voicemail"),
+    ],
+)
+def test_blocked_notice_names_the_channel(channel, name) -> None:
+    text = automessages.render("dlp_blocked_notice", "employee", channel=channel, rule_ids=["r"], reason="x")
+    assert text.strip().startswith(f"Your {name} message was not delivered")
+
+
+# -- 22. redacted-text expectations ------------------------------------------------------------
+
+
+def test_case_files_check_the_redacted_text(tmp_path) -> None:
+    write_policy(tmp_path, [rule("p.card", [LUHN], operator={"type": "mask", "keep_last": 4})], name="p")
+    (tmp_path / "p.tests.yaml").write_text(
+        "cases:\n"
+        "  - name: right\n"
+        f"    text: 'card {CARD}'\n"
+        "    expect: {action: redact, only: false, redacted: 'card ***************1881'}\n"
+        "  - name: wrong\n"
+        f"    text: 'card {CARD}'\n"
+        "    expect: {action: redact, only: false, redacted: 'card <CREDIT_CARD>'}\n",
+        encoding="utf-8",
+    )
+    results = run_casefile(tmp_path / "p.tests.yaml")
+    assert [r.status for r in results] == ["passed", "failed"]
+    assert results[1].problems == (
+        "redacted text is 'card ***************1881', expected 'card <CREDIT_CARD>'",
+    )
+
+
+def test_case_files_check_hashed_text_with_the_test_key(tmp_path) -> None:
+    import hashlib
+    import hmac
+
+    write_policy(
+        tmp_path, [rule("p.card", [LUHN], operator={"type": "hash", "key_env": "UNSET_KEY_X"})], name="p"
+    )
+    digest = hmac.new(TEST_HASH_KEY.encode(), b"4012888888881881", hashlib.sha256).hexdigest()[:16]
+    (tmp_path / "p.tests.yaml").write_text(
+        "cases:\n"
+        "  - name: hash\n"
+        f"    text: 'card {CARD}'\n"
+        f"    expect: {{action: redact, only: false, redacted: 'card {digest}'}}\n",
+        encoding="utf-8",
+    )
+    assert [r.status for r in run_casefile(tmp_path / "p.tests.yaml")] == ["passed"]
+
+
+def test_random_texts_batch_like_single(shipped) -> None:
+    rng = random.Random(5)
+    pieces = ["card ", CARD, " 是", "SSN", "536-22-1234", "\u00ad", "order ", "zero risk", "\n", "。", "IP是"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 8))) for _ in range(200)]
+    items = [(t, Scope(direction="outbound")) for t in texts]
+    assert shipped.inspect_many(items) == [shipped.inspect(t, s) for t, s in items]

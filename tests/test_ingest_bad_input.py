@@ -1,0 +1,248 @@
+"""Bad files and odd inputs on the real pipeline: one dead letter or one line of error, never a
+crashed run, never a file read twice, never data silently lost."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+from factories import event, line, write_jsonl
+from helpers import VIGIL, ingest
+
+from pipelines.archive import layout, reader
+from pipelines.archive.manifest import load_state
+from pipelines.ingest.read import read_lines
+
+
+def _dead(archive: Path) -> list[dict]:
+    return reader.read_table(archive, layout.DEAD_LETTERS).to_pylist()
+
+
+def _gz(path: Path, items: list) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = gzip.compress(b"".join(i if isinstance(i, bytes) else line(i) for i in items))
+    path.write_bytes(data)
+    return data
+
+
+def test_a_deeply_nested_line_is_dead_lettered_and_the_run_goes_on(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1), b"[" * 3000 + b"]" * 3000 + b"\n", event(2)])
+    summary = ingest(tmp_path / "in", tmp_path / "archive")
+    assert (summary.archived, summary.dead_letter_reasons) == (2, {"malformed_json": 1})
+    assert "nested too deeply" in _dead(tmp_path / "archive")[0]["reason"]
+
+
+def test_bad_gzip_files_are_dead_letters_and_other_files_are_archived(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "good.jsonl", [event(1), event(2)])
+    (src / "fake.jsonl.gz").write_bytes(line(event(3)))  # plain text named .gz
+    whole = _gz(tmp_path / "whole.gz", [event(10 + i, body=f"n{i} " + "x" * 400) for i in range(200)])
+    (src / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])  # a truncated gzip
+    summary = ingest(src, archive)
+    assert summary.balanced
+    assert summary.dead_letter_reasons == {"unreadable_file": 1, "truncated_gzip": 1}
+    assert summary.archived > 2  # good.jsonl and the readable part of cut.jsonl.gz
+    assert "2 file(s) could not be read to the end" in summary.render(archive)
+    by_code = {d["reason_code"]: d for d in _dead(archive)}
+    assert by_code["unreadable_file"]["source_name"].endswith("fake.jsonl.gz")
+    cut = by_code["truncated_gzip"]
+    assert cut["source_offset"] > 0 and f"{cut['source_offset']:,} decompressed bytes" in cut["reason"]
+    consumed = load_state(archive).consumed_sources()
+    assert [Path(n).name for n in consumed] == ["good.jsonl"]  # the bad files are read again next time
+    again = ingest(src, archive)
+    assert again.skipped_sources == 1 and again.dead_letters_already_stored == 2 and again.archived == 0
+
+
+def test_follow_mode_waits_for_a_gzip_still_being_written(tmp_path: Path) -> None:
+    whole = _gz(tmp_path / "whole.gz", [event(i, body="y" * 500) for i in range(300)])
+    cut = tmp_path / "growing.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    held = list(read_lines(str(cut), hold_partial_tail=True))
+    assert held and all(x.problem is None for x in held)  # no dead letter: the writer is not done
+    assert list(read_lines(str(cut)))[-1].problem[0] == "truncated_gzip"  # type: ignore[index]
+
+
+def test_the_same_input_spelled_differently_is_read_once(tmp_path: Path, monkeypatch) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(1), b"{bad\n"])
+    assert ingest(src, archive).sources == 1
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("in", "./in/", str(src) + "/", str(tmp_path / "in" / ".." / "in")):
+        summary = ingest(Path(spelling), archive)
+        assert (summary.sources, summary.skipped_sources) == (0, 1), spelling
+    assert len(_dead(archive)) == 1
+    (source,) = load_state(archive).consumed_sources()
+    assert source == str(src.resolve() / "a.jsonl")
+
+
+def test_files_in_underscore_or_dot_folders_and_the_archive_itself_are_skipped(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    write_jsonl(src / ".staging" / "x.jsonl", [event(2)])
+    write_jsonl(src / "_tmp" / "deeper" / "y.jsonl", [event(3)])
+    archive = src / "archive"  # the archive inside the input folder
+    first = ingest(src, archive)
+    assert (first.sources, first.archived) == (1, 1)
+    second = ingest(src, archive, only_new_sources=False)  # its manifest.jsonl is not an input
+    assert (second.sources, second.read, second.dead_lettered) == (1, 1, 0)
+
+
+def test_an_appended_file_is_read_on_from_where_the_last_commit_stopped(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    path = write_jsonl(src / "log.jsonl", [event(i) for i in range(5)])
+    assert ingest(src, archive).read == 5
+    with path.open("ab") as f:
+        f.write(line(event(5)) + line(event(6)) + b"{bad\n")
+    summary = ingest(src, archive)
+    assert (summary.read, summary.archived, summary.duplicates, summary.resumed_sources) == (3, 2, 0, 1)
+    rows = reader.read_table(archive, columns=["source_offset"]).column(0).to_pylist()
+    assert sorted(rows)[-1] == len(b"".join(line(event(i)) for i in range(6)))
+    # a rewritten prefix: read from the start again, and de-duplication sorts it out
+    path.write_bytes(line(event(100)) + path.read_bytes())
+    redo = ingest(src, archive)
+    assert (redo.resumed_sources, redo.read) == (0, 9)
+    assert (redo.archived, redo.duplicates, redo.dead_lettered) == (1, 7, 1)
+
+
+def test_conflict_and_dlp_dead_letters_keep_the_original_line(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    original = line(event(1))
+    conflict = line(event(1, body="the same id, other words"))
+    write_jsonl(src / "a.jsonl", [original, conflict])
+    summary = ingest(src, archive)
+    assert summary.dead_letter_reasons == {"conflicting_duplicate": 1}
+    (dead,) = _dead(archive)
+    assert dead["raw"] == conflict.rstrip(b"\n")  # replayable as received, not a re-serialised row
+    assert dead["source_offset"] == len(original)
+
+
+def test_plain_pyarrow_and_duckdb_read_the_archive_folders_as_they_are(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(1), event(2, channel="sms"), event(3, channel="line"), b"{bad\n"])
+    ingest(src, archive)
+    records = pq.read_table(archive / layout.RECORDS)
+    assert records.num_rows == 3
+    assert sorted(records.column("channel").to_pylist()) == ["line", "sms", "whatsapp"]
+    assert pq.read_table(archive / layout.DEAD_LETTERS).column("stage").to_pylist() == ["ingest"]
+    rows = duckdb.sql(
+        f"SELECT channel, event_month FROM read_parquet('{archive}/records/**/*.parquet', "
+        "hive_partitioning=1) ORDER BY channel"
+    ).fetchall()
+    assert rows == [("line", "2026-01"), ("sms", "2026-01"), ("whatsapp", "2026-01")]
+
+
+def _vigil(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=300)
+
+
+def test_out_of_range_options_are_refused_before_anything_is_read(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
+    base = ["run", "--input", str(tmp_path / "in"), "--archive", str(tmp_path / "a")]
+    for option, value in [
+        ("--max-line-bytes", "-1"),
+        ("--max-line-bytes", "0"),
+        ("--max-body-chars", "-1"),
+        ("--future-skew-minutes", "-60"),
+        ("--interval", "-1"),
+        ("--stop-after-idle", "0"),
+    ]:
+        result = _vigil(*base, option, value)
+        assert result.returncode == 2 and "is not in the range" in result.stderr, (option, result.stderr)
+    assert not (tmp_path / "a").exists()  # nothing was read, nothing was marked consumed
+
+
+def test_runner_and_option_mistakes_are_one_line_errors(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
+    base = ["run", "--input", str(tmp_path / "in"), "--archive", str(tmp_path / "a")]
+    cases = [
+        (["--runner", "Bogus"], "--runner Bogus is not a Beam runner"),
+        (["--follw"], "unknown option(s) --follw"),
+        (
+            ["--runner", "FlinkRunner", "--flink_master=127.0.0.1:9", "--environment_type=LOOPBACK"],
+            "--flink_master=127.0.0.1:9 does not answer",
+        ),
+    ]
+    for extra, message in cases:
+        result = _vigil(*base, *extra)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "a" / "records").exists()
+
+
+def test_a_manifest_line_that_is_not_an_object_is_named_not_a_traceback(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    ingest(src, archive)
+    write_jsonl(src / "b.jsonl", [event(2)])
+    ingest(src, archive)
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    manifest.write_bytes(lines[0] + b"[]\n" + b"".join(lines[2:]))
+    verify = _vigil("verify", "--archive", str(archive))
+    assert verify.returncode == 1 and "not a JSON object" in verify.stderr
+    run = _vigil("run", "--input", str(src), "--archive", str(archive), "--quiet")
+    assert run.returncode == 3 and "line 2 is not a JSON object" in run.stderr
+    assert "Traceback" not in verify.stderr + run.stderr
+
+
+def test_run_with_an_unreachable_elasticsearch_archives_anyway(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1), event(2)])
+    archive = tmp_path / "a"
+    result = _vigil(
+        "run", "--input", str(tmp_path / "in"), "--archive", str(archive), "--quiet",
+        "--es-url", "http://127.0.0.1:9",
+    )  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("warning: Elasticsearch is not usable")
+    assert (
+        f"Elasticsearch unreachable: nothing indexed; run `vigil es index --archive {archive}` "
+        "when it is back" in result.stdout
+    )
+    assert reader.read_table(archive).num_rows == 2
+
+
+def test_simulate_warns_when_its_days_reach_past_now(tmp_path: Path) -> None:
+    result = _vigil("simulate", "--out", str(tmp_path / "ev"), "--days", "1", "--start", "2999-01-01")
+    assert result.returncode == 0
+    assert "will dead-letter those events as future_timestamp" in result.stderr
+    quiet = _vigil("simulate", "--out", str(tmp_path / "ok"), "--days", "1", "--start", "2020-01-01")
+    assert "future_timestamp" not in quiet.stderr
+
+
+def test_a_last_line_without_its_newline_is_read_again_whole_once_the_file_grows(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    path = src / "log.jsonl"
+    src.mkdir()
+    whole = line(event(2))
+    path.write_bytes(line(event(1)) + whole[:40])  # the writer is in the middle of a line
+    first = ingest(src, archive)
+    assert (first.archived, first.dead_letter_reasons) == (1, {"malformed_json": 1})
+    with path.open("ab") as f:
+        f.write(whole[40:])
+    second = ingest(src, archive)
+    assert (second.resumed_sources, second.read, second.archived) == (1, 1, 1)
+    assert reader.read_table(archive).num_rows == 2
+
+
+def test_a_dlp_failure_dead_letter_keeps_the_original_line(tmp_path: Path, monkeypatch) -> None:
+    from pipelines.dlp.engine import Engine
+
+    real_many = Engine.inspect_many
+
+    def fragile(self, items):  # the pipeline retries a failed batch one text at a time
+        if any("BOOM" in text for text, _ in items):
+            raise RuntimeError("simulated engine failure")
+        return real_many(self, items)
+
+    monkeypatch.setattr(Engine, "inspect_many", fragile)
+    src = tmp_path / "in"
+    failing = line(event(2, body="BOOM goes the engine"))
+    write_jsonl(src / "a.jsonl", [event(1), failing])
+    summary = ingest(src, tmp_path / "archive")
+    assert (summary.archived, summary.dead_letter_reasons) == (1, {"dlp_failed": 1})
+    (dead,) = _dead(tmp_path / "archive")
+    assert dead["raw"] == failing.rstrip(b"\n")
