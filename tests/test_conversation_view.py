@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from dlp_helpers import rule, write_policy
 from search_support import ALEX, DANA, WEI, at, dataset, row, vigil, write_archive
+
+from pipelines.dlp import Engine, load_policy_set
 
 from pipelines.search.access import AccessRole, Identity
 from pipelines.search.conversation import build_timeline, load_conversation, render_html, render_text
@@ -135,14 +138,38 @@ def test_terminal_control_characters_are_shown_not_obeyed(tmp_path: Path) -> Non
     assert "    line two" in out  # newlines still break lines
 
 
-def test_the_html_export_uses_the_policys_export_view(archive: Path, tmp_path: Path) -> None:
-    # k-1: the secrets policy shows the CRM nothing, but exports the redacted text
-    crm = Identity("crm-sync", AccessRole.CRM)
-    rows = load_conversation(archive, "conv-key")
-    on_screen = build_timeline("conv-key", rows, crm).entries[0]
-    exported = build_timeline("conv-key", rows, crm, export=True).entries[0]
-    assert on_screen.text is None
-    assert exported.text == "Rotate key <AWS_ACCESS_KEY_ID> before Tuesday."
+def test_the_html_export_uses_the_policys_export_view(tmp_path: Path) -> None:
+    # the rule masks (the archived redacted view), the policy exports labels and withholds the CRM view
+    policy = write_policy(
+        tmp_path / "rules",
+        [rule("p.card", [{"type": "presidio", "entity": "CREDIT_CARD"}], operator={"type": "mask", "keep_last": 4})],
+        views={"delivery": "redacted", "export": {"show": "redacted", "operator": {"type": "replace"}}, "crm": "withheld"},
+    )
+    body = "card 4012 8888 8888 1881 please"
+    verdict = Engine(load_policy_set(policy)).inspect(body)
+    card = row(
+        "c-1",
+        at(5, 9),
+        body=body,
+        dlp={
+            "dlp_action": verdict.action.value,
+            "dlp_rule_ids": ["p.card"],
+            "dlp_findings": [f.model_dump() for f in verdict.findings],
+            "dlp_policy": "policy@1234",
+            "body_redacted": verdict.redacted_text,
+        },
+    )
+    reviewer = Identity("ravi", AccessRole.REVIEWER, dlp_policy=str(policy))
+    on_screen = build_timeline("conv-en", [card], reviewer).entries[0]
+    exported = build_timeline("conv-en", [card], reviewer, export=True).entries[0]
+    assert on_screen.text == "card ***************1881 please"
+    assert exported.text == "card <CREDIT_CARD> please"  # the export view, no more than the screen
+    # a role that sees nothing on screen exports nothing, whatever the export view would give
+    crm = Identity("crm-sync", AccessRole.CRM, dlp_policy=str(policy))
+    assert build_timeline("conv-en", [card], crm).entries[0].text is None
+    withheld = build_timeline("conv-en", [card], crm, export=True).entries[0]
+    assert withheld.text is None and withheld.withheld
+    assert body not in render_html(build_timeline("conv-en", [card], crm, export=True))
     # a policy whose export view is the original never gives a reviewer more than on screen
     conduct = {
         "rule_id": "conduct.guarantee",

@@ -270,3 +270,32 @@ def test_width_forms_in_a_body_fold_like_elasticsearch(tmp_path: Path) -> None:
     assert found(archive, "カード番号", names=names) == ["w-1"]
     assert found(archive, "ﾊﾟｽﾜｰﾄﾞ", names=names) == ["w-2"]
     assert found(archive, "NOT カード", names=names) == ["w-2"]
+
+
+def test_archives_written_before_the_folders_were_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An archive upgraded in place holds ``channel=`` folders (the first layout) beside ``ch=``
+    ones; DuckDB refuses to read two folder schemes as Hive partitions, so search must not."""
+    from pipelines.archive.verify import verify
+    from pipelines.search.conversation import load_conversation
+
+    root = tmp_path / "a"
+    old = row("old-1", at(5, 9), body="settlement in the first layout", channel="sms")
+    new = row("new-1", at(6, 9), body="settlement in the new layout")
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            layout,
+            "record_file",
+            lambda month, channel, commit, n: f"records/event_month={month}/channel={channel}/part-{commit}-{n:04d}.parquet",
+        )
+        write_archive(root, [old])
+    write_archive(root, [new])
+    folders = {f.path.split("/")[2].split("=")[0] for f in live_files(root)}
+    assert folders == {"channel", "ch"}
+    names = {old["record_id"]: "old-1", new["record_id"]: "new-1"}
+    assert set(found(root, "settlement", names=names)) == {"old-1", "new-1"}
+    assert found(root, "settlement channel:sms", names=names) == ["old-1"]
+    assert {f.partition["channel"] for f in live_files(root)} == {"sms", new["channel"]}
+    assert embedded.closest_parties(root, parse_query("participant:dana"))["dana"]
+    replayed = load_conversation(root, "conv-en")
+    assert [r["record_id"] for r in replayed] == [old["record_id"], new["record_id"]]
+    assert verify(root).ok

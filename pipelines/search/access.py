@@ -228,8 +228,8 @@ def export_text(row: Mapping[str, Any], identity: Identity) -> Shown:
     more than the role sees on screen: where the export view is the original and the role's own
     view is not, the role's own view is exported."""
     own = shown_text(row, identity)
-    if identity.role is AccessRole.OFFICER:
-        return own
+    if identity.role is AccessRole.OFFICER or own.text is None:
+        return own  # nothing on screen (no body, or withheld): nothing in the file either
     body = row.get("body")
     if body is None:
         return own

@@ -25,12 +25,15 @@ from pipelines.search import text as textmod
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 
 #: The files, read as they are: fast, and right whenever the files agree on the columns a
-#: statement uses (DuckDB refuses the statement otherwise; it never guesses).
-SOURCE = "read_parquet($files, hive_partitioning = true)"
+#: statement uses (DuckDB refuses the statement otherwise; it never guesses). Folder names are
+#: not read as columns (``hive_partitioning = false``): every column a query uses is in the
+#: files, and an archive written before the folders were renamed (``channel=`` beside ``ch=``)
+#: has two folder schemes DuckDB would refuse to mix.
+SOURCE = "read_parquet($files, hive_partitioning = false)"
 #: The files unioned by column name, for archives mixing schema versions. Only used when
 #: :data:`SOURCE` is refused: DuckDB re-reads every file's footer to bind it, ~0.3 ms per file
 #: per statement, which is most of the budget of an interactive search over a large archive.
-SOURCE_UNION = "read_parquet($files, hive_partitioning = true, union_by_name = true)"
+SOURCE_UNION = "read_parquet($files, hive_partitioning = false, union_by_name = true)"
 
 
 #: The SQL function (registered by :func:`pipelines.search.embedded.connection`) that applies
