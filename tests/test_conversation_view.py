@@ -9,12 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from dlp_helpers import rule, write_policy
+from rich.console import Console
 from search_support import ALEX, DANA, WEI, at, dataset, row, vigil, write_archive
 
 from pipelines.dlp import Engine, load_policy_set
-
 from pipelines.search.access import AccessRole, Identity
 from pipelines.search.conversation import build_timeline, load_conversation, render_html, render_text
 
@@ -142,8 +141,18 @@ def test_the_html_export_uses_the_policys_export_view(tmp_path: Path) -> None:
     # the rule masks (the archived redacted view), the policy exports labels and withholds the CRM view
     policy = write_policy(
         tmp_path / "rules",
-        [rule("p.card", [{"type": "presidio", "entity": "CREDIT_CARD"}], operator={"type": "mask", "keep_last": 4})],
-        views={"delivery": "redacted", "export": {"show": "redacted", "operator": {"type": "replace"}}, "crm": "withheld"},
+        [
+            rule(
+                "p.card",
+                [{"type": "presidio", "entity": "CREDIT_CARD"}],
+                operator={"type": "mask", "keep_last": 4},
+            )
+        ],
+        views={
+            "delivery": "redacted",
+            "export": {"show": "redacted", "operator": {"type": "replace"}},
+            "crm": "withheld",
+        },
     )
     body = "card 4012 8888 8888 1881 please"
     verdict = Engine(load_policy_set(policy)).inspect(body)

@@ -78,6 +78,23 @@ def test_the_same_input_spelled_differently_is_read_once(tmp_path: Path, monkeyp
     assert source == str(src.resolve() / "a.jsonl")
 
 
+def test_an_archive_that_recorded_inputs_as_typed_does_not_read_them_again(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # earlier versions kept the input path as typed (`in/a.jsonl`) in the manifest
+    from pipelines.ingest import read
+
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(1), event(2)])
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as old_version:
+        old_version.setattr(read, "canonical", lambda path: path)
+        assert ingest(Path("in"), archive).archived == 2
+    assert list(load_state(archive).consumed_sources()) == ["in/a.jsonl"]
+    summary = ingest(src, archive)
+    assert (summary.sources, summary.skipped_sources, summary.read) == (0, 1, 0)
+
+
 def test_files_in_underscore_or_dot_folders_and_the_archive_itself_are_skipped(tmp_path: Path) -> None:
     src = tmp_path / "in"
     write_jsonl(src / "a.jsonl", [event(1)])
@@ -164,12 +181,13 @@ def test_runner_and_option_mistakes_are_one_line_errors(tmp_path: Path) -> None:
             ["--runner", "FlinkRunner", "--flink_master=127.0.0.1:9", "--environment_type=LOOPBACK"],
             "--flink_master=127.0.0.1:9 does not answer",
         ),
+        (["--follow", "--stop-after-idle", "1", "--runner", "Bogus"], "--runner Bogus is not a Beam runner"),
     ]
     for extra, message in cases:
         result = _vigil(*base, *extra)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "a" / "records").exists()
+    assert not (tmp_path / "a").exists()  # refused before the archive folder was made
 
 
 def test_a_manifest_line_that_is_not_an_object_is_named_not_a_traceback(tmp_path: Path) -> None:

@@ -272,7 +272,9 @@ def test_width_forms_in_a_body_fold_like_elasticsearch(tmp_path: Path) -> None:
     assert found(archive, "NOT カード", names=names) == ["w-2"]
 
 
-def test_archives_written_before_the_folders_were_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_archives_written_before_the_folders_were_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An archive upgraded in place holds ``channel=`` folders (the first layout) beside ``ch=``
     ones; DuckDB refuses to read two folder schemes as Hive partitions, so search must not."""
     from pipelines.archive.verify import verify
@@ -285,7 +287,9 @@ def test_archives_written_before_the_folders_were_renamed(tmp_path: Path, monkey
         patch.setattr(
             layout,
             "record_file",
-            lambda month, channel, commit, n: f"records/event_month={month}/channel={channel}/part-{commit}-{n:04d}.parquet",
+            lambda month, channel, commit, n: (
+                f"records/event_month={month}/channel={channel}/part-{commit}-{n:04d}.parquet"
+            ),
         )
         write_archive(root, [old])
     write_archive(root, [new])

@@ -121,7 +121,7 @@ def command(
     does not answer at the start, the files are archived anyway, nothing is indexed, and the exit
     code is 4.
     """
-    from pipelines.ingest.run import RunOptions, check_runner, run
+    from pipelines.ingest.run import RunOptions, run
 
     es = config_from(es_options) if es_options.get("es_url") else None
     if es is not None:
@@ -143,7 +143,6 @@ def command(
         es_batch_size=es_batch_size,
         on_warning=lambda text: click.echo(text, err=True),
     )
-    check_runner(opts)  # before anything is written: an unknown option or runner is one line
     if follow:
         from pipelines.ingest.follow import follow as follow_loop
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipelines.archive import compact, layout, writer
 from pipelines.archive.manifest import load_state
-from pipelines.ingest.run import RunOptions, RunSummary, run_locked
+from pipelines.ingest.run import RunOptions, RunSummary, check_runner, run_locked
 
 
 @dataclasses.dataclass
@@ -56,6 +56,7 @@ def follow(
     opts = dataclasses.replace(opts, only_new_sources=True, hold_partial_tail=True)
     result = FollowSummary()
     idle = 0
+    check_runner(opts)
     with writer.archive_lock(archive):
         try:
             while True:

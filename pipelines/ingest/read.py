@@ -184,25 +184,84 @@ def prefix_sha256(source: str, length: int) -> str | None:
     return digest.hexdigest()
 
 
+class PrefixHash:
+    """SHA-256 of a plain file's bytes up to the last line end read, taken while the lines are read
+    (so a file is read once, not once for its lines and again for :func:`prefix_sha256`).
+
+    :func:`read_lines` feeds it every chunk it reads; a chunk without a line end (a long line's
+    head, or a last line a writer is still appending) is hashed on a copy until its line end
+    arrives, so :attr:`upto` and :meth:`hexdigest` always describe whole lines."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._whole: Any = None  # the hash before an unfinished line, while one is being read
+        self.position = 0  # bytes seen
+        self.upto = 0  # bytes up to and including the last line end seen
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk.endswith(b"\n"):
+            self._hash.update(chunk)
+            self._whole = None
+            self.upto = self.position + len(chunk)
+        elif chunk:
+            if self._whole is None:
+                self._whole = self._hash.copy()
+            self._hash.update(chunk)
+        self.position += len(chunk)
+
+    def hexdigest(self) -> str:
+        return (self._whole or self._hash).hexdigest()
+
+
+class _Hashed:
+    """A line source that shows every chunk it returns to a :class:`PrefixHash`."""
+
+    def __init__(self, stream: Any, prefix: PrefixHash):
+        self._stream = stream
+        self._prefix = prefix
+
+    def readline(self, size: int = -1, /) -> bytes:
+        chunk = self._stream.readline(size)
+        self._prefix.feed(chunk)
+        return chunk
+
+
 def resumable(source: str) -> bool:
     """Only plain files can be resumed at a byte offset (a .gz stream is read from its start)."""
     return not source.endswith(".gz")
 
 
 def read_lines(
-    source: str, max_line_bytes: int = MAX_LINE_BYTES, *, hold_partial_tail: bool = False, start: int = 0
+    source: str,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    *,
+    hold_partial_tail: bool = False,
+    start: int = 0,
+    prefix: PrefixHash | None = None,
 ) -> Iterator[Line]:
     """Every line of ``source`` with its byte offset (in the decompressed stream for .gz files).
 
     ``hold_partial_tail`` (follow mode) leaves a last line without its newline unread: a writer
     appending to the file has not finished it yet. ``start`` (plain files only) resumes at a byte
-    offset where an earlier run stopped."""
+    offset where an earlier run stopped. ``prefix`` (plain files only) is fed every byte read,
+    the first ``start`` bytes included, to hash what was read."""
     # Beam's own decompressing reader cannot bound a line's length, so decompress here.
     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         if resumable(source):
-            if start:
+            stream: Any = raw
+            if prefix is not None:
+                left = start
+                while left:  # read the part an earlier run archived into the hash, not past it
+                    chunk = raw.read(min(left, 1 << 20))
+                    if not chunk:
+                        return  # the file is now shorter than what was read before
+                    prefix.feed(chunk)
+                    left -= len(chunk)
+                prefix.upto = prefix.position
+                stream = _Hashed(raw, prefix)
+            elif start:
                 raw.seek(start)
-            yield from _lines(raw, source, max_line_bytes, hold_partial_tail, start)
+            yield from _lines(stream, source, max_line_bytes, hold_partial_tail, start)
             return
         with gzip.GzipFile(fileobj=raw) as stream:
             offset = 0

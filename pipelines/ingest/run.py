@@ -29,6 +29,7 @@ from pipelines.ingest.read import (
     FILE_PROBLEMS,
     MAX_LINE_BYTES,
     SourceFile,
+    canonical,
     discover,
     prefix_sha256,
     resumable,
@@ -251,6 +252,10 @@ def _es_preflight(cfg: Any) -> None:
 _KEY = ("name", "size", "mtime_ns")
 
 
+def _by_canonical_name(sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {canonical(name): {**seen, "name": canonical(name)} for name, seen in sources.items()}
+
+
 def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int, dict[str, int]]:
     """Files to read, how many were skipped as consumed unchanged, and where to start in each:
     a plain file that only grew since a commit consumed it (its first ``bytes_read`` bytes hash the
@@ -259,9 +264,12 @@ def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int, dict[str, i
     if not opts.only_new_sources:
         return found, 0, {}
     state = load_state(opts.archive)
-    consumed = state.consumed_sources()
+    # names as found now; manifests written before names were made canonical hold them as typed
+    consumed = _by_canonical_name(state.consumed_sources())
     # follow mode polls often: a broken file is dead-lettered once, then read again only if it changes
-    broken = state.consumed_sources("unfinished_sources") if opts.hold_partial_tail else {}
+    broken = (
+        _by_canonical_name(state.consumed_sources("unfinished_sources")) if opts.hold_partial_tail else {}
+    )
     fresh, starts = [], {}
     for source in found:
         before = consumed.get(source.name)
@@ -353,12 +361,14 @@ def run(opts: RunOptions) -> RunSummary:
     archive = Path(opts.archive)
     if archive.exists() and not archive.is_dir():
         raise ConfigError(f"--archive {archive} exists and is not a folder")
+    check_runner(opts)  # before anything is written: an unknown option or runner is one line
     with writer.archive_lock(archive):
         return run_locked(opts)
 
 
 def run_locked(opts: RunOptions) -> RunSummary:
-    """:func:`run` for a caller that already holds the archive lock (``--follow``)."""
+    """:func:`run` for a caller that already holds the archive lock and has checked the runner
+    (``--follow``, which does both once rather than on every poll)."""
     archive = Path(opts.archive)
     now = (opts.now or dt.datetime.now(UTC)).astimezone(UTC)
     commit = layout.new_commit_id(dt.datetime.now(UTC))
@@ -378,7 +388,6 @@ def run_locked(opts: RunOptions) -> RunSummary:
         summary.commit = None
         summary.manifest_head = load_state(archive).head
         return summary
-    check_runner(opts)
     engine = load_engine(opts)
     if opts.es is not None:
         try:

@@ -26,7 +26,7 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines import progress
 from pipelines.archive import layout, reader, writer
 from pipelines.ingest import dedup, parse
-from pipelines.ingest.read import FILE_PROBLEMS, prefix_sha256, read_lines, resumable
+from pipelines.ingest.read import FILE_PROBLEMS, PrefixHash, prefix_sha256, read_lines, resumable
 from pipelines.record import from_micros, to_micros
 
 NAMESPACE = "vigil"
@@ -56,8 +56,9 @@ class _ReadLines(beam.DoFn):
     def process(self, item: tuple[str, int]) -> Iterator[Any]:
         source, start = item
         end = start
+        prefix = PrefixHash() if resumable(source) else None
         for line in read_lines(
-            source, self.max_line_bytes, hold_partial_tail=self.hold_partial_tail, start=start
+            source, self.max_line_bytes, hold_partial_tail=self.hold_partial_tail, start=start, prefix=prefix
         ):
             progress.report("reading (bytes)", line.span)
             if line.span > line.size:  # ended by a newline: an unterminated last line is read again
@@ -67,8 +68,9 @@ class _ReadLines(beam.DoFn):
                 continue
             self.lines.inc()
             yield line
-        if resumable(source):  # where the next run goes on, and a hash to tell it nothing changed before
-            yield TaggedOutput(POSITIONS, (source, end, prefix_sha256(source, end)))
+        if prefix is not None:  # where the next run goes on, and a hash to tell it nothing changed before
+            sha = prefix.hexdigest() if prefix.upto == end else prefix_sha256(source, end)
+            yield TaggedOutput(POSITIONS, (source, end, sha))
 
 
 class ReadEvents(beam.PTransform):

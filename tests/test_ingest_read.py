@@ -1,0 +1,54 @@
+"""Reading input files: the hash of what was read is taken while reading, and equals a re-read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.ingest.read import BOM, PrefixHash, prefix_sha256, read_lines
+
+LONG = b"x" * 3000  # longer than the max_line_bytes used below: read in several chunks
+
+CASES = {
+    "plain": b'{"a": 1}\n{"b": 2}\n',
+    "crlf and blanks": b'{"a": 1}\r\n\r\n\n{"b": 2}\r\n',
+    "byte-order mark": BOM + b'{"a": 1}\n{"b": 2}\n',
+    "unfinished last line": b'{"a": 1}\n{"b": 2}\n{"c": ',
+    "long line": b'{"a": 1}\n' + LONG + b"\n" + b'{"b": 2}\n',
+    "long unfinished line": b'{"a": 1}\n' + LONG,
+    "empty": b"",
+}
+
+
+def _read(path: Path, start: int, hold: bool) -> tuple[int, PrefixHash]:
+    """What the pipeline's reader does: the end of the last whole line, and the inline hash."""
+    prefix, end = PrefixHash(), start
+    for line in read_lines(str(path), 1000, hold_partial_tail=hold, start=start, prefix=prefix):
+        if line.span > line.size:
+            end = line.offset + line.span
+    return end, prefix
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["batch", "follow"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_inline_hash_is_the_hash_of_the_bytes_read(tmp_path: Path, name: str, hold: bool) -> None:
+    data = CASES[name]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    end, prefix = _read(path, 0, hold)
+    assert prefix.upto == end
+    assert prefix.hexdigest() == prefix_sha256(str(path), end)
+    # a later run resumes where this one ended, after the file grew
+    path.write_bytes(data + b'{"d": 4}\n')
+    later_end, later = _read(path, end, hold)
+    assert later.upto == later_end > end
+    assert later.hexdigest() == prefix_sha256(str(path), later_end)
+
+
+def test_a_file_cut_below_the_resume_point_reads_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"a": 1}\n')
+    end, prefix = _read(path, 100, hold=False)
+    assert end == 100 and prefix.upto != end  # the caller sees the mismatch and re-hashes (None)
+    assert prefix_sha256(str(path), end) is None
