@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from factories import event
+from factories import line as event_line
 
+from pipelines.ingest.parse import original_bytes, row_payload
 from pipelines.ingest.read import BOM, PrefixHash, prefix_sha256, read_lines
+from pipelines.record import record_id_for
 
 LONG = b"x" * 3000  # longer than the max_line_bytes used below: read in several chunks
 
@@ -52,3 +56,20 @@ def test_a_file_cut_below_the_resume_point_reads_nothing(tmp_path: Path) -> None
     end, prefix = _read(path, 100, hold=False)
     assert end == 100 and prefix.upto != end  # the caller sees the mismatch and re-hashes (None)
     assert prefix_sha256(str(path), end) is None
+
+
+def test_a_dead_letter_takes_the_source_line_only_while_it_is_still_that_event(tmp_path: Path) -> None:
+    """Later stages read a refused record's line back by offset; if the file was rewritten since,
+    the bytes there belong to another event and the parsed row is kept instead."""
+    path = tmp_path / "a.jsonl"
+    first, second = event_line(event(1)), event_line(event(2))
+    path.write_bytes(first + second)
+    row = {"record_id": record_id_for("acme", "whatsapp", "evt-000002"), "body": "parsed"}
+    assert original_bytes(str(path), len(first), row) == second.rstrip(b"\n")
+
+    path.write_bytes(first + event_line(event(3)))  # same offset, another event now
+    assert original_bytes(str(path), len(first), row) == row_payload(row)
+    path.write_bytes(first + b"not json at all\n")
+    assert original_bytes(str(path), len(first), row) == row_payload(row)
+    path.unlink()
+    assert original_bytes(str(path), len(first), row) == row_payload(row)

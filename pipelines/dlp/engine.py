@@ -258,6 +258,21 @@ class Engine:
             out.extend(self._inspect_batch(items[i : i + self.batch_size]))
         return out
 
+    def inspect_each(self, items: Sequence[tuple[str, Scope]]) -> list[Verdict | Exception]:
+        """:meth:`inspect_many`, except that a text the engine fails on gets its exception in its
+        place instead of failing the batch: the batch is retried text by text, so one bad text
+        (a regex over its time budget, a recognizer error) costs only itself."""
+        try:
+            return list(self.inspect_many(items))
+        except Exception:
+            out: list[Verdict | Exception] = []
+            for text, scope in items:
+                try:
+                    out.append(self.inspect(text, scope))
+                except Exception as exc:  # the caller turns it into an error for this text
+                    out.append(exc)
+            return out
+
     def _inspect_batch(self, items: Sequence[tuple[str, Scope]]) -> list[Verdict]:
         # identical (text, scope) pairs are inspected once
         index: dict[tuple[str, Scope], int] = {}

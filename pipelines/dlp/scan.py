@@ -114,20 +114,6 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
         yield raw.rstrip(b"\r\n")
 
 
-def _inspect_each(engine: Engine, items: list[tuple[str, Scope]]) -> list[Verdict | Exception]:
-    """Verdicts for a batch; when the batch fails, text by text so only the bad texts fail."""
-    try:
-        return list(engine.inspect_many(items))
-    except Exception:
-        out: list[Verdict | Exception] = []
-        for text, scope in items:
-            try:
-                out.append(engine.inspect(text, scope))
-            except Exception as exc:  # becomes this line's error object
-                out.append(exc)
-        return out
-
-
 def scan_lines(
     engine: Engine,
     lines: Iterable[bytes],
@@ -140,7 +126,7 @@ def scan_lines(
 
     def flush() -> Iterator[dict[str, Any]]:
         good = [p for _, p in batch if isinstance(p, tuple)]
-        verdicts = iter(_inspect_each(engine, [(text, scope) for _, text, scope in good]))
+        verdicts = iter(engine.inspect_each([(text, scope) for _, text, scope in good]))
         for number, parsed in batch:
             if not isinstance(parsed, tuple):
                 yield parsed

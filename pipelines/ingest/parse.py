@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from pipelines.ingest.read import RAW_KEEP_BYTES, Line
+from pipelines.ingest.read import RAW_KEEP_BYTES, Line, line_at
 from pipelines.record import (
     MAX_BODY_CHARS,
     SCHEMA_VERSION,
@@ -77,11 +77,29 @@ def row_payload(row: dict[str, Any]) -> bytes:
 
 def original_bytes(source: str, offset: int, row: dict[str, Any]) -> bytes:
     """The line as received, read back from its source file (later stages keep only the parsed
-    row, and a refused line must be replayable as it was); :func:`row_payload` if it is gone."""
-    from pipelines.ingest.read import line_at
+    row, and a refused line must be replayable as it was). The bytes found at ``offset`` are used
+    only if they are still this record's event (same org, channel and event id give the same
+    record id): a source rewritten since it was read must not lend another event's bytes to this
+    dead letter. Otherwise, or when the file is gone, :func:`row_payload`."""
+    if not source or source.startswith("vigil:"):
+        return row_payload(row)
+    raw = line_at(source, offset)
+    if raw and _is_line_of(raw, row.get("record_id")):
+        return raw
+    return row_payload(row)
 
-    raw = line_at(source, offset) if source and not source.startswith("vigil:") else None
-    return raw if raw else row_payload(row)
+
+def _is_line_of(raw: bytes, record_id: Any) -> bool:
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    org, channel, event_id = data.get("org"), data.get("channel"), data.get("event_id")
+    if not (isinstance(org, str) and isinstance(channel, str) and isinstance(event_id, str)):
+        return False
+    return record_id_for(org, channel, event_id) == record_id
 
 
 def dead_letter(

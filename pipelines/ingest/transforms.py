@@ -152,10 +152,7 @@ class _ApplyDlp(beam.DoFn):
         notices = self.notices
         texts = [(i, row) for i, row in enumerate(batch) if row.get("body")]
         items = [(row["body"], self.scope_of(row)) for _, row in texts]
-        try:
-            verdicts: list[Any] = self.engine.inspect_many(items)
-        except Exception:  # one bad text must not sink its batch: retry one by one
-            verdicts = [self._one(text, scope) for text, scope in items]
+        verdicts = self.engine.inspect_each(items)  # a text the engine fails on is an exception
         by_index = {i: v for (i, _), v in zip(texts, verdicts, strict=True)}
         policy_id = self.engine.policy_set.label
         for i, row in enumerate(batch):
@@ -182,12 +179,6 @@ class _ApplyDlp(beam.DoFn):
                     )
             yield row, riders
         progress.report("DLP (records)", len(batch))
-
-    def _one(self, text: str, scope: Any) -> Any:
-        try:
-            return self.engine.inspect(text, scope)
-        except Exception as exc:  # becomes a dead letter, with the reason
-            return exc
 
 
 def _dlp_dead_letter(row: dict[str, Any], exc: Exception, now_us: int) -> dict[str, Any]:

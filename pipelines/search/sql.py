@@ -178,8 +178,9 @@ def _leaf(node: Node, column: str, p: Params) -> str:
     prefix = isinstance(node, Prefix)
     if len(segs) == 1 and segs[0].cjk:
         # width forms fold as in Elasticsearch's cjk analyzer (ｶｰﾄﾞ = カード); a body is folded only
-        # when it holds a character that folding changes
-        # (only katakana has half-width forms, so a run without it is a plain substring test)
+        # when it holds a character that folding changes. A run of CJK characters holds no ASCII
+        # (full-width letters and digits make their own Latin segment), and of its characters only
+        # katakana have half-width forms, so a run without katakana is a plain substring test.
         folded = textmod.width_fold(segs[0].text)
         run = p.add(folded)
         if not any("\u30a0" <= c <= "\u30ff" for c in folded):

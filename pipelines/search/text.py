@@ -30,6 +30,7 @@ ones listed above, follow the simpler embedded rule.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -299,8 +300,6 @@ def cjk_hint(segs: list[Segment]) -> str | None:
 
 
 def _width_table() -> dict[int, str]:
-    import unicodedata
-
     table = {code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}  # full-width ASCII
     for code in range(0xFF65, 0xFFA0):  # half-width katakana and its sound marks
         table[code] = unicodedata.normalize("NFKC", chr(code))
@@ -315,7 +314,5 @@ WIDTH_FORMS = "[\\x{FF01}-\\x{FF5E}\\x{FF65}-\\x{FF9F}]"
 def width_fold(text: str) -> str:
     """Full-width ASCII as ASCII (``ＴＳＭＣ`` → ``TSMC``) and half-width katakana as full-width
     kana, sound marks joined (``ｶｰﾄﾞ`` → ``カード``), like Elasticsearch's ``cjk_width`` filter."""
-    import unicodedata
-
     folded = text.translate(_WIDTH)
     return unicodedata.normalize("NFC", folded) if folded != text else text
