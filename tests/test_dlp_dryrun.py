@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from dlp_helpers import rule, write_policy
 from factories import event, write_jsonl
 from helpers import ingest
 
@@ -109,3 +110,15 @@ def test_no_change_when_replaying_the_same_policy(archive, capsys) -> None:
     main(["dlp", "dry-run", "--policy", str(RULES), "--archive", str(archive)])
     out = capsys.readouterr().out
     assert "0 would change" in out and "no rule changes what happens to any message" in out
+
+
+def test_cli_names_messages_it_could_not_inspect_and_exits_1(tmp_path, capsys) -> None:
+    write_jsonl(tmp_path / "in" / "events-2026-01-05.jsonl", [event(1, body="a" * 60 + "!"), event(2)])
+    ingest(tmp_path / "in", tmp_path / "archive")
+    slow = {"type": "pattern", "entity": "X", "regex": "(a|aa)+$"}
+    policy = write_policy(tmp_path / "rules", [rule("r.slow", [slow])])
+    code = main(["dlp", "dry-run", "--policy", str(policy), "--archive", str(tmp_path / "archive")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "2 message(s) replayed" in out and "1 message(s) could not be inspected" in out
+    assert "ran longer than" in out

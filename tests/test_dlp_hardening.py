@@ -24,7 +24,7 @@ from pipelines.dlp import Engine, Scope, load_policy_set, view_text
 from pipelines.dlp.batch_regex import BatchRegex, RegexTimeout, run_all
 from pipelines.dlp.casefile import TEST_HASH_KEY, run_casefile
 from pipelines.dlp.detectors import Candidate, _drop_contained
-from pipelines.dlp.dryrun import dry_run
+from pipelines.dlp.dryrun import dry_run, format_report
 from pipelines.dlp.engine import _resolve
 from pipelines.dlp.redact import MIN_KEY_BYTES
 from pipelines.dlp.scan import scan_lines
@@ -220,6 +220,23 @@ def test_run_dead_letters_a_text_out_of_time(tmp_path) -> None:
     dead = reader.read_table(tmp_path / "archive", layout.DEAD_LETTERS).to_pylist()
     assert [d["reason_code"] for d in dead] == ["dlp_failed"] and "ran longer than" in dead[0]["reason"]
     assert [r["body"] for r in reader.read_table(tmp_path / "archive").to_pylist()] == ["hi"]
+
+
+def test_dry_run_reports_texts_out_of_time_and_compares_the_rest(tmp_path) -> None:
+    slow = {"type": "pattern", "entity": "X", "regex": "(a|aa)+$"}
+    policy = load_policy_set(
+        write_policy(tmp_path / "rules", [rule("r.slow", [slow]), rule("r.card", [LUHN])])
+    )
+    rows = [
+        {"record_id": "ok", "body": f"card {CARD}", "kind": "message"},
+        {"record_id": "slow", "body": "a" * 60 + "!", "kind": "message"},
+        {"record_id": "plain", "body": "hello", "kind": "message"},
+    ]
+    report = dry_run(policy, Path("unused"), rows=rows)
+    assert (report.messages, report.failed, report.changed) == (3, 1, 1)
+    assert report.failures[0]["record_id"] == "slow" and "ran longer than" in report.failures[0]["reason"]
+    assert sum(report.transitions.values()) == 2  # the compared ones; the failed one is named instead
+    assert "1 message(s) could not be inspected" in format_report(report)
 
 
 # -- 5, 13, 20. scan robustness ----------------------------------------------------------------

@@ -180,7 +180,10 @@ def scan(
 )
 @click.option("--samples", type=click.IntRange(0, 50), default=3, show_default=True, help="Samples per rule.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def dry_run(policy: Path, archive: Path, against: Path | None, samples: int, as_json: bool) -> None:
+@click.pass_context
+def dry_run(
+    ctx: click.Context, policy: Path, archive: Path, against: Path | None, samples: int, as_json: bool
+) -> None:
     """Replay archived messages through a policy and report what would change, per rule."""
     import json
 
@@ -197,3 +200,5 @@ def dry_run(policy: Path, archive: Path, against: Path | None, samples: int, as_
     click.echo(
         json.dumps(report.to_json(), indent=2, ensure_ascii=False) if as_json else format_report(report)
     )
+    if report.failed:
+        ctx.exit(1)  # the report is incomplete: some messages were not compared

@@ -52,6 +52,7 @@ COLUMNS = [
 ]
 CHANGES = ("blocked", "redacted", "flagged", "released")
 SAMPLE_CHARS = 200
+MAX_FAILURES_SHOWN = 5
 _LABEL = OperatorSpec(type="replace")
 
 
@@ -83,6 +84,9 @@ class DryRunReport:
     skipped: int = 0  # records without a body (events)
     notices: int = 0  # Vigil's own dlp_blocked_notice auto-messages, not replayed
     changed: int = 0
+    #: messages a policy's engine failed on (e.g. a regex over its time budget): not compared
+    failed: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)  # the first few, with the reason
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     rules: dict[str, RuleChanges] = field(default_factory=lambda: defaultdict(RuleChanges))
 
@@ -94,6 +98,8 @@ class DryRunReport:
             "skipped_without_body": self.skipped,
             "skipped_blocked_notices": self.notices,
             "changed": self.changed,
+            "failed": self.failed,
+            "failures": self.failures,
             "transitions": [
                 {"from": old, "to": new, "messages": n} for (old, new), n in sorted(self.transitions.items())
             ],
@@ -169,16 +175,29 @@ def dry_run(
         with_body = [r for r in traffic if isinstance(r.get("body"), str) and r["body"]]
         report_.skipped += len(traffic) - len(with_body)
         items = [(r["body"], Scope.from_row(r)) for r in with_body]
-        verdicts = engine.inspect_many(items)
+        verdicts = engine.inspect_each(items)
+        currents: list[_Current | Exception]
         if current_engine is not None:
-            currents = [_fresh(v) for v in current_engine.inspect_many(items)]
+            currents = [
+                v if isinstance(v, Exception) else _fresh(v) for v in current_engine.inspect_each(items)
+            ]
         else:
             currents = [_stored(r) for r in with_body]
         for row, verdict, current in zip(with_body, verdicts, currents, strict=True):
             report_.messages += 1
+            if isinstance(verdict, Exception) or isinstance(current, Exception):
+                _failed(report_, row, verdict if isinstance(verdict, Exception) else current)
+                continue
             _compare(report_, row["body"], verdict, current, new_actions, samples)
         report(f"dry-run: {new.id}", len(batch))
     return report_
+
+
+def _failed(report_: DryRunReport, row: Mapping[str, Any], exc: Any) -> None:
+    report_.failed += 1
+    if len(report_.failures) < MAX_FAILURES_SHOWN:
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        report_.failures.append({"record_id": str(row.get("record_id")), "reason": reason})
 
 
 def _compare(
@@ -219,6 +238,12 @@ def format_report(report_: DryRunReport) -> str:
         f"{report_.messages} message(s) replayed ({report_.skipped} record(s) without a body and "
         f"{report_.notices} of Vigil's own blocked-message notices skipped), {report_.changed} would change",
     ]
+    if report_.failed:
+        lines.append(
+            f"{report_.failed} message(s) could not be inspected and are not compared "
+            "(fix the policy, e.g. a slow regex, and run again):"
+        )
+        lines.extend(f"  {f['record_id']}: {f['reason']}" for f in report_.failures)
     moved = [(k, n) for k, n in sorted(report_.transitions.items()) if k[0] != k[1]]
     if moved:
         lines.append("actions: " + ", ".join(f"{old} -> {new}: {n}" for (old, new), n in moved))
