@@ -5,6 +5,7 @@
       deadletters/at_stage=<stage>/date=YYYY-MM-DD/part-<commit>-<n>.parquet
       _ledger/manifest.jsonl     every committed file, hash-chained (see ledger.py)
       _ledger/audit.jsonl        who searched or viewed what, hash-chained
+      _ledger/manifest.index.json  live files as of a manifest line (a cache, see manifest_index.py)
       _staging/<commit>/...      files written but not yet committed (never read)
       _runs/<commit>.json        the report of each run (counts, options, duration)
       _lock                      held by the one process writing the archive
@@ -36,6 +37,7 @@ DEAD_LETTERS = "deadletters"
 LEDGER_DIR = "_ledger"
 MANIFEST = f"{LEDGER_DIR}/manifest.jsonl"
 AUDIT = f"{LEDGER_DIR}/audit.jsonl"
+MANIFEST_INDEX = f"{LEDGER_DIR}/manifest.index.json"
 STAGING = "_staging"
 RUNS = "_runs"
 LOCK = "_lock"

@@ -13,7 +13,9 @@ the leftover of an interrupted append; recovery cuts it off (it was never commit
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,13 @@ class ManifestState:
     total_lines: int = 0
     head: str = ""
     last_commit: str | None = None
+    committed_bytes: int = 0  # where the last commit entry ends in the manifest file
+    last_line_bytes: int = 0  # the length of that entry's line
+
+    def copy(self) -> ManifestState:
+        return dataclasses.replace(
+            self, live=dict(self.live), removed=dict(self.removed), commits=dict(self.commits)
+        )
 
     def audit_anchor(self) -> dict[str, Any] | None:
         """The newest audit-log position a commit recorded (``{"seq", "head"}``), if any."""
@@ -72,10 +81,10 @@ def manifest_ledger(root: Path) -> Ledger:
     return Ledger(Path(root) / layout.MANIFEST)
 
 
-def _entries_tolerating_tail(ledger: Ledger) -> tuple[list[dict[str, Any]], int]:
-    """Entries, plus the number of raw lines. A damaged *last* line is the leftover of an
-    interrupted append and is skipped; damage anywhere else is corruption and raises."""
-    lines = [line for _, line in ledger.raw_lines()]
+def parse_entries(path: Path, lines: list[bytes], first_line: int = 1) -> list[dict[str, Any]]:
+    """The entries of ``lines`` (numbered from ``first_line`` in ``path``, for messages). A damaged
+    *last* line is the leftover of an interrupted append and is skipped; damage anywhere else is
+    corruption and raises."""
     entries = []
     for i, line in enumerate(lines):
         try:
@@ -84,32 +93,110 @@ def _entries_tolerating_tail(ledger: Ledger) -> tuple[list[dict[str, Any]], int]
             if i == len(lines) - 1:
                 break
             raise ArchiveError(
-                f"{ledger.path} line {i + 1} is damaged; run `vigil verify` to see every problem"
+                f"{path} line {first_line + i} is damaged; run `vigil verify` to see every problem"
             ) from exc
         if not isinstance(entry, dict):
             raise ArchiveError(
-                f"{ledger.path} line {i + 1} is not a JSON object (the ledger was edited); "
+                f"{path} line {first_line + i} is not a JSON object (the ledger was edited); "
                 "run `vigil verify` to see every problem"
             )
         entries.append(entry)
-    return entries, len(lines)
+    return entries
 
 
-def load_state(root: Path) -> ManifestState:
-    """Replay the manifest. Entries after the last commit entry are ignored (never committed)."""
-    ledger = manifest_ledger(root)
-    entries, total = _entries_tolerating_tail(ledger)
-    last_commit = max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
-    state = ManifestState(committed_lines=last_commit + 1, total_lines=total)
+def last_commit_index(entries: list[dict[str, Any]]) -> int:
+    """Position of the last ``commit`` entry (-1 if none): what follows it was never committed."""
+    return max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
+
+
+def replay_committed(path: Path, state: ManifestState, entries: list[dict[str, Any]]) -> int:
+    """Apply ``entries`` up to their last commit entry to ``state``; returns how many were applied."""
+    last_commit = last_commit_index(entries)
     try:
         _replay(state, entries[: last_commit + 1])
-        state.head = entries[last_commit]["hash"] if last_commit >= 0 else ""
+        if last_commit >= 0:
+            state.head = entries[last_commit]["hash"]
     except (KeyError, TypeError) as exc:
         raise ArchiveError(
-            f"{ledger.path} has an entry without the field {exc} (the ledger was edited); "
+            f"{path} has an entry without the field {exc} (the ledger was edited); "
             "run `vigil verify` to see every problem"
         ) from None
+    return last_commit + 1
+
+
+#: the last state each manifest was read to, by path: long-running writers (``--follow``) then
+#: replay only what was appended since (a few files, not the least recently read, are kept)
+_last_read: dict[str, ManifestState] = {}
+_KEEP = 4
+
+
+def load_state(root: Path, *, upto_lines: int | None = None, fresh: bool = False) -> ManifestState:
+    """The committed state of the manifest; entries after the last commit entry are ignored (never
+    committed). Treat the result as read-only.
+
+    A process remembers the state it last read: if the manifest still holds that state's last
+    commit entry at the same place, only the lines after it are replayed. ``fresh`` (what verify
+    uses) and ``upto_lines`` (the state after that many lines) replay from the first line."""
+    ledger = manifest_ledger(root)
+    if fresh or upto_lines is not None:
+        lines = [line for _, line in ledger.raw_lines()]
+        return apply_lines(ledger.path, ManifestState(), lines if upto_lines is None else lines[:upto_lines])
+    key = str(ledger.path.absolute())
+    start = _last_read.pop(key, None)
+    if start is None or not ends_at(ledger.path, start):
+        start = ManifestState()
+    lines = lines_after(ledger.path, start.committed_bytes)
+    unchanged = not lines and start.total_lines == start.committed_lines
+    state = start if unchanged else apply_lines(ledger.path, start.copy(), lines)
+    _last_read[key] = state
+    while len(_last_read) > _KEEP:
+        del _last_read[next(iter(_last_read))]
     return state
+
+
+def apply_lines(path: Path, state: ManifestState, lines: list[bytes]) -> ManifestState:
+    """Replay the committed part of ``lines`` (the manifest lines after ``state``) onto ``state``."""
+    covered = state.committed_lines
+    entries = parse_entries(path, lines, first_line=covered + 1)
+    applied = replay_committed(path, state, entries)
+    state.total_lines = covered + len(lines)
+    if applied:
+        state.committed_lines = covered + applied
+        state.committed_bytes += sum(len(line) for line in lines[:applied])
+        state.last_line_bytes = len(lines[applied - 1])
+    return state
+
+
+def ends_at(path: Path, state: ManifestState) -> bool:
+    """Whether the manifest still has ``state``'s last commit entry where ``state`` says it ends
+    (same bytes position, sequence number and hash). Always true for the empty state."""
+    if state.committed_lines == 0:
+        return True
+    offset, length = state.committed_bytes, state.last_line_bytes
+    try:
+        with path.open("rb") as f:
+            if not 0 < length <= offset or f.seek(0, os.SEEK_END) < offset:
+                return False
+            f.seek(offset - length)
+            line = f.read(length)
+        entry = json.loads(line)
+    except (OSError, ValueError):
+        return False
+    return (
+        line.endswith(b"\n")
+        and isinstance(entry, dict)
+        and entry.get("op") == "commit"
+        and entry.get("hash") == state.head
+        and entry.get("seq") == state.committed_lines
+    )
+
+
+def lines_after(path: Path, offset: int) -> list[bytes]:
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        f.seek(offset)
+        return list(f)
 
 
 def _replay(state: ManifestState, entries: list[dict[str, Any]]) -> None:

@@ -15,14 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.archive import layout
-from pipelines.archive.manifest import DataFile, load_state
+from pipelines.archive.manifest import DataFile
+from pipelines.archive.manifest_index import live_view
 from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA
 
 SCHEMAS = {layout.RECORDS: ARROW_SCHEMA, layout.DEAD_LETTERS: DEAD_LETTER_SCHEMA}
 
 
 def live_files(archive: Path, kind: str = layout.RECORDS) -> list[DataFile]:
-    return load_state(Path(archive)).files(kind)
+    return live_view(Path(archive)).files(kind)
 
 
 def live_paths(archive: Path, kind: str = layout.RECORDS) -> list[Path]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipelines.archive import layout
+from pipelines.archive import layout, manifest_index
 from pipelines.archive.ledger import GENESIS, Ledger
 from pipelines.archive.manifest import ManifestState, load_state, manifest_ledger
 from pipelines.archive.writer import file_sha256, staging_dir
@@ -76,11 +76,12 @@ def verify(
         return report
     report.problems.extend(f"manifest: {p}" for p in ledger.problems())
     try:
-        state = load_state(root)
+        state = load_state(root, fresh=True)
     except (ArchiveError, ValueError, KeyError) as exc:
         report.problems.append(f"manifest cannot be replayed: {exc}")
         return report
     report.manifest_head = state.head
+    report.problems.extend(manifest_index.problems(root))
     if state.total_lines > state.committed_lines:
         report.notes.append(
             f"{state.total_lines - state.committed_lines} manifest line(s) after the last commit "

@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.archive import layout
+from pipelines.archive import layout, manifest_index
 from pipelines.archive.manifest import load_state, manifest_ledger
 from pipelines.errors import ArchiveError, ArchiveLockedError
 from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, event_month, from_micros
@@ -266,6 +266,8 @@ def commit(
     manifest_ledger(root).append(entries)
     _crash_point("after_manifest")
     _publish(root, commit_id, [f.path for f in staged], [r[0] for r in removes or []])
+    with contextlib.suppress(ArchiveError, OSError):  # a cache: readers replay the manifest without it
+        manifest_index.refresh(root)
     return True
 
 

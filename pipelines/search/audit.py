@@ -60,9 +60,9 @@ def audit_position(archive: Path) -> dict[str, Any] | None:
 
 
 def _anchored_seq(archive: Path) -> int:
-    from pipelines.archive.manifest import load_state
+    from pipelines.archive.manifest_index import live_view
 
-    anchor = load_state(Path(archive)).audit_anchor()
+    anchor = live_view(Path(archive)).audit_anchor
     return int(anchor["seq"]) if anchor else 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -24,21 +23,12 @@ sys.path.insert(0, str(HERE.parent))  # tests/: es_support and fakes
 
 from es_support import config, rows  # noqa: E402
 from fakes.es_server import FakeElasticsearch  # noqa: E402
+from timing import timed  # noqa: E402
 
 from exporters.elasticsearch.bulk import index_rows  # noqa: E402
 from exporters.elasticsearch.config import make_client  # noqa: E402
 from exporters.elasticsearch.documents import to_action  # noqa: E402
 from exporters.elasticsearch.setup import install  # noqa: E402
-
-
-def timed(fn, repeat: int = 1) -> float:
-    """Best of ``repeat`` runs: the machine is shared, the minimum is the least noisy figure."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def main() -> None:

@@ -1,0 +1,180 @@
+"""What readers need from the manifest, without replaying all of it.
+
+Searches and conversation views need the committed files and the audit log's anchor. Replaying the
+manifest for them costs time linear in its length, and a long ``--follow`` adds a few entries per
+commit (156,000 entries, 20,000 micro-batches, take about 1.9 s). ``_ledger/manifest.index.json``
+holds that view as of one manifest line (the last entry of a commit): the live files, the newest
+audit anchor, and where that line is (byte offset, length, hash). A reader checks that the
+manifest still has that entry at that place, then replays only the lines after it.
+
+The index is a cache, never the record: each commit rewrites it, a reader that replayed a long
+tail refreshes it, anything that does not fit (missing, damaged, older format, manifest rewritten
+or cut) makes the reader replay the whole manifest instead, and ``vigil verify`` checks it against
+a full replay of the lines it covers (:func:`problems`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pipelines.archive import layout
+from pipelines.archive.manifest import (
+    DataFile,
+    ManifestState,
+    apply_lines,
+    ends_at,
+    lines_after,
+    load_state,
+    manifest_ledger,
+)
+
+FORMAT = 1
+#: a reader that replayed at least this many committed lines past the index rewrites it
+REFRESH_AFTER_LINES = 200
+
+_FILE_FIELDS = [f.name for f in dataclasses.fields(DataFile)]
+
+
+@dataclasses.dataclass
+class LiveView:
+    """The committed files and the audit anchor. ``state`` has the live files and the manifest
+    position; commits and removals from before the index are not in it."""
+
+    state: ManifestState
+    audit_anchor: dict[str, Any] | None
+    replayed_lines: int  # manifest lines this read replayed (all of them without a fitting index)
+
+    @property
+    def live(self) -> dict[str, DataFile]:
+        return self.state.live
+
+    @property
+    def lines(self) -> int:
+        return self.state.committed_lines
+
+    @property
+    def head(self) -> str:
+        return self.state.head
+
+    def files(self, kind: str) -> list[DataFile]:
+        return self.state.files(kind)
+
+
+def index_path(root: Path) -> Path:
+    return Path(root) / layout.MANIFEST_INDEX
+
+
+def live_view(root: Path) -> LiveView:
+    """The committed files, from the index plus the manifest lines after it."""
+    root = Path(root)
+    path = manifest_ledger(root).path
+    state, anchor = _fitting_index(root) or (ManifestState(), None)
+    covered = state.committed_lines
+    state = apply_lines(path, state, lines_after(path, state.committed_bytes))
+    replayed = state.committed_lines - covered
+    view = LiveView(state, state.audit_anchor() or anchor, replayed)
+    if replayed >= REFRESH_AFTER_LINES:
+        write(root, view)
+    return view
+
+
+def refresh(root: Path) -> LiveView:
+    """Bring the index up to the manifest's last commit (the writer calls this after each commit)."""
+    view = live_view(root)
+    if view.replayed_lines:
+        write(root, view)
+    return view
+
+
+def write(root: Path, view: LiveView) -> None:
+    """Replace the index atomically. A cache: failing to write it (read-only archive, full disk)
+    only means the next reader replays more."""
+    target = index_path(root)
+    document = {
+        "format": FORMAT,
+        "lines": view.state.committed_lines,
+        "offset": view.state.committed_bytes,
+        "last_line_bytes": view.state.last_line_bytes,
+        "hash": view.state.head,
+        "audit_anchor": view.audit_anchor,
+        "live": [[getattr(f, name) for name in _FILE_FIELDS] for _, f in sorted(view.live.items())],
+    }
+    temp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        temp.write_text(json.dumps(document, separators=(",", ":"), ensure_ascii=False), encoding="utf-8")
+        os.replace(temp, target)
+    except OSError:
+        temp.unlink(missing_ok=True)
+
+
+def problems(root: Path) -> list[str]:
+    """What is wrong with the index, checked against a full replay of the manifest lines it covers.
+    An index that no longer matches the manifest is ignored by readers, so only one that matches
+    but lists other files (or another audit anchor) is a problem."""
+    path = index_path(root)
+    if not path.exists():
+        return []
+    document = _read(path)
+    if document is None or _fitting_index(root) is None:
+        return []
+    expected = load_state(root, upto_lines=document["lines"])
+    found: list[str] = []
+    listed = {row[0] for row in document["live"]}
+    for rel in sorted(listed - set(expected.live)):
+        found.append(f"{layout.MANIFEST_INDEX} lists {rel}, which the manifest does not have live")
+    for rel in sorted(set(expected.live) - listed):
+        found.append(f"{layout.MANIFEST_INDEX} leaves out {rel}, which the manifest has live")
+    for row in document["live"]:
+        f = expected.live.get(row[0])
+        if f is not None and list(row) != [getattr(f, name) for name in _FILE_FIELDS]:
+            found.append(f"{layout.MANIFEST_INDEX} describes {row[0]} differently from the manifest")
+    if document.get("audit_anchor") != expected.audit_anchor():
+        found.append(f"{layout.MANIFEST_INDEX} has another audit anchor than the manifest")
+    return [f"{p} (delete it; the next search rebuilds it from the manifest)" for p in found]
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        return None
+    ints = ("lines", "offset", "last_line_bytes")
+    if not all(isinstance(document.get(k), int) and document[k] > 0 for k in ints):
+        return None
+    if not isinstance(document.get("hash"), str) or not isinstance(document.get("live"), list):
+        return None
+    if not all(isinstance(row, list) and len(row) == len(_FILE_FIELDS) for row in document["live"]):
+        return None
+    anchor = document.get("audit_anchor")
+    if anchor is not None and not isinstance(anchor, dict):
+        return None
+    return document
+
+
+def _fitting_index(root: Path) -> tuple[ManifestState, dict[str, Any] | None] | None:
+    """The index as a starting state, if it still fits the manifest (see :func:`ends_at`)."""
+    document = _read(index_path(root))
+    if document is None:
+        return None
+    try:
+        live = {row[0]: DataFile(**dict(zip(_FILE_FIELDS, row, strict=True))) for row in document["live"]}
+    except TypeError:
+        return None
+    state = ManifestState(
+        live=live,
+        committed_lines=document["lines"],
+        total_lines=document["lines"],
+        head=document["hash"],
+        committed_bytes=document["offset"],
+        last_line_bytes=document["last_line_bytes"],
+    )
+    if not ends_at(manifest_ledger(root).path, state):
+        return None
+    return state, document.get("audit_anchor")
