@@ -82,11 +82,19 @@ def iter_rows(
             yield from batch.to_pylist()
 
 
+def record_hashes(path: Path) -> dict[str, str]:
+    """``record_id -> content_sha256`` of one record file."""
+    table = read_file(path, layout.RECORDS, ["record_id", "content_sha256"])
+    return dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+
 def record_index(archive: Path) -> dict[str, str]:
-    """``record_id -> content_sha256`` of everything archived: what de-duplication checks against."""
+    """``record_id -> content_sha256`` of everything archived: what de-duplication checks against
+    (:mod:`pipelines.archive.record_index` keeps one up to date between commits)."""
+    root = Path(archive)
     index: dict[str, str] = {}
-    for _, table in iter_tables(archive, layout.RECORDS, ["record_id", "content_sha256"]):
-        index.update(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+    for f in live_files(root):
+        index.update(record_hashes(root / f.path))
     return index
 
 

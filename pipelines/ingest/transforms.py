@@ -25,6 +25,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from pipelines import progress
 from pipelines.archive import layout, reader, writer
+from pipelines.archive.record_index import RecordIndex
 from pipelines.ingest import dedup, parse
 from pipelines.ingest.read import FILE_PROBLEMS, PrefixHash, prefix_sha256, read_lines, resumable
 from pipelines.record import from_micros, to_micros
@@ -214,19 +215,19 @@ class ApplyDlp(beam.PTransform):
 # ------------------------------------------------------------------------------------------------
 # de-duplicate
 
-_INDEX_CACHE: dict[tuple[str, str], dict[str, str]] = {}
+_INDEXES: dict[str, RecordIndex] = {}
 
 
 def archived_index(archive: str) -> dict[str, str]:
-    """record_id → content hash of the archive, loaded once per process per manifest head."""
+    """record_id → content hash of the archive: built once per process, then brought up to date
+    with only the files committed since (see :mod:`pipelines.archive.record_index`)."""
     from pipelines.archive.manifest import load_state
 
-    head = load_state(Path(archive)).head
-    key = (archive, head)
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE.clear()
-        _INDEX_CACHE[key] = reader.record_index(Path(archive))
-    return _INDEX_CACHE[key]
+    index = _INDEXES.get(archive)
+    if index is None:
+        _INDEXES.clear()
+        index = _INDEXES.setdefault(archive, RecordIndex(Path(archive)))
+    return index.update(load_state(Path(archive)))
 
 
 class _Choose(beam.DoFn):
