@@ -112,17 +112,21 @@ def write(root: Path, view: LiveView) -> None:
         temp.unlink(missing_ok=True)
 
 
-def problems(root: Path) -> list[str]:
-    """What is wrong with the index, checked against a full replay of the manifest lines it covers.
-    An index that no longer matches the manifest is ignored by readers, so only one that matches
-    but lists other files (or another audit anchor) is a problem."""
+def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
+    """What is wrong with the index, checked against a full replay of the manifest lines it covers
+    (``replayed``, verify's own replay, is used when it ends where the index does). An index that
+    no longer matches the manifest is ignored by readers, so only one that matches but lists other
+    files (or another audit anchor) is a problem."""
     path = index_path(root)
     if not path.exists():
         return []
     document = _read(path)
     if document is None or _fitting_index(root) is None:
         return []
-    expected = load_state(root, upto_lines=document["lines"])
+    if replayed is not None and replayed.committed_lines == document["lines"]:
+        expected = replayed
+    else:
+        expected = load_state(root, upto_lines=document["lines"])
     found: list[str] = []
     listed = {row[0] for row in document["live"]}
     for rel in sorted(listed - set(expected.live)):

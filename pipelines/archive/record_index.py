@@ -45,12 +45,7 @@ class RecordIndex:
                     self.ids = {}
                     to_read = sorted(live)
                 for path in to_read:
-                    table = reader.read_file(
-                        self.root / path, layout.RECORDS, ["record_id", "content_sha256"]
-                    )
-                    self.ids.update(
-                        zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)
-                    )
+                    self.ids.update(reader.record_hashes(self.root / path))
                     self.files_read += 1
                 self.files = set(live)
                 self.head = state.head

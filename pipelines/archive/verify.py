@@ -81,7 +81,7 @@ def verify(
         report.problems.append(f"manifest cannot be replayed: {exc}")
         return report
     report.manifest_head = state.head
-    report.problems.extend(manifest_index.problems(root))
+    report.problems.extend(manifest_index.problems(root, state))
     if state.total_lines > state.committed_lines:
         report.notes.append(
             f"{state.total_lines - state.committed_lines} manifest line(s) after the last commit "
