@@ -44,7 +44,7 @@ def _same_as_replay(root: Path) -> manifest_index.LiveView:
     for kind in layout.KINDS:
         assert view.files(kind) == state.files(kind)
     assert view.audit_anchor == state.audit_anchor()
-    assert (view.lines, view.head) == (state.committed_lines, state.head)
+    assert (view.state.committed_lines, view.state.head) == (state.committed_lines, state.head)
     return view
 
 
@@ -116,7 +116,7 @@ def test_lines_after_the_last_commit_are_not_read(tmp_path: Path) -> None:
     with (root / layout.MANIFEST).open("ab") as f:  # an append cut off before its commit entry
         f.write((canonical(orphan) + "\n").encode() + b'{"op": "com')
     view = _same_as_replay(root)
-    assert "records/x.parquet" not in view.live
+    assert "records/x.parquet" not in view.state.live
 
 
 def test_a_reader_that_replayed_a_long_tail_rewrites_the_index(

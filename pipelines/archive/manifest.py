@@ -104,14 +104,10 @@ def parse_entries(path: Path, lines: list[bytes], first_line: int = 1) -> list[d
     return entries
 
 
-def last_commit_index(entries: list[dict[str, Any]]) -> int:
-    """Position of the last ``commit`` entry (-1 if none): what follows it was never committed."""
-    return max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
-
-
-def replay_committed(path: Path, state: ManifestState, entries: list[dict[str, Any]]) -> int:
-    """Apply ``entries`` up to their last commit entry to ``state``; returns how many were applied."""
-    last_commit = last_commit_index(entries)
+def _replay_committed(path: Path, state: ManifestState, entries: list[dict[str, Any]]) -> int:
+    """Apply ``entries`` up to their last commit entry (what follows it was never committed) to
+    ``state``; returns how many were applied."""
+    last_commit = max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
     try:
         _replay(state, entries[: last_commit + 1])
         if last_commit >= 0:
@@ -158,7 +154,7 @@ def apply_lines(path: Path, state: ManifestState, lines: list[bytes]) -> Manifes
     """Replay the committed part of ``lines`` (the manifest lines after ``state``) onto ``state``."""
     covered = state.committed_lines
     entries = parse_entries(path, lines, first_line=covered + 1)
-    applied = replay_committed(path, state, entries)
+    applied = _replay_committed(path, state, entries)
     state.total_lines = covered + len(lines)
     if applied:
         state.committed_lines = covered + applied

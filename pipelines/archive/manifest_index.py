@@ -49,18 +49,6 @@ class LiveView:
     audit_anchor: dict[str, Any] | None
     replayed_lines: int  # manifest lines this read replayed (all of them without a fitting index)
 
-    @property
-    def live(self) -> dict[str, DataFile]:
-        return self.state.live
-
-    @property
-    def lines(self) -> int:
-        return self.state.committed_lines
-
-    @property
-    def head(self) -> str:
-        return self.state.head
-
     def files(self, kind: str) -> list[DataFile]:
         return self.state.files(kind)
 
@@ -102,7 +90,7 @@ def write(root: Path, view: LiveView) -> None:
         "last_line_bytes": view.state.last_line_bytes,
         "hash": view.state.head,
         "audit_anchor": view.audit_anchor,
-        "live": [[getattr(f, name) for name in _FILE_FIELDS] for _, f in sorted(view.live.items())],
+        "live": [[getattr(f, name) for name in _FILE_FIELDS] for _, f in sorted(view.state.live.items())],
     }
     temp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
