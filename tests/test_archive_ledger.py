@@ -52,6 +52,18 @@ def test_an_edited_entry_with_recomputed_hash_breaks_the_chain(tmp_path: Path) -
     assert any("line 4" in p and "chain broken" in p for p in ledger.problems())
 
 
+def test_a_rewritten_line_that_still_hashes_the_same_is_caught(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    # a second "n" first: Python (last value wins) still reads the hashed entry, other readers 99
+    lines[1] = b'{"n":99,' + lines[1][1:]
+    lines[3] = json.dumps(json.loads(lines[3]), indent=1).replace("\n", "").encode() + b"\n"
+    _rewrite(ledger, lines)
+    problems = ledger.problems()
+    assert [p.split(":")[0] for p in problems] == ["l.jsonl line 2", "l.jsonl line 4"]
+    assert all("not written the way Vigil writes entries" in p for p in problems)
+
+
 def test_removed_and_reordered_entries_are_caught(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
     lines = ledger.path.read_bytes().splitlines(keepends=True)

@@ -36,6 +36,10 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
         json.dumps({"id": "g", "text": "ＳＳＮ ５３６-２２-１２３４", "direction": "inbound"}).encode(),
         json.dumps({"id": "h", "text": "see you at noon"}).encode(),
         b"[1, 2]",
+        # a second "text" would be what a last-wins reader scans and a first-wins reader sends
+        b'{"id": "k", "text": "hello", "text": "card 4012 8888 8888 1881"}',
+        b"[" * 5000 + b"]" * 5000,  # too deep for the JSON reader: an error line, the scan goes on
+        json.dumps({"id": "m", "text": "last line"}).encode(),
     ]
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
@@ -43,7 +47,7 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     assert code == 1  # some lines failed
     rows = [json.loads(line) for line in out.splitlines()]
     # error objects carry the id whenever the JSON could be read
-    assert [r.get("id", r.get("line")) for r in rows] == ["a", 2, "c", 4, "e", "f", "g", "h", 10]
+    assert [r.get("id", r.get("line")) for r in rows] == ["a", 2, "c", 4, "e", "f", "g", "h", 10, 11, 12, "m"]
     assert {r["id"]: r["line"] for r in rows if "error" in r and "id" in r} == {"c": 3, "e": 6}
     by_id = {r["id"]: r for r in rows if "id" in r and "error" not in r}
     assert by_id["a"]["action"] == "redact" and by_id["a"]["redacted_text"] == "card ***************1881"
@@ -59,7 +63,10 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     assert errors[4].startswith("invalid UTF-8")
     assert errors[6].startswith("unknown channel 'fax'")
     assert errors[10].startswith("expected a JSON object")
-    assert "5 error(s)" in err
+    assert errors[11].startswith("key 'text' appears twice")
+    assert errors[12] == "JSON nested too deeply to read safely"
+    assert by_id["m"]["action"] == "none"
+    assert "7 error(s)" in err
 
 
 def test_scan_all_good_exits_zero(tmp_path, capsys) -> None:

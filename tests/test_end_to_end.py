@@ -27,6 +27,7 @@ EXPECTED = {
     "naive_timestamp": "invalid_timestamp",
     "empty_message": "empty_message",
     "huge_line": "line_too_long",
+    "duplicate_key": "duplicate_key",
     "conflicting_duplicate": "conflicting_duplicate",
     "exact_duplicate": None,  # not a dead letter: counted as a duplicate
 }

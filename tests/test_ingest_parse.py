@@ -23,6 +23,13 @@ def parse(raw: bytes, limits: Limits = LIMITS):
     return parse_line(Line("src.jsonl", 0, payload, len(payload), None), now=NOW, limits=limits)
 
 
+def with_key_twice(data: dict, obj_marker: bytes, key: str, value: str) -> bytes:
+    """``data`` as a line whose object starting at ``obj_marker`` names ``key`` a second time."""
+    raw = line(data)
+    at = raw.index(obj_marker) + len(obj_marker)
+    return raw[:at] + json.dumps(key).encode() + b": " + json.dumps(value).encode() + b", " + raw[at:]
+
+
 def without(field: str) -> dict:
     data = event(1)
     del data[field]
@@ -63,6 +70,15 @@ BAD = [
     ("invalid_timestamp", line(event(1, event_time="0001-01-01T00:00:00Z")), "before 2000-01-01"),
     ("invalid_timestamp", line(event(1, event_time=1767574840)), "not a number"),
     ("invalid_timestamp", line(event(1, received_time=1767574840.5)), "not a number"),
+    # a key named twice: pydantic keeps the last value, other readers the first
+    ("duplicate_key", with_key_twice(event(1, body="hi"), b"{", "body", "4111 1111 1111 1111"), "'body'"),
+    (
+        "duplicate_key",
+        with_key_twice(event(1), b'"sender": {', "name", "Someone Else"),
+        "appears twice in one JSON object",
+    ),
+    # found on the step-by-step path too (the event is also invalid otherwise)
+    ("duplicate_key", with_key_twice(event(1, kind="auto_message"), b"{", "org", "other"), "'org'"),
     # nested too deeply for the JSON parser: a dead letter, not a RecursionError for the run
     ("malformed_json", b"[" * 5000 + b"]" * 5000, "nested too deeply"),
     ("malformed_json", b'{"attributes": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),

@@ -85,6 +85,10 @@ def test_listed_lines_are_broken_as_described() -> None:
             _invalid(raw, "timezone")
         elif kind == "empty_message":
             _invalid(raw, "empty message")
+        elif kind == "duplicate_key":
+            bodies = [v for k, v in json.loads(raw, object_pairs_hook=list) if k == "body"]
+            assert len(bodies) == 2 and bodies[0] != bodies[1]
+            Event.model_validate_json(raw)  # valid as a model (last value wins): ingest must judge it
         elif kind in ("exact_duplicate", "conflicting_duplicate"):
             copy = Event.model_validate_json(raw)
             original = Event.model_validate_json(

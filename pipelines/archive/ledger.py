@@ -91,6 +91,13 @@ class Ledger:
                 found.append(f"{where}: chain broken, 'prev' does not match the previous entry's hash")
             if entry.get("hash") != entry_hash(entry):
                 found.append(f"{where}: entry content does not match its hash; it was altered")
+            elif line.rstrip(b"\n") != canonical(entry).encode():
+                # same meaning to Python, but a key named twice reads differently elsewhere
+                found.append(
+                    f"{where}: not written the way Vigil writes entries (a key repeated, keys "
+                    "reordered or spacing changed); its bytes were edited although its hash still "
+                    "matches what Python reads"
+                )
             prev = entry.get("hash", "?")
             expected_seq = (entry.get("seq") or expected_seq) + 1
         return found

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
+from pipelines import strict_json
 from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.record import MAX_BODY_CHARS, Channel, Direction, Kind
 
@@ -56,9 +57,13 @@ def parse_line(
     except UnicodeDecodeError as exc:
         return {"line": number, "error": f"invalid UTF-8 at byte {exc.start}"}
     try:
-        obj = json.loads(line)
+        obj = strict_json.loads(line)
+    except strict_json.RepeatedKeyError as exc:
+        return {"line": number, "error": exc.describe()}
     except json.JSONDecodeError as exc:
         return {"line": number, "error": f"malformed JSON: {exc.msg} at column {exc.colno}"}
+    except RecursionError:
+        return {"line": number, "error": "JSON nested too deeply to read safely"}
     if not isinstance(obj, dict):
         return {"line": number, "error": "expected a JSON object with a text field"}
     ident = obj.get("id")

@@ -9,6 +9,7 @@ line_too_long          the line exceeds the per-line byte limit
 invalid_utf8           the bytes are not UTF-8
 malformed_json         not parseable as JSON (also: nested too deeply to parse safely)
 not_an_object          JSON, but not an object
+duplicate_key          one JSON object names the same key twice (parsers disagree on which counts)
 unknown_channel        ``channel`` is missing or not one Vigil knows
 missing_field          a required field is absent
 oversized_body         the body exceeds the character limit
@@ -38,6 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from pipelines import strict_json
 from pipelines.ingest.read import RAW_KEEP_BYTES, Line, line_at
 from pipelines.record import (
     MAX_BODY_CHARS,
@@ -174,6 +176,10 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
     except (ValidationError, RecursionError):
         pass  # the step-by-step path below says precisely what is wrong
     else:
+        try:
+            strict_json.loads(line.raw)  # pydantic kept the last of a repeated key without a word
+        except strict_json.RepeatedKeyError as exc:
+            return dead("duplicate_key", exc.describe())
         body = event.body
         if body is not None and len(body) > limits.max_body_chars:
             return dead(
@@ -185,7 +191,9 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
     except UnicodeDecodeError as exc:
         return dead("invalid_utf8", f"not UTF-8: byte {exc.start} ({line.raw[exc.start : exc.start + 1]!r})")
     try:
-        data = json.loads(text)
+        data = strict_json.loads(text)
+    except strict_json.RepeatedKeyError as exc:
+        return dead("duplicate_key", exc.describe())
     except json.JSONDecodeError as exc:
         return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}")
     except RecursionError:

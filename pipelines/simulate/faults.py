@@ -20,6 +20,8 @@ exact_duplicate         an earlier good line delivered again (same content, late
                         sometimes into a later day's file; ingest keeps one copy, no dead letter
 conflicting_duplicate   same org, channel and event_id as an earlier good line, different body
 huge_line               a line over 1 MiB
+duplicate_key           a message line naming ``body`` twice, with different texts (a JSON object
+                        with a repeated key reads differently in different parsers)
 ======================= =========================================================================
 """
 
@@ -46,6 +48,7 @@ FAULT_KINDS = (
     "exact_duplicate",
     "conflicting_duplicate",
     "huge_line",
+    "duplicate_key",
 )
 #: faults ingest should de-duplicate rather than dead-letter
 DUPLICATE_KINDS = frozenset({"exact_duplicate"})
@@ -84,7 +87,7 @@ class FaultInjector:
         # every kind at least once: the first ones are placed early, a few lines apart
         self._owed = list(FAULT_KINDS)
         rng.shuffle(self._owed)
-        self._spacing = max(2, min(50, round(1 / rate))) if rate > 0 else 0
+        self._spacing = max(2, min(40, round(1 / rate))) if rate > 0 else 0
         self._recent: deque[Written] = deque(maxlen=64)
         self._earlier_days: deque[Written] = deque(maxlen=32)
         self._seen = 0
@@ -167,6 +170,13 @@ class FaultInjector:
             _as_message(data)
             data["attachments"] = []
             data["body"] = rng.choice(("", "   "))
+        elif kind == "duplicate_key":
+            _as_message(data)
+            data["body"] = "Confirming the order as discussed."
+            payload = json.dumps(data, ensure_ascii=False).encode()
+            # the first "body" says one thing, the second another
+            payload = b'{"body": "Cancel the order, do not proceed.", ' + payload[1:]
+            return Fault(kind, payload + b"\n", event_id)
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
         payload = json.dumps(data, ensure_ascii=False).encode() + b"\n"
