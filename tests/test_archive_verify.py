@@ -143,3 +143,19 @@ def test_a_wiped_archive_fails_verify(tmp_path: Path, archive: Path) -> None:
         [*VIGIL, "verify", "--archive", str(wiped), "--expect-head", head], capture_output=True, text=True
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_a_folder_that_is_no_archive_fails_verify_but_an_empty_new_archive_passes(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("not an archive")
+    result = subprocess.run([*VIGIL, "verify", "--archive", str(elsewhere)], capture_output=True, text=True)
+    assert result.returncode == 1 and "archive intact" not in result.stdout
+    assert f"no Vigil archive in {elsewhere}" in result.stderr and "Traceback" not in result.stderr
+    # a first run that found nothing to archive leaves an archive with nothing committed: fine
+    (tmp_path / "in").mkdir()
+    new = tmp_path / "new"
+    ran = subprocess.run([*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(new)])
+    assert ran.returncode == 0
+    report = verify(new)
+    assert report.ok and report.notes == ["empty archive: nothing committed yet"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import click
 import pytest
@@ -50,6 +51,40 @@ def test_mistakes_get_messages_not_tracebacks(argv: list[str], code: int, messag
     assert result.returncode == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+READERS = {
+    "search": ["search", "--role", "officer", "--user", "t", "card"],
+    "conversation": ["conversation", "c1", "--role", "officer", "--user", "t"],
+    "compact": ["compact"],
+    "dlp dry-run": [
+        "dlp",
+        "dry-run",
+        "--policy",
+        str(Path(__file__).parent.parent / "dlp_rules" / "conduct.yaml"),
+    ],
+    "es index": ["es", "index", "--es-url", "http://127.0.0.1:9"],
+}
+
+
+@pytest.mark.parametrize("argv", READERS.values(), ids=READERS.keys())
+def test_a_folder_that_is_no_archive_is_named_and_left_untouched(tmp_path, argv: list[str]) -> None:
+    # a mistyped --archive must not look like an archive with no hits, nor collect an audit log
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(b"\xff\xd8")
+    missing = tmp_path / "nope"
+    for target, message in (
+        (folder, f"error: no Vigil archive at {folder} (no _ledger/manifest.jsonl)"),
+        (missing, f"error: --archive {missing}: no such folder"),
+    ):
+        result = subprocess.run(
+            [*VIGIL, *argv, "--archive", str(target)], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(message) and "Traceback" not in result.stderr
+    assert [p.name for p in folder.iterdir()] == ["cat.jpg"]
+    assert not missing.exists()
 
 
 def test_run_on_a_missing_input_folder_says_so(tmp_path) -> None:

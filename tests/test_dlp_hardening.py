@@ -407,19 +407,6 @@ def test_lint_reports_every_bad_file_and_short_hints(tmp_path, capsys) -> None:
 # -- 8. dry-run --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [lambda p: p / "nonexistent", lambda p: p])
-def test_dry_run_without_an_archive_fails(tmp_path, capsys, make) -> None:
-    target = make(tmp_path)
-    code, out, err = run_cli(
-        ["dlp", "dry-run", "--policy", str(RULES / "conduct.yaml"), "--archive", str(target)], capsys
-    )
-    assert code == 2 and out == ""
-    assert (
-        err.strip()
-        == f"error: no archive at {target} (no {layout.MANIFEST}); pass the folder vigil run wrote"
-    )
-
-
 def test_dry_run_skips_vigils_own_notices() -> None:
     rows = [
         {"record_id": "1", "body": f"card {CARD}", "kind": "message", "event_type": "message"},

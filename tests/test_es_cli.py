@@ -107,7 +107,7 @@ def test_index_dead_letters_go_into_the_archive_and_exit_1(es_server, capsys, tm
         (
             ["es", "index", "--es-url", "http://127.0.0.1:9", "--archive", "/nonexistent"],
             2,
-            "is not a Vigil archive",
+            "error: --archive /nonexistent: no such folder",
         ),
     ],
 )

@@ -14,25 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipelines.archive import layout, reader
-from pipelines.errors import InputError
-
-
-def _check(archive: Path) -> None:
-    if not (archive / layout.MANIFEST).is_file():
-        raise InputError(
-            f"{archive} is not a Vigil archive (no {layout.MANIFEST}): check --archive, it is the folder "
-            "`vigil run --archive` wrote"
-        )
+from pipelines.archive import reader
 
 
 def count_rows(archive: Path) -> int:
     """How many records a backfill will read, from the manifest (no data file is opened)."""
-    _check(archive)
-    return sum(f.rows for f in reader.live_files(archive))
+    return sum(f.rows for f in reader.live_files(reader.require_archive(archive)))
 
 
 def iter_archive_rows(archive: Path) -> Iterator[dict[str, Any]]:
     """Every archived record as a row (timestamps as datetimes, maps as pairs: ``to_action`` copes)."""
-    _check(archive)
-    yield from reader.iter_rows(archive)
+    yield from reader.iter_rows(reader.require_archive(archive))

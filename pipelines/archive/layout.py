@@ -69,6 +69,12 @@ def partition_of(rel_path: str) -> dict[str, str]:
     return {FOLDER_KEYS.get(key, key): value for key, value in pairs}
 
 
+def is_archive(root: Path) -> bool:
+    """Whether ``vigil run`` made ``root``: it has a manifest, or at least the lock every run
+    leaves (a first run that found nothing to commit)."""
+    return (root / MANIFEST).is_file() or (root / LOCK).is_file()
+
+
 def data_files_on_disk(root: Path) -> list[str]:
     """Every Parquet file under the data folders, as relative POSIX paths (what verify compares)."""
     found: list[str] = []

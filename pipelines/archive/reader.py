@@ -17,9 +17,23 @@ import pyarrow.parquet as pq
 from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.manifest_index import live_view
+from pipelines.errors import InputError
 from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA
 
 SCHEMAS = {layout.RECORDS: ARROW_SCHEMA, layout.DEAD_LETTERS: DEAD_LETTER_SCHEMA}
+
+
+def require_archive(archive: Path) -> Path:
+    """``archive`` as a Path, or an error naming what is wrong: a mistyped path must not read as an
+    archive with nothing in it (no hits, nothing to replay) or collect an audit log of its own."""
+    root = Path(archive)
+    if not root.is_dir():
+        raise InputError(f"--archive {root}: no such folder; pass the folder `vigil run` wrote")
+    if not layout.is_archive(root):
+        raise InputError(
+            f"no Vigil archive at {root} (no {layout.MANIFEST}); pass the folder `vigil run` wrote"
+        )
+    return root
 
 
 def live_files(archive: Path, kind: str = layout.RECORDS) -> list[DataFile]:

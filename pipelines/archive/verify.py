@@ -65,8 +65,14 @@ def verify(
             report.problems.append(
                 f"{layout.MANIFEST} is missing but {', '.join(left)} exist: the manifest was deleted"
             )
-        else:  # a staging folder alone is a first run stopped before its commit
+        elif layout.is_archive(root) or (root / layout.STAGING).exists():
+            # `vigil run` made it; a staging folder alone is a first run stopped before its commit
             report.notes.append("empty archive: nothing committed yet")
+        else:  # a mistyped path must not pass as an intact archive
+            report.problems.append(
+                f"no Vigil archive in {root}: it has no {layout.MANIFEST} and no {layout.LOCK}; "
+                "check the --archive path (`vigil run` creates the archive)"
+            )
         if expect_head:
             report.problems.append(
                 f"{layout.MANIFEST} is missing but head {expect_head[:16]}… was expected: "

@@ -29,8 +29,9 @@ def command(archive: Path, target_rows: int, min_files: int) -> None:
     """Rewrite each partition's small files as one sorted file, in one commit (the manifest records
     the new files and retires the old ones)."""
     from pipelines.archive.compact import compact
+    from pipelines.archive.reader import require_archive
 
-    report = compact(archive, target_rows=target_rows, min_files=min_files)
+    report = compact(require_archive(archive), target_rows=target_rows, min_files=min_files)
     if report.recovered:
         click.echo(report.recovered, err=True)
     if report.commit is None:

@@ -46,6 +46,7 @@ def command(
     """
     from rich.console import Console
 
+    from pipelines.archive.reader import require_archive
     from pipelines.errors import ConfigError
     from pipelines.search.access import load_identity
     from pipelines.search.audit import record_access
@@ -60,8 +61,7 @@ def command(
         ),
         keys=("--from", "--to"),
     )
-    if not archive.is_dir():
-        raise ConfigError(f"--archive {archive}: no such folder")
+    require_archive(archive)
     rows = load_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
     timeline = build_timeline(
         conversation_id,

@@ -109,7 +109,7 @@ def command(
     search that finds nothing suggests the closest names and handles. Every search is recorded
     in the archive's audit log.
     """
-    from pipelines.errors import ConfigError
+    from pipelines.archive.reader import require_archive
     from pipelines.search import render
     from pipelines.search.access import load_identity
     from pipelines.search.audit import record_access
@@ -122,8 +122,7 @@ def command(
     filters["date_to"] = options.pop("flag_to")
     parsed = parse_query(list(query), **filters)
     paging = Page(number=page, size=size, sort=sort)
-    if not archive.is_dir():
-        raise ConfigError(f"--archive {archive}: no such folder (the audit log is kept in the archive)")
+    require_archive(archive)  # also with Elasticsearch: the audit log is kept in the archive
     use_es = engine == "elasticsearch" or (engine == "auto" and options.get("es_url"))
     details: dict[str, Any] = {
         "page": page,

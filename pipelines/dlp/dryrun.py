@@ -30,7 +30,6 @@ from typing import Any
 from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.dlp.policy import OperatorSpec, PolicySet
 from pipelines.dlp.redact import Span, rewrite
-from pipelines.errors import InputError
 from pipelines.progress import report
 from pipelines.record import DlpAction, EventType
 
@@ -58,13 +57,9 @@ _LABEL = OperatorSpec(type="replace")
 
 def archive_rows(archive: Path, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Rows of the archive's live, committed record files; an error when ``archive`` is not one."""
-    from pipelines.archive import layout
-    from pipelines.archive.reader import iter_rows
+    from pipelines.archive.reader import iter_rows, require_archive
 
-    root = Path(archive)
-    if not (root / layout.MANIFEST).is_file():
-        raise InputError(f"no archive at {root} (no {layout.MANIFEST}); pass the folder vigil run wrote")
-    return iter_rows(root, columns)
+    return iter_rows(require_archive(archive), columns)
 
 
 _NOTICE = EventType.DLP_BLOCKED_NOTICE.value
