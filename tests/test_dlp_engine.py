@@ -167,6 +167,22 @@ def test_operators(tmp_path, operator, expected) -> None:
     assert engine.inspect("card 4012 8888 8888 1881 ok").redacted_text == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # bidi controls around the number stay where they are, outside the finding
+        ("card \u202e4012 8888 8888 1881\u202c ok", "card \u202e###############1881\u202c ok"),
+        ("card \u20664012888888881881\u2069 ok", "card \u2066############1881\u2069 ok"),
+        # invisible characters inside the number are part of it
+        ("card 4012\u200b8888\u200b8888\u200b1881\u200b ok", "card ###############1881\u200b ok"),
+    ],
+)
+def test_keep_last_shows_the_last_digits_however_the_number_is_wrapped(tmp_path, text, expected) -> None:
+    operator = {"type": "mask", "masking_char": "#", "keep_last": 4}
+    engine = engine_for(tmp_path, [rule("r.card", [CARD], operator=operator)])
+    assert engine.inspect(text).redacted_text == expected
+
+
 def test_hash_operator_is_keyed(tmp_path) -> None:
     op = {"type": "hash", "key_env": "TEST_DLP_KEY", "length": 16}
     text = "card 4012 8888 8888 1881 ok"

@@ -48,6 +48,8 @@ def test_span_maps_back_onto_the_original(original: str, value: str) -> None:
     # visible around it
     assert normalize(covered).text == value
     assert not original[o_start].isspace() and not original[o_end - 1].isspace()
+    # nor an invisible character it does not need: a bidi control closing the number stays outside
+    assert original[o_start] not in REMOVED and original[o_end - 1] not in REMOVED
 
 
 def test_plain_text_takes_the_identity_path() -> None:
@@ -143,3 +145,5 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     o_start, o_end = norm.to_original(start, end)
     # the original span, normalised again, contains the normalised span
     assert norm.text[start:end] in normalize(original[o_start:o_end]).text
+    # and begins and ends with a character that was kept
+    assert original[o_start] not in REMOVED and original[o_end - 1] not in REMOVED

@@ -128,6 +128,8 @@ def normalize(text: str) -> Normalized:
         # inside, so a zero-width space cannot block composition either)
         while j < n and (unicodedata.combining(text[j]) or text[j] in REMOVED):
             j += 1
+        while text[j - 1] in REMOVED:  # ...but not the removed characters after it: a finding
+            j -= 1  # ending here must not swallow a bidi control closing the number
         cluster = "".join(c for c in text[i:j] if c not in REMOVED)
         folded = unicodedata.normalize("NFKC", cluster).translate(_ASCII_DIGITS)
         out.append(folded)
