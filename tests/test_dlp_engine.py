@@ -183,6 +183,25 @@ def test_keep_last_shows_the_last_digits_however_the_number_is_wrapped(tmp_path,
     assert engine.inspect(text).redacted_text == expected
 
 
+@pytest.mark.parametrize(
+    ("keep_last", "text", "expected"),
+    [
+        (4, "pin 4012 ok", "pin #### ok"),  # as many digits as keep_last: none shown
+        (4, "pin 40-12 ok", "pin ##### ok"),
+        (2, "pin 40-12 ok", "pin ###12 ok"),
+        (4, "ref 40-12-9 ok", "ref #0-12-9 ok"),  # the last four digits, the dashes between them
+        (0, "pin 4012 ok", "pin #### ok"),
+    ],
+)
+def test_keep_last_counts_letters_and_digits_and_never_shows_the_whole_value(
+    tmp_path, keep_last, text, expected
+) -> None:
+    pin = {"type": "pattern", "entity": "PIN", "regex": r"(?<!\d)\d[\d-]*\d(?!\d)"}
+    operator = {"type": "mask", "masking_char": "#", "keep_last": keep_last}
+    engine = engine_for(tmp_path, [rule("r.pin", [pin], operator=operator)])
+    assert engine.inspect(text).redacted_text == expected
+
+
 def test_hash_operator_is_keyed(tmp_path) -> None:
     op = {"type": "hash", "key_env": "TEST_DLP_KEY", "length": 16}
     text = "card 4012 8888 8888 1881 ok"

@@ -144,7 +144,12 @@ class OperatorSpec(_Model):
     masking_char: str = Field(
         default="*", min_length=1, max_length=1, description="mask: character to mask with."
     )
-    keep_last: int = Field(default=0, ge=0, le=8, description="mask: characters left visible at the end.")
+    keep_last: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="mask: letters or digits left visible at the end (never all of them).",
+    )
     label: str | None = Field(default=None, description="replace: text to put instead of <ENTITY>.")
     key_env: str | None = Field(
         default=None,

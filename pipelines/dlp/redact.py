@@ -50,9 +50,26 @@ def operator(name: str) -> Callable[[OperatorFn], OperatorFn]:
     return register
 
 
+def _shown_tail(value: str, keep_last: int) -> int:
+    """How many characters at the end of ``value`` stay visible: the shortest end holding its last
+    ``keep_last`` letters or digits (``"4 0 1 2 … 1 8 8 1"`` shows ``1 8 8 1``, spaces between them
+    included). A value with no more letters and digits than that is masked whole: keeping the last
+    four of a four-digit PIN would show all of it."""
+    seen = 0
+    for i in range(len(value) - 1, -1, -1):
+        if value[i].isalnum():
+            seen += 1
+            if seen == keep_last:
+                return len(value) - i if any(ch.isalnum() for ch in value[:i]) else 0
+    return 0
+
+
 @operator("mask")
 def _mask(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]) -> str:
-    params = {"masking_char": spec.masking_char, "chars_to_mask": max(len(value) - spec.keep_last, 0)}
+    params = {
+        "masking_char": spec.masking_char,
+        "chars_to_mask": len(value) - _shown_tail(value, spec.keep_last),
+    }
     params["from_end"] = False
     return Mask().operate(value, params)
 
