@@ -69,6 +69,26 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     assert "7 error(s)" in err
 
 
+def test_scan_does_not_load_a_line_longer_than_any_text_it_may_scan(tmp_path, capsys) -> None:
+    from pipelines.dlp.scan import max_line_bytes
+
+    limit = max_line_bytes(100)
+    huge = json.dumps({"id": "huge", "text": "x" * (limit * 3)}).encode()  # no newline inside
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join([huge, json.dumps({"id": "after", "text": "hello"}).encode()]) + b"\n")
+    argv = ["dlp", "scan", "--policy", str(RULES), "--input", str(source), "--max-text-chars", "100"]
+    code, out, err = run(argv, capsys)
+    assert code == 1
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first == {
+        "line": 1,
+        "error": f"line is {len(huge):,} bytes, more than the {limit:,} a text of --max-text-chars 100 "
+        "can take; it was not read whole",
+    }
+    assert second["id"] == "after" and second["action"] == "none"
+    assert "2 line(s)" in err and "1 error(s)" in err
+
+
 def test_scan_all_good_exits_zero(tmp_path, capsys) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(json.dumps({"id": i, "text": f"message {i}"}) for i in range(2500)) + "\n")

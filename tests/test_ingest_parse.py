@@ -10,8 +10,8 @@ import json
 import pytest
 from factories import BASE_TIME, event, line
 
+from pipelines.ingest.lines import RAW_KEEP_BYTES, Line, split_lines
 from pipelines.ingest.parse import Limits, parse_line
-from pipelines.ingest.read import RAW_KEEP_BYTES, Line, _lines
 from pipelines.record import MAX_BODY_CHARS, party_key, record_id_for
 
 NOW = BASE_TIME + dt.timedelta(days=30)
@@ -172,7 +172,7 @@ def test_dead_letter_ids_are_stable_and_distinct() -> None:
 def test_reader_reports_offsets_and_caps_huge_lines() -> None:
     huge = b"{" + b"x" * 5000 + b"}\n"
     data = line(event(1)) + huge + b"\n" + line(event(2)).rstrip(b"\n")  # last line unterminated
-    lines = list(_lines(io.BytesIO(data), "s", max_line_bytes=1000, hold_partial_tail=False))
+    lines = list(split_lines(io.BytesIO(data), "s", max_line_bytes=1000, hold_partial_tail=False))
     assert [x.offset for x in lines] == [
         0,
         len(line(event(1))),
@@ -191,7 +191,7 @@ def test_reader_reports_offsets_and_caps_huge_lines() -> None:
 
 def test_follow_mode_holds_an_unterminated_last_line() -> None:
     data = line(event(1)) + line(event(2)).rstrip(b"\n")
-    lines = list(_lines(io.BytesIO(data), "s", max_line_bytes=1 << 20, hold_partial_tail=True))
+    lines = list(split_lines(io.BytesIO(data), "s", max_line_bytes=1 << 20, hold_partial_tail=True))
     assert len(lines) == 1
 
 
@@ -229,7 +229,7 @@ def test_max_body_chars_can_raise_the_limit() -> None:
 
 def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_the_first_event() -> None:
     data = b"\xef\xbb\xbf" + line(event(1)) + line(event(2))
-    lines = list(_lines(io.BytesIO(data), "f.jsonl", 1 << 20, False))
+    lines = list(split_lines(io.BytesIO(data), "f.jsonl", 1 << 20, False))
     assert [x.offset for x in lines] == [3, 3 + len(line(event(1)))]
     assert [parse(x.raw)[0] for x in lines] == ["record", "record"]
 

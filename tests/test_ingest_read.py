@@ -8,8 +8,9 @@ import pytest
 from factories import event
 from factories import line as event_line
 
+from pipelines.ingest.lines import BOM
 from pipelines.ingest.parse import original_bytes, row_payload
-from pipelines.ingest.read import BOM, PrefixHash, prefix_sha256, read_lines
+from pipelines.ingest.read import PrefixHash, prefix_sha256, read_lines
 from pipelines.record import record_id_for
 
 LONG = b"x" * 3000  # longer than the max_line_bytes used below: read in several chunks

@@ -13,7 +13,7 @@ import click
 
 from pipelines.cli.es import config_from, connection_options
 from pipelines.errors import IndexingError
-from pipelines.ingest.read import MAX_LINE_BYTES
+from pipelines.ingest.lines import MAX_LINE_BYTES
 from pipelines.record import MAX_BODY_CHARS
 
 

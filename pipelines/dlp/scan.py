@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, TextIO
 
 from pipelines import strict_json
 from pipelines.dlp.engine import Engine, Scope, Verdict
+from pipelines.ingest.lines import Line, split_lines
 from pipelines.record import MAX_BODY_CHARS, Channel, Direction, Kind
 
 #: Longest text scanned by default: the body cap of ``vigil run`` (longer bodies are dead letters
@@ -114,14 +115,22 @@ def verdict_json(ident: Any, verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def _lines(stream: BinaryIO) -> Iterator[bytes]:
-    for raw in stream:
-        yield raw.rstrip(b"\r\n")
+def max_line_bytes(max_text_chars: int) -> int:
+    """The longest input line read whole: a text of ``max_text_chars`` characters written entirely
+    as ``\\uXXXX`` surrogate pairs (12 bytes a character) plus room for the other fields. Longer
+    lines are never loaded: they are an error line, however long they are."""
+    return max_text_chars * 12 + 64 * 1024
+
+
+def _lines(stream: BinaryIO, max_text_chars: int) -> Iterator[bytes | Line]:
+    """Each line's bytes, or the :class:`Line` (head, size, hash) of one too long to read whole."""
+    for line in split_lines(stream, "<scan input>", max_line_bytes(max_text_chars), hold_partial_tail=False):
+        yield line if line.too_long else line.raw
 
 
 def scan_lines(
     engine: Engine,
-    lines: Iterable[bytes],
+    lines: Iterable[bytes | Line],
     *,
     batch_size: int = 1024,
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
@@ -148,9 +157,15 @@ def scan_lines(
         batch.clear()
 
     for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        batch.append((number, parse_line(raw, number, max_text_chars)))
+        if isinstance(raw, Line):
+            limit = max_line_bytes(max_text_chars)
+            error = (
+                f"line is {raw.size:,} bytes, more than the {limit:,} a text of --max-text-chars "
+                f"{max_text_chars:,} can take; it was not read whole"
+            )
+            batch.append((number, {"line": number, "error": error}))
+        elif raw.strip():
+            batch.append((number, parse_line(raw, number, max_text_chars)))
         if len(batch) >= batch_size:
             yield from flush()
     if batch:
@@ -167,7 +182,8 @@ def scan(
 ) -> ScanStats:
     """Stream ``source`` to ``sink``; returns counts (``errors`` > 0 means some lines failed)."""
     stats = ScanStats()
-    for out in scan_lines(engine, _lines(source), batch_size=batch_size, max_text_chars=max_text_chars):
+    lines = _lines(source, max_text_chars)
+    for out in scan_lines(engine, lines, batch_size=batch_size, max_text_chars=max_text_chars):
         stats.lines += 1
         if "error" in out:
             stats.errors += 1

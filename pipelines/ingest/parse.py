@@ -40,7 +40,8 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from pipelines import strict_json
-from pipelines.ingest.read import RAW_KEEP_BYTES, Line, line_at
+from pipelines.ingest.lines import RAW_KEEP_BYTES, Line
+from pipelines.ingest.read import line_at
 from pipelines.record import (
     MAX_BODY_CHARS,
     SCHEMA_VERSION,

@@ -13,15 +13,14 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.errors import InputError
+from pipelines.ingest.lines import MAX_LINE_BYTES, Line, split_lines, strip_eol
 
-MAX_LINE_BYTES = 1 << 20  # 1 MiB
-RAW_KEEP_BYTES = 64 * 1024  # what a dead letter keeps of an oversized payload
 PATTERNS = ("*.jsonl", "*.jsonl.gz", "*.ndjson", "*.ndjson.gz")
 
 
@@ -35,24 +34,8 @@ class SourceFile:
         return {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
 
 
-@dataclass(frozen=True)
-class Line:
-    source: str
-    offset: int
-    raw: bytes  # without the trailing newline; capped when too_long
-    size: int  # full size in bytes, without the line end
-    sha256: str | None  # set only for oversized lines (raw is partial then)
-    span: int = 0  # bytes the line takes in the file, line end included (for progress)
-    problem: tuple[str, str] | None = None  # (reason code, reason): the FILE could not be read on
-
-    @property
-    def too_long(self) -> bool:
-        return self.sha256 is not None
-
-
 #: reason codes of a file-level problem (one dead letter for the file, at the offset reading stopped)
 FILE_PROBLEMS = ("unreadable_file", "truncated_gzip")
-BOM = b"\xef\xbb\xbf"
 
 
 def is_local(path: str) -> bool:
@@ -119,51 +102,6 @@ def discover(input_path: str, exclude: str | None = None) -> list[SourceFile]:
             mtime = int((meta.last_updated_in_seconds or 0) * 1e9)
             found[name] = SourceFile(name, meta.size_in_bytes, mtime)
     return sorted(found.values(), key=lambda s: s.name)
-
-
-class _LineSource(Protocol):
-    def readline(self, size: int = -1, /) -> bytes: ...
-
-
-def _strip_eol(chunk: bytes) -> bytes:
-    return chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1] if chunk.endswith(b"\n") else chunk
-
-
-def _lines(
-    stream: _LineSource, source: str, max_line_bytes: int, hold_partial_tail: bool, start: int = 0
-) -> Iterator[Line]:
-    offset = start
-    while True:
-        chunk = stream.readline(max_line_bytes + 1)
-        if not chunk:
-            return
-        if offset == 0 and chunk.startswith(BOM):  # a byte-order mark is not part of the first event
-            chunk = chunk[len(BOM) :]
-            offset = len(BOM)
-            if not chunk:
-                continue
-        if hold_partial_tail and not chunk.endswith(b"\n") and len(chunk) <= max_line_bytes:
-            return  # a writer is still appending this line; the next poll reads it whole
-        if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
-            raw = _strip_eol(chunk)
-            yield Line(source, offset, raw, len(raw), None, len(chunk))
-            offset += len(chunk)
-            continue
-        # too long: keep the head, hash the whole line (without its line end), skip to its end
-        head, pending, consumed = chunk, chunk, len(chunk)
-        digest = hashlib.sha256()
-        while not pending.endswith(b"\n"):
-            following = stream.readline(1 << 20)
-            if not following:
-                break
-            digest.update(pending)
-            pending = following
-            consumed += len(following)
-        tail = _strip_eol(pending)
-        digest.update(tail)
-        size = consumed - (len(pending) - len(tail))
-        yield Line(source, offset, head[:RAW_KEEP_BYTES], size, digest.hexdigest(), consumed)
-        offset += consumed
 
 
 def prefix_sha256(source: str, length: int) -> str | None:
@@ -261,12 +199,12 @@ def read_lines(
                 stream = _Hashed(raw, prefix)
             elif start:
                 raw.seek(start)
-            yield from _lines(stream, source, max_line_bytes, hold_partial_tail, start)
+            yield from split_lines(stream, source, max_line_bytes, hold_partial_tail, start)
             return
         with gzip.GzipFile(fileobj=raw) as stream:
             offset = 0
             try:
-                for line in _lines(stream, source, max_line_bytes, hold_partial_tail):
+                for line in split_lines(stream, source, max_line_bytes, hold_partial_tail):
                     offset = line.offset + line.span
                     yield line
             except EOFError:
@@ -300,6 +238,6 @@ def line_at(source: str, offset: int, max_bytes: int = 16 * MAX_LINE_BYTES) -> b
         with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
             stream: Any = gzip.GzipFile(fileobj=raw) if source.endswith(".gz") else raw
             stream.seek(offset)
-            return _strip_eol(stream.readline(max_bytes + 1))
+            return strip_eol(stream.readline(max_bytes + 1))
     except (OSError, EOFError, ValueError, zlib.error):
         return None

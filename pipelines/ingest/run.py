@@ -25,9 +25,9 @@ from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
 from pipelines.errors import ArchiveError, ConfigError, IndexingError
 from pipelines.ingest import parse
+from pipelines.ingest.lines import MAX_LINE_BYTES
 from pipelines.ingest.read import (
     FILE_PROBLEMS,
-    MAX_LINE_BYTES,
     SourceFile,
     canonical,
     discover,

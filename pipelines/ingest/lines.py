@@ -1,0 +1,79 @@
+"""Splitting a byte stream into lines with their offsets, never loading an oversized line whole.
+
+Beam-free, so ``vigil dlp scan`` reads its input the way ingest does without importing Beam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+MAX_LINE_BYTES = 1 << 20  # 1 MiB
+RAW_KEEP_BYTES = 64 * 1024  # what a dead letter keeps of an oversized payload
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Line:
+    source: str
+    offset: int
+    raw: bytes  # without the trailing newline; capped when too_long
+    size: int  # full size in bytes, without the line end
+    sha256: str | None  # set only for oversized lines (raw is partial then)
+    span: int = 0  # bytes the line takes in the file, line end included (for progress)
+    problem: tuple[str, str] | None = None  # (reason code, reason): the FILE could not be read on
+
+    @property
+    def too_long(self) -> bool:
+        return self.sha256 is not None
+
+
+class _LineSource(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def strip_eol(chunk: bytes) -> bytes:
+    return chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1] if chunk.endswith(b"\n") else chunk
+
+
+def split_lines(
+    stream: _LineSource, source: str, max_line_bytes: int, hold_partial_tail: bool, start: int = 0
+) -> Iterator[Line]:
+    """The lines of ``stream`` from byte ``start`` on. A line over ``max_line_bytes`` comes back
+    as its head, its full size and its SHA-256 (``too_long``), read in pieces, never whole. With
+    ``hold_partial_tail`` a last line without its line end is left for later (a writer may still be
+    appending it)."""
+    offset = start
+    while True:
+        chunk = stream.readline(max_line_bytes + 1)
+        if not chunk:
+            return
+        if offset == 0 and chunk.startswith(BOM):  # a byte-order mark is not part of the first event
+            chunk = chunk[len(BOM) :]
+            offset = len(BOM)
+            if not chunk:
+                continue
+        if hold_partial_tail and not chunk.endswith(b"\n") and len(chunk) <= max_line_bytes:
+            return  # a writer is still appending this line; the next poll reads it whole
+        if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
+            raw = strip_eol(chunk)
+            yield Line(source, offset, raw, len(raw), None, len(chunk))
+            offset += len(chunk)
+            continue
+        # too long: keep the head, hash the whole line (without its line end), skip to its end
+        head, pending, consumed = chunk, chunk, len(chunk)
+        digest = hashlib.sha256()
+        while not pending.endswith(b"\n"):
+            following = stream.readline(1 << 20)
+            if not following:
+                break
+            digest.update(pending)
+            pending = following
+            consumed += len(following)
+        tail = strip_eol(pending)
+        digest.update(tail)
+        size = consumed - (len(pending) - len(tail))
+        yield Line(source, offset, head[:RAW_KEEP_BYTES], size, digest.hexdigest(), consumed)
+        offset += consumed
