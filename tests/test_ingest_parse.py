@@ -10,7 +10,7 @@ import json
 import pytest
 from factories import BASE_TIME, event, line
 
-from pipelines.ingest.lines import RAW_KEEP_BYTES, Line, split_lines
+from pipelines.ingest.lines import BOM, RAW_KEEP_BYTES, Line, split_lines
 from pipelines.ingest.parse import Limits, parse_line
 from pipelines.record import MAX_BODY_CHARS, party_key, record_id_for
 
@@ -232,6 +232,15 @@ def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_the_first_event
     lines = list(split_lines(io.BytesIO(data), "f.jsonl", 1 << 20, False))
     assert [x.offset for x in lines] == [3, 3 + len(line(event(1)))]
     assert [parse(x.raw)[0] for x in lines] == ["record", "record"]
+
+
+def test_byte_order_marks_of_files_joined_with_cat_are_not_part_of_their_events() -> None:
+    first, second = line(event(1)), line(event(2))
+    data = BOM + first + BOM + second
+    lines = list(split_lines(io.BytesIO(data), "f.jsonl", 1 << 20, False))
+    assert [x.offset for x in lines] == [3, 3 + len(first) + 3]
+    assert [parse(x.raw)[0] for x in lines] == ["record", "record"]
+    assert data[lines[1].offset :].startswith(second)  # the offset points at the event itself
 
 
 def test_an_unexpected_validator_failure_is_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:

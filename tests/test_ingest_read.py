@@ -19,6 +19,7 @@ CASES = {
     "plain": b'{"a": 1}\n{"b": 2}\n',
     "crlf and blanks": b'{"a": 1}\r\n\r\n\n{"b": 2}\r\n',
     "byte-order mark": BOM + b'{"a": 1}\n{"b": 2}\n',
+    "files joined with their byte-order marks": BOM + b'{"a": 1}\n' + BOM + b'{"b": 2}\n',
     "unfinished last line": b'{"a": 1}\n{"b": 2}\n{"c": ',
     "long line": b'{"a": 1}\n' + LONG + b"\n" + b'{"b": 2}\n',
     "long unfinished line": b'{"a": 1}\n' + LONG,

@@ -44,15 +44,15 @@ def split_lines(
     """The lines of ``stream`` from byte ``start`` on. A line over ``max_line_bytes`` comes back
     as its head, its full size and its SHA-256 (``too_long``), read in pieces, never whole. With
     ``hold_partial_tail`` a last line without its line end is left for later (a writer may still be
-    appending it)."""
+    appending it). A UTF-8 byte-order mark starting a line is skipped (the line's offset is after it)."""
     offset = start
     while True:
         chunk = stream.readline(max_line_bytes + 1)
         if not chunk:
             return
-        if offset == 0 and chunk.startswith(BOM):  # a byte-order mark is not part of the first event
-            chunk = chunk[len(BOM) :]
-            offset = len(BOM)
+        if chunk.startswith(BOM):  # a byte-order mark is not part of the event: at the start of the
+            chunk = chunk[len(BOM) :]  # file, or of a line where files were joined with `cat`
+            offset += len(BOM)
             if not chunk:
                 continue
         if hold_partial_tail and not chunk.endswith(b"\n") and len(chunk) <= max_line_bytes:
