@@ -151,7 +151,8 @@ def test_a_folder_that_is_no_archive_fails_verify_but_an_empty_new_archive_passe
     (elsewhere / "notes.txt").write_text("not an archive")
     result = subprocess.run([*VIGIL, "verify", "--archive", str(elsewhere)], capture_output=True, text=True)
     assert result.returncode == 1 and "archive intact" not in result.stdout
-    assert f"no Vigil archive in {elsewhere}" in result.stderr and "Traceback" not in result.stderr
+    assert f"no Vigil archive at {elsewhere} (no _ledger/manifest.jsonl)" in result.stderr
+    assert "Traceback" not in result.stderr
     # a first run that found nothing to archive leaves an archive with nothing committed: fine
     (tmp_path / "in").mkdir()
     new = tmp_path / "new"

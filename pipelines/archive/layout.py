@@ -75,6 +75,11 @@ def is_archive(root: Path) -> bool:
     return (root / MANIFEST).is_file() or (root / LOCK).is_file()
 
 
+def not_an_archive(root: Path) -> str:
+    """What to tell someone who pointed a command at a folder :func:`is_archive` refuses."""
+    return f"no Vigil archive at {root} (no {MANIFEST}); pass the folder `vigil run` wrote"
+
+
 def data_files_on_disk(root: Path) -> list[str]:
     """Every Parquet file under the data folders, as relative POSIX paths (what verify compares)."""
     found: list[str] = []

@@ -57,26 +57,24 @@ def index_path(root: Path) -> Path:
     return Path(root) / layout.MANIFEST_INDEX
 
 
-def live_view(root: Path) -> LiveView:
-    """The committed files, from the index plus the manifest lines after it."""
+def live_view(root: Path, *, write_after: int | None = None) -> LiveView:
+    """The committed files, from the index plus the manifest lines after it. The index is rewritten
+    when that meant replaying at least ``write_after`` lines (default :data:`REFRESH_AFTER_LINES`)."""
     root = Path(root)
     path = manifest_ledger(root).path
-    state, anchor = _fitting_index(root) or (ManifestState(), None)
+    state, anchor = _fitting_index(root, _read(index_path(root))) or (ManifestState(), None)
     covered = state.committed_lines
     state = apply_lines(path, state, lines_after(path, state.committed_bytes))
     replayed = state.committed_lines - covered
     view = LiveView(state, state.audit_anchor() or anchor, replayed)
-    if replayed >= REFRESH_AFTER_LINES:
+    if replayed and replayed >= (REFRESH_AFTER_LINES if write_after is None else write_after):
         write(root, view)
     return view
 
 
 def refresh(root: Path) -> LiveView:
     """Bring the index up to the manifest's last commit (the writer calls this after each commit)."""
-    view = live_view(root)
-    if view.replayed_lines:
-        write(root, view)
-    return view
+    return live_view(root, write_after=1)
 
 
 def write(root: Path, view: LiveView) -> None:
@@ -105,11 +103,8 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
     (``replayed``, verify's own replay, is used when it ends where the index does). An index that
     no longer matches the manifest is ignored by readers, so only one that matches but lists other
     files (or another audit anchor) is a problem."""
-    path = index_path(root)
-    if not path.exists():
-        return []
-    document = _read(path)
-    if document is None or _fitting_index(root) is None:
+    document = _read(index_path(root))
+    if document is None or _fitting_index(root, document) is None:
         return []
     if replayed is not None and replayed.committed_lines == document["lines"]:
         expected = replayed
@@ -131,6 +126,7 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
+    """The index document, or None when it is missing, damaged or of another format."""
     try:
         document = json.loads(path.read_bytes())
     except (OSError, ValueError):
@@ -150,9 +146,11 @@ def _read(path: Path) -> dict[str, Any] | None:
     return document
 
 
-def _fitting_index(root: Path) -> tuple[ManifestState, dict[str, Any] | None] | None:
-    """The index as a starting state, if it still fits the manifest (see :func:`ends_at`)."""
-    document = _read(index_path(root))
+def _fitting_index(
+    root: Path, document: dict[str, Any] | None
+) -> tuple[ManifestState, dict[str, Any] | None] | None:
+    """The index ``document`` as a starting state, if it still fits the manifest (see
+    :func:`ends_at`)."""
     if document is None:
         return None
     try:

@@ -30,9 +30,7 @@ def require_archive(archive: Path) -> Path:
     if not root.is_dir():
         raise InputError(f"--archive {root}: no such folder; pass the folder `vigil run` wrote")
     if not layout.is_archive(root):
-        raise InputError(
-            f"no Vigil archive at {root} (no {layout.MANIFEST}); pass the folder `vigil run` wrote"
-        )
+        raise InputError(layout.not_an_archive(root))
     return root
 
 

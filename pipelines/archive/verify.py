@@ -69,10 +69,7 @@ def verify(
             # `vigil run` made it; a staging folder alone is a first run stopped before its commit
             report.notes.append("empty archive: nothing committed yet")
         else:  # a mistyped path must not pass as an intact archive
-            report.problems.append(
-                f"no Vigil archive in {root}: it has no {layout.MANIFEST} and no {layout.LOCK}; "
-                "check the --archive path (`vigil run` creates the archive)"
-            )
+            report.problems.append(layout.not_an_archive(root))
         if expect_head:
             report.problems.append(
                 f"{layout.MANIFEST} is missing but head {expect_head[:16]}… was expected: "
