@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.dlp.normalize import BIDI_CONTROLS, REMOVED, ZERO_WIDTH, normalize
+from pipelines.dlp.normalize import (
+    BIDI_CONTROLS,
+    REMOVED,
+    ZERO_WIDTH,
+    _normalize_each_cluster,
+    normalize,
+    strip_invisible,
+)
 
 
 @pytest.mark.parametrize(
@@ -24,6 +32,15 @@ from pipelines.dlp.normalize import BIDI_CONTROLS, REMOVED, ZERO_WIDTH, normaliz
         ("ﬁle", "file"),  # compatibility ligature expands
         ("e\u0301", "é"),  # combining accent composes
         ("e\u200b\u0301", "é"),  # a zero-width space cannot block composition
+        ("40\x0012\x1b88\x7f88\x9b", "40128888"),  # controls that are not white space
+        ("a\tb\nc\x1fd\x85", "a\tb\nc\x1fd\x85"),  # ...while tab, line breaks, separators stay
+        ("4012\u20138888\u20148888\u22121881\u2010x", "4012-8888-8888-1881-x"),  # dashes, minus
+        ("４０\uff0d１２", "40-12"),  # full-width hyphen-minus (NFKC)
+        ("4\ufe0f\u20e30\ufe0f\u20e3", "40"),  # keycap emoji
+        ("4\u03010\u0336a\u0332", "40a"),  # marks that do not compose, on ASCII letters/digits
+        ("a  b \u3000c\u00a0\u00a0d", "a b c d"),  # runs of spaces, of any width, shortened
+        ("नमस्ते", "नमस्ते"),  # marks on other scripts are part of the word and stay
+        ("\u0301a", "\u0301a"),  # a mark with nothing before it stays
     ],
 )
 def test_normalised_text(original: str, normalised: str) -> None:
@@ -37,6 +54,9 @@ def test_normalised_text(original: str, normalised: str) -> None:
         ("x 4111\u200b1111\u200b1111\u200b1111 y", "4111111111111111"),
         ("\u202d4111-1111-1111-1111\u202c", "4111-1111-1111-1111"),
         ("卡号：４１１１１１１１１１１１１１１１。", "4111111111111111"),
+        ("card 4\ufe0f\u20e31\ufe0f\u20e31\ufe0f\u20e31\ufe0f\u20e3 ok", "4111"),
+        ("card 4111  1111 \u3000 1111 ok", "4111 1111 1111"),
+        ("card 4111\x001111 ok", "41111111"),
     ],
 )
 def test_span_maps_back_onto_the_original(original: str, value: str) -> None:
@@ -69,8 +89,18 @@ def test_every_format_and_default_ignorable_character_is_removed() -> None:
     # Default_Ignorable_Code_Point samples that are not Cf (soft hyphen is Cf; these are Mn/Lo/Cn)
     assert {"\u034f", "\u115f", "\u17b4", "\u180b", "\u3164", "\ufe0f", "\uffa0", "\U000e0100"} <= REMOVED
     assert ZERO_WIDTH | BIDI_CONTROLS <= REMOVED
+    # control characters, except the ones Python counts as white space
+    controls = {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cc"}
+    assert {ch for ch in controls if not ch.isspace()} <= REMOVED
+    assert not {ch for ch in controls if ch.isspace()} & REMOVED
     # nothing visible is removed
     assert not {ch for ch in REMOVED if unicodedata.category(ch) in ("Lu", "Ll", "Nd", "Zs", "Po", "Sm")}
+
+
+def test_language_models_read_text_without_controls_but_with_its_punctuation() -> None:
+    stripped = strip_invisible("Call Anna\x00 Lee \u2013 now")
+    assert stripped.text == "Call Anna Lee \u2013 now"
+    assert stripped.to_original(5, 13) == (5, 14)
 
 
 @pytest.mark.parametrize(
@@ -117,6 +147,12 @@ _SPECIAL = [
     "卡",
     "号",
     "\n",
+    "\x00",
+    "\x85",
+    "\u2013",
+    "\u20e3",
+    "\u0332",
+    "\u00a0",
 ]
 _ALPHABET = st.sampled_from([*"ab4 ９１８\u3000-", *_SPECIAL])
 
@@ -126,6 +162,11 @@ _ALPHABET = st.sampled_from([*"ab4 ９１８\u3000-", *_SPECIAL])
 def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     norm = normalize(original)
     n = len(norm.text)
+    # spaces come one at a time, and no mark is left on an ASCII letter or digit
+    assert "  " not in norm.text
+    assert not re.search("[0-9A-Za-z][\u0300-\u036f\u20d0-\u20ff]", norm.text)
+    # the shortcut for texts that need no work takes it only when the work would change nothing
+    assert _normalize_each_cluster(original).text == norm.text
     if norm.identity:
         assert norm.text == original
         return

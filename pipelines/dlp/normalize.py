@@ -3,17 +3,27 @@
 People (and evasive senders) write the same card number in many ways: full-width digits from a CJK
 input method (``４１１１ １１１１ …``), zero-width spaces pasted inside a number, bidi controls that
 reorder what a reader sees, a soft hyphen or an invisible operator between digits, Arabic-Indic
-digits. Detection runs on a normalised copy: NFKC (which folds full-width forms and compatibility
-characters), every Unicode decimal digit folded to its ASCII digit, and every invisible character
-removed: all of general category Cf (format) and all Default_Ignorable_Code_Point characters
-(soft hyphen, combining grapheme joiner, Mongolian vowel separator, variation selectors, Hangul
-fillers, tags, ...). A zero-width joiner inside an emoji sequence goes too: detection does not need
-it, and offsets map back to the original, where it stays. Every finding is then
-mapped back to the ORIGINAL text, so redaction happens in place and the archive's offsets refer to
-what was actually sent.
+digits, keycap emoji (``4️⃣0️⃣…``), en dashes or doubled spaces between the groups. Detection runs on a
+normalised copy:
 
-NFKC is applied per cluster (a starter character plus the combining marks that follow it). Each
-output character of a cluster maps to the whole cluster in the original; removed characters map to
+* NFKC (which folds full-width forms and compatibility characters);
+* every Unicode decimal digit folded to its ASCII digit, every dash (general category Pd, and the
+  minus sign) to ``-``;
+* every invisible character removed: all of general category Cf (format), all
+  Default_Ignorable_Code_Point characters (soft hyphen, combining grapheme joiner, Mongolian vowel
+  separator, variation selectors, Hangul fillers, tags, ...) and the control characters that are
+  not white space (NUL, escape, DEL, C1 controls);
+* combining marks left on an ASCII letter, digit or space after NFKC (the keycap enclosure, an underline
+  or strike-through stacked on each character) dropped: accents that compose (``e`` + acute) have
+  become one character by then and stay;
+* a run of spaces shortened to one.
+
+A zero-width joiner inside an emoji sequence goes too: detection does not need it, and offsets map
+back to the original, where it stays. Every finding is then mapped back to the ORIGINAL text, so
+redaction happens in place and the archive's offsets refer to what was actually sent.
+
+NFKC is applied per cluster (a starter character plus the marks that follow it). Each output
+character of a cluster maps to the whole cluster in the original; removed characters map to
 nothing, so a span over ``4111<ZWSP>1111`` in the normalised text covers the zero-width space too.
 """
 
@@ -36,13 +46,20 @@ DEFAULT_IGNORABLE = (
     (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
     (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
 )  # fmt: skip
-# Format (Cf) characters live in planes 0-1 and 14 only (a test checks the whole code space).
+# Format (Cf) characters live in planes 0-1 and 14 only (a test checks the whole code space), and
+# so do dashes, marks and decimal digits.
 _CF_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
+#: Control characters that are not white space: invisible, and as good as a zero-width space for
+#: splitting a number. Tab, line breaks and the ASCII separators (which Python counts as white
+#: space) stay: they separate.
+CONTROLS = frozenset(ch for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0)]) if not ch.isspace())
+MINUS_SIGN = "\u2212"
 
 
-def _tables() -> tuple[frozenset[str], dict[int, str]]:
-    removed = {chr(c) for lo, hi in DEFAULT_IGNORABLE for c in range(lo, hi + 1)}
-    digits: dict[int, str] = {}
+def _tables() -> tuple[frozenset[str], dict[int, str], frozenset[str]]:
+    removed = {chr(c) for lo, hi in DEFAULT_IGNORABLE for c in range(lo, hi + 1)} | CONTROLS
+    fold: dict[int, str] = {ord(MINUS_SIGN): "-"}
+    marks: set[str] = set()
     for plane in _CF_PLANES:
         for code in plane:
             ch = chr(code)
@@ -50,12 +67,17 @@ def _tables() -> tuple[frozenset[str], dict[int, str]]:
             if category == "Cf":
                 removed.add(ch)
             elif category == "Nd" and code > 0x7F:
-                digits[code] = str(unicodedata.decimal(ch))
-    return frozenset(removed), digits
+                fold[code] = str(unicodedata.decimal(ch))
+            elif category == "Pd" and code > 0x7F:
+                fold[code] = "-"
+            elif category[0] == "M" or unicodedata.combining(ch):
+                marks.add(ch)
+    return frozenset(removed), fold, frozenset(marks - removed)
 
 
-#: Every character detection ignores: general category Cf plus Default_Ignorable_Code_Point.
-REMOVED, _ASCII_DIGITS = _tables()
+#: Every character detection ignores: general category Cf, Default_Ignorable_Code_Point and the
+#: control characters that are not white space.
+REMOVED, _FOLD, _MARKS = _tables()
 assert ZERO_WIDTH | BIDI_CONTROLS <= REMOVED
 
 
@@ -73,7 +95,23 @@ def _char_class(chars: frozenset[str]) -> str:
     return "[" + "".join(parts) + "]"
 
 
-_NEEDS_WORK = re.compile(_char_class(REMOVED) + "|[^\\D\x00-\x7f]")
+_REMOVED_RE = re.compile(_char_class(REMOVED))
+#: what sends a text down the slow path besides NFKC and two spaces in a row: an invisible
+#: character, a non-ASCII digit or dash, a mark
+_WORK_CHARS = REMOVED | _MARKS | frozenset(map(chr, _FOLD))
+# The regex engine looks a character up in one table for the Basic Multilingual Plane but tries
+# ranges above it one by one, and the marks alone have hundreds: any character above the BMP
+# (emoji, mostly) is matched here and looked up in the set instead.
+_NEEDS_WORK = re.compile(
+    _char_class(frozenset(ch for ch in _WORK_CHARS if ord(ch) <= 0xFFFF)) + "|[\U00010000-\U0010ffff]"
+)
+_ASCII_CONTROLS = re.compile(_char_class(frozenset(ch for ch in CONTROLS if ch.isascii())))
+#: what joins the cluster before it: a mark, or an invisible character (so a zero-width space
+#: cannot block composition either)
+_JOINERS = _MARKS | REMOVED
+#: characters whose marks detection drops: ASCII letters and digits, and the space (a mark on a
+#: space is a mark written on its own)
+_BASES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +141,13 @@ class Normalized:
 
 
 def _needs_work(text: str) -> bool:
-    if text.isascii():
-        return False
-    if _NEEDS_WORK.search(text):  # an invisible character or a non-ASCII decimal digit
+    if "  " in text:
         return True
+    if text.isascii():  # isprintable() is quick, and False for tab and line breaks too
+        return not text.isprintable() and _ASCII_CONTROLS.search(text) is not None
+    for found in _NEEDS_WORK.finditer(text):
+        if found.group() in _WORK_CHARS or ord(found.group()) <= 0xFFFF:
+            return True
     return not unicodedata.is_normalized("NFKC", text)
 
 
@@ -114,24 +155,34 @@ def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
     if not _needs_work(text):
         return Normalized(text, text)
+    return _normalize_each_cluster(text)
+
+
+def _normalize_each_cluster(text: str) -> Normalized:
+    """The work itself (``normalize`` skips it for texts it would not change)."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if ch in REMOVED:
+        if ch in REMOVED or (ch == " " and out and out[-1].endswith(" ")):
             i += 1
             continue
         j = i + 1
-        # a cluster: the starter plus the combining marks after it (skipping removed characters
-        # inside, so a zero-width space cannot block composition either)
-        while j < n and (unicodedata.combining(text[j]) or text[j] in REMOVED):
+        while j < n and text[j] in _JOINERS:  # the starter plus the marks after it
             j += 1
         while text[j - 1] in REMOVED:  # ...but not the removed characters after it: a finding
             j -= 1  # ending here must not swallow a bidi control closing the number
         cluster = "".join(c for c in text[i:j] if c not in REMOVED)
-        folded = unicodedata.normalize("NFKC", cluster).translate(_ASCII_DIGITS)
+        folded = unicodedata.normalize("NFKC", cluster).translate(_FOLD)
+        if len(folded) > 1 and folded[0] in _BASES:
+            folded = "".join(c for c in folded if c not in _MARKS)
+        if folded.startswith(" ") and out and out[-1].endswith(" "):
+            folded = folded[1:]  # an ideographic or no-break space after a space
+            if not folded:
+                i = j
+                continue
         out.append(folded)
         starts.extend([i] * len(folded))
         ends.extend([j] * len(folded))
@@ -142,7 +193,7 @@ def normalize(text: str) -> Normalized:
 def strip_invisible(text: str) -> Normalized:
     """Only the invisible characters removed (no NFKC): the input for language models, which read
     punctuation and width as written."""
-    if text.isascii() or not any(ch in REMOVED for ch in text):
+    if _REMOVED_RE.search(text) is None:
         return Normalized(text, text)
     kept = [i for i, ch in enumerate(text) if ch not in REMOVED]
     return Normalized(text, "".join(text[i] for i in kept), tuple(kept), tuple(i + 1 for i in kept))
