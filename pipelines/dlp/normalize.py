@@ -146,7 +146,7 @@ def _needs_work(text: str) -> bool:
     if text.isascii():  # isprintable() is quick, and False for tab and line breaks too
         return not text.isprintable() and _ASCII_CONTROLS.search(text) is not None
     for found in _NEEDS_WORK.finditer(text):
-        if found.group() in _WORK_CHARS or ord(found.group()) <= 0xFFFF:
+        if found.group() in _WORK_CHARS:
             return True
     return not unicodedata.is_normalized("NFKC", text)
 
@@ -166,7 +166,7 @@ def _normalize_each_cluster(text: str) -> Normalized:
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if ch in REMOVED or (ch == " " and out and out[-1].endswith(" ")):
+        if ch in REMOVED:
             i += 1
             continue
         j = i + 1
@@ -179,7 +179,7 @@ def _normalize_each_cluster(text: str) -> Normalized:
         if len(folded) > 1 and folded[0] in _BASES:
             folded = "".join(c for c in folded if c not in _MARKS)
         if folded.startswith(" ") and out and out[-1].endswith(" "):
-            folded = folded[1:]  # an ideographic or no-break space after a space
+            folded = folded[1:]  # a space (of any width) after a space
             if not folded:
                 i = j
                 continue
