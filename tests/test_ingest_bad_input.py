@@ -107,6 +107,56 @@ def test_files_in_underscore_or_dot_folders_and_the_archive_itself_are_skipped(t
     assert (second.sources, second.read, second.dead_lettered) == (1, 1, 0)
 
 
+def test_files_not_named_like_event_files_are_named_in_the_summary_not_read(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    write_jsonl(src / "deeper" / "b.ndjson", [event(2)])
+    _gz(src / "c.ndjson.gz", [event(3)])
+    write_jsonl(src / "export.json", [event(4)])  # one event per line, but not named so
+    write_jsonl(src / "deeper" / "old.jsonl.bak", [event(5)])
+    (src / "README.txt").write_text("drop event files here\n")
+    write_jsonl(src / "_labels.jsonl", [event(6)])  # bookkeeping: skipped without a word
+    write_jsonl(src / "d.jsonl.tmp", [event(7)])  # still being written
+    summary = ingest(src, tmp_path / "archive")
+    assert (summary.sources, summary.read, summary.archived) == (3, 3, 3)
+    assert summary.unread_files == ["README.txt", "deeper/old.jsonl.bak", "export.json"]
+    text = summary.render(tmp_path / "archive")
+    assert "3 other file(s) in the input not read (README.txt, deeper/old.jsonl.bak, export.json)" in text
+    assert ".jsonl, .jsonl.gz, .ndjson or .ndjson.gz" in text
+    assert "unread_files" in summary.as_dict()
+    # a glob chooses its files itself: everything it matches is read
+    globbed = ingest(Path(f"{src}/*.json"), tmp_path / "archive2")
+    assert (globbed.sources, globbed.archived, globbed.unread_files) == (1, 1, [])
+
+
+def test_a_folder_without_event_files_says_which_files_it_has(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    write_jsonl(tmp_path / "in" / "events.json", [event(1)])
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "No event files in" in result.stdout and "1 other file(s) in the input not read (events.json)" in (
+        result.stdout
+    )
+
+
+def test_one_file_named_unlike_an_event_file_is_refused(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "events.json", [event(1)])
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(path), "--archive", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is not named like an event file" in result.stderr and "rename it" in result.stderr
+    assert not (tmp_path / "a").exists()
+
+
 def test_an_appended_file_is_read_on_from_where_the_last_commit_stopped(tmp_path: Path) -> None:
     src, archive = tmp_path / "in", tmp_path / "archive"
     path = write_jsonl(src / "log.jsonl", [event(i) for i in range(5)])

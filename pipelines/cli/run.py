@@ -121,6 +121,7 @@ def command(
     does not answer at the start, the files are archived anyway, nothing is indexed, and the exit
     code is 4.
     """
+    from pipelines.ingest.read import SUFFIXES_TEXT
     from pipelines.ingest.run import RunOptions, run
 
     es = config_from(es_options) if es_options.get("es_url") else None
@@ -184,7 +185,12 @@ def command(
                 "archived; --reprocess reads them again)."
             )
         else:
-            click.echo(f"No event files (*.jsonl, *.jsonl.gz, *.ndjson) in {input_path}; nothing archived.")
+            click.echo(f"No event files in {input_path}; nothing archived.")
+            click.echo(
+                summary.describe_unread()
+                if summary.unread_files
+                else f"Vigil reads newline-delimited JSON from files ending in {SUFFIXES_TEXT}."
+            )
         return
     click.echo(summary.render(archive))
     vigil = sys.argv[0] if Path(sys.argv[0]).name == "vigil" else "vigil"

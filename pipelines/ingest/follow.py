@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipelines.archive import compact, layout, writer
 from pipelines.archive.manifest import load_state
+from pipelines.ingest.read import check_input
 from pipelines.ingest.run import RunOptions, RunSummary, check_runner, run_locked
 
 
@@ -57,6 +58,7 @@ def follow(
     result = FollowSummary()
     idle = 0
     check_runner(opts)
+    check_input(opts.input)
     with writer.archive_lock(archive):
         try:
             while True:

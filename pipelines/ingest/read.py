@@ -21,7 +21,10 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.errors import InputError
 from pipelines.ingest.lines import MAX_LINE_BYTES, Line, split_lines, strip_eol
 
-PATTERNS = ("*.jsonl", "*.jsonl.gz", "*.ndjson", "*.ndjson.gz")
+#: how an event file's name ends
+SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+#: the same, for messages: ".jsonl, .jsonl.gz, .ndjson or .ndjson.gz"
+SUFFIXES_TEXT = ", ".join(SUFFIXES[:-1]) + " or " + SUFFIXES[-1]
 
 
 @dataclass(frozen=True)
@@ -59,49 +62,72 @@ def _hidden_below(path: str, base: str | None) -> bool:
     return any(part.startswith(("_", ".")) for part in rel.split("/") if part)
 
 
-def discover(input_path: str, exclude: str | None = None) -> list[SourceFile]:
-    """Event files under ``input_path`` (a folder or a glob, local or any Beam filesystem), named
-    canonically (see :func:`canonical`).
+@dataclass(frozen=True)
+class Listing:
+    """What an input holds: the event files to read, and the other files found beside them (not
+    bookkeeping, not named like event files), which are not read but must not go unmentioned."""
 
-    Files whose name, or any folder between the input root and them, starts with ``_`` or ``.`` are
-    bookkeeping (labels, manifests, staging) and skipped; so is everything under ``exclude`` (the
-    archive, when it sits inside the input folder)."""
-    root: str | None = None
-    if is_local(input_path) and not any(ch in input_path for ch in "*?["):
-        input_path = canonical(input_path) if os.path.exists(input_path) else input_path
-    excluded = canonical(exclude).rstrip("/") + "/" if exclude else None
+    files: list[SourceFile]
+    unread: list[str]  # relative to the input folder
+
+
+def discover(input_path: str, exclude: str | None = None) -> list[SourceFile]:
+    """The event files of :func:`list_input`."""
+    return list_input(input_path, exclude).files
+
+
+def check_input(input_path: str) -> tuple[str, str | None, bool]:
+    """How to list ``input_path``: the pattern to match, the folder it starts from and whether it
+    is a glob. An input that does not exist, or one file not named like an event file, is an
+    :class:`InputError` (checked before a run touches the archive)."""
     if any(ch in input_path for ch in "*?["):
-        patterns = [input_path]
         parts = input_path.split("/")
         fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
         root = "/".join(parts[:fixed]) or None  # the folder the glob starts from
-        if root and is_local(root):
-            root = canonical(root)
-    else:
-        base = root = input_path.rstrip("/")
-        if not FileSystems.exists(base):
-            raise InputError(
-                f"input {input_path} does not exist; pass the folder `vigil simulate --out` wrote"
-            )
-        if FileSystems.match([base])[0].metadata_list and base.endswith(tuple(p[1:] for p in PATTERNS)):
-            patterns = [base]  # a single file
-        else:
-            patterns = [f"{base}/**/{p}" for p in PATTERNS] + [f"{base}/{p}" for p in PATTERNS]
+        return input_path, canonical(root) if root and is_local(root) else root, True
+    if is_local(input_path) and os.path.exists(input_path):
+        input_path = canonical(input_path)
+    base = input_path.rstrip("/")
+    if not FileSystems.exists(base):
+        raise InputError(f"input {input_path} does not exist; pass the folder `vigil simulate --out` wrote")
+    single = bool(FileSystems.match([base])[0].metadata_list) and (not is_local(base) or os.path.isfile(base))
+    if single and not base.endswith(SUFFIXES):
+        raise InputError(
+            f"input {input_path} is not named like an event file; Vigil reads newline-delimited "
+            f"JSON from files ending in {SUFFIXES_TEXT}: rename it, or pass its folder"
+        )
+    return (base if single else f"{base}/**"), base, False  # a folder: one listing of the whole tree
+
+
+def list_input(input_path: str, exclude: str | None = None) -> Listing:
+    """Event files under ``input_path`` (a folder, one file or a glob, local or any Beam
+    filesystem), named canonically (see :func:`canonical`), and the folder's other files.
+
+    Files whose name, or any folder between the input root and them, starts with ``_`` or ``.`` are
+    bookkeeping (labels, manifests, staging) and skipped, as are ``.tmp`` files (still being
+    written); so is everything under ``exclude`` (the archive, when it sits inside the input
+    folder). Every file a glob matches is an event file; a folder's files are event files when
+    their names end in one of :data:`SUFFIXES`, and one file named on its own must be one."""
+    pattern, root, glob = check_input(input_path)
+    excluded = canonical(exclude).rstrip("/") + "/" if exclude else None
     found: dict[str, SourceFile] = {}
+    unread: list[str] = []
     try:
-        results = FileSystems.match(patterns)
+        results = FileSystems.match([pattern])
     except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
         raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
-    for result in results:
-        for meta in result.metadata_list:
-            name = canonical(meta.path)
-            if _hidden_below(name, root) or name.endswith(".tmp"):
-                continue
-            if excluded and name.startswith(excluded):
-                continue
-            mtime = int((meta.last_updated_in_seconds or 0) * 1e9)
-            found[name] = SourceFile(name, meta.size_in_bytes, mtime)
-    return sorted(found.values(), key=lambda s: s.name)
+    for meta in results[0].metadata_list:
+        name = canonical(meta.path)
+        if _hidden_below(name, root) or name.endswith(".tmp"):
+            continue
+        if excluded and name.startswith(excluded):
+            continue
+        if not glob and not name.endswith(SUFFIXES):
+            unread.append(name[len(root) + 1 :] if root and name.startswith(root + "/") else name)
+            continue
+        mtime = int((meta.last_updated_in_seconds or 0) * 1e9)
+        found[name] = SourceFile(name, meta.size_in_bytes, mtime)
+    return Listing(sorted(found.values(), key=lambda s: s.name), sorted(unread))
 
 
 def prefix_sha256(source: str, length: int) -> str | None:

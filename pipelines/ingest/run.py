@@ -28,9 +28,11 @@ from pipelines.ingest import parse
 from pipelines.ingest.lines import MAX_LINE_BYTES
 from pipelines.ingest.read import (
     FILE_PROBLEMS,
+    SUFFIXES_TEXT,
     SourceFile,
     canonical,
-    discover,
+    check_input,
+    list_input,
     prefix_sha256,
     resumable,
 )
@@ -90,10 +92,19 @@ class RunSummary:
     manifest_head: str = ""
     resumed_sources: int = 0  # appended files read on from where the last commit stopped
     es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
+    unread_files: list[str] = field(default_factory=list)  # in the input, not named like event files
 
     @property
     def balanced(self) -> bool:
         return self.read == self.archived + self.dead_lettered + self.duplicates
+
+    def describe_unread(self, shown: int = 3) -> str:
+        """One line about the input's files that were not read: how many, a few names, why."""
+        names = ", ".join(self.unread_files[:shown]) + (", ..." if len(self.unread_files) > shown else "")
+        return (
+            f"{len(self.unread_files):,} other file(s) in the input not read ({names}): event files "
+            f"end in {SUFFIXES_TEXT}"
+        )
 
     def _dlp_labels(self) -> list[tuple[str, int]]:
         names = {"block": "blocked", "redact": "redacted", "flag": "flagged"}
@@ -127,6 +138,8 @@ class RunSummary:
         ]
         if self.blank_lines:
             lines.append(f"  ({self.blank_lines:,} blank line(s) ignored)")
+        if self.unread_files:
+            lines.append(f"  ({self.describe_unread()})")
         unreadable = sum(self.dead_letter_reasons.get(code, 0) for code in FILE_PROBLEMS)
         if unreadable:
             lines.append(
@@ -256,13 +269,25 @@ def _by_canonical_name(sources: dict[str, dict[str, Any]]) -> dict[str, dict[str
     return {canonical(name): {**seen, "name": canonical(name)} for name, seen in sources.items()}
 
 
-def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int, dict[str, int]]:
-    """Files to read, how many were skipped as consumed unchanged, and where to start in each:
-    a plain file that only grew since a commit consumed it (its first ``bytes_read`` bytes hash the
-    same) is read on from there; anything else from its start."""
-    found = discover(opts.input, exclude=str(opts.archive))
+@dataclass(frozen=True)
+class Selection:
+    """The files a run reads, how many it skipped as consumed unchanged, where to start in each,
+    and the input's files that are not event files (named in the summary, never read)."""
+
+    files: list[SourceFile]
+    skipped: int
+    starts: dict[str, int]
+    unread: list[str]
+
+
+def select_sources(opts: RunOptions) -> Selection:
+    """Files to read and where to start in each: a plain file that only grew since a commit
+    consumed it (its first ``bytes_read`` bytes hash the same) is read on from there; anything else
+    from its start."""
+    listing = list_input(opts.input, exclude=str(opts.archive))
+    found = listing.files
     if not opts.only_new_sources:
-        return found, 0, {}
+        return Selection(found, 0, {}, listing.unread)
     state = load_state(opts.archive)
     # names as found now; manifests written before names were made canonical hold them as typed
     consumed = _by_canonical_name(state.consumed_sources())
@@ -287,7 +312,7 @@ def select_sources(opts: RunOptions) -> tuple[list[SourceFile], int, dict[str, i
             and prefix_sha256(source.name, done) == before.get("prefix_sha256")  # type: ignore[union-attr]
         ):
             starts[source.name] = done
-    return fresh, len(found) - len(fresh), starts
+    return Selection(fresh, len(found) - len(fresh), starts, listing.unread)
 
 
 def engine_id(engine: Any) -> str | None:
@@ -362,6 +387,7 @@ def run(opts: RunOptions) -> RunSummary:
     if archive.exists() and not archive.is_dir():
         raise ConfigError(f"--archive {archive} exists and is not a folder")
     check_runner(opts)  # before anything is written: an unknown option or runner is one line
+    check_input(opts.input)  # ...and so is an input that is missing or not an event file
     with writer.archive_lock(archive):
         return run_locked(opts)
 
@@ -374,9 +400,14 @@ def run_locked(opts: RunOptions) -> RunSummary:
     commit = layout.new_commit_id(dt.datetime.now(UTC))
     started = time.monotonic()
     recovery = writer.recover(archive)
-    sources, skipped, starts = select_sources(opts)
+    selection = select_sources(opts)
+    sources, starts = selection.files, selection.starts
     summary = RunSummary(
-        commit=commit, sources=len(sources), skipped_sources=skipped, resumed_sources=len(starts)
+        commit=commit,
+        sources=len(sources),
+        skipped_sources=selection.skipped,
+        resumed_sources=len(starts),
+        unread_files=selection.unread,
     )
     summary.recovered = recovery.describe() if recovery.anything else None
     if recovery.missing:
