@@ -119,11 +119,21 @@ def test_files_not_named_like_event_files_are_named_in_the_summary_not_read(tmp_
     write_jsonl(src / "d.jsonl.tmp", [event(7)])  # still being written
     summary = ingest(src, tmp_path / "archive")
     assert (summary.sources, summary.read, summary.archived) == (3, 3, 3)
+    assert summary.unread_count == 3
     assert summary.unread_files == ["README.txt", "deeper/old.jsonl.bak", "export.json"]
     text = summary.render(tmp_path / "archive")
     assert "3 other file(s) in the input not read (README.txt, deeper/old.jsonl.bak, export.json)" in text
     assert ".jsonl, .jsonl.gz, .ndjson or .ndjson.gz" in text
-    assert "unread_files" in summary.as_dict()
+    assert summary.as_dict()["unread_count"] == 3
+    # a folder of many other files: all counted, a few named
+    for i in range(30):
+        (src / "scans" / f"page{i:02}.png").parent.mkdir(exist_ok=True)
+        (src / "scans" / f"page{i:02}.png").write_bytes(b"\x89PNG")
+    again = ingest(src, tmp_path / "archive")
+    assert (again.unread_count, len(again.unread_files)) == (33, 20)
+    assert "33 other file(s) in the input not read (README.txt, deeper/old.jsonl.bak, export.json, ...)" in (
+        again.render(tmp_path / "archive")
+    )
     # a glob chooses its files itself: everything it matches is read
     globbed = ingest(Path(f"{src}/*.json"), tmp_path / "archive2")
     assert (globbed.sources, globbed.archived, globbed.unread_files) == (1, 1, [])

@@ -188,7 +188,7 @@ def command(
             click.echo(f"No event files in {input_path}; nothing archived.")
             click.echo(
                 summary.describe_unread()
-                if summary.unread_files
+                if summary.unread_count
                 else f"Vigil reads newline-delimited JSON from files ending in {SUFFIXES_TEXT}."
             )
         return

@@ -69,6 +69,10 @@ class RunOptions:
     on_warning: Any = None  # called with one line when something optional is skipped (ES down)
 
 
+#: how many unread input files a summary names (the count is always exact)
+UNREAD_LISTED = 20
+
+
 @dataclass
 class RunSummary:
     commit: str | None
@@ -92,7 +96,8 @@ class RunSummary:
     manifest_head: str = ""
     resumed_sources: int = 0  # appended files read on from where the last commit stopped
     es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
-    unread_files: list[str] = field(default_factory=list)  # in the input, not named like event files
+    unread_count: int = 0  # files in the input not named like event files (not read)
+    unread_files: list[str] = field(default_factory=list)  # the first few of them
 
     @property
     def balanced(self) -> bool:
@@ -100,9 +105,9 @@ class RunSummary:
 
     def describe_unread(self, shown: int = 3) -> str:
         """One line about the input's files that were not read: how many, a few names, why."""
-        names = ", ".join(self.unread_files[:shown]) + (", ..." if len(self.unread_files) > shown else "")
+        names = ", ".join(self.unread_files[:shown]) + (", ..." if self.unread_count > shown else "")
         return (
-            f"{len(self.unread_files):,} other file(s) in the input not read ({names}): event files "
+            f"{self.unread_count:,} other file(s) in the input not read ({names}): event files "
             f"end in {SUFFIXES_TEXT}"
         )
 
@@ -138,7 +143,7 @@ class RunSummary:
         ]
         if self.blank_lines:
             lines.append(f"  ({self.blank_lines:,} blank line(s) ignored)")
-        if self.unread_files:
+        if self.unread_count:
             lines.append(f"  ({self.describe_unread()})")
         unreadable = sum(self.dead_letter_reasons.get(code, 0) for code in FILE_PROBLEMS)
         if unreadable:
@@ -407,7 +412,8 @@ def run_locked(opts: RunOptions) -> RunSummary:
         sources=len(sources),
         skipped_sources=selection.skipped,
         resumed_sources=len(starts),
-        unread_files=selection.unread,
+        unread_count=len(selection.unread),
+        unread_files=selection.unread[:UNREAD_LISTED],
     )
     summary.recovered = recovery.describe() if recovery.anything else None
     if recovery.missing:
