@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -160,3 +161,69 @@ def test_a_folder_that_is_no_archive_fails_verify_but_an_empty_new_archive_passe
     assert ran.returncode == 0
     report = verify(new)
     assert report.ok and report.notes == ["empty archive: nothing committed yet"]
+
+
+def _four_small_files(tmp_path: Path) -> Path:
+    archive = tmp_path / "archive"
+    for batch in range(4):  # four deliveries into the same partition, as --follow would commit them
+        write_jsonl(tmp_path / f"in{batch}" / "x.jsonl", [event(batch * 10 + i) for i in range(10)])
+        ingest(tmp_path / f"in{batch}", archive)
+    return archive
+
+
+def test_compaction_refuses_an_altered_file_instead_of_hiding_the_change(tmp_path: Path) -> None:
+    from pipelines.errors import ArchiveError
+
+    archive = _four_small_files(tmp_path)
+    target = _first_record_file(archive)
+    pq.write_table(pq.read_table(target).slice(1), target)  # one row quietly dropped
+    commits = len(load_state(archive).commits)
+    with pytest.raises(ArchiveError, match=r"not what the manifest recorded.*run `vigil verify`"):
+        compact.compact(archive)
+    assert len(load_state(archive).commits) == commits
+    assert any("content changed" in p for p in verify(archive).problems)  # still there to be found
+
+
+def _compact_crashing_at(archive: Path, point: str) -> None:
+    proc = subprocess.run(
+        [*VIGIL, "compact", "--archive", str(archive)],
+        env={**os.environ, "VIGIL_CRASH_AT": point},
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 137, proc.stderr
+
+
+@pytest.mark.parametrize("point", ["after_manifest", "mid_move"])
+def test_an_interrupted_compaction_is_a_note_and_the_next_writer_finishes_it(
+    tmp_path: Path, point: str
+) -> None:
+    archive = _four_small_files(tmp_path)
+    before = fingerprint(archive)
+    _compact_crashing_at(archive, point)
+    report = verify(archive)
+    assert report.ok, report.problems
+    assert sum("the compaction was stopped while publishing" in n for n in report.notes) == 4
+    finished = compact.compact(archive)
+    assert finished.recovered and finished.commit is None
+    report = verify(archive)
+    assert report.ok and not report.notes
+    assert fingerprint(archive) == before
+
+
+def test_a_staged_copy_that_is_not_what_was_committed_is_a_problem_and_kept(tmp_path: Path) -> None:
+    from pipelines.errors import ArchiveError
+
+    archive = _four_small_files(tmp_path)
+    _compact_crashing_at(archive, "after_manifest")  # the merged file waits in staging
+    state = load_state(archive)
+    (merged,) = state.files(layout.RECORDS)
+    staged = archive / layout.STAGING / merged.commit / merged.path
+    pq.write_table(pq.read_table(staged).slice(5), staged)  # five rows dropped from the waiting copy
+    problems = verify(archive).problems
+    assert len(problems) == 1
+    assert "its copy in _staging" in problems[0] and "not what was committed" in problems[0]
+    with pytest.raises(ArchiveError, match="missing"):
+        ingest(tmp_path / "in0", archive)  # recovery does not publish it...
+    assert staged.is_file()  # ...and keeps it as evidence
+    assert not (archive / merged.path).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import threading
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 from factories import event, line, write_jsonl
-from helpers import NOW, VIGIL
+from helpers import NOW, VIGIL, ingest
 
 from pipelines.archive import layout, reader
 from pipelines.archive.manifest import load_state
@@ -126,7 +127,69 @@ def test_follow_dead_letters_a_broken_gzip_once_not_at_every_poll(tmp_path: Path
     src, archive = tmp_path / "in", tmp_path / "archive"
     write_jsonl(src / "a.jsonl", [event(1)])
     (src / "fake.jsonl.gz").write_bytes(line(event(2)))  # not gzip at all
-    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
-    summary = follow(opts, interval=0.1, stop_after_idle=5)
-    assert summary.batches == 1  # the idle polls did not read the unchanged broken file again
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=0.3)
+    summary = follow(opts, interval=0.1, stop_after_idle=10)
+    # a.jsonl at once, the .gz once it had settled; the idle polls did not read it again
+    assert summary.batches == 2
     assert (summary.totals["archived"], summary.totals["dead_lettered"]) == (1, 1)
+
+
+def test_follow_reads_a_last_line_without_line_end_once_the_file_settles(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    # a writer that finished without a final line end
+    (src / "a.jsonl").parent.mkdir(parents=True)
+    (src / "a.jsonl").write_bytes(line(event(1)) + line(event(2)).rstrip(b"\n"))
+    patient = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=3600)
+    summary = follow(patient, interval=0.1, stop_after_idle=3)
+    assert (summary.batches, summary.totals["read"], summary.totals["archived"]) == (1, 1, 1)  # held back
+    # the session ended before the file settled: a batch run reads the held line, and only it
+    later = ingest(src, archive)
+    assert (later.read, later.archived, later.duplicates) == (1, 1, 0)
+    # and a follow session that waits long enough reads it by itself
+    other = tmp_path / "other"
+    opts = RunOptions(input=str(src), archive=other, now=NOW, show_progress=False, settle_seconds=0.3)
+    summary = follow(opts, interval=0.1, stop_after_idle=10)
+    assert (summary.totals["read"], summary.totals["archived"], summary.totals["dead_lettered"]) == (2, 2, 0)
+    assert summary.batches == 1  # settled by then: read whole at once, and not read again
+    assert verify(archive).ok and verify(other).ok
+
+
+def test_follow_dead_letters_a_gzip_file_whose_writer_stopped_half_way(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    src.mkdir()
+    whole = gzip.compress(b"".join(line(event(i, body="y" * 300)) for i in range(200)))
+    (src / "cut.jsonl.gz").write_bytes(whole[: len(whole) * 2 // 3])
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=0.3)
+    summary = follow(opts, interval=0.1, stop_after_idle=10)
+    assert summary.batches == 1
+    dead = reader.read_table(archive, layout.DEAD_LETTERS).to_pylist()
+    assert [d["reason_code"] for d in dead] == ["truncated_gzip"]
+    t = summary.totals
+    assert t["archived"] > 0 and t["read"] == t["archived"] + t["dead_lettered"] + t["duplicates"]
+    # a batch run reads a broken file again (it may have been repaired): nothing new in it
+    again = ingest(src, archive)
+    assert (again.archived, again.dead_letters_already_stored) == (0, 1)
+
+
+def test_follow_counts_an_over_long_line_written_in_pieces_once(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    path = write_jsonl(src / "log.jsonl", [event(i) for i in range(3)])
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, max_line_bytes=1024)
+    result: dict = {}
+    worker = threading.Thread(
+        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=20, compact_min_files=99))
+    )
+    worker.start()
+    _wait_for(lambda: _rows(archive) == 3)
+    with path.open("ab") as f:
+        f.write(b'{"body": "' + b"x" * 3000)
+        f.flush()
+        time.sleep(0.5)  # several polls see the unfinished long line
+        f.write(b"x" * 3000 + b'"}\n' + line(event(9)))
+    _wait_for(lambda: _rows(archive) == 4)
+    worker.join(timeout=60)
+    t = result["s"].totals
+    assert (t["read"], t["archived"], t["dead_lettered"]) == (5, 4, 1)
+    assert t["read"] == len(path.read_bytes().splitlines())
+    (dead,) = reader.read_table(archive, layout.DEAD_LETTERS).to_pylist()
+    assert dead["reason_code"] == "line_too_long" and dead["raw_size"] == 6012

@@ -195,6 +195,22 @@ def test_follow_mode_holds_an_unterminated_last_line() -> None:
     assert len(lines) == 1
 
 
+def test_follow_mode_holds_an_unterminated_over_long_last_line_too() -> None:
+    # a writer half way through a line already longer than the limit: not reported yet, or it would
+    # be reported again, longer, once finished
+    head = line(event(1))
+    partial = head + b"{" + b"x" * 3000
+    held = list(split_lines(io.BytesIO(partial), "s", max_line_bytes=1024, hold_partial_tail=True))
+    assert [x.offset for x in held] == [0]
+    finished = partial + b"}\n"
+    lines = list(split_lines(io.BytesIO(finished), "s", max_line_bytes=1024, hold_partial_tail=True))
+    first = (0, False, len(head) - 1)
+    assert [(x.offset, x.too_long, x.size) for x in lines] == [first, (len(head), True, 3002)]
+    # the batch reader takes the writer at its word: the file ends there
+    cut = list(split_lines(io.BytesIO(partial), "s", max_line_bytes=1024, hold_partial_tail=False))
+    assert [(x.offset, x.too_long, x.size) for x in cut] == [first, (len(head), True, 3001)]
+
+
 @pytest.mark.parametrize(
     ("value", "key"),
     [

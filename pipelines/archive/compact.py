@@ -9,6 +9,7 @@ never both, and the manifest records both the additions and the removals.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from pipelines.archive import layout, reader, writer
 from pipelines.archive.manifest import DataFile, load_state
+from pipelines.errors import ArchiveError
 
 TARGET_ROWS = 500_000
 
@@ -64,6 +66,19 @@ def _sort_keys(kind: str) -> list[tuple[str, str]]:
     )
 
 
+def _read_checked(root: Path, f: DataFile, kind: str) -> pa.Table:
+    """A file to merge, refused unless it is byte for byte what the manifest recorded: merging an
+    altered file would give the change a fresh hash and hide it from `vigil verify`."""
+    data = (root / f.path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != f.sha256:
+        raise ArchiveError(
+            f"{f.path} is not what the manifest recorded (SHA-256 {digest[:16]}… ≠ {f.sha256[:16]}…); "
+            "nothing was compacted: run `vigil verify` and restore the file from backup first"
+        )
+    return reader.read_file(pa.BufferReader(data), kind)
+
+
 def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: int = 2) -> CompactReport:
     """Compact; the caller holds the archive lock (``vigil run --follow`` does between batches)."""
     root = Path(archive)
@@ -74,7 +89,7 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
     removes: list[tuple[str, str, str]] = []
     for kind in layout.KINDS:
         for n, group in enumerate(plan(state.files(kind), target_rows=target_rows, min_files=min_files)):
-            tables = [reader.read_file(root / f.path, kind) for f in group]
+            tables = [_read_checked(root, f, kind) for f in group]
             table = pa.concat_tables(tables).sort_by(_sort_keys(kind))
             folder = group[0].path.rsplit("/", 1)[0]
             rel = f"{folder}/part-{commit}-{n:04d}.parquet"

@@ -58,7 +58,10 @@ def _conform(table: pa.Table, kind: str, columns: list[str] | None) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(n) for n in wanted]))
 
 
-def read_file(path: Path, kind: str = layout.RECORDS, columns: list[str] | None = None) -> pa.Table:
+def read_file(
+    path: Path | pa.NativeFile, kind: str = layout.RECORDS, columns: list[str] | None = None
+) -> pa.Table:
+    """One archive file (a path, or its bytes already read) conformed to the current schema."""
     present = pq.read_schema(path).names
     wanted = columns or SCHEMAS[kind].names
     table = pq.read_table(path, columns=[c for c in wanted if c in present])

@@ -15,9 +15,11 @@ Checks, each reported as a sentence naming the file or line:
   operator kept (``--expect-audit-head``).
 
 Leftovers of an interrupted run are not integrity problems: a staging folder without a commit was
-never committed (the next ``vigil run`` removes it), and files of a commit whose publishing was cut
+never committed (the next ``vigil run`` removes it), files of a commit whose publishing was cut
 short are still in its staging folder (the next ``vigil run`` or ``vigil compact`` moves them into
-place). Both are listed as notes.
+place), and files the newest commit retired may still be there (it deletes them). They are listed
+as notes, and only when they are byte for byte what the manifest recorded: a staged copy or a
+retired file that differs is a problem.
 """
 
 from __future__ import annotations
@@ -94,10 +96,18 @@ def verify(
     for rel, f in sorted(state.live.items()):
         path = root / rel
         if not path.is_file():
-            if (staging_dir(root, f.commit) / rel).is_file():
+            staged = staging_dir(root, f.commit) / rel
+            if not staged.is_file():
+                report.problems.append(
+                    f"{rel}: committed file is missing (removed behind the manifest's back)"
+                )
+            elif (digest := file_sha256(staged)) != f.sha256:
+                report.problems.append(
+                    f"{rel}: committed file is missing, and its copy in {layout.STAGING}/{f.commit} is not "
+                    f"what was committed (SHA-256 {digest[:16]}… ≠ manifest {f.sha256[:16]}…)"
+                )
+            else:
                 unpublished[f.commit] = unpublished.get(f.commit, 0) + 1
-                continue
-            report.problems.append(f"{rel}: committed file is missing (removed behind the manifest's back)")
             continue
         report.files_checked += 1
         digest = file_sha256(path)
@@ -114,9 +124,14 @@ def verify(
         if rel in state.live:
             continue
         if rel in state.removed:
-            report.problems.append(
-                f"{rel}: retired by commit {state.removed[rel]['commit']} but still present"
-            )
+            retired = state.removed[rel]
+            if retired["commit"] == state.last_commit and file_sha256(root / rel) == retired.get("sha256"):
+                report.notes.append(
+                    f"{rel}: retired by commit {retired['commit']} but still present (the compaction "
+                    "was stopped while publishing); the next `vigil run` or `vigil compact` deletes it"
+                )
+            else:
+                report.problems.append(f"{rel}: retired by commit {retired['commit']} but still present")
         else:
             report.problems.append(f"{rel}: not in the manifest (added behind its back)")
     for commit, n in sorted(unpublished.items()):

@@ -292,14 +292,17 @@ def recover(root: Path) -> RecoveryReport:
     state = load_state(root)
     if state.total_lines > state.committed_lines:
         report.torn_lines_cut = ledger.repair_tail(state.committed_lines)
+    keep: set[str] = set()  # staging folders holding evidence: a staged file that is not what was committed
     for rel, f in state.live.items():
         if not (root / rel).is_file():
             staged = staging_dir(root, f.commit) / rel
-            if staged.is_file():
+            if staged.is_file() and file_sha256(staged) == f.sha256:
                 _move_into_place(root, staged, rel)
                 report.rolled_forward.append(rel)
             else:
                 report.missing.append(rel)
+                if staged.is_file():
+                    keep.add(f.commit)
     for rel in state.removed:
         if rel not in state.live and (root / rel).is_file():
             (root / rel).unlink()
@@ -308,6 +311,8 @@ def recover(root: Path) -> RecoveryReport:
     interrupted = set()
     if staging_root.is_dir():
         for folder in sorted(staging_root.iterdir()):
+            if folder.name in keep:
+                continue
             if folder.name not in state.commits:
                 report.rolled_back.append(folder.name)
             else:

@@ -31,7 +31,10 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
 """,
 )
 @click.option(
-    "--input", "input_path", required=True, help="Folder (or glob) of .jsonl/.jsonl.gz event files."
+    "--input",
+    "input_path",
+    required=True,
+    help="Folder (or glob, or one file) of .jsonl, .jsonl.gz, .ndjson or .ndjson.gz event files.",
 )
 @click.option(
     "--archive", type=click.Path(file_okay=False, path_type=Path), required=True, help="Archive folder."
@@ -43,6 +46,15 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
     default=5.0,
     show_default=True,
     help="Seconds between polls with --follow (at least 0.1).",
+)
+@click.option(
+    "--settle",
+    "settle_seconds",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="With --follow: seconds a file must stay unchanged to count as finished (its last line is "
+    "then read without a line end; a .gz file is read only then).",
 )
 @click.option(
     "--stop-after-idle",
@@ -98,6 +110,7 @@ def command(
     archive: Path,
     follow: bool,
     interval: float,
+    settle_seconds: float,
     stop_after_idle: int | None,
     reprocess: bool,
     runner: str | None,
@@ -143,6 +156,7 @@ def command(
         es=es,
         es_batch_size=es_batch_size,
         on_warning=lambda text: click.echo(text, err=True),
+        settle_seconds=settle_seconds,
     )
     if follow:
         from pipelines.ingest.follow import follow as follow_loop

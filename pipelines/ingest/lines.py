@@ -72,6 +72,8 @@ def split_lines(
             digest.update(pending)
             pending = following
             consumed += len(following)
+        if hold_partial_tail and not pending.endswith(b"\n"):
+            return  # a long line a writer is still appending: the next poll reads it whole
         tail = strip_eol(pending)
         digest.update(tail)
         size = consumed - (len(pending) - len(tail))

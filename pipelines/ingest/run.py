@@ -62,6 +62,9 @@ class RunOptions:
     now: dt.datetime | None = None  # ingest time; tests pin it
     show_progress: bool = True
     hold_partial_tail: bool = False  # follow mode: an unterminated last line is read on a later poll
+    #: follow mode: a file unchanged for this long is complete (its writer is done): a last line
+    #: without its line end is read as it is, and a gzip stream that ends early is cut short
+    settle_seconds: float = 10.0
     policy: str | None = None  # DLP policy file, policy-set file or folder; None: the shipped active set
     dlp: bool = True  # False: archive without a DLP verdict (not for production)
     es: Any = None  # exporters.elasticsearch.config.EsConfig: also index into Elasticsearch
@@ -96,6 +99,7 @@ class RunSummary:
     manifest_head: str = ""
     resumed_sources: int = 0  # appended files read on from where the last commit stopped
     es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
+    waiting_sources: int = 0  # follow mode: gzip files changed moments ago, read once settled
     unread_count: int = 0  # files in the input not named like event files (not read)
     unread_files: list[str] = field(default_factory=list)  # the first few of them
 
@@ -145,6 +149,11 @@ class RunSummary:
             lines.append(f"  ({self.blank_lines:,} blank line(s) ignored)")
         if self.unread_count:
             lines.append(f"  ({self.describe_unread()})")
+        if self.waiting_sources:
+            lines.append(
+                f"  ({self.waiting_sources} gzip file(s) changed moments ago: read once unchanged for "
+                "--settle seconds)"
+            )
         unreadable = sum(self.dead_letter_reasons.get(code, 0) for code in FILE_PROBLEMS)
         if unreadable:
             lines.append(
@@ -277,22 +286,32 @@ def _by_canonical_name(sources: dict[str, dict[str, Any]]) -> dict[str, dict[str
 @dataclass(frozen=True)
 class Selection:
     """The files a run reads, how many it skipped as consumed unchanged, where to start in each,
-    and the input's files that are not event files (named in the summary, never read)."""
+    which of them a writer may still be appending to (their last line is held back unless it ends
+    in a line end), how many wait for their writer (a gzip file changed moments ago) and the
+    input's files that are not event files (named in the summary, never read)."""
 
     files: list[SourceFile]
     skipped: int
     starts: dict[str, int]
+    held: frozenset[str]
+    waiting: int
     unread: list[str]
 
 
 def select_sources(opts: RunOptions) -> Selection:
     """Files to read and where to start in each: a plain file that only grew since a commit
     consumed it (its first ``bytes_read`` bytes hash the same) is read on from there; anything else
-    from its start."""
+    from its start. A file a commit consumed unchanged is skipped unless that commit held back its
+    last line (no line end yet, in follow mode) and the file has since settled."""
     listing = list_input(opts.input, exclude=str(opts.archive))
     found = listing.files
+    now = time.time()
+
+    def being_written(source: SourceFile) -> bool:
+        return opts.hold_partial_tail and now - source.mtime_ns / 1e9 < opts.settle_seconds
+
     if not opts.only_new_sources:
-        return Selection(found, 0, {}, listing.unread)
+        return Selection(found, 0, {}, frozenset(), 0, listing.unread)
     state = load_state(opts.archive)
     # names as found now; manifests written before names were made canonical hold them as typed
     consumed = _by_canonical_name(state.consumed_sources())
@@ -300,16 +319,27 @@ def select_sources(opts: RunOptions) -> Selection:
     broken = (
         _by_canonical_name(state.consumed_sources("unfinished_sources")) if opts.hold_partial_tail else {}
     )
-    fresh, starts = [], {}
+    fresh: list[SourceFile] = []
+    starts: dict[str, int] = {}
+    held: set[str] = set()
+    waiting = 0
     for source in found:
-        before = consumed.get(source.name)
-        if before is not None and {k: before.get(k) for k in _KEY} == source.key():
+        writing = being_written(source)
+        if writing and not resumable(source.name):
+            waiting += 1  # a gzip stream is read from its start: once, when its writer is done
             continue
+        before = consumed.get(source.name)
+        done = int((before or {}).get("bytes_read") or 0)
+        unchanged = before is not None and {k: before.get(k) for k in _KEY} == source.key()
+        held_back = bool((before or {}).get("held_tail"))  # its last line had no line end yet
+        if unchanged and not (held_back and not writing):
+            continue  # consumed unchanged (or its held-back last line may still be being written)
         failed = broken.get(source.name)
         if failed is not None and {k: failed.get(k) for k in _KEY} == source.key():
             continue
         fresh.append(source)
-        done = int((before or {}).get("bytes_read") or 0)
+        if writing:
+            held.add(source.name)
         if (
             done
             and resumable(source.name)
@@ -317,7 +347,9 @@ def select_sources(opts: RunOptions) -> Selection:
             and prefix_sha256(source.name, done) == before.get("prefix_sha256")  # type: ignore[union-attr]
         ):
             starts[source.name] = done
-    return Selection(fresh, len(found) - len(fresh), starts, listing.unread)
+    return Selection(
+        fresh, len(found) - len(fresh) - waiting, starts, frozenset(held), waiting, listing.unread
+    )
 
 
 def engine_id(engine: Any) -> str | None:
@@ -347,13 +379,14 @@ def build(
     now: dt.datetime,
     engine: Any = None,
     starts: dict[str, int] | None = None,
+    held: frozenset[str] = frozenset(),
 ) -> None:
     limits = parse.Limits(
         max_line_bytes=opts.max_line_bytes, max_body_chars=opts.max_body_chars, future_skew=opts.future_skew
     )
     starts = starts or {}
     read = pipeline | "ReadEvents" >> ReadEvents(
-        [(s.name, starts.get(s.name, 0)) for s in sources], opts.max_line_bytes, opts.hold_partial_tail
+        [(s.name, starts.get(s.name, 0), s.name in held) for s in sources], opts.max_line_bytes
     )
     validated = read.lines | "ValidateEvents" >> ValidateEvents(now, limits)
     extra_dead = []
@@ -412,6 +445,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
         sources=len(sources),
         skipped_sources=selection.skipped,
         resumed_sources=len(starts),
+        waiting_sources=selection.waiting,
         unread_count=len(selection.unread),
         unread_files=selection.unread[:UNREAD_LISTED],
     )
@@ -441,7 +475,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
         compressed = any(s.name.endswith(".gz") for s in sources)  # sizes on disk are not line bytes
         progress.declare("reading (bytes)", None if compressed else sum(s.size for s in sources))
         pipeline = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
-        build(pipeline, opts, sources, commit, now, engine, starts)
+        build(pipeline, opts, sources, commit, now, engine, starts, selection.held)
         try:
             result = pipeline.run()
             result.wait_until_finish()

@@ -48,19 +48,17 @@ POSITIONS = "positions"
 
 
 class _ReadLines(beam.DoFn):
-    def __init__(self, max_line_bytes: int, hold_partial_tail: bool):
+    def __init__(self, max_line_bytes: int):
         self.max_line_bytes = max_line_bytes
-        self.hold_partial_tail = hold_partial_tail
         self.lines = counter("read")
         self.blank = counter("blank_lines")
 
-    def process(self, item: tuple[str, int]) -> Iterator[Any]:
-        source, start = item
+    def process(self, item: tuple[str, int, bool]) -> Iterator[Any]:
+        source, start, hold = item
         end = start
         prefix = PrefixHash() if resumable(source) else None
-        for line in read_lines(
-            source, self.max_line_bytes, hold_partial_tail=self.hold_partial_tail, start=start, prefix=prefix
-        ):
+        lines = read_lines(source, self.max_line_bytes, hold_partial_tail=hold, start=start, prefix=prefix)
+        for line in lines:
             progress.report("reading (bytes)", line.span)
             if line.span > line.size:  # ended by a newline: an unterminated last line is read again
                 end = line.offset + line.span
@@ -71,29 +69,28 @@ class _ReadLines(beam.DoFn):
             yield line
         if prefix is not None:  # where the next run goes on, and a hash to tell it nothing changed before
             sha = prefix.hexdigest() if prefix.upto == end else prefix_sha256(source, end)
-            yield TaggedOutput(POSITIONS, (source, end, sha))
+            # bytes after the last line end were left for the writer to finish
+            held = hold and prefix.position > end
+            yield TaggedOutput(POSITIONS, (source, end, sha, held))
 
 
 class ReadEvents(beam.PTransform):
-    """Input files ``(name, start offset)`` → their non-blank lines (raw bytes with source and
-    offset) as the main output, and ``(name, bytes read, SHA-256 of those bytes)`` per plain file as
-    ``positions``."""
+    """Input files ``(name, start offset, hold)`` → their non-blank lines (raw bytes with source
+    and offset) as the main output, and ``(name, bytes read, SHA-256 of those bytes)`` per plain
+    file as ``positions``. ``hold``: a writer may still be appending to the file, so a last line
+    without its line end is left for a later read."""
 
-    def __init__(self, sources: list[tuple[str, int]], max_line_bytes: int, hold_partial_tail: bool = False):
+    def __init__(self, sources: list[tuple[str, int, bool]], max_line_bytes: int):
         super().__init__()
         self.sources = sources
         self.max_line_bytes = max_line_bytes
-        self.hold_partial_tail = hold_partial_tail
 
     def expand(self, pbegin: Any) -> Any:
         return (
             pbegin
             | "ListFiles" >> beam.Create(self.sources, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadLines"
-            >> beam.ParDo(_ReadLines(self.max_line_bytes, self.hold_partial_tail)).with_outputs(
-                POSITIONS, main="lines"
-            )
+            | "ReadLines" >> beam.ParDo(_ReadLines(self.max_line_bytes)).with_outputs(POSITIONS, main="lines")
         )
 
 
@@ -322,12 +319,19 @@ class _Commit(beam.DoFn):
         self.extra = extra
 
     def process(
-        self, staged: list[writer.StagedFile], unfinished: list[str], positions: list[tuple[str, int, str]]
+        self,
+        staged: list[writer.StagedFile],
+        unfinished: list[str],
+        positions: list[tuple[str, int, str, bool]],
     ) -> Iterator[dict[str, Any]]:
         staged = sorted(staged, key=lambda f: f.path)
         progress.report("committing", 1)
         # a file that could not be read to its end is not consumed: the next run reads it again
-        where = {name: {"bytes_read": end, "prefix_sha256": sha} for name, end, sha in positions if sha}
+        where = {
+            name: {"bytes_read": end, "prefix_sha256": sha} | ({"held_tail": True} if held else {})
+            for name, end, sha, held in positions
+            if sha
+        }
         consumed = [s | where.get(s["name"], {}) for s in self.sources if s["name"] not in set(unfinished)]
         # recorded apart, so `--follow` does not re-read an unchanged broken file at every poll
         broken = [s for s in self.sources if s["name"] in set(unfinished)]
