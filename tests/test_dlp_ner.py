@@ -96,3 +96,39 @@ def test_pattern_only_policies_load_no_model(monkeypatch) -> None:
     monkeypatch.setattr(presidio_entities, "load_ner_model", must_not_load)
     engine = Engine(load_policy_set(RULES))
     assert engine.inspect("Maria Gonzalez, card 4012 8888 8888 1881", Scope()).findings
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "",
+        "❤️" * 20 + " ",  # emoji with variation selectors: removed before detection
+        "ﷺﷺ ",  # one character that NFKC expands to many
+        "\u200b" * 30,  # zero-width spaces
+    ],
+)
+def test_context_words_around_a_named_entity_are_read_where_they_are(tmp_path: Path, prefix: str) -> None:
+    # a name finding is made on the original text; its context words must be looked for around that
+    # same place in the normalised text, however much the text before it shrank or grew
+    policy = tmp_path / "client.yaml"
+    policy.write_text(
+        "id: client-names\n"
+        "description: names next to the word client\n"
+        "rules:\n"
+        "  - id: person.client\n"
+        "    description: a client's name\n"
+        "    severity: medium\n"
+        "    action: redact\n"
+        "    detectors:\n"
+        "      - type: presidio\n"
+        "        entity: PERSON\n"
+        "        min_score: 0.9\n"
+        "        context: {window: 20, raise_words: [client], raise_by: 0.1}\n"
+    )
+    engine = Engine(load_policy_set(policy))
+    text = f"Hi {prefix}our client John Smith called."
+    verdict = engine.inspect(text, Scope())
+    found = [(text[f.start : f.end], f.score) for f in verdict.findings]
+    assert found == [("John Smith", pytest.approx(0.95))]
+    # and without the word nearby the name stays under the rule's minimum score
+    assert engine.inspect(f"Hi {prefix}our John Smith called.", Scope()).findings == []

@@ -184,6 +184,9 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     start = data.draw(st.integers(0, n - 1))
     end = data.draw(st.integers(start + 1, n))
     o_start, o_end = norm.to_original(start, end)
+    # and back: the normalised characters that came from that original span include the span
+    back = norm.from_original(o_start, o_end)
+    assert back[0] <= start and end <= back[1]
     # the original span, normalised again, contains the normalised span
     assert norm.text[start:end] in normalize(original[o_start:o_end]).text
     # and begins and ends with a character that was kept

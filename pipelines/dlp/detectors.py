@@ -36,7 +36,7 @@ from typing import Any
 
 from pipelines.dlp import checksums, presidio_entities
 from pipelines.dlp.batch_regex import BatchRegex, RegexKey, Span
-from pipelines.dlp.normalize import normalize
+from pipelines.dlp.normalize import Normalized, normalize
 from pipelines.dlp.policy import (
     AllowSpec,
     ContextSpec,
@@ -85,6 +85,7 @@ class Item:
     # (start, end, presidio entity), offsets in the original text
     ner: list[tuple[int, int, str]] | None = None
     blanked: str = ""  # ``text`` with CJK characters as spaces (see :func:`blank_cjk`)
+    norm: Normalized | None = None  # how ``text`` maps to ``original``
 
     @property
     def detect(self) -> str:
@@ -190,7 +191,10 @@ class Detector:
         for cand in self.candidates(item):
             score = cand.score
             if self.context is not None:
-                score = self.context.adjust(item.text, cand.start, cand.end, score, cand.validated)
+                start, end = cand.start, cand.end
+                if cand.original and item.norm is not None:  # context words are read in ``text``
+                    start, end = item.norm.from_original(start, end)
+                score = self.context.adjust(item.text, start, end, score, cand.validated)
             if score >= self.min_score and score > 0:
                 found.append(cand if score == cand.score else replace(cand, score=score))
         return found

@@ -293,7 +293,7 @@ class Engine:
         plans = [self._plan_for(scope) for _, scope in items]
         texts = [n.text for n in norms]
         blanked = [blank_cjk(t) for t in texts]
-        work = [Item(n.text, n.original, blanked=b) for n, b in zip(norms, blanked, strict=True)]
+        work = [Item(n.text, n.original, blanked=b, norm=n) for n, b in zip(norms, blanked, strict=True)]
         for key, found in run_all(list(self.regexes.values()), texts, blanked).items():
             for i, spans in found.items():
                 work[i].matches[key] = spans

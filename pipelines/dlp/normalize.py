@@ -29,6 +29,7 @@ nothing, so a span over ``4111<ZWSP>1111`` in the normalised text covers the zer
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -138,6 +139,13 @@ class Normalized:
         if end <= start:
             raise ValueError(f"empty span [{start}, {end})")
         return self.starts[start], self.ends[end - 1]
+
+    def from_original(self, start: int, end: int) -> tuple[int, int]:
+        """Normalised ``[start, end)`` of the characters that came from the original ``[start, end)``
+        (where context words are looked for around a finding made on the original text)."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        return bisect.bisect_left(self.starts, start), bisect.bisect_right(self.ends, end)
 
 
 def _needs_work(text: str) -> bool:
