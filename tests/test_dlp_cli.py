@@ -147,6 +147,41 @@ def test_policy_tests_report_an_invalid_case_file(tmp_path, capsys) -> None:
     assert "Traceback" not in err
 
 
+def test_policy_tests_refuse_a_folder_whose_set_does_not_load(tmp_path, capsys) -> None:
+    # passing cases must not vouch for a set `vigil run` would refuse
+    for name in ("pii.yaml", "pii.tests.yaml"):
+        shutil.copy(RULES / name, tmp_path / name)
+    (tmp_path / "active.yaml").write_text("policy_set: mine\npolicies:\n  - pii.yaml\n  - missing.yaml\n")
+    code, out, err = run(["dlp", "test", "--policy", str(tmp_path)], capsys)
+    assert code == 2 and "passed" not in out
+    assert f"{tmp_path / 'active.yaml'}:4: policies: 'missing.yaml' does not exist" in err
+    # a folder without active.yaml is every policy in it: one that does not compile fails the run
+    (tmp_path / "active.yaml").unlink()
+    shutil.copy(Path(__file__).parent / "conf/dlp/bad_regex.yaml", tmp_path / "untested.yaml")
+    code, out, err = run(["dlp", "test", "--policy", str(tmp_path)], capsys)
+    assert code == 2 and "untested.yaml:11: " in err and "does not compile" in err
+
+
+def test_scan_refuses_a_misspelt_scope_field_and_a_scope_that_is_not_text(tmp_path, capsys) -> None:
+    lines = [
+        {"id": 1, "text": "card 4012 8888 8888 1881", "directon": "inbound"},
+        {"id": 2, "text": "card 4012 8888 8888 1881", "employee_group": ["traders"]},
+        {"id": 3, "text": "card 4012 8888 8888 1881", "sub_org": ["hong-kong"]},
+        {"id": 4, "text": "card 4012 8888 8888 1881", "org": 123},
+        {"id": 5, "text": "card 4012 8888 8888 1881", "label": "kept by the caller", "channel": "sms"},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    code, out, _ = run(["dlp", "scan", "--policy", str(RULES), "--input", str(source)], capsys)
+    rows = {r["id"]: r for r in map(json.loads, out.splitlines())}
+    assert code == 1
+    assert rows[1]["error"].startswith("unknown field 'directon'; did you mean 'direction'?")
+    assert rows[2]["error"].startswith("unknown field 'employee_group'; did you mean 'employee_groups'?")
+    assert rows[3]["error"] == "sub_org must be a string, not list"
+    assert rows[4]["error"] == "org must be a string, not int"
+    assert rows[5]["action"] == "redact"  # other fields pass through
+
+
 def test_lint_summarises_and_rejects(capsys) -> None:
     code, out, _ = run(["dlp", "lint", "--policy", str(RULES)], capsys)
     assert code == 0 and "pii.card-number" in out and "no language model needed" in out

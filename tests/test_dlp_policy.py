@@ -34,6 +34,12 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
         ("missing_action.yaml", 4, ["missing required key 'action'", "action: redact"]),
         ("hash_without_key.yaml", 4, ["needs key_env", "key_env: VIGIL_DLP_HASH_KEY"]),
         ("bad_yaml.yaml", 6, ["not valid YAML", "indentation"]),
+        (
+            "empty_scope.yaml",
+            10,
+            ["scope.directions: an empty list matches nothing", "leave `directions` out"],
+        ),
+        ("blank_org.yaml", 9, ["scope.orgs: an empty name matches nothing"]),
     ],
 )
 def test_broken_policy_is_reported_with_line_and_hint(name, line, fragments) -> None:
@@ -60,6 +66,19 @@ def test_missing_file_and_set_member(tmp_path) -> None:
     (tmp_path / "set.yaml").write_text("policy_set: s\npolicies: [pii.yaml, gone.yaml]\n")
     (tmp_path / "pii.yaml").write_text((RULES / "pii.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(PolicyError, match=r"set\.yaml:2: policies: 'gone\.yaml' does not exist"):
+        load_policy_set(tmp_path / "set.yaml")
+    # every missing member, each at its own line
+    members = "  - pii.yaml\n  - gone.yaml\n  - lost.yaml\n"
+    (tmp_path / "set.yaml").write_text("policy_set: s\npolicies:\n" + members)
+    with pytest.raises(PolicyError) as excinfo:
+        load_policy_set(tmp_path / "set.yaml")
+    assert str(excinfo.value).splitlines() == [
+        f"{tmp_path / 'set.yaml'}:4: policies: 'gone.yaml' does not exist next to set.yaml",
+        f"{tmp_path / 'set.yaml'}:5: policies: 'lost.yaml' does not exist next to set.yaml",
+    ]
+    # a set file that forgot to name itself is told how, in the project's terms
+    (tmp_path / "set.yaml").write_text("id: s\npolicies: [pii.yaml]\n")
+    with pytest.raises(PolicyError, match=r"has no `rules:`; a policy-set file names itself"):
         load_policy_set(tmp_path / "set.yaml")
 
 

@@ -242,6 +242,10 @@ def case_files(target: str | Path) -> list[Path]:
     """Case files for a policy file, a set file (its members) or a directory."""
     target = Path(target)
     if target.is_dir():
+        # the set the folder stands for must load as `vigil run` would load it (missing members,
+        # rule ids used twice, a policy without cases that does not compile), or passing cases
+        # would vouch for a set the pipeline refuses
+        load_policy_set(target)
         return sorted(p for p in target.iterdir() if p.name.endswith((".tests.yaml", ".tests.yml")))
     if target.name.endswith((".tests.yaml", ".tests.yml")):
         return [target]

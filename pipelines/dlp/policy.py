@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.dlp import checksums
 from pipelines.errors import PolicyError
@@ -347,6 +355,18 @@ class ScopeSpec(_Model):
         description="Employee groups; any one is enough. Where the groups are not known (dlp scan or a "
         "test case without them) the rule applies, as for every other unknown scope field.",
     )
+
+    @field_validator("channels", "directions", "kinds", "orgs", "sub_orgs", "employee_groups")
+    @classmethod
+    def _not_empty(cls, value: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
+        if value is not None and not value:
+            raise ValueError(
+                f"an empty list matches nothing, so the rule would never apply in the pipeline; leave "
+                f"`{info.field_name}` out to mean all"
+            )
+        if value and any(isinstance(v, str) and not v.strip() for v in value):
+            raise ValueError("an empty name matches nothing; remove it")
+        return value
 
 
 class RuleSpec(_Model):
@@ -772,7 +792,10 @@ def load_policy(path: str | Path) -> Policy:
     raw, text = _read(path)
     data, node = _compose(path, text)
     if isinstance(data, dict) and "policies" in data and "rules" not in data:
-        raise PolicyError(f"{path}: this is a policy-set file; load it with load_policy_set()")
+        raise PolicyError(
+            f"{path}: it lists `policies:` but has no `rules:`; a policy-set file names itself with "
+            "`policy_set: <name>` (see dlp_rules/active.yaml), a policy file has `id:` and `rules:`"
+        )
     spec = _validate(path, PolicySpec, data, node)
     lines = _lint(path, spec, node)
     return Policy(spec=spec, path=path, digest=hashlib.sha256(raw).hexdigest(), lines=lines)
@@ -811,13 +834,16 @@ def _expand(path: Path) -> tuple[str, list[Path]]:
     if isinstance(data, dict) and "policy_set" in data:
         spec = _validate(path, PolicySetSpec, data, node)
         files = []
-        for name in spec.policies:
+        missing = []
+        for i, name in enumerate(spec.policies):
             member = (path.parent / name).resolve()
             if not member.is_file():
-                listed, _ = _node_at(node, ("policies",))
+                listed, _ = _node_at(node, ("policies", i))
                 line = listed.start_mark.line + 1 if listed is not None else 1
-                raise PolicyError(f"{path}:{line}: policies: {name!r} does not exist next to {path.name}")
+                missing.append(f"{path}:{line}: policies: {name!r} does not exist next to {path.name}")
             files.append(member)
+        if missing:  # every one, each at its own line
+            raise PolicyError("\n".join(missing))
         return spec.policy_set, files
     return path.stem, [path]
 

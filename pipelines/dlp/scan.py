@@ -14,6 +14,7 @@ any other scope key left out.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ DEFAULT_MAX_TEXT_CHARS = MAX_BODY_CHARS
 
 SCOPE_ENUMS = {"channel": Channel, "direction": Direction, "kind": Kind}
 _VALID = {key: frozenset(e.value for e in enum) for key, enum in SCOPE_ENUMS.items()}
+#: the scope fields a line may carry, and every field scan reads
+SCOPE_FIELDS = (*SCOPE_ENUMS, "org", "sub_org", "employee_groups")
+FIELDS = ("id", "text", *SCOPE_FIELDS)
 
 
 @dataclass
@@ -95,7 +99,13 @@ def parse_line(
             values[key] = value
     for key in ("org", "sub_org"):
         if obj.get(key) is not None:
-            values[key] = str(obj[key])
+            if not isinstance(obj[key], str):
+                return error(f"{key} must be a string, not {type(obj[key]).__name__}")
+            values[key] = obj[key]
+    for key in obj:  # other fields pass through, but a misspelt scope field would widen the scope
+        close = difflib.get_close_matches(key, SCOPE_FIELDS, n=1, cutoff=0.75) if key not in FIELDS else []
+        if close:
+            return error(f"unknown field {key!r}; did you mean {close[0]!r}? (fields: {', '.join(FIELDS)})")
     groups = obj.get("employee_groups")
     if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
         return error("employee_groups must be a list of strings")
