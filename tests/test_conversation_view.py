@@ -205,6 +205,44 @@ def test_the_html_export_uses_the_policys_export_view(tmp_path: Path) -> None:
     assert entry.text == "<CONDUCT> thing, guaranteed returns."
 
 
+def test_an_export_view_that_masks_less_than_the_screen_gives_the_screen(tmp_path: Path) -> None:
+    # the archived view keeps the last 4 digits; the export view would keep 8: the reviewer's file
+    # must not show the 4 more digits the screen hides
+    def policy_with(export_keep: int) -> Path:
+        return write_policy(
+            tmp_path / f"rules{export_keep}",
+            [
+                rule(
+                    "p.card",
+                    [{"type": "presidio", "entity": "CREDIT_CARD"}],
+                    operator={"type": "mask", "keep_last": 4},
+                )
+            ],
+            views={"export": {"show": "redacted", "operator": {"type": "mask", "keep_last": export_keep}}},
+        )
+
+    body = "card 4012 8888 8888 1881 please"
+    verdict = Engine(load_policy_set(policy_with(8))).inspect(body)
+    card = row(
+        "c-1",
+        at(5, 9),
+        body=body,
+        dlp={
+            "dlp_action": verdict.action.value,
+            "dlp_rule_ids": ["p.card"],
+            "dlp_findings": [f.model_dump() for f in verdict.findings],
+            "dlp_policy": "policy@1234",
+            "body_redacted": verdict.redacted_text,
+        },
+    )
+    for keep, expected in ((8, "card ***************1881 please"), (2, "card *****************81 please")):
+        reviewer = Identity("ravi", AccessRole.REVIEWER, dlp_policy=str(policy_with(keep)))
+        assert (
+            build_timeline("conv-en", [card], reviewer).entries[0].text == "card ***************1881 please"
+        )
+        assert build_timeline("conv-en", [card], reviewer, export=True).entries[0].text == expected
+
+
 def test_a_failed_html_export_is_not_logged(archive: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("VIGIL_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))

@@ -299,7 +299,35 @@ def test_archives_written_before_the_folders_were_renamed(
     assert set(found(root, "settlement", names=names)) == {"old-1", "new-1"}
     assert found(root, "settlement channel:sms", names=names) == ["old-1"]
     assert {f.partition["channel"] for f in live_files(root)} == {"sms", new["channel"]}
-    assert embedded.closest_parties(root, parse_query("participant:dana"))["dana"]
+    assert embedded.closest_parties(root, parse_query("participant:dana"), OFFICER)["dana"]
     replayed = load_conversation(root, "conv-en")
     assert [r["record_id"] for r in replayed] == [old["record_id"], new["record_id"]]
     assert verify(root).ok
+
+
+def test_participant_suggestions_come_only_from_records_the_query_and_the_role_could_see(
+    tmp_path: Path,
+) -> None:
+    informant = {"id": "cust-9", "name": "Secret Informant", "role": "customer", "handle": "+15550001111"}
+    kenji = {"id": "cust-2", "name": "Kenji Sato", "role": "customer", "handle": "U4af4980629", "groups": []}
+    blocked = {"dlp_action": "block", "dlp_rule_ids": ["secrets.password"], "blocked": True}
+    root = write_archive(
+        tmp_path / "a",
+        [
+            row("plain", at(5, 9), body="See you at noon."),
+            # the only record the informant is on was blocked: the CRM role never sees it
+            row("tip", at(6, 9), body="my password is hunter2", sender=informant, dlp=blocked),
+            row("late", at(20, 9), body="Thanks!", sender=kenji),
+        ],
+    )
+    assert embedded.closest_parties(root, parse_query("participant:informant"), OFFICER) == {
+        "informant": ["secret informant"]
+    }
+    assert embedded.closest_parties(root, parse_query("participant:informant"), CRM) == {}
+    assert embedded.closest_parties(root, parse_query("participant:5550001"), CRM) == {}
+    # the query's own dates and filters bound the suggestions, to the day
+    assert embedded.closest_parties(root, parse_query("participant:kenji"), REVIEWER) == {
+        "kenji": ["kenji sato"]
+    }
+    assert embedded.closest_parties(root, parse_query("participant:kenji to:2026-01-10"), REVIEWER) == {}
+    assert embedded.closest_parties(root, parse_query("participant:kenji channel:sms"), REVIEWER) == {}

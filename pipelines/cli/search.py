@@ -160,7 +160,7 @@ def command(
     if result.total == 0 and parsed.participants:
         from pipelines.search.embedded import closest_parties
 
-        for key, near in closest_parties(archive, parsed).items():
+        for key, near in closest_parties(archive, parsed, identity).items():
             suggested = ", ".join(f'participant:"{k}"' if " " in k else f"participant:{k}" for k in near)
             click.echo(
                 f"note: no record has participant:{render.safe(key)}; did you mean {render.safe(suggested)}?",

@@ -225,8 +225,9 @@ def export_text(row: Mapping[str, Any], identity: Identity) -> Shown:
 
     Officers export what they see. For the other roles the text is the ``export`` view of the
     DLP policy (``pipelines.dlp.view_text``: its show mode and operator, e.g. a hash), but never
-    more than the role sees on screen: where the export view is the original and the role's own
-    view is not, the role's own view is exported."""
+    more than the role sees on screen: where the export view shows any part of a finding's value
+    the role's own view does not (the original, or a mask keeping more characters), the role's own
+    view is exported."""
     own = shown_text(row, identity)
     if identity.role is AccessRole.OFFICER or own.text is None:
         return own  # nothing on screen (no body, or withheld): nothing in the file either
@@ -238,9 +239,22 @@ def export_text(row: Mapping[str, Any], identity: Identity) -> Shown:
     view = view_text(row, "export", _policy_set(identity.dlp_policy))
     if view is None:
         return Shown(text=None, withheld=True)
-    if view == body and own.text != body:
+    if _shows_more(view, own.text, body, row.get("dlp_findings") or ()):
         return own
     return Shown(text=view)
+
+
+def _shows_more(view: str, own: str, body: str, findings: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether ``view`` shows a piece (three characters) of a finding's value that ``own`` does
+    not. Text outside the findings is the same in both views, so such a piece comes from a
+    finding; a piece that only happens to occur (in a hash, say) errs on the safe side."""
+    for f in findings:
+        value = body[f["start"] : f["end"]]
+        for i in range(max(len(value) - 2, 0)):
+            piece = value[i : i + 3]
+            if piece.strip() and piece in view and piece not in own:
+                return True
+    return False
 
 
 def crm_view(row: Mapping[str, Any], identity: Identity) -> str | None:

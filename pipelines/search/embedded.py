@@ -208,21 +208,30 @@ def _crm_decided(root: Path, files: list[DataFile], query: Query, identity: Iden
     return decided
 
 
-def closest_parties(archive: Path, query: Query, limit: int = 5) -> dict[str, list[str]]:
-    """For each ``participant:`` of ``query`` that no record within the query's dates and
-    channels has, up to ``limit`` ``parties`` keys that contain it, spaces ignored (a partial
-    name, a name written without its spaces: ``佐藤大輔`` for ``佐藤 大輔``). For the hint printed
-    when a participant search finds nothing."""
+def closest_parties(archive: Path, query: Query, identity: Identity, limit: int = 5) -> dict[str, list[str]]:
+    """For each ``participant:`` of ``query`` that no record the query could otherwise match has
+    (its dates, channels and other filters, and only records the caller's role may see: the CRM
+    role never sees blocked ones), up to ``limit`` ``parties`` keys of those records that contain
+    it, spaces ignored (a partial name, a name written without its spaces: ``佐藤大輔`` for
+    ``佐藤 大輔``). For the hint printed when a participant search finds nothing."""
     files = sql.prune(live_files(Path(archive)), query)
     paths = sql.files_param(Path(archive), files)
     out: dict[str, list[str]] = {}
     if not paths:
         return out
+    others = replace(query, text=None, participants=())
+    scope = sql.compile_query(others, exclude_blocked=not identity.sees_dlp)
     for key in query.participants:
         compact = "".join(key.split())
-        params = {"files": paths, "key": key, "like": "%" + _like_escape(compact) + "%", "limit": limit}
+        params = {
+            **scope.params,
+            "files": paths,
+            "key": key,
+            "like": "%" + _like_escape(compact) + "%",
+            "limit": limit,
+        }
         rows = _execute(
-            f"WITH keys AS (SELECT DISTINCT unnest(parties) AS k FROM {sql.SOURCE}) "
+            f"WITH keys AS (SELECT DISTINCT unnest(parties) AS k FROM {sql.SOURCE} WHERE {scope.where}) "
             "SELECT k FROM keys WHERE NOT EXISTS (SELECT 1 FROM keys WHERE k = $key) "
             "AND replace(k, ' ', '') LIKE $like ESCAPE '\\' ORDER BY length(k), k LIMIT $limit",
             params,
