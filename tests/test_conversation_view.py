@@ -137,6 +137,23 @@ def test_terminal_control_characters_are_shown_not_obeyed(tmp_path: Path) -> Non
     assert "    line two" in out  # newlines still break lines
 
 
+def _inspected_row(policy: Path, body: str) -> dict:
+    """A record of ``body`` with the verdict ``policy`` gives it, as the pipeline archives it."""
+    verdict = Engine(load_policy_set(policy)).inspect(body)
+    return row(
+        "c-1",
+        at(5, 9),
+        body=body,
+        dlp={
+            "dlp_action": verdict.action.value,
+            "dlp_rule_ids": sorted({f.rule_id for f in verdict.findings}),
+            "dlp_findings": [f.model_dump() for f in verdict.findings],
+            "dlp_policy": "policy@1234",
+            "body_redacted": verdict.redacted_text,
+        },
+    )
+
+
 def test_the_html_export_uses_the_policys_export_view(tmp_path: Path) -> None:
     # the rule masks (the archived redacted view), the policy exports labels and withholds the CRM view
     policy = write_policy(
@@ -155,19 +172,7 @@ def test_the_html_export_uses_the_policys_export_view(tmp_path: Path) -> None:
         },
     )
     body = "card 4012 8888 8888 1881 please"
-    verdict = Engine(load_policy_set(policy)).inspect(body)
-    card = row(
-        "c-1",
-        at(5, 9),
-        body=body,
-        dlp={
-            "dlp_action": verdict.action.value,
-            "dlp_rule_ids": ["p.card"],
-            "dlp_findings": [f.model_dump() for f in verdict.findings],
-            "dlp_policy": "policy@1234",
-            "body_redacted": verdict.redacted_text,
-        },
-    )
+    card = _inspected_row(policy, body)
     reviewer = Identity("ravi", AccessRole.REVIEWER, dlp_policy=str(policy))
     on_screen = build_timeline("conv-en", [card], reviewer).entries[0]
     exported = build_timeline("conv-en", [card], reviewer, export=True).entries[0]
@@ -221,20 +226,7 @@ def test_an_export_view_that_masks_less_than_the_screen_gives_the_screen(tmp_pat
             views={"export": {"show": "redacted", "operator": {"type": "mask", "keep_last": export_keep}}},
         )
 
-    body = "card 4012 8888 8888 1881 please"
-    verdict = Engine(load_policy_set(policy_with(8))).inspect(body)
-    card = row(
-        "c-1",
-        at(5, 9),
-        body=body,
-        dlp={
-            "dlp_action": verdict.action.value,
-            "dlp_rule_ids": ["p.card"],
-            "dlp_findings": [f.model_dump() for f in verdict.findings],
-            "dlp_policy": "policy@1234",
-            "body_redacted": verdict.redacted_text,
-        },
-    )
+    card = _inspected_row(policy_with(8), "card 4012 8888 8888 1881 please")
     for keep, expected in ((8, "card ***************1881 please"), (2, "card *****************81 please")):
         reviewer = Identity("ravi", AccessRole.REVIEWER, dlp_policy=str(policy_with(keep)))
         assert (
