@@ -147,6 +147,29 @@ def test_policy_tests_report_an_invalid_case_file(tmp_path, capsys) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("span", "line", "message"),
+    [
+        ("[24, 5]", 6, "span [24, 5] is not [start, end) with 0 <= start < end"),
+        ("[-20, -1]", 6, "span [-20, -1] is not [start, end) with 0 <= start < end"),
+        ("[5, 3300]", 2, "span [5, 3300] ends after the text, which has 24 characters"),
+    ],
+)
+def test_a_case_span_outside_its_text_is_refused_where_it_is_written(tmp_path, capsys, span, line, message):
+    shutil.copy(RULES / "pii.yaml", tmp_path / "pii.yaml")
+    (tmp_path / "pii.tests.yaml").write_text(
+        "cases:\n"
+        "  - name: a span written wrong\n"
+        '    text: "card 4012 8888 8888 1881"\n'
+        "    expect:\n"
+        "      action: redact\n"
+        f"      findings: [{{entity: CREDIT_CARD, span: {span}}}]\n"
+    )
+    code, out, err = run(["dlp", "test", "--policy", str(tmp_path / "pii.yaml")], capsys)
+    assert code == 2 and "passed" not in out
+    assert f"pii.tests.yaml:{line}: " in err and message in err
+
+
 def test_policy_tests_refuse_a_folder_whose_set_does_not_load(tmp_path, capsys) -> None:
     # passing cases must not vouch for a set `vigil run` would refuse
     for name in ("pii.yaml", "pii.tests.yaml"):

@@ -40,6 +40,11 @@ class ExpectedFinding(_Model):
     def _one_way(self) -> ExpectedFinding:
         if (self.value is None) == (self.span is None):
             raise ValueError("give the finding's position either as value: or as span: [start, end]")
+        if self.span is not None and not 0 <= self.span[0] < self.span[1]:
+            raise ValueError(
+                f"span {list(self.span)} is not [start, end) with 0 <= start < end; offsets count "
+                "characters from 0, e.g. span: [5, 24]"
+            )
         return self
 
 
@@ -105,6 +110,15 @@ class Case(_Model):
     note: str | None = Field(
         default=None, description="Why a known miss is missed (required with known_miss)."
     )
+
+    @model_validator(mode="after")
+    def _spans_inside_the_text(self) -> Case:
+        for f in self.expect.findings or ():
+            if f.span is not None and f.span[1] > len(self.text):
+                raise ValueError(
+                    f"span {list(f.span)} ends after the text, which has {len(self.text)} characters"
+                )
+        return self
 
     @model_validator(mode="after")
     def _note_for_miss(self) -> Case:
