@@ -40,6 +40,12 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
             ["scope.directions: an empty list matches nothing", "leave `directions` out"],
         ),
         ("blank_org.yaml", 9, ["scope.orgs: an empty name matches nothing"]),
+        ("option_of_another_operator.yaml", 8, ["keep_last (mask only) does nothing with type: replace"]),
+        (
+            "key_in_wrong_place.yaml",
+            12,
+            ["unknown key 'terms' (that key belongs to another part of a policy"],
+        ),
     ],
 )
 def test_broken_policy_is_reported_with_line_and_hint(name, line, fragments) -> None:
@@ -51,6 +57,11 @@ def test_broken_policy_is_reported_with_line_and_hint(name, line, fragments) -> 
     for fragment in fragments:
         assert fragment in message, (fragment, message)
     assert "Traceback" not in message
+
+
+def test_a_file_of_test_cases_given_as_a_policy_is_named_for_what_it_is() -> None:
+    with pytest.raises(PolicyError, match=r"pii\.tests\.yaml: this is a file of test cases, not a policy"):
+        load_policy(RULES / "pii.tests.yaml")
 
 
 def test_duplicate_rule_ids_across_files_of_a_set() -> None:

@@ -157,7 +157,13 @@ def test_crm_hits_carry_no_dlp_verdict_and_dlp_filters_are_refused(archive: Path
         record = hit.to_json()
         assert not {"dlp_action", "dlp_rule_ids", "blocked"} & set(record)
         assert hit.dlp_action is None and not hit.blocked
-    for text in ("dlp:block", "rule:pii card", "dlp:none"):
+    # refused whatever the archive holds: a channel without files must not answer "0 hits"
+    for text in (
+        "dlp:block",
+        "rule:pii card",
+        "dlp:none",
+        "dlp:block channel:voicemail from:2020-01-01 to:2020-01-02",
+    ):
         with pytest.raises(QueryError, match="crm role cannot filter by DLP"):
             embedded.search(archive, parse_query(text), CRM)
 

@@ -176,6 +176,22 @@ class OperatorSpec(_Model):
             raise ValueError(f"unknown operator {value!r}; valid operators: {', '.join(sorted(OPERATORS))}")
         return value
 
+    #: the options each operator reads; any other one given would be ignored without a word
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "mask": ("masking_char", "keep_last"),
+        "replace": ("label",),
+        "hash": ("key_env", "length"),
+    }
+
+    @model_validator(mode="after")
+    def _options_that_apply(self) -> OperatorSpec:
+        stray = sorted(self.model_fields_set - {"type", *self.OPTIONS.get(self.type, ())})
+        if stray:
+            owners = {o: t for t, opts in self.OPTIONS.items() for o in opts}
+            said = ", ".join(f"{o} ({owners[o]} only)" for o in stray)
+            raise ValueError(f"{said} does nothing with type: {self.type}; remove it or change the type")
+        return self
+
 
 class ContextSpec(_Model):
     """Words near a match that make it more (or less) likely to be what the detector thinks.
@@ -709,10 +725,15 @@ def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any
         key = str(loc[-1])
         line_node = _key_node(target, key) or target
         parent_model, _ = _model_at(root, loc[:-1])
-        close = difflib.get_close_matches(
-            key, sorted(parent_model.model_fields), n=1
-        ) or difflib.get_close_matches(key, sorted(_all_field_names(root)), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        elsewhere = _all_field_names(root)
+        close = difflib.get_close_matches(key, sorted(parent_model.model_fields), n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+        elif key in elsewhere:  # e.g. `terms:` on a pattern detector: right word, wrong place
+            hint = " (that key belongs to another part of a policy, not here: check the indentation and type)"
+        else:
+            close = difflib.get_close_matches(key, sorted(elsewhere), n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
         where = ".".join(_model_at(root, loc[:-1])[1]) or "top level"
         message = f"unknown key {key!r}{hint}"
         model = parent_model
@@ -791,6 +812,12 @@ def load_policy(path: str | Path) -> Policy:
     path = Path(path)
     raw, text = _read(path)
     data, node = _compose(path, text)
+    if isinstance(data, dict) and "cases" in data and "rules" not in data:
+        policy = path.name.replace(".tests.", ".")
+        raise PolicyError(
+            f"{path}: this is a file of test cases, not a policy; pass the policy ({policy}) instead, "
+            f"or run its cases with `vigil dlp test --policy {path}`"
+        )
     if isinstance(data, dict) and "policies" in data and "rules" not in data:
         raise PolicyError(
             f"{path}: it lists `policies:` but has no `rules:`; a policy-set file names itself with "

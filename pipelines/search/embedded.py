@@ -127,10 +127,10 @@ def search(archive: Path, query: Query, identity: Identity, page: Page | None = 
     root = Path(archive)
     if not root.is_dir():
         raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
+    check_query(query, identity)  # a query the role may not ask is refused, files or not
     files = sql.prune(live_files(root), query)
     if not files:
         return SearchResult(query, page, 0, [], ENGINE, _ms(started))
-    check_query(query, identity)
     compiled = sql.compile_query(
         query,
         text_field=identity.search_field,
