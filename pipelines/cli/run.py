@@ -170,7 +170,8 @@ def command(
             opts,
             interval=interval,
             stop_after_idle=stop_after_idle,
-            on_batch=lambda s: click.echo(s.render(archive)),
+            # a batch that only took note of a file still being written read no event: not news
+            on_batch=lambda s: click.echo(s.render(archive)) if s.read or s.files_written else None,
             on_compact=lambda r: click.echo(
                 f"compacted {r.files_before} small file(s) into {r.files_after} ({r.rows:,} rows)"
             ),
