@@ -15,6 +15,7 @@ any other scope key left out.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -103,14 +104,24 @@ def parse_line(
                 return error(f"{key} must be a string, not {type(obj[key]).__name__}")
             values[key] = obj[key]
     for key in obj:  # other fields pass through, but a misspelt scope field would widen the scope
-        close = difflib.get_close_matches(key, SCOPE_FIELDS, n=1, cutoff=0.75) if key not in FIELDS else []
-        if close:
-            return error(f"unknown field {key!r}; did you mean {close[0]!r}? (fields: {', '.join(FIELDS)})")
+        meant = _misspelt_scope_field(key)
+        if meant:
+            return error(f"unknown field {key!r}; did you mean {meant!r}? (fields: {', '.join(FIELDS)})")
     groups = obj.get("employee_groups")
     if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
         return error("employee_groups must be a list of strings")
     scope = Scope(employee_groups=None if groups is None else frozenset(groups), **values)
     return ident, text, scope
+
+
+@functools.lru_cache(maxsize=256)
+def _misspelt_scope_field(key: str) -> str | None:
+    """The scope field ``key`` looks like a misspelling of, if any (cached: the extra fields a
+    caller sends repeat on every line, and difflib is slow next to a scan)."""
+    if key in FIELDS:
+        return None
+    close = difflib.get_close_matches(key, SCOPE_FIELDS, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def verdict_json(ident: Any, verdict: Verdict) -> dict[str, Any]:
