@@ -94,6 +94,20 @@ def test_overlapping_findings_resolve_deterministically(tmp_path) -> None:
     assert engine_for(tmp_path / "c", tie).inspect(text).redacted_text == "card [A]"
 
 
+def test_a_kept_tail_never_shows_another_findings_characters(tmp_path) -> None:
+    # the card wins the merged region, but its last four would be "1 77": the weaker rule's value
+    code = {"type": "pattern", "entity": "CODE", "regex": r"1881 77", "score": 0.5}
+    rules = [rule("r.card", [CARD], operator={"type": "mask", "keep_last": 4}), rule("r.code", [code])]
+    engine = engine_for(tmp_path, rules)
+    overlapping = engine.inspect("card 4012 8888 8888 1881 77")
+    assert [f.rule_id for f in overlapping.findings] == ["r.card", "r.code"]
+    assert overlapping.redacted_text == "card " + "*" * 22
+    # on its own, or with the other value inside it, the card keeps its tail
+    assert engine.inspect("card 4012 8888 8888 1881").redacted_text == "card " + "*" * 15 + "1881"
+    inner = engine_for(tmp_path / "b", [rules[0], rule("r.code", [{**code, "regex": "8888 18"}])])
+    assert inner.inspect("card 4012 8888 8888 1881").redacted_text == "card " + "*" * 15 + "1881"
+
+
 SCOPED = rule(
     "r.scoped",
     [CARD],

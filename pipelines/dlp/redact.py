@@ -144,7 +144,9 @@ class Span:
 
 def rewrite(text: str, spans: Iterable[Span], env: Mapping[str, str] | None = None) -> str:
     """Apply operators to ``text``. Overlapping spans merge into one region, rewritten with the
-    operator of the highest-ranked span in it (deterministic whatever the input order)."""
+    operator of the highest-ranked span in it (deterministic whatever the input order). A
+    ``keep_last`` tail is shown only when it is the winner's own: a region that runs on past the
+    winning span is masked whole."""
     ordered = sorted(spans, key=lambda s: (s.start, -s.end))
     if not ordered:
         return text
@@ -163,8 +165,12 @@ def rewrite(text: str, spans: Iterable[Span], env: Mapping[str, str] | None = No
         start = group[0].start
         stop = max(s.end for s in group)
         winner = max(group, key=lambda s: s.rank)
+        spec = winner.operator
+        if spec.keep_last and winner.end < stop:
+            # the visible tail would be another finding's characters, which its own rule hides
+            spec = spec.model_copy(update={"keep_last": 0})
         out.append(text[pos:start])
-        out.append(apply_operator(text[start:stop], winner.entity, winner.operator, env))
+        out.append(apply_operator(text[start:stop], winner.entity, spec, env))
         pos = stop
     out.append(text[pos:])
     return "".join(out)
