@@ -146,6 +146,9 @@ EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _CONTROL = frozenset(chr(c) for c in range(0x20))
 MAX_PARTICIPANTS = 256
 MAX_ATTACHMENTS = 32
+MAX_INT64 = 2**63 - 1  # the archive's integer columns are int64
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def es(**mapping: Any) -> dict[str, Any]:
@@ -184,7 +187,7 @@ class Attachment(_Strict):
 
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the attachment bytes.")
     media_type: str = Field(min_length=3, max_length=128, description="MIME type, e.g. image/jpeg.")
-    size: int = Field(ge=0, description="Size in bytes.")
+    size: int = Field(ge=0, le=MAX_INT64, strict=True, description="Size in bytes.")
     uri: str = Field(min_length=1, max_length=2048, description="Where the bytes are kept.")
     name: str | None = Field(None, max_length=512, description="Original file name, if any.")
 
@@ -226,7 +229,7 @@ class Event(_Strict):
     thread_id: str = Field(
         min_length=1, max_length=256, description="A user can have several threads with one contact."
     )
-    is_group: bool = False
+    is_group: bool = Field(False, strict=True)
     participants: list[Party] = Field(
         default_factory=list, max_length=MAX_PARTICIPANTS, description="Who was present at this moment."
     )
@@ -254,7 +257,9 @@ class Event(_Strict):
     @field_validator("event_time", "received_time", mode="before")
     @classmethod
     def _iso_text(cls, value: Any) -> Any:
-        if isinstance(value, int | float):
+        # pydantic would read a number, or a number written as text, as seconds or milliseconds
+        # since 1970 by guessing from its size; a source that sends one is misconfigured
+        if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
             raise ValueError("timestamp must be ISO 8601 text with a timezone, not a number")
         return value
 
@@ -265,7 +270,19 @@ class Event(_Strict):
             raise ValueError("timestamp needs a timezone, e.g. 2026-01-05T09:30:00Z")
         if value < EARLIEST_TIME:
             raise ValueError(f"timestamp is before {EARLIEST_TIME:%Y-%m-%d}; check the source's clock")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp is out of range (after year 9999 in UTC)") from None
+
+    @field_validator("attributes")
+    @classmethod
+    def _storable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        # values are checked by the string type; names are dict keys, which pydantic passes as is
+        for name in value:
+            if not name.isascii() and _SURROGATE.search(name):
+                raise ValueError(f"attribute name {name!r} holds an unpaired surrogate")
+        return value
 
     @field_validator("body")
     @classmethod

@@ -14,9 +14,10 @@ from factories import event, write_jsonl
 from helpers import VIGIL, fingerprint, ingest
 
 from pipelines.archive import compact, layout
-from pipelines.archive.ledger import entry_hash
+from pipelines.archive.ledger import canonical, entry_hash
 from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import verify
+from pipelines.errors import ArchiveError
 
 
 @pytest.fixture
@@ -227,3 +228,70 @@ def test_a_staged_copy_that_is_not_what_was_committed_is_a_problem_and_kept(tmp_
         ingest(tmp_path / "in0", archive)  # recovery does not publish it...
     assert staged.is_file()  # ...and keeps it as evidence
     assert not (archive / merged.path).exists()
+
+
+@pytest.mark.parametrize("damage", ["garble the commit entry", "remove the commit entry"])
+def test_a_damaged_last_commit_is_a_problem_and_no_run_cuts_it_away(
+    tmp_path: Path, archive: Path, damage: str
+) -> None:
+    # a crash leaves complete add/remove entries (and perhaps one line cut short) for files still
+    # in staging; a damaged closing entry of a published commit is something else, and cutting
+    # the lines after the previous commit would erase the commit and archive its events twice
+    write_jsonl(tmp_path / "more" / "b.jsonl", [event(100 + i) for i in range(3)])
+    ingest(tmp_path / "more", archive)
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    assert json.loads(lines[-1])["op"] == "commit"
+    lines[-1:] = [lines[-1].replace(b'"op"', b'"op', 1)] if damage.startswith("garble") else []
+    manifest.write_bytes(b"".join(lines))
+    report = verify(archive)
+    assert not any("interrupted run" in n for n in report.notes)
+    assert any(
+        p.startswith("manifest: after the last commit") and "which is already in place" in p
+        for p in report.problems
+    ), report.problems
+    before = {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()}
+    with pytest.raises(ArchiveError, match="restore the manifest from a copy"):
+        ingest(tmp_path / "more", archive)
+    assert {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()} == before
+
+
+def _chained(manifest: Path, entry: dict) -> bytes:
+    last = json.loads(manifest.read_bytes().splitlines()[-1])
+    entry = {**entry, "seq": last["seq"] + 1, "prev": last["hash"]}
+    return (canonical({**entry, "hash": entry_hash(entry)}) + "\n").encode()
+
+
+def test_what_an_interrupted_append_leaves_is_a_note_and_the_next_run_cuts_it(
+    tmp_path: Path, archive: Path
+) -> None:
+    manifest = archive / layout.MANIFEST
+    committed = manifest.read_bytes()
+    add = {"op": "add", "commit": "c-x", "kind": "records", "path": "records/x.parquet", "rows": 1}
+    manifest.write_bytes(committed + _chained(manifest, add) + b'{"op":"add","comm')
+    report = verify(archive)
+    assert any("2 manifest line(s) after the last commit" in n for n in report.notes)
+    assert not any("after the last commit" in p for p in report.problems)
+    write_jsonl(tmp_path / "more" / "b.jsonl", [event(100)])
+    assert ingest(tmp_path / "more", archive).archived == 1
+    assert manifest.read_bytes().startswith(committed) and verify(archive).ok
+
+
+def test_a_complete_line_that_does_not_parse_after_the_last_commit_is_damage(archive: Path) -> None:
+    manifest = archive / layout.MANIFEST
+    manifest.write_bytes(manifest.read_bytes() + b'{"op":"add","commit":"c-x"\n')
+    assert any(
+        p.startswith("manifest: after the last commit") and "complete but not valid JSON" in p
+        for p in verify(archive).problems
+    )
+
+
+def test_a_linked_folder_of_data_is_added_behind_the_manifests_back(tmp_path: Path, archive: Path) -> None:
+    # pyarrow follows the link and reads its rows as part of the archive, so verify must see it
+    outside = tmp_path / "elsewhere" / "ch=sms"
+    outside.mkdir(parents=True)
+    shutil.copy(_first_record_file(archive), outside / "part-x.parquet")
+    (archive / layout.RECORDS / "event_month=2026-02").symlink_to(outside.parent, target_is_directory=True)
+    assert pq.read_table(archive / layout.RECORDS).num_rows > 30
+    problems = verify(archive).problems
+    assert problems == [f"{layout.RECORDS}/event_month=2026-02: not in the manifest (added behind its back)"]

@@ -14,6 +14,7 @@ from helpers import VIGIL, ingest
 
 from pipelines.archive import layout, reader
 from pipelines.archive.manifest import load_state
+from pipelines.ingest import run as run_module
 from pipelines.ingest.read import read_lines
 
 
@@ -324,3 +325,52 @@ def test_a_dlp_failure_dead_letter_keeps_the_original_line(tmp_path: Path, monke
     assert (summary.archived, summary.dead_letter_reasons) == (1, {"dlp_failed": 1})
     (dead,) = _dead(tmp_path / "archive")
     assert dead["raw"] == failing.rstrip(b"\n")
+
+
+def test_a_file_removed_between_listing_and_reading_is_reported_and_the_rest_archived(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # the race a busy drop folder has: listed, then moved away by another job before it is opened
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(1), event(2)])
+    write_jsonl(src / "b.jsonl", [event(3)])
+    listed = run_module.list_input
+
+    def list_then_remove(*args, **kwargs):
+        listing = listed(*args, **kwargs)
+        (src / "b.jsonl").unlink()
+        return listing
+
+    monkeypatch.setattr(run_module, "list_input", list_then_remove)
+    summary = ingest(src, archive)
+    assert (summary.sources, summary.read, summary.archived, summary.vanished_files) == (2, 2, 2, 1)
+    assert summary.balanced
+    assert "1 file(s) removed from the input after they were listed" in summary.render(archive)
+    consumed = load_state(archive).consumed_sources()
+    assert [Path(name).name for name in consumed] == ["a.jsonl"]  # b is read if it comes back
+    monkeypatch.setattr(run_module, "list_input", listed)
+    write_jsonl(src / "b.jsonl", [event(3)])
+    again = ingest(src, archive)
+    assert (again.read, again.archived, again.vanished_files) == (1, 1, 0)
+
+
+def test_a_folder_or_file_with_glob_characters_in_its_name_is_read_as_named(tmp_path: Path) -> None:
+    # "in[1]" exists, so it is that folder, not a pattern matching "in1"
+    src = tmp_path / "drop [1] *"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    write_jsonl(src / "deeper?" / "b[2].jsonl", [event(2)])
+    write_jsonl(src / "notes.txt", [event(3)])
+    summary = ingest(src, tmp_path / "archive")
+    assert (summary.sources, summary.archived, summary.unread_files) == (2, 2, ["notes.txt"])
+    one = ingest(src / "deeper?" / "b[2].jsonl", tmp_path / "other")
+    assert (one.sources, one.archived) == (1, 1)
+    # a pattern is still a pattern when no such path exists
+    assert ingest(tmp_path / "drop*" / "a.jsonl", tmp_path / "third").archived == 1
+
+
+def test_only_json_white_space_makes_a_blank_line(tmp_path: Path) -> None:
+    # a form feed or vertical tab is not white space to JSON: such a line is refused, not skipped
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1), b" \t\r\n", b"\x0c\n", b"\x0b \n"])
+    summary = ingest(tmp_path / "in", tmp_path / "archive")
+    assert (summary.read, summary.blank_lines, summary.archived) == (3, 1, 1)
+    assert summary.dead_letter_reasons == {"malformed_json": 2} and summary.balanced

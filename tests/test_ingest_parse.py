@@ -30,6 +30,9 @@ def with_key_twice(data: dict, obj_marker: bytes, key: str, value: str) -> bytes
     return raw[:at] + json.dumps(key).encode() + b": " + json.dumps(value).encode() + b", " + raw[at:]
 
 
+ATTACHMENT = {"sha256": "a" * 64, "media_type": "image/jpeg", "size": 10, "uri": "vigil-media://a"}
+
+
 def without(field: str) -> dict:
     data = event(1)
     del data[field]
@@ -70,6 +73,18 @@ BAD = [
     ("invalid_timestamp", line(event(1, event_time="0001-01-01T00:00:00Z")), "before 2000-01-01"),
     ("invalid_timestamp", line(event(1, event_time=1767574840)), "not a number"),
     ("invalid_timestamp", line(event(1, received_time=1767574840.5)), "not a number"),
+    ("invalid_timestamp", line(event(1, event_time="1767576000000")), "not a number"),
+    ("invalid_timestamp", line(event(1, received_time=" 1767576000.5")), "not a number"),
+    ("invalid_timestamp", line(event(1, event_time="9999-12-31T23:59:59-14:00")), "out of range"),
+    ("unknown_channel", line(event(1, channel=["sms"])), "['sms']"),
+    ("unknown_channel", line(event(1, channel={"name": "sms"})), "is not one of"),
+    # numbers and flags are taken as sent, not coerced (the archive must show what arrived)
+    ("invalid_event", line(event(1, is_group="no")), "is_group"),
+    ("invalid_event", line(event(1, is_group=1)), "is_group"),
+    ("invalid_event", line(event(1, attachments=[ATTACHMENT | {"size": "12"}])), "size"),
+    ("invalid_event", line(event(1, attachments=[ATTACHMENT | {"size": True}])), "size"),
+    # larger than the archive's int64 column: refused here, not a crash when the file is written
+    ("invalid_event", line(event(1, attachments=[ATTACHMENT | {"size": 2**63}])), "less than or equal"),
     # a key named twice: pydantic keeps the last value, other readers the first
     ("duplicate_key", with_key_twice(event(1, body="hi"), b"{", "body", "4111 1111 1111 1111"), "'body'"),
     (
@@ -98,14 +113,15 @@ def test_bad_lines_become_dead_letters_with_a_reason(code: str, raw: bytes, hint
     assert row["stage"] == "ingest"
 
 
-@pytest.mark.parametrize("where", ["body", "sender_name"])
+@pytest.mark.parametrize("where", ["body", "sender_name", "attribute_value", "attribute_name"])
 def test_unpaired_surrogates_are_dead_letters_not_parquet_crashes(where: str) -> None:
     marker = "SURROGATE"
-    data = (
-        event(1, body=f"ok {marker} broken")
-        if where == "body"
-        else event(1, sender={"id": "e", "role": "employee", "name": f"x{marker}"})
-    )
+    data = {
+        "body": event(1, body=f"ok {marker} broken"),
+        "sender_name": event(1, sender={"id": "e", "role": "employee", "name": f"x{marker}"}),
+        "attribute_value": event(1, attributes={"note": marker}),
+        "attribute_name": event(1, attributes={marker: "x"}),
+    }[where]
     raw = line(data).replace(marker.encode(), b"\\ud800")  # JSON escape of a lone surrogate
     kind, row = parse(raw)
     assert kind == "dead" and row["reason_code"] == "invalid_text", row["reason"]

@@ -29,6 +29,7 @@ queries stay cheap. Large months split into several files of at most 500k rows.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 from pathlib import Path
 
@@ -81,10 +82,17 @@ def not_an_archive(root: Path) -> str:
 
 
 def data_files_on_disk(root: Path) -> list[str]:
-    """Every Parquet file under the data folders, as relative POSIX paths (what verify compares)."""
+    """Every file under the data folders, as relative POSIX paths (what verify compares). A link
+    to a folder is listed itself, not followed: readers would follow it into data the manifest
+    does not know, so it is something added behind the manifest's back."""
     found: list[str] = []
     for kind in KINDS:
         base = root / kind
-        if base.is_dir():
-            found.extend(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file())
+        if base.is_symlink():
+            found.append(kind)
+            continue
+        for folder, dirs, files in os.walk(base):
+            here = Path(folder)
+            found.extend((here / d).relative_to(root).as_posix() for d in dirs if (here / d).is_symlink())
+            found.extend((here / f).relative_to(root).as_posix() for f in files)
     return sorted(found)

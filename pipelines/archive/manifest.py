@@ -187,6 +187,34 @@ def ends_at(path: Path, state: ManifestState) -> bool:
     )
 
 
+def tail_problem(root: Path, state: ManifestState) -> str | None:
+    """Why the manifest lines after ``state``'s last commit are *not* the leftover of an
+    interrupted append, or ``None`` when they are. One append writes a commit's lines, and its
+    files are moved into place only after it: so a leftover is complete ``add``/``remove``
+    entries, perhaps ending in one line cut short, naming files that are not in place yet. A
+    complete line that does not parse, a closing ``commit`` entry, or a file already in place
+    means a committed commit was damaged: cutting the lines would erase it."""
+    path = manifest_ledger(root).path
+    lines = lines_after(path, state.committed_bytes)
+    for i, line in enumerate(lines):
+        number = state.committed_lines + i + 1
+        if i == len(lines) - 1 and not line.endswith(b"\n"):
+            return None  # cut short by the crash
+        try:
+            entry = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return f"line {number} is complete but not valid JSON (damaged or edited, not cut by a crash)"
+        if not isinstance(entry, dict) or entry.get("op") not in ("add", "remove"):
+            return f"line {number} is not an entry an interrupted run leaves behind"
+        rel = entry.get("path")
+        if entry["op"] == "add" and isinstance(rel, str) and (root / rel).is_file():
+            return (
+                f"line {number} adds {rel}, which is already in place: its commit was published, "
+                "so its closing entry was damaged or removed"
+            )
+    return None
+
+
 def lines_after(path: Path, offset: int) -> list[bytes]:
     if not path.exists():
         return []

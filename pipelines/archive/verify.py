@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from pipelines.archive import layout, manifest_index
 from pipelines.archive.ledger import GENESIS, Ledger
-from pipelines.archive.manifest import ManifestState, load_state, manifest_ledger
+from pipelines.archive.manifest import ManifestState, load_state, manifest_ledger, tail_problem
 from pipelines.archive.writer import file_sha256, staging_dir
 from pipelines.errors import ArchiveError
 
@@ -88,10 +88,13 @@ def verify(
     report.manifest_head = state.head
     report.problems.extend(manifest_index.problems(root, state))
     if state.total_lines > state.committed_lines:
-        report.notes.append(
-            f"{state.total_lines - state.committed_lines} manifest line(s) after the last commit "
-            "(an interrupted run; the next `vigil run` removes them)"
-        )
+        if problem := tail_problem(root, state):
+            report.problems.append(f"manifest: after the last commit, {problem}")
+        else:
+            report.notes.append(
+                f"{state.total_lines - state.committed_lines} manifest line(s) after the last commit "
+                "(an interrupted run; the next `vigil run` removes them)"
+            )
     unpublished: dict[str, int] = {}
     for rel, f in sorted(state.live.items()):
         path = root / rel

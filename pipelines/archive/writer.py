@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.archive import layout, manifest_index
-from pipelines.archive.manifest import load_state, manifest_ledger
+from pipelines.archive.manifest import load_state, manifest_ledger, tail_problem
 from pipelines.errors import ArchiveError, ArchiveLockedError
 from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, event_month, from_micros
 
@@ -291,6 +291,11 @@ def recover(root: Path) -> RecoveryReport:
     ledger = manifest_ledger(root)
     state = load_state(root)
     if state.total_lines > state.committed_lines:
+        if problem := tail_problem(root, state):
+            raise ArchiveError(
+                f"{ledger.path}: {problem}. Nothing was changed; run `vigil verify --archive "
+                f"{root}` to see every problem and restore the manifest from a copy"
+            )
         report.torn_lines_cut = ledger.repair_tail(state.committed_lines)
     keep: set[str] = set()  # staging folders holding evidence: a staged file that is not what was committed
     for rel, f in state.live.items():

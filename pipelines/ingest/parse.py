@@ -145,7 +145,7 @@ def _classify(exc: ValidationError) -> tuple[str, str]:
         missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
         return "missing_field", f"required field(s) missing: {', '.join(missing)}"
     message = " ".join(e["msg"] for e in errors)
-    if "string_unicode" in kinds:
+    if "string_unicode" in kinds or "unpaired surrogate" in message:
         return "invalid_text", f"text cannot be stored as UTF-8 (unpaired surrogate): {listing}"
     if "body has" in message:
         return "oversized_body", listing
@@ -202,7 +202,7 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
     if not isinstance(data, dict):
         return dead("not_an_object", f"expected a JSON object, got {type(data).__name__}")
     channel = data.get("channel")
-    if channel not in _CHANNELS:
+    if not isinstance(channel, str) or channel not in _CHANNELS:
         shown = "missing" if channel is None else repr(channel)[:64]
         return dead("unknown_channel", f"channel {shown} is not one of {', '.join(sorted(_CHANNELS))}")
     body = data.get("body")

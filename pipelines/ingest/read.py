@@ -7,9 +7,11 @@ not loaded whole: its first bytes, total size and SHA-256 are kept and it is rep
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import os
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,24 +81,34 @@ def discover(input_path: str, exclude: str | None = None) -> list[SourceFile]:
 def check_input(input_path: str) -> tuple[str, str | None, bool]:
     """How to list ``input_path``: the pattern to match, the folder it starts from and whether it
     is a glob. An input that does not exist, or one file not named like an event file, is an
-    :class:`InputError` (checked before a run touches the archive)."""
-    if any(ch in input_path for ch in "*?["):
+    :class:`InputError` (checked before a run touches the archive). A local path that exists is
+    taken as written, even with ``*?[`` in its name (``in[1]/``)."""
+    literal = is_local(input_path) and os.path.exists(input_path)
+    if not literal and any(ch in input_path for ch in "*?["):
         parts = input_path.split("/")
         fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
         root = "/".join(parts[:fixed]) or None  # the folder the glob starts from
         return input_path, canonical(root) if root and is_local(root) else root, True
-    if is_local(input_path) and os.path.exists(input_path):
+    if literal:
         input_path = canonical(input_path)
     base = input_path.rstrip("/")
     if not FileSystems.exists(base):
         raise InputError(f"input {input_path} does not exist; pass the folder `vigil simulate --out` wrote")
-    single = bool(FileSystems.match([base])[0].metadata_list) and (not is_local(base) or os.path.isfile(base))
+    # Beam matches patterns; brackets (the one way to quote *?[ in one) make the name literal
+    quoted = glob.escape(base) if is_local(base) else base
+    single = os.path.isfile(base) if is_local(base) else bool(_match(base))
     if single and not base.endswith(SUFFIXES):
         raise InputError(
             f"input {input_path} is not named like an event file; Vigil reads newline-delimited "
             f"JSON from files ending in {SUFFIXES_TEXT}: rename it, or pass its folder"
         )
-    return (base if single else f"{base}/**"), base, False  # a folder: one listing of the whole tree
+    return (quoted if single else f"{quoted}/**"), base, False  # a folder: one listing of the whole tree
+
+
+def _match(pattern: str) -> list[Any]:
+    with warnings.catch_warnings():  # Beam's translation of a quoted "[" looks like a nested set to re
+        warnings.simplefilter("ignore", FutureWarning)
+        return FileSystems.match([pattern])[0].metadata_list
 
 
 def list_input(input_path: str, exclude: str | None = None) -> Listing:
@@ -113,10 +125,10 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     found: dict[str, SourceFile] = {}
     unread: list[str] = []
     try:
-        results = FileSystems.match([pattern])
+        matched = _match(pattern)
     except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
         raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
-    for meta in results[0].metadata_list:
+    for meta in matched:
         name = canonical(meta.path)
         if _hidden_below(name, root) or name.endswith(".tmp"):
             continue

@@ -102,6 +102,7 @@ class RunSummary:
     waiting_sources: int = 0  # follow mode: gzip files changed moments ago, read once settled
     unread_count: int = 0  # files in the input not named like event files (not read)
     unread_files: list[str] = field(default_factory=list)  # the first few of them
+    vanished_files: int = 0  # listed, then gone before they could be opened (not read, not consumed)
 
     @property
     def balanced(self) -> bool:
@@ -149,6 +150,11 @@ class RunSummary:
             lines.append(f"  ({self.blank_lines:,} blank line(s) ignored)")
         if self.unread_count:
             lines.append(f"  ({self.describe_unread()})")
+        if self.vanished_files:
+            lines.append(
+                f"  ({self.vanished_files:,} file(s) removed from the input after they were listed, before "
+                "they could be read: nothing of them is archived; put them back to have them read)"
+            )
         if self.waiting_sources:
             lines.append(
                 f"  ({self.waiting_sources} gzip file(s) changed moments ago: read once unchanged for "
@@ -489,6 +495,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
         raise ArchiveError(f"the pipeline finished but commit {commit} is not in the manifest")
     summary.read = counters.get("read", 0)
     summary.blank_lines = counters.get("blank_lines", 0)
+    summary.vanished_files = counters.get("vanished_files", 0)
     summary.notices = counters.get("notices", 0)
     summary.archived = counters.get("archived", 0) - summary.notices
     summary.dlp_policy = engine_id(engine)

@@ -45,6 +45,8 @@ def counter(name: str) -> Any:
 
 
 POSITIONS = "positions"
+VANISHED = -1  # the position of a file that was gone when it was to be read
+JSON_SPACE = b" \t\r\n"  # a line of only these is blank; a form feed or vertical tab is not JSON
 
 
 class _ReadLines(beam.DoFn):
@@ -52,21 +54,29 @@ class _ReadLines(beam.DoFn):
         self.max_line_bytes = max_line_bytes
         self.lines = counter("read")
         self.blank = counter("blank_lines")
+        self.vanished = counter("vanished_files")
 
     def process(self, item: tuple[str, int, bool]) -> Iterator[Any]:
         source, start, hold = item
         end = start
         prefix = PrefixHash() if resumable(source) else None
         lines = read_lines(source, self.max_line_bytes, hold_partial_tail=hold, start=start, prefix=prefix)
-        for line in lines:
-            progress.report("reading (bytes)", line.span)
-            if line.span > line.size:  # ended by a newline: an unterminated last line is read again
-                end = line.offset + line.span
-            if line.problem is None and not line.too_long and not line.raw.strip():
-                self.blank.inc()
-                continue
-            self.lines.inc()
-            yield line
+        try:
+            for line in lines:
+                progress.report("reading (bytes)", line.span)
+                if line.span > line.size:  # ended by a newline: an unterminated last line is read again
+                    end = line.offset + line.span
+                if line.problem is None and not line.too_long and not line.raw.strip(JSON_SPACE):
+                    self.blank.inc()
+                    continue
+                self.lines.inc()
+                yield line
+        except FileNotFoundError:
+            # removed between listing and opening (an open file is read to the end even if it is
+            # deleted meanwhile): nothing was read from it, and it is not marked consumed
+            self.vanished.inc()
+            yield TaggedOutput(POSITIONS, (source, VANISHED, "", False))
+            return
         if prefix is not None:  # where the next run goes on, and a hash to tell it nothing changed before
             sha = prefix.hexdigest() if prefix.upto == end else prefix_sha256(source, end)
             # bytes after the last line end were left for the writer to finish
@@ -77,7 +87,8 @@ class _ReadLines(beam.DoFn):
 class ReadEvents(beam.PTransform):
     """Input files ``(name, start offset, hold)`` → their non-blank lines (raw bytes with source
     and offset) as the main output, and ``(name, bytes read, SHA-256 of those bytes)`` per plain
-    file as ``positions``. ``hold``: a writer may still be appending to the file, so a last line
+    file as ``positions`` (``(name, VANISHED, "", False)`` for a file removed before it could be
+    opened: it is then not consumed). ``hold``: a writer may still be appending to the file, so a last line
     without its line end is left for a later read."""
 
     def __init__(self, sources: list[tuple[str, int, bool]], max_line_bytes: int):
@@ -332,7 +343,10 @@ class _Commit(beam.DoFn):
             for name, end, sha, held in positions
             if sha
         }
-        consumed = [s | where.get(s["name"], {}) for s in self.sources if s["name"] not in set(unfinished)]
+        gone = {name for name, end, _, _ in positions if end == VANISHED}
+        consumed = [
+            s | where.get(s["name"], {}) for s in self.sources if s["name"] not in set(unfinished) | gone
+        ]
         # recorded apart, so `--follow` does not re-read an unchanged broken file at every poll
         broken = [s for s in self.sources if s["name"] in set(unfinished)]
         extra = self.extra | ({"unfinished_sources": broken} if broken else {})
