@@ -308,3 +308,122 @@ def test_cli_prints_and_exports(archive: Path, tmp_path: Path, capsys, monkeypat
     assert "swap them" in capsys.readouterr().err
     assert vigil("conversation", "conv-nope", "--archive", str(archive), "--role", "officer") == 0
     assert "No records for this conversation" in capsys.readouterr().out
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_html_export_into_the_archive_is_refused(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    archive = write_archive(tmp_path / "archive", ROWS)
+    base = ["conversation", "conv-en", "--role", "reviewer"]
+    assert vigil(*base, "--archive", str(archive)) == 0  # the audit log now has an entry to lose
+    capsys.readouterr()
+    (tmp_path / "ledger").symlink_to(archive / "_ledger")
+    (tmp_path / "log.html").symlink_to(archive / "_ledger" / "audit.jsonl")
+    (tmp_path / "alias").symlink_to(archive)
+    (tmp_path / "elsewhere").mkdir()
+    before = _files(archive)
+    attempts = [
+        (archive, archive / "_ledger" / "audit.jsonl"),
+        (archive, archive / "_ledger" / "manifest.jsonl"),
+        (archive, archive / "conv-en.html"),  # a new file is refused too: the folder is Vigil's
+        (archive, tmp_path / "ledger" / "conv-en.html"),  # a symlinked folder
+        (archive, tmp_path / "log.html"),  # a symlink to the log
+        (archive, tmp_path / "elsewhere" / ".." / "archive" / "_ledger" / "audit.jsonl"),
+        (tmp_path / "alias", archive / "_ledger" / "audit.jsonl"),  # the archive named by a symlink
+        (archive, tmp_path / "alias" / "_ledger" / "audit.jsonl"),
+    ]
+    for where, target in attempts:
+        assert vigil(*base, "--archive", str(where), "--html", str(target)) == 2, target
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --html {target}: this is inside the archive folder ")
+        assert "write the page somewhere else" in err and err.count("\n") == 1
+        assert _files(archive) == before  # nothing written, nothing logged, no temporary file
+    assert (tmp_path / "log.html").is_symlink() and (tmp_path / "ledger").is_symlink()
+    assert not list((tmp_path / "elsewhere").iterdir())
+    outside = tmp_path / "elsewhere" / "conv-en.html"
+    assert vigil(*base, "--archive", str(tmp_path / "alias"), "--html", str(outside)) == 0
+    assert outside.is_file()
+
+
+def test_attachment_names_and_free_text_attributes_only_for_officers(tmp_path: Path) -> None:
+    # DLP scans bodies only: a file name or a refusal reason can carry a card number unseen, so
+    # the roles that see DLP's views get the media type and size, and values the system writes
+    card = "4532015112830366"
+    files = [
+        {
+            "sha256": "0" * 64,
+            "media_type": "application/pdf",
+            "size": 1234,
+            "uri": f"vigil-media://card-{card}",
+            "name": "card 4532 0151 1283 0366.pdf",
+        },
+        {"sha256": "1" * 64, "media_type": f"application/x-{card}", "size": 5, "uri": "vigil-media://y"},
+    ]
+    rows = [
+        row("a-1", at(5, 9), body="see attached", attachments=files),
+        row(
+            "a-2",
+            at(5, 9, 1),
+            body="one",
+            attributes={"delivery": "refused", "refusal": f"card {card} rejected"},
+        ),
+        row("a-3", at(5, 9, 2), body="two", attributes={"delivery": "queued", "queue_position": card}),
+        row(
+            "a-4", at(5, 9, 3), body="three", attributes={"delivery": "refused", "refusal": "window_expired"}
+        ),
+        row("a-5", at(5, 9, 4), body="four", attributes={"delivery": "queued", "queue_position": "2"}),
+    ]
+    archive = write_archive(tmp_path / "archive", rows)
+    loaded = load_conversation(archive, "conv-en")
+    for who in (REVIEWER, Identity("crm-sync", AccessRole.CRM)):
+        for export in (False, True):
+            t = build_timeline("conv-en", loaded, who, export=export)
+            assert t.entries[0].attachments == [
+                "attachment (application/pdf, 1,234 bytes; name not shown)",
+                "attachment (unknown type, 5 bytes; name not shown)",
+            ]
+            assert [e.heading for e in t.entries[1:]] == [
+                "message · refused (reason not shown)",
+                "message · queued",
+                "message · refused (window_expired)",
+                "message · queued (position 2)",
+            ]
+            for shown in (terminal(t), render_html(t)):
+                assert "4532" not in shown and "0366" not in shown and "card" not in shown
+    t = build_timeline("conv-en", loaded, OFFICER)
+    assert t.entries[0].attachments[0] == "card 4532 0151 1283 0366.pdf (application/pdf, 1,234 bytes)"
+    assert t.entries[1].heading == f"message · refused (card {card} rejected)"
+    assert t.entries[2].heading == f"message · queued (position {card})"
+
+
+def test_html_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    nasty = "\x1b[2J RED \x9b31m \u202egnp.exe\u202c \u2067x\u2069 del\x7f\nline two"
+    evil = {**WEI, "name": "Wei \u202eZhang"}
+    rows = [row("c-1", at(5, 9), body=nasty, sender=evil, recipients=[DANA], participants=[DANA, evil])]
+    archive = write_archive(tmp_path / "archive", rows)
+    html = render_html(build_timeline("conv-en", load_conversation(archive, "conv-en"), REVIEWER))
+    for raw in ("\x1b", "\x9b", "\u202e", "\u202c", "\u2067", "\u2069", "\x7f"):
+        assert raw not in html
+    assert "\\x1b[2J RED \\x9b31m \\u202egnp.exe\\u202c \\u2067x\\u2069 del\\x7f\nline two" in html
+    assert "Wei \\u202eZhang" in html
+
+
+def test_a_window_ending_at_the_end_of_the_calendar(
+    archive: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    base = ["conversation", "conv-en", "--archive", str(archive), "--role", "officer"]
+    for end in ("9999-12-31", "9999-12-31T23:59:59.999999"):
+        assert vigil(*base, "--from", "2026-01-05", "--to", end) == 0
+        assert "10 records" in capsys.readouterr().out
+    assert vigil(*base, "--from", "0001-01-01T00:00:00+01:00") == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: --from 0001-01-01T00:00:00+01:00 is outside the calendar (years 1 to 9999 in UTC); "
+        "write a date such as --from 2026-01-31\n"
+    )

@@ -85,12 +85,19 @@ def test_past_the_last_page(archive: Path, capsys) -> None:
         (["card", "--size", "0"], "--size 0"),
         (["card", "--page", "0"], "pages start at 1"),
         (["--channel", "fax"], "use one of"),
+        (["NOT " * 500 + "card"], "at most 32 are allowed"),  # not a RecursionError
+        (["participant:(852) 9111-0000"], 'participant:"(852) 9111-0000"'),
+        (["from:0001-01-01T00:00:00+01:00"], "outside the calendar"),  # not an OverflowError
+        (["--from", "9999-12-31T23:00:00-05:00"], "outside the calendar"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(archive: Path, capsys, argv: list[str], message: str) -> None:
     assert vigil("search", "--archive", str(archive), "--role", "officer", *argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+    assert "unexpected" not in err
+    if '"' not in argv[0]:  # a syntax error adds the query and a pointer below the line
+        assert err.count("\n") == 1
     assert "Traceback" not in err
 
 
@@ -221,6 +228,34 @@ def test_a_compact_date_is_a_whole_day(archive: Path, capsys) -> None:
     assert compact == _ids(capsys.readouterr().out) and len(compact) == 3
     assert vigil(*argv, "from:2026-01-09", "to:2026-01-01") == 2
     assert "from: 2026-01-09 is after to: 2026-01-01" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "end", [["to:9999-12-31"], ["to:9999-12-31T23:59:59.999999"], ["--to", "9999-12-31"]]
+)
+def test_an_end_date_at_the_end_of_the_calendar_means_no_end(archive: Path, capsys, end: list[str]) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json", "--size", "100"]
+    assert vigil(*argv, "from:2026-01-05", *end) == 0
+    far = _ids(capsys.readouterr().out)
+    assert vigil(*argv, "from:2026-01-05") == 0
+    assert far == _ids(capsys.readouterr().out) and far
+    last = json.loads((archive / "_ledger" / "audit.jsonl").read_text(encoding="utf-8").splitlines()[-2])
+    assert last["query"]["time_to"] == "9999-12-31"
+
+
+def test_json_escapes_control_characters(tmp_path: Path, capsys) -> None:
+    from search_support import WEI, at, row
+
+    body = "pay \u202egnp.exe\u202c now \x9b31m \x1b[2J del\x7f and \u2066isolate\u2069"
+    sender = {**WEI, "name": "Wei \u202eZhang"}
+    archive = write_archive(tmp_path / "a", [row("t-1", at(5, 9), body=body, sender=sender)])
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "--json", "pay") == 0
+    out = capsys.readouterr().out
+    for raw in ("\u202e", "\u202c", "\x9b", "\x1b", "\x7f", "\u2066", "\u2069"):
+        assert raw not in out
+    assert "\\u202egnp.exe\\u202c now \\u009b31m \\u001b[2J del\\u007f" in out
+    hit = json.loads(out)
+    assert hit["text"] == body and hit["sender"]["name"] == "Wei \u202eZhang"  # the same text, read back
 
 
 def test_a_participant_search_that_finds_nothing_suggests_keys(archive: Path, capsys) -> None:

@@ -61,7 +61,7 @@ TABLE = [
         },
     ),
     (
-        "rule:pii.card",
+        "rule:PII.Card",  # rule ids are lower case: the value is lower-cased, as channel: is
         {
             "bool": {
                 "filter": [
@@ -81,7 +81,7 @@ TABLE = [
     ),
     ("participant:Wei", {"bool": {"filter": [{"term": {"parties": "wei"}}]}}),  # lower-cased
     (
-        "org:acme/wealth-hk org:globex",
+        "org:ACME/Wealth-HK org:globex",  # case-insensitive terms, as SQL compares lower(org)
         {
             "bool": {
                 "filter": [
@@ -91,12 +91,19 @@ TABLE = [
                                 {
                                     "bool": {
                                         "filter": [
-                                            {"term": {"org": "acme"}},
-                                            {"term": {"sub_org": "wealth-hk"}},
+                                            {"term": {"org": {"value": "acme", "case_insensitive": True}}},
+                                            {
+                                                "term": {
+                                                    "sub_org": {
+                                                        "value": "wealth-hk",
+                                                        "case_insensitive": True,
+                                                    }
+                                                }
+                                            },
                                         ]
                                     }
                                 },
-                                {"term": {"org": "globex"}},
+                                {"term": {"org": {"value": "globex", "case_insensitive": True}}},
                             ],
                             "minimum_should_match": 1,
                         }

@@ -17,7 +17,7 @@ from es_support import config
 from search_es_support import SearchingFake, search_semantics
 from search_support import PARITY_QUERIES as QUERIES
 from search_support import PARITY_ROLES as ROLES
-from search_support import dataset, write_archive
+from search_support import at, dataset, row, write_archive
 
 from exporters.elasticsearch.bulk import index_rows
 from exporters.elasticsearch.config import EsConfig, make_client
@@ -83,3 +83,52 @@ def test_pages_agree(engines: tuple[Path, EsConfig], number: int) -> None:
         remote = es_engine.search(cfg, query, ROLES[0], page)
         assert [h.record_id for h in remote.hits] == [h.record_id for h in local.hits]
         assert local.total == remote.total == 10
+
+
+@pytest.fixture(scope="module")
+def mixed_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, EsConfig]]:
+    """The shared rows plus an organisation whose name is not lower case."""
+    rows = [
+        *ROWS,
+        row(
+            "m-1",
+            at(9, 10),
+            body="Meridian desk note.",
+            org="Meridian",
+            sub_org="HK-Desk",
+            conversation_id="conv-m",
+        ),
+    ]
+    archive = write_archive(tmp_path_factory.mktemp("mixed") / "archive", rows)
+    with search_semantics(), SearchingFake() as server:
+        cfg = config(server.url)
+        client = make_client(cfg)
+        install(client, cfg)
+        assert index_rows(client, rows, cfg).indexed == len(rows)
+        client.indices.refresh(index=cfg.alias)
+        client.close()
+        yield archive, cfg
+
+
+@pytest.mark.parametrize(
+    ("typed", "same_as"),
+    [
+        ("org:ACME", "org:acme"),
+        ("org:Acme/WEALTH-SH", "org:acme/wealth-sh"),
+        ("org:meridian", "org:MERIDIAN"),  # the data's case does not matter either
+        ("org:meridian/hk-desk", "org:Meridian/HK-Desk"),
+        ("rule:PII", "rule:pii"),
+        ("rule:Secrets.Cloud-Key channel:teams", "rule:secrets.cloud-key channel:teams"),
+    ],
+)
+@pytest.mark.parametrize("who", ROLES[:2], ids=[r.role.value for r in ROLES[:2]])
+def test_org_and_rule_filters_ignore_case_on_both_engines(
+    mixed_case: tuple[Path, EsConfig], typed: str, same_as: str, who: Identity
+) -> None:
+    archive, cfg = mixed_case
+    page = Page(size=50)
+    expected = [h.record_id for h in embedded.search(archive, parse_query(same_as), who, page).hits]
+    local = embedded.search(archive, parse_query(typed), who, page)
+    remote = es_engine.search(cfg, parse_query(typed), who, page)
+    assert [h.record_id for h in local.hits] == [h.record_id for h in remote.hits] == expected
+    assert expected  # the filter finds something

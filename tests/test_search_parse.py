@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.errors import QueryError
 from pipelines.search.parse import join_words, parse_query
-from pipelines.search.query import And, Not, Or, OrgRef, Phrase, Prefix, Query, Word
+from pipelines.search.query import LATEST, And, Not, Or, OrgRef, Phrase, Prefix, Query, Word
 
 UTC = dt.UTC
 
@@ -71,7 +71,9 @@ def test_filters_fill_the_query_and_leave_the_text() -> None:
         ('participant:"+852 9123-4567"', "participants", ("+85291234567",)),
         ("participant:a participant:b", "participants", ("a", "b")),
         ("org:acme/wealth-hk", "orgs", (OrgRef("acme", "wealth-hk"),)),
+        ("org:ACME/Wealth-HK", "orgs", (OrgRef("acme", "wealth-hk"),)),  # any case, like channel:
         ("rule:pii.*", "rules", ("pii.",)),
+        ("rule:PII.Card", "rules", ("pii.card",)),  # rule ids are lower case
         ("event_type:opted_in", "event_types", ("opted_in",)),
         ("from:2026-01-05T10:00Z", "time_from", dt.datetime(2026, 1, 5, 10, tzinfo=UTC)),
         ("from:2026-01-05T18:00:00+08:00", "time_from", dt.datetime(2026, 1, 5, 10, tzinfo=UTC)),
@@ -116,6 +118,21 @@ def test_keyword_filters_are_the_same_as_typed_ones() -> None:
         ("---", "no letters or digits"),
         ('""', "no letters or digits"),
         ("org:/hk", "org:acme/wealth-hk"),
+        # a value starting with a bracket or a space is not read as the value: say how to quote it
+        (
+            "participant:(852) 9111-0000",
+            'in quotes when it has spaces or brackets: participant:"(852) 9111-0000"',
+        ),
+        ("card participant: Wei Zhang channel:sms", 'participant:"Wei Zhang"'),
+        ("channel: sms", "needs its value right after the colon: channel:sms"),
+        ("(card participant:) fee", "filter participant: needs a value, e.g. participant:+852"),
+        # nesting deep enough to exhaust Python's recursion is refused before parsing
+        ("NOT " * 500 + "card", "500 levels deep; at most 32"),
+        ("NOT (" * 20 + "card" + ")" * 20, "40 levels deep; at most 32"),
+        ("(" * 3000 + "card" + ")" * 3000, "at most 32"),
+        # bounds a time zone pushes out of the calendar
+        ("from:0001-01-01T00:00:00+01:00", "from:0001-01-01T00:00:00+01:00 is outside the calendar"),
+        ("from:9999-12-31T23:00:00-05:00", "outside the calendar"),
     ],
 )
 def test_mistakes_say_how_to_fix_them(text: str, hint: str) -> None:
@@ -242,3 +259,24 @@ def test_dates_in_any_iso_form(text: str, first: str | None, last: str | None) -
 def test_a_range_error_shows_the_dates_as_written() -> None:
     with pytest.raises(QueryError, match="from: 2026-01-09 is after to: 2026-01-01"):
         parse_query("from:2026-01-09 to:2026-01-01")
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    query = parse_query("NOT " * 16 + "(" * 16 + "card" + ")" * 16)
+    node = query.text
+    for _ in range(16):
+        assert isinstance(node, Not)
+        node = node.item
+    assert node == Word("card")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["to:9999-12-31", "to:99991231", "to:9999-12-31T23:59:59.999999", "to:9999-12-31T22:00:00-05:00"],
+)
+def test_an_end_past_the_calendar_means_no_end(text: str) -> None:
+    query = parse_query(f"card from:2026-01-05 {text}")
+    assert query.time_to == LATEST
+    assert query.date_bounds() == (dt.date(2026, 1, 5), dt.date(9999, 12, 31))
+    assert query.to_dict()["time_to"] == "9999-12-31"
+    assert parse_query(query.render()) == query

@@ -62,6 +62,8 @@ def command(
         keys=("--from", "--to"),
     )
     require_archive(archive)
+    if html_path is not None:
+        _outside_archive(html_path, archive)
     rows = load_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
     timeline = build_timeline(
         conversation_id,
@@ -94,6 +96,21 @@ def command(
         archive, identity, "conversation", query=query, results=shown, engine="embedded", details=details
     )
     render_text(timeline, Console())
+
+
+def _outside_archive(target: Path, archive: Path) -> None:
+    """Refuse an export target inside the archive folder (symlinks resolved, for the file and
+    for the folder its temporary copy is written to): the page would replace the audit log, the
+    manifest or a record file. Checked before anything is logged or written."""
+    from pipelines.errors import ConfigError
+
+    root = archive.resolve()
+    for path in (target.resolve(), target.absolute().parent.resolve() / target.name):
+        if path == root or path.is_relative_to(root):
+            raise ConfigError(
+                f"--html {target}: this is inside the archive folder {archive}, which only Vigil "
+                "writes; write the page somewhere else (e.g. --html conversation.html)"
+            )
 
 
 def _stage(target: Path, page: str) -> Path:

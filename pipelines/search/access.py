@@ -74,6 +74,12 @@ class Identity:
         return self.role is not AccessRole.CRM
 
     @property
+    def sees_original(self) -> bool:
+        """Does this role see original text? Only officers: the others see DLP's views, so free
+        text that DLP does not scan (attachment names, attribute values) is not shown to them."""
+        return self.role is AccessRole.OFFICER
+
+    @property
     def text_fields(self) -> tuple[str, ...]:
         """The body fields fetched for this role's hits: only what its view is built from."""
         return _TEXT_FIELDS[self.role]

@@ -7,7 +7,9 @@ objects for one viewer:
 
 * messages, auto-messages (with their audience: "to employee", "to customer", "to both"), and
   events (joins, leaves, transfers, opt-ins, window expiries, ...);
-* delivery outcomes carried in attributes (``delivery=queued`` / ``refused`` and why);
+* delivery outcomes carried in attributes (``delivery=queued`` / ``refused`` and why; roles that
+  do not see original text get only the reasons the channels write, and attachments without
+  their names: DLP does not scan either);
 * who was present at each point: the participants at the first record, then each change (who
   joined, who left) on the record where it shows;
 * DLP markers (flagged, redacted, blocked; rule ids), with the text the viewer's role may see:
@@ -15,12 +17,14 @@ objects for one viewer:
   CRM view.
 
 Rendering: :func:`render_text` for the terminal (rich), :func:`render_html` for a self-contained
-HTML page (``pipelines/templates/conversation.html.j2``, autoescaped: bodies are untrusted).
+HTML page (``pipelines/templates/conversation.html.j2``, autoescaped: bodies are untrusted; control
+characters and bidirectional overrides shown as visible escapes, as in the terminal).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,7 +37,7 @@ from rich.text import Text
 
 from pipelines.archive.reader import live_files
 from pipelines.errors import ArchiveError
-from pipelines.record import ARROW_SCHEMA, DlpAction
+from pipelines.record import ARROW_SCHEMA, DlpAction, EventType
 from pipelines.search import sql
 from pipelines.search.access import Identity, export_text, shown_text
 from pipelines.search.embedded import select_rows
@@ -198,10 +202,9 @@ def build_timeline(
             withheld=shown.withheld,
             redacted=shown.redacted,
             delivery=attributes.get("delivery"),
-            delivery_note=attributes.get("refusal")
-            or (f"position {attributes['queue_position']}" if "queue_position" in attributes else None),
+            delivery_note=_delivery_note(attributes, viewer),
             dlp=_dlp(row) if viewer.sees_dlp else None,
-            attachments=[_attachment(a) for a in row.get("attachments") or []],
+            attachments=[_attachment(a, viewer) for a in row.get("attachments") or []],
             present=list(present.values()),
         )
         if before is None:
@@ -238,9 +241,39 @@ def _dlp(row: Mapping[str, Any]) -> DlpMark | None:
     return DlpMark(action=action, rules=list(row.get("dlp_rule_ids") or []), blocked=blocked)
 
 
-def _attachment(item: Mapping[str, Any]) -> str:
-    name = item.get("name") or item.get("uri") or "attachment"
-    return f"{name} ({item.get('media_type', '?')}, {item.get('size', 0):,} bytes)"
+# What a role that does not see original text (reviewer, crm) is shown of the free text DLP never
+# scans: attachment names and uris, and attribute values. A file name or a refusal reason can hold
+# a card number as well as a body can, so those roles get only what the system itself writes:
+# values from a closed set, and media types that have the shape of one.
+
+#: Refusal reasons the channels write (``attributes.refusal``): event types, and the limits named
+#: by the channel rules.
+REFUSAL_REASONS = frozenset({*(e.value for e in EventType), "queue_full", "consecutive_limit"})
+_QUEUE_POSITION = re.compile(r"[0-9]{1,6}")
+#: type/subtype, with no run of digits long enough to carry a number worth hiding
+_MEDIA_TYPE = re.compile(r"(?!.*[0-9]{3})[A-Za-z][A-Za-z0-9.+_-]{0,63}/[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
+
+
+def _delivery_note(attributes: Mapping[str, str], viewer: Identity) -> str | None:
+    """Why a message was refused, or where it was queued. Roles that do not see original text
+    get only a reason from :data:`REFUSAL_REASONS` and a plain number for the position."""
+    refusal, position = attributes.get("refusal"), attributes.get("queue_position")
+    if not viewer.sees_original:
+        refusal = refusal if refusal in REFUSAL_REASONS else ("reason not shown" if refusal else None)
+        position = position if position and _QUEUE_POSITION.fullmatch(position) else None
+    return refusal or (f"position {position}" if position else None)
+
+
+def _attachment(item: Mapping[str, Any], viewer: Identity) -> str:
+    """An attachment line: for officers its name (or uri), media type and size; for the other
+    roles only the media type (when it looks like one) and size: a file name is free text."""
+    media_type = str(item.get("media_type") or "?")
+    size = f"{item.get('size', 0):,} bytes"
+    if viewer.sees_original:
+        name = item.get("name") or item.get("uri") or "attachment"
+        return f"{name} ({media_type}, {size})"
+    shown = media_type if _MEDIA_TYPE.fullmatch(media_type) else "unknown type"
+    return f"attachment ({shown}, {size}; name not shown)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,6 +343,9 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,  # message bodies are untrusted input
+        # ... and may hold bidirectional overrides or C1 controls, which would reorder or garble
+        # the page: every string shown is first given the terminal's visible escapes (\u202e)
+        finalize=lambda value: safe(value) if isinstance(value, str) else value,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -9,6 +9,7 @@ Filters go in ``bool.filter`` (no scoring, cacheable), text in ``bool.must``:
 * a prefix is a ``prefix`` query on the body field, lower-cased as the index is;
 * NOT is ``must_not``, OR is ``should`` with ``minimum_should_match: 1``;
 * DLP rules are a ``nested`` query on ``dlp_findings`` (each finding is its own object);
+* an organisation is a ``term`` query with ``case_insensitive`` (as the SQL compares ``lower(org)``);
 * a participant is a ``term`` query on ``parties``: every id, handle and name on the record as
   the archive stores it (``pipelines.record.party_key``), so both engines compare the same keys.
 
@@ -56,10 +57,10 @@ def compile_query(
         options: list[dict[str, Any]] = []
         for ref in query.orgs:
             if ref.sub_org is None:
-                options.append({"term": {"org": ref.org}})
+                options.append(_anycase("org", ref.org))
             else:
                 options.append(
-                    {"bool": {"filter": [{"term": {"org": ref.org}}, {"term": {"sub_org": ref.sub_org}}]}}
+                    {"bool": {"filter": [_anycase("org", ref.org), _anycase("sub_org", ref.sub_org)]}}
                 )
         filters.append(_any(options))
     for value in query.participants:
@@ -127,6 +128,11 @@ def search_body(
 
 def _iso(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+def _anycase(field: str, value: str) -> dict[str, Any]:
+    """A ``term`` that ignores case (organisations: ``org:ACME`` finds ``acme``, as in SQL)."""
+    return {"term": {field: {"value": value, "case_insensitive": True}}}
 
 
 def _any(options: list[dict[str, Any]]) -> dict[str, Any]:

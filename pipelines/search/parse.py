@@ -173,6 +173,7 @@ def _top_level_filters(raw: str) -> tuple[str, list[_Filter]]:
         tokens = list(_parser().lex(raw))
     except UnexpectedInput:
         return raw, []  # let the parser point at the problem
+    _check_tokens(raw, tokens)
     depth = 0
     found: list[_Filter] = []
     chars = list(raw)
@@ -190,6 +191,65 @@ def _top_level_filters(raw: str) -> tuple[str, list[_Filter]]:
             assert token.start_pos is not None and token.end_pos is not None
             chars[token.start_pos : token.end_pos] = " " * (token.end_pos - token.start_pos)
     return "".join(chars), found
+
+
+#: How deeply NOT and parentheses may nest. Every stage after the parser (building the tree,
+#: the SQL, the DSL, matching, the audit log) walks the tree recursively; real queries nest a
+#: few levels, and a limit turns ``NOT NOT NOT ...`` typed 500 times into a message, not a crash.
+MAX_NESTING = 32
+
+
+def _check_tokens(raw: str, tokens: list[Token]) -> None:
+    """Refuse, before parsing, what the parser would misread or the later stages choke on: a
+    filter with nothing after its colon (a value starting with a bracket or space needs quotes),
+    and nesting deeper than :data:`MAX_NESTING`."""
+    depth = 0  # levels of NOT and parentheses around the current term
+    opened: list[int] = []  # for each open parenthesis, the levels it added (itself + NOTs before it)
+    pending = 0  # NOTs read since the last term or parenthesis
+    deepest = 0
+    for i, token in enumerate(tokens):
+        if token.type == "FILTER":
+            _check_filter_value(raw, token, tokens[i + 1 :])
+        if token.type == "_NOT":
+            pending += 1
+        elif token.type == "LPAR":
+            opened.append(pending + 1)
+            depth += pending + 1
+            pending = 0
+        elif token.type == "RPAR":
+            depth -= opened.pop() if opened else 0
+        elif token.type in ("WORD", "PHRASE", "FILTER"):
+            pending = 0
+        deepest = max(deepest, depth + pending)
+    if deepest > MAX_NESTING:
+        raise QueryError(
+            f"the query nests NOT and parentheses {deepest} levels deep; at most {MAX_NESTING} are "
+            "allowed: simplify it (NOT NOT x is x)"
+        )
+
+
+def _check_filter_value(raw: str, token: Token, after: list[Token]) -> None:
+    key, _, value = str(token).partition(":")
+    if value:
+        return
+    spec = filter_spec(key)
+    # what the user most likely meant as the value: the text up to the next filter or operator
+    end = token.end_pos or 0
+    opened = 0
+    for later in after:
+        if later.type in ("FILTER", "_AND", "_OR", "_NOT") or (later.type == "RPAR" and not opened):
+            break
+        opened += {"LPAR": 1, "RPAR": -1}.get(later.type, 0)
+        end = later.end_pos or end
+    meant = " ".join(raw[token.end_pos : end].replace('"', " ").split())
+    if not meant:
+        raise QueryError(f"filter {spec.key}: needs a value, e.g. {spec.example}")
+    if any(c in meant for c in " ()"):
+        raise QueryError(
+            f"filter {spec.key}: needs its value right after the colon, in quotes when it has spaces "
+            f'or brackets: {spec.key}:"{meant}"'
+        )
+    raise QueryError(f"filter {spec.key}: needs its value right after the colon: {spec.key}:{meant}")
 
 
 def _parse(raw: str, *, shown: str | None = None) -> Any:

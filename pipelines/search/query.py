@@ -20,8 +20,9 @@ Filters, as typed (repeat a key, or separate values with commas, to accept any o
 ``from:`` ``to:``  a date (whole UTC days, both ends included; 2026-01-31 or 20260131) or an
                    ISO date-time
 ``dlp:``           the record's DLP verdict: none, flag, redact, block
-``rule:``          a DLP rule id, or the start of one (``rule:pii`` = every ``pii.*`` rule)
-``org:``           an organisation, or ``org/sub-organisation``
+``rule:``          a DLP rule id, or the start of one (``rule:pii`` = every ``pii.*`` rule);
+                   any case, as rule ids are lower case
+``org:``           an organisation, or ``org/sub-organisation``; case-insensitive
 =================  ===========================================================================
 """
 
@@ -332,11 +333,11 @@ def _add(query: Query, spec: FilterSpec, value: str) -> Query:
         org, _, sub = value.partition("/")
         if not org or (_ and not sub):
             raise QueryError(f"org:{value} is not an organisation; write org:acme or org:acme/wealth-hk")
-        item: Any = OrgRef(org, sub or None)
+        item: Any = OrgRef(org.lower(), sub.lower() or None)  # compared case-insensitively
     elif spec.key == "participant":
         item = normalise_party(value)
     elif spec.key == "rule":
-        item = value.rstrip("*")
+        item = value.rstrip("*").lower()  # rule ids are lower case (the policy schema says so)
         if not item:
             raise QueryError("rule: needs a rule id or its start, e.g. rule:pii.card")
     else:
@@ -362,29 +363,49 @@ def participant_keys(key: str) -> tuple[str, ...]:
     return (key,)
 
 
+#: The last instant Python's datetime holds: an end bound past it (``to:9999-12-31``, "no end")
+#: is clamped to it rather than failing.
+LATEST = dt.datetime.max.replace(tzinfo=UTC)
+
+
 def parse_time(value: str, *, end: bool, key: str) -> dt.datetime:
     """A date (a whole UTC day: from its start, or to its end), in any ISO form Python reads
-    (``2026-01-31``, ``20260131``), or an ISO date-time."""
+    (``2026-01-31``, ``20260131``), or an ISO date-time. An end at or past the last day of year
+    9999 means "no end" and is held as :data:`LATEST`; any other bound the calendar cannot hold
+    (a time zone pushing it before year 1 or past 9999) is a one-line error."""
+    shown = f"{key} {value}" if key.startswith("--") else f"{key}:{value}"
+    example = f"{key} 2026-01-31" if key.startswith("--") else f"{key}:2026-01-31"
     try:
         try:
             day = dt.date.fromisoformat(value)
         except ValueError:
             moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         else:
-            start = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + dt.timedelta(days=1) if end else start
+            moment = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return moment + dt.timedelta(days=1) if end else moment
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+        return moment + dt.timedelta(microseconds=1) if end else moment
     except ValueError:
+        raise QueryError(f"{shown} is not a date; write {example} or {example}T17:30:00Z") from None
+    except OverflowError:
+        if end and _late(value):
+            return LATEST
         raise QueryError(
-            f"{key}:{value} is not a date; write {key}:2026-01-31 or {key}:2026-01-31T17:30:00Z"
+            f"{shown} is outside the calendar (years 1 to 9999 in UTC); write a date such as {example}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return moment + dt.timedelta(microseconds=1) if end else moment
+
+
+def _late(value: str) -> bool:
+    """Whether a bound that overflowed did so past the end of year 9999 (not before year 1)."""
+    return value.lstrip().startswith("9999")
 
 
 def show_time(value: dt.datetime, *, end: bool) -> str:
     """A bound as the user would write it (``to:`` is inclusive: its last day or instant)."""
+    if end and value == LATEST:
+        return LATEST.date().isoformat()  # clamped: through the last day there is
     if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
         return ((value - dt.timedelta(days=1)) if end else value).date().isoformat()
     shown = (value - dt.timedelta(microseconds=1)) if end else value

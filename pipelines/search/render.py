@@ -3,7 +3,8 @@
 Matched words are emphasised in the text (``rich`` styles in the table; ``highlights`` offsets in
 JSON). Long bodies are cut to a window around the first match so a page stays readable. In the
 table, terminal control characters from the data (escape sequences, C1 controls, bidirectional
-overrides) are shown as visible escapes (:func:`safe`); JSON escapes them itself.
+overrides) are shown as visible escapes (:func:`safe`); JSON escapes them as ``\\u202e``
+(:func:`json_text`).
 """
 
 from __future__ import annotations
@@ -57,9 +58,17 @@ def safe_spans(text: str, spans: list[Span] | tuple[Span, ...]) -> tuple[str, li
 
 
 def json_lines(result: SearchResult) -> Iterator[str]:
-    """One JSON object per hit."""
+    """One JSON object per hit: UTF-8 text as written, but every control character of
+    :func:`safe` escaped the JSON way (``\\u202e``), so printing a line cannot drive a terminal."""
     for hit in result.hits:
-        yield json.dumps(hit.to_json(), ensure_ascii=False, sort_keys=False)
+        yield json_text(hit.to_json())
+
+
+def json_text(value: object) -> str:
+    """``value`` as one line of JSON with :data:`_CONTROL` characters escaped (``json`` leaves
+    DEL, the C1 controls and the bidirectional marks raw). They only occur inside strings, where
+    ``\\uXXXX`` reads back as the same character."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
 
 
 def summary(result: SearchResult, role: str) -> str:

@@ -102,10 +102,12 @@ def compile_query(
     if query.orgs:
         ors = []
         for ref in query.orgs:
+            # the values are lower case (Query); the columns are compared ignoring case, as the
+            # DSL's case-insensitive term queries do
             if ref.sub_org is None:
-                ors.append(f"org = {p.add(ref.org)}")
+                ors.append(f"lower(org) = {p.add(ref.org)}")
             else:
-                ors.append(f"(org = {p.add(ref.org)} AND sub_org = {p.add(ref.sub_org)})")
+                ors.append(f"(lower(org) = {p.add(ref.org)} AND lower(sub_org) = {p.add(ref.sub_org)})")
         clauses.append(_or(ors))
     for value in query.participants:
         clauses.append(_participant(value, p))
