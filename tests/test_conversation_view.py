@@ -427,3 +427,79 @@ def test_a_window_ending_at_the_end_of_the_calendar(
         "error: --from 0001-01-01T00:00:00+01:00 is outside the calendar (years 1 to 9999 in UTC); "
         "write a date such as --from 2026-01-31\n"
     )
+
+
+SYSTEM_SENDER = {"id": "system:wechat", "name": "WeChat Official Account", "role": "system"}
+
+
+def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_path: Path) -> None:
+    # this source lists the one leaving on the leave event and on the notices about it (the state
+    # before the change); the customer's #LEAVE never changes the participants at all
+    def event(n: int, minute: int, event_type: str, sender: dict, participants: list, **kw) -> dict:
+        return row(
+            f"lv-{n}",
+            at(5, 9, minute),
+            kind="event",
+            event_type=event_type,
+            direction="system",
+            sender=sender,
+            recipients=[],
+            participants=participants,
+            channel="wechat",
+            **kw,
+        )
+
+    def notice(n: int, minute: int, event_type: str, participants: list) -> dict:
+        return row(
+            f"lv-{n}",
+            at(5, 9, minute),
+            kind="auto_message",
+            event_type=event_type,
+            audience="employee",
+            direction="system",
+            sender=SYSTEM_SENDER,
+            recipients=[DANA],
+            participants=participants,
+            channel="wechat",
+            body="someone left",
+        )
+
+    everyone = [DANA, ALEX, WEI]
+    rows = [
+        event(1, 0, "left_conversation", ALEX, everyone),  # the window starts on a leave
+        notice(2, 1, "left_conversation", everyone),
+        row("lv-3", at(5, 9, 2), body="still here", participants=everyone, channel="wechat"),
+        event(4, 3, "participant_added", DANA, everyone, attributes={"participant": ALEX["id"]}),
+        event(5, 4, "participant_removed", DANA, everyone, attributes={"participant": ALEX["id"]}),
+        row("lv-6", at(5, 9, 5), body="and now", participants=[DANA, WEI], channel="wechat"),
+        event(7, 6, "customer_leave", WEI, [DANA, WEI]),
+        row("lv-8", at(5, 9, 7), body="are you there?", participants=[DANA, WEI], channel="wechat"),
+        row(
+            "lv-9",
+            at(5, 9, 8),
+            body="back again",
+            sender=WEI,
+            recipients=[DANA],
+            participants=[DANA, WEI],
+            channel="wechat",
+            direction="inbound",
+        ),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    ids = lambda people: [p.id for p in people]  # noqa: E731
+    assert ids(t.present_at_start) == [DANA["id"], ALEX["id"], WEI["id"]]
+    number = {r["record_id"]: n for n, r in enumerate(rows, start=1)}
+    changes = [(number[e.record_id], ids(e.joined), ids(e.left)) for e in t.entries if e.joined or e.left]
+    assert changes == [
+        (1, [], [ALEX["id"]]),  # on the leave itself, not on the next record
+        (4, [ALEX["id"]], []),
+        (5, [], [ALEX["id"]]),
+        (7, [], [WEI["id"]]),
+        (9, [WEI["id"]], []),  # writing again brings the customer back
+    ]
+    assert [ids(e.present) for e in t.entries][1:3] == [[DANA["id"], WEI["id"]]] * 2
+    text = terminal(t)
+    assert "Present: Dana Whitfield (+12125550101), Alex Chen (+85230001111), Wei Zhang" in text
+    html = render_html(t)
+    assert "Present at the start: Dana Whitfield (+12125550101), Alex Chen (+85230001111), Wei Zhang" in html

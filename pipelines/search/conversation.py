@@ -113,6 +113,8 @@ class Timeline:
     orgs: list[str]
     generated: dt.datetime
     window: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
+    #: who the first record lists as present (before it happens: it may be someone leaving)
+    present_at_start: list[Person] = field(default_factory=list)
 
     @property
     def first(self) -> dt.datetime | None:
@@ -183,12 +185,14 @@ def build_timeline(
     channels: list[str] = []
     orgs: list[str] = []
     view = export_text if export else shown_text
+    gone: set[str] = set()  # left by an event, though a record's participants may still list them
+    start: dict[str, Person] = {}
     for row in rows:
         if not viewer.sees_dlp and (row.get("blocked") or row.get("dlp_action") == DlpAction.BLOCK.value):
             continue
-        present = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
-        shown = view(row, viewer)
         attributes = _attributes(row.get("attributes"))
+        present = _present_after(row, attributes, before or {}, gone)
+        shown = view(row, viewer)
         entry = Entry(
             record_id=row["record_id"],
             time=_time(row["event_time"]),
@@ -208,7 +212,9 @@ def build_timeline(
             present=list(present.values()),
         )
         if before is None:
-            entry.joined = []  # the first entry's participants are shown as "present", not "joined"
+            # the first record's participants are shown as present at the start, not as joined
+            start = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
+            entry.left = [p for pid, p in start.items() if pid not in present]
         else:
             entry.joined = [p for pid, p in present.items() if pid not in before]
             entry.left = [p for pid, p in before.items() if pid not in present]
@@ -223,6 +229,7 @@ def build_timeline(
         viewer=viewer,
         channels=channels,
         orgs=orgs,
+        present_at_start=list(start.values()),
         generated=now or dt.datetime.now(dt.UTC),
         window=window,
     )
@@ -231,6 +238,49 @@ def build_timeline(
 def _add(items: list[str], value: Any) -> None:
     if value and value not in items:
         items.append(str(value))
+
+
+#: events that take someone out of the conversation, and where the record names them
+_DEPARTURES = {
+    EventType.LEFT_CONVERSATION.value: "sender",
+    EventType.CUSTOMER_LEAVE.value: "sender",
+    EventType.PARTICIPANT_REMOVED.value: "participant",
+    EventType.TRANSFERRED.value: "from",
+}
+_ARRIVALS = {EventType.PARTICIPANT_ADDED.value: "participant", EventType.TRANSFERRED.value: "to"}
+
+
+def _present_after(
+    row: Mapping[str, Any], attributes: Mapping[str, str], before: Mapping[str, Person], gone: set[str]
+) -> dict[str, Person]:
+    """Who is present once ``row`` has happened. Sources differ on whether the participants of a
+    leave (and of the notices about it) still list the one leaving: the event itself decides, so
+    the change shows on the event, and later records that still list them do not bring them back.
+    Someone who left returns when an event adds them or when they write again. ``gone`` is
+    updated in place."""
+    listed = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
+    if listed:
+        gone.intersection_update(listed)  # a record without them: the participants caught up
+    else:
+        listed = dict(before)  # a record that lists nobody says nothing about who is present
+    sender = person(row.get("sender"))
+    event_type = row.get("event_type") if row.get("kind") == "event" else None
+
+    def named(where: str) -> str | None:
+        if where == "sender":  # a system sender does not say who left: the participants do
+            return sender.id if sender.role in ("employee", "customer") else None
+        return attributes.get(where)
+
+    if event_type in _ARRIVALS and (arrived := named(_ARRIVALS[event_type])):
+        gone.discard(arrived)
+        if arrived not in listed:
+            listed[arrived] = before.get(arrived) or Person(id=arrived, label=arrived, role="")
+    if row.get("kind") == "message":
+        gone.discard(sender.id)  # writing again: back in the conversation
+    if event_type in _DEPARTURES and (departed := named(_DEPARTURES[event_type])):
+        gone.add(departed)
+        listed.pop(departed, None)
+    return {pid: p for pid, p in listed.items() if pid not in gone}
 
 
 def _dlp(row: Mapping[str, Any]) -> DlpMark | None:
@@ -301,8 +351,9 @@ def render_text(timeline: Timeline, console: Console) -> None:
     if not timeline.entries:
         console.print("No records for this conversation (check the id and the --from/--to window).")
         return
-    first = timeline.entries[0]
-    console.print(Text("Present: " + safe(", ".join(p.label for p in first.present)), style="cyan"))
+    console.print(
+        Text("Present: " + safe(", ".join(p.label for p in timeline.present_at_start)), style="cyan")
+    )
     for entry in timeline.entries:
         if entry.joined or entry.left:
             change = Text("  ── ", style="cyan")
