@@ -188,6 +188,27 @@ def test_nested_quantifier_is_bounded_and_rejected_by_lint(tmp_path) -> None:
     assert load_policy_set(write_policy(tmp_path / "ok", [fine])).rules
 
 
+@pytest.mark.parametrize(
+    ("regex", "message"),
+    [
+        # re reads an unclosed count as literal text: the rule would load and never match
+        (r"EMP-\d{6", r"without its closing brace \('\{6' at position 6\): write '\{6\}'"),
+        (r"[A-Z]{2,\d", r"'\{2,' at position 5"),
+        (r"\p{Han}+", r"without Unicode property classes: write a range instead, e.g. \[\\u4e00-\\u9fff\]"),
+    ],
+)
+def test_regex_mistakes_re_would_accept_silently_or_explain_badly_are_named(tmp_path, regex, message) -> None:
+    bad = rule("r.bad", [{"type": "pattern", "entity": "X", "regex": regex}])
+    with pytest.raises(PolicyError, match=message):
+        load_policy_set(write_policy(tmp_path, [bad]))
+
+
+@pytest.mark.parametrize("regex", [r"\d{6}", r"\d{2,}", r"\d{2,4}", r"a\{6", r"[{]6"])
+def test_closed_counts_and_literal_braces_are_accepted(tmp_path, regex) -> None:
+    fine = rule("r.ok", [{"type": "pattern", "entity": "X", "regex": regex}])
+    assert load_policy_set(write_policy(tmp_path, [fine])).rules
+
+
 def test_backtracking_regex_times_out_per_text(tmp_path) -> None:
     regex = BatchRegex("(a|aa)+$", budgeted=True)
     started = time.perf_counter()

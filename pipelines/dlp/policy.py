@@ -73,13 +73,29 @@ class _Model(BaseModel):
     EXAMPLE: ClassVar[str] = ""
 
 
+#: "{6" or "{2," not closed by "}" (and not escaped as "\{")
+_UNCLOSED_REPEAT = re.compile(r"(?<!\\)\{\d+(?:,\d*)?(?![\d,}])")
+
+
 def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str]:
     flags = re.IGNORECASE if ignore_case else 0
     try:
         compiled = re.compile(value, flags)
     except re.error as exc:
+        hint = ""
+        if any(f"bad escape \\{letter}" in str(exc) for letter in "pPX"):
+            hint = (
+                "; policy regexes use Python's re syntax, without Unicode property classes: write a "
+                "range instead, e.g. [\\u4e00-\\u9fff] for Han, [\\u3040-\\u30ff] for kana"
+            )
         # quoted as written: repr() would double every backslash
-        raise ValueError(f"regex '{value}' does not compile: {exc}") from None
+        raise ValueError(f"regex '{value}' does not compile: {exc}{hint}") from None
+    if unclosed := _UNCLOSED_REPEAT.search(value):
+        # re reads "\d{6" as a digit, "{" and "6": the rule would silently never match
+        raise ValueError(
+            f"regex '{value}' has a repeat count without its closing brace ('{unclosed.group()}' at "
+            f"position {unclosed.start()}): write '{unclosed.group()}}}', or '\\{{' for a literal brace"
+        )
     nested = _nested_repeat(value)
     if nested:
         raise ValueError(
