@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from pathlib import Path
 
@@ -363,6 +364,30 @@ def test_equal_values_hash_equally_whatever_their_format(tmp_path) -> None:
 def test_short_hash_keys_are_refused(tmp_path) -> None:
     with pytest.raises(ConfigError, match=rf"T_KEY is only 5 byte\(s\) long; use at least {MIN_KEY_BYTES}"):
         engine_for(tmp_path, [rule("r", [LUHN], operator=HASH)], env={"T_KEY": "short"})
+
+
+def test_missing_hash_keys_name_their_policy_and_lint_warns(tmp_path, monkeypatch, capsys) -> None:
+    views = {"crm": {"show": "redacted", "operator": HASH | {"key_env": "T_VIEW_KEY"}}}
+    path = write_policy(tmp_path, [rule("r.hash", [LUHN], operator=HASH)], views=views)
+    policy_set = load_policy_set(path)
+    with pytest.raises(ConfigError) as caught:
+        Engine(policy_set, hash_key_env={"T_KEY": "short"})
+    first, second = str(caught.value).splitlines()
+    assert re.fullmatch(
+        rf"{re.escape(str(policy_set.policies[0].path))}:\d+: rule r\.hash: .*T_KEY is only 5.*", first
+    )
+    assert (
+        second.startswith(f"{policy_set.policies[0].path}: views.crm: ")
+        and "$T_VIEW_KEY, which is not set" in second
+    )
+    monkeypatch.delenv("T_KEY", raising=False)
+    monkeypatch.delenv("T_VIEW_KEY", raising=False)
+    code, out, err = run_cli(["dlp", "lint", "--policy", str(path)], capsys)
+    assert code == 0 and "ok: set" in out
+    assert err.count("warning: ") == 2 and "refuse to start without it" in err
+    monkeypatch.setenv("T_KEY", KEY)
+    monkeypatch.setenv("T_VIEW_KEY", KEY)
+    assert "warning" not in run_cli(["dlp", "lint", "--policy", str(path)], capsys)[2]
 
 
 def test_export_view_hashes_canonically(tmp_path) -> None:

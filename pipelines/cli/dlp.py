@@ -9,6 +9,7 @@ vigil dlp dry-run --policy NEW --archive DIR [--against CURRENT]
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -61,6 +62,13 @@ def lint(policy: Path | None, list_entities: bool) -> None:
         for rule in p.rules:
             entities = sorted({d.entity for d in rule.detectors})
             click.echo(f"  {rule.id:<36} {rule.action:<7} {rule.severity.value:<9} {', '.join(entities)}")
+    from pipelines.dlp.redact import key_problems
+
+    for problem in key_problems(policy_set, os.environ):
+        # the key belongs to where the pipeline runs, not to the policy: said, not refused
+        click.echo(
+            f"warning: {problem} (`vigil run` and `vigil dlp scan` refuse to start without it)", err=True
+        )
     ner = "needs the spaCy NER model" if policy_set.needs_ner else "no language model needed"
     click.echo(f"ok: set {policy_set.label}, {len(policy_set.rules)} rule(s), {ner}")
 

@@ -30,7 +30,8 @@ from pipelines.dlp.batch_regex import BatchRegex, RegexKey, run_all
 from pipelines.dlp.detectors import Allow, Candidate, Detector, Item, blank_cjk, compile_detector
 from pipelines.dlp.normalize import Normalized, normalize, strip_invisible
 from pipelines.dlp.policy import OperatorSpec, Policy, PolicySet, RuleSpec
-from pipelines.dlp.redact import Span, finding_rank, hash_key, rewrite
+from pipelines.dlp.redact import Span, finding_rank, key_problems, rewrite
+from pipelines.errors import ConfigError
 from pipelines.record import DlpAction, Finding, Role
 
 DEFAULT_BATCH_SIZE = 512
@@ -175,6 +176,8 @@ class Engine:
     def _compile(self) -> None:
         self.rules: list[_Rule] = []
         self.regexes: dict[RegexKey, BatchRegex] = {}
+        if problems := key_problems(self.policy_set, self.env):  # fail now, not on the first finding
+            raise ConfigError("\n".join(problems))
         for policy in self.policy_set.policies:
             for spec in policy.rules:
                 detectors = [compile_detector(d) for d in spec.detectors]
@@ -186,10 +189,7 @@ class Engine:
                     detectors=detectors,
                     allow=Allow(policy.spec.allow, spec.allow),
                 )
-                if rule.action.strength >= DlpAction.REDACT.strength and rule.operator.type == "hash":
-                    hash_key(rule.operator.key_env, self.env)  # fail now, not on the first finding
                 self.rules.append(rule)
-                self._check_view_keys(policy)
                 for det in detectors:
                     for regex in det.regexes():
                         self.regexes.setdefault(regex.key, regex)
@@ -205,14 +205,6 @@ class Engine:
         )
         self.ner_calls = 0  # texts spaCy actually read
         self.ner_cache_hits = 0
-
-    def _check_view_keys(self, policy: Policy) -> None:
-        """A ``views:`` operator that hashes needs its key now, not when an export first runs."""
-        views = policy.spec.views
-        for destination in ("delivery", "export", "crm"):
-            op = getattr(views, destination).operator
-            if op is not None and op.type == "hash":
-                hash_key(op.key_env, self.env)
 
     def __getstate__(self) -> dict[str, Any]:
         return {

@@ -105,6 +105,32 @@ def hash_key(key_env: str | None, env: Mapping[str, str]) -> bytes:
     return raw
 
 
+def key_problems(policy_set: PolicySet, env: Mapping[str, str]) -> list[str]:
+    """Every hash key the policies need (rule operators of redact/block rules, ``views:``
+    operators) that ``env`` lacks or holds too short, each naming its policy file and place."""
+    from pipelines.dlp.policy import DESTINATIONS
+
+    found: list[str] = []
+
+    def check(key_env: str | None, where: str) -> None:
+        try:
+            hash_key(key_env, env)
+        except ConfigError as exc:
+            found.append(f"{where}: {exc}")
+
+    for policy in policy_set.policies:
+        for rule in policy.rules:
+            op = rule.operator or policy.spec.operator
+            if DlpAction(rule.action).strength >= DlpAction.REDACT.strength and op.type == "hash":
+                line = policy.lines.get(rule.id)
+                check(op.key_env, f"{policy.path}{f':{line}' if line else ''}: rule {rule.id}")
+        for destination in DESTINATIONS:
+            view_op = getattr(policy.spec.views, destination).operator
+            if view_op is not None and view_op.type == "hash":
+                check(view_op.key_env, f"{policy.path}: views.{destination}")
+    return found
+
+
 def canonical_value(value: str) -> str:
     """What the keyed hash is computed over: the value normalised as for detection (NFKC, ASCII
     digits, invisible characters removed), separators removed, case-folded."""
