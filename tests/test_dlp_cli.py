@@ -170,6 +170,35 @@ def test_a_case_span_outside_its_text_is_refused_where_it_is_written(tmp_path, c
     assert f"pii.tests.yaml:{line}: " in err and message in err
 
 
+@pytest.mark.parametrize(
+    ("finding", "message"),
+    [
+        (
+            "{entity: RISKY_PHRASE, rule: conduct.secrecyy, value: keep this between us}",
+            "cases[0]: rule 'conduct.secrecyy' is not in the policy; its rules: conduct.guarantee, ",
+        ),
+        (
+            "{entity: RISKY_PHRASES, value: keep this between us}",
+            "cases[0]: no detector of the policy reports 'RISKY_PHRASES'; it reports RISKY_PHRASE",
+        ),
+        (
+            "{entity: RISKY_PHRASE, value: us}",
+            "cases[0]: value 'us' occurs 2 times in the text; say which with span: [start, end] "
+            "(the first is span: [18, 20])",
+        ),
+    ],
+)
+def test_a_case_that_could_never_pass_is_a_mistake_in_the_case_file(tmp_path, capsys, finding, message):
+    shutil.copy(RULES / "conduct.yaml", tmp_path / "conduct.yaml")
+    (tmp_path / "conduct.tests.yaml").write_text(
+        f"cases:\n  - text: keep this between us, thus\n    expect: {{action: flag, findings: [{finding}]}}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(["dlp", "test", "--policy", str(tmp_path / "conduct.yaml")], capsys)
+    assert code == 2 and "passed" not in out
+    assert f"conduct.tests.yaml:2: {message}" in err
+
+
 def test_policy_tests_refuse_a_folder_whose_set_does_not_load(tmp_path, capsys) -> None:
     # passing cases must not vouch for a set `vigil run` would refuse
     for name in ("pii.yaml", "pii.tests.yaml"):

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from pipelines.dlp.engine import Engine, Scope, Verdict
-from pipelines.dlp.policy import _compose, _Model, _node_at, _read, _validate, load_policy_set
+from pipelines.dlp.policy import PolicySet, _compose, _Model, _node_at, _read, _validate, load_policy_set
 from pipelines.errors import PolicyError
 from pipelines.record import Channel, Direction, Kind
 
@@ -223,6 +223,7 @@ def run_casefile(path: str | Path, engine: Engine | None = None) -> list[CaseRes
     """Run one case file; the engine is built from the policy the file names unless given."""
     cases = load_cases(path)
     engine = engine or Engine(load_policy_set(cases.policy_path), hash_key_env=_TEST_KEYS)
+    _check_references(cases, engine.policy_set)
     verdicts = engine.inspect_many([(c.text, c.scope.to_scope()) for c in cases.spec.cases])
     results = []
     for i, (case, verdict) in enumerate(zip(cases.spec.cases, verdicts, strict=True)):
@@ -235,6 +236,31 @@ def run_casefile(path: str | Path, engine: Engine | None = None) -> list[CaseRes
             status = "failed" if problems else "passed"
         results.append(CaseResult(cases.path, line, name, status, tuple(problems)))
     return results
+
+
+def _check_references(cases: CaseFile, policy_set: PolicySet) -> None:
+    """Mistakes in the cases themselves, named as such rather than as failing cases: a rule or
+    entity the policy does not have (the case could never pass), a ``value`` that occurs more
+    than once in the text (which one is meant is ambiguous)."""
+    entities = {d.entity for _, rule in policy_set.rules.values() for d in rule.detectors}
+    for i, case in enumerate(cases.spec.cases):
+        where = f"{cases.path}:{cases.lines[i] if i < len(cases.lines) else 1}: cases[{i}]"
+        for expected in case.expect.findings or ():
+            if expected.rule is not None and expected.rule not in policy_set.rules:
+                known = ", ".join(sorted(policy_set.rules))
+                raise PolicyError(f"{where}: rule {expected.rule!r} is not in the policy; its rules: {known}")
+            if expected.entity not in entities:
+                raise PolicyError(
+                    f"{where}: no detector of the policy reports {expected.entity!r}; it reports "
+                    + ", ".join(sorted(entities))
+                )
+            value = expected.value
+            if value is not None and case.text.count(value) > 1:
+                start = case.text.find(value)
+                raise PolicyError(
+                    f"{where}: value {value!r} occurs {case.text.count(value)} times in the text; "
+                    f"say which with span: [start, end] (the first is span: [{start}, {start + len(value)}])"
+                )
 
 
 class _TestKeys(dict[str, str]):
