@@ -374,3 +374,20 @@ def test_only_json_white_space_makes_a_blank_line(tmp_path: Path) -> None:
     summary = ingest(tmp_path / "in", tmp_path / "archive")
     assert (summary.read, summary.blank_lines, summary.archived) == (3, 1, 1)
     assert summary.dead_letter_reasons == {"malformed_json": 2} and summary.balanced
+
+
+def test_a_linked_event_file_is_judged_by_its_own_name_and_read_once(tmp_path: Path) -> None:
+    src, other = tmp_path / "in", tmp_path / "other"
+    write_jsonl(other / "export.txt", [event(1)])
+    write_jsonl(other / "_staging.jsonl", [event(2)])
+    src.mkdir()
+    (src / "a.jsonl").symlink_to(other / "export.txt")  # named like an event file: read
+    (src / "b.jsonl").symlink_to(other / "_staging.jsonl")  # the target's "_" is not the input's
+    (src / "again.jsonl").symlink_to(other / "export.txt")  # the same file under another name
+    (src / "notes.txt").symlink_to(other / "_staging.jsonl")  # named like something else: not read
+    summary = ingest(src, tmp_path / "archive")
+    assert (summary.sources, summary.archived, summary.unread_files) == (2, 2, ["notes.txt"])
+    assert sorted(Path(n).name for n in load_state(tmp_path / "archive").consumed_sources()) == [
+        "_staging.jsonl",
+        "export.txt",
+    ]

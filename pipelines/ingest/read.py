@@ -53,6 +53,14 @@ def canonical(path: str) -> str:
     return os.path.realpath(path) if is_local(path) else path
 
 
+def canonical_dir(path: str) -> str:
+    """``path`` with its folder made canonical and its own name kept (a link stays itself)."""
+    if not is_local(path):
+        return path
+    folder, _, name = path.rpartition("/")
+    return f"{os.path.realpath(folder or '/')}/{name}".replace("//", "/")
+
+
 def _hidden_below(path: str, base: str | None) -> bool:
     """A file inside a ``_`` or ``.`` folder (relative to the input root), or named so."""
     rel = path
@@ -129,13 +137,15 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
         raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
     for meta in matched:
-        name = canonical(meta.path)
-        if _hidden_below(name, root) or name.endswith(".tmp"):
+        # judged by the name it has in the input (a link is an event file if the link is named like
+        # one), read and remembered by its real path (two names of one file are read once)
+        listed, name = canonical_dir(meta.path), canonical(meta.path)
+        if _hidden_below(listed, root) or listed.endswith(".tmp"):
             continue
-        if excluded and name.startswith(excluded):
+        if excluded and (name.startswith(excluded) or listed.startswith(excluded)):
             continue
-        if not glob and not name.endswith(SUFFIXES):
-            unread.append(name[len(root) + 1 :] if root and name.startswith(root + "/") else name)
+        if not glob and not listed.endswith(SUFFIXES):
+            unread.append(listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed)
             continue
         mtime = int((meta.last_updated_in_seconds or 0) * 1e9)
         found[name] = SourceFile(name, meta.size_in_bytes, mtime)
