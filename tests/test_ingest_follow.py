@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import threading
@@ -101,6 +102,21 @@ def test_follow_cli_stops_after_idle_polls_with_totals(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "Following" in out.stderr
     assert "1 batch(es): read 4 = archived 3 + dead-lettered 1 + duplicates 0" in out.stdout
+
+
+def test_follow_cli_json_prints_one_object_per_batch_and_the_totals(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)] + [b"nope\n"])
+    argv = [*VIGIL, "run", "--input", str(src), "--archive", str(archive), "--follow"]
+    argv += ["--interval", "0.1", "--stop-after-idle", "2", "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    objects = [json.loads(line) for line in out.stdout.splitlines()]  # nothing but JSON on stdout
+    assert [o["event"] for o in objects] == ["batch", "stopped"]
+    assert (objects[0]["read"], objects[0]["archived"], objects[0]["balanced"]) == (4, 3, True)
+    assert objects[1]["totals"]["dead_lettered"] == 1 and objects[1]["balanced"] is True
+    refused = subprocess.run([*argv, "--reprocess"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--reprocess reads every file again once" in refused.stderr
 
 
 def test_follow_reads_an_appended_file_once_so_totals_equal_the_input_lines(tmp_path: Path) -> None:

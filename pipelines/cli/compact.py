@@ -39,5 +39,6 @@ def command(archive: Path, target_rows: int, min_files: int) -> None:
         return
     click.echo(
         f"compacted {report.files_before} file(s) in {report.partitions} partition(s) into "
-        f"{report.files_after} ({report.rows:,} rows); commit {report.commit}"
+        f"{report.files_after} ({report.rows:,} rows, records and dead letters together); "
+        f"commit {report.commit}"
     )

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -161,27 +162,58 @@ def command(
     if follow:
         from pipelines.ingest.follow import follow as follow_loop
 
+        if reprocess:
+            raise click.UsageError(
+                "--reprocess reads every file again once; run it without --follow, then follow"
+            )
         click.echo(
             f"Following {input_path} every {interval:g}s; "
             "Ctrl-C stops (an interrupted batch is redone next time).",
             err=True,
         )
+
+        def on_batch(s: Any) -> None:
+            if s.recovered:
+                click.echo(s.recovered, err=True)
+            if not (s.read or s.files_written):
+                return  # a batch that only took note of a file still being written: not news
+            click.echo(
+                json.dumps({"event": "batch", **s.as_dict()}, default=str) if as_json else s.render(archive)
+            )
+
+        def on_compact(r: Any) -> None:
+            if as_json:
+                click.echo(json.dumps({"event": "compaction", **asdict(r)}, default=str))
+            else:
+                click.echo(
+                    f"compacted {r.files_before} small file(s) into {r.files_after} ({r.rows:,} rows, "
+                    "records and dead letters together)"
+                )
+
         result = follow_loop(
-            opts,
-            interval=interval,
-            stop_after_idle=stop_after_idle,
-            # a batch that only took note of a file still being written read no event: not news
-            on_batch=lambda s: click.echo(s.render(archive)) if s.read or s.files_written else None,
-            on_compact=lambda r: click.echo(
-                f"compacted {r.files_before} small file(s) into {r.files_after} ({r.rows:,} rows)"
-            ),
+            opts, interval=interval, stop_after_idle=stop_after_idle, on_batch=on_batch, on_compact=on_compact
         )
         t = result.totals
-        click.echo(
-            f"Stopped after {result.polls} poll(s), {result.batches} batch(es): read {t['read']:,} = "
-            f"archived {t['archived']:,} + dead-lettered {t['dead_lettered']:,} + "
-            f"duplicates {t['duplicates']:,}; {result.compactions} compaction(s)."
-        )
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "event": "stopped",
+                        "polls": result.polls,
+                        "batches": result.batches,
+                        "compactions": result.compactions,
+                        "totals": t,
+                        "balanced": t["read"] == t["archived"] + t["dead_lettered"] + t["duplicates"],
+                    },
+                    default=str,
+                )
+            )
+        else:
+            click.echo(
+                f"Stopped after {result.polls} poll(s), {result.batches} batch(es): read {t['read']:,} = "
+                f"archived {t['archived']:,} + dead-lettered {t['dead_lettered']:,} + "
+                f"duplicates {t['duplicates']:,}; {result.compactions} compaction(s)."
+            )
         if result.es_unavailable:
             _es_was_down(archive)
         return
