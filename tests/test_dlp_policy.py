@@ -34,6 +34,7 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
         ("missing_action.yaml", 4, ["missing required key 'action'", "action: redact"]),
         ("hash_without_key.yaml", 4, ["needs key_env", "key_env: VIGIL_DLP_HASH_KEY"]),
         ("bad_yaml.yaml", 6, ["not valid YAML", "indentation"]),
+        ("unclosed_quote.yaml", 6, ["end of stream (while scanning a quoted scalar that starts on line 4)"]),
         (
             "empty_scope.yaml",
             10,

@@ -639,6 +639,9 @@ def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         what = exc.problem or str(exc)
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            # "while scanning a quoted scalar" started on another line: that is where to look
+            what += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         raise PolicyError(
             f"{path}:{line}: not valid YAML: {what}\n"
             "  check the indentation and quote values containing ': ', '#', '{' or a leading '*'"
