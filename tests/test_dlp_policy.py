@@ -88,6 +88,20 @@ def test_missing_file_and_set_member(tmp_path) -> None:
         f"{tmp_path / 'set.yaml'}:4: policies: 'gone.yaml' does not exist next to set.yaml",
         f"{tmp_path / 'set.yaml'}:5: policies: 'lost.yaml' does not exist next to set.yaml",
     ]
+    # members that are not policies, each named for what it is, at its line
+    (tmp_path / "pii.tests.yaml").write_text("cases: []\n")
+    (tmp_path / "other.yaml").write_text("policy_set: other\npolicies: [pii.yaml]\n")
+    members = "  - pii.yaml\n  - pii.tests.yaml\n  - other.yaml\n  - set.yaml\n  - pii.yaml\n"
+    (tmp_path / "set.yaml").write_text("policy_set: s\npolicies:\n" + members)
+    with pytest.raises(PolicyError) as excinfo:
+        load_policy_set(tmp_path / "set.yaml")
+    assert [line.split(": policies: ", 1)[1] for line in str(excinfo.value).splitlines()] == [
+        "'pii.tests.yaml' is a file of test cases; list the policy it tests",
+        "'other.yaml' is a policy set itself; sets do not nest: list its policies here",
+        "'set.yaml' is a policy set itself; sets do not nest: list its policies here",
+        "'pii.yaml' is listed twice",
+    ]
+    assert str(excinfo.value).splitlines()[0].startswith(f"{tmp_path / 'set.yaml'}:4: ")
     # a set file that forgot to name itself is told how, in the project's terms
     (tmp_path / "set.yaml").write_text("id: s\npolicies: [pii.yaml]\n")
     with pytest.raises(PolicyError, match=r"has no `rules:`; a policy-set file names itself"):
@@ -134,3 +148,22 @@ def test_exported_names() -> None:
     ]
     for name in pipelines.dlp.__all__:
         assert getattr(pipelines.dlp, name).__module__.startswith("pipelines.dlp.")
+
+
+def test_words_yaml_reads_as_booleans_or_numbers_are_told_to_be_quoted(tmp_path) -> None:
+    path = tmp_path / "words.yaml"
+    path.write_text(
+        "id: words\ndescription: d\nrules:\n  - id: words.r\n    description: d\n    severity: low\n"
+        "    action: flag\n    detectors:\n      - type: lexicon\n        terms: [no, '007']\n"
+        "        context: {raise_words: [yes, 2026-01-05]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError) as excinfo:
+        load_policy(path)
+    found = [line for line in str(excinfo.value).splitlines() if line.startswith(str(path))]
+    assert [line.split(": Input should be a valid string ", 1)[1] for line in found] == [
+        "(YAML read this as bool False: put the word in quotes)",
+        "(YAML read this as bool True: put the word in quotes)",
+        "(YAML read this as date datetime.date(2026, 1, 5): put the word in quotes)",
+    ]
+    assert found[0].startswith(f"{path}:10: ") and found[1].startswith(f"{path}:11: ")

@@ -17,6 +17,7 @@ archived verdict so a reviewer can tell which rules produced it.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hashlib
 import re
@@ -767,6 +768,10 @@ def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any
         message = f"a detector needs a type: {', '.join(sorted(DETECTOR_TYPES))}"
     elif kind == "enum" or kind == "literal_error":
         message = f"{message} (got {error.get('input')!r})"
+    elif kind == "string_type" and isinstance(error.get("input"), bool | int | float | dt.date):
+        # YAML 1.1 reads yes/no/on/off as booleans, 0123 as a number, 2026-01-05 as a date
+        got = error["input"]
+        message = f"{message} (YAML read this as {type(got).__name__} {got!r}: put the word in quotes)"
     line = (line_node.start_mark.line + 1) if line_node is not None else 1
     example = textwrap.indent(textwrap.dedent(model.EXAMPLE).strip("\n"), "    ") if model.EXAMPLE else ""
     text = f"{path}:{line}: {where}: {message}"
@@ -883,10 +888,16 @@ def _expand(path: Path) -> tuple[str, list[Path]]:
         missing = []
         for i, name in enumerate(spec.policies):
             member = (path.parent / name).resolve()
+            listed, _ = _node_at(node, ("policies", i))
+            where = f"{path}:{listed.start_mark.line + 1 if listed is not None else 1}: policies: {name!r}"
             if not member.is_file():
-                listed, _ = _node_at(node, ("policies", i))
-                line = listed.start_mark.line + 1 if listed is not None else 1
-                missing.append(f"{path}:{line}: policies: {name!r} does not exist next to {path.name}")
+                missing.append(f"{where} does not exist next to {path.name}")
+            elif not is_policy_file(member):
+                missing.append(f"{where} is a file of test cases; list the policy it tests")
+            elif member == path.resolve() or _is_set_file(member):
+                missing.append(f"{where} is a policy set itself; sets do not nest: list its policies here")
+            elif member in files:
+                missing.append(f"{where} is listed twice")
             files.append(member)
         if missing:  # every one, each at its own line
             raise PolicyError("\n".join(missing))
