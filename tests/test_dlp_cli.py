@@ -191,7 +191,8 @@ def test_a_case_span_outside_its_text_is_refused_where_it_is_written(tmp_path, c
 def test_a_case_that_could_never_pass_is_a_mistake_in_the_case_file(tmp_path, capsys, finding, message):
     shutil.copy(RULES / "conduct.yaml", tmp_path / "conduct.yaml")
     (tmp_path / "conduct.tests.yaml").write_text(
-        f"cases:\n  - text: keep this between us, thus\n    expect: {{action: flag, findings: [{finding}]}}\n",
+        "cases:\n  - text: keep this between us, thus\n"
+        f"    expect: {{action: flag, findings: [{finding}]}}\n",
         encoding="utf-8",
     )
     code, out, err = run(["dlp", "test", "--policy", str(tmp_path / "conduct.yaml")], capsys)
