@@ -27,6 +27,7 @@ CASES = [
     ("cn_resident_id", "110105 19491231 002X", True),
     ("cn_resident_id", "110105194912310021", False),  # wrong check character
     ("cn_resident_id", "11010519491331002X", False),  # month 13
+    ("cn_resident_id", "333798998012229246", False),  # area code with no county (stdnum raised KeyError)
     ("jp_my_number", "123456789018", True),
     ("jp_my_number", "1234 5678 9018", True),
     ("jp_my_number", "123456789012", False),

@@ -69,7 +69,12 @@ def aba_routing(value: str) -> bool:
 @validator("cn_resident_id")
 def cn_resident_id(value: str) -> bool:
     """Chinese resident identity card numbers (18 characters, ISO 7064 mod 11-2, valid birth date)."""
-    return bool(_cn_ric.is_valid(compact(value)))
+    try:
+        return bool(_cn_ric.is_valid(compact(value)))
+    except KeyError:
+        # stdnum's place lookup fails this way when the area code names a province but no county:
+        # no real card carries such a code
+        return False
 
 
 @validator("jp_my_number")
