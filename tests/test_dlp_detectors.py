@@ -117,12 +117,16 @@ CONTEXT = [
     ({"raise_words": ["员工"]}, "员工编号EMP-004211", True, 0.75),
     ({"lower_words": ["example"], "lower_by": 0.3}, "for example EMP-004211", False, None),
     ({"raise_words": ["employee"], "window": 5}, "employee number is EMP-004211", False, None),
+    # required: no raise word, no finding, even with a base score above min_score
+    ({"raise_words": ["employee"], "required": True}, "see EMP-004211", False, None),
+    ({"raise_words": ["employee"], "required": True}, "EMP-004211 employee", True, 0.95),
 ]
 
 
 @pytest.mark.parametrize(("context", "text", "found", "score"), CONTEXT)
 def test_context_words(tmp_path, context, text, found, score) -> None:
-    detector = {"type": "pattern", "entity": "EMP", "regex": r"EMP-\d{6}", "score": 0.4, "context": context}
+    base = 0.6 if context.get("required") else 0.4
+    detector = {"type": "pattern", "entity": "EMP", "regex": r"EMP-\d{6}", "score": base, "context": context}
     findings = engine_for(tmp_path, [rule("t.r", [detector])]).inspect(text).findings
     assert bool(findings) is found
     if found:

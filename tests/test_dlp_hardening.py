@@ -87,6 +87,14 @@ def test_shipped_rules_keep_validated_numbers_next_to_lower_words(shipped, text,
     assert shipped.inspect(text, scope).action.value == action
 
 
+@pytest.mark.parametrize(
+    ("text", "found"), [(CARD, False), (f"card {CARD}", True), (f"{CARD} on the card", True)]
+)
+def test_a_required_context_holds_back_even_a_validated_value(tmp_path, text, found) -> None:
+    detector = {**LUHN, "context": {"raise_words": ["card"], "required": True}}
+    assert bool(engine_for(tmp_path, [rule("r.card", [detector])]).inspect(text).findings) is found
+
+
 # -- 2. batching is exact with lookarounds -----------------------------------------------------
 
 

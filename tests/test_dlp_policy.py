@@ -43,6 +43,11 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
         ("blank_org.yaml", 9, ["scope.orgs: an empty name matches nothing"]),
         ("option_of_another_operator.yaml", 8, ["keep_last (mask only) does nothing with type: replace"]),
         (
+            "required_without_words.yaml",
+            13,
+            ["required: true needs raise_words", "add them or remove required"],
+        ),
+        (
             "key_in_wrong_place.yaml",
             12,
             ["unknown key 'terms' (that key belongs to another part of a policy"],

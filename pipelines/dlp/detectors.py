@@ -119,7 +119,7 @@ def _compiled_terms(terms: tuple[str, ...]) -> re.Pattern[str]:
 class Context:
     """Raises or lowers scores by words found within ``window`` characters of a match."""
 
-    __slots__ = ("lower", "lower_by", "raise_", "raise_by", "window")
+    __slots__ = ("lower", "lower_by", "raise_", "raise_by", "required", "window")
 
     def __init__(self, spec: ContextSpec):
         self.window = spec.window
@@ -127,14 +127,18 @@ class Context:
         self.lower = _compiled_terms(tuple(spec.lower_words)) if spec.lower_words else None
         self.raise_by = spec.raise_by
         self.lower_by = spec.lower_by
+        self.required = spec.required
 
     def adjust(self, text: str, start: int, end: int, score: float, validated: bool = False) -> float:
         """The score after context: a raise word hit wins over any lower word, and a lower word
-        never applies to a checksum-validated value."""
+        never applies to a checksum-validated value. Without a raise word a ``required`` context
+        scores 0."""
         before = text[max(0, start - self.window) : start]
         after = text[end : end + self.window]
         if self.raise_ is not None and (self.raise_.search(before) or self.raise_.search(after)):
             return min(1.0, max(score + self.raise_by, MIN_SCORE_WITH_CONTEXT))
+        if self.required:
+            return 0.0
         if validated:
             return score
         if self.lower is not None and (self.lower.search(before) or self.lower.search(after)):

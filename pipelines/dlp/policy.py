@@ -215,7 +215,11 @@ class ContextSpec(_Model):
 
     Precedence: when a raise word is within the window, lower words are not applied at all; and a
     lower word never applies to a value a checksum validator accepted (Luhn, mod-97, ...), so
-    "ref", "order" or "注文" next to a valid card number or My Number cannot release it."""
+    "ref", "order" or "注文" next to a valid card number or My Number cannot release it.
+
+    ``required: true`` keeps a match only when a raise word is within the window, validated or not:
+    for identifiers whose check digit alone proves little (one random 12-digit number in eleven
+    passes the My Number check, so meeting ids and reference numbers would)."""
 
     EXAMPLE: ClassVar[str] = """\
         context:
@@ -223,7 +227,8 @@ class ContextSpec(_Model):
           raise_words: [card, visa, 信用卡]
           raise_by: 0.35
           lower_words: [order, tracking]
-          lower_by: 0.4"""
+          lower_by: 0.4
+          required: false       # true: no raise word nearby, no finding"""
 
     window: int = Field(default=40, ge=1, le=400, description="Characters looked at on each side of a match.")
     raise_words: list[str] = Field(default_factory=list, description="Words that raise the score.")
@@ -234,6 +239,15 @@ class ContextSpec(_Model):
         "checksum-validated value.",
     )
     lower_by: float = Field(default=0.35, ge=0, le=1, description="How much a lowering word takes away.")
+    required: bool = Field(
+        default=False, strict=True, description="Keep a match only when a raise word is within the window."
+    )
+
+    @model_validator(mode="after")
+    def _required_needs_words(self) -> ContextSpec:
+        if self.required and not self.raise_words:
+            raise ValueError("required: true needs raise_words to look for; add them or remove required")
+        return self
 
 
 class PresidioDetector(_Model):
