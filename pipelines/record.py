@@ -149,6 +149,8 @@ MAX_ATTACHMENTS = 32
 MAX_INT64 = 2**63 - 1  # the archive's integer columns are int64
 _NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: more than six fractional digits (Teams and other .NET sources send 100 ns ticks)
+_FINER_THAN_MICROS = re.compile(r"[.,]\d{6}\d*[1-9]")
 
 
 def es(**mapping: Any) -> dict[str, Any]:
@@ -253,6 +255,22 @@ class Event(_Strict):
         if value is not None and not _CONTROL.isdisjoint(value):
             raise ValueError("control characters (U+0000 to U+001F) are not allowed in ids")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_finer_times(cls, data: Any) -> Any:
+        # timestamps are held to the microsecond; when the source wrote finer, its exact text goes
+        # into attributes (source_event_time, source_received_time) rather than being dropped
+        if not isinstance(data, dict):
+            return data
+        exact = {
+            f"source_{name}": value
+            for name in ("event_time", "received_time")
+            if isinstance(value := data.get(name), str) and _FINER_THAN_MICROS.search(value)
+        }
+        if exact and isinstance(attributes := data.get("attributes", {}), dict):
+            data = {**data, "attributes": {**exact, **attributes}}  # a source's own key is kept as sent
+        return data
 
     @field_validator("event_time", "received_time", mode="before")
     @classmethod

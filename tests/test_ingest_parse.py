@@ -287,3 +287,41 @@ def test_an_unexpected_validator_failure_is_a_dead_letter(monkeypatch: pytest.Mo
         Line("src.jsonl", 0, payload, len(payload), None), now=NOW, limits=LIMITS
     )
     assert kind == "dead" and row["reason_code"] == "invalid_event" and "MemoryError" in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("event_time", "received_time", "kept"),
+    [
+        # Teams (.NET) writes 100 ns ticks: the archive holds microseconds and the exact text beside
+        (
+            "2026-01-05T10:00:00.1234567Z",
+            "2026-01-05T10:00:01.2500000Z",
+            {"source_event_time": "2026-01-05T10:00:00.1234567Z"},
+        ),
+        (
+            "2026-01-05T10:00:00.123456Z",
+            "2026-01-05T10:00:01.000000001+00:00",
+            {"source_received_time": "2026-01-05T10:00:01.000000001+00:00"},
+        ),
+        ("2026-01-05T10:00:00.1234560Z", "2026-01-05T10:00:01Z", {}),  # trailing zeros lose nothing
+    ],
+)
+def test_times_finer_than_a_microsecond_keep_their_source_text(event_time, received_time, kept) -> None:
+    kind, row = parse(line(event(1, event_time=event_time, received_time=received_time)))
+    assert kind == "record", row
+    assert (
+        row["event_time"] == int(dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC).timestamp() * 1_000_000) + 123456
+    )
+    assert dict(row["attributes"]) == kept
+
+
+def test_a_source_attribute_of_the_same_name_is_kept_as_sent() -> None:
+    data = event(
+        1,
+        event_time="2026-01-05T10:00:00.1234567Z",
+        received_time="2026-01-05T10:00:01Z",
+        attributes={"source_event_time": "theirs"},
+    )
+    kind, row = parse(line(data))
+    assert kind == "record", row
+    assert dict(row["attributes"]) == {"source_event_time": "theirs"}

@@ -77,6 +77,9 @@ def test_filters_fill_the_query_and_leave_the_text() -> None:
         ("event_type:opted_in", "event_types", ("opted_in",)),
         ("from:2026-01-05T10:00Z", "time_from", dt.datetime(2026, 1, 5, 10, tzinfo=UTC)),
         ("from:2026-01-05T18:00:00+08:00", "time_from", dt.datetime(2026, 1, 5, 10, tzinfo=UTC)),
+        # 100 ns digits are dropped, as ingest dropped them: the record stored at .123456 is in range
+        ("from:2026-01-05T10:00:00.1234567Z", "time_from", dt.datetime(2026, 1, 5, 10, 0, 0, 123456, UTC)),
+        ("to:2026-01-05T10:00:00.1234567Z", "time_to", dt.datetime(2026, 1, 5, 10, 0, 0, 123457, UTC)),
     ],
 )
 def test_filter_values(text: str, attribute: str, expected: object) -> None:
