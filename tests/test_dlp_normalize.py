@@ -41,6 +41,10 @@ from pipelines.dlp.normalize import (
         ("a  b \u3000c\u00a0\u00a0d", "a b c d"),  # runs of spaces, of any width, shortened
         ("नमस्ते", "नमस्ते"),  # marks on other scripts are part of the word and stay
         ("\u0301a", "\u0301a"),  # a mark with nothing before it stays
+        ("maria@example\u3002com", "maria@example.com"),  # ideographic full stop inside a domain
+        ("ｍａｒｉａ＠ｅｘａｍｐｌｅ｡ｃｏｍ", "maria@example.com"),  # half-width one, via NFKC
+        ("好的\u3002Thanks\u3002", "好的\u3002Thanks\u3002"),  # ...ending a sentence it stays
+        ("done\u3002 ok", "done\u3002 ok"),
     ],
 )
 def test_normalised_text(original: str, normalised: str) -> None:
@@ -57,6 +61,7 @@ def test_normalised_text(original: str, normalised: str) -> None:
         ("card 4\ufe0f\u20e31\ufe0f\u20e31\ufe0f\u20e31\ufe0f\u20e3 ok", "4111"),
         ("card 4111  1111 \u3000 1111 ok", "4111 1111 1111"),
         ("card 4111\x001111 ok", "41111111"),
+        ("邮箱maria@example\u3002com谢谢", "maria@example.com"),
     ],
 )
 def test_span_maps_back_onto_the_original(original: str, value: str) -> None:

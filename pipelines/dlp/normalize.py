@@ -16,7 +16,9 @@ normalised copy:
 * combining marks left on an ASCII letter, digit or space after NFKC (the keycap enclosure, an underline
   or strike-through stacked on each character) dropped: accents that compose (``e`` + acute) have
   become one character by then and stay;
-* a run of spaces shortened to one.
+* a run of spaces shortened to one;
+* an ideographic full stop (``。``, what a CJK input method types for ".") between two ASCII
+  letters or digits read as ``.``, so ``maria@example。com`` is an e-mail address.
 
 A zero-width joiner inside an emoji sequence goes too: detection does not need it, and offsets map
 back to the original, where it stays. Every finding is then mapped back to the ORIGINAL text, so
@@ -159,11 +161,17 @@ def _needs_work(text: str) -> bool:
     return not unicodedata.is_normalized("NFKC", text)
 
 
+_IDEOGRAPHIC_DOT = re.compile(r"(?<=[A-Za-z0-9])\u3002(?=[A-Za-z0-9])")
+
+
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
-    if not _needs_work(text):
-        return Normalized(text, text)
-    return _normalize_each_cluster(text)
+    done = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
+    if "\u3002" in done.text:  # one character for one: the map back does not change
+        dotted = _IDEOGRAPHIC_DOT.sub(".", done.text)
+        if dotted != done.text:
+            return Normalized(text, dotted, done.starts, done.ends)
+    return done
 
 
 def _normalize_each_cluster(text: str) -> Normalized:
