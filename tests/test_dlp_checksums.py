@@ -14,6 +14,20 @@ CASES = [
     ("luhn", "4012 8888 8888 1882", False),  # last digit off by one
     ("luhn", "1234", False),  # too short for a card
     ("luhn", "４０１２８８８８８８８８１８８１", False),  # full-width digits are normalised before, not here
+    ("payment_card", "4012 8888 8888 1881", True),  # Visa, 16
+    ("payment_card", "4222222222222", True),  # Visa, 13
+    ("payment_card", "378282246310005", True),  # Amex, 15
+    ("payment_card", "3530 1113 3330 0000", True),  # JCB, 16
+    ("payment_card", "6011111111111117", True),  # Discover
+    ("payment_card", "5555 5555 5555 4444", True),  # Mastercard
+    ("payment_card", "2223000048400011", True),  # Mastercard 2-series
+    ("payment_card", "30569309025904", True),  # Diners, 14: not a fixed-length scheme
+    ("payment_card", "6759649826438453", True),  # Maestro
+    ("payment_card", "4012 8888 8888 1882", False),  # Luhn fails
+    ("payment_card", "356938035643809", False),  # an IMEI: 35 and 15 digits is no JCB card
+    ("payment_card", "490154203237518", False),  # an IMEI under Visa's 4: Visa has no 15-digit cards
+    ("payment_card", "37828224631003", False),  # Amex prefix, 14 digits (Luhn-valid)
+    ("payment_card", "5105105105102", False),  # Mastercard prefix, 13 digits (Luhn-valid)
     ("iban", "GB82 WEST 1234 5698 7654 32", True),
     ("iban", "DE89370400440532013000", True),
     ("iban", "FR1420041010050500013M02606", True),

@@ -53,6 +53,32 @@ def luhn(value: str) -> bool:
     return digits.isdigit() and digits.isascii() and 12 <= len(digits) <= 19 and _luhn.is_valid(digits)
 
 
+#: Card schemes whose numbers have fixed lengths, by leading digits. A Luhn-valid number of another
+#: length under these prefixes is something else: a phone's IMEI (15 digits, Luhn, mostly "35...")
+#: is not a JCB card (16 to 19). Prefixes not listed (Maestro, Diners, Mir, ...) keep 12 to 19.
+_CARD_LENGTHS: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
+    (("34", "37"), (15,)),  # American Express
+    (("4",), (13, 16, 19)),  # Visa
+    (("51", "52", "53", "54", "55", *map(str, range(2221, 2721))), (16,)),  # Mastercard
+    (tuple(map(str, range(3528, 3590))), (16, 17, 18, 19)),  # JCB
+    (("6011", "644", "645", "646", "647", "648", "649", "65", "62"), (16, 17, 18, 19)),  # Discover, UnionPay
+    (("35",), ()),  # the rest of 35 is no card scheme's
+)
+
+
+@validator("payment_card")
+def payment_card(value: str) -> bool:
+    """Payment cards: Luhn, and a length the scheme of the leading digits issues (Visa 13, 16 or 19,
+    Amex 15, Mastercard 16, JCB, Discover and UnionPay 16 to 19; others 12 to 19)."""
+    if not luhn(value):
+        return False
+    digits = compact(value)
+    for prefixes, lengths in _CARD_LENGTHS:
+        if digits.startswith(prefixes):
+            return len(digits) in lengths
+    return True
+
+
 @validator("iban")
 def iban(value: str) -> bool:
     """International bank account numbers: country format and the mod-97 check."""
