@@ -170,6 +170,60 @@ def test_follow_reads_a_last_line_without_line_end_once_the_file_settles(tmp_pat
     assert verify(archive).ok and verify(other).ok
 
 
+def test_follow_holds_a_half_written_last_line_past_the_settle_time(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    src.mkdir()
+    second = line(event(2))
+    # a writer that paused longer than --settle in the middle of a line
+    (src / "a.jsonl").write_bytes(line(event(1)) + second[:40])
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=0.2)
+    time.sleep(0.3)  # settled before the session starts
+    batches: list = []
+    summary = follow(opts, interval=0.1, stop_after_idle=5, on_batch=batches.append)
+    t = summary.totals
+    assert (t["read"], t["archived"], t["dead_lettered"]) == (1, 1, 0)  # the half line is no dead letter
+    assert summary.batches == 1 and summary.unfinished_tails == 1  # held, idle polls left it alone
+    assert batches[0].unfinished_tails == 1 and "half-written line" in batches[0].render(archive)
+    # the writer comes back and finishes it: the next session reads it whole
+    with (src / "a.jsonl").open("ab") as f:
+        f.write(second[40:])
+    time.sleep(0.3)
+    summary = follow(opts, interval=0.1, stop_after_idle=5)
+    t = summary.totals
+    assert (t["read"], t["archived"], t["dead_lettered"], summary.unfinished_tails) == (1, 1, 0, 0)
+    assert verify(archive).ok
+
+
+def test_a_batch_run_reads_a_half_written_last_line_as_it_is(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    src.mkdir()
+    (src / "a.jsonl").write_bytes(line(event(1)) + line(event(2))[:40])
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=0.2)
+    time.sleep(0.3)
+    assert follow(opts, interval=0.1, stop_after_idle=3).unfinished_tails == 1
+    # after the session, a batch run takes the files as finished: the half line is a dead letter
+    later = ingest(src, archive)
+    assert (later.read, later.archived, later.dead_lettered) == (1, 0, 1)
+    assert later.dead_letter_reasons == {"malformed_json": 1}
+
+
+def test_follow_cli_names_half_written_lines_when_it_stops(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    src.mkdir()
+    (src / "a.jsonl").write_bytes(line(event(1)) + line(event(2))[:40])
+    time.sleep(0.3)
+    args = [*VIGIL, "run", "--input", str(src), "--archive", str(archive), "--follow", "--interval", "0.1"]
+    args += ["--settle", "0.2", "--stop-after-idle", "3", "--quiet"]
+    text = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
+    assert "1 file(s) end in a half-written line" in text.splitlines()[-1]
+    stopped = json.loads(
+        subprocess.run(
+            [*args, "--json"], capture_output=True, text=True, check=True, timeout=120
+        ).stdout.splitlines()[-1]
+    )
+    assert stopped["event"] == "stopped" and stopped["unfinished_tails"] == 1
+
+
 def test_follow_dead_letters_a_gzip_file_whose_writer_stopped_half_way(tmp_path: Path) -> None:
     src, archive = tmp_path / "in", tmp_path / "archive"
     src.mkdir()

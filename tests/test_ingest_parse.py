@@ -10,7 +10,7 @@ import json
 import pytest
 from factories import BASE_TIME, event, line
 
-from pipelines.ingest.lines import BOM, RAW_KEEP_BYTES, Line, split_lines
+from pipelines.ingest.lines import BOM, RAW_KEEP_BYTES, Line, split_lines, unfinished_tail
 from pipelines.ingest.parse import Limits, parse_line
 from pipelines.record import MAX_BODY_CHARS, party_key, record_id_for
 
@@ -325,3 +325,22 @@ def test_a_source_attribute_of_the_same_name_is_kept_as_sent() -> None:
     kind, row = parse(line(data))
     assert kind == "record", row
     assert dict(row["attributes"]) == {"source_event_time": "theirs"}
+
+
+@pytest.mark.parametrize(
+    ("content", "unfinished"),
+    [
+        (b'{"a": 1}\n{"b": ', True),  # a writer paused mid-line
+        (b'{"a": 1}\n{"b": 2}', False),  # a whole object, just no line end: read as it is
+        (b'{"a": 1}\n', False),
+        (b"", False),
+        (b'{"a": 1}\n   ', False),  # only blanks after the last line end
+        (BOM + b'{"b": ', True),  # the only line, after a byte-order mark
+        (b'{"a": "\xff"}', False),  # whole, with invalid UTF-8: judged (dead-lettered) when read
+        (b'{"a": "' + b"x" * 2000, False),  # longer than a line may be: read as it is (too long)
+    ],
+)
+def test_unfinished_tail(tmp_path, content: bytes, unfinished: bool) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(content)
+    assert unfinished_tail(str(path), max_line_bytes=1024) is unfinished

@@ -55,7 +55,8 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
     default=10.0,
     show_default=True,
     help="With --follow: seconds a file must stay unchanged to count as finished (its last line is "
-    "then read without a line end; a .gz file is read only then).",
+    "then read without a line end if it is whole JSON, held if it stops half-way; a .gz file is "
+    "read only then).",
 )
 @click.option(
     "--stop-after-idle",
@@ -136,7 +137,7 @@ def command(
     code is 4.
     """
     from pipelines.ingest.read import SUFFIXES_TEXT
-    from pipelines.ingest.run import RunOptions, run
+    from pipelines.ingest.run import RunOptions, describe_unfinished, run
 
     es = config_from(es_options) if es_options.get("es_url") else None
     if es is not None:
@@ -202,6 +203,7 @@ def command(
                         "polls": result.polls,
                         "batches": result.batches,
                         "compactions": result.compactions,
+                        "unfinished_tails": result.unfinished_tails,
                         "totals": t,
                         "balanced": t["read"] == t["archived"] + t["dead_lettered"] + t["duplicates"],
                     },
@@ -214,6 +216,8 @@ def command(
                 f"archived {t['archived']:,} + dead-lettered {t['dead_lettered']:,} + "
                 f"duplicates {t['duplicates']:,}; {result.compactions} compaction(s)."
             )
+            if result.unfinished_tails:
+                click.echo(describe_unfinished(result.unfinished_tails) + ".")
         if result.es_unavailable:
             _es_was_down(archive)
         return

@@ -30,6 +30,7 @@ class FollowSummary:
     compactions: int = 0
     totals: Counter[str] = dataclasses.field(default_factory=Counter)
     es_unavailable: str | None = None
+    unfinished_tails: int = 0  # at the last poll: files whose last line a writer left half-written
 
     def add(self, s: RunSummary) -> None:
         self.batches += 1
@@ -64,6 +65,7 @@ def follow(
             while True:
                 result.polls += 1
                 summary = run_locked(opts)
+                result.unfinished_tails = summary.unfinished_tails
                 if summary.commit is None:
                     idle += 1
                     if stop_after_idle is not None and idle >= stop_after_idle:

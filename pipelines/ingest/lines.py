@@ -6,6 +6,8 @@ Beam-free, so ``vigil dlp scan`` reads its input the way ingest does without imp
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +30,28 @@ class Line:
     @property
     def too_long(self) -> bool:
         return self.sha256 is not None
+
+
+def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES) -> bool:
+    """Whether the plain file at ``path`` ends in a line without its line end that is not yet a
+    whole JSON value: a writer that paused in the middle of it (follow mode waits for the rest). A
+    tail that parses (a writer that never ends its file with a line end) or one longer than a line
+    may be is not unfinished: it is read as it is."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - max_line_bytes - 1))
+        data = f.read()
+    cut = data.rfind(b"\n")
+    if cut < 0 and len(data) < size:
+        return False  # no line end in the last max_line_bytes: an over-long line, read as it is
+    tail = data[cut + 1 :].removeprefix(BOM)
+    if not tail.strip():
+        return False
+    try:
+        json.loads(tail.decode("utf-8", "replace"))  # invalid UTF-8 is judged when it is read
+    except ValueError:
+        return True
+    return False
 
 
 class _LineSource(Protocol):

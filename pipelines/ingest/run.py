@@ -25,7 +25,7 @@ from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
 from pipelines.errors import ArchiveError, ConfigError, IndexingError
 from pipelines.ingest import parse
-from pipelines.ingest.lines import MAX_LINE_BYTES
+from pipelines.ingest.lines import MAX_LINE_BYTES, unfinished_tail
 from pipelines.ingest.read import (
     FILE_PROBLEMS,
     SUFFIXES_TEXT,
@@ -63,7 +63,8 @@ class RunOptions:
     show_progress: bool = True
     hold_partial_tail: bool = False  # follow mode: an unterminated last line is read on a later poll
     #: follow mode: a file unchanged for this long is complete (its writer is done): a last line
-    #: without its line end is read as it is, and a gzip stream that ends early is cut short
+    #: without its line end is read as it is when it is whole JSON (held while it stops half-way),
+    #: and a gzip stream that ends early is cut short
     settle_seconds: float = 10.0
     policy: str | None = None  # DLP policy file, policy-set file or folder; None: the shipped active set
     dlp: bool = True  # False: archive without a DLP verdict (not for production)
@@ -100,6 +101,8 @@ class RunSummary:
     resumed_sources: int = 0  # appended files read on from where the last commit stopped
     es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
     waiting_sources: int = 0  # follow mode: gzip files changed moments ago, read once settled
+    #: follow mode: settled files whose last line has no line end and is not yet whole JSON (held)
+    unfinished_tails: int = 0
     unread_count: int = 0  # files in the input not named like event files (not read)
     unread_files: list[str] = field(default_factory=list)  # the first few of them
     vanished_files: int = 0  # listed, then gone before they could be opened (not read, not consumed)
@@ -160,6 +163,8 @@ class RunSummary:
                 f"  ({self.waiting_sources} gzip file(s) changed moments ago: read once unchanged for "
                 "--settle seconds)"
             )
+        if self.unfinished_tails:
+            lines.append(f"  ({describe_unfinished(self.unfinished_tails)})")
         unreadable = sum(self.dead_letter_reasons.get(code, 0) for code in FILE_PROBLEMS)
         if unreadable:
             lines.append(
@@ -289,6 +294,13 @@ def _by_canonical_name(sources: dict[str, dict[str, Any]]) -> dict[str, dict[str
     return {canonical(name): {**seen, "name": canonical(name)} for name, seen in sources.items()}
 
 
+def describe_unfinished(count: int) -> str:
+    return (
+        f"{count} file(s) end in a half-written line (no line end, not yet whole JSON): held until "
+        "its writer finishes it; a `vigil run` after the session reads it as it is"
+    )
+
+
 @dataclass(frozen=True)
 class Selection:
     """The files a run reads, how many it skipped as consumed unchanged, where to start in each,
@@ -302,6 +314,7 @@ class Selection:
     held: frozenset[str]
     waiting: int
     unread: list[str]
+    unfinished: int = 0  # follow mode: settled files whose last line is half-written (held back)
 
 
 def select_sources(opts: RunOptions) -> Selection:
@@ -328,7 +341,7 @@ def select_sources(opts: RunOptions) -> Selection:
     fresh: list[SourceFile] = []
     starts: dict[str, int] = {}
     held: set[str] = set()
-    waiting = 0
+    waiting = unfinished = 0
     for source in found:
         writing = being_written(source)
         if writing and not resumable(source.name):
@@ -340,11 +353,21 @@ def select_sources(opts: RunOptions) -> Selection:
         held_back = bool((before or {}).get("held_tail"))  # its last line had no line end yet
         if unchanged and not (held_back and not writing):
             continue  # consumed unchanged (or its held-back last line may still be being written)
+        # settled, but its last line stops half-way: a writer that paused, not a finished file
+        paused = (
+            opts.hold_partial_tail
+            and not writing
+            and resumable(source.name)
+            and unfinished_tail(source.name, opts.max_line_bytes)
+        )
+        unfinished += paused
+        if unchanged and paused:
+            continue  # nothing new before it: wait for the rest
         failed = broken.get(source.name)
         if failed is not None and {k: failed.get(k) for k in _KEY} == source.key():
             continue
         fresh.append(source)
-        if writing:
+        if writing or paused:
             held.add(source.name)
         if (
             done
@@ -354,7 +377,7 @@ def select_sources(opts: RunOptions) -> Selection:
         ):
             starts[source.name] = done
     return Selection(
-        fresh, len(found) - len(fresh) - waiting, starts, frozenset(held), waiting, listing.unread
+        fresh, len(found) - len(fresh) - waiting, starts, frozenset(held), waiting, listing.unread, unfinished
     )
 
 
@@ -452,6 +475,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
         skipped_sources=selection.skipped,
         resumed_sources=len(starts),
         waiting_sources=selection.waiting,
+        unfinished_tails=selection.unfinished,
         unread_count=len(selection.unread),
         unread_files=selection.unread[:UNREAD_LISTED],
     )
