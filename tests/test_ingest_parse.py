@@ -344,3 +344,7 @@ def test_unfinished_tail(tmp_path, content: bytes, unfinished: bool) -> None:
     path = tmp_path / "a.jsonl"
     path.write_bytes(content)
     assert unfinished_tail(str(path), max_line_bytes=1024) is unfinished
+
+
+def test_unfinished_tail_of_a_file_gone_since_it_was_listed_is_left_to_the_reader(tmp_path) -> None:
+    assert unfinished_tail(str(tmp_path / "gone.jsonl")) is False

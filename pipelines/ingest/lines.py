@@ -36,11 +36,15 @@ def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES) -> bool:
     """Whether the plain file at ``path`` ends in a line without its line end that is not yet a
     whole JSON value: a writer that paused in the middle of it (follow mode waits for the rest). A
     tail that parses (a writer that never ends its file with a line end) or one longer than a line
-    may be is not unfinished: it is read as it is."""
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        f.seek(max(0, size - max_line_bytes - 1))
-        data = f.read()
+    may be is not unfinished: it is read as it is. A file that cannot be opened (removed since it
+    was listed) is not: reading it reports what happened."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_line_bytes - 1))
+            data = f.read()
+    except OSError:
+        return False
     cut = data.rfind(b"\n")
     if cut < 0 and len(data) < size:
         return False  # no line end in the last max_line_bytes: an over-long line, read as it is
