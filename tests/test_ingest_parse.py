@@ -348,3 +348,15 @@ def test_unfinished_tail(tmp_path, content: bytes, unfinished: bool) -> None:
 
 def test_unfinished_tail_of_a_file_gone_since_it_was_listed_is_left_to_the_reader(tmp_path) -> None:
     assert unfinished_tail(str(tmp_path / "gone.jsonl")) is False
+
+
+def test_unfinished_tail_reads_on_from_a_known_line_start(tmp_path) -> None:
+    path = tmp_path / "a.jsonl"
+    head = b'{"a": 1}\n'
+    path.write_bytes(head + b'{"b": ')
+    assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is True
+    path.write_bytes(head + b'{"b": 2}')
+    assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is False
+    # a tail longer than a line may be, read from its start: still over-long, read as it is
+    path.write_bytes(head + b'{"b": "' + b"x" * 2000)
+    assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is False

@@ -32,21 +32,23 @@ class Line:
         return self.sha256 is not None
 
 
-def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES) -> bool:
+def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES, start: int = 0) -> bool:
     """Whether the plain file at ``path`` ends in a line without its line end that is not yet a
     whole JSON value: a writer that paused in the middle of it (follow mode waits for the rest). A
     tail that parses (a writer that never ends its file with a line end) or one longer than a line
     may be is not unfinished: it is read as it is. A file that cannot be opened (removed since it
-    was listed) is not: reading it reports what happened."""
+    was listed) is not: reading it reports what happened. ``start``: an offset known to be at a
+    line start (where a commit stopped reading), so only what follows it is read."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - max_line_bytes - 1))
+            begin = max(start, size - max_line_bytes - 1)
+            f.seek(begin)
             data = f.read()
     except OSError:
         return False
     cut = data.rfind(b"\n")
-    if cut < 0 and len(data) < size:
+    if cut < 0 and begin > start:
         return False  # no line end in the last max_line_bytes: an over-long line, read as it is
     tail = data[cut + 1 :].removeprefix(BOM)
     if not tail.strip():

@@ -358,7 +358,8 @@ def select_sources(opts: RunOptions) -> Selection:
             opts.hold_partial_tail
             and not writing
             and resumable(source.name)
-            and unfinished_tail(source.name, opts.max_line_bytes)
+            # unchanged since the commit that held its tail: that tail starts at bytes_read
+            and unfinished_tail(source.name, opts.max_line_bytes, start=done if unchanged else 0)
         )
         unfinished += paused
         if unchanged and paused:
