@@ -94,6 +94,39 @@ def test_batch_equals_one_by_one(texts: list[str], budgeted: bool) -> None:
         assert batched.get(regex.key, {}) == expected, regex.pattern
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab1 2\n-", max_size=12), min_size=1, max_size=8))
+def test_overlapped_batch_equals_one_by_one(texts: list[str]) -> None:
+    # overlapped: every start position is tried, also inside an earlier match
+    import regex as regex_module
+
+    regexes = [BatchRegex(p, budgeted=True, overlapped=True) for p in PATTERNS]
+    batched = run_all(regexes, texts)
+    for compiled in regexes:
+        expected = {
+            i: [
+                m.span()
+                for m in regex_module.finditer(compiled.pattern, t, overlapped=True)
+                if m.end() > m.start()
+            ]
+            for i, t in enumerate(texts)
+        }
+        expected = {i: spans for i, spans in expected.items() if spans}
+        assert batched.get(compiled.key, {}) == expected, compiled.pattern
+
+
+def test_overlapped_finds_a_match_starting_inside_an_earlier_one() -> None:
+    pattern = r"(?<!\d)[2-6]\d{3}( )\d{4}(?!\d)"
+    plain = BatchRegex(pattern, budgeted=True)
+    overlapped = BatchRegex(pattern, budgeted=True, overlapped=True)
+    assert plain.key != overlapped.key
+    found = run_all([plain, overlapped], ["2231 4539 1488"])
+    assert found[plain.key] == {0: [(0, 9)]}
+    assert found[overlapped.key] == {0: [(0, 9), (5, 14)]}
+    with pytest.raises(ValueError, match="budgeted"):
+        BatchRegex(pattern, overlapped=True)
+
+
 def test_join_offsets() -> None:
     joined, starts = join(["ab", "", "cde"])
     assert joined == "ab\n\ncde" and starts == [0, 3, 4]

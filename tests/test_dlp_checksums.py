@@ -28,6 +28,10 @@ CASES = [
     ("payment_card", "490154203237518", False),  # an IMEI under Visa's 4: Visa has no 15-digit cards
     ("payment_card", "37828224631003", False),  # Amex prefix, 14 digits (Luhn-valid)
     ("payment_card", "5105105105102", False),  # Mastercard prefix, 13 digits (Luhn-valid)
+    ("payment_card", "2200 0000 0000 0004", True),  # Mir
+    ("payment_card", "2099 0017 6148 1239", False),  # 2099: between Mir and Mastercard, no scheme's
+    ("payment_card", "3312 3456 7890 1238", False),  # 33: no scheme issues cards there
+    ("payment_card", "3852 0000 0232 37", True),  # Diners 38, 14
     ("iban", "GB82 WEST 1234 5698 7654 32", True),
     ("iban", "DE89370400440532013000", True),
     ("iban", "FR1420041010050500013M02606", True),

@@ -45,6 +45,12 @@ from pipelines.dlp.normalize import (
         ("ｍａｒｉａ＠ｅｘａｍｐｌｅ｡ｃｏｍ", "maria@example.com"),  # half-width one, via NFKC
         ("好的\u3002Thanks\u3002", "好的\u3002Thanks\u3002"),  # ...ending a sentence it stays
         ("done\u3002 ok", "done\u3002 ok"),
+        # the katakana prolonged sound mark a Japanese input method types for "-"
+        ("０９０ー１２３４ー５６７８", "090-1234-5678"),
+        ("ｔａｒｏーｙａｍａｄａ", "taro-yamada"),
+        ("090ｰ1234", "090-1234"),  # the half-width one, via NFKC
+        ("コーヒー", "コーヒー"),  # ...in a katakana word it is a vowel mark and stays
+        ("4111ー", "4111ー"),
     ],
 )
 def test_normalised_text(original: str, normalised: str) -> None:
@@ -62,6 +68,7 @@ def test_normalised_text(original: str, normalised: str) -> None:
         ("card 4111  1111 \u3000 1111 ok", "4111 1111 1111"),
         ("card 4111\x001111 ok", "41111111"),
         ("邮箱maria@example\u3002com谢谢", "maria@example.com"),
+        ("カード４１１１ー１１１１ー１１１１ー１１１１です", "4111-1111-1111-1111"),
     ],
 )
 def test_span_maps_back_onto_the_original(original: str, value: str) -> None:

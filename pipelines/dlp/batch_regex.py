@@ -388,6 +388,9 @@ class BatchRegex:
     ``\\b`` and ``(?<![A-Za-z0-9])`` see a boundary between ``是`` and ``536-22-1234``).
     ``budgeted``: the pattern is the policy author's and runs on the ``regex`` module with a time
     budget (see :data:`TEXT_BUDGET_SECONDS`); Presidio's and Vigil's own patterns run on ``re``.
+    ``overlapped``: also report matches that start inside an earlier one (budgeted patterns only:
+    the ``regex`` module does this); a card number inside a longer run of digit groups is found
+    even when the group before it starts a failed candidate.
     """
 
     __slots__ = (
@@ -397,13 +400,25 @@ class BatchRegex:
         "budgeted",
         "exact",
         "flags",
+        "overlapped",
         "pattern",
         "required",
         "safe",
     )
 
-    def __init__(self, pattern: str, flags: int = 0, *, blank_cjk: bool = False, budgeted: bool = False):
+    def __init__(
+        self,
+        pattern: str,
+        flags: int = 0,
+        *,
+        blank_cjk: bool = False,
+        budgeted: bool = False,
+        overlapped: bool = False,
+    ):
+        if overlapped and not budgeted:
+            raise ValueError("overlapped matching needs the regex module: pass budgeted=True")
         self.pattern = pattern
+        self.overlapped = overlapped
         self.flags = flags
         self.blank_cjk = blank_cjk
         self.budgeted = budgeted
@@ -422,7 +437,11 @@ class BatchRegex:
 
     @property
     def key(self) -> RegexKey:
-        variant = ("blank-cjk" if self.blank_cjk else "") + ("+budget" if self.budgeted else "")
+        variant = (
+            ("blank-cjk" if self.blank_cjk else "")
+            + ("+budget" if self.budgeted else "")
+            + ("+overlapped" if self.overlapped else "")
+        )
         return (self.pattern, self.flags, variant)
 
     def spans(self, text: str) -> list[Span]:
@@ -431,7 +450,7 @@ class BatchRegex:
         try:
             return [
                 m.span()
-                for m in self.exact.finditer(text, timeout=TEXT_BUDGET_SECONDS)
+                for m in self.exact.finditer(text, overlapped=self.overlapped, timeout=TEXT_BUDGET_SECONDS)
                 if m.end() > m.start()
             ]
         except TimeoutError:
@@ -452,7 +471,10 @@ class BatchRegex:
         if not self.budgeted:
             return [m.span() for m in self.batch.finditer(joined)]
         try:
-            return [m.span() for m in self.batch.finditer(joined, timeout=BATCH_BUDGET_SECONDS)]
+            return [
+                m.span()
+                for m in self.batch.finditer(joined, overlapped=self.overlapped, timeout=BATCH_BUDGET_SECONDS)
+            ]
         except TimeoutError:
             return None
 

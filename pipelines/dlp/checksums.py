@@ -55,21 +55,25 @@ def luhn(value: str) -> bool:
 
 #: Card schemes whose numbers have fixed lengths, by leading digits. A Luhn-valid number of another
 #: length under these prefixes is something else: a phone's IMEI (15 digits, Luhn, mostly "35...")
-#: is not a JCB card (16 to 19). Prefixes not listed (Maestro, Diners, Mir, ...) keep 12 to 19.
+#: is not a JCB card (16 to 19). Under 2 and 3 only the listed schemes issue cards; prefixes not
+#: listed under 4, 5 and 6 (Maestro, RuPay, ...) keep 12 to 19.
 _CARD_LENGTHS: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
     (("34", "37"), (15,)),  # American Express
     (("4",), (13, 16, 19)),  # Visa
     (("51", "52", "53", "54", "55", *map(str, range(2221, 2721))), (16,)),  # Mastercard
+    (tuple(map(str, range(2200, 2205))), (16, 17, 18, 19)),  # Mir
     (tuple(map(str, range(3528, 3590))), (16, 17, 18, 19)),  # JCB
+    (("300", "301", "302", "303", "304", "305", "3095", "36", "38", "39"), tuple(range(14, 20))),  # Diners
     (("6011", "644", "645", "646", "647", "648", "649", "65", "62"), (16, 17, 18, 19)),  # Discover, UnionPay
-    (("35",), ()),  # the rest of 35 is no card scheme's
+    (("2", "3"), ()),  # the rest of the 2s and 3s is no card scheme's
 )
 
 
 @validator("payment_card")
 def payment_card(value: str) -> bool:
     """Payment cards: Luhn, and a length the scheme of the leading digits issues (Visa 13, 16 or 19,
-    Amex 15, Mastercard 16, JCB, Discover and UnionPay 16 to 19; others 12 to 19)."""
+    Amex 15, Mastercard 16, Mir, JCB, Discover and UnionPay 16 to 19, Diners 14 to 19; no other
+    number starting with 2 or 3; other prefixes 12 to 19)."""
     if not luhn(value):
         return False
     digits = compact(value)

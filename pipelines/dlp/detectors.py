@@ -442,6 +442,7 @@ class PatternDetectorC(Detector):
             re.IGNORECASE if spec.ignore_case else 0,
             blank_cjk=not _CJK.search(spec.regex),
             budgeted=True,
+            overlapped=spec.overlapped,
         )
         self.validator = checksums.VALIDATORS[spec.validator] if spec.validator else None
         self.name = f"pattern:{spec.validator}" if spec.validator else "pattern"

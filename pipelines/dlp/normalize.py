@@ -18,7 +18,9 @@ normalised copy:
   become one character by then and stay;
 * a run of spaces shortened to one;
 * an ideographic full stop (``。``, what a CJK input method types for ".") between two ASCII
-  letters or digits read as ``.``, so ``maria@example。com`` is an e-mail address.
+  letters or digits read as ``.``, so ``maria@example。com`` is an e-mail address, and the
+  katakana prolonged sound mark (``ー``, what a Japanese input method types for "-") between two
+  of them read as ``-``, so ``０９０ー１２３４ー５６７８`` is a phone number.
 
 A zero-width joiner inside an emoji sequence goes too: detection does not need it, and offsets map
 back to the original, where it stays. Every finding is then mapped back to the ORIGINAL text, so
@@ -161,16 +163,19 @@ def _needs_work(text: str) -> bool:
     return not unicodedata.is_normalized("NFKC", text)
 
 
-_IDEOGRAPHIC_DOT = re.compile(r"(?<=[A-Za-z0-9])\u3002(?=[A-Za-z0-9])")
+#: What a Japanese or Chinese input method types for "." and "-" (the ideographic full stop, the
+#: katakana prolonged sound mark), read as ASCII between two ASCII letters or digits.
+_IME_PUNCTUATION = {"\u3002": ".", "\u30fc": "-"}
+_IME_BETWEEN_ASCII = re.compile(r"(?<=[A-Za-z0-9])[\u3002\u30fc](?=[A-Za-z0-9])")
 
 
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
     done = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
-    if "\u3002" in done.text:  # one character for one: the map back does not change
-        dotted = _IDEOGRAPHIC_DOT.sub(".", done.text)
-        if dotted != done.text:
-            return Normalized(text, dotted, done.starts, done.ends)
+    if "\u3002" in done.text or "\u30fc" in done.text:  # one for one: the map back does not change
+        ascii_punctuated = _IME_BETWEEN_ASCII.sub(lambda m: _IME_PUNCTUATION[m.group()], done.text)
+        if ascii_punctuated != done.text:
+            return Normalized(text, ascii_punctuated, done.starts, done.ends)
     return done
 
 

@@ -306,6 +306,11 @@ class PatternDetector(_Model):
     validator: str | None = Field(
         default=None, description="Checksum validator name, e.g. luhn, iban, sg_nric."
     )
+    overlapped: bool = Field(
+        default=False,
+        description="Also try matches that start inside an earlier match, so a card number after "
+        "another group of digits is still found; keep such a regex bounded in length.",
+    )
     context: ContextSpec | None = None
 
     @field_validator("regex")
