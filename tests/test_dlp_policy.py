@@ -47,6 +47,8 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
             13,
             ["required: true needs raise_words", "add them or remove required"],
         ),
+        ("phone_region_uk.yaml", 11, ["unknown phone region 'UK'", "did you mean GB", "Kingdom is GB"]),
+        ("regions_not_a_phone.yaml", 9, ["regions: applies to PHONE_NUMBER only, not EMAIL_ADDRESS"]),
         (
             "key_in_wrong_place.yaml",
             12,

@@ -383,6 +383,9 @@ class PresidioPhoneDetector(PresidioAnalyzeDetector):
 
     def __init__(self, spec: PresidioDetector):
         super().__init__(spec)
+        if spec.regions is not None:
+            cls = type(self.recognizer)
+            self.recognizer = cls(supported_regions=tuple(spec.regions), leniency=self.recognizer.leniency)
         n = _min_phone_digits()
         self._filters = [BatchRegex(rf"\d(?:\D{{0,4}}\d){{{n - 1}}}", blank_cjk=True)]
         self._regions = tuple(self.recognizer.supported_regions)

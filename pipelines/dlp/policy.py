@@ -264,6 +264,39 @@ class PresidioDetector(_Model):
     context: ContextSpec | None = Field(
         None, description="Context words; default: the context words of Presidio's recognizer."
     )
+    regions: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="PHONE_NUMBER only: the countries whose national formats count, as "
+        "libphonenumber's region codes (US, GB, CN, JP, ...); default: Presidio's list. A number "
+        "written with + and its country code is found whatever the list.",
+    )
+
+    @field_validator("regions")
+    @classmethod
+    def _known_regions(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        import phonenumbers
+
+        known = sorted(phonenumbers.SUPPORTED_REGIONS)
+        for region in value:
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                aliases = {"UK": "GB", "EN": "GB"}
+                close = [aliases[region.upper()]] if region.upper() in aliases else []
+                close += [c for c in difflib.get_close_matches(region.upper(), known, n=3) if c not in close]
+                hint = f"did you mean {', '.join(close)}? " if close else ""
+                raise ValueError(
+                    f"unknown phone region {region!r}; {hint}write ISO 3166 country codes in capitals "
+                    "as libphonenumber knows them (the United Kingdom is GB)"
+                )
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _regions_only_for_phones(self) -> PresidioDetector:
+        if self.regions is not None and self.entity != "PHONE_NUMBER":
+            raise ValueError(f"regions: applies to PHONE_NUMBER only, not {self.entity}; remove it")
+        return self
 
     @field_validator("entity")
     @classmethod
