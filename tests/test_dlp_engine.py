@@ -189,6 +189,12 @@ def test_operators(tmp_path, operator, expected) -> None:
         ("card \u20664012888888881881\u2069 ok", "card \u2066############1881\u2069 ok"),
         # invisible characters inside the number are part of it
         ("card 4012\u200b8888\u200b8888\u200b1881\u200b ok", "card ###############1881\u200b ok"),
+        # a right-to-left override shows the number reversed (1881 8888 8888 2104 on screen): it is
+        # still the card a copy and paste gives
+        ("card \u202e4012 8888 8888 1881\u202c ok", "card \u202e###############1881\u202c ok"),
+        # and the number sent reversed under one shows the card on screen: caught too; the last
+        # digits as stored are kept, which the screen shows first (4012###...)
+        ("card \u202e1881 8888 8888 2104\u202c ok", "card \u202e###############2104\u202c ok"),
     ],
 )
 def test_keep_last_shows_the_last_digits_however_the_number_is_wrapped(tmp_path, text, expected) -> None:

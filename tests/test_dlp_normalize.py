@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -26,7 +27,14 @@ from pipelines.dlp.normalize import (
         ("４１１１ １１１１", "4111 1111"),  # full-width digits, ideographic space
         ("4111\u200b1111\u200c2222\u200d3333", "4111111122223333"),  # zero-width characters
         ("41\u206011\ufeff1111", "41111111"),  # word joiner, BOM
-        ("\u202e1234\u202c 5678\u2066\u2069", "1234 5678"),  # bidi controls
+        ("\u202b1234\u202c 5678\u2066\u2069\u200f", "1234 5678"),  # bidi controls
+        # a right-to-left override shows what it covers reversed: a second copy, in screen order,
+        # follows the text as sent
+        ("\u202e1234\u202c 5678", "1234 5678\n4321 5678"),
+        ("card \u202e1881 8888\u202c ok", "card 1881 8888 ok\ncard 8888 1881 ok"),
+        ("a\u202e12\n34", "a12\n34\na21\n34"),  # ...up to the end of the paragraph
+        ("a\u202eb\u202ac\u202cd\u202ce", "abcde\nadcbe"),  # an embedding inside it is part of it
+        ("a\u202eb", "ab"),  # one character reversed is itself: no copy
         ("ｃａｒｄ：４１１１", "card:4111"),  # full-width letters and colon
         ("卡号４１１１", "卡号4111"),  # mixed CJK, CJK kept as is
         ("ﬁle", "file"),  # compatibility ligature expands
@@ -177,12 +185,33 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     # spaces come one at a time, and no mark is left on an ASCII letter or digit
     assert "  " not in norm.text
     assert not re.search("[0-9A-Za-z][\u0300-\u036f\u20d0-\u20ff]", norm.text)
+    # a right-to-left override adds a copy in screen order after a line break: the same characters
+    # from the same places, reversed where the override reverses them (a space that comes to meet
+    # another, or a mark that comes to follow an ASCII letter, is dropped)
+    n = len(norm.text) if norm.visual_from is None else norm.visual_from - 1
+    if norm.visual_from is not None:
+        screen = range(norm.visual_from, len(norm.text))
+        assert "\u202e" in original and norm.text[n] == "\n"
+        first = list(zip(norm.text[:n], norm.starts[:n], norm.ends[:n], strict=True))
+        second = [(norm.text[k], norm.starts[k], norm.ends[k]) for k in screen]
+
+        def letters(chars: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+            return sorted(c for c in chars if c[0] != " " and not unicodedata.category(c[0]).startswith("M"))
+
+        assert letters(first) == letters(second)
+        assert not Counter(second) - Counter(first)
+        k = data.draw(st.sampled_from(screen))
+        o_start, o_end = norm.to_original(k, len(norm.text))
+        assert o_start == min(norm.starts[k:]) and o_end == max(norm.ends[k:])
+        k = data.draw(st.sampled_from(screen))
+        o_start, o_end = norm.to_original(k, len(norm.text))
+        assert o_start == min(norm.starts[k:]) and o_end == max(norm.ends[k:])
     # the shortcut for texts that need no work takes it only when the work would change nothing
-    assert _normalize_each_cluster(original).text == norm.text
+    assert _normalize_each_cluster(original).text == norm.text[:n]
     if norm.identity:
         assert norm.text == original
         return
-    assert len(norm.starts) == len(norm.ends) == n
+    assert len(norm.starts) == len(norm.ends) == len(norm.text)
     # monotonic, within bounds, every normalised character comes from a non-empty original span
     for i in range(n):
         assert 0 <= norm.starts[i] < norm.ends[i] <= len(original)

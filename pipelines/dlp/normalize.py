@@ -37,6 +37,7 @@ import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import groupby
 
 #: Zero-width characters: invisible, and used to break up numbers so naive patterns miss them.
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
@@ -124,13 +125,16 @@ class Normalized:
     """A normalised text and, per normalised character, the original span it came from.
 
     ``starts``/``ends`` are ``None`` when the normalised text is the original (the common case),
-    which keeps the fast path free of per-character lists.
+    which keeps the fast path free of per-character lists. ``visual_from``: where a second copy
+    of the text begins, appended after a line break, in the order a screen shows it (stretches
+    under a right-to-left override reversed); ``starts`` and ``ends`` are sorted before it only.
     """
 
     original: str
     text: str
     starts: tuple[int, ...] | None = None
     ends: tuple[int, ...] | None = None
+    visual_from: int | None = None
 
     @property
     def identity(self) -> bool:
@@ -142,6 +146,8 @@ class Normalized:
             return start, end
         if end <= start:
             raise ValueError(f"empty span [{start}, {end})")
+        if self.visual_from is not None and end > self.visual_from:
+            return min(self.starts[start:end]), max(self.ends[start:end])
         return self.starts[start], self.ends[end - 1]
 
     def from_original(self, start: int, end: int) -> tuple[int, int]:
@@ -149,7 +155,9 @@ class Normalized:
         (where context words are looked for around a finding made on the original text)."""
         if self.starts is None or self.ends is None:
             return start, end
-        return bisect.bisect_left(self.starts, start), bisect.bisect_right(self.ends, end)
+        # in the first copy (the second holds the same characters again, in screen order)
+        hi = len(self.starts) if self.visual_from is None else self.visual_from - 1
+        return bisect.bisect_left(self.starts, start, 0, hi), bisect.bisect_right(self.ends, end, 0, hi)
 
 
 def _needs_work(text: str) -> bool:
@@ -175,8 +183,78 @@ def normalize(text: str) -> Normalized:
     if "\u3002" in done.text or "\u30fc" in done.text:  # one for one: the map back does not change
         ascii_punctuated = _IME_BETWEEN_ASCII.sub(lambda m: _IME_PUNCTUATION[m.group()], done.text)
         if ascii_punctuated != done.text:
-            return Normalized(text, ascii_punctuated, done.starts, done.ends)
+            done = Normalized(text, ascii_punctuated, done.starts, done.ends)
+    if _RLO in text:
+        done = _with_screen_order_copy(done)
     return done
+
+
+#: RIGHT-TO-LEFT OVERRIDE: what follows it is shown reversed, character by character, up to the
+#: POP DIRECTIONAL FORMATTING that closes it or the end of the paragraph. "\u202e1881 8888 8888
+#: 2104" reads 4012 8888 8888 1881 on screen, and copies as 1881 8888 8888 2104: detection reads
+#: both.
+_RLO = "\u202e"
+_PDF = "\u202c"
+_PUSHES = frozenset("\u202a\u202b\u202d\u202e")  # embeddings and overrides, each closed by a PDF
+_PARAGRAPH_ENDS = frozenset("\n\r\x1c\x1d\x1e\x85\u2029")
+
+
+def _override_stretches(text: str) -> list[tuple[int, int]]:
+    """Original ``[start, end)`` of each stretch a right-to-left override reverses (the controls
+    themselves excluded; an embedding or override opened inside one is read as part of it)."""
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(text)
+    while True:
+        i = text.find(_RLO, i)
+        if i < 0:
+            return out
+        depth, j = 1, i + 1
+        while j < n and text[j] not in _PARAGRAPH_ENDS:
+            if text[j] in _PUSHES:
+                depth += 1
+            elif text[j] == _PDF:
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        out.append((i + 1, j))
+        i = j
+
+
+def _with_screen_order_copy(norm: Normalized) -> Normalized:
+    """``norm`` followed by a line break and a copy in which every stretch under a right-to-left
+    override is reversed (``norm`` itself when there is no such stretch)."""
+    assert norm.starts is not None and norm.ends is not None  # the override itself was removed
+    chars, starts, ends = list(norm.text), list(norm.starts), list(norm.ends)
+    reversed_any = False
+    for first, last in _override_stretches(norm.original):
+        a = bisect.bisect_left(norm.starts, first)
+        b = bisect.bisect_left(norm.starts, last)
+        if b - a > 1:
+            # cluster by cluster: a character and the marks on it stay together, as on screen
+            clusters = [list(g) for _, g in groupby(range(a, b), key=starts.__getitem__)]
+            order = [k for cluster in reversed(clusters) for k in cluster]
+            chars[a:b] = [chars[k] for k in order]
+            starts[a:b], ends[a:b] = [starts[k] for k in order], [ends[k] for k in order]
+            reversed_any = True
+    if not reversed_any or "".join(chars) == norm.text:
+        return norm
+    # a space that ended a reversed stretch now meets the one before it, a mark that had nothing
+    # under it now follows a letter: one space and no mark on an ASCII letter, as elsewhere
+    kept = [
+        k
+        for k, ch in enumerate(chars)
+        if not (k and (ch == " " == chars[k - 1] or (ch in _MARKS and chars[k - 1] in _BASES)))
+    ]
+    chars, starts, ends = [chars[k] for k in kept], [starts[k] for k in kept], [ends[k] for k in kept]
+    # the line break between the copies maps onto the first copy's last character
+    return Normalized(
+        norm.original,
+        norm.text + "\n" + "".join(chars),
+        (*norm.starts, norm.starts[-1], *starts),
+        (*norm.ends, norm.ends[-1], *ends),
+        visual_from=len(norm.text) + 1,
+    )
 
 
 def _normalize_each_cluster(text: str) -> Normalized:
