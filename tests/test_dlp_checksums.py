@@ -29,6 +29,10 @@ CASES = [
     ("payment_card", "37828224631003", False),  # Amex prefix, 14 digits (Luhn-valid)
     ("payment_card", "5105105105102", False),  # Mastercard prefix, 13 digits (Luhn-valid)
     ("payment_card", "2200 0000 0000 0004", True),  # Mir
+    ("payment_card", "4012_8888_8888_1881", True),  # underscores, commas and slashes separate too
+    ("payment_card", "4012, 8888, 8888, 1881", True),
+    ("payment_card", "4012/8888/8888/1881", True),
+    ("payment_card", "4012;8888;8888;1881", False),  # ...a semicolon does not
     ("payment_card", "2099 0017 6148 1239", False),  # 2099: between Mir and Mastercard, no scheme's
     ("payment_card", "3312 3456 7890 1238", False),  # 33: no scheme issues cards there
     ("payment_card", "3852 0000 0232 37", True),  # Diners 38, 14

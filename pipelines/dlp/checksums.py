@@ -26,7 +26,7 @@ Validator = Callable[[str], bool]
 #: name -> validator; filled by :func:`validator`.
 VALIDATORS: dict[str, Validator] = {}
 
-_SEPARATORS = re.compile(r"[\s\-.()/]+")
+_SEPARATORS = re.compile(r"[\s\-.()/_,]+")
 
 
 def validator(name: str) -> Callable[[Validator], Validator]:
