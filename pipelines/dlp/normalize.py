@@ -21,6 +21,9 @@ normalised copy:
   letters or digits read as ``.``, so ``maria@example。com`` is an e-mail address, and the
   katakana prolonged sound mark (``ー``, what a Japanese input method types for "-") between two
   of them read as ``-``, so ``０９０ー１２３４ー５６７８`` is a phone number.
+* a text with a right-to-left override (U+202E) gets a second copy after a line break, in the
+  order a screen shows it: ``card <RLO>1881 8888 8888 2104`` is read both as sent and as
+  ``card 4012 8888 8888 1881``.
 
 A zero-width joiner inside an emoji sequence goes too: detection does not need it, and offsets map
 back to the original, where it stays. Every finding is then mapped back to the ORIGINAL text, so
