@@ -49,6 +49,7 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
         ),
         ("phone_region_uk.yaml", 11, ["unknown phone region 'UK'", "did you mean GB", "Kingdom is GB"]),
         ("regions_not_a_phone.yaml", 9, ["regions: applies to PHONE_NUMBER only, not EMAIL_ADDRESS"]),
+        ("overlapped_unbounded.yaml", 9, ["overlapped: true needs a regex of bounded length", "\\d{13,19}"]),
         (
             "key_in_wrong_place.yaml",
             12,

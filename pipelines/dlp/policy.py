@@ -78,6 +78,14 @@ class _Model(BaseModel):
 _UNCLOSED_REPEAT = re.compile(r"(?<!\\)\{\d+(?:,\d*)?(?![\d,}])")
 
 
+def _max_width(pattern: str) -> int | None:
+    """Longest text ``pattern`` can match, or None when its repeats are unbounded."""
+    from pipelines.dlp.batch_regex import _c, _parser
+
+    longest = int(_parser.parse(pattern).getwidth()[1])
+    return None if longest >= _c.MAXREPEAT else longest
+
+
 def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str]:
     flags = re.IGNORECASE if ignore_case else 0
     try:
@@ -342,7 +350,7 @@ class PatternDetector(_Model):
     overlapped: bool = Field(
         default=False,
         description="Also try matches that start inside an earlier match, so a card number after "
-        "another group of digits is still found; keep such a regex bounded in length.",
+        "another group of digits is still found; the regex must be bounded in length.",
     )
     context: ContextSpec | None = None
 
@@ -351,6 +359,16 @@ class PatternDetector(_Model):
     def _compiles(cls, value: str) -> str:
         _compile_user_regex(value)
         return value
+
+    @model_validator(mode="after")
+    def _overlapped_is_bounded(self) -> PatternDetector:
+        # every start of a long text is tried, and each try may run to the end of an unbounded match
+        if self.overlapped and _max_width(self.regex) is None:
+            raise ValueError(
+                "overlapped: true needs a regex of bounded length (no *, + or {n,}), else every start "
+                "in a long text is matched to its end; bound the repeats, e.g. \\d{13,19} for \\d+"
+            )
+        return self
 
     @field_validator("validator")
     @classmethod
