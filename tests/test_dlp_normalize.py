@@ -142,10 +142,26 @@ def test_card_split_by_any_invisible_character_is_joined(separator: str) -> None
         ("४०१२", "4012"),  # Devanagari
         ("๔๐๑๒", "4012"),  # Thai
         ("𝟒𝟎𝟏𝟐", "4012"),  # mathematical bold (NFKC)
+        # digits drawn as symbols
+        ("④⓪①②", "4012"),  # circled
+        ("⑷⓪⑴⑵", "4012"),  # parenthesised: NFKC alone would give "(4)0(1)(2)"
+        ("⒋0⒈⒉", "4012"),  # with a full stop: NFKC alone would give "4.01.2."
+        ("➍⓿➊➋ ❹", "4012 4"),  # dingbats, which NFKC leaves alone
+        ("⁴⁰¹² ₄₀₁₂", "4012 4012"),  # superscript, subscript
+        ("⑩ ½", "10 1⁄2"),  # numbers that are not one digit go through NFKC as before
     ],
 )
 def test_unicode_decimal_digits_fold_to_ascii(original: str, normalised: str) -> None:
     assert normalize(original).text == normalised
+
+
+def test_every_digit_symbol_reads_as_its_digit() -> None:
+    # all of general category No with a single-digit value, over planes 0 and 1
+    symbols = [chr(c) for c in range(0x20000) if unicodedata.category(chr(c)) == "No"]
+    digits = [ch for ch in symbols if unicodedata.digit(ch, None) is not None]
+    assert len(digits) > 100
+    for ch in digits:
+        assert normalize(f"x{ch}y").text == f"x{unicodedata.digit(ch)}y", hex(ord(ch))
 
 
 _SPECIAL = [

@@ -7,8 +7,9 @@ digits, keycap emoji (``4️⃣0️⃣…``), en dashes or doubled spaces betwee
 normalised copy:
 
 * NFKC (which folds full-width forms and compatibility characters);
-* every Unicode decimal digit folded to its ASCII digit, every dash (general category Pd, and the
-  minus sign) to ``-``;
+* every Unicode decimal digit folded to its ASCII digit, and so every digit drawn as a symbol
+  (circled ``④``, parenthesised ``⑷``, ``⒋`` with its full stop, the dingbats ``➍`` and ``❹``),
+  every dash (general category Pd, and the minus sign) to ``-``;
 * every invisible character removed: all of general category Cf (format), all
   Default_Ignorable_Code_Point characters (soft hyphen, combining grapheme joiner, Mongolian vowel
   separator, variation selectors, Hangul fillers, tags, ...) and the control characters that are
@@ -65,9 +66,10 @@ CONTROLS = frozenset(ch for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0)]) i
 MINUS_SIGN = "\u2212"
 
 
-def _tables() -> tuple[frozenset[str], dict[int, str], frozenset[str]]:
+def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset[str]]:
     removed = {chr(c) for lo, hi in DEFAULT_IGNORABLE for c in range(lo, hi + 1)} | CONTROLS
     fold: dict[int, str] = {ord(MINUS_SIGN): "-"}
+    digit_symbols: dict[int, str] = {}
     marks: set[str] = set()
     for plane in _CF_PLANES:
         for code in plane:
@@ -77,16 +79,20 @@ def _tables() -> tuple[frozenset[str], dict[int, str], frozenset[str]]:
                 removed.add(ch)
             elif category == "Nd" and code > 0x7F:
                 fold[code] = str(unicodedata.decimal(ch))
+            elif category == "No" and unicodedata.digit(ch, None) is not None:
+                digit_symbols[code] = str(unicodedata.digit(ch))
             elif category == "Pd" and code > 0x7F:
                 fold[code] = "-"
             elif category[0] == "M" or unicodedata.combining(ch):
                 marks.add(ch)
-    return frozenset(removed), fold, frozenset(marks - removed)
+    return frozenset(removed), fold, digit_symbols, frozenset(marks - removed)
 
 
 #: Every character detection ignores: general category Cf, Default_Ignorable_Code_Point and the
-#: control characters that are not white space.
-REMOVED, _FOLD, _MARKS = _tables()
+#: control characters that are not white space. _DIGIT_SYMBOLS: a digit drawn as a symbol (circled,
+#: parenthesised, with a full stop, negative-circled dingbats, superscript, subscript), read as the
+#: digit before NFKC, which would write "⑴" as "(1)" and leave "➍" as it is.
+REMOVED, _FOLD, _DIGIT_SYMBOLS, _MARKS = _tables()
 assert ZERO_WIDTH | BIDI_CONTROLS <= REMOVED
 
 
@@ -107,7 +113,7 @@ def _char_class(chars: frozenset[str]) -> str:
 _REMOVED_RE = re.compile(_char_class(REMOVED))
 #: what sends a text down the slow path besides NFKC and two spaces in a row: an invisible
 #: character, a non-ASCII digit or dash, a mark
-_WORK_CHARS = REMOVED | _MARKS | frozenset(map(chr, _FOLD))
+_WORK_CHARS = REMOVED | _MARKS | frozenset(map(chr, _FOLD)) | frozenset(map(chr, _DIGIT_SYMBOLS))
 # The regex engine looks a character up in one table for the Basic Multilingual Plane but tries
 # ranges above it one by one, and the marks alone have hundreds: any character above the BMP
 # (emoji, mostly) is matched here and looked up in the set instead.
@@ -277,7 +283,7 @@ def _normalize_each_cluster(text: str) -> Normalized:
         while text[j - 1] in REMOVED:  # ...but not the removed characters after it: a finding
             j -= 1  # ending here must not swallow a bidi control closing the number
         cluster = "".join(c for c in text[i:j] if c not in REMOVED)
-        folded = unicodedata.normalize("NFKC", cluster).translate(_FOLD)
+        folded = unicodedata.normalize("NFKC", cluster.translate(_DIGIT_SYMBOLS)).translate(_FOLD)
         if len(folded) > 1 and folded[0] in _BASES:
             folded = "".join(c for c in folded if c not in _MARKS)
         if folded.startswith(" ") and out and out[-1].endswith(" "):
