@@ -198,7 +198,7 @@ def test_reader_reports_offsets_and_caps_huge_lines() -> None:
     big = lines[1]
     assert big.too_long and big.size == len(huge) - 1
     assert big.sha256 == hashlib.sha256(huge.rstrip(b"\n")).hexdigest()
-    assert len(big.raw) <= 1001
+    assert len(big.raw) <= 1002  # its head: the limit and room for a two-byte line end
     kind, row = parse_line(big, now=NOW, limits=Limits(max_line_bytes=1000))
     assert kind == "dead" and row["reason_code"] == "line_too_long" and row["raw_size"] == len(huge) - 1
     assert lines[2].raw == b""  # blank lines are returned; the pipeline counts and skips them
@@ -273,6 +273,37 @@ def test_byte_order_marks_of_files_joined_with_cat_are_not_part_of_their_events(
     assert [x.offset for x in lines] == [3, 3 + len(first) + 3]
     assert [parse(x.raw)[0] for x in lines] == ["record", "record"]
     assert data[lines[1].offset :].startswith(second)  # the offset points at the event itself
+
+
+@pytest.mark.parametrize("length", [1020, 1021, 1022, 1023, 1024])
+def test_a_byte_order_mark_takes_no_room_from_the_line_after_it(length: int) -> None:
+    # the mark is read with the line; a line that fits the limit is one line, not a line and a rest
+    body = b"x" * length
+    lines = list(split_lines(io.BytesIO(BOM + body + b"\n" + b"{}\n"), "f", 1024, False))
+    expected = [(3, body, False), (3 + length + 1, b"{}", False)]
+    assert [(x.offset, x.raw, x.too_long) for x in lines] == expected
+
+
+def test_an_over_long_line_after_a_byte_order_mark_is_one_line_too_long() -> None:
+    # the head of an over-long line must never end early and leave its tail to be read as a line
+    hidden = json.dumps(event(7)).encode()
+    data = BOM + b"X" * ((1 << 20) - 2) + hidden + b"\n"
+    lines = list(split_lines(io.BytesIO(data), "f.jsonl", 1 << 20, False))
+    assert len(lines) == 1 and lines[0].too_long and lines[0].offset == 3
+    assert lines[0].size == len(data) - 4
+    assert parse_line(lines[0], now=NOW, limits=LIMITS)[1]["reason_code"] == "line_too_long"
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_the_line_end_does_not_count_against_the_limit(eol: bytes) -> None:
+    at_limit, over = b"y" * 1024, b"y" * 1025
+    lines = list(split_lines(io.BytesIO(at_limit + eol + over + eol + b"{}" + eol), "f", 1024, False))
+    assert [(x.size, x.too_long, x.span) for x in lines] == [
+        (1024, False, 1024 + len(eol)),
+        (1025, True, 1025 + len(eol)),
+        (2, False, 2 + len(eol)),
+    ]
+    assert lines[1].sha256 == hashlib.sha256(over).hexdigest()
 
 
 def test_an_unexpected_validator_failure_is_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,10 +74,12 @@ def split_lines(
     """The lines of ``stream`` from byte ``start`` on. A line over ``max_line_bytes`` comes back
     as its head, its full size and its SHA-256 (``too_long``), read in pieces, never whole. With
     ``hold_partial_tail`` a last line without its line end is left for later (a writer may still be
-    appending it). A UTF-8 byte-order mark starting a line is skipped (the line's offset is after it)."""
+    appending it). A UTF-8 byte-order mark starting a line is skipped (the line's offset is after it).
+    The limit counts the line's own bytes: neither the mark nor the line end (``\\r\\n`` or ``\\n``)."""
     offset = start
+    room = max_line_bytes + 2  # a whole line at the limit, with a two-byte line end
     while True:
-        chunk = stream.readline(max_line_bytes + 1)
+        chunk = stream.readline(room)
         if not chunk:
             return
         if chunk.startswith(BOM):  # a byte-order mark is not part of the event: at the start of the
@@ -85,9 +87,12 @@ def split_lines(
             offset += len(BOM)
             if not chunk:
                 continue
-        if hold_partial_tail and not chunk.endswith(b"\n") and len(chunk) <= max_line_bytes:
+            if not chunk.endswith(b"\n"):  # the mark took room the line needs: read on to the limit
+                chunk += stream.readline(room - len(chunk))
+        ended = chunk.endswith(b"\n")
+        if hold_partial_tail and not ended and len(chunk) <= max_line_bytes:
             return  # a writer is still appending this line; the next poll reads it whole
-        if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
+        if len(strip_eol(chunk) if ended else chunk) <= max_line_bytes:
             raw = strip_eol(chunk)
             yield Line(source, offset, raw, len(raw), None, len(chunk))
             offset += len(chunk)
@@ -99,8 +104,8 @@ def split_lines(
             following = stream.readline(1 << 20)
             if not following:
                 break
-            digest.update(pending)
-            pending = following
+            digest.update(pending[:-1])  # the last byte waits: it may be the \r of a \r\n
+            pending = pending[-1:] + following
             consumed += len(following)
         if hold_partial_tail and not pending.endswith(b"\n"):
             return  # a long line a writer is still appending: the next poll reads it whole
