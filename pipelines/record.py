@@ -426,10 +426,12 @@ def record_id_for(org: str, channel: str, event_id: str) -> str:
 
 
 def content_sha256(event: Event) -> str:
-    """Hash of what the event says. Excludes when the connector happened to receive it, so a
-    re-delivery of the same event is a duplicate while a different event under the same id is a
-    conflict."""
-    payload = event.model_dump_json(exclude={"received_time"})
+    """Hash of what the event says. Excludes when the connector happened to receive it (also the
+    exact text of a finer-than-microsecond receive time kept in attributes), so a re-delivery of
+    the same event is a duplicate while a different event under the same id is a conflict."""
+    payload = event.model_dump_json(
+        exclude={"received_time": True, "attributes": {"source_received_time": True}}
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -4,6 +4,7 @@ crashed run, never a file read twice, never data silently lost."""
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 from pathlib import Path
 
@@ -183,6 +184,39 @@ def test_an_appended_file_is_read_on_from_where_the_last_commit_stopped(tmp_path
     redo = ingest(src, archive)
     assert (redo.resumed_sources, redo.read) == (0, 9)
     assert (redo.archived, redo.duplicates, redo.dead_lettered) == (1, 7, 1)
+
+
+def test_entries_named_like_event_files_that_are_not_readable_files_are_named(tmp_path: Path) -> None:
+    # a pipe would block the run for ever, a name that is not UTF-8 stopped Beam, and a link to
+    # nothing was left out of the listing without a word: each is named, the rest is archived
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "good.jsonl", [event(1), event(2)])
+    os.mkfifo(src / "pipe.jsonl")
+    (src / "gone.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    with open(os.fsencode(src) + b"/caf\xe9.jsonl", "wb") as f:
+        f.write(line(event(3)))
+    summary = ingest(src, archive)
+    assert (summary.read, summary.archived) == (2, 2) and summary.balanced
+    assert summary.unreadable_count == 3
+    assert summary.unreadable_files == [
+        "caf\\xe9.jsonl (its name is not valid UTF-8, which the archive cannot record; rename it)",
+        f"gone.jsonl (a link to {tmp_path / 'nowhere.jsonl'}, which does not exist)",
+        "pipe.jsonl (not a regular file but a pipe, socket or device; Vigil reads files)",
+    ]
+    assert "3 event file(s) in the input could not be read: caf\\xe9.jsonl" in summary.render(archive)
+    # nothing else to read: the command says what it skipped
+    (src / "good.jsonl").unlink()
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(src), "--archive", str(tmp_path / "other")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert (
+        "No event files" in result.stdout
+        and "3 event file(s) in the input could not be read" in result.stdout
+    )
 
 
 def test_conflict_and_dlp_dead_letters_keep_the_original_line(tmp_path: Path) -> None:

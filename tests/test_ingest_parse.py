@@ -178,6 +178,18 @@ def test_content_hash_ignores_receipt_time_but_not_content() -> None:
     assert a["content_sha256"] == b["content_sha256"] != c["content_sha256"]
 
 
+def test_content_hash_ignores_a_finer_than_microsecond_receipt_time_too() -> None:
+    # Teams writes 100 ns ticks; the exact text is kept in attributes, but a re-delivery stays a
+    # duplicate: only when it was received differs
+    fine = "2026-01-05T09:00:00.1234567Z"
+    a = parse(line(event(1, event_time=fine, received_time="2026-01-05T09:00:01.2345678Z")))[1]
+    b = parse(line(event(1, event_time=fine, received_time="2026-01-05T09:07:01.2345678Z")))[1]
+    other = event(1, event_time="2026-01-05T09:00:00.1234568Z", received_time="2026-01-05T09:07:01Z")
+    c = parse(line(other))[1]
+    assert a["attributes"]["source_received_time"] != b["attributes"]["source_received_time"]
+    assert a["content_sha256"] == b["content_sha256"] != c["content_sha256"]  # the event time counts
+
+
 def test_dead_letter_ids_are_stable_and_distinct() -> None:
     a = parse(b"{oops")[1]
     b = parse(b"{oops")[1]

@@ -204,6 +204,7 @@ def command(
                         "batches": result.batches,
                         "compactions": result.compactions,
                         "unfinished_tails": result.unfinished_tails,
+                        "unreadable_files": result.unreadable.unreadable_files if result.unreadable else [],
                         "totals": t,
                         "balanced": t["read"] == t["archived"] + t["dead_lettered"] + t["duplicates"],
                     },
@@ -218,6 +219,8 @@ def command(
             )
             if result.unfinished_tails:
                 click.echo(describe_unfinished(result.unfinished_tails) + ".")
+            if result.unreadable:
+                click.echo(result.unreadable.describe_unreadable() + ".")
         if result.es_unavailable:
             _es_was_down(archive)
         return
@@ -242,6 +245,8 @@ def command(
                 if summary.unread_count
                 else f"Vigil reads newline-delimited JSON from files ending in {SUFFIXES_TEXT}."
             )
+        if summary.unreadable_count:
+            click.echo(summary.describe_unreadable())
         return
     click.echo(summary.render(archive))
     vigil = sys.argv[0] if Path(sys.argv[0]).name == "vigil" else "vigil"

@@ -31,6 +31,8 @@ class FollowSummary:
     totals: Counter[str] = dataclasses.field(default_factory=Counter)
     es_unavailable: str | None = None
     unfinished_tails: int = 0  # at the last poll: files whose last line a writer left half-written
+    #: at the last poll: entries named like event files that are not readable files ("name (why)")
+    unreadable: RunSummary | None = None
 
     def add(self, s: RunSummary) -> None:
         self.batches += 1
@@ -66,6 +68,7 @@ def follow(
                 result.polls += 1
                 summary = run_locked(opts)
                 result.unfinished_tails = summary.unfinished_tails
+                result.unreadable = summary if summary.unreadable_count else None
                 if summary.commit is None:
                     idle += 1
                     if stop_after_idle is not None and idle >= stop_after_idle:

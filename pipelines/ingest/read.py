@@ -11,10 +11,11 @@ import glob
 import gzip
 import hashlib
 import os
+import stat
 import warnings
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -79,6 +80,8 @@ class Listing:
 
     files: list[SourceFile]
     unread: list[str]  # relative to the input folder
+    #: named like event files but not readable as files: "name (why)", relative to the input folder
+    skipped: list[str] = field(default_factory=list)
 
 
 def discover(input_path: str, exclude: str | None = None) -> list[SourceFile]:
@@ -132,6 +135,12 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     excluded = canonical(exclude).rstrip("/") + "/" if exclude else None
     found: dict[str, SourceFile] = {}
     unread: list[str] = []
+    skipped: list[str] = []
+
+    def relative(listed: str) -> str:
+        shown = listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed
+        return os.fsencode(shown).decode("utf-8", "backslashreplace")  # a name that is not UTF-8, escaped
+
     try:
         matched = _match(pattern)
     except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
@@ -145,11 +154,53 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
         if excluded and (name.startswith(excluded) or listed.startswith(excluded)):
             continue
         if not glob and not listed.endswith(SUFFIXES):
-            unread.append(listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed)
+            unread.append(relative(listed))
+            continue
+        problem = _not_a_readable_file(listed, name)
+        if problem:
+            skipped.append(f"{relative(listed)} ({problem})")
             continue
         mtime = int((meta.last_updated_in_seconds or 0) * 1e9)
         found[name] = SourceFile(name, meta.size_in_bytes, mtime)
-    return Listing(sorted(found.values(), key=lambda s: s.name), sorted(unread))
+    if not glob and root and is_local(root) and os.path.isdir(root):
+        # the listing leaves out links to nothing: a file someone meant to archive must not vanish
+        skipped += [
+            f"{relative(canonical_dir(path))} (a link to {os.readlink(path)}, which does not exist)"
+            for path in _dangling_links(root)
+            if not (excluded and canonical_dir(path).startswith(excluded))
+        ]
+    return Listing(sorted(found.values(), key=lambda s: s.name), sorted(unread), sorted(skipped))
+
+
+def _not_a_readable_file(listed: str, name: str) -> str | None:
+    """Why an input entry named like an event file cannot be read as one, or None."""
+    try:
+        listed.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8, which the archive cannot record; rename it"
+    if is_local(name):
+        try:
+            mode = os.stat(name).st_mode
+        except OSError:
+            return None  # gone since it was listed: the reader says so
+        if not stat.S_ISREG(mode):
+            return "not a regular file but a pipe, socket or device; Vigil reads files"
+    return None
+
+
+def _dangling_links(root: str) -> Iterator[str]:
+    """Links named like event files whose target does not exist, outside ``_``/``.`` folders."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        for entry in files:
+            path = os.path.join(folder, entry)
+            if (
+                entry.endswith(SUFFIXES)
+                and not entry.startswith(("_", "."))
+                and os.path.islink(path)
+                and not os.path.exists(path)
+            ):
+                yield path
 
 
 def prefix_sha256(source: str, length: int) -> str | None:

@@ -106,6 +106,10 @@ class RunSummary:
     unread_count: int = 0  # files in the input not named like event files (not read)
     unread_files: list[str] = field(default_factory=list)  # the first few of them
     vanished_files: int = 0  # listed, then gone before they could be opened (not read, not consumed)
+    #: named like event files but not readable as files (a pipe, a link to nothing, a name that is
+    #: not UTF-8): how many, and the first few as "name (why)"
+    unreadable_count: int = 0
+    unreadable_files: list[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -118,6 +122,11 @@ class RunSummary:
             f"{self.unread_count:,} other file(s) in the input not read ({names}): event files "
             f"end in {SUFFIXES_TEXT}"
         )
+
+    def describe_unreadable(self, shown: int = 3) -> str:
+        """One line about the entries named like event files that are not files Vigil can read."""
+        names = "; ".join(self.unreadable_files[:shown]) + ("; ..." if self.unreadable_count > shown else "")
+        return f"{self.unreadable_count:,} event file(s) in the input could not be read: {names}"
 
     def _dlp_labels(self) -> list[tuple[str, int]]:
         names = {"block": "blocked", "redact": "redacted", "flag": "flagged"}
@@ -153,6 +162,8 @@ class RunSummary:
             lines.append(f"  ({self.blank_lines:,} blank line(s) ignored)")
         if self.unread_count:
             lines.append(f"  ({self.describe_unread()})")
+        if self.unreadable_count:
+            lines.append(f"  ({self.describe_unreadable()})")
         if self.vanished_files:
             lines.append(
                 f"  ({self.vanished_files:,} file(s) removed from the input after they were listed, before "
@@ -315,6 +326,7 @@ class Selection:
     waiting: int
     unread: list[str]
     unfinished: int = 0  # follow mode: settled files whose last line is half-written (held back)
+    unreadable: list[str] = field(default_factory=list)  # named like event files, not files: "name (why)"
 
 
 def select_sources(opts: RunOptions) -> Selection:
@@ -330,7 +342,7 @@ def select_sources(opts: RunOptions) -> Selection:
         return opts.hold_partial_tail and now - source.mtime_ns / 1e9 < opts.settle_seconds
 
     if not opts.only_new_sources:
-        return Selection(found, 0, {}, frozenset(), 0, listing.unread)
+        return Selection(found, 0, {}, frozenset(), 0, listing.unread, unreadable=listing.skipped)
     state = load_state(opts.archive)
     # names as found now; manifests written before names were made canonical hold them as typed
     consumed = _by_canonical_name(state.consumed_sources())
@@ -378,7 +390,14 @@ def select_sources(opts: RunOptions) -> Selection:
         ):
             starts[source.name] = done
     return Selection(
-        fresh, len(found) - len(fresh) - waiting, starts, frozenset(held), waiting, listing.unread, unfinished
+        fresh,
+        len(found) - len(fresh) - waiting,
+        starts,
+        frozenset(held),
+        waiting,
+        listing.unread,
+        unfinished,
+        listing.skipped,
     )
 
 
@@ -479,6 +498,8 @@ def run_locked(opts: RunOptions) -> RunSummary:
         unfinished_tails=selection.unfinished,
         unread_count=len(selection.unread),
         unread_files=selection.unread[:UNREAD_LISTED],
+        unreadable_count=len(selection.unreadable),
+        unreadable_files=selection.unreadable[:UNREAD_LISTED],
     )
     summary.recovered = recovery.describe() if recovery.anything else None
     if recovery.missing:
