@@ -67,12 +67,15 @@ class Ledger:
         last = self.last_entry()
         return last["hash"] if last else GENESIS
 
-    def problems(self) -> list[str]:
-        """Every break in the chain, as sentences naming the line."""
+    def problems(self, lines: int | None = None) -> list[str]:
+        """Every break in the chain, as sentences naming the line; only in the first ``lines``
+        lines when given (what follows is judged by the caller, e.g. an interrupted append)."""
         found: list[str] = []
         prev = GENESIS
         expected_seq = 1
         for number, line in self.raw_lines():
+            if lines is not None and number > lines:
+                break
             where = f"{self.path.name} line {number}"
             if not line.endswith(b"\n"):
                 found.append(f"{where}: incomplete last line (an interrupted write, or a cut file)")

@@ -79,17 +79,24 @@ def verify(
             )
         _check_audit(root, report, None, expect_audit_head)
         return report
-    report.problems.extend(f"manifest: {p}" for p in ledger.problems())
     try:
         state = load_state(root, fresh=True)
     except (ArchiveError, ValueError, KeyError) as exc:
+        report.problems.extend(f"manifest: {p}" for p in ledger.problems())
         report.problems.append(f"manifest cannot be replayed: {exc}")
         return report
+    leftover = state.total_lines > state.committed_lines
+    tail = tail_problem(root, state) if leftover else None
+    # the chain is checked up to the last commit; lines an interrupted append left after it are
+    # judged as such (complete entries, perhaps ending in a line cut short), not as a broken chain
+    report.problems.extend(
+        f"manifest: {p}" for p in ledger.problems(state.committed_lines if leftover and not tail else None)
+    )
     report.manifest_head = state.head
     report.problems.extend(manifest_index.problems(root, state))
-    if state.total_lines > state.committed_lines:
-        if problem := tail_problem(root, state):
-            report.problems.append(f"manifest: after the last commit, {problem}")
+    if leftover:
+        if tail:
+            report.problems.append(f"manifest: after the last commit, {tail}")
         else:
             report.notes.append(
                 f"{state.total_lines - state.committed_lines} manifest line(s) after the last commit "
