@@ -53,6 +53,23 @@ def test_mistakes_get_messages_not_tracebacks(argv: list[str], code: int, messag
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"search", b"--archive", b"a", b"--role", b"officer", b"caf\xe9"],  # Latin-1 terminal
+        [b"search", b"--archive", b"a", b"--role", b"officer", b"--user", b"bad\xffuser", b"x"],
+        [b"run", b"--input", b"caf\xe9", b"--archive", b"a"],
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_named(tmp_path, argv: list[bytes]) -> None:
+    result = subprocess.run([*VIGIL, *argv], capture_output=True, cwd=tmp_path, timeout=120)
+    err = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in err, err
+    bad = next(a for a in argv if not a.isascii()).decode("utf-8", "backslashreplace")
+    assert err.startswith(f"error: the argument '{bad}' is not valid UTF-8") and err.count("\n") == 1
+    assert not (tmp_path / "a").exists()  # refused before anything is touched
+
+
 READERS = {
     "search": ["search", "--role", "officer", "--user", "t", "card"],
     "conversation": ["conversation", "c1", "--role", "officer", "--user", "t"],

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -398,6 +400,31 @@ def test_attachment_names_and_free_text_attributes_only_for_officers(tmp_path: P
     assert t.entries[0].attachments[0] == "card 4532 0151 1283 0366.pdf (application/pdf, 1,234 bytes)"
     assert t.entries[1].heading == f"message · refused (card {card} rejected)"
     assert t.entries[2].heading == f"message · queued (position {card})"
+
+
+def test_an_html_export_over_a_link_or_pipe_is_refused(tmp_path: Path, capsys, monkeypatch) -> None:
+    # the page is renamed into place: it would replace the link, pipe or device, not write into it
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    archive = write_archive(tmp_path / "archive", ROWS)
+    base = ["conversation", "conv-en", "--role", "reviewer", "--archive", str(archive)]
+    (tmp_path / "kept.html").write_text("mine")
+    (tmp_path / "link.html").symlink_to(tmp_path / "kept.html")
+    os.mkfifo(tmp_path / "pipe.html")
+    before = _files(archive)
+    for name in ("link.html", "pipe.html"):  # (a folder is refused by the option parser itself)
+        target = tmp_path / name
+        assert vigil(*base, "--html", str(target)) == 2, name
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: --html {target}: it exists and is not a plain file (a link, a folder, a pipe or a "
+            "device); give the name of a new or ordinary file\n"
+        )
+    assert (tmp_path / "link.html").is_symlink() and (tmp_path / "kept.html").read_text() == "mine"
+    assert stat.S_ISFIFO((tmp_path / "pipe.html").lstat().st_mode)
+    assert _files(archive) == before  # nothing logged
+    assert vigil(*base, "--html", str(tmp_path / "kept.html")) == 0  # an ordinary file is replaced
+    assert "<html" in (tmp_path / "kept.html").read_text()
 
 
 def test_html_shows_control_characters_as_escapes(tmp_path: Path) -> None:

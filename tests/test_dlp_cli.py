@@ -109,6 +109,19 @@ def test_scan_all_good_exits_zero(tmp_path, capsys) -> None:
     assert [json.loads(line)["id"] for line in out.splitlines()] == list(range(2500))
 
 
+def test_scan_writes_one_line_per_text_whatever_the_text_holds(tmp_path, capsys) -> None:
+    # line and paragraph separators, NEL and bidi controls inside a text stay inside its JSON line
+    texts = ["card 4012 8888 8888 1881\u2028next", "a\u2029b\x85c", "\u202emirrored\u202c"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    code, out, _ = run(["dlp", "scan", "--policy", str(RULES / "pii.yaml"), "--input", str(source)], capsys)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert rows[0]["redacted_text"] == "card ***************1881\u2028next"
+    assert [r["redacted_text"] for r in rows[1:]] == texts[1:]
+
+
 def test_policy_tests_pass_on_shipped_rules(capsys) -> None:
     code, out, _ = run(["dlp", "test", "--policy", str(RULES)], capsys)
     assert code == 0, out

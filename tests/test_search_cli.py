@@ -159,14 +159,17 @@ def test_bad_configuration_says_what_to_fix(tmp_path: Path, content: str, messag
 
 
 @pytest.mark.parametrize("where", ["flag", "env"])
-def test_a_named_file_that_does_not_exist(tmp_path: Path, where: str) -> None:
-    missing = tmp_path / "missing.toml"
+@pytest.mark.parametrize(
+    ("name", "says"), [("missing.toml", "no such file"), ("", "a folder, not a configuration")]
+)
+def test_a_named_file_that_does_not_exist(tmp_path: Path, where: str, name: str, says: str) -> None:
+    missing = tmp_path / name if name else tmp_path
     with pytest.raises(ConfigError) as excinfo:
         if where == "flag":
             load_identity(config=missing, environ={})
         else:
             load_identity(environ={"VIGIL_CONFIG": str(missing)})
-    assert str(missing) in str(excinfo.value)
+    assert str(missing) in str(excinfo.value) and says in str(excinfo.value)
 
 
 def test_the_role_comes_from_the_config_file_not_the_query(
@@ -246,13 +249,17 @@ def test_an_end_date_at_the_end_of_the_calendar_means_no_end(archive: Path, caps
 def test_json_escapes_control_characters(tmp_path: Path, capsys) -> None:
     from search_support import WEI, at, row
 
-    body = "pay \u202egnp.exe\u202c now \x9b31m \x1b[2J del\x7f and \u2066isolate\u2069"
+    body = (
+        "pay \u202egnp.exe\u202c now \x9b31m \x1b[2J del\x7f and \u2066isolate\u2069"
+        " line\u2028paragraph\u2029next\x85line"
+    )
     sender = {**WEI, "name": "Wei \u202eZhang"}
     archive = write_archive(tmp_path / "a", [row("t-1", at(5, 9), body=body, sender=sender)])
     assert vigil("search", "--archive", str(archive), "--role", "officer", "--json", "pay") == 0
     out = capsys.readouterr().out
-    for raw in ("\u202e", "\u202c", "\x9b", "\x1b", "\x7f", "\u2066", "\u2069"):
+    for raw in ("\u202e", "\u202c", "\x9b", "\x1b", "\x7f", "\u2066", "\u2069", "\u2028", "\u2029", "\x85"):
         assert raw not in out
+    assert len(out.splitlines()) == 1  # one hit, one line, even to str.splitlines
     assert "\\u202egnp.exe\\u202c now \\u009b31m \\u001b[2J del\\u007f" in out
     hit = json.loads(out)
     assert hit["text"] == body and hit["sender"]["name"] == "Wei \u202eZhang"  # the same text, read back

@@ -115,7 +115,10 @@ def test_keyword_filters_are_the_same_as_typed_ones() -> None:
         ("from:2026-02-01 to:2026-01-01", "swap them"),
         ("from:2026-01-01 from:2026-01-02", "given twice"),
         ("*", "lone *"),
-        ("se*tl", "only allowed at the end"),
+        (
+            "se*tl",
+            "only allowed at the end of a word (a prefix such as settl*); symbols are not searched for",
+        ),
         ("foo-ba*", "a single word"),
         ("iPhone价*", "not a mix"),
         ("---", "no letters or digits"),

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from pipelines.errors import VigilError
+from pipelines.json_lines import is_utf8
 
 #: exit code of an error Vigil did not foresee (a bug, or the environment failing under it)
 UNEXPECTED_EXIT = 3
@@ -77,6 +78,16 @@ class _QuietImports(logging.Filter):
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: turns Vigil errors into a clear message and an exit code, never a traceback."""
     logging.getLogger().addFilter(_QuietImports())
+    for arg in sys.argv[1:] if argv is None else argv:
+        if not is_utf8(arg):
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            click.secho(
+                f"error: the argument '{shown}' is not valid UTF-8 (a terminal or file name in another "
+                "encoding?); Vigil records what it is given as UTF-8: retype it, or rename the file",
+                fg="red",
+                err=True,
+            )
+            sys.exit(2)
     try:
         return cli.main(args=argv, prog_name="vigil", standalone_mode=False)
     except click.exceptions.Exit as exc:

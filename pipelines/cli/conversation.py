@@ -99,9 +99,10 @@ def command(
 
 
 def _outside_archive(target: Path, archive: Path) -> None:
-    """Refuse an export target inside the archive folder (symlinks resolved, for the file and
-    for the folder its temporary copy is written to): the page would replace the audit log, the
-    manifest or a record file. Checked before anything is logged or written."""
+    """Refuse an export target that is not a plain file, or inside the archive folder (symlinks
+    resolved, for the file and for the folder its temporary copy is written to): the page would
+    replace the audit log, the manifest or a record file. Checked before anything is logged or
+    written."""
     from pipelines.errors import ConfigError
 
     root = archive.resolve()
@@ -111,6 +112,13 @@ def _outside_archive(target: Path, archive: Path) -> None:
                 f"--html {target}: this is inside the archive folder {archive}, which only Vigil "
                 "writes; write the page somewhere else (e.g. --html conversation.html)"
             )
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # the page is written beside it and renamed over it: a link, pipe or device would be
+        # replaced by a file, not written through
+        raise ConfigError(
+            f"--html {target}: it exists and is not a plain file (a link, a folder, a pipe or a "
+            "device); give the name of a new or ordinary file"
+        )
 
 
 def _stage(target: Path, page: str) -> Path:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
-from pipelines import strict_json
+from pipelines import json_lines, strict_json
 from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.ingest.lines import Line, split_lines
 from pipelines.record import MAX_BODY_CHARS, Channel, Direction, Kind
@@ -46,14 +46,6 @@ class ScanStats:
     blocked: int = 0
 
 
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def parse_line(
     raw: bytes, number: int, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 ) -> tuple[Any, str, Scope] | dict[str, Any]:
@@ -73,7 +65,7 @@ def parse_line(
     if not isinstance(obj, dict):
         return {"line": number, "error": "expected a JSON object with a text field"}
     ident = obj.get("id")
-    if not _encodable(json.dumps(ident, ensure_ascii=False)):
+    if not json_lines.is_utf8(json.dumps(ident, ensure_ascii=False)):
         return {"line": number, "error": "id contains an unpaired surrogate (\\ud800-\\udfff escape)"}
 
     def error(message: str) -> dict[str, Any]:
@@ -86,7 +78,7 @@ def parse_line(
     text = obj.get("text")
     if not isinstance(text, str):
         return error("missing text: each line needs a string field 'text'")
-    if not _encodable(text):
+    if not json_lines.is_utf8(text):
         return error("text contains an unpaired surrogate (\\ud800-\\udfff escape); send valid UTF-16 pairs")
     if len(text) > max_text_chars:
         return error(f"text has {len(text):,} characters, more than --max-text-chars {max_text_chars:,}")
@@ -213,6 +205,6 @@ def scan(
             stats.flagged += action == "flag"
             stats.redacted += action == "redact"
             stats.blocked += action == "block"
-        sink.write(json.dumps(out, ensure_ascii=False) + "\n")
+        sink.write(json_lines.dumps(out) + "\n")
     sink.flush()
     return stats

@@ -136,13 +136,13 @@ def config_file(flag: Path | None, environ: Mapping[str, str]) -> tuple[Path | N
     """The configuration file to read and how it was chosen; ``None`` when there is none."""
     if flag is not None:
         if not flag.is_file():
-            raise ConfigError(f"--config {flag}: no such file")
+            raise ConfigError(f"--config {flag}: {_not_a_file(flag)}")
         return flag, f"--config {flag}"
     named = environ.get(CONFIG_ENV)
     if named:
         path = Path(named)
         if not path.is_file():
-            raise ConfigError(f"${CONFIG_ENV} names {path}, which does not exist; fix or unset it")
+            raise ConfigError(f"${CONFIG_ENV} names {path}: {_not_a_file(path)}; fix or unset it")
         return path, f"${CONFIG_ENV} ({path})"
     path = default_config_path(environ)
     return (path, str(path)) if path.is_file() else (None, "")
@@ -286,3 +286,7 @@ def _policy_set(location: str | None) -> Any:
 
         location = str(Path(dlp_rules.__file__).parent)
     return load_policy_set(location)
+
+
+def _not_a_file(path: Path) -> str:
+    return "a folder, not a configuration file" if path.is_dir() else "no such file"

@@ -75,7 +75,7 @@ class _Build(Transformer[Token, Any]):
         if "*" in value:
             raise QueryError(
                 f"{value}: * is only allowed at the end of a word (a prefix such as settl*); "
-                "quote the text to search for it literally"
+                "symbols are not searched for, even in quotes: leave it out"
             )
         return _searchable(Word(value))
 

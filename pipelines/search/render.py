@@ -9,7 +9,6 @@ overrides) are shown as visible escapes (:func:`safe`); JSON escapes them as ``\
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pipelines import json_lines as jsonl
 from pipelines.search.match import Span
 from pipelines.search.results import Hit, SearchResult, kind_label
 
@@ -65,10 +65,8 @@ def json_lines(result: SearchResult) -> Iterator[str]:
 
 
 def json_text(value: object) -> str:
-    """``value`` as one line of JSON with :data:`_CONTROL` characters escaped (``json`` leaves
-    DEL, the C1 controls and the bidirectional marks raw). They only occur inside strings, where
-    ``\\uXXXX`` reads back as the same character."""
-    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+    """``value`` as one line of JSON (see :mod:`pipelines.json_lines`)."""
+    return jsonl.dumps(value)
 
 
 def summary(result: SearchResult, role: str) -> str:
