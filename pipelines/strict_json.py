@@ -9,6 +9,7 @@ scan`` reports it as an error.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -39,5 +40,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(data: str | bytes) -> Any:
-    """``json.loads``, raising :class:`RepeatedKeyError` for an object that names a key twice."""
-    return json.loads(data, object_pairs_hook=_unique_keys)
+    """``json.loads``, raising :class:`RepeatedKeyError` for an object that names a key twice and
+    :class:`json.JSONDecodeError` for ``NaN``, ``Infinity`` and ``-Infinity``, which Python's
+    ``json`` reads but JSON does not have (other readers turn them into null or a huge number)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+
+    def refuse(name: str) -> Any:
+        found = _CONSTANT.search(text)
+        raise json.JSONDecodeError(f"{name} is not a JSON value", text, found.start() if found else 0)
+
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=refuse)
+
+
+_CONSTANT = re.compile(r"-?\b(?:NaN|Infinity)\b")

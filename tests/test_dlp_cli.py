@@ -122,6 +122,42 @@ def test_scan_writes_one_line_per_text_whatever_the_text_holds(tmp_path, capsys)
     assert [r["redacted_text"] for r in rows[1:]] == texts[1:]
 
 
+def test_scan_refuses_to_write_over_its_input_or_into_a_missing_folder(tmp_path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "card 4012 8888 8888 1881"}\n')
+    (tmp_path / "link.jsonl").symlink_to(source)
+    policy = str(RULES / "pii.yaml")
+    for output in (source, tmp_path / "link.jsonl"):  # the same file, also under another name
+        code, _, err = run(
+            ["dlp", "scan", "--policy", policy, "--input", str(source), "--output", str(output)], capsys
+        )
+        assert code == 2 and "is the --input file" in err and "Traceback" not in err
+        assert source.read_text().startswith('{"id": 1')  # left as it was
+    missing = tmp_path / "nowhere" / "out.jsonl"
+    code, _, err = run(
+        ["dlp", "scan", "--policy", policy, "--input", str(source), "--output", str(missing)], capsys
+    )
+    assert code == 2 and err == f"error: --output {missing}: cannot write it (No such file or directory)\n"
+
+
+def test_scan_refuses_nan_and_infinity_which_json_does_not_have(capsys, monkeypatch) -> None:
+    import io
+    import sys
+
+    data = (
+        b'{"id": NaN, "text": "x"}\n'
+        b'{"id": 2, "text": "y", "n": -Infinity}\n'
+        b'{"id": 3, "text": "NaN is a word"}\n'
+    )
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, _ = run(["dlp", "scan", "--policy", str(RULES / "pii.yaml")], capsys)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 1
+    assert rows[0] == {"line": 1, "error": "malformed JSON: NaN is not a JSON value at column 8"}
+    assert rows[1]["error"].startswith("malformed JSON: -Infinity is not a JSON value")
+    assert rows[2]["id"] == 3 and rows[2]["action"] == "none"
+
+
 def test_policy_tests_pass_on_shipped_rules(capsys) -> None:
     code, out, _ = run(["dlp", "test", "--policy", str(RULES)], capsys)
     assert code == 0, out

@@ -171,6 +171,15 @@ def test_event_time_is_normalised_to_utc() -> None:
     assert row["event_time"] == int(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC).timestamp() * 1_000_000)
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: str) -> None:
+    # Python's json reads them; JSON has no such values and other readers mangle them
+    raw = line(event(1)).rstrip(b"\n")[:-1] + b', "score": ' + constant.encode() + b"}"
+    kind, row = parse(raw)
+    assert kind == "dead" and row["reason_code"] == "malformed_json"
+    assert f"{constant} is not a JSON value" in row["reason"]
+
+
 def test_content_hash_ignores_receipt_time_but_not_content() -> None:
     a = parse(line(event(1)))[1]
     b = parse(line(event(1, received_time="2026-01-06T00:00:00Z")))[1]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.errors import InputError, PolicyTestFailure
+from pipelines.errors import ConfigError, InputError, PolicyTestFailure
 from pipelines.record import MAX_BODY_CHARS
 
 
@@ -154,11 +154,21 @@ def scan(
     from pipelines.dlp.scan import scan as run_scan
 
     engine = Engine(load_policy_set(policy))
+    if input_path and output_path and output_path.exists() and os.path.samefile(input_path, output_path):
+        raise ConfigError(
+            f"--output {output_path} is the --input file: opening it for writing would empty it "
+            "before it is read; write the verdicts to another file"
+        )
     try:
         source = input_path.open("rb") if input_path else sys.stdin.buffer
     except OSError as exc:
         raise InputError(f"{input_path}: cannot read: {exc.strerror}") from None
-    sink = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
+    try:
+        sink = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
+    except OSError as exc:
+        if input_path:
+            source.close()
+        raise ConfigError(f"--output {output_path}: cannot write it ({exc.strerror})") from None
     try:
         stats = run_scan(engine, source, sink, batch_size=batch_size, max_text_chars=max_text_chars)
     finally:

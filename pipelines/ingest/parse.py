@@ -181,6 +181,8 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
             strict_json.loads(line.raw)  # pydantic kept the last of a repeated key without a word
         except strict_json.RepeatedKeyError as exc:
             return dead("duplicate_key", exc.describe())
+        except json.JSONDecodeError as exc:
+            return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}")
         body = event.body
         if body is not None and len(body) > limits.max_body_chars:
             return dead(
