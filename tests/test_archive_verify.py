@@ -253,7 +253,19 @@ def test_a_damaged_last_commit_is_a_problem_and_no_run_cuts_it_away(
     before = {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()}
     with pytest.raises(ArchiveError, match="restore the manifest from a copy"):
         ingest(tmp_path / "more", archive)
-    assert {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()} == before
+    # readers refuse too: without the commit the archive would read as if it had never happened
+    # (a search with fewer hits, a dry-run with nothing to replay), not as damaged
+    rules = Path(__file__).parent.parent / "dlp_rules"
+    for argv in (
+        ["search", "--archive", str(archive), "--role", "officer", "--user", "t", "hello"],
+        ["conversation", "conv-1", "--archive", str(archive), "--role", "officer", "--user", "t"],
+        ["dlp", "dry-run", "--policy", str(rules / "conduct.yaml"), "--archive", str(archive)],
+    ):
+        result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 3 and "Traceback" not in result.stderr, argv
+        assert "which is already in place" in result.stderr and "nothing was read" in result.stderr
+        assert result.stdout == ""
+    assert {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()} == before  # nothing logged
 
 
 def _chained(manifest: Path, entry: dict) -> bytes:

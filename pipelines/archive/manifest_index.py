@@ -31,7 +31,9 @@ from pipelines.archive.manifest import (
     lines_after,
     load_state,
     manifest_ledger,
+    tail_problem,
 )
+from pipelines.errors import ArchiveError
 
 FORMAT = 1
 #: a reader that replayed at least this many committed lines past the index rewrites it
@@ -62,9 +64,21 @@ def live_view(root: Path, *, write_after: int | None = None) -> LiveView:
     when that meant replaying at least ``write_after`` lines (default :data:`REFRESH_AFTER_LINES`)."""
     root = Path(root)
     path = manifest_ledger(root).path
-    state, anchor = _fitting_index(root, _read(index_path(root))) or (ManifestState(), None)
-    covered = state.committed_lines
-    state = apply_lines(path, state, lines_after(path, state.committed_bytes))
+    for attempt in (1, 2):
+        state, anchor = _fitting_index(root, _read(index_path(root))) or (ManifestState(), None)
+        covered = state.committed_lines
+        state = apply_lines(path, state, lines_after(path, state.committed_bytes))
+        problem = tail_problem(root, state) if state.total_lines > state.committed_lines else None
+        # a writer may have closed its commit and moved the files into place while this read
+        # the lines before it: read once more before calling the manifest damaged
+        if problem is None or attempt == 2:
+            break
+    if problem is not None:
+        # the last commit's closing entry is damaged: reading on would show the archive without it
+        raise ArchiveError(
+            f"{path}: after the last commit, {problem}; nothing was read. Run `vigil verify --archive "
+            f"{root}` and restore the manifest from a copy"
+        )
     replayed = state.committed_lines - covered
     view = LiveView(state, state.audit_anchor() or anchor, replayed)
     if replayed and replayed >= (REFRESH_AFTER_LINES if write_after is None else write_after):
