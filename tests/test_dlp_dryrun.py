@@ -73,7 +73,29 @@ def test_changes_per_rule_against_stored_verdicts(archive, changed_rules) -> Non
     assert result.transitions[("redact", "block")] == 1
     assert result.transitions[("flag", "none")] == 1
     assert result.transitions[("block", "block")] == 1  # the password: unchanged
-    assert result.changed == 6
+    assert result.changed == 6 == sum(n for (old, new), n in result.transitions.items() if old != new)
+
+
+def test_a_renamed_rule_changes_no_action_and_says_which_rules_match_instead(archive, tmp_path) -> None:
+    # the headline counts messages whose action changes; a message that keeps its action but is
+    # matched by another rule is counted apart, so the headline always equals the transitions
+    rules = tmp_path / "renamed"
+    shutil.copytree(RULES, rules, ignore=shutil.ignore_patterns("*.tests.yaml", "conftest.py", "__*"))
+    conduct = (rules / "conduct.yaml").read_text(encoding="utf-8")
+    (rules / "conduct.yaml").write_text(conduct.replace("id: conduct.secrecy\n", "id: conduct.secrecy-2\n"))
+    result = dry_run(load_policy_set(rules), archive)
+    assert result.changed == 0 == sum(n for (old, new), n in result.transitions.items() if old != new)
+    assert result.rematched == 1 and not result.rules
+    assert {k: dict(v) for k, v in result.rule_matches.items()} == {
+        "conduct.secrecy": {"no longer matches": 1},
+        "conduct.secrecy-2": {"now matches": 1},
+    }
+    text = format_report(result)
+    assert "0 would change action" in text
+    assert (
+        "1 would keep their action but be matched by other rules (conduct.secrecy no longer matches 1; "
+        "conduct.secrecy-2 now matches 1)"
+    ) in text
 
 
 def test_samples_never_show_secrets(archive, changed_rules) -> None:

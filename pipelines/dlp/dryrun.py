@@ -78,7 +78,11 @@ class DryRunReport:
     messages: int = 0
     skipped: int = 0  # records without a body (events)
     notices: int = 0  # Vigil's own dlp_blocked_notice auto-messages, not replayed
-    changed: int = 0
+    changed: int = 0  # messages whose action would change
+    #: messages that keep their action but would be matched by other rules (a rule renamed, a
+    #: second rule finding what one already found), and per rule how many it newly or no longer matches
+    rematched: int = 0
+    rule_matches: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     #: messages a policy's engine failed on (e.g. a regex over its time budget): not compared
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)  # the first few, with the reason
@@ -93,6 +97,8 @@ class DryRunReport:
             "skipped_without_body": self.skipped,
             "skipped_blocked_notices": self.notices,
             "changed": self.changed,
+            "same_action_other_rules": self.rematched,
+            "rule_matches": {rule_id: dict(c) for rule_id, c in sorted(self.rule_matches.items())},
             "failed": self.failed,
             "failures": self.failures,
             "transitions": [
@@ -205,7 +211,14 @@ def _compare(
 ) -> None:
     old, new = current.action, verdict.action
     report_.transitions[(old.value, new.value)] += 1
-    if old == new and set(current.rule_ids) == set(verdict.rule_ids):
+    if old == new:
+        before, after = set(current.rule_ids), set(verdict.rule_ids)
+        if before != after:
+            report_.rematched += 1
+            for rule_id in after - before:
+                report_.rule_matches[rule_id]["now matches"] += 1
+            for rule_id in before - after:
+                report_.rule_matches[rule_id]["no longer matches"] += 1
         return
     report_.changed += 1
     sample = None
@@ -231,8 +244,15 @@ def format_report(report_: DryRunReport) -> str:
     lines = [
         f"dry run: {report_.new_policy} against {report_.current_policy}",
         f"{report_.messages} message(s) replayed ({report_.skipped} record(s) without a body and "
-        f"{report_.notices} of Vigil's own blocked-message notices skipped), {report_.changed} would change",
+        f"{report_.notices} of Vigil's own blocked-message notices skipped), {report_.changed} would change "
+        "action",
     ]
+    if report_.rematched:
+        shifts = "; ".join(
+            f"{rule_id} " + ", ".join(f"{kind} {n}" for kind, n in sorted(c.items()))
+            for rule_id, c in sorted(report_.rule_matches.items())
+        )
+        lines.append(f"{report_.rematched} would keep their action but be matched by other rules ({shifts})")
     if report_.failed:
         lines.append(
             f"{report_.failed} message(s) could not be inspected and are not compared "
