@@ -185,6 +185,24 @@ def test_compaction_refuses_an_altered_file_instead_of_hiding_the_change(tmp_pat
     assert any("content changed" in p for p in verify(archive).problems)  # still there to be found
 
 
+def test_compaction_refuses_a_missing_file_and_leaves_no_staging_behind(tmp_path: Path) -> None:
+    archive = _four_small_files(tmp_path)
+    sibling = sorted(_first_record_file(archive).parent.glob("*.parquet"))[-1]
+    sibling.unlink()  # a committed file removed behind the manifest's back
+    commits = len(load_state(archive).commits)
+    staging = archive / layout.STAGING
+    for _ in range(2):  # and again: a retry must not pile anything up either
+        with pytest.raises(ArchiveError, match=r"missing.*nothing was compacted: run `vigil verify`"):
+            compact.compact(archive)
+    assert len(load_state(archive).commits) == commits
+    assert not staging.exists() or not any(staging.iterdir())
+    # a file that goes missing after recovery looked (between the check and the read) is refused too
+    with pytest.raises(ArchiveError, match=r"is committed but missing; nothing was compacted"):
+        compact.compact_locked(archive)
+    assert not staging.exists() or not any(staging.iterdir())
+    assert any("committed file is missing" in p for p in verify(archive).problems)
+
+
 def _compact_crashing_at(archive: Path, point: str) -> None:
     proc = subprocess.run(
         [*VIGIL, "compact", "--archive", str(archive)],

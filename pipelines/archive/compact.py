@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,13 @@ def _sort_keys(kind: str) -> list[tuple[str, str]]:
 def _read_checked(root: Path, f: DataFile, kind: str) -> pa.Table:
     """A file to merge, refused unless it is byte for byte what the manifest recorded: merging an
     altered file would give the change a fresh hash and hide it from `vigil verify`."""
-    data = (root / f.path).read_bytes()
+    try:
+        data = (root / f.path).read_bytes()
+    except FileNotFoundError:
+        raise ArchiveError(
+            f"{f.path} is committed but missing; nothing was compacted: run `vigil verify` and restore "
+            "the file from backup first"
+        ) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != f.sha256:
         raise ArchiveError(
@@ -87,18 +94,22 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
     report = CompactReport()
     staged: list[writer.StagedFile] = []
     removes: list[tuple[str, str, str]] = []
-    for kind in layout.KINDS:
-        for n, group in enumerate(plan(state.files(kind), target_rows=target_rows, min_files=min_files)):
-            tables = [_read_checked(root, f, kind) for f in group]
-            table = pa.concat_tables(tables).sort_by(_sort_keys(kind))
-            folder = group[0].path.rsplit("/", 1)[0]
-            rel = f"{folder}/part-{commit}-{n:04d}.parquet"
-            staged.append(writer.stage_table(root, commit, rel, kind, table))
-            removes.extend((f.path, f.sha256, f"compacted into {rel}") for f in group)
-            report.partitions += 1
-            report.files_before += len(group)
-            report.rows += table.num_rows
-            report.merged.append(rel)
+    try:
+        for kind in layout.KINDS:
+            for n, group in enumerate(plan(state.files(kind), target_rows=target_rows, min_files=min_files)):
+                tables = [_read_checked(root, f, kind) for f in group]
+                table = pa.concat_tables(tables).sort_by(_sort_keys(kind))
+                folder = group[0].path.rsplit("/", 1)[0]
+                rel = f"{folder}/part-{commit}-{n:04d}.parquet"
+                staged.append(writer.stage_table(root, commit, rel, kind, table))
+                removes.extend((f.path, f.sha256, f"compacted into {rel}") for f in group)
+                report.partitions += 1
+                report.files_before += len(group)
+                report.rows += table.num_rows
+                report.merged.append(rel)
+    except BaseException:
+        shutil.rmtree(writer.staging_dir(root, commit), ignore_errors=True)  # nothing committed: no debris
+        raise
     if staged:
         writer.commit(root, commit, staged, action="compact", removes=removes)
         report.commit = commit
@@ -109,6 +120,11 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
 def compact(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: int = 2) -> CompactReport:
     with writer.archive_lock(Path(archive)):
         recovery = writer.recover(Path(archive))
+        if recovery.missing:
+            raise ArchiveError(
+                f"{len(recovery.missing)} committed file(s) are missing, e.g. {recovery.missing[0]}; "
+                "nothing was compacted: run `vigil verify` and restore them from backup first"
+            )
         report = compact_locked(archive, target_rows=target_rows, min_files=min_files)
         report.recovered = recovery.describe() if recovery.anything else None
         return report
