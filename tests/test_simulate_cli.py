@@ -77,6 +77,10 @@ def test_existing_output_is_an_error_with_a_hint_and_exit_code_2(
         (["--days", "0"], "--days"),
         (["--inject-faults", "0.9"], "--inject-faults"),
         (["--contacts", "1"], "--contacts"),
+        # the calendar's ends: the days and the hours after them must stay inside it
+        (["--start", "9999-12-31"], "--start must be between 2000-01-01"),
+        (["--start", "0001-01-01"], "--start must be between 2000-01-01"),
+        (["--start", "1999-12-31"], "(the archive refuses earlier timestamps) and 9997-12-31"),
     ],
 )
 def test_bad_options_are_reported_without_a_traceback(

@@ -7,8 +7,11 @@ import datetime as dt
 from typing import Any
 
 from pipelines.errors import ConfigError
+from pipelines.record import EARLIEST_TIME
 
 DEFAULT_START = dt.date(2026, 1, 5)  # a Monday; fixed so the same arguments give the same bytes
+EARLIEST_START = EARLIEST_TIME.date()
+LATEST_START = dt.date(9997, 12, 31)  # a year of days, and the hours after them, stay in the calendar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,11 @@ class SimulationConfig:
             value = getattr(self, name)
             _check(0 <= value <= 100, f"--{name.replace('_', '-')} must be 0..100, got {value}")
         _check(0 <= self.seed < 2**63, f"--seed must be a non-negative integer below 2**63, got {self.seed}")
+        _check(
+            EARLIEST_START <= self.start <= LATEST_START,
+            f"--start must be between {EARLIEST_START} (the archive refuses earlier timestamps) and "
+            f"{LATEST_START}, got {self.start}",
+        )
 
     @property
     def end(self) -> dt.date:
