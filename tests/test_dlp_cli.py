@@ -231,6 +231,10 @@ def test_a_case_span_outside_its_text_is_refused_where_it_is_written(tmp_path, c
             "cases[0]: no detector of the policy reports 'RISKY_PHRASES'; it reports RISKY_PHRASE",
         ),
         (
+            "{entity: RISKY_PHRASE, value: between them}",
+            "cases[0]: value 'between them' does not occur in the text; copy it from the text as written",
+        ),
+        (
             "{entity: RISKY_PHRASE, value: us}",
             "cases[0]: value 'us' occurs 2 times in the text; say which with span: [start, end] "
             "(the first is span: [18, 20])",

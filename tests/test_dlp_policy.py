@@ -88,13 +88,15 @@ def test_missing_file_and_set_member(tmp_path) -> None:
     with pytest.raises(PolicyError, match=r"set\.yaml:2: policies: 'gone\.yaml' does not exist"):
         load_policy_set(tmp_path / "set.yaml")
     # every missing member, each at its own line
-    members = "  - pii.yaml\n  - gone.yaml\n  - lost.yaml\n"
+    members = "  - pii.yaml\n  - gone.yaml\n  - lost.yaml\n  - rules\n"
+    (tmp_path / "rules").mkdir()
     (tmp_path / "set.yaml").write_text("policy_set: s\npolicies:\n" + members)
     with pytest.raises(PolicyError) as excinfo:
         load_policy_set(tmp_path / "set.yaml")
     assert str(excinfo.value).splitlines() == [
         f"{tmp_path / 'set.yaml'}:4: policies: 'gone.yaml' does not exist next to set.yaml",
         f"{tmp_path / 'set.yaml'}:5: policies: 'lost.yaml' does not exist next to set.yaml",
+        f"{tmp_path / 'set.yaml'}:6: policies: 'rules' is a folder; a set lists policy files (name each one)",
     ]
     # members that are not policies, each named for what it is, at its line
     (tmp_path / "pii.tests.yaml").write_text("cases: []\n")

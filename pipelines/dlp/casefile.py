@@ -240,8 +240,9 @@ def run_casefile(path: str | Path, engine: Engine | None = None) -> list[CaseRes
 
 def _check_references(cases: CaseFile, policy_set: PolicySet) -> None:
     """Mistakes in the cases themselves, named as such rather than as failing cases: a rule or
-    entity the policy does not have (the case could never pass), a ``value`` that occurs more
-    than once in the text (which one is meant is ambiguous)."""
+    entity the policy does not have (the case could never pass), a ``value`` that does not occur
+    in the text (it could never be found) or occurs more than once (which one is meant is
+    ambiguous)."""
     entities = {d.entity for _, rule in policy_set.rules.values() for d in rule.detectors}
     for i, case in enumerate(cases.spec.cases):
         where = f"{cases.path}:{cases.lines[i] if i < len(cases.lines) else 1}: cases[{i}]"
@@ -255,6 +256,11 @@ def _check_references(cases: CaseFile, policy_set: PolicySet) -> None:
                     + ", ".join(sorted(entities))
                 )
             value = expected.value
+            if value is not None and value not in case.text:
+                raise PolicyError(
+                    f"{where}: value {value!r} does not occur in the text; copy it from the text as "
+                    "written (full-width digits, invisible characters and all), or give span: [start, end]"
+                )
             if value is not None and case.text.count(value) > 1:
                 start = case.text.find(value)
                 raise PolicyError(

@@ -960,7 +960,9 @@ def _expand(path: Path) -> tuple[str, list[Path]]:
             member = (path.parent / name).resolve()
             listed, _ = _node_at(node, ("policies", i))
             where = f"{path}:{listed.start_mark.line + 1 if listed is not None else 1}: policies: {name!r}"
-            if not member.is_file():
+            if member.is_dir():
+                missing.append(f"{where} is a folder; a set lists policy files (name each one)")
+            elif not member.is_file():
                 missing.append(f"{where} does not exist next to {path.name}")
             elif not is_policy_file(member):
                 missing.append(f"{where} is a file of test cases; list the policy it tests")
