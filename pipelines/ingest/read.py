@@ -23,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.errors import InputError
 from pipelines.ingest.lines import MAX_LINE_BYTES, Line, split_lines, strip_eol
+from pipelines.json_lines import is_utf8
 
 #: how an event file's name ends
 SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
@@ -138,8 +139,7 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     skipped: list[str] = []
 
     def relative(listed: str) -> str:
-        shown = listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed
-        return os.fsencode(shown).decode("utf-8", "backslashreplace")  # a name that is not UTF-8, escaped
+        return _shown(listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed)
 
     try:
         matched = _match(pattern)
@@ -165,7 +165,7 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     if not glob and root and is_local(root) and os.path.isdir(root):
         # the listing leaves out links to nothing: a file someone meant to archive must not vanish
         skipped += [
-            f"{relative(canonical_dir(path))} (a link to {os.readlink(path)}, which does not exist)"
+            f"{relative(canonical_dir(path))} (a link to {_shown(os.readlink(path))}, which does not exist)"
             for path in _dangling_links(root)
             if not (excluded and canonical_dir(path).startswith(excluded))
         ]
@@ -174,9 +174,7 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
 
 def _not_a_readable_file(listed: str, name: str) -> str | None:
     """Why an input entry named like an event file cannot be read as one, or None."""
-    try:
-        listed.encode("utf-8")
-    except UnicodeEncodeError:
+    if not (is_utf8(listed) and is_utf8(name)):  # the name, or the real path a link leads to
         return "its name is not valid UTF-8, which the archive cannot record; rename it"
     if is_local(name):
         try:
@@ -186,6 +184,11 @@ def _not_a_readable_file(listed: str, name: str) -> str | None:
         if not stat.S_ISREG(mode):
             return "not a regular file but a pipe, socket or device; Vigil reads files"
     return None
+
+
+def _shown(path: str) -> str:
+    """``path`` printable: bytes of a name that are not UTF-8 written as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _dangling_links(root: str) -> Iterator[str]:
