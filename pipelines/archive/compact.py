@@ -120,11 +120,7 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
 def compact(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: int = 2) -> CompactReport:
     with writer.archive_lock(Path(archive)):
         recovery = writer.recover(Path(archive))
-        if recovery.missing:
-            raise ArchiveError(
-                f"{len(recovery.missing)} committed file(s) are missing, e.g. {recovery.missing[0]}; "
-                "nothing was compacted: run `vigil verify` and restore them from backup first"
-            )
+        recovery.require_complete("nothing was compacted")
         report = compact_locked(archive, target_rows=target_rows, min_files=min_files)
         report.recovered = recovery.describe() if recovery.anything else None
         return report

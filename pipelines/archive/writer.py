@@ -63,6 +63,14 @@ class RecoveryReport:
     missing: list[str] = field(default_factory=list)
     reports_written: list[str] = field(default_factory=list)
 
+    def require_complete(self, what: str) -> None:
+        """Refuse to go on (``what`` says what did not happen) while committed files are missing."""
+        if self.missing:
+            raise ArchiveError(
+                f"{len(self.missing)} committed file(s) are missing, e.g. {self.missing[0]}; {what}: "
+                "run `vigil verify` and restore them from backup first"
+            )
+
     @property
     def anything(self) -> bool:
         return bool(

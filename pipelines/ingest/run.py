@@ -502,11 +502,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
         unreadable_files=selection.unreadable[:UNREAD_LISTED],
     )
     summary.recovered = recovery.describe() if recovery.anything else None
-    if recovery.missing:
-        raise ArchiveError(
-            f"{len(recovery.missing)} committed file(s) are missing, e.g. {recovery.missing[0]}; "
-            "run `vigil verify` and restore them from backup before writing more"
-        )
+    recovery.require_complete("nothing was archived")
     if not sources:
         summary.commit = None
         summary.manifest_head = load_state(archive).head
