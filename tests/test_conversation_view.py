@@ -530,3 +530,35 @@ def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_pat
     assert "Present: Dana Whitfield (+12125550101), Alex Chen (+85230001111), Wei Zhang" in text
     html = render_html(t)
     assert "Present at the start: Dana Whitfield (+12125550101), Alex Chen (+85230001111), Wei Zhang" in html
+
+
+def test_someone_who_left_is_back_when_they_restart_the_conversation(tmp_path: Path) -> None:
+    # a source that keeps listing the one who left: only their own act brings them back, and
+    # restarting the conversation is one (as writing a message is)
+    both = [DANA, ALEX]
+
+    def event(n: int, event_type: str, sender: dict, **kw) -> dict:
+        return row(
+            f"rs-{n}", at(6, 9, n), kind="event", event_type=event_type, direction="system",
+            sender=sender, recipients=[], participants=both, channel="whatsapp", **kw,
+        )  # fmt: skip
+
+    rows = [
+        row("rs-0", at(6, 9, 0), body="morning", participants=both, channel="whatsapp"),
+        event(1, "left_conversation", ALEX),
+        row("rs-2", at(6, 9, 2), body="Alex is out", participants=both, channel="whatsapp"),
+        event(3, "conversation_restarted", ALEX),
+        row("rs-4", at(6, 9, 4), body="welcome back", participants=both, channel="whatsapp"),
+        event(5, "transferred", ALEX, attributes={"from": ALEX["id"], "to": DANA["id"]}),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    ids = lambda people: [p.id for p in people]  # noqa: E731
+    number = {r["record_id"]: n for n, r in enumerate(rows)}
+    changes = [(number[e.record_id], ids(e.joined), ids(e.left)) for e in t.entries if e.joined or e.left]
+    assert changes == [
+        (1, [], [ALEX["id"]]),
+        (3, [ALEX["id"]], []),  # the restart is Alex acting: present again
+        (5, [], [ALEX["id"]]),  # and a transfer away from Alex takes him out once more
+    ]
+    assert ids(t.entries[4].present) == [DANA["id"], ALEX["id"]]

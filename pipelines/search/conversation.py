@@ -256,7 +256,8 @@ def _present_after(
     """Who is present once ``row`` has happened. Sources differ on whether the participants of a
     leave (and of the notices about it) still list the one leaving: the event itself decides, so
     the change shows on the event, and later records that still list them do not bring them back.
-    Someone who left returns when an event adds them or when they write again. ``gone`` is
+    Someone who left returns when an event adds them or when they write or act again (an event
+    they sent, such as a restart). ``gone`` is
     updated in place."""
     listed = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
     if listed:
@@ -275,8 +276,9 @@ def _present_after(
         gone.discard(arrived)
         if arrived not in listed:
             listed[arrived] = before.get(arrived) or Person(id=arrived, label=arrived, role="")
-    if row.get("kind") == "message":
-        gone.discard(sender.id)  # writing again: back in the conversation
+    if row.get("kind") == "message" or (event_type is not None and named("sender")):
+        # writing again, or acting in the conversation (restarting it, consenting): back in it
+        gone.discard(sender.id)
     if event_type in _DEPARTURES and (departed := named(_DEPARTURES[event_type])):
         gone.add(departed)
         listed.pop(departed, None)
