@@ -221,3 +221,36 @@ def test_an_audit_line_that_is_json_but_not_an_object_fails_verify_in_one_line(a
     captured = capsys.readouterr()
     assert "audit log: audit.jsonl line 2: not a JSON object" in captured.err
     assert "audit head:    (empty)" in captured.out and "Traceback" not in captured.err
+
+
+def test_the_dlp_policy_that_built_the_view_is_logged(archive: Path, tmp_path: Path, capsys) -> None:
+    import dlp_rules
+    from pipelines.dlp import load_policy_set
+
+    packaged = Path(dlp_rules.__file__).parent
+    chosen = tmp_path / "rules"
+    chosen.mkdir()
+    (chosen / "pii.yaml").write_bytes((packaged / "pii.yaml").read_bytes())
+    label = load_policy_set(chosen).label
+    crm = tmp_path / "crm.toml"
+    crm.write_text(f'role = "crm"\nuser = "crm.feed"\ndlp_policy = "{chosen}"\n')
+    reviewer = tmp_path / "rev.toml"
+    reviewer.write_text(f'role = "reviewer"\nuser = "r.view"\ndlp_policy = "{chosen}"\n')
+    base = ["--archive", str(archive)]
+    assert vigil("search", *base, "--role", "officer", "card") == 0
+    assert vigil("search", *base, "--role", "crm", "card") == 0
+    assert vigil("search", *base, "--config", str(crm), "card") == 0
+    assert vigil("search", *base, "--config", str(reviewer), "card") == 0
+    html = str(tmp_path / "c.html")
+    assert vigil("conversation", "conv-en", *base, "--config", str(reviewer), "--html", html) == 0
+    capsys.readouterr()
+    officer, crm_packaged, crm_chosen, reviewer_search, reviewer_export = entries(archive)
+    assert "dlp_policy" not in officer  # an officer's view is the archive's own text
+    assert crm_packaged["dlp_policy"] == {
+        "source": "packaged dlp_rules",
+        "label": load_policy_set(packaged).label,
+    }
+    assert crm_chosen["dlp_policy"] == {"source": str(chosen), "label": label}
+    assert reviewer_search["dlp_policy"] == {"source": str(chosen)}  # configured, not what built the view
+    assert reviewer_export["action"] == "export"
+    assert reviewer_export["dlp_policy"] == {"source": str(chosen), "label": label}

@@ -277,6 +277,17 @@ def crm_view(row: Mapping[str, Any], identity: Identity) -> str | None:
     return view_text(row, "crm", _policy_set(identity.dlp_policy))
 
 
+def view_policy(identity: Identity, action: str) -> dict[str, str] | None:
+    """Which DLP policy set shapes what ``identity`` is shown by ``action``, for the access log:
+    ``{"source", "label"}`` where the view is built from it (every CRM-role view, and a file
+    exported by a role other than officer), ``{"source"}`` alone where a policy set is configured
+    but this view does not use it, None otherwise (the packaged set, not used)."""
+    source = identity.dlp_policy or "packaged dlp_rules"
+    if identity.role is AccessRole.CRM or (action == "export" and identity.role is not AccessRole.OFFICER):
+        return {"source": source, "label": _policy_set(identity.dlp_policy).label}
+    return {"source": source} if identity.dlp_policy is not None else None
+
+
 @cache
 def _policy_set(location: str | None) -> Any:
     from pipelines.dlp import load_policy_set

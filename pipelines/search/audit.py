@@ -15,7 +15,10 @@ Entry fields (plus the ledger's ``seq``, ``prev`` and ``hash``)::
 file); ``details`` holds what else matters for that action (page, sort, output file, ...).
 ``user`` is the name Vigil was given (``--user`` or the config); ``os_user`` is the operating-system
 login that ran the command, and ``role_source`` says where the role came from (the ``--role`` flag or
-the config file's path), so a role granted by flag is visible as such.
+the config file's path), so a role granted by flag is visible as such. ``dlp_policy`` says which
+DLP policy set built the text shown (``{"source": path, "label": "id@digest"}``) where one did: every
+CRM-role view, and a file exported by a role other than officer; a configured set that this view
+does not use is logged by its ``source`` alone.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 from pipelines.archive import layout
 from pipelines.archive.ledger import Ledger
 from pipelines.errors import ArchiveError
-from pipelines.search.access import Identity
+from pipelines.search.access import Identity, view_policy
 
 ACTIONS = ("search", "conversation", "export")
 
@@ -93,6 +96,8 @@ def record_access(
         "results": results,
         "details": details or {},
     }
+    if (policy := view_policy(identity, action)) is not None:
+        entry["dlp_policy"] = policy
     try:
         (written,) = audit_ledger(archive).append([entry], min_last_seq=_anchored_seq(archive))
     except OSError as exc:
