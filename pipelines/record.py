@@ -165,6 +165,10 @@ TEXT_ES = es(
     fields={"cjk": {"type": "text", "analyzer": "cjk"}, "raw": {"type": "keyword", "ignore_above": 256}},
 )
 
+# Organisation ids are searched ignoring case (``org:ACME`` finds ``acme``, ``org:société`` finds
+# ``SOCIÉTÉ``): a lower-cased sub-field, because ``case_insensitive`` on a term is ASCII-only.
+FOLDED_ES = es(type="keyword", fields={"folded": {"type": "keyword", "normalizer": "lowercase"}})
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
@@ -214,8 +218,12 @@ class Event(_Strict):
         max_length=256,
         description="Id the source gave the event; with org and channel it makes the record id.",
     )
-    org: str = Field(min_length=1, max_length=128, description="Tenant / organisation.")
-    sub_org: str | None = Field(None, max_length=128, description="Sub-organisation (desk, region).")
+    org: str = Field(
+        min_length=1, max_length=128, description="Tenant / organisation.", json_schema_extra=FOLDED_ES
+    )
+    sub_org: str | None = Field(
+        None, max_length=128, description="Sub-organisation (desk, region).", json_schema_extra=FOLDED_ES
+    )
     channel: Channel = Field(description="sms, mms, voicemail, whatsapp, wechat, line or teams.")
     kind: Kind = Field(description="message, auto_message or event.")
     event_type: EventType | None = Field(

@@ -1,9 +1,8 @@
-"""The shared fake Elasticsearch (``tests/fakes``), plus three things search tests need from it
+"""The shared fake Elasticsearch (``tests/fakes``), plus two things search tests need from it
 that it does not do yet. They are added here, narrowly, rather than in the fake's own files:
 
 * ``prefix`` on a ``text`` field matches the start of any *token* (the fake compares the start of
   the whole value, which is right for keywords only);
-* ``term`` with ``case_insensitive: true`` ignores case (the fake compares exactly);
 * a ``highlight`` section is accepted and answered without highlights (the fake refuses it), so
   hits fall back to local highlighting; :attr:`SearchingFake.canned` replaces the whole answer
   when a test needs Elasticsearch's own highlight fragments.
@@ -25,7 +24,7 @@ _original = es_dsl.matches
 def _matches(query: dict[str, Any], doc: dict[str, Any], doc_id: str, mappings: dict[str, Any]) -> float:
     if isinstance(query, dict) and len(query) == 1:
         ((kind, arg),) = query.items()
-        if kind in ("prefix", "term") and isinstance(arg, dict) and len(arg) == 1:
+        if kind == "prefix" and isinstance(arg, dict) and len(arg) == 1:
             ((field, spec_arg),) = arg.items()
             spec = es_dsl.field_spec(mappings, field)
             wanted = spec_arg.get("value") if isinstance(spec_arg, dict) else spec_arg
@@ -33,8 +32,6 @@ def _matches(query: dict[str, Any], doc: dict[str, Any], doc_id: str, mappings: 
             if kind == "prefix" and es_dsl.is_text(spec):
                 tokens = [t for v in values for t in es_dsl._tokens(v, spec.get("analyzer"))]
                 return 1.0 if any(t.startswith(str(wanted)) for t in tokens) else 0.0
-            if kind == "term" and isinstance(spec_arg, dict) and spec_arg.get("case_insensitive"):
-                return 1.0 if any(str(v).lower() == str(wanted).lower() for v in values) else 0.0
     return _original(query, doc, doc_id, mappings)
 
 

@@ -123,6 +123,15 @@ def test_body_carries_the_model_override_exactly():
     assert "format" not in body and "properties" not in body
 
 
+@pytest.mark.parametrize("path", ["org", "sub_org"])
+def test_organisations_have_a_lower_cased_sub_field_for_searches_that_ignore_case(path):
+    # the stock "lowercase" normalizer folds every script; a term's case_insensitive only ASCII
+    assert _lookup(record_mappings(), path) == {
+        "type": "keyword",
+        "fields": {"folded": {"type": "keyword", "normalizer": "lowercase"}},
+    }
+
+
 def test_lists_of_models_are_objects_unless_overridden():
     assert "type" not in _lookup(record_mappings(), "participants")  # plain object
     assert set(_lookup(record_mappings(), "participants")["properties"]) == set(

@@ -91,19 +91,12 @@ TABLE = [
                                 {
                                     "bool": {
                                         "filter": [
-                                            {"term": {"org": {"value": "acme", "case_insensitive": True}}},
-                                            {
-                                                "term": {
-                                                    "sub_org": {
-                                                        "value": "wealth-hk",
-                                                        "case_insensitive": True,
-                                                    }
-                                                }
-                                            },
+                                            {"term": {"org.folded": {"value": "acme"}}},
+                                            {"term": {"sub_org.folded": {"value": "wealth-hk"}}},
                                         ]
                                     }
                                 },
-                                {"term": {"org": {"value": "globex", "case_insensitive": True}}},
+                                {"term": {"org.folded": {"value": "globex"}}},
                             ],
                             "minimum_should_match": 1,
                         }

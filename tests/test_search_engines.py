@@ -87,7 +87,7 @@ def test_pages_agree(engines: tuple[Path, EsConfig], number: int) -> None:
 
 @pytest.fixture(scope="module")
 def mixed_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, EsConfig]]:
-    """The shared rows plus an organisation whose name is not lower case."""
+    """The shared rows plus organisations whose names are not lower case (one not ASCII)."""
     rows = [
         *ROWS,
         row(
@@ -97,6 +97,14 @@ def mixed_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
             org="Meridian",
             sub_org="HK-Desk",
             conversation_id="conv-m",
+        ),
+        row(
+            "m-2",
+            at(9, 11),
+            body="Note from the Paris office.",
+            org="SOCIÉTÉ",
+            sub_org="Zürich",
+            conversation_id="conv-s",
         ),
     ]
     archive = write_archive(tmp_path_factory.mktemp("mixed") / "archive", rows)
@@ -117,6 +125,8 @@ def mixed_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
         ("org:Acme/WEALTH-SH", "org:acme/wealth-sh"),
         ("org:meridian", "org:MERIDIAN"),  # the data's case does not matter either
         ("org:meridian/hk-desk", "org:Meridian/HK-Desk"),
+        ("org:société", "org:SOCIÉTÉ"),  # beyond ASCII: the .folded sub-field's normalizer
+        ("org:Société/ZÜRICH", "org:SOCIÉTÉ/Zürich"),
         ("rule:PII", "rule:pii"),
         ("rule:Secrets.Cloud-Key channel:teams", "rule:secrets.cloud-key channel:teams"),
     ],

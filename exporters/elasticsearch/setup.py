@@ -169,7 +169,8 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
         report.indices_updated = _update_existing(client, cfg, template)
         if report.indices_updated:
             report.changes.append(
-                f"applied the new mapping to {len(report.indices_updated)} existing index(es)"
+                f"applied the new mapping to {len(report.indices_updated)} existing index(es); documents "
+                "indexed before get its new fields when sent again: run `vigil es index --archive DIR`"
             )
     return report
 

@@ -9,7 +9,8 @@ Filters go in ``bool.filter`` (no scoring, cacheable), text in ``bool.must``:
 * a prefix is a ``prefix`` query on the body field, lower-cased as the index is;
 * NOT is ``must_not``, OR is ``should`` with ``minimum_should_match: 1``;
 * DLP rules are a ``nested`` query on ``dlp_findings`` (each finding is its own object);
-* an organisation is a ``term`` query with ``case_insensitive`` (as the SQL compares ``lower(org)``);
+* an organisation is a ``term`` query on ``org.folded``, lower-cased by its normalizer (as the
+  SQL compares ``lower(org)``);
 * a participant is a ``term`` query on ``parties``: every id, handle and name on the record as
   the archive stores it (``pipelines.record.party_key``), so both engines compare the same keys.
 
@@ -131,8 +132,10 @@ def _iso(value: Any) -> str:
 
 
 def _anycase(field: str, value: str) -> dict[str, Any]:
-    """A ``term`` that ignores case (organisations: ``org:ACME`` finds ``acme``, as in SQL)."""
-    return {"term": {field: {"value": value, "case_insensitive": True}}}
+    """A ``term`` that ignores case (organisations: ``org:ACME`` finds ``acme``, as in SQL), on
+    the field's ``folded`` sub-field: its ``lowercase`` normalizer folds the indexed value and the
+    query's alike, for every script (``case_insensitive`` would fold ASCII letters only)."""
+    return {"term": {f"{field}.folded": {"value": value}}}
 
 
 def _any(options: list[dict[str, Any]]) -> dict[str, Any]:

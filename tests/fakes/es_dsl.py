@@ -183,6 +183,8 @@ def _term_match(values: list[Any], wanted: Any, spec: dict[str, Any]) -> bool:
         return any(date_value(v, spec) == date_value(wanted, spec) for v in values)
     if spec.get("type") == "flattened":
         return any(wanted in (v.values() if isinstance(v, dict) else [v]) for v in values)
+    if spec.get("normalizer") == "lowercase":  # folds the indexed value and the query's alike
+        return any(str(v).lower() == str(wanted).lower() for v in values)
     return any(v == wanted or str(v) == str(wanted) for v in values)
 
 
