@@ -142,3 +142,32 @@ def test_org_and_rule_filters_ignore_case_on_both_engines(
     remote = es_engine.search(cfg, parse_query(typed), who, page)
     assert [h.record_id for h in local.hits] == [h.record_id for h in remote.hits] == expected
     assert expected  # the filter finds something
+
+
+def test_pages_beyond_the_result_window_agree(
+    engines: tuple[Path, EsConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Elasticsearch refuses from + size beyond index.max_result_window (10,000 by default); a
+    # cluster with a window of 5 stands in for a deep page, reached with search_after instead
+    archive, _ = engines
+    monkeypatch.setattr(es_engine, "MAX_RESULT_WINDOW", 5)
+    query = parse_query("")
+    with search_semantics(), SearchingFake() as server:
+        server.max_result_window = 5
+        cfg = config(server.url)
+        client = make_client(cfg)
+        install(client, cfg)
+        index_rows(client, ROWS, cfg)
+        client.indices.refresh(index=cfg.alias)
+        last = -(-len(ROWS) // 3)  # pages of 3
+        for sort in ("-time", "time"):
+            for number in (1, 2, 3, 4, last, last + 1, last + 5):
+                page = Page(number=number, size=3, sort=sort)
+                local = embedded.search(archive, query, ROLES[0], page)
+                remote = es_engine.search(cfg, query, ROLES[0], page, client=client)
+                assert [h.record_id for h in remote.hits] == [h.record_id for h in local.hits]
+                assert remote.total == local.total == len(ROWS)
+                assert bool(remote.hits) == (number <= last)
+        searches = [r.body or {} for r in server.requests if r.path.endswith("/_search")]
+        assert any("search_after" in body for body in searches)  # deep pages: walked, not "from"
+        client.close()

@@ -30,6 +30,9 @@ ENGINE = "elasticsearch"
 #: Most candidates the CRM decision fetches (ES's default max_result_window is 10 000 per page;
 #: search_after pages beyond it). A CRM query broader than this should be narrowed.
 MAX_CRM_CANDIDATES = 50_000
+#: Elasticsearch's default ``index.max_result_window``: ``from + size`` may not go beyond it, so a
+#: page further on is reached with ``search_after`` (:func:`_seek`).
+MAX_RESULT_WINDOW = 10_000
 #: Request-body keys and the client keyword that sends each.
 _KEYWORDS = {"from": "from_", "_source": "source"}
 
@@ -86,6 +89,8 @@ def search(
         exclude_blocked=not identity.sees_dlp,
         decided=_crm_decided(client, cfg.alias, query, identity),
     )
+    if page.offset + page.size > MAX_RESULT_WINDOW:
+        body = _seek(client, cfg.alias, body, page.offset)
     response = send(client, cfg.alias, body)
     hits_section = response.get("hits", {})
     total = hits_section.get("total", {})
@@ -93,6 +98,27 @@ def search(
     hits = [_hit(h, query, identity) for h in hits_section.get("hits", [])]
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     return SearchResult(query, page, count, hits, ENGINE, elapsed, query.caveats())
+
+
+def _seek(client: Elasticsearch, index: str, body: dict[str, Any], offset: int) -> dict[str, Any]:
+    """``body`` rewritten to start at hit ``offset`` without ``from``: the sort values of the hit
+    before it are found by walking the sorted hits (ids and sort values only, at most
+    :data:`MAX_RESULT_WINDOW` a request) and become ``search_after``. The total still counts
+    every match (``search_after`` does not change it). A page past the last hit asks for none."""
+    walk = {k: v for k, v in body.items() if k not in ("from", "highlight")}
+    walk.update({"_source": False, "track_total_hits": False})
+    after: list[Any] | None = None
+    while offset:
+        step = min(offset, MAX_RESULT_WINDOW)
+        request = {**walk, "size": step}
+        if after is not None:
+            request["search_after"] = after
+        hits = send(client, index, request).get("hits", {}).get("hits", [])
+        if len(hits) < step:  # fewer hits than the offset: the page is past the end
+            return {**body, "from": 0, "size": 0}
+        after = hits[-1]["sort"]
+        offset -= step
+    return {**body, "from": 0, "search_after": after}
 
 
 def _hit(raw: Mapping[str, Any], query: Query, identity: Identity) -> Hit:

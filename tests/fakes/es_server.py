@@ -120,6 +120,7 @@ class FakeElasticsearch:
         self.requests: list[Recorded] = []
         self.bulk_requests = 0  # bulk requests that reached the handler (faults included)
         self.dead = False
+        self.max_result_window = 10_000  # index.max_result_window: from + size may not exceed it
         self._lock = threading.RLock()
         self._request_faults: list[_RequestFault] = []
         self._item_faults: dict[str, _ItemFault] = {}
@@ -579,12 +580,21 @@ class FakeElasticsearch:
             for position in reversed(range(len(sort))):
                 _, order = sort[position]
                 hits.sort(key=lambda h, p=position: sort_key(h["sort"][p]), reverse=order == "desc")
-            if "search_after" in body:
-                bound = body["search_after"]
-                hits = [h for h in hits if is_after(h["sort"], bound, sort)]
         else:
             hits.sort(key=lambda h: -h["_score"])
-        total = len(hits)
+        window = int(body.get("from", 0)) + int(body.get("size", 10))
+        if window > self.max_result_window:
+            raise EsFault(
+                400,
+                "illegal_argument_exception",
+                f"Result window is too large, from + size must be less than or equal to: "
+                f"[{self.max_result_window}] but was [{window}]. See the scroll api for a more efficient "
+                "way to request large data sets.",
+            )
+        total = len(hits)  # like Elasticsearch: every match, whatever search_after leaves out
+        if sort and "search_after" in body:
+            bound = body["search_after"]
+            hits = [h for h in hits if is_after(h["sort"], bound, sort)]
         start = int(body.get("from", 0))
         size = int(body.get("size", 10))
         page = [
