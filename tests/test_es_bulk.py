@@ -224,6 +224,21 @@ def test_breaker_closes_when_the_cluster_is_back(cluster):
     assert report.requests == (1 + cfg.max_retries) + 1 + 1
 
 
+def test_a_429_storm_longer_than_the_budget_costs_one_batch_not_the_run(cluster):
+    # a busy cluster is answering: the batch caught in the storm is dead-lettered after its
+    # retries, and the next batches are sent as usual (the breaker is for a cluster that is away)
+    server, client, cfg = cluster
+    server.storm_429(1 + cfg.max_retries)
+    state = IndexState(clock=_Clock())  # time stands still: an open breaker would stay open
+    batch = rows(30)
+    report = index_rows(client, batch, cfg, batch_size=10, state=state)
+    _assert_accounted(report, batch)
+    assert report.dead_lettered == 10 and report.indexed == 20
+    assert not state.unavailable
+    assert report.requests == (1 + cfg.max_retries) + 1 + 1
+    assert all("es_rejected_execution_exception" in d["reason"] for d in report.dead_letters)
+
+
 @pytest.mark.parametrize("status", [429, 503])
 def test_one_document_shed_for_good_does_not_trip_the_breaker(cluster, status):
     server, client, cfg = cluster

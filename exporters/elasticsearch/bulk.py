@@ -189,11 +189,13 @@ def _index_batch(
         answered = False  # did the cluster itself answer for some document (even with a no)?
         for doc, (ok, item) in zip(pending, results, strict=False):
             info = next(iter(item.values()))
-            answered = answered or "exception" not in info  # "exception": the whole request failed
+            status = int(info.get("status") or 0)
+            # "exception": the whole request failed. A 429 is still the cluster answering (busy,
+            # not away): a long storm costs this batch its budget, never the batches after it.
+            answered = answered or "exception" not in info or status == 429
             if ok:
                 report.indexed_ids.append(doc.action["_id"])
                 continue
-            status = int(info.get("status") or 0)
             if status in RETRYABLE_STATUS:
                 doc.last_error = _describe(info)
                 retry.append(doc)
