@@ -78,3 +78,19 @@ def test_cli_run_with_es_url(es_server, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "Elasticsearch: 3 indexed, 0 dead-lettered" in out.stdout
     assert len(es_server.docs("vigil-records")) == 3
+
+
+def test_cli_run_exits_4_when_documents_were_dead_lettered(es_server, tmp_path: Path) -> None:
+    # archived in full, not all indexed: the summary says how to re-send, the exit code tells a
+    # scheduler that the index is incomplete
+    _setup(es_server.url)
+    es_server.fail_items({record_id_for("acme", "whatsapp", "evt-000001")}, 400)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i) for i in range(3)])
+    argv = [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(tmp_path / "archive")]
+    out = subprocess.run(
+        [*argv, "--es-url", es_server.url, "--quiet"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 4, out.stderr
+    assert "Elasticsearch: 2 indexed, 1 dead-lettered" in out.stdout
+    assert "re-send with `vigil es index --archive ...`" in out.stdout
+    assert "= 3 (every event accounted for)" in out.stdout  # the archive itself is complete

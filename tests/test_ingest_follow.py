@@ -16,8 +16,8 @@ from helpers import NOW, VIGIL, ingest
 from pipelines.archive import layout, reader
 from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import verify
-from pipelines.ingest.follow import follow
-from pipelines.ingest.run import RunOptions
+from pipelines.ingest.follow import FollowSummary, follow
+from pipelines.ingest.run import RunOptions, RunSummary
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:
@@ -263,3 +263,15 @@ def test_follow_counts_an_over_long_line_written_in_pieces_once(tmp_path: Path) 
     assert t["read"] == len(path.read_bytes().splitlines())
     (dead,) = reader.read_table(archive, layout.DEAD_LETTERS).to_pylist()
     assert dead["reason_code"] == "line_too_long" and dead["raw_size"] == 6012
+
+
+def test_a_session_whose_batches_lost_documents_in_elasticsearch_is_incomplete() -> None:
+    # `vigil run --follow` exits 4 on this, as a single run does
+    session = FollowSummary()
+    session.add(RunSummary(commit="c1", es={"indexed": 5, "retried": 0, "dead_lettered": 0}))
+    assert not session.es_incomplete
+    session.add(RunSummary(commit="c2", es={"indexed": 3, "retried": 4, "dead_lettered": 2}))
+    session.add(RunSummary(commit="c3", es={"indexed": 4, "retried": 0, "dead_lettered": 0}))
+    assert session.es_incomplete and session.es_dead_lettered == 2
+    assert FollowSummary().es_incomplete is False
+    assert RunSummary(commit=None, es_unavailable="no answer").es_incomplete

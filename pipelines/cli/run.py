@@ -134,7 +134,8 @@ def command(
     (run `vigil es setup` once first); documents it refuses become dead letters, never silent gaps.
     Indexing is on only when --es-url is given (ES_URL alone does not turn it on). If the cluster
     does not answer at the start, the files are archived anyway, nothing is indexed, and the exit
-    code is 4.
+    code is 4; so it is when Elasticsearch dead-lettered documents during the run (`vigil es index`
+    re-sends them).
     """
     from pipelines.ingest.read import SUFFIXES_TEXT
     from pipelines.ingest.run import RunOptions, describe_unfinished, run
@@ -221,13 +222,13 @@ def command(
                 click.echo(describe_unfinished(result.unfinished_tails) + ".")
             if result.unreadable:
                 click.echo(result.unreadable.describe_unreadable() + ".")
-        if result.es_unavailable:
+        if result.es_incomplete:
             _es_was_down(archive)
         return
     summary = run(opts)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), default=str))
-        if summary.es_unavailable:
+        if summary.es_incomplete:
             _es_was_down(archive)
         return
     if summary.recovered:
@@ -259,12 +260,13 @@ def command(
         f"  {vigil} verify --archive {archive}                                     # tamper check\n"
         f"  Parquet files: {archive}/records/event_month=*/ch=*/*.parquet (DuckDB and pyarrow read them)"
     )
-    if summary.es_unavailable:
+    if summary.es_incomplete:
         _es_was_down(archive)
 
 
 def _es_was_down(archive: Path) -> None:
-    """Archived, not indexed (the summary says so): exit 4 so a scheduler notices."""
+    """Archived, not all indexed (the summary says so and how to re-send): exit 4 so a scheduler
+    notices."""
     sys.exit(IndexingError.exit_code)
 
 

@@ -30,13 +30,20 @@ class FollowSummary:
     compactions: int = 0
     totals: Counter[str] = dataclasses.field(default_factory=Counter)
     es_unavailable: str | None = None
+    es_dead_lettered: int = 0  # documents Elasticsearch did not take, over all batches
     unfinished_tails: int = 0  # at the last poll: files whose last line a writer left half-written
     #: at the last poll: entries named like event files that are not readable files ("name (why)")
     unreadable: RunSummary | None = None
 
+    @property
+    def es_incomplete(self) -> bool:
+        """As :attr:`RunSummary.es_incomplete`, over every batch of the session."""
+        return bool(self.es_unavailable or self.es_dead_lettered)
+
     def add(self, s: RunSummary) -> None:
         self.batches += 1
         self.es_unavailable = self.es_unavailable or s.es_unavailable
+        self.es_dead_lettered += (s.es or {}).get("dead_lettered", 0)
         for name in ("read", "archived", "dead_lettered", "duplicates", "files_written"):
             self.totals[name] += getattr(s, name)
 

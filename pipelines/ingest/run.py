@@ -115,6 +115,12 @@ class RunSummary:
     def balanced(self) -> bool:
         return self.read == self.archived + self.dead_lettered + self.duplicates
 
+    @property
+    def es_incomplete(self) -> bool:
+        """Indexing was asked for and some archived records are not in Elasticsearch: it did not
+        answer at the start, or it dead-lettered documents during the run."""
+        return bool(self.es_unavailable or (self.es and self.es.get("dead_lettered")))
+
     def describe_unread(self, shown: int = 3) -> str:
         """One line about the input's files that were not read: how many, a few names, why."""
         names = ", ".join(self.unread_files[:shown]) + (", ..." if self.unread_count > shown else "")
