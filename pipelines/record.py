@@ -253,7 +253,8 @@ class Event(_Strict):
     attributes: dict[str, str] = Field(
         default_factory=dict,
         description="Channel specifics as strings (validated phone, queue position, bot intent, ...).",
-        json_schema_extra=es(type="flattened"),
+        # a term over 32,766 bytes is refused by Lucene: longer values stay in _source, unindexed
+        json_schema_extra=es(type="flattened", ignore_above=8191),
     )
 
     @field_validator("event_id", "org", "sub_org")
@@ -342,7 +343,10 @@ class Record(Event):
     source_offset: int = Field(ge=0, description="Byte offset of the event's line in its source.")
     ingest_time: dt.datetime = Field(description="When Vigil archived it.")
     content_sha256: str = Field(
-        description="SHA-256 of the event content, used to tell re-deliveries from conflicts."
+        description="SHA-256 of the event content, used to tell re-deliveries from conflicts.",
+        # not indexed: a hash over the original body would let anyone who can read the index but
+        # not the body test a guess at a redacted value offline
+        json_schema_extra=es(omit=True),
     )
     parties: list[str] = Field(
         default_factory=list,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import struct
 
 import pytest
 from es_support import record, rows
 
 from exporters.elasticsearch.config import EsConfig
-from exporters.elasticsearch.documents import to_action, to_document
+from exporters.elasticsearch.documents import float32, to_action, to_document
 from pipelines.record import record_to_row, rows_to_table
 
 CFG = EsConfig(url="http://localhost:9200", index_prefix="acme")
@@ -47,6 +48,38 @@ def test_rows_read_back_from_arrow_give_the_same_documents():
     assert isinstance(arrow_rows[0]["event_time"], dt.datetime)
     assert isinstance(arrow_rows[0]["attributes"], list)
     assert [to_action(r, CFG) for r in arrow_rows] == [to_action(r, CFG) for r in beam_rows]
+
+
+def test_a_run_and_a_backfill_send_the_same_finding_scores():
+    # the archive keeps a score as a 32-bit float: 0.95 reads back as 0.949999988079071, and a
+    # document sent by `vigil run` must equal the one `vigil es index` sends from the archive
+    finding = {"rule_id": "pii.ssn", "entity": "US_SSN", "detector": "pattern", "start": 0, "end": 11,
+               "action": "block"}  # fmt: skip
+    beam_rows = [
+        r | {"dlp_findings": [finding | {"score": s}]} for r, s in zip(rows(4), SCORES, strict=False)
+    ]
+    arrow_rows = rows_to_table(beam_rows).to_pylist()
+    assert arrow_rows[0]["dlp_findings"][0]["score"] != SCORES[0]  # what Parquet gives back
+    assert [to_document(r) for r in arrow_rows] == [to_document(r) for r in beam_rows]
+    assert [to_document(r)["dlp_findings"][0]["score"] for r in beam_rows] == SCORES
+
+
+SCORES = [0.95, 0.85, 0.3, 1.0]
+
+
+@pytest.mark.parametrize("value", [0.1, 0.95, 1 / 3, 0.123456789, 1e-8, 0.0, 1.0])
+def test_float32_is_the_stored_value_in_the_fewest_digits(value):
+    stored = struct.unpack("<f", struct.pack("<f", value))[0]
+    written = float32(value)
+    assert struct.unpack("<f", struct.pack("<f", written))[0] == stored  # the same 32-bit float
+    assert float32(stored) == written  # whichever side it starts from
+    assert len(repr(written)) <= len(repr(stored))
+
+
+def test_the_content_hash_is_not_sent_to_the_index():
+    row = rows(1)[0]
+    assert row["content_sha256"]
+    assert "content_sha256" not in to_document(row)
 
 
 def test_reader_partition_columns_are_dropped_but_unknown_fields_are_kept():

@@ -8,11 +8,15 @@ driven by the model rather than a field list:
   strings in UTC with microseconds, e.g. ``2026-01-05T09:30:00.250000Z``; ES indexes them at
   millisecond precision, ``_source`` keeps the exact value;
 * maps (``attributes``), which Arrow reads back as ``[(key, value), ...]``, become JSON objects;
-* bytes become base64, as ES ``binary`` expects.
+* bytes become base64, as ES ``binary`` expects;
+* 32-bit floats (a finding's score) are written as the archive stores them, in the fewest digits
+  that read back the same, so a row from the pipeline and one read back from Parquet agree.
 
 Columns that archive readers add for partitioning (``event_month``) are not
-part of the record and are dropped; any *other* unknown field is kept, so that the strict mapping
-refuses the document loudly rather than Vigil silently trimming it.
+part of the record and are dropped, and so are the fields the model marks ``es(omit=True)``
+(``content_sha256``: a hash over the original body would let a reader of the index who may not
+see the body test guesses at a redacted value). Any *other* unknown field is kept, so that the
+strict mapping refuses the document loudly rather than Vigil silently trimming it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import struct
 import types
 import typing
 from collections.abc import Callable
@@ -30,6 +35,7 @@ from pydantic import BaseModel
 
 from exporters.elasticsearch.config import EsConfig
 from exporters.elasticsearch.layout import index_for
+from exporters.elasticsearch.mapping import omitted_fields
 from pipelines.record import Record, from_micros
 
 #: Hive-style partition columns the archive readers add to rows (mirrors ``row_to_record``).
@@ -60,9 +66,10 @@ def to_action(row: dict[str, Any], cfg: EsConfig) -> dict[str, Any]:
 def to_document(row: dict[str, Any]) -> dict[str, Any]:
     """The ``_source`` of a record row."""
     converters = _record_converters()
+    dropped = _dropped()
     doc: dict[str, Any] = {}
     for name, value in row.items():
-        if name in READER_COLUMNS:
+        if name in dropped:
             continue
         convert = converters.get(name)
         doc[name] = convert(value) if convert is not None and value is not None else value
@@ -84,6 +91,11 @@ def iso_utc(value: int | dt.datetime) -> str:
 
 
 @cache
+def _dropped() -> frozenset[str]:
+    return READER_COLUMNS | omitted_fields(Record)
+
+
+@cache
 def _record_converters() -> dict[str, Convert]:
     return _model_converters(Record)
 
@@ -91,7 +103,7 @@ def _record_converters() -> dict[str, Convert]:
 def _model_converters(model: type[BaseModel]) -> dict[str, Convert]:
     out = {}
     for name, info in model.model_fields.items():
-        convert = _converter(info.annotation)
+        convert = float32 if "float32" in info.metadata else _converter(info.annotation)
         if convert is not None:
             out[name] = convert
     return out
@@ -121,6 +133,18 @@ def _converter(annotation: Any) -> Convert | None:
         if issubclass(annotation, bytes):
             return lambda value: base64.b64encode(value).decode("ascii")
     return None
+
+
+def float32(value: float) -> float:
+    """``value`` as the archive stores it (a 32-bit float), written with the fewest digits that
+    read back as that float: 0.95 from a pipeline row and 0.949999988079071 read back from Parquet
+    both become 0.95, so a run and a backfill send the same document."""
+    stored = struct.unpack("<f", struct.pack("<f", value))[0]
+    for digits in range(6, 10):  # nine significant digits always identify a 32-bit float
+        shortest = float(f"{stored:.{digits}g}")
+        if struct.unpack("<f", struct.pack("<f", shortest))[0] == stored:
+            return shortest
+    return stored
 
 
 def _convert_struct(value: dict[str, Any], fields: dict[str, Convert]) -> dict[str, Any]:

@@ -62,7 +62,16 @@ def record_mappings(model: type[BaseModel] = Record) -> dict[str, Any]:
 
 
 def model_properties(model: type[BaseModel]) -> dict[str, Any]:
-    return {name: field_mapping(info) for name, info in model.model_fields.items()}
+    return {
+        name: field_mapping(info)
+        for name, info in model.model_fields.items()
+        if name not in omitted_fields(model)
+    }
+
+
+def omitted_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Top-level fields marked ``es(omit=True)``: kept in the archive, never sent to the index."""
+    return frozenset(name for name, info in model.model_fields.items() if es_override(info).get("omit"))
 
 
 def field_mapping(info: FieldInfo) -> dict[str, Any]:
