@@ -81,7 +81,7 @@ def test_index_dead_letters_go_into_the_archive_and_exit_1(es_server, capsys, tm
     code, out, err = vigil(capsys, *argv)
     assert code == 1
     assert "read 6, indexed 4, dead-lettered 2" in out
-    assert "2 dead letter(s) (2 new)" in err and "stage=index" in err
+    assert "2 dead letter(s) (2 new)" in err and "deadletters/at_stage=index)" in err
     written = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
     assert sorted(d["record_id"] for d in written) == sorted([batch[2]["record_id"], batch[4]["record_id"]])
     assert {d["reason_code"] for d in written} == {"es_rejected"}

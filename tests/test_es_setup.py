@@ -175,6 +175,38 @@ def test_a_server_that_is_not_elasticsearch(es_server, monkeypatch):
         install(make_client(cfg), cfg)
 
 
+@pytest.mark.parametrize("status", [404, 502])
+def test_a_web_server_answering_with_an_error_page_is_named_as_not_elasticsearch(status):
+    # a wrong port or a proxy in front of a stopped cluster: an HTML error page, no product header
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>Not here</body></html>"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = config(f"http://127.0.0.1:{server.server_port}", max_retries=0)
+        with pytest.raises(IndexingError) as caught:
+            install(make_client(cfg), cfg)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert f"answered HTTP {status} while reading cluster info, and it is not Elasticsearch" in message
+    assert "check --es-url" in message
+
+
 def test_slow_cluster_times_out_with_advice(es_server):
     es_server.delay(1.0, path=r"^/$", times=None)
     cfg = config(es_server.url, request_timeout=0.2, max_retries=0)

@@ -90,17 +90,8 @@ def translate_errors(cfg: EsConfig, doing: str) -> Iterator[None]:
         yield
     except IndexingError:
         raise
-    except AuthenticationException:
-        raise IndexingError(
-            f"{where} refused the credentials while {doing}: check --api-key, or --username and "
-            "--password (or ES_API_KEY / ES_USERNAME / ES_PASSWORD)"
-        ) from None
-    except AuthorizationException as exc:
-        raise IndexingError(
-            f"{where} says the user may not do this while {doing} ({_api_reason(exc)}): it needs the "
-            "manage_ilm and manage_index_templates cluster privileges and write, create_index and "
-            f"manage on {cfg.index_prefix}-*"
-        ) from None
+    except ApiError as exc:
+        raise _api_error(exc, cfg, doing) from None
     except UnsupportedProductError:
         raise IndexingError(f"{where} answered, but it is not Elasticsearch: check --es-url") from None
     except TlsError as exc:
@@ -118,14 +109,36 @@ def translate_errors(cfg: EsConfig, doing: str) -> Iterator[None]:
             f"cannot reach Elasticsearch at {where} while {doing} ({exc.message}): check --es-url, "
             "that the cluster is up and that this machine can reach it"
         ) from None
-    except BadRequestError as exc:
-        raise IndexingError(f"{where} rejected the request while {doing}: {_api_reason(exc)}") from None
-    except ApiError as exc:
-        raise IndexingError(
-            f"{where} answered HTTP {exc.status_code} while {doing}: {_api_reason(exc)}"
-        ) from None
     except TransportError as exc:
         raise IndexingError(f"talking to {where} failed while {doing}: {exc.message}") from None
+
+
+def _api_error(exc: ApiError, cfg: EsConfig, doing: str) -> IndexingError:
+    """What an HTTP error answer means for the user. Elasticsearch marks every answer with the
+    ``X-Elastic-Product`` header: an error without it came from something else (a proxy, a web
+    server at the wrong address), whatever its status says."""
+    where = cfg.safe_url
+    headers = {k.lower(): v for k, v in (exc.meta.headers or {}).items()} if exc.meta else {}
+    if headers.get("x-elastic-product") != "Elasticsearch":
+        return IndexingError(
+            f"{where} answered HTTP {exc.status_code} while {doing}, and it is not Elasticsearch (the "
+            "answer has no X-Elastic-Product header): check --es-url; a proxy or another web server "
+            "answered"
+        )
+    if isinstance(exc, AuthenticationException):
+        return IndexingError(
+            f"{where} refused the credentials while {doing}: check --api-key, or --username and "
+            "--password (or ES_API_KEY / ES_USERNAME / ES_PASSWORD)"
+        )
+    if isinstance(exc, AuthorizationException):
+        return IndexingError(
+            f"{where} says the user may not do this while {doing} ({_api_reason(exc)}): it needs the "
+            "manage_ilm and manage_index_templates cluster privileges and write, create_index and "
+            f"manage on {cfg.index_prefix}-*"
+        )
+    if isinstance(exc, BadRequestError):
+        return IndexingError(f"{where} rejected the request while {doing}: {_api_reason(exc)}")
+    return IndexingError(f"{where} answered HTTP {exc.status_code} while {doing}: {_api_reason(exc)}")
 
 
 def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from pipelines.archive import layout
+
 F = Callable[..., Any]
 
 _CONNECTION_OPTIONS = (
@@ -230,7 +232,8 @@ def index_command(ctx: click.Context, archive: Path, batch_size: int, quiet: boo
     if summary.dead_lettered:
         click.echo(
             f"{summary.dead_lettered:,} dead letter(s) ({stored:,} new) are in the archive's dead-letter "
-            f"store ({archive / 'deadletters' / 'stage=index'}); fix the cause and run this command again",
+            f"store ({archive / layout.DEAD_LETTERS / 'at_stage=index'}); fix the cause and run this "
+            "command again",
             err=True,
         )
         ctx.exit(1)
