@@ -214,6 +214,10 @@ def test_single_cjk_characters_come_with_a_caveat(text: str, noted: bool) -> Non
         ("card OR iban NOT test org:acme", "(card OR (iban NOT test)) org:acme"),
         ("org:meridian fee", "fee org:meridian"),
         ("dlp:block rule:pii", "rule:pii dlp:block"),
+        # parentheses that only AND a filter with the rest change nothing
+        ("(card channel:sms)", "card channel:sms"),
+        ("card (channel:sms)", "card channel:sms"),
+        ("((channel:sms))", "channel:sms"),
     ],
 )
 def test_top_level_filters_apply_to_the_whole_query(text: str, same_as: str) -> None:
@@ -221,7 +225,8 @@ def test_top_level_filters_apply_to_the_whole_query(text: str, same_as: str) -> 
 
 
 @pytest.mark.parametrize(
-    "text", ["card OR channel:sms", "NOT channel:sms card", "(card OR channel:sms) iban"]
+    "text",
+    ["card OR channel:sms", "NOT channel:sms card", "(card OR channel:sms) iban", "NOT (card channel:sms)"],
 )
 def test_filters_inside_the_boolean_tree_are_refused_with_a_hint_that_works(text: str) -> None:
     with pytest.raises(QueryError, match="filters apply to the whole query") as error:

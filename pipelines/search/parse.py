@@ -8,8 +8,10 @@ The grammar (``lark``, LALR) reads free text and ``key:value`` filters in one pa
 
 Filters apply to the whole query: every filter standing outside parentheses is taken out before
 the text is read, so ``card OR iban channel:sms`` means ``(card OR iban) AND channel:sms``. A filter
-inside parentheses, after NOT or right next to an operator (``card OR channel:sms``) is refused
-with a message, because the engines prune files by filter before they look at text.
+under OR or NOT, in parentheses or not (``(card OR channel:sms)``, ``NOT channel:sms``, ``card OR
+channel:sms``), is refused with a message, because the engines prune files by filter before they
+look at text. Parentheses that only AND a filter with the rest (``(card channel:sms)``) change
+nothing and are accepted.
 """
 
 from __future__ import annotations
