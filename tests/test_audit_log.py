@@ -254,3 +254,30 @@ def test_the_dlp_policy_that_built_the_view_is_logged(archive: Path, tmp_path: P
     assert reviewer_search["dlp_policy"] == {"source": str(chosen)}  # configured, not what built the view
     assert reviewer_export["action"] == "export"
     assert reviewer_export["dlp_policy"] == {"source": str(chosen), "label": label}
+
+
+def test_an_audit_log_that_is_a_folder_fails_verify_in_one_line(archive: Path, capsys) -> None:
+    (archive / layout.AUDIT).parent.mkdir(parents=True, exist_ok=True)
+    (archive / layout.AUDIT).mkdir()
+    assert vigil("verify", "--archive", str(archive)) == 1
+    err = capsys.readouterr().err
+    assert "audit log: _ledger/audit.jsonl is a folder, not the log" in err
+    assert "Traceback" not in err and "unexpected" not in err
+
+
+@pytest.mark.parametrize("entries_before", [1, 2])
+def test_a_last_entry_missing_only_its_line_end_is_kept_not_cut(
+    archive: Path, capsys, entries_before: int
+) -> None:
+    # the whole entry reached the disk, its "\n" did not: it is completed, not thrown away
+    for _ in range(entries_before):
+        assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
+    log = archive / layout.AUDIT
+    whole = log.read_bytes()
+    log.write_bytes(whole[:-1])
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "fee", "--json") == 0
+    capsys.readouterr()
+    logged = entries(archive)
+    assert [e["op"] for e in logged] == ["access"] * (entries_before + 1)  # no repair entry
+    assert log.read_bytes().startswith(whole)
+    assert [e["query"].get("text") for e in logged] == ["card"] * entries_before + ["fee"]

@@ -148,7 +148,9 @@ class Ledger:
             os.close(lock_fd)
 
     def _cut_torn_tail(self) -> int:
-        """Remove a last line without its line end (an append cut short); returns the bytes cut."""
+        """Remove a last line without its line end (an append cut short); returns the bytes cut.
+        A last line that lacks only its line end (a whole entry, chained onto the one before it)
+        is kept and its line end written: nothing of it was lost."""
         if not self.path.exists():
             return 0
         with self.path.open("rb+") as f:
@@ -166,10 +168,49 @@ class Ledger:
                     keep = start + cut + 1 if cut >= 0 else 0
                     break
                 start = max(0, start - (1 << 20))
+            f.seek(keep)
+            if self._whole_entry(f.read(end - keep), before=keep):
+                f.seek(end)
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+                return 0
             f.truncate(keep)
             f.flush()
             os.fsync(f.fileno())
         return end - keep
+
+    def _whole_entry(self, line: bytes, *, before: int) -> bool:
+        """Whether ``line`` is a complete entry that chains onto the ledger's first ``before``
+        bytes (whose last line is the entry before it)."""
+        try:
+            entry = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
+        if not isinstance(entry, dict) or entry.get("hash") != entry_hash(entry):
+            return False
+        previous = self._entry_ending_at(before)
+        if previous is None:
+            return entry.get("seq") == 1 and entry.get("prev") == GENESIS
+        return entry.get("seq") == previous.get("seq", 0) + 1 and entry.get("prev") == previous.get("hash")
+
+    def _entry_ending_at(self, end: int) -> dict[str, Any] | None:
+        """The entry on the line that ends at byte ``end`` (None at the start of the file)."""
+        if end == 0:
+            return None
+        with self.path.open("rb") as f:
+            start = max(0, end - 4096)
+            while True:
+                f.seek(start)
+                body = f.read(end - start).rstrip(b"\n")
+                cut = body.rfind(b"\n")
+                if cut >= 0 or start == 0:
+                    try:
+                        entry = json.loads(body[cut + 1 :])
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        return {}
+                    return entry if isinstance(entry, dict) else {}
+                start = max(0, start - 4 * (end - start))
 
     def last_entry(self) -> dict[str, Any] | None:
         """The last entry, read from the end of the file (appends stay O(1) as the log grows)."""

@@ -172,6 +172,12 @@ def _check_audit(
 ) -> None:
     audit = Ledger(root / layout.AUDIT)
     anchor = state.audit_anchor() if state is not None else None
+    if audit.path.exists() and not audit.path.is_file():
+        what = "a folder" if audit.path.is_dir() else "not a regular file"
+        report.problems.append(
+            f"audit log: {layout.AUDIT} is {what}, not the log: put the log back from a backup"
+        )
+        return
     if audit.path.exists():
         report.problems.extend(f"audit log: {p}" for p in audit.problems())
         report.audit_entries = sum(1 for _ in audit.raw_lines())
