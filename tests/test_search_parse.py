@@ -291,3 +291,16 @@ def test_an_end_past_the_calendar_means_no_end(text: str) -> None:
     assert query.date_bounds() == (dt.date(2026, 1, 5), dt.date(9999, 12, 31))
     assert query.to_dict()["time_to"] == "9999-12-31"
     assert parse_query(query.render()) == query
+
+
+def test_a_query_of_more_words_than_can_be_searched_at_once_says_so() -> None:
+    from pipelines.search.parse import MAX_QUERY_WORDS
+
+    at_limit = '"' + " ".join(["word"] * MAX_QUERY_WORDS) + '"'
+    assert len(parse_query(at_limit).text.segments) == MAX_QUERY_WORDS  # type: ignore[union-attr]
+    for over in (
+        '"' + " ".join(["word"] * (MAX_QUERY_WORDS + 1)) + '"',
+        "a " * 600 + "NOT (" + "b " * 401 + ")",
+    ):
+        with pytest.raises(QueryError, match=r"at most 1,000 are searched at once: search for a shorter"):
+            parse_query(over)

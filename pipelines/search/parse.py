@@ -26,7 +26,19 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from pipelines.errors import QueryError
 from pipelines.search import text as textmod
-from pipelines.search.query import And, Node, Not, Or, Phrase, Prefix, Query, Word, check_range, filter_spec
+from pipelines.search.query import (
+    And,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Query,
+    Word,
+    check_range,
+    filter_spec,
+    leaves,
+)
 
 GRAMMAR = r"""
 ?start: or_expr?
@@ -131,6 +143,7 @@ def parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Quer
     rest, outside = _top_level_filters(raw)
     tree = _parse(rest, shown=raw)
     node, found = _split_filters(tree)
+    _not_too_long(node)
     found = [*outside, *found]
     query = Query(text=node, raw=raw)
     for item in found:
@@ -141,6 +154,20 @@ def parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Quer
         for value in values if isinstance(values, list | tuple) else [values]:
             query = query.with_filter(KEYWORD_FILTERS.get(key, key), str(value))
     return check_range(query)
+
+
+#: Most words and CJK runs a query's text may hold. Each becomes part of a regular expression on
+#: the embedded engine, and RE2 refuses one past a size (about 2,500 words in one phrase).
+MAX_QUERY_WORDS = 1_000
+
+
+def _not_too_long(node: Node | None) -> None:
+    words = sum(len(leaf.segments) for leaf in leaves(node, positive=False))
+    if words > MAX_QUERY_WORDS:
+        raise QueryError(
+            f"the query has {words:,} words; at most {MAX_QUERY_WORDS:,} are searched at once: search "
+            "for a shorter, distinctive part of the text (a phrase of a few words finds a message)"
+        )
 
 
 def join_words(words: list[str] | tuple[str, ...]) -> str:
