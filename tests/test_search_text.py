@@ -29,6 +29,15 @@ CASES = [
     ("don", "I don't know", False),
     ("1,000.50", "pay 1,000.50 now", True),
     ("000", "pay 1,000.50 now", False),
+    # ... also with the full-width and small forms of the joiners, and the middle dot
+    ("example", "visit example．com today", False),
+    ("example．com", "visit example．com today", True),
+    ("ll", "col·legi", False),
+    ("col·legi", "el col·legi", True),
+    ("000", "pay 1，000 now", False),
+    ("abc", "x：abc", False),
+    ("abc", "数：abc", True),  # CJK is not a letter: nothing is glued
+    ("4", "3⁄4 cup", False),
     # ... and the separators that do split
     ("hello", "hello,world", True),
     ("30", "meet at 10:30", True),

@@ -7,9 +7,10 @@ with RE2 regular expressions (DuckDB's ``regexp_matches``). This module turns a 
 phrase into *segments* and then into patterns that reproduce the analyzers' behaviour:
 
 * a **Latin segment** is one token as the standard tokenizer would cut it: letters, digits and
-  ``_``, where ``.`` ``'`` ``’`` ``:`` join two letters and ``.`` ``,`` ``;`` ``'`` ``’`` join
-  two digits (``don't``, ``example.com``, ``1,000.50`` are single tokens, ``hello,world`` and
-  ``10:30`` are two). It matches a whole token, case-insensitively, never part of one;
+  ``_``, where ``.`` ``'`` ``’`` ``:`` ``·`` (and their full-width and small forms) join two
+  letters and ``.`` ``,`` ``;`` ``'`` ``’`` (likewise) join two digits (``don't``, ``example.com``,
+  ``1,000.50`` are single tokens, ``hello,world`` and ``10:30`` are two). It matches a whole
+  token, case-insensitively, never part of one;
 * a **CJK segment** is a run of Han, kana or Hangul characters. It matches as a substring, which
   is what a ``match_phrase`` over bigrams amounts to;
 * a phrase is its segments in order: two Latin tokens with only separators between them (no
@@ -24,7 +25,10 @@ Known differences, documented for users: a single CJK character matches anywhere
 engine but on Elasticsearch only where it stands alone (bigrams hide it); the ``cjk`` analyzer
 drops English stop words, so in a phrase that mixes CJK and Latin words, ``the``/``and``/… are
 ignored by Elasticsearch but required by the embedded engine; emoji, and joiners other than the
-ones listed above, follow the simpler embedded rule.
+ones listed above, follow the simpler embedded rule; an invisible format character inside a word
+(soft hyphen, zero-width joiner) stays part of the word in Elasticsearch (``pass<SHY>word`` is
+one token, matched by neither ``pass`` nor ``password``) but splits it on the embedded engine
+(``pass`` finds it).
 """
 
 from __future__ import annotations
@@ -87,8 +91,11 @@ SEPARATOR_RANGES: tuple[tuple[int, int], ...] = (
 DIGIT_RANGES: tuple[tuple[int, int], ...] = ((0x30, 0x39), (0xFF10, 0xFF19))
 UNDERSCORE: tuple[tuple[int, int], ...] = ((0x5F, 0x5F),)
 
-LETTER_JOINERS = ":.'’"  # UAX #29 MidLetter / MidNumLet: glue letter to letter
-DIGIT_JOINERS = ".,;'’"  # MidNum / MidNumLet: glue digit to digit
+#: UAX #29 MidLetter and MidNumLet (and the apostrophe): glue letter to letter. With their
+#: full-width and small forms, the middle dot and the hyphenation point (``l·l``, ``example．com``).
+LETTER_JOINERS = ":.'’‘․·‧﹒﹕＇．："
+#: MidNum and MidNumLet: glue digit to digit (``1,000.50``, ``1，000``, ``3⁄4``).
+DIGIT_JOINERS = ".,;'’‘․⁄﹐﹒﹔＇，．；"
 
 Ranges = tuple[tuple[int, int], ...]
 
