@@ -239,6 +239,27 @@ def test_a_429_storm_longer_than_the_budget_costs_one_batch_not_the_run(cluster)
     assert all("es_rejected_execution_exception" in d["reason"] for d in report.dead_letters)
 
 
+def test_a_bulk_answer_that_is_not_from_elasticsearch_is_unavailable_not_refused(cluster, monkeypatch):
+    # a proxy or another server answering 200 without the product header: the documents never
+    # reached a cluster, so they are dead-lettered as unavailable (re-send), not as refused
+    from fakes import es_server as fake_module
+
+    _, client, cfg = cluster
+    original = fake_module._Handler.send_header
+
+    def no_product_header(self, key, value):
+        if key != "X-Elastic-Product":
+            original(self, key, value)
+
+    monkeypatch.setattr(fake_module._Handler, "send_header", no_product_header)
+    batch = rows(5)
+    report = index_rows(client, batch, cfg, state=IndexState(clock=_Clock()))
+    _assert_accounted(report, batch)
+    assert report.indexed == 0 and report.requests == 1 + cfg.max_retries
+    assert {d["reason_code"] for d in report.dead_letters} == {ES_UNAVAILABLE}
+    assert all("not as Elasticsearch does" in d["reason"] for d in report.dead_letters)
+
+
 @pytest.mark.parametrize("status", [429, 503])
 def test_one_document_shed_for_good_does_not_trip_the_breaker(cluster, status):
     server, client, cfg = cluster

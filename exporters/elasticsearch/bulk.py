@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from elastic_transport import TransportError
+from elasticsearch import UnsupportedProductError
 from elasticsearch.helpers import streaming_bulk
 
 from exporters.elasticsearch.config import EsConfig
@@ -53,6 +54,10 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 RAW_CAP = 256 * 1024
 
 REINDEX_HINT = "re-run `vigil es index --archive DIR`"
+NOT_ELASTICSEARCH = (
+    "the server answered, but not as Elasticsearch does (no X-Elastic-Product header): check "
+    "--es-url; a proxy or another web server answered"
+)
 
 # reason codes
 ES_REJECTED = "es_rejected"
@@ -195,6 +200,12 @@ def _index_batch(
             answered = answered or "exception" not in info or status == 429
             if ok:
                 report.indexed_ids.append(doc.action["_id"])
+                continue
+            if isinstance(info.get("exception"), UnsupportedProductError):
+                # something answered, not Elasticsearch (a proxy's page, another server): the
+                # document was not refused, it never reached a cluster
+                doc.last_error = NOT_ELASTICSEARCH
+                retry.append(doc)
                 continue
             if status in RETRYABLE_STATUS:
                 doc.last_error = _describe(info)
