@@ -68,6 +68,9 @@ CASES = [
     ("sg_nric", "G1234567X", True),
     ("sg_nric", "M5012345J", True),
     ("sg_nric", "S1234567A", False),
+    ("sg_nric", "S1234567-D", True),  # the check letter set off by a hyphen
+    ("sg_nric", "S1234567-A", False),
+    ("sg_nric", "S1234567--D", False),
     ("sg_nric", "X1234567D", False),
     ("sg_nric", "S123456D", False),
 ]
