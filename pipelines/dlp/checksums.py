@@ -26,7 +26,13 @@ Validator = Callable[[str], bool]
 #: name -> validator; filled by :func:`validator`.
 VALIDATORS: dict[str, Validator] = {}
 
+#: what people put between the groups of an identifier: spaces, dashes, dots, brackets, slashes,
+#: underscores, commas
 _SEPARATORS = re.compile(r"[\s\-.()/_,]+")
+#: ... and what a validator also skips between the groups a pattern matched: bars, bullets and the
+#: chat formatting marks around a group (``*4012* *8888*``). Kept out of :func:`compact`, which
+#: also makes the canonical form a keyed hash is taken over.
+_GROUP_SEPARATORS = re.compile(r"[\s\-.()/_,|•·*~]+")
 
 
 def validator(name: str) -> Callable[[Validator], Validator]:
@@ -46,10 +52,15 @@ def compact(value: str) -> str:
     return _SEPARATORS.sub("", value)
 
 
+def _ungrouped(value: str) -> str:
+    """What a validator checks: the matched value without anything between its groups."""
+    return _GROUP_SEPARATORS.sub("", value)
+
+
 @validator("luhn")
 def luhn(value: str) -> bool:
     """Payment cards and other Luhn (mod-10) numbers: 12 to 19 digits."""
-    digits = compact(value)
+    digits = _ungrouped(value)
     return digits.isdigit() and digits.isascii() and 12 <= len(digits) <= 19 and _luhn.is_valid(digits)
 
 
@@ -76,7 +87,7 @@ def payment_card(value: str) -> bool:
     number starting with 2 or 3; other prefixes 12 to 19)."""
     if not luhn(value):
         return False
-    digits = compact(value)
+    digits = _ungrouped(value)
     for prefixes, lengths in _CARD_LENGTHS:
         if digits.startswith(prefixes):
             return len(digits) in lengths
@@ -86,13 +97,13 @@ def payment_card(value: str) -> bool:
 @validator("iban")
 def iban(value: str) -> bool:
     """International bank account numbers: country format and the mod-97 check."""
-    return bool(_iban.is_valid(compact(value)))
+    return bool(_iban.is_valid(_ungrouped(value)))
 
 
 @validator("aba_routing")
 def aba_routing(value: str) -> bool:
     """US ABA routing transit numbers (9 digits, weights 3-7-1)."""
-    digits = compact(value)
+    digits = _ungrouped(value)
     return digits.isascii() and bool(_us_rtn.is_valid(digits))
 
 
@@ -100,7 +111,7 @@ def aba_routing(value: str) -> bool:
 def cn_resident_id(value: str) -> bool:
     """Chinese resident identity card numbers (18 characters, ISO 7064 mod 11-2, valid birth date)."""
     try:
-        return bool(_cn_ric.is_valid(compact(value)))
+        return bool(_cn_ric.is_valid(_ungrouped(value)))
     except KeyError:
         # stdnum's place lookup fails this way when the area code names a province but no county:
         # no real card carries such a code
@@ -110,7 +121,7 @@ def cn_resident_id(value: str) -> bool:
 @validator("jp_my_number")
 def jp_my_number(value: str) -> bool:
     """Japanese individual numbers (My Number, 12 digits, check digit)."""
-    digits = compact(value)
+    digits = _ungrouped(value)
     return digits.isascii() and bool(_jp_in.is_valid(digits))
 
 
