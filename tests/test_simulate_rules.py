@@ -242,6 +242,8 @@ def test_wechat_follow_starts_with_welcome_to_both() -> None:
 
 
 def test_wechat_fourth_consecutive_message_is_refused_and_contact_told_once() -> None:
+    # the documentation: no auto-message to the customer when the limit is reached; the on-hold
+    # message goes to them when the limit was reached before (an employee tries again)
     state = wc_open()
     for i in range(3):
         state, effects = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
@@ -250,9 +252,14 @@ def test_wechat_fourth_consecutive_message_is_refused_and_contact_told_once() ->
     assert kinds(effects) == [
         ("deliver", None, "refused"),
         ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE),
-        ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER),
     ]
     state, effects = wechat.employee_message(state, T0 + 5 * H, WC, ANN, "m5")
+    assert kinds(effects) == [
+        ("deliver", None, "refused"),
+        ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE),
+        ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER),
+    ]
+    state, effects = wechat.employee_message(state, T0 + 5.5 * H, WC, ANN, "m5b")
     assert ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER) not in kinds(effects)
     state, _ = wechat.customer_message(state, T0 + 6 * H, WC)
     _, effects = wechat.employee_message(state, T0 + 7 * H, WC, ANN, "m6")
@@ -323,6 +330,21 @@ def test_wechat_roster_changes_during_a_pause_are_announced(paused: bool, announ
     assert bool(notices) == announced
     if announced:
         assert notices[0].context["added"] == ["Cat Ng"] and notices[0].context["hours"] == 43
+
+
+def test_wechat_roster_changes_while_inactive_are_announced_with_a_prompt_to_reopen() -> None:
+    # inactive (48 hours without the contact) is a pause too; there are no hours left to count
+    state, _ = wechat.due(wc_open(("e1", "e2")), T0 + 49 * H, WC)
+    assert state.phase == wechat.Phase.INACTIVE
+    _, effects = wechat.add_participant(state, T0 + 50 * H, WC, ANN, CAT)
+    (notice,) = [
+        e for e in effects if isinstance(e, Notify) and e.event_type == EventType.PARTICIPANTS_CHANGED_NOTICE
+    ]
+    assert notice.context["added"] == ["Cat Ng"] and notice.context["hours"] is None
+    from pipelines.automessages import render
+
+    text = render(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, **notice.context)
+    assert text.startswith("Please reply to reopen this chat.") and "Cat Ng joined" in text
 
 
 def test_wechat_last_employee_cannot_leave() -> None:

@@ -5,8 +5,9 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
 * Only the contact can start a conversation (following the official account:
   ``conversation_started``); both sides then get a welcome notice explaining the rules.
 * An employee may send ``consecutive_limit`` (3) messages in a row without a reply. A further
-  attempt is refused (``consecutive_limit_reached`` to the employee) and the contact is told the
-  chat is on hold and asked to reply (``on_hold_notice``, once per hold).
+  attempt is refused (``consecutive_limit_reached`` to the employee; the contact is not told).
+  When an employee tries again after that, the contact is told the chat is on hold and asked to
+  reply (``on_hold_notice``, once per hold).
 * 24 hours after the first unanswered employee message the employee is warned
   (``no_reply_warning``); 48 hours after the contact's last message the chat goes inactive
   (``chat_inactive``). While inactive, employee messages are held up to ``queue_limit``
@@ -15,8 +16,8 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
   held messages (``queued_delivered``), so the pacing rule holds for them too; new messages wait
   behind those still held.
 * The contact leaves by sending ``#LEAVE`` (``customer_leave``) and can come back by writing again.
-* Employees added or removed while the chat is paused (on hold or past the warning) are announced
-  to the contact (``participants_changed_notice``).
+* Employees added or removed while the chat is paused (on hold, past the warning, or inactive)
+  are announced to the contact (``participants_changed_notice``).
 * Some firms validate the contact's phone number first: the number (up to 3 tries), then a one-time
   code (up to 3 tries), with a ``Help`` menu (update number, code by call, resend code); returning
   contacts are asked whether their number is unchanged.
@@ -321,10 +322,13 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
                 EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE, {"limit": policy.consecutive_limit}
             ),
         ]
-        if not state.on_hold:
+        if state.on_hold and not state.prompted:
+            # the contact hears nothing when the limit is first reached, only when an employee
+            # tries again after that (once per hold): "on hold, please reply to resume"
             effects.append(
                 Notify(EventType.ON_HOLD_NOTICE, Audience.CUSTOMER, {"reason": "consecutive_limit"})
             )
+            return dataclasses.replace(state, prompted=True), tuple(effects)
         return dataclasses.replace(state, on_hold=True), tuple(effects)
     first = state.first_unanswered_at or now
     return dataclasses.replace(state, unanswered=state.unanswered + 1, first_unanswered_at=first), (
@@ -357,7 +361,8 @@ def customer_leave(state: State, now: dt.datetime, policy: Policy) -> Step:
 
 
 def paused(state: State) -> bool:
-    return state.phase == Phase.OPEN and (state.on_hold or state.warned)
+    """Waiting for the contact: on hold, past the 24-hour warning, or inactive."""
+    return state.phase == Phase.INACTIVE or (state.phase == Phase.OPEN and (state.on_hold or state.warned))
 
 
 def _roster_notice(
@@ -366,7 +371,7 @@ def _roster_notice(
     if not paused(state) or state.last_customer_at is None:
         return ()
     left = state.last_customer_at + policy.inactive_after - now
-    hours = max(1, math.ceil(left.total_seconds() / 3600))
+    hours = None if state.phase == Phase.INACTIVE else max(1, math.ceil(left.total_seconds() / 3600))
     context = {"added": added, "removed": removed, "hours": hours}
     return (Notify(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, context),)
 
@@ -449,6 +454,9 @@ class WeChatScript(Script):
         state, effects = due(self.state, until, self.policy)
         if effects:
             yield from self._apply(until, (state, effects))
+            if self.spec.kind == "group" and self.rng.random() < 0.3:
+                # the contact has gone quiet: someone brings in (or drops) a colleague
+                self.agenda.at(self.out.last + typing_gap(self.rng), self.roster)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -648,8 +656,8 @@ class WeChatScript(Script):
         yield from self._apply(
             at, employee_message(state, at, self.policy, sender, ref), attempt=outbound, actor=sender
         )
-        if self.spec.kind == "group" and self.state.on_hold and rng.random() < 0.3:
-            # stuck at the pacing limit, someone brings in (or drops) a colleague
+        if self.spec.kind == "group" and paused(self.state) and rng.random() < 0.3:
+            # stuck waiting for the contact, someone brings in (or drops) a colleague
             self.agenda.at(self.out.last + typing_gap(rng), self.roster)
 
     def roster(self, at: dt.datetime) -> Iterator[Emitted]:
