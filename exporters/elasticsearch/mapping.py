@@ -62,11 +62,8 @@ def record_mappings(model: type[BaseModel] = Record) -> dict[str, Any]:
 
 
 def model_properties(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        name: field_mapping(info)
-        for name, info in model.model_fields.items()
-        if name not in omitted_fields(model)
-    }
+    omitted = omitted_fields(model)
+    return {name: field_mapping(info) for name, info in model.model_fields.items() if name not in omitted}
 
 
 def omitted_fields(model: type[BaseModel]) -> frozenset[str]:

@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pipelines.errors import ArchiveError
 
@@ -195,39 +195,24 @@ class Ledger:
         return entry.get("seq") == previous.get("seq", 0) + 1 and entry.get("prev") == previous.get("hash")
 
     def _entry_ending_at(self, end: int) -> dict[str, Any] | None:
-        """The entry on the line that ends at byte ``end`` (None at the start of the file)."""
+        """The entry on the line that ends at byte ``end`` (None at the start of the file, ``{}``
+        for a line that is not an entry)."""
         if end == 0:
             return None
         with self.path.open("rb") as f:
-            start = max(0, end - 4096)
-            while True:
-                f.seek(start)
-                body = f.read(end - start).rstrip(b"\n")
-                cut = body.rfind(b"\n")
-                if cut >= 0 or start == 0:
-                    try:
-                        entry = json.loads(body[cut + 1 :])
-                    except (json.JSONDecodeError, UnicodeDecodeError):
-                        return {}
-                    return entry if isinstance(entry, dict) else {}
-                start = max(0, start - 4 * (end - start))
+            line = _line_before(f, end)
+        try:
+            entry = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        return entry if isinstance(entry, dict) else {}
 
     def last_entry(self) -> dict[str, Any] | None:
         """The last entry, read from the end of the file (appends stay O(1) as the log grows)."""
         if not self.path.exists() or self.path.stat().st_size == 0:
             return None
         with self.path.open("rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            block, data = 4096, b""
-            while True:
-                start = max(0, end - block)
-                f.seek(start)
-                data = f.read(end - start)
-                body = data.rstrip(b"\n")
-                cut = body.rfind(b"\n")
-                if cut >= 0 or start == 0:
-                    return self._parse_last(body[cut + 1 :])
-                block *= 4
+            return self._parse_last(_line_before(f, f.seek(0, os.SEEK_END)))
 
     def _parse_last(self, line: bytes) -> dict[str, Any]:
         try:
@@ -279,3 +264,17 @@ class Ledger:
             f.flush()
             os.fsync(f.fileno())
         return len(lines) - keep
+
+
+def _line_before(f: BinaryIO, end: int) -> bytes:
+    """The last line of ``f`` before byte ``end``, without its line end, read backwards in
+    growing blocks (so it costs the same however long the ledger is)."""
+    block = 4096
+    while True:
+        start = max(0, end - block)
+        f.seek(start)
+        body = f.read(end - start).rstrip(b"\n")
+        cut = body.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            return body[cut + 1 :]
+        block *= 4
