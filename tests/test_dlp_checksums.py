@@ -50,6 +50,7 @@ CASES = [
     ("aba_routing", "01100001", False),
     ("cn_resident_id", "11010519491231002X", True),
     ("cn_resident_id", "110105 19491231 002X", True),
+    ("cn_resident_id", "110105.19491231.002X", True),  # grouped by dots
     ("cn_resident_id", "110105194912310021", False),  # wrong check character
     ("cn_resident_id", "11010519491331002X", False),  # month 13
     ("cn_resident_id", "333798998012229246", False),  # area code with no county (stdnum raised KeyError)
@@ -74,6 +75,9 @@ CASES = [
     ("sg_nric", "S1234567-D", True),  # the check letter set off by a hyphen
     ("sg_nric", "S1234567-A", False),
     ("sg_nric", "S1234567--D", False),
+    ("sg_nric", "S1234567 D", True),  # ...or by a space
+    ("sg_nric", "S1234567 A", False),
+    ("sg_nric", "S1234567 -D", False),
     ("sg_nric", "X1234567D", False),
     ("sg_nric", "S123456D", False),
 ]

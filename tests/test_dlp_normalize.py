@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 
 from pipelines.dlp.normalize import (
     BIDI_CONTROLS,
+    CJK_NUMERALS,
+    LETTER_DIGITS,
     REMOVED,
     ZERO_WIDTH,
     _normalize_each_cluster,
     normalize,
+    read_digit_lookalikes,
     strip_invisible,
 )
 
@@ -90,6 +93,45 @@ def test_span_maps_back_onto_the_original(original: str, value: str) -> None:
     assert not original[o_start].isspace() and not original[o_end - 1].isspace()
     # nor an invisible character it does not need: a bidi control closing the number stays outside
     assert original[o_start] not in REMOVED and original[o_end - 1] not in REMOVED
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("四〇一二 八八八八 八八八八 一八八一", "4012 8888 8888 1881"),
+        ("卡號肆零壹貳8888-8888-1881", "卡號40128888-8888-1881"),  # banker's forms, digits after
+        ("电话幺三八.〇〇幺三.八〇〇〇", "电话138.0013.8000"),  # 幺 as read out, dots between
+        ("二〇二四年", "2024年"),  # a year is a number too: harmless
+        ("唯一一次", "唯一一次"),  # "the only time": two numerals are a word
+        ("一二三", "一二三"),
+        ("一二 三", "一二 三"),
+        ("三五成群 乱七八糟", "三五成群 乱七八糟"),
+        ("l一二三四", "11234"),  # the numerals make a run the letter then belongs to
+        ("55OO OOOO OOOO OOO4", "5500 0000 0000 0004"),
+        ("card 4012 8888 8888 l88l I think", "card 4012 8888 8888 1881 I think"),
+        ("DE89 37O4 OO44 O532 O13O OO", "DE89 3704 0044 0532 0130 00"),  # "DE89" holds other letters
+        ("SSN l23-45-6789", "SSN 123-45-6789"),
+        ("ref O12/345_6", "ref 012/345_6"),
+        ("1O minutes", "1O minutes"),  # too short to be anything detected
+        ("Ill OOO lol", "Ill OOO lol"),  # letters alone
+        ("Oooo ok 1", "Oooo ok 1"),
+        ("I 2 3 4 5", "I 2 3 4 5"),  # a word of other letters ends the run: "I" stays
+        ("order 10l0O", "order 10100"),
+        ("pilot 2OO1x", "pilot 2OO1x"),  # a word running on into other letters is a word
+    ],
+)
+def test_digits_written_another_way_are_read_as_digits(text: str, read: str) -> None:
+    assert read_digit_lookalikes(text) == read
+    assert normalize(text).text == read
+
+
+@given(st.text(st.sampled_from([*"0123456789 .-_/abIOlo", *CJK_NUMERALS, "年", "号"]), max_size=40))
+def test_reading_lookalikes_only_turns_lookalikes_into_their_digits(text: str) -> None:
+    read = read_digit_lookalikes(text)
+    assert len(read) == len(text)
+    for before, after in zip(text, read, strict=True):
+        assert after == before or after == {**CJK_NUMERALS, **LETTER_DIGITS}[before]
+    assert read_digit_lookalikes(read) == read  # reading twice changes nothing more
 
 
 def test_plain_text_takes_the_identity_path() -> None:
@@ -190,7 +232,8 @@ _SPECIAL = [
     "\u0332",
     "\u00a0",
 ]
-_ALPHABET = st.sampled_from([*"ab4 ９１８\u3000-", *_SPECIAL])
+_AS_DIGITS = str.maketrans({**CJK_NUMERALS, **LETTER_DIGITS})
+_ALPHABET = st.sampled_from([*"ab4 ９１８\u3000-Ol一〇", *_SPECIAL])
 
 
 @settings(max_examples=300, deadline=None)
@@ -223,9 +266,9 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
         o_start, o_end = norm.to_original(k, len(norm.text))
         assert o_start == min(norm.starts[k:]) and o_end == max(norm.ends[k:])
     # the shortcut for texts that need no work takes it only when the work would change nothing
-    assert _normalize_each_cluster(original).text == norm.text[:n]
+    assert read_digit_lookalikes(_normalize_each_cluster(original).text) == norm.text[:n]
     if norm.identity:
-        assert norm.text == original
+        assert norm.text == read_digit_lookalikes(original)
         return
     assert len(norm.starts) == len(norm.ends) == len(norm.text)
     # monotonic, within bounds, every normalised character comes from a non-empty original span
@@ -245,6 +288,9 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     back = norm.from_original(o_start, o_end)
     assert back[0] <= start and end <= back[1]
     # the original span, normalised again, contains the normalised span
-    assert norm.text[start:end] in normalize(original[o_start:o_end]).text
+    # (digits written another way read as digits on both sides: whether they are depends on what
+    # is around them)
+    again = normalize(original[o_start:o_end]).text
+    assert norm.text[start:end].translate(_AS_DIGITS) in again.translate(_AS_DIGITS)
     # and begins and ends with a character that was kept
     assert original[o_start] not in REMOVED and original[o_end - 1] not in REMOVED

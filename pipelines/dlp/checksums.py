@@ -153,7 +153,7 @@ _SG_TABLES = {
     "M": "XWUTRQPNJLK",
 }
 _SG_OFFSETS = {"S": 0, "T": 4, "F": 0, "G": 4, "M": 3}
-_SG_NRIC = re.compile(r"([STFGM])([0-9]{7})-?([A-Z])")  # "S1234567-D" is written too
+_SG_NRIC = re.compile(r"([STFGM])([0-9]{7})[ -]?([A-Z])")  # "S1234567-D", "S1234567 D" are written too
 
 
 @validator("sg_nric")

@@ -22,6 +22,9 @@ normalised copy:
   letters or digits read as ``.``, so ``maria@example。com`` is an e-mail address, and the
   katakana prolonged sound mark (``ー``, what a Japanese input method types for "-") between two
   of them read as ``-``, so ``０９０ー１２３４ー５６７８`` is a phone number.
+* digits written some other way inside a run of digits (see :func:`read_digit_lookalikes`):
+  Chinese and Japanese numerals (``四〇一二 八八八八 …``, the banker's ``肆``, ``幺`` as read
+  aloud) and the letters O and l or I typed for 0 and 1 (``55OO OOOO OOOO OOO4``, ``l881``).
 * a text with a right-to-left override (U+202E) gets a second copy after a line break, in the
   order a screen shows it: ``card <RLO>1881 8888 8888 2104`` is read both as sent and as
   ``card 4012 8888 8888 1881``.
@@ -186,9 +189,87 @@ _IME_PUNCTUATION = {"\u3002": ".", "\u30fc": "-"}
 _IME_BETWEEN_ASCII = re.compile(r"(?<=[A-Za-z0-9])[\u3002\u30fc](?=[A-Za-z0-9])")
 
 
+#: Chinese and Japanese numerals read as digits: the everyday ones (〇 and 零 for zero), the
+#: banker's forms written on cheques (壹 贰 叁 ..., simplified and traditional) and 幺, how "one"
+#: is read out in a phone number.
+CJK_NUMERALS = {
+    **dict.fromkeys("〇零", "0"),
+    **dict.fromkeys("一壹幺", "1"),
+    **dict.fromkeys("二贰貳", "2"),
+    **dict.fromkeys("三叁參", "3"),
+    **dict.fromkeys("四肆", "4"),
+    **dict.fromkeys("五伍", "5"),
+    **dict.fromkeys("六陆陸", "6"),
+    **dict.fromkeys("七柒", "7"),
+    **dict.fromkeys("八捌", "8"),
+    **dict.fromkeys("九玖", "9"),
+}
+#: Letters that look like a digit in most fonts.
+LETTER_DIGITS = {"O": "0", "o": "0", "I": "1", "l": "1"}
+#: A run counts as a number from this many digits (written either way) on: shorter ones are
+#: words (一二三 "one, two, three", 唯一一次, "1O minutes"), and nothing Vigil detects is shorter.
+MIN_LOOKALIKE_RUN = 4
+_NUMERAL = "".join(CJK_NUMERALS)
+_LETTER = "".join(LETTER_DIGITS)
+_NUMERAL_CHAR = re.compile(f"[{_NUMERAL}]")
+_NUMERAL_RUN = re.compile(f"[0-9{_NUMERAL}](?:[ .-]?[0-9{_NUMERAL}])*")
+#: a word of digits (look-alike letters among them or not) or of O's alone, and a run of such
+#: words with one separator between two
+_WORD = f"(?:[0-9{_LETTER}]*\\d[0-9{_LETTER}]*|[Oo]{{2,}})"
+_LETTER_RUN = re.compile(f"(?<![A-Za-z0-9]){_WORD}(?:[ ./_-]{_WORD})*(?![A-Za-z0-9])")
+#: what sends a text through _LETTER_RUN at all: a word mixing digits and look-alike letters, or
+#: of O's alone
+_LOOKALIKE_WORD = re.compile(
+    f"(?<![A-Za-z0-9])(?:[0-9{_LETTER}]*(?:\\d[0-9{_LETTER}]*[{_LETTER}]|[{_LETTER}][0-9{_LETTER}]*\\d)[0-9{_LETTER}]*"
+    f"|[Oo]{{2,}})(?![A-Za-z0-9])"
+)
+
+
+def _digit_count(run: str) -> int:
+    return sum(ch.isdigit() or ch in CJK_NUMERALS or ch in LETTER_DIGITS for ch in run)
+
+
+def read_digit_lookalikes(text: str) -> str:
+    """``text`` with digits written another way read as ASCII digits, one character for one, inside
+    runs of at least :data:`MIN_LOOKALIKE_RUN` digits: a run of Chinese or Japanese numerals and
+    digits (one space, dot or dash allowed between two), and a run of words of digits where O
+    stands for 0 and I or l for 1 (a word counts when it holds a digit or is all O's, and the run
+    holds an ASCII digit). A word of other letters ends a run: ``Ill``, ``I 2``, ``1O minutes``
+    stay as they are. Each reading can make a longer run for the other ("l一二三四"), so both are
+    repeated until nothing changes."""
+    while True:
+        read = text
+        if _NUMERAL_CHAR.search(read) is not None:
+            read = _NUMERAL_RUN.sub(_numerals_as_digits, read)
+        if _LOOKALIKE_WORD.search(read) is not None:
+            read = _LETTER_RUN.sub(_letters_as_digits, read)
+        if read == text:
+            return read
+        text = read
+
+
+_NUMERAL_TABLE = str.maketrans(CJK_NUMERALS)
+_LETTER_TABLE = str.maketrans(LETTER_DIGITS)
+
+
+def _numerals_as_digits(found: re.Match[str]) -> str:
+    run = found.group()
+    return run.translate(_NUMERAL_TABLE) if _digit_count(run) >= MIN_LOOKALIKE_RUN else run
+
+
+def _letters_as_digits(found: re.Match[str]) -> str:
+    run = found.group()
+    if _digit_count(run) < MIN_LOOKALIKE_RUN or not any(ch.isdigit() for ch in run):
+        return run  # short, or O's alone ("Oooo")
+    return run.translate(_LETTER_TABLE)
+
+
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
     done = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
+    as_digits = read_digit_lookalikes(done.text)  # one for one: the map back does not change
+    if as_digits != done.text:
+        done = Normalized(text, as_digits, done.starts, done.ends)
     if "\u3002" in done.text or "\u30fc" in done.text:  # one for one: the map back does not change
         ascii_punctuated = _IME_BETWEEN_ASCII.sub(lambda m: _IME_PUNCTUATION[m.group()], done.text)
         if ascii_punctuated != done.text:
