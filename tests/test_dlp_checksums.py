@@ -16,6 +16,8 @@ CASES = [
     ("luhn", "４０１２８８８８８８８８１８８１", False),  # full-width digits are normalised before, not here
     ("payment_card", "4012 8888 8888 1881", True),  # Visa, 16
     ("payment_card", "4222222222222", True),  # Visa, 13
+    ("payment_card", "4901234567894", False),  # Luhn-valid, but a valid EAN-13 too: a JAN barcode
+    ("payment_card", "4901 2345 6789 4", False),  # ...however it is grouped
     ("payment_card", "378282246310005", True),  # Amex, 15
     ("payment_card", "3530 1113 3330 0000", True),  # JCB, 16
     ("payment_card", "6011111111111117", True),  # Discover

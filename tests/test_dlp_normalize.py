@@ -62,6 +62,12 @@ from pipelines.dlp.normalize import (
         ("090ｰ1234", "090-1234"),  # the half-width one, via NFKC
         ("コーヒー", "コーヒー"),  # ...in a katakana word it is a vowel mark and stays
         ("4111ー", "4111ー"),
+        ("〇三ー一二三四ー五六七八", "03-1234-5678"),  # ...and between numerals
+        # half-width katakana: the (semi-)voiced sound mark composes with the kana before it
+        ("ﾊﾟｽﾜｰﾄﾞ", "パスワード"),
+        ("ﾏｲﾅﾝﾊﾞｰ", "マイナンバー"),
+        ("ﾊ\u200bﾟ", "パ"),  # ...across a zero-width space too
+        ("aﾞ", "a"),  # on an ASCII letter it is a mark like any other, dropped
     ],
 )
 def test_normalised_text(original: str, normalised: str) -> None:
@@ -118,6 +124,20 @@ def test_span_maps_back_onto_the_original(original: str, value: str) -> None:
         ("I 2 3 4 5", "I 2 3 4 5"),  # a word of other letters ends the run: "I" stays
         ("order 10l0O", "order 10100"),
         ("pilot 2OO1x", "pilot 2OO1x"),  # a word running on into other letters is a word
+        # the separators the card patterns take between groups
+        ("55OO|OOOO|OOOO|OOO4", "5500|0000|0000|0004"),
+        ("55OO, OOOO, OOOO, OOO4", "5500, 0000, 0000, 0004"),
+        ("55OO • OOOO • OOOO • OOO4", "5500 • 0000 • 0000 • 0004"),
+        ("*55OO* *OOOO* *OOOO* *OOO4*", "*5500* *0000* *0000* *0004*"),
+        # a lone numeral next to a number written in ASCII begins (or ends) the next word
+        ("13800138000一直开机", "13800138000一直开机"),
+        ("SSN 536-22-1234一定要保密", "SSN 536-22-1234一定要保密"),
+        ("Order 462345678901235 一共两件", "Order 462345678901235 一共两件"),
+        ("唯一4012888888881881", "唯一4012888888881881"),
+        ("13800138000一", "138001380001"),  # ...with no word after it, it is the number's
+        ("4012 8888 8888 188一 好的", "4012 8888 8888 1881 好的"),  # ...and before a space
+        ("卡號肆零壹貳8888 8888 1881一下", "卡號40128888 8888 1881一下"),  # two or more: the number's
+        ("四〇一二八八八八八八八八一八八一一会儿", "40128888888818811会儿"),  # numerals alone: no telling
     ],
 )
 def test_digits_written_another_way_are_read_as_digits(text: str, read: str) -> None:

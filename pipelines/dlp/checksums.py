@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from stdnum import ean as _ean
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
 from stdnum.cn import ric as _cn_ric
@@ -84,10 +85,14 @@ _CARD_LENGTHS: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
 def payment_card(value: str) -> bool:
     """Payment cards: Luhn, and a length the scheme of the leading digits issues (Visa 13, 16 or 19,
     Amex 15, Mastercard 16, Mir, JCB, Discover and UnionPay 16 to 19, Diners 14 to 19; no other
-    number starting with 2 or 3; other prefixes 12 to 19)."""
+    number starting with 2 or 3; other prefixes 12 to 19). A 13-digit number that is also a valid
+    EAN-13 is read as the product barcode it far more likely is (a JAN code, "4901234567894"):
+    13 digits is a length only old Visa and Maestro cards have."""
     if not luhn(value):
         return False
     digits = _ungrouped(value)
+    if len(digits) == 13 and _ean.is_valid(digits):
+        return False
     for prefixes, lengths in _CARD_LENGTHS:
         if digits.startswith(prefixes):
             return len(digits) in lengths

@@ -93,6 +93,15 @@ class Item:
         return self.blanked or self.text
 
 
+#: Apostrophes as typed and as phones and word processors turn them ("let’s", "don‘t", the prime
+#: "′" and the modifier letter "ʼ"): one in a term matches any of them in the text.
+APOSTROPHES = "'\u2018\u2019\u2032\u02bc"
+
+
+def _term_part(part: str) -> str:
+    return "".join(f"[{APOSTROPHES}]" if ch in APOSTROPHES else re.escape(ch) for ch in part)
+
+
 def term_regex(terms: Sequence[str]) -> str:
     """One alternation for a word list: whole words for Latin script (bounded by Latin letters,
     digits and underscores only, so a CJK character next to the term is a boundary), substrings for
@@ -101,7 +110,7 @@ def term_regex(terms: Sequence[str]) -> str:
     cjk: list[str] = []
     cleaned = {normalize(t).text.strip() for t in terms}
     for term in sorted((t for t in cleaned if t), key=lambda t: (-len(t), t)):
-        body = r"\s+".join(re.escape(part) for part in term.split())
+        body = r"\s+".join(map(_term_part, term.split()))
         (cjk if _CJK.search(term) else latin).append(body)
     parts = []
     if latin:

@@ -124,9 +124,13 @@ _NEEDS_WORK = re.compile(
     _char_class(frozenset(ch for ch in _WORK_CHARS if ord(ch) <= 0xFFFF)) + "|[\U00010000-\U0010ffff]"
 )
 _ASCII_CONTROLS = re.compile(_char_class(frozenset(ch for ch in CONTROLS if ch.isascii())))
-#: what joins the cluster before it: a mark, or an invisible character (so a zero-width space
-#: cannot block composition either)
-_JOINERS = _MARKS | REMOVED
+#: The half-width katakana voiced and semi-voiced sound marks: not marks to Unicode (they are
+#: letters, Lm), but NFKC composes them with the kana before them ("ﾊﾟ" is "パ") when both are
+#: in one cluster.
+HALFWIDTH_SOUND_MARKS = frozenset("\uff9e\uff9f")
+#: what joins the cluster before it: a mark, a half-width sound mark, or an invisible character
+#: (so a zero-width space cannot block composition either)
+_JOINERS = _MARKS | REMOVED | HALFWIDTH_SOUND_MARKS
 #: characters whose marks detection drops: ASCII letters and digits, and the space (a mark on a
 #: space is a mark written on its own)
 _BASES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ")
@@ -212,11 +216,17 @@ MIN_LOOKALIKE_RUN = 4
 _NUMERAL = "".join(CJK_NUMERALS)
 _LETTER = "".join(LETTER_DIGITS)
 _NUMERAL_CHAR = re.compile(f"[{_NUMERAL}]")
-_NUMERAL_RUN = re.compile(f"[0-9{_NUMERAL}](?:[ .-]?[0-9{_NUMERAL}])*")
+#: a run of digits and numerals, one space, dot or dash (or the "ー" a Japanese input method types
+#: for one) allowed between two
+_NUMERAL_RUN = re.compile(f"[0-9{_NUMERAL}](?:[ .\\-\u30fc]?[0-9{_NUMERAL}])*")
+#: Han, kana and the iteration marks (not "ー" or "・"): what a word a numeral begins goes on
+#: with ("一直", "三天")
+_CJK_LETTER = re.compile("[\u3005\u3041-\u30fa\u30fd-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 #: a word of digits (look-alike letters among them or not) or of O's alone, and a run of such
-#: words with one separator between two
+#: words with a separator between two: the ones the card patterns take between groups too
 _WORD = f"(?:[0-9{_LETTER}]*\\d[0-9{_LETTER}]*|[Oo]{{2,}})"
-_LETTER_RUN = re.compile(f"(?<![A-Za-z0-9]){_WORD}(?:[ ./_-]{_WORD})*(?![A-Za-z0-9])")
+_WORD_SEPARATOR = r"(?:[ ./_-]|, ?| ?[|•·] ?| - |\* \*|_ _|~ ~)"
+_LETTER_RUN = re.compile(f"(?<![A-Za-z0-9]){_WORD}(?:{_WORD_SEPARATOR}{_WORD})*(?![A-Za-z0-9])")
 #: what sends a text through _LETTER_RUN at all: a word mixing digits and look-alike letters, or
 #: of O's alone
 _LOOKALIKE_WORD = re.compile(
@@ -252,9 +262,35 @@ _NUMERAL_TABLE = str.maketrans(CJK_NUMERALS)
 _LETTER_TABLE = str.maketrans(LETTER_DIGITS)
 
 
+def _lone_numeral(edge: str, inside: str) -> bool:
+    return edge in CJK_NUMERALS and inside not in CJK_NUMERALS
+
+
 def _numerals_as_digits(found: re.Match[str]) -> str:
     run = found.group()
-    return run.translate(_NUMERAL_TABLE) if _digit_count(run) >= MIN_LOOKALIKE_RUN else run
+    if _digit_count(run) < MIN_LOOKALIKE_RUN:
+        return run
+    head, body, tail = _word_edges(found)
+    return head + body.translate(_NUMERAL_TABLE) + tail
+
+
+def _word_edges(found: re.Match[str]) -> tuple[str, str, str]:
+    """A numeral run cut into (head, body, tail), where the head and tail are a numeral that begins
+    or ends the next CJK word and so are not part of the number: in a run that holds an ASCII
+    digit (the writer used ASCII for the number), a lone numeral at an end of the run (the
+    character inside it an ASCII digit or a separator) is a word's when a CJK letter stands right
+    beyond it ("13800138000一直开机", "Order 462345678901235 一共两件", "唯一4012 ..."). Two or
+    more numerals at an end are the number's ("卡号肆零壹貳8888 ..."), and a run of numerals
+    alone keeps both ends: nothing tells where its number ends."""
+    run, text = found.group(), found.string
+    if len(run) < 2 or not any("0" <= ch <= "9" for ch in run):
+        return "", run, ""
+    start, end = 0, len(run)
+    if _lone_numeral(run[-1], run[-2]) and _CJK_LETTER.match(text, found.end()):
+        end -= 1
+    if _lone_numeral(run[0], run[1]) and found.start() and _CJK_LETTER.match(text, found.start() - 1):
+        start += 1
+    return run[:start], run[start:end], run[end:]
 
 
 def _letters_as_digits(found: re.Match[str]) -> str:
