@@ -18,6 +18,9 @@ CASES = [
     ("payment_card", "4222222222222", True),  # Visa, 13
     ("payment_card", "4901234567894", False),  # Luhn-valid, but a valid EAN-13 too: a JAN barcode
     ("payment_card", "4901 2345 6789 4", False),  # ...however it is grouped
+    ("payment_card", "614141000081", False),  # Luhn-valid, but a valid UPC-A too: a product barcode
+    ("payment_card", "614141000082", False),  # neither (Luhn fails)
+    ("payment_card", "633110199997", True),  # 12 digits, Luhn-valid, no valid UPC-A: a card length
     ("payment_card", "378282246310005", True),  # Amex, 15
     ("payment_card", "3530 1113 3330 0000", True),  # JCB, 16
     ("payment_card", "6011111111111117", True),  # Discover

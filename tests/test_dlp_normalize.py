@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.dlp.normalize import (
+    _LOOKALIKE_WORD,
     BIDI_CONTROLS,
     CJK_NUMERALS,
     LETTER_DIGITS,
+    MAX_READING_ROUNDS,
     REMOVED,
     ZERO_WIDTH,
     _normalize_each_cluster,
@@ -136,7 +138,10 @@ def test_span_maps_back_onto_the_original(original: str, value: str) -> None:
         ("唯一4012888888881881", "唯一4012888888881881"),
         ("13800138000一", "138001380001"),  # ...with no word after it, it is the number's
         ("4012 8888 8888 188一 好的", "4012 8888 8888 1881 好的"),  # ...and before a space
-        ("卡號肆零壹貳8888 8888 1881一下", "卡號40128888 8888 1881一下"),  # two or more: the number's
+        ("13800138000三四点以后", "13800138000三四点以后"),  # ...and so do two ("three or four o'clock")
+        ("4012888888881881 七八月", "4012888888881881 七八月"),
+        ("DE89 3704 0044 0532 0130 〇〇一直", "DE89 3704 0044 0532 0130 001直"),  # three: the number's
+        ("卡號肆零壹貳8888 8888 1881一下", "卡號40128888 8888 1881一下"),  # at the start: the number's
         ("四〇一二八八八八八八八八一八八一一会儿", "40128888888818811会儿"),  # numerals alone: no telling
     ],
 )
@@ -145,13 +150,68 @@ def test_digits_written_another_way_are_read_as_digits(text: str, read: str) -> 
     assert normalize(text).text == read
 
 
-@given(st.text(st.sampled_from([*"0123456789 .-_/abIOlo", *CJK_NUMERALS, "年", "号"]), max_size=40))
+# up to twenty characters: the readings take turns at most MAX_READING_ROUNDS times, which reads
+# every text that short to the end (a longer chain of switches may need more: see below)
+@given(st.text(st.sampled_from([*"0123456789 .-_/abIOlo", *CJK_NUMERALS, "年", "号"]), max_size=20))
 def test_reading_lookalikes_only_turns_lookalikes_into_their_digits(text: str) -> None:
     read = read_digit_lookalikes(text)
     assert len(read) == len(text)
     for before, after in zip(text, read, strict=True):
         assert after == before or after == {**CJK_NUMERALS, **LETTER_DIGITS}[before]
     assert read_digit_lookalikes(read) == read  # reading twice changes nothing more
+
+
+def _holds_lookalike_word(text: str) -> bool:
+    """What _LOOKALIKE_WORD finds, said plainly: an ASCII word made of digits and O, o, I, l only
+    that holds both a digit and such a letter, or is two or more O's."""
+    for word in re.findall("[A-Za-z0-9]+", text):
+        if set(word) <= set("0123456789OoIl"):
+            digits, letters = set(word) & set("0123456789"), set(word) & set("OoIl")
+            if (digits and letters) or (len(word) >= 2 and set(word) <= set("Oo")):
+                return True
+    return False
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from([*"0123456789OoIlab -.一"]), max_size=30))
+def test_lookalike_word_finder_means_what_it_says(text: str) -> None:
+    assert (_LOOKALIKE_WORD.search(text) is not None) == _holds_lookalike_word(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1111" + "O一" * 8,  # two characters more each round: nine rounds for twenty characters
+        "1" + "一二三O" * 4,
+        "4O12 一二三四 l88l 〇〇OO",
+    ],
+)
+def test_numbers_switching_between_numerals_and_letters_are_read_to_the_end(text: str) -> None:
+    assert read_digit_lookalikes(text).replace(" ", "").isdigit()
+
+
+def test_an_endless_chain_of_switches_stops_after_the_last_round() -> None:
+    # the first round reads the O, each round after it an 一 and the next O: the reading stops
+    # after MAX_READING_ROUNDS rounds instead of passing over the whole text once per two characters
+    text = "1111" + "O一" * 200
+    read, cut = read_digit_lookalikes(text), 4 + 2 * MAX_READING_ROUNDS - 1
+    assert read[:cut].isdigit()
+    assert read[cut:] == text[cut:]
+
+
+@pytest.mark.parametrize(
+    ("original", "normalised"),
+    [
+        ("ﾊﾟｽﾜｰﾄﾞ", "パスワード"),  # half-width sound marks compose with the kana before them
+        ("ハ゜スワート゛", "パスワード"),  # ...and so do the spacing ones
+        ("゛", "\u3099"),  # a spacing sound mark on its own is the mark
+        ("don´t", "don't"),  # an acute accent typed for an apostrophe
+    ],
+)
+def test_sound_marks_and_the_acute_accent(original: str, normalised: str) -> None:
+    norm = normalize(original)
+    assert norm.text == normalised
+    assert norm.to_original(0, len(norm.text)) == (0, len(original))
 
 
 def test_plain_text_takes_the_identity_path() -> None:
@@ -267,9 +327,9 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     # a right-to-left override adds a copy in screen order after a line break: the same characters
     # from the same places, reversed where the override reverses them (a space that comes to meet
     # another, or a mark that comes to follow an ASCII letter, is dropped)
-    n = len(norm.text) if norm.visual_from is None else norm.visual_from - 1
-    if norm.visual_from is not None:
-        screen = range(norm.visual_from, len(norm.text))
+    n = len(norm.text) if norm.copy_from is None else norm.copy_from - 1
+    if norm.copy_from is not None:
+        screen = range(norm.copy_from, len(norm.text))
         assert "\u202e" in original and norm.text[n] == "\n"
         first = list(zip(norm.text[:n], norm.starts[:n], norm.ends[:n], strict=True))
         second = [(norm.text[k], norm.starts[k], norm.ends[k]) for k in screen]

@@ -86,12 +86,13 @@ def payment_card(value: str) -> bool:
     """Payment cards: Luhn, and a length the scheme of the leading digits issues (Visa 13, 16 or 19,
     Amex 15, Mastercard 16, Mir, JCB, Discover and UnionPay 16 to 19, Diners 14 to 19; no other
     number starting with 2 or 3; other prefixes 12 to 19). A 13-digit number that is also a valid
-    EAN-13 is read as the product barcode it far more likely is (a JAN code, "4901234567894"):
-    13 digits is a length only old Visa and Maestro cards have."""
+    EAN-13, or a 12-digit one that is also a valid UPC-A, is read as the product barcode it far
+    more likely is (a JAN code "4901234567894", a UPC "614141000081"): 12 and 13 digits are lengths
+    only old Visa and Maestro cards have."""
     if not luhn(value):
         return False
     digits = _ungrouped(value)
-    if len(digits) == 13 and _ean.is_valid(digits):
+    if len(digits) in (12, 13) and _ean.is_valid(digits.zfill(13)):
         return False
     for prefixes, lengths in _CARD_LENGTHS:
         if digits.startswith(prefixes):

@@ -94,8 +94,9 @@ class Item:
 
 
 #: Apostrophes as typed and as phones and word processors turn them ("let’s", "don‘t", the prime
-#: "′" and the modifier letter "ʼ"): one in a term matches any of them in the text.
-APOSTROPHES = "'\u2018\u2019\u2032\u02bc"
+#: "′", the modifier letter "ʼ", the backtick "don`t"; an acute accent "don´t" is read as "'" by
+#: normalisation): one in a term matches any of them in the text.
+APOSTROPHES = "'`\u2018\u2019\u2032\u02bc"
 
 
 def _term_part(part: str) -> str:
@@ -345,7 +346,7 @@ class PresidioAnalyzeDetector(Detector):
 
 
 _DIGIT = re.compile(r"\d")
-_CUT = re.compile(r"[ -]+")
+_CUT = re.compile(r"[ .-]+")
 
 
 @functools.cache

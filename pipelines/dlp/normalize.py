@@ -6,7 +6,9 @@ reorder what a reader sees, a soft hyphen or an invisible operator between digit
 digits, keycap emoji (``4️⃣0️⃣…``), en dashes or doubled spaces between the groups. Detection runs on a
 normalised copy:
 
-* NFKC (which folds full-width forms and compatibility characters);
+* NFKC (which folds full-width forms and compatibility characters), with a kana's sound mark
+  composed whether it was typed half-width (``ﾊﾟ``) or spacing (``ハ゜``), and an acute accent
+  typed for an apostrophe (``don´t``) read as one;
 * every Unicode decimal digit folded to its ASCII digit, and so every digit drawn as a symbol
   (circled ``④``, parenthesised ``⑷``, ``⒋`` with its full stop, the dingbats ``➍`` and ``❹``),
   every dash (general category Pd, and the minus sign) to ``-``;
@@ -96,6 +98,15 @@ def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset
 #: parenthesised, with a full stop, negative-circled dingbats, superscript, subscript), read as the
 #: digit before NFKC, which would write "⑴" as "(1)" and leave "➍" as it is.
 REMOVED, _FOLD, _DIGIT_SYMBOLS, _MARKS = _tables()
+#: The spacing katakana voiced and semi-voiced sound marks (゛ ゜), which a writer can type after a
+#: kana instead of the kana that has them ("ハ゜スワート゛"): read as the combining marks, which
+#: NFKC composes with the kana ("パスワード"); NFKC alone would make them a space and a mark.
+SPACING_SOUND_MARKS = {"\u309b": "\u3099", "\u309c": "\u309a"}
+#: An acute accent typed for an apostrophe ("don´t"): read as one (NFKC would make it a space
+#: and a mark)
+ACUTE_ACCENT = "\u00b4"
+#: read before NFKC, one character for one
+_BEFORE_NFKC = {**_DIGIT_SYMBOLS, **str.maketrans({**SPACING_SOUND_MARKS, ACUTE_ACCENT: "'"})}
 assert ZERO_WIDTH | BIDI_CONTROLS <= REMOVED
 
 
@@ -116,7 +127,7 @@ def _char_class(chars: frozenset[str]) -> str:
 _REMOVED_RE = re.compile(_char_class(REMOVED))
 #: what sends a text down the slow path besides NFKC and two spaces in a row: an invisible
 #: character, a non-ASCII digit or dash, a mark
-_WORK_CHARS = REMOVED | _MARKS | frozenset(map(chr, _FOLD)) | frozenset(map(chr, _DIGIT_SYMBOLS))
+_WORK_CHARS = REMOVED | _MARKS | frozenset(map(chr, _FOLD)) | frozenset(map(chr, _BEFORE_NFKC))
 # The regex engine looks a character up in one table for the Basic Multilingual Plane but tries
 # ranges above it one by one, and the marks alone have hundreds: any character above the BMP
 # (emoji, mostly) is matched here and looked up in the set instead.
@@ -128,9 +139,9 @@ _ASCII_CONTROLS = re.compile(_char_class(frozenset(ch for ch in CONTROLS if ch.i
 #: letters, Lm), but NFKC composes them with the kana before them ("ﾊﾟ" is "パ") when both are
 #: in one cluster.
 HALFWIDTH_SOUND_MARKS = frozenset("\uff9e\uff9f")
-#: what joins the cluster before it: a mark, a half-width sound mark, or an invisible character
+#: what joins the cluster before it: a mark, a half-width or spacing sound mark, or an invisible character
 #: (so a zero-width space cannot block composition either)
-_JOINERS = _MARKS | REMOVED | HALFWIDTH_SOUND_MARKS
+_JOINERS = _MARKS | REMOVED | HALFWIDTH_SOUND_MARKS | frozenset(SPACING_SOUND_MARKS)
 #: characters whose marks detection drops: ASCII letters and digits, and the space (a mark on a
 #: space is a mark written on its own)
 _BASES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ")
@@ -141,7 +152,7 @@ class Normalized:
     """A normalised text and, per normalised character, the original span it came from.
 
     ``starts``/``ends`` are ``None`` when the normalised text is the original (the common case),
-    which keeps the fast path free of per-character lists. ``visual_from``: where a second copy
+    which keeps the fast path free of per-character lists. ``copy_from``: where a second copy
     of the text begins, appended after a line break, in the order a screen shows it (stretches
     under a right-to-left override reversed); ``starts`` and ``ends`` are sorted before it only.
     """
@@ -150,7 +161,7 @@ class Normalized:
     text: str
     starts: tuple[int, ...] | None = None
     ends: tuple[int, ...] | None = None
-    visual_from: int | None = None
+    copy_from: int | None = None
 
     @property
     def identity(self) -> bool:
@@ -162,7 +173,7 @@ class Normalized:
             return start, end
         if end <= start:
             raise ValueError(f"empty span [{start}, {end})")
-        if self.visual_from is not None and end > self.visual_from:
+        if self.copy_from is not None and end > self.copy_from:
             return min(self.starts[start:end]), max(self.ends[start:end])
         return self.starts[start], self.ends[end - 1]
 
@@ -172,7 +183,7 @@ class Normalized:
         if self.starts is None or self.ends is None:
             return start, end
         # in the first copy (the second holds the same characters again, in screen order)
-        hi = len(self.starts) if self.visual_from is None else self.visual_from - 1
+        hi = len(self.starts) if self.copy_from is None else self.copy_from - 1
         return bisect.bisect_left(self.starts, start, 0, hi), bisect.bisect_right(self.ends, end, 0, hi)
 
 
@@ -213,6 +224,12 @@ LETTER_DIGITS = {"O": "0", "o": "0", "I": "1", "l": "1"}
 #: A run counts as a number from this many digits (written either way) on: shorter ones are
 #: words (一二三 "one, two, three", 唯一一次, "1O minutes"), and nothing Vigil detects is shorter.
 MIN_LOOKALIKE_RUN = 4
+#: How many times the two readings take turns at most. A round reads at least one more stretch of
+#: a number that switches between numerals and look-alike letters, and a stretch holds at least
+#: two characters, so ten rounds read every number up to twenty characters long however it
+#: mixes them; an endless chain of switches ("1一二三O一二三O...", which would need one round per
+#: stretch, each over the whole text) costs ten passes and no more.
+MAX_READING_ROUNDS = 10
 _NUMERAL = "".join(CJK_NUMERALS)
 _LETTER = "".join(LETTER_DIGITS)
 _NUMERAL_CHAR = re.compile(f"[{_NUMERAL}]")
@@ -224,14 +241,17 @@ _NUMERAL_RUN = re.compile(f"[0-9{_NUMERAL}](?:[ .\\-\u30fc]?[0-9{_NUMERAL}])*")
 _CJK_LETTER = re.compile("[\u3005\u3041-\u30fa\u30fd-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 #: a word of digits (look-alike letters among them or not) or of O's alone, and a run of such
 #: words with a separator between two: the ones the card patterns take between groups too
-_WORD = f"(?:[0-9{_LETTER}]*\\d[0-9{_LETTER}]*|[Oo]{{2,}})"
+_WORD = f"(?>[0-9{_LETTER}]*\\d[0-9{_LETTER}]*+|[Oo]{{2,}}+)"
 _WORD_SEPARATOR = r"(?:[ ./_-]|, ?| ?[|•·] ?| - |\* \*|_ _|~ ~)"
 _LETTER_RUN = re.compile(f"(?<![A-Za-z0-9]){_WORD}(?:{_WORD_SEPARATOR}{_WORD})*(?![A-Za-z0-9])")
 #: what sends a text through _LETTER_RUN at all: a word mixing digits and look-alike letters, or
 #: of O's alone
+#: (at a word's start, the word checked whole by the lookahead first: its digits first and a letter
+#: next, its letters first and a digit next, or O's to its end. Possessive and atomic throughout:
+#: a long run of digits costs one pass, not one per way of splitting it.)
 _LOOKALIKE_WORD = re.compile(
-    f"(?<![A-Za-z0-9])(?:[0-9{_LETTER}]*(?:\\d[0-9{_LETTER}]*[{_LETTER}]|[{_LETTER}][0-9{_LETTER}]*\\d)[0-9{_LETTER}]*"
-    f"|[Oo]{{2,}})(?![A-Za-z0-9])"
+    f"(?<![A-Za-z0-9])(?=[0-9{_LETTER}]*+(?![A-Za-z0-9]))"
+    f"(?:\\d++[{_LETTER}]|[{_LETTER}]++\\d|[Oo]{{2,}}+(?![A-Za-z0-9]))"
 )
 
 
@@ -246,24 +266,24 @@ def read_digit_lookalikes(text: str) -> str:
     stands for 0 and I or l for 1 (a word counts when it holds a digit or is all O's, and the run
     holds an ASCII digit). A word of other letters ends a run: ``Ill``, ``I 2``, ``1O minutes``
     stay as they are. Each reading can make a longer run for the other ("l一二三四"), so both are
-    repeated until nothing changes."""
-    while True:
+    repeated until nothing changes, at most :data:`MAX_READING_ROUNDS` times. Numerals at the edge
+    of a number that begin or end the next word are left as they are (see :func:`_word_edges`)."""
+    for _ in range(MAX_READING_ROUNDS):
         read = text
         if _NUMERAL_CHAR.search(read) is not None:
             read = _NUMERAL_RUN.sub(_numerals_as_digits, read)
         if _LOOKALIKE_WORD.search(read) is not None:
             read = _LETTER_RUN.sub(_letters_as_digits, read)
         if read == text:
-            return read
+            break
         text = read
+    return text
 
 
 _NUMERAL_TABLE = str.maketrans(CJK_NUMERALS)
 _LETTER_TABLE = str.maketrans(LETTER_DIGITS)
-
-
-def _lone_numeral(edge: str, inside: str) -> bool:
-    return edge in CJK_NUMERALS and inside not in CJK_NUMERALS
+#: how many numerals at the end of a number can be the next word's ("三四点", "七八月")
+MAX_WORD_NUMERALS = 2
 
 
 def _numerals_as_digits(found: re.Match[str]) -> str:
@@ -275,20 +295,24 @@ def _numerals_as_digits(found: re.Match[str]) -> str:
 
 
 def _word_edges(found: re.Match[str]) -> tuple[str, str, str]:
-    """A numeral run cut into (head, body, tail), where the head and tail are a numeral that begins
-    or ends the next CJK word and so are not part of the number: in a run that holds an ASCII
-    digit (the writer used ASCII for the number), a lone numeral at an end of the run (the
-    character inside it an ASCII digit or a separator) is a word's when a CJK letter stands right
-    beyond it ("13800138000一直开机", "Order 462345678901235 一共两件", "唯一4012 ..."). Two or
-    more numerals at an end are the number's ("卡号肆零壹貳8888 ..."), and a run of numerals
-    alone keeps both ends: nothing tells where its number ends."""
+    """A numeral run cut into (head, body, tail), where the head and tail are numerals that begin
+    or end the next CJK word and so are not part of the number. Only in a run that holds an ASCII
+    digit (the writer used ASCII for the number), and only right next to a CJK letter: one or two
+    numerals ending the run ("13800138000一直开机", "Order 462345678901235 一共两件",
+    "13800138000三四点以后", "4012888888881881七八月份到期"), or a lone numeral beginning it
+    ("唯一4012 ..."). Three or more numerals at an end are the number's ("卡号肆零壹貳8888 ..."),
+    and a run of numerals alone keeps both ends: nothing tells where its number ends. The price:
+    a number whose first or last digits are typed as numerals right against a CJK word
+    ("信用卡四012 8888 8888 1881") is read without them."""
     run, text = found.group(), found.string
     if len(run) < 2 or not any("0" <= ch <= "9" for ch in run):
         return "", run, ""
     start, end = 0, len(run)
-    if _lone_numeral(run[-1], run[-2]) and _CJK_LETTER.match(text, found.end()):
-        end -= 1
-    if _lone_numeral(run[0], run[1]) and found.start() and _CJK_LETTER.match(text, found.start() - 1):
+    trailing = len(run) - len(run.rstrip(_NUMERAL))
+    if trailing <= MAX_WORD_NUMERALS and _CJK_LETTER.match(text, found.end()):
+        end -= trailing
+    lone_first = run[0] in CJK_NUMERALS and run[1] not in CJK_NUMERALS
+    if lone_first and found.start() and _CJK_LETTER.match(text, found.start() - 1):
         start += 1
     return run[:start], run[start:end], run[end:]
 
@@ -303,16 +327,18 @@ def _letters_as_digits(found: re.Match[str]) -> str:
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
     done = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
-    as_digits = read_digit_lookalikes(done.text)  # one for one: the map back does not change
-    if as_digits != done.text:
-        done = Normalized(text, as_digits, done.starts, done.ends)
-    if "\u3002" in done.text or "\u30fc" in done.text:  # one for one: the map back does not change
-        ascii_punctuated = _IME_BETWEEN_ASCII.sub(lambda m: _IME_PUNCTUATION[m.group()], done.text)
-        if ascii_punctuated != done.text:
-            done = Normalized(text, ascii_punctuated, done.starts, done.ends)
+    read = _ime_punctuation(read_digit_lookalikes(done.text))  # one for one: the map back does not change
+    if read != done.text:
+        done = Normalized(text, read, done.starts, done.ends)
     if _RLO in text:
         done = _with_screen_order_copy(done)
     return done
+
+
+def _ime_punctuation(text: str) -> str:
+    if "\u3002" in text or "\u30fc" in text:
+        return _IME_BETWEEN_ASCII.sub(lambda m: _IME_PUNCTUATION[m.group()], text)
+    return text
 
 
 #: RIGHT-TO-LEFT OVERRIDE: what follows it is shown reversed, character by character, up to the
@@ -379,7 +405,7 @@ def _with_screen_order_copy(norm: Normalized) -> Normalized:
         norm.text + "\n" + "".join(chars),
         (*norm.starts, norm.starts[-1], *starts),
         (*norm.ends, norm.ends[-1], *ends),
-        visual_from=len(norm.text) + 1,
+        copy_from=len(norm.text) + 1,
     )
 
 
@@ -400,7 +426,7 @@ def _normalize_each_cluster(text: str) -> Normalized:
         while text[j - 1] in REMOVED:  # ...but not the removed characters after it: a finding
             j -= 1  # ending here must not swallow a bidi control closing the number
         cluster = "".join(c for c in text[i:j] if c not in REMOVED)
-        folded = unicodedata.normalize("NFKC", cluster.translate(_DIGIT_SYMBOLS)).translate(_FOLD)
+        folded = unicodedata.normalize("NFKC", cluster.translate(_BEFORE_NFKC)).translate(_FOLD)
         if len(folded) > 1 and folded[0] in _BASES:
             folded = "".join(c for c in folded if c not in _MARKS)
         if folded.startswith(" ") and out and out[-1].endswith(" "):
