@@ -224,11 +224,12 @@ LETTER_DIGITS = {"O": "0", "o": "0", "I": "1", "l": "1"}
 #: A run counts as a number from this many digits (written either way) on: shorter ones are
 #: words (一二三 "one, two, three", 唯一一次, "1O minutes"), and nothing Vigil detects is shorter.
 MIN_LOOKALIKE_RUN = 4
-#: How many times the two readings take turns at most. A round reads at least one more stretch of
-#: a number that switches between numerals and look-alike letters, and a stretch holds at least
-#: two characters, so ten rounds read every number up to twenty characters long however it
-#: mixes them; an endless chain of switches ("1一二三O一二三O...", which would need one round per
-#: stretch, each over the whole text) costs ten passes and no more.
+#: How many times the two readings take turns at most. Each round after the first reads at least
+#: two more characters of a number that switches between numerals and look-alike letters
+#: ("1111O一O一...": the O, then 一 and the next O, ...), so ten rounds read every number up to
+#: twenty characters long however it mixes them (a test tries both), and an endless chain of
+#: switches, which would need one round per two characters, each over the whole text, costs ten
+#: passes and no more.
 MAX_READING_ROUNDS = 10
 _NUMERAL = "".join(CJK_NUMERALS)
 _LETTER = "".join(LETTER_DIGITS)
@@ -245,10 +246,10 @@ _WORD = f"(?>[0-9{_LETTER}]*\\d[0-9{_LETTER}]*+|[Oo]{{2,}}+)"
 _WORD_SEPARATOR = r"(?:[ ./_-]|, ?| ?[|•·] ?| - |\* \*|_ _|~ ~)"
 _LETTER_RUN = re.compile(f"(?<![A-Za-z0-9]){_WORD}(?:{_WORD_SEPARATOR}{_WORD})*(?![A-Za-z0-9])")
 #: what sends a text through _LETTER_RUN at all: a word mixing digits and look-alike letters, or
-#: of O's alone
-#: (at a word's start, the word checked whole by the lookahead first: its digits first and a letter
-#: next, its letters first and a digit next, or O's to its end. Possessive and atomic throughout:
-#: a long run of digits costs one pass, not one per way of splitting it.)
+#: of O's alone. At a word's start the lookahead checks the word is made of those characters only,
+#: then: digits and a letter after them, letters and a digit after them, or O's to its end.
+#: Possessive and atomic throughout (_WORD too): a long run of digits costs one pass, not one per
+#: way of splitting it.
 _LOOKALIKE_WORD = re.compile(
     f"(?<![A-Za-z0-9])(?=[0-9{_LETTER}]*+(?![A-Za-z0-9]))"
     f"(?:\\d++[{_LETTER}]|[{_LETTER}]++\\d|[Oo]{{2,}}+(?![A-Za-z0-9]))"
