@@ -327,9 +327,9 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     # a right-to-left override adds a copy in screen order after a line break: the same characters
     # from the same places, reversed where the override reverses them (a space that comes to meet
     # another, or a mark that comes to follow an ASCII letter, is dropped)
-    n = len(norm.text) if norm.copy_from is None else norm.copy_from - 1
-    if norm.copy_from is not None:
-        screen = range(norm.copy_from, len(norm.text))
+    n = len(norm.text) if norm.visual_from is None else norm.visual_from - 1
+    if norm.visual_from is not None:
+        screen = range(norm.visual_from, len(norm.text))
         assert "\u202e" in original and norm.text[n] == "\n"
         first = list(zip(norm.text[:n], norm.starts[:n], norm.ends[:n], strict=True))
         second = [(norm.text[k], norm.starts[k], norm.ends[k]) for k in screen]

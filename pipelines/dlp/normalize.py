@@ -152,7 +152,7 @@ class Normalized:
     """A normalised text and, per normalised character, the original span it came from.
 
     ``starts``/``ends`` are ``None`` when the normalised text is the original (the common case),
-    which keeps the fast path free of per-character lists. ``copy_from``: where a second copy
+    which keeps the fast path free of per-character lists. ``visual_from``: where a second copy
     of the text begins, appended after a line break, in the order a screen shows it (stretches
     under a right-to-left override reversed); ``starts`` and ``ends`` are sorted before it only.
     """
@@ -161,7 +161,7 @@ class Normalized:
     text: str
     starts: tuple[int, ...] | None = None
     ends: tuple[int, ...] | None = None
-    copy_from: int | None = None
+    visual_from: int | None = None
 
     @property
     def identity(self) -> bool:
@@ -173,7 +173,7 @@ class Normalized:
             return start, end
         if end <= start:
             raise ValueError(f"empty span [{start}, {end})")
-        if self.copy_from is not None and end > self.copy_from:
+        if self.visual_from is not None and end > self.visual_from:
             return min(self.starts[start:end]), max(self.ends[start:end])
         return self.starts[start], self.ends[end - 1]
 
@@ -183,7 +183,7 @@ class Normalized:
         if self.starts is None or self.ends is None:
             return start, end
         # in the first copy (the second holds the same characters again, in screen order)
-        hi = len(self.starts) if self.copy_from is None else self.copy_from - 1
+        hi = len(self.starts) if self.visual_from is None else self.visual_from - 1
         return bisect.bisect_left(self.starts, start, 0, hi), bisect.bisect_right(self.ends, end, 0, hi)
 
 
@@ -406,7 +406,7 @@ def _with_screen_order_copy(norm: Normalized) -> Normalized:
         norm.text + "\n" + "".join(chars),
         (*norm.starts, norm.starts[-1], *starts),
         (*norm.ends, norm.ends[-1], *ends),
-        copy_from=len(norm.text) + 1,
+        visual_from=len(norm.text) + 1,
     )
 
 

@@ -28,19 +28,20 @@ from pipelines.dlp.policy import load_policy_set  # noqa: E402
 from pipelines.record import MAX_BODY_CHARS  # noqa: E402
 
 BASELINE = "Thanks, I will call the client after lunch about the quarterly statement. "
+#: name: (what the text starts with, the piece repeated after it)
 PIECES = {
-    "digits": "4012888888881881" * 3 + "13800138000",
-    "digits, one O": "1O",
-    "numeral, digit": "一1",
-    "phone, numeral": "13800138000一",
-    "chain 一二三O": "一二三O",
-    "1111, chain O一": "O一",
-    "chain 一二三1O": "一二三1O",
-    "groups 4O12|": "4O12|",
-    "groups 4012 8888 ": "4012 8888 ",
-    "numeral, space": "一1 ",
-    "digit, space": "7 ",
-    "DE12 ": "DE12 ",
+    "digits": ("", "4012888888881881" * 3 + "13800138000"),
+    "digits, one O": ("", "1O"),
+    "numeral, digit": ("", "一1"),
+    "phone, numeral": ("", "13800138000一"),
+    "chain 一二三O": ("", "一二三O"),
+    "1111, chain O一": ("1111", "O一"),  # each reading round takes two more characters
+    "chain 一二三1O": ("", "一二三1O"),
+    "groups 4O12|": ("", "4O12|"),
+    "groups 4012 8888 ": ("", "4012 8888 "),
+    "numeral, space": ("", "一1 "),
+    "digit, space": ("", "7 "),
+    "DE12 ": ("", "DE12 "),
 }
 
 
@@ -52,19 +53,19 @@ def main() -> None:
     engine.inspect("warm up: card 4012 8888 8888 1881")
     sizes = (MAX_BODY_CHARS // 4, MAX_BODY_CHARS)
 
-    def text(piece: str, size: int) -> str:
-        # "1111, chain O一": the piece after four digits, each round reading two more characters
-        head = "1111" if piece == "O一" else ""
+    def text(head: str, piece: str, size: int) -> str:
         return (head + piece * (size // len(piece) + 1))[:size]
 
-    base = [timed(lambda s=s: engine.inspect(text(BASELINE, s))) for s in sizes]
+    prose = [text("", BASELINE, s) for s in sizes]
+    base = [timed(lambda t=t: engine.inspect(t)) for t in prose]
     print(f"policy {args.policy}; sizes {sizes[0]:,} and {sizes[1]:,} characters")
     print(f"baseline (chat prose): inspect {base[0]:.3f} s / {base[1]:.3f} s")
     print(f"{'text':22} {'normalize':>17} {'inspect':>17} {'x4 length':>10} {'vs prose':>9}")
     worst = 0.0
-    for name, piece in PIECES.items():
-        norm = [timed(lambda s=s, p=piece: normalize(text(p, s))) for s in sizes]
-        insp = [timed(lambda s=s, p=piece: engine.inspect(text(p, s))) for s in sizes]
+    for name, (head, piece) in PIECES.items():
+        texts = [text(head, piece, s) for s in sizes]
+        norm = [timed(lambda t=t: normalize(t)) for t in texts]
+        insp = [timed(lambda t=t: engine.inspect(t)) for t in texts]
         worst = max(worst, insp[1])
         print(
             f"{name:22} {norm[0]:7.3f} {norm[1]:7.3f} s  {insp[0]:7.3f} {insp[1]:7.3f} s"
