@@ -104,3 +104,28 @@ def _append_many(path: Path, worker: int) -> None:
     ledger = Ledger(path)
     for i in range(40):
         ledger.append([{"op": "search", "worker": worker, "i": i}])
+
+
+def test_a_whole_last_entry_missing_only_its_line_end_gets_one_before_the_next_append(
+    tmp_path: Path,
+) -> None:
+    ledger = _ledger(tmp_path, 2)
+    ledger.path.write_bytes(ledger.path.read_bytes().rstrip(b"\n"))
+    ledger.append([{"op": "note", "n": 2}])
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3]
+    assert all(line.endswith(b"\n") for line in lines)
+    assert ledger.problems() == []
+
+
+def test_a_ledger_that_does_not_repair_itself_refuses_to_append_onto_a_cut_entry(tmp_path: Path) -> None:
+    import pytest
+
+    from pipelines.errors import ArchiveError
+
+    ledger = _ledger(tmp_path, 2)
+    before = ledger.path.read_bytes() + b'{"op": "no'
+    ledger.path.write_bytes(before)
+    with pytest.raises(ArchiveError, match="cut short.*Nothing was written"):
+        ledger.append([{"op": "note", "n": 2}])
+    assert ledger.path.read_bytes() == before

@@ -108,3 +108,21 @@ def test_torn_manifest_tail_is_cut_on_recovery(tmp_path: Path, clean: tuple[Path
     assert s.recovered and "cut 1 uncommitted manifest line" in s.recovered
     assert fingerprint(archive) == expected
     assert verify(archive).ok
+
+
+def test_a_commit_entry_missing_only_its_line_end_is_completed_not_glued_onto(
+    tmp_path: Path, clean: tuple[Path, dict]
+) -> None:
+    src, expected = clean
+    archive = tmp_path / "archive"
+    ingest(src, archive)
+    manifest = archive / "_ledger" / "manifest.jsonl"
+    manifest.write_bytes(manifest.read_bytes().rstrip(b"\n"))  # a copy tool that drops the last "\n"
+    assert any("incomplete last line" in p for p in verify(archive).problems)
+    more = tmp_path / "more"
+    write_jsonl(more / "late.jsonl", [event(20_000 + i) for i in range(3)])
+    assert ingest(more, archive).archived == 3
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    assert all(line.endswith(b"\n") and line.count(b'"seq"') == 1 for line in lines)
+    assert verify(archive).ok
+    assert len(fingerprint(archive)["records"]) == len(expected["records"]) + 3

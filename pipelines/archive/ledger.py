@@ -131,7 +131,7 @@ class Ledger:
         lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            repaired = self._cut_torn_tail() if self.repair_torn_tail else 0
+            repaired = self._end_last_line()
             last = self.last_entry()
             if (last["seq"] if last else 0) < min_last_seq:
                 raise ArchiveError(
@@ -147,10 +147,14 @@ class Ledger:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
 
-    def _cut_torn_tail(self) -> int:
-        """Remove a last line without its line end (an append cut short); returns the bytes cut.
+    def _end_last_line(self) -> int:
+        """Make the ledger end in a line end before appending; returns the bytes cut.
+
         A last line that lacks only its line end (a whole entry, chained onto the one before it)
-        is kept and its line end written: nothing of it was lost."""
+        is kept and its line end written: nothing of it was lost, and appending onto it would glue
+        two entries into one line. A last line cut short inside an entry (an append cut short) is
+        removed when the ledger repairs its own tail (the audit log); otherwise (the manifest,
+        whose crash recovery runs before any append) it is an error, and nothing is written."""
         if not self.path.exists():
             return 0
         with self.path.open("rb+") as f:
@@ -169,16 +173,22 @@ class Ledger:
                     break
                 start = max(0, start - (1 << 20))
             f.seek(keep)
+            cut_bytes = 0
             if self._whole_entry(f.read(end - keep), before=keep):
                 f.seek(end)
                 f.write(b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-                return 0
-            f.truncate(keep)
+            elif self.repair_torn_tail:
+                f.truncate(keep)
+                cut_bytes = end - keep
+            else:
+                raise ArchiveError(
+                    f"{self.path} ends in a line that is cut short and is not a whole entry, so "
+                    "nothing can be chained onto it. Nothing was written; run `vigil verify` to see "
+                    "every problem and restore the file from a copy"
+                )
             f.flush()
             os.fsync(f.fileno())
-        return end - keep
+        return cut_bytes
 
     def _whole_entry(self, line: bytes, *, before: int) -> bool:
         """Whether ``line`` is a complete entry that chains onto the ledger's first ``before``
