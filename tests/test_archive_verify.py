@@ -326,3 +326,29 @@ def test_a_linked_folder_of_data_is_added_behind_the_manifests_back(tmp_path: Pa
     assert pq.read_table(archive / layout.RECORDS).num_rows > 30
     problems = verify(archive).problems
     assert problems == [f"{layout.RECORDS}/event_month=2026-02: not in the manifest (added behind its back)"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("path", 123, "line 1 has a field 'path' that is 123, not a string"),
+        ("path", None, "line 1 has a field 'path' that is null, not a string"),
+        ("rows", "12", "line 1 has a field 'rows' that is \"12\", not a number"),
+        ("seq", "1", 'line 1: sequence number "1" is not a whole number'),
+    ],
+)
+def test_a_manifest_field_of_the_wrong_type_is_a_named_problem(
+    archive: Path, field: str, value: object, named: str
+) -> None:
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    entry = json.loads(lines[0])
+    entry[field] = value
+    lines[0] = canonical(entry).encode() + b"\n"
+    manifest.write_bytes(b"".join(lines))
+    problems = verify(archive).problems
+    assert any(named in p for p in problems), problems
+    result = subprocess.run(
+        [*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr

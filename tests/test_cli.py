@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import click
 import pytest
-from helpers import VIGIL
+from factories import event, write_jsonl
+from helpers import VIGIL, ingest
 
-from pipelines.cli import COMMANDS, cli
+from pipelines.cli import COMMANDS, cli, main
+from pipelines.errors import ArchiveError
 
 
 def _all_commands() -> list[list[str]]:
@@ -141,11 +144,71 @@ def test_run_accepts_a_single_file(tmp_path) -> None:
     assert "Read 2 events from 1 file(s)" in result.stdout
 
 
-def test_an_unforeseen_error_is_one_line_with_exit_3(tmp_path) -> None:
-    (tmp_path / "a" / "_ledger" / "manifest.jsonl").mkdir(parents=True)  # a folder where a file belongs
-    result = subprocess.run(
+def test_an_unforeseen_error_is_one_line_with_exit_3(monkeypatch, capsys) -> None:
+    def boom(**_: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "main", boom)
+    with pytest.raises(SystemExit) as stopped:
+        main(["verify"])
+    assert stopped.value.code == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: unexpected ZeroDivisionError: division by zero")
+    assert "VIGIL_DEBUG=1" in err and "Traceback" not in err
+
+
+def test_a_vigil_error_re_raised_by_a_pipeline_step_keeps_its_message_and_exit_code(
+    monkeypatch, capsys
+) -> None:
+    def step(**_: object) -> None:
+        try:
+            raise ArchiveError("the archive is on fire; put it out")
+        except ArchiveError as exc:  # what Beam does: a new error naming the step, raised while handling
+            raise RuntimeError(f"{exc} [while running 'WriteArchive']") from None
+
+    monkeypatch.setattr(cli, "main", step)
+    with pytest.raises(SystemExit) as stopped:
+        main(["run"])
+    assert stopped.value.code == ArchiveError.exit_code
+    assert capsys.readouterr().err.startswith("error: the archive is on fire; put it out")
+
+
+def test_a_folder_where_the_manifest_belongs_is_a_problem_for_verify_and_named_by_search(tmp_path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(0)])
+    ingest(tmp_path / "in", tmp_path / "a")
+    manifest = tmp_path / "a" / "_ledger" / "manifest.jsonl"
+    manifest.unlink()
+    manifest.mkdir()
+    checked = subprocess.run(
         [*VIGIL, "verify", "--archive", str(tmp_path / "a")], capture_output=True, text=True, timeout=120
     )
+    assert checked.returncode == 1
+    assert "_ledger/manifest.jsonl is a folder, not the manifest" in checked.stderr
+    searched = subprocess.run(
+        [*VIGIL, "search", "--archive", str(tmp_path / "a"), "--role", "officer", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert searched.returncode == 3
+    assert searched.stderr.startswith(f"error: cannot use {manifest}: Is a directory.")
+    assert "Traceback" not in searched.stderr
+
+
+def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback(tmp_path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(0)])
+    archive = tmp_path / "archive"
+    ingest(tmp_path / "in", archive)
+    shutil.rmtree(archive / "_staging", ignore_errors=True)
+    (archive / "_staging").write_text("a file where the staging folder belongs")
+    write_jsonl(tmp_path / "in" / "b.jsonl", [event(1)])
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(archive), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 3
-    assert result.stderr.startswith("error: unexpected IsADirectoryError")
-    assert "VIGIL_DEBUG=1" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: cannot use {archive}/_staging/")
+    assert "Not a directory" in result.stderr and "resumes where its last commit ended" in result.stderr

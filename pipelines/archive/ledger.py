@@ -88,8 +88,12 @@ class Ledger:
             if not isinstance(entry, dict):
                 found.append(f"{where}: not a JSON object")
                 continue
-            if entry.get("seq") != expected_seq:
-                found.append(f"{where}: sequence number {entry.get('seq')} where {expected_seq} was expected")
+            seq = entry.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                found.append(f"{where}: sequence number {json.dumps(seq)} is not a whole number")
+                seq = None
+            elif seq != expected_seq:
+                found.append(f"{where}: sequence number {seq} where {expected_seq} was expected")
             if prev != "?" and entry.get("prev") != prev:
                 found.append(f"{where}: chain broken, 'prev' does not match the previous entry's hash")
             if entry.get("hash") != entry_hash(entry):
@@ -102,7 +106,7 @@ class Ledger:
                     "matches what Python reads"
                 )
             prev = entry.get("hash", "?")
-            expected_seq = (entry.get("seq") or expected_seq) + 1
+            expected_seq = (seq or expected_seq) + 1
         return found
 
     # writing -----------------------------------------------------------------------------------

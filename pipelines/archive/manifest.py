@@ -60,7 +60,7 @@ class ManifestState:
         """The newest audit-log position a commit recorded (``{"seq", "head"}``), if any."""
         for entry in reversed(list(self.commits.values())):
             anchor = entry.get("audit")
-            if isinstance(anchor, dict) and anchor.get("seq"):
+            if isinstance(anchor, dict) and isinstance(anchor.get("seq"), int) and anchor["seq"] > 0:
                 return anchor
         return None
 
@@ -104,19 +104,28 @@ def parse_entries(path: Path, lines: list[bytes], first_line: int = 1) -> list[d
     return entries
 
 
-def _replay_committed(path: Path, state: ManifestState, entries: list[dict[str, Any]]) -> int:
-    """Apply ``entries`` up to their last commit entry (what follows it was never committed) to
-    ``state``; returns how many were applied."""
+def _replay_committed(
+    path: Path, state: ManifestState, entries: list[dict[str, Any]], first_line: int
+) -> int:
+    """Apply ``entries`` (read from line ``first_line`` of ``path`` on) up to their last commit
+    entry (what follows it was never committed) to ``state``; returns how many were applied."""
     last_commit = max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
-    try:
-        _replay(state, entries[: last_commit + 1])
-        if last_commit >= 0:
-            state.head = entries[last_commit]["hash"]
-    except (KeyError, TypeError) as exc:
+    for i, entry in enumerate(entries[: last_commit + 1]):
+        try:
+            _check_fields(entry)
+        except KeyError as exc:
+            problem = f"has no field {exc}"
+        except TypeError as exc:
+            problem = f"has a {exc}"
+        else:
+            continue
         raise ArchiveError(
-            f"{path} has an entry without the field {exc} (the ledger was edited); "
+            f"{path} line {first_line + i} {problem} (the ledger was edited); "
             "run `vigil verify` to see every problem"
-        ) from None
+        )
+    _replay(state, entries[: last_commit + 1])
+    if last_commit >= 0:
+        state.head = entries[last_commit]["hash"]
     return last_commit + 1
 
 
@@ -154,7 +163,7 @@ def apply_lines(path: Path, state: ManifestState, lines: list[bytes]) -> Manifes
     """Replay the committed part of ``lines`` (the manifest lines after ``state``) onto ``state``."""
     covered = state.committed_lines
     entries = parse_entries(path, lines, first_line=covered + 1)
-    applied = _replay_committed(path, state, entries)
+    applied = _replay_committed(path, state, entries, covered + 1)
     state.total_lines = covered + len(lines)
     if applied:
         state.committed_lines = covered + applied
@@ -221,6 +230,25 @@ def lines_after(path: Path, offset: int) -> list[bytes]:
     with path.open("rb") as f:
         f.seek(offset)
         return list(f)
+
+
+#: the fields each manifest entry must have, with their JSON types (bool is not an int here)
+_FIELDS: dict[str, dict[str, type]] = {
+    "add": {"path": str, "kind": str, "rows": int, "bytes": int, "sha256": str, "commit": str},
+    "remove": {"path": str},
+    "commit": {"commit": str, "hash": str},
+}
+
+
+def _check_fields(entry: dict[str, Any]) -> None:
+    for name, kind in _FIELDS.get(entry.get("op"), {}).items():  # type: ignore[arg-type]
+        if name not in entry:
+            raise KeyError(name)
+        value = entry[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise TypeError(
+                f"field {name!r} that is {json.dumps(value)}, not a {'number' if kind is int else 'string'}"
+            )
 
 
 def _replay(state: ManifestState, entries: list[dict[str, Any]]) -> None:

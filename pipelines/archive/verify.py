@@ -79,6 +79,12 @@ def verify(
             )
         _check_audit(root, report, None, expect_audit_head)
         return report
+    if not ledger.path.is_file():
+        what = "a folder" if ledger.path.is_dir() else "not a regular file"
+        report.problems.append(
+            f"{layout.MANIFEST} is {what}, not the manifest: put the manifest back from a backup"
+        )
+        return report
     try:
         state = load_state(root, fresh=True)
     except (ArchiveError, ValueError, KeyError) as exc:

@@ -75,9 +75,33 @@ class _QuietImports(logging.Filter):
         return not str(record.msg).startswith("apitools not found")
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or while handling, outermost first (Beam re-raises an
+    error in a pipeline step as another one, with the step's name)."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return chain
+
+
+def _os_error_message(exc: OSError) -> str:
+    where = f" {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    return (
+        f"cannot use{where}: {reason}. Check that the path exists, that the user running Vigil may "
+        "read and write it, and that the disk has room; then run the command again (a `vigil run` "
+        "stopped this way resumes where its last commit ended)"
+    )
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: turns Vigil errors into a clear message and an exit code, never a traceback."""
     logging.getLogger().addFilter(_QuietImports())
+    if not os.environ.get("VIGIL_DEBUG"):
+        # Beam logs an error inside a pipeline step with its traceback before re-raising it; the
+        # message below says what went wrong (VIGIL_DEBUG=1 shows both)
+        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
     for arg in sys.argv[1:] if argv is None else argv:
         if not is_utf8(arg):
             shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
@@ -104,6 +128,13 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:  # a bug or an environment problem: one line, the details on request
         if os.environ.get("VIGIL_DEBUG"):
             raise
+        causes = _causes(exc)
+        if vigil := next((c for c in causes if isinstance(c, VigilError)), None):
+            click.secho(f"error: {vigil}", fg="red", err=True)
+            sys.exit(vigil.exit_code)
+        if os_error := next((c for c in causes if isinstance(c, OSError)), None):
+            click.secho(f"error: {_os_error_message(os_error)}", fg="red", err=True)
+            sys.exit(UNEXPECTED_EXIT)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         click.secho(
             f"error: unexpected {type(exc).__name__}: {first} (set VIGIL_DEBUG=1 to see the traceback; "
