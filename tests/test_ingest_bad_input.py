@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 from factories import event, line, write_jsonl
 from helpers import VIGIL, ingest
 
@@ -203,7 +204,9 @@ def test_entries_named_like_event_files_that_are_not_readable_files_are_named(tm
         f"gone.jsonl (a link to {tmp_path / 'nowhere.jsonl'}, which does not exist)",
         "pipe.jsonl (not a regular file but a pipe, socket or device; Vigil reads files)",
     ]
-    assert "3 event file(s) in the input could not be read: caf\\xe9.jsonl" in summary.render(archive)
+    assert "3 event file(s) or folder(s) in the input could not be read: caf\\xe9.jsonl" in summary.render(
+        archive
+    )
     # nothing else to read: the command says what it skipped
     (src / "good.jsonl").unlink()
     result = subprocess.run(
@@ -215,7 +218,7 @@ def test_entries_named_like_event_files_that_are_not_readable_files_are_named(tm
     assert result.returncode == 0 and "Traceback" not in result.stderr
     assert (
         "No event files" in result.stdout
-        and "3 event file(s) in the input could not be read" in result.stdout
+        and "3 event file(s) or folder(s) in the input could not be read" in result.stdout
     )
 
 
@@ -425,3 +428,131 @@ def test_a_linked_event_file_is_judged_by_its_own_name_and_read_once(tmp_path: P
         "_staging.jsonl",
         "export.txt",
     ]
+
+
+def _as_another_user() -> list[str]:
+    """A command prefix that runs a command as a user the permission bits apply to: as root,
+    nobody (through util-linux's setpriv; skipped without it), otherwise the current user."""
+    if os.geteuid() != 0:
+        return []
+    import shutil
+
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: permission bits cannot be tested")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _shared_tmp() -> Path:
+    """A folder the user of :func:`_as_another_user` owns (pytest's own is private to root)."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="vigil-perm-", dir="/tmp"))
+    if os.geteuid() == 0:
+        os.chown(base, 65534, 65534)
+    return base
+
+
+def _run_json(src: Path, archive: Path) -> dict:
+    import json
+
+    result = subprocess.run(
+        [
+            *_as_another_user(),
+            *VIGIL,
+            "run",
+            "--input",
+            str(src),
+            "--archive",
+            str(archive),
+            "--quiet",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_file_or_folder_the_user_may_not_read_is_named_and_read_once_it_may(tmp_path: Path) -> None:
+    import shutil
+
+    base = _shared_tmp()
+    try:
+        src = base / "in"
+        write_jsonl(src / "good.jsonl", [event(1), event(2)])
+        write_jsonl(src / "secret.jsonl", [event(3)])
+        write_jsonl(src / "locked" / "c.jsonl", [event(4)])
+        if os.geteuid() == 0:
+            for path in (
+                src,
+                src / "good.jsonl",
+                src / "secret.jsonl",
+                src / "locked",
+                src / "locked" / "c.jsonl",
+            ):
+                os.chown(path, 65534, 65534)
+        (src / "secret.jsonl").chmod(0)
+        (src / "locked").chmod(0)
+        first = _run_json(src, base / "archive")
+        assert (first["read"], first["archived"], first["balanced"]) == (2, 2, True)
+        assert sorted(first["unreadable_files"]) == [
+            "locked/ (a folder the user running Vigil cannot list (Permission denied): nothing in it "
+            "was read; fix its permissions and run again)",
+            "secret.jsonl (the user running Vigil may not read it: fix its permissions and run again)",
+        ]
+        (src / "secret.jsonl").chmod(0o644)
+        (src / "locked").chmod(0o755)
+        second = _run_json(src, base / "archive")
+        assert (second["read"], second["archived"], second["duplicates"]) == (2, 2, 0)
+        assert second["unreadable_files"] == []
+    finally:
+        for folder, _, _ in os.walk(base):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_file_that_cannot_be_read_when_its_turn_comes_is_one_dead_letter(tmp_path: Path) -> None:
+    from pipelines.ingest.transforms import _ReadLines
+
+    folder = tmp_path / "looks-like.jsonl"  # opening it fails with an OSError, as root too
+    folder.mkdir()
+    (out,) = list(_ReadLines(1 << 20).process((str(folder), 0, False)))
+    assert out.problem[0] == "unreadable_file"
+    assert "cannot read the file after 0 bytes" in out.problem[1] and "run again" in out.problem[1]
+
+
+def test_links_to_folders_are_followed_each_real_folder_once(tmp_path: Path) -> None:
+    src, exports = tmp_path / "in", tmp_path / "exports"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    write_jsonl(exports / "2026" / "day.jsonl", [event(2), event(3)])
+    write_jsonl(exports / "2026" / "deeper" / "more.jsonl", [event(4)])
+    (src / "2026").symlink_to(exports / "2026")
+    (src / "again").symlink_to(exports / "2026")  # a second name for the same folder
+    (exports / "2026" / "loop").symlink_to(src)  # a loop back to the input
+    write_jsonl(exports / "2026" / "_labels" / "l.jsonl", [event(5)])  # bookkeeping, as anywhere
+    summary = ingest(src, tmp_path / "archive")
+    assert (summary.sources, summary.read, summary.archived, summary.duplicates) == (3, 4, 4, 0)
+    assert summary.unreadable_files == [] and summary.balanced
+
+
+def test_a_last_line_without_its_line_end_is_read_once_when_the_file_grows(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    src.mkdir()
+    path = src / "f.jsonl"
+    path.write_bytes(line(event(1)) + line(event(2)).rstrip(b"\n"))
+    assert ingest(src, archive).archived == 2
+    with path.open("ab") as f:
+        f.write(b"\n" + line(event(3)))
+    again = ingest(src, archive)
+    assert (again.read, again.archived, again.duplicates) == (1, 1, 0)
+    # a last line cut short is read again once finished, not lost
+    with path.open("ab") as f:
+        f.write(line(event(4))[:20])
+    third = ingest(src, archive)
+    assert third.dead_letter_reasons == {"malformed_json": 1}
+    with path.open("ab") as f:
+        f.write(line(event(4))[20:])
+    fourth = ingest(src, archive)
+    assert (fourth.read, fourth.archived) == (1, 1)

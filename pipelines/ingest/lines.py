@@ -53,11 +53,17 @@ def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES, start: int 
     tail = data[cut + 1 :].removeprefix(BOM)
     if not tail.strip():
         return False
+    return not whole_json(tail)
+
+
+def whole_json(raw: bytes) -> bool:
+    """Whether a line is one whole JSON value (so a writer cannot still be adding to it). Invalid
+    UTF-8 is judged when the line is read, not here."""
     try:
-        json.loads(tail.decode("utf-8", "replace"))  # invalid UTF-8 is judged when it is read
+        json.loads(raw.decode("utf-8", "replace"))
     except ValueError:
-        return True
-    return False
+        return False
+    return True
 
 
 class _LineSource(Protocol):

@@ -19,7 +19,7 @@ future_timestamp       the event claims to happen further in the future than the
 invalid_text           a string holds unpaired surrogates that cannot be stored as UTF-8
 invalid_event          any other schema violation (the reason lists the fields), or a line the
                        validator failed on unexpectedly (the reason names the error)
-unreadable_file        a .gz file cannot be decompressed from this offset on (one per file)
+unreadable_file        a file cannot be read (or a .gz file decompressed) from this offset on (one per file)
 truncated_gzip         a .gz file ends early at this offset (one per file)
 =====================  ==========================================================================
 

@@ -7,7 +7,6 @@ not loaded whole: its first bytes, total size and SHA-256 are kept and it is rep
 
 from __future__ import annotations
 
-import glob
 import gzip
 import hashlib
 import os
@@ -16,6 +15,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -107,7 +107,7 @@ def check_input(input_path: str) -> tuple[str, str | None, bool]:
     if not FileSystems.exists(base):
         raise InputError(f"input {input_path} does not exist; pass the folder `vigil simulate --out` wrote")
     # Beam matches patterns; brackets (the one way to quote *?[ in one) make the name literal
-    quoted = glob.escape(base) if is_local(base) else base
+    quoted = glob_escape(base) if is_local(base) else base
     single = os.path.isfile(base) if is_local(base) else bool(_match(base))
     if single and not base.endswith(SUFFIXES):
         raise InputError(
@@ -141,34 +141,40 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     def relative(listed: str) -> str:
         return _shown(listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed)
 
-    try:
-        matched = _match(pattern)
-    except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
-        raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
-    for meta in matched:
+    def consider(meta: Any, link: tuple[str, str] | None = None) -> None:
         # judged by the name it has in the input (a link is an event file if the link is named like
         # one), read and remembered by its real path (two names of one file are read once)
         listed, name = canonical_dir(meta.path), canonical(meta.path)
+        if link is not None and listed.startswith(link[1] + "/"):  # found through a folder link
+            listed = link[0] + listed[len(link[1]) :]
         if _hidden_below(listed, root) or listed.endswith(".tmp"):
-            continue
+            return
         if excluded and (name.startswith(excluded) or listed.startswith(excluded)):
-            continue
+            return
         if not glob and not listed.endswith(SUFFIXES):
             unread.append(relative(listed))
-            continue
+            return
         problem = _not_a_readable_file(listed, name)
         if problem:
             skipped.append(f"{relative(listed)} ({problem})")
-            continue
+            return
         mtime = int((meta.last_updated_in_seconds or 0) * 1e9)
-        found[name] = SourceFile(name, meta.size_in_bytes, mtime)
-    if not glob and root and is_local(root) and os.path.isdir(root):
-        # the listing leaves out links to nothing: a file someone meant to archive must not vanish
-        skipped += [
-            f"{relative(canonical_dir(path))} (a link to {_shown(os.readlink(path))}, which does not exist)"
-            for path in _dangling_links(root)
-            if not (excluded and canonical_dir(path).startswith(excluded))
-        ]
+        found.setdefault(name, SourceFile(name, meta.size_in_bytes, mtime))
+
+    try:
+        for meta in _match(pattern):
+            consider(meta)
+        if not glob and root and is_local(root) and os.path.isdir(root):
+            # Beam's listing neither follows folder links nor says which folders it could not list
+            tree = _walk(root, excluded)
+            for link, real in tree.linked_folders:
+                for meta in _match(glob_escape(real) + "/**"):
+                    consider(meta, (canonical_dir(link), real))
+            skipped += [relative(canonical_dir(path)) + f" ({why})" for path, why in tree.problems]
+    except InputError:
+        raise
+    except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
+        raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
     return Listing(sorted(found.values(), key=lambda s: s.name), sorted(unread), sorted(skipped))
 
 
@@ -183,6 +189,8 @@ def _not_a_readable_file(listed: str, name: str) -> str | None:
             return None  # gone since it was listed: the reader says so
         if not stat.S_ISREG(mode):
             return "not a regular file but a pipe, socket or device; Vigil reads files"
+        if not os.access(name, os.R_OK):
+            return "the user running Vigil may not read it: fix its permissions and run again"
     return None
 
 
@@ -191,10 +199,48 @@ def _shown(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _dangling_links(root: str) -> Iterator[str]:
-    """Links named like event files whose target does not exist, outside ``_``/``.`` folders."""
-    for folder, dirs, files in os.walk(root):
+@dataclass
+class _Tree:
+    #: (the link as named in the input, the real folder) for each link to a folder outside the
+    #: input and outside the other linked folders, each real folder once (links in a loop end)
+    linked_folders: list[tuple[str, str]] = field(default_factory=list)
+    #: (path, why) for what is there but cannot be read: folders that cannot be listed, links
+    #: named like event files that lead nowhere
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _walk(root: str, excluded: str | None) -> _Tree:
+    """What a plain listing of ``root`` does not show, outside ``_``/``.`` folders and ``excluded``."""
+    tree = _Tree()
+    covered = [os.path.realpath(root).rstrip("/") + "/"]  # real folders already listed
+
+    def unlistable(exc: OSError) -> None:
+        if exc.filename and os.path.isdir(exc.filename):
+            why = exc.strerror or str(exc)
+            tree.problems.append(
+                (
+                    exc.filename + "/",
+                    f"a folder the user running Vigil cannot list ({why}): nothing in it was read; "
+                    "fix its permissions and run again",
+                )
+            )
+
+    for folder, dirs, files in os.walk(root, onerror=unlistable, followlinks=True):
         dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        for entry in list(dirs):
+            path = os.path.join(folder, entry)
+            if excluded and canonical_dir(path).startswith(excluded):
+                dirs.remove(entry)
+                continue
+            if os.path.islink(path):
+                real = os.path.realpath(path)
+                if any((real + "/").startswith(done) for done in covered) or (
+                    excluded and (real + "/").startswith(excluded)
+                ):
+                    dirs.remove(entry)  # already listed (a loop, or a second link to it)
+                    continue
+                covered.append(real + "/")
+                tree.linked_folders.append((path, real))
         for entry in files:
             path = os.path.join(folder, entry)
             if (
@@ -202,8 +248,10 @@ def _dangling_links(root: str) -> Iterator[str]:
                 and not entry.startswith(("_", "."))
                 and os.path.islink(path)
                 and not os.path.exists(path)
+                and not (excluded and canonical_dir(path).startswith(excluded))
             ):
-                yield path
+                tree.problems.append((path, f"a link to {_shown(os.readlink(path))}, which does not exist"))
+    return tree
 
 
 def prefix_sha256(source: str, length: int) -> str | None:
@@ -312,7 +360,7 @@ def read_lines(
             except EOFError:
                 if hold_partial_tail:
                     return  # follow mode: the writer has not finished the file; read it again later
-                yield _problem(
+                yield file_problem(
                     source,
                     offset,
                     "truncated_gzip",
@@ -320,7 +368,7 @@ def read_lines(
                     "(the file is cut, or still being written); the lines before were read",
                 )
             except (OSError, zlib.error) as exc:
-                yield _problem(
+                yield file_problem(
                     source,
                     offset,
                     "unreadable_file",
@@ -329,7 +377,8 @@ def read_lines(
                 )
 
 
-def _problem(source: str, offset: int, code: str, reason: str) -> Line:
+def file_problem(source: str, offset: int, code: str, reason: str) -> Line:
+    """A line standing for a file-level problem (one of :data:`FILE_PROBLEMS`) at ``offset``."""
     return Line(source, offset, b"", 0, None, 0, problem=(code, reason))
 
 

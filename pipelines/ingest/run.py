@@ -132,7 +132,7 @@ class RunSummary:
     def describe_unreadable(self, shown: int = 3) -> str:
         """One line about the entries named like event files that are not files Vigil can read."""
         names = "; ".join(self.unreadable_files[:shown]) + ("; ..." if self.unreadable_count > shown else "")
-        return f"{self.unreadable_count:,} event file(s) in the input could not be read: {names}"
+        return f"{self.unreadable_count:,} event file(s) or folder(s) in the input could not be read: {names}"
 
     def _dlp_labels(self) -> list[tuple[str, int]]:
         names = {"block": "blocked", "redact": "redacted", "flag": "flagged"}

@@ -27,7 +27,15 @@ from pipelines import progress
 from pipelines.archive import layout, reader, writer
 from pipelines.archive.record_index import RecordIndex
 from pipelines.ingest import dedup, parse
-from pipelines.ingest.read import FILE_PROBLEMS, PrefixHash, prefix_sha256, read_lines, resumable
+from pipelines.ingest.lines import whole_json
+from pipelines.ingest.read import (
+    FILE_PROBLEMS,
+    PrefixHash,
+    file_problem,
+    prefix_sha256,
+    read_lines,
+    resumable,
+)
 from pipelines.record import from_micros, to_micros
 
 NAMESPACE = "vigil"
@@ -64,7 +72,9 @@ class _ReadLines(beam.DoFn):
         try:
             for line in lines:
                 progress.report("reading (bytes)", line.span)
-                if line.span > line.size:  # ended by a newline: an unterminated last line is read again
+                if line.span > line.size or (line.problem is None and whole_json(line.raw)):
+                    # ended by a newline, or a last line without one that is whole JSON (its writer
+                    # does not end lines): read on after it. A last line cut short is read again.
                     end = line.offset + line.span
                 if line.problem is None and not line.too_long and not line.raw.strip(JSON_SPACE):
                     self.blank.inc()
@@ -76,6 +86,18 @@ class _ReadLines(beam.DoFn):
             # deleted meanwhile): nothing was read from it, and it is not marked consumed
             self.vanished.inc()
             yield TaggedOutput(POSITIONS, (source, VANISHED, "", False))
+            return
+        except OSError as exc:
+            # unreadable since it was listed (permissions changed, a disk error): one dead letter
+            # for the file, which is not consumed, so the next run reads it again
+            self.lines.inc()
+            yield file_problem(
+                source,
+                end,
+                "unreadable_file",
+                f"cannot read the file after {end - start:,} bytes ({exc.strerror or exc}); the lines "
+                "before were read, nothing after; fix the file or its permissions and run again",
+            )
             return
         if prefix is not None:  # where the next run goes on, and a hash to tell it nothing changed before
             sha = prefix.hexdigest() if prefix.upto == end else prefix_sha256(source, end)
