@@ -29,6 +29,7 @@ from pipelines.record import party_key
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 from pipelines.search.results import HIT_FIELDS, Page
 from pipelines.search.sql import Decided
+from pipelines.search.wordbreak import simple_lower
 
 #: Highlight markers: private-use characters, which never occur in real message text.
 PRE_TAG = "\ue000"
@@ -164,7 +165,9 @@ def _text(node: Node, field: str) -> dict[str, Any]:
 def _leaf(node: Node, field: str) -> dict[str, Any]:
     segs = node.segments  # type: ignore[union-attr]
     if isinstance(node, Prefix):
-        return {"prefix": {field: {"value": node.text.lower()}}}
+        # lower-cased one character at a time, as the index's lowercase filter does (İ is i)
+        value = "".join(simple_lower(ch) for ch in node.text)  # type: ignore[union-attr]
+        return {"prefix": {field: {"value": value}}}
     if any(s.cjk for s in segs):
         return {"match_phrase": {f"{field}.cjk": {"query": node.text}}}  # type: ignore[union-attr]
     return {"match_phrase": {field: {"query": node.text}}}  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ a body, built from DLP findings) matches the query.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 from pipelines.search.query import And, Leaf, Node, Not, Or, Prefix, leaves
@@ -17,10 +18,24 @@ Span = tuple[int, int]
 
 
 @lru_cache(maxsize=512)
-def leaf_pattern(leaf: Leaf) -> re.Pattern[str]:
-    from pipelines.search.text import py_pattern
+def leaf_pattern(leaf: Leaf) -> tuple[re.Pattern[str], bool]:
+    """The Python pattern of a word or phrase, and whether it is matched on the width-folded text
+    (text with CJK, as :func:`pipelines.search.sql.compile_query` does)."""
+    from pipelines.search.text import py_pattern, search_segments
 
-    return py_pattern(leaf.segments, prefix=isinstance(leaf, Prefix))
+    segs, folds = search_segments(leaf.text)
+    return py_pattern(segs, prefix=isinstance(leaf, Prefix)), folds
+
+
+def _leaf_spans(leaf: Leaf, text: str) -> Iterator[Span]:
+    from pipelines.search.text import has_width_forms, width_fold_offsets
+
+    pattern, folds = leaf_pattern(leaf)
+    if not folds or not has_width_forms(text):
+        yield from (m.span() for m in pattern.finditer(text))
+        return
+    folded, starts = width_fold_offsets(text)
+    yield from ((starts[m.start()], starts[m.end()]) for m in pattern.finditer(folded))
 
 
 def evaluate(node: Node | None, text: str | None) -> bool:
@@ -34,7 +49,7 @@ def evaluate(node: Node | None, text: str | None) -> bool:
         return any(evaluate(i, value) for i in node.items)
     if isinstance(node, Not):
         return not evaluate(node.item, value)
-    return leaf_pattern(node).search(value) is not None
+    return next(_leaf_spans(node, value), None) is not None
 
 
 def spans(node: Node | None, text: str | None) -> list[Span]:
@@ -43,7 +58,7 @@ def spans(node: Node | None, text: str | None) -> list[Span]:
         return []
     found: list[Span] = []
     for leaf in leaves(node):
-        found.extend(m.span() for m in leaf_pattern(leaf).finditer(text) if m.end() > m.start())
+        found.extend((start, end) for start, end in _leaf_spans(leaf, text) if end > start)
     return merge(found)
 
 

@@ -176,30 +176,44 @@ def _text(node: Node, column: str, p: Params) -> str:
 def _leaf(node: Node, column: str, p: Params) -> str:
     # Cheapest test first: DuckDB evaluates AND left to right on the rows still selected, so the
     # regular expression only sees rows that already contain the words in order.
-    segs = node.segments  # type: ignore[union-attr]
+    segs, folds = textmod.search_segments(node.text)  # type: ignore[union-attr]
     prefix = isinstance(node, Prefix)
     if len(segs) == 1 and segs[0].cjk:
-        # width forms fold as in Elasticsearch's cjk analyzer (ｶｰﾄﾞ = カード); a body is folded only
-        # when it holds a character that folding changes. A run of CJK characters holds no ASCII
-        # (full-width letters and digits make their own Latin segment), and of its characters only
-        # katakana have half-width forms, so a run without katakana is a plain substring test.
-        folded = textmod.width_fold(segs[0].text)
-        run = p.add(folded)
-        if not any("\u30a0" <= c <= "\u30ff" for c in folded):
-            return f"contains({column}, {run})"
-        return (
-            f"(contains({column}, {run}) OR (regexp_matches({column}, {p.add(textmod.WIDTH_FORMS)}) "
-            f"AND contains({WIDTH_FOLD}({column}), {run})))"
-        )
+        # a pure CJK run holds no case to fold: a substring test
+        run = p.add(segs[0].text)
+        test = f"contains({column}, {run})"
+        folded = f"contains({WIDTH_FOLD}({column}), {run})"
+    else:
+        tests = [(kind, p.add(value)) for kind, value in _tests(segs, prefix)]
+        test = _all([_test(kind, column, name) for kind, name in tests])
+        folded = _all([_test(kind, f"{WIDTH_FOLD}({column})", name) for kind, name in tests])
+    if not folds or not any(textmod.width_sensitive(s.text) for s in segs):
+        return test
+    # Text with CJK is matched as Elasticsearch's cjk analyzer sees it: width forms folded on both
+    # sides (ｶｰﾄﾞ = カード, ＡＢＣ = ABC). A body is folded only when it holds a character that
+    # folding changes; the query's text is folded already (textmod.search_segments).
+    return f"({test} OR (regexp_matches({column}, {p.add(textmod.WIDTH_FORMS)}) AND {folded}))"
+
+
+def _tests(segs: list[textmod.Segment], prefix: bool) -> list[tuple[str, str]]:
+    """The tests of a text leaf as ``(kind, value)``, cheapest first: every match passes them all."""
     tests = []
     hint = textmod.cjk_hint(segs)
     if hint is not None:
-        tests.append(f"contains({column}, {p.add(hint)})")
+        tests.append(("contains", hint))
     literal = textmod.literal_hint(segs)
     if literal is not None:
-        tests.append(f"regexp_matches({column}, {p.add(literal)})")
-    tests.append(f"regexp_matches({column}, {p.add(textmod.re2_pattern(segs, prefix=prefix))})")
-    return "(" + " AND ".join(tests) + ")"
+        tests.append(("regexp", literal))
+    tests.append(("regexp", textmod.re2_pattern(segs, prefix=prefix)))
+    return tests
+
+
+def _test(kind: str, value: str, name: str) -> str:
+    return f"contains({value}, {name})" if kind == "contains" else f"regexp_matches({value}, {name})"
+
+
+def _all(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "(" + " AND ".join(items) + ")"
 
 
 def files_param(root: Path, files: Iterable[DataFile]) -> list[str]:

@@ -7,12 +7,15 @@ with RE2 regular expressions (DuckDB's ``regexp_matches``). This module turns a 
 phrase into *segments* and then into patterns that reproduce the analyzers' behaviour:
 
 * a **Latin segment** is one token as the standard tokenizer would cut it: letters, digits and
-  ``_``, where ``.`` ``'`` ``’`` ``:`` ``·`` (and their full-width and small forms) join two
-  letters and ``.`` ``,`` ``;`` ``'`` ``’`` (likewise) join two digits (``don't``, ``example.com``,
-  ``1,000.50`` are single tokens, ``hello,world`` and ``10:30`` are two). It matches a whole
-  token, case-insensitively, never part of one;
+  connectors (``_``), where ``.`` ``'`` ``’`` ``:`` ``·`` (and their full-width and small forms)
+  join two letters and ``.`` ``,`` ``;`` ``'`` ``’`` (likewise) join two digits (``don't``,
+  ``example.com``, ``1,000.50`` are single tokens, ``hello,world`` and ``10:30`` are two). Which
+  character is which comes from Unicode (:mod:`pipelines.search.wordbreak`). It matches a whole
+  token, ignoring case as Elasticsearch's ``lowercase`` filter does (each letter becomes the class
+  of the letters with the same simple lower case, in both dialects), never part of one;
 * a **CJK segment** is a run of Han, kana or Hangul characters. It matches as a substring, which
-  is what a ``match_phrase`` over bigrams amounts to;
+  is what a ``match_phrase`` over bigrams amounts to. A word or phrase with CJK is matched on the
+  width-folded text (:func:`width_fold`), as the ``cjk`` analyzer folds both sides;
 * a phrase is its segments in order: two Latin tokens with only separators between them (no
   other token, no joiner that would glue them into one), CJK runs likewise, and a Latin token next
   to a CJK run with or without separators;
@@ -24,8 +27,9 @@ hits and for re-checking a text that only exists in Python (the CRM view of a bo
 Known differences, documented for users: a single CJK character matches anywhere on the embedded
 engine but on Elasticsearch only where it stands alone (bigrams hide it); the ``cjk`` analyzer
 drops English stop words, so in a phrase that mixes CJK and Latin words, ``the``/``and``/… are
-ignored by Elasticsearch but required by the embedded engine; emoji, and joiners other than the
-ones listed above, follow the simpler embedded rule; an invisible format character inside a word
+ignored by Elasticsearch but required by the embedded engine; emoji are separators, and marks
+that UAX #29 attaches to whatever precedes them have a fixed class; an invisible format character
+inside a word
 (soft hyphen, zero-width joiner) stays part of the word in Elasticsearch (``pass<SHY>word`` is
 one token, matched by neither ``pass`` nor ``password``) but splits it on the embedded engine
 (``pass`` finds it).
@@ -37,65 +41,27 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
-#: Scripts the ``cjk`` analyzer bigrams (Han with its marks, kana, Hangul), as code point ranges.
-CJK_RANGES: tuple[tuple[int, int], ...] = (
-    (0x1100, 0x11FF),  # Hangul Jamo
-    (0x2E80, 0x2FDF),  # CJK radicals, Kangxi radicals
-    (0x3005, 0x3007),  # 々 〆 〇
-    (0x3040, 0x30FF),  # Hiragana, Katakana (with ー)
-    (0x3130, 0x318F),  # Hangul compatibility Jamo
-    (0x31F0, 0x31FF),  # Katakana phonetic extensions
-    (0x3400, 0x4DBF),  # CJK extension A
-    (0x4E00, 0x9FFF),  # CJK unified ideographs
-    (0xAC00, 0xD7AF),  # Hangul syllables
-    (0xF900, 0xFAFF),  # CJK compatibility ideographs
-    (0xFF66, 0xFF9F),  # half-width Katakana
-    (0x20000, 0x2FA1F),  # CJK extensions B..F, compatibility supplement
-)
+from pipelines.search import unicode_tables as _tables
+from pipelines.search.wordbreak import simple_lower
 
-#: Characters that separate tokens: ASCII and Latin-1 punctuation and symbols, general and CJK
-#: punctuation, full-width punctuation, arrows, maths, box drawing, emoji. Every other character
-#: that is not CJK is a word character (letters of any script, digits, ``_``, marks). An explicit
-#: list rather than Unicode properties: RE2 runs small classes several times faster, and Python
-#: and RE2 then agree on every character.
-SEPARATOR_RANGES: tuple[tuple[int, int], ...] = (
-    (0x00, 0x2F),
-    (0x3A, 0x40),
-    (0x5B, 0x5E),
-    (0x60, 0x60),
-    (0x7B, 0xA9),
-    (0xAB, 0xB1),
-    (0xB4, 0xB4),
-    (0xB6, 0xB8),
-    (0xBB, 0xBB),
-    (0xBF, 0xBF),
-    (0xD7, 0xD7),
-    (0xF7, 0xF7),
-    (0x2000, 0x206F),  # general punctuation (spaces, dashes, quotes, ellipsis)
-    (0x20A0, 0x20CF),  # currency
-    (0x2190, 0x23FF),  # arrows, maths, technical
-    (0x2500, 0x27BF),  # box drawing, shapes, dingbats
-    (0x2900, 0x2BFF),  # arrows, maths, symbols
-    (0x2E00, 0x2E7F),  # supplemental punctuation
-    (0x3000, 0x3004),  # ideographic space, 、。
-    (0x3008, 0x3020),  # CJK brackets 「」『』【】
-    (0x3030, 0x3030),
-    (0xFE30, 0xFE6F),  # CJK compatibility and small forms
-    (0xFF00, 0xFF0F),  # full-width punctuation
-    (0xFF1A, 0xFF20),
-    (0xFF3B, 0xFF40),
-    (0xFF5B, 0xFF65),
-    (0x1F000, 0x1FAFF),  # emoji and pictographs
-)
-DIGIT_RANGES: tuple[tuple[int, int], ...] = ((0x30, 0x39), (0xFF10, 0xFF19))
-UNDERSCORE: tuple[tuple[int, int], ...] = ((0x5F, 0x5F),)
+#: The character classes, derived from Unicode properties (UAX #29 word break, scripts) by
+#: :mod:`pipelines.search.wordbreak`, which documents the rules; a test checks the tables against
+#: them. Characters that are neither separators nor CJK are word characters (letters of any
+#: script, digits, connectors such as ``_``, combining marks). Explicit ranges rather than Unicode
+#: properties in the patterns: Python and RE2 then agree on every character.
+CJK_RANGES = _tables.CJK_RANGES
+SEPARATOR_RANGES = _tables.SEPARATOR_RANGES
+DIGIT_RANGES = _tables.DIGIT_RANGES
+#: ExtendNumLet (``_``, ``＿``, ``‿``): word characters that are neither letters nor digits.
+CONNECTOR_RANGES = _tables.CONNECTOR_RANGES
 
-#: UAX #29 MidLetter and MidNumLet (and the apostrophe): glue letter to letter. With their
-#: full-width and small forms, the middle dot and the hyphenation point (``l·l``, ``example．com``).
-LETTER_JOINERS = ":.'’‘․·‧﹒﹕＇．："
-#: MidNum and MidNumLet: glue digit to digit (``1,000.50``, ``1，000``, ``3⁄4``).
-DIGIT_JOINERS = ".,;'’‘․⁄﹐﹒﹔＇，．；"
+#: UAX #29 MidLetter, MidNumLet and Single_Quote: glue letter to letter (``don't``,
+#: ``example．com``, ``l·l``).
+LETTER_JOINERS = _tables.LETTER_JOINERS
+#: MidNum, MidNumLet and Single_Quote: glue digit to digit (``1,000.50``, ``1，000``, ``3⁄4``).
+DIGIT_JOINERS = _tables.DIGIT_JOINERS
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -162,8 +128,8 @@ def _classes(render: Callable[..., str]) -> Classes:
         cjk=render(cjk),
         word=render(sep, cjk, negate=True),
         not_word=render(sep, cjk),
-        letter=render(sep, cjk, dig, UNDERSCORE, negate=True),
-        not_letter=render(sep, cjk, dig, UNDERSCORE),
+        letter=render(sep, cjk, dig, CONNECTOR_RANGES, negate=True),
+        not_letter=render(sep, cjk, dig, CONNECTOR_RANGES),
         digit=render(dig),
         not_digit=render(dig, negate=True),
         lj=render(_chars(LETTER_JOINERS)),
@@ -179,6 +145,7 @@ R2 = _classes(_re2_class)
 PY = _classes(_py_class)
 _CJK_CHAR = re.compile(PY.cjk)
 _DIGIT_CHAR = re.compile(PY.digit)
+_LETTER_CHAR = re.compile(PY.letter)
 _JOIN = f"(?:(?<={PY.letter}){PY.lj}(?={PY.letter})|(?<={PY.digit}){PY.dj}(?={PY.digit}))"
 _TOKEN = f"{PY.word}+(?:{_JOIN}{PY.word}+)*"
 _SEGMENTS = re.compile(f"(?P<cjk>{PY.cjk}+)|(?P<latin>{_TOKEN})")
@@ -210,9 +177,9 @@ def is_single_token(text: str) -> bool:
 def _kind(ch: str) -> str:
     if _DIGIT_CHAR.match(ch):
         return "digit"
-    if ch == "_":
-        return "other"
-    return "letter"
+    if _LETTER_CHAR.match(ch):
+        return "letter"
+    return "other"  # a connector (``_``)
 
 
 def _left(c: Classes, first: str, *, lookaround: bool) -> str:
@@ -254,7 +221,7 @@ def _gap(c: Classes, a: Segment, b: Segment) -> str:
     return f"{c.sep}+"
 
 
-def _pattern(c: Classes, segs: list[Segment], prefix: bool, escape: Callable[[str], str], py: bool) -> str:
+def _pattern(c: Classes, segs: list[Segment], prefix: bool, literal: Callable[[str], str], py: bool) -> str:
     if not segs:
         raise ValueError("nothing to search for")
     parts: list[str] = []
@@ -263,7 +230,7 @@ def _pattern(c: Classes, segs: list[Segment], prefix: bool, escape: Callable[[st
     for i, seg in enumerate(segs):
         if i:
             parts.append(_gap(c, segs[i - 1], seg))
-        parts.append(escape(seg.text))
+        parts.append(literal(seg.text))
     if prefix:
         if py:  # highlight the whole token the prefix starts
             parts.append(f"{c.word}*(?:(?:{c.lj}|{c.dj}){c.word}+)*")
@@ -272,27 +239,66 @@ def _pattern(c: Classes, segs: list[Segment], prefix: bool, escape: Callable[[st
     return "".join(parts)
 
 
+# ---------------------------------------------------------------------------------------------
+# case: what Elasticsearch's ``lowercase`` filter makes equal
+
+
+def case_variants(ch: str) -> str:
+    """Every character whose simple lower case is that of ``ch``: what Elasticsearch's
+    ``lowercase`` filter treats as ``ch``. ``i``: ``iIİ`` (not ``ı``); ``k``: ``kKK`` (Kelvin
+    sign); ``s``: ``sS`` (not ``ſ``, which is its own lower case)."""
+    return _case_variants(simple_lower(ch))
+
+
+@lru_cache(maxsize=4096)
+def _case_variants(low: str) -> str:
+    found = [low]
+    for other in (low.upper(), low.title(), *_tables.CASE_EXTRAS.get(low, "")):
+        if len(other) == 1 and other not in found and simple_lower(other) == low:
+            found.append(other)
+    return "".join(found)
+
+
+def _literal(text: str, escape: Callable[[str], str], klass: Callable[[str], str]) -> str:
+    """``text`` matched ignoring case: each character with other cases becomes a class of them.
+    The same classes in both dialects (no ``(?i)``/``re.IGNORECASE``, whose case folding differs
+    between RE2 and Python, and from Elasticsearch's: ``ı``, ``İ``, ``ſ``, ``ς``)."""
+    out = []
+    for ch in text:
+        variants = case_variants(ch)
+        out.append(escape(ch) if len(variants) == 1 else klass(variants))
+    return "".join(out)
+
+
 def _re2_escape(text: str) -> str:
     return "".join("\\" + ch if ch in r"\.^$|?*+()[]{}-/" else ch for ch in text)
 
 
+def _re2_literal(text: str) -> str:
+    return _literal(text, _re2_escape, lambda chars: "[" + "".join(f"\\x{{{ord(c):X}}}" for c in chars) + "]")
+
+
+def _py_literal(text: str) -> str:
+    return _literal(text, re.escape, lambda chars: "[" + "".join(re.escape(c) for c in chars) + "]")
+
+
 def re2_pattern(segs: list[Segment], *, prefix: bool = False) -> str:
-    """Case-insensitive RE2 pattern for a word or phrase (or, with ``prefix``, a token start)."""
-    return "(?i)" + _pattern(R2, segs, prefix, _re2_escape, py=False)
+    """RE2 pattern for a word or phrase (or, with ``prefix``, a token start), ignoring case."""
+    return _pattern(R2, segs, prefix, _re2_literal, py=False)
 
 
 def py_pattern(segs: list[Segment], *, prefix: bool = False) -> re.Pattern[str]:
     """The Python twin of :func:`re2_pattern` (context as lookarounds, so spans are exact)."""
-    return re.compile(_pattern(PY, segs, prefix, re.escape, py=True), re.IGNORECASE)
+    return re.compile(_pattern(PY, segs, prefix, _py_literal, py=True))
 
 
 def literal_hint(segs: list[Segment]) -> str | None:
-    """A case-insensitive RE2 pattern for the longest Latin segment alone: every match of the full
-    pattern contains it, folded the same way by the same engine, so it is a safe prefilter; RE2 runs
-    a bare literal several times faster than the full pattern (and faster than ``ILIKE``, measured
-    on a million bodies), and the full pattern then only sees the rows it lets through."""
+    """An RE2 pattern for the longest Latin segment alone, ignoring case as the full pattern does:
+    every match of the full pattern contains it, so it is a safe prefilter; RE2 runs a bare literal
+    several times faster than the full pattern (and faster than ``ILIKE``, measured on a million
+    bodies), and the full pattern then only sees the rows it lets through."""
     latin = [s.text for s in segs if not s.cjk]
-    return "(?i)" + _re2_escape(max(latin, key=len)) if latin else None
+    return _re2_literal(max(latin, key=len)) if latin else None
 
 
 def cjk_hint(segs: list[Segment]) -> str | None:
@@ -316,10 +322,54 @@ def _width_table() -> dict[int, str]:
 _WIDTH = _width_table()
 #: RE2 class of the characters :func:`width_fold` changes (a cheap test before folding a body).
 WIDTH_FORMS = "[\\x{FF01}-\\x{FF5E}\\x{FF65}-\\x{FF9F}]"
+_WIDTH_FORM = re.compile("[\uff01-\uff5e\uff65-\uff9f]")
+_HALF_SOUND_MARKS = "\uff9e\uff9f"
 
 
 def width_fold(text: str) -> str:
     """Full-width ASCII as ASCII (``ＴＳＭＣ`` → ``TSMC``) and half-width katakana as full-width
-    kana, sound marks joined (``ｶｰﾄﾞ`` → ``カード``), like Elasticsearch's ``cjk_width`` filter."""
-    folded = text.translate(_WIDTH)
-    return unicodedata.normalize("NFC", folded) if folded != text else text
+    kana, a half-width sound mark joined to the kana before it (``ｶｰﾄﾞ`` → ``カード``), like
+    Elasticsearch's ``cjk_width`` filter."""
+    return width_fold_offsets(text)[0]
+
+
+def has_width_forms(text: str) -> bool:
+    """Does :func:`width_fold` change ``text``?"""
+    return _WIDTH_FORM.search(text) is not None
+
+
+def width_fold_offsets(text: str) -> tuple[str, list[int]]:
+    """:func:`width_fold`, and where each folded character starts in ``text`` (plus ``len(text)``
+    at the end), so a span ``(s, e)`` of the folded text is ``(starts[s], starts[e])`` of ``text``."""
+    if not has_width_forms(text):
+        return text, list(range(len(text) + 1))
+    out: list[str] = []
+    starts: list[int] = []
+    for i, ch in enumerate(text):
+        mapped = _WIDTH.get(ord(ch), ch)
+        if ch in _HALF_SOUND_MARKS and out:
+            joined = unicodedata.normalize("NFC", out[-1] + mapped)
+            if len(joined) == 1:
+                out[-1] = joined
+                continue
+        out.append(mapped)
+        starts.append(i)
+    starts.append(len(text))
+    return "".join(out), starts
+
+
+def width_sensitive(text: str) -> bool:
+    """Can a body spell ``text`` (already folded) with width forms: does it hold ASCII letters,
+    digits or punctuation, or katakana?"""
+    return any("!" <= c <= "~" or "\u3099" <= c <= "\u30ff" for c in text)
+
+
+def search_segments(text: str) -> tuple[list[Segment], bool]:
+    """The segments a word or phrase is matched with, and whether bodies are width-folded for it:
+    text with CJK is searched on Elasticsearch's ``cjk`` field, whose analyzer folds widths
+    (``cjk_width``) on both sides, so its segments are those of the folded text."""
+    segs = segments(text)
+    if not any(s.cjk for s in segs):
+        return segs, False
+    folded = width_fold(text)
+    return (segments(folded) if folded != text else segs), True
