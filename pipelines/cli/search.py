@@ -155,6 +155,8 @@ def command(
     if as_json:
         for line in render.json_lines(result):
             click.echo(line)
+        for note in render.note_lines(result):  # standard output stays JSON lines only
+            click.echo(note, err=True)
     else:
         render.print_table(result, identity.role.value)
     if result.total == 0 and parsed.participants:

@@ -153,7 +153,12 @@ def print_table(result: SearchResult, role: str, console: Console | None = None)
         console.print(summary(result, role))
         if result.total and result.page.offset >= result.total:
             console.print(f"(page {result.page.number} is past the last page, {result.pages})")
-        return
-    console.print(table(result, role))
-    for note in result.notes:
-        console.print(f"note: {note}", style="dim")
+    else:
+        console.print(table(result, role))
+    for note in result.notes:  # also on an empty page: the note may be why nothing was found
+        console.print(f"note: {safe(note)}", style="dim", markup=False, highlight=False)
+
+
+def note_lines(result: SearchResult) -> list[str]:
+    """The notes as plain lines (``note: ...``), for the standard error of ``--json``."""
+    return [f"note: {safe(note)}" for note in result.notes]
