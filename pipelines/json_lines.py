@@ -17,8 +17,12 @@ _ESCAPED = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u20
 
 
 def dumps(value: object) -> str:
-    """``value`` as one line of JSON, UTF-8 text as written, the characters above escaped."""
-    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+    """``value`` as one line of JSON, UTF-8 text as written, the characters above escaped. A float
+    that is not finite raises ``ValueError``: Python's ``json`` would write ``NaN`` or ``Infinity``,
+    which is not JSON."""
+    return _ESCAPED.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False, allow_nan=False)
+    )
 
 
 def is_utf8(text: str) -> bool:

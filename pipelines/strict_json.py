@@ -9,6 +9,7 @@ scan`` reports it as an error.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -41,15 +42,60 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def loads(data: str | bytes) -> Any:
     """``json.loads``, raising :class:`RepeatedKeyError` for an object that names a key twice and
-    :class:`json.JSONDecodeError` for ``NaN``, ``Infinity`` and ``-Infinity``, which Python's
-    ``json`` reads but JSON does not have (other readers turn them into null or a huge number)."""
+    :class:`json.JSONDecodeError` for what Python's ``json`` reads but JSON does not have (other
+    readers turn it into null, a huge number or an error): ``NaN``, ``Infinity`` and ``-Infinity``,
+    a number too large for a 64-bit float (``1e400`` reads as ``Infinity``), and an integer with
+    more digits than Python converts (4,300 by default)."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
 
-    def refuse(name: str) -> Any:
-        found = _CONSTANT.search(text)
-        raise json.JSONDecodeError(f"{name} is not a JSON value", text, found.start() if found else 0)
+    def refuse(token: str, problem: str) -> Any:
+        raise json.JSONDecodeError(problem, text, _position(text, token))
 
-    return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=refuse)
+    def constant(name: str) -> Any:
+        return refuse(name, f"{name} is not a JSON value")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            refuse(
+                number,
+                f"number {number[:32]} is too large for a 64-bit float (it would read as "
+                f"{'-' if value < 0 else ''}Infinity, which JSON does not have)",
+            )
+        return value
+
+    def integer(number: str) -> int:
+        try:
+            return int(number)
+        except ValueError:  # more digits than sys.get_int_max_str_digits()
+            return refuse(number, f"integer with {len(number.lstrip('-')):,} digits is too long to read")
+
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=constant,
+            parse_float=finite,
+            parse_int=integer,
+        )
+    except json.JSONDecodeError as exc:
+        # Python ends some messages in "at", made for its "... at: line 1 column 8"; callers add
+        # their own "at column 8" ("Invalid control character at at column 8")
+        problem = exc.msg.removesuffix(" at")
+        if problem == "Invalid control character" and exc.pos < len(text):
+            problem = f"invalid control character U+{ord(text[exc.pos]):04X} in a string (escape it)"
+        if problem == exc.msg:
+            raise
+        raise json.JSONDecodeError(problem, text, exc.pos) from None
 
 
-_CONSTANT = re.compile(r"-?\b(?:NaN|Infinity)\b")
+#: a JSON string (skipped: the token is looked for outside strings) or a bare token
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\w.+-]+')
+
+
+def _position(text: str, token: str) -> int:
+    """Where ``token`` (a number or constant the decoder read) first stands outside a string."""
+    for found in _TOKEN.finditer(text):
+        if found.group() == token:
+            return found.start()
+    return 0

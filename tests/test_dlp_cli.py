@@ -47,7 +47,9 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     assert code == 1  # some lines failed
     rows = [json.loads(line) for line in out.splitlines()]
     # error objects carry the id whenever the JSON could be read
-    assert [r.get("id", r.get("line")) for r in rows] == ["a", 2, "c", 4, "e", "f", "g", "h", 10, 11, 12, "m"]
+    # one output line per input line: the empty line 5 too
+    expected = ["a", 2, "c", 4, 5, "e", "f", "g", "h", 10, 11, 12, "m"]
+    assert [r.get("id", r.get("line")) for r in rows] == expected
     assert {r["id"]: r["line"] for r in rows if "error" in r and "id" in r} == {"c": 3, "e": 6}
     by_id = {r["id"]: r for r in rows if "id" in r and "error" not in r}
     assert by_id["a"]["action"] == "redact" and by_id["a"]["redacted_text"] == "card ***************1881"
@@ -61,12 +63,13 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     assert errors[2].startswith("malformed JSON")
     assert errors[3].startswith("missing text")
     assert errors[4].startswith("invalid UTF-8")
+    assert errors[5] == "empty line"
     assert errors[6].startswith("unknown channel 'fax'")
     assert errors[10].startswith("expected a JSON object")
     assert errors[11].startswith("key 'text' appears twice")
     assert errors[12] == "JSON nested too deeply to read safely"
     assert by_id["m"]["action"] == "none"
-    assert "7 error(s)" in err
+    assert "8 error(s)" in err
 
 
 def test_scan_does_not_load_a_line_longer_than_any_text_it_may_scan(tmp_path, capsys) -> None:

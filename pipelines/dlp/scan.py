@@ -6,7 +6,8 @@ Input lines are ``{"id": ..., "text": ..., "channel"?, "direction"?, "kind"?, "o
 malformed JSON, no text, a text with an unpaired surrogate or longer than ``max_text_chars``, a bad
 scope value, or a text the engine fails on, e.g. a policy regex out of its time budget) becomes
 ``{"line": n, "id": ..., "error": "..."}`` (``id`` whenever the JSON could be read) and the scan goes
-on. Memory is bounded by the batch size: lines are read, inspected and written batch by batch.
+on; a blank line becomes ``{"line": n, "error": "empty line"}``, so there is exactly one output line
+per input line. Memory is bounded by the batch size: lines are read, inspected and written batch by batch.
 
 ``employee_groups`` left out means unknown: rules scoped to employee groups apply, as they do for
 any other scope key left out.
@@ -148,7 +149,8 @@ def scan_lines(
     batch_size: int = 1024,
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
 ) -> Iterator[dict[str, Any]]:
-    """Output objects for input lines, in order; blank lines are skipped."""
+    """Output objects for input lines, in order, one per line: a blank line (nothing but white
+    space) is an error object too, so the n-th output line always answers the n-th input line."""
     batch: list[tuple[int, tuple[Any, str, Scope] | dict[str, Any]]] = []
 
     def flush() -> Iterator[dict[str, Any]]:
@@ -179,6 +181,8 @@ def scan_lines(
             batch.append((number, {"line": number, "error": error}))
         elif raw.strip():
             batch.append((number, parse_line(raw, number, max_text_chars)))
+        else:  # one output line per input line, so the output lines up with the input
+            batch.append((number, {"line": number, "error": "empty line"}))
         if len(batch) >= batch_size:
             yield from flush()
     if batch:
