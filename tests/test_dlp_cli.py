@@ -239,8 +239,8 @@ def test_a_case_span_outside_its_text_is_refused_where_it_is_written(tmp_path, c
         ),
         (
             "{entity: RISKY_PHRASE, value: us}",
-            "cases[0]: value 'us' occurs 2 times in the text; say which with span: [start, end] "
-            "(the first is span: [18, 20])",
+            "cases[0]: value 'us' occurs 2 times in the text (at [18, 20], [24, 26]); say which "
+            "with span: [start, end] (the first is span: [18, 20])",
         ),
     ],
 )

@@ -326,12 +326,15 @@ BATCH_BUDGET_SECONDS = 2.0
 class RegexTimeout(PolicyError):
     """A policy regex ran out of its time budget on one text."""
 
-    def __init__(self, pattern: str, seconds: float):
+    def __init__(self, pattern: str, seconds: float, rules: Sequence[str] = ()):
+        of = f" of rule{'s' if len(rules) > 1 else ''} {', '.join(rules)}" if rules else ""
         super().__init__(
-            f"policy regex {pattern!r} ran longer than {seconds:g} s on one text; rewrite it without "
-            "nested or overlapping repeats such as (a+)+ or (a|aa)+"
+            f"policy regex {pattern!r}{of} ran longer than {seconds:g} s on one text; rewrite it "
+            "without nested or overlapping repeats such as (a+)+ or (a|aa)+"
         )
         self.pattern = pattern
+        self.seconds = seconds
+        self.rules = tuple(rules)
 
 
 _REGEX_FLAGS = (

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipelines.dlp import presidio_entities
-from pipelines.dlp.batch_regex import BatchRegex, RegexKey, run_all
+from pipelines.dlp.batch_regex import BatchRegex, RegexKey, RegexTimeout, run_all
 from pipelines.dlp.detectors import Allow, Candidate, Detector, Item, blank_cjk, compile_detector
 from pipelines.dlp.normalize import Normalized, normalize, strip_invisible
 from pipelines.dlp.policy import OperatorSpec, Policy, PolicySet, RuleSpec
@@ -261,9 +261,24 @@ class Engine:
             for text, scope in items:
                 try:
                     out.append(self.inspect(text, scope))
+                except RegexTimeout as exc:  # named with its rules, so an author knows which to fix
+                    out.append(self._with_rules(exc))
                 except Exception as exc:  # the caller turns it into an error for this text
                     out.append(exc)
             return out
+
+    def _with_rules(self, exc: RegexTimeout) -> RegexTimeout:
+        """``exc`` naming the rules whose detectors run its regex."""
+        rules = sorted(
+            {
+                r.spec.id
+                for r in self.rules
+                for d in r.detectors
+                for regex in d.regexes()
+                if regex.budgeted and regex.pattern == exc.pattern
+            }
+        )
+        return RegexTimeout(exc.pattern, exc.seconds, rules) if rules and not exc.rules else exc
 
     def _inspect_batch(self, items: Sequence[tuple[str, Scope]]) -> list[Verdict]:
         # identical (text, scope) pairs are inspected once
