@@ -48,6 +48,7 @@ def command() -> None:
 def lint(policy: Path | None, list_entities: bool) -> None:
     """Validate policies and print what they contain."""
     from pipelines.dlp import load_policy_set
+    from pipelines.dlp.policy import unlisted_policy_files
 
     if list_entities:
         from pipelines.dlp.presidio_entities import is_ner_entity, known_entities
@@ -68,6 +69,16 @@ def lint(policy: Path | None, list_entities: bool) -> None:
         # the key belongs to where the pipeline runs, not to the policy: said, not refused
         click.echo(
             f"warning: {problem} (`vigil run` and `vigil dlp scan` refuse to start without it)", err=True
+        )
+    target = policy or default_rules_dir()
+    if unlisted := unlisted_policy_files(target):
+        # the folder stands for its active.yaml: say what that leaves out, or a new policy file
+        # next to it would read as checked
+        names = ", ".join(p.name for p in unlisted)
+        click.echo(
+            f"note: {target / 'active.yaml'} does not list {names}, so lint did not check "
+            f"{'them' if len(unlisted) > 1 else 'it'}; lint one with --policy FILE, or add it to the set",
+            err=True,
         )
     ner = "needs the spaCy NER model" if policy_set.needs_ner else "no language model needed"
     click.echo(f"ok: set {policy_set.label}, {len(policy_set.rules)} rule(s), {ner}")

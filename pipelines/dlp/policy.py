@@ -74,8 +74,78 @@ class _Model(BaseModel):
     EXAMPLE: ClassVar[str] = ""
 
 
-#: "{6" or "{2," not closed by "}" (and not escaped as "\{")
-_UNCLOSED_REPEAT = re.compile(r"(?<!\\)\{\d+(?:,\d*)?(?![\d,}])")
+#: "{6" or "{2," not closed by "}", where a repeat count may start (see :func:`_unclosed_repeat`)
+_UNCLOSED_REPEAT = re.compile(r"\{\d+(?:,\d*)?(?![\d,}])")
+
+
+def _unclosed_repeat(pattern: str) -> re.Match[str] | None:
+    """The first repeat count left open (``\\d{6``), skipping escaped characters (``\\{6``) and
+    character classes (``[{0-9]``), where a brace is an ordinary character."""
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            i += 1
+            if pattern.startswith("^", i):
+                i += 1
+            if pattern.startswith("]", i):  # a "]" first in a class is one of its characters
+                i += 1
+            continue
+        elif ch == "{" and (found := _UNCLOSED_REPEAT.match(pattern, i)):
+            return found
+        i += 1
+    return None
+
+
+def _blank_word(word: str) -> str | None:
+    """What makes ``word`` (a lexicon term, a context word) match nothing, if anything: it is empty,
+    or nothing is left of it once detection's normalisation removes invisible characters."""
+    if not word.strip():
+        return "is empty"
+    from pipelines.dlp.normalize import normalize
+
+    if not normalize(word).text.strip():
+        shown = " ".join(f"U+{ord(ch):04X}" for ch in dict.fromkeys(word))[:60]
+        return (
+            f"is only invisible characters ({shown}), which detection removes before matching, so it "
+            "matches nothing"
+        )
+    return None
+
+
+def _never_reports(score: float, min_score: float, validator: str | None, context: Any) -> str | None:
+    """Why a pattern or lexicon detector can never report a finding, if it cannot: the best score
+    it can reach (a validated match scores 1.0; a raise word adds ``raise_by`` and lifts the score
+    to at least 0.4) is below its ``min_score``, or 0 (a finding needs a score above 0)."""
+    from pipelines.dlp.detectors import MIN_SCORE_WITH_CONTEXT
+
+    best = 1.0 if validator else score
+    how = "a validated match scores 1" if validator else f"score {score:g}"
+    if context is not None and context.raise_words:
+        best = min(1.0, max(best + context.raise_by, MIN_SCORE_WITH_CONTEXT))
+        how += f", {best:g} with a raise word nearby"
+    else:
+        how += ", and no context raise_words to lift it"
+    if best > 0 and best >= min_score:
+        return None
+    if best <= 0:
+        fix = "give it a score above 0 (a finding scoring 0 is never reported), or context raise_words"
+    else:
+        fix = (
+            f"raise score to {min_score:g} or more, lower min_score to {best:g} or less, or add "
+            "context raise_words that lift it"
+        )
+    return (
+        f"this detector can never report anything: min_score {min_score:g} is above its best score "
+        f"({how}); {fix}"
+    )
 
 
 def _max_width(pattern: str) -> int | None:
@@ -99,7 +169,7 @@ def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str
             )
         # quoted as written: repr() would double every backslash
         raise ValueError(f"regex '{value}' does not compile: {exc}{hint}") from None
-    if unclosed := _UNCLOSED_REPEAT.search(value):
+    if unclosed := _unclosed_repeat(value):
         # re reads "\d{6" as a digit, "{" and "6": the rule would silently never match
         raise ValueError(
             f"regex '{value}' has a repeat count without its closing brace ('{unclosed.group()}' at "
@@ -251,6 +321,16 @@ class ContextSpec(_Model):
         default=False, strict=True, description="Keep a match only when a raise word is within the window."
     )
 
+    @field_validator("raise_words", "lower_words")
+    @classmethod
+    def _no_blank_words(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for i, word in enumerate(value):
+            if problem := _blank_word(word):
+                raise ValueError(
+                    f"{info.field_name} #{i + 1} {problem}; remove it or write the word to look for"
+                )
+        return value
+
     @model_validator(mode="after")
     def _required_needs_words(self) -> ContextSpec:
         if self.required and not self.raise_words:
@@ -361,6 +441,12 @@ class PatternDetector(_Model):
         return value
 
     @model_validator(mode="after")
+    def _can_report(self) -> PatternDetector:
+        if problem := _never_reports(self.score, self.min_score, self.validator, self.context):
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _overlapped_is_bounded(self) -> PatternDetector:
         # every start of a long text is tried, and each try may run to the end of an unbounded match
         if self.overlapped and _max_width(self.regex) is None:
@@ -401,10 +487,16 @@ class LexiconDetector(_Model):
     @field_validator("terms")
     @classmethod
     def _no_blank_terms(cls, value: list[str]) -> list[str]:
-        blank = [i for i, term in enumerate(value) if not term.strip()]
-        if blank:
-            raise ValueError(f"term #{blank[0] + 1} is empty; remove it or write the word to look for")
+        for i, term in enumerate(value):
+            if problem := _blank_word(term):
+                raise ValueError(f"term #{i + 1} {problem}; remove it or write the word to look for")
         return value
+
+    @model_validator(mode="after")
+    def _can_report(self) -> LexiconDetector:
+        if problem := _never_reports(self.score, self.min_score, None, self.context):
+            raise ValueError(problem)
+        return self
 
 
 Detector = Annotated[PresidioDetector | PatternDetector | LexiconDetector, Field(discriminator="type")]
@@ -607,6 +699,7 @@ class Policy:
     path: Path
     digest: str
     lines: dict[str, int] = field(default_factory=dict, compare=False)  # rule id -> line
+    id_line: int = field(default=1, compare=False)  # line of `id:`
 
     @property
     def id(self) -> str:
@@ -701,6 +794,11 @@ def _duplicate_keys(path: Path, node: yaml.Node | None) -> None:
         raise PolicyError("\n".join(sorted(problems, key=lambda p: int(p.split(":")[1]))))
 
 
+#: nesting of mappings and lists named as too deep when the YAML reader, which recurses once per
+#: level, runs out of stack (a policy needs fewer than ten)
+MAX_YAML_DEPTH = 100
+
+
 def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -713,13 +811,63 @@ def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
         if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
             # "while scanning a quoted scalar" started on another line: that is where to look
             what += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        hint = "check the indentation and quote values containing ': ', '#', '{' or a leading '*'"
+        if "unknown escape character" in what:
+            # "foo\d+" in double quotes: YAML reads the backslash escapes itself
+            hint = (
+                "in double quotes YAML reads a backslash as the start of its own escape; write a "
+                "regex in single quotes, which keep every backslash as written: regex: 'foo\\d+'"
+            )
+        raise PolicyError(f"{path}:{line}: not valid YAML: {what}\n  {hint}") from None
+    except yaml.reader.ReaderError as exc:
+        # a character YAML does not allow (a control character, U+FFFE): the reader gives its
+        # position in the text, not a line
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
         raise PolicyError(
-            f"{path}:{line}: not valid YAML: {what}\n"
-            "  check the indentation and quote values containing ': ', '#', '{' or a leading '*'"
+            f"{path}:{line}: not valid YAML: character U+{ord(char):04X} at column {column} is not "
+            "allowed in YAML; delete it (in a double-quoted string it can be written as an escape, "
+            f'e.g. "{_yaml_escape(char)}")'
         ) from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        _check_depth(path, text)  # names the line
+        raise PolicyError(f"{path}: not valid YAML: nesting too deep to read") from None
     return data, node
+
+
+def _yaml_escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+_OPENS = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken)
+_FLOW_OPENS = (yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _check_depth(path: Path, text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_YAML_DEPTH` at the line where it gets that deep (the
+    token scanner, unlike the reader, does not recurse): called once the reader ran out of stack."""
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):  # stops where it gets too deep
+            if isinstance(token, _OPENS + _FLOW_OPENS):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    break
+            elif isinstance(token, _CLOSES):
+                depth -= 1
+        else:
+            return
+    except yaml.YAMLError:
+        return
+    raise PolicyError(
+        f"{path}:{token.start_mark.line + 1}: nesting too deep: more than {MAX_YAML_DEPTH} lists and "
+        "mappings inside one another (a policy needs fewer than ten); check for a run of '[' or '{'"
+    )
 
 
 def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[yaml.Node | None, bool]:
@@ -790,6 +938,23 @@ def _model_at(root: type[_Model], loc: Sequence[int | str]) -> tuple[type[_Model
     return model, path
 
 
+def _fitting(model: type[_Model], names: list[str], error: Any) -> list[str]:
+    """``names`` (close matches for a misspelt key, best first) with the fields that can hold the
+    value given moved to the front: in a set file ``policy: [pii.yaml]`` means ``policies``, not
+    ``policy_set``, which is a name."""
+
+    def takes_list(name: str) -> bool:
+        annotation = model.model_fields[name].annotation
+        return any(get_origin(a) is list for a in (annotation, *get_args(annotation)))
+
+    value = error.get("input")
+    if isinstance(value, list):
+        return sorted(names, key=lambda n: not takes_list(n))
+    if isinstance(value, str):
+        return sorted(names, key=takes_list)
+    return names
+
+
 def _all_field_names(model: type[_Model], seen: set[type] | None = None) -> set[str]:
     seen = seen if seen is not None else set()
     if model in seen:
@@ -816,7 +981,12 @@ def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any
         line_node = _key_node(target, key) or target
         parent_model, _ = _model_at(root, loc[:-1])
         elsewhere = _all_field_names(root)
-        close = difflib.get_close_matches(key, sorted(parent_model.model_fields), n=1)
+        given = {k.value for k, _ in target.value} if isinstance(target, yaml.MappingNode) else set()
+        close = _fitting(
+            parent_model,
+            difflib.get_close_matches(key, sorted(set(parent_model.model_fields) - given), n=3),
+            error,
+        )
         if close:
             hint = f" (did you mean {close[0]!r}?)"
         elif key in elsewhere:  # e.g. `terms:` on a pattern detector: right word, wrong place
@@ -907,6 +1077,12 @@ def load_policy(path: str | Path) -> Policy:
     raw, text = _read(path)
     data, node = _compose(path, text)
     if isinstance(data, dict) and "cases" in data and "rules" not in data:
+        if ".tests." not in path.name:
+            raise PolicyError(
+                f"{path}: this is a file of test cases, not a policy; name a case file after the "
+                "policy it tests, <policy>.tests.yaml next to <policy>.yaml (pii.tests.yaml for "
+                "pii.yaml): `vigil dlp test` runs those, and `vigil dlp lint` leaves them out"
+            )
         policy = path.name.replace(".tests.", ".")
         raise PolicyError(
             f"{path}: this is a file of test cases, not a policy; pass the policy ({policy}) instead, "
@@ -919,7 +1095,9 @@ def load_policy(path: str | Path) -> Policy:
         )
     spec = _validate(path, PolicySpec, data, node)
     lines = _lint(path, spec, node)
-    return Policy(spec=spec, path=path, digest=hashlib.sha256(raw).hexdigest(), lines=lines)
+    id_node, _ = _node_at(node, ("id",))
+    id_line = id_node.start_mark.line + 1 if id_node is not None and id_node is not node else 1
+    return Policy(spec=spec, path=path, digest=hashlib.sha256(raw).hexdigest(), lines=lines, id_line=id_line)
 
 
 def is_policy_file(path: Path) -> bool:
@@ -933,9 +1111,24 @@ def _policy_files_in(directory: Path) -> list[Path]:
 def _is_set_file(path: Path) -> bool:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return False
     return isinstance(data, dict) and "policy_set" in data
+
+
+def unlisted_policy_files(directory: Path) -> list[Path]:
+    """Policy files in ``directory`` that its ``active.yaml`` does not list: loading the directory
+    loads the set, so these are neither applied nor checked (empty without an ``active.yaml``)."""
+    active = directory / "active.yaml"
+    if not directory.is_dir() or not active.is_file():
+        return []
+    _, members = _expand(active)
+    listed = {m.resolve() for m in members}
+    return [
+        p
+        for p in _policy_files_in(directory)
+        if p.resolve() not in listed and p.name != active.name and not _is_set_file(p)
+    ]
 
 
 def _expand(path: Path) -> tuple[str, list[Path]]:
@@ -964,8 +1157,13 @@ def _expand(path: Path) -> tuple[str, list[Path]]:
                 missing.append(f"{where} is a folder; a set lists policy files (name each one)")
             elif not member.is_file():
                 missing.append(f"{where} does not exist next to {path.name}")
-            elif not is_policy_file(member):
+            elif member.name.endswith((".tests.yaml", ".tests.yml")):
                 missing.append(f"{where} is a file of test cases; list the policy it tests")
+            elif not is_policy_file(member):
+                missing.append(
+                    f"{where} is not a policy file: a set lists policy files, YAML files ending in "
+                    ".yaml or .yml (a policy has `id:` and `rules:`); remove it from the list"
+                )
             elif member == path.resolve() or _is_set_file(member):
                 missing.append(f"{where} is a policy set itself; sets do not nest: list its policies here")
             elif member in files:
@@ -1011,10 +1209,18 @@ def load_policy_set(paths_or_dir: str | Path | Iterable[str | Path]) -> PolicySe
                     "unique across a policy set"
                 )
             seen[rule.id] = policy
-    ids = [p.id for p in policies]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        raise PolicyError(f"policy id(s) {', '.join(dup)} used by more than one file in the set")
+    owners: dict[str, Policy] = {}
+    problems = []
+    for policy in policies:
+        first = owners.setdefault(policy.id, policy)
+        if first is not policy:
+            problems.append(
+                f"{policy.path}:{policy.id_line}: policy id {policy.id!r} is already the id of "
+                f"{first.path}:{first.id_line}; policy ids must be unique across a policy set: give "
+                "this file its own id, e.g. its file name"
+            )
+    if problems:
+        raise PolicyError("\n".join(problems))
     digest = hashlib.sha256()
     for policy in policies:
         digest.update(f"{policy.path.name}\0{policy.digest}\n".encode())
