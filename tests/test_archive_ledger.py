@@ -126,6 +126,6 @@ def test_a_ledger_that_does_not_repair_itself_refuses_to_append_onto_a_cut_entry
     ledger = _ledger(tmp_path, 2)
     before = ledger.path.read_bytes() + b'{"op": "no'
     ledger.path.write_bytes(before)
-    with pytest.raises(ArchiveError, match="cut short.*Nothing was written"):
+    with pytest.raises(ArchiveError, match=r"cut short.*Nothing was written"):
         ledger.append([{"op": "note", "n": 2}])
     assert ledger.path.read_bytes() == before
