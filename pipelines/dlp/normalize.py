@@ -187,6 +187,10 @@ class Normalized:
         return bisect.bisect_left(self.starts, start, 0, hi), bisect.bisect_right(self.ends, end, 0, hi)
 
 
+#: a mark right after an ASCII letter, digit or space
+_MARK_ON_BASE = re.compile(f"[0-9A-Za-z ]{_char_class(_MARKS)}")
+
+
 def _needs_work(text: str) -> bool:
     if "  " in text:
         return True
@@ -331,9 +335,27 @@ def normalize(text: str) -> Normalized:
     read = _ime_punctuation(read_digit_lookalikes(done.text))  # one for one: the map back does not change
     if read != done.text:
         done = Normalized(text, read, done.starts, done.ends)
+        if _MARK_ON_BASE.search(read):  # a numeral read as a digit had a mark on it ("一\u20e3")
+            starts = done.starts or tuple(range(len(text)))
+            ends = done.ends or tuple(range(1, len(text) + 1))
+            chars, starts, ends = _without_stray_marks(list(read), list(starts), list(ends))
+            done = Normalized(text, "".join(chars), tuple(starts), tuple(ends))
     if _RLO in text:
         done = _with_screen_order_copy(done)
     return done
+
+
+def _without_stray_marks(
+    chars: list[str], starts: list[int], ends: list[int]
+) -> tuple[list[str], list[int], list[int]]:
+    """One space at a time and no mark on an ASCII letter, digit or space, as the cluster pass
+    leaves them, after a step that moved or re-read characters; the map back kept in step."""
+    kept: list[int] = []
+    for k, ch in enumerate(chars):
+        before = chars[kept[-1]] if kept else ""
+        if not (ch == " " == before or (ch in _MARKS and before in _BASES and before)):
+            kept.append(k)
+    return [chars[k] for k in kept], [starts[k] for k in kept], [ends[k] for k in kept]
 
 
 def _ime_punctuation(text: str) -> str:
@@ -394,12 +416,7 @@ def _with_screen_order_copy(norm: Normalized) -> Normalized:
         return norm
     # a space that ended a reversed stretch now meets the one before it, a mark that had nothing
     # under it now follows a letter: one space and no mark on an ASCII letter, as elsewhere
-    kept = [
-        k
-        for k, ch in enumerate(chars)
-        if not (k and (ch == " " == chars[k - 1] or (ch in _MARKS and chars[k - 1] in _BASES)))
-    ]
-    chars, starts, ends = [chars[k] for k in kept], [starts[k] for k in kept], [ends[k] for k in kept]
+    chars, starts, ends = _without_stray_marks(chars, starts, ends)
     # the line break between the copies maps onto the first copy's last character
     return Normalized(
         norm.original,
