@@ -336,10 +336,12 @@ def normalize(text: str) -> Normalized:
     if read != done.text:
         done = Normalized(text, read, done.starts, done.ends)
         if _MARK_ON_BASE.search(read):  # a numeral read as a digit had a mark on it ("一\u20e3")
-            starts = done.starts or tuple(range(len(text)))
-            ends = done.ends or tuple(range(1, len(text) + 1))
-            chars, starts, ends = _without_stray_marks(list(read), list(starts), list(ends))
-            done = Normalized(text, "".join(chars), tuple(starts), tuple(ends))
+            chars, kept_starts, kept_ends = _without_stray_marks(
+                list(read),
+                list(done.starts or range(len(text))),
+                list(done.ends or range(1, len(text) + 1)),
+            )
+            done = Normalized(text, "".join(chars), tuple(kept_starts), tuple(kept_ends))
     if _RLO in text:
         done = _with_screen_order_copy(done)
     return done
