@@ -562,3 +562,39 @@ def test_someone_who_left_is_back_when_they_restart_the_conversation(tmp_path: P
         (5, [], [ALEX["id"]]),  # and a transfer away from Alex takes him out once more
     ]
     assert ids(t.entries[4].present) == [DANA["id"], ALEX["id"]]
+
+
+def test_an_arrival_named_only_by_an_attribute_is_not_shown_to_roles_without_original_text(
+    tmp_path: Path,
+) -> None:
+    # who joins (participant_added's `participant`, transferred's `to`) is an attribute value: free
+    # text DLP never scans, which only officers see whole. Someone an earlier record names is shown
+    # as that person; an id no record names is shown only to officers.
+    def event(n: int, event_type: str, attributes: dict) -> dict:
+        return row(
+            f"ar-{n}", at(7, 9, n), kind="event", event_type=event_type, direction="system",
+            sender=SYSTEM_SENDER, recipients=[], participants=[DANA, WEI], attributes=attributes,
+        )  # fmt: skip
+
+    card, ssn = "4012 8888 8888 1881", "749 36 0887"
+    rows = [
+        row("ar-0", at(7, 9, 0), body="hello", recipients=[WEI, ALEX], participants=[DANA, WEI]),
+        event(1, "participant_added", {"participant": f"card {card}"}),
+        event(2, "transferred", {"from": DANA["id"], "to": f"SSN {ssn}"}),
+        event(3, "participant_added", {"participant": ALEX["id"]}),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    loaded = load_conversation(root, "conv-en")
+    for who in (REVIEWER, Identity("crm-sync", AccessRole.CRM)):
+        for export in (False, True):
+            t = build_timeline("conv-en", loaded, who, export=export)
+            assert [p.label for p in t.entries[1].joined] == [
+                "someone the records do not list (id not shown)"
+            ]
+            assert [p.label for p in t.entries[3].joined] == ["Alex Chen (+85230001111)"]
+            for shown in (terminal(t), render_html(t)):
+                assert card not in shown and ssn not in shown and "8888" not in shown
+    t = build_timeline("conv-en", loaded, OFFICER)
+    assert [p.label for p in t.entries[1].joined] == [f"card {card}"]
+    assert [p.label for p in t.entries[2].joined] == [f"SSN {ssn}"]
+    assert f"+ SSN {ssn} joined" in terminal(t)

@@ -144,3 +144,36 @@ def test_cli_names_messages_it_could_not_inspect_and_exits_1(tmp_path, capsys) -
     assert code == 1
     assert "2 message(s) replayed" in out and "1 message(s) could not be inspected" in out
     assert "ran longer than" in out
+
+
+def test_samples_cannot_drive_the_terminal_or_forge_report_lines(tmp_path, capsys) -> None:
+    # a sample is message text: escape sequences, bidirectional overrides and line breaks in it are
+    # shown as escapes in the report (one sample, one line), and escaped JSON's way in --json
+    body = (
+        "quarterly \x1b[2J\x1b[31mred\u202eevil\u2028next\x85nel\x9b31m\n"
+        f"  pii.card-number released: card {SECRET_CARD}"
+    )
+    write_jsonl(tmp_path / "in" / "events-2026-01-05.jsonl", [event(1, body=body)])
+    ingest(tmp_path / "in", tmp_path / "archive")
+    policy = write_policy(
+        tmp_path / "rules",
+        [rule("r.quarterly", [{"type": "lexicon", "terms": ["quarterly"]}], action="flag")],
+    )
+    argv = ["dlp", "dry-run", "--policy", str(policy), "--archive", str(tmp_path / "archive")]
+    assert not main(argv)
+    out = capsys.readouterr().out
+    assert SECRET_CARD not in out
+    for raw in ("\x1b", "\u202e", "\u2028", "\x85", "\x9b"):
+        assert raw not in out
+    samples = [line for line in out.splitlines() if "released:" in line]
+    assert samples == [
+        "  pii.card-number released: <RISKY_PHRASE> \\x1b[2J\\x1b[31mred\\u202eevil"
+        "\\u2028next\\x85nel\\x9b31m\\n  pii.card-number released: card <CREDIT_CARD>"
+    ]
+    assert not main([*argv, "--json"])
+    text = capsys.readouterr().out
+    for raw in ("\x1b", "\u202e", "\u2028", "\x85", "\x9b"):
+        assert raw not in text
+    report = json.loads(text)
+    (sample,) = report["rules"]["pii.card-number"]["samples"]["released"]
+    assert sample.startswith("<RISKY_PHRASE> \x1b[2J") and "\u202eevil\u2028next\x85nel\x9b31m\n" in sample

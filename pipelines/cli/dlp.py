@@ -214,11 +214,9 @@ def dry_run(
     ctx: click.Context, policy: Path, archive: Path, against: Path | None, samples: int, as_json: bool
 ) -> None:
     """Replay archived messages through a policy and report what would change, per rule."""
-    import json
-
     from pipelines.dlp import load_policy_set
     from pipelines.dlp.dryrun import dry_run as run_dry_run
-    from pipelines.dlp.dryrun import format_report
+    from pipelines.dlp.dryrun import format_report, to_json_text
 
     report = run_dry_run(
         load_policy_set(policy),
@@ -226,8 +224,6 @@ def dry_run(
         against=load_policy_set(against) if against else None,
         samples=samples,
     )
-    click.echo(
-        json.dumps(report.to_json(), indent=2, ensure_ascii=False) if as_json else format_report(report)
-    )
+    click.echo(to_json_text(report) if as_json else format_report(report))
     if report.failed:
         ctx.exit(1)  # the report is incomplete: some messages were not compared

@@ -21,6 +21,8 @@ descriptions. The report says how many were skipped. A path without an archive m
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -240,6 +242,28 @@ def _compare(
             entry.samples[change].append(sample)
 
 
+def to_json_text(report_: DryRunReport) -> str:
+    """The report as indented JSON: text as written, but the characters that break a line or steer
+    a terminal (DEL, C1 controls, U+2028/U+2029, bidirectional controls; :mod:`pipelines.json_lines`)
+    written as ``\\uXXXX``, which a JSON reader reads back as the same character."""
+    from pipelines.json_lines import _ESCAPED
+
+    text = json.dumps(report_.to_json(), indent=2, ensure_ascii=False, allow_nan=False)
+    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _one_line(text: str) -> str:
+    """A sample as one line of the text report: control characters and bidirectional controls as
+    visible escapes (as ``vigil search`` shows them), line breaks as ``\\n``, so a message can
+    neither drive the terminal nor add lines that read as part of the report."""
+    from pipelines.search.render import safe
+
+    return _LINE_BREAK.sub(lambda m: "\\n" if m.group() == "\n" else f"\\u{ord(m.group()):04x}", safe(text))
+
+
+_LINE_BREAK = re.compile("[\n\u2028\u2029]")
+
+
 def format_report(report_: DryRunReport) -> str:
     lines = [
         f"dry run: {report_.new_policy} against {report_.current_policy}",
@@ -258,7 +282,7 @@ def format_report(report_: DryRunReport) -> str:
             f"{report_.failed} message(s) could not be inspected and are not compared "
             "(fix the policy, e.g. a slow regex, and run again):"
         )
-        lines.extend(f"  {f['record_id']}: {f['reason']}" for f in report_.failures)
+        lines.extend(f"  {_one_line(f['record_id'])}: {_one_line(f['reason'])}" for f in report_.failures)
     moved = [(k, n) for k, n in sorted(report_.transitions.items()) if k[0] != k[1]]
     if moved:
         lines.append("actions: " + ", ".join(f"{old} -> {new}: {n}" for (old, new), n in moved))
@@ -272,5 +296,5 @@ def format_report(report_: DryRunReport) -> str:
     for rule_id, entry in sorted(report_.rules.items()):
         for change in CHANGES:
             for sample in entry.samples.get(change, []):
-                lines.append(f"  {rule_id} {change}: {sample}")
+                lines.append(f"  {rule_id} {change}: {_one_line(sample)}")
     return "\n".join(lines)

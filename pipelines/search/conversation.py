@@ -186,12 +186,13 @@ def build_timeline(
     orgs: list[str] = []
     view = export_text if export else shown_text
     gone: set[str] = set()  # left by an event, though a record's participants may still list them
+    known: dict[str, Person] = {}  # everyone the records so far name, by id
     start: dict[str, Person] = {}
     for row in rows:
         if not viewer.sees_dlp and (row.get("blocked") or row.get("dlp_action") == DlpAction.BLOCK.value):
             continue
         attributes = _attributes(row.get("attributes"))
-        present = _present_after(row, attributes, before or {}, gone)
+        present = _present_after(row, attributes, before or {}, gone, known, viewer)
         shown = view(row, viewer)
         entry = Entry(
             record_id=row["record_id"],
@@ -250,15 +251,30 @@ _DEPARTURES = {
 _ARRIVALS = {EventType.PARTICIPANT_ADDED.value: "participant", EventType.TRANSFERRED.value: "to"}
 
 
+#: who an event brings in when no record so far names them, for roles that do not see original
+#: text: the id comes from the record's attributes, free text DLP never scans
+UNLISTED = "someone the records do not list (id not shown)"
+
+
 def _present_after(
-    row: Mapping[str, Any], attributes: Mapping[str, str], before: Mapping[str, Person], gone: set[str]
+    row: Mapping[str, Any],
+    attributes: Mapping[str, str],
+    before: Mapping[str, Person],
+    gone: set[str],
+    known: dict[str, Person],
+    viewer: Identity,
 ) -> dict[str, Person]:
     """Who is present once ``row`` has happened. Sources differ on whether the participants of a
     leave (and of the notices about it) still list the one leaving: the event itself decides, so
     the change shows on the event, and later records that still list them do not bring them back.
     Someone who left returns when an event adds them or when they write or act again (an event
-    they sent, such as a restart). ``gone`` is
-    updated in place."""
+    they sent, such as a restart). ``gone`` is updated in place, and ``known`` (everyone the
+    records so far name, by id) too: an arrival named only by an attribute is shown as the person
+    an earlier record names, else by that id to officers and as :data:`UNLISTED` to the other
+    roles."""
+    for party in [row.get("sender"), *(row.get("recipients") or []), *(row.get("participants") or [])]:
+        if party and party.get("id"):
+            known.setdefault(str(party["id"]), person(party))
     listed = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
     if listed:
         gone.intersection_update(listed)  # a record without them: the participants caught up
@@ -275,7 +291,11 @@ def _present_after(
     if event_type in _ARRIVALS and (arrived := named(_ARRIVALS[event_type])):
         gone.discard(arrived)
         if arrived not in listed:
-            listed[arrived] = before.get(arrived) or Person(id=arrived, label=arrived, role="")
+            listed[arrived] = (
+                before.get(arrived)
+                or known.get(arrived)
+                or Person(id=arrived, label=arrived if viewer.sees_original else UNLISTED, role="")
+            )
     if row.get("kind") == "message" or (event_type is not None and named("sender")):
         # writing again, or acting in the conversation (restarting it, consenting): back in it
         gone.discard(sender.id)
