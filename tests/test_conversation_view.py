@@ -598,3 +598,32 @@ def test_an_arrival_named_only_by_an_attribute_is_not_shown_to_roles_without_ori
     assert [p.label for p in t.entries[1].joined] == [f"card {card}"]
     assert [p.label for p in t.entries[2].joined] == [f"SSN {ssn}"]
     assert f"+ SSN {ssn} joined" in terminal(t)
+
+
+def test_a_long_group_conversation_is_not_held_as_python_objects_row_by_row(tmp_path: Path) -> None:
+    # every record of a group chat carries the whole participant list: reading a long one as a
+    # list of dicts (and a Person per listed party per record) took gigabytes. The records are
+    # read as Arrow and made into dicts a batch at a time; each party is one Person.
+    import tracemalloc
+
+    from pipelines.search.conversation import iter_conversation
+
+    group = [
+        {"id": f"p{i}", "name": f"Person {i}", "role": "employee", "handle": f"+1555{i:07d}", "groups": []}
+        for i in range(40)
+    ]
+    n = 4000
+    rows = [
+        row(f"g-{i}", at(5, 9) + dt.timedelta(seconds=i), body=f"message {i}", participants=group,
+            sender=group[i % 40], recipients=group[:3], channel="teams")
+        for i in range(n)
+    ]  # fmt: skip
+    root = write_archive(tmp_path / "a", rows)
+    tracemalloc.start()
+    try:
+        t = build_timeline("conv-en", iter_conversation(root, "conv-en"), OFFICER)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(t.entries) == n and len({id(p) for e in t.entries for p in e.present}) == 40
+    assert peak < 15_000 * n, f"{peak / n:,.0f} bytes per record"

@@ -50,7 +50,7 @@ def command(
     from pipelines.errors import ConfigError
     from pipelines.search.access import load_identity
     from pipelines.search.audit import record_access
-    from pipelines.search.conversation import build_timeline, load_conversation, render_html, render_text
+    from pipelines.search.conversation import build_timeline, iter_conversation, render_html, render_text
     from pipelines.search.query import Query, check_range, parse_time
 
     identity = load_identity(config=config_path, role=role, user=user)
@@ -64,7 +64,7 @@ def command(
     require_archive(archive)
     if html_path is not None:
         _outside_archive(html_path, archive)
-    rows = load_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
+    rows = iter_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
     timeline = build_timeline(
         conversation_id,
         rows,

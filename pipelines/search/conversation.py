@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from pipelines.errors import ArchiveError
 from pipelines.record import ARROW_SCHEMA, DlpAction, EventType
 from pipelines.search import sql
 from pipelines.search.access import Identity, export_text, shown_text
-from pipelines.search.embedded import select_rows
+from pipelines.search.embedded import _execute as execute
 from pipelines.search.query import Query
 from pipelines.search.render import safe
 from pipelines.search.results import _attributes, _time, kind_label
@@ -148,13 +148,33 @@ def load_conversation(
     time_to: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The conversation's records, in order. Date bounds prune partitions (and cut the view)."""
+    return list(iter_conversation(archive, conversation_id, time_from=time_from, time_to=time_to))
+
+
+def iter_conversation(
+    archive: Path,
+    conversation_id: str,
+    *,
+    time_from: dt.datetime | None = None,
+    time_to: dt.datetime | None = None,
+    batch_rows: int = 1024,
+) -> Iterator[dict[str, Any]]:
+    """:func:`load_conversation` one row at a time: the records are read as one Arrow table
+    (columnar, a fraction of the size of Python objects) and made into dicts a batch at a time,
+    so a conversation of a hundred thousand records with a long participant list on each is not
+    held as millions of Python objects at once."""
     root = Path(archive)
     if not root.is_dir():
         raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
     query = Query(conversations=(conversation_id,), time_from=time_from, time_to=time_to)
     files = sql.prune(live_files(root), query)
+    if not files:
+        return
     compiled = sql.compile_query(query)
-    return select_rows(root, files, compiled.where, compiled.params, _COLUMNS, order=ORDER)
+    statement = f"SELECT {', '.join(_COLUMNS)} FROM {sql.SOURCE} WHERE {compiled.where} ORDER BY {ORDER}"
+    table = execute(statement, {**compiled.params, "files": sql.files_param(root, files)}, arrow=True)
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        yield from batch.to_pylist()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,9 +183,15 @@ def load_conversation(
 
 def person(party: Mapping[str, Any] | None) -> Person:
     party = party or {}
-    name, handle, pid = party.get("name"), party.get("handle"), party.get("id") or "?"
+    return _person(party.get("id") or "?", party.get("name"), party.get("handle"), party.get("role"))
+
+
+@lru_cache(maxsize=4096)
+def _person(pid: Any, name: Any, handle: Any, role: Any) -> Person:
+    """One :class:`Person` for each party however many records list them: a group's participant
+    list is on every record, and a timeline keeps who was present at each one."""
     label = f"{name} ({handle})" if name and handle else str(name or handle or pid)
-    return Person(id=str(pid), label=label, role=str(party.get("role") or ""))
+    return Person(id=str(pid), label=label, role=str(role or ""))
 
 
 def build_timeline(
