@@ -288,3 +288,128 @@ def test_batch_size_must_be_positive(cluster):
     _, client, cfg = cluster
     with pytest.raises(ValueError):
         index_rows(client, rows(1), cfg, batch_size=0)
+
+
+def _drop_item_for(doc_id):
+    def transform(payload: bytes) -> bytes:
+        answer = json.loads(payload)
+        answer["items"] = [i for i in answer["items"] if i["index"]["_id"] != doc_id]
+        return json.dumps(answer).encode()
+
+    return transform
+
+
+def _set_items(items):
+    def transform(payload: bytes) -> bytes:
+        answer = json.loads(payload)
+        answer["items"] = items(answer["items"]) if callable(items) else items
+        return json.dumps(answer).encode()
+
+    return transform
+
+
+MALFORMED = {
+    "not JSON": lambda payload: b'{"took": 1, "items": [',
+    "no items": lambda payload: b'{"took": 1, "errors": false}',
+    "items null": _set_items(None),
+    "items not objects": _set_items(lambda items: [1] * len(items)),
+    "empty items": _set_items(lambda items: [{}] * len(items)),
+    "status not a number": _set_items(
+        lambda items: [{"index": {**i["index"], "status": "created"}} for i in items]
+    ),
+}
+
+
+@pytest.mark.parametrize("transform", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_bulk_answer_is_sent_again_never_raised(cluster, transform):
+    # a 200 "from Elasticsearch" whose body is not a bulk answer used to raise out of index_rows
+    # (and so fail `vigil run`); now the attempt counts as failed and the batch is sent again
+    server, client, cfg = cluster
+    batch = rows(5)
+    server.garble(transform, times=1)
+    report = index_rows(client, batch, cfg)
+    _assert_accounted(report, batch)
+    assert report.indexed == 5 and report.retried == 5 and report.requests == 2
+    assert Counter(doc_id for _, doc_id in server.docs()) == Counter(_ids(batch))
+
+
+@pytest.mark.parametrize("transform", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_bulk_answers_to_the_end_dead_letter_as_unavailable(cluster, transform):
+    server, client, cfg = cluster
+    batch = rows(5)
+    server.garble(transform, times=None)
+    report = index_rows(client, batch, cfg, state=IndexState(clock=_Clock()))
+    _assert_accounted(report, batch)
+    assert report.dead_lettered == 5 and report.requests == 1 + cfg.max_retries
+    assert {d["reason_code"] for d in report.dead_letters} == {ES_UNAVAILABLE}
+    reason = report.dead_letters[0]["reason"]
+    assert "malformed" in reason or "Unable to deserialize" in reason or "no result" in reason
+
+
+def test_a_bulk_answer_missing_an_item_does_not_confirm_another_document(cluster):
+    # items are matched to documents by _id, not by position: with the answer for document 1
+    # missing, the answer for document 2 must not be read as document 1's
+    server, client, cfg = cluster
+    batch = rows(3)
+    missing = batch[1]["record_id"]
+    server.garble(_drop_item_for(missing), times=None)
+    report = index_rows(client, batch, cfg)
+    _assert_accounted(report, batch)
+    assert sorted(report.indexed_ids) == sorted([batch[0]["record_id"], batch[2]["record_id"]])
+    (letter,) = report.dead_letters
+    assert letter["record_id"] == missing and letter["reason_code"] == ES_UNAVAILABLE
+    assert "had no result for this document" in letter["reason"]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        lambda items: list(reversed(items)),  # shuffled
+        lambda items: items + items,  # more items than documents
+        lambda items: items[1:],  # one too few, at the front
+    ],
+    ids=["reversed", "too many", "too few"],
+)
+def test_a_bulk_answer_that_does_not_line_up_is_resent_once(cluster, items):
+    server, client, cfg = cluster
+    batch = rows(4)
+    server.garble(_set_items(items), times=1)
+    report = index_rows(client, batch, cfg)
+    _assert_accounted(report, batch)
+    assert report.indexed == 4 and report.dead_lettered == 0
+    assert Counter(report.indexed_ids) == Counter(_ids(batch))
+
+
+def test_a_connection_closed_half_way_through_the_answer_is_retried(cluster):
+    server, client, cfg = cluster
+    batch = rows(6)
+    server.cut_off(times=2)
+    report = index_rows(client, batch, cfg)
+    _assert_accounted(report, batch)
+    assert report.indexed == 6 and report.retried == 12 and report.requests == 3
+    assert Counter(doc_id for _, doc_id in server.docs()) == Counter(_ids(batch))
+
+
+def test_a_version_conflict_is_a_refusal_with_its_reason(cluster):
+    # Vigil sends `index` (overwrite by id), never `create`: a re-index is a 200 "updated", never a
+    # 409. A 409 therefore means another writer uses versions on these indices; the stored copy may
+    # differ from the archive's, so it is not counted as indexed
+    server, client, cfg = cluster
+    batch = rows(3)
+    index_rows(client, batch, cfg)
+    assert {op for body in server.bulk_bodies() for line in body[::2] for op in line} == {"index"}
+    server.fail_items({batch[0]["record_id"]}, 409, error_type="version_conflict_engine_exception")
+    report = index_rows(client, batch, cfg)
+    _assert_accounted(report, batch)
+    (letter,) = report.dead_letters
+    assert letter["reason_code"] == ES_REJECTED and "version_conflict_engine_exception" in letter["reason"]
+
+
+def test_a_request_refused_whole_says_why_not_the_exception_repr(cluster):
+    server, client, cfg = cluster
+    server.fail(status=401, times=1, error_type="security_exception", reason="api key expired")
+    report = index_rows(client, rows(2), cfg)
+    assert report.dead_lettered == 2 and report.retried == 0
+    reason = report.dead_letters[0]["reason"]
+    assert "HTTP 401 security_exception: api key expired" in reason and "check the credentials" in reason
+    assert "AuthenticationException(" not in reason

@@ -163,3 +163,48 @@ def test_console_script_exit_code(es_server):
     )
     assert result.returncode == 1
     assert "problem: ILM policy vigil-records-retention is missing" in result.stdout
+
+
+def test_index_after_the_cluster_died_and_came_back_converges(es_server, capsys, tmp_path):
+    batch = rows(30)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--batch-size", "10")
+    es_server.die_after_bulk(1)
+    code, out, err = vigil(capsys, *argv, "--max-retries", "0", "--quiet")
+    assert code == 1
+    assert "read 30, indexed 10, dead-lettered 20" in out
+    letters = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
+    assert len(letters) == 20 and {d["reason_code"] for d in letters} == {"es_unavailable"}
+    es_server.revive()
+    code, out, err = vigil(capsys, *argv, "--quiet")
+    assert code == 0, err
+    assert "read 30, indexed 30, dead-lettered 0" in out
+    assert sorted(doc_id for _, doc_id in es_server.docs("vigil-records")) == sorted(
+        r["record_id"] for r in batch
+    )
+
+
+def test_credentials_in_the_url_work_and_never_show(es_server, capsys):
+    es_server.require_basic_auth("vigil", "p@ss:word")
+    url = es_server.url.replace("http://", "http://vigil:p%40ss%3Aword@") + "/"
+    code, out, err = vigil(capsys, "es", "setup", "--es-url", url, "--replicas", "0")
+    assert code == 0, err
+    assert "p%40ss" not in out + err and "p@ss" not in out + err
+    code, out, err = vigil(capsys, "es", "setup", "--es-url", url, "--api-key", "a2V5")
+    assert code == 2 and "keep one" in err and "p%40ss" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("localhost:9200", "add the scheme: https://localhost:9200"),
+        ("http://localhost:99999", "is not a valid URL (check the port)"),
+        (" http://127.0.0.1:9 ", "cannot reach Elasticsearch at http://127.0.0.1:9 "),
+        ("http://localhost:9200/?pretty", "has a ?query"),
+    ],
+)
+def test_url_mistakes_are_one_line_errors(capsys, url, message):
+    code, out, err = vigil(capsys, "es", "check", "--es-url", url, "--max-retries", "0")
+    assert code in (2, 4) and message in err
+    assert "unexpected" not in err and "Traceback" not in out + err

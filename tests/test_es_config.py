@@ -60,11 +60,18 @@ def test_bad_settings_say_what_to_fix(env, options, message):
 
 
 def test_secrets_never_show():
-    cfg = EsConfig(url="https://vigil:hunter2@es.example.com:9200", api_key="c2VjcmV0LWtleQ==")
-    text = f"{cfg!r} {cfg} {cfg.safe_url}"
-    assert "c2VjcmV0LWtleQ==" not in text
-    assert "hunter2" not in cfg.safe_url
-    assert cfg.safe_url == "https://es.example.com:9200"
+    cfg = EsConfig(url="https://es.example.com:9200", api_key="c2VjcmV0LWtleQ==")
+    assert "c2VjcmV0LWtleQ==" not in f"{cfg!r} {cfg} {cfg.safe_url}"
+    # a password in the URL becomes the basic-auth password: the URL itself (which reprs, logs and
+    # pickles show) no longer holds it
+    cfg = EsConfig(url="https://vigil:hunter2@es.example.com:9200")
+    assert "hunter2" not in f"{cfg!r} {cfg} {cfg.url} {cfg.safe_url}"
+    assert cfg.safe_url == cfg.url == "https://es.example.com:9200"
+    assert cfg.username == "vigil" and cfg.password is not None
+    assert cfg.password.get_secret_value() == "hunter2"
+    with pytest.raises(ConfigError, match="keep one") as info:
+        EsConfig.from_env({}, url="https://vigil:hunter2@es", api_key="c2VjcmV0LWtleQ==")
+    assert "hunter2" not in str(info.value) and "c2VjcmV0" not in str(info.value)
     with pytest.raises(ConfigError) as info:
         EsConfig.from_env({}, url="gopher://vigil:hunter2@es", api_key="c2VjcmV0LWtleQ==")
     assert "hunter2" not in str(info.value) and "c2VjcmV0" not in str(info.value)

@@ -89,6 +89,10 @@ def test_incompatible_mapping_change_explains_the_way_out(es_server):
             ),
             "keeps records 90 days",
         ),
+        (  # an operator edited the policy in Kibana: Vigil's _meta is gone
+            lambda s: s.policies["vigil-records-retention"]["policy"].pop("_meta"),
+            "was not written by Vigil",
+        ),
     ],
 )
 def test_check_reports_what_is_off(es_server, tamper, problem):
@@ -212,3 +216,31 @@ def test_slow_cluster_times_out_with_advice(es_server):
     cfg = config(es_server.url, request_timeout=0.2, max_retries=0)
     with pytest.raises(IndexingError, match=r"did not answer within 0\.2s.*--request-timeout"):
         install(make_client(cfg), cfg)
+
+
+@pytest.mark.parametrize(
+    ("path", "answer", "doing"),
+    [
+        (r"^/$", b"{}", "reading cluster info"),
+        (r"^/$", b"[1]", "reading cluster info"),
+        (r"^/_ilm/policy/", b"[]", "reading ILM policy"),
+        (r"^/_index_template/", b'{"index_templates": "x"}', "reading index template"),
+        (r"^/_index_template/", b'{"index_templates": ["x"]}', "reading index template"),
+    ],
+)
+def test_an_answer_not_shaped_like_elasticsearch_is_an_indexing_error(es_server, path, answer, doing):
+    # JSON with the product header, but not what Elasticsearch sends: a one-line error (exit 4), not
+    # an "unexpected KeyError, please report it"
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    es_server.garble(lambda payload: answer, path=path, times=None)
+    for step in (install, check):
+        with pytest.raises(IndexingError, match=rf"while {doing}.*not as Elasticsearch 9\.x does"):
+            step(client, cfg)
+
+
+def test_a_version_that_is_not_a_number_is_a_problem_not_a_crash(es_server):
+    es_server.version = "garbage"
+    report = check(make_client(config(es_server.url)), config(es_server.url))
+    assert any("too old" in p for p in report.problems)

@@ -94,3 +94,18 @@ def test_cli_run_exits_4_when_documents_were_dead_lettered(es_server, tmp_path: 
     assert "Elasticsearch: 2 indexed, 1 dead-lettered" in out.stdout
     assert "re-send with `vigil es index --archive ...`" in out.stdout
     assert "= 3 (every event accounted for)" in out.stdout  # the archive itself is complete
+
+
+def test_a_malformed_bulk_answer_does_not_stop_capture(es_server, tmp_path: Path) -> None:
+    # a 200 whose body is not a bulk answer used to raise inside the Beam sink and fail the run:
+    # now the archive is complete and every record is counted as dead-lettered for the index
+    cfg = _setup(es_server.url)
+    es_server.garble(lambda payload: b'{"took": 1, "errors": false}', times=None)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i) for i in range(4)])
+    s = ingest(tmp_path / "in", tmp_path / "archive", es=cfg)
+    assert s.archived == 4 and s.balanced
+    assert s.es is not None and s.es["indexed"] == 0 and s.es["dead_lettered"] == 4
+    assert s.es_incomplete
+    letters = list(reader.iter_rows(tmp_path / "archive", kind=layout.DEAD_LETTERS))
+    assert len(letters) == 4 and {d["reason_code"] for d in letters} == {"es_unavailable"}
+    assert all("malformed" in d["reason"] for d in letters)

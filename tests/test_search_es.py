@@ -141,3 +141,19 @@ def test_refusals_and_an_unreachable_cluster_are_indexing_errors(cluster) -> Non
     with pytest.raises(IndexingError) as excinfo:
         es_engine.search(cfg.model_copy(update={"max_retries": 0}), parse_query("card"), OFFICER)
     assert "cannot be reached" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("answer", [b"{}", b'{"hits": []}', b'{"hits": {"hits": "x"}}', b"[1]"])
+def test_a_search_answer_without_hits_is_an_indexing_error(cluster, answer: bytes) -> None:
+    server, cfg = cluster
+    server.garble(lambda payload: answer, path=r"/_search$", times=None)
+    with pytest.raises(IndexingError, match=r"not with hits as Elasticsearch 9\.x does"):
+        es_engine.search(cfg, parse_query("card"), OFFICER)
+
+
+def test_refused_credentials_on_search_say_what_to_check(cluster) -> None:
+    server, cfg = cluster
+    server.fail(r"/_search$", 401, times=1, error_type="security_exception", reason="key expired")
+    with pytest.raises(IndexingError, match="key expired: check --api-key") as excinfo:
+        es_engine.search(cfg, parse_query("card"), OFFICER)
+    assert "\n" not in str(excinfo.value)

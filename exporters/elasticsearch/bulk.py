@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from elastic_transport import TransportError
-from elasticsearch import UnsupportedProductError
+from elasticsearch import ApiError, UnsupportedProductError
 from elasticsearch.helpers import streaming_bulk
 
 from exporters.elasticsearch.config import EsConfig
@@ -192,9 +192,23 @@ def _index_batch(
         results, failure = _send(client, [d.action for d in pending])
         retry: list[_Doc] = []
         answered = False  # did the cluster itself answer for some document (even with a no)?
-        for doc, (ok, item) in zip(pending, results, strict=False):
-            info = next(iter(item.values()))
-            status = int(info.get("status") or 0)
+        # Each item names its document (_id). Elasticsearch answers in the order sent, but an answer
+        # with an item missing, extra or out of place (something between Vigil and the cluster)
+        # must not confirm one document with another's result: match by id, and send again any
+        # document the answer does not speak for.
+        answers: dict[str, tuple[bool, dict[str, Any]]] = {}
+        for ok, item in results:
+            info = _item_info(item)
+            if info is not None and isinstance(info.get("_id"), str):
+                answers.setdefault(info["_id"], (ok, info))
+        for doc in pending:
+            answer = answers.get(doc.action["_id"])
+            if answer is None:
+                doc.last_error = _describe_failure(failure)
+                retry.append(doc)
+                continue
+            ok, info = answer
+            status = _status(info)
             # "exception": the whole request failed. A 429 is still the cluster answering (busy,
             # not away): a long storm costs this batch its budget, never the batches after it.
             answered = answered or "exception" not in info or status == 429
@@ -212,9 +226,6 @@ def _index_batch(
                 retry.append(doc)
             else:
                 report.dead_letters.append(_rejected(doc, info))
-        for doc in pending[len(results) :]:
-            doc.last_error = _describe_failure(failure)
-            retry.append(doc)
         if answered:
             state.reset()
         if not retry:
@@ -256,7 +267,27 @@ def _send(
             results.append((ok, item))
     except TransportError as exc:  # refused connection, timeout, TLS: no HTTP answer at all
         return results, exc
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # a 200 whose body is not a bulk answer (no "items", items that are not objects, a status
+        # that is not a number): the helper trips over it. Nothing in it can be trusted, so every
+        # document of the attempt is sent again (indexing by id is idempotent).
+        return [], TransportError(f"the bulk response was malformed ({type(exc).__name__}: {exc})")
     return results, None
+
+
+def _item_info(item: Any) -> dict[str, Any] | None:
+    """The result of one bulk item (``{"index": {...}}`` → ``{...}``), or None if it is not one."""
+    if not isinstance(item, dict) or len(item) != 1:
+        return None
+    info = next(iter(item.values()))
+    return info if isinstance(info, dict) else None
+
+
+def _status(info: dict[str, Any]) -> int:
+    try:
+        return int(info.get("status") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _backoff(attempt: int, cfg: EsConfig) -> float:
@@ -267,6 +298,9 @@ def _backoff(attempt: int, cfg: EsConfig) -> float:
 def _describe(info: dict[str, Any]) -> str:
     status = info.get("status")
     error = info.get("error")
+    exc = info.get("exception")
+    if isinstance(exc, ApiError) and isinstance(exc.body, dict) and isinstance(exc.body.get("error"), dict):
+        error = exc.body["error"]  # the whole request was refused: its reason, not the exception's repr
     if isinstance(error, dict):
         text = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
         cause = error.get("caused_by")

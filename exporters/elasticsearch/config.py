@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -73,13 +73,56 @@ class EsConfig(BaseModel):
     shards: int = Field(1, ge=1, le=1024, description="Primary shards per monthly index.")
     replicas: int = Field(1, ge=0, le=16, description="Replicas per shard (0 for a one-node cluster).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_in_url(cls, data: Any) -> Any:
+        """``https://user:password@host`` works (the client sends it as basic auth), but the
+        password would then sit in ``url``, which reprs, logs and pickles show: move it into
+        ``username``/``password`` (a :class:`SecretStr`) and keep ``url`` free of secrets."""
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        url = data["url"].strip()
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return data  # the url validator says what is wrong
+        if parts.username is None and parts.password is None:
+            return data
+        if any(data.get(k) is not None for k in ("username", "password", "api_key")):
+            raise ValueError(
+                "the URL carries a user:password@ and credentials are given as options too: keep one"
+            )
+        return {
+            **data,
+            "url": _strip_userinfo(url),
+            "username": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+        }
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{_strip_userinfo(value)!r} is not an http(s) URL; e.g. https://localhost:9200")
-        return value.rstrip("/")
+        value = value.strip()
+        shown = _strip_userinfo(value)
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # raises for a port that is not a number in 0-65535
+        except ValueError:
+            raise ValueError(
+                f"{shown!r} is not a valid URL (check the port); e.g. https://localhost:9200"
+            ) from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            hint = "e.g. https://localhost:9200"
+            if "://" not in value:  # localhost:9200, es.example.com: the scheme was left out
+                hint = f"add the scheme: https://{shown} (or http:// for a cluster without TLS)"
+            raise ValueError(f"{shown!r} is not an http(s) URL; {hint}")
+        if port == 0:
+            raise ValueError(f"{shown!r} has port 0; e.g. https://localhost:9200")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{shown!r} has a ?query or #fragment, which the client would ignore: remove it")
+        # the scheme in lower case: make_client decides on TLS settings from it
+        return urlunsplit((scheme, parts.netloc, parts.path, "", "")).rstrip("/")
 
     @field_validator("ca_certs")
     @classmethod

@@ -111,6 +111,19 @@ def translate_errors(cfg: EsConfig, doing: str) -> Iterator[None]:
         ) from None
     except TransportError as exc:
         raise IndexingError(f"talking to {where} failed while {doing}: {exc.message}") from None
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # an answer that is JSON but not shaped as Elasticsearch's (a proxy, a mock, another product)
+        raise IndexingError(
+            f"{where} answered while {doing}, but not as Elasticsearch 9.x does "
+            f"({type(exc).__name__}: {exc}): check --es-url"
+        ) from None
+
+
+def _cluster_info(client: Elasticsearch, cfg: EsConfig) -> tuple[str, str]:
+    """Cluster name and version number, or an :class:`IndexingError`."""
+    with translate_errors(cfg, "reading cluster info"):
+        info = client.info()
+        return str(info["cluster_name"]), str(info["version"]["number"])
 
 
 def _api_error(exc: ApiError, cfg: EsConfig, doing: str) -> IndexingError:
@@ -144,9 +157,7 @@ def _api_error(exc: ApiError, cfg: EsConfig, doing: str) -> IndexingError:
 def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
     """Install (or update) the ILM policy and the index template. Safe to run any number of times."""
     report = SetupReport()
-    with translate_errors(cfg, "reading cluster info"):
-        info = client.info()
-    report.cluster, report.version = info["cluster_name"], info["version"]["number"]
+    report.cluster, report.version = _cluster_info(client, cfg)
 
     policy = ilm_policy(cfg)
     name = policy_name(cfg)
@@ -191,11 +202,9 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
 def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
     """Compare what the cluster has with what this Vigil expects; changes nothing."""
     report = CheckReport()
-    with translate_errors(cfg, "reading cluster info"):
-        info = client.info()
-    report.cluster, report.version = info["cluster_name"], info["version"]["number"]
-    major = int(str(report.version).split(".")[0] or 0)
-    if major < 9:
+    report.cluster, report.version = _cluster_info(client, cfg)
+    major = report.version.split(".")[0]
+    if not major.isdigit() or int(major) < 9:
         report.problems.append(f"Elasticsearch {report.version} is too old: Vigil needs 9.x")
 
     name = policy_name(cfg)
@@ -204,6 +213,11 @@ def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
     expected_policy = ilm_policy(cfg)["policy"]["_meta"]["vigil_hash"]
     if policy is None:
         report.problems.append(f"ILM policy {name} is missing: run `vigil es setup`")
+    elif _meta_hash(policy) is None:
+        report.problems.append(
+            f"ILM policy {name} was not written by Vigil (changed by hand, or another tool uses the "
+            "name): run `vigil es setup` to replace it with Vigil's retention"
+        )
     elif _meta_hash(policy) != expected_policy:
         installed_days = (policy.get("_meta") or {}).get("retention_days")
         report.problems.append(
@@ -264,7 +278,8 @@ def _installed_policy(client: Elasticsearch, name: str) -> dict[str, Any] | None
     except NotFoundError:
         return None
     entry = body.get(name)
-    return entry.get("policy") if isinstance(entry, dict) else None
+    policy = entry.get("policy") if isinstance(entry, dict) else None
+    return policy if isinstance(policy, dict) else None
 
 
 def _installed_template(client: Elasticsearch, name: str) -> dict[str, Any] | None:
@@ -274,16 +289,17 @@ def _installed_template(client: Elasticsearch, name: str) -> dict[str, Any] | No
         return None
     for item in body.get("index_templates", []):
         if item.get("name") == name:
-            template: dict[str, Any] = item.get("index_template", {})
-            return template
+            template = item.get("index_template")
+            return template if isinstance(template, dict) else None
     return None
 
 
 def _meta_hash(body: dict[str, Any] | None) -> str | None:
-    if not body:
+    if not isinstance(body, dict):
         return None
-    meta = body.get("_meta") or {}
-    return meta.get("vigil_hash")
+    meta = body.get("_meta")
+    value = meta.get("vigil_hash") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _existing_indices(client: Elasticsearch, cfg: EsConfig) -> list[str]:

@@ -51,10 +51,26 @@ def send(client: Elasticsearch, index: str, body: Mapping[str, Any]) -> dict[str
             "(vigil es setup, vigil es index)"
         ) from None
     except ApiError as exc:
-        raise IndexingError(f"Elasticsearch refused the search ({exc.meta.status}): {_reason(exc)}") from None
+        hint = _AUTH_HINTS.get(exc.meta.status, "")
+        raise IndexingError(
+            f"Elasticsearch refused the search ({exc.meta.status}): {_reason(exc)}{hint}"
+        ) from None
     except TransportError as exc:
         raise IndexingError(f"Elasticsearch cannot be reached: {exc}") from None
-    return dict(response.body if hasattr(response, "body") else response)
+    answer = response.body if hasattr(response, "body") else response
+    hits = answer.get("hits") if isinstance(answer, Mapping) else None
+    if not isinstance(hits, Mapping) or not isinstance(hits.get("hits", []), list):
+        # JSON, but not a search answer (a proxy, another product): one line, not a KeyError later
+        raise IndexingError(
+            "Elasticsearch answered the search, but not with hits as Elasticsearch 9.x does: check --es-url"
+        )
+    return dict(answer)
+
+
+_AUTH_HINTS = {
+    401: ": check --api-key, or --username and --password (or ES_API_KEY / ES_USERNAME / ES_PASSWORD)",
+    403: ": the key needs read on the index alias (see README, Elasticsearch: field-level security)",
+}
 
 
 def _reason(exc: Any) -> str:

@@ -23,9 +23,11 @@ routing, faults and HTTP.
 Every request is recorded (:attr:`FakeElasticsearch.requests`) so tests can pin the DSL sent.
 Faults: :meth:`~FakeElasticsearch.fail` (whole-request errors such as a 429 storm or 503s),
 :meth:`~FakeElasticsearch.fail_items` (per-document errors), :meth:`~FakeElasticsearch.delay`
-(answers slower than the client's timeout), :meth:`~FakeElasticsearch.die_after_bulk` (the
-server goes away mid-run) and :meth:`~FakeElasticsearch.require_api_key` /
-:meth:`~FakeElasticsearch.require_basic_auth`.
+(answers slower than the client's timeout), :meth:`~FakeElasticsearch.garble` (a 200 whose body is
+not what Elasticsearch would send), :meth:`~FakeElasticsearch.cut_off` (the connection closes
+half-way through the answer), :meth:`~FakeElasticsearch.die_after_bulk` (the server goes away
+mid-run; :meth:`~FakeElasticsearch.revive` brings it back on the same port) and
+:meth:`~FakeElasticsearch.require_api_key` / :meth:`~FakeElasticsearch.require_basic_auth`.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ import fnmatch
 import itertools
 import json
 import re
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -91,6 +94,13 @@ class _ItemFault:
 
 
 @dataclass
+class _Garble:
+    path: re.Pattern[str]
+    transform: Callable[[bytes], bytes] | None  # None: cut the answer off half-way instead
+    times: int | None
+
+
+@dataclass
 class _Delay:
     path: re.Pattern[str]
     seconds: float
@@ -125,10 +135,12 @@ class FakeElasticsearch:
         self._request_faults: list[_RequestFault] = []
         self._item_faults: dict[str, _ItemFault] = {}
         self._delays: list[_Delay] = []
+        self._garbles: list[_Garble] = []
         self._die_after: int | None = None
         self._auth: str | None = None
         self._seq = itertools.count()
         self._httpd: ThreadingHTTPServer | None = None
+        self._last_port = 0
         self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------------------- lifecycle
@@ -156,6 +168,7 @@ class FakeElasticsearch:
         self.dead = True
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
+            self._last_port = int(httpd.server_address[1])
             httpd.shutdown()
             httpd.server_close()
 
@@ -216,6 +229,45 @@ class FakeElasticsearch:
         """Hold the next ``times`` matching requests ``seconds`` before answering (they still apply)."""
         with self._lock:
             self._delays.append(_Delay(re.compile(path), seconds, times))
+
+    def garble(
+        self, transform: Callable[[bytes], bytes], path: str = r"/_bulk$", *, times: int | None = 1
+    ) -> None:
+        """Apply the next ``times`` matching requests, then send ``transform(answer)`` instead of the
+        answer (still a 200 from "Elasticsearch"): a malformed body, a bulk answer whose items do not
+        match what was sent..."""
+        with self._lock:
+            self._garbles.append(_Garble(re.compile(path), transform, times))
+
+    def cut_off(self, path: str = r"/_bulk$", *, times: int | None = 1) -> None:
+        """Apply the next ``times`` matching requests, then close the connection half-way through
+        the answer (the headers promise more than is sent)."""
+        with self._lock:
+            self._garbles.append(_Garble(re.compile(path), None, times))
+
+    def revive(self) -> FakeElasticsearch:
+        """Start again on the same port, with the same state, after :meth:`die_after_bulk`."""
+        port = self.port if self._httpd is not None else self._last_port
+        if self._httpd is not None:
+            self.stop()
+        handler = type("Handler", (_Handler,), {"fake": self})
+        deadline = time.monotonic() + 5
+        while True:  # the dying server may still hold the port for a moment
+            try:
+                httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.dead = False
+        self._httpd = httpd
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-es", daemon=True
+        )
+        self._thread.start()
+        return self
 
     def die_after_bulk(self, k: int) -> None:
         """Go away (refuse and drop every connection) right after answering ``k`` bulk requests."""
@@ -698,6 +750,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         payload = b"" if body is None else json.dumps(body).encode()
+        with self.fake._lock:
+            garble = self.fake._take(self.fake._garbles, self.command, urlsplit(self.path).path)
+        if garble is not None and garble.transform is not None:
+            payload = garble.transform(payload)
         compat = "compatible-with" in headers.get("accept", "")
         ctype = "application/vnd.elasticsearch+json;compatible-with=9" if compat else "application/json"
         try:
@@ -708,6 +764,12 @@ class _Handler(BaseHTTPRequestHandler):
             if status == 401:
                 self.send_header("WWW-Authenticate", 'ApiKey, Basic realm="security"')
             self.end_headers()
+            if garble is not None and garble.transform is None:  # the node drops the connection
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
             if self.command != "HEAD":
                 self.wfile.write(payload)
             self.wfile.flush()
