@@ -212,3 +212,34 @@ def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: cannot use {archive}/_staging/")
     assert "Not a directory" in result.stderr and "resumes where its last commit ended" in result.stderr
+
+
+def test_the_closing_hint_can_be_pasted_whatever_the_path_and_conversation_id_hold(tmp_path) -> None:
+    import shlex
+
+    odd = "conv/'x\" <y> $(id)"
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i, conversation_id=odd) for i in range(3)])
+    archive = tmp_path / "my archive"
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(archive)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if " conversation " in x]
+    argv = shlex.split(line)
+    assert argv[1:] == [
+        "conversation",
+        odd,
+        "--archive",
+        str(archive),
+        "--role",
+        "officer",
+        "--html",
+        "c.html",
+    ]
+    searches = [
+        shlex.split(x, comments=True) for x in result.stdout.splitlines() if " search --archive " in x
+    ]
+    assert [a[1:4] for a in searches] == [["search", "--archive", str(archive)]] * 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -250,14 +251,16 @@ def command(
             click.echo(summary.describe_unreadable())
         return
     click.echo(summary.render(archive))
-    vigil = sys.argv[0] if Path(sys.argv[0]).name == "vigil" else "vigil"
-    busiest = _busiest_conversation(archive, summary.commit) or "ID"
+    # shell-quoted, so each line can be pasted whatever the path or the conversation id holds
+    vigil = shlex.quote(sys.argv[0]) if Path(sys.argv[0]).name == "vigil" else "vigil"
+    busiest = shlex.quote(_busiest_conversation(archive, summary.commit) or "ID")
+    at = shlex.quote(str(archive))
     click.echo(
         "Look at it:\n"
-        f"  {vigil} search --archive {archive} --role reviewer portfolio           # find messages\n"
-        f"  {vigil} search --archive {archive} --role officer dlp:block            # what DLP stopped\n"
-        f"  {vigil} conversation {busiest} --archive {archive} --role officer --html c.html\n"
-        f"  {vigil} verify --archive {archive}                                     # tamper check\n"
+        f"  {vigil} search --archive {at} --role reviewer portfolio           # find messages\n"
+        f"  {vigil} search --archive {at} --role officer dlp:block            # what DLP stopped\n"
+        f"  {vigil} conversation {busiest} --archive {at} --role officer --html c.html\n"
+        f"  {vigil} verify --archive {at}                                     # tamper check\n"
         f"  Parquet files: {archive}/records/event_month=*/ch=*/*.parquet (DuckDB and pyarrow read them)"
     )
     if summary.es_incomplete:
