@@ -310,6 +310,9 @@ def test_cli_prints_and_exports(archive: Path, tmp_path: Path, capsys, monkeypat
     assert "swap them" in capsys.readouterr().err
     assert vigil("conversation", "conv-nope", "--archive", str(archive), "--role", "officer") == 0
     assert "No records for this conversation" in capsys.readouterr().out
+    for blank in ("", "  "):
+        assert vigil("conversation", blank, "--archive", str(archive), "--role", "officer") == 2
+        assert "the conversation id is empty" in capsys.readouterr().err
 
 
 def _files(root: Path) -> dict[str, bytes]:

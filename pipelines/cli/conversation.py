@@ -53,6 +53,11 @@ def command(
     from pipelines.search.conversation import build_timeline, iter_conversation, render_html, render_text
     from pipelines.search.query import Query, check_range, parse_time
 
+    if not conversation_id.strip():
+        raise ConfigError(
+            "the conversation id is empty; give the id `vigil search --json` prints as "
+            '"conversation_id" (every record has one)'
+        )
     identity = load_identity(config=config_path, role=role, user=user)
     window = check_range(
         Query(
