@@ -204,3 +204,24 @@ def test_injection_does_not_change_the_conversations_themselves() -> None:
     assert changed
     for before, after in changed:
         assert before.model_dump(exclude={"body"}) == after.model_dump(exclude={"body"})
+
+
+#: a day with one-time codes that read as phone numbers (e.g. "392431" is a valid German number)
+OTP_DAY = WEEK.replace(days=1, seed=1, inject_faults=0.0)
+
+
+def test_one_time_codes_contacts_type_are_never_phone_numbers() -> None:
+    """The codes typed during WeChat phone validation are not labelled, so no validating phone
+    detector, in any region the ground truth promises, may find a number in them."""
+    from pipelines.simulate.pii import phone_like
+
+    out = written(OTP_DAY)
+    labelled = {row["event_id"] for row in map(json.loads, (out / LABELS_FILE).read_text().splitlines())}
+    codes = []
+    for _, _, raw in good_lines(out):
+        event = Event.model_validate_json(raw)
+        body = event.body or ""
+        if event.channel == "wechat" and event.kind == "message" and re.fullmatch(r"\d{6}", body):
+            codes.append(body)
+            assert not phone_like(body) or event.event_id in labelled, (event.event_id, body)
+    assert len(codes) > 20

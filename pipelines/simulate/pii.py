@@ -178,8 +178,19 @@ _VALUES: dict[str, Callable[[random.Random], str]] = {
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "HK", "SG", "JP", "CN")
 
 
-def _phone_like(text: str) -> bool:
+def phone_like(text: str) -> bool:
+    """Whether a validating phone detector, in any region it might assume, finds a number in ``text``."""
     return any(True for region in _PHONE_REGIONS for _ in phonenumbers.PhoneNumberMatcher(text, region))
+
+
+def one_time_code(rng: random.Random) -> str:
+    """A six-digit one-time code as a contact types it. Codes are not labelled, so one that reads
+    as a valid phone number somewhere (``392431`` does in Germany) is moved to the next one that
+    does not; no extra random draw, so everything else in the conversation stays as it was."""
+    code = rng.randrange(100000, 999999)
+    while phone_like(str(code)):
+        code = 100000 + (code - 100000 + 1) % 899999
+    return str(code)
 
 
 def near_miss(rng: random.Random) -> str:
@@ -187,7 +198,7 @@ def near_miss(rng: random.Random) -> str:
     anywhere a detector might look)."""
     while True:
         sentence = _near_miss(rng)
-        if not _phone_like(sentence):
+        if not phone_like(sentence):
             return sentence
 
 

@@ -40,6 +40,7 @@ from pipelines.simulate.channels.base import Script
 from pipelines.simulate.clock import lognormal_seconds, reply_gap, typing_gap
 from pipelines.simulate.factory import Emitted
 from pipelines.simulate.phrases import BOT_TOPICS
+from pipelines.simulate.pii import one_time_code
 from pipelines.simulate.rules import Deliver, Effect, Happen, Notify, delivered, require
 from pipelines.simulate.text import Text
 
@@ -553,7 +554,7 @@ class WeChatScript(Script):
             )
             step = submit_phone(state, at, policy, valid=valid, masked_phone=masked)
         elif action[0] == "otp":
-            body = texts.plain(f"{rng.randrange(100000, 999999)}")
+            body = texts.plain(one_time_code(rng))
             step = submit_otp(state, at, policy, correct=action[1] == "correct", masked_phone=masked)
         elif action[0] == "confirm":
             body = texts.plain(rng.choice(("YES", "Yes", "是的")))
