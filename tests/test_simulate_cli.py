@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -109,3 +110,63 @@ def test_help_lists_the_options() -> None:
         "--target-events",
     ):
         assert option in result.output
+
+
+def test_a_directory_holding_other_files_is_refused_without_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vigil run` reads every *.jsonl in the directory: simulating into someone's files mixes them in."""
+    (tmp_path / "orders.jsonl").write_text('{"not": "an event"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(tmp_path), *ARGS, "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not empty" in err and "orders.jsonl" in err
+    assert len(err.strip().splitlines()) == 1 and "--overwrite" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.jsonl"]  # nothing written
+
+
+@pytest.mark.parametrize("make", ["under_a_file", "read_only"])
+def test_an_unwritable_out_directory_is_one_line_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: str
+) -> None:
+    if make == "under_a_file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "events"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only directories")
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o555)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(out), *ARGS, "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write to --out {out}") and "Traceback" not in err
+    assert "vigil run" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("target", ["10000000000", "99999999999999999999999"])
+def test_a_target_beyond_what_any_activity_gives_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(tmp_path / "ev"), *ARGS, "--target-events", target, "--quiet"])
+    assert exit_info.value.code == 2
+    assert "--target-events" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").iterdir())
+
+
+def test_a_target_needing_more_than_the_activity_limit_is_refused_after_the_pilot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two employees for a day cannot be made to write 100 million events: the calibrated activity
+    would be far above --activity's limit (the run would not finish), so say what to change."""
+    args = ["--days", "1", "--employees", "2", "--contacts", "4", "--seed", "4"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(tmp_path / "ev"), *args, "--target-events", "100000000", "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--target-events" in err and "--activity" in err and "--contacts" in err
+    assert len(err.strip().splitlines()) == 1

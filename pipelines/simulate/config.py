@@ -12,6 +12,8 @@ from pipelines.record import EARLIEST_TIME
 DEFAULT_START = dt.date(2026, 1, 5)  # a Monday; fixed so the same arguments give the same bytes
 EARLIEST_START = EARLIEST_TIME.date()
 LATEST_START = dt.date(9997, 12, 31)  # a year of days, and the hours after them, stay in the calendar
+MAX_ACTIVITY = 10_000
+MAX_TARGET_EVENTS = 1_000_000_000  # about a terabyte of JSON lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +48,12 @@ class SimulationConfig:
             f"got {self.contacts}",
         )
         _check(
-            0 < self.activity <= 10_000, f"--activity must be above 0 (1.0 is normal), got {self.activity}"
+            0 < self.activity <= MAX_ACTIVITY,
+            f"--activity must be above 0 and at most {MAX_ACTIVITY} (1.0 is normal), got {self.activity}",
         )
         _check(
-            self.target_events is None or self.target_events >= 100,
-            f"--target-events must be at least 100, got {self.target_events}",
+            self.target_events is None or 100 <= self.target_events <= MAX_TARGET_EVENTS,
+            f"--target-events must be between 100 and {MAX_TARGET_EVENTS}, got {self.target_events}",
         )
         _check(0 <= self.pii_rate <= 1, f"--pii-rate is a share between 0 and 1, got {self.pii_rate}")
         _check(

@@ -14,9 +14,10 @@ import heapq
 from collections.abc import Iterator
 from operator import attrgetter
 
+from pipelines.errors import ConfigError
 from pipelines.record import Channel
 from pipelines.simulate.channels import ConversationSpec, Simulation, script_for
-from pipelines.simulate.config import SimulationConfig
+from pipelines.simulate.config import MAX_ACTIVITY, SimulationConfig
 from pipelines.simulate.factory import Emitted
 from pipelines.simulate.world import World, build_world
 
@@ -81,9 +82,22 @@ def calibrate(config: SimulationConfig, world: World) -> float:
     part of it happens once per conversation however busy it gets (opt-ins, welcomes), the rest
     grows with the number of sessions. So the span is counted at activity 1 and at a quarter of it,
     the count modelled as ``fixed + per_unit * activity``, and that line solved for the target.
+    A target the world can only reach above ``--activity``'s limit is a :class:`ConfigError`.
     """
     if config.target_events is None:
         return config.activity
+    activity = _calibrate(config, world)
+    if activity > MAX_ACTIVITY:
+        raise ConfigError(
+            f"--target-events {config.target_events} needs --activity of about {activity:,.0f}, above its "
+            f"limit of {MAX_ACTIVITY}, for {config.employees} employees, {config.contacts} contacts and "
+            f"{config.days} days; ask for fewer events or a bigger world (--days, --employees, --contacts)"
+        )
+    return activity
+
+
+def _calibrate(config: SimulationConfig, world: World) -> float:
+    assert config.target_events is not None
     pilot = config.replace(inject_pii=False, inject_faults=0.0, target_events=None)
     full = _count(pilot, world, 1.0)
     ratio = config.target_events / max(full, 1)

@@ -137,16 +137,36 @@ def _version() -> str:
 
 
 def prepare(out_dir: Path, *, overwrite: bool) -> None:
-    """Create ``out_dir``; refuse to mix with an earlier simulation unless ``overwrite``."""
+    """Create ``out_dir`` and check it can be written. Without ``overwrite`` it must be empty (`vigil
+    run` reads every ``*.jsonl`` there, so anything else would be archived with the simulation);
+    with it, an earlier simulation's files are replaced and nothing else is touched."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    existing = sorted({p for pattern in _OURS for p in out_dir.glob(pattern)})
-    if existing and not overwrite:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".vigil-write-probe-{os.getpid()}.tmp"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
         raise ConfigError(
-            f"{out_dir} already holds simulation output ({existing[0].name} and {len(existing) - 1} more); "
-            "choose an empty directory or pass --overwrite to replace it"
-        )
+            f"cannot write to --out {out_dir}: {reason}; choose a directory this user can create and write"
+        ) from exc
+    existing = sorted({p for pattern in _OURS for p in out_dir.glob(pattern)})
+    if not overwrite:
+        if existing:
+            raise ConfigError(
+                f"{out_dir} already holds simulation output ({existing[0].name} and {len(existing) - 1} "
+                "more); choose an empty directory or pass --overwrite to replace it"
+            )
+        others = sorted(p.name for p in out_dir.iterdir())
+        if others:
+            raise ConfigError(
+                f"--out {out_dir} is not empty ({others[0]}"
+                + (f" and {len(others) - 1} more" if len(others) > 1 else "")
+                + "); `vigil run` would read its files with the events: choose an empty directory, or "
+                "pass --overwrite to write there anyway (only the simulator's own files are replaced)"
+            )
     for path in existing:
         path.unlink()
 
