@@ -192,6 +192,7 @@ def test_a_folder_where_the_manifest_belongs_is_a_problem_for_verify_and_named_b
     )
     assert searched.returncode == 3
     assert searched.stderr.startswith(f"error: cannot use {manifest}: Is a directory.")
+    assert "resumes" not in searched.stderr  # only a run resumes
     assert "Traceback" not in searched.stderr
 
 
@@ -211,7 +212,8 @@ def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback
     assert result.returncode == 3
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: cannot use {archive}/_staging/")
-    assert "Not a directory" in result.stderr and "resumes where its last commit ended" in result.stderr
+    assert "Not a directory" in result.stderr
+    assert "it resumes where the archive's last commit ended" in result.stderr
 
 
 def test_the_closing_hint_can_be_pasted_whatever_the_path_and_conversation_id_hold(tmp_path) -> None:

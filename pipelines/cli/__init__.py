@@ -85,14 +85,16 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _os_error_message(exc: OSError) -> str:
+def _os_error_message(exc: OSError, command: str | None) -> str:
     where = f" {exc.filename}" if exc.filename else ""
     reason = exc.strerror or str(exc)
-    return (
+    message = (
         f"cannot use{where}: {reason}. Check that the path exists, that the user running Vigil may "
-        "read and write it, and that the disk has room; then run the command again (a `vigil run` "
-        "stopped this way resumes where its last commit ended)"
+        "read and write it, and that the disk has room; then run the command again"
     )
+    if command == "run":
+        message += " (it resumes where the archive's last commit ended)"
+    return message
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -133,7 +135,9 @@ def main(argv: list[str] | None = None) -> Any:
             click.secho(f"error: {vigil}", fg="red", err=True)
             sys.exit(vigil.exit_code)
         if os_error := next((c for c in causes if isinstance(c, OSError)), None):
-            click.secho(f"error: {_os_error_message(os_error)}", fg="red", err=True)
+            args = sys.argv[1:] if argv is None else argv
+            command = next((a for a in args if not a.startswith("-")), None)
+            click.secho(f"error: {_os_error_message(os_error, command)}", fg="red", err=True)
             sys.exit(UNEXPECTED_EXIT)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         click.secho(
