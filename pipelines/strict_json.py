@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 
@@ -64,20 +65,8 @@ def loads(data: str | bytes) -> Any:
             )
         return value
 
-    def integer(number: str) -> int:
-        try:
-            return int(number)
-        except ValueError:  # more digits than sys.get_int_max_str_digits()
-            return refuse(number, f"integer with {len(number.lstrip('-')):,} digits is too long to read")
-
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=constant,
-            parse_float=finite,
-            parse_int=integer,
-        )
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=constant, parse_float=finite)
     except json.JSONDecodeError as exc:
         # Python ends some messages in "at", made for its "... at: line 1 column 8"; callers add
         # their own "at column 8" ("Invalid control character at at column 8")
@@ -87,6 +76,21 @@ def loads(data: str | bytes) -> Any:
         if problem == exc.msg:
             raise
         raise json.JSONDecodeError(problem, text, exc.pos) from None
+    except ValueError as exc:  # an integer with more digits than sys.get_int_max_str_digits()
+        # (not a hook on every integer: that would slow every line down)
+        limit = sys.get_int_max_str_digits()
+        digits = next(
+            (
+                token
+                for token in (m.group() for m in _TOKEN.finditer(text))
+                if token.lstrip("-").isdigit() and len(token.lstrip("-")) > limit
+            ),
+            None,
+        )
+        if digits is None or not limit:
+            raise
+        refuse(digits, f"integer with {len(digits.lstrip('-')):,} digits is too long to read")
+        raise exc from None  # not reached: refuse raises
 
 
 #: a JSON string (skipped: the token is looked for outside strings) or a bare token
