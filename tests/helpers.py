@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,30 @@ from pipelines.ingest.run import RunOptions, RunSummary, run
 NOW = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 #: ``vigil`` as a user's shell runs it: a fresh process through the console entry point
 VIGIL = [sys.executable, "-c", "from pipelines.cli import main; main()"]
+#: the user :func:`as_another_user` runs commands as, when the tests run as root
+NOBODY = 65534
+
+
+def as_another_user() -> list[str]:
+    """A command prefix that runs a command as a user the permission bits apply to: as root,
+    nobody (through util-linux's setpriv; the test is skipped without it), otherwise the current
+    user."""
+    if os.geteuid() != 0:
+        return []
+    import pytest
+
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: permission bits cannot be tested")
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def shared_tmp() -> Path:
+    """A new folder the user of :func:`as_another_user` owns (pytest's own is private to root);
+    the caller removes it."""
+    base = Path(tempfile.mkdtemp(prefix="vigil-perm-", dir="/tmp"))
+    if os.geteuid() == 0:
+        os.chown(base, NOBODY, NOBODY)
+    return base
 
 
 def ingest(input_dir: Path, archive: Path, **kw: Any) -> RunSummary:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-import pytest
 from factories import event, line, write_jsonl
-from helpers import VIGIL, ingest
+from helpers import NOBODY, VIGIL, as_another_user, ingest, shared_tmp
 
 from pipelines.archive import layout, reader
 from pipelines.archive.manifest import load_state
@@ -430,34 +429,12 @@ def test_a_linked_event_file_is_judged_by_its_own_name_and_read_once(tmp_path: P
     ]
 
 
-def _as_another_user() -> list[str]:
-    """A command prefix that runs a command as a user the permission bits apply to: as root,
-    nobody (through util-linux's setpriv; skipped without it), otherwise the current user."""
-    if os.geteuid() != 0:
-        return []
-    import shutil
-
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root without setpriv: permission bits cannot be tested")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-def _shared_tmp() -> Path:
-    """A folder the user of :func:`_as_another_user` owns (pytest's own is private to root)."""
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix="vigil-perm-", dir="/tmp"))
-    if os.geteuid() == 0:
-        os.chown(base, 65534, 65534)
-    return base
-
-
 def _run_json(src: Path, archive: Path) -> dict:
     import json
 
     result = subprocess.run(
         [
-            *_as_another_user(),
+            *as_another_user(),
             *VIGIL,
             "run",
             "--input",
@@ -478,7 +455,7 @@ def _run_json(src: Path, archive: Path) -> dict:
 def test_a_file_or_folder_the_user_may_not_read_is_named_and_read_once_it_may(tmp_path: Path) -> None:
     import shutil
 
-    base = _shared_tmp()
+    base = shared_tmp()
     try:
         src = base / "in"
         write_jsonl(src / "good.jsonl", [event(1), event(2)])
@@ -492,7 +469,7 @@ def test_a_file_or_folder_the_user_may_not_read_is_named_and_read_once_it_may(tm
                 src / "locked",
                 src / "locked" / "c.jsonl",
             ):
-                os.chown(path, 65534, 65534)
+                os.chown(path, NOBODY, NOBODY)
         (src / "secret.jsonl").chmod(0)
         (src / "locked").chmod(0)
         first = _run_json(src, base / "archive")

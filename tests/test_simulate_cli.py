@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import NOBODY, VIGIL, as_another_user, shared_tmp
 
 from pipelines.cli import cli, main
 from pipelines.simulate import FAULTS_FILE, LABELS_FILE, SIMULATION_FILE
@@ -126,25 +127,45 @@ def test_a_directory_holding_other_files_is_refused_without_overwrite(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.jsonl"]  # nothing written
 
 
-@pytest.mark.parametrize("make", ["under_a_file", "read_only"])
-def test_an_unwritable_out_directory_is_one_line_naming_the_option(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: str
+def test_an_out_directory_under_a_file_is_one_line_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if make == "under_a_file":
-        (tmp_path / "afile").write_text("x")
-        out = tmp_path / "afile" / "events"
-    else:
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only directories")
-        out = tmp_path / "ro"
-        out.mkdir()
-        out.chmod(0o555)
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "events"
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", "--out", str(out), *ARGS, "--quiet"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot write to --out {out}") and "Traceback" not in err
     assert "vigil run" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_read_only_out_directory_is_one_line_naming_the_option() -> None:
+    import shutil
+    import subprocess
+
+    prefix = as_another_user()
+    base = shared_tmp()
+    try:
+        out = base / "ro"
+        out.mkdir()
+        if os.geteuid() == 0:
+            os.chown(out, NOBODY, NOBODY)
+        out.chmod(0o555)
+        result = subprocess.run(
+            [*prefix, *VIGIL, "simulate", "--out", str(out), *ARGS, "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2, result.stderr
+        err = result.stderr
+        assert err.startswith(f"error: cannot write to --out {out}") and "Traceback" not in err
+        assert "vigil run" not in err and len(err.strip().splitlines()) == 1
+        assert not any(out.iterdir())
+    finally:
+        out.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.parametrize("target", ["10000000000", "99999999999999999999999"])
