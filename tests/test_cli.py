@@ -245,3 +245,19 @@ def test_the_closing_hint_can_be_pasted_whatever_the_path_and_conversation_id_ho
         shlex.split(x, comments=True) for x in result.stdout.splitlines() if " search --archive " in x
     ]
     assert [a[1:4] for a in searches] == [["search", "--archive", str(archive)]] * 2
+
+
+def test_simulates_next_step_can_be_pasted_whatever_the_path_holds(tmp_path) -> None:
+    import shlex
+
+    out = tmp_path / "events $(id) 'x'"
+    result = subprocess.run(
+        [*VIGIL, "simulate", "--out", str(out), "--days", "1", "--employees", "2", "--contacts", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    argv = shlex.split(lines[lines.index("Next, archive it:") + 1])
+    assert argv[1:] == ["run", "--input", str(out), "--archive", str(tmp_path / "archive")]

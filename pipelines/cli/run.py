@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import click
 
 from pipelines.cli.es import config_from, connection_options
+from pipelines.cli.hints import quoted, vigil_command
 from pipelines.errors import IndexingError
 from pipelines.ingest.lines import MAX_LINE_BYTES
 from pipelines.record import MAX_BODY_CHARS
@@ -252,9 +252,9 @@ def command(
         return
     click.echo(summary.render(archive))
     # shell-quoted, so each line can be pasted whatever the path or the conversation id holds
-    vigil = shlex.quote(sys.argv[0]) if Path(sys.argv[0]).name == "vigil" else "vigil"
-    busiest = shlex.quote(_busiest_conversation(archive, summary.commit) or "ID")
-    at = shlex.quote(str(archive))
+    vigil = vigil_command()
+    busiest = quoted(_busiest_conversation(archive, summary.commit) or "ID")
+    at = quoted(archive)
     click.echo(
         "Look at it:\n"
         f"  {vigil} search --archive {at} --role reviewer portfolio           # find messages\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli.hints import quoted, vigil_command
 from pipelines.progress import Reporter, reporting
 from pipelines.simulate import FAULTS_FILE, LABELS_FILE, SIMULATION_FILE, SimulationConfig, Summary, simulate
 from pipelines.simulate.config import DEFAULT_START
@@ -181,6 +182,6 @@ def render_summary(summary: Summary, seconds: float) -> str:
         f"  metadata    {out / SIMULATION_FILE}",
         "",
         "Next, archive it:",
-        f"  vigil run --input {out} --archive {out.parent / 'archive'}",
+        f"  {vigil_command()} run --input {quoted(out)} --archive {quoted(out.parent / 'archive')}",
     ]
     return "\n".join(lines)
