@@ -129,3 +129,38 @@ def test_a_ledger_that_does_not_repair_itself_refuses_to_append_onto_a_cut_entry
     with pytest.raises(ArchiveError, match=r"cut short.*Nothing was written"):
         ledger.append([{"op": "note", "n": 2}])
     assert ledger.path.read_bytes() == before
+
+
+def test_lines_python_cannot_read_back_are_named_once_and_the_chain_after_them_is_checked(
+    tmp_path: Path,
+) -> None:
+    ledger = _ledger(tmp_path, 6)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"n":1', b'"n":' + b"9" * 5000)  # valid JSON, too long for Python
+    lines[2] = lines[2].replace(b'"op":', b'"x":"\\ud800","op":')  # a lone surrogate: cannot hash
+    lines.insert(4, b"\n")  # a blank line slipped in
+    _rewrite(ledger, lines)
+    problems = ledger.problems()
+    assert [p.split(":")[0] for p in problems] == ["l.jsonl line 2", "l.jsonl line 3", "l.jsonl line 5"]
+    assert "cannot read back" in problems[0] and "cannot read back" in problems[1]
+    assert "not valid JSON" in problems[2]
+    # the chain resumes after each named line: an entry edited further on is still caught
+    entry = json.loads(lines[6])
+    entry["n"] = 99
+    lines[6] = (json.dumps(entry) + "\n").encode()
+    _rewrite(ledger, lines)
+    assert any(p.startswith("l.jsonl line 7") and "altered" in p for p in ledger.problems())
+
+
+def test_a_last_line_python_cannot_read_back_is_a_damaged_tail_not_a_crash(tmp_path: Path) -> None:
+    import pytest
+
+    from pipelines.errors import ArchiveError
+
+    ledger = _ledger(tmp_path, 2)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    lines[-1] = lines[-1].replace(b'"n":1', b'"n":' + b"9" * 5000)
+    _rewrite(ledger, lines)
+    with pytest.raises(ArchiveError, match=r"last line of .* is damaged"):
+        ledger.append([{"op": "note"}])
+    assert ledger.entry_at(2) == {}

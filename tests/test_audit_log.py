@@ -200,14 +200,15 @@ def test_a_damaged_complete_last_audit_line_is_a_one_line_error(archive: Path, c
 
 
 def test_the_os_login_and_where_the_role_came_from_are_logged(archive: Path, tmp_path: Path, capsys) -> None:
-    import getpass
+    import os
+    import pwd
 
     config = tmp_path / "rev.toml"
     config.write_text('role = "reviewer"\nuser = "r.view"\n')
     assert vigil("search", "--archive", str(archive), "--config", str(config), "card") == 0
     assert vigil("search", "--archive", str(archive), "--config", str(config), "--role", "officer", "x") == 0
     by_config, by_flag = entries(archive)
-    assert by_config["os_user"] == by_flag["os_user"] == getpass.getuser()
+    assert by_config["os_user"] == by_flag["os_user"] == pwd.getpwuid(os.getuid()).pw_name
     assert str(config) in by_config["role_source"]
     assert (by_flag["role"], by_flag["role_source"], by_flag["user"]) == ("officer", "--role", "r.view")
 

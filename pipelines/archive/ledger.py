@@ -38,6 +38,21 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
+def _load(line: bytes) -> Any:
+    """The JSON value on ``line``. Raises ``ValueError`` for anything Vigil cannot read back and
+    hash again: not JSON or not UTF-8 (``JSONDecodeError``, ``UnicodeDecodeError``), an integer
+    longer than Python reads, or an escaped lone surrogate (``"\\ud800"``) that cannot be encoded."""
+    value = json.loads(line)
+    canonical(value).encode()
+    return value
+
+
+def _unreadable(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return "not valid JSON"
+    return f"JSON Vigil cannot read back ({str(exc).split(';')[0]})"
+
+
 class Ledger:
     def __init__(self, path: Path, *, repair_torn_tail: bool = False):
         self.path = Path(path)
@@ -58,9 +73,9 @@ class Ledger:
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{self.path}:{number}: not a JSON entry ({exc.msg})") from exc
+                out.append(_load(line))
+            except ValueError as exc:
+                raise ValueError(f"{self.path}:{number}: {_unreadable(exc)}") from exc
         return out
 
     def head(self) -> str:
@@ -72,7 +87,7 @@ class Ledger:
         lines when given (what follows is judged by the caller, e.g. an interrupted append)."""
         found: list[str] = []
         prev = GENESIS
-        expected_seq = 1
+        expected_seq: int | None = 1
         for number, line in self.raw_lines():
             if lines is not None and number > lines:
                 break
@@ -80,10 +95,11 @@ class Ledger:
             if not line.endswith(b"\n"):
                 found.append(f"{where}: incomplete last line (an interrupted write, or a cut file)")
             try:
-                entry = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                found.append(f"{where}: not valid JSON; the ledger was edited or damaged")
-                prev, expected_seq = "?", expected_seq + 1
+                entry = _load(line)
+            except ValueError as exc:
+                found.append(f"{where}: {_unreadable(exc)}; the ledger was edited or damaged")
+                # named once: the next entry's number and link are not held against it
+                prev, expected_seq = "?", None
                 continue
             if not isinstance(entry, dict):
                 found.append(f"{where}: not a JSON object")
@@ -92,7 +108,7 @@ class Ledger:
             if not isinstance(seq, int) or isinstance(seq, bool):
                 found.append(f"{where}: sequence number {json.dumps(seq)} is not a whole number")
                 seq = None
-            elif seq != expected_seq:
+            elif expected_seq is not None and seq != expected_seq:
                 found.append(f"{where}: sequence number {seq} where {expected_seq} was expected")
             if prev != "?" and entry.get("prev") != prev:
                 found.append(f"{where}: chain broken, 'prev' does not match the previous entry's hash")
@@ -106,7 +122,10 @@ class Ledger:
                     "matches what Python reads"
                 )
             prev = entry.get("hash", "?")
-            expected_seq = (seq or expected_seq) + 1
+            if seq:
+                expected_seq = seq + 1
+            elif expected_seq is not None:
+                expected_seq += 1
         return found
 
     # writing -----------------------------------------------------------------------------------
@@ -116,8 +135,8 @@ class Ledger:
         for number, line in self.raw_lines():
             if number == seq:
                 try:
-                    entry = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                    entry = _load(line)
+                except ValueError:
                     return {}
                 return entry if isinstance(entry, dict) else {}
         return None
@@ -198,8 +217,8 @@ class Ledger:
         """Whether ``line`` is a complete entry that chains onto the ledger's first ``before``
         bytes (whose last line is the entry before it)."""
         try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            entry = _load(line)
+        except ValueError:
             return False
         if not isinstance(entry, dict) or entry.get("hash") != entry_hash(entry):
             return False
@@ -216,8 +235,8 @@ class Ledger:
         with self.path.open("rb") as f:
             line = _line_before(f, end)
         try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            entry = _load(line)
+        except ValueError:
             return {}
         return entry if isinstance(entry, dict) else {}
 
@@ -230,8 +249,8 @@ class Ledger:
 
     def _parse_last(self, line: bytes) -> dict[str, Any]:
         try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            entry = _load(line)
+        except ValueError:
             entry = None
         if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int) or "hash" not in entry:
             raise ArchiveError(

@@ -45,6 +45,7 @@ class VerifyReport:
     manifest_head: str = ""
     audit_entries: int = 0
     audit_head: str = ""
+    audit_unreadable: bool = False  # the log exists but could not be read: no head to print
 
     @property
     def ok(self) -> bool:
@@ -185,11 +186,20 @@ def _check_audit(
         )
         return
     if audit.path.exists():
-        report.problems.extend(f"audit log: {p}" for p in audit.problems())
+        try:
+            found = audit.problems()
+        except OSError as exc:
+            report.problems.append(
+                f"audit log: {layout.AUDIT} cannot be read ({exc.strerror or exc}), so its chain was "
+                "not checked; run `vigil verify` as a user who may read the whole archive"
+            )
+            report.audit_unreadable = True
+            return
+        report.problems.extend(f"audit log: {p}" for p in found)
         report.audit_entries = sum(1 for _ in audit.raw_lines())
         try:
             report.audit_head = audit.head() if report.audit_entries else ""
-        except ArchiveError:  # a damaged last line: problems() above names it
+        except ArchiveError:  # a damaged last line: the problems above name it
             report.audit_head = ""
     if anchor is not None:
         entry = audit.entry_at(int(anchor["seq"])) if audit.path.exists() else None

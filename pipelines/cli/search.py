@@ -110,8 +110,9 @@ def command(
     in the archive's audit log.
     """
     from pipelines.archive.reader import require_archive
+    from pipelines.errors import QueryError
     from pipelines.search import render
-    from pipelines.search.access import load_identity
+    from pipelines.search.access import check_query, load_identity
     from pipelines.search.audit import record_access
     from pipelines.search.parse import parse_query
     from pipelines.search.results import Page
@@ -130,6 +131,21 @@ def command(
         "sort": sort,
         "output": "json" if as_json else "table",
     }
+    try:
+        check_query(parsed, identity)
+    except QueryError as exc:
+        # asking for what the role may not see is an access attempt: on record, though refused
+        details["refused"] = str(exc)
+        record_access(
+            archive,
+            identity,
+            "search",
+            query=parsed.to_dict(),
+            results=0,
+            engine="elasticsearch" if use_es else "embedded",
+            details=details,
+        )
+        raise
     if use_es:
         from pipelines.search import es_engine
 
@@ -142,6 +158,14 @@ def command(
 
         result = embedded.search(archive, parsed, identity, paging)
     details["returned"] = [hit.record_id for hit in result.hits]
+    suggestions: dict[str, list[str]] = {}
+    if result.total == 0 and parsed.participants:
+        from pipelines.search.embedded import closest_parties
+
+        # party keys from the archive are shown too: they are found, and logged, first
+        suggestions = closest_parties(archive, parsed, identity)
+        if suggestions:
+            details["suggested"] = suggestions
     # logged before anything is shown: no log entry, no disclosure
     record_access(
         archive,
@@ -159,12 +183,9 @@ def command(
             click.echo(note, err=True)
     else:
         render.print_table(result, identity.role.value)
-    if result.total == 0 and parsed.participants:
-        from pipelines.search.embedded import closest_parties
-
-        for key, near in closest_parties(archive, parsed, identity).items():
-            suggested = ", ".join(f'participant:"{k}"' if " " in k else f"participant:{k}" for k in near)
-            click.echo(
-                f"note: no record has participant:{render.safe(key)}; did you mean {render.safe(suggested)}?",
-                err=True,
-            )
+    for key, near in suggestions.items():
+        suggested = ", ".join(f'participant:"{k}"' if " " in k else f"participant:{k}" for k in near)
+        click.echo(
+            f"note: no record has participant:{render.safe(key)}; did you mean {render.safe(suggested)}?",
+            err=True,
+        )

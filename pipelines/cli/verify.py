@@ -39,7 +39,8 @@ def command(archive: Path, expect_head: str | None, expect_audit_head: str | Non
         f"{report.audit_entries} audit entr{'y' if report.audit_entries == 1 else 'ies'}"
     )
     click.echo(f"manifest head: {report.manifest_head or '(empty)'}")
-    click.echo(f"audit head:    {report.audit_head or '(empty)'}")
+    unread = "(cannot be read)" if report.audit_unreadable else "(empty)"
+    click.echo(f"audit head:    {report.audit_head or unread}")
     if not report.ok:
         raise IntegrityError(report.problems)
     click.secho("archive intact", fg="green")

@@ -26,8 +26,8 @@ There is no default role: running without one is a configuration error that says
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +62,9 @@ class Identity:
     role: AccessRole
     dlp_policy: str | None = None  # policy set for the CRM view; None: the packaged dlp_rules
     source: str = field(default="flags", compare=False)  # where the role came from, for messages
+    #: the role the configuration file gives, when ``--role`` overrode it (for the access log):
+    #: ``{"role", "source"}``
+    configured: dict[str, str] | None = field(default=None, compare=False)
 
     @property
     def search_field(self) -> str:
@@ -137,15 +140,15 @@ def config_file(flag: Path | None, environ: Mapping[str, str]) -> tuple[Path | N
     if flag is not None:
         if not flag.is_file():
             raise ConfigError(f"--config {flag}: {_not_a_file(flag)}")
-        return flag, f"--config {flag}"
+        return flag, f"--config {printable(str(flag.absolute()))}"
     named = environ.get(CONFIG_ENV)
     if named:
         path = Path(named)
         if not path.is_file():
             raise ConfigError(f"${CONFIG_ENV} names {path}: {_not_a_file(path)}; fix or unset it")
-        return path, f"${CONFIG_ENV} ({path})"
+        return path, f"${CONFIG_ENV} ({printable(str(path))})"
     path = default_config_path(environ)
-    return (path, str(path)) if path.is_file() else (None, "")
+    return (path, printable(str(path))) if path.is_file() else (None, "")
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -189,15 +192,36 @@ def load_identity(
         raise ConfigError(
             f"role {chosen_role!r} (from {source}) is not a role; use officer, reviewer or crm"
         ) from None
-    who = user or data.get("user") or _login_name()
-    return Identity(user=who, role=access, dlp_policy=data.get("dlp_policy"), source=source)
+    configured = None
+    if role and data.get("role"):
+        # the flag wins, but the access log keeps what the configuration says this caller is
+        configured = {"role": str(data["role"]).lower(), "source": described}
+    who = user or data.get("user") or login_name()
+    return Identity(
+        user=who, role=access, dlp_policy=data.get("dlp_policy"), source=source, configured=configured
+    )
 
 
-def _login_name() -> str:
+def login_name() -> str:
+    """The operating-system account running Vigil: the name of the process's real user id, not
+    ``$LOGNAME`` or ``$USER``, which the caller sets at will. Bytes that are not UTF-8 are kept as
+    escapes (``\\xff``): the access log is UTF-8."""
+    uid = os.getuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid:{os.getuid()}"
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (containers)
+        return f"uid:{uid}"
+    return printable(name)
+
+
+def printable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: bytes the operating system gave that are not UTF-8 (a file
+    name or environment value in another encoding, read as lone surrogates) become visible
+    escapes (``\\xff``), so the access log, which is UTF-8, can record it."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------------

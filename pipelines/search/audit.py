@@ -14,8 +14,12 @@ Entry fields (plus the ledger's ``seq``, ``prev`` and ``hash``)::
 ``action`` is ``search``, ``conversation`` (viewed in the terminal) or ``export`` (written to a
 file); ``details`` holds what else matters for that action (page, sort, output file, ...).
 ``user`` is the name Vigil was given (``--user`` or the config); ``os_user`` is the operating-system
-login that ran the command, and ``role_source`` says where the role came from (the ``--role`` flag or
-the config file's path), so a role granted by flag is visible as such. ``dlp_policy`` says which
+account that ran the command (its user id's name: ``$LOGNAME`` and ``$USER`` are the caller's to
+set), and ``role_source`` says where the role came from (the ``--role`` flag or the config file's
+path), so a role granted by flag is visible as such; ``configured_role`` (``{"role", "source"}``)
+is the configured role that ``--role`` overrode. A search the role may not ask is logged too, with
+``details.refused``; names suggested for a ``participant:`` that found nothing are in
+``details.suggested``. ``dlp_policy`` says which
 DLP policy set built the text shown (``{"source": path, "label": "id@digest"}``) where one did: every
 CRM-role view, and a file exported by a role other than officer; a configured set that this view
 does not use is logged by its ``source`` alone.
@@ -24,25 +28,22 @@ does not use is logged by its ``source`` alone.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from pipelines.archive import layout
 from pipelines.archive.ledger import Ledger
 from pipelines.errors import ArchiveError
-from pipelines.search.access import Identity, view_policy
+from pipelines.search.access import Identity, login_name, printable, view_policy
 
 ACTIONS = ("search", "conversation", "export")
 
 
 def os_login() -> str:
-    """The operating-system account running Vigil, logged next to the user name it was given."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name (a container without a passwd entry)
-        return f"uid:{os.getuid()}"
+    """The operating-system account running Vigil, logged next to the user name it was given: the
+    account of the process's user id (``$LOGNAME`` and ``$USER`` are whatever the caller sets)."""
+    return login_name()
 
 
 def audit_ledger(archive: Path) -> Ledger:
@@ -86,23 +87,44 @@ def record_access(
     entry = {
         "op": "access",
         "time": (now or dt.datetime.now(dt.UTC)).isoformat(),
-        "user": identity.user,
+        "user": printable(identity.user),
         "os_user": os_login(),
         "role": identity.role.value,
-        "role_source": identity.source,
+        "role_source": printable(identity.source),
         "action": action,
         "engine": engine,
         "query": query,
         "results": results,
         "details": details or {},
     }
+    if identity.configured is not None:
+        entry["configured_role"] = {k: printable(v) for k, v in identity.configured.items()}
     if (policy := view_policy(identity, action)) is not None:
-        entry["dlp_policy"] = policy
+        entry["dlp_policy"] = {k: printable(v) for k, v in policy.items()}
+    path = Path(archive) / layout.AUDIT
+    _refuse_odd_file(path)
     try:
         (written,) = audit_ledger(archive).append([entry], min_last_seq=_anchored_seq(archive))
     except OSError as exc:
         raise ArchiveError(
-            f"cannot write the audit log {Path(archive) / layout.AUDIT} ({exc.strerror or exc}); "
+            f"cannot write the audit log {path} ({exc.strerror or exc}); "
             "nothing was shown. Check that the archive folder is writable."
         ) from None
     return written
+
+
+def _refuse_odd_file(path: Path) -> None:
+    """A log that is not a plain file (a folder, a link to a device such as ``/dev/null``, a named
+    pipe) cannot hold the entry: say so, rather than what writing to it happened to raise."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return  # the first entry creates it
+    except OSError:
+        return  # the append below reports it
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a pipe or a socket)"
+        raise ArchiveError(
+            f"cannot write the audit log {path}: it is {what}; nothing was shown. Run `vigil verify`, "
+            "and put the log back from a backup"
+        )
