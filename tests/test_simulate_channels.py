@@ -222,3 +222,137 @@ def test_every_event_type_a_channel_rule_produces_is_exercised() -> None:
     seen = {e.event_type for e in events(WEEK) if e.event_type is not None}
     missing = set(EventType) - seen - {EventType.DLP_BLOCKED_NOTICE, EventType.VOICEMAIL_LEFT}
     assert not missing, sorted(missing)
+
+
+def test_every_auto_message_reaches_someone_in_its_audience() -> None:
+    # e.g. no employee notice into a WhatsApp conversation every employee has left
+    expected = {
+        Audience.EMPLOYEE: {Role.EMPLOYEE},
+        Audience.CUSTOMER: {Role.CUSTOMER},
+        Audience.BOTH: {Role.EMPLOYEE, Role.CUSTOMER},
+    }
+    autos = [e for e in events(WEEK) if e.kind == Kind.AUTO_MESSAGE]
+    assert len(autos) > 1000
+    for event in autos:
+        assert event.audience is not None
+        assert {p.role for p in event.recipients} == expected[event.audience], event.event_id
+
+
+def _held_outcomes(channel: str, dropped_by: tuple[EventType, ...]) -> Counter[str]:
+    """Follow every held message of ``channel`` to its end: released in order, dropped (counted
+    on the event that drops it), or still held when the run ends."""
+    outcomes: Counter[str] = Counter()
+    for conversation in by_conversation(WEEK, channel).values():
+        held: list[str] = []
+        for event in conversation:
+            if _employee_message(event) and event.attributes.get("delivery") == "queued":
+                held.append(event.event_id)
+            elif event.event_type == EventType.QUEUED_DELIVERED:
+                assert held and event.attributes["queued_event_id"] == held.pop(0), event.event_id
+                outcomes["released"] += 1
+            elif event.kind == Kind.EVENT and "dropped_queued" in event.attributes:
+                assert event.event_type in dropped_by, event.event_id
+                assert int(event.attributes["dropped_queued"]) == len(held), event.event_id
+                outcomes["dropped"] += len(held)
+                held.clear()
+        outcomes["held_at_end"] += len(held)
+    return outcomes
+
+
+def test_whatsapp_every_held_message_is_delivered_on_consent_or_dropped() -> None:
+    outcomes = _held_outcomes("whatsapp", (EventType.CONSENT_REFUSED,))
+    assert outcomes["released"] > 0 and outcomes["dropped"] > 0
+    for conversation in by_conversation(WEEK, "whatsapp").values():
+        consented = False
+        for event in conversation:
+            consented = consented or event.event_type == EventType.OPTED_IN
+            if event.event_type == EventType.QUEUED_DELIVERED:
+                assert consented, f"{event.event_id}: released before consent"
+            if _customer_message(event):  # the contact can always write
+                assert event.attributes["delivery"] == "delivered"
+
+
+def test_wechat_every_held_message_is_released_in_paced_batches_or_dropped() -> None:
+    _held_outcomes("wechat", (EventType.CUSTOMER_LEAVE, EventType.LEFT_CONVERSATION))
+    for conversation in by_conversation(WEEK, "wechat").values():
+        batch = 0
+        for event in conversation:
+            if _customer_message(event):
+                batch = 0
+            elif event.event_type == EventType.QUEUED_DELIVERED:
+                batch += 1
+                assert batch <= 3, f"{event.event_id}: more than three released for one reply"
+
+
+def test_wechat_fourth_attempt_is_refused_with_a_notice_to_the_employee_only() -> None:
+    refused = 0
+    for conversation in by_conversation(WEEK, "wechat").values():
+        for index, event in enumerate(conversation):
+            if event.attributes.get("refusal") == "consecutive_limit":
+                refused += 1
+                notice = conversation[index + 1]
+                assert notice.event_type == EventType.CONSECUTIVE_LIMIT_REACHED
+                assert notice.audience == Audience.EMPLOYEE
+    assert refused > 0
+
+
+def test_wechat_warning_comes_24_hours_after_the_first_unanswered_message() -> None:
+    warnings = 0
+    for conversation in by_conversation(WEEK, "wechat").values():
+        first_unanswered = None
+        for event in conversation:
+            if _customer_message(event):
+                first_unanswered = None
+            elif first_unanswered is None and (
+                (_employee_message(event) and event.attributes.get("delivery") == "delivered")
+                or event.event_type == EventType.QUEUED_DELIVERED
+            ):
+                first_unanswered = event.event_time
+            elif event.event_type == EventType.NO_REPLY_WARNING:
+                assert event.audience == Audience.EMPLOYEE and first_unanswered is not None
+                # released messages count from the reply that released them, a moment earlier
+                assert abs(event.event_time - first_unanswered - DAY) < dt.timedelta(seconds=5)
+                warnings += 1
+    assert warnings > 0
+
+
+def test_wechat_phone_validation_gives_three_tries_then_names_whom_to_reach() -> None:
+    validated = 0
+    for conversation in by_conversation(WEEK, "wechat").values():
+        wrong_numbers = wrong_codes = 0
+        on_file = ""
+        for index, event in enumerate(conversation):
+            kind = event.event_type if event.kind != Kind.MESSAGE else None
+            if kind == EventType.CONVERSATION_STARTED:
+                wrong_numbers = wrong_codes = 0
+                ask = conversation[index + 1]
+                if ask.event_type == EventType.PHONE_VALIDATION_REQUESTED and on_file:
+                    # validated earlier in the run: only asked to confirm the number on file
+                    assert on_file in (ask.body or ""), ask.event_id
+            elif kind == EventType.PHONE_NUMBER_REJECTED:
+                wrong_numbers += 1
+                assert wrong_numbers < 3
+            elif kind == EventType.OTP_FAILED:
+                wrong_codes += 1
+                assert wrong_codes < 3
+            elif kind == EventType.VALIDATION_FAILED and event.kind == Kind.EVENT:
+                assert 2 in (wrong_numbers, wrong_codes), event.event_id  # the third wrong answer
+            elif kind == EventType.PHONE_VALIDATED and event.kind == Kind.EVENT:
+                on_file = event.attributes["masked_phone"]
+                after = conversation[index + 1 : index + 8]
+                if any(e.event_type == EventType.BOT_ROUTING_STARTED for e in after):
+                    continue
+                # asked for the number of the person to reach, answers, and only then the welcome
+                roles = [e.sender.role if e.kind == Kind.MESSAGE else e.event_type for e in after]
+                answer = roles.index(Role.CUSTOMER)
+                assert EventType.WELCOME in roles[answer:] and EventType.WELCOME not in roles[:answer]
+                assert (
+                    conversation[index + 1 + answer]
+                    .body.replace(" ", "")
+                    .replace("-", "")
+                    .endswith(
+                        event.participants[0].handle[-4:]  # the employee's business number
+                    )
+                )
+                validated += 1
+    assert validated > 0

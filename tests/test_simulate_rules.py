@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
+from pipelines.automessages import render
 from pipelines.record import Audience, EventType, Party, Role
 from pipelines.simulate.channels import line, wechat, whatsapp
 from pipelines.simulate.rules import Deliver, Happen, Notify, RuleError
@@ -154,6 +156,24 @@ def test_whatsapp_window_expiry_is_shown_once_when_due() -> None:
     state, effects = whatsapp.due(state, T0 + 26 * H, WA)
     assert [(e.event_type, e.at) for e in effects] == [(EventType.WINDOW_EXPIRED, T0 + 24 * H)]
     assert whatsapp.due(state, T0 + 50 * H, WA)[1] == ()
+
+
+def test_whatsapp_window_closing_is_not_announced_to_an_empty_conversation() -> None:
+    # everyone left: an employee notice would reach nobody; a restart finds the window closed
+    state = dataclasses.replace(wa_open(), members=())
+    state, effects = whatsapp.due(state, T0 + 26 * H, WA)
+    assert effects == () and state.expiry_noticed
+    state, _ = whatsapp.restart(state, T0 + 27 * H, ANN)
+    assert whatsapp.due(state, T0 + 28 * H, WA)[1] == ()
+    _, effects = whatsapp.employee_message(state, T0 + 28 * H, WA, ANN, "m")
+    assert kinds(effects)[0] == ("deliver", None, "refused")
+
+
+def test_whatsapp_window_notice_says_a_template_opens_a_new_window() -> None:
+    # the documentation: a template message starts a new 24-hour window (employee_template)
+    text = render(EventType.WINDOW_EXPIRED, Audience.EMPLOYEE, channel="whatsapp", contact_name="Wang Fang")
+    assert "template" in text and "fresh 24-hour window" in text
+    assert "once they answer" not in text
 
 
 def test_whatsapp_group_roster_changes() -> None:
@@ -347,9 +367,32 @@ def test_wechat_roster_changes_while_inactive_are_announced_with_a_prompt_to_reo
     assert text.startswith("Please reply to reopen this chat.") and "Cat Ng joined" in text
 
 
-def test_wechat_last_employee_cannot_leave() -> None:
+def test_wechat_last_employee_can_leave_and_only_the_contact_restarts() -> None:
+    # the documentation: an employee leaves a WeChat chat so others at the firm can take over
+    state, _ = wechat.due(wc_open(), T0 + 49 * H, WC)
+    state, _ = wechat.employee_message(state, T0 + 50 * H, WC, ANN, "m1")
+    assert state.queued == ("m1",)
+    state, effects = wechat.leave(state, T0 + 51 * H, WC, ANN)
+    assert state.phase == wechat.Phase.IDLE and state.members == () and state.queued == ()
+    assert {a for _, t, a in kinds(effects) if t == EventType.LEFT_CONVERSATION} == {
+        None,
+        Audience.EMPLOYEE,
+        Audience.CUSTOMER,
+    }
+    assert effects[0].attributes["dropped_queued"] == "1"
     with pytest.raises(RuleError):
-        wechat.leave(wc_open(), T0, WC, ANN)
+        wechat.employee_message(state, T0 + 52 * H, WC, ANN, "m2")
+    state, _ = wechat.follow(
+        state,
+        T0 + 53 * H,
+        WC,
+        members=("e2",),
+        validate=False,
+        returning=False,
+        route_by_bot=False,
+        masked_phone="",
+    )
+    assert state.phase == wechat.Phase.OPEN and state.members == ("e2",)
 
 
 def _validating(returning: bool = False, bot: bool = False) -> wechat.State:
@@ -369,11 +412,20 @@ def _validating(returning: bool = False, bot: bool = False) -> wechat.State:
 @pytest.mark.parametrize(
     ("inputs", "phase", "last_notice"),
     [
-        ([("phone", True), ("otp", True)], wechat.Phase.OPEN, EventType.WELCOME),
-        ([("phone", False), ("phone", True), ("otp", True)], wechat.Phase.OPEN, EventType.WELCOME),
+        ([("phone", True), ("otp", True)], wechat.Phase.VALIDATING, EventType.PHONE_VALIDATED),
+        ([("phone", True), ("otp", True), ("contact", None)], wechat.Phase.OPEN, EventType.WELCOME),
+        (
+            [("phone", False), ("phone", True), ("otp", True), ("contact", None)],
+            wechat.Phase.OPEN,
+            EventType.WELCOME,
+        ),
         ([("phone", False)] * 2, wechat.Phase.VALIDATING, EventType.PHONE_NUMBER_REJECTED),
         ([("phone", False)] * 3, wechat.Phase.IDLE, EventType.VALIDATION_FAILED),
-        ([("phone", True), ("otp", False), ("otp", True)], wechat.Phase.OPEN, EventType.WELCOME),
+        (
+            [("phone", True), ("otp", False), ("otp", True), ("contact", None)],
+            wechat.Phase.OPEN,
+            EventType.WELCOME,
+        ),
         ([("phone", True)] + [("otp", False)] * 3, wechat.Phase.IDLE, EventType.VALIDATION_FAILED),
         ([("phone", True), ("help", None), ("call", None)], wechat.Phase.VALIDATING, EventType.OTP_SENT),
         (
@@ -391,6 +443,8 @@ def test_wechat_phone_validation(inputs, phase, last_notice) -> None:  # type: i
             state, effects = wechat.submit_phone(state, T0, WC, valid=ok, masked_phone="1234")
         elif action == "otp":
             state, effects = wechat.submit_otp(state, T0, WC, correct=ok, masked_phone="1234")
+        elif action == "contact":
+            state, effects = wechat.name_contact(state, T0, WC, masked_phone="1234")
         elif action == "help":
             state, effects = wechat.ask_help(state, T0, WC)
             assert ("notify", EventType.VALIDATION_HELP, Audience.CUSTOMER) in kinds(effects)
@@ -400,13 +454,67 @@ def test_wechat_phone_validation(inputs, phase, last_notice) -> None:  # type: i
     assert [e.event_type for e in effects if isinstance(e, Notify)][-1] == last_notice
 
 
+def test_wechat_validated_contact_names_whom_to_reach_before_the_chat_opens() -> None:
+    # the documentation: after the right PIN the contact is asked for the number of the person they
+    # want to reach; only then can the two message each other
+    state, _ = wechat.submit_phone(_validating(), T0, WC, valid=True, masked_phone="1234")
+    state, effects = wechat.submit_otp(state, T0 + H, WC, correct=True, masked_phone="1234")
+    assert state.awaiting == wechat.Awaiting.CONTACT
+    assert kinds(effects)[1:] == [
+        ("happen", EventType.PHONE_VALIDATED, None),
+        ("notify", EventType.PHONE_VALIDATED, Audience.CUSTOMER),
+    ]
+    ask = render(EventType.PHONE_VALIDATED, Audience.CUSTOMER, **effects[-1].context)
+    assert "phone number" in ask
+    with pytest.raises(RuleError):
+        wechat.employee_message(state, T0 + H, WC, ANN, "m")
+    state, effects = wechat.name_contact(state, T0 + 2 * H, WC, masked_phone="1234")
+    assert state.phase == wechat.Phase.OPEN and state.last_customer_at == T0 + 2 * H
+    assert kinds(effects) == [
+        ("deliver", None, "delivered"),
+        ("notify", EventType.PHONE_VALIDATED, Audience.EMPLOYEE),
+        ("notify", EventType.WELCOME, Audience.CUSTOMER),
+        ("notify", EventType.WELCOME, Audience.EMPLOYEE),
+    ]
+
+
+def test_wechat_help_needs_a_number_to_send_the_code_to() -> None:
+    # Help offers a code by call or a resend "to the provided number": none has been given yet
+    with pytest.raises(RuleError):
+        wechat.ask_help(_validating(), T0, WC)
+    state, _ = wechat.ask_help(_validating(returning=True), T0, WC)
+    assert state.awaiting == wechat.Awaiting.HELP
+
+
+def test_wechat_contact_validated_earlier_is_asked_to_confirm_the_number_next_time() -> None:
+    state, _ = wechat.submit_phone(_validating(), T0, WC, valid=True, masked_phone="1234")
+    state, _ = wechat.submit_otp(state, T0, WC, correct=True, masked_phone="1234")
+    state, _ = wechat.name_contact(state, T0, WC, masked_phone="1234")
+    state, _ = wechat.customer_leave(state, T0 + H, WC)
+    state, effects = wechat.follow(
+        state,
+        T0 + 30 * H,
+        WC,
+        members=("e1",),
+        validate=True,
+        returning=False,  # not from before the run, but validated in it
+        route_by_bot=False,
+        masked_phone="1234",
+    )
+    assert state.awaiting == wechat.Awaiting.CONFIRM
+    (ask,) = [e for e in effects if isinstance(e, Notify)]
+    assert ask.context == {"returning": True, "masked_phone": "1234"}
+
+
 def test_wechat_returning_contact_confirms_number_then_bot_routes() -> None:
     state = _validating(returning=True, bot=True)
     assert state.awaiting == wechat.Awaiting.CONFIRM
     state, effects = wechat.confirm_number(state, T0, WC, masked_phone="1234")
     assert ("notify", EventType.OTP_SENT, Audience.CUSTOMER) in kinds(effects)
-    state, _ = wechat.submit_otp(state, T0, WC, correct=True, masked_phone="1234")
+    state, effects = wechat.submit_otp(state, T0, WC, correct=True, masked_phone="1234")
     assert state.phase == wechat.Phase.ROUTING
+    (thanks,) = [e for e in effects if isinstance(e, Notify)]
+    assert "phone number" not in render(EventType.PHONE_VALIDATED, Audience.CUSTOMER, **thanks.context)
     with pytest.raises(RuleError):
         wechat.employee_message(state, T0, WC, ANN, "m")
     state, effects = wechat.hand_off(state, T0, WC, employee=ANN, intent="a transfer")

@@ -16,11 +16,15 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
   held messages (``queued_delivered``), so the pacing rule holds for them too; new messages wait
   behind those still held.
 * The contact leaves by sending ``#LEAVE`` (``customer_leave``) and can come back by writing again.
+  An employee can leave too, so a colleague can take over; once nobody from the firm is left
+  (held messages are dropped), only the contact can restart the chat.
 * Employees added or removed while the chat is paused (on hold, past the warning, or inactive)
   are announced to the contact (``participants_changed_notice``).
 * Some firms validate the contact's phone number first: the number (up to 3 tries), then a one-time
-  code (up to 3 tries), with a ``Help`` menu (update number, code by call, resend code); returning
-  contacts are asked whether their number is unchanged.
+  code (up to 3 tries), with a ``Help`` menu once a number is known (update number, code by call,
+  resend code); then the contact names the employee to connect with by phone number. Contacts
+  with a number on file (validated on an earlier visit, also earlier in this run) are asked
+  whether it is unchanged.
 * Some contacts talk to a routing bot first, which hands them to the right employee.
 """
 
@@ -60,6 +64,7 @@ class Awaiting(StrEnum):
     OTP = "otp"
     CONFIRM = "confirm"  # returning contact: same number?
     HELP = "help"  # choosing a help option
+    CONTACT = "contact"  # validated: the number of the employee to reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ class State:
     awaiting: Awaiting | None = None
     phone_tries: int = 0
     otp_tries: int = 0
+    phone_on_file: bool = False  # validated before: a later visit only confirms the number
 
 
 Step = tuple[State, tuple[Effect, ...]]
@@ -131,6 +137,7 @@ def follow(
 ) -> Step:
     """The contact follows the account or writes to it: the conversation starts."""
     require(state.phase == Phase.IDLE, f"conversation already {state.phase}")
+    returning = returning or state.phone_on_file
     started = Happen(EventType.CONVERSATION_STARTED, "customer")
     base = dataclasses.replace(
         state, members=members, route_by_bot=route_by_bot, last_customer_at=now, phone_tries=0, otp_tries=0
@@ -209,23 +216,33 @@ def submit_otp(state: State, now: dt.datetime, policy: Policy, *, correct: bool,
             return state, (delivered(), *failed)
         notice = Notify(EventType.OTP_FAILED, Audience.CUSTOMER, {"tries_left": policy.max_tries - tries})
         return state, (delivered(), notice)
-    effects: list[Effect] = [
+    state = dataclasses.replace(state, phone_on_file=True)
+    validated = (delivered(), Happen(EventType.PHONE_VALIDATED, "customer", {"masked_phone": masked_phone}))
+    if state.route_by_bot:  # the bot finds out whom the contact wants
+        return dataclasses.replace(state, phase=Phase.ROUTING, awaiting=None), (
+            *validated,
+            Notify(EventType.PHONE_VALIDATED, Audience.CUSTOMER, {"ask_contact": False}),
+            Happen(EventType.BOT_ROUTING_STARTED, "bot"),
+        )
+    # otherwise the contact is asked for the number of the person they want to reach
+    ask = Notify(EventType.PHONE_VALIDATED, Audience.CUSTOMER, {"ask_contact": True})
+    return dataclasses.replace(state, awaiting=Awaiting.CONTACT), (*validated, ask)
+
+
+def name_contact(state: State, now: dt.datetime, policy: Policy, *, masked_phone: str) -> Step:
+    """The validated contact sends the number of the employee they want; they are connected."""
+    state = _input(state, now, (Awaiting.CONTACT,))
+    effects = (
         delivered(),
-        Happen(EventType.PHONE_VALIDATED, "customer", {"masked_phone": masked_phone}),
-        Notify(EventType.PHONE_VALIDATED, Audience.CUSTOMER),
-    ]
-    if state.route_by_bot:
-        effects.append(Happen(EventType.BOT_ROUTING_STARTED, "bot"))
-        return dataclasses.replace(state, phase=Phase.ROUTING, awaiting=None), tuple(effects)
-    effects += [
         Notify(EventType.PHONE_VALIDATED, Audience.EMPLOYEE, {"masked_phone": masked_phone}),
         *_welcome(policy),
-    ]
-    return _opened(state, now), tuple(effects)
+    )
+    return _opened(state, now), effects
 
 
 def ask_help(state: State, now: dt.datetime, policy: Policy) -> Step:
-    state = _input(state, now, (Awaiting.PHONE, Awaiting.OTP, Awaiting.CONFIRM))
+    """Help once there is a number to send a code to: the one just given or the one on file."""
+    state = _input(state, now, (Awaiting.OTP, Awaiting.CONFIRM))
     return dataclasses.replace(state, awaiting=Awaiting.HELP), (
         delivered(),
         Notify(EventType.VALIDATION_HELP, Audience.CUSTOMER),
@@ -399,15 +416,25 @@ def remove_participant(state: State, now: dt.datetime, policy: Policy, by: Party
 
 
 def leave(state: State, now: dt.datetime, policy: Policy, who: Party) -> Step:
+    """An employee leaves so a colleague can take over; when the last one leaves, the chat ends
+    (held messages are dropped) until the contact writes again."""
     require(who.id in state.members, f"{who.id} is not in the conversation")
-    require(len(state.members) > 1, "the last employee cannot leave a WeChat chat; the contact can")
+    require(state.phase in (Phase.OPEN, Phase.INACTIVE), f"nothing to leave while the chat is {state.phase}")
+    members = tuple(m for m in state.members if m != who.id)
+    if not members:
+        effects: tuple[Effect, ...] = (
+            Happen(EventType.LEFT_CONVERSATION, who.id, {"dropped_queued": str(len(state.queued))}),
+            Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
+            Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name}),
+        )
+        return dataclasses.replace(state, members=members, phase=Phase.IDLE, queued=()), effects
     effects = (
         Happen(EventType.LEFT_CONVERSATION, who.id),
         Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
         Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name}),
         *_roster_notice(state, now, policy, [], [who.name or who.id]),
     )
-    return dataclasses.replace(state, members=tuple(m for m in state.members if m != who.id)), effects
+    return dataclasses.replace(state, members=members), effects
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,8 +500,11 @@ class WeChatScript(Script):
             yield from self._roster(at)
             at = self.out.last + typing_gap(rng)
         if rng.random() < 0.5:
-            if rng.random() < 0.03:
-                self.agenda.at(at, self.leave_chat)
+            roll = rng.random()
+            if roll < 0.03:
+                # the contact sends #LEAVE; now and then, in a one-to-one chat, the employee leaves
+                employee = roll < 0.01 and self.spec.kind == "direct"
+                self.agenda.at(at, self.employee_leave if employee else self.leave_chat)
                 return
             self.exchange(at, "customer", self.steps(), self.topic())
         elif rng.random() < 0.3:
@@ -514,6 +544,11 @@ class WeChatScript(Script):
                 attempt=self._from_customer(texts.plain(LEAVE_KEYWORD), chatter=False),
             )
 
+    def employee_leave(self, at: dt.datetime) -> Iterator[Emitted]:
+        if self.state.phase in (Phase.OPEN, Phase.INACTIVE) and self.state.members:
+            who = self.pool[self.state.members[0]]
+            yield from self._apply(at, leave(self.state, at, self.policy, who), actor=who)
+
     # -- validation dialogue --------------------------------------------------------------
 
     def _validation_plan(self) -> list[tuple[str, ...]]:
@@ -540,6 +575,8 @@ class WeChatScript(Script):
             plan += [("otp", "wrong"), ("otp", "correct")]
         else:
             plan.append(("otp", "correct"))
+        if plan[-1] == ("otp", "correct") and not self.state.route_by_bot:
+            plan.append(("contact",))  # whom they want to reach: that employee's number
         return plan
 
     def validation(self, at: dt.datetime, plan: list[tuple[str, ...]], index: int) -> Iterator[Emitted]:
@@ -559,6 +596,9 @@ class WeChatScript(Script):
         elif action[0] == "confirm":
             body = texts.plain(rng.choice(("YES", "Yes", "是的")))
             step = confirm_number(state, at, policy, masked_phone=masked)
+        elif action[0] == "contact":
+            body = self._phone_text(self.owner.phone)
+            step = name_contact(state, at, policy, masked_phone=masked)
         elif action[0] == "help":
             body = texts.plain("Help")
             step = ask_help(state, at, policy)
@@ -577,11 +617,11 @@ class WeChatScript(Script):
         elif self.state.phase == Phase.OPEN:
             self.exchange(self.out.last + reply_gap(rng), "customer", self.steps(), self.topic())
 
-    def _phone_text(self) -> Text:
-        """The contact types their number, in one of the ways people write numbers."""
+    def _phone_text(self, number: str | None = None) -> Text:
+        """The contact types a number (their own unless given), as people write numbers."""
         assert self.contact is not None
         variant = self.rng.choice(("plain", "spaced", "dashed", "plain"))
-        written = identifiers.render(self.rng, "PHONE_NUMBER", self.contact.phone, variant)
+        written = identifiers.render(self.rng, "PHONE_NUMBER", number or self.contact.phone, variant)
         return texts.labelled(written, "PHONE_NUMBER", variant)
 
     # -- bot dialogue ---------------------------------------------------------------------

@@ -73,9 +73,12 @@ def window_open(state: State, now: dt.datetime, policy: Policy) -> bool:
 
 
 def due(state: State, until: dt.datetime, policy: Policy) -> Step:
-    """Timer effects up to ``until``: the window closing is shown to the employee once."""
+    """Timer effects up to ``until``: the window closing is shown to the employee once (to nobody
+    when every employee has left: whoever restarts the conversation finds it closed)."""
     if state.phase == Phase.OPEN and not state.expiry_noticed and state.last_message_at is not None:
         closes = state.last_message_at + policy.window
+        if closes <= until and not state.members:
+            return dataclasses.replace(state, expiry_noticed=True), ()
         if closes <= until:
             notice = Notify(EventType.WINDOW_EXPIRED, Audience.EMPLOYEE, at=closes)
             return dataclasses.replace(state, expiry_noticed=True), (notice,)
