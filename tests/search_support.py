@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.archive import layout, writer
+from pipelines.archive.ledger import Ledger
 from pipelines.record import (
     Event,
     Record,
@@ -402,3 +403,10 @@ def vigil(*argv: str) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def audit_entries(archive: Path) -> list[dict[str, Any]]:
+    """The archive's access-log entries, after checking that their chain holds."""
+    ledger = Ledger(archive / layout.AUDIT)
+    assert ledger.problems() == []
+    return ledger.entries()

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from helpers import VIGIL, as_another_user, shared_tmp
+from search_support import audit_entries as entries
 from search_support import dataset, vigil, write_archive
 
 from pipelines.archive import layout
-from pipelines.archive.ledger import Ledger
 from pipelines.search.audit import audit_position
 
 ROWS = dataset()
@@ -33,12 +33,6 @@ def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("VIGIL_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     return write_archive(tmp_path / "archive", ROWS)
-
-
-def entries(archive: Path) -> list[dict]:
-    ledger = Ledger(archive / layout.AUDIT)
-    assert ledger.problems() == []
-    return ledger.entries()
 
 
 def _account() -> str:

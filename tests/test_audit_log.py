@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from search_support import audit_entries as entries
 from search_support import dataset, vigil, write_archive
 
 from pipelines.archive import layout
@@ -22,12 +23,6 @@ def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("VIGIL_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     return write_archive(tmp_path / "archive", ROWS)
-
-
-def entries(archive: Path) -> list[dict]:
-    ledger = Ledger(archive / layout.AUDIT)
-    assert ledger.problems() == []
-    return ledger.entries()
 
 
 def test_a_search_is_logged_with_who_what_and_how_many(archive: Path, capsys) -> None:
