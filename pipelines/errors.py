@@ -66,3 +66,20 @@ class QueryError(VigilError):
 
 class IndexingError(VigilError):
     exit_code = 4
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or while handling, outermost first (Beam re-raises an
+    error in a pipeline step as another one, with the step's name)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C, also one Beam re-raised from inside a pipeline step (a
+    ``RuntimeError`` "KeyboardInterrupt [while running ...]")."""
+    return any(isinstance(c, KeyboardInterrupt) for c in causes(exc))

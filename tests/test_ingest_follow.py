@@ -5,17 +5,20 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from factories import event, line, write_jsonl
-from helpers import NOW, VIGIL, ingest
+from helpers import NOW, VIGIL, fingerprint, ingest
 
 from pipelines.archive import layout, reader
 from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import verify
+from pipelines.errors import ArchiveError
 from pipelines.ingest.follow import FollowSummary, follow
 from pipelines.ingest.run import RunOptions, RunSummary
 
@@ -275,3 +278,170 @@ def test_a_session_whose_batches_lost_documents_in_elasticsearch_is_incomplete()
     assert session.es_incomplete and session.es_dead_lettered == 2
     assert FollowSummary().es_incomplete is False
     assert RunSummary(commit=None, es_unavailable="no answer").es_incomplete
+
+
+def test_follow_waits_for_an_input_folder_that_goes_away_and_comes_back(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    warnings: list[str] = []
+    opts = RunOptions(
+        input=str(src), archive=archive, now=NOW, show_progress=False, on_warning=warnings.append
+    )
+    result: dict = {}
+    worker = threading.Thread(
+        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=40, compact_min_files=99))
+    )
+    worker.start()
+    _wait_for(lambda: _rows(archive) == 3)
+    src.rename(tmp_path / "moved")  # an unmounted share, a folder moved away: the session goes on
+    _wait_for(lambda: any("is gone" in w for w in warnings))
+    time.sleep(0.3)  # several polls find it gone
+    (tmp_path / "moved").rename(src)
+    write_jsonl(src / "b.jsonl", [event(10 + i) for i in range(2)])
+    _wait_for(lambda: _rows(archive) == 5)
+    worker.join(timeout=60)
+    assert not worker.is_alive() and "s" in result  # the session ended by itself, not with an error
+    summary = result["s"]
+    assert sum("is gone" in w for w in warnings) == 1  # said once, not at every poll
+    assert any("can be listed again" in w for w in warnings)
+    assert summary.input_problem is None
+    t = summary.totals
+    assert (t["read"], t["archived"], t["duplicates"]) == (5, 5, 0)
+    assert verify(archive).ok
+
+
+def test_follow_stops_with_its_totals_when_ctrl_c_lands_inside_a_beam_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.ingest import parse
+
+    src, archive, clean = tmp_path / "in", tmp_path / "archive", tmp_path / "clean"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    ingest(src, archive)
+    write_jsonl(src / "b.jsonl", [event(10 + i) for i in range(3)])
+    real = parse.parse_line_safely
+
+    def ctrl_c(line, **kw):  # the user presses Ctrl-C while b.jsonl's lines are validated
+        if line.source.endswith("b.jsonl"):
+            raise KeyboardInterrupt
+        return real(line, **kw)
+
+    monkeypatch.setattr(parse, "parse_line_safely", ctrl_c)
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
+    # Beam re-raises it as "RuntimeError: KeyboardInterrupt [while running ...]"; still a stop
+    summary = follow(opts, interval=0.1, stop_after_idle=3)
+    assert (summary.polls, summary.batches, summary.totals["read"]) == (1, 0, 0)
+    assert not (archive / layout.STAGING).exists() or not any((archive / layout.STAGING).iterdir())
+    assert verify(archive).ok
+    monkeypatch.setattr(parse, "parse_line_safely", real)
+    # started again: exactly what one clean run gives, nothing lost, nothing twice
+    again = follow(opts, interval=0.1, stop_after_idle=2)
+    assert (again.totals["read"], again.totals["archived"], again.totals["duplicates"]) == (3, 3, 0)
+    ingest(src, clean)
+    assert fingerprint(archive) == fingerprint(clean)
+
+
+def test_follow_cli_stops_on_sigterm_with_its_totals(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    args = [*VIGIL, "run", "--input", str(src), "--archive", str(archive), "--follow", "--interval", "0.2"]
+    proc = subprocess.Popen([*args, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed: list[str] = []
+    reader_thread = threading.Thread(target=lambda: printed.extend(proc.stdout or []))
+    reader_thread.start()
+    try:
+        _wait_for(lambda: any(text.startswith("Archive:") for text in printed))  # the batch is done
+        proc.send_signal(signal.SIGTERM)  # what `systemctl stop` and `docker stop` send
+        proc.wait(timeout=60)
+        err = proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader_thread.join(timeout=60)
+    assert proc.returncode == 0, err
+    assert "1 batch(es): read 3 = archived 3 + dead-lettered 0 + duplicates 0" in printed[-1]
+    assert verify(archive).ok
+
+
+def _tamper(path: Path) -> None:
+    """Someone rewrites a committed file with one message's body changed (still valid Parquet)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    bodies = table.column("body").to_pylist()
+    bodies[0] = "I never promised a guaranteed return."
+    pq.write_table(table.set_column(table.schema.get_field_index("body"), "body", [bodies]), path)
+
+
+def test_follow_archives_on_when_the_archive_refuses_a_compaction(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    ingest(src, archive)
+    (altered,) = load_state(archive).files(layout.RECORDS)
+    _tamper(archive / altered.path)
+    write_jsonl(src / "b.jsonl", [event(2)])
+    warnings: list[str] = []
+    opts = RunOptions(
+        input=str(src), archive=archive, now=NOW, show_progress=False, on_warning=warnings.append
+    )
+    result: dict = {}
+    worker = threading.Thread(
+        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=30, compact_min_files=2))
+    )
+    worker.start()
+    _wait_for(lambda: _rows(archive) == 2)
+    _wait_for(lambda: bool(warnings))
+    write_jsonl(src / "c.jsonl", [event(3)])  # capture goes on after the refusal
+    _wait_for(lambda: _rows(archive) == 3)
+    worker.join(timeout=60)
+    summary = result["s"]
+    assert summary.compactions == 0 and summary.batches == 2
+    assert summary.compaction_problem and "not what the manifest recorded" in summary.compaction_problem
+    assert len(warnings) == 1 and "compaction refused" in warnings[0]  # once, not after every batch
+    assert summary.totals["archived"] == 2
+    problems = verify(archive).problems
+    assert len(problems) == 1 and altered.path in problems[0]  # the change is still there to be seen
+
+
+def test_follow_cli_exits_3_and_says_so_when_compaction_was_refused(tmp_path: Path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    for n in range(8):  # eight small files in one partition: the session compacts after its batch
+        write_jsonl(src / f"{n}.jsonl", [event(n)])
+        ingest(src, archive)
+    first = sorted(load_state(archive).files(layout.RECORDS), key=lambda f: f.path)[0]
+    _tamper(archive / first.path)
+    write_jsonl(src / "9.jsonl", [event(9)])
+    args = [*VIGIL, "run", "--input", str(src), "--archive", str(archive), "--follow", "--interval", "0.1"]
+    out = subprocess.run(
+        [*args, "--stop-after-idle", "2", "--quiet"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 3, out.stderr
+    assert "Traceback" not in out.stderr and "warning: compaction refused" in out.stderr
+    assert "read 1 = archived 1" in out.stdout and "Compaction was refused" in out.stdout
+    assert _rows(archive) == 9
+
+
+def test_follow_stops_rather_than_start_a_new_archive_when_its_archive_goes_away(tmp_path: Path) -> None:
+    src, archive, clean = tmp_path / "in", tmp_path / "archive", tmp_path / "clean"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
+
+    def unmount(summary: RunSummary) -> None:
+        # between two polls, a share is unmounted under the session (here: the folder is moved
+        # away and an empty one is left in its place) and a new file arrives
+        if (tmp_path / "elsewhere").exists():
+            return
+        archive.rename(tmp_path / "elsewhere")
+        archive.mkdir()
+        write_jsonl(src / "b.jsonl", [event(10)])
+
+    with pytest.raises(ArchiveError, match="no longer the folder this session locked"):
+        follow(opts, interval=0.1, stop_after_idle=20, on_batch=unmount)
+    assert list(archive.iterdir()) == []  # no second archive, with no lock, in the mount point
+    # nothing lost: with the archive back, a new session reads what arrived meanwhile
+    archive.rmdir()
+    (tmp_path / "elsewhere").rename(archive)
+    again = follow(opts, interval=0.1, stop_after_idle=2)
+    assert (again.totals["read"], again.totals["archived"]) == (1, 1)
+    ingest(src, clean)
+    assert fingerprint(archive) == fingerprint(clean) and verify(archive).ok

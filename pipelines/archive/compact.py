@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from pipelines.archive import layout, reader, writer
 from pipelines.archive.manifest import DataFile, load_state
-from pipelines.errors import ArchiveError
+from pipelines.errors import ArchiveError, ArchiveLockedError
 
 TARGET_ROWS = 500_000
 
@@ -33,6 +33,8 @@ class CompactReport:
     rows: int = 0
     recovered: str | None = None
     merged: list[str] = field(default_factory=list)
+    live_files: int = 0  # data files the archive held before (records and dead letters)
+    live_partitions: int = 0  # the folders they are in
 
 
 def plan(
@@ -92,6 +94,9 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
     state = load_state(root)
     commit = layout.new_commit_id(dt.datetime.now(dt.UTC))
     report = CompactReport()
+    live = [f for kind in layout.KINDS for f in state.files(kind)]
+    report.live_files = len(live)
+    report.live_partitions = len({f.path.rsplit("/", 1)[0] for f in live})
     staged: list[writer.StagedFile] = []
     removes: list[tuple[str, str, str]] = []
     try:
@@ -118,9 +123,15 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
 
 
 def compact(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: int = 2) -> CompactReport:
-    with writer.archive_lock(Path(archive)):
-        recovery = writer.recover(Path(archive))
-        recovery.require_complete("nothing was compacted")
-        report = compact_locked(archive, target_rows=target_rows, min_files=min_files)
-        report.recovered = recovery.describe() if recovery.anything else None
-        return report
+    try:
+        with writer.archive_lock(Path(archive)):
+            recovery = writer.recover(Path(archive))
+            recovery.require_complete("nothing was compacted")
+            report = compact_locked(archive, target_rows=target_rows, min_files=min_files)
+            report.recovered = recovery.describe() if recovery.anything else None
+            return report
+    except ArchiveLockedError as exc:  # only the lock raises it
+        raise ArchiveLockedError(
+            f"{exc} (a `vigil run --follow` session compacts between its batches by itself: "
+            "`vigil compact` is not needed beside it)"
+        ) from None

@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from pipelines.errors import VigilError
+from pipelines.errors import VigilError, causes, interrupted
 from pipelines.json_lines import is_utf8
 
 #: exit code of an error Vigil did not foresee (a bug, or the environment failing under it)
@@ -75,16 +76,6 @@ class _QuietImports(logging.Filter):
         return not str(record.msg).startswith("apitools not found")
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it was raised from or while handling, outermost first (Beam re-raises an
-    error in a pipeline step as another one, with the step's name)."""
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return chain
-
-
 def _os_error_message(exc: OSError, command: str | None) -> str:
     where = f" {exc.filename}" if exc.filename else ""
     reason = exc.strerror or str(exc)
@@ -95,6 +86,29 @@ def _os_error_message(exc: OSError, command: str | None) -> str:
     if command == "run":
         message += " (it resumes where the archive's last commit ended)"
     return message
+
+
+_BEAM_STEP = re.compile(r"\s*\[while running '[^\n]*'\]\s*$")
+
+
+def _without_step(exc: BaseException) -> str:
+    return _BEAM_STEP.sub("", str(exc))
+
+
+def _command(argv: list[str] | None) -> str | None:
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _say_interrupted(argv: list[str] | None) -> NoReturn:
+    message = "Aborted."
+    if _command(argv) in ("run", "compact"):
+        message += (
+            " Nothing after the archive's last commit was kept (vigil verify shows the archive is "
+            "intact); run the same command again to resume"
+        )
+    click.echo(message, err=True)
+    sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -122,22 +136,22 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
+        _say_interrupted(argv)
     except VigilError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
+        click.secho(f"error: {_without_step(exc)}", fg="red", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug or an environment problem: one line, the details on request
         if os.environ.get("VIGIL_DEBUG"):
             raise
-        causes = _causes(exc)
-        if vigil := next((c for c in causes if isinstance(c, VigilError)), None):
-            click.secho(f"error: {vigil}", fg="red", err=True)
+        if interrupted(exc):  # Ctrl-C inside a Beam step, re-raised by Beam as another error
+            _say_interrupted(argv)
+        chain = causes(exc)
+        if vigil := next((c for c in chain if isinstance(c, VigilError)), None):
+            # Beam re-raises an error of a step as one of the same type with the step's name added
+            click.secho(f"error: {_without_step(vigil)}", fg="red", err=True)
             sys.exit(vigil.exit_code)
-        if os_error := next((c for c in causes if isinstance(c, OSError)), None):
-            args = sys.argv[1:] if argv is None else argv
-            command = next((a for a in args if not a.startswith("-")), None)
-            click.secho(f"error: {_os_error_message(os_error, command)}", fg="red", err=True)
+        if os_error := next((c for c in chain if isinstance(c, OSError)), None):
+            click.secho(f"error: {_os_error_message(os_error, _command(argv))}", fg="red", err=True)
             sys.exit(UNEXPECTED_EXIT)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         click.secho(

@@ -35,7 +35,16 @@ def command(archive: Path, target_rows: int, min_files: int) -> None:
     if report.recovered:
         click.echo(report.recovered, err=True)
     if report.commit is None:
-        click.echo("nothing to compact")
+        click.echo(
+            "nothing to compact: "
+            + (
+                f"no partition has {min_files} or more files under {target_rows:,} rows "
+                f"({report.live_files:,} file(s) in {report.live_partitions:,} partition(s))"
+                if report.live_files
+                else "the archive holds no data files yet"
+            )
+            + "; no commit was made"
+        )
         return
     click.echo(
         f"compacted {report.files_before} file(s) in {report.partitions} partition(s) into "

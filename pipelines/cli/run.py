@@ -14,7 +14,7 @@ import click
 
 from pipelines.cli.es import config_from, connection_options
 from pipelines.cli.hints import quoted, vigil_command
-from pipelines.errors import IndexingError
+from pipelines.errors import ArchiveError, IndexingError
 from pipelines.ingest.lines import MAX_LINE_BYTES
 from pipelines.record import MAX_BODY_CHARS
 
@@ -171,7 +171,7 @@ def command(
             )
         click.echo(
             f"Following {input_path} every {interval:g}s; "
-            "Ctrl-C stops (an interrupted batch is redone next time).",
+            "Ctrl-C (or SIGTERM) stops (an interrupted batch is redone next time).",
             err=True,
         )
 
@@ -207,6 +207,8 @@ def command(
                         "compactions": result.compactions,
                         "unfinished_tails": result.unfinished_tails,
                         "unreadable_files": result.unreadable.unreadable_files if result.unreadable else [],
+                        "input_problem": result.input_problem,
+                        "compaction_problem": result.compaction_problem,
                         "totals": t,
                         "balanced": t["read"] == t["archived"] + t["dead_lettered"] + t["duplicates"],
                     },
@@ -223,6 +225,12 @@ def command(
                 click.echo(describe_unfinished(result.unfinished_tails) + ".")
             if result.unreadable:
                 click.echo(result.unreadable.describe_unreadable() + ".")
+            if result.input_problem:
+                click.echo(f"The input could not be listed at the last poll: {result.input_problem}.")
+            if result.compaction_problem:
+                click.echo(f"Compaction was refused and turned off: {result.compaction_problem}.")
+        if result.compaction_problem:
+            sys.exit(ArchiveError.exit_code)  # archived, but the archive has a problem: a scheduler notices
         if result.es_incomplete:
             _es_was_down(archive)
         return

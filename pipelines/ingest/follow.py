@@ -7,18 +7,32 @@ exactly-once through the manifest, and a kill between or during batches loses no
 
 The archive lock is held for the whole session, so a second writer is refused. Partitions that
 collect many small files are compacted between batches.
+
+A session is a long-running service, so what would end a batch run only interrupts it: an input
+folder that is gone or cannot be listed (an unmounted share, a folder moved away) is a warning and
+the polls go on until it is back; a compaction the archive refuses (a file that is not what the
+manifest recorded) is a warning, and the session goes on archiving without compacting. An
+archive folder that is not the one the session locked any more (moved away, a share unmounted
+under it) stops the session: writing on would start a second archive in its place. Ctrl-C
+(SIGINT) and SIGTERM (a service manager's stop) end it the same way, with its totals, also when
+they arrive inside a Beam step (which re-raises them as another exception).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 from pipelines.archive import compact, layout, writer
 from pipelines.archive.manifest import load_state
+from pipelines.errors import ArchiveError, InputError, interrupted
 from pipelines.ingest.read import check_input
 from pipelines.ingest.run import RunOptions, RunSummary, check_runner, run_locked
 
@@ -34,6 +48,10 @@ class FollowSummary:
     unfinished_tails: int = 0  # at the last poll: files whose last line a writer left half-written
     #: at the last poll: entries named like event files that are not readable files ("name (why)")
     unreadable: RunSummary | None = None
+    #: at the last poll: why the input could not be listed (gone, unmounted), or None
+    input_problem: str | None = None
+    #: why compaction was turned off for the session (the archive refused it), or None
+    compaction_problem: str | None = None
 
     @property
     def es_incomplete(self) -> bool:
@@ -53,6 +71,47 @@ def partitions_needing_compaction(archive: Path, min_files: int) -> bool:
     return any(compact.plan(state.files(kind), min_files=min_files) for kind in layout.KINDS)
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM (``systemctl stop``, ``docker stop``) ends the session like Ctrl-C does: the batch
+    it interrupts is discarded and the totals are printed. Only the main thread can set it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _lock_identity(archive: Path) -> tuple[int, int] | None:
+    try:
+        st = (archive / layout.LOCK).stat()
+    except OSError:  # gone, or a share that no longer answers
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _require_same_archive(
+    archive: Path, locked: tuple[int, int] | None, during: Exception | None = None
+) -> None:
+    """Refuse to write on once the archive folder is not the one the session locked (moved away,
+    deleted, a share unmounted under it): the next batch would start a new archive there, with a
+    new chain and no lock, that a remounted share would then hide."""
+    if _lock_identity(archive) != locked:
+        raise ArchiveError(
+            f"the archive {archive} is no longer the folder this session locked (moved, deleted or "
+            f"unmounted while it ran: its {layout.LOCK} file is gone or another one); stopped before "
+            "writing anywhere else. Nothing committed is lost: put the archive back (or mount it "
+            "again) and start the session again"
+        ) from during
+
+
 def follow(
     opts: RunOptions,
     *,
@@ -65,17 +124,39 @@ def follow(
     """Poll until interrupted (Ctrl-C) or, if ``stop_after_idle`` is set, after that many idle polls."""
     archive = Path(opts.archive)
     opts = dataclasses.replace(opts, only_new_sources=True, hold_partial_tail=True)
+    warn: Callable[[str], None] = opts.on_warning or (lambda text: None)
     result = FollowSummary()
     idle = 0
     check_runner(opts)
     check_input(opts.input)
-    with writer.archive_lock(archive):
+    with writer.archive_lock(archive), _sigterm_stops():
+        locked = _lock_identity(archive)
         try:
             while True:
                 result.polls += 1
-                summary = run_locked(opts)
-                result.unfinished_tails = summary.unfinished_tails
-                result.unreadable = summary if summary.unreadable_count else None
+                _require_same_archive(archive, locked)
+                try:
+                    summary = run_locked(opts)
+                except InputError as exc:
+                    # the input went away after the session started (a share unmounted, a folder
+                    # moved): nothing was written; say so once and look again at the next poll
+                    if result.input_problem != str(exc):
+                        warn(
+                            f"warning: {_input_problem(opts.input, exc)}; nothing is read until it is "
+                            "back, polling goes on (Ctrl-C stops)"
+                        )
+                    result.input_problem = str(exc)
+                    summary = RunSummary(commit=None)
+                except Exception as exc:
+                    if not interrupted(exc):  # the archive moved away during the batch: say that
+                        _require_same_archive(archive, locked, exc)
+                    raise
+                else:
+                    if result.input_problem is not None:
+                        warn(f"the input {opts.input} can be listed again; following it")
+                    result.input_problem = None
+                    result.unfinished_tails = summary.unfinished_tails
+                    result.unreadable = summary if summary.unreadable_count else None
                 if summary.commit is None:
                     idle += 1
                     if stop_after_idle is not None and idle >= stop_after_idle:
@@ -84,11 +165,34 @@ def follow(
                     idle = 0
                     result.add(summary)
                     on_batch(summary)
-                    if partitions_needing_compaction(archive, compact_min_files):
-                        report = compact.compact_locked(archive, min_files=2)
-                        result.compactions += 1
-                        on_compact(report)
+                    if result.compaction_problem is None and partitions_needing_compaction(
+                        archive, compact_min_files
+                    ):
+                        _require_same_archive(archive, locked)
+                        try:
+                            report = compact.compact_locked(archive, min_files=2)
+                        except ArchiveError as exc:
+                            # housekeeping must not stop capture: the archive is the record
+                            result.compaction_problem = str(exc)
+                            warn(
+                                f"warning: compaction refused: {exc}; this session archives on without "
+                                "compacting"
+                            )
+                        else:
+                            result.compactions += 1
+                            on_compact(report)
                 time.sleep(interval)
         except KeyboardInterrupt:
             pass
+        except Exception as exc:
+            if not interrupted(exc):
+                raise
     return result
+
+
+def _input_problem(input_path: str, exc: InputError) -> str:
+    try:
+        check_input(input_path)
+    except InputError:
+        return f"the input {input_path} is gone (moved, deleted or unmounted)"
+    return f"cannot list the input {input_path} ({exc})"
