@@ -30,7 +30,7 @@ from pipelines.dlp.batch_regex import BatchRegex, RegexKey, RegexTimeout, run_al
 from pipelines.dlp.detectors import Allow, Candidate, Detector, Item, blank_cjk, compile_detector
 from pipelines.dlp.normalize import Normalized, normalize, strip_invisible
 from pipelines.dlp.policy import OperatorSpec, Policy, PolicySet, RuleSpec
-from pipelines.dlp.redact import Span, finding_rank, key_problems, rewrite
+from pipelines.dlp.redact import SCORE_DIGITS, Span, finding_rank, key_problems, rewrite
 from pipelines.errors import ConfigError
 from pipelines.record import DlpAction, Finding, Role
 
@@ -105,20 +105,31 @@ class _Rule:
     allow: Allow
 
     def applies(self, scope: Scope) -> bool:
+        """Whether this rule applies in ``scope``. Channels, directions and kinds are names the
+        policy loader checked; organisations, sub-organisations and employee groups are free ids,
+        compared ignoring case (as search compares organisations): ``orgs: [ACME]`` applies to the
+        org ``acme``, where an exact comparison would leave the rule silently never firing."""
         s = self.spec.scope
         checks = (
-            (s.channels, scope.channel),
-            (s.directions, scope.direction),
-            (s.kinds, scope.kind),
-            (s.orgs, scope.org),
-            (s.sub_orgs, scope.sub_org),
+            (s.channels, scope.channel, False),
+            (s.directions, scope.direction, False),
+            (s.kinds, scope.kind, False),
+            (s.orgs, scope.org, True),
+            (s.sub_orgs, scope.sub_org, True),
         )
-        for allowed, value in checks:
-            if allowed is not None and value is not None and value not in {str(a) for a in allowed}:
+        for allowed, value, fold in checks:
+            if allowed is None or value is None:
+                continue
+            if fold:
+                if value.casefold() not in {str(a).casefold() for a in allowed}:
+                    return False
+            elif value not in {str(a) for a in allowed}:
                 return False
         if s.employee_groups is None or scope.employee_groups is None:
             return True
-        return bool(set(s.employee_groups) & scope.employee_groups)
+        return not {g.casefold() for g in s.employee_groups}.isdisjoint(
+            g.casefold() for g in scope.employee_groups
+        )
 
 
 class _Plan:
@@ -394,7 +405,7 @@ class Engine:
                     detector=c.detector,
                     start=s,
                     end=e,
-                    score=round(c.score, 4),
+                    score=round(c.score, SCORE_DIGITS),
                     action=r.action,
                 )
                 for r, c, s, e in findings

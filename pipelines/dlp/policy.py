@@ -526,6 +526,16 @@ class AllowSpec(_Model):
         return value
 
 
+_SCOPE_EXAMPLES = {
+    "channels": "whatsapp",
+    "directions": "outbound",
+    "kinds": "message",
+    "orgs": "acme",
+    "sub_orgs": "hong-kong",
+    "employee_groups": "traders",
+}
+
+
 class ScopeSpec(_Model):
     """Which messages a rule applies to. An absent list means all."""
 
@@ -543,18 +553,29 @@ class ScopeSpec(_Model):
         default=None, description="inbound, outbound, internal, system."
     )
     kinds: list[Kind] | None = Field(default=None, description="message, auto_message, event.")
-    orgs: list[str] | None = Field(default=None, description="Organisations (tenants).")
-    sub_orgs: list[str] | None = Field(default=None, description="Sub-organisations (desks, regions).")
+    orgs: list[str] | None = Field(
+        default=None, description="Organisations (tenants), compared ignoring case."
+    )
+    sub_orgs: list[str] | None = Field(
+        default=None, description="Sub-organisations (desks, regions), compared ignoring case."
+    )
     employee_groups: list[str] | None = Field(
         default=None,
-        description="Employee groups; any one is enough. Where the groups are not known (dlp scan or a "
-        "test case without them) the rule applies, as for every other unknown scope field.",
+        description="Employee groups, compared ignoring case; any one is enough. Where the groups are "
+        "not known (dlp scan or a test case without them) the rule applies, as for every other unknown "
+        "scope field.",
     )
 
     @field_validator("channels", "directions", "kinds", "orgs", "sub_orgs", "employee_groups")
     @classmethod
     def _not_empty(cls, value: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
-        if value is not None and not value:
+        if value is None:  # only a value given is validated: `directions:` with nothing after it
+            raise ValueError(
+                f"`{info.field_name}:` is given without a list, which YAML reads as nothing; list "
+                f"the values (e.g. `{info.field_name}: [{_SCOPE_EXAMPLES[info.field_name or '']}]`) "
+                "or leave the key out to mean all"
+            )
+        if not value:
             raise ValueError(
                 f"an empty list matches nothing, so the rule would never apply in the pipeline; leave "
                 f"`{info.field_name}` out to mean all"

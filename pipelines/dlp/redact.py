@@ -82,6 +82,9 @@ def _replace(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]
     return Replace().operate(value, params)
 
 
+#: Decimals of a finding's score as archived (and as :func:`finding_rank` compares them).
+SCORE_DIGITS = 4
+
 #: Shortest HMAC key accepted, in bytes (``openssl rand -hex 32`` gives 64).
 MIN_KEY_BYTES = 32
 
@@ -192,8 +195,7 @@ def rewrite(text: str, spans: Iterable[Span], env: Mapping[str, str] | None = No
         stop = max(s.end for s in group)
         winner = max(group, key=lambda s: s.rank)
         spec = winner.operator
-        if spec.keep_last and winner.end < stop:
-            # the visible tail would be another finding's characters, which its own rule hides
+        if spec.keep_last and not _tail_may_show(text, winner, stop):
             spec = spec.model_copy(update={"keep_last": 0})
         out.append(text[pos:start])
         out.append(apply_operator(text[start:stop], winner.entity, spec, env))
@@ -202,12 +204,23 @@ def rewrite(text: str, spans: Iterable[Span], env: Mapping[str, str] | None = No
     return "".join(out)
 
 
+def _tail_may_show(text: str, winner: Span, stop: int) -> bool:
+    """Whether the ``keep_last`` tail of a merged region ending at ``stop`` may stay visible: only
+    when it is the winning finding's own (a region that runs on past the winner would show another
+    finding's characters), and only when the winner's mask would show it on its own. A short finding
+    at the end of a longer one (a four-digit PIN a block rule found ending a card number) is masked
+    whole by its own rule, so it is never shown as the region's last four."""
+    own = text[winner.start : winner.end]
+    return winner.end >= stop and _shown_tail(own, winner.operator.keep_last) > 0
+
+
 def finding_rank(
     action: DlpAction | str, score: float, start: int, end: int, rule_id: str
 ) -> tuple[Any, ...]:
     """Strongest action, then score, then the longer span; ties go to the smaller rule id."""
     strength = DlpAction(action).strength
-    return (strength, round(score, 6), end - start, _Reversed(rule_id))
+    # scores as archived (4 decimals), so a view rebuilt from stored findings picks the same winner
+    return (strength, round(score, SCORE_DIGITS), end - start, _Reversed(rule_id))
 
 
 @dataclass(frozen=True, slots=True, order=False)
@@ -247,7 +260,9 @@ def view_text(
     ``row`` is an archived record dict with ``body``, ``dlp_findings`` (list of Finding dicts) and
     ``dlp_action``/``blocked``. Destinations: delivery, export, crm. Blocked messages are
     never delivered. Otherwise the strictest ``views:`` setting among the policies whose rules
-    produced findings decides between original, redacted and withheld.
+    produced findings decides between original, redacted and withheld. Redacted, each finding is
+    rewritten with its own policy's operator for ``destination`` (``views.<destination>.operator``)
+    or, without one, its rule's: never with another policy's.
     """
     from pipelines.dlp.policy import DESTINATIONS
 
@@ -263,7 +278,6 @@ def view_text(
     if not findings:
         return body
     mode = "original"
-    view_operator: OperatorSpec | None = None
     for finding in findings:
         rule_id = finding["rule_id"]
         if rule_id not in policy_set.rules:
@@ -272,8 +286,6 @@ def view_text(
             continue
         spec = getattr(policy_set.policy_of(rule_id).spec.views, destination)
         mode = max(mode, spec.show.value, key=_MODE_STRENGTH.__getitem__)
-        if spec.operator is not None and view_operator is None:
-            view_operator = spec.operator
     if mode == "withheld":
         return None
     if mode == "original":
@@ -284,11 +296,13 @@ def view_text(
         if DlpAction(action).strength < DlpAction.REDACT.strength:
             continue  # flagged findings are alerts, not redactions
         rule_id = finding["rule_id"]
-        if view_operator is not None:
-            op = view_operator
-        elif rule_id in policy_set.rules:
+        if rule_id in policy_set.rules:
+            # each finding with its own policy's operator for this destination, else its rule's:
+            # another policy's view operator (a mask keeping the last four, say) must not decide
+            # how this policy's findings (a password) are shown
             policy, rule = policy_set.rules[rule_id]
-            op = rule.operator or policy.spec.operator
+            view_operator = getattr(policy.spec.views, destination).operator
+            op = view_operator or rule.operator or policy.spec.operator
         else:
             from pipelines.dlp.policy import OperatorSpec
 
