@@ -261,3 +261,53 @@ def test_simulates_next_step_can_be_pasted_whatever_the_path_holds(tmp_path) -> 
     lines = result.stdout.splitlines()
     argv = shlex.split(lines[lines.index("Next, archive it:") + 1])
     assert argv[1:] == ["run", "--input", str(out), "--archive", str(tmp_path / "archive")]
+
+
+def test_ctrl_c_inside_a_beam_step_of_run_is_an_interruption_with_how_to_resume(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from pipelines.archive.verify import verify
+    from pipelines.ingest import parse
+
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    real = parse.parse_line_safely
+
+    def ctrl_c(line, **kw):  # the user presses Ctrl-C while the lines are validated
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(parse, "parse_line_safely", ctrl_c)
+    with pytest.raises(SystemExit) as stopped:  # Beam re-raises it as a RuntimeError naming the step
+        main(["run", "--input", str(src), "--archive", str(archive), "--quiet"])
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and "run the same command again to resume" in err
+    assert verify(archive).ok
+    monkeypatch.setattr(parse, "parse_line_safely", real)
+    main(["run", "--input", str(src), "--archive", str(archive), "--quiet", "--json"])  # resumes
+    assert '"archived": 3' in capsys.readouterr().out
+
+
+def test_a_committed_file_that_is_no_longer_parquet_is_named_with_what_to_do(tmp_path) -> None:
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    ingest(src, archive)
+    (damaged,) = sorted((archive / "records").rglob("*.parquet"))
+    damaged.write_bytes(b"not parquet any more\n")
+    write_jsonl(src / "b.jsonl", [event(10 + i) for i in range(3)])
+    for argv in (
+        ["run", "--input", str(src), "--archive", str(archive), "--quiet"],
+        [
+            "dlp",
+            "dry-run",
+            "--policy",
+            str(Path(__file__).parents[1] / "dlp_rules" / "pii.yaml"),
+            "--archive",
+            str(archive),
+        ],
+    ):
+        result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=300)
+        assert result.returncode == ArchiveError.exit_code, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert str(damaged.relative_to(archive)) in line and "cannot be read as Parquet" in line
+        assert "vigil verify" in line and "unexpected" not in line and "while running" not in line

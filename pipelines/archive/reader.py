@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.manifest_index import live_view
-from pipelines.errors import InputError
+from pipelines.errors import ArchiveError, InputError
 from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA
 
 SCHEMAS = {layout.RECORDS: ARROW_SCHEMA, layout.DEAD_LETTERS: DEAD_LETTER_SCHEMA}
@@ -61,10 +61,19 @@ def _conform(table: pa.Table, kind: str, columns: list[str] | None) -> pa.Table:
 def read_file(
     path: Path | pa.NativeFile, kind: str = layout.RECORDS, columns: list[str] | None = None
 ) -> pa.Table:
-    """One archive file (a path, or its bytes already read) conformed to the current schema."""
-    present = pq.read_schema(path).names
-    wanted = columns or SCHEMAS[kind].names
-    table = pq.read_table(path, columns=[c for c in wanted if c in present])
+    """One archive file (a path, or its bytes already read) conformed to the current schema. A
+    committed file that is gone or no longer Parquet is an :class:`ArchiveError` naming it."""
+    try:
+        present = pq.read_schema(path).names
+        wanted = columns or SCHEMAS[kind].names
+        table = pq.read_table(path, columns=[c for c in wanted if c in present])
+    except (pa.ArrowInvalid, FileNotFoundError) as exc:
+        what = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read as Parquet ({exc})"
+        name = path if isinstance(path, Path) else "an archive file"
+        raise ArchiveError(
+            f"{name} {what}: the manifest lists it, so it was damaged, replaced or removed. Run "
+            "`vigil verify` to see every problem and restore the file from a backup"
+        ) from None
     return _conform(table, kind, columns)
 
 

@@ -186,7 +186,8 @@ class RunSummary:
         if unreadable:
             lines.append(
                 f"  ({unreadable:,} file(s) could not be read to the end: each is one dead letter, counted "
-                "as one read event, and is read again next run)"
+                "as one read event, and is read again by the next run; --follow reads it again once it "
+                "changes)"
             )
         if self.dlp_policy:
             acted = ", ".join(f"{n:,} {label}" for label, n in self._dlp_labels()) or "nothing to act on"

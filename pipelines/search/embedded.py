@@ -93,7 +93,10 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
             return con.execute(attempt, params).fetchall()
         except (duckdb.BinderException, duckdb.InvalidInputException) as exc:
             if i == len(attempts) - 1 or not _schema_refusal(exc):
-                raise ArchiveError(f"the archive could not be read for this search: {exc}") from None
+                raise ArchiveError(
+                    f"the archive could not be read for this search: {exc}. A committed file may be "
+                    "damaged or replaced: run `vigil verify` to see every problem"
+                ) from None
         except duckdb.IOException as exc:
             raise ArchiveError(
                 f"a committed archive file cannot be read ({exc}); run `vigil verify` to see what is wrong"
