@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import event, line, write_jsonl
@@ -39,18 +40,21 @@ def _rows(archive: Path) -> int:
     )
 
 
+def _following(opts: RunOptions, **options: Any) -> tuple[dict, threading.Thread]:
+    """``follow(opts)`` started in a thread, polling every 0.1 s; its summary is ``result["s"]``
+    once it stops."""
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(s=follow(opts, interval=0.1, **options)))
+    worker.start()
+    return result, worker
+
+
 def test_follow_picks_up_new_files_and_unfinished_lines(tmp_path: Path) -> None:
     src, archive = tmp_path / "in", tmp_path / "archive"
     write_jsonl(src / "a.jsonl", [event(i) for i in range(5)])
     batches = []
     opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
-    result: dict = {}
-    worker = threading.Thread(
-        target=lambda: result.update(
-            s=follow(opts, interval=0.1, stop_after_idle=40, compact_min_files=3, on_batch=batches.append)
-        )
-    )
-    worker.start()
+    result, worker = _following(opts, stop_after_idle=40, compact_min_files=3, on_batch=batches.append)
     _wait_for(lambda: _rows(archive) == 5)
     # a writer that renames a finished file into place
     write_jsonl(src / "b.jsonl.tmp", [event(10 + i) for i in range(4)])
@@ -126,11 +130,7 @@ def test_follow_reads_an_appended_file_once_so_totals_equal_the_input_lines(tmp_
     src, archive = tmp_path / "in", tmp_path / "archive"
     path = write_jsonl(src / "log.jsonl", [event(i) for i in range(40)])
     opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
-    result: dict = {}
-    worker = threading.Thread(
-        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=30, compact_min_files=99))
-    )
-    worker.start()
+    result, worker = _following(opts, stop_after_idle=30, compact_min_files=99)
     _wait_for(lambda: _rows(archive) == 40)
     for batch in range(3):  # a log file that keeps growing
         with path.open("ab") as f:
@@ -248,11 +248,7 @@ def test_follow_counts_an_over_long_line_written_in_pieces_once(tmp_path: Path) 
     src, archive = tmp_path / "in", tmp_path / "archive"
     path = write_jsonl(src / "log.jsonl", [event(i) for i in range(3)])
     opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, max_line_bytes=1024)
-    result: dict = {}
-    worker = threading.Thread(
-        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=20, compact_min_files=99))
-    )
-    worker.start()
+    result, worker = _following(opts, stop_after_idle=20, compact_min_files=99)
     _wait_for(lambda: _rows(archive) == 3)
     with path.open("ab") as f:
         f.write(b'{"body": "' + b"x" * 3000)
@@ -287,11 +283,7 @@ def test_follow_waits_for_an_input_folder_that_goes_away_and_comes_back(tmp_path
     opts = RunOptions(
         input=str(src), archive=archive, now=NOW, show_progress=False, on_warning=warnings.append
     )
-    result: dict = {}
-    worker = threading.Thread(
-        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=40, compact_min_files=99))
-    )
-    worker.start()
+    result, worker = _following(opts, stop_after_idle=40, compact_min_files=99)
     _wait_for(lambda: _rows(archive) == 3)
     src.rename(tmp_path / "moved")  # an unmounted share, a folder moved away: the session goes on
     _wait_for(lambda: any("is gone" in w for w in warnings))
@@ -384,11 +376,7 @@ def test_follow_archives_on_when_the_archive_refuses_a_compaction(tmp_path: Path
     opts = RunOptions(
         input=str(src), archive=archive, now=NOW, show_progress=False, on_warning=warnings.append
     )
-    result: dict = {}
-    worker = threading.Thread(
-        target=lambda: result.update(s=follow(opts, interval=0.1, stop_after_idle=30, compact_min_files=2))
-    )
-    worker.start()
+    result, worker = _following(opts, stop_after_idle=30, compact_min_files=2)
     _wait_for(lambda: _rows(archive) == 2)
     _wait_for(lambda: bool(warnings))
     write_jsonl(src / "c.jsonl", [event(3)])  # capture goes on after the refusal
