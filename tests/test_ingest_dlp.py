@@ -167,3 +167,21 @@ def test_a_broken_policy_stops_the_run_before_anything_is_written(tmp_path: Path
     with pytest.raises(PolicyError, match=r"bad\.yaml"):
         ingest(_input(tmp_path), tmp_path / "archive", policy=str(bad))
     assert not (tmp_path / "archive" / "records").exists()
+
+
+def test_the_writer_of_a_blocked_internal_message_is_told_and_a_customer_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "everywhere.yaml"
+    path.write_text(POLICY.replace("    scope: {directions: [outbound]}\n", ""))  # cards blocked both ways
+    colleague = {**EMPLOYEE, "id": "emp-2", "name": "Lee Ho", "handle": "lee@acme.example"}
+    items = [
+        event(1, channel="teams", direction="internal", recipients=[colleague], body=f"use {CARD}"),
+        event(2, direction="inbound", sender=CUSTOMER, recipients=[EMPLOYEE], body=f"my card {CARD}"),
+    ]
+    write_jsonl(tmp_path / "in" / "day.jsonl", items)
+    s = ingest(tmp_path / "in", tmp_path / "archive", policy=str(path))
+    assert s.balanced and s.dlp == {"block": 2} and s.notices == 1
+    rows = _rows(tmp_path / "archive")
+    notice = rows["evt-000001:dlp-notice"]
+    assert [p["id"] for p in notice["recipients"]] == [EMPLOYEE["id"]]
+    assert notice["body"].startswith("Your Teams message was not delivered") and CARD not in notice["body"]
+    assert "evt-000002:dlp-notice" not in rows

@@ -39,10 +39,12 @@ SYSTEM: dict[str, Any] = {
 
 
 def needs_notice(row: dict[str, Any]) -> bool:
-    """Blocked outbound messages written by an employee get a notice; nothing else does."""
+    """Blocked messages an employee wrote, to a customer (outbound) or to colleagues (internal), get
+    a notice: otherwise the writer would believe it arrived. A customer's blocked message (inbound)
+    gets none: the firm does not tell a customer what its policies look for."""
     return (
         row["kind"] == Kind.MESSAGE.value
-        and row["direction"] == Direction.OUTBOUND.value
+        and row["direction"] in (Direction.OUTBOUND.value, Direction.INTERNAL.value)
         and (row.get("sender") or {}).get("role") == Role.EMPLOYEE.value
     )
 
