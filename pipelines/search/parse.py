@@ -17,6 +17,7 @@ nothing and are accepted.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -138,8 +139,31 @@ def _searchable(node: Word | Phrase) -> Node:
 
 def parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Query:
     """Parse a query string (or CLI words, joined) and add ``filters`` given as keyword arguments
-    (``channel="wechat"`` or lists of values). Raises :class:`QueryError` with a hint."""
+    (``channel="wechat"`` or lists of values). Raises :class:`QueryError` with a hint: one line
+    (a syntax error adds the query and a pointer under it), with the query's control characters,
+    line breaks and tabs shown as escapes (``\\n``, ``\\x1b``), so a query pasted with them cannot
+    split the message or drive the terminal it is printed on."""
+    try:
+        return _parse_query(text, **filters)
+    except _Pointed:
+        raise  # already drawn with visible escapes
+    except QueryError as exc:
+        raise QueryError(visible(str(exc))) from None
+
+
+def _parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Query:
     raw = join_words(text) if isinstance(text, list | tuple) else text
+    for given in (
+        raw,
+        *(str(v) for vs in filters.values() for v in (vs if isinstance(vs, list | tuple) else [vs])),
+    ):
+        if bad := _SURROGATE.search(given):
+            # only a program can pass one (the command line refuses text that is not UTF-8): no
+            # engine can take it, nor can a terminal print it
+            raise QueryError(
+                f"the query holds {visible(bad.group())}, half of a character (a lone surrogate), "
+                "which is not text: pass the query as valid Unicode"
+            )
     rest, outside = _top_level_filters(raw)
     tree = _parse(rest, shown=raw)
     node, found = _split_filters(tree)
@@ -288,7 +312,7 @@ def _parse(raw: str, *, shown: str | None = None) -> Any:
     except QueryError:
         raise
     except UnexpectedInput as exc:
-        raise QueryError(_explain(shown if shown is not None else raw, exc)) from None
+        raise _Pointed(_explain(shown if shown is not None else raw, exc)) from None
     except Exception as exc:  # lark wraps errors raised in the transformer
         cause = getattr(exc, "orig_exc", None)
         if isinstance(cause, QueryError):
@@ -301,7 +325,7 @@ def _explain(raw: str, exc: UnexpectedInput) -> str:
     if pos is None and isinstance(exc, UnexpectedEOF):
         pos = len(raw)
     pos = len(raw) if pos is None else pos
-    pointer = f"\n  {raw}\n  {' ' * pos}^"
+    pointer = f"\n  {visible(raw)}\n  {' ' * _columns(visible(raw[:pos]))}^"
     if isinstance(exc, UnexpectedCharacters) and raw[pos : pos + 1] == '"':
         return f'a quote is not closed; add the closing " or remove it:{pointer}'
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
@@ -320,6 +344,42 @@ def _explain(raw: str, exc: UnexpectedInput) -> str:
                 f"the word):{pointer}"
             )
     return f"cannot read the query here:{pointer}"
+
+
+class _Pointed(QueryError):
+    """A syntax error whose message already shows the query, made visible, and a pointer."""
+
+
+#: What a message must not print as it is: C0 controls (line feed and tab too: a message is one
+#: line), DEL, C1 controls, the line and paragraph separators, and the bidirectional controls that
+#: can make text read in another order than it was typed.
+_UNSHOWN = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every character of :data:`_UNSHOWN` as an escape (``\\n``, ``\\x1b``, ``\\u202e``)."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char)
+        code = ord(char)
+        return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _UNSHOWN.sub(escape, text)
+
+
+def _columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: wide (CJK, full-width) characters two, combining
+    marks and invisible format characters none, so the pointer stands under the character."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
 
 
 def _split_filters(tree: Any) -> tuple[Node | None, list[_Filter]]:

@@ -239,7 +239,8 @@ class Query:
 
     def caveats(self) -> list[str]:
         """Where the two engines may answer this query differently (shown with the results)."""
-        single = sorted({leaf.text for leaf in leaves(self.text, positive=False) if _single_cjk_char(leaf)})
+        found = leaves(self.text, positive=False)
+        single = sorted({leaf.render() for leaf in found if _single_cjk_char(leaf)})
         if not single:
             return []
         return [
@@ -299,13 +300,18 @@ class Query:
                 continue
             for item in value:
                 shown = item.render() if isinstance(item, OrgRef) else item
-                parts.append(f'{key}:"{shown}"' if any(c.isspace() for c in shown) else f"{key}:{shown}")
+                # quoted when the grammar would end the value early: at a space or a bracket
+                quote = any(c.isspace() or c in "()" for c in shown)
+                parts.append(f'{key}:"{shown}"' if quote else f"{key}:{shown}")
         return " ".join(parts)
 
 
 def _single_cjk_char(leaf: Leaf) -> bool:
-    segs = leaf.segments
-    return len(segs) == 1 and segs[0].cjk and len(segs[0].text) == 1
+    """Does the word or phrase hold a CJK character that stands alone (``价``, the ``算`` of
+    ``"算 日期"`` or of ``iPhone算``)? Elasticsearch searches it as a unigram, which the bigram
+    index holds only where the character stands alone in the text too."""
+    segs, _ = textmod.search_segments(leaf.text)  # as searched: ``ｶﾞ`` is one character, ``ガ``
+    return any(s.cjk and len(s.text) == 1 for s in segs)
 
 
 def _split_values(value: str, spec: FilterSpec) -> list[str]:
