@@ -147,7 +147,9 @@ _CONTROL = frozenset(chr(c) for c in range(0x20))
 MAX_PARTICIPANTS = 256
 MAX_ATTACHMENTS = 32
 MAX_INT64 = 2**63 - 1  # the archive's integer columns are int64
-_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+#: a number, as text (the digits before and after a point are never two ways to split one run of
+#: digits: ``\d+\.?\d*`` made a long run that is not a number take quadratic time to refuse)
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 #: more than six fractional digits (Teams and other .NET sources send 100 ns ticks)
 _FINER_THAN_MICROS = re.compile(r"[.,]\d{6}\d*[1-9]")
@@ -308,8 +310,10 @@ class Event(_Strict):
         # values are checked by the string type; names are dict keys, which pydantic passes as is
         for name in value:
             if not name.isascii() and _SURROGATE.search(name):
-                raise ValueError(f"attribute name {name!r} holds an unpaired surrogate")
-        return value
+                raise ValueError(f"attribute name {name[:64]!r} holds an unpaired surrogate")
+        # kept in name order: a JSON object's key order carries no meaning, so a re-delivery whose
+        # connector wrote the same attributes in another order is the same content (and hash)
+        return dict(sorted(value.items()))
 
     @field_validator("body")
     @classmethod

@@ -412,3 +412,67 @@ def test_unfinished_tail_reads_on_from_a_known_line_start(tmp_path) -> None:
     # a tail longer than a line may be, read from its start: still over-long, read as it is
     path.write_bytes(head + b'{"b": "' + b"x" * 2000)
     assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is False
+
+
+@pytest.mark.parametrize("field", ["event_time", "received_time"])
+def test_a_long_run_of_digits_in_a_timestamp_is_refused_in_linear_time(field: str) -> None:
+    # the number check once backtracked quadratically on digits that are not a number: 20,000 of
+    # them took 18 s, so one 1 MiB line would have held a run for hours
+    import time
+
+    data = event(1, **{field: "1" * 20_000 + "x"})
+    started = time.perf_counter()
+    kind, row = parse(line(data))
+    assert time.perf_counter() - started < 2
+    assert kind == "dead" and row["reason_code"] == "invalid_timestamp"
+
+
+def test_a_reason_names_a_few_missing_fields_and_counts_the_rest() -> None:
+    nameless = [{"id": f"p{i}"} for i in range(256)]  # no role: 256 missing fields
+    kind, row = parse(line(event(1, participants=nameless)))
+    assert kind == "dead" and row["reason_code"] == "missing_field"
+    assert "participants.0.role" in row["reason"] and "participants.9.role" in row["reason"]
+    assert "participants.10.role" not in row["reason"] and "and 246 more" in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("k" * 100_000, repr("k" * 64)),  # a sender's key is whatever it writes: cut, not copied whole
+        ("a\x00b\x1b[31m", repr("a\x00b\x1b[31m")),  # control characters are shown escaped
+    ],
+)
+def test_an_unknown_field_is_named_short_and_printable(name: str, shown: str) -> None:
+    for data in (event(1, **{name: 1}), event(1, attributes={name: 1})):
+        kind, row = parse(line(data))
+        assert kind == "dead" and row["reason_code"] == "invalid_event"
+        assert shown in row["reason"] and len(row["reason"]) < 300 and row["reason"].isprintable()
+
+
+def test_an_attribute_name_with_a_lone_surrogate_is_named_short() -> None:
+    raw = line(event(1, attributes={"MARK" + "k" * 100_000: "x"})).replace(b"MARK", b"\\ud800")
+    kind, row = parse(raw)
+    assert kind == "dead" and row["reason_code"] == "invalid_text" and len(row["reason"]) < 300
+
+
+def test_a_future_skew_reaching_past_year_9999_accepts_every_time() -> None:
+    # `--future-skew-minutes 1e12` (no check, in effect) overflowed the date arithmetic, and every
+    # good line became an invalid_event dead letter
+    limits = Limits(max_line_bytes=1 << 20, future_skew=dt.timedelta(days=999_999_999))
+    late = event(1, event_time="9999-12-31T23:59:59Z", received_time="9999-12-31T23:59:59Z")
+    for data in (event(1), late):
+        kind, row = parse(line(data), limits)
+        assert kind == "record", row
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("over", [1, 2])
+def test_the_head_of_a_line_just_over_the_limit_holds_no_line_end(eol: bytes, over: int) -> None:
+    # such a line is read whole with its line end; its dead letter kept "\n" (or "\r") as if the
+    # sender had written it
+    long = b"y" * (1024 + over)
+    (x,) = split_lines(io.BytesIO(long + eol), "f", 1024, False)
+    assert x.too_long and x.size == len(long) and x.span == len(long) + len(eol)
+    assert long.startswith(x.raw) and len(x.raw) == len(long)
+    _, row = parse_line(x, now=NOW, limits=Limits(max_line_bytes=1024))
+    assert row["reason_code"] == "line_too_long" and row["raw"] == long

@@ -118,5 +118,6 @@ def split_lines(
         tail = strip_eol(pending)
         digest.update(tail)
         size = consumed - (len(pending) - len(tail))
-        yield Line(source, offset, head[:RAW_KEEP_BYTES], size, digest.hexdigest(), consumed)
+        # the head is the line's own bytes: a line just over the limit was read with its line end
+        yield Line(source, offset, head[: min(size, RAW_KEEP_BYTES)], size, digest.hexdigest(), consumed)
         offset += consumed

@@ -135,15 +135,28 @@ def dead_letter(
     }
 
 
+#: how many missing fields a reason names (a line can miss a field in each of 256 participants)
+_NAMED_MISSING = 10
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A field's path as a reason shows it. An unknown field's name is whatever the line says, so a
+    part that is long or not printable (a control character, a 300 KB key) is shown quoted and cut."""
+    parts = (str(p) for p in loc)
+    return ".".join(p if len(p) <= 64 and p.isprintable() else repr(p[:64]) for p in parts) or "event"
+
+
 def _classify(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False)
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "event"
+    loc = _where(first["loc"])
     kinds = {e["type"] for e in errors}
-    listing = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in errors[:5])
+    listing = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors[:5])
     if "missing" in kinds:
-        missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
-        return "missing_field", f"required field(s) missing: {', '.join(missing)}"
+        missing = [_where(e["loc"]) for e in errors if e["type"] == "missing"]
+        named = ", ".join(missing[:_NAMED_MISSING])
+        more = f" and {len(missing) - _NAMED_MISSING:,} more" if len(missing) > _NAMED_MISSING else ""
+        return "missing_field", f"required field(s) missing: {named}{more}"
     message = " ".join(e["msg"] for e in errors)
     if "string_unicode" in kinds or "unpaired surrogate" in message:
         return "invalid_text", f"text cannot be stored as UTF-8 (unpaired surrogate): {listing}"
@@ -248,18 +261,27 @@ def _line_dead_letter(
     )
 
 
+def _plus(moment: dt.datetime, skew: dt.timedelta) -> dt.datetime:
+    """The latest time accepted ``skew`` after ``moment``: a skew reaching past year 9999 (a huge
+    ``--future-skew-minutes``, meaning "do not check") accepts every time rather than fail on each."""
+    try:
+        return moment + skew
+    except OverflowError:
+        return dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
 def _finish(
     event: Event, line: Line, *, now: dt.datetime, limits: Limits, dead: Any
 ) -> tuple[str, dict[str, Any]]:
     record_id = record_id_for(event.org, event.channel, event.event_id)
-    if event.received_time > now + limits.future_skew:
+    if event.received_time > _plus(now, limits.future_skew):
         return dead(
             "future_timestamp",
             f"received_time {event.received_time.isoformat()} is later than now by more than "
             f"{limits.future_skew}; check the connector's clock",
             record_id,
         )
-    if event.event_time > min(now, event.received_time) + limits.future_skew:
+    if event.event_time > _plus(min(now, event.received_time), limits.future_skew):
         return dead(
             "future_timestamp",
             f"event_time {event.event_time.isoformat()} is after received_time/ingest time by more "
