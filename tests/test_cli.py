@@ -47,6 +47,16 @@ def test_help_everywhere(path: list[str]) -> None:
         (["verify", "--archive", "/definitely/not/here"], 2, "is not a folder"),
         (["compact", "--archive", "x", "--min-files", "1"], 2, "1 is not in the range x>=2"),
         (["compact", "--archive", "x", "--target-rows", "0"], 2, "0 is not in the range x>=1"),
+        (
+            ["run", "--input", "x", "--archive", "y", "--future-skew-minutes", "nan"],
+            2,
+            "not a number of minutes",
+        ),
+        (
+            ["run", "--input", "x", "--archive", "y", "--future-skew-minutes", "inf"],
+            2,
+            "not a number of minutes",
+        ),
     ],
 )
 def test_mistakes_get_messages_not_tracebacks(argv: list[str], code: int, message: str) -> None:

@@ -166,3 +166,16 @@ def test_gzip_input_is_read(tmp_path: Path) -> None:
         for i in range(5):
             f.write(line(event(i)))
     assert ingest(src, tmp_path / "archive").archived == 5
+
+
+def test_a_redelivery_with_its_attributes_in_another_order_is_a_duplicate(tmp_path: Path) -> None:
+    first = event(1, attributes={"delivery": "sent", "client": "teams", "app": "v2"})
+    again = event(1, attributes={"app": "v2", "client": "teams", "delivery": "sent"})
+    changed = event(2, attributes={"app": "v2", "client": "teams"})
+    changed_again = event(2, attributes={"app": "v3", "client": "teams"})
+    write_jsonl(tmp_path / "in" / "a.jsonl", [first, changed])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [again, changed_again])
+    s = ingest(tmp_path / "in", tmp_path / "archive")
+    assert (s.archived, s.duplicates, s.dead_letter_reasons) == (2, 1, {"conflicting_duplicate": 1})
+    (row,) = [r for r in reader.iter_rows(tmp_path / "archive") if r["event_id"] == "evt-000001"]
+    assert [k for k, _ in row["attributes"]] == ["app", "client", "delivery"]  # kept in name order

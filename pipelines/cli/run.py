@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +18,15 @@ from pipelines.cli.hints import quoted, vigil_command
 from pipelines.errors import ArchiveError, IndexingError
 from pipelines.ingest.lines import MAX_LINE_BYTES
 from pipelines.record import MAX_BODY_CHARS
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """FloatRange lets ``inf`` and ``nan`` through; neither is a number of minutes."""
+    if not math.isfinite(value):
+        raise click.BadParameter(
+            f"{value} is not a number of minutes; give one such as 15 (or 1e9 for no check)"
+        )
+    return value
 
 
 @click.command(
@@ -84,6 +94,7 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
 @click.option(
     "--future-skew-minutes",
     type=click.FloatRange(min=0),
+    callback=_finite,
     default=15.0,
     show_default=True,
     help="Allowed clock skew into the future (0 or more).",
