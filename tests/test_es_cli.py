@@ -208,3 +208,43 @@ def test_url_mistakes_are_one_line_errors(capsys, url, message):
     code, out, err = vigil(capsys, "es", "check", "--es-url", url, "--max-retries", "0")
     assert code in (2, 4) and message in err
     assert "unexpected" not in err and "Traceback" not in out + err
+
+
+def test_a_new_failure_of_a_dead_lettered_document_is_stored_with_its_own_reason(es_server, capsys, tmp_path):
+    # a record first dead-lettered because the cluster was busy, then refused for good by the next
+    # backfill: the store must hold the refusal and its advice, not only the stale "cluster was busy"
+    batch = rows(4)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--quiet")
+    target = batch[1]["record_id"]
+    es_server.fail_items({target}, 429)
+    code, _, err = vigil(capsys, *argv, "--max-retries", "0")
+    assert code == 1 and "1 dead letter(s) (1 new)" in err
+    es_server.fail_items({target}, 400, error_type="mapper_parsing_exception", reason="failed to parse [org]")
+    code, out, err = vigil(capsys, *argv)
+    assert code == 1 and "read 4, indexed 3, dead-lettered 1" in out
+    assert "1 dead letter(s) (1 new)" in err
+    letters = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
+    assert sorted(d["reason_code"] for d in letters) == ["es_rejected", "es_unavailable"]
+    assert {d["record_id"] for d in letters} == {target}
+    # the same refusal again is still stored once
+    code, _, err = vigil(capsys, *argv)
+    assert code == 1 and "(0 new)" in err
+    assert len(list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))) == 2
+
+
+def test_index_says_why_documents_were_dead_lettered_and_what_to_do(es_server, capsys, tmp_path):
+    batch = rows(6)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    refused = {batch[0]["record_id"]}
+    es_server.fail_items(refused, 400, error_type="mapper_parsing_exception", reason="bad org")
+    es_server.fail_items({batch[3]["record_id"], batch[4]["record_id"]}, 429)
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--quiet")
+    code, out, err = vigil(capsys, *argv, "--max-retries", "1")
+    assert code == 1 and "read 6, indexed 3, dead-lettered 3" in out
+    assert "3 dead letter(s) (3 new)" in err
+    assert "es_unavailable: 2 (e.g. Elasticsearch did not take the document after 2 attempt(s)" in err
+    assert "es_rejected: 1 (e.g. Elasticsearch refused the document: HTTP 400 mapper_parsing_exception" in err
+    assert "re-run `vigil es index" in err

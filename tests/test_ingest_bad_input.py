@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -314,8 +315,9 @@ def test_run_with_an_unreachable_elasticsearch_archives_anyway(tmp_path: Path) -
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("warning: Elasticsearch is not usable")
     assert (
-        f"Elasticsearch unreachable: nothing indexed; run `vigil es index --archive {archive}` "
-        "when it is back" in result.stdout
+        "Elasticsearch unreachable: nothing indexed; run `vigil es index --archive "
+        f"{shlex.quote(str(archive))}` (with this run's --es-url and credentials) when it is back"
+        in result.stdout
     )
     assert reader.read_table(archive).num_rows == 2
 

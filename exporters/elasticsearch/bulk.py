@@ -348,8 +348,10 @@ def dead_letter(
     record_id = row.get("record_id") if isinstance(row.get("record_id"), str) else None
     offset = row.get("source_offset")
     letter = DeadLetter(
+        # the same document failing the same way again is the same letter; failing another way (busy
+        # cluster first, mapping refusal later) is a new one, so the store holds the current reason
         dead_letter_id=hashlib.sha256(
-            f"{DeadLetterStage.INDEX}\x1f{record_id}\x1f{raw_sha256}".encode()
+            f"{DeadLetterStage.INDEX}\x1f{record_id}\x1f{raw_sha256}\x1f{reason_code}".encode()
         ).hexdigest()[:32],
         stage=DeadLetterStage.INDEX,
         reason_code=reason_code,

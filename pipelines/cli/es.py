@@ -197,6 +197,8 @@ def index_command(ctx: click.Context, archive: Path, batch_size: int, quiet: boo
 
     pending: list[dict[str, Any]] = []
     stored = 0
+    by_code: dict[str, int] = {}  # reason code -> dead letters, for the closing message
+    example: dict[str, str] = {}  # reason code -> the first reason seen (it says what to do)
 
     def keep(flush: bool = False) -> None:
         nonlocal stored
@@ -206,6 +208,9 @@ def index_command(ctx: click.Context, archive: Path, batch_size: int, quiet: boo
 
     def on_batch(batch: IndexReport) -> None:
         pending.extend(batch.dead_letters)
+        for letter in batch.dead_letters:
+            by_code[letter["reason_code"]] = by_code.get(letter["reason_code"], 0) + 1
+            example.setdefault(letter["reason_code"], letter["reason"])
         keep()
         report("records", batch.read)  # the bar completes even when some are dead-lettered
         if batch.dead_lettered:
@@ -233,7 +238,9 @@ def index_command(ctx: click.Context, archive: Path, batch_size: int, quiet: boo
         click.echo(
             f"{summary.dead_lettered:,} dead letter(s) ({stored:,} new) are in the archive's dead-letter "
             f"store ({archive / layout.DEAD_LETTERS / 'at_stage=index'}); fix the cause and run this "
-            "command again",
+            "command again:",
             err=True,
         )
+        for code, count in sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0])):
+            click.echo(f"  {code}: {count:,} (e.g. {example[code]})", err=True)
         ctx.exit(1)

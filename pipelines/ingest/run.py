@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pickle
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -198,14 +199,19 @@ class RunSummary:
             lines.append("DLP: off (--no-dlp): records were archived without a verdict")
         if self.es_unavailable:
             lines.append(
-                f"Elasticsearch unreachable: nothing indexed; run `vigil es index --archive {archive}` "
-                "when it is back"
+                f"Elasticsearch unreachable: nothing indexed; run `vigil es index --archive "
+                f"{shlex.quote(str(archive))}` (with this run's --es-url and credentials) when it is back"
             )
         if self.es is not None:
             lines.append(
                 f"Elasticsearch: {self.es['indexed']:,} indexed, {self.es['dead_lettered']:,} dead-lettered "
                 f"({self.es['retried']:,} retries)"
-                + ("; re-send with `vigil es index --archive ...`" if self.es["dead_lettered"] else "")
+                + (
+                    f"; re-send with `vigil es index --archive {shlex.quote(str(archive))}` (with this "
+                    "run's --es-url and credentials)"
+                    if self.es["dead_lettered"]
+                    else ""
+                )
             )
         lines.append(
             f"{self.files_written} file(s) committed in {self.seconds:.1f}s "
