@@ -1,9 +1,11 @@
 """A conversation as it happened: every record in order, who was there, what DLP did.
 
 :func:`load_conversation` reads a conversation's records from the archive (embedded engine, date
-partitions pruned when a range is given) in event-time order, then source order (file, offset) for
-records stamped with the same instant. :func:`build_timeline` turns them into :class:`Entry`
-objects for one viewer:
+partitions pruned when a range is given) in event-time order; for records stamped with the same
+instant messages first (an auto-message or event never precedes the message that caused it), then
+source order (file, offset). With ``time_from`` the records before the window are read too, for
+who was present when it opens (:data:`BEFORE_WINDOW`), and not shown. :func:`build_timeline`
+turns them into :class:`Entry` objects for one viewer:
 
 * messages, auto-messages (with their audience: "to employee", "to customer", "to both"), and
   events (joins, leaves, transfers, opt-ins, window expiries, ...);
@@ -47,7 +49,10 @@ from pipelines.search.results import _attributes, _time, kind_label
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HTML_TEMPLATE = "conversation.html.j2"
-ORDER = "event_time, source_name, source_offset, record_id"
+#: event time; at the same instant a message before what it caused (a refusal or queued notice, a
+#: release, a DLP notice: auto-messages and events, which a source may write in another file or
+#: file order), then source order
+ORDER = "event_time, CASE WHEN kind = 'message' THEN 0 ELSE 1 END, source_name, source_offset, record_id"
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,14 @@ class Timeline:
 
 
 _COLUMNS = [name for name in ARROW_SCHEMA.names if name not in ("content_sha256",)]
+#: what :func:`build_timeline` needs of a record before the window to know who is present
+_ROSTER_COLUMNS = [
+    *("record_id", "event_time", "kind", "event_type", "sender", "recipients", "participants"),
+    *("attributes", "blocked", "dlp_action", "source_name", "source_offset"),
+]
+#: marks a row :func:`iter_conversation` read from before ``time_from``: it tells who was present
+#: when the window opens, and is not shown
+BEFORE_WINDOW = "_before_window"
 
 
 def load_conversation(
@@ -170,8 +183,24 @@ def iter_conversation(
     files = sql.prune(live_files(root), query)
     if not files:
         return
+    if time_from is not None:
+        # who is present when the window opens: the records before it, read for that alone (the
+        # columns presence needs, marked :data:`BEFORE_WINDOW`; never shown, never an entry)
+        earlier = Query(conversations=(conversation_id,), time_to=time_from)
+        for row in _rows(root, earlier, _ROSTER_COLUMNS, batch_rows):
+            row[BEFORE_WINDOW] = True
+            yield row
+    yield from _rows(root, query, _COLUMNS, batch_rows, files)
+
+
+def _rows(
+    root: Path, query: Query, columns: list[str], batch_rows: int, files: list[Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    files = files if files is not None else sql.prune(live_files(root), query)
+    if not files:
+        return
     compiled = sql.compile_query(query)
-    statement = f"SELECT {', '.join(_COLUMNS)} FROM {sql.SOURCE} WHERE {compiled.where} ORDER BY {ORDER}"
+    statement = f"SELECT {', '.join(columns)} FROM {sql.SOURCE} WHERE {compiled.where} ORDER BY {ORDER}"
     table = execute(statement, {**compiled.params, "files": sql.files_param(root, files)}, arrow=True)
     for batch in table.to_batches(max_chunksize=batch_rows):
         yield from batch.to_pylist()
@@ -219,6 +248,10 @@ def build_timeline(
             continue
         attributes = _attributes(row.get("attributes"))
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
+        if row.get(BEFORE_WINDOW):  # before the window: only who is present when it opens
+            if present or before is None:
+                before = start = present
+            continue
         shown = view(row, viewer)
         entry = Entry(
             record_id=row["record_id"],
@@ -274,7 +307,14 @@ _DEPARTURES = {
     EventType.PARTICIPANT_REMOVED.value: "participant",
     EventType.TRANSFERRED.value: "from",
 }
-_ARRIVALS = {EventType.PARTICIPANT_ADDED.value: "participant", EventType.TRANSFERRED.value: "to"}
+_ARRIVALS = {
+    EventType.PARTICIPANT_ADDED.value: "participant",
+    EventType.TRANSFERRED.value: "to",
+    EventType.BOT_ROUTING_STARTED.value: "sender",  # the routing bot joins with its first event
+    EventType.BOT_HANDED_OFF.value: "to",  # ... and hands the contact to this employee
+}
+#: a (re)start lists who is in the conversation afresh: whoever left before is back if listed
+_STARTS = {EventType.CONVERSATION_STARTED.value, EventType.CONVERSATION_RESTARTED.value}
 
 
 #: who an event brings in when no record so far names them, for roles that do not see original
@@ -302,16 +342,18 @@ def _present_after(
         if party and party.get("id"):
             known.setdefault(str(party["id"]), person(party))
     listed = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
+    event_type = row.get("event_type") if row.get("kind") == "event" else None
     if listed:
         gone.intersection_update(listed)  # a record without them: the participants caught up
+        if event_type in _STARTS:
+            gone.clear()  # a new start: those it lists are in it, whoever left before
     else:
         listed = dict(before)  # a record that lists nobody says nothing about who is present
     sender = person(row.get("sender"))
-    event_type = row.get("event_type") if row.get("kind") == "event" else None
 
     def named(where: str) -> str | None:
         if where == "sender":  # a system sender does not say who left: the participants do
-            return sender.id if sender.role in ("employee", "customer") else None
+            return sender.id if sender.role in ("employee", "customer", "bot") else None
         return attributes.get(where)
 
     if event_type in _ARRIVALS and (arrived := named(_ARRIVALS[event_type])):
@@ -328,6 +370,11 @@ def _present_after(
     if event_type in _DEPARTURES and (departed := named(_DEPARTURES[event_type])):
         gone.add(departed)
         listed.pop(departed, None)
+    if event_type == EventType.BOT_HANDED_OFF.value:
+        # the routing bot leaves on its hand-off, whether the source sends it as the bot or the system
+        for bot in [pid for pid, p in {**before, **listed}.items() if p.role == "bot"]:
+            gone.add(bot)
+            listed.pop(bot, None)
     return {pid: p for pid, p in listed.items() if pid not in gone}
 
 

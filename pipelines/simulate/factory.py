@@ -85,7 +85,9 @@ class ConversationWriter:
         self.rng = rng
         self.members: list[Party] = list(members)
         self.customer = customer
-        self.bot: Party | None = None
+        self.bot: Party | None = None  # a bot present in the conversation right now
+        #: a bot that joins when it first acts (its ``Happen(..., "bot")``, e.g. routing started)
+        self.assistant: Party | None = None
         self.is_group = is_group
         self.context = dict(context)
         self.inject = inject
@@ -272,6 +274,8 @@ class ConversationWriter:
             elif isinstance(effect, Notify):
                 yield self.auto(when, effect.event_type, effect.audience, effect.context)
             elif isinstance(effect, Happen):
+                if effect.actor == "bot" and self.bot is None:
+                    self.bot = self.assistant  # listed from its first event on, not before it
                 yield self.event(when, effect.event_type, self._actor(effect.actor, actor), effect.attributes)
             cursor = max(cursor, self.last) + dt.timedelta(milliseconds=self.rng.randrange(150, 1500))
 

@@ -455,15 +455,20 @@ class WeChatScript(Script):
         self.bot = Party(
             id=f"bot:{self.owner.org.id}", name=f"{self.owner.org.name} assistant", role=Role.BOT
         )
+        self.out.assistant = self.bot
 
     def _apply(self, at: dt.datetime, step: Step, *, attempt=None, actor=None) -> Iterator[Emitted]:  # type: ignore[no-untyped-def]
         before = self.state.members
+        routing = self.state.phase == Phase.ROUTING
         self.state, effects = step
         after = self.state.members
         self.out.members = [self.pool[m] for m in dict.fromkeys((*before, *after))]
-        self.out.bot = self.bot if self.state.phase == Phase.ROUTING else None
+        # like an employee leaving, the bot is listed on its own hand-off (and sends it); a bot
+        # starting to route joins on its bot_routing_started event, not on the message before it
+        self.out.bot = self.bot if routing else None
         yield from self.out.apply(at, effects, attempt=attempt, actor=actor)
         self.out.members = [self.pool[m] for m in after]
+        self.out.bot = self.bot if self.state.phase == Phase.ROUTING else None
 
     def _from_customer(self, body: Text, attachments: list | None = None, *, chatter: bool = True):  # type: ignore[no-untyped-def]
         def attempt(when: dt.datetime, attributes: Mapping[str, str]) -> Emitted:

@@ -1,0 +1,283 @@
+"""`vigil conversation` against the simulator's traffic: order, who was present, audiences,
+delivery marks, windows and the HTML page, over every conversation of a small run; and the
+roster rules the run showed wrong, on rows written by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from search_support import ALEX, DANA, WEI, at, row, vigil, write_archive
+
+from pipelines.record import Event
+from pipelines.search.access import AccessRole, Identity
+from pipelines.search.conversation import build_timeline, load_conversation, render_html
+from pipelines.simulate import SimulationConfig, generate, simulate
+
+OFFICER = Identity("olivia", AccessRole.OFFICER)
+REVIEWER = Identity("ravi", AccessRole.REVIEWER)
+#: two busy days: WeChat bots and validation, LINE restarts, WhatsApp group changes
+RUN = SimulationConfig(days=2, seed=4, employees=6, contacts=40, activity=3.0)
+DEPARTURES = {"left_conversation": "sender", "customer_leave": "sender", "participant_removed": "participant"}
+DEPARTURES["transferred"] = "from"
+ARRIVALS = {"participant_added": "participant", "transferred": "to", "bot_routing_started": "sender"}
+STARTS = {"conversation_started", "conversation_restarted"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[Event]]]:
+    root = tmp_path_factory.mktemp("fidelity")
+    simulate(RUN, root / "events")
+    assert vigil("run", "--input", str(root / "events"), "--archive", str(root / "archive")) == 0
+    truth: dict[str, list[Event]] = {}
+    for emitted in sorted(generate(RUN), key=lambda e: e.order):
+        truth.setdefault(emitted.event.conversation_id, []).append(emitted.event)
+    return root / "archive", truth
+
+
+def _ids(people) -> set[str]:  # type: ignore[no-untyped-def]
+    return {p.id for p in people}
+
+
+def test_the_view_replays_the_simulators_conversations(run) -> None:  # type: ignore[no-untyped-def]
+    """Order, and who was present on every record: the roster the events imply (starts, joins,
+    leaves, transfers, #LEAVE, the routing bot) agrees with each record's participants (a change's
+    own records may still list the one leaving, and a customer's #LEAVE never unlists them) and is
+    what the view shows."""
+    archive, truth = run
+    seen: set[str] = set()
+    for cid, events in truth.items():
+        loaded = load_conversation(archive, cid)
+        t = build_timeline(cid, loaded, OFFICER)
+        rows = {r["record_id"]: r for r in loaded}
+        assert [rows[e.record_id]["event_id"] for e in t.entries] == [e.event_id for e in events], cid
+        roster: set[str] | None = None
+        gone: set[str] = set()
+        union: set[str] | None = None
+        for event, entry in zip(events, t.entries, strict=True):
+            listed = {p.id for p in event.participants}
+            kind, event_type = str(event.kind), event.event_type and str(event.event_type)
+            seen.add(f"{event.channel}:{event_type or kind}")
+            roster = set(listed) if roster is None else roster
+            before = set(roster)
+            happened = event_type if kind == "event" else None
+            if happened in STARTS:
+                roster, gone = set(listed), set()
+            if happened in ARRIVALS:
+                where = ARRIVALS[happened]
+                roster.add(event.sender.id if where == "sender" else event.attributes[where])
+            if happened == "bot_handed_off":
+                assert event.sender.role == "bot", (cid, event.event_id)
+                gone |= {event.sender.id}
+                roster.discard(event.sender.id)
+            if happened in DEPARTURES:
+                where = DEPARTURES[happened]
+                who = event.sender.id if where == "sender" else event.attributes[where]
+                roster.discard(who)
+                gone.add(who)
+            if kind == "message" and event.sender.id not in roster:
+                assert event.sender.role == "customer", (cid, event.event_id)  # back after #LEAVE
+                roster.add(event.sender.id)
+            if kind == "event":
+                union = before | roster if before != roster else None
+            elif kind == "message":
+                union = None
+            assert listed in (roster, union) or (listed - roster <= gone and roster <= listed), (
+                cid,
+                event.event_id,
+                sorted(listed),
+                sorted(roster),
+            )
+            assert _ids(entry.present) == roster, (cid, event.event_id)
+            if kind == "auto_message":
+                audience = str(event.audience)
+                assert entry.audience == audience
+                if audience != "both":
+                    assert f"to {audience}" in entry.heading
+                wanted = {"employee": {"employee"}, "customer": {"customer"}}.get(audience)
+                assert wanted is None or {str(p.role) for p in event.recipients} <= wanted
+            delivery = event.attributes.get("delivery")
+            if delivery in ("queued", "refused"):
+                assert entry.heading.startswith(f"message · {delivery}"), entry.heading
+    for needed in ("wechat:bot_handed_off", "whatsapp:transferred", "whatsapp:left_conversation"):
+        assert needed in seen
+    assert {"whatsapp:participant_removed", "wechat:customer_leave", "wechat:queued_delivered"} & seen
+
+
+def test_a_window_opens_with_whoever_was_present_then(run) -> None:  # type: ignore[no-untyped-def]
+    archive, truth = run
+    compared = 0
+    for cid in truth:
+        full = build_timeline(cid, load_conversation(archive, cid), OFFICER)
+        present = {e.record_id: _ids(e.present) for e in full.entries}
+        for day in (6,):
+            start = dt.datetime(2026, 1, day, tzinfo=dt.UTC)
+            earlier = [e for e in full.entries if e.time < start]
+            if not earlier or earlier[-1] is full.entries[-1]:
+                continue
+            t = build_timeline(cid, load_conversation(archive, cid, time_from=start), OFFICER)
+            assert t.present_at_start and _ids(t.present_at_start) == present[earlier[-1].record_id], cid
+            assert all(_ids(e.present) == present[e.record_id] for e in t.entries), cid
+            compared += 1
+    assert compared > 10
+
+
+def test_the_page_shows_what_the_terminal_shows_and_nothing_external(run) -> None:  # type: ignore[no-untyped-def]
+    archive, truth = run
+    for cid in list(truth)[::4]:
+        for who in (OFFICER, REVIEWER):
+            t = build_timeline(cid, load_conversation(archive, cid), who, export=True)
+            page = render_html(t)
+            assert not re.search(r"https?://|<script|\bsrc=|<link|@import|url\(", page, re.I)
+            assert page.count("<article") == len(t.entries)
+            assert all(f'id="r-{e.record_id}"' in page for e in t.entries)
+
+
+# ---------------------------------------------------------------------------------------------
+# on rows written by hand
+
+BOT = {"id": "bot:acme", "name": "Acme assistant", "role": "bot", "handle": None, "groups": []}
+
+
+def _event(n: int, minute: int, event_type: str, sender: dict, participants: list, **kw) -> dict:  # type: ignore[type-arg]
+    return row(
+        f"fd-{n}",
+        at(5, 9, minute),
+        kind="event",
+        event_type=event_type,
+        direction="system",
+        sender=sender,
+        recipients=[],
+        participants=participants,
+        channel="line",
+        **kw,
+    )
+
+
+def _says(n: int, minute: int, sender: dict, participants: list, **kw) -> dict:  # type: ignore[type-arg]
+    to = [p for p in participants if p["id"] != sender["id"]]
+    direction = "inbound" if sender["role"] == "customer" else "outbound"
+    return row(
+        f"fd-{n}",
+        at(5, 9, minute),
+        body=f"line {n}",
+        sender=sender,
+        recipients=to,
+        participants=participants,
+        channel="line",
+        direction=direction,
+        **kw,
+    )
+
+
+def test_a_new_start_brings_back_whoever_it_lists(tmp_path: Path) -> None:
+    # LINE: the only employee leaves, the contact starts the chat again and the employee is
+    # assigned afresh: present from the start on, not only once they write
+    rows = [
+        _says(1, 0, WEI, [DANA, WEI]),
+        _event(2, 1, "left_conversation", DANA, [DANA, WEI]),
+        _event(3, 2, "conversation_started", WEI, [DANA, WEI]),
+        _says(4, 3, WEI, [DANA, WEI]),
+    ]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert [_ids(e.present) for e in t.entries] == [{DANA["id"], WEI["id"]}, {WEI["id"]}] + [
+        {DANA["id"], WEI["id"]}
+    ] * 2
+    assert [_ids(e.joined) for e in t.entries][2] == {DANA["id"]}
+
+
+def test_the_routing_bot_comes_and_goes_on_its_own_events(tmp_path: Path) -> None:
+    routing = [DANA, WEI, BOT]
+    rows = [
+        _says(1, 0, WEI, [DANA, WEI]),
+        _event(2, 1, "bot_routing_started", BOT, routing),
+        _says(3, 2, BOT, routing),
+        _event(4, 3, "bot_handed_off", BOT, routing, attributes={"to": DANA["id"]}),
+        _says(5, 4, DANA, routing),  # a source that still lists the bot
+        _says(6, 5, DANA, [DANA, WEI]),
+    ]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    changes = [(n, _ids(e.joined), _ids(e.left)) for n, e in enumerate(t.entries, 1) if e.joined or e.left]
+    assert changes == [(2, {BOT["id"]}, set()), (4, set(), {BOT["id"]})]
+
+
+def test_a_window_starting_on_a_restart_shows_who_was_there_before_it(tmp_path: Path) -> None:
+    # everyone from the firm left yesterday; today's window opens on Alex restarting the chat
+    rows = [
+        _says(1, 0, DANA, [DANA, ALEX, WEI]),
+        _event(2, 1, "left_conversation", DANA, [DANA, ALEX, WEI]),
+        _event(3, 2, "left_conversation", ALEX, [ALEX, WEI]),
+        row(
+            "fd-4",
+            at(6, 9),
+            kind="event",
+            event_type="conversation_restarted",
+            direction="system",
+            sender=ALEX,
+            recipients=[],
+            participants=[ALEX, WEI],
+            channel="line",
+        ),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    rows_in = load_conversation(root, "conv-en", time_from=at(6, 0))
+    t = build_timeline("conv-en", rows_in, OFFICER, window=(at(6, 0), None))
+    assert [e.record_id for e in t.entries] == [rows[3]["record_id"]]
+    assert _ids(t.present_at_start) == {WEI["id"]}
+    assert _ids(t.entries[0].joined) == {ALEX["id"]} and not t.entries[0].left
+
+
+def test_a_notice_stamped_with_its_cause_comes_after_it(tmp_path: Path) -> None:
+    # same instant, and the notice's file sorts first: the refused message still comes first
+    same = at(5, 9)
+    refused = row(
+        "fd-1",
+        same,
+        body="one more",
+        attributes={"delivery": "refused", "refusal": "queue_full"},
+        source_name="in/b.jsonl",
+    )
+    notice = row(
+        "fd-2",
+        same,
+        kind="auto_message",
+        event_type="queue_full",
+        audience="employee",
+        direction="system",
+        sender={"id": "system", "name": "WhatsApp Business", "role": "system", "handle": None},
+        recipients=[DANA],
+        body="The queue is full.",
+        source_name="in/a.jsonl",
+    )
+    t = build_timeline(
+        "conv-en", load_conversation(write_archive(tmp_path / "a", [notice, refused]), "conv-en"), OFFICER
+    )
+    assert [e.heading for e in t.entries] == [
+        "message · refused (queue_full)",
+        "auto-message to employee · queue full",
+    ]
+
+
+def test_the_simulated_bot_is_listed_from_its_first_event_and_sends_its_hand_off() -> None:
+    config = SimulationConfig(days=2, seed=4, employees=4, contacts=40)
+    conversations: dict[str, list[Event]] = {}
+    for emitted in generate(config):
+        if emitted.event.channel == "wechat":
+            conversations.setdefault(emitted.event.conversation_id, []).append(emitted.event)
+    handed = 0
+    for events in conversations.values():
+        routing = handing_off = False
+        for event in events:
+            if event.event_type == "bot_routing_started":
+                routing = True
+            if event.kind == "event" and event.event_type == "bot_handed_off":
+                assert event.sender.role == "bot", event.event_id
+                routing, handing_off = False, True
+                handed += 1
+            elif event.kind != "auto_message":
+                handing_off = False  # the hand-off's own notices still list it, nothing after them
+            listed = any(p.role == "bot" for p in event.participants)
+            assert listed == (routing or handing_off), (event.event_id, event.event_type)
+    assert handed
