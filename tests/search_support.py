@@ -107,6 +107,28 @@ def row(
     return record_to_row(record)
 
 
+def event_row(
+    event_id: str,
+    when: dt.datetime,
+    event_type: str,
+    sender: dict[str, Any],
+    participants: list[Any],
+    **fields: Any,
+) -> dict[str, Any]:
+    """An event record as a source sends one: kind event, direction system, no recipients."""
+    return row(
+        event_id,
+        when,
+        kind="event",
+        event_type=event_type,
+        direction="system",
+        sender=sender,
+        recipients=[],
+        participants=participants,
+        **fields,
+    )
+
+
 def dataset() -> list[dict[str, Any]]:
     """The shared rows: an English WhatsApp conversation with DLP, opt-in, a join and a queued
     message; a Chinese WeChat one; a Japanese LINE one; and a few records on other days."""

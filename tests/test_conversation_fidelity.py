@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from search_support import ALEX, DANA, WEI, at, row, vigil, write_archive
+from search_support import ALEX, DANA, WEI, at, event_row, row, vigil, write_archive
 
 from pipelines.record import Event
 from pipelines.search.access import AccessRole, Identity
@@ -142,18 +142,7 @@ BOT = {"id": "bot:acme", "name": "Acme assistant", "role": "bot", "handle": None
 
 
 def _event(n: int, minute: int, event_type: str, sender: dict, participants: list, **kw) -> dict:  # type: ignore[type-arg]
-    return row(
-        f"fd-{n}",
-        at(5, 9, minute),
-        kind="event",
-        event_type=event_type,
-        direction="system",
-        sender=sender,
-        recipients=[],
-        participants=participants,
-        channel="line",
-        **kw,
-    )
+    return event_row(f"fd-{n}", at(5, 9, minute), event_type, sender, participants, channel="line", **kw)
 
 
 def _says(n: int, minute: int, sender: dict, participants: list, **kw) -> dict:  # type: ignore[type-arg]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from dlp_helpers import rule, write_policy
 from rich.console import Console
-from search_support import ALEX, DANA, WEI, at, dataset, row, vigil, write_archive
+from search_support import ALEX, DANA, WEI, at, dataset, event_row, row, vigil, write_archive
 
 from pipelines.dlp import Engine, load_policy_set
 from pipelines.search.access import AccessRole, Identity
@@ -466,17 +466,8 @@ def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_pat
     # this source lists the one leaving on the leave event and on the notices about it (the state
     # before the change); the customer's #LEAVE never changes the participants at all
     def event(n: int, minute: int, event_type: str, sender: dict, participants: list, **kw) -> dict:
-        return row(
-            f"lv-{n}",
-            at(5, 9, minute),
-            kind="event",
-            event_type=event_type,
-            direction="system",
-            sender=sender,
-            recipients=[],
-            participants=participants,
-            channel="wechat",
-            **kw,
+        return event_row(
+            f"lv-{n}", at(5, 9, minute), event_type, sender, participants, channel="wechat", **kw
         )
 
     def notice(n: int, minute: int, event_type: str, participants: list) -> dict:
