@@ -40,12 +40,6 @@ from pipelines.search.access import Identity, login_name, printable, view_policy
 ACTIONS = ("search", "conversation", "export")
 
 
-def os_login() -> str:
-    """The operating-system account running Vigil, logged next to the user name it was given: the
-    account of the process's user id (``$LOGNAME`` and ``$USER`` are whatever the caller sets)."""
-    return login_name()
-
-
 def audit_ledger(archive: Path) -> Ledger:
     return Ledger(Path(archive) / layout.AUDIT, repair_torn_tail=True)
 
@@ -88,7 +82,7 @@ def record_access(
         "op": "access",
         "time": (now or dt.datetime.now(dt.UTC)).isoformat(),
         "user": printable(identity.user),
-        "os_user": os_login(),
+        "os_user": login_name(),
         "role": identity.role.value,
         "role_source": printable(identity.source),
         "action": action,
