@@ -23,8 +23,14 @@ from typing import Any
 
 import pytest
 import regex
+from elasticsearch import Elasticsearch
+from es_support import config
 from fakes import es_dsl, es_server
 from fakes.es_server import FakeElasticsearch
+
+from exporters.elasticsearch.bulk import index_rows
+from exporters.elasticsearch.config import EsConfig, make_client
+from exporters.elasticsearch.setup import install
 
 _original = es_dsl.matches
 
@@ -107,3 +113,23 @@ class SearchingFake(FakeElasticsearch):
         if isinstance(body, dict) and "highlight" in body:
             body = {k: v for k, v in body.items() if k != "highlight"}
         return super()._search(target, body, count=count, params=params)
+
+
+@contextlib.contextmanager
+def indexed_cluster(
+    rows: list[dict[str, Any]], **server_settings: Any
+) -> Iterator[tuple[SearchingFake, EsConfig, Elasticsearch]]:
+    """A searching fake cluster (with :func:`search_semantics`) holding ``rows``: the template
+    installed through the official client, every row indexed, the index refreshed."""
+    with search_semantics(), SearchingFake() as server:
+        for name, value in server_settings.items():
+            setattr(server, name, value)
+        cfg = config(server.url)
+        client = make_client(cfg)
+        try:
+            install(client, cfg)
+            assert index_rows(client, rows, cfg).indexed == len(rows)
+            client.indices.refresh(index=cfg.alias)
+            yield server, cfg, client
+        finally:
+            client.close()

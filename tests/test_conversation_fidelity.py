@@ -198,17 +198,7 @@ def test_a_window_starting_on_a_restart_shows_who_was_there_before_it(tmp_path: 
         _says(1, 0, DANA, [DANA, ALEX, WEI]),
         _event(2, 1, "left_conversation", DANA, [DANA, ALEX, WEI]),
         _event(3, 2, "left_conversation", ALEX, [ALEX, WEI]),
-        row(
-            "fd-4",
-            at(6, 9),
-            kind="event",
-            event_type="conversation_restarted",
-            direction="system",
-            sender=ALEX,
-            recipients=[],
-            participants=[ALEX, WEI],
-            channel="line",
-        ),
+        event_row("fd-4", at(6, 9), "conversation_restarted", ALEX, [ALEX, WEI], channel="line"),
     ]
     root = write_archive(tmp_path / "a", rows)
     rows_in = load_conversation(root, "conv-en", time_from=at(6, 0))

@@ -13,15 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from es_support import config
-from search_es_support import SearchingFake, search_semantics
+from search_es_support import indexed_cluster
 from search_support import PARITY_QUERIES as QUERIES
 from search_support import PARITY_ROLES as ROLES
 from search_support import at, dataset, row, write_archive
 
-from exporters.elasticsearch.bulk import index_rows
-from exporters.elasticsearch.config import EsConfig, make_client
-from exporters.elasticsearch.setup import install
+from exporters.elasticsearch.config import EsConfig
 from pipelines.errors import QueryError
 from pipelines.search import embedded, es_engine, render
 from pipelines.search.access import AccessRole, Identity
@@ -34,14 +31,7 @@ ROWS = dataset()
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, EsConfig]]:
     archive = write_archive(tmp_path_factory.mktemp("engines") / "archive", ROWS)
-    with search_semantics(), SearchingFake() as server:
-        cfg = config(server.url)
-        client = make_client(cfg)
-        install(client, cfg)
-        report = index_rows(client, ROWS, cfg)
-        assert report.indexed == len(ROWS)
-        client.indices.refresh(index=cfg.alias)
-        client.close()
+    with indexed_cluster(ROWS) as (_, cfg, _client):
         yield archive, cfg
 
 
@@ -108,13 +98,7 @@ def mixed_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
         ),
     ]
     archive = write_archive(tmp_path_factory.mktemp("mixed") / "archive", rows)
-    with search_semantics(), SearchingFake() as server:
-        cfg = config(server.url)
-        client = make_client(cfg)
-        install(client, cfg)
-        assert index_rows(client, rows, cfg).indexed == len(rows)
-        client.indices.refresh(index=cfg.alias)
-        client.close()
+    with indexed_cluster(rows) as (_, cfg, _client):
         yield archive, cfg
 
 
@@ -152,13 +136,7 @@ def test_pages_beyond_the_result_window_agree(
     archive, _ = engines
     monkeypatch.setattr(es_engine, "MAX_RESULT_WINDOW", 5)
     query = parse_query("")
-    with search_semantics(), SearchingFake() as server:
-        server.max_result_window = 5
-        cfg = config(server.url)
-        client = make_client(cfg)
-        install(client, cfg)
-        index_rows(client, ROWS, cfg)
-        client.indices.refresh(index=cfg.alias)
+    with indexed_cluster(ROWS, max_result_window=5) as (server, cfg, client):
         last = -(-len(ROWS) // 3)  # pages of 3
         for sort in ("-time", "time"):
             for number in (1, 2, 3, 4, last, last + 1, last + 5):
@@ -170,4 +148,3 @@ def test_pages_beyond_the_result_window_agree(
                 assert bool(remote.hits) == (number <= last)
         searches = [r.body or {} for r in server.requests if r.path.endswith("/_search")]
         assert any("search_after" in body for body in searches)  # deep pages: walked, not "from"
-        client.close()

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 from es_support import config
-from search_es_support import SearchingFake, search_semantics
+from search_es_support import SearchingFake, indexed_cluster
 from search_support import by_event_id, dataset, vigil, write_archive
 
-from exporters.elasticsearch.bulk import index_rows
-from exporters.elasticsearch.config import EsConfig, make_client
+from exporters.elasticsearch.config import EsConfig
 from exporters.elasticsearch.documents import to_document
-from exporters.elasticsearch.setup import install
 from pipelines.errors import IndexingError
 from pipelines.search import dsl, es_engine
 from pipelines.search.access import AccessRole, Identity
@@ -29,13 +27,7 @@ REVIEWER = Identity("ravi", AccessRole.REVIEWER)
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[SearchingFake, EsConfig]]:
-    with search_semantics(), SearchingFake() as server:
-        cfg = config(server.url)
-        client = make_client(cfg)
-        install(client, cfg)
-        index_rows(client, ROWS, cfg)
-        client.indices.refresh(index=cfg.alias)
-        client.close()
+    with indexed_cluster(ROWS) as (server, cfg, _client):
         server.requests.clear()
         yield server, cfg
 

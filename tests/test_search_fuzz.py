@@ -20,18 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from es_support import config
 from fakes import es_dsl
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from search_es_support import SearchingFake, search_semantics
+from search_es_support import indexed_cluster, search_semantics
 from search_support import PARITY_ROLES, dataset, write_archive
 
-from exporters.elasticsearch.bulk import index_rows
-from exporters.elasticsearch.config import EsConfig, make_client
+from exporters.elasticsearch.config import EsConfig
 from exporters.elasticsearch.documents import to_document
 from exporters.elasticsearch.mapping import record_mappings
-from exporters.elasticsearch.setup import install
 from pipelines.errors import QueryError
 from pipelines.record import party_key
 from pipelines.search import dsl, embedded, es_engine, render, sql
@@ -454,14 +451,8 @@ data_query = st.builds(
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, EsConfig, Any]]:
     archive = write_archive(tmp_path_factory.mktemp("fuzz") / "archive", ROWS)
-    with search_semantics(), SearchingFake() as server:
-        cfg = config(server.url)
-        client = make_client(cfg)
-        install(client, cfg)
-        assert index_rows(client, ROWS, cfg).indexed == len(ROWS)
-        client.indices.refresh(index=cfg.alias)
+    with indexed_cluster(ROWS) as (_, cfg, client):
         yield archive, cfg, client
-        client.close()
 
 
 def _both(engines: tuple[Path, EsConfig, Any], text: str, who: Identity) -> tuple[list[str], list[str]]:
