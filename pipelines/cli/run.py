@@ -29,8 +29,43 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
+class _RunCommand(click.Command):
+    """``vigil run`` passes the options it does not define to Beam, so it checks first what click
+    would otherwise let slip: one of its own options given twice (click keeps the last, so
+    ``--input a --input b`` would archive only ``b`` without a word) or spelled Beam's way
+    (``--stop_after_idle``, which Beam would then call unknown)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        own = {
+            name: param
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag and not param.multiple
+            for name in param.opts
+            if name.startswith("--")
+        }
+        every = {name for param in self.params for name in param.opts if name.startswith("--")}
+        given: dict[str, list[str]] = {}
+        words = iter(args)
+        for arg in words:
+            if arg == "--":
+                break
+            name, eq, value = arg.partition("=")
+            if name in own:
+                given.setdefault(name, []).append(value if eq else next(words, ""))
+            elif name.startswith("--") and "_" in name and (dashed := name.replace("_", "-")) in every:
+                raise click.UsageError(f"no such option {name}: did you mean {dashed}?", ctx)
+        for name, values in given.items():
+            if len(values) > 1:
+                raise click.UsageError(
+                    f"{name} given more than once ({', '.join(values)}); `vigil run` takes one: give it once",
+                    ctx,
+                )
+        return super().parse_args(ctx, args)
+
+
 @click.command(
     "run",
+    cls=_RunCommand,
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     epilog="""\b
 Runners:

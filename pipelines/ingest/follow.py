@@ -34,7 +34,7 @@ from pipelines.archive import compact, layout, writer
 from pipelines.archive.manifest import load_state
 from pipelines.errors import ArchiveError, InputError, interrupted
 from pipelines.ingest.read import check_input
-from pipelines.ingest.run import RunOptions, RunSummary, check_runner, run_locked
+from pipelines.ingest.run import RunOptions, RunSummary, check_places, check_runner, run_locked
 
 
 @dataclasses.dataclass
@@ -127,6 +127,7 @@ def follow(
     warn: Callable[[str], None] = opts.on_warning or (lambda text: None)
     result = FollowSummary()
     idle = 0
+    check_places(opts)
     check_runner(opts)
     check_input(opts.input)
     with writer.archive_lock(archive), _sigterm_stops():

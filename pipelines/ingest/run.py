@@ -8,14 +8,18 @@ counts add up: ``read = archived + dead_lettered + duplicates``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as dt
+import difflib
+import logging
+import os
 import pickle
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -24,7 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import progress
 from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
-from pipelines.errors import ArchiveError, ConfigError, IndexingError
+from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes
 from pipelines.ingest import parse
 from pipelines.ingest.lines import MAX_LINE_BYTES, unfinished_tail
 from pipelines.ingest.read import (
@@ -33,6 +37,7 @@ from pipelines.ingest.read import (
     SourceFile,
     canonical,
     check_input,
+    is_local,
     list_input,
     prefix_sha256,
     resumable,
@@ -221,51 +226,126 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def unknown_beam_args(args: list[str]) -> list[str]:
-    """The ``--options`` in ``args`` that no Beam pipeline option defines (typos such as ``--follw``)."""
-    known = set(PipelineOptions([]).get_all_options(drop_default=False))
-    unknown = []
+#: what ``--runner`` is when Vigil chooses: the embedded in-process runner
+EMBEDDED = (None, "", "embedded")
+#: argparse's actions that keep one value (a second one silently replaces the first); Beam's own
+#: actions (``--experiment``, ``--transform_name_mapping``) collect every value given
+_STORE_ONCE = (argparse._StoreAction, argparse._StoreConstAction)
+
+
+def _beam_parser() -> argparse.ArgumentParser:
+    """Beam's own pipeline-option parser (the one ``PipelineOptions`` uses), but one whose
+    mistakes are a :class:`ConfigError` rather than Beam's whole usage text and an exit."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    class Parser(_BeamArgumentParser):
+        def error(self, message: str) -> NoReturn:  # type: ignore[override]
+            raise ConfigError(f"Beam pipeline option {message.removeprefix('argument ')}")
+
+    parser = Parser(allow_abbrev=False, add_help=False)
+    classes: dict[str, Any] = {}
+    for cls in PipelineOptions.__subclasses__():
+        classes.setdefault(str(cls), cls)
+    for cls in classes.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def check_beam_args(args: list[str]) -> None:
+    """Refuse what Beam would ignore or choke on: an option no Beam pipeline option defines (a
+    typo such as ``--follw``, or ``--direct-num-workers`` with dashes, which Beam skips with a
+    warning), a stray word, a value of the wrong kind (Beam would print its whole usage and exit)
+    and an option given twice (Beam would keep the last without a word)."""
+    parser = _beam_parser()
+    _, rest = parser.parse_known_args(args)
+    unknown = [arg.split("=", 1)[0] for arg in rest if arg.startswith("-")]
+    if unknown:
+        names = [name for action in parser._actions for name in action.option_strings]
+        hints = [
+            f"{arg}: did you mean {close[0]}?"
+            for arg in unknown
+            if (close := difflib.get_close_matches("--" + arg.lstrip("-").replace("-", "_"), names, 1))
+        ]
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)}: neither `vigil run` nor Beam's pipeline options "
+            "define them (see `vigil run --help`)" + (f" ({'; '.join(hints)})" if hints else "")
+        )
+    if rest:
+        raise ConfigError(f"unexpected argument(s) {' '.join(rest)}; Beam options are written --name=value")
+    given: dict[str, list[str]] = {}
     for arg in args:
-        if not arg.startswith("--"):
-            continue
-        name = arg[2:].split("=", 1)[0].replace("-", "_")
-        if name not in known:
-            unknown.append(arg.split("=", 1)[0])
-    return unknown
+        action = parser._option_string_actions.get(arg.split("=", 1)[0]) if arg.startswith("--") else None
+        if type(action).__module__ == "argparse" and isinstance(action, _STORE_ONCE):
+            given.setdefault(action.dest, []).append(arg.split("=", 1)[0])  # type: ignore[union-attr]
+    twice = sorted({names[0] for names in given.values() if len(names) > 1})
+    if twice:
+        raise ConfigError(
+            f"option(s) {', '.join(twice)} given more than once; Beam would keep only the last: give "
+            "each once"
+        )
 
 
 def check_runner(opts: RunOptions) -> None:
-    """Refuse an unknown runner, unknown options, or a cluster runner whose master does not answer,
-    with one line each (Beam itself would print pages of tracebacks)."""
-    bad = [
-        arg
-        for i, arg in enumerate(opts.beam_args)
-        if not arg.startswith("--")
-        and not (i and opts.beam_args[i - 1].startswith("--") and "=" not in opts.beam_args[i - 1])
-    ]  # a value may follow its option (`--project P`); anything else is a stray word
-    if bad:
-        raise ConfigError(f"unexpected argument(s) {' '.join(bad)}; Beam options are written --name=value")
-    unknown = unknown_beam_args(opts.beam_args)
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)}: neither `vigil run` nor Beam's pipeline options "
-            "define them (see `vigil run --help`)"
-        )
-    if opts.runner in (None, "", "embedded"):
+    """Refuse an unknown runner, unknown options, options the runner needs and lacks, or a cluster
+    runner whose master does not answer, with one line each (Beam itself would print pages of
+    tracebacks)."""
+    check_beam_args(opts.beam_args)
+    if opts.runner in EMBEDDED:
         return
+    from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+    from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
     from apache_beam.runners.runner import create_runner
 
     try:
-        create_runner(opts.runner)
+        runner = create_runner(opts.runner)
     except (ValueError, ImportError) as exc:
         raise ConfigError(
             f"--runner {opts.runner} is not a Beam runner Vigil can load ({str(exc).splitlines()[0][:160]})"
         ) from None
-    values = PipelineOptions(opts.beam_args).get_all_options()
+    if isinstance(runner, BundleBasedDirectRunner):
+        raise ConfigError(
+            f"--runner {opts.runner} is Beam's legacy direct runner, which hands one step's outputs to "
+            "the wrong consumer in this pipeline (Beam's own defect), so it cannot archive; leave out "
+            "--runner for the embedded runner (or --runner DirectRunner, which picks a working one)"
+        )
+    options = PipelineOptions([f"--runner={opts.runner}", *opts.beam_args])
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)  # "Unable to create default GCS bucket": the line below says it
+    try:
+        missing = PipelineOptionsValidator(options, runner).validate()
+    finally:
+        beam_log.setLevel(level)
+    if missing:
+        raise ConfigError(
+            f"--runner {opts.runner} cannot start with these options: "
+            + "; ".join(str(m).strip().rstrip(".") for m in missing)
+        )
+    values = options.get_all_options()
+    elsewhere = type(runner).__name__ == "DataflowRunner" or (
+        type(runner).__name__ in ("FlinkRunner", "SparkRunner", "PortableRunner")
+        and str(values.get("environment_type") or "").upper() != "LOOPBACK"
+    )  # LOOPBACK: the workers run in this process, beside the archive
+    if elsewhere and opts.on_warning is not None:
+        opts.on_warning(
+            f"warning: --runner {opts.runner} runs the pipeline's steps on other machines, which write "
+            f"the archive at {Path(opts.archive).absolute()} on their own file system: that must be one "
+            "folder every worker and this machine mount at that path (NFS, Filestore); otherwise the "
+            "run ends with nothing committed (exit 3)"
+        )
     for flag in ("flink_master", "spark_master_url"):
         master = str(values.get(flag) or "").split("://", 1)[-1].rstrip("/")
         if ":" in master and master.rsplit(":", 1)[1].isdigit():  # [auto], [local], local need no check
             _reachable(flag, master)
+
+
+def _download_failure(exc: BaseException) -> str | None:
+    """Why Beam could not fetch a runner's artefact (a job-server jar, the Prism binary), if that
+    is what ``exc`` is (an offline machine), else None."""
+    import urllib.error
+
+    found = next((c for c in causes(exc) if isinstance(c, urllib.error.URLError)), None)
+    return None if found is None else str(getattr(found, "reason", found))
 
 
 def _reachable(flag: str, address: str) -> None:
@@ -285,7 +365,7 @@ def pipeline_options(opts: RunOptions) -> tuple[Any, PipelineOptions]:
     """The runner and options. The embedded default is Beam's in-process FnApiRunner, chosen
     explicitly because the default DirectRunner may try to download the Prism runner."""
     args = list(opts.beam_args)
-    if opts.runner in (None, "", "embedded"):
+    if opts.runner in EMBEDDED:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner(), PipelineOptions(args)
@@ -481,14 +561,29 @@ def build(
     )
 
 
-def run(opts: RunOptions) -> RunSummary:
-    """One batch run: lock the archive, recover, archive every new input file, commit once."""
+def check_places(opts: RunOptions) -> None:
+    """Refuse an input that is the archive folder or inside it: the archive is skipped when the
+    input is listed, so its files would never be read (and a run would say only "no event files")."""
     archive = Path(opts.archive)
     if archive.exists() and not archive.is_dir():
         raise ConfigError(f"--archive {archive} exists and is not a folder")
+    if not is_local(opts.input):
+        return
+    where, inside = Path(os.path.realpath(opts.input)), Path(os.path.realpath(archive))
+    if where == inside or inside in where.parents:
+        raise ConfigError(
+            f"--input {opts.input} is {'the archive folder' if where == inside else 'inside the archive'} "
+            f"{archive}: Vigil never reads its own archive, so nothing in it would be archived; keep "
+            "event files in a folder of their own (the archive may sit inside the input folder)"
+        )
+
+
+def run(opts: RunOptions) -> RunSummary:
+    """One batch run: lock the archive, recover, archive every new input file, commit once."""
+    check_places(opts)
     check_runner(opts)  # before anything is written: an unknown option or runner is one line
     check_input(opts.input)  # ...and so is an input that is missing or not an event file
-    with writer.archive_lock(archive):
+    with writer.archive_lock(Path(opts.archive)):
         return run_locked(opts)
 
 
@@ -540,14 +635,27 @@ def run_locked(opts: RunOptions) -> RunSummary:
         try:
             result = pipeline.run()
             result.wait_until_finish()
-        except BaseException:
+        except BaseException as exc:
             writer.recover(archive)  # discard this run's staged files now rather than next time
+            if opts.runner not in EMBEDDED and (failed := _download_failure(exc)):
+                raise ConfigError(
+                    f"--runner {opts.runner} could not start: Beam had to download what runs it (a job "
+                    f"server or the Prism binary) and could not ({failed}). Without internet access, leave "
+                    "out --runner for the embedded runner, or give Beam a local copy (--prism_location=FILE, "
+                    "--flink_job_server_jar=FILE, --spark_job_server_jar=FILE) or a running job server "
+                    "(--job_endpoint=HOST:PORT). Nothing was archived"
+                ) from None
             raise
     counters = _metrics(result)
     state = load_state(archive)
     summary.committed = commit in state.commits
     if not summary.committed:
-        raise ArchiveError(f"the pipeline finished but commit {commit} is not in the manifest")
+        raise ArchiveError(
+            f"the pipeline finished but commit {commit} is not in the manifest of {archive}: the "
+            "runner's workers wrote it somewhere else (workers on other machines write --archive on "
+            "their own disks unless it is a folder every one of them mounts at that same path). "
+            "Nothing was committed here; run again with such a folder or with the embedded runner"
+        )
     summary.read = counters.get("read", 0)
     summary.blank_lines = counters.get("blank_lines", 0)
     summary.vanished_files = counters.get("vanished_files", 0)
