@@ -522,7 +522,7 @@ def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_pat
     assert [ids(e.present) for e in t.entries][1:3] == [[DANA["id"], WEI["id"]]] * 2
     text = terminal(t)
     assert "Present: Dana Whitfield (+12125550101), Alex Chen (+85230001111), Wei Zhang" in text
-    html = render_html(t)
+    html = re.sub(r"</?bdi>", "", render_html(t))  # each name is isolated for right-to-left text
     assert "Present at the start: Dana Whitfield (+12125550101), Alex Chen (+85230001111), Wei Zhang" in html
 
 

@@ -50,7 +50,13 @@ def command(
     from pipelines.errors import ConfigError
     from pipelines.search.access import load_identity
     from pipelines.search.audit import record_access
-    from pipelines.search.conversation import build_timeline, iter_conversation, render_html, render_text
+    from pipelines.search.conversation import (
+        build_timeline,
+        iter_conversation,
+        records,
+        render_html,
+        render_text,
+    )
     from pipelines.search.query import Query, check_range, parse_time
 
     if not conversation_id.strip():
@@ -95,7 +101,7 @@ def command(
             raise ConfigError(f"--html {html_path}: cannot write it ({exc.strerror or exc})") from None
         finally:
             staged.unlink(missing_ok=True)
-        click.echo(f"wrote {html_path} ({shown} records)")
+        click.echo(f"wrote {html_path} ({records(shown)})")
         return
     record_access(
         archive, identity, "conversation", query=query, results=shown, engine="embedded", details=details

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from rich.console import Console
+from rich.padding import Padding
 from rich.text import Text
 
 from pipelines.archive.reader import live_files
@@ -43,7 +45,7 @@ from pipelines.record import ARROW_SCHEMA, DlpAction, EventType
 from pipelines.search import sql
 from pipelines.search.access import Identity, export_text, shown_text
 from pipelines.search.embedded import _execute as execute
-from pipelines.search.query import Query
+from pipelines.search.query import Query, show_time
 from pipelines.search.render import safe
 from pipelines.search.results import _attributes, _time, kind_label
 
@@ -429,11 +431,28 @@ def _time_label(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
+def records(count: int) -> str:
+    """``1 record``, ``2,000 records``."""
+    return f"{count:,} record{'' if count == 1 else 's'}"
+
+
+def window_label(timeline: Timeline) -> str | None:
+    """The --from/--to window the view was cut to, as the user wrote it (both ends included),
+    or ``None`` for the whole conversation: a page of one day must not pass for all of it."""
+    start, end = timeline.window
+    if start is None and end is None:
+        return None
+    first = show_time(start, end=False) if start else None
+    last = show_time(end, end=True) if end else None
+    span = f"{first} to {last}" if first and last else f"from {first} on" if first else f"up to {last}"
+    return f"{span} (UTC, inclusive); records outside it are not shown"
+
+
 def render_text(timeline: Timeline, console: Console) -> None:
     """The timeline in the terminal. Every string from the archive goes through
     :func:`pipelines.search.render.safe`: a message cannot drive the viewer's terminal."""
     head = Text(f"Conversation {safe(timeline.conversation_id)}", style="bold")
-    facts = [", ".join(timeline.channels), ", ".join(timeline.orgs), f"{len(timeline.entries)} records"]
+    facts = [", ".join(timeline.channels), ", ".join(timeline.orgs), records(len(timeline.entries))]
     head.append("  " + safe(" · ".join(f for f in facts if f)), style="dim")
     console.print(head)
     console.print(
@@ -443,6 +462,8 @@ def render_text(timeline: Timeline, console: Console) -> None:
             style="dim",
         )
     )
+    if window := window_label(timeline):
+        console.print(Text(f"Window: {window}", style="bold"))
     if not timeline.entries:
         console.print("No records for this conversation (check the id and the --from/--to window).")
         return
@@ -462,26 +483,26 @@ def render_text(timeline: Timeline, console: Console) -> None:
         line.append(f"  [{safe(entry.heading)}]", style="magenta" if entry.kind != "message" else "dim")
         console.print(line)
         if entry.dlp is not None:
-            console.print(
-                Text(f"    ▲ {safe(entry.dlp.label)}", style="bold red" if entry.dlp.blocked else "yellow")
-            )
+            style = "bold red" if entry.dlp.blocked else "yellow"
+            console.print(_under(Text(f"▲ {safe(entry.dlp.label)}", style=style)))
         if entry.text is not None:
-            console.print(Text(_indent(safe(entry.text))))
+            console.print(_under(Text(safe(entry.text))))
         elif entry.withheld:
-            console.print(Text("    [text withheld for this role]", style="dim italic"))
+            console.print(_under(Text("[text withheld for this role]", style="dim italic")))
         if entry.redacted is not None:
-            console.print(Text("    redacted view: ", style="dim") + Text(safe(entry.redacted), style="dim"))
+            console.print(_under(Text("redacted view: " + safe(entry.redacted), style="dim")))
         for item in entry.attachments:
-            console.print(Text(f"    📎 {safe(item)}", style="dim"))
+            console.print(_under(Text(f"📎 {safe(item)}", style="dim")))
+
+
+def _under(text: Text) -> Padding:
+    """``text`` indented under its record's line, the lines a narrow terminal wraps as well."""
+    return Padding(text, (0, 0, 0, 4), expand=False)
 
 
 def _change(entry: Entry) -> str:
     parts = [f"+ {p.label} joined" for p in entry.joined] + [f"− {p.label} left" for p in entry.left]
     return " · ".join(parts)
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines() or [""])
 
 
 @cache
@@ -491,14 +512,22 @@ def _environment() -> jinja2.Environment:
         autoescape=True,  # message bodies are untrusted input
         # ... and may hold bidirectional overrides or C1 controls, which would reorder or garble
         # the page: every string shown is first given the terminal's visible escapes (\u202e)
-        finalize=lambda value: safe(value) if isinstance(value, str) else value,
+        finalize=_finalize,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
 
 
+def _finalize(value: Any) -> Any:
+    """Every string shown, with visible escapes; a template macro's output (markup, its own
+    values already escaped) stays markup."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(safe(value))
+    return safe(value) if isinstance(value, str) else value
+
+
 def render_html(timeline: Timeline) -> str:
     """A self-contained HTML page (inline CSS, no scripts, no external assets)."""
     template = _environment().get_template(HTML_TEMPLATE)
-    return template.render(t=timeline, time_label=_time_label, change=_change)
+    return template.render(t=timeline, time_label=_time_label, window=window_label(timeline), records=records)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import regex
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -22,6 +23,9 @@ from pipelines.search.results import Hit, SearchResult, kind_label
 
 HIGHLIGHT = "bold black on yellow"
 SNIPPET_CHARS = 320
+#: below this console width the table's three columns would leave the text no room: each hit is
+#: then one cell, its time, place and sender above its text
+NARROW = 72
 
 
 #: Characters that steer a terminal instead of printing: C0 controls but newline and tab, DEL, C1
@@ -72,9 +76,11 @@ def json_text(value: object) -> str:
 def summary(result: SearchResult, role: str) -> str:
     order = "newest first" if result.page.newest_first else "oldest first"
     hits = f"{result.total:,} hit{'' if result.total == 1 else 's'}"
+    first, last = result.page.offset + 1, result.page.offset + len(result.hits)
+    showing = f" · showing {first:,}" + (f"–{last:,}" if last > first else "") if result.hits else ""
     return (
-        f"{hits} · page {result.page.number} of {result.pages} ({result.page.size} per page, {order}) · "
-        f"{result.engine} engine, {result.took_ms:.0f} ms · role {role}"
+        f"{hits} · page {result.page.number} of {result.pages} ({result.page.size} per page, {order})"
+        f"{showing} · {result.engine} engine, {result.took_ms:.0f} ms · role {role}"
     )
 
 
@@ -97,12 +103,16 @@ def dlp_label(hit: Hit) -> str:
 def snippet(
     text: str, spans: list[Span] | tuple[Span, ...], width: int = SNIPPET_CHARS
 ) -> tuple[str, list[Span]]:
-    """A window of ``text`` around the first highlight, with the spans moved into it."""
+    """A window of ``text`` around the first highlight, with the spans moved into it. The window
+    is cut between user-perceived characters, never inside an emoji sequence or between a letter
+    and its accents."""
     if len(text) <= width:
         return text, list(spans)
     first = spans[0][0] if spans else 0
-    start = max(0, min(first - width // 4, len(text) - width))
-    end = start + width
+    start = _cluster_start(text, max(0, min(first - width // 4, len(text) - width)))
+    end = _cluster_start(text, start + width)
+    if end <= start:  # one cluster longer than the window: keep it whole
+        end = _cluster_end(text, start)
     prefix = "…" if start else ""
     suffix = "…" if end < len(text) else ""
     shift = len(prefix) - start
@@ -110,8 +120,29 @@ def snippet(
     return prefix + text[start:end] + suffix, moved
 
 
+_GRAPHEME = regex.compile(r"\X")
+#: how far back :func:`_cluster_start` looks for the start of a cluster (a longer one, such as a
+#: letter under hundreds of combining marks, may be cut)
+_CLUSTER_SCAN = 256
+
+
+def _cluster_start(text: str, index: int) -> int:
+    """``index``, or the start of the grapheme cluster it falls inside."""
+    if index <= 0 or index >= len(text):
+        return max(0, min(index, len(text)))
+    for found in _GRAPHEME.finditer(text, max(0, index - _CLUSTER_SCAN), index + _CLUSTER_SCAN):
+        if found.end() > index:
+            return int(found.start())
+    return index
+
+
+def _cluster_end(text: str, index: int) -> int:
+    found = _GRAPHEME.match(text, index)
+    return int(found.end()) if found else len(text)
+
+
 def styled(text: str, spans: list[Span] | tuple[Span, ...]) -> Text:
-    shown, moved = snippet(*safe_spans(text, spans))
+    shown, moved = safe_spans(*snippet(text, spans))  # cut first: an escape is never cut in two
     out = Text(shown)
     for start, end in moved:
         out.stylize(HIGHLIGHT, start, end)
@@ -124,15 +155,22 @@ def text_cell(hit: Hit) -> Text:
     cell = styled(hit.text, hit.highlights)
     if hit.redacted is not None:
         cell.append("\nredacted: ", style="dim")
-        cell.append(snippet(safe(hit.redacted), [])[0], style="dim")
+        cell.append(safe(snippet(hit.redacted, [])[0]), style="dim")
     return cell
 
 
-def table(result: SearchResult, role: str) -> Table:
+def table(result: SearchResult, role: str, width: int | None = None) -> Table:
+    """The hits as a table; on a console narrower than :data:`NARROW`, one cell per hit."""
     out = Table(title=summary(result, role), title_justify="left", show_lines=True, expand=True)
-    out.add_column("Time (UTC) · where", width=19, overflow="fold")
-    out.add_column("From · kind · DLP", width=22, overflow="fold")
-    out.add_column("Text", ratio=1)
+    narrow = width is not None and width < NARROW
+    if narrow:
+        out.add_column("Time (UTC) · where · from · text", ratio=1, overflow="fold")
+    else:
+        out.add_column("Time (UTC) · where", width=19, overflow="fold")
+        out.add_column("From · kind · DLP", width=22, overflow="fold")
+        # fold, not the default ellipsis: Chinese or Japanese text has no spaces to wrap at, and
+        # a line cut short would hide the very words that matched
+        out.add_column("Text", ratio=1, overflow="fold")
     for hit in result.hits:
         where = Text(hit.event_time.strftime("%Y-%m-%d %H:%M:%S"))
         where.append(f"\n{safe(hit.channel)}", style="cyan")
@@ -143,7 +181,11 @@ def table(result: SearchResult, role: str) -> Table:
         dlp = safe(dlp_label(hit))
         if dlp:
             who.append(f"\n{dlp}", style="bold red" if hit.blocked else "yellow")
-        out.add_row(where, who, text_cell(hit))
+        cells = (where, who, text_cell(hit))
+        if narrow:
+            out.add_row(Text("\n").join(cells))
+        else:
+            out.add_row(*cells)
     return out
 
 
@@ -153,10 +195,23 @@ def print_table(result: SearchResult, role: str, console: Console | None = None)
         console.print(summary(result, role))
         if result.total and result.page.offset >= result.total:
             console.print(f"(page {result.page.number} is past the last page, {result.pages})")
+        elif not result.total:
+            console.print(no_hits(result, role), markup=False, highlight=False)
     else:
-        console.print(table(result, role))
+        console.print(table(result, role, console.width))
     for note in result.notes:  # also on an empty page: the note may be why nothing was found
         console.print(f"note: {safe(note)}", style="dim", markup=False, highlight=False)
+
+
+def no_hits(result: SearchResult, role: str) -> str:
+    """The line that says nothing matched, and what to try: words match whole words, and a
+    reviewer or the CRM role searches the redacted text, so words DLP redacted are not found."""
+    line = "No records match this query."
+    if result.query.text is not None:
+        line += " Words match whole words: try a prefix (settl*), fewer words or a wider date range."
+        if role != "officer":
+            line += f" The {role} role searches the redacted text, not the original."
+    return line
 
 
 def note_lines(result: SearchResult) -> list[str]:
