@@ -85,7 +85,7 @@ def _read_checked(root: Path, f: DataFile, kind: str) -> pa.Table:
             f"{f.path} is not what the manifest recorded (SHA-256 {digest[:16]}… ≠ {f.sha256[:16]}…); "
             "nothing was compacted: run `vigil verify` and restore the file from backup first"
         )
-    return reader.read_file(pa.BufferReader(data), kind)
+    return reader.read_file(pa.BufferReader(data), kind, name=f.path)
 
 
 def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: int = 2) -> CompactReport:
@@ -103,7 +103,7 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
         for kind in layout.KINDS:
             for n, group in enumerate(plan(state.files(kind), target_rows=target_rows, min_files=min_files)):
                 tables = [_read_checked(root, f, kind) for f in group]
-                table = pa.concat_tables(tables).sort_by(_sort_keys(kind))
+                table = reader.concat(tables).sort_by(_sort_keys(kind))
                 folder = group[0].path.rsplit("/", 1)[0]
                 rel = f"{folder}/part-{commit}-{n:04d}.parquet"
                 staged.append(writer.stage_table(root, commit, rel, kind, table))

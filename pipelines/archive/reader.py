@@ -2,12 +2,15 @@
 
 Files on disk that the manifest does not list (an attacker's, or a crashed run's) are never read;
 ``vigil verify`` reports them. Files of older schema versions lack newer columns; readers fill those
-with nulls, so every caller sees the current schema.
+with nulls, so every caller sees the current schema. Files a newer Vigil wrote (a higher
+``vigil.schema_version`` in their Parquet metadata, or columns this one does not know) are refused,
+by readers and writers alike: conforming them would drop what this Vigil does not understand, and a
+newer schema may have changed what a column means.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,64 @@ from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.manifest_index import live_view
 from pipelines.errors import ArchiveError, InputError
-from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA
+from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, SCHEMA_VERSION
 
 SCHEMAS = {layout.RECORDS: ARROW_SCHEMA, layout.DEAD_LETTERS: DEAD_LETTER_SCHEMA}
+#: the Parquet key-value metadata entry naming the schema version a file was written with
+VERSION_KEY = "vigil.schema_version"
+
+
+def written_version(metadata: Mapping[bytes, bytes] | None) -> int | None:
+    """The schema version a file's Parquet metadata names; ``None`` when it names none (files
+    compacted before compaction kept the metadata) or something that is not a number."""
+    return parse_version((metadata or {}).get(VERSION_KEY.encode()))
+
+
+def parse_version(value: bytes | str | None) -> int | None:
+    """The value of a :data:`VERSION_KEY` entry as a number (``None``: absent or not a number)."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def require_known_schema(name: str, version: int | None, unknown: Sequence[str] = ()) -> None:
+    """Refuse a file a newer Vigil wrote: its schema ``version`` is above this one's, or it has
+    columns (``unknown``) this Vigil does not know. Reading it as the current schema would drop
+    them (and a compaction would then delete the only copy), and writing beside it would mix this
+    Vigil's files into an archive whose schema moved on."""
+    if (version is None or version <= SCHEMA_VERSION) and not unknown:
+        return
+    found = [f"record schema {version}"] if version is not None and version > SCHEMA_VERSION else []
+    if unknown:
+        found.append(f"column(s) {', '.join(unknown)}")
+    raise ArchiveError(
+        f"{name} was written by a newer Vigil ({' and '.join(found)}; this Vigil knows schema versions "
+        f"up to {SCHEMA_VERSION}): upgrade Vigil to read or write this archive; nothing was changed"
+    )
+
+
+def require_known_schemas(root: Path, files: Sequence[DataFile]) -> None:
+    """:func:`require_known_schema` for committed files, by their Parquet footers (each file is
+    read once per process: a committed file never changes under its name; missing files are left
+    to the caller, which names them)."""
+    for f in files:
+        key = (str(Path(root).absolute() / f.path), f.sha256)
+        if key in _known:
+            continue
+        try:
+            schema = pq.read_schema(key[0])
+        except (pa.ArrowInvalid, OSError):
+            continue
+        require_known_schema(f.path, written_version(schema.metadata), _unknown_columns(schema, f.kind))
+        _known.add(key)
+
+
+_known: set[tuple[str, str]] = set()  # (absolute path, SHA-256) of files found readable
+
+
+def _unknown_columns(schema: pa.Schema, kind: str) -> list[str]:
+    return [name for name in schema.names if name not in SCHEMAS[kind].names]
 
 
 def require_archive(archive: Path) -> Path:
@@ -44,32 +102,48 @@ def live_paths(archive: Path, kind: str = layout.RECORDS) -> list[Path]:
 
 
 def _conform(table: pa.Table, kind: str, columns: list[str] | None) -> pa.Table:
-    """Give a table read from any schema version exactly the current schema (or the asked columns)."""
+    """Give a table read from any schema version the current schema (or the asked columns). A
+    column the file predates is all nulls, so its field is nullable here even where the current
+    schema requires a value (a schema 1 record has no DLP verdict, not the verdict "none"):
+    :func:`concat` joins such tables with those of current files."""
     schema = SCHEMAS[kind]
-    wanted = columns or schema.names
-    arrays = []
-    for name in wanted:
-        target = schema.field(name).type
+    arrays, fields = [], []
+    for name in columns or schema.names:
+        field = schema.field(name)
         if name in table.column_names:
             column = table.column(name)
-            arrays.append(column if column.type == target else column.cast(target))
+            arrays.append(column if column.type == field.type else column.cast(field.type))
         else:
-            arrays.append(pa.nulls(table.num_rows, type=target))
-    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(n) for n in wanted]))
+            arrays.append(pa.nulls(table.num_rows, type=field.type))
+            field = field.with_nullable(True)
+        fields.append(field)
+    # the schema's metadata (its version) goes with it: a compacted file says what it holds
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """Conformed tables as one: a field is nullable where one of them has it nullable."""
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def read_file(
-    path: Path | pa.NativeFile, kind: str = layout.RECORDS, columns: list[str] | None = None
+    path: Path | pa.NativeFile,
+    kind: str = layout.RECORDS,
+    columns: list[str] | None = None,
+    *,
+    name: str | None = None,
 ) -> pa.Table:
-    """One archive file (a path, or its bytes already read) conformed to the current schema. A
-    committed file that is gone or no longer Parquet is an :class:`ArchiveError` naming it."""
+    """One archive file (a path, or its bytes already read: ``name`` says which file in messages)
+    conformed to the current schema. A committed file that is gone, no longer Parquet or written by
+    a newer Vigil is an :class:`ArchiveError` naming it."""
+    name = name or (str(path) if isinstance(path, Path) else "an archive file")
     try:
-        present = pq.read_schema(path).names
+        schema = pq.read_schema(path)
+        require_known_schema(name, written_version(schema.metadata), _unknown_columns(schema, kind))
         wanted = columns or SCHEMAS[kind].names
-        table = pq.read_table(path, columns=[c for c in wanted if c in present])
+        table = pq.read_table(path, columns=[c for c in wanted if c in schema.names])
     except (pa.ArrowInvalid, FileNotFoundError) as exc:
         what = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read as Parquet ({exc})"
-        name = path if isinstance(path, Path) else "an archive file"
         raise ArchiveError(
             f"{name} {what}: the manifest lists it, so it was damaged, replaced or removed. Run "
             "`vigil verify` to see every problem and restore the file from a backup"
@@ -94,7 +168,7 @@ def read_table(archive: Path, kind: str = layout.RECORDS, columns: list[str] | N
             if columns is None
             else pa.schema([schema.field(c) for c in columns]).empty_table()
         )
-    return pa.concat_tables(tables)
+    return concat(tables)
 
 
 def iter_rows(

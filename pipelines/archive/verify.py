@@ -29,11 +29,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipelines.archive import layout, manifest_index
+from pipelines.archive import layout, manifest_index, reader
 from pipelines.archive.ledger import GENESIS, Ledger
 from pipelines.archive.manifest import ManifestState, load_state, manifest_ledger, tail_problem
 from pipelines.archive.writer import file_sha256, staging_dir
 from pipelines.errors import ArchiveError
+from pipelines.record import SCHEMA_VERSION
 
 
 @dataclass
@@ -110,6 +111,7 @@ def verify(
                 "(an interrupted run; the next `vigil run` removes them)"
             )
     unpublished: dict[str, int] = {}
+    newer: dict[int, int] = {}  # files a newer Vigil wrote, by schema version
     for rel, f in sorted(state.live.items()):
         path = root / rel
         if not path.is_file():
@@ -133,7 +135,10 @@ def verify(
                 f"{rel}: content changed (SHA-256 {digest[:16]}… ≠ manifest {f.sha256[:16]}…)"
             )
             continue
-        rows = pq.read_metadata(path).num_rows
+        metadata = pq.read_metadata(path)
+        rows = metadata.num_rows
+        if (version := reader.written_version(metadata.metadata) or 0) > SCHEMA_VERSION:
+            newer[version] = newer.get(version, 0) + 1
         report.rows_checked += rows
         if rows != f.rows:
             report.problems.append(f"{rel}: {rows} rows where the manifest recorded {f.rows}")
@@ -151,6 +156,12 @@ def verify(
                 report.problems.append(f"{rel}: retired by commit {retired['commit']} but still present")
         else:
             report.problems.append(f"{rel}: not in the manifest (added behind its back)")
+    for version, n in sorted(newer.items()):
+        report.notes.append(
+            f"{n} file(s) were written by a newer Vigil (record schema {version}; this one knows up to "
+            f"{SCHEMA_VERSION}): their hashes and row counts were checked, but searching, compacting or "
+            "writing this archive needs that Vigil"
+        )
     for commit, n in sorted(unpublished.items()):
         report.notes.append(
             f"interrupted commit {commit}: {n} committed file(s) are still in {layout.STAGING}/{commit} "

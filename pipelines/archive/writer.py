@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.archive import layout, manifest_index
+from pipelines.archive import layout, manifest_index, reader
 from pipelines.archive.manifest import load_state, manifest_ledger, tail_problem
 from pipelines.errors import ArchiveError, ArchiveLockedError
 from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, event_month, from_micros
@@ -293,11 +293,13 @@ def _publish(root: Path, commit_id: str, paths: list[str], removed: list[str]) -
 
 
 def recover(root: Path) -> RecoveryReport:
-    """Bring the archive back to exactly its committed state. Call under :func:`archive_lock`."""
+    """Bring the archive back to exactly its committed state. Call under :func:`archive_lock`,
+    before any write. An archive holding files a newer Vigil wrote is refused, unchanged."""
     root = Path(root)
     report = RecoveryReport()
     ledger = manifest_ledger(root)
     state = load_state(root)
+    reader.require_known_schemas(root, list(state.live.values()))
     if state.total_lines > state.committed_lines:
         if problem := tail_problem(root, state):
             raise ArchiveError(

@@ -12,7 +12,9 @@ No second store and no index. A search prunes the manifest's live files by parti
 
 Files are read as they are and, only when DuckDB refuses because schema versions are mixed,
 unioned by name (see :data:`pipelines.search.sql.SOURCE_UNION`). Parquet footers are cached in
-the connection, so repeated searches in one process skip re-reading them.
+the connection, so repeated searches in one process skip re-reading them. A file a newer Vigil
+wrote is refused (:func:`pipelines.archive.reader.require_known_schema`), checked once per file
+and connection from the footer the statement reads anyway.
 
 The CRM role never sees blocked records, and searches the redacted text; records with DLP
 findings whose CRM view differs from it (a policy may withhold it or redact it its own way) are
@@ -33,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.archive.manifest import DataFile
-from pipelines.archive.reader import live_files
+from pipelines.archive.reader import VERSION_KEY, live_files, parse_version, require_known_schema
 from pipelines.errors import ArchiveError
 from pipelines.record import ARROW_SCHEMA
 from pipelines.search import sql
@@ -62,7 +64,24 @@ def connection() -> duckdb.DuckDBPyConnection:
         con.execute(f"CREATE TABLE {_SCHEMA_TABLE} AS SELECT * FROM _vigil_empty")
         con.unregister("_vigil_empty")
         _local.con = con
+        _local.known = set()
     return con
+
+
+def _require_known_schemas(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    """Refuse the statement when one of ``paths`` was written by a newer Vigil: its columns may
+    mean something else now, and a column this Vigil does not know would be silently left out."""
+    known: set[str] = _local.known
+    unchecked = [p for p in paths if p not in known]
+    if not unchecked:
+        return
+    versions = con.execute(
+        "SELECT file_name, value FROM parquet_kv_metadata($files) WHERE key = $key",
+        {"files": unchecked, "key": VERSION_KEY},
+    ).fetchall()
+    for name, value in versions:
+        require_known_schema(name, parse_version(value))
+    known.update(unchecked)
 
 
 def _schema_refusal(exc: Exception) -> bool:
@@ -88,6 +107,8 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
     ]
     for i, attempt in enumerate(attempts):
         try:
+            if i == 0:
+                _require_known_schemas(con, params["files"])
             if arrow:
                 return con.sql(attempt, params=params).to_arrow_table()
             return con.execute(attempt, params).fetchall()
