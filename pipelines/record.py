@@ -436,9 +436,12 @@ def no_verdict(body: str | None) -> dict[str, Any]:
 # identity
 
 
-def record_id_for(org: str, channel: str, event_id: str) -> str:
-    """The record id: the same source event always gets the same id, across runs and machines."""
-    return hashlib.sha256(f"{org}\x1f{channel}\x1f{event_id}".encode()).hexdigest()[:32]
+def record_id_for(org: str, channel: str, event_id: str, *, origin: str | None = None) -> str:
+    """The record id: the same source event always gets the same id, across runs and machines.
+    Records Vigil makes itself (``origin``, e.g. its DLP notices) get ids in their own space: ids
+    cannot hold control characters, so no input event can take one, whatever its ``event_id``."""
+    key = f"{org}\x1f{channel}\x1f{event_id}" + (f"\x1f{origin}" if origin else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def content_sha256(event: Event) -> str:

@@ -185,3 +185,24 @@ def test_the_writer_of_a_blocked_internal_message_is_told_and_a_customer_is_not(
     assert [p["id"] for p in notice["recipients"]] == [EMPLOYEE["id"]]
     assert notice["body"].startswith("Your Teams message was not delivered") and CARD not in notice["body"]
     assert "evt-000002:dlp-notice" not in rows
+
+
+def test_an_input_event_named_like_a_notice_is_archived_beside_the_notice(
+    tmp_path: Path, policy: Path
+) -> None:
+    # a source whose own event id happens to be the one Vigil gives the notice for a blocked evt-000001
+    items = [event(1, body=f"Card for the fee: {CARD}"), event(2, body="an ordinary message")]
+    items[1]["event_id"] = "evt-000001:dlp-notice"
+    write_jsonl(tmp_path / "in" / "day.jsonl", items)
+    archive = tmp_path / "archive"
+    s = ingest(tmp_path / "in", archive, policy=str(policy))
+    assert s.balanced and s.archived == 2 and s.duplicates == 0 and s.dead_lettered == 0 and s.notices == 1
+    rows = list(reader.iter_rows(archive))
+    assert len({r["record_id"] for r in rows}) == len(rows) == 3
+    named = sorted(
+        r["source_name"] == "vigil:dlp-notice" for r in rows if r["event_id"] == "evt-000001:dlp-notice"
+    )
+    assert named == [False, True]  # the input event and Vigil's notice, each its own record
+    write_jsonl(tmp_path / "in" / "redelivered.jsonl", items)  # the same events again: duplicates only
+    again = ingest(tmp_path / "in", archive, policy=str(policy))
+    assert again.archived == 0 and again.duplicates == 2 and again.notices == 0

@@ -9,6 +9,7 @@ input makes the same notice, which de-duplication then recognises.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from pipelines import automessages
@@ -29,6 +30,9 @@ from pipelines.record import (
 )
 
 SOURCE = "vigil:dlp-notice"
+SUFFIX = ":dlp-notice"
+#: the longest event id the record model takes (a notice's id must fit too)
+EVENT_ID_MAX = next(m.max_length for m in Event.model_fields["event_id"].metadata if hasattr(m, "max_length"))
 SYSTEM: dict[str, Any] = {
     "id": "vigil-dlp",
     "name": "Compliance (automatic)",
@@ -49,6 +53,17 @@ def needs_notice(row: dict[str, Any]) -> bool:
     )
 
 
+def notice_event_id(event_id: str) -> str:
+    """The notice's event id: the blocked event's id and :data:`SUFFIX`. An id too long to take the
+    suffix (event ids may have 256 characters) keeps its start and a digest of the whole id, so the
+    same blocked event always gives the same notice id and two long ids never share one."""
+    candidate = f"{event_id}{SUFFIX}"
+    if len(candidate) <= EVENT_ID_MAX:
+        return candidate
+    digest = hashlib.sha256(event_id.encode()).hexdigest()[:32]
+    return f"{event_id[: EVENT_ID_MAX - len(digest) - len(SUFFIX) - 1]}~{digest}{SUFFIX}"
+
+
 def blocked_notice(
     row: dict[str, Any], *, rule_ids: list[str], reason: str | None, now_us: int
 ) -> dict[str, Any]:
@@ -63,7 +78,7 @@ def blocked_notice(
     when = from_micros(row["event_time"]) + dt.timedelta(microseconds=1)  # right after the attempt
     event = Event.model_validate(
         {
-            "event_id": f"{row['event_id']}:dlp-notice",
+            "event_id": notice_event_id(row["event_id"]),
             "org": row["org"],
             "sub_org": row.get("sub_org"),
             "channel": row["channel"],
@@ -87,7 +102,7 @@ def blocked_notice(
     notice.update(
         event_time=to_micros(event.event_time),
         received_time=to_micros(event.received_time),
-        record_id=record_id_for(event.org, event.channel, event.event_id),
+        record_id=record_id_for(event.org, event.channel, event.event_id, origin=SOURCE),
         schema_version=SCHEMA_VERSION,
         ingest_time=now_us,
         source_name=SOURCE,

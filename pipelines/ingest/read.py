@@ -175,7 +175,27 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
         raise
     except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
         raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
-    return Listing(sorted(found.values(), key=lambda s: s.name), sorted(unread), sorted(skipped))
+    return Listing(
+        _one_per_file(sorted(found.values(), key=lambda s: s.name)), sorted(unread), sorted(skipped)
+    )
+
+
+def _one_per_file(files: list[SourceFile]) -> list[SourceFile]:
+    """``files`` without the second name of a local file hard-linked under two names (its real
+    paths differ, its device and inode do not): read once, under the first name in order."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for source in files:
+        try:
+            st = os.stat(source.name) if is_local(source.name) else None
+        except OSError:
+            st = None  # gone since it was listed: the reader says so
+        if st is not None and st.st_nlink > 1:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        kept.append(source)
+    return kept
 
 
 def _not_a_readable_file(listed: str, name: str) -> str | None:
@@ -380,6 +400,19 @@ def read_lines(
 def file_problem(source: str, offset: int, code: str, reason: str) -> Line:
     """A line standing for a file-level problem (one of :data:`FILE_PROBLEMS`) at ``offset``."""
     return Line(source, offset, b"", 0, None, 0, problem=(code, reason))
+
+
+def ends_a_line(source: str, offset: int) -> bool:
+    """Whether the byte before ``offset`` in the plain file ``source`` is a line end (or there is
+    none): ``offset`` then starts a line rather than continuing one."""
+    if offset <= 0:
+        return True
+    try:
+        with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            raw.seek(offset - 1)
+            return raw.read(1) in (b"\n", b"")
+    except OSError:
+        return True
 
 
 def line_at(source: str, offset: int, max_bytes: int = 16 * MAX_LINE_BYTES) -> bytes | None:
