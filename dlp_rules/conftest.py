@@ -2,7 +2,8 @@
 
 The same cases run with ``vigil dlp test``; this makes them part of the ordinary test suite too.
 A known miss is reported as an expected failure (xfail), a fixed known miss as a failure asking to
-remove the marker.
+remove the marker. Each file is checked as `vigil dlp test` checks it
+(:func:`~pipelines.dlp.casefile.prepare`): a case that could never pass is a collection error.
 """
 
 from __future__ import annotations
@@ -16,19 +17,29 @@ _ENGINES: dict[Path, Any] = {}
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.name.endswith(".tests.yaml"):
+    if file_path.name.endswith((".tests.yaml", ".tests.yml")):  # as `vigil dlp test` finds them
         return PolicyCaseFile.from_parent(parent, path=file_path)
     return None
 
 
 class PolicyCaseFile(pytest.File):
-    def collect(self):  # type: ignore[no-untyped-def]
-        from pipelines.dlp.casefile import load_cases
+    """One case file: it loads, its policy loads and every case could pass, as `vigil dlp test`
+    checks them, or the file is a collection error naming the file and line (no traceback)."""
 
-        cases = load_cases(self.path)
+    def collect(self):  # type: ignore[no-untyped-def]
+        from pipelines.dlp.casefile import prepare
+
+        cases, _ = prepare(self.path, _ENGINES)
         for i, case in enumerate(cases.spec.cases):
             name = case.name or case.text[:40]
             yield PolicyCase.from_parent(self, name=f"{i + 1}: {name}", casefile=cases, index=i)
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
+        from pipelines.errors import PolicyError
+
+        if isinstance(excinfo.value, PolicyError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
 
 
 class PolicyCase(pytest.Item):
@@ -36,25 +47,18 @@ class PolicyCase(pytest.Item):
         super().__init__(**kwargs)
         self.casefile = casefile
         self.index = index
-        case = casefile.spec.cases[index]
-        if case.known_miss:
-            self.add_marker(pytest.mark.xfail(reason=f"known miss: {case.note}", strict=True))
-
-    def _engine(self) -> Any:
-        from pipelines.dlp import Engine, load_policy_set
-        from pipelines.dlp.casefile import _TEST_KEYS
-
-        path = self.casefile.policy_path.resolve()
-        if path not in _ENGINES:
-            _ENGINES[path] = Engine(load_policy_set(path), hash_key_env=_TEST_KEYS)
-        return _ENGINES[path]
 
     def runtest(self) -> None:
-        from pipelines.dlp.casefile import check_case
+        from pipelines.dlp.casefile import judge
 
         case = self.casefile.spec.cases[self.index]
-        verdict = self._engine().inspect(case.text, case.scope.to_scope())
-        problems = check_case(case, verdict)
+        engine = _ENGINES[self.casefile.policy_path.resolve()]
+        # as `vigil dlp test` runs it: a text the engine fails on is this case's failure
+        status, problems = judge(case, engine.inspect_each([(case.text, case.scope.to_scope())])[0], engine)
+        if status == "known_miss":
+            pytest.xfail(f"known miss: {case.note}")
+        if status == "fixed":
+            raise PolicyCaseFailed(["known miss now passes; remove known_miss"])
         if problems:
             raise PolicyCaseFailed(problems)
 

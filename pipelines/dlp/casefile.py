@@ -142,12 +142,16 @@ class CaseFileSpec(_Model):
     cases: list[Case] = Field(min_length=1)
 
 
+#: what became of a case: a known miss that now passes is "fixed" (remove its marker)
+Status = Literal["passed", "failed", "known_miss", "fixed"]
+
+
 @dataclass(frozen=True)
 class CaseResult:
     file: Path
     line: int
     name: str
-    status: Literal["passed", "failed", "known_miss", "fixed"]
+    status: Status
     problems: tuple[str, ...] = ()
 
     @property
@@ -192,8 +196,31 @@ def _span(text: str, expected: ExpectedFinding) -> tuple[int, int] | None:
     return None if start < 0 else (start, start + len(expected.value))
 
 
-def check_case(case: Case, verdict: Verdict) -> list[str]:
-    """What is wrong with a verdict for a case (empty when it passes)."""
+def _why_missing(engine: Engine | None, case: Case, expected: ExpectedFinding, value: str) -> str:
+    """Why the policy cannot report an expected finding, where the reason is in the policy rather
+    than in its detectors: every rule that reports the entity is out of the case's scope, or has the
+    value on its allow-list."""
+    rules = [
+        r
+        for r in (engine.rules if engine else [])
+        if expected.rule in (None, r.spec.id) and any(d.entity == expected.entity for d in r.spec.detectors)
+    ]
+    scope = case.scope.to_scope()
+    if rules and not any(r.applies(scope) for r in rules):
+        names = ", ".join(r.spec.id for r in rules)
+        return f": {names} does not apply in this case's scope (see the rule's scope: and the case's)"
+    allowing = [r.spec.id for r in rules if r.allow and r.allow.allows(value)]
+    if allowing:
+        return (
+            f": the value is on the allow-list of {', '.join(allowing)} (allow: in the policy or the "
+            "rule), and allow-listed values are never reported"
+        )
+    return ""
+
+
+def check_case(case: Case, verdict: Verdict, engine: Engine | None = None) -> list[str]:
+    """What is wrong with a verdict for a case (empty when it passes); with the engine that gave
+    the verdict, a missing finding says why where the policy's scope or allow-list explains it."""
     problems = []
     if verdict.action.value != case.expect.action:
         problems.append(f"action is {verdict.action.value}, expected {case.expect.action}")
@@ -208,7 +235,9 @@ def check_case(case: Case, verdict: Verdict) -> list[str]:
             g for g in got if g[0] == expected.entity and g[1:3] == span and (expected.rule in (None, g[3]))
         }
         if not hits:
-            problems.append(f"missing {expected.entity} at {list(span)} ({case.text[span[0] : span[1]]!r})")
+            value = case.text[span[0] : span[1]]
+            why = _why_missing(engine, case, expected, value)
+            problems.append(f"missing {expected.entity} at {list(span)} ({value!r}){why}")
         matched |= hits
     if case.expect.redacted is not None and verdict.redacted_text != case.expect.redacted:
         problems.append(f"redacted text is {verdict.redacted_text!r}, expected {case.expect.redacted!r}")
@@ -222,28 +251,46 @@ def check_case(case: Case, verdict: Verdict) -> list[str]:
     return problems
 
 
+def prepare(path: str | Path, engines: dict[Path, Engine] | None = None) -> tuple[CaseFile, Engine]:
+    """A case file and the engine its cases run on, checked as `vigil dlp test` and pytest both
+    check them: the policy loads, and every case could pass (see :func:`_check_references`).
+    ``engines`` caches the engine of each policy, by its resolved path."""
+    cases = load_cases(path)
+    key = cases.policy_path.resolve()
+    engine = engines.get(key) if engines is not None else None
+    if engine is None:
+        engine = Engine(load_policy_set(cases.policy_path), hash_key_env=_TEST_KEYS)
+        if engines is not None:
+            engines[key] = engine
+    _check_references(cases, engine.policy_set)
+    return cases, engine
+
+
+def judge(case: Case, verdict: Verdict | Exception, engine: Engine | None = None) -> tuple[Status, list[str]]:
+    """A case's status and what is wrong, for a verdict or the exception the engine raised."""
+    if isinstance(verdict, Exception):
+        # not a known miss either: `vigil run` would dead-letter such a message
+        return "failed", [f"the DLP engine failed on this text: {verdict}"]
+    problems = check_case(case, verdict, engine)
+    if case.known_miss:
+        return ("known_miss" if problems else "fixed"), problems
+    return ("failed" if problems else "passed"), problems
+
+
 def run_casefile(path: str | Path, engine: Engine | None = None) -> list[CaseResult]:
     """Run one case file; the engine is built from the policy the file names unless given."""
-    cases = load_cases(path)
-    engine = engine or Engine(load_policy_set(cases.policy_path), hash_key_env=_TEST_KEYS)
-    _check_references(cases, engine.policy_set)
+    if engine is None:
+        cases, engine = prepare(path)
+    else:
+        cases = load_cases(path)
+        _check_references(cases, engine.policy_set)
     # a text the engine fails on (a policy regex out of its time budget) fails its own case only
     verdicts = engine.inspect_each([(c.text, c.scope.to_scope()) for c in cases.spec.cases])
     results = []
     for i, (case, verdict) in enumerate(zip(cases.spec.cases, verdicts, strict=True)):
         line = cases.lines[i] if i < len(cases.lines) else 1
-        name = case.name or case.text[:40]
-        if isinstance(verdict, Exception):
-            # not a known miss either: `vigil run` would dead-letter such a message
-            problem = f"the DLP engine failed on this text: {verdict}"
-            results.append(CaseResult(cases.path, line, name, "failed", (problem,)))
-            continue
-        problems = check_case(case, verdict)
-        if case.known_miss:
-            status: Any = "fixed" if not problems else "known_miss"
-        else:
-            status = "failed" if problems else "passed"
-        results.append(CaseResult(cases.path, line, name, status, tuple(problems)))
+        status, problems = judge(case, verdict, engine)
+        results.append(CaseResult(cases.path, line, case.name or case.text[:40], status, tuple(problems)))
     return results
 
 

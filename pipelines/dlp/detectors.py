@@ -103,19 +103,32 @@ def _term_part(part: str) -> str:
     return "".join(f"[{APOSTROPHES}]" if ch in APOSTROPHES else re.escape(ch) for ch in part)
 
 
+_STARTS_WORD = re.compile(_LATIN_WORD)
+
+
 def term_regex(terms: Sequence[str]) -> str:
     """One alternation for a word list: whole words for Latin script (bounded by Latin letters,
     digits and underscores only, so a CJK character next to the term is a boundary), substrings for
-    CJK."""
-    latin: list[str] = []
+    CJK. A boundary applies where the term has a word to end: ``?!`` or ``#winning`` start with
+    punctuation, so ``really?!`` and ``we are#winning`` match them, as ``\\b`` would."""
+    word_start: list[str] = []  # these share one look-behind, so each branch starts with a literal
+    other_start: list[str] = []
     cjk: list[str] = []
     cleaned = {normalize(t).text.strip() for t in terms}
     for term in sorted((t for t in cleaned if t), key=lambda t: (-len(t), t)):
         body = r"\s+".join(map(_term_part, term.split()))
-        (cjk if _CJK.search(term) else latin).append(body)
+        if _CJK.search(term):
+            cjk.append(body)
+            continue
+        body += f"(?!{_LATIN_WORD})" if _STARTS_WORD.match(term[-1]) else ""
+        (word_start if _STARTS_WORD.match(term[0]) else other_start).append(body)
+    # a term starting with a word character and one starting with another never match at the same
+    # place, so the longest-first order holds across the two groups
     parts = []
-    if latin:
-        parts.append(f"(?<!{_LATIN_WORD})(?:" + "|".join(latin) + f")(?!{_LATIN_WORD})")
+    if word_start:
+        parts.append(f"(?<!{_LATIN_WORD})(?:" + "|".join(word_start) + ")")
+    if other_start:
+        parts.append("(?:" + "|".join(other_start) + ")")
     if cjk:
         parts.append("(?:" + "|".join(cjk) + ")")
     return "|".join(parts) if parts else r"(?!x)x"

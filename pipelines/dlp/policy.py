@@ -17,6 +17,7 @@ archived verdict so a reviewer can tell which rules produced it.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import difflib
 import hashlib
@@ -773,17 +774,39 @@ class PolicySet:
 # loading with line numbers
 
 
+#: the largest policy, set or case file read (the shipped ones are under 40 KiB): loading and
+#: compiling a lexicon takes about 12 s a MiB, in every process that loads it, so a 10 MB paste
+#: would keep every `vigil` command busy for minutes
+MAX_FILE_BYTES = 1 << 20
+
+
 def _read(path: Path) -> tuple[bytes, str]:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise PolicyError(f"{path}: no such policy file") from None
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise PolicyError(
+            f"{path}: larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most a policy file may hold "
+            "(loading and compiling grows with the size: a 10 MB one takes minutes in every process); "
+            "keep a lexicon to the terms that matter, a few thousand at most"
+        )
+    # with or without its byte-order mark: an ASCII first character is one NUL byte and one other
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (raw[:1] == b"\0") != (
+        raw[1:2] == b"\0"
+    ):
+        raise PolicyError(f"{path}:1: saved as UTF-16 (or another wide encoding); save the file as UTF-8")
     try:
         return raw, raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+            "save the file as UTF-8"
+        ) from None
 
 
 def _duplicate_keys(path: Path, node: yaml.Node | None) -> None:
@@ -822,9 +845,7 @@ MAX_YAML_DEPTH = 100
 
 def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        _duplicate_keys(path, node)
-        data = yaml.safe_load(text)
+        node, data = _parse(path, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -833,7 +854,19 @@ def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
             # "while scanning a quoted scalar" started on another line: that is where to look
             what += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         hint = "check the indentation and quote values containing ': ', '#', '{' or a leading '*'"
-        if "unknown escape character" in what:
+        if "'\\t'" in what or "tab character" in what:
+            column = f" (column {mark.column + 1})" if mark else ""
+            hint = (
+                f"YAML indents with spaces, never tabs: replace the tab on line {line}{column} with "
+                "spaces, and set your editor to insert spaces for the Tab key"
+            )
+        elif "could not determine a constructor for the tag" in what:
+            # !!python/object and friends: the safe loader builds plain data only, by design
+            hint = (
+                "a policy is plain data: YAML tags such as !!python/object are not read; remove the "
+                "tag and write the value itself"
+            )
+        elif "unknown escape character" in what:
             # "foo\d+" in double quotes: YAML reads the backslash escapes itself
             hint = (
                 "in double quotes YAML reads a backslash as the start of its own escape; write a "
@@ -857,6 +890,18 @@ def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
         _check_depth(path, text)  # names the line
         raise PolicyError(f"{path}: not valid YAML: nesting too deep to read") from None
     return data, node
+
+
+def _parse(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the data of ``text``, read once: what
+    ``yaml.compose`` and ``yaml.safe_load`` would each give, at half the cost of calling both."""
+    loader = yaml.SafeLoader(text)  # checks every character first (a ReaderError names the bad one)
+    try:
+        node = loader.get_single_node()
+        _duplicate_keys(path, node)
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
 
 
 def _yaml_escape(char: str) -> str:
@@ -989,6 +1034,78 @@ def _all_field_names(model: type[_Model], seen: set[type] | None = None) -> set[
     return names
 
 
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, in the words of someone writing YAML (not Python's)."""
+    if value is None:
+        return "nothing (no value after the key, which YAML reads as empty)"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping (key: value)"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return repr(value)
+
+
+#: what an id or entity pattern asks for, in words, and how to turn a value into one that fits
+_NAME_RULES: dict[str, tuple[str, Any]] = {
+    r"^[a-z0-9][a-z0-9_.-]*$": (
+        "lower-case letters, digits, '.', '_' and '-' only (no spaces), starting with a letter or digit",
+        lambda v: re.sub(r"[^a-z0-9_.-]+", "-", v.strip().lower()).strip("-_."),
+    ),
+    r"^[A-Z][A-Z0-9_]*$": (
+        "capital letters, digits and '_' only (no spaces), starting with a letter",
+        lambda v: re.sub(r"[^A-Z0-9_]+", "_", v.strip().upper()).strip("_"),
+    ),
+}
+
+#: pydantic error types whose message reads as Python, not YAML
+_TYPE_WORDS = {
+    "dict_type": "a mapping (`key: value` lines indented under it, or `{key: value}`)",
+    "model_type": "a mapping (`key: value` lines indented under it, or `{key: value}`)",
+    "model_attributes_type": "a mapping (`key: value` lines indented under it, or `{key: value}`)",
+    "list_type": "a list (`[a, b]`, or one `- item` per line indented under it)",
+    "tuple_type": "a list (`[a, b]`)",
+    "string_type": "text",
+    "float_type": "a number such as 0.6",
+    "float_parsing": "a number such as 0.6",
+    "int_type": "a whole number such as 4",
+    "int_parsing": "a whole number such as 4",
+    "int_from_float": "a whole number such as 4",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+
+
+def _in_yaml_terms(kind: str, error: Any, key: str) -> str | None:
+    """A pydantic error message said in the terms of YAML and of the policy format, with the value
+    given and what to write instead; None to keep pydantic's own message."""
+    got = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind in _TYPE_WORDS:
+        text = f"expected {_TYPE_WORDS[kind]}, got {_yaml_kind(got)}"
+        if kind == "list_type" and isinstance(got, str) and key:
+            text += f"; write `{key}: [{got}]`"
+        return text
+    if kind == "too_long":
+        return f"too many items: at most {ctx.get('max_length')}, got {ctx.get('actual_length')}"
+    if kind in ("too_short", "string_too_short") and not got:
+        return "is empty; give at least one" + (" item" if kind == "too_short" else " character")
+    if kind == "string_pattern_mismatch" and (rules := _NAME_RULES.get(ctx.get("pattern", ""))):
+        words, fix = rules
+        suggestion = fix(got) if isinstance(got, str) else ""
+        text = f"{got!r} is not a valid name: use {words}"
+        if suggestion and re.fullmatch(ctx["pattern"], suggestion):
+            text += f", e.g. {suggestion}"
+        return text
+    if kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
+        text = f"{error['msg']} (got {got!r})"
+        if ctx.get("le") == 1 and isinstance(got, int | float) and got > 1:
+            text += "; scores run from 0 to 1: write 0.5 for 50%"
+        return text
+    return None
+
+
 def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
@@ -1019,7 +1136,10 @@ def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any
         message = f"unknown key {key!r}{hint}"
         model = parent_model
     elif kind == "missing":
-        message = f"missing required key {loc[-1]!r}"
+        if isinstance(loc[-1], int):  # an item short: span: [8] for [start, end]
+            message = f"too few items: item {loc[-1] + 1} is missing"
+        else:
+            message = f"missing required key {loc[-1]!r}"
         where = ".".join(_model_at(root, loc[:-1])[1]) or "top level"
         model, _ = _model_at(root, loc[:-1])
     elif kind == "union_tag_invalid":
@@ -1033,6 +1153,8 @@ def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any
         # YAML 1.1 reads yes/no/on/off as booleans, 0123 as a number, 2026-01-05 as a date
         got = error["input"]
         message = f"{message} (YAML read this as {type(got).__name__} {got!r}: put the word in quotes)"
+    elif plain := _in_yaml_terms(kind, error, str(loc[-1]) if loc else ""):
+        message = plain
     line = (line_node.start_mark.line + 1) if line_node is not None else 1
     example = textwrap.indent(textwrap.dedent(model.EXAMPLE).strip("\n"), "    ") if model.EXAMPLE else ""
     text = f"{path}:{line}: {where}: {message}"
@@ -1043,8 +1165,13 @@ def _describe(path: Path, root: type[_Model], node: yaml.Node | None, error: Any
 
 def _validate(path: Path, root: type[_Model], data: Any, node: yaml.Node | None) -> Any:
     if not isinstance(data, dict):
+        what = (
+            "the file is empty (or only comments)"
+            if data is None
+            else "expected a mapping at the top of the file"
+        )
         raise PolicyError(
-            f"{path}:1: expected a mapping at the top of the file\n  write it like this:\n"
+            f"{path}:1: {what}\n  write it like this:\n"
             + textwrap.indent(textwrap.dedent(root.EXAMPLE).strip("\n"), "    ")
         )
     try:
@@ -1131,8 +1258,8 @@ def _policy_files_in(directory: Path) -> list[Path]:
 
 def _is_set_file(path: Path) -> bool:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        data = yaml.safe_load(_read(path)[1])  # size and encoding checked as for any policy file
+    except (PolicyError, yaml.YAMLError, RecursionError):
         return False
     return isinstance(data, dict) and "policy_set" in data
 
