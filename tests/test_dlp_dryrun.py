@@ -177,3 +177,24 @@ def test_samples_cannot_drive_the_terminal_or_forge_report_lines(tmp_path, capsy
     report = json.loads(text)
     (sample,) = report["rules"]["pii.card-number"]["samples"]["released"]
     assert sample.startswith("<RISKY_PHRASE> \x1b[2J") and "\u202eevil\u2028next\x85nel\x9b31m\n" in sample
+
+
+def test_records_archived_without_a_verdict_are_not_reported_as_changes(tmp_path) -> None:
+    # a run with --no-dlp stores "none" and no policy: that is no verdict, not "nothing matched"
+    events = [event(1, body=f"card {SECRET_CARD} please"), event(2, body="keep this between us"), event(3)]
+    write_jsonl(tmp_path / "in" / "events-2026-01-05.jsonl", events)
+    ingest(tmp_path / "in", tmp_path / "archive", dlp=False)
+    report = dry_run(load_policy_set(RULES), tmp_path / "archive")
+    assert report.messages == 3 and report.changed == 0 and not report.transitions and not report.rules
+    assert report.unverdicted == {"redact": 1, "flag": 1, "none": 1}
+    text = format_report(report)
+    assert "3 message(s) were archived without a DLP verdict" in text
+    assert "flag 1, none 1, redact 1" in text and "->" not in text
+    assert report.to_json()["archived_without_verdict"] == {"flag": 1, "none": 1, "redact": 1}
+    # against a policy, both sides are fresh verdicts: such records are compared as usual
+    against = dry_run(load_policy_set(RULES), tmp_path / "archive", against=load_policy_set(RULES))
+    assert not against.unverdicted and against.transitions == {
+        ("redact", "redact"): 1,
+        ("flag", "flag"): 1,
+        ("none", "none"): 1,
+    }

@@ -12,6 +12,9 @@ from pipelines.archive import reader
 from pipelines.archive.verify import verify
 from pipelines.errors import PolicyError
 from pipelines.record import record_id_for
+from pipelines.search import embedded
+from pipelines.search.access import AccessRole, Identity, shown_text
+from pipelines.search.parse import parse_query
 
 POLICY = """\
 id: itest
@@ -149,7 +152,19 @@ def test_no_dlp_archives_without_a_verdict(tmp_path: Path) -> None:
     assert s.dlp_policy is None and s.notices == 0 and s.archived == 8
     rows = _rows(archive)
     assert {r["dlp_action"] for r in rows.values()} == {"none"}
-    assert rows["evt-000001"]["body_redacted"] == rows["evt-000001"]["body"]
+    assert {r["dlp_policy"] for r in rows.values()} == {None}
+    # no policy looked at the text, so there is no redacted view: the card number is not handed to
+    # the roles that may see only redacted text
+    assert rows["evt-000001"]["body"] == f"Card for the fee: {CARD}"
+    assert {r["body_redacted"] for r in rows.values()} == {None}
+    found = {
+        role: embedded.search(archive, parse_query("card"), Identity("u", role)).hits
+        for role in (AccessRole.OFFICER, AccessRole.REVIEWER, AccessRole.CRM)
+    }
+    assert rows["evt-000001"]["record_id"] in {hit.record_id for hit in found[AccessRole.OFFICER]}
+    assert found[AccessRole.REVIEWER] == [] and found[AccessRole.CRM] == []
+    shown = shown_text(rows["evt-000001"], Identity("u", AccessRole.REVIEWER))
+    assert shown.text is None and shown.withheld
 
 
 def test_default_policy_is_the_shipped_active_set(tmp_path: Path) -> None:

@@ -88,6 +88,9 @@ class DryRunReport:
     #: messages a policy's engine failed on (e.g. a regex over its time budget): not compared
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)  # the first few, with the reason
+    #: messages archived without a verdict (``--no-dlp``, or before Vigil had DLP): with nothing
+    #: stored to compare, they are counted apart, by what the new policy would do to them
+    unverdicted: Counter[str] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     rules: dict[str, RuleChanges] = field(default_factory=lambda: defaultdict(RuleChanges))
 
@@ -103,6 +106,7 @@ class DryRunReport:
             "rule_matches": {rule_id: dict(c) for rule_id, c in sorted(self.rule_matches.items())},
             "failed": self.failed,
             "failures": self.failures,
+            "archived_without_verdict": dict(sorted(self.unverdicted.items())),
             "transitions": [
                 {"from": old, "to": new, "messages": n} for (old, new), n in sorted(self.transitions.items())
             ],
@@ -125,6 +129,12 @@ def _stored(row: Mapping[str, Any]) -> _Current:
     return _Current(
         DlpAction(row.get("dlp_action") or "none"), tuple(row.get("dlp_rule_ids") or ()), findings
     )
+
+
+def _unverdicted(row: Mapping[str, Any]) -> bool:
+    """A record no policy looked at when it was archived: ``none`` is then no verdict, not the
+    verdict that nothing matched, and a policy finding something in it is not a change."""
+    return row.get("dlp_policy") is None and not row.get("dlp_findings")
 
 
 def _fresh(verdict: Verdict) -> _Current:
@@ -190,6 +200,9 @@ def dry_run(
             report_.messages += 1
             if isinstance(verdict, Exception) or isinstance(current, Exception):
                 _failed(report_, row, verdict if isinstance(verdict, Exception) else current)
+                continue
+            if current_engine is None and _unverdicted(row):
+                report_.unverdicted[verdict.action.value] += 1
                 continue
             _compare(report_, row["body"], verdict, current, new_actions, samples)
         report(f"dry-run: {new.id}", len(batch))
@@ -283,6 +296,13 @@ def format_report(report_: DryRunReport) -> str:
             "(fix the policy, e.g. a slow regex, and run again):"
         )
         lines.extend(f"  {_one_line(f['record_id'])}: {_one_line(f['reason'])}" for f in report_.failures)
+    if report_.unverdicted:
+        total = sum(report_.unverdicted.values())
+        would = ", ".join(f"{action} {n}" for action, n in sorted(report_.unverdicted.items()))
+        lines.append(
+            f"{total} message(s) were archived without a DLP verdict (--no-dlp, or before Vigil had "
+            f"DLP) and are not compared; the new policy would give them: {would}"
+        )
     moved = [(k, n) for k, n in sorted(report_.transitions.items()) if k[0] != k[1]]
     if moved:
         lines.append("actions: " + ", ".join(f"{old} -> {new}: {n}" for (old, new), n in moved))

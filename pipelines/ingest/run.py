@@ -51,6 +51,7 @@ from pipelines.ingest.transforms import (
     ReadEvents,
     ValidateEvents,
     WriteArchive,
+    uninspected,
 )
 from pipelines.record import MAX_BODY_CHARS, SCHEMA_VERSION, UTC
 
@@ -201,7 +202,10 @@ class RunSummary:
             if self.notices:
                 lines.append(f"  + {self.notices:,} notice(s) to employees about blocked messages (archived)")
         else:
-            lines.append("DLP: off (--no-dlp): records were archived without a verdict")
+            lines.append(
+                "DLP: off (--no-dlp): records were archived without a verdict and without a redacted "
+                "view (reviewers and the CRM role see their text as withheld)"
+            )
         if self.es_unavailable:
             lines.append(
                 f"Elasticsearch unreachable: nothing indexed; run `vigil es index --archive "
@@ -533,7 +537,7 @@ def build(
     validated = read.lines | "ValidateEvents" >> ValidateEvents(now, limits)
     extra_dead = []
     if engine is None:
-        checked = validated.records | "NoPolicy" >> beam.Map(lambda row: (row, []))
+        checked = validated.records | "NoPolicy" >> beam.Map(lambda row: (uninspected(row), []))
     else:
         inspected = validated.records | "ApplyDlp" >> ApplyDlp(engine, now)
         checked, extra_dead = inspected.main, [inspected[DEAD]]

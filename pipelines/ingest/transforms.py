@@ -230,6 +230,14 @@ def _dlp_dead_letter(row: dict[str, Any], exc: Exception, now_us: int) -> dict[s
     )
 
 
+def uninspected(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as a run without DLP (``--no-dlp``) archives it: no verdict and no redacted view.
+    The redacted view is what reviewers and the CRM role see; text no policy has looked at has none,
+    so to them it is withheld (as it is in records archived before Vigil had DLP), never shown whole."""
+    row["body_redacted"] = None
+    return row
+
+
 class ApplyDlp(beam.PTransform):
     """Rows → ``(row with verdict, notices)`` pairs; rows the engine fails on become dead letters."""
 
