@@ -210,7 +210,12 @@ def simulate(
             if labels is not None:
                 _write_labels(labels, emitted, summary)
             if injector is not None and faults_out is not None:
-                written = Written(emitted.event, current.path.name, line)
+                written = Written(
+                    emitted.event,
+                    current.path.name,
+                    line,
+                    labelled=labels is not None and bool(emitted.labels),
+                )
                 for fault in injector.after(written):
                     _write_fault(current, faults_out, fault, summary)
             batch += 1
