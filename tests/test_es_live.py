@@ -142,3 +142,70 @@ def test_live_cluster_answers_like_the_embedded_engine(
         expected, got = json.loads(mine), json.loads(theirs)
         assert _covered(got.pop("highlights"), expected.pop("highlights")), (text, got["record_id"])
         assert got == expected
+
+
+def test_live_date_bounds_a_date_nanos_field_cannot_hold(
+    both_engines: tuple[Path, Any], live: tuple[Any, Any]
+) -> None:
+    """Production review: the fake refuses a ``range`` bound outside 1970..2262 on a ``date_nanos``
+    field (as ``DateUtils.toLong`` does); check that the real cluster does too, and that Vigil's
+    clamped bounds search fine."""
+    from elasticsearch import BadRequestError
+
+    from pipelines.search import es_engine
+    from pipelines.search.parse import parse_query
+
+    client, cfg = live
+    with pytest.raises(BadRequestError):
+        client.search(index=cfg.alias, query={"range": {"event_time": {"lt": "2300-01-01T00:00:00Z"}}})
+    officer = Identity("olivia", AccessRole.OFFICER)
+    everything = es_engine.search(cfg, parse_query(""), officer).total
+    for text in ("from:1960-01-01", "to:2999-12-31", "from:0001-01-01 to:9999-12-30"):
+        assert es_engine.search(cfg, parse_query(text), officer).total == everything, text
+    assert es_engine.search(cfg, parse_query("from:2300-01-01"), officer).total == 0
+
+
+def test_live_the_documented_privileges_are_enough(live: tuple[Any, Any]) -> None:
+    """Production review: API keys holding only the privileges the README lists (plus ``monitor``,
+    which ``GET /`` needs) can run setup, preflight and indexing. Skipped on a cluster without
+    security or when the test's user may not create API keys."""
+    from elasticsearch import ApiError
+
+    from exporters.elasticsearch.bulk import index_rows
+    from exporters.elasticsearch.config import EsConfig, make_client
+    from exporters.elasticsearch.setup import install, preflight
+
+    client, cfg = live
+    pattern = f"{cfg.index_prefix}-*"
+    roles = {
+        "setup": {
+            "cluster": ["monitor", "manage_ilm", "manage_index_templates"],
+            "indices": [{"names": [pattern], "privileges": ["manage"]}],
+        },
+        "index": {
+            "cluster": ["monitor"],
+            "indices": [{"names": [pattern], "privileges": ["write", "create_index", "manage"]}],
+        },
+    }
+    keys = {}
+    try:
+        for name, role in roles.items():
+            made = client.security.create_api_key(
+                name=f"{cfg.index_prefix}-{name}", expiration="1h", role_descriptors={f"vigil_{name}": role}
+            )
+            keys[name] = made["encoded"]
+    except ApiError as exc:
+        pytest.skip(f"cannot create API keys here ({exc.meta.status}): {exc}")
+    base = cfg.model_dump(exclude={"api_key", "username", "password"})
+    as_setup = EsConfig(**base, api_key=keys["setup"])
+    as_indexer = EsConfig(**base, api_key=keys["index"])
+    setup_client, index_client = make_client(as_setup), make_client(as_indexer)
+    try:
+        install(setup_client, as_setup)
+        preflight(index_client, as_indexer)
+        report = index_rows(index_client, rows(2, start=40), as_indexer)
+        assert (report.indexed, report.dead_lettered) == (2, 0), report.dead_letters
+    finally:
+        setup_client.close()
+        index_client.close()
+        client.options(ignore_status=404).security.invalidate_api_key(name=f"{cfg.index_prefix}-*")

@@ -11,6 +11,7 @@ reprs, logs and error messages. URLs are shown through :attr:`EsConfig.safe_url`
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,7 +104,12 @@ class EsConfig(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         value = value.strip()
-        shown = _strip_userinfo(value)
+        shown = _masked(value)
+        if "@" in value and "://" in value:  # an @ left once user:password@ was taken out
+            raise ValueError(
+                f"{shown!r} has an @ that is not the end of user:password@host: percent-encode "
+                "@ : / ? # in the user name and password (%40 %3A %2F %3F %23)"
+            )
         try:
             parts = urlsplit(value)
             port = parts.port  # raises for a port that is not a number in 0-65535
@@ -150,6 +156,26 @@ class EsConfig(BaseModel):
     def alias(self) -> str:
         return self.index_prefix
 
+    def reconnect_command(self, command: str) -> str:
+        """``command`` (shell-quoted words) with the flags that reach this cluster again, for a line
+        a user pastes, and where the secret goes: the secret itself never, it would end up in logs
+        and shell history."""
+        options = ["--es-url", self.safe_url]
+        if self.username is not None:
+            options += ["--username", self.username]
+        if self.index_prefix != "vigil-records":
+            options += ["--index-prefix", self.index_prefix]
+        if self.ca_certs is not None:
+            options += ["--ca-certs", str(self.ca_certs)]
+        if not self.verify_certs:
+            options.append("--no-verify-certs")
+        line = f"`{command} {' '.join(shlex.quote(o) for o in options)}`"
+        if self.api_key is not None:
+            return f"{line} (with this run's API key in {ENV['api_key']})"
+        if self.password is not None:
+            return f"{line} (with this run's password in {ENV['password']})"
+        return line
+
     @classmethod
     def from_options(cls, **options: Any) -> EsConfig:
         """Build from CLI/keyword options; ``None`` values fall back to the environment, then defaults.
@@ -180,9 +206,19 @@ def _strip_userinfo(url: str) -> str:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    # the host and port as written: an IPv6 host keeps its brackets, a port 0 stays to be refused
+    netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _masked(url: str) -> str:
+    """``url`` for a message: whatever comes before its last ``@`` may be a password, also in a URL
+    too broken to parse (no scheme, or a password with an unencoded ``/``, ``?`` or ``#``)."""
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}{sep}…@{host}" if sep else f"…@{host}"
 
 
 def make_client(cfg: EsConfig) -> Elasticsearch:

@@ -146,8 +146,14 @@ def _api_error(exc: ApiError, cfg: EsConfig, doing: str) -> IndexingError:
     if isinstance(exc, AuthorizationException):
         return IndexingError(
             f"{where} says the user may not do this while {doing} ({_api_reason(exc)}): it needs the "
-            "manage_ilm and manage_index_templates cluster privileges and write, create_index and "
-            f"manage on {cfg.index_prefix}-*"
+            "monitor (to read the cluster's version), manage_ilm and manage_index_templates cluster "
+            f"privileges and write, create_index and manage on {cfg.index_prefix}-*"
+        )
+    if isinstance(exc, BadRequestError) and _api_type(exc) == "media_type_header_exception":
+        # the 9.x client asks for "compatible-with=9"; an 8.x (or older) node refuses every request
+        return IndexingError(
+            f"{where} refused this client's compatible-with=9 headers while {doing}: it is older than "
+            "Elasticsearch 9.x, which Vigil's client (elasticsearch-py 9) needs; upgrade the cluster"
         )
     if isinstance(exc, BadRequestError):
         return IndexingError(f"{where} rejected the request while {doing}: {_api_reason(exc)}")
@@ -327,6 +333,12 @@ def _update_existing(client: Elasticsearch, cfg: EsConfig, template: dict[str, A
             "affected months into new indices, or delete them and run `vigil es index --archive DIR`"
         ) from None
     return indices
+
+
+def _api_type(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    return str(error.get("type", "")) if isinstance(error, dict) else ""
 
 
 def _api_reason(exc: ApiError) -> str:

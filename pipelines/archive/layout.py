@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -63,11 +64,40 @@ def dead_letter_file(stage: str, date: str, commit: str, n: int) -> str:
     return f"{DEAD_LETTERS}/at_stage={stage}/date={date}/part-{commit}-{n:04d}.parquet"
 
 
+_COMMIT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def is_data_path(rel_path: str) -> bool:
+    """Whether a path the manifest gives (relative, POSIX) stays inside a data folder: what
+    :func:`record_file` and :func:`dead_letter_file` make, with no ``..``, empty or absolute part.
+    Anything else was written by hand, and following it would read or delete outside the archive."""
+    parts = rel_path.split("/")
+    return (
+        len(parts) >= 2
+        and parts[0] in KINDS
+        and all(part not in ("", ".", "..") for part in parts)
+        and not any(c in rel_path for c in "\\\0")
+    )
+
+
+def is_commit_id(commit: str) -> bool:
+    """Whether ``commit`` can name a folder under ``_staging`` and a file under ``_runs``: one
+    path part that is not ``.`` or ``..`` (what :func:`new_commit_id` makes fits)."""
+    return _COMMIT_ID.fullmatch(commit) is not None
+
+
 def partition_of(rel_path: str) -> dict[str, str]:
     """The ``key=value`` folder parts of a relative data file path, keyed by column name
     (``channel``, not the folder's ``ch``)."""
     pairs = (part.split("=", 1) for part in rel_path.split("/")[1:-1] if "=" in part)
     return {FOLDER_KEYS.get(key, key): value for key, value in pairs}
+
+
+def linked_bookkeeping(root: Path) -> list[str]:
+    """The bookkeeping entries of ``root`` that are symbolic links. Vigil never makes one; through
+    one, a writer would create, move or delete files outside the archive (a ``_staging`` link's
+    target loses every folder in it)."""
+    return [name for name in (LEDGER_DIR, STAGING, RUNS, LOCK) if (Path(root) / name).is_symlink()]
 
 
 def is_archive(root: Path) -> bool:

@@ -117,6 +117,8 @@ def _replay_committed(
             problem = f"has no field {exc}"
         except TypeError as exc:
             problem = f"has a {exc}"
+        except ValueError as exc:
+            problem = f"names {exc}"
         else:
             continue
         raise ArchiveError(
@@ -249,6 +251,17 @@ def _check_fields(entry: dict[str, Any]) -> None:
             raise TypeError(
                 f"field {name!r} that is {json.dumps(value)}, not a {'number' if kind is int else 'string'}"
             )
+    # followed as given, these would read, move or delete files outside the archive
+    if entry.get("op") in ("add", "remove") and not layout.is_data_path(entry["path"]):
+        path = json.dumps(entry["path"])
+        raise ValueError(f"the path {path}, which is not a file in records/ or deadletters/")
+    commit = entry.get("commit")
+    if (
+        entry.get("op") in _FIELDS
+        and commit is not None
+        and not (isinstance(commit, str) and layout.is_commit_id(commit))
+    ):
+        raise ValueError(f"the commit {json.dumps(commit)}, which is not a commit id")
 
 
 def _replay(state: ManifestState, entries: list[dict[str, Any]]) -> None:

@@ -118,7 +118,16 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
     no longer matches the manifest is ignored by readers, so only one that matches but lists other
     files (or another audit anchor) is a problem."""
     document = _read(index_path(root))
-    if document is None or _fitting_index(root, document) is None:
+    if document is None:
+        return []
+    outside = [str(row[0]) for row in document["live"] if not _names_a_data_file(row)]
+    if outside:  # readers ignore such an index, but nothing Vigil writes looks like it
+        return [
+            f"{layout.MANIFEST_INDEX} lists {rel}, which is not a file in records/ or deadletters/ "
+            "(delete it; the next search rebuilds it from the manifest)"
+            for rel in outside
+        ]
+    if _fitting_index(root, document) is None:
         return []
     if replayed is not None and replayed.committed_lines == document["lines"]:
         expected = replayed
@@ -171,6 +180,8 @@ def _fitting_index(
         live = {row[0]: DataFile(**dict(zip(_FILE_FIELDS, row, strict=True))) for row in document["live"]}
     except TypeError:
         return None
+    if not all(_names_a_data_file(row) for row in document["live"]):
+        return None  # readers would open what it names outside the archive; the manifest says better
     state = ManifestState(
         live=live,
         committed_lines=document["lines"],
@@ -182,3 +193,14 @@ def _fitting_index(
     if not ends_at(manifest_ledger(root).path, state):
         return None
     return state, document.get("audit_anchor")
+
+
+def _names_a_data_file(row: list[Any]) -> bool:
+    """Whether an index row's path and commit stay inside the archive (see ``layout``)."""
+    path, commit = row[_FILE_FIELDS.index("path")], row[_FILE_FIELDS.index("commit")]
+    return (
+        isinstance(path, str)
+        and isinstance(commit, str)
+        and layout.is_data_path(path)
+        and layout.is_commit_id(commit)
+    )

@@ -58,6 +58,11 @@ def verify(
 ) -> VerifyReport:
     root = Path(archive)
     report = VerifyReport()
+    report.problems.extend(
+        f"{name} is a symbolic link (Vigil never makes one; writers refuse the archive until the real "
+        "one is back)"
+        for name in layout.linked_bookkeeping(root)
+    )
     ledger = manifest_ledger(root)
     if not ledger.path.exists():
         left = [

@@ -208,7 +208,8 @@ def archive_lock(root: Path) -> Iterator[None]:
     """Exclusive writer lock; a second writer gets a clear error instead of corrupting the archive."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / layout.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    refuse_links(root)
+    fd = os.open(root / layout.LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -226,6 +227,17 @@ def archive_lock(root: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def refuse_links(root: Path) -> None:
+    """Refuse to write an archive whose bookkeeping entries are links (see
+    :func:`layout.linked_bookkeeping`), before anything is written through them."""
+    if linked := layout.linked_bookkeeping(root):
+        raise ArchiveError(
+            f"{', '.join(linked)} in {root} is a symbolic link, which Vigil never makes: writing through "
+            "it would create or delete files outside the archive. Nothing was changed; run `vigil verify`, "
+            "and put the real one back"
+        )
 
 
 def commit(
@@ -296,6 +308,7 @@ def recover(root: Path) -> RecoveryReport:
     """Bring the archive back to exactly its committed state. Call under :func:`archive_lock`,
     before any write. An archive holding files a newer Vigil wrote is refused, unchanged."""
     root = Path(root)
+    refuse_links(root)
     report = RecoveryReport()
     ledger = manifest_ledger(root)
     state = load_state(root)

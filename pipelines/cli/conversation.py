@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -134,14 +135,22 @@ def _outside_archive(target: Path, archive: Path) -> None:
 
 def _stage(target: Path, page: str) -> Path:
     """``page`` in a temporary file in ``target``'s folder (so the final rename stays on one file
-    system); a folder that cannot be written is a one-line error, before anything is logged."""
-    try:
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-        ) as handle:
-            handle.write(page)
-        return Path(handle.name)
-    except OSError as exc:
-        from pipelines.errors import ConfigError
+    system); a folder that cannot be written is a one-line error, before anything is logged. The
+    page gets the mode of the file it replaces, or a new file's mode under the umask (as ``>``
+    would give it): the rename must neither open up nor close off the file."""
+    from pipelines.errors import ConfigError
 
+    staged = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    except OSError as exc:
         raise ConfigError(f"--html {target}: cannot write it ({exc.strerror or exc})") from None
+    try:
+        with open(fd, "w", encoding="utf-8") as handle:
+            if target.is_file():
+                os.fchmod(fd, stat.S_IMODE(target.stat().st_mode))
+            handle.write(page)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        raise ConfigError(f"--html {target}: cannot write it ({exc.strerror or exc})") from None
+    return staged

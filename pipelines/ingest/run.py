@@ -107,6 +107,7 @@ class RunSummary:
     manifest_head: str = ""
     resumed_sources: int = 0  # appended files read on from where the last commit stopped
     es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
+    es_resend: str | None = None  # the `vigil es index` line that re-sends, secrets left out
     waiting_sources: int = 0  # follow mode: gzip files changed moments ago, read once settled
     #: follow mode: settled files whose last line has no line end and is not yet whole JSON (held)
     unfinished_tails: int = 0
@@ -206,21 +207,17 @@ class RunSummary:
                 "DLP: off (--no-dlp): records were archived without a verdict and without a redacted "
                 "view (reviewers and the CRM role see their text as withheld)"
             )
+        resend = self.es_resend or (  # a summary from before es_resend, or built by hand
+            f"`vigil es index --archive {shlex.quote(str(archive))}` "
+            "(with this run's --es-url and credentials)"
+        )
         if self.es_unavailable:
-            lines.append(
-                f"Elasticsearch unreachable: nothing indexed; run `vigil es index --archive "
-                f"{shlex.quote(str(archive))}` (with this run's --es-url and credentials) when it is back"
-            )
+            lines.append(f"Elasticsearch unreachable: nothing indexed; run {resend} when it is back")
         if self.es is not None:
             lines.append(
                 f"Elasticsearch: {self.es['indexed']:,} indexed, {self.es['dead_lettered']:,} dead-lettered "
                 f"({self.es['retried']:,} retries)"
-                + (
-                    f"; re-send with `vigil es index --archive {shlex.quote(str(archive))}` (with this "
-                    "run's --es-url and credentials)"
-                    if self.es["dead_lettered"]
-                    else ""
-                )
+                + (f"; re-send with {resend}" if self.es["dead_lettered"] else "")
             )
         lines.append(
             f"{self.files_written} file(s) committed in {self.seconds:.1f}s "
@@ -621,6 +618,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
         return summary
     engine = load_engine(opts)
     if opts.es is not None:
+        summary.es_resend = opts.es.reconnect_command(f"vigil es index --archive {shlex.quote(str(archive))}")
         try:
             _es_preflight(opts.es)
         except IndexingError as exc:

@@ -22,6 +22,7 @@ is shown or builds its view from.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,14 @@ from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participan
 from pipelines.search.results import HIT_FIELDS, Page
 from pipelines.search.sql import Decided
 from pipelines.search.wordbreak import simple_lower
+
+#: What a ``date_nanos`` field can hold (1970 to 2262-04-11T23:47:16.854775807Z, in microseconds
+#: here). Elasticsearch refuses a ``range`` query whose bound lies outside ("date[...] is after
+#: 2262-04-11T23:47:16.854775807 and cannot be stored in nanosecond resolution"), and no record
+#: can lie outside, so bounds are clamped into it: ``from:1960-01-01`` and ``to:2999-12-31``
+#: then mean what they mean on the embedded engine.
+NANOS_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NANOS_MAX = dt.datetime(2262, 4, 11, 23, 47, 16, 854775, tzinfo=dt.UTC)
 
 #: Highlight markers: private-use characters, which never occur in real message text.
 PRE_TAG = "\ue000"
@@ -49,9 +58,9 @@ def compile_query(
     if query.time_from is not None or query.time_to is not None:
         bounds: dict[str, Any] = {}
         if query.time_from is not None:
-            bounds["gte"] = _iso(query.time_from)
+            bounds["gte"] = _iso(_nanos_range(query.time_from))
         if query.time_to is not None:
-            bounds["lt"] = _iso(query.time_to)
+            bounds["lt"] = _iso(_nanos_range(query.time_to))
         filters.append({"range": {"event_time": bounds}})
     for field, values in query.keyword_filters():
         filters.append({"terms": {field: list(values)}})
@@ -130,6 +139,10 @@ def search_body(
 
 def _iso(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+def _nanos_range(value: dt.datetime) -> dt.datetime:
+    return min(max(value, NANOS_MIN), NANOS_MAX)
 
 
 def _anycase(field: str, value: str) -> dict[str, Any]:

@@ -301,18 +301,27 @@ def _in_range(value: Any, bounds: dict[str, Any], spec: dict[str, Any]) -> bool:
         return v
 
     actual = norm(value)
-    if actual is None:
-        return False
     for op, bound in bounds.items():
         if op in ("format", "time_zone", "boost"):
             continue
         b = norm(bound)
+        if spec.get("type") == "date_nanos" and b is not None and not 0 <= b < 2**63:
+            # like DateUtils.toLong: a bound a date_nanos field cannot hold fails the whole query
+            where = "before the epoch in 1970" if b < 0 else "after 2262-04-11T23:47:16.854775807"
+            raise EsFault(
+                400,
+                "query_shard_exception",
+                f"failed to create query: date[{bound}] is {where} and cannot be stored in "
+                "nanosecond resolution",
+            )
+        if actual is None:
+            return False
         ok = {"gte": actual >= b, "gt": actual > b, "lte": actual <= b, "lt": actual < b}.get(op)
         if ok is None:
             raise EsFault(400, "parsing_exception", f"[range] query does not support [{op}]")
         if not ok:
             return False
-    return True
+    return actual is not None
 
 
 def sort_spec(sort: Any) -> list[tuple[str, str]]:

@@ -310,12 +310,34 @@ class FakeElasticsearch:
         if delay is not None:
             time.sleep(delay.seconds)
         with self._lock:
+            self._check_compatibility(headers)
             if self._auth is not None and headers.get("authorization") != self._auth:
                 raise EsFault(401, "security_exception", "unable to authenticate user for REST request [/]")
             fault = self._take(self._request_faults, method, path)
             if fault is not None:
                 raise EsFault(fault.status, fault.type, fault.reason)
             return self._route(method, path, params, body)
+
+    def _check_compatibility(self, headers: dict[str, str]) -> None:
+        """Like a real node: a ``compatible-with`` version above its own major (or more than one
+        below it) is refused before anything else, so a 9.x client cannot talk to an 8.x cluster."""
+        head = self.version.split(".")[0]
+        if not head.isdigit():
+            return  # a test pretending the answer is not a version at all
+        major = int(head)
+        for name in ("accept", "content-type"):
+            found = re.search(r"compatible-with=(\d+)", headers.get(name, ""))
+            if found and int(found.group(1)) not in (major, major - 1):
+                raise EsFault(
+                    400,
+                    "media_type_header_exception",
+                    f"Invalid media-type value on headers [{name.title()}]",
+                    caused_by={
+                        "type": "status_exception",
+                        "reason": f"{name.title()} version must be either version {major} or {major - 1}, "
+                        f"but found {found.group(1)}. {name.title()}={headers[name]}",
+                    },
+                )
 
     def after_response(self, path: str) -> None:
         with self._lock:
