@@ -10,6 +10,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pipelines.archive import layout, writer
 from pipelines.archive.ledger import Ledger
 from pipelines.record import (
@@ -432,3 +434,11 @@ def audit_entries(archive: Path) -> list[dict[str, Any]]:
     ledger = Ledger(archive / layout.AUDIT)
     assert ledger.problems() == []
     return ledger.entries()
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No config file of the person running the tests (``$VIGIL_CONFIG``, ``~/.config/vigil``)
+    decides a role: autouse in every module that imports it."""
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))

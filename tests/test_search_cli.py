@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from search_support import dataset, vigil, write_archive
+from search_support import (
+    dataset,
+    no_user_config,  # noqa: F401  (autouse: no caller's config)
+    vigil,
+    write_archive,
+)
 
 from pipelines.errors import ConfigError
 from pipelines.search import embedded, render
@@ -22,12 +27,6 @@ ROWS = dataset()
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_archive(tmp_path_factory.mktemp("cli") / "archive", ROWS)
-
-
-@pytest.fixture(autouse=True)
-def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
 def test_json_lines_have_the_promised_fields(archive: Path, capsys) -> None:

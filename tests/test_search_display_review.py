@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 import regex
 from rich.console import Console
-from search_support import DANA, WEI, at, dataset, row, vigil, write_archive
+from search_support import (
+    DANA,
+    WEI,
+    at,
+    dataset,
+    no_user_config,  # noqa: F401  (autouse: no caller's config)
+    row,
+    vigil,
+    write_archive,
+)
 
 from pipelines.search import embedded, render
 from pipelines.search.access import AccessRole, Identity
@@ -27,12 +36,6 @@ DANA_HE = {**DANA, "id": "emp-he", "name": "דנה כהן", "handle": "+97250000
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_archive(tmp_path_factory.mktemp("display") / "archive", dataset())
-
-
-@pytest.fixture(autouse=True)
-def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
 def _table(result, width: int = 140) -> str:  # type: ignore[no-untyped-def]

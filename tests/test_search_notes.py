@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from search_support import dataset, vigil, write_archive
+from search_support import (
+    dataset,
+    no_user_config,  # noqa: F401  (autouse: no caller's config)
+    vigil,
+    write_archive,
+)
 
 NOTE = "note: 確: the embedded engine finds a single CJK character anywhere"
 
@@ -15,12 +20,6 @@ NOTE = "note: 確: the embedded engine finds a single CJK character anywhere"
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_archive(tmp_path_factory.mktemp("notes") / "archive", dataset())
-
-
-@pytest.fixture(autouse=True)
-def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
 def _argv(archive: Path, *more: str) -> list[str]:
