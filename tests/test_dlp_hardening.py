@@ -257,10 +257,11 @@ def test_dry_run_reports_texts_out_of_time_and_compares_the_rest(tmp_path) -> No
     policy = load_policy_set(
         write_policy(tmp_path / "rules", [rule("r.slow", [slow]), rule("r.card", [LUHN])])
     )
+    inspected = {"kind": "message", "dlp_action": "none", "dlp_policy": "before@0"}  # stored: nothing matched
     rows = [
-        {"record_id": "ok", "body": f"card {CARD}", "kind": "message"},
-        {"record_id": "slow", "body": "a" * 60 + "!", "kind": "message"},
-        {"record_id": "plain", "body": "hello", "kind": "message"},
+        {"record_id": "ok", "body": f"card {CARD}", **inspected},
+        {"record_id": "slow", "body": "a" * 60 + "!", **inspected},
+        {"record_id": "plain", "body": "hello", **inspected},
     ]
     report = dry_run(policy, Path("unused"), rows=rows)
     assert (report.messages, report.failed, report.changed) == (3, 1, 1)
