@@ -157,11 +157,64 @@ def test_whole_request_5xx_is_retried(cluster, status):
 
 def test_whole_request_4xx_is_not_retried(cluster):
     server, client, cfg = cluster
-    server.fail(status=413, times=1, error_type="http_content_too_long", reason="too large")
+    server.fail(status=400, times=1, error_type="illegal_argument_exception", reason="bad request")
     report = index_rows(client, rows(4), cfg)
-    assert report.retried == 0 and report.dead_lettered == 4
+    assert report.retried == 0 and report.dead_lettered == 4 and report.requests == 1
     assert {d["reason_code"] for d in report.dead_letters} == {ES_REJECTED}
-    assert "lower the batch size" in report.dead_letters[0]["reason"]
+    assert "bad request" in report.dead_letters[0]["reason"]
+
+
+def _bulk_body_sizes(server):
+    """Body sizes of the bulk requests the fake answered (a 413 never reaches its handler)."""
+    return [int(r.headers["content-length"]) for r in server.requests if r.path.endswith("/_bulk")]
+
+
+def test_a_batch_larger_than_max_request_bytes_goes_out_in_several_requests(es_server):
+    cfg = config(es_server.url, max_request_bytes=64 * 1024)
+    client = make_client(cfg)
+    install(client, cfg)
+    batch = rows(40, body="x" * 6000)  # 6 kB and more per document
+    report = index_rows(client, batch, cfg, batch_size=40)
+    _assert_accounted(report, batch)
+    sizes = _bulk_body_sizes(es_server)
+    assert report.indexed == 40 and report.requests == 1 and report.retried == 0
+    assert sum(sizes) > 4 * 64 * 1024  # one request would have been over 256 kB
+    assert len(sizes) >= 5 and max(sizes) <= 64 * 1024
+    assert len(es_server.docs()) == 40
+    client.close()
+
+
+def test_413_from_the_cluster_halves_the_requests_until_they_fit(es_server):
+    cfg = config(es_server.url)  # 10 MiB requests, but this cluster takes at most 100 kB
+    client = make_client(cfg)
+    install(client, cfg)
+    es_server.max_content_length = 100_000
+    batch = rows(60, body="y" * 6000)
+    report = index_rows(client, batch, cfg, batch_size=60)
+    _assert_accounted(report, batch)
+    assert report.indexed == 60 and report.dead_lettered == 0
+    assert es_server.too_large_requests >= 1
+    landed = _bulk_body_sizes(es_server)
+    assert len(landed) >= 3 and max(landed) <= 100_000  # 60 × 6 kB and more in requests ≤ 100 kB
+    assert sorted(doc_id for _, doc_id in es_server.docs()) == sorted(_ids(batch))
+    client.close()
+
+
+def test_a_document_too_large_on_its_own_is_dead_lettered_and_the_rest_indexed(es_server):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    es_server.max_content_length = 50_000
+    batch = rows(6, body="z" * 2000)
+    batch[3] = rows(1, start=3, body="W" * 60_000)[0]  # over 50 kB on its own
+    report = index_rows(client, batch, cfg, batch_size=6)
+    _assert_accounted(report, batch)
+    assert report.indexed == 5 and report.dead_lettered == 1
+    letter = report.dead_letters[0]
+    assert letter["record_id"] == batch[3]["record_id"] and letter["reason_code"] == ES_REJECTED
+    assert "too large (413)" in letter["reason"] and "http.max_content_length" in letter["reason"]
+    assert report.retried >= 1 and report.requests >= 2
+    client.close()
 
 
 def test_timeouts_are_retried(es_server):

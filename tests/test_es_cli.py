@@ -72,6 +72,17 @@ def test_index_backfills_the_archive(es_server, capsys, tmp_path):
     assert reader.read_table(archive, layout.DEAD_LETTERS).num_rows == 0
 
 
+def test_index_keeps_each_bulk_request_under_max_request_mb(es_server, capsys, tmp_path):
+    archive = write_archive(tmp_path / "archive", rows(30, body="q" * 60_000))  # about 60 kB each
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--quiet")
+    code, out, err = vigil(capsys, *argv, "--max-request-mb", "0.5")
+    assert code == 0, err
+    assert "read 30, indexed 30, dead-lettered 0" in out
+    sizes = [int(r.headers["content-length"]) for r in es_server.requests if r.path.endswith("/_bulk")]
+    assert len(sizes) >= 4 and max(sizes) <= 512 * 1024  # 30 × 60 kB = 1.8 MB in ≤ 0.5 MiB requests
+
+
 def test_index_dead_letters_go_into_the_archive_and_exit_1(es_server, capsys, tmp_path):
     batch = rows(6)
     archive = write_archive(tmp_path / "archive", batch)

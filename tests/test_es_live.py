@@ -93,6 +93,24 @@ def test_live_round_trip(live: tuple[Any, Any]) -> None:
     assert status.documents == 6
 
 
+def test_live_a_batch_over_the_request_cap_is_indexed_in_several_requests(live: tuple[Any, Any]) -> None:
+    from exporters.elasticsearch.bulk import index_rows
+    from exporters.elasticsearch.setup import install
+
+    client, cfg = live
+    install(client, cfg)
+    small = cfg.model_copy(update={"max_request_bytes": 64 * 1024})
+    batch = rows(24, start=100, body="long settlement note " * 1500)  # about 31 kB each
+    ids = [r["record_id"] for r in batch]
+    try:
+        report = index_rows(client, batch, small, batch_size=24)
+        assert (report.indexed, report.dead_lettered) == (24, 0)
+        client.indices.refresh(index=cfg.alias)
+        assert client.count(index=cfg.alias, query={"ids": {"values": ids}})["count"] == 24
+    finally:  # the parity tests below compare totals: leave the alias as the round trip left it
+        client.delete_by_query(index=cfg.alias, query={"ids": {"values": ids}}, refresh=True)
+
+
 @pytest.fixture(scope="module")
 def both_engines(live: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """The parity rows in an embedded archive and in the live cluster (under the test's prefix)."""

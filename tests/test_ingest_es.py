@@ -81,6 +81,26 @@ def test_cli_run_with_es_url(es_server, tmp_path: Path) -> None:
     assert len(es_server.docs("vigil-records")) == 3
 
 
+def test_cli_run_splits_bulk_requests_the_cluster_finds_too_large(es_server, tmp_path: Path) -> None:
+    # the cluster (or a proxy before it) takes at most 200 kB per request; --es-max-request-mb
+    # keeps requests under it, and a 413 from it halves the requests instead of losing documents
+    _setup(es_server.url)
+    es_server.max_content_length = 200_000
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i, body="r" * 30_000) for i in range(20)])
+    argv = [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(tmp_path / "archive")]
+    out = subprocess.run(
+        [*argv, "--es-url", es_server.url, "--es-max-request-mb", "0.15", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Elasticsearch: 20 indexed, 0 dead-lettered" in out.stdout
+    assert es_server.too_large_requests == 0
+    sizes = [int(r.headers["content-length"]) for r in es_server.requests if r.path.endswith("/_bulk")]
+    assert len(sizes) >= 4 and max(sizes) <= 0.15 * 1024 * 1024
+
+
 def test_cli_run_exits_4_when_documents_were_dead_lettered(es_server, tmp_path: Path) -> None:
     # archived in full, not all indexed: the summary says how to re-send, the exit code tells a
     # scheduler that the index is incomplete

@@ -5,7 +5,9 @@
 
 1. rows become bulk actions (``documents.to_action``); a row that cannot (a malformed archive
    row) is dead-lettered as ``es_bad_row``;
-2. the batch goes out through ``elasticsearch.helpers.streaming_bulk``;
+2. the batch goes out through ``elasticsearch.helpers.streaming_bulk``, in requests of at most
+   ``cfg.max_request_bytes``; a 413 (request larger than the cluster takes) sends the documents
+   again at once in requests half as large, and dead-letters only a document refused on its own;
 3. documents refused for a transient reason — 429 (the cluster is shedding load), 5xx, a timeout or
    a lost connection, for one item or the whole request — are re-sent after an exponential backoff
    with jitter, up to ``cfg.max_retries`` times;
@@ -184,13 +186,16 @@ def _index_batch(
 
     budget = 0 if state.unavailable else cfg.max_retries
     attempt = 0
+    cap = cfg.max_request_bytes  # bytes per bulk request; halved while the cluster answers 413
+    first = True
     while pending:
-        if attempt:
-            time.sleep(_backoff(attempt, cfg))
+        if not first:
             report.retried += len(pending)
+        first = False
         report.requests += 1
-        results, failure = _send(client, [d.action for d in pending])
+        results, failure = _send(client, [d.action for d in pending], cap)
         retry: list[_Doc] = []
+        too_large: list[_Doc] = []  # in a request the cluster refused for its size (413)
         answered = False  # did the cluster itself answer for some document (even with a no)?
         # Each item names its document (_id). Elasticsearch answers in the order sent, but an answer
         # with an item missing, extra or out of place (something between Vigil and the cluster)
@@ -210,8 +215,9 @@ def _index_batch(
             ok, info = answer
             status = _status(info)
             # "exception": the whole request failed. A 429 is still the cluster answering (busy,
-            # not away): a long storm costs this batch its budget, never the batches after it.
-            answered = answered or "exception" not in info or status == 429
+            # not away): a long storm costs this batch its budget, never the batches after it;
+            # so is a 413 (the request was too large, the cluster is there).
+            answered = answered or "exception" not in info or status in (413, 429)
             if ok:
                 report.indexed_ids.append(doc.action["_id"])
                 continue
@@ -221,16 +227,28 @@ def _index_batch(
                 doc.last_error = NOT_ELASTICSEARCH
                 retry.append(doc)
                 continue
-            if status in RETRYABLE_STATUS:
+            if status == 413 and "exception" in info:
+                too_large.append(doc)
+            elif status in RETRYABLE_STATUS:
                 doc.last_error = _describe(info)
                 retry.append(doc)
             else:
                 report.dead_letters.append(_rejected(doc, info))
         if answered:
             state.reset()
-        if not retry:
-            break
-        if attempt >= budget:
+        smaller: list[_Doc] = []
+        if too_large:
+            # The cluster (or a proxy in front of it) takes less per request than ``cap``: send
+            # these again in requests half as large, at once (nothing is wrong with the cluster),
+            # until a document that went alone is still too large: that one is dead-lettered.
+            sizes = [_request_bytes(doc.action) for doc in too_large]
+            for doc, size in zip(too_large, sizes, strict=True):
+                if len(too_large) == 1 or size >= cap:
+                    report.dead_letters.append(_too_large(doc, size))
+                else:
+                    smaller.append(doc)
+            cap = max(1, min(cap, sum(sizes)) // 2)
+        if retry and attempt >= budget:
             if not answered:
                 state.trip(cfg.retry_backoff_max, retry[0].last_error)
             for doc in retry:
@@ -240,9 +258,11 @@ def _index_batch(
                     f"cluster is healthy, {REINDEX_HINT}"
                 )
                 report.dead_letters.append(dead_letter(doc.row, doc.action, ES_UNAVAILABLE, reason))
-            break
-        pending = retry
-        attempt += 1
+            retry = []
+        if retry:
+            attempt += 1
+            time.sleep(_backoff(attempt, cfg))
+        pending = retry + smaller
 
     report.indexed = len(report.indexed_ids)
     report.dead_lettered = len(report.dead_letters)
@@ -250,15 +270,17 @@ def _index_batch(
 
 
 def _send(
-    client: Elasticsearch, actions: list[dict[str, Any]]
+    client: Elasticsearch, actions: list[dict[str, Any]], max_bytes: int
 ) -> tuple[list[tuple[bool, dict[str, Any]]], TransportError | None]:
-    """One bulk attempt. Results come back in action order; a transport failure ends the list."""
+    """One bulk attempt: one request, or several when the actions add up to more than
+    ``max_bytes``. Results come back in action order; a transport failure ends the list."""
     results: list[tuple[bool, dict[str, Any]]] = []
     try:
         for ok, item in streaming_bulk(
             client,
             actions,
             chunk_size=max(len(actions), 1),
+            max_chunk_bytes=max_bytes,
             raise_on_error=False,
             raise_on_exception=False,
             max_retries=0,
@@ -326,12 +348,28 @@ def _rejected(doc: _Doc, info: dict[str, Any]) -> dict[str, Any]:
     elif status in (401, 403):
         advice = "check the credentials and that the user may write to the indices, then"
     elif status == 413:
-        advice = "the request was too large: lower the batch size, then"
+        advice = "the document was too large for the cluster (http.max_content_length): raise it, then"
     else:
         advice = "fix the cause above, then"
     reason = (
         f"Elasticsearch refused the document: {_describe(info)}. "
         f"The record is safe in the archive; {advice} {REINDEX_HINT}"
+    )
+    return dead_letter(doc.row, doc.action, ES_REJECTED, reason)
+
+
+def _request_bytes(action: dict[str, Any]) -> int:
+    """About what ``action`` adds to a bulk request body: its metadata line and its document line."""
+    meta = {action["_op_type"]: {"_index": action["_index"], "_id": action["_id"]}}
+    return len(document_bytes(meta)) + len(document_bytes(action["_source"])) + 2
+
+
+def _too_large(doc: _Doc, size: int) -> dict[str, Any]:
+    reason = (
+        f"Elasticsearch refused the document as too large (413): sent on its own it is {size:,} "
+        "bytes, more than the cluster accepts in one request. Raise the cluster's "
+        "http.max_content_length (or the body limit of a proxy in front of it). The record is "
+        f"safe in the archive; then {REINDEX_HINT}"
     )
     return dead_letter(doc.row, doc.action, ES_REJECTED, reason)
 

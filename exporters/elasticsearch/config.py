@@ -38,6 +38,10 @@ RETRY_ON_STATUS: tuple[int, ...] = (429, 502, 503, 504)
 #: Seven years (7 × 365 + 2 leap days), the usual books-and-records retention for broker-dealers.
 DEFAULT_RETENTION_DAYS = 2557
 
+#: Bulk request bodies are kept under this many bytes (Elasticsearch's guidance is a few to a few
+#: tens of megabytes per bulk request; its own hard limit, ``http.max_content_length``, is 100mb).
+DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+
 #: Environment variables read by :meth:`EsConfig.from_env` (and by the CLI options).
 ENV = {
     "url": "ES_URL",
@@ -61,6 +65,15 @@ class EsConfig(BaseModel):
     verify_certs: bool = Field(True, description="Turn off only for a throw-away test cluster.")
     request_timeout: float = Field(30.0, gt=0, description="Seconds before one HTTP request is abandoned.")
     max_retries: int = Field(5, ge=0, le=50, description="Retries after the first attempt, per request.")
+    max_request_bytes: int = Field(
+        DEFAULT_MAX_REQUEST_BYTES,
+        ge=1024,
+        le=2**31 - 1,
+        description=(
+            "Largest bulk request body; a batch above it goes out in several requests. Keep it "
+            "under the cluster's http.max_content_length (100mb unless changed)."
+        ),
+    )
     retry_backoff: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles each time.")
     retry_backoff_max: float = Field(30.0, gt=0, description="Longest wait between two retries, seconds.")
     index_prefix: str = Field(

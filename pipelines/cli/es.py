@@ -93,6 +93,11 @@ def command() -> None:
     """
 
 
+def max_request(mebibytes: float | None) -> dict[str, int]:
+    """The ``max_request_bytes`` setting for a ``--max-request-mb`` value (nothing if not given)."""
+    return {} if mebibytes is None else {"max_request_bytes": max(1024, int(mebibytes * 1024 * 1024))}
+
+
 @command.command("setup")
 @connection_options
 @layout_options
@@ -173,10 +178,23 @@ def check_command(ctx: click.Context, as_json: bool, **options: Any) -> None:
     show_default=True,
     help="Documents per bulk request.",
 )
+@click.option(
+    "--max-request-mb",
+    type=click.FloatRange(min=0.01, max=2047),
+    default=None,
+    help="Largest bulk request, in MiB; bigger batches are split  [default: 10]",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @connection_options
 @click.pass_context
-def index_command(ctx: click.Context, archive: Path, batch_size: int, quiet: bool, **options: Any) -> None:
+def index_command(
+    ctx: click.Context,
+    archive: Path,
+    batch_size: int,
+    max_request_mb: float | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
     """Index (or re-index) every archived record. Safe to re-run: documents are overwritten by id.
 
     Use it to backfill a new cluster, to rebuild after a mapping change, and to send again what an
@@ -189,7 +207,7 @@ def index_command(ctx: click.Context, archive: Path, batch_size: int, quiet: boo
     from exporters.elasticsearch.setup import preflight
     from pipelines.progress import Reporter, declare, report, reporting
 
-    cfg = config_from(options)
+    cfg = config_from({**options, **max_request(max_request_mb)})
     total = count_rows(archive)
     client = make_client(cfg)
     started = time.monotonic()

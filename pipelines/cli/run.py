@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from pipelines.cli.es import config_from, connection_options
+from pipelines.cli.es import config_from, connection_options, max_request
 from pipelines.cli.hints import quoted, vigil_command
 from pipelines.errors import ArchiveError, IndexingError
 from pipelines.ingest.lines import MAX_LINE_BYTES
@@ -149,6 +149,12 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
     show_default=True,
     help="Documents per bulk request with --es-url.",
 )
+@click.option(
+    "--es-max-request-mb",
+    type=click.FloatRange(min=0.01, max=2047),
+    default=None,
+    help="Largest bulk request with --es-url, in MiB; bigger batches are split  [default: 10]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @connection_options
@@ -169,6 +175,7 @@ def command(
     policy: str | None,
     no_dlp: bool,
     es_batch_size: int,
+    es_max_request_mb: float | None,
     as_json: bool,
     quiet: bool,
     **es_options: Any,
@@ -187,7 +194,7 @@ def command(
     from pipelines.ingest.read import SUFFIXES_TEXT
     from pipelines.ingest.run import RunOptions, describe_unfinished, run
 
-    es = config_from(es_options) if es_options.get("es_url") else None
+    es = config_from({**es_options, **max_request(es_max_request_mb)}) if es_options.get("es_url") else None
     if es is not None:
         for name in ("elastic_transport", "elasticsearch"):  # their retries log tracebacks
             logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -131,6 +131,9 @@ class FakeElasticsearch:
         self.bulk_requests = 0  # bulk requests that reached the handler (faults included)
         self.dead = False
         self.max_result_window = 10_000  # index.max_result_window: from + size may not exceed it
+        # http.max_content_length: a longer request body gets 413 with an empty body, as a node does
+        self.max_content_length: int | None = None
+        self.too_large_requests = 0
         self._lock = threading.RLock()
         self._request_faults: list[_RequestFault] = []
         self._item_faults: dict[str, _ItemFault] = {}
@@ -762,6 +765,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        limit = self.fake.max_content_length
+        if limit is not None and length > limit:
+            with self.fake._lock:
+                self.fake.too_large_requests += 1
+            self.send_response(413)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.wfile.flush()
+            return
         try:
             status, body = self.fake.handle(self.command, self.path, headers, raw)
         except EsFault as fault:
