@@ -72,6 +72,12 @@ def test_the_view_replays_the_simulators_conversations(run) -> None:  # type: ig
                 assert event.sender.role == "bot", (cid, event.event_id)
                 gone |= {event.sender.id}
                 roster.discard(event.sender.id)
+            if happened == "bot_handed_off" or (
+                kind == "auto_message" and event_type == "phone_validated" and event.audience == "employee"
+            ):
+                # WeChat: nobody from the firm is in the chat while the bot routes or the number is
+                # validated; the employees join when the contact is connected to them
+                roster |= {p.id for p in event.participants if p.role == "employee"}
             if happened in DEPARTURES:
                 where = DEPARTURES[happened]
                 who = event.sender.id if where == "sender" else event.attributes[where]

@@ -261,41 +261,54 @@ def test_wechat_follow_starts_with_welcome_to_both() -> None:
     ]
 
 
-def test_wechat_fourth_consecutive_message_is_refused_and_contact_told_once() -> None:
-    # the documentation: no auto-message to the customer when the limit is reached; the on-hold
-    # message goes to them when the limit was reached before (an employee tries again)
+def test_wechat_limit_is_announced_after_the_third_message_and_the_contact_told_on_the_next_try() -> None:
+    # the documentation: the employee is told once three messages are out ("after 3 messages");
+    # no auto-message to the customer then; the on-hold message goes to them when the limit was
+    # reached before (an employee tries again): three messages and one notice, four in a row
     state = wc_open()
-    for i in range(3):
+    for i in range(2):
         state, effects = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
         assert kinds(effects) == [("deliver", None, "delivered")]
-    state, effects = wechat.employee_message(state, T0 + 4 * H, WC, ANN, "m4")
+    state, effects = wechat.employee_message(state, T0 + 2 * H, WC, ANN, "m2")
     assert kinds(effects) == [
-        ("deliver", None, "refused"),
+        ("deliver", None, "delivered"),
         ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE),
     ]
-    state, effects = wechat.employee_message(state, T0 + 5 * H, WC, ANN, "m5")
+    assert effects[1].context["refused"] is False and state.on_hold
+    state, effects = wechat.employee_message(state, T0 + 4 * H, WC, ANN, "m4")
     assert kinds(effects) == [
         ("deliver", None, "refused"),
         ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE),
         ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER),
     ]
-    state, effects = wechat.employee_message(state, T0 + 5.5 * H, WC, ANN, "m5b")
-    assert ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER) not in kinds(effects)
+    state, effects = wechat.employee_message(state, T0 + 5 * H, WC, ANN, "m5")
+    assert kinds(effects) == [
+        ("deliver", None, "refused"),
+        ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE),
+    ]
     state, _ = wechat.customer_message(state, T0 + 6 * H, WC)
     _, effects = wechat.employee_message(state, T0 + 7 * H, WC, ANN, "m6")
     assert kinds(effects) == [("deliver", None, "delivered")]
 
 
 def test_wechat_timers_warn_at_24_hours_and_go_inactive_at_48() -> None:
+    # one clock, from the contact's last message: the warning leaves the full second 24 hours
     state = wc_open()
     state, _ = wechat.employee_message(state, T0 + H, WC, ANN, "m1")
-    assert wechat.due(state, T0 + 24 * H, WC)[1] == ()
+    assert wechat.due(state, T0 + 23 * H, WC)[1] == ()
     state, effects = wechat.due(state, T0 + 60 * H, WC)
     assert [(e.event_type, e.at) for e in effects] == [
-        (EventType.NO_REPLY_WARNING, T0 + 25 * H),
+        (EventType.NO_REPLY_WARNING, T0 + 24 * H),
         (EventType.CHAT_INACTIVE, T0 + 48 * H),
     ]
     assert state.phase == wechat.Phase.INACTIVE
+
+
+def test_wechat_no_warning_for_a_message_sent_after_the_24_hour_mark() -> None:
+    # nothing was waiting for an answer at the 24-hour mark; the inactivity notice still comes
+    state, _ = wechat.employee_message(wc_open(), T0 + 30 * H, WC, ANN, "m1")
+    _, effects = wechat.due(state, T0 + 60 * H, WC)
+    assert [e.event_type for e in effects] == [EventType.CHAT_INACTIVE]
 
 
 def test_wechat_no_warning_without_an_unanswered_message() -> None:
@@ -340,7 +353,7 @@ def test_wechat_leave_keyword_ends_the_chat_until_the_contact_returns() -> None:
 def test_wechat_roster_changes_during_a_pause_are_announced(paused: bool, announced: bool) -> None:
     state = wc_open(("e1", "e2"))
     if paused:
-        for i in range(4):
+        for i in range(3):
             state, _ = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
         assert state.on_hold
     _, effects = wechat.add_participant(state, T0 + 5 * H, WC, ANN, CAT)
@@ -520,6 +533,81 @@ def test_wechat_returning_contact_confirms_number_then_bot_routes() -> None:
     state, effects = wechat.hand_off(state, T0, WC, employee=ANN, intent="a transfer")
     assert state.phase == wechat.Phase.OPEN
     assert ("notify", EventType.BOT_HANDED_OFF, Audience.CUSTOMER) in kinds(effects)
+
+
+def test_wechat_help_options_are_sent_unasked_when_no_code_comes_in_time() -> None:
+    # the documentation: no code after a certain time (or typing Help) brings the Help options
+    state, _ = wechat.submit_phone(_validating(), T0, WC, valid=True, masked_phone="1234")
+    wait = WC.otp_help_after
+    assert wechat.due(state, T0 + wait - dt.timedelta(seconds=1), WC)[1] == ()
+    state, effects = wechat.due(state, T0 + wait + H, WC)
+    assert [(e.event_type, e.audience, e.at) for e in effects] == [
+        (EventType.VALIDATION_HELP, Audience.CUSTOMER, T0 + wait)
+    ]
+    assert state.awaiting == wechat.Awaiting.HELP and wechat.due(state, T0 + 9 * H, WC)[1] == ()
+    # the contact may pick an option, or simply send the code
+    picked, effects = wechat.help_choice(state, T0 + 2 * H, WC, choice="resend", masked_phone="1234")
+    assert ("notify", EventType.OTP_SENT, Audience.CUSTOMER) in kinds(effects)
+    assert wechat.due(picked, T0 + 2 * H + wait, WC)[1] != ()  # a new code, a new wait
+    _, effects = wechat.submit_otp(state, T0 + 2 * H, WC, correct=True, masked_phone="1234")
+    assert ("happen", EventType.PHONE_VALIDATED, None) in kinds(effects)
+
+
+def test_wechat_a_wrong_code_restarts_the_wait_for_the_help_options() -> None:
+    state, _ = wechat.submit_phone(_validating(), T0, WC, valid=True, masked_phone="1234")
+    state, _ = wechat.submit_otp(state, T0 + dt.timedelta(minutes=4), WC, correct=False, masked_phone="1")
+    assert wechat.due(state, T0 + dt.timedelta(minutes=6), WC)[1] == ()
+    _, effects = wechat.due(state, T0 + H, WC)
+    assert [e.at for e in effects] == [T0 + dt.timedelta(minutes=4) + WC.otp_help_after]
+
+
+@pytest.mark.parametrize(("validate", "bot"), [(True, False), (False, True), (True, True)])
+def test_wechat_employees_join_when_the_contact_is_connected(validate: bool, bot: bool) -> None:
+    # the documentation: validation comes before connecting the contact with their point of
+    # contact; the bot finds out whom they want and leaves once they are connected
+    state, _ = wechat.follow(
+        wechat.State(),
+        T0,
+        WC,
+        members=("e1", "e2"),
+        validate=validate,
+        returning=False,
+        route_by_bot=bot,
+        masked_phone="1234",
+    )
+    assert state.members == () and state.assigned == ("e1", "e2")
+    if validate:
+        state, _ = wechat.submit_phone(state, T0, WC, valid=True, masked_phone="1234")
+        state, _ = wechat.submit_otp(state, T0, WC, correct=True, masked_phone="1234")
+        assert state.members == ()
+    if bot:
+        state, _ = wechat.hand_off(state, T0 + H, WC, employee=ANN, intent="a transfer")
+    else:
+        state, _ = wechat.name_contact(state, T0 + H, WC, masked_phone="1234")
+    assert state.phase == wechat.Phase.OPEN and state.members == ("e1", "e2") and state.assigned == ()
+
+
+def test_wechat_failed_validation_connects_nobody() -> None:
+    state = _validating()
+    for _ in range(3):
+        state, _ = wechat.submit_phone(state, T0, WC, valid=False, masked_phone="1234")
+    assert state.phase == wechat.Phase.IDLE and state.members == () and state.assigned == ()
+
+
+def test_wechat_released_messages_that_reach_the_limit_are_announced_to_the_employee() -> None:
+    state, _ = wechat.due(wc_open(), T0 + 49 * H, WC)
+    for i in range(3):
+        state, _ = wechat.employee_message(state, T0 + 50 * H, WC, ANN, f"m{i}")
+    state, effects = wechat.customer_message(state, T0 + 51 * H, WC)
+    assert kinds(effects)[-1] == ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE)
+    assert state.on_hold and state.unanswered == 3
+    _, effects = wechat.employee_message(state, T0 + 52 * H, WC, ANN, "m4")
+    assert ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER) in kinds(effects)
+
+
+def test_wechat_leave_keyword_takes_the_employees_out_of_the_chat() -> None:
+    state, _ = wechat.customer_leave(wc_open(("e1", "e2")), T0, WC)
+    assert state.members == ()
 
 
 # ---------------------------------------------------------------------------------------------

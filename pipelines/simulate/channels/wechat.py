@@ -4,16 +4,19 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
 
 * Only the contact can start a conversation (following the official account:
   ``conversation_started``); both sides then get a welcome notice explaining the rules.
-* An employee may send ``consecutive_limit`` (3) messages in a row without a reply. A further
-  attempt is refused (``consecutive_limit_reached`` to the employee; the contact is not told).
-  When an employee tries again after that, the contact is told the chat is on hold and asked to
-  reply (``on_hold_notice``, once per hold).
-* 24 hours after the first unanswered employee message the employee is warned
-  (``no_reply_warning``); 48 hours after the contact's last message the chat goes inactive
-  (``chat_inactive``). While inactive, employee messages are held up to ``queue_limit``
-  (``message_queued``; the contact is prompted to resume with an ``on_hold_notice``), further ones
-  are refused (``queue_full``). Each message from the contact releases up to ``consecutive_limit``
-  held messages (``queued_delivered``), so the pacing rule holds for them too; new messages wait
+* An employee may send ``consecutive_limit`` (3) messages in a row without a reply. The message
+  that reaches the limit is followed by ``consecutive_limit_reached`` to the employee (the contact
+  is not told). A further attempt is refused (the employee is told again), and that attempt,
+  coming after the limit was reached, tells the contact the chat is on hold and asks them to reply
+  (``on_hold_notice``, once per hold): three messages and one notice, the four in a row WeChat
+  allows.
+* One clock, from the contact's last message: 24 hours on, if an employee message is still
+  unanswered, the employee is warned (``no_reply_warning``: another 24 hours and the chat goes
+  inactive); 48 hours on the chat goes inactive (``chat_inactive``). While inactive, employee
+  messages are held up to ``queue_limit`` (``message_queued``; the contact is prompted to resume
+  with an ``on_hold_notice``), further ones are refused (``queue_full``). Each message from the
+  contact releases up to ``consecutive_limit`` held messages (``queued_delivered``), so the pacing
+  rule holds for them too (a full batch reaches the limit, announced as above); new messages wait
   behind those still held.
 * The contact leaves by sending ``#LEAVE`` (``customer_leave``) and can come back by writing again.
   An employee can leave too, so a colleague can take over; once nobody from the firm is left
@@ -22,10 +25,13 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
   are announced to the contact (``participants_changed_notice``).
 * Some firms validate the contact's phone number first: the number (up to 3 tries), then a one-time
   code (up to 3 tries), with a ``Help`` menu once a number is known (update number, code by call,
-  resend code); then the contact names the employee to connect with by phone number. Contacts
-  with a number on file (validated on an earlier visit, also earlier in this run) are asked
-  whether it is unchanged.
+  resend code), sent when the contact types ``Help`` or, unasked, when no code has come
+  ``otp_help_after`` after one was asked for; then the contact names the employee to connect with
+  by phone number. Contacts with a number on file (validated on an earlier visit, also earlier in
+  this run) are asked whether it is unchanged.
 * Some contacts talk to a routing bot first, which hands them to the right employee.
+* Nobody from the firm is in the chat while the number is validated or the bot routes: the
+  employees join when the contact is connected to them (``assigned`` until then).
 """
 
 from __future__ import annotations
@@ -74,21 +80,25 @@ class Policy:
     inactive_after: dt.timedelta = dt.timedelta(hours=48)
     queue_limit: int = 5
     max_tries: int = 3
+    #: a contact asked for a one-time code who sends none this long gets the Help options unasked
+    otp_help_after: dt.timedelta = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
 class State:
     phase: Phase = Phase.IDLE
-    members: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()  # employees in the chat (none until the contact is connected)
+    assigned: tuple[str, ...] = ()  # employees the contact is connected with after validation/routing
     route_by_bot: bool = False
     unanswered: int = 0  # employee messages delivered since the contact last wrote
     first_unanswered_at: dt.datetime | None = None
-    on_hold: bool = False  # limit reached and the contact told
+    on_hold: bool = False  # the consecutive-message limit was reached (the employee told)
     last_customer_at: dt.datetime | None = None
     warned: bool = False
     queued: tuple[str, ...] = ()
-    prompted: bool = False  # contact asked to resume during this inactivity
+    prompted: bool = False  # contact asked to resume during this hold or inactivity
     awaiting: Awaiting | None = None
+    code_asked_at: dt.datetime | None = None  # when the contact was last asked for a code (timer)
     phone_tries: int = 0
     otp_tries: int = 0
     phone_on_file: bool = False  # validated before: a later visit only confirms the number
@@ -142,6 +152,8 @@ def follow(
     base = dataclasses.replace(
         state, members=members, route_by_bot=route_by_bot, last_customer_at=now, phone_tries=0, otp_tries=0
     )
+    if validate or route_by_bot:  # the employees join once the contact is connected to them
+        base = dataclasses.replace(base, members=(), assigned=members)
     if validate:
         awaiting = Awaiting.CONFIRM if returning else Awaiting.PHONE
         ask = Notify(
@@ -175,18 +187,25 @@ def _failed(state: State) -> Step:
         Happen(EventType.VALIDATION_FAILED, "system"),
         Notify(EventType.VALIDATION_FAILED, Audience.CUSTOMER),
     )
-    return dataclasses.replace(state, phase=Phase.IDLE, awaiting=None), effects
+    return dataclasses.replace(
+        state, phase=Phase.IDLE, awaiting=None, assigned=(), code_asked_at=None
+    ), effects
 
 
-def _otp_sent(state: State, masked_phone: str, method: str) -> Step:
+def _connect(state: State) -> State:
+    """Validation or routing is over: the assigned employees join the chat."""
+    return dataclasses.replace(state, members=state.assigned or state.members, assigned=())
+
+
+def _otp_sent(state: State, now: dt.datetime, masked_phone: str, method: str) -> Step:
     notice = Notify(EventType.OTP_SENT, Audience.CUSTOMER, {"masked_phone": masked_phone, "method": method})
-    return dataclasses.replace(state, awaiting=Awaiting.OTP), (notice,)
+    return dataclasses.replace(state, awaiting=Awaiting.OTP, code_asked_at=now), (notice,)
 
 
 def submit_phone(state: State, now: dt.datetime, policy: Policy, *, valid: bool, masked_phone: str) -> Step:
     state = _input(state, now, (Awaiting.PHONE,))
     if valid:
-        state, effects = _otp_sent(state, masked_phone, "sms")
+        state, effects = _otp_sent(state, now, masked_phone, "sms")
         return state, (delivered(), *effects)
     tries = state.phone_tries + 1
     state = dataclasses.replace(state, phone_tries=tries)
@@ -202,12 +221,13 @@ def submit_phone(state: State, now: dt.datetime, policy: Policy, *, valid: bool,
 def confirm_number(state: State, now: dt.datetime, policy: Policy, *, masked_phone: str) -> Step:
     """A returning contact confirms their number is unchanged."""
     state = _input(state, now, (Awaiting.CONFIRM,))
-    state, effects = _otp_sent(state, masked_phone, "sms")
+    state, effects = _otp_sent(state, now, masked_phone, "sms")
     return state, (delivered(), *effects)
 
 
 def submit_otp(state: State, now: dt.datetime, policy: Policy, *, correct: bool, masked_phone: str) -> Step:
-    state = _input(state, now, (Awaiting.OTP,))
+    # the code may also come after the Help options were shown (asked for or sent unasked)
+    state = _input(state, now, (Awaiting.OTP, Awaiting.HELP))
     if not correct:
         tries = state.otp_tries + 1
         state = dataclasses.replace(state, otp_tries=tries)
@@ -215,8 +235,8 @@ def submit_otp(state: State, now: dt.datetime, policy: Policy, *, correct: bool,
             state, failed = _failed(state)
             return state, (delivered(), *failed)
         notice = Notify(EventType.OTP_FAILED, Audience.CUSTOMER, {"tries_left": policy.max_tries - tries})
-        return state, (delivered(), notice)
-    state = dataclasses.replace(state, phone_on_file=True)
+        return dataclasses.replace(state, awaiting=Awaiting.OTP, code_asked_at=now), (delivered(), notice)
+    state = dataclasses.replace(state, phone_on_file=True, code_asked_at=None)
     validated = (delivered(), Happen(EventType.PHONE_VALIDATED, "customer", {"masked_phone": masked_phone}))
     if state.route_by_bot:  # the bot finds out whom the contact wants
         return dataclasses.replace(state, phase=Phase.ROUTING, awaiting=None), (
@@ -237,7 +257,7 @@ def name_contact(state: State, now: dt.datetime, policy: Policy, *, masked_phone
         Notify(EventType.PHONE_VALIDATED, Audience.EMPLOYEE, {"masked_phone": masked_phone}),
         *_welcome(policy),
     )
-    return _opened(state, now), effects
+    return _opened(_connect(state), now), effects
 
 
 def ask_help(state: State, now: dt.datetime, policy: Policy) -> Step:
@@ -257,7 +277,7 @@ def help_choice(state: State, now: dt.datetime, policy: Policy, *, choice: str, 
             EventType.PHONE_VALIDATION_REQUESTED, Audience.CUSTOMER, {"returning": False, "masked_phone": ""}
         )
         return dataclasses.replace(state, awaiting=Awaiting.PHONE, phone_tries=0), (delivered(), ask)
-    state, effects = _otp_sent(state, masked_phone, "call" if choice == "call" else "sms")
+    state, effects = _otp_sent(state, now, masked_phone, "call" if choice == "call" else "sms")
     return state, (delivered(), *effects)
 
 
@@ -280,21 +300,31 @@ def hand_off(state: State, now: dt.datetime, policy: Policy, *, employee: Party,
         Notify(EventType.BOT_HANDED_OFF, Audience.EMPLOYEE, {"intent": intent}),
         *_welcome(policy),
     )
-    return _opened(state, now), effects
+    return _opened(_connect(state), now), effects
 
 
 # -- the conversation proper -------------------------------------------------------------------
 
 
 def due(state: State, until: dt.datetime, policy: Policy) -> Step:
-    """Timer effects up to ``until``: the 24-hour warning and the 48-hour inactivity mark."""
+    """Timer effects up to ``until``: the Help options for a contact who sends no code, and in an
+    open chat the 24-hour warning and the 48-hour inactivity mark, both counted from the contact's
+    last message (so the warning always leaves the full second 24 hours it announces)."""
+    if state.phase == Phase.VALIDATING:
+        if state.awaiting == Awaiting.OTP and state.code_asked_at is not None:
+            help_at = state.code_asked_at + policy.otp_help_after
+            if help_at <= until:
+                notice = Notify(EventType.VALIDATION_HELP, Audience.CUSTOMER, {"timed_out": True}, at=help_at)
+                return dataclasses.replace(state, awaiting=Awaiting.HELP, code_asked_at=None), (notice,)
+        return state, ()
     if state.phase != Phase.OPEN or state.last_customer_at is None:
         return state, ()
     effects: list[Effect] = []
     inactive_at = state.last_customer_at + policy.inactive_after
     if not state.warned and state.first_unanswered_at is not None:
-        warn_at = state.first_unanswered_at + policy.warn_after
-        if warn_at <= until and warn_at < inactive_at:
+        # only if an employee message was waiting for an answer when the 24 hours were up
+        warn_at = state.last_customer_at + policy.warn_after
+        if state.first_unanswered_at <= warn_at <= until and warn_at < inactive_at:
             hours = int(policy.warn_after.total_seconds() // 3600)
             inactive_hours = int(policy.inactive_after.total_seconds() // 3600)
             context = {"hours": hours, "inactive_after_hours": inactive_hours}
@@ -330,28 +360,36 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
                 {"position": position, "limit": policy.queue_limit, "reason": reason},
             ),
         ]
-        if state.phase == Phase.INACTIVE and not state.prompted:
+        prompt = state.phase == Phase.INACTIVE and not state.prompted
+        if prompt:  # the contact is asked to bring the chat back
             effects.append(Notify(EventType.ON_HOLD_NOTICE, Audience.CUSTOMER, {"reason": "inactive"}))
-        return dataclasses.replace(state, queued=(*state.queued, ref), prompted=True), tuple(effects)
+        return dataclasses.replace(
+            state, queued=(*state.queued, ref), prompted=state.prompted or prompt
+        ), tuple(effects)
     if state.unanswered >= policy.consecutive_limit:
         effects = [
             Deliver({"delivery": "refused", "refusal": "consecutive_limit"}),
-            Notify(
-                EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE, {"limit": policy.consecutive_limit}
-            ),
+            _limit_reached(policy, refused=True),
         ]
-        if state.on_hold and not state.prompted:
-            # the contact hears nothing when the limit is first reached, only when an employee
-            # tries again after that (once per hold): "on hold, please reply to resume"
+        if not state.prompted:
+            # the contact heard nothing when the limit was reached; an employee trying again after
+            # that puts the chat on hold for them (once per hold): "on hold, please reply to resume"
             effects.append(
                 Notify(EventType.ON_HOLD_NOTICE, Audience.CUSTOMER, {"reason": "consecutive_limit"})
             )
-            return dataclasses.replace(state, prompted=True), tuple(effects)
+            return dataclasses.replace(state, on_hold=True, prompted=True), tuple(effects)
         return dataclasses.replace(state, on_hold=True), tuple(effects)
     first = state.first_unanswered_at or now
-    return dataclasses.replace(state, unanswered=state.unanswered + 1, first_unanswered_at=first), (
-        delivered(),
-    )
+    state = dataclasses.replace(state, unanswered=state.unanswered + 1, first_unanswered_at=first)
+    if state.unanswered >= policy.consecutive_limit:
+        # the limit is reached with this message: the employee is told at once, the contact not
+        return dataclasses.replace(state, on_hold=True), (delivered(), _limit_reached(policy, refused=False))
+    return state, (delivered(),)
+
+
+def _limit_reached(policy: Policy, *, refused: bool) -> Notify:
+    context = {"limit": policy.consecutive_limit, "refused": refused}
+    return Notify(EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE, context)
 
 
 def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
@@ -363,8 +401,14 @@ def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
         Happen(EventType.QUEUED_DELIVERED, "system", {"queued_event_id": ref, "queue_position": str(i)})
         for i, ref in enumerate(batch, start=1)
     )
-    state = dataclasses.replace(state, last_customer_at=now)
-    return _opened(state, now, queued=rest, unanswered=len(batch)), (delivered(), *released)
+    state = _opened(dataclasses.replace(state, last_customer_at=now), now, queued=rest, unanswered=len(batch))
+    if len(batch) >= policy.consecutive_limit:  # the released messages reach the limit
+        return dataclasses.replace(state, on_hold=True), (
+            delivered(),
+            *released,
+            _limit_reached(policy, refused=False),
+        )
+    return state, (delivered(), *released)
 
 
 def customer_leave(state: State, now: dt.datetime, policy: Policy) -> Step:
@@ -375,7 +419,8 @@ def customer_leave(state: State, now: dt.datetime, policy: Policy) -> Step:
         Notify(EventType.CUSTOMER_LEAVE, Audience.CUSTOMER),
         Notify(EventType.CUSTOMER_LEAVE, Audience.EMPLOYEE),
     )
-    return dataclasses.replace(state, phase=Phase.IDLE, queued=()), effects
+    # the chat is over for everyone: employees are back when the contact writes again
+    return dataclasses.replace(state, phase=Phase.IDLE, queued=(), members=()), effects
 
 
 def paused(state: State) -> bool:
@@ -460,8 +505,18 @@ class WeChatScript(Script):
     def _apply(self, at: dt.datetime, step: Step, *, attempt=None, actor=None) -> Iterator[Emitted]:  # type: ignore[no-untyped-def]
         before = self.state.members
         routing = self.state.phase == Phase.ROUTING
+        connecting = self.state.phase in (Phase.VALIDATING, Phase.ROUTING) and step[0].phase == Phase.OPEN
         self.state, effects = step
         after = self.state.members
+        if connecting and effects and isinstance(effects[0], Deliver):
+            # the contact's last answer (whom to reach) still goes to the validation flow alone;
+            # the employees join with the notices that follow it
+            self.out.members = [self.pool[m] for m in before]
+            yield from self.out.apply(at, effects[:1], attempt=attempt, actor=actor)
+            at, effects = (
+                self.out.last + dt.timedelta(milliseconds=self.rng.randrange(150, 1500)),
+                effects[1:],
+            )
         self.out.members = [self.pool[m] for m in dict.fromkeys((*before, *after))]
         # like an employee leaving, the bot is listed on its own hand-off (and sends it); a bot
         # starting to route joins on its bot_routing_started event, not on the message before it
@@ -484,10 +539,12 @@ class WeChatScript(Script):
         return attempt
 
     def timers(self, until: dt.datetime) -> Iterator[Emitted]:
+        validating = self.state.phase == Phase.VALIDATING
         state, effects = due(self.state, until, self.policy)
+        self.state = state if not effects else self.state
         if effects:
             yield from self._apply(until, (state, effects))
-            if self.spec.kind == "group" and self.rng.random() < 0.3:
+            if not validating and self.spec.kind == "group" and self.rng.random() < 0.3:
                 # the contact has gone quiet: someone brings in (or drops) a colleague
                 self.agenda.at(self.out.last + typing_gap(self.rng), self.roster)
 
@@ -574,9 +631,15 @@ class WeChatScript(Script):
         roll = rng.random()
         if roll < 0.1:
             plan += [("help",), ("choice", rng.choice(("call", "resend"))), ("otp", "correct")]
-        elif roll < 0.15:
+        elif roll < 0.18:
+            # no code for a while: the Help options arrive unasked; some pick one, some just send it
+            if rng.random() < 0.6:
+                plan += [("choice", rng.choice(("call", "resend")), "late"), ("otp", "correct")]
+            else:
+                plan.append(("otp", "correct", "late"))
+        elif roll < 0.23:
             plan += [("otp", "wrong")] * 3
-        elif roll < 0.3:
+        elif roll < 0.38:
             plan += [("otp", "wrong"), ("otp", "correct")]
         else:
             plan.append(("otp", "correct"))
@@ -614,9 +677,12 @@ class WeChatScript(Script):
             at, step, attempt=self._from_customer(body, chatter=False), actor=self.customer
         )
         if self.state.phase == Phase.VALIDATING:
-            self.agenda.at(
-                self.out.last + lognormal_seconds(rng, 40, 0.7, 900), self.validation, plan, index + 1
-            )
+            if index + 1 < len(plan) and plan[index + 1][-1] == "late":
+                # past the time after which the Help options are sent unasked
+                gap = policy.otp_help_after + lognormal_seconds(rng, 300, 0.8, 3600)
+            else:
+                gap = lognormal_seconds(rng, 40, 0.7, 900)
+            self.agenda.at(self.out.last + gap, self.validation, plan, index + 1)
         elif self.state.phase == Phase.ROUTING:
             self.agenda.at(self.out.last + typing_gap(rng), self.routing, self._routing_plan(), 0)
         elif self.state.phase == Phase.OPEN:

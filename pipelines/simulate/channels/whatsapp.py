@@ -270,6 +270,8 @@ class WhatsAppScript(Script):
         state, effects = due(self.state, until, self.policy)
         if effects:
             yield from self._apply(until, (state, effects))
+        else:  # e.g. a window that closed while nobody was in the conversation: noted, not shown
+            self.state = state
 
     def session(self, at: dt.datetime) -> Iterator[Emitted]:
         rng, state = self.rng, self.state
