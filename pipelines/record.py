@@ -562,7 +562,16 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 def event_month(row: dict[str, Any]) -> str:
     """Archive partition of a row: the UTC month of its event time, ``YYYY-MM``."""
-    return from_micros(row["event_time"]).strftime("%Y-%m")
+    return _month_of_day(row["event_time"] // _MICROS_PER_DAY)
+
+
+_MICROS_PER_DAY = 86_400 * 1_000_000
+
+
+@functools.lru_cache(maxsize=4096)  # called for every row; a run covers a few days or months
+def _month_of_day(day: int) -> str:
+    """``YYYY-MM`` of the UTC day ``day`` days after 1970-01-01 (negative: before)."""
+    return from_micros(day * _MICROS_PER_DAY).strftime("%Y-%m")
 
 
 _PHONE_PUNCTUATION = str.maketrans("", "", " -().")
