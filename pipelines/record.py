@@ -571,7 +571,8 @@ _MICROS_PER_DAY = 86_400 * 1_000_000
 @functools.lru_cache(maxsize=4096)  # called for every row; a run covers a few days or months
 def _month_of_day(day: int) -> str:
     """``YYYY-MM`` of the UTC day ``day`` days after 1970-01-01 (negative: before)."""
-    return from_micros(day * _MICROS_PER_DAY).strftime("%Y-%m")
+    when = from_micros(day * _MICROS_PER_DAY)
+    return f"{when.year:04d}-{when.month:02d}"  # strftime drops the leading zeros of years < 1000
 
 
 _PHONE_PUNCTUATION = str.maketrans("", "", " -().")

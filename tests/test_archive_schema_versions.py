@@ -264,3 +264,23 @@ def test_a_file_without_version_metadata_is_read_as_this_vigils(tmp_path: Path) 
     commit_as(root, table, only.path.replace(only.commit, "{commit}"))
     assert reader.read_table(root).num_rows == 1
     assert verify(root).ok
+
+
+@pytest.mark.parametrize(
+    ("when", "month"),
+    [
+        ("2026-01-31T23:59:59.999999+00:00", "2026-01"),
+        ("2026-02-01T00:00:00+00:00", "2026-02"),
+        ("2026-02-01T07:30:00+08:00", "2026-01"),  # still 31 January in UTC
+        ("1970-01-01T00:00:00+00:00", "1970-01"),
+        ("1969-12-31T23:59:59.999999+00:00", "1969-12"),  # before the epoch: negative micros
+        ("0001-01-01T00:00:00+00:00", "0001-01"),
+        ("9999-12-31T23:59:59.999999+00:00", "9999-12"),
+    ],
+)
+def test_a_row_is_partitioned_by_the_utc_month_of_its_event_time(when: str, month: str) -> None:
+    import datetime as dt
+
+    from pipelines.record import event_month, to_micros
+
+    assert event_month({"event_time": to_micros(dt.datetime.fromisoformat(when))}) == month
