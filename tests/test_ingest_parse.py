@@ -389,7 +389,7 @@ def test_a_source_attribute_of_the_same_name_is_kept_as_sent() -> None:
         (b'{"a": 1}\n   ', False),  # only blanks after the last line end
         (BOM + b'{"b": ', True),  # the only line, after a byte-order mark
         (b'{"a": "\xff"}', False),  # whole, with invalid UTF-8: judged (dead-lettered) when read
-        (b'{"a": "' + b"x" * 2000, False),  # longer than a line may be: read as it is (too long)
+        (b'{"a": "' + b"x" * 2000, True),  # longer than a line may be, unfinished: held all the same
     ],
 )
 def test_unfinished_tail(tmp_path, content: bytes, unfinished: bool) -> None:
@@ -409,9 +409,9 @@ def test_unfinished_tail_reads_on_from_a_known_line_start(tmp_path) -> None:
     assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is True
     path.write_bytes(head + b'{"b": 2}')
     assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is False
-    # a tail longer than a line may be, read from its start: still over-long, read as it is
+    # a tail longer than a line may be, read from its start: over-long and unfinished, held
     path.write_bytes(head + b'{"b": "' + b"x" * 2000)
-    assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is False
+    assert unfinished_tail(str(path), max_line_bytes=1024, start=len(head)) is True
 
 
 @pytest.mark.parametrize("field", ["event_time", "received_time"])

@@ -179,3 +179,30 @@ def test_a_redelivery_with_its_attributes_in_another_order_is_a_duplicate(tmp_pa
     assert (s.archived, s.duplicates, s.dead_letter_reasons) == (2, 1, {"conflicting_duplicate": 1})
     (row,) = [r for r in reader.iter_rows(tmp_path / "archive") if r["event_id"] == "evt-000001"]
     assert [k for k, _ in row["attributes"]] == ["app", "client", "delivery"]  # kept in name order
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    # runs lower the collector's work while the pipeline runs (gc.freeze, a higher threshold);
+    # the process that called them, a --follow loop or a test suite, gets its settings back
+    import gc
+
+    from pipelines.ingest.run import fewer_collections
+
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i) for i in range(5)])
+    assert ingest(tmp_path / "in", tmp_path / "archive").archived == 5
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+    with pytest.raises(RuntimeError), fewer_collections():
+        assert gc.get_threshold()[0] >= 20_000 and (frozen > 0 or gc.get_freeze_count() > 0)
+        raise RuntimeError("a pipeline that fails")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+    # objects the caller froze itself stay frozen
+    gc.freeze()
+    try:
+        mine = gc.get_freeze_count()
+        with fewer_collections():
+            pass
+        assert gc.get_freeze_count() == mine > 0
+    finally:
+        gc.unfreeze()

@@ -34,11 +34,12 @@ class Line:
 
 def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES, start: int = 0) -> bool:
     """Whether the plain file at ``path`` ends in a line without its line end that is not yet a
-    whole JSON value: a writer that paused in the middle of it (follow mode waits for the rest). A
-    tail that parses (a writer that never ends its file with a line end) or one longer than a line
-    may be is not unfinished: it is read as it is. A file that cannot be opened (removed since it
-    was listed) is not: reading it reports what happened. ``start``: an offset known to be at a
-    line start (where a commit stopped reading), so only what follows it is read."""
+    whole JSON value: a writer that paused in the middle of it (follow mode waits for the rest),
+    also when it is already longer than a line may be (read now, it would be dead-lettered cut
+    short, and again whole once finished). A tail that parses (a writer that never ends its file
+    with a line end) is not unfinished: it is read as it is. A file that cannot be opened (removed
+    since it was listed) is not: reading it reports what happened. ``start``: an offset known to be
+    at a line start (where a commit stopped reading), so only what follows it is read."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
@@ -49,7 +50,7 @@ def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES, start: int 
         return False
     cut = data.rfind(b"\n")
     if cut < 0 and begin > start:
-        return False  # no line end in the last max_line_bytes: an over-long line, read as it is
+        return True  # no line end in the last max_line_bytes: an over-long line still unfinished
     tail = data[cut + 1 :].removeprefix(BOM)
     if not tail.strip():
         return False
