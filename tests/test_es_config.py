@@ -77,6 +77,17 @@ def test_secrets_never_show():
     assert "hunter2" not in str(info.value) and "c2VjcmV0" not in str(info.value)
 
 
+def test_a_user_without_a_password_in_the_url_is_refused_and_the_last_at_ends_the_credentials():
+    # basic auth with an empty password is never what was meant (it may be a key pasted as a user)
+    with pytest.raises(ConfigError, match="names a user but no password") as info:
+        EsConfig.from_env({}, url="https://c2VjcmV0LWtleQ==@es.example.com:9200")
+    assert "c2VjcmV0" not in str(info.value) and "es.example.com:9200" in str(info.value)
+    # an unencoded @ inside the password: everything before the last @ is user:password
+    cfg = EsConfig.from_env({}, url="https://vigil:p@ss@es.example.com:9200")
+    assert cfg.url == "https://es.example.com:9200" and cfg.username == "vigil"
+    assert cfg.password is not None and cfg.password.get_secret_value() == "p@ss"
+
+
 def test_api_key_is_sent(es_server):
     es_server.require_api_key("a2V5OnNlY3JldA==")
     cfg = EsConfig(url=es_server.url, api_key="a2V5OnNlY3JldA==", replicas=0)

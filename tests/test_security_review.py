@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import stat
@@ -99,7 +100,11 @@ def test_the_resend_line_of_a_run_reaches_the_same_index_without_the_secret(
     assert f"run `vigil es index --archive {at} {resend} when it is back" in out.stdout
     stored = "".join(p.read_text() for p in (archive / layout.RUNS).iterdir())
     assert SECRET not in out.stdout + out.stderr + stored
-    assert resend.split("`")[0] in stored  # the run report has the same line
+    report = json.loads(next((archive / layout.RUNS).iterdir()).read_text())["summary"]
+    command = f"vigil es index --archive {at} " + resend.split("`")[0]
+    assert report["es_resend"] == command  # the bare command, runnable as it is (no backticks)
+    assert report["es_resend_env"] == ("ES_PASSWORD" if "password" in resend else "ES_API_KEY")
+    assert shlex.split(command)[:3] == ["vigil", "es", "index"]
 
 
 # ------------------------------------------------------------------ file modes

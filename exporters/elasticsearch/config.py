@@ -106,6 +106,11 @@ class EsConfig(BaseModel):
             raise ValueError(
                 "the URL carries a user:password@ and credentials are given as options too: keep one"
             )
+        if parts.password is None:  # https://user@host: basic auth with an empty password
+            raise ValueError(
+                f"{_masked(url)!r} names a user but no password: write user:password@host "
+                f"(percent-encoded), or pass --username and set {ENV['password']}"
+            )
         return {
             **data,
             "url": _strip_userinfo(url),
@@ -170,9 +175,9 @@ class EsConfig(BaseModel):
         return self.index_prefix
 
     def reconnect_command(self, command: str) -> str:
-        """``command`` (shell-quoted words) with the flags that reach this cluster again, for a line
-        a user pastes, and where the secret goes: the secret itself never, it would end up in logs
-        and shell history."""
+        """``command`` (shell-quoted words) with the flags that reach this cluster again: a command
+        a user or a script runs as it is. The secret is never in it (it would end up in logs and
+        shell history); :attr:`secret_env` names the variable it must be in."""
         options = ["--es-url", self.safe_url]
         if self.username is not None:
             options += ["--username", self.username]
@@ -182,12 +187,16 @@ class EsConfig(BaseModel):
             options += ["--ca-certs", str(self.ca_certs)]
         if not self.verify_certs:
             options.append("--no-verify-certs")
-        line = f"`{command} {' '.join(shlex.quote(o) for o in options)}`"
+        return f"{command} {' '.join(shlex.quote(o) for o in options)}"
+
+    @property
+    def secret_env(self) -> str | None:
+        """The environment variable a re-run needs this run's secret in (None: no secret)."""
         if self.api_key is not None:
-            return f"{line} (with this run's API key in {ENV['api_key']})"
+            return ENV["api_key"]
         if self.password is not None:
-            return f"{line} (with this run's password in {ENV['password']})"
-        return line
+            return ENV["password"]
+        return None
 
     @classmethod
     def from_options(cls, **options: Any) -> EsConfig:

@@ -111,7 +111,8 @@ class RunSummary:
     manifest_head: str = ""
     resumed_sources: int = 0  # appended files read on from where the last commit stopped
     es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
-    es_resend: str | None = None  # the `vigil es index` line that re-sends, secrets left out
+    es_resend: str | None = None  # the `vigil es index` command that re-sends, secrets left out
+    es_resend_env: str | None = None  # the variable that command needs this run's secret in
     waiting_sources: int = 0  # follow mode: gzip files changed moments ago, read once settled
     #: follow mode: settled files whose last line has no line end and is not yet whole JSON (held)
     unfinished_tails: int = 0
@@ -211,10 +212,16 @@ class RunSummary:
                 "DLP: off (--no-dlp): records were archived without a verdict and without a redacted "
                 "view (reviewers and the CRM role see their text as withheld)"
             )
-        resend = self.es_resend or (  # a summary from before es_resend, or built by hand
-            f"`vigil es index --archive {shlex.quote(str(archive))}` "
-            "(with this run's --es-url and credentials)"
-        )
+        if self.es_resend is None:  # a summary built by hand
+            resend = (
+                f"`vigil es index --archive {shlex.quote(str(archive))}` "
+                "(with this run's --es-url and credentials)"
+            )
+        else:
+            secret = "API key" if self.es_resend_env == "ES_API_KEY" else "password"
+            resend = f"`{self.es_resend}`" + (
+                f" (with this run's {secret} in {self.es_resend_env})" if self.es_resend_env else ""
+            )
         if self.es_unavailable:
             lines.append(f"Elasticsearch unreachable: nothing indexed; run {resend} when it is back")
         if self.es is not None:
@@ -655,6 +662,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
     engine = load_engine(opts)
     if opts.es is not None:
         summary.es_resend = opts.es.reconnect_command(f"vigil es index --archive {shlex.quote(str(archive))}")
+        summary.es_resend_env = opts.es.secret_env
         try:
             _es_preflight(opts.es)
         except IndexingError as exc:
