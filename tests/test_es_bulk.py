@@ -200,6 +200,23 @@ def test_413_from_the_cluster_halves_the_requests_until_they_fit(es_server):
     client.close()
 
 
+def test_later_batches_start_at_the_request_size_the_cluster_took(es_server):
+    # a worker learns the cluster's limit once: the next batches do not draw 413s all over again
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    es_server.max_content_length = 100_000
+    state = IndexState()
+    first = index_rows(client, rows(60, body="y" * 6000), cfg, batch_size=60, state=state)
+    refused = es_server.too_large_requests
+    assert first.indexed == 60 and refused >= 1 and state.learned_request_bytes is not None
+    later = index_rows(client, rows(120, start=60, body="y" * 6000), cfg, batch_size=60, state=state)
+    assert later.indexed == 120 and later.dead_lettered == 0
+    assert es_server.too_large_requests == refused
+    assert len(es_server.docs()) == 180
+    client.close()
+
+
 def test_a_document_too_large_on_its_own_is_dead_lettered_and_the_rest_indexed(es_server):
     cfg = config(es_server.url)
     client = make_client(cfg)

@@ -81,6 +81,8 @@ class IndexState:
     clock: Callable[[], float] = time.monotonic
     open_until: float | None = None  # None: closed, the cluster is believed healthy
     last_error: str = ""
+    #: the largest request size that did not draw a 413, once one did: later batches start there
+    learned_request_bytes: int | None = None
 
     @property
     def unavailable(self) -> bool:
@@ -186,7 +188,7 @@ def _index_batch(
 
     budget = 0 if state.unavailable else cfg.max_retries
     attempt = 0
-    cap = cfg.max_request_bytes  # bytes per bulk request; halved while the cluster answers 413
+    cap = min(cfg.max_request_bytes, state.learned_request_bytes or cfg.max_request_bytes)
     first = True
     while pending:
         if not first:
@@ -247,7 +249,8 @@ def _index_batch(
                     report.dead_letters.append(_too_large(doc, size))
                 else:
                     smaller.append(doc)
-            cap = max(1, min(cap, sum(sizes)) // 2)
+            cap = max(1, min(cap, sum(sizes)) // 2)  # halved while the cluster answers 413
+            state.learned_request_bytes = cap
         if retry and attempt >= budget:
             if not answered:
                 state.trip(cfg.retry_backoff_max, retry[0].last_error)
