@@ -6,13 +6,26 @@ with nulls, so every caller sees the current schema. Files a newer Vigil wrote (
 ``vigil.schema_version`` in their Parquet metadata, or columns this one does not know) are refused,
 by readers and writers alike: conforming them would drop what this Vigil does not understand, and a
 newer schema may have changed what a column means.
+
+Readers race with writers: a compaction (``vigil compact``, or ``vigil run --follow`` between its
+batches) commits ``remove`` entries and then deletes the files it merged, so a reader that listed
+the live files just before may find one gone. :func:`read_consistently` is the one place that
+tells that race from damage: a listed file that is missing makes it read the manifest again, and
+when a newer commit retired the file, the read starts over with the new listing (at most
+:data:`READ_ATTEMPTS` reads), so a result is always one committed state. Only a file the
+manifest still lists is reported missing, as damage. :func:`iter_tables` opens every listed file
+before it reads any, so a compaction committed while its rows stream out cannot take a file from
+under it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import errno
+import resource
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -92,6 +105,76 @@ def require_archive(archive: Path) -> Path:
     return root
 
 
+#: how many times a reader reads, each on a newer listing, while commits retire files it listed
+READ_ATTEMPTS = 3
+#: how long a reader waits before reading again a file a commit is still moving into place (s)
+PUBLISH_WAIT = 0.05
+
+T = TypeVar("T")
+
+
+class MissingFileError(ArchiveError):
+    """Committed files a read did not find (``paths``, as the read named them: the archive folder
+    joined with the manifest path). :func:`read_consistently` decides whether that is a writer's
+    compaction the read raced with or damage; its message is the damage one."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        super().__init__(missing_message(paths[0]))
+        self.paths = tuple(paths)
+
+
+def missing_message(name: str, what: str = "is missing") -> str:
+    return (
+        f"{name} {what}: the manifest lists it, so it was damaged, replaced or removed. Run "
+        "`vigil verify` to see every problem and restore the file from a backup"
+    )
+
+
+def listed_again(root: Path, missing: Sequence[str], newer: Sequence[DataFile]) -> list[DataFile]:
+    """The files of ``missing`` (paths as a read named them) that the ``newer`` listing still has:
+    none when a commit after the read's listing retired them all (the read raced a compaction)."""
+    by_name = {str(Path(root) / f.path): f for f in newer}
+    return [by_name[name] for name in missing if name in by_name]
+
+
+def read_consistently(archive: Path, kind: str, read: Callable[[list[DataFile]], T]) -> T:
+    """``read(files)`` over the live files of ``kind``, retried on a newer listing when a file it
+    did not find (:class:`MissingFileError`) was retired by a commit after its listing, or was
+    being moved into place by the commit that added it (in place by now, or still in that commit's
+    staging folder: it waits :data:`PUBLISH_WAIT` for it). A file the manifest still lists and no
+    writer is moving into place is damage: the error ``read`` raised. ``read`` must not show or
+    log anything: it may run again."""
+    root = Path(archive)
+    files = live_files(root, kind)
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return read(files)
+        except MissingFileError as exc:
+            newer = live_files(root, kind)
+            still = listed_again(root, exc.paths, newer)
+            staged = [f for f in still if _staged(root, f)]
+            if any(f not in staged and not (root / f.path).is_file() for f in still):
+                raise  # listed, not in place and not being moved there: damage
+            if attempt == READ_ATTEMPTS:
+                if still:
+                    raise
+                raise ArchiveError(
+                    f"the archive changed {READ_ATTEMPTS} times while this read it (each time a newer "
+                    f"commit retired files it had listed, e.g. {exc.paths[0]}); nothing was shown: "
+                    "run the command again"
+                ) from None
+            if staged:  # a writer between its manifest append and moving the file into place
+                time.sleep(PUBLISH_WAIT * attempt)
+            files = newer
+    raise AssertionError("unreachable")
+
+
+def _staged(root: Path, f: DataFile) -> bool:
+    """Whether the commit that added ``f`` still has it in its staging folder (a writer between
+    its manifest append and moving the file into place, or one killed there)."""
+    return (Path(root) / layout.STAGING / f.commit / f.path).is_file()
+
+
 def live_files(archive: Path, kind: str = layout.RECORDS) -> list[DataFile]:
     return live_view(Path(archive)).files(kind)
 
@@ -142,21 +225,80 @@ def read_file(
         require_known_schema(name, written_version(schema.metadata), _unknown_columns(schema, kind))
         wanted = columns or SCHEMAS[kind].names
         table = pq.read_table(path, columns=[c for c in wanted if c in schema.names])
-    except (pa.ArrowInvalid, FileNotFoundError) as exc:
-        what = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read as Parquet ({exc})"
-        raise ArchiveError(
-            f"{name} {what}: the manifest lists it, so it was damaged, replaced or removed. Run "
-            "`vigil verify` to see every problem and restore the file from a backup"
-        ) from None
+    except FileNotFoundError:
+        raise MissingFileError([name]) from None
+    except pa.ArrowInvalid as exc:
+        raise ArchiveError(missing_message(name, f"cannot be read as Parquet ({exc})")) from None
     return _conform(table, kind, columns)
 
 
 def iter_tables(
     archive: Path, kind: str = layout.RECORDS, columns: list[str] | None = None
 ) -> Iterator[tuple[DataFile, pa.Table]]:
+    """The live files of ``kind``, one table each, all of one committed state: every file is opened
+    before the first is read (:func:`read_consistently` lists again when a compaction retired one
+    first), and an open file stays readable when a later compaction deletes it."""
     root = Path(archive)
-    for f in live_files(root, kind):
-        yield f, read_file(root / f.path, kind, columns)
+    opened = read_consistently(root, kind, lambda files: _open_all(root, files))
+    try:
+        for f, handle in opened:
+            if handle is None:  # past the files this process may hold open: read it by its path
+                yield f, _read_late(root, f, kind, columns)
+                continue
+            with handle:
+                table = read_file(handle, kind, columns, name=str(root / f.path))
+            yield f, table
+    finally:  # a reader that stopped early leaves nothing open (closing twice is harmless)
+        for _, handle in opened:
+            if handle is not None:
+                handle.close()
+
+
+def _open_all(root: Path, files: list[DataFile]) -> list[tuple[DataFile, pa.NativeFile | None]]:
+    """Every file opened (a file missing is a :class:`MissingFileError`, none left open), up to
+    :func:`_handle_budget` of them: the rest (``None``) are read by path when their turn comes."""
+    opened: list[tuple[DataFile, pa.NativeFile | None]] = []
+    budget = _handle_budget()
+    try:
+        for f in files:
+            handle = None
+            if len(opened) < budget:
+                try:
+                    handle = pa.OSFile(str(root / f.path))
+                except FileNotFoundError:
+                    raise MissingFileError([str(root / f.path)]) from None
+                except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE):
+                        budget = len(opened)  # else read_file names the problem when it reads it
+            opened.append((f, handle))
+    except BaseException:
+        for _, handle in opened:
+            if handle is not None:
+                handle.close()
+        raise
+    return opened
+
+
+def _handle_budget() -> int:
+    """How many archive files a read may hold open: a quarter of the process's limit, so that
+    imports, DuckDB and an Elasticsearch client's connections still get theirs."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft // 4
+
+
+def _read_late(root: Path, f: DataFile, kind: str, columns: list[str] | None) -> pa.Table:
+    """A file read after others were already returned: a file a newer commit retired can no longer
+    be read again on the new listing, so that is said as what it is, not as damage."""
+    try:
+        return read_file(root / f.path, kind, columns)
+    except MissingFileError as exc:
+        if listed_again(root, exc.paths, live_files(root, kind)):
+            raise
+        raise ArchiveError(
+            f"{f.path} was retired by a newer commit (a compaction) while this read the archive, which "
+            "has more files than this process may hold open; run the command again (or `vigil compact` "
+            "first, which leaves fewer files)"
+        ) from None
 
 
 def read_table(archive: Path, kind: str = layout.RECORDS, columns: list[str] | None = None) -> pa.Table:

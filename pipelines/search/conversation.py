@@ -35,11 +35,14 @@ from typing import Any
 
 import jinja2
 import markupsafe
+import pyarrow as pa
 from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from pipelines.archive.reader import live_files
+from pipelines.archive import layout
+from pipelines.archive.manifest import DataFile
+from pipelines.archive.reader import read_consistently
 from pipelines.errors import ArchiveError
 from pipelines.record import ARROW_SCHEMA, DlpAction, EventType
 from pipelines.search import sql
@@ -182,30 +185,40 @@ def iter_conversation(
     if not root.is_dir():
         raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
     query = Query(conversations=(conversation_id,), time_from=time_from, time_to=time_to)
-    files = sql.prune(live_files(root), query)
-    if not files:
+    # who is present when the window opens: the records before it, read for that alone (the
+    # columns presence needs, marked :data:`BEFORE_WINDOW`; never shown, never an entry)
+    earlier = Query(conversations=(conversation_id,), time_to=time_from) if time_from is not None else None
+
+    # both read from one committed state before a row is returned: a compaction that retires a
+    # listed file makes the read start over (read_consistently), never a timeline of two states
+    def read(live: list[DataFile]) -> tuple[pa.Table | None, pa.Table | None]:
+        table = _table(root, live, query, _COLUMNS)
+        if table is None or earlier is None:  # no file the window can hold: nothing before it matters
+            return None, table
+        return _table(root, live, earlier, _ROSTER_COLUMNS), table
+
+    before, table = read_consistently(root, layout.RECORDS, read)
+    if table is None:
         return
-    if time_from is not None:
-        # who is present when the window opens: the records before it, read for that alone (the
-        # columns presence needs, marked :data:`BEFORE_WINDOW`; never shown, never an entry)
-        earlier = Query(conversations=(conversation_id,), time_to=time_from)
-        for row in _rows(root, earlier, _ROSTER_COLUMNS, batch_rows):
+    for batch in before.to_batches(max_chunksize=batch_rows) if before is not None else []:
+        for row in batch.to_pylist():
             row[BEFORE_WINDOW] = True
             yield row
-    yield from _rows(root, query, _COLUMNS, batch_rows, files)
-
-
-def _rows(
-    root: Path, query: Query, columns: list[str], batch_rows: int, files: list[Any] | None = None
-) -> Iterator[dict[str, Any]]:
-    files = files if files is not None else sql.prune(live_files(root), query)
-    if not files:
-        return
-    compiled = sql.compile_query(query)
-    statement = f"SELECT {', '.join(columns)} FROM {sql.SOURCE} WHERE {compiled.where} ORDER BY {ORDER}"
-    table = execute(statement, {**compiled.params, "files": sql.files_param(root, files)}, arrow=True)
     for batch in table.to_batches(max_chunksize=batch_rows):
         yield from batch.to_pylist()
+
+
+def _table(root: Path, live: list[DataFile], query: Query, columns: list[str]) -> pa.Table | None:
+    """The records of ``live`` that ``query`` matches, in :data:`ORDER` (``None``: no file can hold one)."""
+    files = sql.prune(live, query)
+    if not files:
+        return None
+    compiled = sql.compile_query(query)
+    statement = f"SELECT {', '.join(columns)} FROM {sql.SOURCE} WHERE {compiled.where} ORDER BY {ORDER}"
+    table: pa.Table = execute(
+        statement, {**compiled.params, "files": sql.files_param(root, files)}, arrow=True
+    )
+    return table
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ matched against the CRM view itself, both ways, before counting and paging.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -34,8 +35,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
-from pipelines.archive.reader import VERSION_KEY, live_files, parse_version, require_known_schema
+from pipelines.archive.reader import (
+    VERSION_KEY,
+    MissingFileError,
+    parse_version,
+    read_consistently,
+    require_known_schema,
+)
 from pipelines.errors import ArchiveError
 from pipelines.record import ARROW_SCHEMA
 from pipelines.search import sql
@@ -119,6 +127,9 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
                     "damaged or replaced: run `vigil verify` to see every problem"
                 ) from None
         except duckdb.IOException as exc:
+            if missing := [path for path in params["files"] if not os.path.exists(path)]:
+                # a compaction may have retired it since the listing: read_consistently decides
+                raise MissingFileError(missing) from None
             raise ArchiveError(
                 f"a committed archive file cannot be read ({exc}); run `vigil verify` to see what is wrong"
             ) from None
@@ -152,7 +163,16 @@ def search(archive: Path, query: Query, identity: Identity, page: Page | None = 
     if not root.is_dir():
         raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
     check_query(query, identity)  # a query the role may not ask is refused, files or not
-    files = sql.prune(live_files(root), query)
+    # one committed state: a compaction that retires a listed file makes the search start over
+    return read_consistently(
+        root, layout.RECORDS, lambda live: _search(root, live, query, identity, page, started)
+    )
+
+
+def _search(
+    root: Path, live: list[DataFile], query: Query, identity: Identity, page: Page, started: float
+) -> SearchResult:
+    files = sql.prune(live, query)
     if not files:
         return SearchResult(query, page, 0, [], ENGINE, _ms(started))
     compiled = sql.compile_query(
@@ -238,8 +258,16 @@ def closest_parties(archive: Path, query: Query, identity: Identity, limit: int 
     role never sees blocked ones), up to ``limit`` ``parties`` keys of those records that contain
     it, spaces ignored (a partial name, a name written without its spaces: ``佐藤大輔`` for
     ``佐藤 大輔``). For the hint printed when a participant search finds nothing."""
-    files = sql.prune(live_files(Path(archive)), query)
-    paths = sql.files_param(Path(archive), files)
+    root = Path(archive)
+    return read_consistently(
+        root, layout.RECORDS, lambda live: _closest_parties(root, live, query, identity, limit)
+    )
+
+
+def _closest_parties(
+    root: Path, live: list[DataFile], query: Query, identity: Identity, limit: int
+) -> dict[str, list[str]]:
+    paths = sql.files_param(root, sql.prune(live, query))
     out: dict[str, list[str]] = {}
     if not paths:
         return out
