@@ -169,10 +169,26 @@ def _bulk_body_sizes(server):
     return [int(r.headers["content-length"]) for r in server.requests if r.path.endswith("/_bulk")]
 
 
-def test_a_batch_larger_than_max_request_bytes_goes_out_in_several_requests(es_server):
-    cfg = config(es_server.url, max_request_bytes=64 * 1024)
-    client = make_client(cfg)
-    install(client, cfg)
+@pytest.fixture
+def limited(es_server):
+    """A cluster that takes at most ``limit`` bytes per request (``None``: no limit), a client on it."""
+    clients = []
+
+    def make(limit, **overrides):
+        cfg = config(es_server.url, **overrides)
+        client = make_client(cfg)
+        install(client, cfg)
+        es_server.max_content_length = limit
+        clients.append(client)
+        return client, cfg
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_a_batch_larger_than_max_request_bytes_goes_out_in_several_requests(es_server, limited):
+    client, cfg = limited(None, max_request_bytes=64 * 1024)
     batch = rows(40, body="x" * 6000)  # 6 kB and more per document
     report = index_rows(client, batch, cfg, batch_size=40)
     _assert_accounted(report, batch)
@@ -181,14 +197,10 @@ def test_a_batch_larger_than_max_request_bytes_goes_out_in_several_requests(es_s
     assert sum(sizes) > 4 * 64 * 1024  # one request would have been over 256 kB
     assert len(sizes) >= 5 and max(sizes) <= 64 * 1024
     assert len(es_server.docs()) == 40
-    client.close()
 
 
-def test_413_from_the_cluster_halves_the_requests_until_they_fit(es_server):
-    cfg = config(es_server.url)  # 10 MiB requests, but this cluster takes at most 100 kB
-    client = make_client(cfg)
-    install(client, cfg)
-    es_server.max_content_length = 100_000
+def test_413_from_the_cluster_halves_the_requests_until_they_fit(es_server, limited):
+    client, cfg = limited(100_000)  # 10 MiB requests, but this cluster takes at most 100 kB
     batch = rows(60, body="y" * 6000)
     report = index_rows(client, batch, cfg, batch_size=60)
     _assert_accounted(report, batch)
@@ -197,15 +209,11 @@ def test_413_from_the_cluster_halves_the_requests_until_they_fit(es_server):
     landed = _bulk_body_sizes(es_server)
     assert len(landed) >= 3 and max(landed) <= 100_000  # 60 × 6 kB and more in requests ≤ 100 kB
     assert sorted(doc_id for _, doc_id in es_server.docs()) == sorted(_ids(batch))
-    client.close()
 
 
-def test_later_batches_start_at_the_request_size_the_cluster_took(es_server):
+def test_later_batches_start_at_the_request_size_the_cluster_took(es_server, limited):
     # a worker learns the cluster's limit once: the next batches do not draw 413s all over again
-    cfg = config(es_server.url)
-    client = make_client(cfg)
-    install(client, cfg)
-    es_server.max_content_length = 100_000
+    client, cfg = limited(100_000)
     state = IndexState()
     first = index_rows(client, rows(60, body="y" * 6000), cfg, batch_size=60, state=state)
     refused = es_server.too_large_requests
@@ -214,14 +222,10 @@ def test_later_batches_start_at_the_request_size_the_cluster_took(es_server):
     assert later.indexed == 120 and later.dead_lettered == 0
     assert es_server.too_large_requests == refused
     assert len(es_server.docs()) == 180
-    client.close()
 
 
-def test_a_document_too_large_on_its_own_is_dead_lettered_and_the_rest_indexed(es_server):
-    cfg = config(es_server.url)
-    client = make_client(cfg)
-    install(client, cfg)
-    es_server.max_content_length = 50_000
+def test_a_document_too_large_on_its_own_is_dead_lettered_and_the_rest_indexed(es_server, limited):
+    client, cfg = limited(50_000)
     batch = rows(6, body="z" * 2000)
     batch[3] = rows(1, start=3, body="W" * 60_000)[0]  # over 50 kB on its own
     report = index_rows(client, batch, cfg, batch_size=6)
@@ -231,7 +235,6 @@ def test_a_document_too_large_on_its_own_is_dead_lettered_and_the_rest_indexed(e
     assert letter["record_id"] == batch[3]["record_id"] and letter["reason_code"] == ES_REJECTED
     assert "too large (413)" in letter["reason"] and "http.max_content_length" in letter["reason"]
     assert report.retried >= 1 and report.requests >= 2
-    client.close()
 
 
 def test_timeouts_are_retried(es_server):
