@@ -81,7 +81,7 @@ class IndexState:
     clock: Callable[[], float] = time.monotonic
     open_until: float | None = None  # None: closed, the cluster is believed healthy
     last_error: str = ""
-    #: the largest request size that did not draw a 413, once one did: later batches start there
+    #: after a 413, the request size this worker went down to: its later batches start there
     learned_request_bytes: int | None = None
 
     @property
@@ -189,11 +189,9 @@ def _index_batch(
     budget = 0 if state.unavailable else cfg.max_retries
     attempt = 0
     cap = min(cfg.max_request_bytes, state.learned_request_bytes or cfg.max_request_bytes)
-    first = True
     while pending:
-        if not first:
+        if report.requests:  # not the batch's first attempt: these documents are sent again
             report.retried += len(pending)
-        first = False
         report.requests += 1
         results, failure = _send(client, [d.action for d in pending], cap)
         retry: list[_Doc] = []

@@ -95,7 +95,7 @@ def command() -> None:
 
 def max_request(mebibytes: float | None) -> dict[str, int]:
     """The ``max_request_bytes`` setting for a ``--max-request-mb`` value (nothing if not given)."""
-    return {} if mebibytes is None else {"max_request_bytes": max(1024, int(mebibytes * 1024 * 1024))}
+    return {} if mebibytes is None else {"max_request_bytes": int(mebibytes * 1024 * 1024)}
 
 
 @command.command("setup")
