@@ -137,6 +137,21 @@ def test_run_on_an_empty_folder_says_there_is_nothing(tmp_path) -> None:
         timeout=120,
     )
     assert result.returncode == 0 and "No event files" in result.stdout
+    # a wrong folder, or a night without traffic, leaves no empty archive where there was none
+    assert not (tmp_path / "a").exists()
+
+
+def test_run_on_an_empty_folder_leaves_an_existing_archive_as_it_was(tmp_path) -> None:
+    from pipelines.archive.manifest import load_state
+
+    write_jsonl(tmp_path / "in" / "one.jsonl", [event(1)])
+    archive = tmp_path / "a"
+    assert ingest(tmp_path / "in", archive).archived == 1
+    head = load_state(archive).head
+    (tmp_path / "empty").mkdir()
+    summary = ingest(tmp_path / "empty", archive)
+    assert (summary.commit, summary.sources, summary.manifest_head) == (None, 0, head)
+    assert load_state(archive).head == head
 
 
 def test_run_accepts_a_single_file(tmp_path) -> None:

@@ -627,8 +627,32 @@ def run(opts: RunOptions) -> RunSummary:
     check_places(opts)
     check_runner(opts)  # before anything is written: an unknown option or runner is one line
     check_input(opts.input)  # ...and so is an input that is missing or not an event file
+    if not os.path.lexists(opts.archive):
+        # an input with no event files (a wrong folder, a night without traffic) must not leave an
+        # empty archive behind where none was: the summary says what was found, nothing is created
+        listing = list_input(opts.input, exclude=str(opts.archive))
+        if not listing.files:
+            return _summary_of(
+                Selection([], 0, {}, frozenset(), 0, listing.unread, unreadable=listing.skipped)
+            )
     with writer.archive_lock(Path(opts.archive)):
         return run_locked(opts)
+
+
+def _summary_of(selection: Selection, commit: str | None = None) -> RunSummary:
+    """A run's summary before it reads anything: what the input holds and what it will read."""
+    return RunSummary(
+        commit=commit,
+        sources=len(selection.files),
+        skipped_sources=selection.skipped,
+        resumed_sources=len(selection.starts),
+        waiting_sources=selection.waiting,
+        unfinished_tails=selection.unfinished,
+        unread_count=len(selection.unread),
+        unread_files=selection.unread[:UNREAD_LISTED],
+        unreadable_count=len(selection.unreadable),
+        unreadable_files=selection.unreadable[:UNREAD_LISTED],
+    )
 
 
 def run_locked(opts: RunOptions) -> RunSummary:
@@ -641,18 +665,7 @@ def run_locked(opts: RunOptions) -> RunSummary:
     recovery = writer.recover(archive)
     selection = select_sources(opts)
     sources, starts = selection.files, selection.starts
-    summary = RunSummary(
-        commit=commit,
-        sources=len(sources),
-        skipped_sources=selection.skipped,
-        resumed_sources=len(starts),
-        waiting_sources=selection.waiting,
-        unfinished_tails=selection.unfinished,
-        unread_count=len(selection.unread),
-        unread_files=selection.unread[:UNREAD_LISTED],
-        unreadable_count=len(selection.unreadable),
-        unreadable_files=selection.unreadable[:UNREAD_LISTED],
-    )
+    summary = _summary_of(selection, commit)
     summary.recovered = recovery.describe() if recovery.anything else None
     recovery.require_complete("nothing was archived")
     if not sources:
