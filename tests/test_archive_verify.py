@@ -155,9 +155,11 @@ def test_a_folder_that_is_no_archive_fails_verify_but_an_empty_new_archive_passe
     assert result.returncode == 1 and "archive intact" not in result.stdout
     assert f"no Vigil archive at {elsewhere} (no _ledger/manifest.jsonl)" in result.stderr
     assert "Traceback" not in result.stderr
-    # a first run that found nothing to archive leaves an archive with nothing committed: fine
+    # a first run into a folder made for the archive that found nothing to archive leaves an
+    # archive with nothing committed: fine
     (tmp_path / "in").mkdir()
     new = tmp_path / "new"
+    new.mkdir()
     ran = subprocess.run([*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(new)])
     assert ran.returncode == 0
     report = verify(new)

@@ -51,7 +51,9 @@ def test_compact_with_one_file_per_partition_says_why_it_did_nothing(tmp_path: P
 
 def test_compact_on_an_archive_with_nothing_committed_yet_says_so(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
-    ingest(tmp_path / "in", tmp_path / "archive")  # a first run that found no event files
+    (tmp_path / "archive").mkdir()  # a folder made for the archive ...
+    ingest(tmp_path / "in", tmp_path / "archive")  # ... and a first run that found no event files
+    assert (tmp_path / "archive" / layout.LOCK).exists()
     out = _compact(tmp_path / "archive")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "nothing to compact: the archive holds no data files yet; no commit was made"
