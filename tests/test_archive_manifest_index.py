@@ -161,8 +161,9 @@ def test_verify_names_an_index_that_lists_other_files_than_the_manifest(tmp_path
     shutil.copytree(root, forged)
     planted = "records/event_month=2026-01/ch=sms/part-planted.parquet"
     _forge(forged, lambda d: d["live"].append([planted, *d["live"][0][1:]]))
-    assert planted in [f.path for f in live_files(forged)]  # readers trust a fitting index...
-    problems = verify(forged).problems  # ...which is why verify checks it
+    # readers do not use it (its files are not the digest the commit recorded) and verify names it
+    assert planted not in [f.path for f in live_files(forged)]
+    problems = verify(forged).problems
     assert any(f"lists {planted}, which the manifest does not have live" in p for p in problems)
     result = subprocess.run([*VIGIL, "verify", "--archive", str(forged)], capture_output=True, text=True)
     assert result.returncode == 1 and planted in result.stdout + result.stderr

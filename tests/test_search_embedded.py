@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 from search_support import at, by_event_id, dataset, row, write_archive
 
-from pipelines.archive import layout
+from pipelines.archive import layout, writer
 from pipelines.archive.reader import live_files
 from pipelines.errors import ArchiveError, QueryError
+from pipelines.record import ARROW_SCHEMA
 from pipelines.search import embedded, sql
 from pipelines.search.access import AccessRole, Identity
 from pipelines.search.parse import parse_query
@@ -229,14 +230,15 @@ def test_archives_mixing_schema_versions(tmp_path: Path) -> None:
     new = row("new-1", at(5, 9), body="settlement in the new schema")
     old = row("old-1", at(6, 9), body="settlement in the first schema", channel="sms")
     write_archive(root, [new])
-    write_archive(root, [old])
     names = {new["record_id"]: "new-1", old["record_id"]: "old-1"}
-    old_file = next(f for f in live_files(root) if f.partition["channel"] == "sms")
-    table = pq.read_table(root / old_file.path)
-    schema_1 = table.drop_columns(
+    schema_1 = pa.Table.from_pylist([old], schema=ARROW_SCHEMA).drop_columns(
         ["dlp_action", "dlp_rule_ids", "dlp_findings", "dlp_policy", "blocked", "body_redacted"]
     )
-    pq.write_table(schema_1, root / old_file.path)  # as a version-1 writer would have left it
+    commit = "20260101T000000000000Z-v1"  # committed as a version-1 writer would have left it
+    rel = layout.record_file("2026-01", "sms", commit, 0)
+    writer.commit(
+        root, commit, [writer.stage_table(root, commit, rel, layout.RECORDS, schema_1)], action="test"
+    )
     assert set(found(root, "settlement", names=names)) == {"new-1", "old-1"}
     assert found(root, "dlp:none", names=names) == ["new-1"]  # no verdict is not a "none" verdict
     assert found(root, "channel:sms dlp:none", names=names) == []  # only version-1 files selected

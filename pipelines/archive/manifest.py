@@ -14,8 +14,10 @@ the leftover of an interrupted append; recovery cuts it off (it was never commit
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,9 @@ class DataFile:
     @property
     def partition(self) -> dict[str, str]:
         return layout.partition_of(self.path)
+
+
+_DATA_FILE_FIELDS = [f.name for f in dataclasses.fields(DataFile)]
 
 
 @dataclass
@@ -177,25 +182,52 @@ def apply_lines(path: Path, state: ManifestState, lines: list[bytes]) -> Manifes
 def ends_at(path: Path, state: ManifestState) -> bool:
     """Whether the manifest still has ``state``'s last commit entry where ``state`` says it ends
     (same bytes position, sequence number and hash). Always true for the empty state."""
-    if state.committed_lines == 0:
-        return True
+    return state.committed_lines == 0 or commit_entry_at(path, state) is not None
+
+
+def commit_entry_at(path: Path, state: ManifestState) -> dict[str, Any] | None:
+    """``state``'s last commit entry, read where ``state`` says it ends, or None when the manifest
+    has no such entry there (another position, sequence number or hash) or ``state`` is empty."""
     offset, length = state.committed_bytes, state.last_line_bytes
     try:
         with path.open("rb") as f:
             if not 0 < length <= offset or f.seek(0, os.SEEK_END) < offset:
-                return False
+                return None
             f.seek(offset - length)
             line = f.read(length)
         entry = json.loads(line)
     except (OSError, ValueError):
-        return False
-    return (
+        return None
+    fits = (
         line.endswith(b"\n")
         and isinstance(entry, dict)
         and entry.get("op") == "commit"
         and entry.get("hash") == state.head
         and entry.get("seq") == state.committed_lines
     )
+    return entry if fits else None
+
+
+#: the commit entry's field holding :func:`live_digest` of the archive as of that commit
+LIVE_DIGEST = "live_sha256"
+
+
+def live_digest(live: Mapping[str, DataFile], audit_anchor: Mapping[str, Any] | None) -> str:
+    """SHA-256 of the committed files (every field of each, by path) and the audit anchor: what a
+    commit records of the state it leaves, so a reader can tell a cache of that state (the manifest
+    index) from one edited to hide, add or change a file."""
+    files = [[getattr(f, name) for name in _DATA_FILE_FIELDS] for _, f in sorted(live.items())]
+    body = json.dumps(
+        {"live": files, "audit": audit_anchor}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def state_after(state: ManifestState, entries: list[dict[str, Any]]) -> ManifestState:
+    """``state`` with ``entries`` (a commit about to be appended) applied, ``state`` unchanged."""
+    after = state.copy()
+    _replay(after, entries)
+    return after
 
 
 def tail_problem(root: Path, state: ManifestState) -> str | None:

@@ -5,11 +5,16 @@ manifest for them costs time linear in its length, and a long ``--follow`` adds 
 commit (156,000 entries, 20,000 micro-batches, take about 1.9 s). ``_ledger/manifest.index.json``
 holds that view as of one manifest line (the last entry of a commit): the live files, the newest
 audit anchor, and where that line is (byte offset, length, hash). A reader checks that the
-manifest still has that entry at that place, then replays only the lines after it.
+manifest still has that entry at that place, and that the entry's ``live_sha256`` (the digest of
+the live files and audit anchor the commit left, see :func:`pipelines.archive.manifest.live_digest`)
+is the digest of what the index lists, then replays only the lines after it. So an index edited to
+hide a file, list one the manifest does not have or lower the audit anchor is not used: the index
+itself holds no secret, but the digest is in the hash-chained manifest.
 
 The index is a cache, never the record: each commit rewrites it, a reader that replayed a long
 tail refreshes it, anything that does not fit (missing, damaged, older format, manifest rewritten
-or cut) makes the reader replay the whole manifest instead, and ``vigil verify`` checks it against
+or cut, contents not what the commit recorded, or a commit written before commits recorded the
+digest) makes the reader replay the whole manifest instead, and ``vigil verify`` checks it against
 a full replay of the lines it covers (:func:`problems`).
 """
 
@@ -24,11 +29,13 @@ from typing import Any
 
 from pipelines.archive import layout
 from pipelines.archive.manifest import (
+    LIVE_DIGEST,
     DataFile,
     ManifestState,
     apply_lines,
-    ends_at,
+    commit_entry_at,
     lines_after,
+    live_digest,
     load_state,
     manifest_ledger,
     tail_problem,
@@ -81,7 +88,8 @@ def live_view(root: Path, *, write_after: int | None = None) -> LiveView:
         )
     replayed = state.committed_lines - covered
     view = LiveView(state, state.audit_anchor() or anchor, replayed)
-    if replayed and replayed >= (REFRESH_AFTER_LINES if write_after is None else write_after):
+    trusted = LIVE_DIGEST in state.commits.get(state.last_commit or "", {})  # else never used: not written
+    if trusted and replayed and replayed >= (REFRESH_AFTER_LINES if write_after is None else write_after):
         write(root, view)
     return view
 
@@ -127,7 +135,7 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
             "(delete it; the next search rebuilds it from the manifest)"
             for rel in outside
         ]
-    if _fitting_index(root, document) is None:
+    if _fitting_index(root, document, check_digest=False) is None:
         return []
     if replayed is not None and replayed.committed_lines == document["lines"]:
         expected = replayed
@@ -170,10 +178,12 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _fitting_index(
-    root: Path, document: dict[str, Any] | None
+    root: Path, document: dict[str, Any] | None, *, check_digest: bool = True
 ) -> tuple[ManifestState, dict[str, Any] | None] | None:
-    """The index ``document`` as a starting state, if it still fits the manifest (see
-    :func:`ends_at`)."""
+    """The index ``document`` as a starting state, if it still fits the manifest: the commit entry
+    it names is where it says (see :func:`pipelines.archive.manifest.commit_entry_at`) and, with
+    ``check_digest``, recorded the digest of the files and audit anchor the index lists (verify
+    leaves that out, to name what an edited index changed)."""
     if document is None:
         return None
     try:
@@ -190,9 +200,13 @@ def _fitting_index(
         committed_bytes=document["offset"],
         last_line_bytes=document["last_line_bytes"],
     )
-    if not ends_at(manifest_ledger(root).path, state):
+    entry = commit_entry_at(manifest_ledger(root).path, state)
+    if entry is None:
         return None
-    return state, document.get("audit_anchor")
+    anchor = document.get("audit_anchor")
+    if check_digest and entry.get(LIVE_DIGEST) != live_digest(state.live, anchor):
+        return None  # edited, or a commit from before commits recorded the digest: replay
+    return state, anchor
 
 
 def _names_a_data_file(row: list[Any]) -> bool:

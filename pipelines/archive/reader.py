@@ -21,9 +21,10 @@ under it.
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -128,6 +129,29 @@ def missing_message(name: str, what: str = "is missing") -> str:
         f"{name} {what}: the manifest lists it, so it was damaged, replaced or removed. Run "
         "`vigil verify` to see every problem and restore the file from a backup"
     )
+
+
+def require_recorded_sizes(root: Path, files: Iterable[DataFile]) -> None:
+    """Refuse to read committed files whose size is not the one the manifest recorded: a file
+    swapped with another, replaced by a link to one, cut or added to. Readers do not hash what
+    they read (``vigil verify`` does), but a size costs one ``stat``. A file that is missing or
+    cannot be looked at is left to the read, which names it (a compaction may have retired it)."""
+    for f in files:
+        name = str(Path(root) / f.path)
+        try:
+            size = os.stat(name).st_size
+        except OSError:
+            continue
+        _require_recorded_size(name, f, size)
+
+
+def _require_recorded_size(name: str, f: DataFile, size: int) -> None:
+    if size != f.bytes:
+        raise ArchiveError(
+            f"{name} is {size:,} bytes where the manifest recorded {f.bytes:,}: it was altered or "
+            "replaced behind the manifest's back, so nothing was shown. Run `vigil verify` to see every "
+            "problem and restore the file from a backup"
+        )
 
 
 def listed_again(root: Path, missing: Sequence[str], newer: Sequence[DataFile]) -> list[DataFile]:
@@ -271,6 +295,8 @@ def _open_all(root: Path, files: list[DataFile]) -> list[tuple[DataFile, pa.Nati
                     if exc.errno in (errno.EMFILE, errno.ENFILE):
                         budget = len(opened)  # else read_file names the problem when it reads it
             opened.append((f, handle))
+            if handle is not None:
+                _require_recorded_size(str(root / f.path), f, handle.size())
     except BaseException:
         for _, handle in opened:
             if handle is not None:

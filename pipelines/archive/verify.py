@@ -3,7 +3,8 @@
 Checks, each reported as a sentence naming the file or line:
 
 * the manifest's hash chain is intact (no entry altered, removed or reordered);
-* every committed file exists, with the SHA-256 and row count the manifest recorded;
+* every committed file exists, with the SHA-256 and row count the manifest recorded, as a file
+  and not a symbolic link to one (Vigil never makes one);
 * no data file exists that the manifest does not list (added behind its back);
 * files a compaction retired are gone;
 * the audit log's hash chain is intact;
@@ -24,6 +25,7 @@ retired file that differs is a problem.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +135,12 @@ def verify(
             else:
                 unpublished[f.commit] = unpublished.get(f.commit, 0) + 1
             continue
+        if path.is_symlink():
+            report.problems.append(
+                f"{rel}: is a symbolic link to {os.readlink(path)}, not the committed file (Vigil never "
+                "makes one; the data now lives where the archive's protection may not reach): put the "
+                "file itself back"
+            )
         report.files_checked += 1
         digest = file_sha256(path)
         if digest != f.sha256:

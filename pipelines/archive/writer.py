@@ -37,7 +37,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.archive import layout, manifest_index, reader
-from pipelines.archive.manifest import load_state, manifest_ledger, tail_problem
+from pipelines.archive.manifest import (
+    LIVE_DIGEST,
+    live_digest,
+    load_state,
+    manifest_ledger,
+    state_after,
+    tail_problem,
+)
 from pipelines.errors import ArchiveError, ArchiveLockedError
 from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, event_month, from_micros
 
@@ -282,6 +289,10 @@ def commit(
             **(extra or {}),
         }
     )
+    # what the archive holds once this commit is in: readers trust a cache of it (the manifest
+    # index) only when it has this digest
+    after = state_after(state, entries)
+    entries[-1][LIVE_DIGEST] = live_digest(after.live, after.audit_anchor())
     _crash_point("after_staging")
     manifest_ledger(root).append(entries)
     _crash_point("after_manifest")
@@ -331,8 +342,15 @@ def recover(root: Path) -> RecoveryReport:
                 report.missing.append(rel)
                 if staged.is_file():
                     keep.add(f.commit)
-    for rel in state.removed:
-        if rel not in state.live and (root / rel).is_file():
+    for rel, removal in state.removed.items():
+        # only what the newest commit retired and left, byte for byte: a retired file that came
+        # back later, or altered, is evidence `vigil verify` names, not a leftover to tidy away
+        if (
+            rel not in state.live
+            and (root / rel).is_file()
+            and removal.get("commit") == state.last_commit
+            and file_sha256(root / rel) == removal.get("sha256")
+        ):
             (root / rel).unlink()
             report.deleted_removed.append(rel)
     staging_root = root / layout.STAGING

@@ -43,6 +43,7 @@ from pipelines.archive.reader import (
     parse_version,
     read_consistently,
     require_known_schema,
+    require_recorded_sizes,
 )
 from pipelines.errors import ArchiveError
 from pipelines.record import ARROW_SCHEMA
@@ -146,7 +147,9 @@ def select_rows(
 ) -> list[dict[str, Any]]:
     """Rows of ``files`` (already pruned; manifest entries or absolute paths) matching ``where``."""
     cols = list(dict.fromkeys(columns))
-    paths = [f if isinstance(f, str) else str(Path(archive) / f.path) for f in files]
+    listed: list[DataFile | str] = list(files)
+    require_recorded_sizes(archive, [f for f in listed if isinstance(f, DataFile)])
+    paths = [f if isinstance(f, str) else str(Path(archive) / f.path) for f in listed]
     if not paths:
         return []
     statement = f"SELECT {', '.join(cols)} FROM {sql.SOURCE} WHERE {where}"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.archive.manifest import DataFile
+from pipelines.archive.reader import require_recorded_sizes
 from pipelines.record import party_key
 from pipelines.search import text as textmod
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
@@ -217,5 +218,9 @@ def _all(items: list[str]) -> str:
 
 
 def files_param(root: Path, files: Iterable[DataFile]) -> list[str]:
-    """Absolute paths of ``files``, the value bound to ``$files`` in :data:`SOURCE`."""
+    """Absolute paths of ``files``, the value bound to ``$files`` in :data:`SOURCE`; refused
+    (:func:`pipelines.archive.reader.require_recorded_sizes`) when one is not the size the manifest
+    recorded, so a file swapped or rewritten behind the manifest's back is not shown as committed."""
+    files = list(files)
+    require_recorded_sizes(root, files)
     return [str(Path(root) / f.path) for f in files]
