@@ -6,7 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
-from pipelines.archive.ledger import GENESIS, Ledger, entry_hash
+from pipelines.archive.ledger import GENESIS, Ledger, entry_hash, written_hash_matches
 
 
 def _ledger(tmp_path: Path, n: int = 5) -> Ledger:
@@ -164,3 +164,17 @@ def test_a_last_line_python_cannot_read_back_is_a_damaged_tail_not_a_crash(tmp_p
     with pytest.raises(ArchiveError, match=r"last line of .* is damaged"):
         ledger.append([{"op": "note"}])
     assert ledger.entry_at(2) == {}
+
+
+def test_a_written_line_hashes_as_its_entry_and_any_other_writing_does_not(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.jsonl")
+    # keys before and after "hash", nested values, text beyond ASCII: every line as Vigil writes it
+    ledger.append([{"op": "add", "a": 1, "z": {"k": ["é", None]}}, {"op": "commit", "audit": {"head": "x"}}])
+    for _, line in ledger.raw_lines():
+        entry = json.loads(line)
+        assert written_hash_matches(line, entry_hash(entry))
+        spaced = line.replace(b'":', b'": ')  # same entry to Python, other bytes
+        assert json.loads(spaced) == entry and not written_hash_matches(spaced, entry["hash"])
+        other = line.replace(b'"op":', b'"op":"x","_":', 1)  # content added, hash kept
+        assert not written_hash_matches(other, entry["hash"])
+        assert not written_hash_matches(line, "0" * 64)  # a hash the line does not hold

@@ -197,3 +197,53 @@ def test_a_retired_file_an_interrupted_compaction_left_is_still_deleted(tmp_path
         recovery = writer.recover(root)
     assert sorted(recovery.deleted_removed) == sorted(set(kept) - {f.path for f in reader.live_files(root)})
     assert verify(root).ok and not verify(root).notes
+
+
+# the manifest's own lines -----------------------------------------------------------------------
+
+
+def _drop_line(manifest: Path, path: str) -> None:
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    manifest.write_bytes(b"".join(line for line in lines if json.loads(line).get("path") != path))
+
+
+def _inflate_rows(manifest: Path, path: str) -> None:
+    lines = []
+    for line in manifest.read_bytes().splitlines(keepends=True):
+        entry = json.loads(line)
+        if entry.get("path") == path:  # hash left as it was: a forger who does not recompute the chain
+            entry["rows"] = entry["rows"] * 1000
+            line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        lines.append(line)
+    manifest.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [(_drop_line, "sequence number"), (_inflate_rows, "does not match its hash")],
+    ids=["line removed", "entry edited"],
+)
+def test_an_edited_manifest_is_refused_by_readers_and_writers_and_named_in_full_by_verify(
+    tmp_path: Path, edit, named: str
+) -> None:
+    root = _archive(tmp_path / "a", commits=2)
+    hidden = _file_of(root, "whatsapp")
+    manifest = root / layout.MANIFEST
+    edit(manifest, hidden.path)
+    edited = manifest.read_bytes()
+    for read in (
+        lambda: _total(root),  # before, a removed line: the file's records left out without a word
+        lambda: conversation.load_conversation(root, "conv-en"),
+        lambda: reader.read_table(root),
+    ):
+        with pytest.raises(ArchiveError, match=named) as caught:
+            read()
+        assert "the manifest was edited" in str(caught.value) and "vigil verify" in str(caught.value)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
+    with pytest.raises(ArchiveError, match=named):
+        ingest(tmp_path / "in", root)  # nothing is appended to a chain that no longer holds
+    assert manifest.read_bytes() == edited
+    problems = verify(root).problems
+    assert any(named in p for p in problems)  # verify names the break and goes on to the files
+    if edit is _drop_line:
+        assert any(f"{hidden.path}: not in the manifest" in p for p in problems)

@@ -38,6 +38,23 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
+def written_hash_matches(line: bytes, expected: str) -> bool:
+    """Whether ``line``, with its ``hash`` member taken out, has the SHA-256 ``expected``: for a line
+    as Vigil writes it (the canonical JSON of the entry) that is :func:`entry_hash`, without
+    serialising the entry again (several times faster); a line written any other way, or whose
+    ``hash`` is not ``expected``, does not match."""
+    member = b'"hash":' + json.dumps(expected).encode()
+    body = line.rstrip(b"\n")
+    at = body.find(b"," + member)
+    if at >= 0:
+        body = body[:at] + body[at + len(member) + 1 :]
+    elif body.startswith(b"{" + member + b","):
+        body = b"{" + body[len(member) + 2 :]
+    else:
+        return False
+    return hashlib.sha256(body).hexdigest() == expected
+
+
 def _load(line: bytes) -> Any:
     """The JSON value on ``line``. Raises ``ValueError`` for anything Vigil cannot read back and
     hash again: not JSON or not UTF-8 (``JSONDecodeError``, ``UnicodeDecodeError``), an integer

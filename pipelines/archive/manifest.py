@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.archive import layout
-from pipelines.archive.ledger import Ledger
+from pipelines.archive.ledger import GENESIS, Ledger, written_hash_matches
 from pipelines.errors import ArchiveError
 
 
@@ -110,12 +110,27 @@ def parse_entries(path: Path, lines: list[bytes], first_line: int = 1) -> list[d
 
 
 def _replay_committed(
-    path: Path, state: ManifestState, entries: list[dict[str, Any]], first_line: int
+    path: Path,
+    state: ManifestState,
+    entries: list[dict[str, Any]],
+    first_line: int,
+    *,
+    chained: list[bytes] | None,
 ) -> int:
     """Apply ``entries`` (read from line ``first_line`` of ``path`` on) up to their last commit
-    entry (what follows it was never committed) to ``state``; returns how many were applied."""
+    entry (what follows it was never committed) to ``state``; returns how many were applied. With
+    ``chained`` (the lines the entries were read from), each entry must carry on the hash chain
+    from ``state``'s head: a line removed, edited or moved is refused rather than read as if the
+    manifest had always said so."""
     last_commit = max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
+    prev = state.head or GENESIS
     for i, entry in enumerate(entries[: last_commit + 1]):
+        if chained and (broken := _chain_break(entry, chained[i], prev, state.committed_lines + i + 1)):
+            raise ArchiveError(
+                f"{path} line {first_line + i}: {broken} (the manifest was edited); nothing was read. "
+                "Run `vigil verify` to see every problem, and restore the manifest from a copy"
+            )
+        prev = str(entry.get("hash"))
         try:
             _check_fields(entry)
         except KeyError as exc:
@@ -152,7 +167,10 @@ def load_state(root: Path, *, upto_lines: int | None = None, fresh: bool = False
     ledger = manifest_ledger(root)
     if fresh or upto_lines is not None:
         lines = [line for _, line in ledger.raw_lines()]
-        return apply_lines(ledger.path, ManifestState(), lines if upto_lines is None else lines[:upto_lines])
+        # verify's reading: it names every break in the chain itself, and goes on to the files
+        return apply_lines(
+            ledger.path, ManifestState(), lines if upto_lines is None else lines[:upto_lines], chained=False
+        )
     key = str(ledger.path.absolute())
     start = _last_read.pop(key, None)
     if start is None or not ends_at(ledger.path, start):
@@ -166,11 +184,14 @@ def load_state(root: Path, *, upto_lines: int | None = None, fresh: bool = False
     return state
 
 
-def apply_lines(path: Path, state: ManifestState, lines: list[bytes]) -> ManifestState:
-    """Replay the committed part of ``lines`` (the manifest lines after ``state``) onto ``state``."""
+def apply_lines(
+    path: Path, state: ManifestState, lines: list[bytes], *, chained: bool = True
+) -> ManifestState:
+    """Replay the committed part of ``lines`` (the manifest lines after ``state``) onto ``state``,
+    checking the hash chain unless ``chained`` is false (verify, which names every break itself)."""
     covered = state.committed_lines
     entries = parse_entries(path, lines, first_line=covered + 1)
-    applied = _replay_committed(path, state, entries, covered + 1)
+    applied = _replay_committed(path, state, entries, covered + 1, chained=lines if chained else None)
     state.total_lines = covered + len(lines)
     if applied:
         state.committed_lines = covered + applied
@@ -223,11 +244,13 @@ def live_digest(live: Mapping[str, DataFile], audit_anchor: Mapping[str, Any] | 
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def state_after(state: ManifestState, entries: list[dict[str, Any]]) -> ManifestState:
-    """``state`` with ``entries`` (a commit about to be appended) applied, ``state`` unchanged."""
-    after = state.copy()
+def live_digest_after(state: ManifestState, entries: list[dict[str, Any]]) -> str:
+    """:func:`live_digest` of the archive once ``entries`` (a commit about to be appended) are in,
+    ``state`` unchanged. Only the live files are copied: a long ``--follow`` manifest's history of
+    commits and removals is not, at every commit."""
+    after = dataclasses.replace(state, live=dict(state.live), removed={}, commits={})
     _replay(after, entries)
-    return after
+    return live_digest(after.live, after.audit_anchor() or state.audit_anchor())
 
 
 def tail_problem(root: Path, state: ManifestState) -> str | None:
@@ -294,6 +317,18 @@ def _check_fields(entry: dict[str, Any]) -> None:
         and not (isinstance(commit, str) and layout.is_commit_id(commit))
     ):
         raise ValueError(f"the commit {json.dumps(commit)}, which is not a commit id")
+
+
+def _chain_break(entry: dict[str, Any], line: bytes, prev: str, seq: int) -> str | None:
+    """What breaks the chain at ``entry`` (read from ``line``, expected to be number ``seq``, after
+    ``prev``), if anything: the checks `vigil verify` makes, without its account of every line."""
+    if entry.get("seq") != seq:
+        return f"sequence number {json.dumps(entry.get('seq'))} where {seq} was expected"
+    if entry.get("prev") != prev:
+        return "chain broken, 'prev' does not match the previous entry's hash"
+    if not (isinstance(entry.get("hash"), str) and written_hash_matches(line, entry["hash"])):
+        return "entry content does not match its hash, or the line is not written as Vigil writes it"
+    return None
 
 
 def _replay(state: ManifestState, entries: list[dict[str, Any]]) -> None:

@@ -39,10 +39,9 @@ import pyarrow.parquet as pq
 from pipelines.archive import layout, manifest_index, reader
 from pipelines.archive.manifest import (
     LIVE_DIGEST,
-    live_digest,
+    live_digest_after,
     load_state,
     manifest_ledger,
-    state_after,
     tail_problem,
 )
 from pipelines.errors import ArchiveError, ArchiveLockedError
@@ -291,8 +290,7 @@ def commit(
     )
     # what the archive holds once this commit is in: readers trust a cache of it (the manifest
     # index) only when it has this digest
-    after = state_after(state, entries)
-    entries[-1][LIVE_DIGEST] = live_digest(after.live, after.audit_anchor())
+    entries[-1][LIVE_DIGEST] = live_digest_after(state, entries)
     _crash_point("after_staging")
     manifest_ledger(root).append(entries)
     _crash_point("after_manifest")
