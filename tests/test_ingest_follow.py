@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -352,6 +353,192 @@ def test_follow_cli_stops_on_sigterm_with_its_totals(tmp_path: Path) -> None:
         reader_thread.join(timeout=60)
     assert proc.returncode == 0, err
     assert "1 batch(es): read 3 = archived 3 + dead-lettered 0 + duplicates 0" in printed[-1]
+    assert verify(archive).ok
+
+
+#: ``vigil`` that frees an object sending SIGTERM from its ``__del__`` once its first batch has
+#: committed (while it writes the batch's run report)
+SIGTERM_IN_A_FINALIZER = r"""
+import signal
+from pipelines.archive import writer
+
+real, sent = writer.write_run_report, []
+
+class Freed:
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+
+def write_run_report(*args, **kw):
+    if not sent:
+        sent.append(True)
+        Freed()
+    return real(*args, **kw)
+
+writer.write_run_report = write_run_report
+from pipelines.cli import main
+
+main()
+"""
+
+
+def test_follow_cli_ends_on_a_sigterm_that_landed_in_a_finalizer(tmp_path: Path) -> None:
+    """The session ends (exit 0, its totals) and stderr shows no traceback of the interrupt that
+    Python could not raise; before, it polled on (here, until --stop-after-idle)."""
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    args = ["run", "--input", str(src), "--archive", str(archive), "--follow", "--interval", "0.1"]
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_IN_A_FINALIZER, *args, "--stop-after-idle", "50", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    *batches, stopped = [json.loads(text) for text in done.stdout.splitlines()]
+    assert [b["event"] for b in batches] == ["batch"] and stopped["event"] == "stopped"
+    assert (stopped["polls"], stopped["batches"], stopped["totals"]["archived"]) == (1, 1, 3)
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    assert verify(archive).ok
+
+
+class _SigtermWhenFreed:
+    """An object whose finalizer sends the process SIGTERM, so the session's handler runs inside
+    ``__del__``, where what it raises cannot be raised (Python prints "Exception ignored in" and
+    carries on): what a real SIGTERM meets when it lands while the garbage collector frees, say,
+    the policy compiler's regex objects."""
+
+    def __init__(self, sent: list[str]) -> None:
+        self.sent = sent
+
+    def __del__(self) -> None:
+        self.sent.append("SIGTERM")
+        signal.raise_signal(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("when", ["before the batch", "after the batch"])
+def test_follow_stops_on_a_sigterm_that_landed_where_it_could_not_be_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    from pipelines.ingest import run as run_module
+
+    src, archive, clean = tmp_path / "in", tmp_path / "archive", tmp_path / "clean"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    real, sent = run_module.select_sources, []
+
+    def select_sources(opts: RunOptions) -> Any:  # the poll lists the input, the batch is to run
+        if not sent and when == "before the batch":
+            _SigtermWhenFreed(sent)  # freed at once: the signal arrives inside its __del__
+        return real(opts)
+
+    def on_batch(summary: RunSummary) -> None:  # the batch is committed and reported
+        if not sent and when == "after the batch":
+            _SigtermWhenFreed(sent)
+
+    monkeypatch.setattr(run_module, "select_sources", select_sources)
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
+    summary = follow(opts, interval=0.05, stop_after_idle=40, on_batch=on_batch)
+    assert sent == ["SIGTERM"]
+    # the session stopped rather than poll on until a service manager gives up and SIGKILLs it:
+    # the batch it was about to run is not run; the one it had committed is counted
+    t = summary.totals
+    if when == "before the batch":
+        assert (summary.polls, summary.batches, t["read"]) == (1, 0, 0), summary
+    else:
+        assert (summary.polls, summary.batches, t["read"], t["archived"]) == (1, 1, 3, 3), summary
+    assert not unraisable  # nor a traceback of the swallowed interrupt on stderr
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (archive / layout.STAGING).exists() or not any((archive / layout.STAGING).iterdir())
+    assert verify(archive).ok
+    again = follow(opts, interval=0.05, stop_after_idle=1)  # started again: the rest, once
+    assert again.totals["read"] == 3 - t["read"]
+    ingest(src, clean)
+    assert fingerprint(archive) == fingerprint(clean)
+
+
+def test_follow_ends_on_a_sigterm_while_beam_starts_a_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while Beam starts a bundle's state sampler: its thread has started, Beam has not yet
+    noted that it did. An interrupt raised there left the thread running (Beam stops only a
+    sampler it knows started), and a process that had printed its totals never exited: the
+    interpreter waits for that thread. Now the stop is raised by the batch's next step."""
+    from apache_beam.runners.worker import statesampler
+
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    sent: list[str] = []
+    samplers: list[tuple[Any, set[threading.Thread]]] = []  # each with the thread it started
+
+    def start(self: Any) -> None:  # StateSampler.start, with the signal in its window
+        self.tracked_thread = threading.current_thread()
+        statesampler.set_current_tracker(self)
+        before = set(threading.enumerate())
+        super(statesampler.StateSampler, self).start()
+        samplers.append((self, set(threading.enumerate()) - before))
+        if not sent:
+            sent.append("SIGTERM")
+            signal.raise_signal(signal.SIGTERM)
+        self.started = True
+
+    monkeypatch.setattr(statesampler.StateSampler, "start", start)
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
+    try:
+        summary = follow(opts, interval=0.05, stop_after_idle=40)
+        running = [sampler for sampler, threads in samplers if any(t.is_alive() for t in threads)]
+    finally:
+        for sampler, threads in samplers:  # a thread left running would keep pytest from exiting
+            if any(t.is_alive() for t in threads) and not sampler.finished:
+                sampler.stop()
+    assert sent == ["SIGTERM"] and not running, "a sampler thread left running"
+    assert (summary.polls, summary.batches, summary.totals["read"]) == (1, 0, 0), summary
+    assert not (archive / layout.STAGING).exists() or not any((archive / layout.STAGING).iterdir())
+
+
+def test_a_second_sigterm_while_the_session_stops_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service manager may send SIGTERM twice. The first one interrupts the batch; the second
+    arrives as the session lets the archive lock go: the session still ends with its totals (not
+    with an "Aborted.", exit 130, and no totals, nor killed)."""
+    import contextlib
+
+    from pipelines.archive import writer
+    from pipelines.ingest import parse
+
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
+    ingest(src, archive)
+    write_jsonl(src / "b.jsonl", [event(10 + i) for i in range(3)])
+    real_parse, real_lock, sent = parse.parse_line_safely, writer.archive_lock, []
+
+    def parse_line(line, **kw):  # the first SIGTERM: while b.jsonl's lines are validated
+        if not sent:
+            sent.append("first")
+            signal.raise_signal(signal.SIGTERM)
+        return real_parse(line, **kw)
+
+    @contextlib.contextmanager
+    def archive_lock(root):
+        with real_lock(root):
+            yield
+            sent.append("second")  # the session is done: the second one, before the lock is let go
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(parse, "parse_line_safely", parse_line)
+    monkeypatch.setattr(writer, "archive_lock", archive_lock)
+    outside: list[int] = []  # a SIGTERM the session's handler did not take (old: it killed pytest)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: outside.append(signum))
+    try:
+        opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
+        summary = follow(opts, interval=0.05, stop_after_idle=40)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sent == ["first", "second"] and not outside
+    assert (summary.polls, summary.batches, summary.totals["read"]) == (1, 0, 0)  # b.jsonl discarded
+    assert not (archive / layout.STAGING).exists() or not any((archive / layout.STAGING).iterdir())
     assert verify(archive).ok
 
 

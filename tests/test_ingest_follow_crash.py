@@ -54,8 +54,11 @@ pytestmark = pytest.mark.slow
 #:       (right after the commit point) or ``mid_move`` (one file moved into place);
 #:   ``parse@n``: the third line parsed in the session's n-th batch;
 #:   ``sleep@n``: the first sleep between polls after the session's n-th ingest commit.
+#: SIGUSR1 makes it print every thread's stack on stderr (a session that does not end in time).
 KILLABLE_VIGIL = r"""
-import os, signal, types
+import faulthandler, os, signal, types
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 plan = os.environ.get("VIGIL_TEST_KILL", "")
 if plan:
@@ -190,15 +193,29 @@ class Session:
     proc: subprocess.Popen
     kill: str | None  # the plan it runs with (None: it is to run until the test stops it)
     out: list[str] = field(default_factory=list)
+    err: list[str] = field(default_factory=list)
     locked: float | None = None  # when it was seen holding the archive lock
-    _reader: threading.Thread | None = None
+    _readers: list[threading.Thread] = field(default_factory=list)
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
-        self.proc.wait(timeout=timeout)
-        if self._reader is not None:
-            self._reader.join(timeout=timeout)
-        err = self.proc.stderr.read() if self.proc.stderr else ""
-        return self.proc.returncode, err
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # say where it is stuck: every thread's stack (faulthandler, on SIGUSR1), then stop it
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.proc.kill()
+            self.proc.wait()
+            for drain in self._readers:
+                drain.join(timeout=10)
+            printed = "".join(self.out)[-2000:]
+            raise AssertionError(
+                f"the session (kill plan {self.kill}) did not end within {timeout}s; its stdout ends "
+                f"with:\n{printed}\nits stderr, with its threads' stacks:\n{''.join(self.err)[-20000:]}"
+            ) from None
+        for drain in self._readers:
+            drain.join(timeout=timeout)
+        return self.proc.returncode, "".join(self.err)
 
     def objects(self) -> list[dict[str, Any]]:
         return [json.loads(text) for text in self.out]
@@ -212,8 +229,11 @@ def _follow(src: Path, archive: Path, policy: Path, kill: str | None) -> Session
     args += ["--follow", "--interval", INTERVAL, "--settle", SETTLE, "--policy", str(policy), "--json"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     session = Session(proc, kill)
-    session._reader = threading.Thread(target=lambda: session.out.extend(proc.stdout or []), daemon=True)
-    session._reader.start()
+    # both pipes drained as the session writes: a full stderr pipe would block it mid-run
+    for stream, lines in ((proc.stdout, session.out), (proc.stderr, session.err)):
+        drain = threading.Thread(target=lines.extend, args=(stream or [],), daemon=True)
+        drain.start()
+        session._readers.append(drain)
     return session
 
 

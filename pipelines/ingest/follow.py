@@ -14,8 +14,10 @@ the polls go on until it is back; a compaction the archive refuses (a file that 
 manifest recorded) is a warning, and the session goes on archiving without compacting. An
 archive folder that is not the one the session locked any more (moved away, a share unmounted
 under it) stops the session: writing on would start a second archive in its place. Ctrl-C
-(SIGINT) and SIGTERM (a service manager's stop) end it the same way, with its totals, also when
-they arrive inside a Beam step (which re-raises them as another exception).
+(SIGINT) and SIGTERM (a service manager's stop) end it the same way, with its totals, also while
+a batch runs (a step of it raises the stop, see :mod:`pipelines.ingest.stopping`, and Beam
+re-raises it as another exception), and also when they land where what their handler raises is
+swallowed (see :class:`_Stop`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -33,6 +36,7 @@ from types import FrameType
 from pipelines.archive import compact, layout, writer
 from pipelines.archive.manifest import load_state
 from pipelines.errors import ArchiveError, InputError, interrupted
+from pipelines.ingest import stopping
 from pipelines.ingest.read import check_input
 from pipelines.ingest.run import RunOptions, RunSummary, check_places, check_runner, run_locked
 
@@ -71,22 +75,69 @@ def partitions_needing_compaction(archive: Path, min_files: int) -> bool:
     return any(compact.plan(state.files(kind), min_files=min_files) for kind in layout.KINDS)
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class _Stop:
+    """What Ctrl-C and SIGTERM do to a session: the handler of both while it runs.
+
+    The first one ends the session: the batch it lands in is abandoned (and discarded), or, if
+    the batch has committed already, counted. The handler raises KeyboardInterrupt in the main
+    thread, except while a pipeline runs on the embedded runner: there it only records the stop,
+    which the pipeline's steps then raise (:mod:`pipelines.ingest.stopping` says why). What a
+    handler raises can also be swallowed where it lands (Python then only prints "Exception
+    ignored in"): a ``__del__`` method or a weakref callback, such as those of the ``regex``
+    module's objects while a policy compiles, or a library's ``except BaseException`` that
+    carries on; a session that relied on the exception alone then polled on until it was killed.
+    So the session also looks at the record before each poll and between a batch and the
+    compaction after it.
+
+    A repeated signal does the same as the first until the session has seen the stop; after that
+    (a service manager may send two) it is ignored, so the lock is let go and the totals printed."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        #: raise on a signal: the session polls and has not seen a stop yet
+        self.armed = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        stopping.request()
+        if self.armed and not stopping.deferring():
+            raise KeyboardInterrupt
+
+    def unraisable(self, previous: Callable[[sys.UnraisableHookArgs], object]) -> Callable[..., object]:
+        """``sys.unraisablehook`` while the session runs: a KeyboardInterrupt that a finalizer
+        swallowed is this stop (recorded, honoured at the next safe point), not news for stderr."""
+
+        def hook(unraisable: sys.UnraisableHookArgs) -> None:
+            if not (self.requested and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+                previous(unraisable)
+
+        return hook
 
 
 @contextlib.contextmanager
-def _sigterm_stops() -> Iterator[None]:
+def _signals_stop(stop: _Stop) -> Iterator[None]:
     """SIGTERM (``systemctl stop``, ``docker stop``) ends the session like Ctrl-C does: the batch
-    it interrupts is discarded and the totals are printed. Only the main thread can set it."""
+    it interrupts is discarded and the totals are printed. Only the main thread can set it; Ctrl-C
+    is taken over only from Python's own handler (a program embedding Vigil keeps its own)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _stop)
+    names = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        names.append(signal.SIGINT)
+    previous = {name: signal.getsignal(name) for name in names}
+    hook = sys.unraisablehook
     try:
+        sys.unraisablehook = stop.unraisable(hook)
+        for name in names:
+            signal.signal(name, stop)
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for name, handler in previous.items():
+            # None: a handler not set from Python, which Python cannot put back
+            signal.signal(name, signal.SIG_DFL if handler is None else handler)
+        sys.unraisablehook = hook
+        stopping.clear()
 
 
 def _lock_identity(archive: Path) -> tuple[int, int] | None:
@@ -130,10 +181,13 @@ def follow(
     check_places(opts)
     check_runner(opts)
     check_input(opts.input)
-    with writer.archive_lock(archive), _sigterm_stops():
+    stop = _Stop()
+    # the handlers first and back last: a signal while the lock is taken or let go is a stop too
+    with _signals_stop(stop), writer.archive_lock(archive):
         locked = _lock_identity(archive)
+        stop.armed = True
         try:
-            while True:
+            while not stop.requested:  # a stop the main thread could not raise ends it here
                 result.polls += 1
                 _require_same_archive(archive, locked)
                 try:
@@ -166,6 +220,8 @@ def follow(
                     idle = 0
                     result.add(summary)
                     on_batch(summary)
+                    if stop.requested:
+                        break
                     if result.compaction_problem is None and partitions_needing_compaction(
                         archive, compact_min_files
                     ):
@@ -182,12 +238,17 @@ def follow(
                         else:
                             result.compactions += 1
                             on_compact(report)
+                if stop.requested:
+                    break
                 time.sleep(interval)
         except KeyboardInterrupt:
-            pass
+            stop.armed = False
         except Exception as exc:
+            stop.armed = False
             if not interrupted(exc):
                 raise
+        finally:
+            stop.armed = False  # the session has seen the stop (or ends anyway): a repeat is ignored
     return result
 
 

@@ -32,7 +32,7 @@ from pipelines import progress
 from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
 from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes
-from pipelines.ingest import parse
+from pipelines.ingest import parse, stopping
 from pipelines.ingest.lines import MAX_LINE_BYTES, unfinished_tail
 from pipelines.ingest.read import (
     FILE_PROBLEMS,
@@ -691,8 +691,10 @@ def run_locked(opts: RunOptions) -> RunSummary:
         progress.declare("reading (bytes)", None if compressed else sum(s.size for s in sources))
         pipeline = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
         build(pipeline, opts, sources, commit, now, engine, starts, selection.held)
+        # on the embedded runner a stop (--follow) waits for a step to raise it: see stopping.py
+        defer = stopping.deferred() if opts.runner in EMBEDDED else contextlib.nullcontext()
         try:
-            with fewer_collections():
+            with defer, fewer_collections():
                 result = pipeline.run()
                 result.wait_until_finish()
         except BaseException as exc:

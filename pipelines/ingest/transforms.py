@@ -26,7 +26,7 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines import progress
 from pipelines.archive import layout, reader, writer
 from pipelines.archive.record_index import RecordIndex
-from pipelines.ingest import dedup, parse
+from pipelines.ingest import dedup, parse, stopping
 from pipelines.ingest.lines import whole_json
 from pipelines.ingest.read import (
     FILE_PROBLEMS,
@@ -72,6 +72,7 @@ class _ReadLines(beam.DoFn):
         lines = read_lines(source, self.max_line_bytes, hold_partial_tail=hold, start=start, prefix=prefix)
         try:
             for line in lines:
+                stopping.check()
                 progress.report("reading (bytes)", line.span)
                 if line.span > line.size or (line.problem is None and whole_json(line.raw)):
                     # ended by a newline, or a last line without one that is whole JSON (its writer
@@ -141,6 +142,7 @@ class _Parse(beam.DoFn):
         self.now = from_micros(self.now_us)
 
     def process(self, line: Any) -> Iterator[Any]:
+        stopping.check()
         kind, row = parse.parse_line_safely(line, now=self.now, limits=self.limits)
         if kind == "record":
             self.parsed.inc()
@@ -184,6 +186,7 @@ class _ApplyDlp(beam.DoFn):
         self.scope_of, self.notices = Scope.from_row, notices
 
     def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:
+        stopping.check()
         notices = self.notices
         texts = [(i, row) for i, row in enumerate(batch) if row.get("body")]
         items = [(row["body"], self.scope_of(row)) for _, row in texts]
@@ -285,6 +288,7 @@ class _Choose(beam.DoFn):
         self.index = archived_index(self.archive)
 
     def process(self, element: tuple[str, Iterable[tuple[Any, ...]]]) -> Iterator[Any]:
+        stopping.check()
         record_id, grouped = element
         rows = list(grouped)
         choice = dedup.choose(record_id, rows, self.index.get(record_id), now=from_micros(self.now_us))
@@ -342,6 +346,7 @@ class _StagePartition(beam.DoFn):
         )
 
     def process(self, element: tuple[tuple[str, str], Iterable[Any]]) -> Iterator[writer.StagedFile]:
+        stopping.check()
         partition, grouped = element
         if self.kind == layout.RECORDS:
             rows = [pickle.loads(payload) for payload in grouped]
@@ -373,6 +378,7 @@ class _Commit(beam.DoFn):
         unfinished: list[str],
         positions: list[tuple[str, int, str, bool]],
     ) -> Iterator[dict[str, Any]]:
+        stopping.check()  # the last moment a stop discards the batch; after the commit it counts
         staged = sorted(staged, key=lambda f: f.path)
         progress.report("committing", 1)
         # a file that could not be read to its end is not consumed: the next run reads it again
