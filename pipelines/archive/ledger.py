@@ -55,6 +55,19 @@ def written_hash_matches(line: bytes, expected: str) -> bool:
     return hashlib.sha256(body).hexdigest() == expected
 
 
+def chain_break(entry: dict[str, Any], line: bytes, prev: str, seq: int) -> str | None:
+    """What breaks the chain at ``entry`` (read from ``line``, expected to be number ``seq``, after
+    ``prev``), if anything: what :meth:`Ledger.problems` checks, for a reader that stops at the
+    first break rather than account for every line."""
+    if entry.get("seq") != seq:
+        return f"sequence number {json.dumps(entry.get('seq'))} where {seq} was expected"
+    if entry.get("prev") != prev:
+        return "chain broken, 'prev' does not match the previous entry's hash"
+    if not (isinstance(entry.get("hash"), str) and written_hash_matches(line, entry["hash"])):
+        return "entry content does not match its hash, or the line is not written as Vigil writes it"
+    return None
+
+
 def _load(line: bytes) -> Any:
     """The JSON value on ``line``. Raises ``ValueError`` for anything Vigil cannot read back and
     hash again: not JSON or not UTF-8 (``JSONDecodeError``, ``UnicodeDecodeError``), an integer

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.archive import layout
-from pipelines.archive.ledger import GENESIS, Ledger, written_hash_matches
+from pipelines.archive.ledger import GENESIS, Ledger, chain_break
 from pipelines.errors import ArchiveError
 
 
@@ -115,17 +115,19 @@ def _replay_committed(
     entries: list[dict[str, Any]],
     first_line: int,
     *,
-    chained: list[bytes] | None,
+    chain_lines: list[bytes] | None,
 ) -> int:
     """Apply ``entries`` (read from line ``first_line`` of ``path`` on) up to their last commit
     entry (what follows it was never committed) to ``state``; returns how many were applied. With
-    ``chained`` (the lines the entries were read from), each entry must carry on the hash chain
+    ``chain_lines`` (the lines the entries were read from), each entry must carry on the hash chain
     from ``state``'s head: a line removed, edited or moved is refused rather than read as if the
     manifest had always said so."""
     last_commit = max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
     prev = state.head or GENESIS
     for i, entry in enumerate(entries[: last_commit + 1]):
-        if chained and (broken := _chain_break(entry, chained[i], prev, state.committed_lines + i + 1)):
+        if chain_lines and (
+            broken := chain_break(entry, chain_lines[i], prev, state.committed_lines + i + 1)
+        ):
             raise ArchiveError(
                 f"{path} line {first_line + i}: {broken} (the manifest was edited); nothing was read. "
                 "Run `vigil verify` to see every problem, and restore the manifest from a copy"
@@ -191,7 +193,7 @@ def apply_lines(
     checking the hash chain unless ``chained`` is false (verify, which names every break itself)."""
     covered = state.committed_lines
     entries = parse_entries(path, lines, first_line=covered + 1)
-    applied = _replay_committed(path, state, entries, covered + 1, chained=lines if chained else None)
+    applied = _replay_committed(path, state, entries, covered + 1, chain_lines=lines if chained else None)
     state.total_lines = covered + len(lines)
     if applied:
         state.committed_lines = covered + applied
@@ -317,18 +319,6 @@ def _check_fields(entry: dict[str, Any]) -> None:
         and not (isinstance(commit, str) and layout.is_commit_id(commit))
     ):
         raise ValueError(f"the commit {json.dumps(commit)}, which is not a commit id")
-
-
-def _chain_break(entry: dict[str, Any], line: bytes, prev: str, seq: int) -> str | None:
-    """What breaks the chain at ``entry`` (read from ``line``, expected to be number ``seq``, after
-    ``prev``), if anything: the checks `vigil verify` makes, without its account of every line."""
-    if entry.get("seq") != seq:
-        return f"sequence number {json.dumps(entry.get('seq'))} where {seq} was expected"
-    if entry.get("prev") != prev:
-        return "chain broken, 'prev' does not match the previous entry's hash"
-    if not (isinstance(entry.get("hash"), str) and written_hash_matches(line, entry["hash"])):
-        return "entry content does not match its hash, or the line is not written as Vigil writes it"
-    return None
 
 
 def _replay(state: ManifestState, entries: list[dict[str, Any]]) -> None:

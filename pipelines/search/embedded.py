@@ -43,7 +43,6 @@ from pipelines.archive.reader import (
     parse_version,
     read_consistently,
     require_known_schema,
-    require_recorded_sizes,
 )
 from pipelines.errors import ArchiveError
 from pipelines.record import ARROW_SCHEMA
@@ -147,9 +146,8 @@ def select_rows(
 ) -> list[dict[str, Any]]:
     """Rows of ``files`` (already pruned; manifest entries or absolute paths) matching ``where``."""
     cols = list(dict.fromkeys(columns))
-    listed: list[DataFile | str] = list(files)
-    require_recorded_sizes(archive, [f for f in listed if isinstance(f, DataFile)])
-    paths = [f if isinstance(f, str) else str(Path(archive) / f.path) for f in listed]
+    # manifest entries as files_param binds them (their recorded sizes checked)
+    paths = [f if isinstance(f, str) else sql.files_param(archive, [f])[0] for f in files]
     if not paths:
         return []
     statement = f"SELECT {', '.join(cols)} FROM {sql.SOURCE} WHERE {where}"
