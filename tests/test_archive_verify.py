@@ -90,6 +90,12 @@ def test_truncated_manifest_caught_with_expected_head(tmp_path: Path, archive: P
     for f in state.live.values():
         if f.commit == last:
             (archive / f.path).unlink()
+    # the cut commit's run report, left behind, gives it away
+    assert verify(archive).problems == [
+        f"_runs/{last}.json: reports commit {last}, which the manifest does not hold (added behind "
+        "its back, or its commit was removed)"
+    ]
+    (archive / layout.RUNS / f"{last}.json").unlink()  # a careful cut removes it too
     assert verify(archive, expect_head=head).ok
     problems = verify(archive, expect_head=new_head).problems
     assert len(problems) == 1 and "entries were removed from its end" in problems[0]
@@ -124,6 +130,37 @@ def test_cli_exit_codes_and_messages(archive: Path) -> None:
     bad = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "committed file is missing" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_shortened_or_differently_written_head_is_a_usage_error_not_tampering(archive: Path) -> None:
+    # `vigil run` prints the head shortened ("manifest head d5169198ab0363ba…"): passed back as it
+    # was, it was compared with the whole head and an intact archive was reported as cut short
+    head = verify(archive).manifest_head
+    assert head is not None
+    for given in (head[:16], head[:16] + "…"):
+        short = subprocess.run(
+            [*VIGIL, "verify", "--archive", str(archive), "--expect-head", given],
+            capture_output=True,
+            text=True,
+        )
+        assert short.returncode == 2, short.stdout
+        assert "is not a whole head: give the 64 hex digits `vigil verify` prints after 'manifest head:'" in (
+            short.stderr
+        )
+        assert "removed from its end" not in short.stdout + short.stderr
+    audit = subprocess.run(
+        [*VIGIL, "verify", "--archive", str(archive), "--expect-audit-head", "abc"],
+        capture_output=True,
+        text=True,
+    )
+    assert audit.returncode == 2 and "prints after 'audit head:'" in audit.stderr
+    # the whole head, in capitals or with spaces around it (copied from elsewhere), is the head
+    upper = subprocess.run(
+        [*VIGIL, "verify", "--archive", str(archive), "--expect-head", f" {head.upper()} "],
+        capture_output=True,
+        text=True,
+    )
+    assert upper.returncode == 0 and "archive intact" in upper.stdout
 
 
 def test_a_wiped_archive_fails_verify(tmp_path: Path, archive: Path) -> None:
@@ -354,3 +391,103 @@ def test_a_manifest_field_of_the_wrong_type_is_a_named_problem(
         [*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def _two_runs(tmp_path: Path, archive: Path) -> tuple[str, str]:
+    """A second run on top of the fixture's: the (older, newer) ingest commits."""
+    older = load_state(archive).last_commit
+    write_jsonl(tmp_path / "more" / "b.jsonl", [event(100 + i) for i in range(3)])
+    newer = ingest(tmp_path / "more", archive).commit
+    assert older and newer and older != newer
+    return older, newer
+
+
+def _edit_report(archive: Path, commit: str, **changes: object) -> None:
+    path = archive / layout.RUNS / f"{commit}.json"
+    run = json.loads(path.read_text())
+    run["summary"].update(changes)
+    path.write_text(json.dumps(run))
+
+
+def test_run_reports_are_checked_against_their_commits(archive: Path) -> None:
+    report = verify(archive)
+    assert report.ok and report.run_reports_checked == 1
+    commit = load_state(archive).last_commit
+    assert commit
+    name = f"_runs/{commit}.json"
+    # 30 archived and 1 dead letter: shift one event from dead-lettered to archived, read unchanged
+    _edit_report(archive, commit, archived=31, dead_lettered=0, dead_letter_reasons={})
+    problems = verify(archive).problems
+    assert len(problems) == 2
+    assert problems[0].startswith(
+        f"{name}: says records stored (archived + notices) 31 but its commit has 30"
+    )
+    assert problems[1].startswith(f"{name}: says dead letters stored 0 but its commit has 1")
+
+
+def test_a_run_report_whose_counts_do_not_add_up_is_a_problem(archive: Path) -> None:
+    commit = load_state(archive).last_commit
+    assert commit
+    _edit_report(archive, commit, read=40)
+    assert verify(archive).problems == [
+        f"_runs/{commit}.json: says 40 events read but archived + dead-lettered + duplicates = 31 "
+        "(the report was edited)"
+    ]
+    _edit_report(archive, commit, read=31, dead_letter_reasons={"malformed_json": 2})
+    assert verify(archive).problems == [
+        f"_runs/{commit}.json: its dead-letter reasons add up to 2, not the 1 dead-lettered it says "
+        "(the report was edited)"
+    ]
+    _edit_report(archive, commit, dead_letter_reasons={"malformed_json": 1}, duplicates="none")
+    assert verify(archive).problems == [f"_runs/{commit}.json: duplicates is not a count"]
+
+
+def test_a_deleted_run_report_is_a_problem_unless_it_is_the_newest_which_the_next_run_rebuilds(
+    tmp_path: Path, archive: Path
+) -> None:
+    older, newer = _two_runs(tmp_path, archive)
+    (archive / layout.RUNS / f"{older}.json").unlink()
+    assert verify(archive).problems == [
+        f"_runs/{older}.json is missing: the run report of commit {older} was deleted (the next "
+        "writer rebuilds only the newest one's)"
+    ]
+    # the newest run's report missing is what a run stopped after its commit leaves
+    (archive / layout.RUNS / f"{newer}.json").unlink()
+    report = verify(archive)
+    assert report.problems[0].startswith(f"_runs/{older}.json is missing") and len(report.problems) == 1
+    assert report.notes == [
+        f"no run report for the newest commit {newer} (the run was stopped after its commit); the "
+        "next `vigil run` or `vigil compact` rebuilds it from the manifest"
+    ]
+    write_jsonl(tmp_path / "third" / "c.jsonl", [event(200)])
+    recovery_run = ingest(tmp_path / "third", archive)
+    assert recovery_run.recovered and newer in recovery_run.recovered
+    rebuilt = json.loads((archive / layout.RUNS / f"{newer}.json").read_text())
+    assert rebuilt["recovered"] is True
+    report = verify(archive)
+    assert [p.split(":")[0] for p in report.problems] == [f"_runs/{older}.json is missing"]
+    assert report.run_reports_checked == 2
+    # a rebuilt report is a copy of its commit's fields, and checked as such
+    rebuilt["rows_added"]["records"] += 1
+    (archive / layout.RUNS / f"{newer}.json").write_text(json.dumps(rebuilt))
+    assert any(p.startswith(f"_runs/{newer}.json: says rows_added {{") for p in verify(archive).problems)
+
+
+def test_run_reports_that_match_no_ingest_commit_are_problems(tmp_path: Path) -> None:
+    archive = _four_small_files(tmp_path)
+    first = sorted(load_state(archive).commits)[0]
+    done = compact.compact(archive)
+    assert done.commit
+    runs = archive / layout.RUNS
+    shutil.copy(runs / f"{first}.json", runs / f"{done.commit}.json")  # a compaction writes none
+    (runs / "notes.txt").write_text("hello")
+    (runs / f"{first}.json.tmp").write_text("{")  # what a run stopped while writing leaves
+    report = verify(archive)
+    assert report.problems == [
+        f"_runs/{done.commit}.json: commit {done.commit} is a compact, which writes no run report",
+        "_runs/notes.txt: not a run report Vigil writes (added behind its back)",
+    ]
+    assert report.notes == [
+        f"_runs/{first}.json.tmp: a run report cut short while it was written (the run was "
+        "stopped); harmless, delete it"
+    ]

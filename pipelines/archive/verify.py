@@ -8,6 +8,12 @@ Checks, each reported as a sentence naming the file or line:
 * no data file exists that the manifest does not list (added behind its back);
 * files a compaction retired are gone;
 * the audit log's hash chain is intact;
+* each run report (``_runs/<commit>.json``) names an ingest commit the manifest holds and agrees
+  with it (files written, records and dead letters stored, DLP policy, manifest head), and its
+  own counts add up (read = archived + dead-lettered + duplicates, dead letters by reason); a
+  missing report is a problem, except the newest commit's (a run stopped between its commit and
+  its report: the next writer rebuilds it). What the manifest does not hold (how many lines were
+  duplicates, the Elasticsearch counts) is checked only as far as that sum goes;
 * optionally, the manifest head equals the one the operator kept elsewhere (``--expect-head``),
   which is what catches a truncated manifest.
 
@@ -25,9 +31,11 @@ retired file that differs is a problem.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -46,6 +54,7 @@ class VerifyReport:
     files_checked: int = 0
     rows_checked: int = 0
     manifest_head: str = ""
+    run_reports_checked: int = 0
     audit_entries: int = 0
     audit_head: str = ""
     audit_unreadable: bool = False  # the log exists but could not be read: no head to print
@@ -189,6 +198,7 @@ def verify(
                     f"uncommitted staging folder {layout.STAGING}/{folder} (never committed; "
                     "the next `vigil run` removes it)"
                 )
+    _check_run_reports(root, report, state)
     _check_audit(root, report, state, expect_audit_head)
     if expect_head and expect_head != state.head:
         report.problems.append(
@@ -196,6 +206,123 @@ def verify(
             "entries were removed from its end, or this is another archive"
         )
     return report
+
+
+def _check_run_reports(root: Path, report: VerifyReport, state: ManifestState) -> None:
+    folder = root / layout.RUNS
+    found: set[str] = set()
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            name = f"{layout.RUNS}/{path.name}"
+            if path.name.endswith(".json.tmp") and path.is_file():
+                report.notes.append(
+                    f"{name}: a run report cut short while it was written (the run was stopped); "
+                    "harmless, delete it"
+                )
+                continue
+            commit = path.name.removesuffix(".json")
+            if commit == path.name or not layout.is_commit_id(commit) or not path.is_file():
+                report.problems.append(f"{name}: not a run report Vigil writes (added behind its back)")
+                continue
+            found.add(commit)
+            entry = state.commits.get(commit)
+            if entry is None:
+                report.problems.append(
+                    f"{name}: reports commit {commit}, which the manifest does not hold (added behind "
+                    "its back, or its commit was removed)"
+                )
+                continue
+            try:
+                run = json.loads(path.read_bytes())
+            except (OSError, ValueError) as exc:
+                report.problems.append(f"{name}: cannot be read as JSON ({exc})")
+                continue
+            report.problems.extend(f"{name}: {p}" for p in run_report_problems(run, entry))
+            report.run_reports_checked += 1
+    for commit, entry in state.commits.items():
+        if entry.get("action") != "ingest" or commit in found:
+            continue
+        if commit == state.last_commit:
+            report.notes.append(
+                f"no run report for the newest commit {commit} (the run was stopped after its "
+                "commit); the next `vigil run` or `vigil compact` rebuilds it from the manifest"
+            )
+        else:
+            report.problems.append(
+                f"{layout.RUNS}/{commit}.json is missing: the run report of commit {commit} was "
+                "deleted (the next writer rebuilds only the newest one's)"
+            )
+
+
+def run_report_problems(run: Any, entry: dict[str, Any]) -> list[str]:
+    """Where a run report disagrees with the commit entry it is named after, or with itself."""
+    if entry.get("action") != "ingest":
+        return [f"commit {entry.get('commit')} is a {entry.get('action')}, which writes no run report"]
+    if not isinstance(run, dict):
+        return ["is not a run report (not a JSON object)"]
+    rows = entry.get("rows_added") or {}
+    sources = entry.get("sources") or []
+    if run.get("recovered"):  # rebuilt from the entry by `writer.recover`: a copy of its fields
+        claims = {
+            "commit": (run.get("commit"), entry.get("commit")),
+            "rows_added": (run.get("rows_added"), rows),
+            "files_added": (run.get("files_added"), entry.get("files_added")),
+            "sources": (run.get("sources"), sources),
+            "dlp_policy": (run.get("dlp_policy"), entry.get("dlp_policy")),
+        }
+        return [
+            f"says {field} {said!r} but its commit has {held!r}"
+            for field, (said, held) in claims.items()
+            if said != held
+        ]
+    summary = run.get("summary")
+    if not isinstance(summary, dict):
+        return ["has no summary (not a run report Vigil writes)"]
+
+    def count(name: str) -> int | None:
+        value = summary.get(name, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    names = (
+        "read", "archived", "notices", "dead_lettered", "dead_letters_already_stored", "duplicates",
+        "files_written",
+    )  # fmt: skip
+    counts = {name: count(name) for name in names}
+    if bad := [name for name, n in counts.items() if n is None]:
+        return [f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not a count"]
+    n = {name: value or 0 for name, value in counts.items()}
+    problems = []
+    claims = {
+        "commit": (summary.get("commit"), entry.get("commit")),
+        "files written": (n["files_written"], entry.get("files_added")),
+        "records stored (archived + notices)": (n["archived"] + n["notices"], rows.get(layout.RECORDS)),
+        "dead letters stored": (
+            n["dead_lettered"] - n["dead_letters_already_stored"],
+            rows.get(layout.DEAD_LETTERS),
+        ),
+        "DLP policy": (summary.get("dlp_policy"), entry.get("dlp_policy")),
+        "manifest head": (summary.get("manifest_head"), entry.get("hash")),
+    }
+    problems += [
+        f"says {what} {said!r} but its commit has {held!r} (the report was edited, or belongs "
+        "to another archive)"
+        for what, (said, held) in claims.items()
+        if said != held
+    ]
+    total = n["archived"] + n["dead_lettered"] + n["duplicates"]
+    if n["read"] != total:
+        problems.append(
+            f"says {n['read']:,} events read but archived + dead-lettered + duplicates = {total:,} "
+            "(the report was edited)"
+        )
+    reasons = summary.get("dead_letter_reasons") or {}
+    by_reason = sum(v for v in reasons.values() if isinstance(v, int)) if isinstance(reasons, dict) else 0
+    if by_reason != n["dead_lettered"]:
+        problems.append(
+            f"its dead-letter reasons add up to {by_reason:,}, not the {n['dead_lettered']:,} "
+            "dead-lettered it says (the report was edited)"
+        )
+    return problems
 
 
 def _check_audit(

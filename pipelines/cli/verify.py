@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
 from pipelines.errors import IntegrityError
+
+_HEAD = re.compile(r"[0-9a-f]{64}")
+
+
+def _head(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A head as ``verify`` prints it: 64 hex digits (any case, spaces around ignored). A shortened
+    one (``vigil run`` shows the first 16 and ``…``) can never equal the real head, and comparing
+    it would report an intact archive as cut short, so it is refused as a usage mistake."""
+    if value is None:
+        return None
+    head = value.strip().lower()
+    if not _HEAD.fullmatch(head):
+        audit = param.name == "expect_audit_head"
+        which = "'audit head:'" if audit else "'manifest head:' (`vigil run` shows only the first 16)"
+        raise click.BadParameter(
+            f"{value!r} is not a whole head: give the 64 hex digits `vigil verify` prints after {which}"
+        )
+    return head
 
 
 @click.command("verify")
@@ -14,11 +33,15 @@ from pipelines.errors import IntegrityError
     "--archive", type=click.Path(file_okay=False, path_type=Path), required=True, help="Archive folder."
 )
 @click.option(
-    "--expect-head", default=None, help="Manifest head hash you recorded earlier (detects truncation)."
+    "--expect-head",
+    default=None,
+    callback=_head,
+    help="Manifest head hash you recorded earlier (detects truncation).",
 )
 @click.option(
     "--expect-audit-head",
     default=None,
+    callback=_head,
     help="Audit log head hash you recorded earlier (detects entries cut from its end).",
 )
 def command(archive: Path, expect_head: str | None, expect_audit_head: str | None) -> None:
@@ -36,6 +59,7 @@ def command(archive: Path, expect_head: str | None, expect_audit_head: str | Non
         click.echo(f"note: {note}")
     click.echo(
         f"checked {report.files_checked} file(s), {report.rows_checked:,} row(s), "
+        f"{report.run_reports_checked} run report(s), "
         f"{report.audit_entries} audit entr{'y' if report.audit_entries == 1 else 'ies'}"
     )
     click.echo(f"manifest head: {report.manifest_head or '(empty)'}")
