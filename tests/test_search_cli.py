@@ -274,6 +274,25 @@ def test_a_participant_search_that_finds_nothing_suggests_keys(archive: Path, ca
     assert "did you mean" not in capsys.readouterr().err  # found: no hint
 
 
+def test_a_participant_value_with_a_comma_that_finds_nothing_says_to_repeat_the_filter(
+    archive: Path, capsys
+) -> None:
+    # other filters read `a,b` as "either"; participant: takes the comma as part of one name, so
+    # `participant:kenji sato,cust-1` found nothing and said nothing about why
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
+    assert vigil(*argv, "participant:Kenji Sato,U4af4980629") == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        'note: participant:"kenji sato,u4af4980629" is one name (a name may hold a comma), not a list, '
+        'and no record has it; for records with several people, repeat the filter: participant:"kenji sato" '
+        "participant:u4af4980629"
+    ) in captured.err
+    assert vigil(*argv, "participant:Kenji Sato", "participant:U4af4980629") == 0
+    captured = capsys.readouterr()
+    assert _ids(captured.out) and "one name" not in captured.err  # repeated: found, no note
+
+
 def test_cjk_names_match_with_or_without_the_space(tmp_path: Path, capsys) -> None:
     from search_support import KENJI, at, row
 

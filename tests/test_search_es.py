@@ -132,7 +132,21 @@ def test_refusals_and_an_unreachable_cluster_are_indexing_errors(cluster) -> Non
     server.stop()
     with pytest.raises(IndexingError) as excinfo:
         es_engine.search(cfg.model_copy(update={"max_retries": 0}), parse_query("card"), OFFICER)
-    assert "cannot be reached" in str(excinfo.value)
+    assert "cannot reach Elasticsearch" in str(excinfo.value)
+
+
+def test_an_unreachable_cluster_is_named_with_what_to_check(cluster) -> None:
+    """`vigil search --es-url` used to say only "Elasticsearch cannot be reached: Connection
+    error": no URL and no hint, where `vigil es check` names both."""
+    server, cfg = cluster
+    server.stop()
+    with pytest.raises(IndexingError) as excinfo:
+        es_engine.search(cfg.model_copy(update={"max_retries": 0}), parse_query("card"), OFFICER)
+    message = str(excinfo.value)
+    assert cfg.safe_url in message
+    assert "while searching" in message
+    assert "check --es-url, that the cluster is up" in message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("answer", [b"{}", b'{"hits": []}', b'{"hits": {"hits": "x"}}', b"[1]"])

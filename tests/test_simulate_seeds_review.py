@@ -108,6 +108,27 @@ def test_whatsapp_one_reminder_at_most_per_request_and_only_to_the_contact() -> 
     assert reminders > 0
 
 
+def test_whatsapp_the_contact_is_asked_in_the_name_of_the_employee_who_asked() -> None:
+    # in a group conversation any member may send the opt-in request or its reminder: the contact's
+    # notice named the conversation's owner instead, so the archive said one employee asked and
+    # the contact was told another one did
+    checked = 0
+    for conversation in by_conversation(WEEK, "whatsapp").values():
+        for index, event in enumerate(conversation):
+            if event.kind == Kind.EVENT and event.event_type in (
+                EventType.OPT_IN_REQUESTED,
+                EventType.OPT_IN_REMINDER,
+            ):
+                (notice,) = [
+                    e
+                    for e in conversation[index + 1 : index + 3]
+                    if _auto(e, event.event_type, Audience.CUSTOMER)
+                ]
+                assert event.sender.name and event.sender.name in (notice.body or ""), event.event_id
+                checked += 1
+    assert checked > 20
+
+
 def test_whatsapp_window_closing_is_shown_24_hours_after_the_last_message() -> None:
     # the documentation: 24 hours after the last message from either side the employee sees that a
     # template is needed; a template starts a new window; the contact can always write

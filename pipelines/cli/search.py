@@ -189,3 +189,27 @@ def command(
             f"note: no record has participant:{render.safe(key)}; did you mean {render.safe(suggested)}?",
             err=True,
         )
+    if result.total == 0:
+        for key in parsed.participants:
+            if comma := comma_note(key):
+                click.echo(f"note: {render.safe(comma)}", err=True)
+
+
+def comma_note(key: str) -> str | None:
+    """For a ``participant:`` value with a comma (``participant:alice,bob``), which other filters
+    would read as "either": a participant's value is one name (a name may hold a comma), and
+    several people are required by repeating the filter. ``None`` when there is no comma."""
+    parts = [" ".join(p.split()) for p in key.split(",")]
+    parts = [p for p in parts if p]
+    if "," not in key or len(parts) < 2:
+        return None
+    repeated = " ".join(_participant(p) for p in parts)
+    return (
+        f"{_participant(key)} is one name (a name may hold a comma), not a list, and no record has "
+        f"it; for records with several people, repeat the filter: {repeated}"
+    )
+
+
+def _participant(value: str) -> str:
+    quote = any(c.isspace() or c in "()" for c in value)
+    return f'participant:"{value}"' if quote else f"participant:{value}"

@@ -37,11 +37,15 @@ MAX_RESULT_WINDOW = 10_000
 _KEYWORDS = {"from": "from_", "_source": "source"}
 
 
-def send(client: Elasticsearch, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """``_search`` with ``body`` (keys passed as the client's keywords, so the body sent is
-    exactly ``body``). Transport and API errors become :class:`IndexingError`."""
+def send(client: Elasticsearch, cfg: EsConfig, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``_search`` on ``cfg``'s alias with ``body`` (keys passed as the client's keywords, so the
+    body sent is exactly ``body``). Transport and API errors become :class:`IndexingError`; one
+    that never reached the cluster names its URL and what to check, as ``vigil es`` does."""
     from elasticsearch import ApiError, NotFoundError, TransportError
 
+    from exporters.elasticsearch.setup import translate_errors
+
+    index = cfg.alias
     kwargs = {_KEYWORDS.get(k, k): v for k, v in body.items()}
     try:
         response = client.search(index=index, **kwargs)
@@ -56,7 +60,10 @@ def send(client: Elasticsearch, index: str, body: Mapping[str, Any]) -> dict[str
             f"Elasticsearch refused the search ({exc.meta.status}): {_reason(exc)}{hint}"
         ) from None
     except TransportError as exc:
-        raise IndexingError(f"Elasticsearch cannot be reached: {exc}") from None
+        # refused, timed out, TLS: the same message, URL and hint as `vigil es check` gives
+        with translate_errors(cfg, "searching"):
+            raise exc from None
+        raise  # pragma: no cover - translate_errors always raises
     answer = response.body if hasattr(response, "body") else response
     hits = answer.get("hits") if isinstance(answer, Mapping) else None
     if not isinstance(hits, Mapping) or not isinstance(hits.get("hits", []), list):
@@ -103,11 +110,11 @@ def search(
         text_field=identity.search_field,
         source=[*HIT_FIELDS, *identity.text_fields],
         exclude_blocked=not identity.sees_dlp,
-        decided=_crm_decided(client, cfg.alias, query, identity),
+        decided=_crm_decided(client, cfg, query, identity),
     )
     if page.offset + page.size > MAX_RESULT_WINDOW:
-        body = _seek(client, cfg.alias, body, page.offset)
-    response = send(client, cfg.alias, body)
+        body = _seek(client, cfg, body, page.offset)
+    response = send(client, cfg, body)
     hits_section = response.get("hits", {})
     total = hits_section.get("total", {})
     count = int(total.get("value", 0) if isinstance(total, dict) else total)
@@ -116,7 +123,7 @@ def search(
     return SearchResult(query, page, count, hits, ENGINE, elapsed, query.caveats())
 
 
-def _seek(client: Elasticsearch, index: str, body: dict[str, Any], offset: int) -> dict[str, Any]:
+def _seek(client: Elasticsearch, cfg: EsConfig, body: dict[str, Any], offset: int) -> dict[str, Any]:
     """``body`` rewritten to start at hit ``offset`` without ``from``: the sort values of the hit
     before it are found by walking the sorted hits (ids and sort values only, at most
     :data:`MAX_RESULT_WINDOW` a request) and become ``search_after``. The total still counts
@@ -129,7 +136,7 @@ def _seek(client: Elasticsearch, index: str, body: dict[str, Any], offset: int) 
         request = {**walk, "size": step}
         if after is not None:
             request["search_after"] = after
-        hits = send(client, index, request).get("hits", {}).get("hits", [])
+        hits = send(client, cfg, request).get("hits", {}).get("hits", [])
         if len(hits) < step:  # fewer hits than the offset: the page is past the end
             return {**body, "from": 0, "size": 0}
         after = hits[-1]["sort"]
@@ -165,7 +172,7 @@ def _highlights(
     return match.merge(found)
 
 
-def _crm_decided(client: Elasticsearch, index: str, query: Query, identity: Identity) -> Decided | None:
+def _crm_decided(client: Elasticsearch, cfg: EsConfig, query: Query, identity: Identity) -> Decided | None:
     """Same as the embedded engine's: the candidates with DLP findings that pass the filters,
     fetched in pages, and decided on their CRM view."""
     if identity.role is not AccessRole.CRM or query.text is None:
@@ -187,7 +194,7 @@ def _crm_decided(client: Elasticsearch, index: str, query: Query, identity: Iden
         }
         if after is not None:
             body["search_after"] = after
-        batch = send(client, index, body).get("hits", {}).get("hits", [])
+        batch = send(client, cfg, body).get("hits", {}).get("hits", [])
         for raw in batch:
             row = dict(raw.get("_source") or {})
             row.setdefault("record_id", raw["_id"])

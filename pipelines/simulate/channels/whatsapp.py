@@ -90,7 +90,8 @@ def request_opt_in(state: State, now: dt.datetime, policy: Policy, employee: Par
     require(employee.id in state.members, f"{employee.id} is not in the conversation")
     effects = (
         Happen(EventType.OPT_IN_REQUESTED, employee.id, {"template_id": OPT_IN_TEMPLATE}),
-        Notify(EventType.OPT_IN_REQUESTED, Audience.CUSTOMER),
+        # the contact is asked on behalf of whoever sent the request (in a group, not always the owner)
+        Notify(EventType.OPT_IN_REQUESTED, Audience.CUSTOMER, {"employee_name": employee.name}),
         Notify(EventType.OPT_IN_REQUESTED, Audience.EMPLOYEE, {"queue_limit": policy.queue_limit}),
     )
     return dataclasses.replace(state, phase=Phase.PENDING, requested_at=now), effects
@@ -105,7 +106,7 @@ def remind(state: State, now: dt.datetime, policy: Policy, employee: Party) -> S
     )
     effects = (
         Happen(EventType.OPT_IN_REMINDER, employee.id, {"template_id": OPT_IN_TEMPLATE}),
-        Notify(EventType.OPT_IN_REMINDER, Audience.CUSTOMER),
+        Notify(EventType.OPT_IN_REMINDER, Audience.CUSTOMER, {"employee_name": employee.name}),
     )
     return dataclasses.replace(state, reminded=True), effects
 
