@@ -198,3 +198,20 @@ def test_records_archived_without_a_verdict_are_not_reported_as_changes(tmp_path
         ("flag", "flag"): 1,
         ("none", "none"): 1,
     }
+
+
+def test_large_counts_are_printed_with_thousands_separators() -> None:
+    # every other command groups thousands; a dry run over a year of traffic should read the same
+    from collections import Counter
+
+    from pipelines.dlp.dryrun import DryRunReport
+
+    report = DryRunReport("new", "current", messages=1_234_567, skipped=20_000, notices=1_500, changed=12_345)
+    report.transitions = Counter({("none", "block"): 12_345})
+    report.unverdicted = Counter({"redact": 4_321})
+    report.rules["pii.card"].counts["blocked"] = 12_345
+    text = format_report(report)
+    assert "1,234,567 message(s) replayed (20,000 record(s) without a body and 1,500 of" in text
+    assert "12,345 would change action" in text and "none -> block: 12,345" in text
+    assert "4,321 message(s) were archived without a DLP verdict" in text and "redact 4,321" in text
+    assert any(line.startswith("pii.card") and line.split()[1:2] == ["12,345"] for line in text.splitlines())

@@ -280,39 +280,41 @@ _LINE_BREAK = re.compile("[\n\u2028\u2029]")
 def format_report(report_: DryRunReport) -> str:
     lines = [
         f"dry run: {report_.new_policy} against {report_.current_policy}",
-        f"{report_.messages} message(s) replayed ({report_.skipped} record(s) without a body and "
-        f"{report_.notices} of Vigil's own blocked-message notices skipped), {report_.changed} would change "
-        "action",
+        f"{report_.messages:,} message(s) replayed ({report_.skipped:,} record(s) without a body and "
+        f"{report_.notices:,} of Vigil's own blocked-message notices skipped), "
+        f"{report_.changed:,} would change action",
     ]
     if report_.rematched:
         shifts = "; ".join(
-            f"{rule_id} " + ", ".join(f"{kind} {n}" for kind, n in sorted(c.items()))
+            f"{rule_id} " + ", ".join(f"{kind} {n:,}" for kind, n in sorted(c.items()))
             for rule_id, c in sorted(report_.rule_matches.items())
         )
-        lines.append(f"{report_.rematched} would keep their action but be matched by other rules ({shifts})")
+        lines.append(
+            f"{report_.rematched:,} would keep their action but be matched by other rules ({shifts})"
+        )
     if report_.failed:
         lines.append(
-            f"{report_.failed} message(s) could not be inspected and are not compared "
+            f"{report_.failed:,} message(s) could not be inspected and are not compared "
             "(fix the policy, e.g. a slow regex, and run again):"
         )
         lines.extend(f"  {_one_line(f['record_id'])}: {_one_line(f['reason'])}" for f in report_.failures)
     if report_.unverdicted:
         total = sum(report_.unverdicted.values())
-        would = ", ".join(f"{action} {n}" for action, n in sorted(report_.unverdicted.items()))
+        would = ", ".join(f"{action} {n:,}" for action, n in sorted(report_.unverdicted.items()))
         lines.append(
-            f"{total} message(s) were archived without a DLP verdict (--no-dlp, or before Vigil had "
+            f"{total:,} message(s) were archived without a DLP verdict (--no-dlp, or before Vigil had "
             f"DLP) and are not compared; the new policy would give them: {would}"
         )
     moved = [(k, n) for k, n in sorted(report_.transitions.items()) if k[0] != k[1]]
     if moved:
-        lines.append("actions: " + ", ".join(f"{old} -> {new}: {n}" for (old, new), n in moved))
+        lines.append("actions: " + ", ".join(f"{old} -> {new}: {n:,}" for (old, new), n in moved))
     if not report_.rules:
         lines.append("no rule changes what happens to any message")
         return "\n".join(lines)
     lines.append("")
     lines.append(f"{'rule':<36}" + "".join(f"{c:>10}" for c in CHANGES))
     for rule_id, entry in sorted(report_.rules.items()):
-        lines.append(f"{rule_id:<36}" + "".join(f"{entry.counts.get(c, 0):>10}" for c in CHANGES))
+        lines.append(f"{rule_id:<36}" + "".join(f"{entry.counts.get(c, 0):>10,}" for c in CHANGES))
     for rule_id, entry in sorted(report_.rules.items()):
         for change in CHANGES:
             for sample in entry.samples.get(change, []):
