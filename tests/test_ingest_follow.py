@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from factories import event, line, write_jsonl
 from helpers import NOW, VIGIL, fingerprint, ingest
+from stop_support import signal_as_a_sampler_starts
 
 from pipelines.archive import layout, reader
 from pipelines.archive.manifest import load_state
@@ -465,34 +466,13 @@ def test_follow_ends_on_a_sigterm_while_beam_starts_a_bundle(
     noted that it did. An interrupt raised there left the thread running (Beam stops only a
     sampler it knows started), and a process that had printed its totals never exited: the
     interpreter waits for that thread. Now the stop is raised by the batch's next step."""
-    from apache_beam.runners.worker import statesampler
-
     src, archive = tmp_path / "in", tmp_path / "archive"
     write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
-    sent: list[str] = []
-    samplers: list[tuple[Any, set[threading.Thread]]] = []  # each with the thread it started
-
-    def start(self: Any) -> None:  # StateSampler.start, with the signal in its window
-        self.tracked_thread = threading.current_thread()
-        statesampler.set_current_tracker(self)
-        before = set(threading.enumerate())
-        super(statesampler.StateSampler, self).start()
-        samplers.append((self, set(threading.enumerate()) - before))
-        if not sent:
-            sent.append("SIGTERM")
-            signal.raise_signal(signal.SIGTERM)
-        self.started = True
-
-    monkeypatch.setattr(statesampler.StateSampler, "start", start)
     opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False)
-    try:
+    with signal_as_a_sampler_starts(monkeypatch, signal.SIGTERM) as window:
         summary = follow(opts, interval=0.05, stop_after_idle=40)
-        running = [sampler for sampler, threads in samplers if any(t.is_alive() for t in threads)]
-    finally:
-        for sampler, threads in samplers:  # a thread left running would keep pytest from exiting
-            if any(t.is_alive() for t in threads) and not sampler.finished:
-                sampler.stop()
-    assert sent == ["SIGTERM"] and not running, "a sampler thread left running"
+        running = window.running()
+    assert window.sent == [signal.SIGTERM] and not running, "a sampler thread left running"
     assert (summary.polls, summary.batches, summary.totals["read"]) == (1, 0, 0), summary
     assert not (archive / layout.STAGING).exists() or not any((archive / layout.STAGING).iterdir())
 

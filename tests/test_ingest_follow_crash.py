@@ -21,11 +21,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import pyarrow.dataset as ds
 import pytest
 from factories import event, line
 from helpers import NOW, VIGIL, fingerprint, ingest
+from stop_support import Watched
 from test_ingest_dlp import CARD, POLICY
 
 from pipelines.archive import layout, reader
@@ -189,33 +189,9 @@ def _policy(base: Path) -> Path:
 
 
 @dataclass
-class Session:
-    proc: subprocess.Popen
-    kill: str | None  # the plan it runs with (None: it is to run until the test stops it)
-    out: list[str] = field(default_factory=list)
-    err: list[str] = field(default_factory=list)
+class Session(Watched):
+    kill: str | None = None  # the plan it runs with (None: it is to run until the test stops it)
     locked: float | None = None  # when it was seen holding the archive lock
-    _readers: list[threading.Thread] = field(default_factory=list)
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            # say where it is stuck: every thread's stack (faulthandler, on SIGUSR1), then stop it
-            self.proc.send_signal(signal.SIGUSR1)
-            time.sleep(2)
-            self.proc.kill()
-            self.proc.wait()
-            for drain in self._readers:
-                drain.join(timeout=10)
-            printed = "".join(self.out)[-2000:]
-            raise AssertionError(
-                f"the session (kill plan {self.kill}) did not end within {timeout}s; its stdout ends "
-                f"with:\n{printed}\nits stderr, with its threads' stacks:\n{''.join(self.err)[-20000:]}"
-            ) from None
-        for drain in self._readers:
-            drain.join(timeout=timeout)
-        return self.proc.returncode, "".join(self.err)
 
     def objects(self) -> list[dict[str, Any]]:
         return [json.loads(text) for text in self.out]
@@ -228,12 +204,8 @@ def _follow(src: Path, archive: Path, policy: Path, kill: str | None) -> Session
     args = [sys.executable, "-c", KILLABLE_VIGIL, "run", "--input", str(src), "--archive", str(archive)]
     args += ["--follow", "--interval", INTERVAL, "--settle", SETTLE, "--policy", str(policy), "--json"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    session = Session(proc, kill)
-    # both pipes drained as the session writes: a full stderr pipe would block it mid-run
-    for stream, lines in ((proc.stdout, session.out), (proc.stderr, session.err)):
-        drain = threading.Thread(target=lines.extend, args=(stream or [],), daemon=True)
-        drain.start()
-        session._readers.append(drain)
+    session = Session(proc, f"the session (kill plan {kill})", kill=kill)
+    session.drain()
     return session
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -98,6 +99,27 @@ def test_dead_letters_keep_raw_payload_and_reason(tmp_path: Path) -> None:
     with open(dead["malformed_json"]["source_name"], "rb") as f:
         f.seek(dead["malformed_json"]["source_offset"])
         assert f.readline() == b"{broken json\n"
+
+
+def test_files_rewritten_with_the_same_bytes_are_skipped_without_an_empty_commit(tmp_path: Path) -> None:
+    # `vigil simulate --overwrite` (the quick start typed twice) writes the same bytes again with a
+    # new mtime: the last commit already read all of them, so there is nothing to read or commit
+    src = _mixed_input(tmp_path)
+    archive = tmp_path / "archive"
+    ingest(src, archive)
+    head = load_state(archive).head
+    for path in sorted(src.iterdir()):
+        path.write_bytes(path.read_bytes())
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    again = ingest(src, archive)
+    assert (again.commit, again.skipped_sources, again.resumed_sources, again.read) == (None, 2, 0, 0)
+    assert load_state(archive).head == head
+    # ...but one that grew is read on from where the commit stopped
+    first = src / "events-2026-01-05.jsonl"
+    with first.open("ab") as f:
+        f.write(line(event(9000)))
+    grown = ingest(src, archive)
+    assert (grown.skipped_sources, grown.resumed_sources, grown.read, grown.archived) == (1, 1, 1, 1)
 
 
 def test_rerun_is_idempotent_and_skips_consumed_files(tmp_path: Path) -> None:

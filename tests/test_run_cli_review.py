@@ -180,3 +180,19 @@ def test_an_input_that_is_the_archive_or_inside_it_is_refused(
     code, _, err = _run(capsys, "--input", str(archive / "incoming"), "--archive", spelled_apart, *extra)
     _refused(code, err, "is inside the archive")
     assert sorted(p.name for p in archive.iterdir()) == ["incoming"]  # no lock, no ledger made
+
+
+def test_a_run_that_archives_no_record_still_hints_at_a_real_conversation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # read again with --reprocess: every event is a duplicate and a broken line a dead letter, so
+    # the commit holds no record; the hint names the newest conversation archived, not "ID"
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1, conversation_id="conv-7"), b"{broken\n"])
+    src, archive = str(tmp_path / "in"), str(tmp_path / "archive")
+    main(["run", "--input", src, "--archive", archive])
+    capsys.readouterr()
+    main(["run", "--input", src, "--archive", archive, "--reprocess"])
+    out = capsys.readouterr().out
+    assert "duplicates              1" in out
+    (hint,) = [x for x in out.splitlines() if " conversation " in x]
+    assert hint.split()[2] == "conv-7"

@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -100,15 +101,24 @@ def _command(argv: list[str] | None) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
-def _say_interrupted(argv: list[str] | None) -> NoReturn:
-    message = "Aborted."
-    if _command(argv) in ("run", "compact"):
+def _say_interrupted(argv: list[str] | None, exc: BaseException) -> NoReturn:
+    """Ctrl-C (exit code 130), or SIGTERM where a command takes it as a stop (``vigil run``: 143)."""
+    from pipelines.ingest.stopping import Stopped  # no Beam: a module of its own
+
+    stop = next((c for c in causes(exc) if isinstance(c, Stopped)), Stopped())
+    message = "Aborted." if stop.signum == signal.SIGINT else f"Aborted ({signal.Signals(stop.signum).name})."
+    if stop.commit is not None:  # it came after the run's commit point: that commit stands
+        message += (
+            f" It came after this run's commit {stop.commit}: what the run read is archived (its summary "
+            f"is in the archive's _runs/{stop.commit}.json; vigil verify shows the archive is intact)"
+        )
+    elif _command(argv) in ("run", "compact"):
         message += (
             " Nothing after the archive's last commit was kept (vigil verify shows the archive is "
             "intact); run the same command again to resume"
         )
     click.echo(message, err=True)
-    sys.exit(130)
+    sys.exit(stop.exit_code)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -135,8 +145,8 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _say_interrupted(argv)
+    except click.exceptions.Abort as exc:
+        _say_interrupted(argv, exc)
     except VigilError as exc:
         click.secho(f"error: {_without_step(exc)}", fg="red", err=True)
         sys.exit(exc.exit_code)
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> Any:
         if os.environ.get("VIGIL_DEBUG"):
             raise
         if interrupted(exc):  # Ctrl-C inside a Beam step, re-raised by Beam as another error
-            _say_interrupted(argv)
+            _say_interrupted(argv, exc)
         chain = causes(exc)
         if vigil := next((c for c in chain if isinstance(c, VigilError)), None):
             # Beam re-raises an error of a step as one of the same type with the step's name added

@@ -184,7 +184,9 @@ def command(
 
     Every event ends up archived, dead-lettered (with the reason) or counted as a duplicate, and the
     summary shows that these add up. Safe to kill and re-run: the archive then holds exactly what a
-    clean run would have written. With --es-url, records are also indexed into Elasticsearch
+    clean run would have written. Ctrl-C or SIGTERM stops it within moments, keeping nothing it had
+    not committed: exit code 130 (143 for SIGTERM), and a second Ctrl-C ends it at once; a --follow
+    session ends with its totals and 0. With --es-url, records are also indexed into Elasticsearch
     (run `vigil es setup` once first); documents it refuses become dead letters, never silent gaps.
     Indexing is on only when --es-url is given (ES_URL alone does not turn it on). If the cluster
     does not answer at the start, the files are archived anyway, nothing is indexed, and the exit
@@ -287,6 +289,10 @@ def command(
         if result.es_incomplete:
             _es_was_down(archive)
         return
+    from pipelines.ingest import stopping
+
+    # Ctrl-C and SIGTERM stop the run (see stopping.py), and likewise while its summary is printed
+    stop = ctx.with_resource(stopping.signals())
     summary = run(opts)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), default=str))
@@ -314,7 +320,9 @@ def command(
     click.echo(summary.render(archive))
     # shell-quoted, so each line can be pasted whatever the path or the conversation id holds
     vigil = vigil_command()
-    busiest = quoted(_busiest_conversation(archive, summary.commit) or "ID")
+    with stopping.deferred():  # DuckDB would turn a stop raised in its query into "Query interrupted"
+        busiest = quoted(_busiest_conversation(archive, summary.commit) or "ID")
+    stop.check()
     at = quoted(archive)
     click.echo(
         "Look at it:\n"
@@ -336,12 +344,16 @@ def _es_was_down(archive: Path) -> None:
 
 def _busiest_conversation(archive: Path, commit: str | None) -> str | None:
     """A conversation worth replaying in the hint: messages, auto-messages and events, and many of
-    them. Only this run's files are read, so the hint costs the same however large the archive."""
+    them. Only this run's files are read (or, when it archived no record, those of the newest commit
+    that did), so the hint costs the same however large the archive."""
     import duckdb
 
     from pipelines.archive.reader import live_files
 
-    paths = [str(archive / f.path) for f in live_files(archive) if f.commit == commit]
+    files = live_files(archive)
+    if files and not any(f.commit == commit for f in files):
+        commit = max(f.commit for f in files)  # commit ids sort by time
+    paths = [str(archive / f.path) for f in files if f.commit == commit]
     if not paths:
         return None
     row = (

@@ -17,21 +17,16 @@ under it) stops the session: writing on would start a second archive in its plac
 (SIGINT) and SIGTERM (a service manager's stop) end it the same way, with its totals, also while
 a batch runs (a step of it raises the stop, see :mod:`pipelines.ingest.stopping`, and Beam
 re-raises it as another exception), and also when they land where what their handler raises is
-swallowed (see :class:`_Stop`).
+swallowed (see :func:`follow`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import signal
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from pipelines.archive import compact, layout, writer
 from pipelines.archive.manifest import load_state
@@ -75,71 +70,6 @@ def partitions_needing_compaction(archive: Path, min_files: int) -> bool:
     return any(compact.plan(state.files(kind), min_files=min_files) for kind in layout.KINDS)
 
 
-class _Stop:
-    """What Ctrl-C and SIGTERM do to a session: the handler of both while it runs.
-
-    The first one ends the session: the batch it lands in is abandoned (and discarded), or, if
-    the batch has committed already, counted. The handler raises KeyboardInterrupt in the main
-    thread, except while a pipeline runs on the embedded runner: there it only records the stop,
-    which the pipeline's steps then raise (:mod:`pipelines.ingest.stopping` says why). What a
-    handler raises can also be swallowed where it lands (Python then only prints "Exception
-    ignored in"): a ``__del__`` method or a weakref callback, such as those of the ``regex``
-    module's objects while a policy compiles, or a library's ``except BaseException`` that
-    carries on; a session that relied on the exception alone then polled on until it was killed.
-    So the session also looks at the record before each poll and between a batch and the
-    compaction after it.
-
-    A repeated signal does the same as the first until the session has seen the stop; after that
-    (a service manager may send two) it is ignored, so the lock is let go and the totals printed."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        #: raise on a signal: the session polls and has not seen a stop yet
-        self.armed = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-        stopping.request()
-        if self.armed and not stopping.deferring():
-            raise KeyboardInterrupt
-
-    def unraisable(self, previous: Callable[[sys.UnraisableHookArgs], object]) -> Callable[..., object]:
-        """``sys.unraisablehook`` while the session runs: a KeyboardInterrupt that a finalizer
-        swallowed is this stop (recorded, honoured at the next safe point), not news for stderr."""
-
-        def hook(unraisable: sys.UnraisableHookArgs) -> None:
-            if not (self.requested and isinstance(unraisable.exc_value, KeyboardInterrupt)):
-                previous(unraisable)
-
-        return hook
-
-
-@contextlib.contextmanager
-def _signals_stop(stop: _Stop) -> Iterator[None]:
-    """SIGTERM (``systemctl stop``, ``docker stop``) ends the session like Ctrl-C does: the batch
-    it interrupts is discarded and the totals are printed. Only the main thread can set it; Ctrl-C
-    is taken over only from Python's own handler (a program embedding Vigil keeps its own)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    names = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        names.append(signal.SIGINT)
-    previous = {name: signal.getsignal(name) for name in names}
-    hook = sys.unraisablehook
-    try:
-        sys.unraisablehook = stop.unraisable(hook)
-        for name in names:
-            signal.signal(name, stop)
-        yield
-    finally:
-        for name, handler in previous.items():
-            # None: a handler not set from Python, which Python cannot put back
-            signal.signal(name, signal.SIG_DFL if handler is None else handler)
-        sys.unraisablehook = hook
-        stopping.clear()
-
-
 def _lock_identity(archive: Path) -> tuple[int, int] | None:
     try:
         st = (archive / layout.LOCK).stat()
@@ -181,9 +111,16 @@ def follow(
     check_places(opts)
     check_runner(opts)
     check_input(opts.input)
-    stop = _Stop()
+    # The first Ctrl-C or SIGTERM ends the session: the batch it lands in is abandoned (and
+    # discarded), or, if the batch has committed already, counted. The handler raises the stop
+    # while the session polls (armed), and a step raises it while a batch runs (see stopping.py).
+    # What the handler raises may be swallowed where it lands, and the session relying on it
+    # would then poll on until it was killed; so it also looks at the record before each poll and
+    # between a batch and the compaction after it. Once it has seen the stop (disarmed), a repeat
+    # (a service manager may send two) is ignored, so the lock is let go and the totals printed.
+    stop = stopping.Stop()
     # the handlers first and back last: a signal while the lock is taken or let go is a stop too
-    with _signals_stop(stop), writer.archive_lock(archive):
+    with stopping.signals(stop), writer.archive_lock(archive):
         locked = _lock_identity(archive)
         stop.armed = True
         try:

@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import progress
 from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
-from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes
+from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes, interrupted
 from pipelines.ingest import parse, stopping
 from pipelines.ingest.lines import MAX_LINE_BYTES, unfinished_tail
 from pipelines.ingest.read import (
@@ -470,6 +470,14 @@ def select_sources(opts: RunOptions) -> Selection:
         held_back = bool((before or {}).get("held_tail"))  # its last line had no line end yet
         if unchanged and not (held_back and not writing):
             continue  # consumed unchanged (or its held-back last line may still be being written)
+        if (
+            before is not None
+            and not unchanged
+            and done == source.size
+            and resumable(source.name)
+            and prefix_sha256(source.name, done) == before.get("prefix_sha256")
+        ):
+            continue  # the same bytes written again (`simulate --overwrite`): all read already
         # settled, but its last line stops half-way: a writer that paused, not a finished file
         paused = (
             opts.hold_partial_tail
@@ -623,7 +631,26 @@ def fewer_collections() -> Iterator[None]:
 
 
 def run(opts: RunOptions) -> RunSummary:
-    """One batch run: lock the archive, recover, archive every new input file, commit once."""
+    """One batch run: lock the archive, recover, archive every new input file, commit once.
+
+    Ctrl-C and SIGTERM stop it alike (see :mod:`pipelines.ingest.stopping`) with
+    :class:`~pipelines.ingest.stopping.Stopped`: at once outside the pipeline, at its next step
+    inside it (what it staged is discarded, nothing is committed). One that comes after the
+    steps have committed lets the run write its report, then stops it (``Stopped.commit`` names
+    the commit). A second Ctrl-C ends the process at once."""
+    with stopping.signals() as stop:
+        try:
+            summary = _run(opts)
+        except Exception as exc:
+            if stop.requested and interrupted(exc):  # raised in a step, re-raised by Beam
+                raise stop.stopped() from exc
+            raise
+        stop.commit = summary.commit
+    stop.check()  # one that came after the last step that could raise it (or was swallowed)
+    return summary
+
+
+def _run(opts: RunOptions) -> RunSummary:
     check_places(opts)
     check_runner(opts)  # before anything is written: an unknown option or runner is one line
     check_input(opts.input)  # ...and so is an input that is missing or not an event file
@@ -686,15 +713,16 @@ def run_locked(opts: RunOptions) -> RunSummary:
                 opts.on_warning(f"warning: Elasticsearch is not usable ({exc}); archiving without indexing")
     runner, options = pipeline_options(opts)
     reporter = progress.Reporter(enabled=opts.show_progress)
-    with progress.reporting(reporter):
+    # on the embedded runner a stop (Ctrl-C, SIGTERM) waits for a step to raise it (stopping.py):
+    # the last one to is the commit; after it the run writes its report, then stops
+    defer = stopping.deferred() if opts.runner in EMBEDDED else contextlib.nullcontext()
+    with defer, progress.reporting(reporter):
         compressed = any(s.name.endswith(".gz") for s in sources)  # sizes on disk are not line bytes
         progress.declare("reading (bytes)", None if compressed else sum(s.size for s in sources))
         pipeline = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
         build(pipeline, opts, sources, commit, now, engine, starts, selection.held)
-        # on the embedded runner a stop (--follow) waits for a step to raise it: see stopping.py
-        defer = stopping.deferred() if opts.runner in EMBEDDED else contextlib.nullcontext()
         try:
-            with defer, fewer_collections():
+            with fewer_collections():
                 result = pipeline.run()
                 result.wait_until_finish()
         except BaseException as exc:
@@ -708,47 +736,47 @@ def run_locked(opts: RunOptions) -> RunSummary:
                     "(--job_endpoint=HOST:PORT). Nothing was archived"
                 ) from None
             raise
-    counters = _metrics(result)
-    state = load_state(archive)
-    summary.committed = commit in state.commits
-    if not summary.committed:
-        raise ArchiveError(
-            f"the pipeline finished but commit {commit} is not in the manifest of {archive}: the "
-            "runner's workers wrote it somewhere else (workers on other machines write --archive on "
-            "their own disks unless it is a folder every one of them mounts at that same path). "
-            "Nothing was committed here; run again with such a folder or with the embedded runner"
+        counters = _metrics(result)
+        state = load_state(archive)
+        summary.committed = commit in state.commits
+        if not summary.committed:
+            raise ArchiveError(
+                f"the pipeline finished but commit {commit} is not in the manifest of {archive}: the "
+                "runner's workers wrote it somewhere else (workers on other machines write --archive on "
+                "their own disks unless it is a folder every one of them mounts at that same path). "
+                "Nothing was committed here; run again with such a folder or with the embedded runner"
+            )
+        summary.read = counters.get("read", 0)
+        summary.blank_lines = counters.get("blank_lines", 0)
+        summary.vanished_files = counters.get("vanished_files", 0)
+        summary.notices = counters.get("notices", 0)
+        summary.archived = counters.get("archived", 0) - summary.notices
+        summary.dlp_policy = engine_id(engine)
+        summary.dlp = {
+            action: counters.get(f"dlp.{action}", 0)
+            for action in ("flag", "redact", "block")
+            if counters.get(f"dlp.{action}")
+        }
+        if opts.es is not None:
+            es_counts = _metrics(result, "vigil.es")
+            summary.es = {name: es_counts.get(name, 0) for name in ("indexed", "retried", "dead_lettered")}
+        summary.duplicates = counters.get("duplicates", 0)
+        summary.dead_letter_reasons = {
+            name.split(".", 1)[1]: n for name, n in counters.items() if name.startswith("dead_letter.") and n
+        }
+        summary.dead_lettered = sum(summary.dead_letter_reasons.values())
+        summary.dead_letters_already_stored = counters.get("dead_letters_already_stored", 0)
+        summary.files_written = state.commits[commit]["files_added"]
+        summary.manifest_head = state.head
+        summary.seconds = time.monotonic() - started
+        writer.write_run_report(
+            archive,
+            commit,
+            {
+                "summary": summary.as_dict(),
+                "input": opts.input,
+                "runner": opts.runner or "embedded",
+                "ingest_time": now,
+            },
         )
-    summary.read = counters.get("read", 0)
-    summary.blank_lines = counters.get("blank_lines", 0)
-    summary.vanished_files = counters.get("vanished_files", 0)
-    summary.notices = counters.get("notices", 0)
-    summary.archived = counters.get("archived", 0) - summary.notices
-    summary.dlp_policy = engine_id(engine)
-    summary.dlp = {
-        action: counters.get(f"dlp.{action}", 0)
-        for action in ("flag", "redact", "block")
-        if counters.get(f"dlp.{action}")
-    }
-    if opts.es is not None:
-        es_counts = _metrics(result, "vigil.es")
-        summary.es = {name: es_counts.get(name, 0) for name in ("indexed", "retried", "dead_lettered")}
-    summary.duplicates = counters.get("duplicates", 0)
-    summary.dead_letter_reasons = {
-        name.split(".", 1)[1]: n for name, n in counters.items() if name.startswith("dead_letter.") and n
-    }
-    summary.dead_lettered = sum(summary.dead_letter_reasons.values())
-    summary.dead_letters_already_stored = counters.get("dead_letters_already_stored", 0)
-    summary.files_written = state.commits[commit]["files_added"]
-    summary.manifest_head = state.head
-    summary.seconds = time.monotonic() - started
-    writer.write_run_report(
-        archive,
-        commit,
-        {
-            "summary": summary.as_dict(),
-            "input": opts.input,
-            "runner": opts.runner or "embedded",
-            "ingest_time": now,
-        },
-    )
     return summary
