@@ -18,6 +18,7 @@ from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import verify
 from pipelines.archive.writer import archive_lock
 from pipelines.errors import ArchiveLockedError
+from pipelines.ingest import run as run_module
 from pipelines.record import ARROW_SCHEMA, record_id_for
 
 
@@ -120,6 +121,31 @@ def test_files_rewritten_with_the_same_bytes_are_skipped_without_an_empty_commit
         f.write(line(event(9000)))
     grown = ingest(src, archive)
     assert (grown.skipped_sources, grown.resumed_sources, grown.read, grown.archived) == (1, 1, 1, 1)
+
+
+def test_a_file_rewritten_to_other_bytes_of_the_same_size_is_read_from_its_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "in"
+    path = src / "events.jsonl"
+    write_jsonl(path, [event(i, body=f"first text {i}") for i in range(5)])
+    archive = tmp_path / "archive"
+    assert ingest(src, archive).archived == 5
+    # same length, other events: nothing to read on from; the whole file is new
+    write_jsonl(path, [event(50 + i, body=f"other text {i}") for i in range(5)])
+    assert path.stat().st_size == load_state(archive).consumed_sources()[str(path)]["bytes_read"]
+    hashed: list[tuple[str, int]] = []
+    real = run_module.prefix_sha256
+
+    def counting(name: str, length: int) -> str | None:
+        hashed.append((name, length))
+        return real(name, length)
+
+    monkeypatch.setattr(run_module, "prefix_sha256", counting)
+    again = ingest(src, archive)
+    assert (again.skipped_sources, again.resumed_sources, again.read, again.archived) == (0, 0, 5, 5)
+    assert len(hashed) == 1  # the consumed prefix is hashed once per file, however often it is asked
+    assert verify(archive).ok
 
 
 def test_rerun_is_idempotent_and_skips_consumed_files(tmp_path: Path) -> None:

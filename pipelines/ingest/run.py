@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import difflib
+import functools
 import gc
 import logging
 import os
@@ -470,13 +471,16 @@ def select_sources(opts: RunOptions) -> Selection:
         held_back = bool((before or {}).get("held_tail"))  # its last line had no line end yet
         if unchanged and not (held_back and not writing):
             continue  # consumed unchanged (or its held-back last line may still be being written)
-        if (
-            before is not None
-            and not unchanged
-            and done == source.size
-            and resumable(source.name)
-            and prefix_sha256(source.name, done) == before.get("prefix_sha256")
-        ):
+        # the bytes a commit read are still the file's first bytes: hashed when first asked, once
+        same_prefix = functools.cache(
+            lambda source=source, before=before, done=done: (
+                done > 0
+                and source.size >= done
+                and resumable(source.name)
+                and prefix_sha256(source.name, done) == (before or {}).get("prefix_sha256")
+            )
+        )
+        if not unchanged and done == source.size and same_prefix():
             continue  # the same bytes written again (`simulate --overwrite`): all read already
         # settled, but its last line stops half-way: a writer that paused, not a finished file
         paused = (
@@ -498,12 +502,7 @@ def select_sources(opts: RunOptions) -> Selection:
         quiet = opts.hold_partial_tail and resumable(source.name) and ends_a_line(source.name, source.size)
         if writing or paused or quiet:
             held.add(source.name)
-        if (
-            done
-            and resumable(source.name)
-            and source.size >= done
-            and prefix_sha256(source.name, done) == before.get("prefix_sha256")  # type: ignore[union-attr]
-        ):
+        if same_prefix():
             starts[source.name] = done
     return Selection(
         fresh,
