@@ -21,7 +21,7 @@ from search_support import (
 )
 
 from pipelines.errors import ConfigError
-from pipelines.search import embedded, render, sql
+from pipelines.search import conversation, embedded, render, sql
 from pipelines.search.access import AccessRole, Identity, load_identity
 from pipelines.search.parse import parse_query
 from pipelines.search.results import Page
@@ -385,6 +385,7 @@ def test_ctrl_c_while_duckdb_reads_the_archive_aborts_with_130_and_logs_nothing(
         return real(ENDLESS[endless], {"files": params["files"]}, arrow=arrow)
 
     monkeypatch.setattr(embedded, "_execute", never_ending)
+    monkeypatch.setattr(conversation, "execute", never_ending)  # imported by name there
     logged = len(audit_entries(archive))
     for _ in range(3):  # a lost Ctrl-C was a matter of timing: try it more than once
         try:
