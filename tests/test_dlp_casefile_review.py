@@ -3,6 +3,8 @@ the others still run; a ``value:`` occurring in overlapping places is ambiguous.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from dlp_helpers import rule, write_policy
@@ -65,3 +67,64 @@ def test_a_value_occurring_in_overlapping_places_is_ambiguous(tmp_path, text, va
         f"{cases}:2: cases[0]: value {value!r} occurs 2 times in the text {where}; say which with "
         f"span: [start, end] (the first is span: {first})"
     )
+
+
+# -- expectations that contradict themselves ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expect", "says"),
+    [
+        ({"action": "redact"}, "action: redact needs a finding, but findings: is empty and only: is true"),
+        ({"action": "block", "findings": []}, "action: block needs a finding"),
+        (
+            {"action": "none", "findings": [{"entity": "FOO", "value": "8888"}]},
+            "action: none means nothing is found, but findings: lists some",
+        ),
+    ],
+)
+def test_an_expectation_that_could_never_pass_is_a_case_file_error(tmp_path, capsys, expect, says) -> None:
+    write_policy(tmp_path, [rule("t.r1", [{"type": "pattern", "entity": "FOO", "regex": "8888"}])])
+    cases = tmp_path / "policy.tests.yaml"
+    cases.write_text(
+        yaml.safe_dump(
+            {
+                "cases": [
+                    {"name": "ok", "text": "x", "expect": {"action": "none"}},
+                    {"text": "card 8888", "expect": expect},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    code, _, err = run(["dlp", "test", "--policy", str(tmp_path / "policy.yaml")], capsys)
+    assert code == 2  # a mistake in the case file, not a failing policy
+    assert f"{cases}:" in err and "cases[1].expect" in err and says in err
+    assert "could never pass" in err
+
+
+def test_only_false_checks_the_action_alone(tmp_path, capsys) -> None:
+    write_policy(tmp_path, [rule("t.r1", [{"type": "pattern", "entity": "FOO", "regex": "8888"}])])
+    cases = tmp_path / "policy.tests.yaml"
+    cases.write_text(
+        yaml.safe_dump({"cases": [{"text": "card 8888", "expect": {"action": "redact", "only": False}}]}),
+        encoding="utf-8",
+    )
+    code, out, _ = run(["dlp", "test", "--policy", str(tmp_path / "policy.yaml")], capsys)
+    assert code == 0 and out.splitlines()[-1] == "1 passed, 0 failed, 0 known misses"
+
+
+def test_the_case_example_in_error_hints_passes_against_the_shipped_policy(tmp_path, capsys) -> None:
+    # an author copies the hint first: it must pass with the rules they start from (the example
+    # card is not on pii.yaml's allow-list of test numbers)
+    import shutil
+    import textwrap
+
+    from pipelines.dlp.casefile import Case
+
+    rules = Path(__file__).parent.parent / "dlp_rules"
+    shutil.copy(rules / "pii.yaml", tmp_path / "pii.yaml")
+    example = textwrap.indent(textwrap.dedent(Case.EXAMPLE), "  ")
+    (tmp_path / "pii.tests.yaml").write_text(f"cases:\n{example}\n", encoding="utf-8")
+    code, out, _ = run(["dlp", "test", "--policy", str(tmp_path / "pii.yaml")], capsys)
+    assert code == 0 and out.splitlines()[-1] == "1 passed, 0 failed, 0 known misses"

@@ -39,6 +39,7 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
         # a second "text" would be what a last-wins reader scans and a first-wins reader sends
         b'{"id": "k", "text": "hello", "text": "card 4012 8888 8888 1881"}',
         b"[" * 5000 + b"]" * 5000,  # too deep for the JSON reader: an error line, the scan goes on
+        b'{"id": "x", "id": "y", "text": "hello"}',  # which id is meant is the question: none given
         json.dumps({"id": "m", "text": "last line"}).encode(),
     ]
     source = tmp_path / "in.jsonl"
@@ -48,9 +49,9 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     rows = [json.loads(line) for line in out.splitlines()]
     # error objects carry the id whenever the JSON could be read
     # one output line per input line: the empty line 5 too
-    expected = ["a", 2, "c", 4, 5, "e", "f", "g", "h", 10, 11, 12, "m"]
+    expected = ["a", 2, "c", 4, 5, "e", "f", "g", "h", 10, "k", 12, 13, "m"]
     assert [r.get("id", r.get("line")) for r in rows] == expected
-    assert {r["id"]: r["line"] for r in rows if "error" in r and "id" in r} == {"c": 3, "e": 6}
+    assert {r["id"]: r["line"] for r in rows if "error" in r and "id" in r} == {"c": 3, "e": 6, "k": 11}
     by_id = {r["id"]: r for r in rows if "id" in r and "error" not in r}
     assert by_id["a"]["action"] == "redact" and by_id["a"]["redacted_text"] == "card ***************1881"
     assert by_id["a"]["findings"] == [
@@ -68,8 +69,9 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     assert errors[10].startswith("expected a JSON object")
     assert errors[11].startswith("key 'text' appears twice")
     assert errors[12] == "JSON nested too deeply to read safely"
+    assert errors[13].startswith("key 'id' appears twice")
     assert by_id["m"]["action"] == "none"
-    assert "8 error(s)" in err
+    assert "9 error(s)" in err
 
 
 def test_scan_does_not_load_a_line_longer_than_any_text_it_may_scan(tmp_path, capsys) -> None:
@@ -177,7 +179,7 @@ def test_policy_tests_fail_on_a_broken_case_file(tmp_path, capsys) -> None:
         "    expect: {action: flag, findings: [{entity: RISKY_PHRASE, value: keep this between us}]}\n"
         "  - name: wrong expectation\n"
         "    text: the weather is nice\n"
-        "    expect: {action: flag}\n",
+        "    expect: {action: flag, only: false}\n",
         encoding="utf-8",
     )
     code, out, err = run(["dlp", "test", "--policy", str(tmp_path / "conduct.yaml")], capsys)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from dlp_helpers import engine_for, rule, write_policy
 from factories import event, write_jsonl
 from helpers import ingest
@@ -21,7 +22,7 @@ from test_dlp_cli import run as run_cli
 
 from pipelines import automessages
 from pipelines.archive import layout, reader
-from pipelines.dlp import Engine, Scope, load_policy_set, view_text
+from pipelines.dlp import Engine, Scope, checksums, load_policy_set, view_text
 from pipelines.dlp.batch_regex import BatchRegex, RegexTimeout, run_all
 from pipelines.dlp.casefile import TEST_HASH_KEY, run_casefile
 from pipelines.dlp.detectors import Candidate, _drop_contained
@@ -368,6 +369,59 @@ def test_equal_values_hash_equally_whatever_their_format(tmp_path) -> None:
     digests = {engine.inspect(f"card {t} ok").redacted_text for t in texts}
     assert len(digests) == 1
     assert engine.inspect("card 5500 0000 0000 0004 ok").redacted_text not in digests
+
+
+def _shipped_card_rule(tmp_path, **changes) -> Engine:
+    doc = yaml.safe_load((RULES / "pii.yaml").read_text(encoding="utf-8"))
+    card = next(r for r in doc["rules"] if r["id"] == "pii.card-number")
+    card.update(changes)
+    return engine_for(tmp_path, [card], env={"T_KEY": KEY}, allow=doc.get("allow"))
+
+
+# every way the shipped card patterns read one card: the digest (what exports join on) is the same
+CARD_WRITTEN = [
+    "4012 8888 8888 1881",
+    "4012-8888-8888-1881",
+    "４０１２ ８８８８ ８８８８ １８８１",
+    "4012/8888/8888/1881",
+    "4012 | 8888 | 8888 | 1881",
+    "4012•8888•8888•1881",
+    "4012 · 8888 · 8888 · 1881",
+    "*4012* *8888* *8888* *1881*",
+    "~4012~ ~8888~ ~8888~ ~1881~",
+    "4012, 8888, 8888, 1881",
+]
+
+
+def test_the_shipped_card_rule_hashes_a_card_alike_however_it_is_grouped(tmp_path) -> None:
+    engine = _shipped_card_rule(tmp_path, operator=HASH)
+    digests = set()
+    for written in CARD_WRITTEN:
+        result = engine.inspect(f"my card {written} thanks")
+        assert len(result.findings) == 1, written
+        shown = result.redacted_text.removeprefix("my card ").removesuffix(" thanks")
+        digests.add(shown.strip("*~"))  # a mark outside the matched span stays where it was
+    assert len(digests) == 1 and all(len(d) == 16 for d in digests)
+
+
+def test_allow_listed_cards_are_allowed_however_they_are_grouped(tmp_path) -> None:
+    engine = _shipped_card_rule(tmp_path)
+    for written in CARD_WRITTEN:
+        test_card = written.replace("4012", "4111").replace("8888", "1111").replace("1881", "1111")
+        test_card = (
+            test_card.replace("４０１２", "４１１１")
+            .replace("８８８８", "１１１１")
+            .replace("１８８１", "１１１１")
+        )
+        assert engine.inspect(f"card {test_card}").findings == [], test_card
+        assert engine.inspect(f"card {written}").findings, written  # not on the list: found
+
+
+def test_only_numbers_lose_the_marks_between_groups_in_the_canonical_form() -> None:
+    assert checksums.canonical("4012 | 8888 · 8888 *1881*") == "4012888888881881"
+    # a password keeps them: two passwords that differ by one are two values
+    assert checksums.canonical("Sup3r*S3cret") != checksums.canonical("Sup3rS3cret")
+    assert checksums.canonical("GB82 WEST 1234") == "gb82west1234"
 
 
 def test_short_hash_keys_are_refused(tmp_path) -> None:

@@ -5,7 +5,7 @@ Typical use::
     from pipelines.dlp import Engine, Scope, load_policy_set
 
     engine = Engine(load_policy_set("dlp_rules"))
-    verdict = engine.inspect("card 4111 1111 1111 1111", Scope(channel="sms", direction="outbound"))
+    verdict = engine.inspect("card 4012 8888 8888 1881", Scope(channel="sms", direction="outbound"))
     verdict.action, verdict.redacted_text, verdict.findings
 
 The names below are the public surface; everything else in the package is internal.

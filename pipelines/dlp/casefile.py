@@ -28,7 +28,7 @@ from pipelines.record import Channel, Direction, Kind
 class ExpectedFinding(_Model):
     EXAMPLE: ClassVar[str] = """\
         findings:
-          - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}
+          - {entity: CREDIT_CARD, value: "4012 8888 8888 1881"}
           - {entity: EMAIL_ADDRESS, span: [10, 27]}"""
 
     entity: str = Field(description="Entity name the finding must have.")
@@ -56,8 +56,8 @@ class Expectation(_Model):
         expect:
           action: redact            # none, flag, redact or block
           findings:
-            - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}
-          redacted: "Card ***************1111"   # optional: the exact redacted text"""
+            - {entity: CREDIT_CARD, value: "4012 8888 8888 1881"}
+          redacted: "Card ***************1881"   # optional: the exact redacted text"""
 
     action: Literal["none", "flag", "redact", "block"] = Field(description="The verdict's action.")
     findings: list[ExpectedFinding] = Field(
@@ -69,6 +69,23 @@ class Expectation(_Model):
         description="The exact redacted text (optional): checks the operator (mask keep_last, replace "
         "label, hash with the test key).",
     )
+
+    @model_validator(mode="after")
+    def _can_pass(self) -> Expectation:
+        # every action but none comes from a finding, and every finding brings one
+        if self.action != "none" and self.only and not self.findings:
+            raise ValueError(
+                f"action: {self.action} needs a finding, but findings: is empty and only: is true "
+                "(the default), which says the text has none: this case could never pass. List what "
+                'must be found (findings: [{entity: CREDIT_CARD, value: "..."}]) or write only: false '
+                "to check the action alone"
+            )
+        if self.action == "none" and self.findings:
+            raise ValueError(
+                "action: none means nothing is found, but findings: lists some: this case could never "
+                "pass. Write the action those findings bring (flag, redact or block), or leave findings out"
+            )
+        return self
 
 
 class CaseScope(_Model):
@@ -98,12 +115,12 @@ class CaseScope(_Model):
 class Case(_Model):
     EXAMPLE: ClassVar[str] = """\
         - name: visa number with spaces
-          text: "Card 4111 1111 1111 1111, expiry 12/27"
+          text: "Card 4012 8888 8888 1881, expiry 12/27"
           scope: {direction: outbound}
           expect:
             action: redact
             findings:
-              - {entity: CREDIT_CARD, value: "4111 1111 1111 1111"}"""
+              - {entity: CREDIT_CARD, value: "4012 8888 8888 1881"}"""
 
     name: str | None = Field(default=None, description="Short name shown in the report.")
     text: str = Field(description="The message text.")

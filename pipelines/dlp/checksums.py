@@ -22,6 +22,8 @@ from stdnum.cn import ric as _cn_ric
 from stdnum.jp import in_ as _jp_in
 from stdnum.us import rtn as _us_rtn
 
+from pipelines.dlp.normalize import normalize
+
 Validator = Callable[[str], bool]
 
 #: name -> validator; filled by :func:`validator`.
@@ -31,8 +33,8 @@ VALIDATORS: dict[str, Validator] = {}
 #: underscores, commas
 _SEPARATORS = re.compile(r"[\s\-.()/_,]+")
 #: ... and what a validator also skips between the groups a pattern matched: bars, bullets and the
-#: chat formatting marks around a group (``*4012* *8888*``). Kept out of :func:`compact`, which
-#: also makes the canonical form a keyed hash is taken over.
+#: chat formatting marks around a group (``*4012* *8888*``). Kept out of :func:`compact`: in a
+#: password or a name they are part of the value (:func:`canonical` drops them only in numbers).
 _GROUP_SEPARATORS = re.compile(r"[\s\-.()/_,|•·*~]+")
 
 
@@ -56,6 +58,20 @@ def compact(value: str) -> str:
 def _ungrouped(value: str) -> str:
     """What a validator checks: the matched value without anything between its groups."""
     return _GROUP_SEPARATORS.sub("", value)
+
+
+def canonical(value: str) -> str:
+    """The form in which allow-lists compare a value and a keyed hash digests it: normalised as for
+    detection (NFKC, ASCII digits, invisible characters removed), without the separators people put
+    inside identifiers, case-folded. A number (all digits once everything between its groups is
+    gone: a card, an account, a phone) also loses the bars, bullets and chat marks the card patterns
+    accept between groups: ``4012 | 8888 | 8888 | 1881`` is ``4012888888881881``, as its validator
+    saw it. Anything else keeps them (``*`` in a password is part of it)."""
+    text = normalize(value).text
+    digits = _ungrouped(text)
+    if digits.isascii() and digits.isdigit():
+        return digits
+    return compact(text).casefold()
 
 
 @validator("luhn")

@@ -170,7 +170,8 @@ class Context:
 
 
 class Allow:
-    """Allow-list: exact values (ignoring spaces, dashes and case) or whole-value regexes."""
+    """Allow-list: exact values (compared in their canonical form: separators, case and width do not
+    matter) or whole-value regexes."""
 
     __slots__ = ("regexes", "values")
 
@@ -180,7 +181,7 @@ class Allow:
 
     @staticmethod
     def _key(value: str) -> str:
-        return checksums.compact(normalize(value).text).casefold()
+        return checksums.canonical(value)  # as the keyed hash sees it
 
     def __bool__(self) -> bool:
         return bool(self.values or self.regexes)

@@ -10,10 +10,10 @@ Operators are Presidio's anonymizer operators (``mask``, ``replace``) plus a key
 values hash equally inside one firm (useful for joining exports) but cannot be brute-forced by
 someone without the key. They are found by name in :data:`OPERATORS`.
 
-The hash is taken over the value's canonical form (:func:`canonical_value`: normalised as for
-detection, spaces, dashes, dots, slashes and brackets removed, case-folded), so
-``4012 8888 8888 1881``, ``4012-8888-8888-1881`` and the full-width form hash alike and the digest
-does not reveal how the value was written. The key must be at least :data:`MIN_KEY_BYTES` bytes:
+The hash is taken over the value's canonical form (:func:`pipelines.dlp.checksums.canonical`:
+normalised as for detection, separators removed, case-folded), so ``4012 8888 8888 1881``,
+``4012 | 8888 | 8888 | 1881`` and the full-width form hash alike and the digest does not reveal how
+the value was written. The key must be at least :data:`MIN_KEY_BYTES` bytes:
 card numbers and national ids are a small space, and a short key is a guessable one. Rotating the
 key changes every digest: exports hashed with the old key no longer join with new ones (keep the old
 key where old exports must still be joined; archived bodies are never hashed in place, so views are
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from presidio_anonymizer.operators import Custom, Mask, Replace
 
+from pipelines.dlp import checksums
 from pipelines.errors import ConfigError
 from pipelines.record import DlpAction
 
@@ -134,21 +135,12 @@ def key_problems(policy_set: PolicySet, env: Mapping[str, str]) -> list[str]:
     return found
 
 
-def canonical_value(value: str) -> str:
-    """What the keyed hash is computed over: the value normalised as for detection (NFKC, ASCII
-    digits, invisible characters removed), separators removed, case-folded."""
-    from pipelines.dlp.checksums import compact
-    from pipelines.dlp.normalize import normalize
-
-    return compact(normalize(value).text).casefold()
-
-
 @operator("hash")
 def _hash(value: str, entity: str, spec: OperatorSpec, env: Mapping[str, str]) -> str:
     key = hash_key(spec.key_env, env)
 
     def digest(text: str) -> str:
-        canonical = canonical_value(text)
+        canonical = checksums.canonical(text)
         return hmac.new(key, canonical.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[
             : spec.length
         ]

@@ -58,7 +58,11 @@ def parse_line(
     try:
         obj = strict_json.loads(line)
     except strict_json.RepeatedKeyError as exc:
-        return {"line": number, "error": exc.describe()}
+        refused: dict[str, Any] = {"line": number}
+        if (ident := _sole_id(line)) is not None:
+            refused["id"] = ident  # the JSON could be read, and its id is not in doubt
+        refused["error"] = exc.describe()
+        return refused
     except json.JSONDecodeError as exc:
         return {"line": number, "error": f"malformed JSON: {exc.msg} at column {exc.colno}"}
     except RecursionError:
@@ -105,6 +109,17 @@ def parse_line(
         return error("employee_groups must be a list of strings")
     scope = Scope(employee_groups=None if groups is None else frozenset(groups), **values)
     return ident, text, scope
+
+
+def _sole_id(line: str) -> Any:
+    """The top-level ``id`` of a line refused for a repeated key, when the object names it once
+    (and it is a string or a number); None when the id is the key given twice, or not plain."""
+    pairs = json.loads(line, object_pairs_hook=list)
+    ids = [value for key, value in pairs if key == "id"] if isinstance(pairs, list) else []
+    if len(ids) != 1 or isinstance(ids[0], (list, bool)) or ids[0] is None:
+        return None
+    ident = ids[0]
+    return ident if json_lines.is_utf8(json.dumps(ident, ensure_ascii=False)) else None
 
 
 @functools.lru_cache(maxsize=256)
