@@ -47,6 +47,22 @@ def test_json_lines_have_the_promised_fields(archive: Path, capsys) -> None:
     assert "redacted_text" not in hit
 
 
+@pytest.mark.parametrize("role", ["officer", "reviewer", "crm"])
+def test_json_says_whether_a_message_was_queued_or_refused_as_the_table_does(
+    archive: Path, capsys, role: str
+) -> None:
+    # a message the channel queued or refused was not delivered: a script reading --json must
+    # be able to tell, as a person reading the table can (`message · queued`)
+    argv = ["search", "--archive", str(archive), "--role", role, "--json", "conversation:conv-en"]
+    assert vigil(*argv, "--size", "100") == 0
+    hits = {h["record_id"]: h for h in map(json.loads, capsys.readouterr().out.splitlines())}
+    by_event = {r["event_id"]: r["record_id"] for r in ROWS}
+    assert hits[by_event["en-7"]]["delivery"] == "queued"
+    assert hits[by_event["en-9"]]["delivery"] == "refused"
+    assert hits[by_event["en-8"]]["delivery"] is None  # an event: nothing was delivered or not
+    assert all("attributes" not in h and "queue_position" not in json.dumps(h) for h in hits.values())
+
+
 def test_flags_are_filters_too(archive: Path, capsys) -> None:
     argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
     assert vigil(*argv, "settlement", "--channel", "sms", "--from", "2026-01-04") == 0
@@ -399,3 +415,26 @@ def test_ctrl_c_while_duckdb_reads_the_archive_aborts_with_130_and_logs_nothing(
         assert "Aborted." in err and "unexpected" not in err and "report" not in err
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     assert len(audit_entries(archive)) == logged  # nothing was shown, so nothing is on record
+
+
+@pytest.mark.parametrize("where", ["pages", "footer"])
+def test_a_damaged_file_is_named_as_such_by_search_and_by_conversation(
+    archive: Path, tmp_path, capsys, where: str
+) -> None:
+    import shutil
+
+    damaged = tmp_path / "archive"
+    shutil.copytree(archive, damaged)
+    target = max((damaged / "records").rglob("*.parquet"), key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    size = len(data)
+    # after the leading magic (column pages), or before the trailing length and magic (metadata)
+    spots = range(8, size // 4, 13) if where == "pages" else range(size - size // 4, size - 8, 13)
+    for at in spots:
+        data[at] ^= 0xFF
+    target.write_bytes(bytes(data))
+    for argv in (["search", "settlement"], ["conversation", "conv-en"]):
+        assert vigil(*argv, "--archive", str(damaged), "--role", "officer") == 3
+        err = capsys.readouterr().err
+        assert err.startswith("error: the archive could not be read (") and "run `vigil verify`" in err
+        assert "search" not in err.split("(")[0]  # the conversation view is not called a search

@@ -145,6 +145,13 @@ def _ctrl_c_interrupts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def _unreadable(exc: Exception) -> ArchiveError:
+    return ArchiveError(
+        f"the archive could not be read ({str(exc).strip()}). A committed file may be damaged or "
+        "replaced: run `vigil verify` to see every problem"
+    )
+
+
 def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> Any:
     """Run a statement written against :data:`sql.SOURCE` (rows as tuples, or an Arrow table),
     widening the source when the files' schemas differ (union by name), then when none of them
@@ -169,10 +176,7 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
                 return con.execute(attempt, params).fetchall()
         except (duckdb.BinderException, duckdb.InvalidInputException) as exc:
             if i == len(attempts) - 1 or not _schema_refusal(exc):
-                raise ArchiveError(
-                    f"the archive could not be read for this search: {exc}. A committed file may be "
-                    "damaged or replaced: run `vigil verify` to see every problem"
-                ) from None
+                raise _unreadable(exc) from None
         except duckdb.IOException as exc:
             if missing := [path for path in params["files"] if not os.path.exists(path)]:
                 # a compaction may have retired it since the listing: read_consistently decides
@@ -180,6 +184,8 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
             raise ArchiveError(
                 f"a committed archive file cannot be read ({exc}); run `vigil verify` to see what is wrong"
             ) from None
+        except duckdb.Error as exc:  # e.g. a damaged footer: "don't know what type"
+            raise _unreadable(exc) from None
     raise AssertionError("unreachable")
 
 

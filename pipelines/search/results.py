@@ -40,6 +40,7 @@ HIT_FIELDS = (
     "attributes",
 )
 TEXT_FIELDS = ("body", "body_redacted")
+DELIVERY_OUTCOMES = ("delivered", "queued", "refused")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ class Hit:
     highlights: tuple[match.Span, ...] = ()
     dlp_shown: bool = True  # False for roles that may not see DLP verdicts (crm): left out below
 
+    @property
+    def delivery(self) -> str | None:
+        """Whether the channel delivered the message, queued it or refused it (None: not recorded).
+        Only those three words: the attribute is source text, shown whole to officers alone."""
+        value = self.attributes.get("delivery")
+        return value if value in DELIVERY_OUTCOMES else None
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "record_id": self.record_id,
@@ -104,6 +112,7 @@ class Hit:
             "dlp_action": self.dlp_action,
             "dlp_rule_ids": list(self.dlp_rule_ids),
             "blocked": self.blocked,
+            "delivery": self.delivery,
             "text": self.text,
             "text_withheld": self.withheld,
             "highlights": [list(s) for s in self.highlights],
