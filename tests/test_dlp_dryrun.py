@@ -14,6 +14,7 @@ from helpers import ingest
 from pipelines.cli import main
 from pipelines.dlp import load_policy_set
 from pipelines.dlp.dryrun import dry_run, format_report, safe_sample
+from pipelines.record import DlpAction
 
 RULES = Path(__file__).parent.parent / "dlp_rules"
 SECRET_CARD = "4012 8888 8888 1881"
@@ -165,11 +166,13 @@ def test_samples_cannot_drive_the_terminal_or_forge_report_lines(tmp_path, capsy
     assert SECRET_CARD not in out
     for raw in ("\x1b", "\u202e", "\u2028", "\x85", "\x9b"):
         assert raw not in out
-    samples = [line for line in out.splitlines() if "released:" in line]
-    assert samples == [
-        "  pii.card-number released: <RISKY_PHRASE> \\x1b[2J\\x1b[31mred\\u202eevil"
+    shown = (
+        "<RISKY_PHRASE> \\x1b[2J\\x1b[31mred\\u202eevil"
         "\\u2028next\\x85nel\\x9b31m\\n  pii.card-number released: card <CREDIT_CARD>"
-    ]
+    )
+    # redact -> flag: the card rule releases it, the new flag rule flags it; one line each
+    samples = [line for line in out.splitlines() if line.startswith("  ")]
+    assert samples == [f"  pii.card-number released: {shown}", f"  r.quarterly flagged: {shown}"]
     assert not main([*argv, "--json"])
     text = capsys.readouterr().out
     for raw in ("\x1b", "\u202e", "\u2028", "\x85", "\x9b"):
@@ -215,3 +218,166 @@ def test_large_counts_are_printed_with_thousands_separators() -> None:
     assert "12,345 would change action" in text and "none -> block: 12,345" in text
     assert "4,321 message(s) were archived without a DLP verdict" in text and "redact 4,321" in text
     assert any(line.startswith("pii.card") and line.split()[1:2] == ["12,345"] for line in text.splitlines())
+
+
+# -- samples mask what the archived verdict found; every change is credited to its rules --------
+
+CARD_RULE = {"type": "pattern", "entity": "CREDIT_CARD", "regex": r"(?<!\d)\d{4}(?: \d{4}){3}(?!\d)"}
+VAULT_TOKEN = "VLT-9QZ2XK7M4P1B"
+VAULT_BODY = f"my card {SECRET_CARD} is red, vault token {VAULT_TOKEN}"
+
+
+def _lexicon(*terms: str, entity: str = "PHRASE") -> dict[str, object]:
+    return {"type": "lexicon", "entity": entity, "terms": list(terms)}
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory) -> Path:
+    """An archive whose verdicts came from a policy with a block rule (``vault.token``) that the
+    policies compared with it here do not have: only the stored findings say where the token is.
+    Beside it: ``new`` (flags the word red) and ``cards`` (redacts card numbers)."""
+    root = tmp_path_factory.mktemp("vault")
+    token = {"type": "pattern", "entity": "VAULT_TOKEN", "regex": r"VLT-[0-9A-Z]{12}"}
+    archived_with = write_policy(
+        root / "archived",
+        [rule("vault.token", [token], action="block"), rule("vault.card", [CARD_RULE])],
+        name="vault",
+    )
+    write_jsonl(root / "in" / "events-2026-01-05.jsonl", [event(1, body=VAULT_BODY), event(2)])
+    ingest(root / "in", root / "archive", policy=str(archived_with))
+    write_policy(
+        root / "new", [rule("new.red", [_lexicon("red", entity="COLOUR")], action="flag")], name="new"
+    )
+    write_policy(root / "cards", [rule("cards.card", [CARD_RULE])], name="cards")
+    return root
+
+
+@pytest.mark.parametrize("against", [None, "cards"])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_samples_mask_the_findings_stored_with_the_record(vault, against, as_json, capsys) -> None:
+    # neither compared policy finds the token; the archived verdict did (and blocked the message):
+    # a sample must not show it, with --against or without, as text or as JSON
+    argv = ["dlp", "dry-run", "--policy", str(vault / "new"), "--archive", str(vault / "archive")]
+    if against:
+        argv += ["--against", str(vault / against)]
+    argv += ["--json"] if as_json else []
+    assert not main(argv)
+    out = capsys.readouterr().out
+    assert VAULT_TOKEN not in out and SECRET_CARD not in out
+    if as_json:
+        report = json.loads(out)
+        samples = [s for r in report["rules"].values() for group in r["samples"].values() for s in group]
+    else:
+        samples = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("  ")]
+    assert samples and set(samples) == {"my card <CREDIT_CARD> is <COLOUR>, vault token <VAULT_TOKEN>"}
+
+
+def test_samples_mask_stored_findings_also_when_the_row_is_given(vault) -> None:
+    from pipelines.dlp.dryrun import COLUMNS, archive_rows
+
+    rows = list(archive_rows(vault / "archive", COLUMNS))
+    assert {f["rule_id"] for r in rows for f in r["dlp_findings"]} == {"vault.token", "vault.card"}
+    report = dry_run(
+        load_policy_set(vault / "new"), Path("unused"), rows=rows, against=load_policy_set(vault / "cards")
+    )
+    samples = [s for entry in report.rules.values() for group in entry.samples.values() for s in group]
+    assert samples and all(VAULT_TOKEN not in s for s in samples)
+
+
+def test_a_weaker_action_credits_the_rule_that_decides_it(vault) -> None:
+    # the reviewer's case: redact -> flag. The card rule no longer applies (released) and the new
+    # flag rule is what flags the message now: both are in the table, the text and the JSON
+    report = dry_run(
+        load_policy_set(vault / "new"), vault / "archive", against=load_policy_set(vault / "cards")
+    )
+    assert report.transitions == {("redact", "flag"): 1, ("none", "none"): 1} and report.changed == 1
+    assert {r: dict(e.counts) for r, e in report.rules.items()} == {
+        "cards.card": {"released": 1},
+        "new.red": {"flagged": 1},
+    }
+    assert report.to_json()["rules"]["new.red"]["counts"] == {"flagged": 1}
+    text = format_report(report)
+    assert "redact -> flag: 1" in text
+    assert any(line.split() == ["new.red", "0", "0", "1", "0"] for line in text.splitlines())
+    # against the stored verdict (block, by two rules the new policy lacks) it is the same
+    stored = dry_run(load_policy_set(vault / "new"), vault / "archive")
+    assert stored.transitions[("block", "flag")] == 1
+    assert {r: dict(e.counts) for r, e in stored.rules.items()} == {
+        "vault.token": {"released": 1},
+        "vault.card": {"released": 1},
+        "new.red": {"flagged": 1},
+    }
+
+
+@pytest.fixture(scope="module")
+def shifts(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """An archive and two policies: ``old`` and ``new`` share rules, change actions, drop and add."""
+    root = tmp_path_factory.mktemp("shifts")
+    events = [
+        event(1, body=f"card {SECRET_CARD} stays between us"),  # block (card) -> redact (card)
+        event(2, body="keep this between us"),  # flag -> flag
+        event(3, body="between us: the wire code is 1234"),  # flag -> block (a new rule)
+        event(4, body="let's take this offline"),  # flag (a dropped rule) -> block (another rule)
+        event(5, body="the fee is 20 percent"),  # redact (a dropped rule) -> none
+        event(6),  # none -> none
+    ]
+    write_jsonl(root / "in" / "events-2026-01-05.jsonl", events)
+    ingest(root / "in", root / "archive", dlp=False)  # both sides are fresh verdicts (--against)
+    secrecy = rule("t.secrecy", [_lexicon("between us")], action="flag")
+    old = write_policy(
+        root / "old",
+        [
+            rule("t.card", [CARD_RULE], action="block"),
+            secrecy,
+            rule("t.offline-old", [_lexicon("offline")], action="flag"),
+            rule("t.fee", [_lexicon("20 percent")]),
+        ],
+        name="old",
+    )
+    new = write_policy(
+        root / "new",
+        [
+            rule("t.card", [CARD_RULE]),
+            secrecy,
+            rule("t.wire", [_lexicon("wire code")], action="block"),
+            rule("t.offline-new", [_lexicon("offline")], action="block"),
+        ],
+        name="new",
+    )
+    return root / "archive", old, new
+
+
+def test_every_change_is_credited_to_the_rules_that_decide_it_whichever_way(shifts) -> None:
+    archive, old, new = shifts
+    report = dry_run(load_policy_set(new), archive, against=load_policy_set(old))
+    assert report.transitions == {
+        ("block", "redact"): 1,
+        ("flag", "flag"): 1,
+        ("flag", "block"): 2,
+        ("redact", "none"): 1,
+        ("none", "none"): 1,
+    }
+    assert report.changed == 4 == sum(n for (a, b), n in report.transitions.items() if a != b)
+    assert {r: dict(e.counts) for r, e in report.rules.items()} == {
+        # block -> redact by the same rule: it now redacts (newly redacted) and no longer blocks
+        # (released); t.secrecy still flags that message as before and is not credited
+        "t.card": {"redacted": 1, "released": 1},
+        # flag -> block: the new block rule; t.secrecy still flags, so it releases nothing
+        "t.wire": {"blocked": 1},
+        # flag -> block by another rule: the new one blocks, the dropped one no longer flags
+        "t.offline-new": {"blocked": 1},
+        "t.offline-old": {"released": 1},
+        "t.fee": {"released": 1},
+    }
+    assert not report.rematched and not report.rule_matches
+    # how the counts relate to the transitions: each message whose action changes to X is credited
+    # to at least one rule as newly X (no rule more often than such messages exist), and each message
+    # whose action got weaker is released by at least one rule
+    moved = [(DlpAction(a), DlpAction(b), n) for (a, b), n in report.transitions.items() if a != b]
+    for action, change in {DlpAction.BLOCK: "blocked", DlpAction.REDACT: "redacted"}.items():
+        into = sum(n for _, b, n in moved if b is action)
+        counts = [e.counts[change] for e in report.rules.values() if e.counts[change]]
+        assert max(counts) <= into <= sum(counts)
+    weakened = sum(n for a, b, n in moved if b.strength < a.strength)
+    released = [e.counts["released"] for e in report.rules.values() if e.counts["released"]]
+    assert weakened <= sum(released) and max(released) <= report.changed

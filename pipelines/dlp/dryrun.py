@@ -3,15 +3,21 @@
 Every archived message body is inspected with the NEW policy set and compared with the CURRENT
 verdict: either the one stored in the archive (what the pipeline decided when it archived the
 message) or, with ``--against``, a fresh verdict from another policy set. Changes are attributed
-to rules:
+to rules. For a message whose action changes, whichever way:
 
-* newly blocked / redacted / flagged: the message's action got stronger; counted for each rule of
-  the new policy with that action that hit it;
-* released: the action got weaker; counted for each rule of the current verdict that no longer
-  hits (or, when the same rules still hit with a weaker action, for those rules).
+* newly blocked / redacted / flagged: counted for each rule of the new verdict whose action is the
+  message's new action (the rules that decide it; nothing when the new action is ``none``);
+* released: counted for each rule of the current verdict that no longer applies as it did: it no
+  longer hits, or it hits with a weaker action than before. A message whose action got weaker is
+  always released by at least one rule; one whose action got stronger may be too (a flag rule
+  dropped while a new block rule hits).
 
-Samples show the body with every finding of either side replaced by its entity label, so a
-report never shows a secret in clear, whichever policy found it.
+A message that keeps its action is no change; if other rules match it, that is counted apart
+("now matches" / "no longer matches").
+
+Samples show the body with every finding replaced by its entity label: the new policy's, the
+current verdict's, and the findings stored with the archived record (whatever policy archived it,
+also with ``--against``), so a report never shows a secret in clear, whichever policy found it.
 
 Vigil's own ``dlp_blocked_notice`` auto-messages (the notices telling an employee why a message was
 blocked) are not replayed: they are the pipeline's output, not traffic, and their text quotes rule
@@ -52,6 +58,8 @@ COLUMNS = [
     "dlp_policy",
 ]
 CHANGES = ("blocked", "redacted", "flagged", "released")
+#: the change a message is credited with, by its new action (``none`` is only ever a release)
+_GAINED = {DlpAction.BLOCK: "blocked", DlpAction.REDACT: "redacted", DlpAction.FLAG: "flagged"}
 SAMPLE_CHARS = 200
 MAX_FAILURES_SHOWN = 5
 _LABEL = OperatorSpec(type="replace")
@@ -122,13 +130,48 @@ class _Current:
     action: DlpAction
     rule_ids: tuple[str, ...]
     findings: tuple[tuple[int, int, str], ...]  # (start, end, entity)
+    #: each rule's action, from its findings; a rule without one is taken to act as the verdict does
+    rule_actions: Mapping[str, DlpAction] = field(default_factory=dict)
+
+    def action_of(self, rule_id: str) -> DlpAction:
+        return self.rule_actions.get(rule_id, self.action)
+
+
+def _rule_actions(pairs: Iterable[tuple[Any, Any]]) -> dict[str, DlpAction]:
+    """The strongest action each rule's findings carry (``(rule_id, action)`` pairs)."""
+    actions: dict[str, DlpAction] = {}
+    for rule_id, value in pairs:
+        try:
+            action = DlpAction(value)
+        except ValueError:
+            continue
+        if rule_id is not None and action.strength > actions.get(str(rule_id), DlpAction.NONE).strength:
+            actions[str(rule_id)] = action
+    return actions
 
 
 def _stored(row: Mapping[str, Any]) -> _Current:
-    findings = tuple((f["start"], f["end"], f["entity"]) for f in row.get("dlp_findings") or [])
+    stored = row.get("dlp_findings") or []
+    findings = tuple((f["start"], f["end"], f["entity"]) for f in stored)
     return _Current(
-        DlpAction(row.get("dlp_action") or "none"), tuple(row.get("dlp_rule_ids") or ()), findings
+        DlpAction(row.get("dlp_action") or "none"),
+        tuple(row.get("dlp_rule_ids") or ()),
+        findings,
+        _rule_actions((f.get("rule_id"), f.get("action")) for f in stored),
     )
+
+
+def _archived_findings(row: Mapping[str, Any]) -> list[tuple[int, int, str]]:
+    """The findings stored with an archived record, whatever policy found them: a sample masks them
+    even when neither compared policy finds them any more."""
+    spans = []
+    for f in row.get("dlp_findings") or []:
+        if not isinstance(f, Mapping):
+            continue
+        start, end = f.get("start"), f.get("end")
+        if isinstance(start, int) and isinstance(end, int):
+            spans.append((start, end, str(f.get("entity") or "REDACTED")))
+    return spans
 
 
 def _unverdicted(row: Mapping[str, Any]) -> bool:
@@ -139,7 +182,8 @@ def _unverdicted(row: Mapping[str, Any]) -> bool:
 
 def _fresh(verdict: Verdict) -> _Current:
     findings = tuple((f.start, f.end, f.entity) for f in verdict.findings)
-    return _Current(verdict.action, tuple(verdict.rule_ids), findings)
+    actions = _rule_actions((f.rule_id, f.action) for f in verdict.findings)
+    return _Current(verdict.action, tuple(verdict.rule_ids), findings, actions)
 
 
 def safe_sample(body: str, *finding_sets: Iterable[tuple[int, int, str]]) -> str:
@@ -181,7 +225,6 @@ def dry_run(
         new_policy=new.label, current_policy=against.label if against else "stored verdicts"
     )
     source = rows if rows is not None else archive_rows(archive, COLUMNS)
-    new_actions = {rule_id: DlpAction(rule.action) for rule_id, (_, rule) in new.rules.items()}
     for batch in _batches(source, batch_size):
         traffic = [r for r in batch if r.get("event_type") != _NOTICE]
         report_.notices += len(batch) - len(traffic)
@@ -204,7 +247,7 @@ def dry_run(
             if current_engine is None and _unverdicted(row):
                 report_.unverdicted[verdict.action.value] += 1
                 continue
-            _compare(report_, row["body"], verdict, current, new_actions, samples)
+            _compare(report_, row, _fresh(verdict), current, samples)
         report(f"dry-run: {new.id}", len(batch))
     return report_
 
@@ -218,40 +261,40 @@ def _failed(report_: DryRunReport, row: Mapping[str, Any], exc: Any) -> None:
 
 def _compare(
     report_: DryRunReport,
-    body: str,
-    verdict: Verdict,
-    current: _Current,
-    new_actions: Mapping[str, DlpAction],
+    row: Mapping[str, Any],
+    after: _Current,
+    before: _Current,
     samples: int,
 ) -> None:
-    old, new = current.action, verdict.action
+    old, new = before.action, after.action
     report_.transitions[(old.value, new.value)] += 1
     if old == new:
-        before, after = set(current.rule_ids), set(verdict.rule_ids)
-        if before != after:
+        was, now = set(before.rule_ids), set(after.rule_ids)
+        if was != now:
             report_.rematched += 1
-            for rule_id in after - before:
+            for rule_id in now - was:
                 report_.rule_matches[rule_id]["now matches"] += 1
-            for rule_id in before - after:
+            for rule_id in was - now:
                 report_.rule_matches[rule_id]["no longer matches"] += 1
         return
     report_.changed += 1
-    sample = None
     changes: list[tuple[str, str]] = []
-    if new.strength > old.strength:
-        change = {DlpAction.BLOCK: "blocked", DlpAction.REDACT: "redacted", DlpAction.FLAG: "flagged"}[new]
-        changes = [(rule_id, change) for rule_id in verdict.rule_ids if new_actions.get(rule_id) == new]
-    elif new.strength < old.strength:
-        gone = [rule_id for rule_id in current.rule_ids if rule_id not in verdict.rule_ids]
-        changes = [(rule_id, "released") for rule_id in (gone or current.rule_ids)]
+    if new in _GAINED:  # the rules that decide the new action
+        changes += [(rule_id, _GAINED[new]) for rule_id in after.rule_ids if after.action_of(rule_id) == new]
+    # the rules of the current verdict that no longer apply as they did: gone, or acting more weakly
+    changes += [
+        (rule_id, "released")
+        for rule_id in before.rule_ids
+        if rule_id not in after.rule_ids
+        or after.action_of(rule_id).strength < before.action_of(rule_id).strength
+    ]
+    sample = None
     for rule_id, change in changes:
         entry = report_.rules[rule_id]
         entry.counts[change] += 1
         if len(entry.samples[change]) < samples:
             if sample is None:
-                sample = safe_sample(
-                    body, current.findings, [(f.start, f.end, f.entity) for f in verdict.findings]
-                )
+                sample = safe_sample(row["body"], before.findings, after.findings, _archived_findings(row))
             entry.samples[change].append(sample)
 
 
