@@ -16,7 +16,8 @@ from helpers import VIGIL, fingerprint, ingest
 from pipelines.archive import compact, layout
 from pipelines.archive.ledger import canonical, entry_hash
 from pipelines.archive.manifest import load_state
-from pipelines.archive.verify import verify
+from pipelines.archive.verify import run_report_problems, verify
+from pipelines.archive.writer import DLP_ACTIONS
 from pipelines.errors import ArchiveError
 
 
@@ -464,6 +465,7 @@ def test_a_deleted_run_report_is_a_problem_unless_it_is_the_newest_which_the_nex
     assert recovery_run.recovered and newer in recovery_run.recovered
     rebuilt = json.loads((archive / layout.RUNS / f"{newer}.json").read_text())
     assert rebuilt["recovered"] is True
+    assert rebuilt[DLP_ACTIONS] == load_state(archive).commits[newer][DLP_ACTIONS] == {}
     report = verify(archive)
     assert [p.split(":")[0] for p in report.problems] == [f"_runs/{older}.json is missing"]
     assert report.run_reports_checked == 2
@@ -471,6 +473,55 @@ def test_a_deleted_run_report_is_a_problem_unless_it_is_the_newest_which_the_nex
     rebuilt["rows_added"]["records"] += 1
     (archive / layout.RUNS / f"{newer}.json").write_text(json.dumps(rebuilt))
     assert any(p.startswith(f"_runs/{newer}.json: says rows_added {{") for p in verify(archive).problems)
+    rebuilt["rows_added"]["records"] -= 1
+    rebuilt[DLP_ACTIONS] = {"block": 1}
+    (archive / layout.RUNS / f"{newer}.json").write_text(json.dumps(rebuilt))
+    assert [p for p in verify(archive).problems if p.startswith(f"_runs/{newer}.json")] == [
+        f"_runs/{newer}.json: says dlp_actions {{'block': 1}} but its commit has {{}}"
+    ]
+
+
+def test_a_run_report_is_held_to_the_dlp_counts_its_commit_found_in_its_files(tmp_path: Path) -> None:
+    events = [event(i) for i in range(5)]
+    events += [event(10, body="card 4012 8888 8888 1881 for the fee")]  # redacted
+    events += [event(11, body="my SSN is 536-22-1234")]  # outbound: blocked, and its sender told why
+    write_jsonl(tmp_path / "in" / "a.jsonl", events)
+    archive = tmp_path / "archive"
+    summary = ingest(tmp_path / "in", archive)
+    assert summary.dlp == {"block": 1, "redact": 1} and summary.notices == 1
+    commit = summary.commit
+    assert commit and load_state(archive).commits[commit][DLP_ACTIONS] == {"block": 1, "redact": 1}
+    assert verify(archive).ok
+    # the report says DLP found nothing (yet a notice answers a blocked message)
+    _edit_report(archive, commit, dlp={})
+    assert verify(archive).problems == [
+        f"_runs/{commit}.json: says DLP counts {{}} but its commit's files hold {{'block': 1, 'redact': 1}} "
+        "(the report was edited, or belongs to another archive)"
+    ]
+    _edit_report(archive, commit, dlp={"block": 1, "redact": "1"})
+    assert verify(archive).problems == [
+        f"_runs/{commit}.json: its DLP counts {{'block': 1, 'redact': '1'}} are not counts of flag, "
+        "redact and block (the report was edited)"
+    ]
+
+
+def test_reports_of_commits_made_before_dlp_counts_are_checked_against_their_own_counts() -> None:
+    # a manifest written before commits counted DLP actions: the report must at least agree with
+    # itself (a notice answers a blocked message; no more actions than records)
+    entry = {"action": "ingest", "commit": "c1", "files_added": 1, "rows_added": {"records": 60}, "hash": "h"}
+    summary = {
+        "commit": "c1", "read": 2, "archived": 2, "notices": 58, "files_written": 1,
+        "dlp": {"flag": 3}, "manifest_head": "h",
+    }  # fmt: skip
+    entry["rows_added"] = {"records": 60, "deadletters": 0}
+    problems = run_report_problems({"summary": summary}, entry)
+    assert problems == [
+        "says 58 blocked-message notices but only 0 blocked (each notice answers a blocked message: "
+        "the report was edited)",
+        "says 3 records had a DLP action but only 2 were archived (the report was edited)",
+    ]
+    summary |= {"archived": 60, "read": 60, "notices": 0, "dlp": {"block": 2, "flag": 3}}
+    assert run_report_problems({"summary": summary}, entry) == []
 
 
 def test_run_reports_that_match_no_ingest_commit_are_problems(tmp_path: Path) -> None:

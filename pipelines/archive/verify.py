@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from pipelines.archive import layout, manifest_index, reader
 from pipelines.archive.ledger import GENESIS, Ledger
 from pipelines.archive.manifest import ManifestState, load_state, manifest_ledger, tail_problem
-from pipelines.archive.writer import file_sha256, staging_dir
+from pipelines.archive.writer import DLP_ACTIONS, file_sha256, staging_dir
 from pipelines.errors import ArchiveError
 from pipelines.record import SCHEMA_VERSION
 
@@ -270,6 +270,8 @@ def run_report_problems(run: Any, entry: dict[str, Any]) -> list[str]:
             "sources": (run.get("sources"), sources),
             "dlp_policy": (run.get("dlp_policy"), entry.get("dlp_policy")),
         }
+        if DLP_ACTIONS in entry:  # commits made before the manifest counted them have none
+            claims[DLP_ACTIONS] = (run.get(DLP_ACTIONS), entry[DLP_ACTIONS])
         return [
             f"says {field} {said!r} but its commit has {held!r}"
             for field, (said, held) in claims.items()
@@ -309,6 +311,7 @@ def run_report_problems(run: Any, entry: dict[str, Any]) -> list[str]:
         for what, (said, held) in claims.items()
         if said != held
     ]
+    problems += _dlp_count_problems(summary.get("dlp"), entry, n)
     total = n["archived"] + n["dead_lettered"] + n["duplicates"]
     if n["read"] != total:
         problems.append(
@@ -321,6 +324,40 @@ def run_report_problems(run: Any, entry: dict[str, Any]) -> list[str]:
         problems.append(
             f"its dead-letter reasons add up to {by_reason:,}, not the {n['dead_lettered']:,} "
             "dead-lettered it says (the report was edited)"
+        )
+    return problems
+
+
+def _dlp_count_problems(said: Any, entry: dict[str, Any], n: dict[str, int]) -> list[str]:
+    """The report's records by DLP action against what its commit counted in the files it added
+    (and, for commits older than that count, against the report's own other counts)."""
+    if said is None:
+        said = {}
+    valid = isinstance(said, dict) and all(
+        key in ("flag", "redact", "block") and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for key, v in said.items()
+    )
+    if not valid:
+        return [f"its DLP counts {said!r} are not counts of flag, redact and block (the report was edited)"]
+    counts = {key: v for key, v in said.items() if v}
+    if DLP_ACTIONS in entry:
+        held = entry[DLP_ACTIONS]
+        if counts != held:
+            return [
+                f"says DLP counts {counts!r} but its commit's files hold {held!r} (the report was "
+                "edited, or belongs to another archive)"
+            ]
+        return []
+    problems = []
+    if n["notices"] > counts.get("block", 0):
+        problems.append(
+            f"says {n['notices']:,} blocked-message notices but only {counts.get('block', 0):,} blocked "
+            "(each notice answers a blocked message: the report was edited)"
+        )
+    if sum(counts.values()) > n["archived"]:
+        problems.append(
+            f"says {sum(counts.values()):,} records had a DLP action but only {n['archived']:,} were "
+            "archived (the report was edited)"
         )
     return problems
 

@@ -246,6 +246,26 @@ def refuse_links(root: Path) -> None:
         )
 
 
+#: the commit entry's count of the records it added, by DLP action (flag, redact, block; none left out)
+DLP_ACTIONS = "dlp_actions"
+
+
+def staged_dlp_actions(root: Path, commit_id: str, staged: list[StagedFile]) -> dict[str, int]:
+    """How many of the staged records each DLP action (but none) was given, read from the files
+    themselves (one column), so the count is what was committed, not what a process said."""
+    counts: dict[str, int] = {}
+    for f in staged:
+        path = staging_dir(root, commit_id) / f.path
+        if f.kind != layout.RECORDS or not f.rows or "dlp_action" not in pq.read_schema(path).names:
+            continue  # no records, or records of schema 1, which had no DLP verdict
+        column = pq.read_table(path, columns=["dlp_action"]).column(0)
+        for item in column.value_counts().to_pylist():
+            action, n = item["values"], item["counts"]
+            if action not in (None, "none"):
+                counts[action] = counts.get(action, 0) + n
+    return dict(sorted(counts.items()))
+
+
 def commit(
     root: Path,
     commit_id: str,
@@ -288,6 +308,8 @@ def commit(
             **(extra or {}),
         }
     )
+    if action == "ingest":  # chained with the rest: `verify` holds the run report's DLP counts to it
+        entries[-1][DLP_ACTIONS] = staged_dlp_actions(root, commit_id, staged)
     # what the archive holds once this commit is in: readers trust a cache of it (the manifest
     # index) only when it has this digest
     entries[-1][LIVE_DIGEST] = live_digest_after(state, entries)
@@ -383,6 +405,7 @@ def recovered_run_report(entry: dict[str, Any]) -> dict[str, Any]:
         "files_added": entry.get("files_added"),
         "sources": entry.get("sources"),
         "dlp_policy": entry.get("dlp_policy"),
+        **({DLP_ACTIONS: entry[DLP_ACTIONS]} if DLP_ACTIONS in entry else {}),
     }
 
 
