@@ -30,6 +30,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from pipelines.invisible import INVISIBLE, visible
+
 #: Bumped whenever a field is added, removed or changes meaning. Readers accept every version up to
 #: this one (older files simply lack newer columns).
 #: 1: first archive layout (identity, provenance, content).
@@ -265,6 +267,13 @@ class Event(_Strict):
         # ids are joined into the record id; a control character could make two ids collide
         if value is not None and not _CONTROL.isdisjoint(value):
             raise ValueError("control characters (U+0000 to U+001F) are not allowed in ids")
+        # and an invisible one would make a second tenant or event that looks like the first
+        # ("meridian" + U+200B), which a search for the visible name never finds
+        if value is not None and (hidden := next((ch for ch in value if ch in INVISIBLE), None)):
+            raise ValueError(
+                f"invisible characters (U+{ord(hidden):04X}: zero-width, bidi and other format "
+                "characters) are not allowed in ids"
+            )
         return value
 
     @model_validator(mode="before")
@@ -328,7 +337,7 @@ class Event(_Strict):
         if self.kind == Kind.MESSAGE:
             if self.event_type is not None:
                 raise ValueError("a plain message has no event_type; use kind auto_message or event")
-            if not (self.body and self.body.strip()) and not self.attachments:
+            if not (self.body and visible(self.body)) and not self.attachments:
                 raise ValueError("empty message: no body text and no attachments")
         else:
             if self.event_type is None:

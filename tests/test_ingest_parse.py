@@ -50,6 +50,9 @@ BAD = [
     ("oversized_body", line(event(1, body="x" * (MAX_BODY_CHARS + 1))), "limit"),
     ("empty_message", line(event(1, body="   ")), "body text or at least one attachment"),
     ("empty_message", line(event(1, body=None)), "body text or at least one attachment"),
+    # nothing a reader could see: zero-width and joiner characters, a BOM, a soft hyphen
+    ("empty_message", line(event(1, body="\u200b\u2060\u200d")), "body text or at least one attachment"),
+    ("empty_message", line(event(1, body=" \ufeff\u00ad \t")), "body text or at least one attachment"),
     ("invalid_timestamp", line(event(1, event_time="2026-01-05T09:00:00")), "timezone"),
     ("invalid_timestamp", line(event(1, event_time="yesterday")), "event_time"),
     (
@@ -69,6 +72,11 @@ BAD = [
     ("invalid_event", line(event(1, event_id="b\x1fsms\x1fcoll")), "control characters"),
     ("invalid_event", line(event(1, org="a\x1fsms\x1fb")), "control characters"),
     ("invalid_event", line(event(1, org="acme\x00")), "control characters"),
+    # ... and invisible ones would make a look-alike tenant or a second copy of one event
+    ("invalid_event", line(event(1, org="acme\u200b")), "invisible characters (U+200B"),
+    ("invalid_event", line(event(1, sub_org="\ufeffwealth-hk")), "invisible characters (U+FEFF"),
+    ("invalid_event", line(event(1, event_id="evt-000001\u2060")), "invisible characters (U+2060"),
+    ("invalid_event", line(event(1, event_id="evt\u202e100-tve")), "invisible characters (U+202E"),
     # absurd past times and bare numbers (the README asks for ISO 8601 with a timezone)
     ("invalid_timestamp", line(event(1, event_time="0001-01-01T00:00:00Z")), "before 2000-01-01"),
     ("invalid_timestamp", line(event(1, event_time=1767574840)), "not a number"),

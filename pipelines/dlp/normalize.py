@@ -48,41 +48,26 @@ import unicodedata
 from dataclasses import dataclass
 from itertools import groupby
 
+from pipelines.invisible import CF_PLANES, CONTROLS, INVISIBLE
+
 #: Zero-width characters: invisible, and used to break up numbers so naive patterns miss them.
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 #: Bidirectional controls: change display order without being seen.
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
-#: Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt; Python's unicodedata does not
-#: expose the property). Ranges are inclusive.
-DEFAULT_IGNORABLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
-)  # fmt: skip
-# Format (Cf) characters live in planes 0-1 and 14 only (a test checks the whole code space), and
-# so do dashes, marks and decimal digits.
-_CF_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
-#: Control characters that are not white space: invisible, and as good as a zero-width space for
-#: splitting a number. Tab, line breaks and the ASCII separators (which Python counts as white
-#: space) stay: they separate.
-CONTROLS = frozenset(ch for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0)]) if not ch.isspace())
 MINUS_SIGN = "\u2212"
 
 
 def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset[str]]:
-    removed = {chr(c) for lo, hi in DEFAULT_IGNORABLE for c in range(lo, hi + 1)} | CONTROLS
+    removed = set(INVISIBLE)
     fold: dict[int, str] = {ord(MINUS_SIGN): "-"}
     digit_symbols: dict[int, str] = {}
     marks: set[str] = set()
-    for plane in _CF_PLANES:
+    for plane in CF_PLANES:
         for code in plane:
             ch = chr(code)
             category = unicodedata.category(ch)
-            if category == "Cf":
-                removed.add(ch)
-            elif category == "Nd" and code > 0x7F:
+            if category == "Nd" and code > 0x7F:
                 fold[code] = str(unicodedata.decimal(ch))
             elif category == "No" and unicodedata.digit(ch, None) is not None:
                 digit_symbols[code] = str(unicodedata.digit(ch))

@@ -1,0 +1,34 @@
+"""Characters that take up no room on screen: one definition for the record model (ids, empty
+bodies) and for DLP's normaliser (which removes them before detection)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+#: Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt; Python's unicodedata does not
+#: expose the property). Ranges are inclusive.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+#: Format (Cf) characters live in planes 0-1 and 14 only (a test checks the whole code space), and
+#: so do dashes, marks and decimal digits.
+CF_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
+#: Control characters that are not white space: invisible, and as good as a zero-width space for
+#: splitting a number. Tab, line breaks and the ASCII separators (which Python counts as white
+#: space) stay: they separate.
+CONTROLS = frozenset(ch for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0)]) if not ch.isspace())
+#: Every invisible character: general category Cf, Default_Ignorable_Code_Point and the control
+#: characters that are not white space.
+INVISIBLE = frozenset(
+    {chr(c) for lo, hi in DEFAULT_IGNORABLE for c in range(lo, hi + 1)}
+    | CONTROLS
+    | {chr(c) for plane in CF_PLANES for c in plane if unicodedata.category(chr(c)) == "Cf"}
+)
+
+
+def visible(text: str) -> bool:
+    """Whether ``text`` shows anything: a character that is neither white space nor invisible."""
+    return any(not ch.isspace() and ch not in INVISIBLE for ch in text)
