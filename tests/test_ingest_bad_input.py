@@ -168,6 +168,18 @@ def test_one_file_named_unlike_an_event_file_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not named like an event file" in result.stderr and "rename it" in result.stderr
     assert not (tmp_path / "a").exists()
+    # the way round it the message gives works: every file a pattern matches is read
+    pattern = result.stderr.split("is read: '")[1].split("'")[0]
+    assert pattern == f"{tmp_path}/events.jso[n]"
+    assert ingest(Path(pattern), tmp_path / "a").archived == 1
+
+
+def test_a_file_read_through_an_event_named_link_is_not_called_unread(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    write_jsonl(src / "export.txt", [event(1)])
+    (src / "feed.jsonl").symlink_to("export.txt")
+    summary = ingest(src, tmp_path / "archive")
+    assert (summary.sources, summary.archived, summary.unread_files) == (1, 1, [])
 
 
 def test_an_appended_file_is_read_on_from_where_the_last_commit_stopped(tmp_path: Path) -> None:
@@ -422,9 +434,11 @@ def test_a_linked_event_file_is_judged_by_its_own_name_and_read_once(tmp_path: P
     (src / "a.jsonl").symlink_to(other / "export.txt")  # named like an event file: read
     (src / "b.jsonl").symlink_to(other / "_staging.jsonl")  # the target's "_" is not the input's
     (src / "again.jsonl").symlink_to(other / "export.txt")  # the same file under another name
-    (src / "notes.txt").symlink_to(other / "_staging.jsonl")  # named like something else: not read
+    (src / "notes.txt").symlink_to(other / "_staging.jsonl")  # another name of a file read: not unread
+    (src / "readme.txt").symlink_to(other / "export.txt.bak")  # a file no event name leads to: unread
+    (other / "export.txt.bak").write_text("notes")
     summary = ingest(src, tmp_path / "archive")
-    assert (summary.sources, summary.archived, summary.unread_files) == (2, 2, ["notes.txt"])
+    assert (summary.sources, summary.archived, summary.unread_files) == (2, 2, ["readme.txt"])
     assert sorted(Path(n).name for n in load_state(tmp_path / "archive").consumed_sources()) == [
         "_staging.jsonl",
         "export.txt",

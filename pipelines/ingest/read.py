@@ -112,9 +112,16 @@ def check_input(input_path: str) -> tuple[str, str | None, bool]:
     if single and not base.endswith(SUFFIXES):
         raise InputError(
             f"input {input_path} is not named like an event file; Vigil reads newline-delimited "
-            f"JSON from files ending in {SUFFIXES_TEXT}: rename it, or pass its folder"
+            f"JSON from files ending in {SUFFIXES_TEXT}: rename it, or name it with a pattern (every "
+            f"file a pattern matches is read: '{_pattern_for(base)}')"
         )
     return (quoted if single else f"{quoted}/**"), base, False  # a folder: one listing of the whole tree
+
+
+def _pattern_for(path: str) -> str:
+    """A glob matching just ``path``: its last letter in brackets (``export.tx[t]``)."""
+    head, last = path[:-1], path[-1]
+    return f"{glob_escape(head) if is_local(path) else head}[{last}]"
 
 
 def _match(pattern: str) -> list[Any]:
@@ -135,7 +142,7 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     pattern, root, glob = check_input(input_path)
     excluded = canonical(exclude).rstrip("/") + "/" if exclude else None
     found: dict[str, SourceFile] = {}
-    unread: list[str] = []
+    unread: list[tuple[str, str]] = []  # (name in the input, real path)
     skipped: list[str] = []
 
     def relative(listed: str) -> str:
@@ -152,7 +159,7 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
         if excluded and (name.startswith(excluded) or listed.startswith(excluded)):
             return
         if not glob and not listed.endswith(SUFFIXES):
-            unread.append(relative(listed))
+            unread.append((relative(listed), name))
             return
         problem = _not_a_readable_file(listed, name)
         if problem:
@@ -175,9 +182,9 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
         raise
     except Exception as exc:  # Beam raises its own BeamIOError with per-pattern details
         raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
-    return Listing(
-        _one_per_file(sorted(found.values(), key=lambda s: s.name)), sorted(unread), sorted(skipped)
-    )
+    # a file read through a link named like an event file was read: not listed as unread
+    not_read = sorted(shown for shown, name in unread if name not in found)
+    return Listing(_one_per_file(sorted(found.values(), key=lambda s: s.name)), not_read, sorted(skipped))
 
 
 def _one_per_file(files: list[SourceFile]) -> list[SourceFile]:
