@@ -155,6 +155,8 @@ _NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 #: more than six fractional digits (Teams and other .NET sources send 100 ns ticks)
 _FINER_THAN_MICROS = re.compile(r"[.,]\d{6}\d*[1-9]")
+#: a leap second (RFC 3339 allows second 60): held as the last microsecond of the minute before
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60(?:[.,]\d+)?(?=Z|z|[+-]\d{2}(?::?\d{2})?$|$)")
 
 
 def es(**mapping: Any) -> dict[str, Any]:
@@ -283,11 +285,19 @@ class Event(_Strict):
         # into attributes (source_event_time, source_received_time) rather than being dropped
         if not isinstance(data, dict):
             return data
-        exact = {
-            f"source_{name}": value
-            for name in ("event_time", "received_time")
-            if isinstance(value := data.get(name), str) and _FINER_THAN_MICROS.search(value)
-        }
+        exact: dict[str, str] = {}
+        for name in ("event_time", "received_time"):
+            value = data.get(name)
+            if not isinstance(value, str):
+                continue
+            leap = _LEAP_SECOND.search(value)
+            if leap or _FINER_THAN_MICROS.search(value):
+                exact[f"source_{name}"] = value
+            if leap:  # 23:59:60Z is held as 23:59:59.999999Z: in order, and the text kept
+                data = {
+                    **data,
+                    name: value[: leap.start()] + leap.group(1) + ":59.999999" + value[leap.end() :],
+                }
         if exact and isinstance(attributes := data.get("attributes", {}), dict):
             data = {**data, "attributes": {**exact, **attributes}}  # a source's own key is kept as sent
         return data

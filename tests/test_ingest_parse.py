@@ -375,6 +375,31 @@ def test_times_finer_than_a_microsecond_keep_their_source_text(event_time, recei
     assert dict(row["attributes"]) == kept
 
 
+@pytest.mark.parametrize(
+    ("written", "held"),
+    [
+        ("2016-12-31T23:59:60Z", dt.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)),
+        ("2016-12-31T23:59:60.25Z", dt.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)),
+        # the same leap second in Tokyo's time
+        ("2017-01-01T08:59:60+09:00", dt.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)),
+    ],
+)
+def test_a_leap_second_is_the_last_microsecond_of_its_minute_and_its_text_is_kept(written, held) -> None:
+    # RFC 3339 allows second 60; Python's datetime does not: held just before the next minute, so
+    # it sorts after 23:59:59 and before 00:00:00, with the source's text beside it
+    kind, row = parse(line(event(1, event_time=written, received_time="2017-01-01T00:00:01Z")))
+    assert kind == "record", row
+    assert row["event_time"] == int(held.timestamp() * 1_000_000)
+    assert dict(row["attributes"]) == {"source_event_time": written}
+    kind, row = parse(line(event(2, event_time="2016-12-31T23:59:59Z", received_time=written)))
+    assert kind == "record" and dict(row["attributes"]) == {"source_received_time": written}
+
+
+def test_a_second_past_60_is_still_refused() -> None:
+    kind, row = parse(line(event(1, event_time="2016-12-31T23:59:61Z")))
+    assert kind == "dead" and row["reason_code"] == "invalid_timestamp"
+
+
 def test_a_source_attribute_of_the_same_name_is_kept_as_sent() -> None:
     data = event(
         1,
