@@ -69,10 +69,19 @@ def test_a_short_last_page_shows_how_many_are_left(archive: Path) -> None:
 
 def test_no_hits_says_so_and_what_to_try(archive: Path, capsys) -> None:
     argv = ["search", "--archive", str(archive)]
-    assert vigil(*argv, "--role", "officer", "zzyzx") == 0
+    assert vigil(*argv, "--role", "officer", "settlements") == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "0 hits" in out and "No records match this query." in out and "settl*" in out
+    assert "0 hits" in out and "No records match this query." in out
+    # the prefix suggested is made from what was typed (and finds the settlement messages)
+    assert "try a prefix (settleme*), fewer words or a wider date range" in out
     assert "redacted text" not in out  # officers search the original
+    assert vigil(*argv, "--role", "officer", "settleme*") == 0
+    assert "6 hits" in " ".join(capsys.readouterr().out.split())
+    # nothing to cut a prefix from (a phrase, a short word): the other advice only
+    for query in ('"zzyzx road"', "zzyx"):
+        assert vigil(*argv, "--role", "officer", query) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "try fewer words or a wider date range" in out and "prefix" not in out
     # a reviewer typing a card number finds nothing, and is told why that may be
     assert vigil(*argv, "--role", "reviewer", '"4111 1111"') == 0
     out = " ".join(capsys.readouterr().out.split())

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from pipelines import json_lines as jsonl
 from pipelines.search.match import Span
+from pipelines.search.query import And, Node, Or, Word
 from pipelines.search.results import Hit, SearchResult, kind_label
 
 HIGHLIGHT = "bold black on yellow"
@@ -208,10 +209,26 @@ def no_hits(result: SearchResult, role: str) -> str:
     reviewer or the CRM role searches the redacted text, so words DLP redacted are not found."""
     line = "No records match this query."
     if result.query.text is not None:
-        line += " Words match whole words: try a prefix (settl*), fewer words or a wider date range."
+        prefix = _prefix_to_try(result.query.text)
+        tries = f"a prefix ({prefix}), fewer words" if prefix else "fewer words"
+        line += f" Words match whole words: try {tries} or a wider date range."
         if role != "officer":
             line += f" The {role} role searches the redacted text, not the original."
     return line
+
+
+def _prefix_to_try(node: Node) -> str | None:
+    """A prefix made from the query's first plain Latin word of five letters or more, its last
+    three letters dropped (``settlement`` → ``settlem*``),
+    so the hint is about what was typed; None when there is no such word (CJK, phrases only)."""
+    if isinstance(node, Word):
+        word = node.text
+        if len(word) >= 5 and word.isascii() and word.isalpha():
+            return f"{word[:-3]}*"
+        return None
+    if isinstance(node, And | Or):
+        return next((p for item in node.items if (p := _prefix_to_try(item))), None)
+    return None  # a phrase, a prefix already, or what a NOT excludes
 
 
 def note_lines(result: SearchResult) -> list[str]:
