@@ -165,7 +165,9 @@ def test_line_chats_are_started_by_the_contact_and_carry_the_validated_phone() -
     [
         (EventType.LEFT_CONVERSATION, {Audience.EMPLOYEE, Audience.CUSTOMER}),
         (EventType.TRANSFERRED, {Audience.EMPLOYEE, Audience.CUSTOMER}),
-        (EventType.PARTICIPANT_ADDED, {Audience.BOTH}),
+        # to the employees alone when the contact hears of it otherwise or not at all (WeChat: paused
+        # or a full run; WhatsApp: outside the 24-hour window)
+        (EventType.PARTICIPANT_ADDED, {Audience.BOTH, Audience.EMPLOYEE}),
         (EventType.CUSTOMER_LEAVE, {Audience.EMPLOYEE, Audience.CUSTOMER}),
         (EventType.WELCOME, {Audience.EMPLOYEE, Audience.CUSTOMER}),
         (EventType.CONSECUTIVE_LIMIT_REACHED, {Audience.EMPLOYEE}),

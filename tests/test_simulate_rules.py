@@ -163,7 +163,7 @@ def test_whatsapp_window_closing_is_not_announced_to_an_empty_conversation() -> 
     state = dataclasses.replace(wa_open(), members=())
     state, effects = whatsapp.due(state, T0 + 26 * H, WA)
     assert effects == () and state.expiry_noticed
-    state, _ = whatsapp.restart(state, T0 + 27 * H, ANN)
+    state, _ = whatsapp.restart(state, T0 + 27 * H, WA, ANN)
     assert whatsapp.due(state, T0 + 28 * H, WA)[1] == ()
     _, effects = whatsapp.employee_message(state, T0 + 28 * H, WA, ANN, "m")
     assert kinds(effects)[0] == ("deliver", None, "refused")
@@ -178,23 +178,23 @@ def test_whatsapp_window_notice_says_a_template_opens_a_new_window() -> None:
 
 def test_whatsapp_group_roster_changes() -> None:
     state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), last_message_at=T0)
-    state, effects = whatsapp.add_participant(state, T0, ANN, CAT)
+    state, effects = whatsapp.add_participant(state, T0, WA, ANN, CAT)
     assert state.members == ("e1", "e2", "e3")
     assert ("notify", EventType.PARTICIPANT_ADDED, Audience.BOTH) in kinds(effects)
-    state, _ = whatsapp.remove_participant(state, T0, ANN, CAT)
-    state, effects = whatsapp.transfer(state, T0, BOB, CAT)
+    state, _ = whatsapp.remove_participant(state, T0, WA, ANN, CAT)
+    state, effects = whatsapp.transfer(state, T0, WA, BOB, CAT)
     assert state.members == ("e1", "e3")
     assert {a for _, t, a in kinds(effects) if t == EventType.TRANSFERRED} == {
         None,
         Audience.CUSTOMER,
         Audience.EMPLOYEE,
     }
-    state, _ = whatsapp.leave(state, T0, CAT)
-    state, _ = whatsapp.leave(state, T0, ANN)
+    state, _ = whatsapp.leave(state, T0, WA, CAT)
+    state, _ = whatsapp.leave(state, T0, WA, ANN)
     assert state.members == ()
     with pytest.raises(RuleError):
         whatsapp.employee_message(state, T0, WA, ANN, "m")
-    state, effects = whatsapp.restart(state, T0, BOB)
+    state, effects = whatsapp.restart(state, T0, WA, BOB)
     assert state.members == ("e2",) and kinds(effects)[0] == (
         "happen",
         EventType.CONVERSATION_RESTARTED,
@@ -214,7 +214,7 @@ def test_whatsapp_group_roster_changes() -> None:
 def test_whatsapp_impossible_roster_changes_are_rule_errors(action, args) -> None:  # type: ignore[no-untyped-def]
     state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"))
     with pytest.raises(RuleError):
-        action(state, T0, *args)
+        action(state, T0, WA, *args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +234,8 @@ def wc_open(members: tuple[str, ...] = ("e1",)) -> wechat.State:
         route_by_bot=False,
         masked_phone="1234",
     )
+    assert state.sent == 1  # the welcome is one of the four messages WeChat lets reach them
+    state, _ = wechat.customer_message(state, T0, WC)  # the contact writes first: a new run
     return state
 
 
@@ -532,7 +534,11 @@ def test_wechat_returning_contact_confirms_number_then_bot_routes() -> None:
         wechat.employee_message(state, T0, WC, ANN, "m")
     state, effects = wechat.hand_off(state, T0, WC, employee=ANN, intent="a transfer")
     assert state.phase == wechat.Phase.OPEN
-    assert ("notify", EventType.BOT_HANDED_OFF, Audience.CUSTOMER) in kinds(effects)
+    # the contact gets one notice, not two: the welcome, naming whom they now talk to
+    to_contact = [e for e in effects if isinstance(e, Notify) and e.audience != Audience.EMPLOYEE]
+    assert [e.event_type for e in to_contact] == [EventType.WELCOME]
+    assert "Ann Lee" in render(EventType.WELCOME, Audience.CUSTOMER, firm="F", **to_contact[0].context)
+    assert ("notify", EventType.BOT_HANDED_OFF, Audience.EMPLOYEE) in kinds(effects)
 
 
 def test_wechat_help_options_are_sent_unasked_when_no_code_comes_in_time() -> None:
@@ -634,3 +640,136 @@ def test_line_leave_tells_both_parties(members: tuple[str, ...], phase_after: li
         Audience.EMPLOYEE,
         Audience.CUSTOMER,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# What reaches the contact (the seeds: four WeChat messages in a row, system messages included;
+# WhatsApp free-form notices only inside the 24-hour window)
+
+DELIVERED = ("deliver", None, "delivered")
+REFUSED = ("deliver", None, "refused")
+LIMIT = ("notify", EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE)
+ON_HOLD = ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER)
+
+
+def _wc_full(members: tuple[str, ...] = ("e1", "e2")) -> wechat.State:
+    """Three employee messages and the on-hold notice: four in a row, the run is full."""
+    state = wc_open(members)
+    for i in range(4):
+        state, _ = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
+    assert state.sent == WC.run_limit == 4 and state.prompted
+    return state
+
+
+def test_wechat_notices_to_the_contact_count_towards_the_four() -> None:
+    # right after the welcome (one of the four) the employees have two messages, then the limit;
+    # the next try sends the on-hold notice (the fourth), and nothing more reaches the contact
+    state, _ = wechat.follow(
+        wechat.State(),
+        T0,
+        WC,
+        members=("e1",),
+        validate=False,
+        returning=False,
+        route_by_bot=False,
+        masked_phone="",
+    )
+    outcomes = []
+    for i in range(4):
+        state, effects = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
+        outcomes.append(kinds(effects))
+    assert outcomes == [[DELIVERED], [DELIVERED, LIMIT], [REFUSED, LIMIT, ON_HOLD], [REFUSED, LIMIT]]
+    assert state.sent == 4 and state.unanswered == 2
+    state, _ = wechat.customer_message(state, T0 + 5 * H, WC)  # the contact writes: a new run
+    assert state.sent == 0
+    _, effects = wechat.employee_message(state, T0 + 6 * H, WC, ANN, "m5")
+    assert kinds(effects) == [DELIVERED]
+
+
+def test_wechat_a_hold_that_turns_inactive_tells_the_contact_once() -> None:
+    state, _ = wechat.due(_wc_full(), T0 + 49 * H, WC)
+    assert state.phase == wechat.Phase.INACTIVE
+    _, effects = wechat.employee_message(state, T0 + 50 * H, WC, ANN, "q1")
+    assert kinds(effects)[0] == ("deliver", None, "queued") and ON_HOLD not in kinds(effects)
+
+
+def test_wechat_roster_changes_in_a_full_run_wait_for_the_contact_and_come_as_one_summary() -> None:
+    state = _wc_full()
+    state, effects = wechat.add_participant(state, T0 + 5 * H, WC, ANN, CAT)
+    assert kinds(effects)[1:] == [("notify", EventType.PARTICIPANT_ADDED, Audience.EMPLOYEE)]
+    state, effects = wechat.remove_participant(state, T0 + 6 * H, WC, ANN, BOB)
+    assert kinds(effects)[1:] == [("notify", EventType.PARTICIPANT_REMOVED, Audience.EMPLOYEE)]
+    assert state.members == ("e1", "e3") and state.sent == 4
+    state, effects = wechat.customer_message(state, T0 + 7 * H, WC)
+    (summary,) = [e for e in effects if isinstance(e, Notify)]
+    assert summary.event_type == EventType.PARTICIPANTS_CHANGED_NOTICE
+    assert summary.audience == Audience.CUSTOMER
+    assert summary.context["added"] == ["Cat Ng"] and summary.context["removed"] == ["Bob Ray"]
+    text = render(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, **summary.context)
+    assert "Cat Ng joined" in text and "Bob Ray left" in text and "Please reply" not in text
+    assert state.sent == 1 and not state.held_added and not state.held_removed
+
+
+def test_wechat_a_change_undone_before_the_contact_heard_of_it_is_not_announced() -> None:
+    state = _wc_full()
+    state, _ = wechat.add_participant(state, T0 + 5 * H, WC, ANN, CAT)
+    state, _ = wechat.remove_participant(state, T0 + 6 * H, WC, ANN, CAT)
+    _, effects = wechat.customer_message(state, T0 + 7 * H, WC)
+    assert kinds(effects) == [DELIVERED]
+
+
+def test_wechat_a_change_during_a_pause_is_one_notice_to_the_contact() -> None:
+    state = wc_open(("e1", "e2"))
+    for i in range(3):
+        state, _ = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
+    state, effects = wechat.leave(state, T0 + 4 * H, WC, BOB)
+    to_contact = [k for k in kinds(effects) if k[0] == "notify" and k[2] != Audience.EMPLOYEE]
+    assert to_contact == [("notify", EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER)]
+    assert state.sent == 4  # the run is full: the next try is refused without another notice
+    _, effects = wechat.employee_message(state, T0 + 5 * H, WC, ANN, "m4")
+    assert kinds(effects) == [REFUSED, LIMIT]
+
+
+def test_wechat_last_employee_leaving_a_full_run_ends_the_chat_without_a_notice() -> None:
+    state = _wc_full(("e1",))
+    state, effects = wechat.leave(state, T0 + 5 * H, WC, ANN)
+    assert state.phase == wechat.Phase.IDLE
+    assert [k[2] for k in kinds(effects) if k[0] == "notify"] == [Audience.EMPLOYEE]
+
+
+def test_whatsapp_roster_notices_reach_the_contact_only_inside_the_window() -> None:
+    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), last_message_at=T0)
+    late = T0 + 25 * H
+    state, effects = whatsapp.add_participant(state, late, WA, ANN, CAT)
+    assert state.members == ("e1", "e2", "e3")
+    assert kinds(effects)[1:] == [("notify", EventType.PARTICIPANT_ADDED, Audience.EMPLOYEE)]
+    state, effects = whatsapp.remove_participant(state, late, WA, ANN, CAT)
+    assert {k[2] for k in kinds(effects) if k[0] == "notify"} == {Audience.EMPLOYEE}
+    state, effects = whatsapp.transfer(state, late, WA, BOB, CAT)
+    assert {k[2] for k in kinds(effects) if k[0] == "notify"} == {Audience.EMPLOYEE}
+    state, effects = whatsapp.leave(state, late, WA, CAT)
+    assert {k[2] for k in kinds(effects) if k[0] == "notify"} == {Audience.EMPLOYEE}
+    state, effects = whatsapp.add_participant(state, late, WA, ANN, BOB)
+    state, effects = whatsapp.leave(state, late, WA, BOB)
+    assert {k[2] for k in kinds(effects) if k[0] == "notify"} == {Audience.EMPLOYEE}
+    state, effects = whatsapp.restart(dataclasses.replace(state, members=()), late, WA, ANN)
+    assert {k[2] for k in kinds(effects) if k[0] == "notify"} == {Audience.EMPLOYEE}
+    replied, _ = whatsapp.customer_message(state, late + H, WA)  # the contact reopens the window
+    _, effects = whatsapp.add_participant(replied, late + H, WA, ANN, CAT)
+    assert ("notify", EventType.PARTICIPANT_ADDED, Audience.BOTH) in kinds(effects)
+
+
+def test_whatsapp_last_to_leave_tells_the_contact_that_nobody_is_left() -> None:
+    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), last_message_at=T0)
+    state, effects = whatsapp.leave(state, T0 + H, WA, BOB)
+    (notice,) = [e for e in effects if isinstance(e, Notify) and e.audience == Audience.CUSTOMER]
+    assert "Others from the team" in render(
+        EventType.LEFT_CONVERSATION, Audience.CUSTOMER, channel="whatsapp", **notice.context
+    )
+    state, effects = whatsapp.leave(state, T0 + H, WA, ANN)
+    (notice,) = [e for e in effects if isinstance(e, Notify) and e.audience == Audience.CUSTOMER]
+    text = render(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, channel="whatsapp", **notice.context)
+    assert "nobody from our side" in text and "Others" not in text
+    # the contact can still write; it is archived until someone restarts the conversation
+    _, effects = whatsapp.customer_message(state, T0 + 2 * H, WA)
+    assert kinds(effects) == [DELIVERED]

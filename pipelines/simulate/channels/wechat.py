@@ -4,25 +4,31 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
 
 * Only the contact can start a conversation (following the official account:
   ``conversation_started``); both sides then get a welcome notice explaining the rules.
-* An employee may send ``consecutive_limit`` (3) messages in a row without a reply. The message
-  that reaches the limit is followed by ``consecutive_limit_reached`` to the employee (the contact
-  is not told). A further attempt is refused (the employee is told again), and that attempt,
-  coming after the limit was reached, tells the contact the chat is on hold and asks them to reply
-  (``on_hold_notice``, once per hold): three messages and one notice, the four in a row WeChat
-  allows.
+* WeChat lets four messages in a row reach the contact without a reply, system messages
+  included (``run_limit``): every employee or bot message and every notice whose audience is the
+  contact (or both) counts, and the contact's next message starts a new run. Employees get what is
+  left of the four but one, at most ``consecutive_limit`` (3): the message that uses their share
+  up is followed by ``consecutive_limit_reached`` to the employee (the contact is not told). A
+  further attempt is refused (the employee is told again), and that attempt tells the contact the
+  chat is on hold and asks them to reply (``on_hold_notice``, once per hold, the fourth message;
+  not at all if notices already filled the run).
 * One clock, from the contact's last message: 24 hours on, if an employee message is still
   unanswered, the employee is warned (``no_reply_warning``: another 24 hours and the chat goes
   inactive); 48 hours on the chat goes inactive (``chat_inactive``). While inactive, employee
   messages are held up to ``queue_limit`` (``message_queued``; the contact is prompted to resume
-  with an ``on_hold_notice``), further ones are refused (``queue_full``). Each message from the
-  contact releases up to ``consecutive_limit`` held messages (``queued_delivered``), so the pacing
-  rule holds for them too (a full batch reaches the limit, announced as above); new messages wait
-  behind those still held.
+  with an ``on_hold_notice`` unless this hold already did, or the run is full), further ones are
+  refused (``queue_full``). Each message from the
+  contact releases held messages (``queued_delivered``) up to the employees' share of the new
+  run, so the pacing rule holds for them too (a full batch reaches the limit, announced as
+  above); new messages wait behind those still held.
 * The contact leaves by sending ``#LEAVE`` (``customer_leave``) and can come back by writing again.
   An employee can leave too, so a colleague can take over; once nobody from the firm is left
   (held messages are dropped), only the contact can restart the chat.
-* Employees added or removed while the chat is paused (on hold, past the warning, or inactive)
-  are announced to the contact (``participants_changed_notice``).
+* Roster changes reach the contact as one notice each, counted in the run: the generic notice
+  while the chat is active; while it is paused (on hold, past the warning, or inactive) a
+  ``participants_changed_notice`` asking them to reply instead (the generic one goes to the
+  employees only). When the run is full the change is held and announced once, summarised, when the
+  contact next writes; a last employee leaving a full run ends the chat without a notice.
 * Some firms validate the contact's phone number first: the number (up to 3 tries), then a one-time
   code (up to 3 tries), with a ``Help`` menu once a number is known (update number, code by call,
   resend code), sent when the contact types ``Help`` or, unasked, when no code has come
@@ -38,10 +44,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ParamSpec
 
 from pipelines.record import Audience, Channel, EventType, Party, Role
 from pipelines.simulate import identifiers
@@ -75,6 +83,8 @@ class Awaiting(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    #: employee messages in a row at most: WeChat's four (:attr:`run_limit`) less the one kept for
+    #: the on-hold notice; fewer when notices to the contact are part of the run
     consecutive_limit: int = 3
     warn_after: dt.timedelta = dt.timedelta(hours=24)
     inactive_after: dt.timedelta = dt.timedelta(hours=48)
@@ -82,6 +92,11 @@ class Policy:
     max_tries: int = 3
     #: a contact asked for a one-time code who sends none this long gets the Help options unasked
     otp_help_after: dt.timedelta = dt.timedelta(minutes=5)
+
+    @property
+    def run_limit(self) -> int:
+        """Messages that may reach the contact in a row, system messages included (WeChat's four)."""
+        return self.consecutive_limit + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +117,37 @@ class State:
     phone_tries: int = 0
     otp_tries: int = 0
     phone_on_file: bool = False  # validated before: a later visit only confirms the number
+    sent: int = 0  # messages that reached the contact since they last wrote (notices included)
+    held_added: tuple[str, ...] = ()  # roster changes not announced yet: the run was full
+    held_removed: tuple[str, ...] = ()
 
 
 Step = tuple[State, tuple[Effect, ...]]
+P = ParamSpec("P")
 
 
-def _welcome(policy: Policy) -> tuple[Effect, ...]:
-    context = {
+def _counted(action: Callable[P, Step]) -> Callable[P, Step]:
+    """Add the action's notices that reach the contact (audience customer or both) to the run
+    (:attr:`State.sent`). Messages (employee, bot, released) are counted by the actions themselves,
+    and the contact writing resets the run before its notices are counted."""
+
+    @functools.wraps(action)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> Step:
+        state, effects = action(*args, **kwargs)
+        told = sum(1 for e in effects if isinstance(e, Notify) and e.audience != Audience.EMPLOYEE)
+        return (dataclasses.replace(state, sent=state.sent + told) if told else state), effects
+
+    return counted
+
+
+def _welcome(policy: Policy, employee_name: str | None = None) -> tuple[Effect, ...]:
+    context: dict[str, object] = {
         "consecutive_limit": policy.consecutive_limit,
         "inactive_hours": int(policy.inactive_after.total_seconds() // 3600),
         "leave_keyword": LEAVE_KEYWORD,
     }
+    if employee_name:
+        context["employee_name"] = employee_name
     return (
         Notify(EventType.WELCOME, Audience.CUSTOMER, context),
         Notify(EventType.WELCOME, Audience.EMPLOYEE, context),
@@ -134,6 +169,7 @@ def _opened(state: State, now: dt.datetime, *, queued: tuple[str, ...] = (), una
     )
 
 
+@_counted
 def follow(
     state: State,
     now: dt.datetime,
@@ -150,7 +186,15 @@ def follow(
     returning = returning or state.phone_on_file
     started = Happen(EventType.CONVERSATION_STARTED, "customer")
     base = dataclasses.replace(
-        state, members=members, route_by_bot=route_by_bot, last_customer_at=now, phone_tries=0, otp_tries=0
+        state,
+        members=members,
+        route_by_bot=route_by_bot,
+        last_customer_at=now,
+        phone_tries=0,
+        otp_tries=0,
+        sent=0,
+        held_added=(),
+        held_removed=(),
     )
     if validate or route_by_bot:  # the employees join once the contact is connected to them
         base = dataclasses.replace(base, members=(), assigned=members)
@@ -179,7 +223,7 @@ def _input(state: State, now: dt.datetime, awaiting: tuple[Awaiting, ...]) -> St
     require(
         state.awaiting in awaiting, f"validation is waiting for {state.awaiting}, not {'/'.join(awaiting)}"
     )
-    return dataclasses.replace(state, last_customer_at=now)
+    return dataclasses.replace(state, last_customer_at=now, sent=0)
 
 
 def _failed(state: State) -> Step:
@@ -202,6 +246,7 @@ def _otp_sent(state: State, now: dt.datetime, masked_phone: str, method: str) ->
     return dataclasses.replace(state, awaiting=Awaiting.OTP, code_asked_at=now), (notice,)
 
 
+@_counted
 def submit_phone(state: State, now: dt.datetime, policy: Policy, *, valid: bool, masked_phone: str) -> Step:
     state = _input(state, now, (Awaiting.PHONE,))
     if valid:
@@ -218,6 +263,7 @@ def submit_phone(state: State, now: dt.datetime, policy: Policy, *, valid: bool,
     return state, (delivered(), notice)
 
 
+@_counted
 def confirm_number(state: State, now: dt.datetime, policy: Policy, *, masked_phone: str) -> Step:
     """A returning contact confirms their number is unchanged."""
     state = _input(state, now, (Awaiting.CONFIRM,))
@@ -225,6 +271,7 @@ def confirm_number(state: State, now: dt.datetime, policy: Policy, *, masked_pho
     return state, (delivered(), *effects)
 
 
+@_counted
 def submit_otp(state: State, now: dt.datetime, policy: Policy, *, correct: bool, masked_phone: str) -> Step:
     # the code may also come after the Help options were shown (asked for or sent unasked)
     state = _input(state, now, (Awaiting.OTP, Awaiting.HELP))
@@ -249,6 +296,7 @@ def submit_otp(state: State, now: dt.datetime, policy: Policy, *, correct: bool,
     return dataclasses.replace(state, awaiting=Awaiting.CONTACT), (*validated, ask)
 
 
+@_counted
 def name_contact(state: State, now: dt.datetime, policy: Policy, *, masked_phone: str) -> Step:
     """The validated contact sends the number of the employee they want; they are connected."""
     state = _input(state, now, (Awaiting.CONTACT,))
@@ -260,6 +308,7 @@ def name_contact(state: State, now: dt.datetime, policy: Policy, *, masked_phone
     return _opened(_connect(state), now), effects
 
 
+@_counted
 def ask_help(state: State, now: dt.datetime, policy: Policy) -> Step:
     """Help once there is a number to send a code to: the one just given or the one on file."""
     state = _input(state, now, (Awaiting.OTP, Awaiting.CONFIRM))
@@ -269,6 +318,7 @@ def ask_help(state: State, now: dt.datetime, policy: Policy) -> Step:
     )
 
 
+@_counted
 def help_choice(state: State, now: dt.datetime, policy: Policy, *, choice: str, masked_phone: str) -> Step:
     state = _input(state, now, (Awaiting.HELP,))
     require(choice in ("update", "call", "resend"), f"unknown help option {choice!r}")
@@ -284,21 +334,24 @@ def help_choice(state: State, now: dt.datetime, policy: Policy, *, choice: str, 
 # -- bot routing -----------------------------------------------------------------------------
 
 
+@_counted
 def routing_message(state: State, now: dt.datetime, policy: Policy, *, from_customer: bool) -> Step:
     """A message between the bot and the contact while routing."""
     require(state.phase == Phase.ROUTING, "the bot only talks while routing")
     if from_customer:
-        state = dataclasses.replace(state, last_customer_at=now)
-    return state, (delivered(),)
+        return dataclasses.replace(state, last_customer_at=now, sent=0), (delivered(),)
+    return dataclasses.replace(state, sent=state.sent + 1), (delivered(),)
 
 
+@_counted
 def hand_off(state: State, now: dt.datetime, policy: Policy, *, employee: Party, intent: str) -> Step:
     require(state.phase == Phase.ROUTING, "nothing to hand off")
     effects = (
         Happen(EventType.BOT_HANDED_OFF, "bot", {"to": employee.id, "intent": intent}),
-        Notify(EventType.BOT_HANDED_OFF, Audience.CUSTOMER, {"employee_name": employee.name}),
         Notify(EventType.BOT_HANDED_OFF, Audience.EMPLOYEE, {"intent": intent}),
-        *_welcome(policy),
+        # one notice for the contact, not two: the welcome names whom they are now talking to
+        # (every notice counts towards the four messages WeChat lets reach them in a row)
+        *_welcome(policy, employee.name),
     )
     return _opened(_connect(state), now), effects
 
@@ -306,6 +359,7 @@ def hand_off(state: State, now: dt.datetime, policy: Policy, *, employee: Party,
 # -- the conversation proper -------------------------------------------------------------------
 
 
+@_counted
 def due(state: State, until: dt.datetime, policy: Policy) -> Step:
     """Timer effects up to ``until``: the Help options for a contact who sends no code, and in an
     open chat the 24-hour warning and the 48-hour inactivity mark, both counted from the contact's
@@ -334,10 +388,12 @@ def due(state: State, until: dt.datetime, policy: Policy) -> Step:
         hours = int(policy.inactive_after.total_seconds() // 3600)
         context = {"hours": hours, "queue_limit": policy.queue_limit}
         effects.append(Notify(EventType.CHAT_INACTIVE, Audience.EMPLOYEE, context, at=inactive_at))
-        state = dataclasses.replace(state, phase=Phase.INACTIVE, prompted=False)
+        # still the same hold: a contact already told the chat is on hold is not told again
+        state = dataclasses.replace(state, phase=Phase.INACTIVE)
     return state, tuple(effects)
 
 
+@_counted
 def employee_message(state: State, now: dt.datetime, policy: Policy, employee: Party, ref: str) -> Step:
     require(employee.id in state.members, f"{employee.id} is not in the conversation")
     require(
@@ -360,57 +416,82 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
                 {"position": position, "limit": policy.queue_limit, "reason": reason},
             ),
         ]
-        prompt = state.phase == Phase.INACTIVE and not state.prompted
-        if prompt:  # the contact is asked to bring the chat back
+        # the contact is asked to bring the chat back, once per hold and only if the run has room
+        prompt = state.phase == Phase.INACTIVE and not state.prompted and state.sent < policy.run_limit
+        if prompt:
             effects.append(Notify(EventType.ON_HOLD_NOTICE, Audience.CUSTOMER, {"reason": "inactive"}))
         return dataclasses.replace(
             state, queued=(*state.queued, ref), prompted=state.prompted or prompt
         ), tuple(effects)
-    if state.unanswered >= policy.consecutive_limit:
+    if state.sent >= policy.consecutive_limit:
+        # the employees' share of the four is used up (their messages and any notices the contact got)
         effects = [
             Deliver({"delivery": "refused", "refusal": "consecutive_limit"}),
-            _limit_reached(policy, refused=True),
+            _limit_reached(state, policy, refused=True),
         ]
-        if not state.prompted:
+        if not state.prompted and state.sent < policy.run_limit:
             # the contact heard nothing when the limit was reached; an employee trying again after
-            # that puts the chat on hold for them (once per hold): "on hold, please reply to resume"
+            # that puts the chat on hold for them (once per hold), the last message the run allows
             effects.append(
                 Notify(EventType.ON_HOLD_NOTICE, Audience.CUSTOMER, {"reason": "consecutive_limit"})
             )
             return dataclasses.replace(state, on_hold=True, prompted=True), tuple(effects)
         return dataclasses.replace(state, on_hold=True), tuple(effects)
     first = state.first_unanswered_at or now
-    state = dataclasses.replace(state, unanswered=state.unanswered + 1, first_unanswered_at=first)
-    if state.unanswered >= policy.consecutive_limit:
+    state = dataclasses.replace(
+        state, unanswered=state.unanswered + 1, sent=state.sent + 1, first_unanswered_at=first
+    )
+    if state.sent >= policy.consecutive_limit:
         # the limit is reached with this message: the employee is told at once, the contact not
-        return dataclasses.replace(state, on_hold=True), (delivered(), _limit_reached(policy, refused=False))
+        return dataclasses.replace(state, on_hold=True), (
+            delivered(),
+            _limit_reached(state, policy, refused=False),
+        )
     return state, (delivered(),)
 
 
-def _limit_reached(policy: Policy, *, refused: bool) -> Notify:
-    context = {"limit": policy.consecutive_limit, "refused": refused}
+def _limit_reached(state: State, policy: Policy, *, refused: bool) -> Notify:
+    context = {
+        "limit": policy.run_limit,  # messages in a row WeChat lets reach the contact
+        "sent": state.sent,  # of which already out, notices included
+        "yours": state.unanswered,  # of which the employees' own
+        "refused": refused,
+    }
     return Notify(EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE, context)
 
 
+@_counted
 def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
-    """The contact writes: the chat is active again and held messages go out, at most
-    ``consecutive_limit`` of them per reply so the pacing rule holds for them too."""
+    """The contact writes: the chat is active again and a new run starts. Roster changes held
+    while the run was full are announced first (one summary), then held messages go out, as many
+    as the employees' share of the run allows, so the pacing rule holds for them too."""
     require(state.phase in (Phase.OPEN, Phase.INACTIVE), "a contact starts a conversation with follow()")
-    batch, rest = state.queued[: policy.consecutive_limit], state.queued[policy.consecutive_limit :]
+    summary: tuple[Effect, ...] = ()
+    if state.held_added or state.held_removed:
+        context = {"added": list(state.held_added), "removed": list(state.held_removed), "hours": None}
+        summary = (
+            Notify(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, {**context, "held": True}),
+        )
+    room = policy.consecutive_limit - len(summary)
+    batch, rest = state.queued[:room], state.queued[room:]
     released = tuple(
         Happen(EventType.QUEUED_DELIVERED, "system", {"queued_event_id": ref, "queue_position": str(i)})
         for i, ref in enumerate(batch, start=1)
     )
-    state = _opened(dataclasses.replace(state, last_customer_at=now), now, queued=rest, unanswered=len(batch))
-    if len(batch) >= policy.consecutive_limit:  # the released messages reach the limit
+    state = dataclasses.replace(state, last_customer_at=now, sent=len(batch), held_added=(), held_removed=())
+    state = _opened(state, now, queued=rest, unanswered=len(batch))
+    if batch and len(batch) + len(summary) >= policy.consecutive_limit:  # the released reach the limit
+        reached = dataclasses.replace(state, sent=len(batch) + len(summary))
         return dataclasses.replace(state, on_hold=True), (
             delivered(),
+            *summary,
             *released,
-            _limit_reached(policy, refused=False),
+            _limit_reached(reached, policy, refused=False),
         )
-    return state, (delivered(), *released)
+    return state, (delivered(), *summary, *released)
 
 
+@_counted
 def customer_leave(state: State, now: dt.datetime, policy: Policy) -> Step:
     require(state.phase in (Phase.OPEN, Phase.INACTIVE), "nothing to leave")
     effects = (
@@ -420,7 +501,9 @@ def customer_leave(state: State, now: dt.datetime, policy: Policy) -> Step:
         Notify(EventType.CUSTOMER_LEAVE, Audience.EMPLOYEE),
     )
     # the chat is over for everyone: employees are back when the contact writes again
-    return dataclasses.replace(state, phase=Phase.IDLE, queued=(), members=()), effects
+    return dataclasses.replace(
+        state, phase=Phase.IDLE, queued=(), members=(), sent=0, held_added=(), held_removed=()
+    ), effects
 
 
 def paused(state: State) -> bool:
@@ -428,41 +511,70 @@ def paused(state: State) -> bool:
     return state.phase == Phase.INACTIVE or (state.phase == Phase.OPEN and (state.on_hold or state.warned))
 
 
-def _roster_notice(
-    state: State, now: dt.datetime, policy: Policy, added: list[str], removed: list[str]
-) -> tuple[Effect, ...]:
-    if not paused(state) or state.last_customer_at is None:
-        return ()
-    left = state.last_customer_at + policy.inactive_after - now
-    hours = None if state.phase == Phase.INACTIVE else max(1, math.ceil(left.total_seconds() / 3600))
-    context = {"added": added, "removed": removed, "hours": hours}
-    return (Notify(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, context),)
+def _announce(
+    state: State,
+    now: dt.datetime,
+    policy: Policy,
+    event_type: EventType,
+    context: Mapping[str, object],
+    *,
+    added: tuple[str, ...] = (),
+    removed: tuple[str, ...] = (),
+    shared: bool = True,
+) -> Step:
+    """The notices of one roster change: the employees always see it; the contact gets one notice
+    (``shared``: the same one as the employees, audience both; else a customer one of the same
+    type), or while the chat is paused a ``participants_changed_notice`` asking them to reply; and
+    none while the run is full: the change is then held for the summary sent when they write."""
+    team = Notify(event_type, Audience.EMPLOYEE, context)
+    if state.sent >= policy.run_limit:
+        # names that come back (or go again) before the contact hears of it cancel out
+        held_added = tuple(n for n in state.held_added if n not in removed)
+        held_removed = tuple(n for n in state.held_removed if n not in added)
+        held_added += tuple(n for n in added if n not in state.held_removed)
+        held_removed += tuple(n for n in removed if n not in state.held_added)
+        return dataclasses.replace(state, held_added=held_added, held_removed=held_removed), (team,)
+    if paused(state) and state.last_customer_at is not None:
+        left = state.last_customer_at + policy.inactive_after - now
+        hours = None if state.phase == Phase.INACTIVE else max(1, math.ceil(left.total_seconds() / 3600))
+        notice = {"added": list(added), "removed": list(removed), "hours": hours}
+        return state, (team, Notify(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, notice))
+    if shared:
+        return state, (Notify(event_type, Audience.BOTH, context),)
+    return state, (team, Notify(event_type, Audience.CUSTOMER, context))
 
 
+@_counted
 def add_participant(state: State, now: dt.datetime, policy: Policy, by: Party, who: Party) -> Step:
     require(by.id in state.members, f"{by.id} is not in the conversation")
     require(who.id not in state.members, f"{who.id} is already in the conversation")
-    effects = (
-        Happen(EventType.PARTICIPANT_ADDED, by.id, {"participant": who.id}),
-        Notify(EventType.PARTICIPANT_ADDED, Audience.BOTH, {"name": who.name, "by_name": by.name}),
-        *_roster_notice(state, now, policy, [who.name or who.id], []),
+    context = {"name": who.name, "by_name": by.name}
+    state, notices = _announce(
+        state, now, policy, EventType.PARTICIPANT_ADDED, context, added=(who.name or who.id,)
     )
-    return dataclasses.replace(state, members=(*state.members, who.id)), effects
+    happened = Happen(EventType.PARTICIPANT_ADDED, by.id, {"participant": who.id})
+    return dataclasses.replace(state, members=(*state.members, who.id)), (happened, *notices)
 
 
+@_counted
 def remove_participant(state: State, now: dt.datetime, policy: Policy, by: Party, who: Party) -> Step:
     require(by.id in state.members and who.id in state.members and by.id != who.id, "cannot remove")
-    effects = (
-        Happen(EventType.PARTICIPANT_REMOVED, by.id, {"participant": who.id}),
-        Notify(EventType.PARTICIPANT_REMOVED, Audience.BOTH, {"name": who.name, "by_name": by.name}),
-        *_roster_notice(state, now, policy, [], [who.name or who.id]),
+    context = {"name": who.name, "by_name": by.name}
+    state, notices = _announce(
+        state, now, policy, EventType.PARTICIPANT_REMOVED, context, removed=(who.name or who.id,)
     )
-    return dataclasses.replace(state, members=tuple(m for m in state.members if m != who.id)), effects
+    happened = Happen(EventType.PARTICIPANT_REMOVED, by.id, {"participant": who.id})
+    return dataclasses.replace(state, members=tuple(m for m in state.members if m != who.id)), (
+        happened,
+        *notices,
+    )
 
 
+@_counted
 def leave(state: State, now: dt.datetime, policy: Policy, who: Party) -> Step:
     """An employee leaves so a colleague can take over; when the last one leaves, the chat ends
-    (held messages are dropped) until the contact writes again."""
+    (held messages are dropped) until the contact writes again: the contact is told so if the run
+    has room (the wording says nobody is left), and otherwise learns it when they write."""
     require(who.id in state.members, f"{who.id} is not in the conversation")
     require(state.phase in (Phase.OPEN, Phase.INACTIVE), f"nothing to leave while the chat is {state.phase}")
     members = tuple(m for m in state.members if m != who.id)
@@ -470,16 +582,26 @@ def leave(state: State, now: dt.datetime, policy: Policy, who: Party) -> Step:
         effects: tuple[Effect, ...] = (
             Happen(EventType.LEFT_CONVERSATION, who.id, {"dropped_queued": str(len(state.queued))}),
             Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
-            Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name}),
         )
-        return dataclasses.replace(state, members=members, phase=Phase.IDLE, queued=()), effects
-    effects = (
-        Happen(EventType.LEFT_CONVERSATION, who.id),
-        Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
-        Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name}),
-        *_roster_notice(state, now, policy, [], [who.name or who.id]),
+        if state.sent < policy.run_limit:
+            context = {"name": who.name, "nobody_left": True}
+            effects = (*effects, Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, context))
+        return dataclasses.replace(
+            state, members=members, phase=Phase.IDLE, queued=(), held_added=(), held_removed=()
+        ), effects
+    state, notices = _announce(
+        state,
+        now,
+        policy,
+        EventType.LEFT_CONVERSATION,
+        {"name": who.name},
+        removed=(who.name or who.id,),
+        shared=False,
     )
-    return dataclasses.replace(state, members=members), effects
+    return dataclasses.replace(state, members=members), (
+        Happen(EventType.LEFT_CONVERSATION, who.id),
+        *notices,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,7 +823,9 @@ class WeChatScript(Script):
         plan = ["bot:greeting", "customer:who"]
         if self.rng.random() < 0.3:
             plan += ["bot:clarify", "customer:who"]
-        plan += ["bot:topic", "customer:topic", "bot:connecting", "handoff"]
+        # no "connecting" line from the bot: the welcome names the colleague, and every message to
+        # the contact counts towards the four WeChat allows before they reply
+        plan += ["bot:topic", "customer:topic", "handoff"]
         return plan
 
     def routing(self, at: dt.datetime, plan: list[str], index: int) -> Iterator[Emitted]:

@@ -13,7 +13,11 @@ Rules (the platform's anti-spam policy as the connector enforces it):
   (``template_id`` set, ``template_sent`` event) restart it. The contact can always write, which
   reopens the window.
 * Several employees can share a conversation with one contact (``is_group``): participants are
-  added, removed, transferred, leave, and a conversation everyone left can be restarted.
+  added, removed, transferred, leave, and a conversation everyone left can be restarted. The
+  contact hears of these changes only while the window is open (free-form notices, not templates):
+  outside it only the employees are told, and the change itself still happens. When the last
+  employee leaves, the contact is told that nobody is left; what they write is still archived
+  (with no recipients) until the conversation is restarted.
 """
 
 from __future__ import annotations
@@ -187,54 +191,75 @@ def answer_opt_in(state: State, now: dt.datetime, policy: Policy, accepted: bool
 # -- participants ---------------------------------------------------------------------------
 
 
-def add_participant(state: State, now: dt.datetime, by: Party, who: Party) -> Step:
+def _notices(
+    state: State, now: dt.datetime, policy: Policy, event_type: EventType, context: Mapping[str, object]
+) -> tuple[Effect, ...]:
+    """A roster change's notice: to both sides while the window is open (one shared notice);
+    outside it (or before consent) the contact gets nothing, as only templates may reach them."""
+    if window_open(state, now, policy):
+        return (Notify(event_type, Audience.BOTH, context),)
+    return (Notify(event_type, Audience.EMPLOYEE, context),)
+
+
+def _to_contact(
+    state: State, now: dt.datetime, policy: Policy, event_type: EventType, context: Mapping[str, object]
+) -> tuple[Effect, ...]:
+    """The contact's own notice of a change, only while the window is open."""
+    return (Notify(event_type, Audience.CUSTOMER, context),) if window_open(state, now, policy) else ()
+
+
+def add_participant(state: State, now: dt.datetime, policy: Policy, by: Party, who: Party) -> Step:
     require(by.id in state.members, f"{by.id} is not in the conversation")
     require(who.id not in state.members, f"{who.id} is already in the conversation")
     effects = (
         Happen(EventType.PARTICIPANT_ADDED, by.id, {"participant": who.id}),
-        Notify(EventType.PARTICIPANT_ADDED, Audience.BOTH, {"name": who.name, "by_name": by.name}),
+        *_notices(state, now, policy, EventType.PARTICIPANT_ADDED, {"name": who.name, "by_name": by.name}),
     )
     return dataclasses.replace(state, members=(*state.members, who.id)), effects
 
 
-def remove_participant(state: State, now: dt.datetime, by: Party, who: Party) -> Step:
+def remove_participant(state: State, now: dt.datetime, policy: Policy, by: Party, who: Party) -> Step:
     require(by.id in state.members and who.id in state.members, "both must be in the conversation")
     require(by.id != who.id, "to remove yourself, leave the conversation")
     effects = (
         Happen(EventType.PARTICIPANT_REMOVED, by.id, {"participant": who.id}),
-        Notify(EventType.PARTICIPANT_REMOVED, Audience.BOTH, {"name": who.name, "by_name": by.name}),
+        *_notices(state, now, policy, EventType.PARTICIPANT_REMOVED, {"name": who.name, "by_name": by.name}),
     )
     return dataclasses.replace(state, members=tuple(m for m in state.members if m != who.id)), effects
 
 
-def leave(state: State, now: dt.datetime, who: Party) -> Step:
+def leave(state: State, now: dt.datetime, policy: Policy, who: Party) -> Step:
+    """An employee leaves; the last one to leave leaves the contact with nobody to read them (the
+    contact's notice says so), until the conversation is restarted."""
     require(who.id in state.members, f"{who.id} is not in the conversation")
+    members = tuple(m for m in state.members if m != who.id)
+    context = {"name": who.name, "nobody_left": not members}
     effects = (
         Happen(EventType.LEFT_CONVERSATION, who.id),
         Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
-        Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name}),
+        *_to_contact(state, now, policy, EventType.LEFT_CONVERSATION, context),
     )
-    return dataclasses.replace(state, members=tuple(m for m in state.members if m != who.id)), effects
+    return dataclasses.replace(state, members=members), effects
 
 
-def transfer(state: State, now: dt.datetime, from_: Party, to: Party) -> Step:
+def transfer(state: State, now: dt.datetime, policy: Policy, from_: Party, to: Party) -> Step:
     require(from_.id in state.members, f"{from_.id} is not in the conversation")
     require(to.id not in state.members, f"{to.id} is already in the conversation")
     names = {"from_name": from_.name, "to_name": to.name}
     effects = (
         Happen(EventType.TRANSFERRED, from_.id, {"from": from_.id, "to": to.id}),
-        Notify(EventType.TRANSFERRED, Audience.CUSTOMER, names),
+        *_to_contact(state, now, policy, EventType.TRANSFERRED, names),
         Notify(EventType.TRANSFERRED, Audience.EMPLOYEE, names),
     )
     members = tuple(to.id if m == from_.id else m for m in state.members)
     return dataclasses.replace(state, members=members), effects
 
 
-def restart(state: State, now: dt.datetime, by: Party) -> Step:
+def restart(state: State, now: dt.datetime, policy: Policy, by: Party) -> Step:
     require(not state.members, "only a conversation everyone has left can be restarted")
     effects = (
         Happen(EventType.CONVERSATION_RESTARTED, by.id),
-        Notify(EventType.CONVERSATION_RESTARTED, Audience.BOTH, {"name": by.name}),
+        *_notices(state, now, policy, EventType.CONVERSATION_RESTARTED, {"name": by.name}),
     )
     return dataclasses.replace(state, members=(by.id,)), effects
 
@@ -281,7 +306,7 @@ class WhatsAppScript(Script):
         if state.phase == Phase.REFUSED:
             return
         if not state.members:
-            yield from self._apply(at, restart(state, at, self.owner.party))
+            yield from self._apply(at, restart(state, at, self.policy, self.owner.party))
             at = self.out.last + typing_gap(rng)
         if state.phase == Phase.NEW:
             yield from self._opt_in(at)
@@ -405,19 +430,27 @@ class WhatsAppScript(Script):
         choice = rng.choice(options)
         if choice == "add":
             by = rng.choice(members)
-            yield from self._apply(at, add_participant(state, at, by, rng.choice(outside)), actor=by)
+            yield from self._apply(
+                at, add_participant(state, at, self.policy, by, rng.choice(outside)), actor=by
+            )
         elif choice == "transfer":
             from_ = rng.choice(members)
-            yield from self._apply(at, transfer(state, at, from_, rng.choice(outside)), actor=from_)
+            yield from self._apply(
+                at, transfer(state, at, self.policy, from_, rng.choice(outside)), actor=from_
+            )
         elif choice == "remove":
             by = members[0]
-            yield from self._apply(at, remove_participant(state, at, by, rng.choice(members[1:])), actor=by)
+            yield from self._apply(
+                at, remove_participant(state, at, self.policy, by, rng.choice(members[1:])), actor=by
+            )
         else:
             who = rng.choice(members)
-            yield from self._apply(at, leave(state, at, who), actor=who)
+            yield from self._apply(at, leave(state, at, self.policy, who), actor=who)
             if len(members) == 1:
                 return
         if rng.random() < 0.5 and len(self.state.members) == 1:
             # the last one leaves too; the next session restarts the conversation
             who = self.pool[self.state.members[0]]
-            yield from self._apply(self.out.last + typing_gap(rng), leave(self.state, at, who), actor=who)
+            yield from self._apply(
+                self.out.last + typing_gap(rng), leave(self.state, at, self.policy, who), actor=who
+            )
