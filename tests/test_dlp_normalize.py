@@ -7,18 +7,24 @@ import unicodedata
 from collections import Counter
 
 import pytest
+from bidi import get_display
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.dlp.normalize import (
+    _ASTRAL_RTL,
     _LOOKALIKE_WORD,
     BIDI_CONTROLS,
     CJK_NUMERALS,
     LETTER_DIGITS,
     MAX_READING_ROUNDS,
     REMOVED,
+    REORDERING,
+    X9_REMOVED,
     ZERO_WIDTH,
+    _may_reorder,
     _normalize_each_cluster,
+    display_order,
     normalize,
     read_digit_lookalikes,
     strip_invisible,
@@ -32,14 +38,31 @@ from pipelines.dlp.normalize import (
         ("４１１１ １１１１", "4111 1111"),  # full-width digits, ideographic space
         ("4111\u200b1111\u200c2222\u200d3333", "4111111122223333"),  # zero-width characters
         ("41\u206011\ufeff1111", "41111111"),  # word joiner, BOM
-        ("\u202b1234\u202c 5678\u2066\u2069\u200f", "1234 5678"),  # bidi controls
+        # bidi controls (the right-to-left mark, the first strong character, makes the paragraph
+        # right-to-left: a copy in screen order follows, see below)
+        ("\u202b1234\u202c 5678\u2066\u2069\u200f", "1234 5678\n5678 1234"),
+        ("\u202a1234\u202c 5678\u2066\u2069\u200e", "1234 5678"),
         # a right-to-left override shows what it covers reversed: a second copy, in screen order,
         # follows the text as sent
-        ("\u202e1234\u202c 5678", "1234 5678\n4321 5678"),
+        # (the number after it, in the right-to-left run the override leaves behind, comes first)
+        ("\u202e1234\u202c 5678", "1234 5678\n5678 4321"),
         ("card \u202e1881 8888\u202c ok", "card 1881 8888 ok\ncard 8888 1881 ok"),
         ("a\u202e12\n34", "a12\n34\na21\n34"),  # ...up to the end of the paragraph
         ("a\u202eb\u202ac\u202cd\u202ce", "abcde\nadcbe"),  # an embedding inside it is part of it
         ("a\u202eb", "ab"),  # one character reversed is itself: no copy
+        # every right-to-left context, read by the Unicode Bidirectional Algorithm: an embedding,
+        # an isolate, right-to-left marks, an Arabic or Hebrew paragraph with no control at all
+        ("card \u202b1881 8888 4012\u202c ok", "card 1881 8888 4012 ok\ncard 4012 8888 1881 ok"),
+        ("card \u20671881 8888 4012\u2069 ok", "card 1881 8888 4012 ok\ncard 4012 8888 1881 ok"),
+        ("card \u200f1881\u200f 8888\u200f 4012", "card 1881 8888 4012\ncard 4012 8888 1881"),
+        ("رقم 1881 8888 4012 شكرا", "رقم 1881 8888 4012 شكرا\nاركش 4012 8888 1881 مقر"),
+        ("כרטיס 1881 8888", "כרטיס 1881 8888\n8888 1881 סיטרכ"),
+        # Arabic-Indic digits are Arabic numbers: their groups show in reverse order, even in a
+        # left-to-right line
+        ("card ٤٠١٢ ٨٨٨٨ ok", "card 4012 8888 ok\ncard 8888 4012 ok"),
+        ("ok \u200e4012 8888", "ok 4012 8888"),  # a left-to-right mark moves nothing: no copy
+        # each paragraph on its own, its line break at its end
+        ("שלום\nab 12", "שלום\nab 12\nםולש\nab 12"),
         ("ｃａｒｄ：４１１１", "card:4111"),  # full-width letters and colon
         ("卡号４１１１", "卡号4111"),  # mixed CJK, CJK kept as is
         ("ﬁle", "file"),  # compatibility ligature expands
@@ -259,7 +282,7 @@ def test_card_split_by_any_invisible_character_is_joined(separator: str) -> None
 @pytest.mark.parametrize(
     ("original", "normalised"),
     [
-        ("٤٠١٢ ٨٨٨٨", "4012 8888"),  # Arabic-Indic
+        ("٤٠١٢ ٨٨٨٨", "4012 8888\n8888 4012"),  # Arabic-Indic (a screen shows the groups reversed)
         ("۴۰۱۲", "4012"),  # extended Arabic-Indic (Persian)
         ("४०१२", "4012"),  # Devanagari
         ("๔๐๑๒", "4012"),  # Thai
@@ -291,6 +314,12 @@ _SPECIAL = [
     "\u200d",
     "\u202e",
     "\u2066",
+    "\u202b",
+    "\u2067",
+    "\u200f",
+    "\u2069",
+    "א",
+    "ب",
     "\ufeff",
     "\u00ad",
     "\u180e",
@@ -324,13 +353,13 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     # spaces come one at a time, and no mark is left on an ASCII letter or digit
     assert "  " not in norm.text
     assert not re.search("[0-9A-Za-z][\u0300-\u036f\u20d0-\u20ff]", norm.text)
-    # a right-to-left override adds a copy in screen order after a line break: the same characters
-    # from the same places, reversed where the override reverses them (a space that comes to meet
-    # another, or a mark that comes to follow an ASCII letter, is dropped)
+    # a right-to-left character or a bidi control adds a copy in screen order after a line break:
+    # the same characters from the same places, in the order a screen shows them (a space that
+    # comes to meet another, or a mark that comes to follow an ASCII letter, is dropped)
     n = len(norm.text) if norm.visual_from is None else norm.visual_from - 1
     if norm.visual_from is not None:
         screen = range(norm.visual_from, len(norm.text))
-        assert "\u202e" in original and norm.text[n] == "\n"
+        assert any(ch in REORDERING for ch in original) and norm.text[n] == "\n"
         first = list(zip(norm.text[:n], norm.starts[:n], norm.ends[:n], strict=True))
         second = [(norm.text[k], norm.starts[k], norm.ends[k]) for k in screen]
 
@@ -393,3 +422,71 @@ def test_a_numeral_read_as_a_digit_loses_the_marks_on_it(original: str, text: st
     digit = text.rstrip(" 5")
     numeral_end = len(original.rstrip(" 5"))
     assert norm.to_original(len(digit) - 1, len(digit)) == (original.index("一"), numeral_end)
+
+
+_BIDI_ALPHABET = st.sampled_from(
+    [
+        *"ab 4 12",
+        *"אבגدهو",  # Hebrew (R), Arabic (AL)
+        *"٣٤۵",  # Arabic-Indic (AN) and extended Arabic-Indic (EN) digits
+        *"\t,.:+-$%()[]!\u00a0",  # a segment separator, number separators and terminators, brackets
+        *"\u0301\u064e\u200b",  # marks (NSM), a zero-width space (BN)
+        # every bidi control but the left-to-right override (see the test after this one)
+        *"\u202a\u202b\u202c\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c",
+        "\n",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_BIDI_ALPHABET, max_size=40).map("".join))
+def test_display_order_is_what_python_bidi_displays(text: str) -> None:
+    # the levels come from python-bidi; the reordering (rules L1 and L2) is done here, to keep the
+    # index map python-bidi does not give: it must show what python-bidi shows, paragraph by
+    # paragraph (a paragraph's separator kept at its end, where python-bidi puts it first in a
+    # right-to-left one), the characters rule X9 removes aside (python-bidi places them among the
+    # others, here they go to the end of the line: they are not shown, and detection drops them)
+    order = display_order(text)
+    assert sorted(order) == list(range(len(text)))
+
+    def shown(line: str) -> str:
+        return "".join(ch for ch in line if unicodedata.bidirectional(ch) not in X9_REMOVED)
+
+    expected = "\n".join(shown(get_display(p)) for p in text.split("\n"))
+    assert shown("".join(text[i] for i in order)) == expected
+
+
+def test_display_order_follows_rule_l1_where_python_bidi_does_not() -> None:
+    # a right-to-left paragraph whose characters all resolve to level 2 (a number, then a
+    # left-to-right override): rule L1 puts the tab that ends the line back at the paragraph's
+    # level 1, so the line is reversed, the tab on the left. python-bidi leaves such a line as it
+    # is, as if nothing in it were at an odd level (the only case found where the two differ).
+    text = "1\u202d\u05d0\t"
+    assert get_display(text) == text
+    assert [text[i] for i in display_order(text)] == ["\t", "1", "\u05d0", "\u202d"]
+
+
+def test_display_order_takes_every_paragraph_on_its_own() -> None:
+    text = "שלום 12\nab \u05d0\u05d1\r\n12 ab\u2029\u05d2"
+    shown = "".join(text[i] for i in display_order(text))
+    assert shown == "12 םולש\nab בא\r\n12 ab\u2029ג"
+
+
+def test_a_lone_surrogate_does_not_stop_the_display_order() -> None:
+    text = "שלום \ud800 4012"
+    assert sorted(display_order(text)) == list(range(len(text)))
+    assert normalize(text).visual_from is not None
+
+
+def test_a_text_takes_the_bidi_work_when_it_holds_a_right_to_left_character_or_a_control() -> None:
+    # every right-to-left letter or number (R, AL, AN) and every bidi control sends a text to it,
+    # above the Basic Multilingual Plane in the two blocks the scan takes whole
+    for ch in REORDERING:
+        assert _may_reorder(f"ok {ch} 4012"), hex(ord(ch))
+        if ord(ch) > 0xFFFF:
+            assert any(lo <= ord(ch) <= hi for lo, hi in _ASTRAL_RTL), hex(ord(ch))
+    assert {*BIDI_CONTROLS, "\u061c"} <= REORDERING
+    # ...and nothing else does: Latin, CJK, emoji, Arabic-script marks alone
+    for text in ["plain ascii", "Café 4012", "卡号４０１２", "ok 👍 🎉", "\u064e", "Ελλάδα", "Москва"]:
+        assert not _may_reorder(text)
+        assert normalize(text).visual_from is None

@@ -27,9 +27,12 @@ normalised copy:
 * digits written some other way inside a run of digits (see :func:`read_digit_lookalikes`):
   Chinese and Japanese numerals (``四〇一二 八八八八 …``, the banker's ``肆``, ``幺`` as read
   aloud) and the letters O and l or I typed for 0 and 1 (``55OO OOOO OOOO OOO4``, ``l881``).
-* a text with a right-to-left override (U+202E) gets a second copy after a line break, in the
-  order a screen shows it: ``card <RLO>1881 8888 8888 2104`` is read both as sent and as
-  ``card 4012 8888 8888 1881``.
+* a text that a screen may show in another order than it was sent, one with a right-to-left
+  letter or number (Hebrew, Arabic, Arabic-Indic digits) or a bidi control, gets a second copy
+  after a line break, in the order the Unicode Bidirectional Algorithm shows it (see
+  :func:`display_order`): ``card <RLO>1881 8888 8888 2104``, ``card <RLE>1881 8888 8888
+  4012<PDF>`` and ``رقم البطاقة 1881 8888 8888 4012`` are read both as sent and with
+  ``4012 8888 8888 1881``, as a reader sees them.
 
 A zero-width joiner inside an emoji sequence goes too: detection does not need it, and offsets map
 back to the original, where it stays. Every finding is then mapped back to the ORIGINAL text, so
@@ -46,7 +49,9 @@ import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import accumulate
+
+from bidi import get_display
 
 from pipelines.invisible import CF_PLANES, CONTROLS, INVISIBLE
 
@@ -138,8 +143,9 @@ class Normalized:
 
     ``starts``/``ends`` are ``None`` when the normalised text is the original (the common case),
     which keeps the fast path free of per-character lists. ``visual_from``: where a second copy
-    of the text begins, appended after a line break, in the order a screen shows it (stretches
-    under a right-to-left override reversed); ``starts`` and ``ends`` are sorted before it only.
+    of the text begins, appended after a line break, in the order a screen shows it (by the
+    Unicode Bidirectional Algorithm, for a text with right-to-left characters or bidi controls);
+    ``starts`` and ``ends`` are sorted before it only.
     """
 
     original: str
@@ -327,7 +333,7 @@ def normalize(text: str) -> Normalized:
                 list(done.ends or range(1, len(text) + 1)),
             )
             done = Normalized(text, "".join(chars), tuple(kept_starts), tuple(kept_ends))
-    if _RLO in text:
+    if _may_reorder(text):
         done = _with_screen_order_copy(done)
     return done
 
@@ -351,66 +357,171 @@ def _ime_punctuation(text: str) -> str:
     return text
 
 
-#: RIGHT-TO-LEFT OVERRIDE: what follows it is shown reversed, character by character, up to the
-#: POP DIRECTIONAL FORMATTING that closes it or the end of the paragraph. "\u202e1881 8888 8888
-#: 2104" reads 4012 8888 8888 1881 on screen, and copies as 1881 8888 8888 2104: detection reads
-#: both.
-_RLO = "\u202e"
-_PDF = "\u202c"
-_PUSHES = frozenset("\u202a\u202b\u202d\u202e")  # embeddings and overrides, each closed by a PDF
-_PARAGRAPH_ENDS = frozenset("\n\r\x1c\x1d\x1e\x85\u2029")
+#: Bidi classes that put a character at an odd (right-to-left) level, or move digits around it:
+#: strong right-to-left letters (Hebrew R, Arabic AL) and Arabic numbers (AN: Arabic-Indic digits
+#: and the number signs, whose groups a screen shows in reverse order even in a left-to-right line).
+_RTL_CLASSES = frozenset({"R", "AL", "AN"})
+#: Unassigned code points in these blocks are right-to-left by default (DerivedBidiClass.txt):
+#: a renderer with newer Unicode data than Python's treats letters added there as such.
+_DEFAULT_RTL = (
+    (0x0590, 0x08FF), (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF), (0x10800, 0x10FFF), (0x1E800, 0x1EFFF),
+)  # fmt: skip
+#: Arabic letter mark: a bidi control as the others are, though not listed in BIDI_CONTROLS.
+ALM = "\u061c"
+#: What makes a screen show a text in another order than it was written: a right-to-left letter
+#: or number, or a bidi control (marks, embeddings, overrides, isolates). A text with none of these
+#: is shown in the order it was sent (every level even), and takes no bidi work.
+REORDERING = (
+    frozenset(ch for ch in map(chr, range(0x20000)) if unicodedata.bidirectional(ch) in _RTL_CLASSES)
+    | frozenset(
+        ch
+        for lo, hi in _DEFAULT_RTL
+        for ch in map(chr, range(lo, hi + 1))
+        if not unicodedata.bidirectional(ch)  # unassigned
+    )
+    | BIDI_CONTROLS
+    | {ALM}
+)
+#: Above the Basic Multilingual Plane, right-to-left letters and numbers live in two blocks only
+#: (a test checks): the scan takes those blocks whole, a mark in them sends a text down the slow
+#: path for nothing. One search, no loop in Python: a text with no such character pays this scan
+#: and nothing else.
+_ASTRAL_RTL = ((0x10800, 0x10FFF), (0x1E800, 0x1EFFF))
+_REORDERING_SCAN = re.compile(
+    _char_class(frozenset(ch for ch in REORDERING if ord(ch) <= 0xFFFF))[:-1]
+    + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _ASTRAL_RTL)
+    + "]"
+)
 
 
-def _override_stretches(text: str) -> list[tuple[int, int]]:
-    """Original ``[start, end)`` of each stretch a right-to-left override reverses (the controls
-    themselves excluded; an embedding or override opened inside one is read as part of it)."""
-    out: list[tuple[int, int]] = []
-    i, n = 0, len(text)
-    while True:
-        i = text.find(_RLO, i)
-        if i < 0:
-            return out
-        depth, j = 1, i + 1
-        while j < n and text[j] not in _PARAGRAPH_ENDS:
-            if text[j] in _PUSHES:
-                depth += 1
-            elif text[j] == _PDF:
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        out.append((i + 1, j))
-        i = j
+def _may_reorder(text: str) -> bool:
+    return not text.isascii() and _REORDERING_SCAN.search(text) is not None
+
+
+#: Bidi classes L1 resets to the paragraph level before a separator and at the end of a line:
+#: white space and isolate controls.
+_L1_TRAILING = frozenset({"WS", "FSI", "LRI", "RLI", "PDI"})
+#: Bidi classes rule X9 removes before levels are resolved: embedding and override controls and
+#: boundary neutrals (zero-width and other invisible characters). They have no place on screen.
+X9_REMOVED = frozenset({"BN", "LRE", "RLE", "LRO", "RLO", "PDF"})
+# python-bidi's get_display(debug=True) returns the unicode-bidi crate's BidiInfo, written with
+# Rust's "{:#?}": the text (escaped, so no raw line break inside it), then per UTF-8 byte the
+# original bidi class and the resolved embedding level, then each paragraph's byte range and level.
+_DEBUG_CLASSES = "\n    original_classes: [\n"
+_DEBUG_LEVELS = "\n    levels: [\n"
+_DEBUG_PARAGRAPHS = "\n    paragraphs: [\n"
+_DEBUG_CLASS = re.compile(r"^ +([A-Z]+),$", re.MULTILINE)
+_DEBUG_LEVEL = re.compile(r"Level\(\s*(\d+),?\s*\)")
+_DEBUG_PARAGRAPH = re.compile(r"range: (\d+)\.\.(\d+),\s*level: Level\(\s*(\d+),?\s*\)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def bidi_levels(text: str) -> tuple[list[str], list[int], list[tuple[int, int, int]]]:
+    """Per character of ``text``, its original bidi class and the embedding level the Unicode
+    Bidirectional Algorithm resolves for it (rules P2 to I2: every paragraph's direction from its
+    first strong character), and each paragraph as (start, end, level), in characters. By the
+    unicode-bidi crate, through python-bidi, which gives the levels but no index map."""
+    if not text:
+        return [], [], []
+    text = _SURROGATE.sub("\ufffd", text)  # one for one: a lone surrogate cannot go to Rust
+    debug = get_display(text, debug=True)
+    assert isinstance(debug, str)
+    at_classes, at_levels = debug.find(_DEBUG_CLASSES), debug.find(_DEBUG_LEVELS)
+    at_paragraphs = debug.find(_DEBUG_PARAGRAPHS)
+    if not 0 < at_classes < at_levels < at_paragraphs:
+        raise RuntimeError("python-bidi's debug output is not the BidiInfo this module reads")
+    byte_classes = _DEBUG_CLASS.findall(debug, at_classes, at_levels)
+    byte_levels = _DEBUG_LEVEL.findall(debug, at_levels, at_paragraphs)
+    # the byte each character starts at, and a map back from byte offsets
+    widths = [1 if c < 0x80 else 2 if c < 0x800 else 3 if c < 0x10000 else 4 for c in map(ord, text)]
+    firsts = [0, *accumulate(widths)]
+    if not len(byte_classes) == len(byte_levels) == firsts[-1]:
+        raise RuntimeError("python-bidi's debug output does not give one level per byte of the text")
+    char_at = {b: i for i, b in enumerate(firsts)}
+    classes = [byte_classes[b] for b in firsts[:-1]]
+    levels = [int(byte_levels[b]) for b in firsts[:-1]]
+    paragraphs = [
+        (char_at[int(a)], char_at[int(b)], int(level))
+        for a, b, level in _DEBUG_PARAGRAPH.findall(debug, at_paragraphs)
+    ]
+    return classes, levels, paragraphs
+
+
+def display_order(text: str) -> list[int]:
+    """The indices of ``text`` in the order a screen shows them, left to right: per paragraph, the
+    resolved levels of :func:`bidi_levels` reset by rule L1 (separators, and the white space and
+    isolate or removed controls before one or at the end of the line, to the paragraph's level)
+    and reordered by rule L2 (from the highest level down to the lowest odd one, every run at that
+    level or higher reversed). Each paragraph is one line, its separator kept at its end (L2 would
+    put it first in a right-to-left paragraph). Marks are not moved after their base (L3) and
+    glyphs not mirrored (L4): the caller keeps a character and its marks together. The characters
+    rule X9 removes (:data:`X9_REMOVED`), which are not shown, are reordered with nothing and put
+    at the end of their line."""
+    classes, levels, paragraphs = bidi_levels(text)
+    order: list[int] = []
+    for start, end, base in paragraphs:
+        stop = end
+        while stop > start and classes[stop - 1] == "B":
+            stop -= 1
+        line = [i for i in range(start, stop) if classes[i] not in X9_REMOVED]
+        level = [levels[i] for i in line]
+        trailing = True  # L1, from the end of the line back
+        for k in reversed(range(len(line))):
+            if classes[line[k]] == "S":
+                level[k], trailing = base, True
+            elif trailing and classes[line[k]] in _L1_TRAILING:
+                level[k] = base
+            else:
+                trailing = False
+        if level:
+            lowest_odd = min(lv for lv in level) | 1
+            for at_least in range(max(level), lowest_odd - 1, -1):  # L2
+                k = 0
+                while k < len(line):
+                    if level[k] < at_least:
+                        k += 1
+                        continue
+                    j = k
+                    while j < len(line) and level[j] >= at_least:
+                        j += 1
+                    line[k:j], level[k:j] = line[k:j][::-1], level[k:j][::-1]
+                    k = j
+        order.extend(line)
+        order.extend(i for i in range(start, stop) if classes[i] in X9_REMOVED)
+        order.extend(range(stop, end))
+    return order
 
 
 def _with_screen_order_copy(norm: Normalized) -> Normalized:
-    """``norm`` followed by a line break and a copy in which every stretch under a right-to-left
-    override is reversed (``norm`` itself when there is no such stretch)."""
-    assert norm.starts is not None and norm.ends is not None  # the override itself was removed
-    chars, starts, ends = list(norm.text), list(norm.starts), list(norm.ends)
-    reversed_any = False
-    for first, last in _override_stretches(norm.original):
-        a = bisect.bisect_left(norm.starts, first)
-        b = bisect.bisect_left(norm.starts, last)
-        if b - a > 1:
-            # cluster by cluster: a character and the marks on it stay together, as on screen
-            clusters = [list(g) for _, g in groupby(range(a, b), key=starts.__getitem__)]
-            order = [k for cluster in reversed(clusters) for k in cluster]
-            chars[a:b] = [chars[k] for k in order]
-            starts[a:b], ends[a:b] = [starts[k] for k in order], [ends[k] for k in order]
-            reversed_any = True
-    if not reversed_any or "".join(chars) == norm.text:
+    """``norm`` followed by a line break and a copy in the order a screen shows the text (see
+    :func:`display_order`), cluster by cluster: a character and the marks on it stay together, as
+    on screen. ``norm`` itself when that order is the order sent."""
+    text = norm.original
+    n = len(norm.text)
+    if n < 2:
+        return norm
+    place = [0] * len(text)
+    for p, i in enumerate(display_order(text)):
+        place[i] = p
+    starts = list(norm.starts) if norm.starts is not None else list(range(n))
+    ends = list(norm.ends) if norm.ends is not None else list(range(1, n + 1))
+    # stable: the characters NFKC made of one cluster keep their order
+    order = sorted(range(n), key=lambda k: place[starts[k]])
+    chars = [norm.text[k] for k in order]
+    if "".join(chars) == norm.text:
         return norm
     # a space that ended a reversed stretch now meets the one before it, a mark that had nothing
     # under it now follows a letter: one space and no mark on an ASCII letter, as elsewhere
-    chars, starts, ends = _without_stray_marks(chars, starts, ends)
+    chars, v_starts, v_ends = _without_stray_marks(
+        chars, [starts[k] for k in order], [ends[k] for k in order]
+    )
     # the line break between the copies maps onto the first copy's last character
     return Normalized(
-        norm.original,
+        text,
         norm.text + "\n" + "".join(chars),
-        (*norm.starts, norm.starts[-1], *starts),
-        (*norm.ends, norm.ends[-1], *ends),
-        visual_from=len(norm.text) + 1,
+        (*starts, starts[-1], *v_starts),
+        (*ends, ends[-1], *v_ends),
+        visual_from=n + 1,
     )
 
 
