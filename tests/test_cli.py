@@ -313,12 +313,27 @@ def test_ctrl_c_inside_a_beam_step_of_run_is_an_interruption_with_how_to_resume(
     assert '"archived": 3' in capsys.readouterr().out
 
 
-def test_a_committed_file_that_is_no_longer_parquet_is_named_with_what_to_do(tmp_path) -> None:
+def _damage(path: Path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "replaced":
+        data = bytearray(b"not parquet any more\n")
+    elif how == "footer":  # same size, magic intact: the footer's metadata no longer decodes
+        footer_length = int.from_bytes(data[-8:-4], "little")
+        start = len(data) - 8 - footer_length
+        data[start : start + 16] = b"\xff" * 16
+    else:  # "pages": same size, footer intact, the column data scrambled
+        for at in range(8, min(len(data) // 3, 4096)):
+            data[at] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["replaced", "footer", "pages"])
+def test_a_committed_file_that_is_no_longer_parquet_is_named_with_what_to_do(tmp_path, how) -> None:
     src, archive = tmp_path / "in", tmp_path / "archive"
     write_jsonl(src / "a.jsonl", [event(i) for i in range(3)])
     ingest(src, archive)
     (damaged,) = sorted((archive / "records").rglob("*.parquet"))
-    damaged.write_bytes(b"not parquet any more\n")
+    _damage(damaged, how)
     write_jsonl(src / "b.jsonl", [event(10 + i) for i in range(3)])
     for argv in (
         ["run", "--input", str(src), "--archive", str(archive), "--quiet"],

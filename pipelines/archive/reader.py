@@ -253,6 +253,13 @@ def read_file(
         raise MissingFileError([name]) from None
     except pa.ArrowInvalid as exc:
         raise ArchiveError(missing_message(name, f"cannot be read as Parquet ({exc})")) from None
+    except OSError as exc:
+        if exc.errno is not None:  # the system's own error (permission, disk): said as such upstream
+            raise
+        # Arrow's word for bytes that do not decode ("Couldn't deserialize thrift" in a damaged
+        # footer, "Unexpected end of stream" in a damaged page)
+        said = " ".join("".join(ch if ch.isprintable() else " " for ch in str(exc)).split())
+        raise ArchiveError(missing_message(name, f"cannot be read as Parquet ({said})")) from None
     return _conform(table, kind, columns)
 
 

@@ -181,9 +181,7 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
             if missing := [path for path in params["files"] if not os.path.exists(path)]:
                 # a compaction may have retired it since the listing: read_consistently decides
                 raise MissingFileError(missing) from None
-            raise ArchiveError(
-                f"a committed archive file cannot be read ({exc}); run `vigil verify` to see what is wrong"
-            ) from None
+            raise _unreadable(exc) from None
         except duckdb.Error as exc:  # e.g. a damaged footer: "don't know what type"
             raise _unreadable(exc) from None
     raise AssertionError("unreachable")
