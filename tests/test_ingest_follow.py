@@ -160,10 +160,28 @@ def test_follow_reads_a_last_line_without_line_end_once_the_file_settles(tmp_pat
     # a writer that finished without a final line end
     (src / "a.jsonl").parent.mkdir(parents=True)
     (src / "a.jsonl").write_bytes(line(event(1)) + line(event(2)).rstrip(b"\n"))
-    patient = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=3600)
-    summary = follow(patient, interval=0.1, stop_after_idle=3)
-    assert (summary.batches, summary.totals["read"], summary.totals["archived"]) == (1, 1, 1)  # held back
-    # the session ended before the file settled: a batch run reads the held line, and only it
+    # a session stopped (SIGTERM) before the file settled: the last line was held back, and the
+    # closing line says a file still waits
+    args = [*VIGIL, "run", "--input", str(src), "--archive", str(archive), "--follow", "--interval", "0.1"]
+    proc = subprocess.Popen(
+        [*args, "--settle", "3600", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    printed: list[str] = []
+    reader_thread = threading.Thread(target=lambda: printed.extend(proc.stdout or []))
+    reader_thread.start()
+    try:
+        _wait_for(lambda: any('"event": "batch"' in text for text in printed))
+        time.sleep(0.5)  # polls on, waiting for the file to settle
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader_thread.join(timeout=60)
+    batch, stopped = json.loads(printed[0]), json.loads(printed[-1])
+    assert (batch["read"], batch["archived"]) == (1, 1)  # held back
+    assert stopped["event"] == "stopped" and stopped["waiting_files"] == 1 and stopped["polls"] > 1
+    # a batch run reads the held line, and only it
     later = ingest(src, archive)
     assert (later.read, later.archived, later.duplicates) == (1, 1, 0)
     # and a follow session that waits long enough reads it by itself
@@ -173,6 +191,25 @@ def test_follow_reads_a_last_line_without_line_end_once_the_file_settles(tmp_pat
     assert (summary.totals["read"], summary.totals["archived"], summary.totals["dead_lettered"]) == (2, 2, 0)
     assert summary.batches == 1  # settled by then: read whole at once, and not read again
     assert verify(archive).ok and verify(other).ok
+
+
+@pytest.mark.parametrize("kind", ["gzip", "last line without line end"])
+def test_stop_after_idle_waits_for_files_still_settling(tmp_path: Path, kind: str) -> None:
+    """Polls that find a file waiting to settle are not idle: the session reads it before it stops
+    (before, two empty polls 0.1 s apart ended it with the file unread)."""
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    src.mkdir()
+    data = b"".join(line(event(i)) for i in range(4))
+    if kind == "gzip":
+        (src / "a.jsonl.gz").write_bytes(gzip.compress(data))
+    else:
+        (src / "a.jsonl").write_bytes(data.rstrip(b"\n"))
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=1.0)
+    summary = follow(opts, interval=0.1, stop_after_idle=2)
+    t = summary.totals
+    assert (t["read"], t["archived"], t["dead_lettered"]) == (4, 4, 0)
+    assert summary.waiting == 0 and summary.polls > 5  # it polled on while the file settled
+    assert verify(archive).ok
 
 
 def test_follow_holds_a_half_written_last_line_past_the_settle_time(tmp_path: Path) -> None:

@@ -261,6 +261,7 @@ def command(
                         "batches": result.batches,
                         "compactions": result.compactions,
                         "unfinished_tails": result.unfinished_tails,
+                        "waiting_files": result.waiting,
                         "unreadable_files": result.unreadable.unreadable_files if result.unreadable else [],
                         "input_problem": result.input_problem,
                         "compaction_problem": result.compaction_problem,
@@ -278,6 +279,12 @@ def command(
             )
             if result.unfinished_tails:
                 click.echo(describe_unfinished(result.unfinished_tails) + ".")
+            if result.waiting:
+                click.echo(
+                    f"{result.waiting} file(s) changed moments before the stop were not read to their end "
+                    "(a gzip file, or a last line without line end, waiting to settle): run again once "
+                    "their writers are done and they are read then."
+                )
             if result.unreadable:
                 click.echo(result.unreadable.describe_unreadable() + ".")
             if result.input_problem:

@@ -45,6 +45,9 @@ class FollowSummary:
     es_unavailable: str | None = None
     es_dead_lettered: int = 0  # documents Elasticsearch did not take, over all batches
     unfinished_tails: int = 0  # at the last poll: files whose last line a writer left half-written
+    #: at the last poll: files changed moments ago, read once they settle (a gzip file, a last line
+    #: without line end); a poll that leaves some waiting is not idle
+    waiting: int = 0
     #: at the last poll: entries named like event files that are not readable files ("name (why)")
     unreadable: RunSummary | None = None
     #: at the last poll: why the input could not be listed (gone, unmounted), or None
@@ -102,7 +105,9 @@ def follow(
     on_batch: Callable[[RunSummary], None] = lambda s: None,
     on_compact: Callable[[compact.CompactReport], None] = lambda r: None,
 ) -> FollowSummary:
-    """Poll until interrupted (Ctrl-C) or, if ``stop_after_idle`` is set, after that many idle polls."""
+    """Poll until interrupted (Ctrl-C) or, if ``stop_after_idle`` is set, after that many idle polls
+    (no batch, and no file waiting to settle: a gzip file or a last line without line end changed
+    within ``settle_seconds`` is waited for, so the session does not stop with it unread)."""
     archive = Path(opts.archive)
     opts = dataclasses.replace(opts, only_new_sources=True, hold_partial_tail=True)
     warn: Callable[[str], None] = opts.on_warning or (lambda text: None)
@@ -148,9 +153,12 @@ def follow(
                         warn(f"the input {opts.input} can be listed again; following it")
                     result.input_problem = None
                     result.unfinished_tails = summary.unfinished_tails
+                    result.waiting = summary.waiting_sources
                     result.unreadable = summary if summary.unreadable_count else None
                 if summary.commit is None:
-                    idle += 1
+                    # files waiting to settle are work still to do: stopping now would leave them
+                    # unread, so only a poll with nothing waiting counts towards --stop-after-idle
+                    idle += not summary.waiting_sources
                     if stop_after_idle is not None and idle >= stop_after_idle:
                         break
                 else:

@@ -114,7 +114,9 @@ class RunSummary:
     es_unavailable: str | None = None  # why nothing was indexed (the cluster did not answer at start)
     es_resend: str | None = None  # the `vigil es index` command that re-sends, secrets left out
     es_resend_env: str | None = None  # the variable that command needs this run's secret in
-    waiting_sources: int = 0  # follow mode: gzip files changed moments ago, read once settled
+    #: follow mode: files changed moments ago with something read only once they settle (a gzip
+    #: file, a last line without line end)
+    waiting_sources: int = 0
     #: follow mode: settled files whose last line has no line end and is not yet whole JSON (held)
     unfinished_tails: int = 0
     unread_count: int = 0  # files in the input not named like event files (not read)
@@ -191,8 +193,8 @@ class RunSummary:
             )
         if self.waiting_sources:
             lines.append(
-                f"  ({self.waiting_sources} gzip file(s) changed moments ago: read once unchanged for "
-                "--settle seconds)"
+                f"  ({self.waiting_sources} file(s) changed moments ago: a gzip file, or a last line "
+                "without line end, is read once the file is unchanged for --settle seconds)"
             )
         if self.unfinished_tails:
             lines.append(f"  ({describe_unfinished(self.unfinished_tails)})")
@@ -470,7 +472,9 @@ def select_sources(opts: RunOptions) -> Selection:
         unchanged = before is not None and {k: before.get(k) for k in _KEY} == source.key()
         held_back = bool((before or {}).get("held_tail"))  # its last line had no line end yet
         if unchanged and not (held_back and not writing):
-            continue  # consumed unchanged (or its held-back last line may still be being written)
+            # consumed unchanged; or its held-back last line is read once the file has settled
+            waiting += held_back
+            continue
         # the bytes a commit read are still the file's first bytes: hashed when first asked, once
         same_prefix = functools.cache(
             lambda source=source, before=before, done=done: (
