@@ -237,6 +237,25 @@ def test_a_document_too_large_on_its_own_is_dead_lettered_and_the_rest_indexed(e
     assert report.retried >= 1 and report.requests >= 2
 
 
+def test_documents_too_large_on_their_own_leave_the_request_size_alone(es_server, limited):
+    """Each document the cluster refuses alone says nothing about the others: before, each halved
+    the worker's request size for the rest of the run, until every document went on its own."""
+    client, cfg = limited(60_000)
+    state = IndexState()
+    learned = []
+    for n in range(5):
+        batch = rows(20, start=n * 21, body="y" * 1000)  # under 60 kB together: one request
+        batch.append(rows(1, start=n * 21 + 20, body="W" * 60_000)[0])  # never fits
+        report = index_rows(client, batch, cfg, batch_size=21, state=state)
+        assert (report.indexed, report.dead_lettered) == (20, 1)
+        learned.append(state.learned_request_bytes)
+    assert learned[0] is not None  # the first 413 held all 21: halved once
+    assert learned == learned[:1] * 5
+    es_server.requests.clear()
+    normal = index_rows(client, rows(20, start=500, body="y" * 1000), cfg, batch_size=20, state=state)
+    assert normal.indexed == 20 and len(_bulk_body_sizes(es_server)) == 1
+
+
 def test_timeouts_are_retried(es_server):
     cfg = config(es_server.url, request_timeout=0.3)
     client = make_client(cfg)

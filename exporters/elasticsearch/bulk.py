@@ -241,14 +241,20 @@ def _index_batch(
             # The cluster (or a proxy in front of it) takes less per request than ``cap``: send
             # these again in requests half as large, at once (nothing is wrong with the cluster),
             # until a document that went alone is still too large: that one is dead-lettered.
-            sizes = [_request_bytes(doc.action) for doc in too_large]
-            for doc, size in zip(too_large, sizes, strict=True):
-                if len(too_large) == 1 or size >= cap:
+            # A request refused (413) with several documents in it only teaches the worker a
+            # smaller size; one document too large on its own says nothing about the others, so the
+            # size is left as it was (else each such document would halve it for the whole run).
+            shared: list[int] = []
+            for doc in too_large:
+                size = _request_bytes(doc.action)
+                if len(too_large) == 1 or size >= cap:  # it went alone
                     report.dead_letters.append(_too_large(doc, size))
                 else:
                     smaller.append(doc)
-            cap = max(1, min(cap, sum(sizes)) // 2)  # halved while the cluster answers 413
-            state.learned_request_bytes = cap
+                    shared.append(size)
+            if smaller:
+                cap = max(1, min(cap, sum(shared)) // 2)  # halved while such requests answer 413
+                state.learned_request_bytes = cap
         if retry and attempt >= budget:
             if not answered:
                 state.trip(cfg.retry_backoff_max, retry[0].last_error)

@@ -30,7 +30,7 @@ from pipelines.record import party_key
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 from pipelines.search.results import HIT_FIELDS, Page
 from pipelines.search.sql import Decided
-from pipelines.search.wordbreak import simple_lower
+from pipelines.search.wordbreak import simple_fold
 
 #: What a ``date_nanos`` field can hold (1970 to 2262-04-11T23:47:16.854775807Z, in microseconds
 #: here). Elasticsearch refuses a ``range`` query whose bound lies outside ("date[...] is after
@@ -179,8 +179,7 @@ def _leaf(node: Node, field: str) -> dict[str, Any]:
     segs = node.segments  # type: ignore[union-attr]
     if isinstance(node, Prefix):
         # lower-cased one character at a time, as the index's lowercase filter does (İ is i)
-        value = "".join(simple_lower(ch) for ch in node.text)  # type: ignore[union-attr]
-        return {"prefix": {field: {"value": value}}}
+        return {"prefix": {field: {"value": simple_fold(node.text)}}}  # type: ignore[union-attr]
     if any(s.cjk for s in segs):
         return {"match_phrase": {f"{field}.cjk": {"query": node.text}}}  # type: ignore[union-attr]
     return {"match_phrase": {field: {"query": node.text}}}  # type: ignore[union-attr]

@@ -36,6 +36,7 @@ from typing import Any
 from pipelines.errors import QueryError
 from pipelines.record import Channel, Direction, DlpAction, EventType, Kind, party_key
 from pipelines.search import text as textmod
+from pipelines.search.wordbreak import simple_fold
 
 UTC = dt.UTC
 
@@ -339,7 +340,8 @@ def _add(query: Query, spec: FilterSpec, value: str) -> Query:
         org, _, sub = value.partition("/")
         if not org or (_ and not sub):
             raise QueryError(f"org:{value} is not an organisation; write org:acme or org:acme/wealth-hk")
-        item: Any = OrgRef(org.lower(), sub.lower() or None)  # compared case-insensitively
+        # compared case-insensitively, one character at a time as both engines fold the stored org
+        item: Any = OrgRef(simple_fold(org), simple_fold(sub) or None)
     elif spec.key == "participant":
         item = normalise_party(value)
     elif spec.key == "rule":

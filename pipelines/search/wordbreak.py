@@ -144,6 +144,12 @@ def simple_lower(ch: str) -> str:
     return low if len(low) == 1 else "i" if ch == "\u0130" else ch
 
 
+def simple_fold(text: str) -> str:
+    """``text`` lower-cased one character at a time (:func:`simple_lower`), as DuckDB's ``lower()``
+    and Elasticsearch's ``lowercase`` filter and normalizer do: a final ``Σ`` is ``σ``, not ``ς``."""
+    return "".join(simple_lower(ch) for ch in text)
+
+
 def _fmt_ranges(name: str, ranges: Ranges, doc: str) -> str:
     lines = [f"#: {doc}", f"{name}: tuple[tuple[int, int], ...] = ("]
     row: list[str] = []

@@ -184,8 +184,14 @@ def _term_match(values: list[Any], wanted: Any, spec: dict[str, Any]) -> bool:
     if spec.get("type") == "flattened":
         return any(wanted in (v.values() if isinstance(v, dict) else [v]) for v in values)
     if spec.get("normalizer") == "lowercase":  # folds the indexed value and the query's alike
-        return any(str(v).lower() == str(wanted).lower() for v in values)
+        return any(_java_lower(str(v)) == _java_lower(str(wanted)) for v in values)
     return any(v == wanted or str(v) == str(wanted) for v in values)
+
+
+def _java_lower(text: str) -> str:
+    """Lucene's ``lowercase``: Java's ``Character.toLowerCase`` on each code point, so a final
+    ``Σ`` is ``σ`` (no word-final ``ς``) and ``İ`` is plain ``i``."""
+    return "".join("i" if c == "\u0130" else low if len(low := c.lower()) == 1 else c for c in text)
 
 
 def _field_and_arg(spec: dict[str, Any], name: str) -> tuple[str, Any]:
