@@ -184,6 +184,41 @@ def test_a_torn_last_audit_line_is_cut_and_recorded_not_a_traceback(archive: Pat
     assert (first["seq"], repair["seq"], second["seq"]) == (1, 2, 3)
 
 
+def test_verify_reads_a_torn_last_audit_line_as_the_crash_it_is(archive: Path, capsys) -> None:
+    """Before the next access repairs it, a torn append leaves every earlier entry intact: verify
+    passes with a note, counts and prints the head of the last whole entry, and that head still
+    matches --expect-audit-head (before: "audit head: (empty)", "entries were removed")."""
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "fee") == 0
+    first, second = entries(archive)
+    with (archive / layout.AUDIT).open("a") as f:
+        f.write('{"op":"access","seq":')  # an append cut short by a crash
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive), "--expect-audit-head", second["hash"]) == 0
+    out = capsys.readouterr().out
+    assert f"audit head:    {second['hash']}" in out and "2 audit entries" in out
+    assert "line 3 is an append cut short" in out and "2 entries before it are intact" in out
+    # what a torn line may not hide: an entry before it that was altered, or a head kept elsewhere
+    assert vigil("verify", "--archive", str(archive), "--expect-audit-head", first["hash"]) == 1
+    assert "was expected" in capsys.readouterr().err
+    lines = (archive / layout.AUDIT).read_bytes().split(b"\n")
+    lines[0] = lines[0].replace(b'"card"', b'"cord"')
+    (archive / layout.AUDIT).write_bytes(b"\n".join(lines))
+    assert vigil("verify", "--archive", str(archive)) == 1
+    assert "audit.jsonl line 1: entry content does not match its hash" in capsys.readouterr().err
+
+
+def test_verify_takes_a_whole_last_audit_entry_without_line_end(archive: Path, capsys) -> None:
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
+    (only,) = entries(archive)
+    path = archive / layout.AUDIT
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # a crash between the entry and its line end
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive), "--expect-audit-head", only["hash"]) == 0
+    out = capsys.readouterr().out
+    assert "1 audit entry" in out and "is whole but lacks its line end" in out
+
+
 def test_a_damaged_complete_last_audit_line_is_a_one_line_error(archive: Path, capsys) -> None:
     assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
     with (archive / layout.AUDIT).open("a") as f:

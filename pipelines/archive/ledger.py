@@ -158,6 +158,24 @@ class Ledger:
                 expected_seq += 1
         return found
 
+    def unended_tail(self) -> tuple[int, bool] | None:
+        """The last line, if it has no line end: its line number, and whether it is a whole entry
+        chained onto the one before it (kept by the next append, which writes the line end) or an
+        append cut short (cut by the next append of a ledger that repairs its own tail)."""
+        if not self.path.exists():
+            return None
+        with self.path.open("rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end == 0:
+                return None
+            f.seek(end - 1)
+            if f.read(1) == b"\n":
+                return None
+            line = _line_before(f, end)
+            whole = self._whole_entry(line, before=end - len(line))
+        number = sum(1 for _ in self.raw_lines())
+        return number, whole
+
     # writing -----------------------------------------------------------------------------------
 
     def entry_at(self, seq: int) -> dict[str, Any] | None:

@@ -375,7 +375,11 @@ def _check_audit(
         return
     if audit.path.exists():
         try:
-            found = audit.problems()
+            # a last line without line end is what a crash mid-append leaves: the next access
+            # repairs it (and logs the repair), so it is a note, and the entries before it count
+            tail = audit.unended_tail()
+            torn = tail[0] if tail is not None and not tail[1] else None
+            found = audit.problems(lines=None if tail is None else tail[0] - 1)
         except OSError as exc:
             report.problems.append(
                 f"audit log: {layout.AUDIT} cannot be read ({exc.strerror or exc}), so its chain was "
@@ -384,9 +388,24 @@ def _check_audit(
             report.audit_unreadable = True
             return
         report.problems.extend(f"audit log: {p}" for p in found)
-        report.audit_entries = sum(1 for _ in audit.raw_lines())
+        lines = sum(1 for _ in audit.raw_lines())
+        report.audit_entries = lines - (torn is not None)
+        if tail is not None and torn is None:
+            report.notes.append(
+                f"audit log: its last entry (line {tail[0]}) is whole but lacks its line end (a crash "
+                "right after writing it); the next search, conversation view or export writes it"
+            )
+        elif torn is not None:
+            report.notes.append(
+                f"audit log: line {torn} is an append cut short (no line end, not a whole entry: a "
+                f"crash while writing it); the {torn - 1} entries before it are intact, and the next "
+                "search, conversation view or export cuts it and logs the repair"
+            )
         try:
-            report.audit_head = audit.head() if report.audit_entries else ""
+            if torn is not None:
+                report.audit_head = str((audit.entry_at(torn - 1) or {}).get("hash", "")) if torn > 1 else ""
+            else:
+                report.audit_head = audit.head() if report.audit_entries else ""
         except ArchiveError:  # a damaged last line: the problems above name it
             report.audit_head = ""
     if anchor is not None:
