@@ -109,7 +109,9 @@ def test_an_archive_begun_by_schema_1_is_read_searched_and_appended_to(
     assert code == 0 and "1 hit " in out  # a schema 1 record has no verdict, not the verdict "none"
     code, out, _ = run_cli(capsys, "conversation", "conv-1", "--archive", str(root), "--role", "officer")
     assert code == 0 and "5 records" in out
-    code, out, _ = run_cli(capsys, "dlp", "dry-run", "--archive", str(root), "--policy", "dlp_rules")
+    code, out, _ = run_cli(
+        capsys, "dlp", "dry-run", "--role", "officer", "--archive", str(root), "--policy", "dlp_rules"
+    )
     assert code == 0 and "5 message(s) replayed" in out
 
 
@@ -209,7 +211,7 @@ def test_vigil_run_refuses_to_write_into_an_archive_a_newer_vigil_wrote(
         ["search", "--archive", "ARCHIVE", "--role", "officer", "quarterly"],
         ["search", "--archive", "ARCHIVE", "--role", "reviewer", "channel:whatsapp"],
         ["conversation", "conv-1", "--archive", "ARCHIVE", "--role", "officer"],
-        ["dlp", "dry-run", "--archive", "ARCHIVE", "--policy", "dlp_rules"],
+        ["dlp", "dry-run", "--role", "officer", "--archive", "ARCHIVE", "--policy", "dlp_rules"],
     ],
     ids=["search", "search-reviewer", "conversation", "dlp-dry-run"],
 )

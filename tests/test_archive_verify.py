@@ -317,7 +317,16 @@ def test_a_damaged_last_commit_is_a_problem_and_no_run_cuts_it_away(
     for argv in (
         ["search", "--archive", str(archive), "--role", "officer", "--user", "t", "hello"],
         ["conversation", "conv-1", "--archive", str(archive), "--role", "officer", "--user", "t"],
-        ["dlp", "dry-run", "--policy", str(rules / "conduct.yaml"), "--archive", str(archive)],
+        [
+            "dlp",
+            "dry-run",
+            "--role",
+            "officer",
+            "--policy",
+            str(rules / "conduct.yaml"),
+            "--archive",
+            str(archive),
+        ],
     ):
         result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=120)
         assert result.returncode == 3 and "Traceback" not in result.stderr, argv

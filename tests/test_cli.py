@@ -90,6 +90,8 @@ READERS = {
     "dlp dry-run": [
         "dlp",
         "dry-run",
+        "--role",
+        "officer",
         "--policy",
         str(Path(__file__).parent.parent / "dlp_rules" / "conduct.yaml"),
     ],
@@ -340,6 +342,8 @@ def test_a_committed_file_that_is_no_longer_parquet_is_named_with_what_to_do(tmp
         [
             "dlp",
             "dry-run",
+            "--role",
+            "officer",
             "--policy",
             str(Path(__file__).parents[1] / "dlp_rules" / "pii.yaml"),
             "--archive",

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from pipelines.cli.search import identity_options
 from pipelines.errors import ConfigError, InputError, PolicyTestFailure
 from pipelines.record import MAX_BODY_CHARS
 
@@ -209,20 +211,63 @@ def scan(
 )
 @click.option("--samples", type=click.IntRange(0, 50), default=3, show_default=True, help="Samples per rule.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@identity_options
 @click.pass_context
 def dry_run(
-    ctx: click.Context, policy: Path, archive: Path, against: Path | None, samples: int, as_json: bool
+    ctx: click.Context,
+    policy: Path,
+    archive: Path,
+    against: Path | None,
+    samples: int,
+    as_json: bool,
+    config_path: Path | None,
+    role: str | None,
+    user: str | None,
 ) -> None:
-    """Replay archived messages through a policy and report what would change, per rule."""
+    """Replay archived messages through a policy and report what would change, per rule.
+
+    It reads the original text of archived messages, so it needs the officer role (--role or the
+    configuration file); each dry-run is recorded in the archive's audit log."""
+    from pipelines.archive.reader import require_archive
     from pipelines.dlp import load_policy_set
     from pipelines.dlp.dryrun import dry_run as run_dry_run
     from pipelines.dlp.dryrun import format_report, to_json_text
+    from pipelines.errors import QueryError
+    from pipelines.search.access import AccessRole, load_identity
+    from pipelines.search.audit import record_access
 
-    report = run_dry_run(
-        load_policy_set(policy),
+    identity = load_identity(config=config_path, role=role, user=user)
+    new = load_policy_set(policy)
+    current = load_policy_set(against) if against else None
+    require_archive(archive)
+    query = {"policy": new.label, "against": current.label if current else "stored verdicts"}
+    details: dict[str, Any] = {"samples": samples, "output": "json" if as_json else "report"}
+    if identity.role is not AccessRole.OFFICER:
+        # a policy is a question about the original text: its counts alone would tell a reviewer
+        # whether a redacted card number is in the archive
+        details["refused"] = (
+            f"the {identity.role.value} role may not replay policies: a dry-run matches them "
+            "against the original text of archived messages, which only officers see"
+        )
+        record_access(
+            archive, identity, "dlp-dry-run", query=query, results=0, engine="embedded", details=details
+        )
+        raise QueryError(
+            f"{details['refused']}; ask an officer to run it, or run it with --role officer if you "
+            "are one (the audit log records who did)"
+        )
+    report = run_dry_run(new, archive, against=current, samples=samples)
+    details["changed"] = report.changed
+    details["returned"] = report.sampled
+    # logged before anything is shown: no log entry, no disclosure
+    record_access(
         archive,
-        against=load_policy_set(against) if against else None,
-        samples=samples,
+        identity,
+        "dlp-dry-run",
+        query=query,
+        results=report.messages,
+        engine="embedded",
+        details=details,
     )
     click.echo(to_json_text(report) if as_json else format_report(report))
     if report.failed:

@@ -101,6 +101,8 @@ class DryRunReport:
     unverdicted: Counter[str] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     rules: dict[str, RuleChanges] = field(default_factory=lambda: defaultdict(RuleChanges))
+    #: the records whose (masked) text the samples show, for the access log
+    sampled: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -295,6 +297,7 @@ def _compare(
         if len(entry.samples[change]) < samples:
             if sample is None:
                 sample = safe_sample(row["body"], before.findings, after.findings, _archived_findings(row))
+                report_.sampled.append(str(row.get("record_id")))
             entry.samples[change].append(sample)
 
 

@@ -1,4 +1,4 @@
-"""The access log: every search, conversation view and export, hash-chained.
+"""The access log: every search, conversation view, export and DLP dry-run, hash-chained.
 
 Entries go to ``ARCHIVE/_ledger/audit.jsonl`` through :class:`pipelines.archive.ledger.Ledger`, so
 they are tamper-evident the same way as the manifest and ``vigil verify`` checks their chain. An
@@ -37,7 +37,8 @@ from pipelines.archive.ledger import Ledger
 from pipelines.errors import ArchiveError
 from pipelines.search.access import Identity, login_name, printable, view_policy
 
-ACTIONS = ("search", "conversation", "export")
+#: ``dlp-dry-run``: a policy replayed over the archived original text (counts and masked samples)
+ACTIONS = ("search", "conversation", "export", "dlp-dry-run")
 
 
 def audit_ledger(archive: Path) -> Ledger:
