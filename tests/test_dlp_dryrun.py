@@ -20,6 +20,16 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
 SECRET_CARD = "4012 8888 8888 1881"
 
 
+def _argv(policy: Path, archive: Path, *more: str) -> list[str]:
+    """``vigil dlp dry-run`` of ``policy`` over ``archive``, as an officer."""
+    return ["dlp", "dry-run", "--role", "officer", "--policy", str(policy), "--archive", str(archive), *more]
+
+
+def _audit(archive: Path) -> list[dict]:
+    path = archive / "_ledger" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dryrun")
@@ -122,42 +132,32 @@ def test_against_a_policy_matches_the_stored_verdicts(archive, changed_rules) ->
 
 
 def test_cli_json(archive, changed_rules, capsys) -> None:
-    code = main(
-        [
-            "dlp",
-            "dry-run",
-            "--role",
-            "officer",
-            "--policy",
-            str(changed_rules),
-            "--archive",
-            str(archive),
-            "--json",
-        ]
-    )
+    code = main(_argv(changed_rules, archive, "--json"))
     assert not code
     report = json.loads(capsys.readouterr().out)
     assert report["messages"] == 7 and report["skipped_blocked_notices"] == 1 and report["changed"] == 6
     assert report["rules"]["pii.card-number"]["counts"] == {"blocked": 1}
 
 
-def _audit(archive: Path) -> list[dict]:
-    path = archive / "_ledger" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+@pytest.fixture
+def own_archive(archive, tmp_path) -> tuple[Path, int]:
+    """A copy of the shared archive, and how many entries its access log held when copied (the
+    other tests' dry-runs)."""
+    mine = tmp_path / "archive"
+    shutil.copytree(archive, mine)
+    return mine, len(_audit(mine))
 
 
 @pytest.mark.parametrize("role", ["reviewer", "crm"])
 def test_only_officers_may_replay_policies_and_a_refusal_is_logged(
-    archive, changed_rules, tmp_path, capsys, role
+    own_archive, changed_rules, capsys, role
 ) -> None:
     """A policy is a question about the original text: even its counts would tell a reviewer
     whether a card number DLP redacted is in the archive. Before, anyone could ask, unlogged."""
-    mine = tmp_path / "archive"
-    shutil.copytree(archive, mine)
-    logged = len(_audit(mine))  # the shared archive's log holds the other tests' dry-runs
-    argv = ["dlp", "dry-run", "--policy", str(changed_rules), "--archive", str(mine), "--user", "r.view"]
+    mine, logged = own_archive
+    argv = _argv(changed_rules, mine, "--user", "r.view", "--role", role)  # the last --role wins
     with pytest.raises(SystemExit) as refused:
-        main([*argv, "--role", role])
+        main(argv)
     assert refused.value.code == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "only officers see" in captured.err and "--role officer" in captured.err
@@ -173,13 +173,10 @@ def test_only_officers_may_replay_policies_and_a_refusal_is_logged(
 
 
 def test_an_officers_dry_run_is_logged_with_the_records_its_samples_show(
-    archive, changed_rules, tmp_path, capsys
+    own_archive, changed_rules, capsys
 ) -> None:
-    mine = tmp_path / "archive"
-    shutil.copytree(archive, mine)
-    logged = len(_audit(mine))
-    argv = ["dlp", "dry-run", "--policy", str(changed_rules), "--archive", str(mine), "--role", "officer"]
-    assert not main([*argv, "--user", "sec.team", "--samples", "1", "--json"])
+    mine, logged = own_archive
+    assert not main(_argv(changed_rules, mine, "--user", "sec.team", "--samples", "1", "--json"))
     report = json.loads(capsys.readouterr().out)
     (entry,) = _audit(mine)[logged:]
     assert (entry["action"], entry["role"], entry["user"]) == ("dlp-dry-run", "officer", "sec.team")
@@ -195,7 +192,7 @@ def test_an_officers_dry_run_is_logged_with_the_records_its_samples_show(
 
 
 def test_no_change_when_replaying_the_same_policy(archive, capsys) -> None:
-    main(["dlp", "dry-run", "--role", "officer", "--policy", str(RULES), "--archive", str(archive)])
+    main(_argv(RULES, archive))
     out = capsys.readouterr().out
     assert "0 would change" in out and "no rule changes what happens to any message" in out
 
@@ -205,18 +202,7 @@ def test_cli_names_messages_it_could_not_inspect_and_exits_1(tmp_path, capsys) -
     ingest(tmp_path / "in", tmp_path / "archive")
     slow = {"type": "pattern", "entity": "X", "regex": "(a|aa)+$"}
     policy = write_policy(tmp_path / "rules", [rule("r.slow", [slow])])
-    code = main(
-        [
-            "dlp",
-            "dry-run",
-            "--role",
-            "officer",
-            "--policy",
-            str(policy),
-            "--archive",
-            str(tmp_path / "archive"),
-        ]
-    )
+    code = main(_argv(policy, tmp_path / "archive"))
     out = capsys.readouterr().out
     assert code == 1
     assert "2 message(s) replayed" in out and "1 message(s) could not be inspected" in out
@@ -236,16 +222,7 @@ def test_samples_cannot_drive_the_terminal_or_forge_report_lines(tmp_path, capsy
         tmp_path / "rules",
         [rule("r.quarterly", [{"type": "lexicon", "terms": ["quarterly"]}], action="flag")],
     )
-    argv = [
-        "dlp",
-        "dry-run",
-        "--role",
-        "officer",
-        "--policy",
-        str(policy),
-        "--archive",
-        str(tmp_path / "archive"),
-    ]
+    argv = _argv(policy, tmp_path / "archive")
     assert not main(argv)
     out = capsys.readouterr().out
     assert SECRET_CARD not in out
@@ -342,16 +319,7 @@ def vault(tmp_path_factory) -> Path:
 def test_samples_mask_the_findings_stored_with_the_record(vault, against, as_json, capsys) -> None:
     # neither compared policy finds the token; the archived verdict did (and blocked the message):
     # a sample must not show it, with --against or without, as text or as JSON
-    argv = [
-        "dlp",
-        "dry-run",
-        "--role",
-        "officer",
-        "--policy",
-        str(vault / "new"),
-        "--archive",
-        str(vault / "archive"),
-    ]
+    argv = _argv(vault / "new", vault / "archive")
     if against:
         argv += ["--against", str(vault / against)]
     argv += ["--json"] if as_json else []
