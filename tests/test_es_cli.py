@@ -23,6 +23,9 @@ def vigil(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+OFFICER = ("--role", "officer", "--user", "olivia")
+
+
 @pytest.fixture(autouse=True)
 def _no_es_env(monkeypatch):
     for var in ("ES_URL", "ES_API_KEY", "ES_USERNAME", "ES_PASSWORD", "ES_CA_CERTS"):
@@ -36,6 +39,20 @@ def test_setup_then_setup_again(es_server, capsys):
     assert "installed index template vigil-records" in out
     code, out, _ = vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
     assert code == 0 and "Nothing to do" in out
+
+
+def test_setup_with_another_replica_count_mends_existing_indices_without_a_reindex(
+    es_server, capsys, tmp_path
+):
+    archive = write_archive(tmp_path / "archive", rows(5))
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "1")
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--quiet")
+    assert vigil(capsys, *argv)[0] == 0
+    code, out, err = vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    assert code == 0, err
+    assert "changed: set 2 existing index(es) to 0 replica(s) per shard" in out
+    assert "vigil es index" not in out and "mapping" not in out
+    assert {str(i.settings["index"]["number_of_replicas"]) for i in es_server.indices.values()} == {"0"}
 
 
 def test_setup_takes_the_url_and_key_from_the_environment(es_server, capsys, monkeypatch):
