@@ -200,10 +200,16 @@ def test_index_after_the_cluster_died_and_came_back_converges(es_server, capsys,
     argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--batch-size", "10")
     es_server.die_after_bulk(1)
     code, out, err = vigil(capsys, *argv, "--max-retries", "0", "--quiet")
-    assert code == 1
-    assert "read 30, indexed 10, dead-lettered 20" in out
-    letters = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
-    assert len(letters) == 20 and {d["reason_code"] for d in letters} == {"es_unavailable"}
+    # the backfill stops at once, with one line, exit 4 (cluster unreachable), and no dead letter:
+    # the next run re-sends everything anyway
+    assert code == 4 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("error: indexed 10 of 30 record(s), then Elasticsearch at http://127.0.0.1:")
+    assert "stopped answering (last error: ConnectionError:" in line
+    assert "stopped without sending the other 20" in line
+    assert "Nothing is lost, the archive holds every record" in line
+    assert "run the same `vigil es index` again once the cluster is healthy" in line
+    assert reader.read_table(archive, layout.DEAD_LETTERS).num_rows == 0
     es_server.revive()
     code, out, err = vigil(capsys, *argv, "--quiet")
     assert code == 0, err
@@ -211,6 +217,21 @@ def test_index_after_the_cluster_died_and_came_back_converges(es_server, capsys,
     assert sorted(doc_id for _, doc_id in es_server.docs("vigil-records")) == sorted(
         r["record_id"] for r in batch
     )
+
+
+def test_a_backfill_that_stops_keeps_the_refusals_met_before(es_server, capsys, tmp_path):
+    batch = rows(30)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    es_server.fail_items({batch[3]["record_id"]}, 400)  # refused for good in the first batch
+    es_server.die_after_bulk(1)
+    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--batch-size", "10")
+    code, _, err = vigil(capsys, *argv, "--max-retries", "0", "--quiet")
+    assert code == 4
+    assert "indexed 9 of 30 record(s) (1 dead-lettered before that, 1 new in the dead-letter store" in err
+    assert "stopped without sending the other 20" in err
+    letters = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
+    assert [(d["record_id"], d["reason_code"]) for d in letters] == [(batch[3]["record_id"], "es_rejected")]
 
 
 def test_credentials_in_the_url_work_and_never_show(es_server, capsys):

@@ -199,12 +199,15 @@ def index_command(
 
     Use it to backfill a new cluster, to rebuild after a mapping change, and to send again what an
     earlier run dead-lettered. Exit 1 if some documents could not be indexed; they are listed, with
-    the reason, in the archive's dead-letter store (stage ``index``).
+    the reason, in the archive's dead-letter store (stage ``index``). If the cluster stops
+    answering, it stops at once and exits 4, without dead letters for what it did not send: run it
+    again once the cluster is healthy (the archive holds every record).
     """
     from exporters.elasticsearch.archive_source import count_rows, iter_archive_rows
     from exporters.elasticsearch.bulk import IndexReport, index_rows
     from exporters.elasticsearch.config import make_client
     from exporters.elasticsearch.setup import preflight
+    from pipelines.errors import IndexingError
     from pipelines.progress import Reporter, declare, report, reporting
 
     cfg = config_from({**options, **max_request(max_request_mb)})
@@ -239,11 +242,18 @@ def index_command(
         with reporting(Reporter(enabled=not quiet)):
             declare("records", total)
             summary = index_rows(
-                client, iter_archive_rows(archive), cfg, batch_size=batch_size, on_batch=on_batch
+                client,
+                iter_archive_rows(archive),
+                cfg,
+                batch_size=batch_size,
+                on_batch=on_batch,
+                stop_when_unavailable=True,
             )
     finally:
         client.close()
         keep(flush=True)
+    if summary.stopped is not None:
+        raise IndexingError(_stopped_message(summary, total, stored, cfg, archive))
     seconds = time.monotonic() - started
     rate = summary.read / seconds if seconds > 0 else 0.0
     click.echo(
@@ -262,3 +272,20 @@ def index_command(
         for code, count in sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0])):
             click.echo(f"  {code}: {count:,} (e.g. {example[code]})", err=True)
         ctx.exit(1)
+
+
+def _stopped_message(summary: Any, total: int, stored: int, cfg: Any, archive: Path) -> str:
+    """The one line of a backfill that stopped because the cluster stopped answering."""
+    not_sent = max(total - summary.indexed - summary.dead_lettered, summary.unsent)
+    refused = ""
+    if summary.dead_lettered:
+        refused = (
+            f" ({summary.dead_lettered:,} dead-lettered before that, {stored:,} new in the dead-letter store "
+            f"{archive / layout.DEAD_LETTERS / 'at_stage=index'})"
+        )
+    return (
+        f"indexed {summary.indexed:,} of {total:,} record(s){refused}, then Elasticsearch at "
+        f"{cfg.safe_url} stopped answering (last error: {summary.stopped}); stopped without sending "
+        f"the other {not_sent:,}. Nothing is lost, the archive holds every record: run the same `vigil "
+        "es index` again once the cluster is healthy"
+    )
