@@ -242,7 +242,9 @@ def test_es_index_refuses_them(
     root = newer_archive(tmp_path)
     url = es_server.url
     assert run_cli(capsys, "es", "setup", "--es-url", url, "--replicas", "0")[0] == 0
-    code, _, err = run_cli(capsys, "es", "index", "--archive", str(root), "--es-url", url, "--quiet")
+    code, _, err = run_cli(
+        capsys, "es", "index", "--role", "officer", "--archive", str(root), "--es-url", url, "--quiet"
+    )
     assert code == 3 and "newer Vigil" in err
     assert es_server.docs() == {}
 

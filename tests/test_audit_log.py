@@ -312,3 +312,69 @@ def test_a_last_entry_missing_only_its_line_end_is_kept_not_cut(
     assert [e["op"] for e in logged] == ["access"] * (entries_before + 1)  # no repair entry
     assert log.read_bytes().startswith(whole)
     assert [e["query"].get("text") for e in logged] == ["card"] * entries_before + ["fee"]
+
+
+# ------------------------------------------------------------------ `vigil es index` is an export
+
+
+def _es_index(archive: Path, url: str, *who: str) -> list[str]:
+    return ["es", "index", "--archive", str(archive), "--es-url", url, "--quiet", *who]
+
+
+def _bulk_requests(server) -> int:
+    return sum(r.path.endswith("/_bulk") for r in server.requests)
+
+
+def test_es_index_logs_one_export_before_it_sends_anything(archive: Path, es_server, capsys) -> None:
+    es_server.require_basic_auth("vigil", "s3cret")
+    url = es_server.url.replace("http://", "http://vigil:s3cret@")
+    assert vigil("es", "setup", "--es-url", url, "--replicas", "0") == 0
+    assert vigil(*_es_index(archive, url, "--role", "officer", "--user", "olivia")) == 0
+    assert f"indexed {len(ROWS)}," in capsys.readouterr().out
+    (entry,) = entries(archive)
+    assert entry["action"] == "export" and entry["engine"] == "elasticsearch"
+    assert entry["user"] == "olivia" and entry["role"] == "officer" and entry["role_source"] == "--role"
+    assert entry["query"] == {"destination": "vigil-records"}
+    assert entry["results"] == len(ROWS)  # what is to be sent
+    assert entry["details"] == {"es_url": es_server.url}  # without the credentials
+    assert "s3cret" not in (archive / layout.AUDIT).read_text()
+    assert vigil("verify", "--archive", str(archive)) == 0
+
+
+def test_es_index_sends_nothing_when_the_export_cannot_be_logged(archive: Path, es_server, capsys) -> None:
+    assert vigil("es", "setup", "--es-url", es_server.url, "--replicas", "0") == 0
+    (archive / layout.AUDIT).mkdir()  # a log that cannot be written
+    assert vigil(*_es_index(archive, es_server.url, "--role", "officer")) == 3
+    assert "cannot write the audit log" in capsys.readouterr().err
+    assert _bulk_requests(es_server) == 0 and es_server.docs() == {}
+
+
+@pytest.mark.parametrize("role", ["reviewer", "crm"])
+def test_es_index_needs_the_officer_role_and_logs_a_refusal(archive: Path, es_server, capsys, role) -> None:
+    assert vigil("es", "setup", "--es-url", es_server.url, "--replicas", "0") == 0
+    before = len(es_server.requests)
+    assert vigil(*_es_index(archive, es_server.url, "--role", role, "--user", "ravi")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: vigil es index copies the original text")
+    assert f"the role here is {role}, from --role" in err and "run it with --role officer" in err
+    assert len(es_server.requests) == before  # the cluster was not even asked
+    (entry,) = entries(archive)
+    assert entry["action"] == "export" and entry["role"] == role and entry["results"] == 0
+    assert entry["details"]["refused"] in err
+    assert entry["query"] == {"destination": "vigil-records"}
+
+
+def test_es_index_without_a_role_says_what_to_pass(archive: Path, es_server, capsys) -> None:
+    assert vigil(*_es_index(archive, es_server.url)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no role configured: pass --role officer") and err.count("\n") == 1
+    assert not (archive / layout.AUDIT).exists() and es_server.requests == []
+
+
+def test_es_index_takes_the_role_from_the_config(archive: Path, es_server, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "vigil.toml"
+    config.write_text('user = "o.fficer"\nrole = "officer"\n')
+    assert vigil("es", "setup", "--es-url", es_server.url, "--replicas", "0") == 0
+    assert vigil(*_es_index(archive, es_server.url, "--config", str(config))) == 0
+    (entry,) = entries(archive)
+    assert entry["user"] == "o.fficer" and entry["role_source"].startswith("--config ")

@@ -95,7 +95,7 @@ READERS = {
         "--policy",
         str(Path(__file__).parent.parent / "dlp_rules" / "conduct.yaml"),
     ],
-    "es index": ["es", "index", "--es-url", "http://127.0.0.1:9"],
+    "es index": ["es", "index", "--role", "officer", "--user", "t", "--es-url", "http://127.0.0.1:9"],
 }
 
 

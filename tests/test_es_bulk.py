@@ -297,6 +297,42 @@ def test_server_dying_mid_run_dead_letters_the_rest_and_finishes(cluster):
     assert elapsed < 10
 
 
+def test_a_backfill_stops_when_the_breaker_trips_and_dead_letters_nothing_it_did_not_send(cluster):
+    # `vigil es index` re-sends the whole archive when run again: letters for what the cluster
+    # never answered for would add nothing, so it stops reading at the first trip
+    server, client, cfg = cluster
+    server.die_after_bulk(2)
+    batch = rows(50)
+    batch[25] = {k: v for k, v in batch[25].items() if k != "event_time"}  # in the batch that trips
+    taken = []
+
+    def source():
+        for row in batch:
+            taken.append(row)
+            yield row
+
+    seen = []
+    report = index_rows(
+        client, source(), cfg, batch_size=10, on_batch=seen.append, stop_when_unavailable=True
+    )
+    assert len(taken) == 30  # the batches after the one that tripped the breaker are never read
+    assert [r.read for r in seen] == [10, 10, 10]
+    assert (report.read, report.indexed, report.dead_lettered, report.unsent) == (30, 20, 1, 9)
+    assert report.read == report.indexed + report.dead_lettered + report.unsent
+    # the bad row is wrong whatever the cluster does: it keeps its letter; the others get none
+    assert [d["reason_code"] for d in seen[-1].dead_letters] == [ES_BAD_ROW]
+    assert report.stopped is not None and "ConnectionError" in report.stopped
+    assert report.requests == 2 + (1 + cfg.max_retries)
+
+
+def test_without_stop_when_unavailable_the_run_goes_on_as_before(cluster):
+    # `vigil run`: its dead letters are the record of what the index is missing
+    server, client, cfg = cluster
+    server.die_after_bulk(1)
+    report = index_rows(client, rows(30), cfg, batch_size=10, state=IndexState(clock=_Clock()))
+    assert (report.indexed, report.dead_lettered, report.unsent, report.stopped) == (10, 20, 0, None)
+
+
 def test_after_the_cool_down_each_batch_probes_once(cluster):
     server, client, cfg = cluster
     server.die_after_bulk(2)

@@ -24,9 +24,10 @@ def vigil(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _no_es_env(monkeypatch):
-    for var in ("ES_URL", "ES_API_KEY", "ES_USERNAME", "ES_PASSWORD", "ES_CA_CERTS"):
+def _no_es_env(monkeypatch, tmp_path):
+    for var in ("ES_URL", "ES_API_KEY", "ES_USERNAME", "ES_PASSWORD", "ES_CA_CERTS", "VIGIL_CONFIG"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no config of whoever runs the tests
 
 
 def test_setup_then_setup_again(es_server, capsys):
@@ -36,6 +37,30 @@ def test_setup_then_setup_again(es_server, capsys):
     assert "installed index template vigil-records" in out
     code, out, _ = vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
     assert code == 0 and "Nothing to do" in out
+
+
+def test_setup_with_another_replica_count_mends_existing_indices_without_a_reindex(
+    es_server, capsys, tmp_path
+):
+    archive = write_archive(tmp_path / "archive", rows(5))
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "1")
+    argv = (
+        "es",
+        "index",
+        "--role",
+        "officer",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--quiet",
+    )
+    assert vigil(capsys, *argv)[0] == 0
+    code, out, err = vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    assert code == 0, err
+    assert "changed: set 2 existing index(es) to 0 replica(s) per shard" in out
+    assert "vigil es index" not in out and "mapping" not in out
+    assert {str(i.settings["index"]["number_of_replicas"]) for i in es_server.indices.values()} == {"0"}
 
 
 def test_setup_takes_the_url_and_key_from_the_environment(es_server, capsys, monkeypatch):
@@ -60,7 +85,18 @@ def test_check_exit_codes(es_server, capsys):
 def test_index_backfills_the_archive(es_server, capsys, tmp_path):
     archive = write_archive(tmp_path / "archive", rows(25))
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--batch-size", "10")
+    argv = (
+        "es",
+        "index",
+        "--role",
+        "officer",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--batch-size",
+        "10",
+    )
     code, out, err = vigil(capsys, *argv)
     assert code == 0, err
     assert "read 25, indexed 25, dead-lettered 0" in out
@@ -75,7 +111,17 @@ def test_index_backfills_the_archive(es_server, capsys, tmp_path):
 def test_index_keeps_each_bulk_request_under_max_request_mb(es_server, capsys, tmp_path):
     archive = write_archive(tmp_path / "archive", rows(30, body="q" * 60_000))  # about 60 kB each
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--quiet")
+    argv = (
+        "es",
+        "index",
+        "--role",
+        "officer",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--quiet",
+    )
     code, out, err = vigil(capsys, *argv, "--max-request-mb", "0.5")
     assert code == 0, err
     assert "read 30, indexed 30, dead-lettered 0" in out
@@ -88,7 +134,7 @@ def test_index_dead_letters_go_into_the_archive_and_exit_1(es_server, capsys, tm
     archive = write_archive(tmp_path / "archive", batch)
     vigil(capsys, "es", "setup", "--es-url", es_server.url)
     es_server.fail_items({batch[2]["record_id"], batch[4]["record_id"]}, 400)
-    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url)
+    argv = ("es", "index", "--role", "officer", "--archive", str(archive), "--es-url", es_server.url)
     code, out, err = vigil(capsys, *argv)
     assert code == 1
     assert "read 6, indexed 4, dead-lettered 2" in out
@@ -116,7 +162,16 @@ def test_index_dead_letters_go_into_the_archive_and_exit_1(es_server, capsys, tm
             "cannot reach Elasticsearch",
         ),
         (
-            ["es", "index", "--es-url", "http://127.0.0.1:9", "--archive", "/nonexistent"],
+            [
+                "es",
+                "index",
+                "--role",
+                "officer",
+                "--es-url",
+                "http://127.0.0.1:9",
+                "--archive",
+                "/nonexistent",
+            ],
             2,
             "error: --archive /nonexistent: no such folder",
         ),
@@ -131,7 +186,9 @@ def test_user_mistakes_are_one_line_errors(capsys, argv, code, message):
 
 def test_index_needs_setup_first(es_server, capsys, tmp_path):
     archive = write_archive(tmp_path / "archive", rows(1))
-    code, _, err = vigil(capsys, "es", "index", "--archive", str(archive), "--es-url", es_server.url)
+    code, _, err = vigil(
+        capsys, "es", "index", "--role", "officer", "--archive", str(archive), "--es-url", es_server.url
+    )
     assert code == 4 and "run `vigil es setup` first" in err
     assert es_server.docs() == {}
 
@@ -180,13 +237,30 @@ def test_index_after_the_cluster_died_and_came_back_converges(es_server, capsys,
     batch = rows(30)
     archive = write_archive(tmp_path / "archive", batch)
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--batch-size", "10")
+    argv = (
+        "es",
+        "index",
+        "--role",
+        "officer",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--batch-size",
+        "10",
+    )
     es_server.die_after_bulk(1)
     code, out, err = vigil(capsys, *argv, "--max-retries", "0", "--quiet")
-    assert code == 1
-    assert "read 30, indexed 10, dead-lettered 20" in out
-    letters = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
-    assert len(letters) == 20 and {d["reason_code"] for d in letters} == {"es_unavailable"}
+    # the backfill stops at once, with one line, exit 4 (cluster unreachable), and no dead letter:
+    # the next run re-sends everything anyway
+    assert code == 4 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("error: indexed 10 of 30 record(s), then Elasticsearch at http://127.0.0.1:")
+    assert "stopped answering (last error: ConnectionError:" in line
+    assert "stopped without sending the other 20" in line
+    assert "Nothing is lost, the archive holds every record" in line
+    assert "run the same `vigil es index` again once the cluster is healthy" in line
+    assert reader.read_table(archive, layout.DEAD_LETTERS).num_rows == 0
     es_server.revive()
     code, out, err = vigil(capsys, *argv, "--quiet")
     assert code == 0, err
@@ -194,6 +268,32 @@ def test_index_after_the_cluster_died_and_came_back_converges(es_server, capsys,
     assert sorted(doc_id for _, doc_id in es_server.docs("vigil-records")) == sorted(
         r["record_id"] for r in batch
     )
+
+
+def test_a_backfill_that_stops_keeps_the_refusals_met_before(es_server, capsys, tmp_path):
+    batch = rows(30)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    es_server.fail_items({batch[3]["record_id"]}, 400)  # refused for good in the first batch
+    es_server.die_after_bulk(1)
+    argv = (
+        "es",
+        "index",
+        "--role",
+        "officer",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--batch-size",
+        "10",
+    )
+    code, _, err = vigil(capsys, *argv, "--max-retries", "0", "--quiet")
+    assert code == 4
+    assert "indexed 9 of 30 record(s) (1 dead-lettered before that, 1 new in the dead-letter store" in err
+    assert "stopped without sending the other 20" in err
+    letters = list(reader.iter_rows(archive, kind=layout.DEAD_LETTERS))
+    assert [(d["record_id"], d["reason_code"]) for d in letters] == [(batch[3]["record_id"], "es_rejected")]
 
 
 def test_credentials_in_the_url_work_and_never_show(es_server, capsys):
@@ -227,7 +327,17 @@ def test_a_new_failure_of_a_dead_lettered_document_is_stored_with_its_own_reason
     batch = rows(4)
     archive = write_archive(tmp_path / "archive", batch)
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--quiet")
+    argv = (
+        "es",
+        "index",
+        "--role",
+        "officer",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--quiet",
+    )
     target = batch[1]["record_id"]
     es_server.fail_items({target}, 429)
     code, _, err = vigil(capsys, *argv, "--max-retries", "0")
@@ -252,7 +362,17 @@ def test_index_says_why_documents_were_dead_lettered_and_what_to_do(es_server, c
     refused = {batch[0]["record_id"]}
     es_server.fail_items(refused, 400, error_type="mapper_parsing_exception", reason="bad org")
     es_server.fail_items({batch[3]["record_id"], batch[4]["record_id"]}, 429)
-    argv = ("es", "index", "--archive", str(archive), "--es-url", es_server.url, "--quiet")
+    argv = (
+        "es",
+        "index",
+        "--role",
+        "officer",
+        "--archive",
+        str(archive),
+        "--es-url",
+        es_server.url,
+        "--quiet",
+    )
     code, out, err = vigil(capsys, *argv, "--max-retries", "1")
     assert code == 1 and "read 6, indexed 3, dead-lettered 3" in out
     assert "3 dead letter(s) (3 new)" in err

@@ -46,10 +46,10 @@ def test_template_update_reaches_existing_indices(es_server):
     client = make_client(cfg)
     install(client, cfg)
     index_rows(client, rows(10), cfg)  # two monthly indices now exist
-    # Simulate indices created by an older Vigil: a field missing, an older template fingerprint.
+    # Simulate indices created by an older Vigil: a field missing, an older template and mapping.
     for index in es_server.indices.values():
         del index.mappings["properties"]["template_id"]
-    es_server.templates[template_name(cfg)]["_meta"]["vigil_hash"] = "older"
+    es_server.templates[template_name(cfg)]["_meta"].update(vigil_hash="older", mapping_hash="older")
 
     report = install(client, cfg)
     assert report.template_changed
@@ -60,6 +60,84 @@ def test_template_update_reaches_existing_indices(es_server):
         assert index.mappings["properties"]["template_id"] == {"type": "keyword"}
 
 
+def _replicas(server: FakeElasticsearch) -> dict[str, str]:
+    return {
+        name: str(index.settings["index"]["number_of_replicas"]) for name, index in server.indices.items()
+    }
+
+
+def test_a_new_replica_count_reaches_existing_indices_without_touching_their_mapping(es_server):
+    client = make_client(config(es_server.url))
+    install(client, config(es_server.url, replicas=1))
+    index_rows(client, rows(10), config(es_server.url, replicas=1))  # two monthly indices, 1 replica
+    assert set(_replicas(es_server).values()) == {"1"}
+    writes_before = len(_writes(es_server))
+
+    report = install(client, config(es_server.url, replicas=0))  # one node: yellow until 0
+    assert report.template_changed
+    assert (
+        es_server.templates[template_name(config(es_server.url))]["template"]["settings"]["index"][
+            "number_of_replicas"
+        ]
+        == 0
+    )
+    # the mapping did not change: not re-applied, and no advice to re-index the archive
+    new_writes = _writes(es_server)[writes_before:]
+    assert not [w for w in new_writes if w.endswith("/_mapping")]
+    assert report.indices_updated == []
+    assert not any("vigil es index" in line for line in report.changes)
+    # the replica count is set on the indices that exist
+    assert new_writes == ["PUT /_index_template/vigil-records", "PUT /vigil-records-*/_settings"]
+    assert report.replicas_updated == ["vigil-records-2026.01.01", "vigil-records-2026.02.01"]
+    assert any("set 2 existing index(es) to 0 replica(s)" in line for line in report.changes)
+    assert set(_replicas(es_server).values()) == {"0"}
+    # and once done, nothing more to do
+    assert not install(client, config(es_server.url, replicas=0)).changed
+
+
+def test_setup_mends_indices_an_earlier_setup_left_with_another_replica_count(es_server):
+    # the template already asks for 0 replicas, but the months created before it still have 1
+    cfg = config(es_server.url, replicas=0)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(3), cfg)
+    for index in es_server.indices.values():
+        index.settings["index"]["number_of_replicas"] = 1
+    report = install(client, cfg)
+    assert not report.template_changed and report.replicas_updated == ["vigil-records-2026.01.01"]
+    assert _replicas(es_server) == {"vigil-records-2026.01.01": "0"}
+
+
+def test_a_new_shard_count_says_it_applies_to_new_months_only(es_server):
+    client = make_client(config(es_server.url))
+    install(client, config(es_server.url))
+    index_rows(client, rows(3), config(es_server.url))
+    writes_before = len(_writes(es_server))
+    report = install(client, config(es_server.url, shards=3))
+    assert report.template_changed and report.indices_updated == [] and report.replicas_updated == []
+    # a shard count cannot change on an existing index: nothing is sent to it, the user is told
+    assert _writes(es_server)[writes_before:] == ["PUT /_index_template/vigil-records"]
+    assert any(
+        "1 existing index(es) keep their shard count" in line and "3 primary shard(s)" in line
+        for line in report.changes
+    )
+    assert not any("vigil es index" in line for line in report.changes)
+    # said when the shard count changes, not on every later run
+    assert not install(client, config(es_server.url, shards=3)).changed
+
+
+def test_the_fake_refuses_a_shard_count_on_an_existing_index(es_server):
+    # as Elasticsearch does: number_of_shards is static, so setup must never send it to an index
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(1), cfg)
+    from elasticsearch import BadRequestError
+
+    with pytest.raises(BadRequestError, match="non dynamic settings"):
+        client.indices.put_settings(index="vigil-records-*", settings={"index.number_of_shards": 2})
+
+
 def test_incompatible_mapping_change_explains_the_way_out(es_server):
     cfg = config(es_server.url)
     client = make_client(cfg)
@@ -67,7 +145,7 @@ def test_incompatible_mapping_change_explains_the_way_out(es_server):
     index_rows(client, rows(2), cfg)
     for index in es_server.indices.values():
         index.mappings["properties"]["is_group"] = {"type": "keyword"}
-    es_server.templates[template_name(cfg)]["_meta"]["vigil_hash"] = "older"
+    es_server.templates[template_name(cfg)]["_meta"].update(vigil_hash="older", mapping_hash="older")
     with pytest.raises(IndexingError, match=r"cannot be changed.*reindex the affected months"):
         install(client, cfg)
 

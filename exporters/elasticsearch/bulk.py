@@ -16,7 +16,9 @@
    budget is spent are dead-lettered as ``es_unavailable``;
 5. when the cluster stopped answering altogether, a circuit breaker (:class:`IndexState`) spares
    the following batches a full retry budget each: they are dead-lettered as ``es_unavailable``
-   at once, with a single probe now and then to notice that the cluster is back.
+   at once, with a single probe now and then to notice that the cluster is back. A backfill
+   (``stop_when_unavailable``) stops instead, the moment the breaker trips: it re-sends the whole
+   archive when run again, so dead letters for what it did not get to send would tell nothing.
 
 Dead letters are ``pipelines.record.DeadLetter`` rows (stage ``index``) whose ``raw`` is the JSON
 document and whose reason says what to do. The Parquet archive stays the system of record, so a
@@ -103,13 +105,18 @@ class IndexState:
 
 @dataclass
 class IndexReport:
-    """Outcome of :func:`index_rows`. ``read == indexed + dead_lettered`` always holds."""
+    """Outcome of :func:`index_rows`. ``read == indexed + dead_lettered + unsent`` always holds."""
 
     read: int = 0
     indexed: int = 0
     dead_lettered: int = 0
     retried: int = 0  # documents re-sent (one document re-sent twice counts 2)
     requests: int = 0  # bulk attempts made
+    #: with ``stop_when_unavailable``: documents of the last batch the cluster did not take when it
+    #: stopped answering, left without a dead letter (rows after that batch are not read at all)
+    unsent: int = 0
+    #: with ``stop_when_unavailable``: the last error when the breaker tripped and indexing stopped
+    stopped: str | None = None
     indexed_ids: list[str] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
@@ -119,6 +126,8 @@ class IndexReport:
         self.dead_lettered += other.dead_lettered
         self.retried += other.retried
         self.requests += other.requests
+        self.unsent += other.unsent
+        self.stopped = other.stopped or self.stopped
 
     def extend(self, other: IndexReport) -> None:
         self.add_counts(other)
@@ -134,12 +143,18 @@ def index_rows(
     batch_size: int = 500,
     state: IndexState | None = None,
     on_batch: Callable[[IndexReport], None] | None = None,
+    stop_when_unavailable: bool = False,
 ) -> IndexReport:
     """Index record rows; never raises for what Elasticsearch does, dead-letters instead.
 
     With ``on_batch``, each batch's report (ids and dead letters included) is handed over as soon
     as the batch is done and the returned report carries counts only, so a backfill of millions of
     rows holds one batch in memory. Without it, the returned report holds every id and dead letter.
+
+    With ``stop_when_unavailable`` (a backfill, which can simply be run again), indexing stops once
+    the circuit breaker trips: the batch that tripped it keeps its dead letters for documents the
+    cluster refused for good, its documents that got no answer are counted as ``unsent`` instead,
+    no further row is read, and ``stopped`` holds the last error.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -148,12 +163,26 @@ def index_rows(
     total = IndexReport()
     for batch in _batched(rows, batch_size):
         report = _index_batch(bulk_client, batch, cfg, state)
+        if stop_when_unavailable and state.unavailable:
+            _hold_back_unavailable(report, state.last_error)
         if on_batch is not None:
             on_batch(report)
             total.add_counts(report)
         else:
             total.extend(report)
+        if report.stopped is not None:
+            break
     return total
+
+
+def _hold_back_unavailable(report: IndexReport, error: str) -> None:
+    """The breaker tripped in this batch and the caller stops: what the cluster did not answer for
+    is counted as unsent rather than dead-lettered; what it refused for good keeps its letter."""
+    kept = [letter for letter in report.dead_letters if letter["reason_code"] != ES_UNAVAILABLE]
+    report.unsent = len(report.dead_letters) - len(kept)
+    report.dead_letters = kept
+    report.dead_lettered = len(kept)
+    report.stopped = error or "no answer"
 
 
 @dataclass

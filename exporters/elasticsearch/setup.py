@@ -3,9 +3,13 @@
 :func:`install` puts the ILM retention policy and the index template (mapping, settings, read
 alias) in place. It is idempotent: each object carries a fingerprint of what Vigil asked for in
 its ``_meta``, and is only written when that fingerprint differs, so re-running setup changes
-nothing and says so. When the template changes (say the record model gained fields), the new
-mapping is also applied to the monthly indices that already exist, because a template only shapes
-indices created after it.
+nothing and says so. A template only shapes indices created after it, so setup also brings the
+monthly indices that already exist in line: when the template's *mapping* changed (say the record
+model gained fields; ``_meta.mapping_hash`` tells), the new mapping is applied to them and the user
+is told to send the documents again; their replica count (a dynamic setting) is set to the one
+asked for with ``PUT <indices>/_settings``, on every run, so a cluster left yellow by an earlier
+setup is mended by running it again. A shard count is fixed when an index is created: a new
+``--shards`` reaches only the months created from then on, and setup says so.
 
 :func:`check` compares what is installed with what this version of Vigil expects, read-only.
 :func:`preflight` is the cheap check to run before indexing: the cluster answers, the
@@ -57,7 +61,8 @@ class SetupReport:
     version: str = ""
     policy_changed: bool = False
     template_changed: bool = False
-    indices_updated: list[str] = field(default_factory=list)
+    indices_updated: list[str] = field(default_factory=list)  # given the new mapping
+    replicas_updated: list[str] = field(default_factory=list)  # given the replica count asked for
     changes: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
 
@@ -196,12 +201,17 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
         report.changes.append(
             f"{verb} index template {tname} for {index_pattern(cfg)} (read alias {cfg.alias})"
         )
-        report.indices_updated = _update_existing(client, cfg, template)
-        if report.indices_updated:
-            report.changes.append(
-                f"applied the new mapping to {len(report.indices_updated)} existing index(es); documents "
-                "indexed before get its new fields when sent again: run `vigil es index --archive DIR`"
-            )
+        # only a new mapping concerns the indices' mappings and their documents; a template that
+        # differs in its settings alone (shards, replicas) leaves both as they are
+        if _mapping_hash(current_template) != template["_meta"]["mapping_hash"]:
+            report.indices_updated = _update_existing(client, cfg, template)
+            if report.indices_updated:
+                report.changes.append(
+                    f"applied the new mapping to {len(report.indices_updated)} existing index(es); "
+                    "documents indexed before get its new fields when sent again: run "
+                    "`vigil es index --archive DIR`"
+                )
+    _align_settings(client, cfg, report)
     return report
 
 
@@ -306,6 +316,65 @@ def _meta_hash(body: dict[str, Any] | None) -> str | None:
     meta = body.get("_meta")
     value = meta.get("vigil_hash") if isinstance(meta, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _mapping_hash(body: dict[str, Any] | None) -> str | None:
+    meta = body.get("_meta") if isinstance(body, dict) else None
+    value = meta.get("mapping_hash") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _align_settings(client: Elasticsearch, cfg: EsConfig, report: SetupReport) -> None:
+    """Give the existing monthly indices the replica count asked for (``number_of_replicas`` is a
+    dynamic setting: ``PUT <indices>/_settings`` changes it on a live index), and say which of them
+    keep another shard count (``number_of_shards`` is fixed when an index is created)."""
+    pattern = index_pattern(cfg)
+    with translate_errors(cfg, f"reading the settings of {pattern}"):
+        body = client.indices.get_settings(index=pattern, allow_no_indices=True, expand_wildcards="open").body
+        current = {name: _index_settings(entry) for name, entry in sorted(body.items())}
+    replicas = [
+        name for name, index in current.items() if _as_int(index.get("number_of_replicas")) != cfg.replicas
+    ]
+    if replicas:
+        with translate_errors(cfg, f"setting the replica count of {len(replicas)} existing index(es)"):
+            client.indices.put_settings(
+                index=pattern,
+                settings={"index": {"number_of_replicas": cfg.replicas}},
+                allow_no_indices=True,
+                expand_wildcards="open",
+            )
+        report.replicas_updated = replicas
+        report.changes.append(
+            f"set {len(replicas)} existing index(es) to {cfg.replicas} replica(s) per shard "
+            f"(index.number_of_replicas), as the template gives new ones"
+        )
+    if report.template_changed:  # said once, when the template changes, not on every run after
+        shards = [
+            name for name, index in current.items() if _as_int(index.get("number_of_shards")) != cfg.shards
+        ]
+        if shards:
+            report.changes.append(
+                f"{len(shards)} existing index(es) keep their shard count: a shard count is fixed when "
+                f"an index is created, so {cfg.shards} primary shard(s) apply to months indexed from "
+                "now on"
+            )
+
+
+def _index_settings(entry: Any) -> dict[str, Any]:
+    """The ``index`` settings of one entry of a ``GET <indices>/_settings`` answer."""
+    settings = entry["settings"]
+    index = settings.get("index", {})
+    if not isinstance(index, dict):
+        raise TypeError(f"index settings are {type(index).__name__}, not an object")
+    return index
+
+
+def _as_int(value: Any) -> int | None:
+    """A setting as a number (Elasticsearch answers with strings), None if it is not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _existing_indices(client: Elasticsearch, cfg: EsConfig) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from pipelines.cli.search import identity_options
+from pipelines.cli.identity import identity_options
 
 
 @click.command("conversation")

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from pipelines.archive import layout
+from pipelines.cli.identity import identity_options
 
 F = Callable[..., Any]
 
@@ -88,7 +89,7 @@ def command() -> None:
     Typical first use:
       export ES_URL=https://es.example.com:9200 ES_API_KEY=...
       vigil es setup
-      vigil es index --archive demo/archive
+      vigil es index --archive demo/archive --role officer
       vigil es check
     """
 
@@ -186,6 +187,7 @@ def check_command(ctx: click.Context, as_json: bool, **options: Any) -> None:
 )
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @connection_options
+@identity_options
 @click.pass_context
 def index_command(
     ctx: click.Context,
@@ -193,22 +195,49 @@ def index_command(
     batch_size: int,
     max_request_mb: float | None,
     quiet: bool,
+    config_path: Path | None,
+    role: str | None,
+    user: str | None,
     **options: Any,
 ) -> None:
     """Index (or re-index) every archived record. Safe to re-run: documents are overwritten by id.
 
     Use it to backfill a new cluster, to rebuild after a mapping change, and to send again what an
     earlier run dead-lettered. Exit 1 if some documents could not be indexed; they are listed, with
-    the reason, in the archive's dead-letter store (stage ``index``).
+    the reason, in the archive's dead-letter store (stage ``index``). If the cluster stops
+    answering, it stops at once and exits 4, without dead letters for what it did not send: run it
+    again once the cluster is healthy (the archive holds every record).
+
+    The index holds the original text, which only officers may see: it needs the officer role
+    (--role officer, or the config), and the export is recorded in the archive's access log before
+    the first record is sent.
     """
     from exporters.elasticsearch.archive_source import count_rows, iter_archive_rows
     from exporters.elasticsearch.bulk import IndexReport, index_rows
     from exporters.elasticsearch.config import make_client
     from exporters.elasticsearch.setup import preflight
+    from pipelines.errors import ConfigError, IndexingError
     from pipelines.progress import Reporter, declare, report, reporting
+    from pipelines.search.access import AccessRole, load_identity
+    from pipelines.search.audit import record_access
 
+    identity = load_identity(config=config_path, role=role, user=user)
     cfg = config_from({**options, **max_request(max_request_mb)})
-    total = count_rows(archive)
+    total = count_rows(archive)  # also says, before anything is logged, if this is no archive
+    exported = {"destination": cfg.alias}
+    details: dict[str, Any] = {"es_url": cfg.safe_url}
+    if identity.role is not AccessRole.OFFICER:
+        refusal = (
+            "vigil es index copies the original text of every record into Elasticsearch, which only "
+            f"the officer role may see (the role here is {identity.role.value}, from "
+            f'{identity.source}): run it with --role officer, or with role = "officer" in the config'
+        )
+        # asking to export what the role may not see is an access attempt: on record, though refused
+        details["refused"] = refusal
+        record_access(
+            archive, identity, "export", query=exported, results=0, engine="elasticsearch", details=details
+        )
+        raise ConfigError(refusal)
     client = make_client(cfg)
     started = time.monotonic()
     from pipelines.archive import deadletters
@@ -236,14 +265,31 @@ def index_command(
 
     try:
         preflight(client, cfg)
+        # logged before the first record leaves the archive: no log entry, no export
+        record_access(
+            archive,
+            identity,
+            "export",
+            query=exported,
+            results=total,
+            engine="elasticsearch",
+            details=details,
+        )
         with reporting(Reporter(enabled=not quiet)):
             declare("records", total)
             summary = index_rows(
-                client, iter_archive_rows(archive), cfg, batch_size=batch_size, on_batch=on_batch
+                client,
+                iter_archive_rows(archive),
+                cfg,
+                batch_size=batch_size,
+                on_batch=on_batch,
+                stop_when_unavailable=True,
             )
     finally:
         client.close()
         keep(flush=True)
+    if summary.stopped is not None:
+        raise IndexingError(_stopped_message(summary, total, stored, cfg, archive))
     seconds = time.monotonic() - started
     rate = summary.read / seconds if seconds > 0 else 0.0
     click.echo(
@@ -262,3 +308,20 @@ def index_command(
         for code, count in sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0])):
             click.echo(f"  {code}: {count:,} (e.g. {example[code]})", err=True)
         ctx.exit(1)
+
+
+def _stopped_message(summary: Any, total: int, stored: int, cfg: Any, archive: Path) -> str:
+    """The one line of a backfill that stopped because the cluster stopped answering."""
+    not_sent = max(total - summary.indexed - summary.dead_lettered, summary.unsent)
+    refused = ""
+    if summary.dead_lettered:
+        refused = (
+            f" ({summary.dead_lettered:,} dead-lettered before that, {stored:,} new in the dead-letter store "
+            f"{archive / layout.DEAD_LETTERS / 'at_stage=index'})"
+        )
+    return (
+        f"indexed {summary.indexed:,} of {total:,} record(s){refused}, then Elasticsearch at "
+        f"{cfg.safe_url} stopped answering (last error: {summary.stopped}); stopped without sending "
+        f"the other {not_sent:,}. Nothing is lost, the archive holds every record: run the same `vigil "
+        "es index` again once the cluster is healthy"
+    )

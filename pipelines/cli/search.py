@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from pipelines.cli.es import config_from, connection_options
+from pipelines.cli.identity import identity_options
 
 FILTER_FLAGS = (
     ("channel", "Channel (repeatable: any of them)."),
@@ -20,24 +21,6 @@ FILTER_FLAGS = (
     ("rule", "DLP rule id or its start, e.g. pii.card (repeatable)."),
     ("org", "Organisation, or org/sub-organisation (repeatable)."),
 )
-
-
-def identity_options(func: Any) -> Any:
-    """``--config``, ``--role``, ``--user``: who is asking (shared with ``vigil conversation``)."""
-    func = click.option("--user", default=None, help="Who is asking, for the audit log [config: user].")(func)
-    func = click.option(
-        "--role",
-        type=click.Choice(["officer", "reviewer", "crm"], case_sensitive=False),
-        default=None,
-        help="What you may see [config: role].",
-    )(func)
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="TOML file with user and role [default: $VIGIL_CONFIG, else ~/.config/vigil/config.toml].",
-    )(func)
 
 
 def _filter_options(func: Any) -> Any:

@@ -12,17 +12,19 @@ Entry fields (plus the ledger's ``seq``, ``prev`` and ``hash``)::
      "query": {"text": "card", "channels": ["wechat"]}, "results": 12, "details": {...}}
 
 ``action`` is ``search``, ``conversation`` (viewed in the terminal) or ``export`` (written to a
-file); ``details`` holds what else matters for that action (page, sort, output file, ...).
+file, or copied into Elasticsearch by ``vigil es index``: engine ``elasticsearch``, query
+``{"destination": alias}``, results the records to send, ``details.es_url`` without credentials);
+``details`` holds what else matters for that action (page, sort, output file, ...).
 ``user`` is the name Vigil was given (``--user`` or the config); ``os_user`` is the operating-system
 account that ran the command (its user id's name: ``$LOGNAME`` and ``$USER`` are the caller's to
 set), and ``role_source`` says where the role came from (the ``--role`` flag or the config file's
 path), so a role granted by flag is visible as such; ``configured_role`` (``{"role", "source"}``)
-is the configured role that ``--role`` overrode. A search the role may not ask is logged too, with
-``details.refused``; names suggested for a ``participant:`` that found nothing are in
-``details.suggested``. ``dlp_policy`` says which
-DLP policy set built the text shown (``{"source": path, "label": "id@digest"}``) where one did: every
-CRM-role view, and a file exported by a role other than officer; a configured set that this view
-does not use is logged by its ``source`` alone.
+is the configured role that ``--role`` overrode. A search the role may not ask, or an export to
+Elasticsearch by a role other than officer, is logged too, with ``details.refused``; names
+suggested for a ``participant:`` that found nothing are in ``details.suggested``. ``dlp_policy``
+says which DLP policy set built the text shown (``{"source": path, "label": "id@digest"}``) where
+one did: every CRM-role view, and a file exported by a role other than officer; a configured set
+that this view does not use is logged by its ``source`` alone.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ error bodies with ``type`` and ``reason``, per-item bulk results):
   ``match``, ``match_phrase``, ``prefix``, ``wildcard``, ``range``, ``exists``, ``nested`` and
   ``bool``; ``size``, ``from``, ``sort``, ``search_after``, ``_source``. Anything else is a 400,
   so a test never passes on a query the fake silently ignored;
-* ``[/<target>]/_refresh``, ``PUT|GET /<target>/_mapping``, ``GET /<target>/_settings``,
+* ``[/<target>]/_refresh``, ``PUT|GET /<target>/_mapping``, ``PUT|GET /<target>/_settings``,
   ``GET|PUT|DELETE|HEAD /<target>``, ``GET /<index>/_doc/<id>``.
 
 Mapping checks and query evaluation live in ``es_dsl.py``; this module is the cluster's state,
@@ -390,6 +390,8 @@ class FakeElasticsearch:
             names = self._resolve(segs[0], allow_missing="*" in segs[0])
             # ES hands settings back with every value as a string
             return 200, {n: {"settings": _stringify(self.indices[n].settings)} for n in names}
+        if len(segs) == 2 and segs[1] == "_settings" and method == "PUT":
+            return self._put_settings(segs[0], body)
         if len(segs) == 3 and segs[1] == "_doc" and method == "GET":
             return self._get_doc(segs[0], segs[2])
         if len(segs) == 1 and not head.startswith("_"):
@@ -709,6 +711,26 @@ class FakeElasticsearch:
             return 200, {"acknowledged": True}
         raise EsFault(405, "method_not_allowed", f"{method} on _mapping")
 
+    def _put_settings(self, target: str, body: Any) -> tuple[int, Any]:
+        """Update index settings as ES does: dynamic ones on live indices; a static one (the shard
+        count) refused for the whole request, nothing changed."""
+        if not isinstance(body, dict) or not body:
+            raise EsFault(400, "action_request_validation_exception", "no settings to update")
+        given = _nested(body.get("settings", body))  # {"index": {...}}, {...} or dotted keys
+        changes = {**{k: v for k, v in given.items() if k != "index"}, **given.get("index", {})}
+        static = sorted(f"index.{k}" for k in changes if k in ("number_of_shards", "routing_partition_size"))
+        names = self._resolve(target, allow_missing="*" in target)
+        if static:
+            raise EsFault(
+                400,
+                "illegal_argument_exception",
+                f"Can't update non dynamic settings [{static}] for open indices {names}",
+            )
+        for name in names:
+            index = self.indices[name]
+            index.settings = _merge(index.settings, {"index": changes})
+        return 200, {"acknowledged": True}
+
     def _get_doc(self, target: str, doc_id: str) -> tuple[int, Any]:
         for name in self._resolve(target):
             source = self.indices[name].docs.get(doc_id)
@@ -842,6 +864,18 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
+    return out
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"index.number_of_replicas": 0}`` as ``{"index": {"number_of_replicas": 0}}``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _nested(value) if isinstance(value, dict) else value
     return out
 
 
