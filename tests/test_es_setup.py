@@ -55,7 +55,7 @@ def test_template_update_reaches_existing_indices(es_server):
     assert report.template_changed
     assert report.indices_updated == ["vigil-records-2026.01.01", "vigil-records-2026.02.01"]
     # documents indexed before the change get the new fields only when sent again: say how
-    assert "run `vigil es index --archive DIR`" in report.changes[-1]
+    assert "run `vigil es index --archive DIR --role officer`" in report.changes[-1]
     for index in es_server.indices.values():
         assert index.mappings["properties"]["template_id"] == {"type": "keyword"}
 

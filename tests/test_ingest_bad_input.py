@@ -328,7 +328,8 @@ def test_run_with_an_unreachable_elasticsearch_archives_anyway(tmp_path: Path) -
     assert result.stderr.startswith("warning: Elasticsearch is not usable")
     assert (
         "Elasticsearch unreachable: nothing indexed; run `vigil es index --archive "
-        f"{shlex.quote(str(archive))} --es-url http://127.0.0.1:9` when it is back" in result.stdout
+        f"{shlex.quote(str(archive))} --role officer --es-url http://127.0.0.1:9` when it is back"
+        in result.stdout
     )
     assert reader.read_table(archive).num_rows == 2
 

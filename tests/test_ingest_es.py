@@ -114,7 +114,7 @@ def test_cli_run_exits_4_when_documents_were_dead_lettered(es_server, tmp_path: 
     assert out.returncode == 4, out.stderr
     assert "Elasticsearch: 2 indexed, 1 dead-lettered" in out.stdout
     at = shlex.quote(str(tmp_path / "archive"))
-    resend = f"re-send with `vigil es index --archive {at} --es-url {es_server.url}`"
+    resend = f"re-send with `vigil es index --archive {at} --role officer --es-url {es_server.url}`"
     assert resend in out.stdout
     assert "= 3 (every event accounted for)" in out.stdout  # the archive itself is complete
 

@@ -97,11 +97,11 @@ def test_the_resend_line_of_a_run_reaches_the_same_index_without_the_secret(
     out = subprocess.run([*base, *flags], capture_output=True, text=True, timeout=120, env=environ)
     assert out.returncode == 4, out.stderr
     at = shlex.quote(str(archive))
-    assert f"run `vigil es index --archive {at} {resend} when it is back" in out.stdout
+    assert f"run `vigil es index --archive {at} --role officer {resend} when it is back" in out.stdout
     stored = "".join(p.read_text() for p in (archive / layout.RUNS).iterdir())
     assert SECRET not in out.stdout + out.stderr + stored
     report = json.loads(next((archive / layout.RUNS).iterdir()).read_text())["summary"]
-    command = f"vigil es index --archive {at} " + resend.split("`")[0]
+    command = f"vigil es index --archive {at} --role officer " + resend.split("`")[0]
     assert report["es_resend"] == command  # the bare command, runnable as it is (no backticks)
     assert report["es_resend_env"] == ("ES_PASSWORD" if "password" in resend else "ES_API_KEY")
     assert shlex.split(command)[:3] == ["vigil", "es", "index"]

@@ -57,7 +57,7 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 #: A dead letter keeps at most this much of the document (``raw_size``/``raw_sha256`` cover all).
 RAW_CAP = 256 * 1024
 
-REINDEX_HINT = "re-run `vigil es index --archive DIR`"
+REINDEX_HINT = "re-run `vigil es index --archive DIR --role officer`"
 NOT_ELASTICSEARCH = (
     "the server answered, but not as Elasticsearch does (no X-Elastic-Product header): check "
     "--es-url; a proxy or another web server answered"

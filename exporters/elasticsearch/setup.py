@@ -209,7 +209,7 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
                 report.changes.append(
                     f"applied the new mapping to {len(report.indices_updated)} existing index(es); "
                     "documents indexed before get its new fields when sent again: run "
-                    "`vigil es index --archive DIR`"
+                    "`vigil es index --archive DIR --role officer`"
                 )
     _align_settings(client, cfg, report)
     return report
@@ -399,7 +399,8 @@ def _update_existing(client: Elasticsearch, cfg: EsConfig, template: dict[str, A
     except IndexingError as exc:
         raise IndexingError(
             f"{exc}. New fields can be added to existing indices, changed ones cannot: reindex the "
-            "affected months into new indices, or delete them and run `vigil es index --archive DIR`"
+            "affected months into new indices, or delete them and run "
+            "`vigil es index --archive DIR --role officer`"
         ) from None
     return indices
 

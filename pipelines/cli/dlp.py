@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from pipelines.cli.search import identity_options
+from pipelines.cli.identity import identity_options
 from pipelines.errors import ConfigError, InputError, PolicyTestFailure
 from pipelines.record import MAX_BODY_CHARS
 

@@ -217,7 +217,7 @@ class RunSummary:
             )
         if self.es_resend is None:  # a summary built by hand
             resend = (
-                f"`vigil es index --archive {shlex.quote(str(archive))}` "
+                f"`vigil es index --archive {shlex.quote(str(archive))} --role officer` "
                 "(with this run's --es-url and credentials)"
             )
         else:
@@ -704,7 +704,8 @@ def run_locked(opts: RunOptions) -> RunSummary:
         return summary
     engine = load_engine(opts)
     if opts.es is not None:
-        summary.es_resend = opts.es.reconnect_command(f"vigil es index --archive {shlex.quote(str(archive))}")
+        resend = f"vigil es index --archive {shlex.quote(str(archive))} --role officer"
+        summary.es_resend = opts.es.reconnect_command(resend)
         summary.es_resend_env = opts.es.secret_env
         try:
             _es_preflight(opts.es)

@@ -11,9 +11,11 @@ Entry fields (plus the ledger's ``seq``, ``prev`` and ``hash``)::
      "engine": "embedded",
      "query": {"text": "card", "channels": ["wechat"]}, "results": 12, "details": {...}}
 
-``action`` is ``search``, ``conversation`` (viewed in the terminal) or ``export`` (written to a
+``action`` is ``search``, ``conversation`` (viewed in the terminal), ``export`` (written to a
 file, or copied into Elasticsearch by ``vigil es index``: engine ``elasticsearch``, query
-``{"destination": alias}``, results the records to send, ``details.es_url`` without credentials);
+``{"destination": alias}``, results the records to send, ``details.es_url`` without credentials)
+or ``dlp-dry-run`` (query ``{"policy", "against"}``, results the messages replayed,
+``details.returned`` the records whose masked text the samples show);
 ``details`` holds what else matters for that action (page, sort, output file, ...).
 ``user`` is the name Vigil was given (``--user`` or the config); ``os_user`` is the operating-system
 account that ran the command (its user id's name: ``$LOGNAME`` and ``$USER`` are the caller's to
@@ -105,7 +107,7 @@ def record_access(
     except OSError as exc:
         raise ArchiveError(
             f"cannot write the audit log {path} ({exc.strerror or exc}); "
-            "nothing was shown. Check that the archive folder is writable."
+            "nothing was shown or sent. Check that the archive folder is writable."
         ) from None
     return written
 
@@ -122,6 +124,6 @@ def _refuse_odd_file(path: Path) -> None:
     if not stat.S_ISREG(mode):
         what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a pipe or a socket)"
         raise ArchiveError(
-            f"cannot write the audit log {path}: it is {what}; nothing was shown. Run `vigil verify`, "
+            f"cannot write the audit log {path}: it is {what}; nothing was shown or sent. Run `vigil verify`, "
             "and put the log back from a backup"
         )
