@@ -124,6 +124,6 @@ def _refuse_odd_file(path: Path) -> None:
     if not stat.S_ISREG(mode):
         what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a pipe or a socket)"
         raise ArchiveError(
-            f"cannot write the audit log {path}: it is {what}; nothing was shown or sent. Run `vigil verify`, "
-            "and put the log back from a backup"
+            f"cannot write the audit log {path}: it is {what}; nothing was shown or sent. Run "
+            "`vigil verify`, and put the log back from a backup"
         )
