@@ -126,6 +126,25 @@ def test_crm_sees_no_blocked_record_and_no_dlp_marker(archive: Path) -> None:
     assert "[text withheld for this role]" in terminal(timeline(archive, crm, conversation="conv-key"))
 
 
+def test_crm_sees_no_dlp_blocked_notice(archive: Path, tmp_path: Path) -> None:
+    # the notice names the employee, the rule and why, and its time pins the blocked message
+    crm = Identity("crm-sync", AccessRole.CRM)
+    officer = timeline(archive, conversation="conv-block")
+    assert [e.event_type for e in officer.entries] == [None, "dlp_blocked_notice"]
+    for export in (False, True):
+        rows = load_conversation(archive, "conv-block")
+        t = build_timeline("conv-block", rows, crm, export=export)
+        assert t.entries == []
+        for shown in (terminal(t), render_html(t)):
+            assert "not delivered" not in shown and "restricted content" not in shown
+            assert "dlp blocked notice" not in shown and "0 records" in shown
+    # a notice beside other records: the rest stays, the count in the header follows
+    rows = load_conversation(archive, "conv-block") + load_conversation(archive, "conv-en")
+    t = build_timeline("mixed", rows, crm)
+    assert "dlp_blocked_notice" not in {e.event_type for e in t.entries}
+    assert f"{len(t.entries)} records" in terminal(t) and len(t.entries) == 9
+
+
 def test_terminal_control_characters_are_shown_not_obeyed(tmp_path: Path) -> None:
     nasty = "\x1b[2J\x1b[31mRED\x1b[0m \x9b31m \u202egnp.exe\u202c bell\x07 cr\r done\tok\nline two"
     evil = {**WEI, "name": "Wei\x1b]0;owned\x07 Zhang"}

@@ -44,9 +44,9 @@ from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import read_consistently
 from pipelines.errors import ArchiveError
-from pipelines.record import ARROW_SCHEMA, DlpAction, EventType
+from pipelines.record import ARROW_SCHEMA, EventType
 from pipelines.search import sql
-from pipelines.search.access import Identity, export_text, shown_text
+from pipelines.search.access import Identity, export_text, hidden_from, shown_text
 from pipelines.search.embedded import _execute as execute
 from pipelines.search.query import Query, show_time
 from pipelines.search.render import safe
@@ -249,7 +249,7 @@ def build_timeline(
 ) -> Timeline:
     """The viewer's timeline. With ``export`` the text is what the viewer may write to a file
     (:func:`pipelines.search.access.export_text`); a role that may not see DLP verdicts (crm) gets
-    no blocked records and no DLP markers."""
+    no blocked records, no DLP blocked-message notices and no DLP markers."""
     entries: list[Entry] = []
     before: dict[str, Person] | None = None
     channels: list[str] = []
@@ -259,7 +259,7 @@ def build_timeline(
     known: dict[str, Person] = {}  # everyone the records so far name, by id
     start: dict[str, Person] = {}
     for row in rows:
-        if not viewer.sees_dlp and (row.get("blocked") or row.get("dlp_action") == DlpAction.BLOCK.value):
+        if hidden_from(row, viewer):  # crm: blocked records and DLP's notices about them
             continue
         attributes = _attributes(row.get("attributes"))
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
