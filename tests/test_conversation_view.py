@@ -812,3 +812,9 @@ def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path
         "event · queued delivered · releases the message of 09:01:00",
     ]
     assert "09:00:00" not in terminal(crm) and "09:00:00" not in render_html(crm)
+    # DLP blocked the held message: the channel released it, but it was not delivered
+    for who in (OFFICER, REVIEWER):
+        assert (
+            build_timeline("conv-en", loaded, who).entries[0].heading
+            == "message · queued · released at 11:00:00"
+        )

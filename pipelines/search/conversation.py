@@ -492,7 +492,8 @@ def _link_queue(entries: list[Entry]) -> None:
 
     * A release whose held message is in view says which it is ("releases the message of
       04:40:41 (held at position 1)", linking to it), and the held message when it went out
-      ("delivered at 07:13:37", linking to the release); one not in view says only that it
+      ("delivered at 07:13:37", linking to the release; "released at" when DLP blocked it); one
+      not in view says only that it
       releases a held message, and its position.
     * A held message with no release in view that an event then drops (its ``dropped_queued``
       at least the number still waiting in view, or a refused opt-in) says it was not delivered
@@ -519,7 +520,9 @@ def _link_queue(entries: list[Entry]) -> None:
                 )
         if entry.delivery == "queued":
             if (release := released.get(entry.record_id)) is not None:
-                entry.queue = QueueNote(f"delivered at {_clock(release.time, entry.time)}", release.record_id)
+                # the channel let it go, but DLP blocked it: released, not delivered
+                done = "released" if entry.dlp is not None and entry.dlp.blocked else "delivered"
+                entry.queue = QueueNote(f"{done} at {_clock(release.time, entry.time)}", release.record_id)
             else:
                 waiting[entry.record_id] = entry
         if entry.drops and waiting:
