@@ -402,8 +402,19 @@ PARITY_QUERIES = [
     "from:2026-01-08 to:2026-01-08T11:00:00.000001Z",
     "from:2026-01-08T11:00:00.000001Z to:2026-01-08",
     "NOT settlement",
+    # DLP's blocked-message notice (bl-2): refused or left out for the CRM role on both engines
+    "type:dlp_blocked_notice",
+    "type:opted_in,dlp_blocked_notice",
+    '"not delivered"',
+    "restricted OR settlement",
     "",
 ]
+
+
+def crm_refuses(query: Any) -> bool:
+    """Whether the CRM role's query is refused: DLP verdicts, rules and DLP's blocked-message
+    notices are what it may not ask about."""
+    return bool(query.dlp_actions or query.rules or "dlp_blocked_notice" in query.event_types)
 
 
 def write_archive(root: Path, rows: list[dict[str, Any]], *, commit: str | None = None) -> Path:

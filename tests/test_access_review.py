@@ -105,6 +105,16 @@ def test_a_query_the_role_may_not_ask_is_refused_and_on_record(archive: Path, ca
     assert entry["results"] == 0 and "cannot filter by DLP verdict" in entry["details"]["refused"]
 
 
+def test_asking_for_dlp_notices_as_the_crm_role_is_refused_and_on_record(archive: Path, capsys) -> None:
+    argv = ["search", "--archive", str(archive), "--role", "crm", "--user", "crm.feed", "--json"]
+    assert vigil(*argv, "type:dlp_blocked_notice") == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "type:dlp_blocked_notice" in captured.err
+    (entry,) = entries(archive)
+    assert entry["role"] == "crm" and entry["query"]["event_types"] == ["dlp_blocked_notice"]
+    assert entry["results"] == 0 and "blocked-message notices" in entry["details"]["refused"]
+
+
 def test_a_query_that_does_not_parse_is_not_an_access_attempt(archive: Path, capsys) -> None:
     assert vigil("search", "--archive", str(archive), "--role", "crm", "channel:fax") == 2
     capsys.readouterr()

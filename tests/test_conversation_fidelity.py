@@ -130,6 +130,67 @@ def test_a_window_opens_with_whoever_was_present_then(run) -> None:  # type: ign
     assert compared > 10
 
 
+def test_every_held_message_shows_what_became_of_it(run) -> None:  # type: ignore[no-untyped-def]
+    """The simulator's own account: a held message released (``queued_delivered`` naming it) says
+    when, and its release which message it was; one an event dropped (``dropped_queued``) says it
+    was not delivered; and a window that cuts the release off claims nothing about it."""
+    archive, truth = run
+    fates: dict[str, int] = {"delivered": 0, "dropped": 0}
+    for cid, events in truth.items():
+        expected: dict[str, str] = {}
+        releases: dict[str, tuple[str, str]] = {}  # release event id -> (held event id, position)
+        waiting: list[str] = []
+        for event in events:
+            attributes = event.attributes
+            if attributes.get("delivery") == "queued":
+                waiting.append(event.event_id)
+            elif str(event.event_type) == "queued_delivered":
+                held = attributes["queued_event_id"]
+                waiting.remove(held)
+                releases[event.event_id] = (held, attributes["queue_position"])
+                expected[held] = "delivered"
+            elif int(attributes.get("dropped_queued") or 0):
+                assert int(attributes["dropped_queued"]) == len(waiting), (cid, event.event_id)
+                expected.update({held: f"dropped:{event.event_type}" for held in waiting})
+                waiting = []
+        if not expected:
+            continue
+        loaded = load_conversation(archive, cid)
+        event_ids = {r["record_id"]: r["event_id"] for r in loaded}
+        for who in (OFFICER, REVIEWER):
+            t = build_timeline(cid, loaded, who)
+            by_event = {event_ids[e.record_id]: e for e in t.entries}
+            for held, fate in expected.items():
+                entry = by_event[held]
+                assert entry.queue is not None, (cid, held)
+                target = by_event[event_ids[entry.queue.target or ""]]
+                if fate == "delivered":
+                    same_day = target.time.date() == entry.time.date()
+                    stamp = f"{target.time:%H:%M:%S}" if same_day else f"{target.time:%Y-%m-%d %H:%M:%S}"
+                    assert entry.queue.text == f"delivered at {stamp}", (cid, held)
+                    fates["delivered"] += 1
+                else:
+                    assert entry.queue.text.startswith("not delivered: "), entry.queue.text
+                    assert str(target.event_type) == fate.split(":")[1]
+                    fates["dropped"] += 1
+            for release, (held, position) in releases.items():
+                note = by_event[release].queue
+                assert note is not None and note.target == by_event[held].record_id
+                assert note.text.endswith(f"(held at position {position})")
+            for eid in set(by_event) - set(expected):
+                if by_event[eid].delivery == "queued":  # still held when the run ended
+                    assert by_event[eid].queue is None, (cid, eid)
+        # a window ending before the releases: the held messages say nothing more
+        first_release = min((by_event[r].time for r in releases), default=None)
+        if first_release is not None:
+            cut = build_timeline(cid, load_conversation(archive, cid, time_to=first_release), OFFICER)
+            cut_ids = {event_ids[e.record_id]: e for e in cut.entries}
+            for held, fate in expected.items():
+                if fate == "delivered" and held in cut_ids:
+                    assert cut_ids[held].queue is None, (cid, held)
+    assert fates["delivered"] and fates["dropped"], fates
+
+
 def test_the_page_shows_what_the_terminal_shows_and_nothing_external(run) -> None:  # type: ignore[no-untyped-def]
     archive, truth = run
     for cid in list(truth)[::4]:

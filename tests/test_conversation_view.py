@@ -13,7 +13,19 @@ from pathlib import Path
 import pytest
 from dlp_helpers import rule, write_policy
 from rich.console import Console
-from search_support import ALEX, DANA, WEI, at, dataset, event_row, row, vigil, write_archive
+from search_support import (
+    ALEX,
+    DANA,
+    KEY_FINDING,
+    SYSTEM,
+    WEI,
+    at,
+    dataset,
+    event_row,
+    row,
+    vigil,
+    write_archive,
+)
 
 from pipelines.dlp import Engine, load_policy_set
 from pipelines.search.access import AccessRole, Identity
@@ -124,6 +136,25 @@ def test_crm_sees_no_blocked_record_and_no_dlp_marker(archive: Path) -> None:
     withheld = timeline(archive, crm, conversation="conv-key").entries[0]
     assert withheld.text is None and withheld.withheld  # the secrets policy's CRM view: withheld
     assert "[text withheld for this role]" in terminal(timeline(archive, crm, conversation="conv-key"))
+
+
+def test_crm_sees_no_dlp_blocked_notice(archive: Path, tmp_path: Path) -> None:
+    # the notice names the employee, the rule and why, and its time pins the blocked message
+    crm = Identity("crm-sync", AccessRole.CRM)
+    officer = timeline(archive, conversation="conv-block")
+    assert [e.event_type for e in officer.entries] == [None, "dlp_blocked_notice"]
+    for export in (False, True):
+        rows = load_conversation(archive, "conv-block")
+        t = build_timeline("conv-block", rows, crm, export=export)
+        assert t.entries == []
+        for shown in (terminal(t), render_html(t)):
+            assert "not delivered" not in shown and "restricted content" not in shown
+            assert "dlp blocked notice" not in shown and "0 records" in shown
+    # a notice beside other records: the rest stays, the count in the header follows
+    rows = load_conversation(archive, "conv-block") + load_conversation(archive, "conv-en")
+    t = build_timeline("mixed", rows, crm)
+    assert "dlp_blocked_notice" not in {e.event_type for e in t.entries}
+    assert f"{len(t.entries)} records" in terminal(t) and len(t.entries) == 9
 
 
 def test_terminal_control_characters_are_shown_not_obeyed(tmp_path: Path) -> None:
@@ -621,3 +652,169 @@ def test_a_long_group_conversation_is_not_held_as_python_objects_row_by_row(tmp_
         tracemalloc.stop()
     assert len(t.entries) == n and len({id(p) for e in t.entries for p in e.present}) == 40
     assert peak < 15_000 * n, f"{peak / n:,.0f} bytes per record"
+
+
+# --- held messages and their release ---------------------------------------------------------
+
+
+def _held(n: int, minute: int, **kw) -> dict:
+    return row(
+        f"q-{n}",
+        at(5, 9, minute),
+        body=f"held message {n}",
+        attributes={"delivery": "queued", "queue_position": str(n)},
+        **kw,
+    )
+
+
+def _release(event_id: str, when: dt.datetime, held: str, position: str) -> dict:
+    return event_row(
+        event_id,
+        when,
+        "queued_delivered",
+        SYSTEM,
+        [DANA, WEI],
+        attributes={"queue_position": position, "queued_event_id": held},
+    )
+
+
+def test_a_release_names_the_held_message_and_the_held_message_its_release(tmp_path: Path) -> None:
+    rows = [
+        _held(1, 0),
+        _held(2, 1),
+        row("c-1", at(5, 11), body="yes", sender=WEI, recipients=[DANA], direction="inbound"),
+        _release("d-1", at(5, 11, 0), "q-1", "1"),
+        _release("d-2", at(6, 8), "q-2", "2"),  # the next day: the times carry their date
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["event_id"]: r["record_id"] for r in rows}
+    for who in (OFFICER, REVIEWER, Identity("crm-sync", AccessRole.CRM)):
+        t = build_timeline("conv-en", load_conversation(root, "conv-en"), who)
+        headings = {e.record_id: e.heading for e in t.entries}
+        assert headings[ids["q-1"]] == "message · queued (position 1) · delivered at 11:00:00"
+        assert headings[ids["q-2"]] == "message · queued (position 2) · delivered at 2026-01-06 08:00:00"
+        assert headings[ids["d-1"]] == (
+            "event · queued delivered · releases the message of 09:00:00 (held at position 1)"
+        )
+        assert headings[ids["d-2"]] == (
+            "event · queued delivered · releases the message of 2026-01-05 09:01:00 (held at position 2)"
+        )
+        shown = terminal(t)
+        assert "[event · queued delivered · releases the message of 09:00:00 (held at position 1)]" in shown
+        page = render_html(t)
+        # in-page links both ways, to anchors the page has
+        for source, target in (("d-1", "q-1"), ("q-1", "d-1"), ("d-2", "q-2"), ("q-2", "d-2")):
+            assert f'href="#r-{ids[target]}"' in page and f'id="r-{ids[target]}"' in page
+            assert f'id="r-{ids[source]}"' in page
+        assert "q-1" not in shown and "q-1" not in page  # the event id itself is never shown
+
+
+def test_a_window_claims_only_what_it_shows(tmp_path: Path) -> None:
+    rows = [_held(1, 0), _release("d-1", at(6, 8), "q-1", "1")]
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["event_id"]: r["record_id"] for r in rows}
+    jan6 = dt.datetime(2026, 1, 6, tzinfo=dt.UTC)
+    first = build_timeline("conv-en", load_conversation(root, "conv-en", time_to=jan6), OFFICER)
+    assert [e.heading for e in first.entries] == ["message · queued (position 1)"]  # fate unknown here
+    second = build_timeline("conv-en", load_conversation(root, "conv-en", time_from=jan6), OFFICER)
+    assert [e.heading for e in second.entries] == [
+        "event · queued delivered · releases a held message (position 1)"
+    ]
+    assert second.entries[0].queue is not None and second.entries[0].queue.target is None
+    assert 'href="#r-' not in render_html(second)
+    # a release naming a record that is not in this conversation: the same
+    stray = write_archive(tmp_path / "b", [_release("d-9", at(6, 8), "elsewhere", "3")])
+    (entry,) = build_timeline("conv-en", load_conversation(stray, "conv-en"), OFFICER).entries
+    assert entry.heading == "event · queued delivered · releases a held message (position 3)"
+    assert ids["q-1"] not in render_html(second)
+
+
+def _refused(
+    event_id: str,
+    when: dt.datetime,
+    event_type: str = "consent_refused",
+    conversation_id: str = "conv-en",
+    **attributes: str,
+) -> dict:
+    return event_row(
+        event_id, when, event_type, WEI, [DANA, WEI], attributes=attributes, conversation_id=conversation_id
+    )
+
+
+def test_held_messages_an_event_drops_say_they_were_not_delivered(tmp_path: Path) -> None:
+    rows = [
+        _held(1, 0),
+        _held(2, 1),
+        _refused("x-1", at(5, 10), dropped_queued="2"),
+        _held(3, 2, conversation_id="conv-b"),
+        _refused("x-2", at(5, 10), "customer_leave", dropped_queued="0", conversation_id="conv-b"),
+        _held(4, 3, conversation_id="conv-c"),
+        _held(5, 4, conversation_id="conv-c"),
+        _refused("x-3", at(5, 10), "customer_leave", dropped_queued="1", conversation_id="conv-c"),
+        _held(6, 5, conversation_id="conv-d"),
+        _refused("x-4", at(5, 10), conversation_id="conv-d"),  # a refused opt-in: nothing left to send
+        _held(7, 6, conversation_id="conv-e"),
+        _refused("x-5", at(5, 10), "customer_leave", conversation_id="conv-e"),  # says nothing of a queue
+    ]
+    root = write_archive(tmp_path / "a", rows)
+
+    def headings(cid: str, who: Identity = OFFICER) -> list[str]:
+        return [e.heading for e in build_timeline(cid, load_conversation(root, cid), who).entries]
+
+    for who in (OFFICER, REVIEWER):
+        assert headings("conv-en", who)[:2] == [
+            "message · queued (position 1) · not delivered: consent refused at 10:00:00",
+            "message · queued (position 2) · not delivered: consent refused at 10:00:00",
+        ]
+    assert headings("conv-b")[0] == "message · queued (position 3)"  # the event dropped none
+    assert headings("conv-c")[:2] == ["message · queued (position 4)", "message · queued (position 5)"]
+    assert (
+        headings("conv-d")[0] == "message · queued (position 6) · not delivered: consent refused at 10:00:00"
+    )
+    assert headings("conv-e")[0] == "message · queued (position 7)"
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    assert (
+        f'href="#r-{t.entries[2].record_id}">not delivered: consent refused at 10:00:00</a>' in render_html(t)
+    )
+
+
+def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path) -> None:
+    card = "4532015112830366"
+    blocked = {
+        "dlp_action": "block",
+        "dlp_rule_ids": ["secrets.cloud-key"],
+        "dlp_findings": [{**KEY_FINDING, "start": 4, "end": 24}],
+        "blocked": True,
+        "body_redacted": "key <AWS_ACCESS_KEY_ID>",
+    }
+    rows = [
+        row("q-1", at(5, 9), body="key AKIAIOSFODNN7EXAMPLE", attributes={"delivery": "queued"}, dlp=blocked),
+        row("q-2", at(5, 9, 1), body="two", attributes={"delivery": "queued", "queue_position": card}),
+        _release("d-1", at(5, 11), "q-1", "1"),
+        _release("d-2", at(5, 11, 1), "q-2", card),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    loaded = load_conversation(root, "conv-en")
+    officer = [e.heading for e in build_timeline("conv-en", loaded, OFFICER).entries]
+    assert (
+        officer[3] == f"event · queued delivered · releases the message of 09:01:00 (held at position {card})"
+    )
+    reviewer = [e.heading for e in build_timeline("conv-en", loaded, REVIEWER).entries]
+    assert reviewer[2:] == [
+        "event · queued delivered · releases the message of 09:00:00 (held at position 1)",
+        "event · queued delivered · releases the message of 09:01:00",
+    ]
+    crm = build_timeline("conv-en", loaded, Identity("crm-sync", AccessRole.CRM))
+    # the blocked message is not shown to the CRM role, nor its time through its release
+    assert [e.heading for e in crm.entries] == [
+        "message · queued · delivered at 11:01:00",
+        "event · queued delivered · releases a held message (position 1)",
+        "event · queued delivered · releases the message of 09:01:00",
+    ]
+    assert "09:00:00" not in terminal(crm) and "09:00:00" not in render_html(crm)
+    # DLP blocked the held message: the channel released it, but it was not delivered
+    for who in (OFFICER, REVIEWER):
+        assert (
+            build_timeline("conv-en", loaded, who).entries[0].heading
+            == "message · queued · released at 11:00:00"
+        )

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from es_support import rows
-from search_support import PARITY_QUERIES, PARITY_ROLES, dataset, write_archive
+from search_support import PARITY_QUERIES, PARITY_ROLES, crm_refuses, dataset, write_archive
 
 from pipelines.errors import QueryError
 from pipelines.search.access import AccessRole, Identity
@@ -148,7 +148,7 @@ def test_live_cluster_answers_like_the_embedded_engine(
     archive, cfg = both_engines
     query = parse_query(text)
     page = Page(size=50)
-    if who.role is AccessRole.CRM and (query.dlp_actions or query.rules):
+    if who.role is AccessRole.CRM and crm_refuses(query):
         with pytest.raises(QueryError):
             es_engine.search(cfg, query, who, page)
         return

@@ -123,10 +123,15 @@ def test_reviewers_search_the_redacted_field() -> None:
     )
 
 
-def test_crm_leaves_blocked_records_out() -> None:
+def test_crm_leaves_blocked_records_and_dlp_notices_out() -> None:
+    # a blocked-message notice names the rule and the reason, and its time pins the blocked message
     assert compile_query(parse_query("NOT card"), text_field="body_redacted", exclude_blocked=True) == {
         "bool": {
-            "must_not": [{"term": {"blocked": True}}, {"term": {"dlp_action": "block"}}],
+            "must_not": [
+                {"term": {"blocked": True}},
+                {"term": {"dlp_action": "block"}},
+                {"term": {"event_type": "dlp_blocked_notice"}},
+            ],
             "must": [{"bool": {"must_not": [phrase("card", "body_redacted")]}}],
         }
     }

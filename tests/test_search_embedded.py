@@ -169,6 +169,27 @@ def test_crm_hits_carry_no_dlp_verdict_and_dlp_filters_are_refused(archive: Path
             embedded.search(archive, parse_query(text), CRM)
 
 
+def test_crm_never_finds_a_dlp_blocked_notice_and_cannot_ask_for_one(archive: Path) -> None:
+    # bl-2 tells the employee that bl-1 was blocked: its text and time give away what DLP caught
+    assert found(archive, '"not delivered"', REVIEWER) == ["bl-2"]
+    assert found(archive, '"not delivered"', CRM) == []
+    assert found(archive, "conversation:conv-block", CRM) == []
+    assert set(found(archive, "kind:auto_message", CRM)) == {"en-4", "en-10"}
+    assert found(archive, "NOT zebra conversation:conv-block", CRM) == []
+    assert (
+        embedded.closest_parties(archive, parse_query("participant:busines conversation:conv-block"), CRM)
+        == {}
+    )
+    for text in (
+        "type:dlp_blocked_notice",
+        "type:opted_in,DLP_BLOCKED_NOTICE",
+        "event_type:dlp_blocked_notice x",
+    ):
+        with pytest.raises(QueryError, match="crm role cannot filter by DLP's blocked-message notices"):
+            embedded.search(archive, parse_query(text), CRM)
+    assert found(archive, "type:dlp_blocked_notice", REVIEWER) == ["bl-2"]
+
+
 def test_paging_totals_and_sorting(archive: Path) -> None:
     newest = ["o-3", "o-2", "en-6", "en-2", "en-1", "o-1"]
     pages = [embedded.search(archive, parse_query("settlement"), OFFICER, Page(n, 2)) for n in (1, 2, 3, 4)]

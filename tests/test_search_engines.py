@@ -16,7 +16,7 @@ import pytest
 from search_es_support import indexed_cluster
 from search_support import PARITY_QUERIES as QUERIES
 from search_support import PARITY_ROLES as ROLES
-from search_support import at, dataset, row, write_archive
+from search_support import at, crm_refuses, dataset, row, write_archive
 
 from exporters.elasticsearch.config import EsConfig
 from pipelines.errors import QueryError
@@ -41,7 +41,7 @@ def test_same_hits_on_both_engines(engines: tuple[Path, EsConfig], text: str, wh
     archive, cfg = engines
     query = parse_query(text)
     page = Page(size=50)
-    if who.role is AccessRole.CRM and (query.dlp_actions or query.rules):
+    if who.role is AccessRole.CRM and crm_refuses(query):
         for run in (
             lambda: embedded.search(archive, query, who, page),
             lambda: es_engine.search(cfg, query, who, page),
@@ -54,6 +54,29 @@ def test_same_hits_on_both_engines(engines: tuple[Path, EsConfig], text: str, wh
     assert remote.total == local.total
     assert [h.record_id for h in remote.hits] == [h.record_id for h in local.hits]
     assert list(render.json_lines(remote)) == list(render.json_lines(local))
+
+
+@pytest.mark.parametrize(
+    ("text", "officer", "crm"),
+    [
+        ("conversation:conv-block", {"bl-1", "bl-2"}, set()),
+        ('"not delivered"', {"bl-2"}, set()),
+        ("kind:auto_message", {"en-4", "en-10", "bl-2"}, {"en-4", "en-10"}),
+        ("participant:system from:2026-01-08", {"bl-2"}, set()),
+    ],
+)
+def test_neither_engine_shows_the_crm_role_a_dlp_notice(
+    engines: tuple[Path, EsConfig], text: str, officer: set[str], crm: set[str]
+) -> None:
+    # the notice says which message DLP blocked (by its time), whose, under which rule and why
+    archive, cfg = engines
+    names = {r["record_id"]: r["event_id"] for r in ROWS}
+    for who, expected in ((ROLES[0], officer), (ROLES[2], crm)):
+        for result in (
+            embedded.search(archive, parse_query(text), who, Page(size=50)),
+            es_engine.search(cfg, parse_query(text), who, Page(size=50)),
+        ):
+            assert {names[h.record_id] for h in result.hits} == expected and result.total == len(expected)
 
 
 def test_the_table_is_not_trivial(engines: tuple[Path, EsConfig]) -> None:

@@ -165,7 +165,9 @@ SQL_NAMES = {
     *("lower", "list_contains", "list_has_any", "starts_with", "len", "list_filter", "coalesce"),
     *("contains", "regexp_matches", sql.WIDTH_FOLD),
 }
-SQL_TOKEN = re.compile(r"\s+|\$p\d+|'(?:none|block)'|[A-Za-z_][A-Za-z_0-9]*|<>|>=|<=|[()=<>,.:]|0")
+SQL_TOKEN = re.compile(
+    r"\s+|\$p\d+|'(?:none|block|dlp_blocked_notice)'|[A-Za-z_][A-Za-z_0-9]*|<>|>=|<=|[()=<>,.:]|0"
+)
 
 #: The query clauses the DSL may use (all of them implemented by Elasticsearch and the fake).
 DSL_KINDS = {"bool", "match_all", "match_phrase", "prefix", "term", "terms", "range", "nested", "ids"}
@@ -186,7 +188,9 @@ def check_message(message: str) -> None:
 def check_sql(query: Query, compiled: sql.Compiled) -> None:
     where = compiled.where
     assert SQL_TOKEN.sub("", where) == "", where  # nothing but names, parameters and fixed literals
-    names = set(re.findall(r"(?<![$\w])[A-Za-z_]\w*", re.sub(r"'(?:none|block)'", "", where)))
+    names = set(
+        re.findall(r"(?<![$\w])[A-Za-z_]\w*", re.sub(r"'(?:none|block|dlp_blocked_notice)'", "", where))
+    )
     assert names <= SQL_NAMES, names - SQL_NAMES
     used = set(re.findall(r"\$(p\d+)", where))
     assert used == set(compiled.params)  # every parameter bound, none left over

@@ -8,10 +8,12 @@ Three roles:
   Searching the original would let them probe for a secret by guessing it;
 * ``crm`` — the CRM integration: sees the CRM view of a body (``pipelines.dlp.view_text`` with the
   ``crm`` destination: the policy's choice of original, redacted or withheld). Blocked records
-  are left out altogether, hits carry no DLP verdict, rule ids or blocked flag, and ``dlp:`` /
-  ``rule:`` filters are refused. It searches the redacted text, except for records whose CRM
-  view differs from it: those are matched against the CRM view itself (a withheld view is
-  empty), so no query, NOT included, can tell what withheld text contains.
+  are left out altogether, and so are Vigil's notices about them (``dlp_blocked_notice``: they
+  name the rule, the reason and, by their time, the message); hits carry no DLP verdict, rule ids
+  or blocked flag, and ``dlp:`` / ``rule:`` / ``type:dlp_blocked_notice`` filters are refused. It
+  searches the redacted text, except for records whose CRM view differs from it: those are
+  matched against the CRM view itself (a withheld view is empty), so no query, NOT included, can
+  tell what withheld text contains.
 
 The role and user come from configuration, never from the query: the flags ``--role`` and
 ``--user``, else the TOML file named by ``--config``, else ``$VIGIL_CONFIG``, else
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ConfigError, QueryError
-from pipelines.record import DlpAction
+from pipelines.record import DlpAction, EventType
 
 CONFIG_ENV = "VIGIL_CONFIG"
 
@@ -98,12 +100,39 @@ _TEXT_FIELDS = {
 
 
 def check_query(query: Any, identity: Identity) -> None:
-    """Refuse what a role may not ask: the CRM role cannot filter by DLP verdict or rule (that
-    would tell it which records DLP caught, and why)."""
-    if not identity.sees_dlp and (query.dlp_actions or query.rules):
+    """Refuse what a role may not ask: the CRM role cannot filter by DLP verdict or rule, nor ask
+    for DLP's blocked-message notices (that would tell it which records DLP caught, and why)."""
+    if identity.sees_dlp:
+        return
+    if query.dlp_actions or query.rules:
         raise QueryError(
             "the crm role cannot filter by DLP verdict or rule (dlp:, rule:); remove those filters"
         )
+    if DLP_NOTICE in query.event_types:
+        raise QueryError(
+            f"the crm role cannot filter by DLP's blocked-message notices (type:{DLP_NOTICE}): "
+            "it does not see them; remove that filter"
+        )
+
+
+#: Vigil's notice to an employee that DLP blocked their message: it names the rules and the
+#: reason, and its time pins the blocked message, so roles that do not see DLP verdicts do not
+#: see it either.
+DLP_NOTICE = EventType.DLP_BLOCKED_NOTICE.value
+
+
+def hidden_from(row: Mapping[str, Any], identity: Identity) -> bool:
+    """Whether ``row`` is left out altogether for ``identity``: for roles that do not see DLP
+    verdicts (crm), a blocked record (either mark counts) or a DLP blocked-message notice. The
+    engines apply the same rule in the query (``pipelines.search.sql.BLOCKED_OUT`` and its twin
+    ``pipelines.search.dsl.BLOCKED_OUT``)."""
+    if identity.sees_dlp:
+        return False
+    return (
+        bool(row.get("blocked"))
+        or row.get("dlp_action") == DlpAction.BLOCK.value
+        or row.get("event_type") == DLP_NOTICE
+    )
 
 
 #: The fields :func:`crm_decided` reads from each candidate.

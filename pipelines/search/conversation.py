@@ -12,6 +12,11 @@ turns them into :class:`Entry` objects for one viewer:
 * delivery outcomes carried in attributes (``delivery=queued`` / ``refused`` and why; roles that
   do not see original text get only the reasons the channels write, and attachments without
   their names: DLP does not scan either);
+* held messages tied to what became of them (:func:`_link_queue`): a ``queued_delivered`` event
+  names the held message it releases (``queued_event_id``), so the release says which message it
+  was and the held message when it went out; a held message that an event drops (consent refused,
+  the contact or the last employee leaving: ``dropped_queued``) before any release says it was not
+  delivered. Only what the timeline (or window) shows is claimed;
 * who was present at each point: the participants at the first record, then each change (who
   joined, who left) on the record where it shows;
 * DLP markers (flagged, redacted, blocked; rule ids), with the text the viewer's role may see:
@@ -44,9 +49,9 @@ from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import read_consistently
 from pipelines.errors import ArchiveError
-from pipelines.record import ARROW_SCHEMA, DlpAction, EventType
+from pipelines.record import ARROW_SCHEMA, EventType, record_id_for
 from pipelines.search import sql
-from pipelines.search.access import Identity, export_text, shown_text
+from pipelines.search.access import Identity, export_text, hidden_from, shown_text
 from pipelines.search.embedded import _execute as execute
 from pipelines.search.query import Query, show_time
 from pipelines.search.render import safe
@@ -84,6 +89,15 @@ class DlpMark:
         return f"{what}: {', '.join(self.rules)}" if self.rules else what
 
 
+@dataclass(frozen=True)
+class QueueNote:
+    """What became of a held message, or which held message a release delivered: ``text`` for
+    every renderer, ``target`` the record id of the entry it refers to (an in-page link)."""
+
+    text: str
+    target: str | None = None
+
+
 @dataclass
 class Entry:
     record_id: str
@@ -104,14 +118,31 @@ class Entry:
     joined: list[Person] = field(default_factory=list)
     left: list[Person] = field(default_factory=list)
     present: list[Person] = field(default_factory=list)
+    #: which held message a release delivered, or what became of a held message (:func:`_link_queue`)
+    queue: QueueNote | None = None
+    #: for :func:`_link_queue`: the record id of the held message a ``queued_delivered`` event
+    #: releases, and the position it held (shown as the viewer's role may see it)
+    releases: str | None = field(default=None, repr=False)
+    release_position: str | None = field(default=None, repr=False)
+    #: for :func:`_link_queue`: how many held messages this event drops (``-1``: all still waiting;
+    #: ``None``: it drops none, or its record does not say how many in a way to go by)
+    drops: int | None = field(default=None, repr=False)
 
     @property
-    def heading(self) -> str:
+    def kind_heading(self) -> str:
         """What the entry is, in a few words ("auto-message to customer · opted in")."""
         head = kind_label(self.kind, self.audience, self.event_type, self.delivery)
         if self.delivery in ("queued", "refused") and self.delivery_note:
             head += f" ({self.delivery_note})"
         return head
+
+    @property
+    def heading(self) -> str:
+        """:attr:`kind_heading`, then what became of a held message or which one a release
+        delivered ("event · queued delivered · releases the message of 04:40:41 (held at
+        position 1)")."""
+        head = self.kind_heading
+        return f"{head} · {self.queue.text}" if self.queue is not None else head
 
 
 @dataclass
@@ -249,7 +280,7 @@ def build_timeline(
 ) -> Timeline:
     """The viewer's timeline. With ``export`` the text is what the viewer may write to a file
     (:func:`pipelines.search.access.export_text`); a role that may not see DLP verdicts (crm) gets
-    no blocked records and no DLP markers."""
+    no blocked records, no DLP blocked-message notices and no DLP markers."""
     entries: list[Entry] = []
     before: dict[str, Person] | None = None
     channels: list[str] = []
@@ -259,7 +290,7 @@ def build_timeline(
     known: dict[str, Person] = {}  # everyone the records so far name, by id
     start: dict[str, Person] = {}
     for row in rows:
-        if not viewer.sees_dlp and (row.get("blocked") or row.get("dlp_action") == DlpAction.BLOCK.value):
+        if hidden_from(row, viewer):  # crm: blocked records and DLP's notices about them
             continue
         attributes = _attributes(row.get("attributes"))
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
@@ -286,6 +317,7 @@ def build_timeline(
             attachments=[_attachment(a, viewer) for a in row.get("attachments") or []],
             present=list(present.values()),
         )
+        _queue_refs(entry, row, attributes, viewer)
         if before is None:
             # the first record's participants are shown as present at the start, not as joined
             start = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
@@ -298,6 +330,7 @@ def build_timeline(
         entries.append(entry)
         _add(channels, row.get("channel"))
         _add(orgs, "/".join(x for x in (row.get("org"), row.get("sub_org")) if x))
+    _link_queue(entries)
     return Timeline(
         conversation_id=conversation_id,
         entries=entries,
@@ -422,6 +455,90 @@ def _delivery_note(attributes: Mapping[str, str], viewer: Identity) -> str | Non
         refusal = refusal if refusal in REFUSAL_REASONS else ("reason not shown" if refusal else None)
         position = position if position and _QUEUE_POSITION.fullmatch(position) else None
     return refusal or (f"position {position}" if position else None)
+
+
+#: events that end a hold without delivering what is held, when their record does not say how
+#: many they dropped: a refused opt-in leaves nothing to deliver a held WhatsApp message to
+_DROPS_ALL = {EventType.CONSENT_REFUSED.value}
+
+
+def _queue_refs(
+    entry: Entry, row: Mapping[str, Any], attributes: Mapping[str, str], viewer: Identity
+) -> None:
+    """Note on ``entry`` which held message it releases (``queued_delivered``: the record id made
+    from its ``queued_event_id``, as the archive made the held message's) or that it drops the
+    held messages still waiting (``dropped_queued``, or an event of :data:`_DROPS_ALL`). The id
+    itself is never shown: it only finds an entry of the same timeline."""
+    if entry.kind != "event":
+        return
+    if entry.event_type == EventType.QUEUED_DELIVERED.value:
+        held = attributes.get("queued_event_id")
+        if held and row.get("org") and row.get("channel"):
+            entry.releases = record_id_for(str(row["org"]), str(row["channel"]), held)
+        position = attributes.get("queue_position")
+        if position and (viewer.sees_original or _QUEUE_POSITION.fullmatch(position)):
+            entry.release_position = position
+        return
+    dropped = (attributes.get("dropped_queued") or "").strip()
+    if dropped.isascii() and dropped.isdigit():
+        entry.drops = int(dropped)
+    elif entry.event_type in _DROPS_ALL and not dropped:
+        entry.drops = -1
+
+
+def _link_queue(entries: list[Entry]) -> None:
+    """Tie held messages to what became of them, from the timeline's own entries (records outside
+    the view, or hidden from the viewer, are not looked for; what they would tell is not claimed).
+
+    * A release whose held message is in view says which it is ("releases the message of
+      04:40:41 (held at position 1)", linking to it), and the held message when it went out
+      ("delivered at 07:13:37", linking to the release; "released at" when DLP blocked it); one
+      not in view says only that it
+      releases a held message, and its position.
+    * A held message with no release in view that an event then drops (its ``dropped_queued``
+      at least the number still waiting in view, or a refused opt-in) says it was not delivered
+      and why ("not delivered: consent refused at 05:12:00").
+    * Otherwise a held message stays "queued": its fate lies outside the view."""
+    by_id = {e.record_id: e for e in entries}
+    released: dict[str, Entry] = {}
+    for entry in entries:
+        if entry.releases is not None and entry.releases != entry.record_id and entry.releases in by_id:
+            released.setdefault(entry.releases, entry)
+    waiting: dict[str, Entry] = {}
+    for entry in entries:
+        if entry.event_type == EventType.QUEUED_DELIVERED.value and entry.kind == "event":
+            where = entry.release_position
+            held = by_id.get(entry.releases or "")
+            if held is not None and released.get(held.record_id) is entry:
+                text = f"releases the message of {_clock(held.time, entry.time)}"
+                entry.queue = QueueNote(
+                    f"{text} (held at position {where})" if where else text, held.record_id
+                )
+            else:  # the held message is outside the view (or hidden from this viewer)
+                entry.queue = QueueNote(
+                    f"releases a held message (position {where})" if where else "releases a held message"
+                )
+        if entry.delivery == "queued":
+            if (release := released.get(entry.record_id)) is not None:
+                # the channel let it go, but DLP blocked it: released, not delivered
+                done = "released" if entry.dlp is not None and entry.dlp.blocked else "delivered"
+                entry.queue = QueueNote(f"{done} at {_clock(release.time, entry.time)}", release.record_id)
+            else:
+                waiting[entry.record_id] = entry
+        if entry.drops and waiting:
+            # a count below what is waiting in view does not say which were dropped: none is named
+            if entry.drops < 0 or entry.drops >= len(waiting):
+                why = (entry.event_type or "an event").replace("_", " ")
+                for held in waiting.values():
+                    held.queue = QueueNote(
+                        f"not delivered: {why} at {_clock(entry.time, held.time)}", entry.record_id
+                    )
+            waiting.clear()
+
+
+def _clock(when: dt.datetime, beside: dt.datetime) -> str:
+    """``when`` as a time of day, with its date when that is not the date of ``beside``."""
+    return f"{when:%H:%M:%S}" if when.date() == beside.date() else f"{when:%Y-%m-%d %H:%M:%S}"
 
 
 def _attachment(item: Mapping[str, Any], viewer: Identity) -> str:

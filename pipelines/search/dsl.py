@@ -14,9 +14,9 @@ Filters go in ``bool.filter`` (no scoring, cacheable), text in ``bool.must``:
 * a participant is a ``term`` query on ``parties``: every id, handle and name on the record as
   the archive stores it (``pipelines.record.party_key``), so both engines compare the same keys.
 
-For the CRM role, blocked records are left out (``must_not``), and records whose CRM view differs
-from the redacted text are decided by ``ids`` clauses computed from that view
-(:func:`pipelines.search.es_engine.search`). ``_source`` asks only for the fields the caller's role
+For the CRM role, blocked records and DLP's notices about them are left out (``must_not``), and
+records whose CRM view differs from the redacted text are decided by ``ids`` clauses computed from
+that view (:func:`pipelines.search.es_engine.search`). ``_source`` asks only for the fields the caller's role
 is shown or builds its view from.
 """
 
@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from pipelines.record import party_key
+from pipelines.record import EventType, party_key
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 from pipelines.search.results import HIT_FIELDS, Page
 from pipelines.search.sql import Decided
@@ -99,8 +99,13 @@ def compile_query(
     return {"bool": body}
 
 
-#: Leaves out blocked records (either mark counts, as in :data:`pipelines.search.sql.BLOCKED_OUT`).
-BLOCKED_OUT = ({"term": {"blocked": True}}, {"term": {"dlp_action": "block"}})
+#: Leaves out blocked records (either mark counts) and DLP's notices about them, as
+#: :data:`pipelines.search.sql.BLOCKED_OUT` does.
+BLOCKED_OUT = (
+    {"term": {"blocked": True}},
+    {"term": {"dlp_action": "block"}},
+    {"term": {"event_type": EventType.DLP_BLOCKED_NOTICE.value}},
+)
 
 
 def search_body(

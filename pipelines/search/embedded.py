@@ -16,9 +16,9 @@ the connection, so repeated searches in one process skip re-reading them. A file
 wrote is refused (:func:`pipelines.archive.reader.require_known_schema`), checked once per file
 and connection from the footer the statement reads anyway.
 
-The CRM role never sees blocked records, and searches the redacted text; records with DLP
-findings whose CRM view differs from it (a policy may withhold it or redact it its own way) are
-matched against the CRM view itself, both ways, before counting and paging.
+The CRM role never sees blocked records nor DLP's notices about them, and searches the redacted
+text; records with DLP findings whose CRM view differs from it (a policy may withhold it or redact
+it its own way) are matched against the CRM view itself, both ways, before counting and paging.
 """
 
 from __future__ import annotations

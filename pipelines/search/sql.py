@@ -21,7 +21,7 @@ from typing import Any
 
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import require_recorded_sizes
-from pipelines.record import party_key
+from pipelines.record import EventType, party_key
 from pipelines.search import text as textmod
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 
@@ -90,8 +90,9 @@ def compile_query(
     """The WHERE clause (and its parameters) for ``query``.
 
     ``text_field`` is the body column the role searches; ``exclude_blocked`` leaves blocked
-    records out (the CRM role); for the records in ``decided`` the text was matched elsewhere
-    (against the CRM view), so its answer replaces the text test, both ways."""
+    records and DLP's notices about them out (the CRM role: :data:`BLOCKED_OUT`); for the records
+    in ``decided`` the text was matched elsewhere (against the CRM view), so its answer replaces
+    the text test, both ways."""
     p = params or Params()
     clauses: list[str] = []
     if query.time_from is not None:
@@ -133,8 +134,13 @@ def compile_query(
     return Compiled(" AND ".join(clauses) if clauses else "true", p.values)
 
 
-#: Leaves out blocked records (a record blocked by DLP carries both marks; either one counts).
-BLOCKED_OUT = "NOT coalesce(blocked, false) AND coalesce(dlp_action, 'none') <> 'block'"
+#: Leaves out blocked records (a record blocked by DLP carries both marks; either one counts) and
+#: DLP's notices about them (``dlp_blocked_notice``: rule, reason and, by its time, the message),
+#: as :func:`pipelines.search.access.hidden_from` does.
+BLOCKED_OUT = (
+    "NOT coalesce(blocked, false) AND coalesce(dlp_action, 'none') <> 'block'"
+    f" AND coalesce(event_type, 'none') <> '{EventType.DLP_BLOCKED_NOTICE.value}'"
+)
 
 
 @dataclass(frozen=True)
