@@ -729,6 +729,32 @@ def test_a_window_claims_only_what_it_shows(tmp_path: Path) -> None:
     assert ids["q-1"] not in render_html(second)
 
 
+def test_a_release_links_only_a_message_the_view_shows_held_before_it(tmp_path: Path) -> None:
+    rows = [
+        _held(1, 0),
+        row("m-2", at(5, 9, 1), body="delivered at once", sender=WEI, recipients=[DANA], direction="inbound"),
+        _release("d-1", at(5, 11), "q-1", "1"),
+        _release("d-1b", at(5, 11, 5), "q-1", "1"),  # the same message released twice
+        _release("d-2", at(5, 11, 6), "m-2", "2"),  # names a message that was never held
+        _release("d-0", at(5, 8), "q-9", "9"),  # dated before the message it names
+        _held(9, 30),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["event_id"]: r["record_id"] for r in rows}
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    headings = {e.record_id: e.heading for e in t.entries}
+    assert headings[ids["d-1"]].endswith("releases the message of 09:00:00 (held at position 1)")
+    assert headings[ids["d-1b"]].endswith("releases the message of 09:00:00 again (held at position 1)")
+    assert headings[ids["q-1"]].endswith("delivered at 11:00:00")  # the first release
+    for odd in ("d-2", "d-0"):
+        assert headings[ids[odd]].endswith("the records in view do not show as held before it (held at "
+                                           f"position {2 if odd == 'd-2' else 9})")  # fmt: skip
+    assert headings[ids["m-2"]] == "message"  # not claimed delivered by a release
+    assert headings[ids["q-9"]] == "message · queued (position 9)"  # nor one released before it was held
+    page = render_html(t)
+    assert f'href="#r-{ids["m-2"]}"' not in page and f'href="#r-{ids["q-9"]}"' not in page
+
+
 def _refused(
     event_id: str,
     when: dt.datetime,
@@ -804,14 +830,21 @@ def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path
         "event · queued delivered · releases the message of 09:00:00 (held at position 1)",
         "event · queued delivered · releases the message of 09:01:00",
     ]
-    crm = build_timeline("conv-en", loaded, Identity("crm-sync", AccessRole.CRM))
-    # the blocked message is not shown to the CRM role, nor its time through its release
+    crm_sync = Identity("crm-sync", AccessRole.CRM)
+    crm = build_timeline("conv-en", loaded, crm_sync)
+    # the blocked message is not shown to the CRM role, nor its release: a release that named no
+    # message in an unwindowed view (before: "releases a held message (position 1)") would point at it
     assert [e.heading for e in crm.entries] == [
         "message · queued · delivered at 11:01:00",
-        "event · queued delivered · releases a held message (position 1)",
         "event · queued delivered · releases the message of 09:01:00",
     ]
-    assert "09:00:00" not in terminal(crm) and "09:00:00" not in render_html(crm)
+    assert "09:00:00" not in terminal(crm) and "11:00:00" not in terminal(crm) + render_html(crm)
+    # the same when the blocked message lies before the window and only its release inside it
+    jan5_10 = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+    windowed = build_timeline("conv-en", load_conversation(root, "conv-en", time_from=jan5_10), crm_sync)
+    assert [e.heading for e in windowed.entries] == [
+        "event · queued delivered · releases a held message",  # q-2, before the window
+    ]
     # DLP blocked the held message: the channel released it, but it was not delivered
     for who in (OFFICER, REVIEWER):
         assert (

@@ -289,10 +289,14 @@ def build_timeline(
     gone: set[str] = set()  # left by an event, though a record's participants may still list them
     known: dict[str, Person] = {}  # everyone the records so far name, by id
     start: dict[str, Person] = {}
+    hidden: set[str] = set()  # records left out for this viewer, also those before the window
     for row in rows:
-        if hidden_from(row, viewer):  # crm: blocked records and DLP's notices about them
-            continue
         attributes = _attributes(row.get("attributes"))
+        # crm: blocked records, DLP's notices about them, and the release of a blocked held
+        # message (its note, or its silence, would point at the one message the view leaves out)
+        if hidden_from(row, viewer) or _releases(row, attributes) in hidden:
+            hidden.add(str(row.get("record_id")))
+            continue
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
         if row.get(BEFORE_WINDOW):  # before the window: only who is present when it opens
             if present or before is None:
@@ -462,6 +466,17 @@ def _delivery_note(attributes: Mapping[str, str], viewer: Identity) -> str | Non
 _DROPS_ALL = {EventType.CONSENT_REFUSED.value}
 
 
+def _releases(row: Mapping[str, Any], attributes: Mapping[str, str]) -> str | None:
+    """The record id of the held message a ``queued_delivered`` event releases (made from its
+    ``queued_event_id`` as the archive made the held message's), or None."""
+    if row.get("kind") != "event" or row.get("event_type") != EventType.QUEUED_DELIVERED.value:
+        return None
+    held = attributes.get("queued_event_id")
+    if not (held and row.get("org") and row.get("channel")):
+        return None
+    return record_id_for(str(row["org"]), str(row["channel"]), held)
+
+
 def _queue_refs(
     entry: Entry, row: Mapping[str, Any], attributes: Mapping[str, str], viewer: Identity
 ) -> None:
@@ -472,9 +487,7 @@ def _queue_refs(
     if entry.kind != "event":
         return
     if entry.event_type == EventType.QUEUED_DELIVERED.value:
-        held = attributes.get("queued_event_id")
-        if held and row.get("org") and row.get("channel"):
-            entry.releases = record_id_for(str(row["org"]), str(row["channel"]), held)
+        entry.releases = _releases(row, attributes)
         position = attributes.get("queue_position")
         if position and (viewer.sees_original or _QUEUE_POSITION.fullmatch(position)):
             entry.release_position = position
@@ -492,32 +505,43 @@ def _link_queue(entries: list[Entry]) -> None:
 
     * A release whose held message is in view says which it is ("releases the message of
       04:40:41 (held at position 1)", linking to it), and the held message when it went out
-      ("delivered at 07:13:37", linking to the release; "released at" when DLP blocked it); one
-      not in view says only that it
-      releases a held message, and its position.
+      ("delivered at 07:13:37", linking to the release; "released at" when DLP blocked it); a
+      second release of it says "again"; one that names a message the view shows, but not as held
+      before the release, says so and links nothing; one whose held message is not in view says
+      only that it releases a held message, and its position. (A release of a message hidden from
+      the viewer is hidden with it, in :func:`build_timeline`.)
     * A held message with no release in view that an event then drops (its ``dropped_queued``
       at least the number still waiting in view, or a refused opt-in) says it was not delivered
       and why ("not delivered: consent refused at 05:12:00").
     * Otherwise a held message stays "queued": its fate lies outside the view."""
     by_id = {e.record_id: e for e in entries}
-    released: dict[str, Entry] = {}
+
+    def target(release: Entry) -> Entry | None:
+        """The held message ``release`` names, if the view shows it as held before the release."""
+        held = by_id.get(release.releases or "")
+        if held is None or held is release or held.delivery != "queued" or held.time > release.time:
+            return None
+        return held
+
+    released: dict[str, Entry] = {}  # held message -> its first release in view
     for entry in entries:
-        if entry.releases is not None and entry.releases != entry.record_id and entry.releases in by_id:
-            released.setdefault(entry.releases, entry)
+        if (held := target(entry)) is not None:
+            released.setdefault(held.record_id, entry)
     waiting: dict[str, Entry] = {}
     for entry in entries:
         if entry.event_type == EventType.QUEUED_DELIVERED.value and entry.kind == "event":
-            where = entry.release_position
-            held = by_id.get(entry.releases or "")
-            if held is not None and released.get(held.record_id) is entry:
-                text = f"releases the message of {_clock(held.time, entry.time)}"
+            where = f" (held at position {entry.release_position})" if entry.release_position else ""
+            if (held := target(entry)) is not None:
+                again = "" if released[held.record_id] is entry else " again"
+                text = f"releases the message of {_clock(held.time, entry.time)}{again}{where}"
+                entry.queue = QueueNote(text, held.record_id)
+            elif entry.releases in by_id:  # named, but the view does not show it held before this
                 entry.queue = QueueNote(
-                    f"{text} (held at position {where})" if where else text, held.record_id
+                    f"releases a message the records in view do not show as held before it{where}"
                 )
-            else:  # the held message is outside the view (or hidden from this viewer)
-                entry.queue = QueueNote(
-                    f"releases a held message (position {where})" if where else "releases a held message"
-                )
+            else:  # the held message is outside the view
+                position = f" (position {entry.release_position})" if entry.release_position else ""
+                entry.queue = QueueNote(f"releases a held message{position}")
         if entry.delivery == "queued":
             if (release := released.get(entry.record_id)) is not None:
                 # the channel let it go, but DLP blocked it: released, not delivered
