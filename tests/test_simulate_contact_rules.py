@@ -190,3 +190,37 @@ def test_whatsapp_last_to_leave_tells_the_contact_nobody_is_left_and_their_messa
                 # still archived, with nobody on the firm's side to receive it
                 assert event.recipients == [] and event.attributes.get("delivery") == "delivered"
     assert last_leaves > 0
+
+
+def test_line_last_to_leave_tells_the_contact_nobody_is_left() -> None:
+    """LINE's notice to the contact promised "a colleague will follow up" also when the one
+    leaving was the last employee in the chat (every LINE leave of a seed-9 run)."""
+    from pipelines import automessages
+    from pipelines.record import Party
+    from pipelines.simulate.channels import line
+
+    now = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+    mai = Party(id="e1", name="Mai Ito", role=Role.EMPLOYEE, handle="+818000000001")
+    for members, nobody in ((("e1",), True), (("e1", "e2"), False)):
+        state, _ = line.follow(line.State(), now, members=members, validated_phone="+818010743075")
+        _, effects = line.leave(state, now, mai)
+        (notice,) = [e for e in effects if getattr(e, "audience", None) == Audience.CUSTOMER]
+        for lang, marker in (("en", "nobody from our side"), ("ja", "誰もいません"), ("zh", "无人")):
+            text = automessages.render(
+                notice.event_type, notice.audience, channel="line", lang=lang, **notice.context
+            )
+            assert (marker in text) == nobody, text
+            assert ("follow up" in text or "跟进" in text or "対応します" in text) == (not nobody), text
+
+
+def test_only_a_persons_phone_stamps_an_event_late_the_platform_never_does() -> None:
+    """Clock skew (received before it happened) comes from phones: auto-messages and events the
+    platform stamps itself were received before their time too (23 of them in a 3-day seed-9 run)."""
+    from _simulate_support import events
+
+    skewed: Counter[str] = Counter()
+    for event in events(WEEK):
+        if event.received_time < event.event_time:
+            phone = event.kind == Kind.MESSAGE and event.sender.role in (Role.EMPLOYEE, Role.CUSTOMER)
+            skewed["phone" if phone else "platform"] += 1
+    assert skewed["platform"] == 0 and skewed["phone"] > 0

@@ -96,11 +96,14 @@ def reply_gap(rng: random.Random) -> dt.timedelta:
     return lognormal_seconds(rng, 120, 1.1, 3 * 3600)
 
 
-def connector_delay(rng: random.Random) -> dt.timedelta:
+def connector_delay(rng: random.Random, *, phone_clock: bool = True) -> dt.timedelta:
     """received_time - event_time: usually a fraction of a second to a minute, sometimes negative
-    by a few seconds because phones' clocks drift and the event time is the phone's."""
+    by a few seconds because phones' clocks drift and the event time is the phone's. What the
+    platform stamps itself (``phone_clock`` false: auto-messages, events) is never early; it draws
+    the same numbers, so the rest of a seed's traffic does not shift."""
     if rng.random() < 0.02:
-        return -dt.timedelta(milliseconds=rng.randrange(200, 5000))
+        skew = dt.timedelta(milliseconds=rng.randrange(200, 5000))
+        return -skew if phone_clock else skew
     return lognormal_seconds(rng, 0.8, 1.3, 300)
 
 

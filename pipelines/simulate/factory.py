@@ -151,6 +151,8 @@ class ConversationWriter:
         event_id = self.next_event_id()
         self.seq += 1
         attrs = {**self.attributes, **(attributes or {})}
+        # a person's phone stamps a message; the platform stamps everything else
+        phone_clock = kind == Kind.MESSAGE and sender.role in (Role.EMPLOYEE, Role.CUSTOMER)
         event = Event(
             event_id=event_id,
             org=self.org,
@@ -161,7 +163,7 @@ class ConversationWriter:
             audience=audience,
             direction=direction,
             event_time=when,
-            received_time=when + connector_delay(self.rng),
+            received_time=when + connector_delay(self.rng, phone_clock=phone_clock),
             conversation_id=self.conversation_id,
             thread_id=self.thread_id,
             is_group=self.is_group,

@@ -73,7 +73,10 @@ def leave(state: State, now: dt.datetime, who: Party) -> Step:
     effects = (
         Happen(EventType.LEFT_CONVERSATION, who.id),
         Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
-        Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name}),
+        # the last one out leaves nobody to follow up: the contact's notice must not promise it
+        Notify(
+            EventType.LEFT_CONVERSATION, Audience.CUSTOMER, {"name": who.name, "nobody_left": not members}
+        ),
     )
     return dataclasses.replace(state, members=members, phase=Phase.OPEN if members else Phase.IDLE), effects
 
