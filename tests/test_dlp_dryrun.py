@@ -183,12 +183,20 @@ def test_an_officers_dry_run_is_logged_with_the_records_its_samples_show(
     assert entry["results"] == report["messages"] == 7
     assert entry["query"] == {"policy": load_policy_set(changed_rules).label, "against": "stored verdicts"}
     assert entry["details"]["changed"] == report["changed"]
-    shown = sum(len(v) for rule in report["rules"].values() for v in rule["samples"].values())
-    assert 1 <= len(entry["details"]["returned"]) <= shown
+    # one sample per rule and change: the card now blocked, the secrecy phrase no rule flags any
+    # more, the first quarterly review now flagged; the log names exactly those records
+    assert {rule: list(v["samples"]) for rule, v in report["rules"].items()} == {
+        "conduct.secrecy": ["released"],
+        "pii.card-number": ["blocked"],
+        "review.quarterly": ["flagged"],
+    }
     from pipelines.archive import reader
 
-    ids = set(reader.read_table(mine, "records").column("record_id").to_pylist())
-    assert set(entry["details"]["returned"]) <= ids
+    table = reader.read_table(mine, "records").select(["record_id", "body"]).to_pylist()
+    body_of = {r["record_id"]: r["body"] for r in table}
+    assert sorted(body_of[i] for i in entry["details"]["returned"]) == sorted(
+        [f"card {SECRET_CARD} please", "keep this between us", "Message number 0 about the quarterly review."]
+    )
 
 
 def test_no_change_when_replaying_the_same_policy(archive, capsys) -> None:
