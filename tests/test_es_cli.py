@@ -23,6 +23,11 @@ def vigil(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def _backfill(archive, url: str, *more: str) -> tuple[str, ...]:
+    """``vigil es index`` of ``archive`` into the cluster at ``url``, as an officer."""
+    return ("es", "index", "--role", "officer", "--archive", str(archive), "--es-url", url, *more)
+
+
 @pytest.fixture(autouse=True)
 def _no_es_env(monkeypatch, tmp_path):
     for var in ("ES_URL", "ES_API_KEY", "ES_USERNAME", "ES_PASSWORD", "ES_CA_CERTS", "VIGIL_CONFIG"):
@@ -44,17 +49,7 @@ def test_setup_with_another_replica_count_mends_existing_indices_without_a_reind
 ):
     archive = write_archive(tmp_path / "archive", rows(5))
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "1")
-    argv = (
-        "es",
-        "index",
-        "--role",
-        "officer",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--quiet",
-    )
+    argv = _backfill(archive, es_server.url, "--quiet")
     assert vigil(capsys, *argv)[0] == 0
     code, out, err = vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
     assert code == 0, err
@@ -85,18 +80,7 @@ def test_check_exit_codes(es_server, capsys):
 def test_index_backfills_the_archive(es_server, capsys, tmp_path):
     archive = write_archive(tmp_path / "archive", rows(25))
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = (
-        "es",
-        "index",
-        "--role",
-        "officer",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--batch-size",
-        "10",
-    )
+    argv = _backfill(archive, es_server.url, "--batch-size", "10")
     code, out, err = vigil(capsys, *argv)
     assert code == 0, err
     assert "read 25, indexed 25, dead-lettered 0" in out
@@ -111,17 +95,7 @@ def test_index_backfills_the_archive(es_server, capsys, tmp_path):
 def test_index_keeps_each_bulk_request_under_max_request_mb(es_server, capsys, tmp_path):
     archive = write_archive(tmp_path / "archive", rows(30, body="q" * 60_000))  # about 60 kB each
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = (
-        "es",
-        "index",
-        "--role",
-        "officer",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--quiet",
-    )
+    argv = _backfill(archive, es_server.url, "--quiet")
     code, out, err = vigil(capsys, *argv, "--max-request-mb", "0.5")
     assert code == 0, err
     assert "read 30, indexed 30, dead-lettered 0" in out
@@ -134,7 +108,7 @@ def test_index_dead_letters_go_into_the_archive_and_exit_1(es_server, capsys, tm
     archive = write_archive(tmp_path / "archive", batch)
     vigil(capsys, "es", "setup", "--es-url", es_server.url)
     es_server.fail_items({batch[2]["record_id"], batch[4]["record_id"]}, 400)
-    argv = ("es", "index", "--role", "officer", "--archive", str(archive), "--es-url", es_server.url)
+    argv = _backfill(archive, es_server.url)
     code, out, err = vigil(capsys, *argv)
     assert code == 1
     assert "read 6, indexed 4, dead-lettered 2" in out
@@ -186,9 +160,7 @@ def test_user_mistakes_are_one_line_errors(capsys, argv, code, message):
 
 def test_index_needs_setup_first(es_server, capsys, tmp_path):
     archive = write_archive(tmp_path / "archive", rows(1))
-    code, _, err = vigil(
-        capsys, "es", "index", "--role", "officer", "--archive", str(archive), "--es-url", es_server.url
-    )
+    code, _, err = vigil(capsys, *_backfill(archive, es_server.url))
     assert code == 4 and "run `vigil es setup` first" in err
     assert es_server.docs() == {}
 
@@ -237,18 +209,7 @@ def test_index_after_the_cluster_died_and_came_back_converges(es_server, capsys,
     batch = rows(30)
     archive = write_archive(tmp_path / "archive", batch)
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = (
-        "es",
-        "index",
-        "--role",
-        "officer",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--batch-size",
-        "10",
-    )
+    argv = _backfill(archive, es_server.url, "--batch-size", "10")
     es_server.die_after_bulk(1)
     code, out, err = vigil(capsys, *argv, "--max-retries", "0", "--quiet")
     # the backfill stops at once, with one line, exit 4 (cluster unreachable), and no dead letter:
@@ -276,18 +237,7 @@ def test_a_backfill_that_stops_keeps_the_refusals_met_before(es_server, capsys, 
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
     es_server.fail_items({batch[3]["record_id"]}, 400)  # refused for good in the first batch
     es_server.die_after_bulk(1)
-    argv = (
-        "es",
-        "index",
-        "--role",
-        "officer",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--batch-size",
-        "10",
-    )
+    argv = _backfill(archive, es_server.url, "--batch-size", "10")
     code, _, err = vigil(capsys, *argv, "--max-retries", "0", "--quiet")
     assert code == 4
     assert "indexed 9 of 30 record(s) (1 dead-lettered before that, 1 new in the dead-letter store" in err
@@ -327,17 +277,7 @@ def test_a_new_failure_of_a_dead_lettered_document_is_stored_with_its_own_reason
     batch = rows(4)
     archive = write_archive(tmp_path / "archive", batch)
     vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
-    argv = (
-        "es",
-        "index",
-        "--role",
-        "officer",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--quiet",
-    )
+    argv = _backfill(archive, es_server.url, "--quiet")
     target = batch[1]["record_id"]
     es_server.fail_items({target}, 429)
     code, _, err = vigil(capsys, *argv, "--max-retries", "0")
@@ -362,17 +302,7 @@ def test_index_says_why_documents_were_dead_lettered_and_what_to_do(es_server, c
     refused = {batch[0]["record_id"]}
     es_server.fail_items(refused, 400, error_type="mapper_parsing_exception", reason="bad org")
     es_server.fail_items({batch[3]["record_id"], batch[4]["record_id"]}, 429)
-    argv = (
-        "es",
-        "index",
-        "--role",
-        "officer",
-        "--archive",
-        str(archive),
-        "--es-url",
-        es_server.url,
-        "--quiet",
-    )
+    argv = _backfill(archive, es_server.url, "--quiet")
     code, out, err = vigil(capsys, *argv, "--max-retries", "1")
     assert code == 1 and "read 6, indexed 3, dead-lettered 3" in out
     assert "3 dead letter(s) (3 new)" in err
