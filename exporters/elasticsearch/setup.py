@@ -203,7 +203,7 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
         )
         # only a new mapping concerns the indices' mappings and their documents; a template that
         # differs in its settings alone (shards, replicas) leaves both as they are
-        if _mapping_hash(current_template) != template["_meta"]["mapping_hash"]:
+        if _meta_hash(current_template, "mapping_hash") != template["_meta"]["mapping_hash"]:
             report.indices_updated = _update_existing(client, cfg, template)
             if report.indices_updated:
                 report.changes.append(
@@ -310,17 +310,11 @@ def _installed_template(client: Elasticsearch, name: str) -> dict[str, Any] | No
     return None
 
 
-def _meta_hash(body: dict[str, Any] | None) -> str | None:
-    if not isinstance(body, dict):
-        return None
-    meta = body.get("_meta")
-    value = meta.get("vigil_hash") if isinstance(meta, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _mapping_hash(body: dict[str, Any] | None) -> str | None:
+def _meta_hash(body: dict[str, Any] | None, key: str = "vigil_hash") -> str | None:
+    """A fingerprint Vigil left in an installed object's ``_meta`` (the whole object's, or
+    ``mapping_hash``: its mapping's alone), None if there is none."""
     meta = body.get("_meta") if isinstance(body, dict) else None
-    value = meta.get("mapping_hash") if isinstance(meta, dict) else None
+    value = meta.get(key) if isinstance(meta, dict) else None
     return value if isinstance(value, str) else None
 
 

@@ -232,9 +232,8 @@ def dry_run(
     from pipelines.dlp import load_policy_set
     from pipelines.dlp.dryrun import dry_run as run_dry_run
     from pipelines.dlp.dryrun import format_report, to_json_text
-    from pipelines.errors import QueryError
-    from pipelines.search.access import AccessRole, load_identity
-    from pipelines.search.audit import record_access
+    from pipelines.search.access import load_identity
+    from pipelines.search.audit import record_access, require_officer
 
     identity = load_identity(config=config_path, role=role, user=user)
     new = load_policy_set(policy)
@@ -242,20 +241,17 @@ def dry_run(
     require_archive(archive)
     query = {"policy": new.label, "against": current.label if current else "stored verdicts"}
     details: dict[str, Any] = {"samples": samples, "output": "json" if as_json else "report"}
-    if identity.role is not AccessRole.OFFICER:
-        # a policy is a question about the original text: its counts alone would tell a reviewer
-        # whether a redacted card number is in the archive
-        details["refused"] = (
-            f"the {identity.role.value} role may not replay policies: a dry-run matches them "
-            "against the original text of archived messages, which only officers see"
-        )
-        record_access(
-            archive, identity, "dlp-dry-run", query=query, results=0, engine="embedded", details=details
-        )
-        raise QueryError(
-            f"{details['refused']}; ask an officer to run it, or run it with --role officer if you "
-            "are one (the audit log records who did)"
-        )
+    # a policy is a question about the original text: its counts alone would tell a reviewer
+    # whether a redacted card number is in the archive
+    require_officer(
+        archive,
+        identity,
+        "dlp-dry-run",
+        what="vigil dlp dry-run matches policies against the original text of archived messages",
+        query=query,
+        engine="embedded",
+        details=details,
+    )
     report = run_dry_run(new, archive, against=current, samples=samples)
     details["changed"] = report.changed
     details["returned"] = report.sampled

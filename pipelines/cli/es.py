@@ -216,28 +216,25 @@ def index_command(
     from exporters.elasticsearch.bulk import IndexReport, index_rows
     from exporters.elasticsearch.config import make_client
     from exporters.elasticsearch.setup import preflight
-    from pipelines.errors import ConfigError, IndexingError
+    from pipelines.errors import IndexingError
     from pipelines.progress import Reporter, declare, report, reporting
-    from pipelines.search.access import AccessRole, load_identity
-    from pipelines.search.audit import record_access
+    from pipelines.search.access import load_identity
+    from pipelines.search.audit import record_access, require_officer
 
     identity = load_identity(config=config_path, role=role, user=user)
     cfg = config_from({**options, **max_request(max_request_mb)})
     total = count_rows(archive)  # also says, before anything is logged, if this is no archive
     exported = {"destination": cfg.alias}
     details: dict[str, Any] = {"es_url": cfg.safe_url}
-    if identity.role is not AccessRole.OFFICER:
-        refusal = (
-            "vigil es index copies the original text of every record into Elasticsearch, which only "
-            f"the officer role may see (the role here is {identity.role.value}, from "
-            f'{identity.source}): run it with --role officer, or with role = "officer" in the config'
-        )
-        # asking to export what the role may not see is an access attempt: on record, though refused
-        details["refused"] = refusal
-        record_access(
-            archive, identity, "export", query=exported, results=0, engine="elasticsearch", details=details
-        )
-        raise ConfigError(refusal)
+    require_officer(
+        archive,
+        identity,
+        "export",
+        what="vigil es index copies the original text of every record into Elasticsearch",
+        query=exported,
+        engine="elasticsearch",
+        details=details,
+    )
     client = make_client(cfg)
     started = time.monotonic()
     from pipelines.archive import deadletters

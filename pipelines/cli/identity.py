@@ -1,5 +1,6 @@
 """``--config``, ``--role``, ``--user``: who is asking, for the commands that show or export
-records (``vigil search``, ``vigil conversation``, ``vigil es index``) and log it in the access log.
+records (``vigil search``, ``vigil conversation``, ``vigil es index``, ``vigil dlp dry-run``) and
+log it in the access log.
 
 A module of its own so that ``pipelines.cli.es`` and ``pipelines.cli.search`` (which imports the
 Elasticsearch connection options from ``es``) can both use it without importing each other.

@@ -38,8 +38,8 @@ from typing import Any
 
 from pipelines.archive import layout
 from pipelines.archive.ledger import Ledger
-from pipelines.errors import ArchiveError
-from pipelines.search.access import Identity, login_name, printable, view_policy
+from pipelines.errors import ArchiveError, QueryError
+from pipelines.search.access import AccessRole, Identity, login_name, printable, view_policy
 
 #: ``dlp-dry-run``: a policy replayed over the archived original text (counts and masked samples)
 ACTIONS = ("search", "conversation", "export", "dlp-dry-run")
@@ -67,6 +67,36 @@ def _anchored_seq(archive: Path) -> int:
 
     anchor = live_view(Path(archive)).audit_anchor
     return int(anchor["seq"]) if anchor else 0
+
+
+def require_officer(
+    archive: Path,
+    identity: Identity,
+    action: str,
+    *,
+    what: str,
+    query: dict[str, Any],
+    engine: str,
+    details: dict[str, Any],
+) -> None:
+    """Refuse a command that reads or sends original text (``what`` it does with it) to any role
+    but officer. Asking is an access attempt: the refusal is logged, with ``details.refused``."""
+    if identity.role is AccessRole.OFFICER:
+        return
+    refusal = (
+        f"{what}, which only officers see (the role here is {identity.role.value}, from "
+        f'{identity.source}): run it with --role officer, or with role = "officer" in the config'
+    )
+    record_access(
+        archive,
+        identity,
+        action,
+        query=query,
+        results=0,
+        engine=engine,
+        details={**details, "refused": refusal},
+    )
+    raise QueryError(refusal)
 
 
 def record_access(

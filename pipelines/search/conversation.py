@@ -294,7 +294,8 @@ def build_timeline(
         attributes = _attributes(row.get("attributes"))
         # crm: blocked records, DLP's notices about them, and the release of a blocked held
         # message (its note, or its silence, would point at the one message the view leaves out)
-        if hidden_from(row, viewer) or _releases(row, attributes) in hidden:
+        releases = _releases(row, attributes)
+        if hidden_from(row, viewer) or releases in hidden:
             hidden.add(str(row.get("record_id")))
             continue
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
@@ -321,7 +322,7 @@ def build_timeline(
             attachments=[_attachment(a, viewer) for a in row.get("attachments") or []],
             present=list(present.values()),
         )
-        _queue_refs(entry, row, attributes, viewer)
+        _queue_refs(entry, attributes, viewer, releases)
         if before is None:
             # the first record's participants are shown as present at the start, not as joined
             start = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
@@ -477,17 +478,15 @@ def _releases(row: Mapping[str, Any], attributes: Mapping[str, str]) -> str | No
     return record_id_for(str(row["org"]), str(row["channel"]), held)
 
 
-def _queue_refs(
-    entry: Entry, row: Mapping[str, Any], attributes: Mapping[str, str], viewer: Identity
-) -> None:
-    """Note on ``entry`` which held message it releases (``queued_delivered``: the record id made
-    from its ``queued_event_id``, as the archive made the held message's) or that it drops the
-    held messages still waiting (``dropped_queued``, or an event of :data:`_DROPS_ALL`). The id
-    itself is never shown: it only finds an entry of the same timeline."""
+def _queue_refs(entry: Entry, attributes: Mapping[str, str], viewer: Identity, releases: str | None) -> None:
+    """Note on ``entry`` which held message it releases (``queued_delivered``: ``releases``, from
+    :func:`_releases`) or that it drops the held messages still waiting (``dropped_queued``, or an
+    event of :data:`_DROPS_ALL`). The id itself is never shown: it only finds an entry of the same
+    timeline."""
     if entry.kind != "event":
         return
     if entry.event_type == EventType.QUEUED_DELIVERED.value:
-        entry.releases = _releases(row, attributes)
+        entry.releases = releases
         position = attributes.get("queue_position")
         if position and (viewer.sees_original or _QUEUE_POSITION.fullmatch(position)):
             entry.release_position = position
