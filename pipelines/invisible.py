@@ -3,6 +3,7 @@ bodies) and for DLP's normaliser (which removes them before detection)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 #: Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt; Python's unicodedata does not
@@ -32,3 +33,27 @@ INVISIBLE = frozenset(
 def visible(text: str) -> bool:
     """Whether ``text`` shows anything: a character that is neither white space nor invisible."""
     return any(not ch.isspace() and ch not in INVISIBLE for ch in text)
+
+
+#: What the terminal must not be given as it is: C0 controls (line feed and tab too, unless kept),
+#: DEL, C1 controls, the line and paragraph separators, the bidirectional controls that can make
+#: text read in another order than it was typed, and lone surrogates.
+_UNSHOWN = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """``text`` with every character of :data:`_UNSHOWN` but those in ``keep`` as an escape
+    (``\\n``, ``\\x1b``, ``\\u202e``): a file name or query that holds an escape sequence cannot
+    clear or recolour the screen, or reorder what is shown, when a message prints it."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in keep:
+            return char
+        named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char)
+        code = ord(char)
+        return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _UNSHOWN.sub(escape, text)

@@ -24,6 +24,7 @@ import hashlib
 import re
 import types
 import typing
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -275,6 +276,23 @@ class Event(_Strict):
             raise ValueError(
                 f"invisible characters (U+{ord(hidden):04X}: zero-width, bidi and other format "
                 "characters) are not allowed in ids"
+            )
+        # likewise white space that is not a plain space, or a space at either end ("meridian "),
+        # and a name spelled with combining marks where it has composed letters (e + U+0301 for é)
+        if value is not None and (odd := next((ch for ch in value if ch.isspace() and ch != " "), None)):
+            raise ValueError(
+                f"white space other than a plain space (U+{ord(odd):04X}) is not allowed in ids: "
+                "it would make a second id that looks like the first"
+            )
+        if value is not None and value != value.strip(" "):
+            raise ValueError(
+                "spaces at the start or end are not allowed in ids: it would make a second id "
+                "that looks like the first; remove them"
+            )
+        if value is not None and not unicodedata.is_normalized("NFC", value):
+            raise ValueError(
+                "ids must be in composed Unicode form (NFC): 'e' followed by U+0301 looks like 'é' "
+                "but is another id; normalise it to NFC before sending"
             )
         return value
 

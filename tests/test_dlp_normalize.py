@@ -75,6 +75,7 @@ from pipelines.dlp.normalize import (
         ("4\ufe0f\u20e30\ufe0f\u20e3", "40"),  # keycap emoji
         ("4\u03010\u0336a\u0332", "40a"),  # marks that do not compose, on ASCII letters/digits
         ("a  b \u3000c\u00a0\u00a0d", "a b c d"),  # runs of spaces, of any width, shortened
+        ("4012\u16808888 \u1680a", "4012 8888 a"),  # the Ogham space mark, which NFKC keeps
         ("नमस्ते", "नमस्ते"),  # marks on other scripts are part of the word and stay
         ("\u0301a", "\u0301a"),  # a mark with nothing before it stays
         ("maria@example\u3002com", "maria@example.com"),  # ideographic full stop inside a domain
@@ -108,6 +109,7 @@ def test_normalised_text(original: str, normalised: str) -> None:
         ("卡号：４１１１１１１１１１１１１１１１。", "4111111111111111"),
         ("card 4\ufe0f\u20e31\ufe0f\u20e31\ufe0f\u20e31\ufe0f\u20e3 ok", "4111"),
         ("card 4111  1111 \u3000 1111 ok", "4111 1111 1111"),
+        ("card 4012\u16808888\u16808888\u16801881 ok", "4012 8888 8888 1881"),
         ("card 4111\x001111 ok", "41111111"),
         ("邮箱maria@example\u3002com谢谢", "maria@example.com"),
         ("カード４１１１ー１１１１ー１１１１ー１１１１です", "4111-1111-1111-1111"),

@@ -77,6 +77,15 @@ BAD = [
     ("invalid_event", line(event(1, sub_org="\ufeffwealth-hk")), "invisible characters (U+FEFF"),
     ("invalid_event", line(event(1, event_id="evt-000001\u2060")), "invisible characters (U+2060"),
     ("invalid_event", line(event(1, event_id="evt\u202e100-tve")), "invisible characters (U+202E"),
+    # ... and so would other white space, spaces at either end or a decomposed letter
+    ("invalid_event", line(event(1, org="acme\u00a0")), "white space other than a plain space (U+00A0)"),
+    ("invalid_event", line(event(1, org="acme\u0085")), "white space other than a plain space (U+0085)"),
+    ("invalid_event", line(event(1, sub_org="wealth\u3000hk")), "(U+3000)"),
+    ("invalid_event", line(event(1, event_id="evt\u2028000001")), "(U+2028)"),
+    ("invalid_event", line(event(1, event_id="evt\t000001")), "control characters"),
+    ("invalid_event", line(event(1, org="acme ")), "spaces at the start or end"),
+    ("invalid_event", line(event(1, event_id=" evt-000001")), "spaces at the start or end"),
+    ("invalid_event", line(event(1, org="socie\u0301te\u0301")), "composed Unicode form (NFC)"),
     # absurd past times and bare numbers (the README asks for ISO 8601 with a timezone)
     ("invalid_timestamp", line(event(1, event_time="0001-01-01T00:00:00Z")), "before 2000-01-01"),
     ("invalid_timestamp", line(event(1, event_time=1767574840)), "not a number"),
@@ -162,6 +171,8 @@ GOOD = [
         event(1, kind="auto_message", event_type="opted_in", audience="employee", direction="system"),
     ),
     ("body at the limit", event(1, body="y" * MAX_BODY_CHARS)),
+    # ids with plain inner spaces and composed letters are fine
+    ("org with a space and accents", event(1, org="Société Générale", sub_org="Banque privée")),
 ]
 
 

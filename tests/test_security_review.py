@@ -229,3 +229,27 @@ def test_a_linked_lock_file_is_not_truncated(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="symbolic link"):
         ingest(tmp_path / "in", archive, only_new_sources=False)
     assert victim.read_text() == "keep me"
+
+
+# ------------------------------------------------------------------ names printed to the terminal
+
+ESCAPE_NAME = "\x1b[2J\x1b[31mpwned\x1b[0m\u202e"
+
+
+def test_run_shows_an_input_file_name_with_escape_sequences_as_escapes(tmp_path: Path, capsys) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
+    (tmp_path / "in" / f"{ESCAPE_NAME}.txt").write_text("x")
+    assert vigil("run", "--input", str(tmp_path / "in"), "--archive", str(tmp_path / "a"), "--quiet") == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "(\\x1b[2J\\x1b[31mpwned\\x1b[0m\\u202e.txt)" in out
+
+
+def test_verify_names_a_planted_file_with_escape_sequences_as_escapes(tmp_path: Path, capsys) -> None:
+    archive = _archive(tmp_path)
+    (archive / "records" / f"{ESCAPE_NAME}.parquet").write_bytes(b"x")
+    assert vigil("verify", "--archive", str(archive)) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err
+    assert "records/\\x1b[2J\\x1b[31mpwned\\x1b[0m\\u202e.parquet: not in the manifest" in err
+    assert err.count("\n") >= 2  # the problem list keeps its lines

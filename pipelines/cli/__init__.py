@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from pipelines.errors import VigilError, causes, interrupted
+from pipelines.invisible import escaped
 from pipelines.json_lines import is_utf8
 
 #: exit code of an error Vigil did not foresee (a bug, or the environment failing under it)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort as exc:
         _say_interrupted(argv, exc)
     except VigilError as exc:
-        click.secho(f"error: {_without_step(exc)}", fg="red", err=True)
+        click.secho(f"error: {escaped(_without_step(exc), keep=chr(10))}", fg="red", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug or an environment problem: one line, the details on request
         if os.environ.get("VIGIL_DEBUG"):
@@ -158,10 +159,10 @@ def main(argv: list[str] | None = None) -> Any:
         chain = causes(exc)
         if vigil := next((c for c in chain if isinstance(c, VigilError)), None):
             # Beam re-raises an error of a step as one of the same type with the step's name added
-            click.secho(f"error: {_without_step(vigil)}", fg="red", err=True)
+            click.secho(f"error: {escaped(_without_step(vigil), keep=chr(10))}", fg="red", err=True)
             sys.exit(vigil.exit_code)
         if os_error := next((c for c in chain if isinstance(c, OSError)), None):
-            click.secho(f"error: {_os_error_message(os_error, _command(argv))}", fg="red", err=True)
+            click.secho(f"error: {escaped(_os_error_message(os_error, _command(argv)))}", fg="red", err=True)
             sys.exit(UNEXPECTED_EXIT)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         click.secho(

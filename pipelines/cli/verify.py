@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pipelines.errors import IntegrityError
+from pipelines.invisible import escaped
 
 _HEAD = re.compile(r"[0-9a-f]{64}")
 
@@ -56,7 +57,7 @@ def command(archive: Path, expect_head: str | None, expect_audit_head: str | Non
         raise click.BadParameter(f"{archive} is not a folder", param_hint="--archive")
     report = verify(archive, expect_head=expect_head, expect_audit_head=expect_audit_head)
     for note in report.notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {escaped(note)}")
     click.echo(
         f"checked {report.files_checked} file(s), {report.rows_checked:,} row(s), "
         f"{report.run_reports_checked} run report(s), "

@@ -19,7 +19,8 @@ normalised copy:
 * combining marks left on an ASCII letter, digit or space after NFKC (the keycap enclosure, an underline
   or strike-through stacked on each character) dropped: accents that compose (``e`` + acute) have
   become one character by then and stay;
-* a run of spaces shortened to one;
+* every space separator (general category Zs, the Ogham space mark too, which NFKC leaves as it
+  is) read as a space, and a run of spaces shortened to one;
 * an ideographic full stop (``。``, what a CJK input method types for ".") between two ASCII
   letters or digits read as ``.``, so ``maria@example。com`` is an e-mail address, and the
   katakana prolonged sound mark (``ー``, what a Japanese input method types for "-") between two
@@ -78,6 +79,8 @@ def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset
                 digit_symbols[code] = str(unicodedata.digit(ch))
             elif category == "Pd" and code > 0x7F:
                 fold[code] = "-"
+            elif category == "Zs" and unicodedata.normalize("NFKC", ch) != " ":
+                fold[code] = " "  # the Ogham space mark, which NFKC leaves as it is
             elif category[0] == "M" or unicodedata.combining(ch):
                 marks.add(ch)
     return frozenset(removed), fold, digit_symbols, frozenset(marks - removed)

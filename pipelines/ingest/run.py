@@ -58,6 +58,7 @@ from pipelines.ingest.transforms import (
     WriteArchive,
     uninspected,
 )
+from pipelines.invisible import escaped
 from pipelines.record import MAX_BODY_CHARS, SCHEMA_VERSION, UTC
 
 
@@ -139,7 +140,8 @@ class RunSummary:
 
     def describe_unread(self, shown: int = 3) -> str:
         """One line about the input's files that were not read: how many, a few names, why."""
-        names = ", ".join(self.unread_files[:shown]) + (", ..." if self.unread_count > shown else "")
+        names = ", ".join(map(escaped, self.unread_files[:shown]))
+        names += ", ..." if self.unread_count > shown else ""
         return (
             f"{self.unread_count:,} other file(s) in the input not read ({names}): event files "
             f"end in {SUFFIXES_TEXT}"
@@ -147,7 +149,8 @@ class RunSummary:
 
     def describe_unreadable(self, shown: int = 3) -> str:
         """One line about the entries named like event files that are not files Vigil can read."""
-        names = "; ".join(self.unreadable_files[:shown]) + ("; ..." if self.unreadable_count > shown else "")
+        names = "; ".join(map(escaped, self.unreadable_files[:shown]))
+        names += "; ..." if self.unreadable_count > shown else ""
         return f"{self.unreadable_count:,} event file(s) or folder(s) in the input could not be read: {names}"
 
     def _dlp_labels(self) -> list[tuple[str, int]]:

@@ -26,6 +26,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from pipelines.errors import QueryError
+from pipelines.invisible import escaped
 from pipelines.search import text as textmod
 from pipelines.search.query import (
     And,
@@ -350,25 +351,13 @@ class _Pointed(QueryError):
     """A syntax error whose message already shows the query, made visible, and a pointer."""
 
 
-#: What a message must not print as it is: C0 controls (line feed and tab too: a message is one
-#: line), DEL, C1 controls, the line and paragraph separators, and the bidirectional controls that
-#: can make text read in another order than it was typed.
-_UNSHOWN = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
-)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def visible(text: str) -> str:
-    """``text`` with every character of :data:`_UNSHOWN` as an escape (``\\n``, ``\\x1b``, ``\\u202e``)."""
-
-    def escape(match: re.Match[str]) -> str:
-        char = match.group()
-        named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char)
-        code = ord(char)
-        return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-    return _UNSHOWN.sub(escape, text)
+    """``text`` with every control, line break, bidirectional control and lone surrogate as an
+    escape (``\\n``, ``\\x1b``, ``\\u202e``): a message about a query is one line."""
+    return escaped(text)
 
 
 def _columns(text: str) -> int:
