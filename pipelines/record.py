@@ -157,7 +157,21 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 #: more than six fractional digits (Teams and other .NET sources send 100 ns ticks)
 _FINER_THAN_MICROS = re.compile(r"[.,]\d{6}\d*[1-9]")
 #: a leap second (RFC 3339 allows second 60): held as the last microsecond of the minute before
-_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60(?:[.,]\d+)?(?=Z|z|[+-]\d{2}(?::?\d{2})?$|$)")
+_LEAP_SECOND = re.compile(r"([Tt ]\d{2}:\d{2}):60(?:[.,]\d+)?(?=Z|z|[+-]\d{2}(?::?\d{2})?$|$)")
+
+
+def _at_utc_minute_end(value: str, leap: re.Match[str]) -> bool:
+    """Whether the minute a second 60 ends is 23:59 UTC, the only minute a leap second is added to
+    (a time that cannot be read is left for the field's own check to name)."""
+    text = value[: leap.start()] + "T" + leap.group(1)[1:] + ":59" + value[leap.end() :]
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return True
+    if moment.tzinfo is None:
+        return True
+    utc = moment.astimezone(dt.UTC)
+    return (utc.hour, utc.minute) == (23, 59)
 
 
 def es(**mapping: Any) -> dict[str, Any]:
@@ -309,6 +323,8 @@ class Event(_Strict):
             if not isinstance(value, str):
                 continue
             leap = _LEAP_SECOND.search(value)
+            if leap and not _at_utc_minute_end(value, leap):
+                continue  # not a leap second: the field's check refuses it, naming why
             if leap or _FINER_THAN_MICROS.search(value):
                 exact[f"source_{name}"] = value
             if leap:  # 23:59:60Z is held as 23:59:59.999999Z: in order, and the text kept
@@ -327,6 +343,11 @@ class Event(_Strict):
         # since 1970 by guessing from its size; a source that sends one is misconfigured
         if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
             raise ValueError("timestamp must be ISO 8601 text with a timezone, not a number")
+        if isinstance(value, str) and _LEAP_SECOND.search(value):
+            raise ValueError(
+                "second 60 is a leap second, which is only ever added at 23:59:60 UTC, and this time "
+                "is not that minute; check the source's clock or its time zone"
+            )
         return value
 
     @field_validator("event_time", "received_time")

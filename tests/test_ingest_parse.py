@@ -111,7 +111,11 @@ BAD = [
     ),
     # found on the step-by-step path too (the event is also invalid otherwise)
     ("duplicate_key", with_key_twice(event(1, kind="auto_message"), b"{", "org", "other"), "'org'"),
-    # nested too deeply for the JSON parser: a dead letter, not a RecursionError for the run
+    # a file in another shape than JSON lines in UTF-8: the reason says what it looks like
+    ("malformed_json", b"\r".join([line(event(1)).strip(), line(event(2)).strip()]), "lines end in CR alone"),
+    ("invalid_utf8", json.dumps(event(1)).encode("utf-16"), "looks UTF-16 encoded"),
+    ("malformed_json", b"\x00" + json.dumps(event(1)).encode("utf-16-le"), "looks UTF-16 encoded"),
+    ("malformed_json", json.dumps(event(1)).encode("utf-16-be"), "iconv -f UTF-16 -t UTF-8"),
     ("malformed_json", b"[" * 5000 + b"]" * 5000, "nested too deeply"),
     ("malformed_json", b'{"attributes": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
 ]
@@ -130,18 +134,29 @@ def test_bad_lines_become_dead_letters_with_a_reason(code: str, raw: bytes, hint
     assert row["stage"] == "ingest"
 
 
-@pytest.mark.parametrize("where", ["body", "sender_name", "attribute_value", "attribute_name"])
-def test_unpaired_surrogates_are_dead_letters_not_parquet_crashes(where: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        ("body", "body"),
+        ("sender_name", "sender.name"),
+        ("attribute_value", "attributes.note"),
+        ("attribute_name", "attributes: Value error, attribute name '\\ud800'"),
+        ("group", "participants.0.groups.1"),
+    ],
+)
+def test_unpaired_surrogates_are_dead_letters_not_parquet_crashes(where: str, field: str) -> None:
     marker = "SURROGATE"
     data = {
         "body": event(1, body=f"ok {marker} broken"),
         "sender_name": event(1, sender={"id": "e", "role": "employee", "name": f"x{marker}"}),
         "attribute_value": event(1, attributes={"note": marker}),
         "attribute_name": event(1, attributes={marker: "x"}),
+        "group": event(1, participants=[{"id": "e", "role": "employee", "groups": ["desk", marker]}]),
     }[where]
     raw = line(data).replace(marker.encode(), b"\\ud800")  # JSON escape of a lone surrogate
     kind, row = parse(raw)
     assert kind == "dead" and row["reason_code"] == "invalid_text", row["reason"]
+    assert f"(unpaired surrogate): {field}" in row["reason"]  # the field named, as other reasons do
 
 
 GOOD = [
@@ -393,6 +408,9 @@ def test_times_finer_than_a_microsecond_keep_their_source_text(event_time, recei
         ("2016-12-31T23:59:60.25Z", dt.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)),
         # the same leap second in Tokyo's time
         ("2017-01-01T08:59:60+09:00", dt.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)),
+        # with the other separators ISO 8601 text may use
+        ("2016-12-31t23:59:60Z", dt.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)),
+        ("2016-12-31 23:59:60z", dt.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)),
     ],
 )
 def test_a_leap_second_is_the_last_microsecond_of_its_minute_and_its_text_is_kept(written, held) -> None:
@@ -404,6 +422,15 @@ def test_a_leap_second_is_the_last_microsecond_of_its_minute_and_its_text_is_kep
     assert dict(row["attributes"]) == {"source_event_time": written}
     kind, row = parse(line(event(2, event_time="2016-12-31T23:59:59Z", received_time=written)))
     assert kind == "record" and dict(row["attributes"]) == {"source_received_time": written}
+
+
+@pytest.mark.parametrize(
+    "written", ["2026-01-05T12:34:60Z", "2016-12-31T23:59:60+01:00", "2016-12-31 22:59:60.5Z"]
+)
+def test_second_60_outside_the_last_utc_minute_of_a_day_is_refused(written: str) -> None:
+    kind, row = parse(line(event(1, event_time=written, received_time="2027-01-01T00:00:00Z")))
+    assert kind == "dead" and row["reason_code"] == "invalid_timestamp"
+    assert "event_time" in row["reason"] and "only ever added at 23:59:60 UTC" in row["reason"]
 
 
 def test_a_second_past_60_is_still_refused() -> None:
@@ -520,3 +547,10 @@ def test_the_head_of_a_line_just_over_the_limit_holds_no_line_end(eol: bytes, ov
     assert long.startswith(x.raw) and len(x.raw) == len(long)
     _, row = parse_line(x, now=NOW, limits=Limits(max_line_bytes=1024))
     assert row["reason_code"] == "line_too_long" and row["raw"] == long
+
+
+@pytest.mark.parametrize("raw", [b"\x00" * 64, b'{"a": 1} trailing', b"{\r\n"])
+def test_a_line_that_is_merely_broken_gets_no_encoding_hint(raw: bytes) -> None:
+    kind, row = parse(raw)
+    assert kind == "dead" and row["reason_code"] == "malformed_json"
+    assert "UTF-16" not in row["reason"] and "carriage returns" not in row["reason"]

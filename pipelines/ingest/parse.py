@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,13 +206,15 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
     try:
         text = line.raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return dead("invalid_utf8", f"not UTF-8: byte {exc.start} ({line.raw[exc.start : exc.start + 1]!r})")
+        bad = line.raw[exc.start : exc.start + 1]
+        return dead("invalid_utf8", f"not UTF-8: byte {exc.start} ({bad!r}){_encoding_hint(line.raw)}")
     try:
         data = strict_json.loads(text)
     except strict_json.RepeatedKeyError as exc:
         return dead("duplicate_key", exc.describe())
     except json.JSONDecodeError as exc:
-        return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}")
+        hint = _encoding_hint(line.raw)
+        return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}{hint}")
     except RecursionError:
         return dead("malformed_json", "JSON nested too deeply to parse safely; no channel sends this")
     if not isinstance(data, dict):
@@ -270,6 +273,41 @@ def _plus(moment: dt.datetime, skew: dt.timedelta) -> dt.datetime:
         return dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
+def _encoding_hint(raw: bytes) -> str:
+    """What a line that does not read as JSON may be instead, said in its reason: a line of a
+    UTF-16 file (PowerShell's default), or a whole file whose lines end in CR alone."""
+    halves = (raw[0::2].strip(b"\x00\r\n"), raw[1::2].strip(b"\x00\r\n"))
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(raw) >= 4 and sum(map(bool, halves)) == 1):
+        return (
+            "; the line looks UTF-16 encoded (a byte order mark or NUL bytes between its "
+            "characters, as PowerShell writes files): Vigil reads UTF-8, so convert the file "
+            "(iconv -f UTF-16 -t UTF-8) and put it in the input again"
+        )
+    if b"\r" in raw.rstrip(b"\r"):
+        return (
+            "; the line holds carriage returns without line feeds, so a file whose lines end in CR "
+            "alone is read as one line: convert its line ends to LF (tr '\\r' '\\n') and put it in "
+            "the input again"
+        )
+    return ""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_fields(value: Any, path: tuple[int | str, ...] = ()) -> list[str]:
+    """The paths of the strings in ``value`` (a dumped event) that hold an unpaired surrogate, as
+    reasons name fields (``body``, ``attributes.note``, ``participants.0.groups.1``)."""
+    if isinstance(value, str):
+        return [_where(path)] if _SURROGATE.search(value) else []
+    if isinstance(value, dict):
+        found = [f for k, v in value.items() for f in _surrogate_fields(v, (*path, k))]
+        return found + [_where((*path, k)) for k in value if isinstance(k, str) and _SURROGATE.search(k)]
+    if isinstance(value, list | tuple):
+        return [f for i, v in enumerate(value) for f in _surrogate_fields(v, (*path, i))]
+    return []
+
+
 def _finish(
     event: Event, line: Line, *, now: dt.datetime, limits: Limits, dead: Any
 ) -> tuple[str, dict[str, Any]]:
@@ -291,7 +329,10 @@ def _finish(
     try:
         digest = content_sha256(event)  # serialising to JSON also rejects unpaired surrogates
     except PydanticSerializationError as exc:
-        return dead("invalid_text", f"text cannot be stored as UTF-8: {exc}", record_id)
+        where = ", ".join(_surrogate_fields(event.model_dump(mode="python"))[:5]) or str(exc)
+        return dead(
+            "invalid_text", f"text cannot be stored as UTF-8 (unpaired surrogate): {where}", record_id
+        )
     row = event.model_dump(mode="python")
     row["event_time"] = to_micros(event.event_time)
     row["received_time"] = to_micros(event.received_time)
