@@ -239,6 +239,26 @@ def test_a_file_a_commit_is_still_moving_into_place_is_waited_for(
     assert total == 1 and ids == [new["record_id"]]
 
 
+def test_a_commit_stopped_while_moving_files_into_place_is_named_with_its_fix(
+    archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer killed between its manifest append and moving the file into place: readers name
+    the staged file and the command that finishes the commit, not a restore from backup."""
+    monkeypatch.setattr(writer, "_publish", lambda *args: None)  # never moved: the writer died
+    new = row("late-2", at(5, 23), body="settlement stranded in staging", participants=[DANA, WEI])
+    writer.commit_rows(archive, [new], kind=layout.RECORDS, action="test")
+    monkeypatch.undo()
+    monkeypatch.setattr(reader, "PUBLISH_WAIT", 0.001)
+    with pytest.raises(ArchiveError) as info:
+        _hits(archive, "settlement")
+    message = str(info.value)
+    assert "is still in _staging/" in message and f"vigil compact --archive {archive}" in message
+    assert "backup" not in message
+    compact.compact(archive)  # what the message says to do finishes the commit
+    total, ids, _ = _hits(archive, "stranded")
+    assert total == 1 and ids == [new["record_id"]]
+
+
 # ---------------------------------------------------------------------------------------------
 # bounded, and damage is still damage
 

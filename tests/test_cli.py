@@ -218,7 +218,10 @@ def test_a_folder_where_the_manifest_belongs_is_a_problem_for_verify_and_named_b
         timeout=120,
     )
     assert searched.returncode == 3
-    assert searched.stderr.startswith(f"error: cannot use {manifest}: Is a directory.")
+    assert searched.stderr.startswith(
+        f"error: cannot use {manifest}: Is a directory; a folder is where Vigil needs a file: "
+        "move that folder away"
+    )
     assert "resumes" not in searched.stderr  # only a run resumes
     assert "Traceback" not in searched.stderr
 
@@ -239,8 +242,27 @@ def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback
     assert result.returncode == 3
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: cannot use {archive}/_staging/")
-    assert "Not a directory" in result.stderr
+    assert "Not a directory; part of the path is a file where Vigil needs a folder" in result.stderr
     assert "it resumes where the archive's last commit ended" in result.stderr
+
+
+def test_a_file_where_the_run_reports_folder_belongs_is_named_with_its_fix(tmp_path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(0)])
+    archive = tmp_path / "archive"
+    ingest(tmp_path / "in", archive)
+    shutil.rmtree(archive / "_runs")
+    (archive / "_runs").write_text("a file where the run reports belong")
+    write_jsonl(tmp_path / "in" / "b.jsonl", [event(1)])
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(archive), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 3, result.stderr
+    assert f"cannot use {archive}/_runs" in result.stderr
+    assert "a file is where Vigil needs a folder" in result.stderr and "move it away" in result.stderr
+    assert "disk has room" not in result.stderr
 
 
 def test_the_closing_hint_can_be_pasted_whatever_the_path_and_conversation_id_hold(tmp_path) -> None:

@@ -142,7 +142,10 @@ def test_scan_refuses_to_write_over_its_input_or_into_a_missing_folder(tmp_path,
     code, _, err = run(
         ["dlp", "scan", "--policy", policy, "--input", str(source), "--output", str(missing)], capsys
     )
-    assert code == 2 and err == f"error: --output {missing}: cannot write it (No such file or directory)\n"
+    assert code == 2 and err == (
+        f"error: --output {missing}: cannot write it (No such file or directory); the folder "
+        f"{missing.parent} does not exist: create it (mkdir -p {missing.parent}) or pick another\n"
+    )
 
 
 def test_scan_refuses_nan_and_infinity_which_json_does_not_have(capsys, monkeypatch) -> None:

@@ -132,7 +132,7 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
     if outside:  # readers ignore such an index, but nothing Vigil writes looks like it
         return [
             f"{layout.MANIFEST_INDEX} lists {rel}, which is not a file in records/ or deadletters/ "
-            "(delete it; the next search rebuilds it from the manifest)"
+            f"{_DELETE_IT}"
             for rel in outside
         ]
     if _fitting_index(root, document, check_digest=False) is None:
@@ -153,7 +153,13 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
             found.append(f"{layout.MANIFEST_INDEX} describes {row[0]} differently from the manifest")
     if document.get("audit_anchor") != expected.audit_anchor():
         found.append(f"{layout.MANIFEST_INDEX} has another audit anchor than the manifest")
-    return [f"{p} (delete it; the next search rebuilds it from the manifest)" for p in found]
+    return [
+        f"{p} (delete it: readers then replay the manifest, and the next commit writes it again)"
+        for p in found
+    ]
+
+
+_DELETE_IT = "(delete it: readers then replay the manifest, and the next commit writes it again)"
 
 
 def _read(path: Path) -> dict[str, Any] | None:

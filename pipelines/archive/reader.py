@@ -180,6 +180,8 @@ def read_consistently(archive: Path, kind: str, read: Callable[[list[DataFile]],
             if any(f not in staged and not (root / f.path).is_file() for f in still):
                 raise  # listed, not in place and not being moved there: damage
             if attempt == READ_ATTEMPTS:
+                if staged and len(staged) == len(still):
+                    raise ArchiveError(stopped_publish_message(root, staged[0])) from None
                 if still:
                     raise
                 raise ArchiveError(
@@ -191,6 +193,17 @@ def read_consistently(archive: Path, kind: str, read: Callable[[list[DataFile]],
                 time.sleep(PUBLISH_WAIT * attempt)
             files = newer
     raise AssertionError("unreachable")
+
+
+def stopped_publish_message(root: Path, f: DataFile) -> str:
+    """What a reader says when a committed file is still in its commit's staging folder: a writer
+    was stopped while moving files into place (``vigil verify`` notes it); the next writer ends that."""
+    return (
+        f"{Path(root) / f.path} is still in {layout.STAGING}/{f.commit}/: the commit that added it "
+        "was stopped while moving its files into place, so nothing was shown. Unless a `vigil run` "
+        f"is writing this archive right now, run `vigil compact --archive {root}` (or the next "
+        "`vigil run`) to finish that commit, then run this command again"
+    )
 
 
 def _staged(root: Path, f: DataFile) -> bool:

@@ -6,6 +6,7 @@ not pay for importing Apache Beam and ``vigil --help`` stays fast.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -81,10 +82,23 @@ class _QuietImports(logging.Filter):
 def _os_error_message(exc: OSError, command: str | None) -> str:
     where = f" {exc.filename}" if exc.filename else ""
     reason = exc.strerror or str(exc)
-    message = (
-        f"cannot use{where}: {reason}. Check that the path exists, that the user running Vigil may "
-        "read and write it, and that the disk has room; then run the command again"
-    )
+    advice = {
+        errno.EEXIST: "a file is where Vigil needs a folder (or the other way round): move it away",
+        errno.ENOTDIR: "part of the path is a file where Vigil needs a folder: move that file away",
+        errno.EISDIR: "a folder is where Vigil needs a file: move that folder away",
+        errno.ENOSPC: "the disk is full: make room",
+        errno.EDQUOT: "the disk quota is used up: make room",
+        errno.EACCES: "the user running Vigil may not use it: fix its permissions",
+        errno.EPERM: "the user running Vigil may not use it: fix its permissions",
+        errno.EROFS: "the file system is read-only: use a writable one",
+    }.get(exc.errno or 0)
+    if advice:
+        message = f"cannot use{where}: {reason}; {advice}, then run the command again"
+    else:
+        message = (
+            f"cannot use{where}: {reason}. Check that the path exists, that the user running Vigil "
+            "may read and write it, and that the disk has room; then run the command again"
+        )
     if command == "run":
         message += " (it resumes where the archive's last commit ended)"
     return message

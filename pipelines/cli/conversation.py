@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from pipelines.cli.hints import cannot_write
 from pipelines.cli.identity import identity_options
 
 
@@ -99,7 +100,7 @@ def command(
             )
             os.replace(staged, html_path)
         except OSError as exc:
-            raise ConfigError(f"--html {html_path}: cannot write it ({exc.strerror or exc})") from None
+            raise ConfigError(cannot_write("--html", html_path, exc)) from None
         finally:
             staged.unlink(missing_ok=True)
         click.echo(f"wrote {html_path} ({records(shown)})")
@@ -144,7 +145,7 @@ def _stage(target: Path, page: str) -> Path:
     try:
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     except OSError as exc:
-        raise ConfigError(f"--html {target}: cannot write it ({exc.strerror or exc})") from None
+        raise ConfigError(cannot_write("--html", target, exc)) from None
     try:
         with open(fd, "w", encoding="utf-8") as handle:
             if target.is_file():
@@ -152,5 +153,5 @@ def _stage(target: Path, page: str) -> Path:
             handle.write(page)
     except OSError as exc:
         staged.unlink(missing_ok=True)
-        raise ConfigError(f"--html {target}: cannot write it ({exc.strerror or exc})") from None
+        raise ConfigError(cannot_write("--html", target, exc)) from None
     return staged

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from pipelines.cli.hints import cannot_write
 from pipelines.cli.identity import identity_options
 from pipelines.errors import ConfigError, InputError, PolicyTestFailure
 from pipelines.record import MAX_BODY_CHARS
@@ -181,7 +182,7 @@ def scan(
     except OSError as exc:
         if input_path:
             source.close()
-        raise ConfigError(f"--output {output_path}: cannot write it ({exc.strerror})") from None
+        raise ConfigError(cannot_write("--output", output_path, exc)) from None
     try:
         stats = run_scan(engine, source, sink, batch_size=batch_size, max_text_chars=max_text_chars)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shlex
 import sys
 from pathlib import Path
@@ -15,3 +16,19 @@ def vigil_command() -> str:
 
 def quoted(path: object) -> str:
     return shlex.quote(str(path))
+
+
+def cannot_write(flag: str, target: Path, exc: OSError) -> str:
+    """The one line for an output file (``--html``, ``--output``) that cannot be written: the
+    reason, and what to do about the usual causes."""
+    reason = exc.strerror or str(exc)
+    folder = target.absolute().parent
+    if not folder.is_dir():
+        fix = f"the folder {folder} does not exist: create it (mkdir -p {quoted(folder)}) or pick another"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"the user running Vigil may not write in {folder}: pick a folder it may write in"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "the disk is full: make room or pick another disk"
+    else:
+        fix = "check the path and run the command again"
+    return f"{flag} {target}: cannot write it ({reason}); {fix}"
