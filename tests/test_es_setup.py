@@ -108,6 +108,27 @@ def test_setup_mends_indices_an_earlier_setup_left_with_another_replica_count(es
     assert _replicas(es_server) == {"vigil-records-2026.01.01": "0"}
 
 
+def test_check_names_indices_with_another_replica_count_and_leaves_auto_expanded_ones(es_server):
+    cfg = config(es_server.url, replicas=0)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(10), cfg)  # two monthly indices
+    assert check(client, cfg).ok
+    january, february = sorted(es_server.indices)
+    es_server.indices[january].settings["index"]["number_of_replicas"] = 1  # set by hand since
+    report = check(client, cfg)
+    assert report.problems == [
+        f"1 existing index(es) keep another replica count than the 0 asked for: {january} (1); "
+        "run `vigil es setup --replicas 0` to set it on them"
+    ]
+    # an index whose replica count Elasticsearch adjusts itself is not Vigil's to judge
+    es_server.indices[january].settings["index"]["auto_expand_replicas"] = "0-1"
+    assert check(client, cfg).ok
+    del es_server.indices[january].settings["index"]["auto_expand_replicas"]
+    install(client, cfg)  # what the problem says to run mends it
+    assert check(client, cfg).ok and _replicas(es_server) == {january: "0", february: "0"}
+
+
 def test_a_new_shard_count_says_it_applies_to_new_months_only(es_server):
     client = make_client(config(es_server.url))
     install(client, config(es_server.url))

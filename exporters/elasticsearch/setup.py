@@ -268,6 +268,16 @@ def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
         report.indices = _existing_indices(client, cfg)
         if report.indices:
             report.documents = int(client.count(index=cfg.alias)["count"])
+    if report.indices:
+        other = _other_replicas(_current_settings(client, cfg), cfg)
+        if other:
+            shown = ", ".join(f"{name} ({n})" for name, n in list(other.items())[:3])
+            more = ", ..." if len(other) > 3 else ""
+            report.problems.append(
+                f"{len(other)} existing index(es) keep another replica count than the "
+                f"{cfg.replicas} asked for: {shown}{more}; run `vigil es setup --replicas "
+                f"{cfg.replicas}` to set it on them"
+            )
     return report
 
 
@@ -323,12 +333,8 @@ def _align_settings(client: Elasticsearch, cfg: EsConfig, report: SetupReport) -
     dynamic setting: ``PUT <indices>/_settings`` changes it on a live index), and say which of them
     keep another shard count (``number_of_shards`` is fixed when an index is created)."""
     pattern = index_pattern(cfg)
-    with translate_errors(cfg, f"reading the settings of {pattern}"):
-        body = client.indices.get_settings(index=pattern, allow_no_indices=True, expand_wildcards="open").body
-        current = {name: _index_settings(entry) for name, entry in sorted(body.items())}
-    replicas = [
-        name for name, index in current.items() if _as_int(index.get("number_of_replicas")) != cfg.replicas
-    ]
+    current = _current_settings(client, cfg)
+    replicas = list(_other_replicas(current, cfg))
     if replicas:
         with translate_errors(cfg, f"setting the replica count of {len(replicas)} existing index(es)"):
             client.indices.put_settings(
@@ -352,6 +358,25 @@ def _align_settings(client: Elasticsearch, cfg: EsConfig, report: SetupReport) -
                 f"an index is created, so {cfg.shards} primary shard(s) apply to months indexed from "
                 "now on"
             )
+
+
+def _current_settings(client: Elasticsearch, cfg: EsConfig) -> dict[str, dict[str, Any]]:
+    """The ``index`` settings of each existing monthly index, by name."""
+    pattern = index_pattern(cfg)
+    with translate_errors(cfg, f"reading the settings of {pattern}"):
+        body = client.indices.get_settings(index=pattern, allow_no_indices=True, expand_wildcards="open").body
+        return {name: _index_settings(entry) for name, entry in sorted(body.items())}
+
+
+def _other_replicas(current: dict[str, dict[str, Any]], cfg: EsConfig) -> dict[str, str]:
+    """The indices whose replica count is not the one asked for, with theirs. An index whose
+    count Elasticsearch sets itself (``auto_expand_replicas``, given by hand) is left out."""
+    return {
+        name: str(index.get("number_of_replicas"))
+        for name, index in current.items()
+        if _as_int(index.get("number_of_replicas")) != cfg.replicas
+        and str(index.get("auto_expand_replicas", "false")).lower() == "false"
+    }
 
 
 def _index_settings(entry: Any) -> dict[str, Any]:
