@@ -12,6 +12,8 @@ from dlp_helpers import rule, write_policy
 from test_dlp_cli import run
 
 from pipelines.dlp import load_policy_set
+from pipelines.dlp.batch_regex import RegexTimeout
+from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.dlp.policy import load_policy
 from pipelines.errors import PolicyError
 
@@ -273,3 +275,70 @@ def test_the_shipped_rules_still_lint_and_pass(capsys) -> None:
             load_policy(path)
     code, out, _ = run(["dlp", "test", "--policy", str(RULES)], capsys)
     assert code == 0 and " 0 failed" in out.splitlines()[-1]
+
+
+# -- a second authoring review: allow-lists, view operators, types taken as written -------------
+
+
+@pytest.mark.parametrize("regex", [".*", ".+", r"[\s\S]*", "(?s).*"])
+def test_an_allow_regex_that_lets_every_value_through_is_refused(tmp_path, regex: str) -> None:
+    path = write_policy(tmp_path, [rule("t.r1", [FOO])], allow={"regexes": [regex]})
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    assert f"policy.yaml:5: allow.regexes: allow regex '{regex}' matches any value" in str(info.value)
+
+
+def test_an_allow_regex_for_some_values_is_accepted(tmp_path) -> None:
+    path = write_policy(tmp_path, [rule("t.r1", [FOO])], allow={"regexes": [r".*@example\.com", "foo1.*"]})
+    engine = Engine(load_policy_set(path))
+    assert engine.inspect("foo123 and foo999").findings[0].start == 11  # foo1… let through
+
+
+def test_a_slow_allow_regex_runs_out_of_its_time_budget_like_a_detectors(tmp_path) -> None:
+    path = write_policy(
+        tmp_path,
+        [rule("t.r1", [{"type": "pattern", "entity": "X", "regex": "a{10,60}"}])],
+        allow={"regexes": ["(a|aa)+c"]},
+    )
+    engine = Engine(load_policy_set(path))
+    verdicts = engine.inspect_each([("a" * 60, Scope()), ("hello", Scope())])
+    assert isinstance(verdicts[0], RegexTimeout) and verdicts[0].rules == ("t.r1",)
+    assert "'(a|aa)+c' of rule t.r1 ran longer than 1 s" in str(verdicts[0])
+    assert isinstance(verdicts[1], Verdict) and verdicts[1].findings == []
+
+
+def test_a_hash_operator_without_key_is_named_where_it_is_written(tmp_path) -> None:
+    path = write_policy(
+        tmp_path,
+        [rule("t.r1", [FOO]), rule("t.r2", [FOO], operator={"type": "replace"})],
+        views={"export": {"show": "redacted", "operator": {"type": "hash"}}},
+    )
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    message = str(info.value)
+    assert "views.export.operator: the hash operator needs key_env" in message
+    assert "rules[" not in message  # the rules have no hash operator of their own
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "said"),
+    [
+        ("operator", {"type": "mask", "keep_last": True}, "expected a whole number such as 4, got True"),
+        ("score", "0.7", "expected a number such as 0.6, got the text '0.7'"),
+        ("overlapped", "true", "overlapped"),
+        ("window", True, "window"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_not_converted(tmp_path, where: str, value, said: str) -> None:
+    detector = dict(FOO)
+    extra: dict = {}
+    if where == "operator":
+        extra["operator"] = value
+    elif where == "window":
+        detector["context"] = {"window": value, "raise_words": ["staff"]}
+    else:
+        detector[where] = value
+    path = write_policy(tmp_path, [rule("t.r1", [detector])], **extra)
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    assert said in str(info.value)

@@ -32,7 +32,7 @@ RULES = Path(__file__).parent.parent / "dlp_rules"
         ("empty_description.yaml", 5, ["description is empty"]),
         ("bad_severity.yaml", 6, ["'low', 'medium', 'high' or 'critical'", "got 'urgent'"]),
         ("missing_action.yaml", 4, ["missing required key 'action'", "action: redact"]),
-        ("hash_without_key.yaml", 4, ["needs key_env", "key_env: VIGIL_DLP_HASH_KEY"]),
+        ("hash_without_key.yaml", 8, ["needs key_env", "key_env: VIGIL_DLP_HASH_KEY"]),
         ("bad_yaml.yaml", 6, ["not valid YAML", "indentation"]),
         ("unclosed_quote.yaml", 6, ["end of stream (while scanning a quoted scalar that starts on line 4)"]),
         (

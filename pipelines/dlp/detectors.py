@@ -35,7 +35,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipelines.dlp import checksums, presidio_entities
-from pipelines.dlp.batch_regex import BatchRegex, RegexKey, Span
+from pipelines.dlp.batch_regex import (
+    TEXT_BUDGET_SECONDS,
+    BatchRegex,
+    RegexKey,
+    RegexTimeout,
+    Span,
+    compile_pattern,
+)
 from pipelines.dlp.normalize import Normalized, normalize
 from pipelines.dlp.policy import (
     AllowSpec,
@@ -177,7 +184,8 @@ class Allow:
 
     def __init__(self, *specs: AllowSpec):
         self.values = {self._key(v) for s in specs for v in s.values}
-        self.regexes = [re.compile(r) for s in specs for r in s.regexes]
+        # a policy's own regex: run with the same time budget as a detector's
+        self.regexes = [(r, compile_pattern(r, budgeted=True)[0]) for s in specs for r in s.regexes]
 
     @staticmethod
     def _key(value: str) -> str:
@@ -190,7 +198,13 @@ class Allow:
         value = value.strip()
         if self._key(value) in self.values:
             return True
-        return any(r.fullmatch(value) for r in self.regexes)
+        for pattern, compiled in self.regexes:
+            try:
+                if compiled.fullmatch(value, timeout=TEXT_BUDGET_SECONDS) is not None:
+                    return True
+            except TimeoutError:
+                raise RegexTimeout(pattern, TEXT_BUDGET_SECONDS) from None
+        return False
 
 
 class Detector:

@@ -279,7 +279,7 @@ class Engine:
             return out
 
     def _with_rules(self, exc: RegexTimeout) -> RegexTimeout:
-        """``exc`` naming the rules whose detectors run its regex."""
+        """``exc`` naming the rules whose detectors or allow-lists run its regex."""
         rules = sorted(
             {
                 r.spec.id
@@ -288,6 +288,7 @@ class Engine:
                 for regex in d.regexes()
                 if regex.budgeted and regex.pattern == exc.pattern
             }
+            | {r.spec.id for r in self.rules if r.allow and exc.pattern in (p for p, _ in r.allow.regexes)}
         )
         return RegexTimeout(exc.pattern, exc.seconds, rules) if rules and not exc.rules else exc
 

@@ -249,6 +249,7 @@ class OperatorSpec(_Model):
         default="*", min_length=1, max_length=1, description="mask: character to mask with."
     )
     keep_last: int = Field(
+        strict=True,
         default=0,
         ge=0,
         le=8,
@@ -261,7 +262,9 @@ class OperatorSpec(_Model):
         "bytes). The hash is taken over the canonical value, so equal values written differently "
         "hash alike.",
     )
-    length: int = Field(default=16, ge=8, le=64, description="hash: hex characters of the digest to keep.")
+    length: int = Field(
+        strict=True, default=16, ge=8, le=64, description="hash: hex characters of the digest to keep."
+    )
 
     @field_validator("type")
     @classmethod
@@ -309,15 +312,21 @@ class ContextSpec(_Model):
           lower_by: 0.4
           required: false       # true: no raise word nearby, no finding"""
 
-    window: int = Field(default=40, ge=1, le=400, description="Characters looked at on each side of a match.")
+    window: int = Field(
+        strict=True, default=40, ge=1, le=400, description="Characters looked at on each side of a match."
+    )
     raise_words: list[str] = Field(default_factory=list, description="Words that raise the score.")
-    raise_by: float = Field(default=0.35, ge=0, le=1, description="How much a raising word adds.")
+    raise_by: float = Field(
+        strict=True, default=0.35, ge=0, le=1, description="How much a raising word adds."
+    )
     lower_words: list[str] = Field(
         default_factory=list,
         description="Words that lower the score; ignored when a raise word hit, and never applied to a "
         "checksum-validated value.",
     )
-    lower_by: float = Field(default=0.35, ge=0, le=1, description="How much a lowering word takes away.")
+    lower_by: float = Field(
+        strict=True, default=0.35, ge=0, le=1, description="How much a lowering word takes away."
+    )
     required: bool = Field(
         default=False, strict=True, description="Keep a match only when a raise word is within the window."
     )
@@ -349,7 +358,9 @@ class PresidioDetector(_Model):
 
     type: Literal["presidio"]
     entity: str = Field(description="Presidio entity name, e.g. CREDIT_CARD, IBAN_CODE, PERSON.")
-    min_score: float = Field(default=0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    min_score: float = Field(
+        strict=True, default=0.5, ge=0, le=1, description="Findings scoring below this are dropped."
+    )
     context: ContextSpec | None = Field(
         None, description="Context words; default: the context words of Presidio's recognizer."
     )
@@ -420,15 +431,22 @@ class PatternDetector(_Model):
         description="Python regular expression, matched on normalised text (CJK characters read as "
         "spaces unless the regex itself contains CJK characters); at most 1 s per text.",
     )
-    ignore_case: bool = Field(default=False, description="Match the regex case-insensitively.")
+    ignore_case: bool = Field(strict=True, default=False, description="Match the regex case-insensitively.")
     score: float = Field(
-        default=0.6, ge=0, le=1, description="Score of a match (1.0 once a validator accepts it)."
+        strict=True,
+        default=0.6,
+        ge=0,
+        le=1,
+        description="Score of a match (1.0 once a validator accepts it).",
     )
-    min_score: float = Field(default=0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    min_score: float = Field(
+        strict=True, default=0.5, ge=0, le=1, description="Findings scoring below this are dropped."
+    )
     validator: str | None = Field(
         default=None, description="Checksum validator name, e.g. luhn, iban, sg_nric."
     )
     overlapped: bool = Field(
+        strict=True,
         default=False,
         description="Also try matches that start inside an earlier match, so a card number after "
         "another group of digits is still found; the regex must be bounded in length.",
@@ -481,8 +499,10 @@ class LexiconDetector(_Model):
         default="RISKY_PHRASE", pattern=r"^[A-Z][A-Z0-9_]*$", description="Entity name reported."
     )
     terms: list[str] = Field(min_length=1, description="Terms or phrases; matched case-insensitively.")
-    score: float = Field(default=0.8, ge=0, le=1, description="Score of a match.")
-    min_score: float = Field(default=0.5, ge=0, le=1, description="Findings scoring below this are dropped.")
+    score: float = Field(strict=True, default=0.8, ge=0, le=1, description="Score of a match.")
+    min_score: float = Field(
+        strict=True, default=0.5, ge=0, le=1, description="Findings scoring below this are dropped."
+    )
     context: ContextSpec | None = None
 
     @field_validator("terms")
@@ -524,7 +544,18 @@ class AllowSpec(_Model):
     def _compile(cls, value: list[str]) -> list[str]:
         for regex in value:
             _compile_user_regex(regex)
+            compiled = re.compile(regex)
+            if all(compiled.fullmatch(probe) for probe in _ALLOW_PROBES):
+                raise ValueError(
+                    f"allow regex '{regex}' matches any value (a card number, an e-mail address, "
+                    "a word alike), so no rule it applies to could ever report anything: write the "
+                    "values it should let through, e.g. '.*@example\\.com'"
+                )
         return value
+
+
+#: Unlike values an allow-list regex that matches them all would let every finding through.
+_ALLOW_PROBES = ("4012 8888 8888 1881", "maria@example.com", "+44 20 7946 0958", "EMP-004211", "x", "张伟")
 
 
 _SCOPE_EXAMPLES = {
@@ -1204,16 +1235,20 @@ def _lint(path: Path, spec: PolicySpec, node: yaml.Node | None) -> dict[str, int
             )
         else:
             seen[rule.id] = line
-        operators = [rule.operator or spec.operator] + [
-            getattr(spec.views, d).operator for d in DESTINATIONS if getattr(spec.views, d).operator
-        ]
-        for op in operators:
-            if op is not None and op.type == "hash" and not op.key_env:
-                problems.append(
-                    f"{path}:{line}: rules[{i}]: the hash operator needs key_env, the environment variable "
-                    "holding the HMAC key\n  write it like this:\n"
-                    "    operator: {type: hash, key_env: VIGIL_DLP_HASH_KEY}"
-                )
+    # each operator named where it is written: the policy's, a rule's own, a view's
+    operators: list[tuple[tuple[int | str, ...], OperatorSpec | None]] = [(("operator",), spec.operator)]
+    operators += [(("rules", i, "operator"), rule.operator) for i, rule in enumerate(spec.rules)]
+    operators += [(("views", d, "operator"), getattr(spec.views, d).operator) for d in DESTINATIONS]
+    for loc, op in operators:
+        if op is not None and op.type == "hash" and not op.key_env:
+            found, _ = _node_at(node, loc)
+            line = found.start_mark.line + 1 if found is not None else 1
+            where = ".".join(_model_at(PolicySpec, loc)[1])
+            problems.append(
+                f"{path}:{line}: {where}: the hash operator needs key_env, the environment "
+                "variable holding the HMAC key\n  write it like this:\n"
+                "    operator: {type: hash, key_env: VIGIL_DLP_HASH_KEY}"
+            )
     if problems:
         raise PolicyError("\n".join(dict.fromkeys(problems)))
     return seen
