@@ -14,6 +14,7 @@ import pytest
 from dlp_helpers import engine_for, rule
 from test_dlp_cli import run
 
+from pipelines.dlp.casefile import load_cases
 from pipelines.dlp.policy import MAX_FILE_BYTES, load_policy
 from pipelines.errors import PolicyError
 
@@ -150,6 +151,29 @@ def test_a_tab_a_python_tag_an_empty_file_and_utf16_are_each_named_with_the_fix(
 def test_a_policy_too_large_to_load_in_reasonable_time_is_refused_unread(tmp_path) -> None:
     path = author(tmp_path, "rules:\n", "#" * MAX_FILE_BYTES + "\nrules:\n")
     assert refused(path).startswith(f"{path}: larger than 1 MiB, the most a policy file may hold")
+
+
+def test_a_case_file_too_large_is_told_about_cases_not_lexicons(tmp_path) -> None:
+    author(tmp_path)
+    cases = tmp_path / "emp.tests.yaml"
+    cases.write_text(CASES + "#" * MAX_FILE_BYTES + "\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_cases(cases)
+    said = str(info.value)
+    assert said.startswith(f"{cases}: larger than 1 MiB, the most a case file may hold")
+    assert "lexicon" not in said and "keep the cases that each show something new" in said
+
+
+def test_a_case_file_naming_a_missing_policy_says_where_and_what_is_there(tmp_path) -> None:
+    author(tmp_path)
+    cases = tmp_path / "emp.tests.yaml"
+    cases.write_text("policy: nope.yaml\n" + CASES, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_cases(cases)
+    assert str(info.value) == (
+        f"{cases}:1: the policy nope.yaml these cases test does not exist; `policy:` names a file "
+        "beside this one (emp.yaml): correct it"
+    )
 
 
 # -- lexicon terms edged with punctuation ------------------------------------------------------

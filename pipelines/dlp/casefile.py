@@ -199,7 +199,15 @@ def load_cases(path: str | Path) -> CaseFile:
     spec = _validate(path, CaseFileSpec, data, node)
     policy_path = path.parent / spec.policy if spec.policy else policy_for_cases(path)
     if not policy_path.is_file():
-        raise PolicyError(f"{path}: the policy {policy_path.name} these cases test does not exist")
+        named, _ = _node_at(node, ("policy",))
+        at = f":{named.start_mark.line + 1}" if spec.policy and named is not None else ""
+        nearby = sorted(p.name for p in path.parent.glob("*.y*ml") if ".tests." not in p.name)
+        fix = (
+            f"`policy:` names a file beside this one ({', '.join(nearby[:6])}): correct it"
+            if spec.policy
+            else "name this file <policy>.tests.yaml after the policy it tests, or add `policy: FILE`"
+        )
+        raise PolicyError(f"{path}{at}: the policy {policy_path.name} these cases test does not exist; {fix}")
     cases_node, _ = _node_at(node, ("cases",))
     lines = tuple(n.start_mark.line + 1 for n in getattr(cases_node, "value", []))
     return CaseFile(path=path, policy_path=policy_path, spec=spec, lines=lines)

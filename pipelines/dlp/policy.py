@@ -820,10 +820,16 @@ def _read(path: Path) -> tuple[bytes, str]:
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
     if len(raw) > MAX_FILE_BYTES:
+        cases = ".tests." in path.name
         raise PolicyError(
-            f"{path}: larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most a policy file may hold "
-            "(loading and compiling grows with the size: a 10 MB one takes minutes in every process); "
-            "keep a lexicon to the terms that matter, a few thousand at most"
+            f"{path}: larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most a "
+            f"{'case' if cases else 'policy'} file may hold (loading grows with the size: a 10 MB one "
+            "takes minutes in every process); "
+            + (
+                "keep the cases that each show something new, or split them over several policies"
+                if cases
+                else "keep a lexicon to the terms that matter, a few thousand at most"
+            )
         )
     # with or without its byte-order mark: an ASCII first character is one NUL byte and one other
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (raw[:1] == b"\0") != (
