@@ -179,11 +179,19 @@ def es(**mapping: Any) -> dict[str, Any]:
     return {"es": mapping}
 
 
-# Text fields get an English-friendly analyzer plus a CJK sub-field (bigrams), both stock ES.
+#: The analyzer of the text fields' CJK sub-field: Elasticsearch's ``cjk`` (bigrams) with the
+#: iteration marks read as the Han character they repeat, defined in the index settings
+#: (``exporters.elasticsearch.mapping.ANALYSIS``).
+CJK_ANALYZER = "vigil_cjk"
+
+# Text fields get the stock ``standard`` analyzer plus a CJK sub-field (bigrams).
 TEXT_ES = es(
     type="text",
     analyzer="standard",
-    fields={"cjk": {"type": "text", "analyzer": "cjk"}, "raw": {"type": "keyword", "ignore_above": 256}},
+    fields={
+        "cjk": {"type": "text", "analyzer": CJK_ANALYZER},
+        "raw": {"type": "keyword", "ignore_above": 256},
+    },
 )
 
 # Organisation ids are searched ignoring case (``org:ACME`` finds ``acme``, ``org:société`` finds
@@ -642,12 +650,19 @@ _CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 def party_key(value: str) -> str:
     """How a party id, handle or name is compared in participant search: lower-cased, runs of
     spaces collapsed to one (and none kept between two CJK characters), and a phone number written
-    with spaces, dashes, dots or brackets in its compact E.164-like form."""
+    with spaces, dashes, dots or brackets in its compact E.164-like form.
+
+    Lower case is Python's, but for ``İ``, which is ``i`` (``İLKER`` = ``ilker``), as for
+    Elasticsearch's ``lowercase`` filter: Python's full mapping makes it ``i`` and a combining dot
+    (U+0307), which nobody types. Keys archived before this hold that dot
+    (:func:`pipelines.search.query.participant_keys` still finds them). The word-final ``ς`` that
+    Python gives an upper-case ``Σ`` is kept (``ΝΙΚΟΣ`` = ``νικος``, as Greek is typed), which a
+    character-by-character lower case (``νικοσ``) would lose."""
     compact = value.translate(_PHONE_PUNCTUATION)
     if len(compact) >= 6 and compact.lstrip("+").isdigit():
         return compact
     # one space between words; none between two CJK characters (佐藤 大輔 and 佐藤大輔 are one name)
-    return _CJK_GAP.sub("", " ".join(value.split())).lower()
+    return _CJK_GAP.sub("", " ".join(value.split())).replace("\u0130", "i").lower()
 
 
 def parties_of(row: dict[str, Any]) -> list[str]:

@@ -191,3 +191,54 @@ def test_time_values_in_the_index_are_utc_iso(searchable):
     source = next(iter(server.docs().values()))
     parsed = dt.datetime.fromisoformat(source["event_time"])
     assert parsed.utcoffset() == dt.timedelta(0)
+
+
+# ------------------------------------------------------------------------------------------------
+# the search tests' analyzers (search_es_support): Lucene's StandardTokenizer and its token types
+
+
+@pytest.mark.parametrize(
+    ("text", "analyzer", "tokens"),
+    [
+        # a run of connectors alone is no token (every rule of Lucene's grammar needs a letter or
+        # a digit); one touching a word is part of it
+        ("Name: ____ Date: ____", None, ["name", "date"]),
+        ("name_date ____date _", None, ["name_date", "____date"]),
+        ("结算＿＿日期", "cjk", ["结算", "日期"]),
+        # Hangul is a letter to UAX #29: glued to Latin letters or digits it is one <ALPHANUM>
+        # word, which cjk_bigram passes through; a run of Hangul alone is <HANGUL>, bigrammed
+        ("iPhone을 샀어요", "cjk", ["iphone을", "샀어", "어요"]),
+        ("사과 3개 주세요", "cjk", ["사과", "3개", "주세", "세요"]),
+        ("2026년 1월 삼성Galaxy", "cjk", ["2026년", "1월", "삼성galaxy"]),
+        ("삼성.전자", "cjk", ["삼성.전자"]),  # a joiner between letters: one word
+        ("한국어 漢字かな", "cjk", ["한국", "국어", "漢字", "字か", "かな"]),
+        # Hebrew keeps ' after a letter and " between two (WB7a-c)
+        ('צה"ל הודיע', None, ['צה"ל', "הודיע"]),
+        ("פרופ' כהן שלום' לך", None, ["פרופ'", "כהן", "שלום'", "לך"]),
+        # the stock cjk analyzer: 々 is a letter, so a word (<ALPHANUM>) the bigrams stop at
+        ("佐々木さん", "cjk", ["佐", "々", "木さ", "さん"]),
+        ("々abc", "cjk", ["々abc"]),
+        ("〆切は", "cjk", ["切は"]),  # 〆 (Script=Common, WB=Other) is dropped
+        # lower case one character at a time, as Lucene's lowercase filter
+        ("İSTANBUL ΟΔΟΣ", None, ["istanbul", "οδοσ"]),
+    ],
+)
+def test_the_search_fake_tokenizes_like_lucene(text, analyzer, tokens):
+    from search_es_support import _tokens
+
+    assert _tokens(text, analyzer) == tokens
+
+
+def test_the_index_cjk_analyzer_reads_an_iteration_mark_as_the_han_character_before_it():
+    from fakes.es_dsl import resolve_analyzers
+    from search_es_support import _tokens
+
+    from exporters.elasticsearch.layout import index_template
+
+    template = index_template(config("http://localhost:9200"))["template"]
+    resolved = resolve_analyzers(template["mappings"], template["settings"])
+    analyzer = resolved["properties"]["body"]["fields"]["cjk"]["analyzer"]
+    assert _tokens("佐々木さん", analyzer) == ["佐佐", "佐木", "木さ", "さん"]
+    assert _tokens("佐々木", analyzer) == ["佐佐", "佐木"]  # the query finds the text
+    assert _tokens("さ々 人々", analyzer) == ["さ", "々", "人人"]
+    assert _tokens("ＴＳＭＣの株価", analyzer) == ["tsmc", "の株", "株価"]

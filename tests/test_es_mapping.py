@@ -19,6 +19,8 @@ from exporters.elasticsearch.layout import (
     policy_name,
 )
 from exporters.elasticsearch.mapping import (
+    ANALYSIS,
+    CJK_STOPWORDS,
     annotation_mapping,
     apply_override,
     omitted_fields,
@@ -127,7 +129,7 @@ def test_body_carries_the_model_override_exactly():
     body = _lookup(record_mappings(), "body")
     assert body["type"] == "text"
     assert body["analyzer"] == "standard"
-    assert body["fields"]["cjk"] == {"type": "text", "analyzer": "cjk"}
+    assert body["fields"]["cjk"] == {"type": "text", "analyzer": "vigil_cjk"}
     assert body["fields"]["raw"]["type"] == "keyword"
     assert "format" not in body and "properties" not in body
 
@@ -263,6 +265,42 @@ def test_template_wires_alias_policy_and_origination_date():
     assert settings["lifecycle"] == {"name": policy_name(cfg), "parse_origination_date": True}
     assert (settings["number_of_shards"], settings["number_of_replicas"]) == (3, 2)
     assert body["template"]["mappings"] == record_mappings()
+    assert settings["analysis"] == ANALYSIS
+
+
+def _analyzers(props: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for spec in props.values():
+        found |= {spec[k] for k in ("analyzer", "search_analyzer") if k in spec}
+        found |= _analyzers(spec.get("properties", {})) | _analyzers(spec.get("fields", {}))
+    return found
+
+
+def test_every_analyzer_the_mapping_names_is_stock_or_defined_in_the_settings():
+    named = _analyzers(record_mappings()["properties"])
+    assert named == {"standard", "vigil_cjk"}
+    assert set(ANALYSIS["analyzer"]) == {"vigil_cjk"}
+
+
+def test_the_cjk_analyzer_is_the_stock_one_with_the_iteration_marks_replaced():
+    # Elasticsearch's documented rebuild of the ``cjk`` analyzer: standard tokenizer, these
+    # filters, these stop words; and one character filter in front of it
+    analyzer = ANALYSIS["analyzer"]["vigil_cjk"]
+    assert analyzer["tokenizer"] == "standard"
+    assert analyzer["filter"] == ["cjk_width", "lowercase", "cjk_bigram", "vigil_cjk_stop"]
+    assert ANALYSIS["filter"]["vigil_cjk_stop"] == {"type": "stop", "stopwords": CJK_STOPWORDS}
+    assert len(CJK_STOPWORDS) == 35 and {"the", "www", "s", "t"} <= set(CJK_STOPWORDS)
+    (name,) = analyzer["char_filter"]
+    char_filter = ANALYSIS["char_filter"][name]
+    assert char_filter["type"] == "pattern_replace"
+    # the Java regular expression, applied the way Java's replaceAll applies it
+    import regex
+
+    def replace(text: str) -> str:
+        return regex.sub(char_filter["pattern"], char_filter["replacement"].replace("$", "\\"), text)
+
+    assert replace("佐々木さん 様々な 人々 時〻") == "佐佐木さん 様様な 人人 時時"
+    assert replace("さ々 々木 佐々々") == "さ々 々木 佐佐々"  # only after a Han character, once
 
 
 @pytest.mark.parametrize("days", [1, 2557, 3650])
@@ -281,5 +319,12 @@ def test_fingerprints_change_with_what_matters_only():
     other = index_template(EsConfig(url="http://localhost:9200", replicas=0))
     assert other["_meta"]["vigil_hash"] != base["_meta"]["vigil_hash"]
     assert other["_meta"]["mapping_hash"] == base["_meta"]["mapping_hash"]
+    # the analysis decides how documents are indexed, as the mapping does: changing it means
+    # indexing again, which setup says only when mapping_hash changes
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(ANALYSIS["char_filter"]["vigil_iteration_marks"], "replacement", "$1")
+        changed = index_template(CFG)
+    assert changed["_meta"]["mapping_hash"] != base["_meta"]["mapping_hash"]
+    assert changed["template"]["mappings"] == base["template"]["mappings"]
     longer = ilm_policy(EsConfig(url="http://localhost:9200", retention_days=4000))
     assert longer["policy"]["_meta"]["vigil_hash"] != ilm_policy(CFG)["policy"]["_meta"]["vigil_hash"]

@@ -171,6 +171,65 @@ def test_incompatible_mapping_change_explains_the_way_out(es_server):
         install(client, cfg)
 
 
+def _as_the_previous_release_installed(server: FakeElasticsearch, cfg) -> None:
+    """Template and indices as a Vigil whose CJK sub-fields used the stock ``cjk`` analyzer left
+    them: no analysis settings, and the mapping fingerprint of that mapping alone."""
+    from exporters.elasticsearch.layout import fingerprint
+
+    def stock(props: dict) -> None:
+        for spec in props.values():
+            if spec.get("analyzer") == "vigil_cjk":
+                spec["analyzer"] = "cjk"
+            stock(spec.get("properties", {}))
+            stock(spec.get("fields", {}))
+
+    template = server.templates[template_name(cfg)]
+    stock(template["template"]["mappings"]["properties"])
+    del template["template"]["settings"]["index"]["analysis"]
+    template["_meta"].update(vigil_hash="older", mapping_hash=fingerprint(template["template"]["mappings"]))
+    for index in server.indices.values():
+        stock(index.mappings["properties"])
+        del index.settings["index"]["analysis"]
+
+
+def test_indices_of_the_stock_cjk_analyzer_are_to_be_indexed_again(es_server):
+    # the CJK sub-fields' analyzer changed (iteration marks): an index cannot take another
+    # analyzer, so setup installs the new template for new months and says to index the old ones
+    # again; check says the installed template is older until it is installed
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(2), cfg)
+    _as_the_previous_release_installed(es_server, cfg)
+    assert "index template vigil-records has an older mapping" in " ".join(check(client, cfg).problems)
+    with pytest.raises(IndexingError, match=r"vigil_cjk.*reindex the affected months.*vigil es index"):
+        install(client, cfg)
+    assert es_server.templates[template_name(cfg)] == index_template(cfg)  # new months: new analyzer
+    for index in es_server.indices.values():  # nothing half-changed in the old ones
+        assert index.mappings["properties"]["body"]["fields"]["cjk"]["analyzer"] == "cjk"
+
+
+def test_the_fake_refuses_an_analyzer_an_index_does_not_define(es_server):
+    from elasticsearch import BadRequestError
+
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    template = index_template(cfg)
+    del template["template"]["settings"]["index"]["analysis"]
+    with pytest.raises(BadRequestError, match=r"analyzer \[vigil_cjk\] has not been configured"):
+        client.indices.put_index_template(name="other", body={**template, "priority": 7})
+    install(client, cfg)
+    index_rows(client, rows(1), cfg)
+    (name,) = es_server.indices
+    with pytest.raises(BadRequestError, match=r"Cannot update parameter \[analyzer\] from \[vigil_cjk\]"):
+        client.indices.put_mapping(
+            index=name,
+            properties={
+                "body": {"type": "text", "analyzer": "standard", "fields": {"cjk": {"type": "text"}}}
+            },
+        )
+
+
 @pytest.mark.parametrize(
     ("tamper", "problem"),
     [

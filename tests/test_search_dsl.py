@@ -79,7 +79,12 @@ TABLE = [
         'participant:"+852 9123-4567"',  # compacted like the archive's party keys
         {"bool": {"filter": [{"term": {"parties": "+85291234567"}}]}},
     ),
-    ("participant:Wei", {"bool": {"filter": [{"term": {"parties": "wei"}}]}}),  # lower-cased
+    ("participant:Dana", {"bool": {"filter": [{"term": {"parties": "dana"}}]}}),  # lower-cased
+    (
+        # İ is i, as Elasticsearch lower-cases it; records archived before that hold i + U+0307
+        "participant:İLKER",
+        {"bool": {"filter": [{"terms": {"parties": ["ilker", "i\u0307lker"]}}]}},
+    ),
     (
         "org:ACME/Wealth-HK org:globex",  # case-insensitive terms, as SQL compares lower(org)
         {

@@ -28,7 +28,7 @@ from search_support import PARITY_ROLES, dataset, write_archive
 
 from exporters.elasticsearch.config import EsConfig
 from exporters.elasticsearch.documents import to_document
-from exporters.elasticsearch.mapping import record_mappings
+from exporters.elasticsearch.layout import index_template
 from pipelines.errors import QueryError
 from pipelines.record import party_key
 from pipelines.search import dsl, embedded, es_engine, render, sql
@@ -227,7 +227,9 @@ def dsl_kinds(node: Any, found: set[str]) -> set[str]:
 
 
 DOCS = [to_document(r) for r in ROWS[:3]]
-MAPPINGS = record_mappings()
+# the mapping with its analyzers as the index settings define them (the CJK sub-fields' is custom)
+_TEMPLATE = index_template(EsConfig(url="http://localhost:9200"))["template"]
+MAPPINGS = es_dsl.resolve_analyzers(_TEMPLATE["mappings"], _TEMPLATE["settings"])
 
 
 def check_dsl(body: dict[str, Any]) -> None:

@@ -123,6 +123,10 @@ def test_keyword_filters_are_the_same_as_typed_ones() -> None:
         ("iPhone价*", "not a mix"),
         ("---", "no letters or digits"),
         ('""', "no letters or digits"),
+        # a run of connectors alone is no token, as in Elasticsearch (which finds nothing for it)
+        ("____", "no letters or digits"),
+        ('"__ ＿＿"', "no letters or digits"),
+        ("____*", "no letters or digits"),
         ("org:/hk", "org:acme/wealth-hk"),
         # a value starting with a bracket or a space is not read as the value: say how to quote it
         (

@@ -73,6 +73,27 @@ CASES = [
     ("確認", "确认", False),  # simplified and Japanese forms differ
     # Latin words sit next to CJK without a separator
     ("iphone", "买iPhone", True),
+    # a run of connectors alone is no token: a phrase reads across it, but a connector touching a
+    # word is part of that word
+    ('"name date"', "Name: ____ Date: ____", True),
+    ('"name date"', "name.____.date", True),
+    ('"name date"', "Name: ____Date", False),  # ____Date is one token
+    ('"name date"', "Name_ Date", False),
+    ("date", "Name: ____date", False),
+    ("name_date", "fill in name_date", True),
+    ('"结算 日期"', "结算＿＿日期", True),
+    ('"iPhone 价格"', "iPhone ＿＿ 价格", True),
+    # a Hebrew letter keeps an apostrophe after it, and " between two of them (UAX #29 WB7a-c)
+    ("פרופ", "פרופ' כהן", False),
+    ("פרופ'", "פרופ' כהן", True),
+    ('"פרופ\' כהן"', "פרופ' כהן", True),
+    ('"פרופ כהן"', "פרופ' כהן", False),
+    ("כהן", "פרופ'כהן", False),
+    ("צה", 'צה"ל הודיע', False),
+    ('"צה ל"', 'צה"ל הודיע', False),
+    ("הודיע", 'צה"ל הודיע', True),
+    ('"צה ל"', 'צה" ל', True),  # a " before no Hebrew letter separates
+    ("dogs", "the dogs' bowl", True),  # ... the apostrophe after a Latin letter too
 ]
 
 
@@ -142,6 +163,10 @@ def test_marked_text_from_elasticsearch_gives_plain_text_and_spans() -> None:
         ("iPhone价格很好", [("iPhone", False), ("价格很好", True)]),
         ("1,000.50 hello,world", [("1,000.50", False), ("hello", False), ("world", False)]),
         ("カード番号", [("カード番号", True)]),
+        ("Name: ____ Date: ____", [("Name", False), ("Date", False)]),
+        ("name_date ____date", [("name_date", False), ("____date", False)]),
+        ("פרופ' כהן", [("פרופ'", False), ("כהן", False)]),
+        ("〆切は", [("切は", True)]),  # 〆 is dropped by the tokenizer, a separator here
     ],
 )
 def test_segments(text: str, expected: list[tuple[str, bool]]) -> None:

@@ -56,6 +56,8 @@ def test_tables_are_what_the_unicode_properties_give(derived: tuple[bytearray, b
     assert wordbreak.joiners(wordbreak.LETTER_JOINER) == unicode_tables.LETTER_JOINERS
     assert wordbreak.joiners(wordbreak.DIGIT_JOINER) == unicode_tables.DIGIT_JOINERS
     assert wordbreak.case_extras() == unicode_tables.CASE_EXTRAS
+    assert wordbreak.assigned_ranges(wordbreak.HAN) == unicode_tables.HAN_RANGES
+    assert wordbreak.assigned_ranges(wordbreak.HEBREW_LETTER) == unicode_tables.HEBREW_RANGES
 
 
 def _kind(ch: str) -> str:
@@ -86,8 +88,11 @@ def _kind(ch: str) -> str:
         ("ⅫⓐⒶℂK", "word"),
         ("١٢٣", "word"),
         ("\u0301", "word"),  # a combining mark continues a word
-        # CJK: Han, kana (with ー and the sound marks), Hangul, circled and squared katakana
-        ("漢々〆〇", "cjk"),
+        # CJK: Han (with the marks written with Han characters: 々 〻 〇), kana (with ー and the
+        # sound marks), Hangul, circled and squared katakana
+        ("漢々〻〇〡", "cjk"),
+        # ... but not the closing mark 〆 (Script=Common, Word_Break=Other): the tokenizer drops it
+        ("〆〃〄", "sep"),
         ("かゝカーヾ゛ｶﾞ", "cjk"),
         ("한ᄀㄱ", "cjk"),
         ("㋐㌀", "cjk"),
@@ -101,7 +106,10 @@ def _plane(first: int, last: int) -> str:
     return "".join(chr(cp) for cp in range(first, last + 1) if not 0xD800 <= cp <= 0xDFFF)
 
 
-@pytest.mark.parametrize("name", ["sep", "cjk", "word", "not_word", "letter", "digit", "lj", "dj"])
+@pytest.mark.parametrize(
+    "name",
+    ["sep", "cjk", "word", "not_word", "letter", "digit", "lj", "dj", "gap", "hebrew", "not_word_no_lj_dq"],
+)
 def test_re2_and_python_classes_hold_the_same_characters(con, name: str) -> None:
     chars = _plane(0, 0x2FFFF)
     py = "".join(re.findall(getattr(text.PY, name), chars))
@@ -167,6 +175,28 @@ def test_width_fold_offsets_map_spans_back() -> None:
     assert [starts[i] for i in (0, 2, 3, 4, 8, 9, 12)] == [0, 2, 4, 5, 10, 11, 14]
 
 
+@pytest.mark.parametrize(
+    ("raw", "folded"),
+    [
+        # an iteration mark after a Han character is that character, as the index's character
+        # filter (pattern_replace (\p{IsHan})[々〻] → $1$1) makes it, in one pass left to right
+        ("佐々木さん", "佐佐木さん"),
+        ("様々な人々", "様様な人人"),
+        ("時〻", "時時"),
+        ("佐々々", "佐佐々"),  # the second mark follows a replaced one: Java leaves it
+        ("さ々 々木 A々", "さ々 々木 A々"),  # after no Han character: kept
+        ("ｶｰﾄﾞ々 佐々ｶ", "カード々 佐佐カ"),
+    ],
+)
+def test_iteration_marks_fold_to_the_han_character_before_them(raw: str, folded: str) -> None:
+    assert text.width_fold(raw) == folded
+    assert text.has_width_forms(raw)
+    got, starts = text.width_fold_offsets(raw)
+    assert got == folded
+    if len(raw) == len(folded):  # a mark keeps its place: offsets are one to one
+        assert starts == list(range(len(raw) + 1))
+
+
 # ---------------------------------------------------------------------------------------------
 # on a real archive: DuckDB decides, and the Python twin must say the same for every record
 
@@ -190,6 +220,12 @@ BODIES = {
     "tr": "Meet in İSTANBUL tomorrow",
     "kiz": "kız tomorrow",
     "long-s": "ſettlement",
+    "sasaki": "佐々木さんに連絡します",
+    "sasaki2": "佐佐木です",
+    "samazama": "様々な商品があります",
+    "hito": "人々が集まる",
+    "ki": "木々が揺れる",
+    "sa": "さ々です",
 }
 
 QUERIES = [
@@ -221,6 +257,17 @@ QUERIES = [
     ("kiz", set()),
     ("kız", {"kiz"}),
     ("settlement", set()),
+    # an iteration mark after a Han character reads as that character, in text and query alike
+    ("佐々木", {"sasaki", "sasaki2"}),
+    ("佐佐木", {"sasaki", "sasaki2"}),
+    ("佐木", {"sasaki", "sasaki2"}),  # the 佐 the mark stands for
+    ("木さん", {"sasaki"}),
+    ("様々な", {"samazama"}),
+    ("人人", {"hito"}),
+    ("木が", {"ki"}),
+    ("々", {"sa"}),  # a mark after no Han character stays one
+    ("さ々", {"sa"}),
+    ("々木", set()),  # in 佐々木 the mark is 佐
 ]
 
 
@@ -246,3 +293,29 @@ def test_duckdb_and_the_python_twin_agree_on_archived_text(
     assert {name for name, body in BODIES.items() if match.evaluate(parsed.text, body)} == expected
     for hit in result.hits:  # and every hit has something highlighted
         assert hit.highlights, hit.text
+
+
+@pytest.mark.parametrize(
+    ("query", "forms", "raw"),
+    [
+        ("人", None, None),  # a lone Han character: a mark standing for it follows it in the body
+        ("风险等级", text.MARK_FORMS, "险等级"),  # 风 may be a mark after a 风 before the match
+        ("佐々木", text.MARK_FORMS, "木"),  # searched as 佐佐木
+        ("々", text.MARK_FORMS, None),
+        ("カード", text.WIDTH_FORMS, None),
+        ("TSMCの株価", text.WIDTH_FORMS, "の株価"),
+        ("の株価", None, "の株価"),  # nothing a width form or a mark can stand for
+        ("会議X", "[" + text.WIDTH_FORMS[1:-1] + text.MARK_FORMS[1:-1] + "]", "議"),
+    ],
+)
+def test_bodies_are_folded_only_where_folding_can_change_the_answer(
+    query: str, forms: str | None, raw: str | None
+) -> None:
+    from pipelines.search import sql
+
+    segs, folds = text.search_segments(query)
+    assert folds
+    assert text.fold_forms(segs) == forms
+    assert text.raw_hint(segs) == raw
+    compiled = sql.compile_query(parse_query(query))
+    assert (sql.WIDTH_FOLD in compiled.where) is (forms is not None)

@@ -18,13 +18,14 @@ Everything here is pure: it builds names and request bodies; ``setup.py`` sends 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
 from typing import Any
 
 from exporters.elasticsearch.config import EsConfig
-from exporters.elasticsearch.mapping import record_mappings
+from exporters.elasticsearch.mapping import ANALYSIS, record_mappings
 from pipelines.record import SCHEMA_VERSION, from_micros
 
 #: Days added to the retention so that the newest record of a monthly index is covered too.
@@ -79,6 +80,7 @@ def index_template(cfg: EsConfig) -> dict[str, Any]:
                     "number_of_shards": cfg.shards,
                     "number_of_replicas": cfg.replicas,
                     "lifecycle": {"name": policy_name(cfg), "parse_origination_date": True},
+                    "analysis": copy.deepcopy(ANALYSIS),
                 }
             },
             "mappings": record_mappings(),
@@ -86,7 +88,10 @@ def index_template(cfg: EsConfig) -> dict[str, Any]:
         },
         "_meta": {"managed_by": "vigil", "record_schema_version": SCHEMA_VERSION},
     }
-    body["_meta"]["mapping_hash"] = fingerprint(body["template"]["mappings"])
+    # what decides how a document is indexed: the mapping, and the analyzers its fields name
+    body["_meta"]["mapping_hash"] = fingerprint(
+        {"mappings": body["template"]["mappings"], "analysis": ANALYSIS}
+    )
     body["_meta"]["vigil_hash"] = fingerprint(body)  # of everything above, before the key exists
     return body
 

@@ -29,6 +29,9 @@ that is both a given entity *and* a given action), ``index: false``, ...
 
 The root is ``dynamic: strict``: a document carrying a field the model does not know is refused
 by Elasticsearch (and dead-lettered by Vigil) instead of quietly widening the mapping.
+
+:data:`ANALYSIS` defines the one analyzer that is not stock, the text fields' ``cjk`` sub-field's
+(see :data:`pipelines.record.CJK_ANALYZER`); it goes into the index settings beside the mapping.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from pipelines.record import Record
+from pipelines.record import CJK_ANALYZER, Record
 
 DATE_FORMAT = "strict_date_optional_time||epoch_millis"
 #: Record times: microseconds in the archive, so nanosecond-capable in the index.
@@ -50,6 +53,43 @@ DATETIME_FORMAT = "strict_date_optional_time_nanos||epoch_millis"
 
 _WIDTHS = {"int16": "short", "int32": "integer", "float32": "float"}
 _CONTAINERS = {"object", "nested"}
+
+#: The stop words of Elasticsearch's ``cjk`` analyzer (Lucene's ``CJKAnalyzer``), which
+#: :data:`ANALYSIS` rebuilds.
+# fmt: off
+CJK_STOPWORDS = [
+    "a", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no",
+    "not", "of", "on", "or", "s", "such", "t", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with", "www",
+]
+# fmt: on
+
+#: A Japanese iteration mark (``々``, vertical ``〻``) after a Han character, replaced by that
+#: character before the tokenizer sees the text: ``佐々木`` is indexed and searched as ``佐佐木``.
+#: Without it, the tokenizer makes the mark a word of its own (UAX #29 counts it a letter), the
+#: bigrams stop at it, and ``佐々木`` is not found in ``佐々木さん`` (the query's last ``木`` is a
+#: unigram, the text's is part of ``木さ``). Same length, so highlight offsets stay right. The
+#: embedded engine folds the same way (:func:`pipelines.search.text.width_fold`).
+ITERATION_MARK_FILTER = {
+    "type": "pattern_replace",
+    "pattern": "(\\p{IsHan})[\u3005\u303b]",
+    "replacement": "$1$1",
+}
+
+#: The index settings' ``analysis``: Elasticsearch's ``cjk`` analyzer rebuilt as a custom one (the
+#: same tokenizer, filters and stop words) with :data:`ITERATION_MARK_FILTER` in front.
+ANALYSIS: dict[str, Any] = {
+    "char_filter": {"vigil_iteration_marks": ITERATION_MARK_FILTER},
+    "filter": {"vigil_cjk_stop": {"type": "stop", "stopwords": CJK_STOPWORDS}},
+    "analyzer": {
+        CJK_ANALYZER: {
+            "type": "custom",
+            "char_filter": ["vigil_iteration_marks"],
+            "tokenizer": "standard",
+            "filter": ["cjk_width", "lowercase", "cjk_bigram", "vigil_cjk_stop"],
+        }
+    },
+}
 
 
 def record_mappings(model: type[BaseModel] = Record) -> dict[str, Any]:

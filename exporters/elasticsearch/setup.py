@@ -5,8 +5,10 @@ alias) in place. It is idempotent: each object carries a fingerprint of what Vig
 its ``_meta``, and is only written when that fingerprint differs, so re-running setup changes
 nothing and says so. A template only shapes indices created after it, so setup also brings the
 monthly indices that already exist in line: when the template's *mapping* changed (say the record
-model gained fields; ``_meta.mapping_hash`` tells), the new mapping is applied to them and the user
-is told to send the documents again; their replica count (a dynamic setting) is set to the one
+model gained fields; ``_meta.mapping_hash``, a fingerprint of the mapping and of the analysis
+settings its analyzers come from, tells), the new mapping is applied to them and the user is told
+to send the documents again (a changed field or analyzer cannot be applied: setup stops and says
+to index those months again); their replica count (a dynamic setting) is set to the one
 asked for with ``PUT <indices>/_settings``, on every run, so a cluster left yellow by an earlier
 setup is mended by running it again. A shard count is fixed when an index is created: a new
 ``--shards`` reaches only the months created from then on, and setup says so.

@@ -122,6 +122,10 @@ def _prefix(stem: str) -> Node:
         if all(s.cjk for s in textmod.segments(stem)):
             return _searchable(Word(stem))  # CJK already matches as a substring
         raise QueryError(f"{stem}*: a prefix must be one Latin word or CJK text, not a mix")
+    if not textmod.segments(stem):  # only symbols, or only connectors (``____``)
+        raise QueryError(
+            f"{stem}* has no letters or digits to search for; write the start of a word, e.g. settl*"
+        )
     if not textmod.is_single_token(stem):
         raise QueryError(
             f"{stem}*: a prefix must be a single word (letters and digits); "

@@ -29,6 +29,7 @@ Filters, as typed (repeat a key, or separate values with commas, to accept any o
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -364,11 +365,39 @@ def normalise_party(value: str) -> str:
 
 
 def participant_keys(key: str) -> tuple[str, ...]:
-    """The ``parties`` keys a ``participant:`` key matches: itself, and for a phone number
-    written without its ``+``, the E.164 form too (``85291234567`` = ``+85291234567``)."""
+    """The ``parties`` keys a ``participant:`` key matches: itself, for a phone number written
+    without its ``+``, the E.164 form too (``85291234567`` = ``+85291234567``), and the keys of
+    records archived before :func:`pipelines.record.party_key` read ``İ`` as ``i``
+    (:func:`legacy_party_keys`)."""
     if len(key) >= 6 and key.isdigit():
         return (key, f"+{key}")
-    return (key,)
+    return (key, *legacy_party_keys(key))
+
+
+#: Most keys :func:`legacy_party_keys` gives for one ``participant:`` value.
+MAX_LEGACY_KEYS = 63
+_DOTTED_I = "i\u0307"
+
+
+def legacy_party_keys(key: str) -> list[str]:
+    """The forms ``key`` had in the ``parties`` of records archived before ``İ`` was read as
+    ``i``: Python's lower case made it ``i`` and a combining dot above, which stays in those
+    records. Any ``i`` of the key may have been an ``İ`` in the name, so each combination of
+    them dotted is a key (``ilker`` → ``i̇lker``; ``ismail`` → ``i̇smail``, ``ismai̇l``,
+    ``i̇smai̇l``): fewer dotted first, and all of them, at most :data:`MAX_LEGACY_KEYS` in all (a
+    name with more than six ``i`` gets its single ones, the pairs and so on up to the limit, and
+    the one with every ``i`` dotted, as an all-capitals Turkish name is stored)."""
+    where = [i for i, ch in enumerate(key) if ch == "i"]
+    if not where:
+        return []
+    chosen: list[tuple[int, ...]] = []
+    for size in range(1, len(where)):
+        for subset in itertools.combinations(where, size):
+            if len(chosen) == MAX_LEGACY_KEYS - 1:
+                break
+            chosen.append(subset)
+    chosen.append(tuple(where))
+    return ["".join(_DOTTED_I if i in dotted else ch for i, ch in enumerate(key)) for dotted in chosen]
 
 
 #: The last instant Python's datetime holds: an end bound past it (``to:9999-12-31``, "no end")

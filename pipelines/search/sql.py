@@ -194,12 +194,23 @@ def _leaf(node: Node, column: str, p: Params) -> str:
         tests = [(kind, p.add(value)) for kind, value in _tests(segs, prefix)]
         test = _all([_test(kind, column, name) for kind, name in tests])
         folded = _all([_test(kind, f"{WIDTH_FOLD}({column})", name) for kind, name in tests])
-    if not folds or not any(textmod.width_sensitive(s.text) for s in segs):
+    body_forms = textmod.fold_forms(segs) if folds else None
+    if body_forms is None:
         return test
     # Text with CJK is matched as Elasticsearch's cjk analyzer sees it: width forms folded on both
-    # sides (ｶｰﾄﾞ = カード, ＡＢＣ = ABC). A body is folded only when it holds a character that
-    # folding changes; the query's text is folded already (textmod.search_segments).
-    return f"({test} OR (regexp_matches({column}, {p.add(textmod.WIDTH_FORMS)}) AND {folded}))"
+    # sides (ｶｰﾄﾞ = カード, ＡＢＣ = ABC), an iteration mark after a Han character read as that
+    # character (佐々木 = 佐佐木). A body is folded only when it holds a character that folding may
+    # change in a way that matters to this text; the query's text is folded already
+    # (textmod.search_segments).
+    forms = f"regexp_matches({column}, {p.add(body_forms)})"
+    raw = textmod.raw_hint(segs)
+    if raw is not None:  # cheaper than folding, and most bodies fail it
+        forms = f"contains({column}, {p.add(raw)}) AND {forms}"
+    if any(textmod.has_iteration_mark(s.text) for s in segs):
+        # a mark that stays in the query (after no Han character) may match a body's mark that
+        # folding replaces (々木 in 佐々木): only the folded body can tell, and it holds a mark too
+        return f"({forms} AND {folded})"
+    return f"({test} OR ({forms} AND {folded}))"
 
 
 def _tests(segs: list[textmod.Segment], prefix: bool) -> list[tuple[str, str]]:

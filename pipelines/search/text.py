@@ -9,16 +9,22 @@ phrase into *segments* and then into patterns that reproduce the analyzers' beha
 * a **Latin segment** is one token as the standard tokenizer would cut it: letters, digits and
   connectors (``_``), where ``.`` ``'`` ``’`` ``:`` ``·`` (and their full-width and small forms)
   join two letters and ``.`` ``,`` ``;`` ``'`` ``’`` (likewise) join two digits (``don't``,
-  ``example.com``, ``1,000.50`` are single tokens, ``hello,world`` and ``10:30`` are two). Which
-  character is which comes from Unicode (:mod:`pipelines.search.wordbreak`). It matches a whole
-  token, ignoring case as Elasticsearch's ``lowercase`` filter does (each letter becomes the class
-  of the letters with the same simple lower case, in both dialects), never part of one;
+  ``example.com``, ``1,000.50`` are single tokens, ``hello,world`` and ``10:30`` are two); a
+  Hebrew letter also keeps an apostrophe after it and a ``"`` before another Hebrew letter
+  (``פרופ'``, ``צה"ל``: UAX #29 WB7a-c). Which character is which comes from Unicode
+  (:mod:`pipelines.search.wordbreak`). It matches a whole token, ignoring case as
+  Elasticsearch's ``lowercase`` filter does (each letter becomes the class of the letters with
+  the same simple lower case, in both dialects), never part of one. A run of connectors alone
+  (``____``) is no token, as for the tokenizer, which drops it;
 * a **CJK segment** is a run of Han, kana or Hangul characters. It matches as a substring, which
   is what a ``match_phrase`` over bigrams amounts to. A word or phrase with CJK is matched on the
-  width-folded text (:func:`width_fold`), as the ``cjk`` analyzer folds both sides;
+  folded text (:func:`width_fold`: width forms, and an iteration mark after a Han character as
+  that character, ``佐々木`` = ``佐佐木``), as the index's CJK analyzer folds both sides;
 * a phrase is its segments in order: two Latin tokens with only separators between them (no
   other token, no joiner that would glue them into one), CJK runs likewise, and a Latin token next
-  to a CJK run with or without separators;
+  to a CJK run with or without separators; runs of connectors alone may stand between them too,
+  so long as none touches a Latin token (``Name: ____ Date`` has the phrase ``name date``,
+  ``Name: ____Date`` does not);
 * a prefix (``settl*``) is a Latin token start: it matches the beginning of any token.
 
 The same segments give Python patterns (lookarounds instead of consumed context) for highlighting
@@ -32,7 +38,15 @@ that UAX #29 attaches to whatever precedes them have a fixed class; an invisible
 inside a word
 (soft hyphen, zero-width joiner) stays part of the word in Elasticsearch (``pass<SHY>word`` is
 one token, matched by neither ``pass`` nor ``password``) but splits it on the embedded engine
-(``pass`` finds it).
+(``pass`` finds it). Hangul is a letter to UAX #29: written against Latin letters, digits,
+connectors or a joiner between letters (``iPhone을``, ``3개``, ``삼성Galaxy``, ``삼성.전자``) it
+makes one word with them in Elasticsearch, which the ``cjk`` analyzer does not cut into bigrams,
+so neither ``iphone``, ``3``, ``galaxy`` nor ``삼성`` finds that word there; the embedded engine
+reads the Hangul as a CJK run and the rest as a word of its own, and finds all of them. (Whether
+Hangul is a word's letter or a CJK run depends on the whole run of Hangul around a match, which
+needs a look back of any length: RE2 has no look-behind, and Python's ``re``, which highlights,
+only a fixed one.) The same holds for katakana written against ``_``
+(``カード_番号``: ``カード_`` is one word there).
 """
 
 from __future__ import annotations
@@ -62,6 +76,15 @@ CONNECTOR_RANGES = _tables.CONNECTOR_RANGES
 LETTER_JOINERS = _tables.LETTER_JOINERS
 #: MidNum, MidNumLet and Single_Quote: glue digit to digit (``1,000.50``, ``1，000``, ``3⁄4``).
 DIGIT_JOINERS = _tables.DIGIT_JOINERS
+#: Hebrew letters keep an apostrophe after them in the word (``פרופ'``) and a ``"`` between two
+#: of them (``צה"ל``): UAX #29 WB7a-c.
+HEBREW_RANGES = _tables.HEBREW_RANGES
+SINGLE_QUOTE = "'"
+DOUBLE_QUOTE = '"'
+#: Han characters: a Japanese iteration mark after one stands for it (:func:`width_fold`).
+HAN_RANGES = _tables.HAN_RANGES
+#: The Japanese iteration marks (``々``, and the vertical ``〻``).
+ITERATION_MARKS = "\u3005\u303b"
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -119,6 +142,14 @@ class Classes:
     sep_no_dj: str
     not_word_no_lj: str
     not_word_no_dj: str
+    connector: str
+    gap: str  # may stand between two tokens of a phrase: a separator, or a run of connectors
+    hebrew: str
+    not_hebrew: str
+    sep_no_sq: str  # after a Hebrew letter, an apostrophe belongs to the word
+    lj_no_sq: str
+    not_word_no_lj_dq: str
+    sep_no_lj_dq: str
 
 
 def _classes(render: Callable[..., str]) -> Classes:
@@ -138,6 +169,14 @@ def _classes(render: Callable[..., str]) -> Classes:
         sep_no_dj=render(_minus(sep, DIGIT_JOINERS)),
         not_word_no_lj=render(_minus(sep, LETTER_JOINERS), cjk),
         not_word_no_dj=render(_minus(sep, DIGIT_JOINERS), cjk),
+        connector=render(CONNECTOR_RANGES),
+        gap=render(sep, CONNECTOR_RANGES),
+        hebrew=render(HEBREW_RANGES),
+        not_hebrew=render(HEBREW_RANGES, negate=True),
+        sep_no_sq=render(_minus(sep, SINGLE_QUOTE)),
+        lj_no_sq=render(_minus(_chars(LETTER_JOINERS), SINGLE_QUOTE)),
+        not_word_no_lj_dq=render(_minus(sep, LETTER_JOINERS + DOUBLE_QUOTE), cjk),
+        sep_no_lj_dq=render(_minus(sep, LETTER_JOINERS + DOUBLE_QUOTE)),
     )
 
 
@@ -146,8 +185,15 @@ PY = _classes(_py_class)
 _CJK_CHAR = re.compile(PY.cjk)
 _DIGIT_CHAR = re.compile(PY.digit)
 _LETTER_CHAR = re.compile(PY.letter)
-_JOIN = f"(?:(?<={PY.letter}){PY.lj}(?={PY.letter})|(?<={PY.digit}){PY.dj}(?={PY.digit}))"
-_TOKEN = f"{PY.word}+(?:{_JOIN}{PY.word}+)*"
+_HEBREW_CHAR = re.compile(PY.hebrew)
+_HAN_CHAR = re.compile(_py_class(HAN_RANGES))
+_CONNECTORS_ONLY = re.compile(f"{PY.connector}+")
+_JOIN = (
+    f"(?:(?<={PY.letter}){PY.lj}(?={PY.letter})|(?<={PY.digit}){PY.dj}(?={PY.digit})"
+    f'|(?<={PY.hebrew})"(?={PY.hebrew}))'
+)
+# a word, and the apostrophe a Hebrew letter keeps after it (WB7a)
+_TOKEN = f"{PY.word}+(?:{_JOIN}{PY.word}+)*(?:(?<={PY.hebrew})')?"
 _SEGMENTS = re.compile(f"(?P<cjk>{PY.cjk}+)|(?P<latin>{_TOKEN})")
 
 
@@ -160,8 +206,13 @@ class Segment:
 
 
 def segments(text: str) -> list[Segment]:
-    """Latin tokens and CJK runs of ``text``, in order; separators dropped."""
-    return [Segment(m.group(), cjk=m.lastgroup == "cjk") for m in _SEGMENTS.finditer(text)]
+    """Latin tokens and CJK runs of ``text``, in order; separators dropped, and runs of connectors
+    alone (``____``), which are no token to the tokenizer either."""
+    return [
+        Segment(m.group(), cjk=m.lastgroup == "cjk")
+        for m in _SEGMENTS.finditer(text)
+        if m.lastgroup == "cjk" or not _CONNECTORS_ONLY.fullmatch(m.group())
+    ]
 
 
 def has_cjk(text: str) -> bool:
@@ -177,19 +228,31 @@ def is_single_token(text: str) -> bool:
 def _kind(ch: str) -> str:
     if _DIGIT_CHAR.match(ch):
         return "digit"
+    if _HEBREW_CHAR.match(ch):
+        return "hebrew"  # a letter that also keeps ' after it, and " before another (WB7a-c)
     if _LETTER_CHAR.match(ch):
         return "letter"
-    return "other"  # a connector (``_``)
+    return "other"  # a connector (``_``), or the apostrophe ending a Hebrew word
+
+
+def _is_letter(kind: str) -> bool:
+    return kind in ("letter", "hebrew")
 
 
 def _left(c: Classes, first: str, *, lookaround: bool) -> str:
     """What may precede a token: not a word character, nor a joiner glued to one."""
     kind = _kind(first)
     if lookaround:  # Python: assert without consuming, so spans are exact
-        extra = {"letter": f"(?<!{c.letter}{c.lj})", "digit": f"(?<!{c.digit}{c.dj})"}.get(kind, "")
+        extra = {
+            "letter": f"(?<!{c.letter}{c.lj})",
+            "hebrew": f'(?<!{c.letter}{c.lj})(?<!{c.hebrew}")',
+            "digit": f"(?<!{c.digit}{c.dj})",
+        }.get(kind, "")
         return f"(?<!{c.word}){extra}"
     if kind == "letter":
         return f"(?:^|{c.not_word_no_lj}|(?:^|{c.not_letter}){c.lj})"
+    if kind == "hebrew":
+        return f'(?:^|{c.not_word_no_lj_dq}|(?:^|{c.not_letter}){c.lj}|(?:^|{c.not_hebrew})")'
     if kind == "digit":
         return f"(?:^|{c.not_word_no_dj}|(?:^|{c.not_digit}){c.dj})"
     return f"(?:^|{c.not_word})"
@@ -198,27 +261,49 @@ def _left(c: Classes, first: str, *, lookaround: bool) -> str:
 def _right(c: Classes, last: str, *, lookaround: bool) -> str:
     kind = _kind(last)
     if lookaround:
-        extra = {"letter": f"(?!{c.lj}{c.letter})", "digit": f"(?!{c.dj}{c.digit})"}.get(kind, "")
+        extra = {
+            "letter": f"(?!{c.lj}{c.letter})",
+            "hebrew": f"(?!{c.lj}{c.letter})(?!')(?!\"{c.hebrew})",
+            "digit": f"(?!{c.dj}{c.digit})",
+        }.get(kind, "")
         return f"(?!{c.word}){extra}"
     if kind == "letter":
         return f"(?:$|{c.not_word_no_lj}|{c.lj}(?:$|{c.not_letter}))"
+    if kind == "hebrew":  # an apostrophe after it is part of the word, a " before another Hebrew letter too
+        return f'(?:$|{c.not_word_no_lj_dq}|{c.lj_no_sq}(?:$|{c.not_letter})|"(?:$|{c.not_hebrew}))'
     if kind == "digit":
         return f"(?:$|{c.not_word_no_dj}|{c.dj}(?:$|{c.not_digit}))"
     return f"(?:$|{c.not_word})"
 
 
 def _gap(c: Classes, a: Segment, b: Segment) -> str:
-    """What may stand between two consecutive segments of a phrase."""
+    """What may stand between two consecutive segments of a phrase: separators, and runs of
+    connectors alone (``Name: ____ Date``), which the tokenizer drops, so long as no connector
+    touches a Latin token (``name_`` and ``_date`` are tokens of their own)."""
+    first = c.gap  # the character after ``a``
+    if not a.cjk:
+        first = c.sep_no_sq if _kind(a.text[-1]) == "hebrew" else c.sep
+    last = c.gap if b.cjk else c.sep  # the character before ``b``
     if a.cjk and b.cjk:
-        return f"{c.sep}+"
-    if a.cjk or b.cjk:
-        return f"{c.sep}*"
+        return f"{c.gap}+"
+    if b.cjk:
+        return f"(?:{first}{c.gap}*)?"
+    if a.cjk:
+        return f"(?:{c.gap}*{last})?"
+    return f"(?:{_one_char_gap(c, a, b)}|{first}{c.gap}*{last})"
+
+
+def _one_char_gap(c: Classes, a: Segment, b: Segment) -> str:
+    """The characters that alone separate two Latin tokens: a separator but a joiner that would
+    glue the two into one token (``settlement.date``, ``1,000``, ``צה"ל``, ``פרופ'``)."""
     left, right = _kind(a.text[-1]), _kind(b.text[0])
-    if left == right == "letter":  # one joiner alone would glue the two into one token
-        return f"(?:{c.sep_no_lj}|{c.sep}{{2,}})"
+    if left == right == "hebrew":
+        return c.sep_no_lj_dq
+    if _is_letter(left) and _is_letter(right):
+        return c.sep_no_lj  # the apostrophe is a letter joiner too
     if left == right == "digit":
-        return f"(?:{c.sep_no_dj}|{c.sep}{{2,}})"
-    return f"{c.sep}+"
+        return c.sep_no_dj
+    return c.sep_no_sq if left == "hebrew" else c.sep
 
 
 def _pattern(c: Classes, segs: list[Segment], prefix: bool, literal: Callable[[str], str], py: bool) -> str:
@@ -233,7 +318,8 @@ def _pattern(c: Classes, segs: list[Segment], prefix: bool, literal: Callable[[s
         parts.append(literal(seg.text))
     if prefix:
         if py:  # highlight the whole token the prefix starts
-            parts.append(f"{c.word}*(?:(?:{c.lj}|{c.dj}){c.word}+)*")
+            joiner = f'(?:{c.lj}|{c.dj}|(?<={c.hebrew})"(?={c.hebrew}))'
+            parts.append(f"{c.word}*(?:{joiner}{c.word}+)*(?:(?<={c.hebrew})')?")
     elif not segs[-1].cjk:
         parts.append(_right(c, segs[-1].text[-1], lookaround=py))
     return "".join(parts)
@@ -309,7 +395,8 @@ def cjk_hint(segs: list[Segment]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# width folding (what Elasticsearch's cjk_width filter does in the ``cjk`` analyzer)
+# width folding (what Elasticsearch's cjk_width filter does in the ``cjk`` analyzer), and the
+# iteration marks (what the character filter in front of that analyzer does)
 
 
 def _width_table() -> dict[int, str]:
@@ -320,32 +407,54 @@ def _width_table() -> dict[int, str]:
 
 
 _WIDTH = _width_table()
-#: RE2 class of the characters :func:`width_fold` changes (a cheap test before folding a body).
+#: RE2 classes of the characters :func:`width_fold` may change (a cheap test before folding a
+#: body): the width forms, and the iteration marks (:func:`fold_forms` says which matter).
 WIDTH_FORMS = "[\\x{FF01}-\\x{FF5E}\\x{FF65}-\\x{FF9F}]"
-_WIDTH_FORM = re.compile("[\uff01-\uff5e\uff65-\uff9f]")
+MARK_FORMS = "[\\x{3005}\\x{303B}]"
+_WIDTH_FORM = re.compile(f"[\uff01-\uff5e\uff65-\uff9f{ITERATION_MARKS}]")
+_MARK = re.compile(f"[{ITERATION_MARKS}]")
 _HALF_SOUND_MARKS = "\uff9e\uff9f"
 
 
 def width_fold(text: str) -> str:
     """Full-width ASCII as ASCII (``ＴＳＭＣ`` → ``TSMC``) and half-width katakana as full-width
     kana, a half-width sound mark joined to the kana before it (``ｶｰﾄﾞ`` → ``カード``), like
-    Elasticsearch's ``cjk_width`` filter."""
+    Elasticsearch's ``cjk_width`` filter; and an iteration mark after a Han character as that
+    character (``佐々木`` → ``佐佐木``, ``人々`` → ``人人``), like the ``pattern_replace``
+    character filter in front of the index's CJK analyzer
+    (:data:`exporters.elasticsearch.mapping.ITERATION_MARK_FILTER`): Elasticsearch's tokenizer makes
+    a mark a word of its own, so without it ``佐々木`` would not be found in ``佐々木さん``."""
     return width_fold_offsets(text)[0]
 
 
 def has_width_forms(text: str) -> bool:
-    """Does :func:`width_fold` change ``text``?"""
+    """May :func:`width_fold` change ``text`` (does it hold a width form or an iteration mark)?"""
     return _WIDTH_FORM.search(text) is not None
+
+
+def has_iteration_mark(text: str) -> bool:
+    return _MARK.search(text) is not None
 
 
 def width_fold_offsets(text: str) -> tuple[str, list[int]]:
     """:func:`width_fold`, and where each folded character starts in ``text`` (plus ``len(text)``
-    at the end), so a span ``(s, e)`` of the folded text is ``(starts[s], starts[e])`` of ``text``."""
+    at the end), so a span ``(s, e)`` of the folded text is ``(starts[s], starts[e])`` of ``text``.
+
+    The marks are replaced as Java's ``replaceAll`` of ``(\\p{IsHan})[々〻]`` by ``$1$1`` does:
+    left to right, a match never overlapping the one before (``佐々々`` → ``佐佐々``); a
+    replacement has the mark's length, so offsets stay one to one."""
     if not has_width_forms(text):
         return text, list(range(len(text) + 1))
     out: list[str] = []
     starts: list[int] = []
+    after_han = False  # the character before is Han, and not the mark of a replacement
     for i, ch in enumerate(text):
+        if after_han and ch in ITERATION_MARKS:
+            out.append(text[i - 1])
+            starts.append(i)
+            after_han = False
+            continue
+        after_han = _HAN_CHAR.match(ch) is not None
         mapped = _WIDTH.get(ord(ch), ch)
         if ch in _HALF_SOUND_MARKS and out:
             joined = unicodedata.normalize("NFC", out[-1] + mapped)
@@ -358,10 +467,55 @@ def width_fold_offsets(text: str) -> tuple[str, list[int]]:
     return "".join(out), starts
 
 
-def width_sensitive(text: str) -> bool:
-    """Can a body spell ``text`` (already folded) with width forms: does it hold ASCII letters,
-    digits or punctuation, or katakana?"""
-    return any("!" <= c <= "~" or "\u3099" <= c <= "\u30ff" for c in text)
+def _width_foldable(ch: str) -> bool:
+    """Is ``ch`` what a width form folds to (ASCII letters, digits and punctuation, katakana)?"""
+    return "!" <= ch <= "~" or "\u3099" <= ch <= "\u30ff"
+
+
+def _mark_foldable(run: str, k: int) -> bool:
+    """Can an iteration mark stand for the ``k``-th character of ``run``: a Han character that
+    starts the run (in the body, the character it repeats stands just before the match) or
+    repeats the one before it?"""
+    ch = run[k]
+    return _HAN_CHAR.match(ch) is not None and (k == 0 or run[k - 1] == ch)
+
+
+def _foldable(run: str, k: int) -> bool:
+    return _width_foldable(run[k]) or _mark_foldable(run, k)
+
+
+def fold_forms(segs: list[Segment]) -> str | None:
+    """The RE2 class of the body characters whose folding may decide whether a body matches
+    ``segs`` (folded already), or None when a body matches as it is exactly when it matches
+    folded: the width forms when the text holds a character one folds to (ASCII, katakana), the
+    iteration marks when it holds a mark, or a Han character a mark can stand for (``佐木`` is in
+    ``佐々木``, folded). A lone Han character searched alone needs no folding: a mark that stands
+    for it follows it in the body."""
+    width = any(_width_foldable(ch) for s in segs for ch in s.text)
+    lone_han = len(segs) == 1 and len(segs[0].text) == 1
+    marks = any(has_iteration_mark(s.text) for s in segs) or (
+        not lone_han and any(_mark_foldable(s.text, k) for s in segs for k in range(len(s.text)))
+    )
+    if width and marks:
+        return f"[{WIDTH_FORMS[1:-1]}{MARK_FORMS[1:-1]}]"
+    return WIDTH_FORMS if width else MARK_FORMS if marks else None
+
+
+def raw_hint(segs: list[Segment]) -> str | None:
+    """A substring that every body matching ``segs`` on its folded text holds before folding too:
+    the longest piece of the longest CJK run without a character folding can produce (``险等级``
+    of ``风险等级``, ``の株価`` of ``TSMCの株価``), or None. Testing it on the body as it is spares
+    folding (a Python function) the bodies that cannot match."""
+    run = cjk_hint(segs)
+    if run is None:
+        return None
+    best, start = "", 0
+    for k in range(len(run) + 1):
+        if k == len(run) or _foldable(run, k):
+            if k - start > len(best):
+                best = run[start:k]
+            start = k + 1
+    return best or None
 
 
 def search_segments(text: str) -> tuple[list[Segment], bool]:

@@ -10,11 +10,13 @@ without the file being regenerated).
 The rules follow Lucene's ``StandardTokenizer`` (UAX #29 word boundaries), which Elasticsearch's
 ``standard`` and ``cjk`` analyzers use:
 
-* **CJK** (bigrammed by the ``cjk`` analyzer): Han, Hiragana, ``Word_Break=Katakana`` (with
-  ``ー`` and the circled and squared katakana), Hangul letters, the ideographic marks of the CJK
-  symbols block (``々`` ``〆`` ``〇``), and the combining marks of those blocks and of the
-  half-width forms (sound marks ``゙`` ``ﾞ``), which UAX #29 attaches to the kana before them,
-  and the ideographic variation selectors;
+* **CJK** (bigrammed by the ``cjk`` analyzer): Han (which includes the marks of the CJK
+  symbols block written with Han characters: the iteration marks ``々`` ``〻``, ``〇``, the
+  Hangzhou numerals), Hiragana, ``Word_Break=Katakana`` (with ``ー`` and the circled and squared
+  katakana), Hangul letters, and the combining marks of those blocks and of the half-width forms
+  (sound marks ``゙`` ``ﾞ``), which UAX #29 attaches to the kana before them, and the ideographic
+  variation selectors. The closing mark ``〆`` is not Han (Script=Common, ``Word_Break=Other``):
+  the tokenizer drops it, so it separates, like ``〃`` and the other marks of that block;
 * **word** characters (a Latin token is a run of them): ``Word_Break`` ALetter, Hebrew_Letter,
   Numeric, ExtendNumLet (``_``, ``＿``, ``‿``), Extend (combining marks) but for emoji components
   and variation selectors, and the Southeast Asian scripts (``Line_Break=Complex_Context``),
@@ -28,6 +30,13 @@ The rules follow Lucene's ``StandardTokenizer`` (UAX #29 word boundaries), which
 * **letter joiners** are ``Word_Break`` MidLetter, MidNumLet and Single_Quote (``.`` ``'`` ``:``
   ``·`` and their full-width and small forms), **digit joiners** MidNum, MidNumLet and
   Single_Quote (``.`` ``,`` ``;`` ``،`` ``٬`` ``⁄``).
+
+Two more tables (assigned code points only) name characters the rules above treat specially:
+**Han** (``Script=Han``), after which an iteration mark stands for the same character (the
+index's CJK analyzer replaces it by a character filter, ``佐々木`` is indexed as ``佐佐木``; the
+embedded engine folds alike, :func:`pipelines.search.text.width_fold`), and **Hebrew letters**
+(``Word_Break=Hebrew_Letter``), which keep an apostrophe after them and a ``"`` between two of them
+inside the word (UAX #29 WB7a-c: ``פרופ'``, ``צה"ל``).
 
 Unassigned code points take the class of the code point before them (so the classes stay a few
 hundred ranges, which RE2 compiles quickly); the test ignores them.
@@ -44,7 +53,6 @@ Ranges = tuple[tuple[int, int], ...]
 CJK = (
     r"[\p{Script=Han}\p{Script=Hiragana}\p{Word_Break=Katakana}"
     r"[\p{Script=Hangul}&&\p{Word_Break=ALetter}]"
-    r"[\p{Ideographic}&&\p{Block=CJK_Symbols_And_Punctuation}]"
     r"[\p{Word_Break=Extend}&&[\p{Block=CJK_Symbols_And_Punctuation}\p{Block=Hiragana}"
     r"\p{Block=Katakana}\p{Block=Halfwidth_And_Fullwidth_Forms}]]"
     r"\p{Block=Variation_Selectors_Supplement}]"
@@ -59,6 +67,9 @@ CONNECTOR = r"\p{Word_Break=ExtendNumLet}"
 LETTER_JOINER = r"[\p{Word_Break=MidLetter}\p{Word_Break=MidNumLet}\p{Word_Break=Single_Quote}]"
 DIGIT_JOINER = r"[\p{Word_Break=MidNum}\p{Word_Break=MidNumLet}\p{Word_Break=Single_Quote}]"
 UNASSIGNED = r"\p{General_Category=Unassigned}"
+#: Han characters (a Japanese iteration mark after one stands for it) and Hebrew letters (WB7a-c).
+HAN = r"\p{Script=Han}"
+HEBREW_LETTER = r"\p{Word_Break=Hebrew_Letter}"
 
 #: One letter per class, in the order they take precedence.
 KINDS = {"c": CJK, "d": DIGIT, "n": CONNECTOR, "w": WORD}
@@ -88,6 +99,11 @@ def classify() -> tuple[bytearray, bytearray]:
     for lo, hi in _ranges(UNASSIGNED, chars):
         unassigned[lo : hi + 1] = b"\x01" * (hi - lo + 1)
     return kinds, unassigned
+
+
+def assigned_ranges(pattern: str) -> Ranges:
+    """The ranges of the (assigned) code points ``pattern`` matches."""
+    return tuple(_ranges(pattern, _all_chars()))
 
 
 def joiners(pattern: str) -> str:
@@ -182,6 +198,8 @@ def render() -> str:
         _fmt_ranges("CJK_RANGES", runs(kinds, "c"), "Characters the ``cjk`` analyzer bigrams."),
         _fmt_ranges("DIGIT_RANGES", runs(kinds, "d"), "Word_Break=Numeric."),
         _fmt_ranges("CONNECTOR_RANGES", runs(kinds, "n"), "Word_Break=ExtendNumLet."),
+        _fmt_ranges("HAN_RANGES", assigned_ranges(HAN), "Script=Han."),
+        _fmt_ranges("HEBREW_RANGES", assigned_ranges(HEBREW_LETTER), "Word_Break=Hebrew_Letter."),
         "# fmt: on",
         "#: Join two letters (MidLetter, MidNumLet, Single_Quote).",
         f'LETTER_JOINERS = "{_escape(joiners(LETTER_JOINER))}"',

@@ -8,11 +8,14 @@ is ``nested``, dates compared as instants, sort values of dates as epoch millise
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import fnmatch
 import re
 import unicodedata
 from typing import Any
+
+import regex
 
 
 class EsFault(Exception):
@@ -157,7 +160,110 @@ def _cjk_width(text: str) -> str:
     return unicodedata.normalize("NFC", narrow)
 
 
-def _tokens(text: Any, analyzer: str | None) -> list[str]:
+# ------------------------------------------------------------------------------------- analysis
+
+#: Analyzers every cluster has; any other name must be defined in the index's ``analysis``
+#: settings, or Elasticsearch refuses the mapping.
+BUILTIN_ANALYZERS = frozenset(
+    {"standard", "simple", "whitespace", "stop", "keyword", "pattern", "fingerprint", "cjk", "english"}
+)
+#: Token and character filters every cluster has (those the fake knows of, at least by name).
+BUILTIN_FILTERS = frozenset({"lowercase", "uppercase", "cjk_width", "cjk_bigram", "stop", "asciifolding"})
+BUILTIN_CHAR_FILTERS = frozenset({"html_strip"})
+
+
+def analysis_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``analysis`` section of index settings, given nested (``{"index": {"analysis": ...}}``)
+    or at the top (``{"analysis": ...}``)."""
+    index = settings.get("index", {}) if isinstance(settings, dict) else {}
+    found = (index.get("analysis") if isinstance(index, dict) else None) or settings.get("analysis")
+    return found if isinstance(found, dict) else {}
+
+
+def resolve_analyzers(mappings: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``mappings`` with every custom analyzer name replaced by its definition from the index's
+    ``analysis`` settings, its character and token filters resolved too, as the cluster does when
+    it builds an index. A name that is neither built in nor defined is refused, as Elasticsearch
+    refuses it (``mapper_parsing_exception``)."""
+    analysis = analysis_settings(settings)
+    resolved = copy.deepcopy(mappings)
+
+    def walk(props: dict[str, Any]) -> None:
+        for spec in props.values():
+            if not isinstance(spec, dict):
+                continue
+            for key in ("analyzer", "search_analyzer"):
+                if isinstance(spec.get(key), str):
+                    spec[key] = _resolve_analyzer(spec[key], analysis)
+            walk(spec.get("properties", {}))
+            walk(spec.get("fields", {}))
+
+    walk(resolved.get("properties", {}))
+    return resolved
+
+
+def _resolve_analyzer(name: str, analysis: dict[str, Any]) -> str | dict[str, Any]:
+    definition = analysis.get("analyzer", {}).get(name)
+    if definition is None:
+        if name in BUILTIN_ANALYZERS:
+            return name
+        raise EsFault(
+            400,
+            "mapper_parsing_exception",
+            f"Failed to parse mapping: analyzer [{name}] has not been configured in mappings",
+        )
+    if definition.get("type", "custom") != "custom" or "tokenizer" not in definition:
+        raise EsFault(
+            400, "illegal_argument_exception", f"the fake only builds custom analyzers, not [{name}]"
+        )
+
+    def lookup(kind: str, item: Any, builtin: frozenset[str]) -> Any:
+        if isinstance(item, dict) or item in builtin:
+            return item
+        found = analysis.get(kind, {}).get(item)
+        if found is None:
+            raise EsFault(
+                400,
+                "illegal_argument_exception",
+                f"Custom Analyzer [{name}] failed to find {kind} under name [{item}]",
+            )
+        return found
+
+    return {
+        "name": name,
+        "char_filter": [
+            lookup("char_filter", c, BUILTIN_CHAR_FILTERS) for c in definition.get("char_filter", [])
+        ],
+        "tokenizer": definition["tokenizer"],
+        "filter": [lookup("filter", f, BUILTIN_FILTERS) for f in definition.get("filter", [])],
+    }
+
+
+def apply_char_filters(text: str, char_filters: list[Any]) -> str:
+    """Run a custom analyzer's character filters over ``text``: ``pattern_replace`` with its Java
+    regular expression (the ``regex`` module reads ``\\p{IsHan}`` as Java does) and ``$n``
+    group references, replacing every match left to right as Java's ``replaceAll`` does."""
+    for char_filter in char_filters:
+        if not isinstance(char_filter, dict) or char_filter.get("type") != "pattern_replace":
+            raise EsFault(400, "illegal_argument_exception", f"the fake has no char_filter {char_filter}")
+        replacement = str(char_filter.get("replacement", ""))
+
+        def expand(match: regex.Match[str], replacement: str = replacement) -> str:
+            return re.sub(r"\$(\d)|\\(.)", lambda r: match.group(int(r[1])) if r[1] else r[2], replacement)
+
+        text = regex.sub(char_filter["pattern"], expand, text)
+    return text
+
+
+def filter_names(analyzer: dict[str, Any]) -> list[str]:
+    """The token filters of a resolved custom analyzer, by type (a defined filter) or name."""
+    return [f.get("type", "") if isinstance(f, dict) else f for f in analyzer.get("filter", [])]
+
+
+def _tokens(text: Any, analyzer: str | dict[str, Any] | None) -> list[str]:
+    if isinstance(analyzer, dict):  # a custom analyzer, resolved (resolve_analyzers)
+        text = apply_char_filters(str(text), analyzer["char_filter"])
+        analyzer = "cjk" if "cjk_bigram" in filter_names(analyzer) else "standard"
     if analyzer == "cjk":
         text = _cjk_width(str(text))
     words = re.findall(r"\w+", str(text).lower())

@@ -9,7 +9,9 @@ error bodies with ``type`` and ``reason``, per-item bulk results):
 * ``PUT|GET|DELETE /_index_template/<name>``, ``PUT|GET|DELETE /_ilm/policy/<name>``;
 * ``POST|PUT [/<index>]/_bulk`` (index, create, update, delete), auto-creating indices from the
   matching template (mappings, aliases, settings) and enforcing ``dynamic: strict`` and the field
-  types, like ES does;
+  types, like ES does; a template, an index or a mapping update that names an analyzer neither
+  built in nor defined in the index's ``analysis`` settings is refused, and so is a mapping update
+  that changes a field's analyzer;
 * ``GET|POST [/<target>]/_search`` and ``_count`` with ``match_all``, ``ids``, ``term``, ``terms``,
   ``match``, ``match_phrase``, ``prefix``, ``wildcard``, ``range``, ``exists``, ``nested`` and
   ``bool``; ``size``, ``from``, ``sort``, ``search_after``, ``_source``. Anything else is a 400,
@@ -56,6 +58,7 @@ from fakes.es_dsl import (
     is_after,
     is_text,
     matches,
+    resolve_analyzers,
     sort_key,
     sort_spec,
     sort_value,
@@ -429,6 +432,9 @@ class FakeElasticsearch:
                         f"index template [{name}] has index patterns {sorted(overlap)} matching patterns "
                         f"from existing templates [{other}] with the same priority",
                     )
+            # like Elasticsearch, check that an index could be built from it: its analyzers exist
+            template = body.get("template", {})
+            resolve_analyzers(template.get("mappings", {}), template.get("settings", {}))
             self.templates[name] = json.loads(json.dumps(body))
             return 200, {"acknowledged": True}
         if method == "GET":
@@ -488,6 +494,7 @@ class FakeElasticsearch:
             index.mappings = _merge(index.mappings, body.get("mappings", {}))
             index.settings = _merge(index.settings, body.get("settings", {}))
             aliases.update(body.get("aliases", {}))
+        resolve_analyzers(index.mappings, index.settings)  # refuses an analyzer that is not there
         lifecycle = index.settings.get("index", {}).get("lifecycle", {})
         if lifecycle.get("parse_origination_date") in (True, "true") and not _ORIGINATION.match(name):
             raise EsFault(
@@ -633,10 +640,11 @@ class FakeElasticsearch:
         names = self._resolve(target, allow_missing=params.get("ignore_unavailable") == "true")
         query = body.get("query", {"match_all": {}})
         hits = []
+        searched = {n: resolve_analyzers(self.indices[n].mappings, self.indices[n].settings) for n in names}
         for name in names:
             index = self.indices[name]
             for doc_id, source in index.docs.items():
-                score = matches(query, source, doc_id, index.mappings)
+                score = matches(query, source, doc_id, searched[name])
                 if score:
                     hits.append({"_index": name, "_id": doc_id, "_score": float(score), "_source": source})
         if count:
@@ -700,8 +708,11 @@ class FakeElasticsearch:
             return 200, {n: {"mappings": self.indices[n].mappings} for n in names}
         if method in ("PUT", "POST"):
             for name in names:
-                mappings = self.indices[name].mappings
-                _check_compatible(mappings.get("properties", {}), body.get("properties", {}), "")
+                index = self.indices[name]
+                # the new fields' analyzers must exist in the index (its analysis settings are
+                # fixed while it is open), and a field's analyzer cannot change
+                resolve_analyzers({"properties": body.get("properties", {})}, index.settings)
+                _check_compatible(index.mappings.get("properties", {}), body.get("properties", {}), "")
             for name in names:
                 mappings = self.indices[name].mappings
                 mappings["properties"] = _merge(mappings.get("properties", {}), body.get("properties", {}))
@@ -898,7 +909,18 @@ def _check_compatible(old: dict[str, Any], new: dict[str, Any], path: str) -> No
                     "illegal_argument_exception",
                     f"mapper [{path}{name}] cannot be changed from type [{before}] to [{after}]",
                 )
+            for parameter in ("analyzer", "search_analyzer", "normalizer"):
+                was, wanted = old[name].get(parameter), spec.get(parameter)
+                if was != wanted and (was or wanted) and after in ("text", "keyword"):
+                    raise EsFault(
+                        400,
+                        "illegal_argument_exception",
+                        f"Mapper for [{path}{name}] conflicts with existing mapper:\n\t"
+                        f"Cannot update parameter [{parameter}] from [{was or 'default'}] to "
+                        f"[{wanted or 'default'}]",
+                    )
             _check_compatible(old[name].get("properties", {}), spec.get("properties", {}), f"{path}{name}.")
+            _check_compatible(old[name].get("fields", {}), spec.get("fields", {}), f"{path}{name}.")
 
 
 # ------------------------------------------------------------------------------------- fixture
