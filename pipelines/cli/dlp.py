@@ -182,6 +182,7 @@ def scan(
     except OSError as exc:
         if input_path:
             source.close()
+        assert output_path is not None  # stdout cannot fail to open
         raise ConfigError(cannot_write("--output", output_path, exc)) from None
     try:
         stats = run_scan(engine, source, sink, batch_size=batch_size, max_text_chars=max_text_chars)
