@@ -44,8 +44,8 @@ def _ids(people) -> set[str]:  # type: ignore[no-untyped-def]
 def test_the_view_replays_the_simulators_conversations(run) -> None:  # type: ignore[no-untyped-def]
     """Order, and who was present on every record: the roster the events imply (starts, joins,
     leaves, transfers, #LEAVE, the routing bot) agrees with each record's participants (a change's
-    own records may still list the one leaving, and a customer's #LEAVE never unlists them) and is
-    what the view shows."""
+    own records may still list the one leaving, and the notices of a customer's #LEAVE still list
+    everyone it took out) and is what the view shows."""
     archive, truth = run
     seen: set[str] = set()
     for cid, events in truth.items():
@@ -83,6 +83,9 @@ def test_the_view_replays_the_simulators_conversations(run) -> None:  # type: ig
                 who = event.sender.id if where == "sender" else event.attributes[where]
                 roster.discard(who)
                 gone.add(who)
+            if happened == "customer_leave":  # the contact's #LEAVE ends the chat for everyone
+                gone |= roster
+                roster = set()
             if kind == "message" and event.sender.id not in roster:
                 assert event.sender.role == "customer", (cid, event.event_id)  # back after #LEAVE
                 roster.add(event.sender.id)

@@ -494,6 +494,66 @@ def test_a_window_ending_at_the_end_of_the_calendar(
 SYSTEM_SENDER = {"id": "system:wechat", "name": "WeChat Official Account", "role": "system"}
 
 
+def test_when_the_last_one_leaves_nobody_is_present_until_someone_writes_again(tmp_path: Path) -> None:
+    # a WeChat contact alone in the chat (the number is being validated) sends #LEAVE; its notice
+    # still lists them; two hours later they write again
+    only = [WEI]
+    rows = [
+        event_row("nb-1", at(5, 9, 0), "conversation_started", WEI, only, channel="wechat"),
+        row(
+            "nb-2",
+            at(5, 9, 1),
+            kind="auto_message",
+            event_type="phone_validation_requested",
+            audience="customer",
+            direction="system",
+            sender=SYSTEM_SENDER,
+            recipients=only,
+            participants=only,
+            channel="wechat",
+            body="Please reply with your mobile number.",
+        ),
+        event_row("nb-3", at(5, 9, 2), "customer_leave", WEI, only, channel="wechat"),
+        row(
+            "nb-4",
+            at(5, 9, 3),
+            kind="auto_message",
+            event_type="customer_leave",
+            audience="customer",
+            direction="system",
+            sender=SYSTEM_SENDER,
+            recipients=only,
+            participants=only,
+            channel="wechat",
+            body="You have left the chat.",
+        ),
+        row(
+            "nb-5",
+            at(5, 11, 0),
+            body="Hello again",
+            sender=WEI,
+            recipients=[],
+            participants=only,
+            channel="wechat",
+            direction="inbound",
+        ),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    changes = [(e.record_id, [p.id for p in e.joined], [p.id for p in e.left]) for e in t.entries]
+    assert [c for c in changes if c[1] or c[2]] == [
+        (rows[2]["record_id"], [], [WEI["id"]]),  # left once, on the #LEAVE
+        (rows[4]["record_id"], [WEI["id"]], []),  # and back when writing again
+    ]
+    assert [e.present for e in t.entries][2:4] == [[], []]
+    # a window that opens while nobody is there starts with nobody present
+    later = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+    windowed = build_timeline("conv-en", load_conversation(root, "conv-en", time_from=later), OFFICER)
+    assert windowed.present_at_start == []
+    (entry,) = windowed.entries
+    assert [p.id for p in entry.joined] == [WEI["id"]]
+
+
 def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_path: Path) -> None:
     # this source lists the one leaving on the leave event and on the notices about it (the state
     # before the change); the customer's #LEAVE never changes the participants at all
@@ -548,8 +608,9 @@ def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_pat
         (1, [], [ALEX["id"]]),  # on the leave itself, not on the next record
         (4, [ALEX["id"]], []),
         (5, [], [ALEX["id"]]),
-        (7, [], [WEI["id"]]),
-        (9, [WEI["id"]], []),  # writing again brings the customer back
+        (7, [], [DANA["id"], WEI["id"]]),  # the contact's #LEAVE ends the chat for everyone
+        (8, [DANA["id"]], []),  # an employee who writes again is back in it
+        (9, [WEI["id"]], []),  # and so is the customer
     ]
     assert [ids(e.present) for e in t.entries][1:3] == [[DANA["id"], WEI["id"]]] * 2
     text = terminal(t)
@@ -582,6 +643,7 @@ def test_someone_who_left_is_back_when_they_restart_the_conversation(tmp_path: P
     ids = lambda people: [p.id for p in people]  # noqa: E731
     number = {r["record_id"]: n for n, r in enumerate(rows)}
     changes = [(number[e.record_id], ids(e.joined), ids(e.left)) for e in t.entries if e.joined or e.left]
+    print("CHANGES", changes)
     assert changes == [
         (1, [], [ALEX["id"]]),
         (3, [ALEX["id"]], []),  # the restart is Alex acting: present again

@@ -300,8 +300,7 @@ def build_timeline(
             continue
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
         if row.get(BEFORE_WINDOW):  # before the window: only who is present when it opens
-            if present or before is None:
-                before = start = present
+            before = start = present
             continue
         shown = view(row, viewer)
         entry = Entry(
@@ -330,8 +329,7 @@ def build_timeline(
         else:
             entry.joined = [p for pid, p in present.items() if pid not in before]
             entry.left = [p for pid, p in before.items() if pid not in present]
-        if present or before is None:
-            before = present
+        before = present  # nobody, once the last one left: whoever writes next has joined
         entries.append(entry)
         _add(channels, row.get("channel"))
         _add(orgs, "/".join(x for x in (row.get("org"), row.get("sub_org")) if x))
@@ -423,6 +421,10 @@ def _present_after(
     if event_type in _DEPARTURES and (departed := named(_DEPARTURES[event_type])):
         gone.add(departed)
         listed.pop(departed, None)
+    if event_type == EventType.CUSTOMER_LEAVE.value and named("sender"):
+        # the contact's #LEAVE ends the chat: the employees are out of it too until it restarts
+        gone.update({**before, **listed})
+        listed.clear()
     if event_type == EventType.BOT_HANDED_OFF.value:
         # the routing bot leaves on its hand-off, whether the source sends it as the bot or the system
         for bot in [pid for pid, p in {**before, **listed}.items() if p.role == "bot"]:
