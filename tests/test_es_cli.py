@@ -58,6 +58,18 @@ def test_setup_with_another_replica_count_mends_existing_indices_without_a_reind
     assert {str(i.settings["index"]["number_of_replicas"]) for i in es_server.indices.values()} == {"0"}
 
 
+def test_setup_warns_about_months_an_earlier_mapping_governs(es_server, capsys, tmp_path):
+    archive = write_archive(tmp_path / "archive", rows(5))
+    vigil(capsys, "es", "setup", "--es-url", es_server.url)
+    assert vigil(capsys, *_backfill(archive, es_server.url, "--quiet"))[0] == 0
+    for index in es_server.indices.values():  # made before the mapping they should have
+        index.mappings["_meta"] = {"vigil_record": "Record"}
+    code, out, err = vigil(capsys, "es", "setup", "--es-url", es_server.url)
+    assert code == 0, err
+    assert "warning: 2 existing index(es) still have the mapping of an earlier Vigil" in out
+    assert "Nothing to do" in out  # nothing setup itself could change
+
+
 def test_setup_takes_the_url_and_key_from_the_environment(es_server, capsys, monkeypatch):
     es_server.require_api_key("ZW52OmtleQ==")
     monkeypatch.setenv("ES_URL", es_server.url)

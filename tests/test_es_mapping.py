@@ -264,7 +264,9 @@ def test_template_wires_alias_policy_and_origination_date():
     settings = body["template"]["settings"]["index"]
     assert settings["lifecycle"] == {"name": policy_name(cfg), "parse_origination_date": True}
     assert (settings["number_of_shards"], settings["number_of_replicas"]) == (3, 2)
-    assert body["template"]["mappings"] == record_mappings()
+    mappings = record_mappings()
+    mappings["_meta"]["mapping_hash"] = body["_meta"]["mapping_hash"]  # what each index keeps
+    assert body["template"]["mappings"] == mappings
     assert settings["analysis"] == ANALYSIS
 
 
@@ -325,6 +327,8 @@ def test_fingerprints_change_with_what_matters_only():
         patch.setitem(ANALYSIS["char_filter"]["vigil_iteration_marks"], "replacement", "$1")
         changed = index_template(CFG)
     assert changed["_meta"]["mapping_hash"] != base["_meta"]["mapping_hash"]
-    assert changed["template"]["mappings"] == base["template"]["mappings"]
+    # the same properties; each index made from it keeps the new fingerprint in its own _meta
+    assert changed["template"]["mappings"]["properties"] == base["template"]["mappings"]["properties"]
+    assert changed["template"]["mappings"]["_meta"]["mapping_hash"] == changed["_meta"]["mapping_hash"]
     longer = ilm_policy(EsConfig(url="http://localhost:9200", retention_days=4000))
     assert longer["policy"]["_meta"]["vigil_hash"] != ilm_policy(CFG)["policy"]["_meta"]["vigil_hash"]

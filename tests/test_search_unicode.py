@@ -298,24 +298,27 @@ def test_duckdb_and_the_python_twin_agree_on_archived_text(
 @pytest.mark.parametrize(
     ("query", "forms", "raw"),
     [
-        ("人", None, None),  # a lone Han character: a mark standing for it follows it in the body
-        ("风险等级", text.MARK_FORMS, "险等级"),  # 风 may be a mark after a 风 before the match
-        ("佐々木", text.MARK_FORMS, "木"),  # searched as 佐佐木
-        ("々", text.MARK_FORMS, None),
-        ("カード", text.WIDTH_FORMS, None),
-        ("TSMCの株価", text.WIDTH_FORMS, "の株価"),
-        ("の株価", None, "の株価"),  # nothing a width form or a mark can stand for
-        ("会議X", "[" + text.WIDTH_FORMS[1:-1] + text.MARK_FORMS[1:-1] + "]", "議"),
+        ("人", None, ["人"]),  # a lone Han character: a mark standing for it follows it in the body
+        # 风 may be a mark after a 风 before the match, but a 风 is in the body all the same
+        ("风险等级", text.MARK_FORMS, ["险等级", "风"]),
+        ("佐々木", text.MARK_FORMS, ["木", "佐"]),  # searched as 佐佐木
+        ("十時", text.MARK_FORMS, ["時", "十"]),
+        ('"様々 商品"', text.MARK_FORMS, ["品", "様", "商"]),  # every run of the phrase
+        ("々", text.MARK_FORMS, []),
+        ("カード", text.WIDTH_FORMS, []),
+        ("TSMCの株価", text.WIDTH_FORMS, ["の株価"]),
+        ("の株価", None, ["の株価"]),  # nothing a width form or a mark can stand for
+        ("会議X", "[" + text.WIDTH_FORMS[1:-1] + text.MARK_FORMS[1:-1] + "]", ["議", "会"]),
     ],
 )
 def test_bodies_are_folded_only_where_folding_can_change_the_answer(
-    query: str, forms: str | None, raw: str | None
+    query: str, forms: str | None, raw: list[str]
 ) -> None:
     from pipelines.search import sql
 
     segs, folds = text.search_segments(query)
     assert folds
     assert text.fold_forms(segs) == forms
-    assert text.raw_hint(segs) == raw
+    assert text.raw_hints(segs) == raw
     compiled = sql.compile_query(parse_query(query))
     assert (sql.WIDTH_FOLD in compiled.where) is (forms is not None)

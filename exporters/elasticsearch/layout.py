@@ -92,6 +92,9 @@ def index_template(cfg: EsConfig) -> dict[str, Any]:
     body["_meta"]["mapping_hash"] = fingerprint(
         {"mappings": body["template"]["mappings"], "analysis": ANALYSIS}
     )
+    # each monthly index keeps the fingerprint of the mapping it was made with (or last given),
+    # so setup and check can name the months an older mapping still governs
+    body["template"]["mappings"]["_meta"]["mapping_hash"] = body["_meta"]["mapping_hash"]
     body["_meta"]["vigil_hash"] = fingerprint(body)  # of everything above, before the key exists
     return body
 

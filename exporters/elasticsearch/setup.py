@@ -67,6 +67,8 @@ class SetupReport:
     replicas_updated: list[str] = field(default_factory=list)  # given the replica count asked for
     changes: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    #: existing indices made with (or last given) an older mapping than the template's
+    stale: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -214,6 +216,7 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
                     "`vigil es index --archive DIR --role officer`"
                 )
     _align_settings(client, cfg, report)
+    report.stale = _stale_indices(client, cfg, template["_meta"]["mapping_hash"])
     return report
 
 
@@ -271,6 +274,9 @@ def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
         if report.indices:
             report.documents = int(client.count(index=cfg.alias)["count"])
     if report.indices:
+        stale = _stale_indices(client, cfg, expected_template["_meta"]["mapping_hash"])
+        if stale:
+            report.problems.append(stale_message(stale))
         other = _other_replicas(_current_settings(client, cfg), cfg)
         if other:
             shown = ", ".join(f"{name} ({n})" for name, n in list(other.items())[:3])
@@ -360,6 +366,31 @@ def _align_settings(client: Elasticsearch, cfg: EsConfig, report: SetupReport) -
                 f"an index is created, so {cfg.shards} primary shard(s) apply to months indexed from "
                 "now on"
             )
+
+
+def _stale_indices(client: Elasticsearch, cfg: EsConfig, mapping_hash: str) -> list[str]:
+    """The existing monthly indices whose mapping is not the template's: made by an earlier Vigil
+    (their ``_meta`` holds another fingerprint, or none), and not brought up to date since."""
+    pattern = index_pattern(cfg)
+    with translate_errors(cfg, f"reading the mappings of {pattern}"):
+        body = client.indices.get_mapping(index=pattern, allow_no_indices=True, expand_wildcards="open").body
+    return sorted(
+        name
+        for name, entry in body.items()
+        if _meta_hash(entry.get("mappings") if isinstance(entry, dict) else None, "mapping_hash")
+        != mapping_hash
+    )
+
+
+def stale_message(stale: list[str]) -> str:
+    """What setup and check say about indices an older mapping still governs."""
+    shown = ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else "")
+    return (
+        f"{len(stale)} existing index(es) still have the mapping of an earlier Vigil ({shown}): "
+        "their documents are not searched as this Vigil searches (a changed analyzer cannot be "
+        "applied to an index that exists); delete those months, or reindex them into new indices, "
+        "and run `vigil es index --archive DIR --role officer`"
+    )
 
 
 def _current_settings(client: Elasticsearch, cfg: EsConfig) -> dict[str, dict[str, Any]]:

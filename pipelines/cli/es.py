@@ -118,6 +118,10 @@ def setup_command(**options: Any) -> None:
         click.echo(f"  changed: {line}")
     for line in report.unchanged:
         click.echo(f"  ok:      {line}")
+    if report.stale:
+        from exporters.elasticsearch.setup import stale_message
+
+        click.echo(f"  warning: {stale_message(report.stale)}")
     if not report.changed:
         click.echo("Nothing to do: everything was already installed.")
 

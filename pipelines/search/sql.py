@@ -203,8 +203,7 @@ def _leaf(node: Node, column: str, p: Params) -> str:
     # change in a way that matters to this text; the query's text is folded already
     # (textmod.search_segments).
     forms = f"regexp_matches({column}, {p.add(body_forms)})"
-    raw = textmod.raw_hint(segs)
-    if raw is not None:  # cheaper than folding, and most bodies fail it
+    for raw in reversed(textmod.raw_hints(segs)):  # cheaper than folding; most bodies fail them
         forms = f"contains({column}, {p.add(raw)}) AND {forms}"
     if any(textmod.has_iteration_mark(s.text) for s in segs):
         # a mark that stays in the query (after no Han character) may match a body's mark that

@@ -501,21 +501,32 @@ def fold_forms(segs: list[Segment]) -> str | None:
     return WIDTH_FORMS if width else MARK_FORMS if marks else None
 
 
-def raw_hint(segs: list[Segment]) -> str | None:
-    """A substring that every body matching ``segs`` on its folded text holds before folding too:
-    the longest piece of the longest CJK run without a character folding can produce (``险等级``
-    of ``风险等级``, ``の株価`` of ``TSMCの株価``), or None. Testing it on the body as it is spares
-    folding (a Python function) the bodies that cannot match."""
-    run = cjk_hint(segs)
-    if run is None:
-        return None
-    best, start = "", 0
-    for k in range(len(run) + 1):
-        if k == len(run) or _foldable(run, k):
-            if k - start > len(best):
-                best = run[start:k]
-            start = k + 1
-    return best or None
+#: Most single characters :func:`raw_hints` adds to its longest piece.
+MAX_RAW_CHARS = 8
+
+
+def raw_hints(segs: list[Segment]) -> list[str]:
+    """Substrings that every body matching ``segs`` on its folded text holds before folding too,
+    longest first: the longest piece of a CJK run without a character folding can produce (``险等级``
+    of ``风险等级``, ``の株价`` of ``TSMCの株価``), then each other character of the CJK runs that no
+    width form folds to (up to :data:`MAX_RAW_CHARS`). A Han character stands in the body as it is
+    even where a mark stands for it in the query's place, since the mark repeats it just before
+    (``佐佐木`` needs 佐 and 木 in ``佐々木``). Testing them on the body as it is spares folding (a
+    Python function) the bodies that cannot match."""
+    best = ""
+    for run in (s.text for s in segs if s.cjk):
+        start = 0
+        for k in range(len(run) + 1):
+            if k == len(run) or _foldable(run, k):
+                if k - start > len(best):
+                    best = run[start:k]
+                start = k + 1
+    chars = [
+        ch
+        for ch in dict.fromkeys(ch for s in segs if s.cjk for ch in s.text)
+        if ch not in best and not _width_foldable(ch) and ch not in ITERATION_MARKS
+    ]
+    return ([best] if best else []) + chars[:MAX_RAW_CHARS]
 
 
 def search_segments(text: str) -> tuple[list[Segment], bool]:
