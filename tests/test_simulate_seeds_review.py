@@ -455,7 +455,7 @@ def test_wechat_help_options_come_unasked_when_no_code_arrives_in_time() -> None
         asked_at = None
         for index, event in enumerate(conversation):
             if _auto(event, EventType.OTP_SENT) or _auto(event, EventType.OTP_FAILED):
-                asked_at = conversation[index - 1].event_time  # the answer that asked for a code
+                asked_at = event.event_time  # the notice that asks for the code: the clock starts
             elif _auto(event, EventType.VALIDATION_HELP, Audience.CUSTOMER):
                 before = conversation[index - 1]
                 if _customer_message(before) and before.body == "Help":

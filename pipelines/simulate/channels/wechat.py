@@ -644,6 +644,10 @@ class WeChatScript(Script):
         # starting to route joins on its bot_routing_started event, not on the message before it
         self.out.bot = self.bot if routing else None
         yield from self.out.apply(at, effects, attempt=attempt, actor=actor)
+        asked = self.state.code_asked_at
+        if asked is not None and at <= asked < self.out.last:
+            # the Help clock runs from the notice that asks for the code, sent after the input
+            self.state = dataclasses.replace(self.state, code_asked_at=self.out.last)
         self.out.members = [self.pool[m] for m in after]
         self.out.bot = self.bot if self.state.phase == Phase.ROUTING else None
 
