@@ -170,7 +170,10 @@ def _at_utc_minute_end(value: str, leap: re.Match[str]) -> bool:
         return True
     if moment.tzinfo is None:
         return True
-    utc = moment.astimezone(dt.UTC)
+    try:
+        utc = moment.astimezone(dt.UTC)
+    except OverflowError:  # past year 9999 (or before year 1) in UTC: the field's check says so
+        return True
     return (utc.hour, utc.minute) == (23, 59)
 
 

@@ -146,6 +146,14 @@ def test_scan_refuses_to_write_over_its_input_or_into_a_missing_folder(tmp_path,
         f"error: --output {missing}: cannot write it (No such file or directory); the folder "
         f"{missing.parent} does not exist: create it (mkdir -p {missing.parent}) or pick another\n"
     )
+    blocked = tmp_path / "afile" / "out.jsonl"  # a file where the folder should be
+    blocked.parent.write_text("x")
+    code, _, err = run(
+        ["dlp", "scan", "--policy", policy, "--input", str(source), "--output", str(blocked)], capsys
+    )
+    assert code == 2 and err.endswith(
+        f"{blocked.parent} is a file where a folder should be: move it away or pick another folder\n"
+    )
 
 
 def test_scan_refuses_nan_and_infinity_which_json_does_not_have(capsys, monkeypatch) -> None:

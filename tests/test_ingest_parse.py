@@ -93,6 +93,7 @@ BAD = [
     ("invalid_timestamp", line(event(1, event_time="1767576000000")), "not a number"),
     ("invalid_timestamp", line(event(1, received_time=" 1767576000.5")), "not a number"),
     ("invalid_timestamp", line(event(1, event_time="9999-12-31T23:59:59-14:00")), "out of range"),
+    ("invalid_timestamp", line(event(1, event_time="9999-12-31T23:59:60-01:00")), "out of range"),
     ("unknown_channel", line(event(1, channel=["sms"])), "['sms']"),
     ("unknown_channel", line(event(1, channel={"name": "sms"})), "is not one of"),
     # numbers and flags are taken as sent, not coerced (the archive must show what arrived)
@@ -112,10 +113,23 @@ BAD = [
     # found on the step-by-step path too (the event is also invalid otherwise)
     ("duplicate_key", with_key_twice(event(1, kind="auto_message"), b"{", "org", "other"), "'org'"),
     # a file in another shape than JSON lines in UTF-8: the reason says what it looks like
-    ("malformed_json", b"\r".join([line(event(1)).strip(), line(event(2)).strip()]), "lines end in CR alone"),
+    (
+        "malformed_json",
+        b"\r".join([line(event(1)).strip(), line(event(2)).strip()]),
+        "separated by carriage returns alone",
+    ),
     ("invalid_utf8", json.dumps(event(1)).encode("utf-16"), "looks UTF-16 encoded"),
     ("malformed_json", b"\x00" + json.dumps(event(1)).encode("utf-16-le"), "looks UTF-16 encoded"),
     ("malformed_json", json.dumps(event(1)).encode("utf-16-be"), "iconv -f UTF-16 -t UTF-8"),
+    # a line of a UTF-16LE file cut at its line feeds: the NUL byte of the one before, CJK text
+    (
+        "invalid_utf8",
+        b"\x00"
+        + json.dumps(event(1, body="你好，明天见"), ensure_ascii=False).encode("utf-16-le")
+        + b"\r\x00",
+        "looks UTF-16 encoded",
+    ),
+    ("malformed_json", b"\x00", "looks UTF-16 encoded"),  # what follows the file's last line feed
     ("malformed_json", b"[" * 5000 + b"]" * 5000, "nested too deeply"),
     ("malformed_json", b'{"attributes": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
 ]
@@ -549,7 +563,15 @@ def test_the_head_of_a_line_just_over_the_limit_holds_no_line_end(eol: bytes, ov
     assert row["reason_code"] == "line_too_long" and row["raw"] == long
 
 
-@pytest.mark.parametrize("raw", [b"\x00" * 64, b'{"a": 1} trailing', b"{\r\n"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x00" * 64,
+        b'{"a": 1} trailing',
+        b"{\r\n",
+        json.dumps(event(1, body="aXb")).replace("X", "\r").encode(),  # a CR inside a string
+    ],
+)
 def test_a_line_that_is_merely_broken_gets_no_encoding_hint(raw: bytes) -> None:
     kind, row = parse(raw)
     assert kind == "dead" and row["reason_code"] == "malformed_json"

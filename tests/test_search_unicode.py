@@ -226,6 +226,7 @@ BODIES = {
     "hito": "人々が集まる",
     "ki": "木々が揺れる",
     "sa": "さ々です",
+    "de": "てﾞの支払いです",  # a hiragana letter and a half-width voiced mark: での支払い once folded
 }
 
 QUERIES = [
@@ -268,6 +269,7 @@ QUERIES = [
     ("々", {"sa"}),  # a mark after no Han character stays one
     ("さ々", {"sa"}),
     ("々木", set()),  # in 佐々木 the mark is 佐
+    ("での支払い", {"de"}),  # folding composes で, as Elasticsearch's cjk_width does
 ]
 
 
@@ -306,6 +308,7 @@ def test_duckdb_and_the_python_twin_agree_on_archived_text(
         ('"様々 商品"', text.MARK_FORMS, ["品", "様", "商"]),  # every run of the phrase
         ("々", text.MARK_FORMS, []),
         ("カード", text.WIDTH_FORMS, []),
+        ("での支払い", text.WIDTH_FORMS, ["の支払い"]),  # で may be て and a half-width voiced mark
         ("TSMCの株価", text.WIDTH_FORMS, ["の株価"]),
         ("の株価", None, ["の株価"]),  # nothing a width form or a mark can stand for
         ("会議X", "[" + text.WIDTH_FORMS[1:-1] + text.MARK_FORMS[1:-1] + "]", ["議", "会"]),

@@ -216,7 +216,7 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
                     "`vigil es index --archive DIR --role officer`"
                 )
     _align_settings(client, cfg, report)
-    report.stale = _stale_indices(client, cfg, template["_meta"]["mapping_hash"])
+    report.stale = _stale_indices(client, cfg, template)
     return report
 
 
@@ -274,7 +274,7 @@ def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
         if report.indices:
             report.documents = int(client.count(index=cfg.alias)["count"])
     if report.indices:
-        stale = _stale_indices(client, cfg, expected_template["_meta"]["mapping_hash"])
+        stale = _stale_indices(client, cfg, expected_template)
         if stale:
             report.problems.append(stale_message(stale))
         other = _other_replicas(_current_settings(client, cfg), cfg)
@@ -368,17 +368,26 @@ def _align_settings(client: Elasticsearch, cfg: EsConfig, report: SetupReport) -
             )
 
 
-def _stale_indices(client: Elasticsearch, cfg: EsConfig, mapping_hash: str) -> list[str]:
-    """The existing monthly indices whose mapping is not the template's: made by an earlier Vigil
-    (their ``_meta`` holds another fingerprint, or none), and not brought up to date since."""
+def _stale_indices(client: Elasticsearch, cfg: EsConfig, template: dict[str, Any]) -> list[str]:
+    """The existing monthly indices whose mapping is not the template's: their ``_meta`` holds
+    another fingerprint, or, made before indices kept one, their fields differ from the template's."""
     pattern = index_pattern(cfg)
     with translate_errors(cfg, f"reading the mappings of {pattern}"):
         body = client.indices.get_mapping(index=pattern, allow_no_indices=True, expand_wildcards="open").body
+    expected = template["template"]["mappings"]
+
+    def stale(mappings: Any) -> bool:
+        if not isinstance(mappings, dict):
+            return True
+        held = _meta_hash(mappings, "mapping_hash")
+        if held is not None:
+            return held != template["_meta"]["mapping_hash"]
+        return mappings.get("properties") != expected["properties"]
+
     return sorted(
         name
         for name, entry in body.items()
-        if _meta_hash(entry.get("mappings") if isinstance(entry, dict) else None, "mapping_hash")
-        != mapping_hash
+        if stale(entry.get("mappings") if isinstance(entry, dict) else None)
     )
 
 

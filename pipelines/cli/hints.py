@@ -23,7 +23,10 @@ def cannot_write(flag: str, target: Path, exc: OSError) -> str:
     reason, and what to do about the usual causes."""
     reason = exc.strerror or str(exc)
     folder = target.absolute().parent
-    if not folder.is_dir():
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        fix = f"{blocking} is a file where a folder should be: move it away or pick another folder"
+    elif not folder.is_dir():
         fix = f"the folder {folder} does not exist: create it (mkdir -p {quoted(folder)}) or pick another"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = f"the user running Vigil may not write in {folder}: pick a folder it may write in"

@@ -30,6 +30,7 @@ the next run reads it again (what was archived before is then a duplicate).
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 import json
@@ -276,20 +277,46 @@ def _plus(moment: dt.datetime, skew: dt.timedelta) -> dt.datetime:
 def _encoding_hint(raw: bytes) -> str:
     """What a line that does not read as JSON may be instead, said in its reason: a line of a
     UTF-16 file (PowerShell's default), or a whole file whose lines end in CR alone."""
-    halves = (raw[0::2].strip(b"\x00\r\n"), raw[1::2].strip(b"\x00\r\n"))
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(raw) >= 4 and sum(map(bool, halves)) == 1):
+    if _looks_utf16(raw):
         return (
             "; the line looks UTF-16 encoded (a byte order mark or NUL bytes between its "
             "characters, as PowerShell writes files): Vigil reads UTF-8, so convert the file "
             "(iconv -f UTF-16 -t UTF-8) and put it in the input again"
         )
-    if b"\r" in raw.rstrip(b"\r"):
+    parts = raw.rstrip(b"\r").split(b"\r")
+    if len(parts) > 1 and _is_json_object(parts[0]):
         return (
-            "; the line holds carriage returns without line feeds, so a file whose lines end in CR "
-            "alone is read as one line: convert its line ends to LF (tr '\\r' '\\n') and put it in "
+            "; the line holds JSON objects separated by carriage returns alone, as a file whose "
+            "lines end in CR is read: convert its line ends to LF (tr '\\r' '\\n') and put it in "
             "the input again"
         )
     return ""
+
+
+def _looks_utf16(raw: bytes) -> bool:
+    """A line of a UTF-16 file as a UTF-8 reader cuts it at each byte 0x0A: a byte order mark, or
+    text that reads as UTF-16 once the NUL byte of the line feed before it is set aside, or that
+    NUL byte alone (after the file's last line feed)."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or raw == b"\x00":
+        return True
+    if b"\x00" not in raw:
+        return False
+    for start in (raw, raw[1:]):
+        for encoding in ("utf-16-le", "utf-16-be"):
+            try:
+                text = start[: len(start) // 2 * 2].decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if text.strip("\ufeff\r\n\x00 ").startswith(("{", "[")):
+                return True
+    return False
+
+
+def _is_json_object(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -468,8 +468,13 @@ def width_fold_offsets(text: str) -> tuple[str, list[int]]:
 
 
 def _width_foldable(ch: str) -> bool:
-    """Is ``ch`` what a width form folds to (ASCII letters, digits and punctuation, katakana)?"""
-    return "!" <= ch <= "~" or "\u3099" <= ch <= "\u30ff"
+    """Is ``ch`` what a width form folds to (ASCII letters, digits and punctuation, katakana), or
+    what a half-width sound mark joins with the letter before it (``てﾞ`` → ``で``)?"""
+    return (
+        "!" <= ch <= "~"
+        or "\u3099" <= ch <= "\u30ff"
+        or unicodedata.decomposition(ch).endswith((" 3099", " 309A"))
+    )
 
 
 def _mark_foldable(run: str, k: int) -> bool:
