@@ -554,6 +554,29 @@ def test_when_the_last_one_leaves_nobody_is_present_until_someone_writes_again(t
     assert [p.id for p in entry.joined] == [WEI["id"]]
 
 
+def test_a_contact_writing_again_after_leave_brings_back_those_their_message_lists(
+    tmp_path: Path,
+) -> None:
+    both = [DANA, WEI]
+    rows = [
+        row("rs-1", at(5, 9, 0), body="hello", sender=WEI, recipients=[DANA], participants=both,
+            channel="wechat", direction="inbound"),
+        event_row("rs-2", at(5, 9, 1), "customer_leave", WEI, both, channel="wechat"),
+        row("rs-3", at(5, 9, 2), kind="auto_message", event_type="customer_leave", audience="employee",
+            direction="system", sender=SYSTEM_SENDER, recipients=[DANA], participants=both,
+            channel="wechat", body="The contact left the chat."),
+        row("rs-4", at(5, 11, 0), body="hello again", sender=WEI, recipients=[DANA], participants=both,
+            channel="wechat", direction="inbound"),
+    ]  # fmt: skip
+    root = write_archive(tmp_path / "a", rows)
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    changes = [(e.record_id, {p.id for p in e.joined}, {p.id for p in e.left}) for e in t.entries]
+    assert [c for c in changes if c[1] or c[2]] == [
+        (rows[1]["record_id"], set(), {DANA["id"], WEI["id"]}),  # #LEAVE ends the chat for both
+        (rows[3]["record_id"], {DANA["id"], WEI["id"]}, set()),  # writing again resumes it
+    ]
+
+
 def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_path: Path) -> None:
     # this source lists the one leaving on the leave event and on the notices about it (the state
     # before the change); the customer's #LEAVE never changes the participants at all

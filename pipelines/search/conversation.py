@@ -364,6 +364,8 @@ _ARRIVALS = {
     EventType.BOT_ROUTING_STARTED.value: "sender",  # the routing bot joins with its first event
     EventType.BOT_HANDED_OFF.value: "to",  # ... and hands the contact to this employee
 }
+#: marks, in the set of those who left, the contact whose #LEAVE ended the chat (no id starts so)
+_ENDED_BY = "\x00ended-by:"
 #: a (re)start lists who is in the conversation afresh: whoever left before is back if listed
 _STARTS = {EventType.CONVERSATION_STARTED.value, EventType.CONVERSATION_RESTARTED.value}
 
@@ -394,13 +396,16 @@ def _present_after(
             known.setdefault(str(party["id"]), person(party))
     listed = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
     event_type = row.get("event_type") if row.get("kind") == "event" else None
+    sender = person(row.get("sender"))
+    # the contact who ended the chat with #LEAVE writes again: it resumes for everyone it lists
+    resumed = row.get("kind") == "message" and _ENDED_BY + sender.id in gone
     if listed:
-        gone.intersection_update(listed)  # a record without them: the participants caught up
-        if event_type in _STARTS:
+        # a record without them: the participants caught up (the #LEAVE mark stays)
+        gone.intersection_update({*listed, *(g for g in gone if g.startswith(_ENDED_BY))})
+        if event_type in _STARTS or resumed:
             gone.clear()  # a new start: those it lists are in it, whoever left before
     else:
         listed = dict(before)  # a record that lists nobody says nothing about who is present
-    sender = person(row.get("sender"))
 
     def named(where: str) -> str | None:
         if where == "sender":  # a system sender does not say who left: the participants do
@@ -422,8 +427,10 @@ def _present_after(
         gone.add(departed)
         listed.pop(departed, None)
     if event_type == EventType.CUSTOMER_LEAVE.value and named("sender"):
-        # the contact's #LEAVE ends the chat: the employees are out of it too until it restarts
+        # the contact's #LEAVE ends the chat: the employees are out of it too until the contact
+        # writes again or it restarts
         gone.update({**before, **listed})
+        gone.add(_ENDED_BY + sender.id)
         listed.clear()
     if event_type == EventType.BOT_HANDED_OFF.value:
         # the routing bot leaves on its hand-off, whether the source sends it as the bot or the system
