@@ -226,12 +226,13 @@ def test_a_folder_where_the_manifest_belongs_is_a_problem_for_verify_and_named_b
     assert "Traceback" not in searched.stderr
 
 
-def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback(tmp_path) -> None:
+def _run_with_a_file_for(tmp_path: Path, folder: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A second run over an archive whose bookkeeping ``folder`` was replaced by a file."""
     write_jsonl(tmp_path / "in" / "a.jsonl", [event(0)])
     archive = tmp_path / "archive"
     ingest(tmp_path / "in", archive)
-    shutil.rmtree(archive / "_staging", ignore_errors=True)
-    (archive / "_staging").write_text("a file where the staging folder belongs")
+    shutil.rmtree(archive / folder, ignore_errors=True)
+    (archive / folder).write_text(f"a file where the {folder} folder belongs")
     write_jsonl(tmp_path / "in" / "b.jsonl", [event(1)])
     result = subprocess.run(
         [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(archive), "--quiet"],
@@ -239,6 +240,11 @@ def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback
         text=True,
         timeout=300,
     )
+    return archive, result
+
+
+def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback(tmp_path) -> None:
+    archive, result = _run_with_a_file_for(tmp_path, "_staging")
     assert result.returncode == 3
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: cannot use {archive}/_staging/")
@@ -247,18 +253,7 @@ def test_a_file_error_inside_a_pipeline_step_is_one_line_without_beams_traceback
 
 
 def test_a_file_where_the_run_reports_folder_belongs_is_named_with_its_fix(tmp_path) -> None:
-    write_jsonl(tmp_path / "in" / "a.jsonl", [event(0)])
-    archive = tmp_path / "archive"
-    ingest(tmp_path / "in", archive)
-    shutil.rmtree(archive / "_runs")
-    (archive / "_runs").write_text("a file where the run reports belong")
-    write_jsonl(tmp_path / "in" / "b.jsonl", [event(1)])
-    result = subprocess.run(
-        [*VIGIL, "run", "--input", str(tmp_path / "in"), "--archive", str(archive), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    archive, result = _run_with_a_file_for(tmp_path, "_runs")
     assert result.returncode == 3, result.stderr
     assert f"cannot use {archive}/_runs" in result.stderr
     assert "a file is where Vigil needs a folder" in result.stderr and "move it away" in result.stderr

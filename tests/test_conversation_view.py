@@ -498,35 +498,27 @@ def test_when_the_last_one_leaves_nobody_is_present_until_someone_writes_again(t
     # a WeChat contact alone in the chat (the number is being validated) sends #LEAVE; its notice
     # still lists them; two hours later they write again
     only = [WEI]
+
+    def notice(n: int, minute: int, event_type: str, body: str) -> dict:
+        return row(
+            f"nb-{n}",
+            at(5, 9, minute),
+            kind="auto_message",
+            event_type=event_type,
+            audience="customer",
+            direction="system",
+            sender=SYSTEM_SENDER,
+            recipients=only,
+            participants=only,
+            channel="wechat",
+            body=body,
+        )
+
     rows = [
         event_row("nb-1", at(5, 9, 0), "conversation_started", WEI, only, channel="wechat"),
-        row(
-            "nb-2",
-            at(5, 9, 1),
-            kind="auto_message",
-            event_type="phone_validation_requested",
-            audience="customer",
-            direction="system",
-            sender=SYSTEM_SENDER,
-            recipients=only,
-            participants=only,
-            channel="wechat",
-            body="Please reply with your mobile number.",
-        ),
+        notice(2, 1, "phone_validation_requested", "Please reply with your mobile number."),
         event_row("nb-3", at(5, 9, 2), "customer_leave", WEI, only, channel="wechat"),
-        row(
-            "nb-4",
-            at(5, 9, 3),
-            kind="auto_message",
-            event_type="customer_leave",
-            audience="customer",
-            direction="system",
-            sender=SYSTEM_SENDER,
-            recipients=only,
-            participants=only,
-            channel="wechat",
-            body="You have left the chat.",
-        ),
+        notice(4, 3, "customer_leave", "You have left the chat."),
         row(
             "nb-5",
             at(5, 11, 0),

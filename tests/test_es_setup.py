@@ -189,6 +189,7 @@ def _as_the_previous_release_installed(server: FakeElasticsearch, cfg) -> None:
     template["_meta"].update(vigil_hash="older", mapping_hash=fingerprint(template["template"]["mappings"]))
     for index in server.indices.values():
         stock(index.mappings["properties"])
+        index.mappings["_meta"] = {"vigil_record": "Record"}  # indices kept no fingerprint then
         del index.settings["index"]["analysis"]
 
 
@@ -230,27 +231,6 @@ def test_the_fake_refuses_an_analyzer_an_index_does_not_define(es_server):
         )
 
 
-def _as_an_earlier_vigil_made_it(server: FakeElasticsearch, cfg) -> None:  # type: ignore[no-untyped-def]
-    """The template and the months as a Vigil before the iteration-mark filter left them: the
-    stock ``cjk`` analyzer, no analysis settings, no mapping fingerprint in the indices."""
-
-    def stock(props: dict) -> None:
-        for spec in props.values():
-            if spec.get("analyzer") == "vigil_cjk":
-                spec["analyzer"] = "cjk"
-            stock(spec.get("properties", {}))
-            stock(spec.get("fields", {}))
-
-    template = server.templates[template_name(cfg)]
-    stock(template["template"]["mappings"]["properties"])
-    del template["template"]["settings"]["index"]["analysis"]
-    template["_meta"].update(vigil_hash="older", mapping_hash="older")
-    for index in server.indices.values():
-        stock(index.mappings["properties"])
-        index.mappings["_meta"] = {"vigil_record": "Record"}
-        del index.settings["index"]["analysis"]
-
-
 def test_months_an_earlier_mapping_governs_are_named_until_they_are_indexed_again(es_server):
     cfg = config(es_server.url)
     client = make_client(cfg)
@@ -260,7 +240,7 @@ def test_months_an_earlier_mapping_governs_are_named_until_they_are_indexed_agai
     for index in es_server.indices.values():  # made before indices kept the fingerprint, alike
         index.mappings["_meta"] = {"vigil_record": "Record"}
     assert install(client, cfg).stale == [] and check(client, cfg).ok
-    _as_an_earlier_vigil_made_it(es_server, cfg)
+    _as_the_previous_release_installed(es_server, cfg)
     (month,) = es_server.indices
     # the first setup cannot change the analyzer of the month that exists, and says what to do
     with pytest.raises(IndexingError, match=r"reindex the affected months"):
