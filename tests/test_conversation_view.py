@@ -494,25 +494,33 @@ def test_a_window_ending_at_the_end_of_the_calendar(
 SYSTEM_SENDER = {"id": "system:wechat", "name": "WeChat Official Account", "role": "system"}
 
 
+def wechat_notice(
+    record_id: str, when: dt.datetime, event_type: str, audience: str, recipients: list, participants: list,
+    body: str,
+) -> dict:  # fmt: skip
+    """An auto-message the WeChat account sends."""
+    return row(
+        record_id,
+        when,
+        kind="auto_message",
+        event_type=event_type,
+        audience=audience,
+        direction="system",
+        sender=SYSTEM_SENDER,
+        recipients=recipients,
+        participants=participants,
+        channel="wechat",
+        body=body,
+    )
+
+
 def test_when_the_last_one_leaves_nobody_is_present_until_someone_writes_again(tmp_path: Path) -> None:
     # a WeChat contact alone in the chat (the number is being validated) sends #LEAVE; its notice
     # still lists them; two hours later they write again
     only = [WEI]
 
     def notice(n: int, minute: int, event_type: str, body: str) -> dict:
-        return row(
-            f"nb-{n}",
-            at(5, 9, minute),
-            kind="auto_message",
-            event_type=event_type,
-            audience="customer",
-            direction="system",
-            sender=SYSTEM_SENDER,
-            recipients=only,
-            participants=only,
-            channel="wechat",
-            body=body,
-        )
+        return wechat_notice(f"nb-{n}", at(5, 9, minute), event_type, "customer", only, only, body)
 
     rows = [
         event_row("nb-1", at(5, 9, 0), "conversation_started", WEI, only, channel="wechat"),
@@ -554,9 +562,8 @@ def test_a_contact_writing_again_after_leave_brings_back_those_their_message_lis
         row("rs-1", at(5, 9, 0), body="hello", sender=WEI, recipients=[DANA], participants=both,
             channel="wechat", direction="inbound"),
         event_row("rs-2", at(5, 9, 1), "customer_leave", WEI, both, channel="wechat"),
-        row("rs-3", at(5, 9, 2), kind="auto_message", event_type="customer_leave", audience="employee",
-            direction="system", sender=SYSTEM_SENDER, recipients=[DANA], participants=both,
-            channel="wechat", body="The contact left the chat."),
+        wechat_notice("rs-3", at(5, 9, 2), "customer_leave", "employee", [DANA], both,
+                      "The contact left the chat."),
         row("rs-4", at(5, 11, 0), body="hello again", sender=WEI, recipients=[DANA], participants=both,
             channel="wechat", direction="inbound"),
     ]  # fmt: skip
@@ -578,18 +585,8 @@ def test_a_leave_shows_on_its_event_whatever_the_source_lists_as_present(tmp_pat
         )
 
     def notice(n: int, minute: int, event_type: str, participants: list) -> dict:
-        return row(
-            f"lv-{n}",
-            at(5, 9, minute),
-            kind="auto_message",
-            event_type=event_type,
-            audience="employee",
-            direction="system",
-            sender=SYSTEM_SENDER,
-            recipients=[DANA],
-            participants=participants,
-            channel="wechat",
-            body="someone left",
+        return wechat_notice(
+            f"lv-{n}", at(5, 9, minute), event_type, "employee", [DANA], participants, "someone left"
         )
 
     everyone = [DANA, ALEX, WEI]
