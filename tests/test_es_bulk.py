@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 import pyarrow as pa
@@ -282,9 +281,7 @@ def test_server_dying_mid_run_dead_letters_the_rest_and_finishes(cluster):
     server.die_after_bulk(2)
     batch = rows(50)
     state = IndexState(clock=_Clock())  # time stands still: the breaker stays open
-    started = time.monotonic()
     report = index_rows(client, batch, cfg, batch_size=10, state=state)
-    elapsed = time.monotonic() - started
     _assert_accounted(report, batch)
     assert report.indexed == 20
     assert report.dead_lettered == 30
@@ -294,7 +291,6 @@ def test_server_dying_mid_run_dead_letters_the_rest_and_finishes(cluster):
     # the first failing batch spends the retry budget; the two after it are not even sent
     assert report.requests == 2 + (1 + cfg.max_retries)
     assert sum("was not sent" in d["reason"] for d in report.dead_letters) == 20
-    assert elapsed < 10
 
 
 def test_a_backfill_stops_when_the_breaker_trips_and_dead_letters_nothing_it_did_not_send(cluster):
