@@ -177,6 +177,7 @@ def test_digits_written_another_way_are_read_as_digits(text: str, read: str) -> 
 
 # up to twenty characters: the readings take turns at most MAX_READING_ROUNDS times, which reads
 # every text that short to the end (a longer chain of switches may need more: see below)
+@settings(deadline=None)
 @given(st.text(st.sampled_from([*"0123456789 .-_/abIOlo", *CJK_NUMERALS, "年", "号"]), max_size=20))
 def test_reading_lookalikes_only_turns_lookalikes_into_their_digits(text: str) -> None:
     read = read_digit_lookalikes(text)
@@ -197,7 +198,7 @@ def _holds_lookalike_word(text: str) -> bool:
     return False
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.text(st.sampled_from([*"0123456789OoIlab -.一"]), max_size=30))
 def test_lookalike_word_finder_means_what_it_says(text: str) -> None:
     assert (_LOOKALIKE_WORD.search(text) is not None) == _holds_lookalike_word(text)

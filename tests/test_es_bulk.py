@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pyarrow as pa
@@ -256,15 +257,23 @@ def test_documents_too_large_on_their_own_leave_the_request_size_alone(es_server
 
 
 def test_timeouts_are_retried(es_server):
-    cfg = config(es_server.url, request_timeout=0.3)
+    cfg = config(es_server.url, request_timeout=1.0)
     client = make_client(cfg)
     install(client, cfg)
-    es_server.delay(1.0, times=1)  # the first bulk answers after the client gave up
+    es_server.delay(3.0, times=1)  # the first bulk answers after the client gave up
     batch = rows(5)
     report = index_rows(client, batch, cfg)
     assert report.indexed == 5 and report.retried == 5
-    stored = [doc_id for _, doc_id in es_server.docs()]
-    assert Counter(stored) == Counter(_ids(batch))  # the late first attempt did not duplicate
+    # the abandoned first attempt still applies on the server; wait until it has
+    deadline = time.monotonic() + 30
+    while es_server.answered < len(es_server.requests) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert es_server.answered == len(es_server.requests) and len(es_server.bulk_bodies()) == 2
+    # both attempts wrote every document, under its record id: stored once each, not twice
+    docs = es_server.docs()
+    assert sorted(doc_id for _, doc_id in docs) == sorted(_ids(batch))
+    versions = {doc_id: es_server.indices[name].versions[doc_id] for name, doc_id in docs}
+    assert versions == dict.fromkeys(_ids(batch), 2)
 
 
 class _Clock:

@@ -44,11 +44,19 @@ def _rows(archive: Path) -> int:
 
 def _following(opts: RunOptions, **options: Any) -> tuple[dict, threading.Thread]:
     """``follow(opts)`` started in a thread, polling every 0.1 s; its summary is ``result["s"]``
-    once it stops."""
-    result: dict = {}
+    once it stops, and ``result["polls"]`` counts its polls as they end."""
+    result: dict = {"polls": 0}
+    options.setdefault("on_poll", lambda session: result.update(polls=session.polls))
     worker = threading.Thread(target=lambda: result.update(s=follow(opts, interval=0.1, **options)))
     worker.start()
     return result, worker
+
+
+def _polls_go_by(result: dict, count: int = 3) -> None:
+    """Wait until the session has ended ``count`` more polls (whatever a poll takes on a loaded
+    machine)."""
+    target = result["polls"] + count
+    _wait_for(lambda: result["polls"] >= target)
 
 
 def test_follow_picks_up_new_files_and_unfinished_lines(tmp_path: Path) -> None:
@@ -67,7 +75,7 @@ def test_follow_picks_up_new_files_and_unfinished_lines(tmp_path: Path) -> None:
         f.write(line(event(20)) + line(event(21))[:30])
         f.flush()
         _wait_for(lambda: _rows(archive) == 10)
-        time.sleep(0.3)
+        _polls_go_by(result)
         assert _rows(archive) == 10
         f.write(line(event(21))[30:])
     _wait_for(lambda: _rows(archive) == 11)
@@ -172,7 +180,7 @@ def test_follow_reads_a_last_line_without_line_end_once_the_file_settles(tmp_pat
     reader_thread.start()
     try:
         _wait_for(lambda: any('"event": "batch"' in text for text in printed))
-        time.sleep(0.5)  # polls on, waiting for the file to settle
+        time.sleep(1.5)  # polls on (every 0.1 s), waiting for the file to settle
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
@@ -203,28 +211,25 @@ def test_stop_after_idle_waits_for_files_still_settling(tmp_path: Path, kind: st
     data = b"".join(line(event(i)) for i in range(4))
     path = src / ("a.jsonl.gz" if kind == "gzip" else "a.jsonl")
     path.write_bytes(gzip.compress(data) if kind == "gzip" else data.rstrip(b"\n"))
-    first_batch = threading.Event()
-    if kind != "gzip":
-        # the complete lines are read in a first batch, which on a loaded machine can outlast any
-        # settle time; so the writer keeps the file fresh (an mtime ahead) until a second after
-        # that batch, and only then lets it settle: the polls in between find the last line waiting
-        ahead = time.time_ns() + 3600 * 10**9
-        os.utime(path, ns=(ahead, ahead))
+    # the writer keeps the file fresh (its mtime ahead) until three polls have found it waiting,
+    # then lets it settle: what the test sees does not depend on how long a batch takes
+    ahead = time.time_ns() + 3600 * 10**9
+    os.utime(path, ns=(ahead, ahead))
+    waiting: list[int] = []
 
-        def settles_later() -> None:
-            if first_batch.wait(timeout=120):
-                time.sleep(1.0)
+    def settles_after_three_waiting_polls(session: FollowSummary) -> None:
+        waiting.append(session.waiting)
+        if session.waiting and sum(1 for w in waiting if w) == 3:
             past = time.time_ns() - 10 * 10**9
             os.utime(path, ns=(past, past))
 
-        threading.Thread(target=settles_later, daemon=True).start()
     opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=1.0)
-    summary = follow(opts, interval=0.1, stop_after_idle=2, on_batch=lambda b: first_batch.set())
+    summary = follow(opts, interval=0.1, stop_after_idle=2, on_poll=settles_after_three_waiting_polls)
     t = summary.totals
     assert (t["read"], t["archived"], t["dead_lettered"]) == (4, 4, 0)
-    assert summary.waiting == 0
-    # beside the batches and the two idle polls at the end, at least two polls found it waiting
-    assert summary.polls >= summary.batches + 4
+    # two polls in a row found it waiting and did not end the session; it read it, then was idle
+    assert sum(1 for w in waiting if w) == 3 and waiting[-2:] == [0, 0] and summary.waiting == 0
+    assert summary.batches == (1 if kind == "gzip" else 2)
     assert verify(archive).ok
 
 
@@ -308,7 +313,7 @@ def test_follow_counts_an_over_long_line_written_in_pieces_once(tmp_path: Path) 
     with path.open("ab") as f:
         f.write(b'{"body": "' + b"x" * 3000)
         f.flush()
-        time.sleep(0.5)  # several polls see the unfinished long line
+        _polls_go_by(result)  # several polls see the unfinished long line
         f.write(b"x" * 3000 + b'"}\n' + line(event(9)))
     _wait_for(lambda: _rows(archive) == 4)
     worker.join(timeout=60)
@@ -342,7 +347,7 @@ def test_follow_waits_for_an_input_folder_that_goes_away_and_comes_back(tmp_path
     _wait_for(lambda: _rows(archive) == 3)
     src.rename(tmp_path / "moved")  # an unmounted share, a folder moved away: the session goes on
     _wait_for(lambda: any("is gone" in w for w in warnings))
-    time.sleep(0.3)  # several polls find it gone
+    _polls_go_by(result)  # several polls find it gone
     (tmp_path / "moved").rename(src)
     write_jsonl(src / "b.jsonl", [event(10 + i) for i in range(2)])
     _wait_for(lambda: _rows(archive) == 5)

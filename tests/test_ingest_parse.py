@@ -506,9 +506,9 @@ def test_a_long_run_of_digits_in_a_timestamp_is_refused_in_linear_time(field: st
     import time
 
     data = event(1, **{field: "1" * 20_000 + "x"})
-    started = time.perf_counter()
+    started = time.process_time()  # the processor's time, not the clock's: a loaded machine is no slower
     kind, row = parse(line(data))
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert kind == "dead" and row["reason_code"] == "invalid_timestamp"
 
 

@@ -104,10 +104,12 @@ def follow(
     compact_min_files: int = 8,
     on_batch: Callable[[RunSummary], None] = lambda s: None,
     on_compact: Callable[[compact.CompactReport], None] = lambda r: None,
+    on_poll: Callable[[FollowSummary], None] = lambda s: None,
 ) -> FollowSummary:
     """Poll until interrupted (Ctrl-C) or, if ``stop_after_idle`` is set, after that many idle polls
     (no batch, and no file waiting to settle: a gzip file or a last line without line end changed
-    within ``settle_seconds`` is waited for, so the session does not stop with it unread)."""
+    within ``settle_seconds`` is waited for, so the session does not stop with it unread).
+    ``on_poll`` sees the session's summary after each poll has looked (and read, if it did)."""
     archive = Path(opts.archive)
     opts = dataclasses.replace(opts, only_new_sources=True, hold_partial_tail=True)
     warn: Callable[[str], None] = opts.on_warning or (lambda text: None)
@@ -155,6 +157,9 @@ def follow(
                     result.unfinished_tails = summary.unfinished_tails
                     result.waiting = summary.waiting_sources
                     result.unreadable = summary if summary.unreadable_count else None
+                if summary.commit is not None:
+                    result.add(summary)
+                on_poll(result)
                 if summary.commit is None:
                     # files waiting to settle are work still to do: stopping now would leave them
                     # unread, so only a poll with nothing waiting counts towards --stop-after-idle
@@ -163,7 +168,6 @@ def follow(
                         break
                 else:
                     idle = 0
-                    result.add(summary)
                     on_batch(summary)
                     if stop.requested:
                         break

@@ -132,6 +132,7 @@ class FakeElasticsearch:
         self.aliases: dict[str, set[str]] = {}
         self.requests: list[Recorded] = []
         self.bulk_requests = 0  # bulk requests that reached the handler (faults included)
+        self.answered = 0  # requests the handler is done with (a delayed one counts once applied)
         self.dead = False
         self.max_result_window = 10_000  # index.max_result_window: from + size may not exceed it
         # http.max_content_length: a longer request body gets 413 with an empty body, as a node does
@@ -316,13 +317,17 @@ class FakeElasticsearch:
         if delay is not None:
             time.sleep(delay.seconds)
         with self._lock:
-            self._check_compatibility(headers)
-            if self._auth is not None and headers.get("authorization") != self._auth:
-                raise EsFault(401, "security_exception", "unable to authenticate user for REST request [/]")
-            fault = self._take(self._request_faults, method, path)
-            if fault is not None:
-                raise EsFault(fault.status, fault.type, fault.reason)
-            return self._route(method, path, params, body)
+            try:
+                self._check_compatibility(headers)
+                if self._auth is not None and headers.get("authorization") != self._auth:
+                    reason = "unable to authenticate user for REST request [/]"
+                    raise EsFault(401, "security_exception", reason)
+                fault = self._take(self._request_faults, method, path)
+                if fault is not None:
+                    raise EsFault(fault.status, fault.type, fault.reason)
+                return self._route(method, path, params, body)
+            finally:
+                self.answered += 1
 
     def _check_compatibility(self, headers: dict[str, str]) -> None:
         """Like a real node: a ``compatible-with`` version above its own major (or more than one
