@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 from factories import event, line, write_jsonl
 from helpers import NOBODY, VIGIL, as_another_user, ingest, shared_tmp
 
@@ -550,3 +551,37 @@ def test_a_last_line_without_its_line_end_is_read_once_when_the_file_grows(tmp_p
         f.write(line(event(4))[20:])
     fourth = ingest(src, archive)
     assert (fourth.read, fourth.archived) == (1, 1)
+
+
+def _altered_gzip(items: list, old: bytes, new: bytes, *, members: int = 1) -> bytes:
+    """A gzip file of ``members`` members (stored, not compressed, so the text can be found) in
+    which ``old`` was changed into ``new`` after compression, in its last member (the earlier ones
+    intact): it decompresses, but fails the checksum."""
+    parts = [items[i::members] for i in range(members)]
+    data = [gzip.compress(b"".join(line(i) for i in part), compresslevel=0) for part in parts]
+    assert data[-1].count(old) == 1
+    data[-1] = data[-1].replace(old, new)
+    return b"".join(data)
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_a_gzip_file_altered_after_compression_is_refused_whole(tmp_path: Path, members: int) -> None:
+    """Before, its lines were archived as they streamed, and the checksum failure at the member's
+    end came too late: "900 USD" became the record, and the intact file sent again a conflict."""
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    items = [event(1, body="thanks"), event(2, body="please transfer 100 USD today")]
+    (src).mkdir()
+    (src / "day.jsonl.gz").write_bytes(_altered_gzip(items, b"100 USD", b"900 USD", members=members))
+    summary = ingest(src, archive)
+    assert summary.balanced and summary.archived == 0
+    assert summary.dead_letter_reasons == {"unreadable_file": 1}
+    (dead,) = _dead(archive)
+    assert "fails its gzip check (CRC check failed" in dead["reason"]
+    assert "none was archived" in dead["reason"]
+    assert dead["source_offset"] == 0
+    # the intact copy put in its place is archived whole, with no conflict
+    _gz(src / "day.jsonl.gz", items)
+    again = ingest(src, archive)
+    assert (again.archived, again.dead_lettered, again.duplicates) == (2, 0, 0)
+    bodies = sorted(r["body"] for r in reader.read_table(archive, layout.RECORDS).to_pylist())
+    assert bodies == ["please transfer 100 USD today", "thanks"]

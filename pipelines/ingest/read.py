@@ -378,6 +378,11 @@ def read_lines(
                 raw.seek(start)
             yield from split_lines(stream, source, max_line_bytes, hold_partial_tail, start)
             return
+        damage = gzip_damage(raw)
+        if damage is not None:
+            yield file_problem(source, 0, "unreadable_file", damage)
+            return
+        raw.seek(0)
         with gzip.GzipFile(fileobj=raw) as stream:
             offset = 0
             try:
@@ -402,6 +407,40 @@ def read_lines(
                     f"cannot decompress the file after {offset:,} bytes ({exc}); "
                     "the lines before were read, nothing after",
                 )
+
+
+def gzip_damage(raw: Any) -> str | None:
+    """Why the gzip stream ``raw`` cannot be trusted, or None.
+
+    A gzip member's checksum (CRC-32 and length) is checked only at its end, after its lines have
+    been decompressed: a byte changed inside the file decompresses into different text and is only
+    caught there. So a first pass decompresses the whole file and checks every member before any
+    line of it is read; a member that fails, or deflate data that is not valid, means none of the
+    file can be trusted. A stream that stops early (cut, or still being written) or is followed
+    by bytes that are not gzip is no damage: the members before that point checked out, and the
+    reading pass reports the rest."""
+    with gzip.GzipFile(fileobj=raw) as stream:
+        done = 0
+        try:
+            while chunk := stream.read(1 << 20):
+                done += len(chunk)
+        except EOFError:
+            return None
+        except gzip.BadGzipFile as exc:
+            if not str(exc).startswith(("CRC check failed", "Incorrect length")):
+                return None  # not gzip after complete members: read up to there
+            why = str(exc)
+        except zlib.error as exc:
+            why = f"invalid deflate data: {exc}"
+        except OSError:
+            return None  # the reading pass meets it too, at the offset it happens
+        else:
+            return None
+    return (
+        f"the file fails its gzip check ({why}) after {done:,} decompressed bytes: it was damaged "
+        "or altered after it was compressed, so none of its lines can be trusted and none was "
+        "archived; put an intact copy in its place and run again"
+    )
 
 
 def file_problem(source: str, offset: int, code: str, reason: str) -> Line:
