@@ -14,7 +14,7 @@ from factories import event, write_jsonl
 from helpers import VIGIL, fingerprint, ingest
 
 from pipelines.archive import compact, layout
-from pipelines.archive.ledger import canonical, entry_hash
+from pipelines.archive.ledger import Ledger, canonical, entry_hash
 from pipelines.archive.manifest import load_state
 from pipelines.archive.verify import run_report_problems, verify
 from pipelines.archive.writer import DLP_ACTIONS
@@ -551,3 +551,119 @@ def test_run_reports_that_match_no_ingest_commit_are_problems(tmp_path: Path) ->
         f"_runs/{first}.json.tmp: a run report cut short while it was written (the run was "
         "stopped); harmless, delete it"
     ]
+
+
+def _damage_line_3(archive: Path, damage: str) -> str:
+    """Replace manifest line 3 (an ``add``) as ``damage`` says; returns the path that line added."""
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    entry = json.loads(lines[2])
+    assert entry["op"] == "add" and len(lines) == 4  # three files, then the commit
+    if damage == "not JSON":
+        lines[2] = b"{not json\n"
+    elif damage == "not an object":
+        lines[2] = b"[1,2]\n"
+    else:  # an object without its path: written as Vigil writes, but not hashed again
+        lines[2] = canonical({k: v for k, v in entry.items() if k != "path"}).encode() + b"\n"
+    manifest.write_bytes(b"".join(lines))
+    return entry["path"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("not JSON", ["manifest.jsonl line 3: not valid JSON; the ledger was edited or damaged"]),
+        ("not an object", ["manifest.jsonl line 3: not a JSON object"]),
+        (
+            "no path",
+            [
+                "manifest.jsonl line 3: entry content does not match its hash; it was altered",
+                "manifest.jsonl line 3 has no field 'path' (the ledger was edited), "
+                "so the replay left it out",
+            ],
+        ),
+    ],
+)
+def test_a_damaged_manifest_line_does_not_stop_verify_from_naming_everything_else(
+    archive: Path, damage: str, named: list[str]
+) -> None:
+    audit = archive / layout.AUDIT
+    Ledger(audit).append([{"action": "search", "results": n} for n in (1, 2, 3)])
+    head = verify(archive).manifest_head  # the commit entry's, which stays readable
+    altered = _first_record_file(archive).relative_to(archive).as_posix()
+    lost = _damage_line_3(archive, damage)
+    assert lost != altered
+    (archive / lost).unlink()  # the file the damaged line added: the index its commit vouches for names it
+    pq.write_table(pq.read_table(archive / altered).slice(1), archive / altered)
+    added = archive / "records" / "event_month=2026-01" / "extra.parquet"
+    added.write_bytes(b"junk\n")
+    lines = audit.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"results":2', b'"results":20')
+    audit.write_bytes(b"".join(lines))
+
+    report = verify(archive)
+    manifest = [p for p in report.problems if p.startswith("manifest: ")]
+    assert manifest[:-1] == [f"manifest: {p}" for p in named]
+    assert manifest[-1].startswith("manifest: line 4 comes after the damage at line 3, so the hash chain")
+    rest = [p for p in report.problems if not p.startswith("manifest: ")]
+    assert (
+        len(rest) == 4
+        and rest[-1] == "audit log: audit.jsonl line 2: entry content does not match its hash; it was altered"
+    )
+    assert f"{lost}: committed file is missing (removed behind the manifest's back)" in rest
+    assert any(p.startswith(f"{altered}: content changed") for p in rest)
+    assert "records/event_month=2026-01/extra.parquet: not in the manifest (added behind its back)" in rest
+    assert not any("vigil verify" in p for p in report.problems)  # verify is what is running
+    assert (report.files_checked, report.run_reports_checked, report.audit_entries) == (2, 1, 3)
+    assert report.manifest_head == head != "" and report.manifest_break == 3
+    assert report.audit_head == json.loads(lines[2])["hash"] and report.audit_break == 2
+
+    result = subprocess.run(
+        [*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{len(report.problems)} integrity problem(s)" in result.stderr
+    assert "vigil verify" not in result.stderr
+    assert f"manifest head: {head} (untrustworthy: the chain is damaged at line 3)" in result.stdout
+    assert (
+        f"audit head:    {report.audit_head} (untrustworthy: the chain is damaged at line 2)" in result.stdout
+    )
+
+
+def test_without_the_index_a_file_only_a_damaged_line_held_is_still_a_problem(archive: Path) -> None:
+    commit = load_state(archive).last_commit
+    lost = _damage_line_3(archive, "not JSON")
+    (archive / layout.MANIFEST_INDEX).unlink()
+    assert verify(archive).problems[2:] == [
+        f"manifest: the files it lists are not the ones its last commit {commit} recorded (live_sha256), "
+        f"and no {layout.MANIFEST_INDEX} that commit vouches for lists them: the damaged lines held files "
+        "that could not be checked; restore the manifest from a copy",
+        f"{lost}: not in the manifest (added behind its back)",
+    ]
+
+
+def test_a_manifest_damaged_only_after_its_last_commit_keeps_a_head_to_compare(archive: Path) -> None:
+    manifest = archive / layout.MANIFEST
+    head = verify(archive).manifest_head
+    manifest.write_bytes(manifest.read_bytes() + b"[1,2]\n" + b'{"op":"add"')
+    report = verify(archive)
+    assert report.manifest_head == head and report.manifest_break == 5
+    assert not any("come after the damage" in p or "comes after" in p for p in report.problems)
+    assert any("line 5 is not an entry an interrupted run leaves behind" in p for p in report.problems)
+
+
+def test_an_older_edited_index_over_a_damaged_manifest_is_checked_without_a_traceback(
+    tmp_path: Path, archive: Path
+) -> None:
+    # the index then is checked against a replay of the lines it covers, which must skip the damage too
+    index = archive / layout.MANIFEST_INDEX
+    document = json.loads(index.read_text())
+    _two_runs(tmp_path, archive)
+    index.write_text(json.dumps({**document, "audit_anchor": {"seq": 9, "head": "0" * 64}}))
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    lines[0] = b"{" + b"x" * (len(lines[0]) - 2) + b"\n"  # same length: the index still fits
+    manifest.write_bytes(b"".join(lines))
+    problems = verify(archive).problems
+    assert problems[0] == "manifest: manifest.jsonl line 1: not valid JSON; the ledger was edited or damaged"
+    assert f"{layout.MANIFEST_INDEX} has another audit anchor than the manifest" in " ".join(problems)

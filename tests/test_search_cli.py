@@ -109,6 +109,7 @@ def test_past_the_last_page(archive: Path, capsys) -> None:
         (["participant:(852) 9111-0000"], 'participant:"(852) 9111-0000"'),
         (["from:0001-01-01T00:00:00+01:00"], "outside the calendar"),  # not an OverflowError
         (["--from", "9999-12-31T23:00:00-05:00"], "outside the calendar"),
+        (["--to", "0001-01-01T00:00:00+01:00"], "outside the calendar"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(archive: Path, capsys, argv: list[str], message: str) -> None:

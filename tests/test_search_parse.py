@@ -143,6 +143,7 @@ def test_keyword_filters_are_the_same_as_typed_ones() -> None:
         # bounds a time zone pushes out of the calendar
         ("from:0001-01-01T00:00:00+01:00", "from:0001-01-01T00:00:00+01:00 is outside the calendar"),
         ("from:9999-12-31T23:00:00-05:00", "outside the calendar"),
+        ("to:0001-01-01T00:00:00+01:00", "to:0001-01-01T00:00:00+01:00 is outside the calendar"),
     ],
 )
 def test_mistakes_say_how_to_fix_them(text: str, hint: str) -> None:
@@ -287,7 +288,13 @@ def test_nesting_up_to_the_limit_is_read() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["to:9999-12-31", "to:99991231", "to:9999-12-31T23:59:59.999999", "to:9999-12-31T22:00:00-05:00"],
+    [
+        "to:9999-12-31",
+        "to:99991231",
+        "to:9999-12-31T23:59:59.999999",
+        "to:9999-12-31T22:00:00-05:00",
+        "to:9999-12-31T23:00:00-05:00",  # 10000-01-01T04:00Z
+    ],
 )
 def test_an_end_past_the_calendar_means_no_end(text: str) -> None:
     query = parse_query(f"card from:2026-01-05 {text}")

@@ -115,7 +115,11 @@ class Ledger:
     def problems(self, lines: int | None = None) -> list[str]:
         """Every break in the chain, as sentences naming the line; only in the first ``lines``
         lines when given (what follows is judged by the caller, e.g. an interrupted append)."""
-        found: list[str] = []
+        return [problem for _, problem in self.breaks(lines)]
+
+    def breaks(self, lines: int | None = None) -> list[tuple[int, str]]:
+        """:meth:`problems`, each with the number of the line it names."""
+        found: list[tuple[int, str]] = []
         prev = GENESIS
         expected_seq: int | None = 1
         for number, line in self.raw_lines():
@@ -123,33 +127,39 @@ class Ledger:
                 break
             where = f"{self.path.name} line {number}"
             if not line.endswith(b"\n"):
-                found.append(f"{where}: incomplete last line (an interrupted write, or a cut file)")
+                found.append((number, f"{where}: incomplete last line (an interrupted write, or a cut file)"))
             try:
                 entry = _load(line)
             except ValueError as exc:
-                found.append(f"{where}: {_unreadable(exc)}; the ledger was edited or damaged")
+                entry, what = None, f"{_unreadable(exc)}; the ledger was edited or damaged"
+            else:
+                what = "not a JSON object"
+            if not isinstance(entry, dict):
+                found.append((number, f"{where}: {what}"))
                 # named once: the next entry's number and link are not held against it
                 prev, expected_seq = "?", None
                 continue
-            if not isinstance(entry, dict):
-                found.append(f"{where}: not a JSON object")
-                continue
             seq = entry.get("seq")
             if not isinstance(seq, int) or isinstance(seq, bool):
-                found.append(f"{where}: sequence number {json.dumps(seq)} is not a whole number")
+                found.append((number, f"{where}: sequence number {json.dumps(seq)} is not a whole number"))
                 seq = None
             elif expected_seq is not None and seq != expected_seq:
-                found.append(f"{where}: sequence number {seq} where {expected_seq} was expected")
+                found.append((number, f"{where}: sequence number {seq} where {expected_seq} was expected"))
             if prev != "?" and entry.get("prev") != prev:
-                found.append(f"{where}: chain broken, 'prev' does not match the previous entry's hash")
+                found.append(
+                    (number, f"{where}: chain broken, 'prev' does not match the previous entry's hash")
+                )
             if entry.get("hash") != entry_hash(entry):
-                found.append(f"{where}: entry content does not match its hash; it was altered")
+                found.append((number, f"{where}: entry content does not match its hash; it was altered"))
             elif line.rstrip(b"\n") != canonical(entry).encode():
                 # same meaning to Python, but a key named twice reads differently elsewhere
                 found.append(
-                    f"{where}: not written the way Vigil writes entries (a key repeated, keys "
-                    "reordered or spacing changed); its bytes were edited although its hash still "
-                    "matches what Python reads"
+                    (
+                        number,
+                        f"{where}: not written the way Vigil writes entries (a key repeated, keys "
+                        "reordered or spacing changed); its bytes were edited although its hash still "
+                        "matches what Python reads",
+                    )
                 )
             prev = entry.get("hash", "?")
             if seq:

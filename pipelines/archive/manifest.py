@@ -90,17 +90,29 @@ def parse_entries(path: Path, lines: list[bytes], first_line: int = 1) -> list[d
     """The entries of ``lines`` (numbered from ``first_line`` in ``path``, for messages). A damaged
     *last* line is the leftover of an interrupted append and is skipped; damage anywhere else is
     corruption and raises."""
-    entries = []
+    return [entry for entry in _parse(path, lines, first_line, lenient=False) if entry is not None]
+
+
+def _parse(path: Path, lines: list[bytes], first_line: int, *, lenient: bool) -> list[dict[str, Any] | None]:
+    """:func:`parse_entries`; ``lenient`` reads a damaged line before the last as None instead of
+    raising (the line keeps its place, so the entries after it keep their line numbers)."""
+    entries: list[dict[str, Any] | None] = []
     for i, line in enumerate(lines):
         try:
             entry = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if i == len(lines) - 1:
                 break
+            if lenient:
+                entries.append(None)
+                continue
             raise ArchiveError(
                 f"{path} line {first_line + i} is damaged; run `vigil verify` to see every problem"
             ) from exc
         if not isinstance(entry, dict):
+            if lenient:
+                entries.append(None)
+                continue
             raise ArchiveError(
                 f"{path} line {first_line + i} is not a JSON object (the ledger was edited); "
                 "run `vigil verify` to see every problem"
@@ -112,19 +124,27 @@ def parse_entries(path: Path, lines: list[bytes], first_line: int = 1) -> list[d
 def _replay_committed(
     path: Path,
     state: ManifestState,
-    entries: list[dict[str, Any]],
+    entries: list[dict[str, Any] | None],
     first_line: int,
     *,
     chain_lines: list[bytes] | None,
+    damaged: list[tuple[int, str]] | None = None,
 ) -> int:
     """Apply ``entries`` (read from line ``first_line`` of ``path`` on) up to their last commit
-    entry (what follows it was never committed) to ``state``; returns how many were applied. With
+    entry (what follows it was never committed) to ``state``; returns how many lines that is. With
     ``chain_lines`` (the lines the entries were read from), each entry must carry on the hash chain
     from ``state``'s head: a line removed, edited or moved is refused rather than read as if the
-    manifest had always said so."""
-    last_commit = max((i for i, e in enumerate(entries) if e.get("op") == "commit"), default=-1)
+    manifest had always said so. An entry with missing or invalid fields is refused too; with
+    ``damaged`` (verify's lenient replay, which checks the chain itself) it is named there, with its
+    line number, and left out, and so is a line that is not an entry (None)."""
+    last_commit = max(
+        (i for i, e in enumerate(entries) if e is not None and e.get("op") == "commit"), default=-1
+    )
     prev = state.head or GENESIS
+    valid: list[dict[str, Any]] = []
     for i, entry in enumerate(entries[: last_commit + 1]):
+        if entry is None:  # only when lenient: Ledger.problems names such a line
+            continue
         if chain_lines and (
             broken := chain_break(entry, chain_lines[i], prev, state.committed_lines + i + 1)
         ):
@@ -133,24 +153,40 @@ def _replay_committed(
                 "Run `vigil verify` to see every problem, and restore the manifest from a copy"
             )
         prev = str(entry.get("hash"))
-        try:
-            _check_fields(entry)
-        except KeyError as exc:
-            problem = f"has no field {exc}"
-        except TypeError as exc:
-            problem = f"has a {exc}"
-        except ValueError as exc:
-            problem = f"names {exc}"
+        problem = field_problem(entry)
+        if problem is None:
+            valid.append(entry)
+        elif damaged is not None:
+            damaged.append(
+                (
+                    first_line + i,
+                    f"{path.name} line {first_line + i} {problem} (the ledger was edited), "
+                    "so the replay left it out",
+                )
+            )
         else:
-            continue
-        raise ArchiveError(
-            f"{path} line {first_line + i} {problem} (the ledger was edited); "
-            "run `vigil verify` to see every problem"
-        )
-    _replay(state, entries[: last_commit + 1])
-    if last_commit >= 0:
-        state.head = entries[last_commit]["hash"]
+            raise ArchiveError(
+                f"{path} line {first_line + i} {problem} (the ledger was edited); "
+                "run `vigil verify` to see every problem"
+            )
+    _replay(state, valid)
+    closing = [e for e in valid if e.get("op") == "commit"]
+    if closing:
+        state.head = closing[-1]["hash"]
     return last_commit + 1
+
+
+def field_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with ``entry``'s fields (``has no field 'path'``), or None."""
+    try:
+        _check_fields(entry)
+    except KeyError as exc:
+        return f"has no field {exc}"
+    except TypeError as exc:
+        return f"has a {exc}"
+    except ValueError as exc:
+        return f"names {exc}"
+    return None
 
 
 #: the last state each manifest was read to, by path: long-running writers (``--follow``) then
@@ -159,19 +195,32 @@ _last_read: dict[str, ManifestState] = {}
 _KEEP = 4
 
 
-def load_state(root: Path, *, upto_lines: int | None = None, fresh: bool = False) -> ManifestState:
+def load_state(
+    root: Path,
+    *,
+    upto_lines: int | None = None,
+    fresh: bool = False,
+    damaged: list[tuple[int, str]] | None = None,
+) -> ManifestState:
     """The committed state of the manifest; entries after the last commit entry are ignored (never
     committed). Treat the result as read-only.
 
     A process remembers the state it last read: if the manifest still holds that state's last
     commit entry at the same place, only the lines after it are replayed. ``fresh`` (what verify
-    uses) and ``upto_lines`` (the state after that many lines) replay from the first line."""
+    uses) and ``upto_lines`` (the state after that many lines) replay from the first line, without
+    checking the chain. With ``damaged`` as well (verify's reading, which names every break in the
+    chain itself and goes on to the files), a line that is not an entry or has missing or invalid
+    fields is left out rather than refused: each one with fields wrong is named in ``damaged``
+    (``(line number, sentence)``), one that is not a JSON object is left to ``Ledger.problems``."""
     ledger = manifest_ledger(root)
     if fresh or upto_lines is not None:
         lines = [line for _, line in ledger.raw_lines()]
-        # verify's reading: it names every break in the chain itself, and goes on to the files
         return apply_lines(
-            ledger.path, ManifestState(), lines if upto_lines is None else lines[:upto_lines], chained=False
+            ledger.path,
+            ManifestState(),
+            lines if upto_lines is None else lines[:upto_lines],
+            chained=False,
+            damaged=damaged,
         )
     key = str(ledger.path.absolute())
     start = _last_read.pop(key, None)
@@ -187,13 +236,29 @@ def load_state(root: Path, *, upto_lines: int | None = None, fresh: bool = False
 
 
 def apply_lines(
-    path: Path, state: ManifestState, lines: list[bytes], *, chained: bool = True
+    path: Path,
+    state: ManifestState,
+    lines: list[bytes],
+    *,
+    chained: bool = True,
+    damaged: list[tuple[int, str]] | None = None,
 ) -> ManifestState:
     """Replay the committed part of ``lines`` (the manifest lines after ``state``) onto ``state``,
-    checking the hash chain unless ``chained`` is false (verify, which names every break itself)."""
+    checking the hash chain unless ``chained`` is false (verify, which names every break itself);
+    ``damaged``: see :func:`load_state`."""
     covered = state.committed_lines
-    entries = parse_entries(path, lines, first_line=covered + 1)
-    applied = _replay_committed(path, state, entries, covered + 1, chain_lines=lines if chained else None)
+    if damaged is None:
+        entries: list[dict[str, Any] | None] = list(parse_entries(path, lines, first_line=covered + 1))
+    else:
+        entries = _parse(path, lines, covered + 1, lenient=True)
+    applied = _replay_committed(
+        path,
+        state,
+        entries,
+        covered + 1,
+        chain_lines=lines if chained and damaged is None else None,
+        damaged=damaged,
+    )
     state.total_lines = covered + len(lines)
     if applied:
         state.committed_lines = covered + applied

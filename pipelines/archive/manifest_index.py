@@ -137,10 +137,14 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
         ]
     if _fitting_index(root, document, check_digest=False) is None:
         return []
+    if _fitting_index(root, document) is not None:
+        # what its commit entry recorded (``live_sha256``): where a replay differs, the manifest
+        # lines before it were damaged, which verify names by line (and the index is evidence)
+        return []
     if replayed is not None and replayed.committed_lines == document["lines"]:
         expected = replayed
-    else:
-        expected = load_state(root, upto_lines=document["lines"])
+    else:  # leaving out damaged lines, which verify names itself
+        expected = load_state(root, upto_lines=document["lines"], damaged=[])
     found: list[str] = []
     listed = {row[0] for row in document["live"]}
     for rel in sorted(listed - set(expected.live)):
@@ -157,6 +161,26 @@ def problems(root: Path, replayed: ManifestState | None = None) -> list[str]:
         f"{p} (delete it: readers then replay the manifest, and the next commit writes it again)"
         for p in found
     ]
+
+
+def vouched_live(root: Path, replayed: ManifestState) -> dict[str, DataFile]:
+    """The live files the index lists, when it was written for ``replayed``'s last commit (same
+    line and hash; its byte offset is not required to fit, a damaged line before may have changed
+    length) and lists exactly what that commit entry recorded of them (``live_sha256``); else
+    nothing. Verify uses it for the files a damaged manifest line held."""
+    document = _read(index_path(root))
+    entry = replayed.commits.get(replayed.last_commit or "")
+    if document is None or entry is None or not all(_names_a_data_file(row) for row in document["live"]):
+        return {}
+    if (document["lines"], document["hash"]) != (replayed.committed_lines, replayed.head):
+        return {}
+    try:
+        live = {row[0]: DataFile(**dict(zip(_FILE_FIELDS, row, strict=True))) for row in document["live"]}
+    except TypeError:
+        return {}
+    if entry.get(LIVE_DIGEST) != live_digest(live, document.get("audit_anchor")):
+        return {}
+    return live
 
 
 _DELETE_IT = "(delete it: readers then replay the manifest, and the next commit writes it again)"

@@ -2,7 +2,10 @@
 
 Checks, each reported as a sentence naming the file or line:
 
-* the manifest's hash chain is intact (no entry altered, removed or reordered);
+* the manifest's hash chain is intact (no entry altered, removed or reordered); a damaged line (not
+  an entry, fields missing or invalid, a broken link) is named and the rest replayed past it, so
+  every other check still runs; a file only a damaged line held is checked against the manifest
+  index when the last commit's ``live_sha256`` vouches for the index's list;
 * every committed file exists, with the SHA-256 and row count the manifest recorded, as a file
   and not a symbolic link to one (Vigil never makes one);
 * no data file exists that the manifest does not list (added behind its back);
@@ -41,7 +44,14 @@ import pyarrow.parquet as pq
 
 from pipelines.archive import layout, manifest_index, reader
 from pipelines.archive.ledger import GENESIS, Ledger
-from pipelines.archive.manifest import ManifestState, load_state, manifest_ledger, tail_problem
+from pipelines.archive.manifest import (
+    LIVE_DIGEST,
+    ManifestState,
+    live_digest,
+    load_state,
+    manifest_ledger,
+    tail_problem,
+)
 from pipelines.archive.writer import DLP_ACTIONS, file_sha256, staging_dir
 from pipelines.errors import ArchiveError
 from pipelines.record import SCHEMA_VERSION
@@ -58,6 +68,8 @@ class VerifyReport:
     audit_entries: int = 0
     audit_head: str = ""
     audit_unreadable: bool = False  # the log exists but could not be read: no head to print
+    manifest_break: int | None = None  # the first damaged manifest line: the head is not to be kept
+    audit_break: int | None = None  # the same for the audit log
 
     @property
     def ok(self) -> bool:
@@ -103,20 +115,19 @@ def verify(
             f"{layout.MANIFEST} is {what}, not the manifest: put the manifest back from a backup"
         )
         return report
-    try:
-        state = load_state(root, fresh=True)
-    except (ArchiveError, ValueError, KeyError) as exc:
-        report.problems.extend(f"manifest: {p}" for p in ledger.problems())
-        report.problems.append(f"manifest cannot be replayed: {exc}")
-        return report
+    damaged: list[tuple[int, str]] = []  # lines the replay left out, with why
+    state = load_state(root, fresh=True, damaged=damaged)
     leftover = state.total_lines > state.committed_lines
     tail = tail_problem(root, state) if leftover else None
     # the chain is checked up to the last commit; lines an interrupted append left after it are
     # judged as such (complete entries, perhaps ending in a line cut short), not as a broken chain
-    report.problems.extend(
-        f"manifest: {p}" for p in ledger.problems(state.committed_lines if leftover and not tail else None)
-    )
+    breaks = ledger.breaks(state.committed_lines if leftover and not tail else None)
+    found = sorted(breaks + damaged, key=lambda named: named[0])
+    report.problems.extend(f"manifest: {p}" for _, p in found)
     report.manifest_head = state.head
+    if found:
+        report.manifest_break = found[0][0]
+        report.problems.extend(_after_break(found[0][0], state))
     report.problems.extend(manifest_index.problems(root, state))
     if leftover:
         if tail:
@@ -126,9 +137,27 @@ def verify(
                 f"{state.total_lines - state.committed_lines} manifest line(s) after the last commit "
                 "(an interrupted run; the next `vigil run` removes them)"
             )
+    live = dict(state.live)
+    if found:  # what the damaged lines held, as far as the manifest index vouches for it
+        for rel, f in sorted(manifest_index.vouched_live(root, state).items()):
+            if rel not in live:
+                live[rel] = f
+                report.notes.append(
+                    f"{rel}: no readable manifest line adds it, but {layout.MANIFEST_INDEX} lists it "
+                    f"and commit {state.last_commit} recorded that list ({LIVE_DIGEST}): checked "
+                    "against the index"
+                )
+        recorded = state.commits.get(state.last_commit or "", {}).get(LIVE_DIGEST)
+        if recorded is not None and recorded != live_digest(live, state.audit_anchor()):
+            report.problems.append(
+                f"manifest: the files it lists are not the ones its last commit {state.last_commit} "
+                f"recorded ({LIVE_DIGEST}), and no {layout.MANIFEST_INDEX} that commit vouches for "
+                "lists them: the damaged lines held files that could not be checked; restore the manifest "
+                "from a copy"
+            )
     unpublished: dict[str, int] = {}
     newer: dict[int, int] = {}  # files a newer Vigil wrote, by schema version
-    for rel, f in sorted(state.live.items()):
+    for rel, f in sorted(live.items()):
         path = root / rel
         if not path.is_file():
             staged = staging_dir(root, f.commit) / rel
@@ -165,7 +194,7 @@ def verify(
         if rows != f.rows:
             report.problems.append(f"{rel}: {rows} rows where the manifest recorded {f.rows}")
     for rel in layout.data_files_on_disk(root):
-        if rel in state.live:
+        if rel in live:
             continue
         if rel in state.removed:
             retired = state.removed[rel]
@@ -201,11 +230,29 @@ def verify(
     _check_run_reports(root, report, state)
     _check_audit(root, report, state, expect_audit_head)
     if expect_head and expect_head != state.head:
+        shown = state.head[:16] + "…" if state.head else "unknown" if found else "(empty)"
         report.problems.append(
-            f"manifest head is {state.head[:16]}… but {expect_head[:16]}… was expected: "
+            f"manifest head is {shown} but {expect_head[:16]}… was expected: "
             "entries were removed from its end, or this is another archive"
         )
     return report
+
+
+def _after_break(line: int, state: ManifestState) -> list[str]:
+    """The committed manifest lines after the first damaged one (``line``), which the chain can no
+    longer vouch for, as a problem (none when the damage is past the last commit)."""
+    if line >= state.committed_lines:
+        return []
+    after = (
+        f"line {state.committed_lines} comes"
+        if line + 1 == state.committed_lines
+        else f"lines {line + 1} to {state.committed_lines} come"
+    )
+    return [
+        f"manifest: {after} after the damage at line {line}, so the hash chain cannot vouch for "
+        f"{'it' if line + 1 == state.committed_lines else 'them'}: replayed, and the files listed "
+        "checked, but restore the manifest from a copy, or compare its head with one kept elsewhere"
+    ]
 
 
 def _check_run_reports(root: Path, report: VerifyReport, state: ManifestState) -> None:
@@ -379,7 +426,7 @@ def _check_audit(
             # repairs it (and logs the repair), so it is a note, and the entries before it count
             tail = audit.unended_tail()
             torn = tail[0] if tail is not None and not tail[1] else None
-            found = audit.problems(lines=None if tail is None else tail[0] - 1)
+            found = audit.breaks(lines=None if tail is None else tail[0] - 1)
         except OSError as exc:
             report.problems.append(
                 f"audit log: {layout.AUDIT} cannot be read ({exc.strerror or exc}), so its chain was "
@@ -387,7 +434,8 @@ def _check_audit(
             )
             report.audit_unreadable = True
             return
-        report.problems.extend(f"audit log: {p}" for p in found)
+        report.problems.extend(f"audit log: {p}" for _, p in found)
+        report.audit_break = found[0][0] if found else None
         lines = sum(1 for _ in audit.raw_lines())
         report.audit_entries = lines - (torn is not None)
         if tail is not None and torn is None:
@@ -426,7 +474,13 @@ def _check_audit(
                 "(the log was rewritten)"
             )
     if expect_audit_head and expect_audit_head != (report.audit_head or GENESIS):
-        shown = report.audit_head[:16] + "…" if report.audit_head else "(empty)"
+        shown = (
+            report.audit_head[:16] + "…"
+            if report.audit_head
+            else "unknown"
+            if report.audit_break
+            else "(empty)"
+        )
         report.problems.append(
             f"audit head is {shown} but {expect_audit_head[:16]}… was expected: "
             "entries were removed from the audit log's end, or this is another archive"

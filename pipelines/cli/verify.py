@@ -29,6 +29,15 @@ def _head(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     return head
 
 
+def _shown(head: str, damaged_line: int | None) -> str:
+    """A head as printed: after damage it is not one to keep (nor to compare a kept one with)."""
+    if damaged_line is None:
+        return head or "(empty)"
+    if not head:
+        return f"unknown (the chain is damaged at line {damaged_line})"
+    return f"{head} (untrustworthy: the chain is damaged at line {damaged_line})"
+
+
 @click.command("verify")
 @click.option(
     "--archive", type=click.Path(file_okay=False, path_type=Path), required=True, help="Archive folder."
@@ -63,9 +72,9 @@ def command(archive: Path, expect_head: str | None, expect_audit_head: str | Non
         f"{report.run_reports_checked} run report(s), "
         f"{report.audit_entries} audit entr{'y' if report.audit_entries == 1 else 'ies'}"
     )
-    click.echo(f"manifest head: {report.manifest_head or '(empty)'}")
-    unread = "(cannot be read)" if report.audit_unreadable else "(empty)"
-    click.echo(f"audit head:    {report.audit_head or unread}")
+    click.echo(f"manifest head: {_shown(report.manifest_head, report.manifest_break)}")
+    audit = "(cannot be read)" if report.audit_unreadable else _shown(report.audit_head, report.audit_break)
+    click.echo(f"audit head:    {audit}")
     if not report.ok:
         raise IntegrityError(report.problems)
     click.secho("archive intact", fg="green")
