@@ -427,6 +427,19 @@ def test_only_json_white_space_makes_a_blank_line(tmp_path: Path) -> None:
     assert summary.dead_letter_reasons == {"malformed_json": 2} and summary.balanced
 
 
+def test_a_crash_hole_of_nul_bytes_is_one_dead_letter_that_says_how_to_recover(tmp_path: Path) -> None:
+    # what a crash leaves in a log file: NUL bytes up to where the next write landed
+    hole = b"\x00" * 4096
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_bytes(line(event(1)) + hole + line(event(2)))
+    summary = ingest(tmp_path / "in", tmp_path / "archive")
+    assert (summary.read, summary.archived, summary.dead_letter_reasons) == (2, 1, {"malformed_json": 1})
+    (dead,) = _dead(tmp_path / "archive")
+    assert "starts with 4,096 NUL byte(s)" in dead["reason"] and "tr -d '\\000'" in dead["reason"]
+    assert "UTF-16" not in dead["reason"]
+    assert dead["raw"] == hole + line(event(2)).rstrip(b"\n")  # as it came: replayable once repaired
+
+
 def test_a_linked_event_file_is_judged_by_its_own_name_and_read_once(tmp_path: Path) -> None:
     src, other = tmp_path / "in", tmp_path / "other"
     write_jsonl(other / "export.txt", [event(1)])
