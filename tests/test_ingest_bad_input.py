@@ -427,6 +427,26 @@ def test_only_json_white_space_makes_a_blank_line(tmp_path: Path) -> None:
     assert summary.dead_letter_reasons == {"malformed_json": 2} and summary.balanced
 
 
+def test_a_pipe_given_as_the_input_is_refused_and_named(tmp_path: Path) -> None:
+    # inside a folder a pipe is named and skipped; given on its own it was "no event files", exit 0
+    fifo = tmp_path / "in" / "fifo.jsonl"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    for given in (str(fifo), "/dev/stdin"):
+        result = subprocess.run(
+            [*VIGIL, "run", "--input", given, "--archive", str(tmp_path / "archive")],
+            input=line(event(1)),
+            capture_output=True,
+            timeout=120,
+        )
+        err = result.stderr.decode()
+        assert result.returncode == 2, err
+        assert err.startswith(f"error: input {given} is a pipe, not a file or folder"), err
+        assert err.count("\n") == 1  # one line
+        assert "write the events to a file first" in err
+    assert not (tmp_path / "archive").exists()
+
+
 def test_a_crash_hole_of_nul_bytes_is_one_dead_letter_that_says_how_to_recover(tmp_path: Path) -> None:
     # what a crash leaves in a log file: NUL bytes up to where the next write landed
     hole = b"\x00" * 4096

@@ -94,8 +94,15 @@ def check_input(input_path: str) -> tuple[str, str | None, bool]:
     """How to list ``input_path``: the pattern to match, the folder it starts from and whether it
     is a glob. An input that does not exist, or one file not named like an event file, is an
     :class:`InputError` (checked before a run touches the archive). A local path that exists is
-    taken as written, even with ``*?[`` in its name (``in[1]/``)."""
+    taken as written, even with ``*?[`` in its name (``in[1]/``). A pipe, socket or device named
+    on its own (``/dev/stdin``, a FIFO) is refused too: Vigil reads files."""
     literal = is_local(input_path) and os.path.exists(input_path)
+    if literal and (kind := _special_kind(input_path)):
+        raise InputError(
+            f"input {_shown(input_path)} is {kind}, not a file or folder: Vigil reads event files, "
+            "which it can read again and resume where a run stopped; write the events to a file "
+            "first (cat > in/events.jsonl) and pass that file or its folder"
+        )
     if not literal and any(ch in input_path for ch in "*?["):
         parts = input_path.split("/")
         fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
@@ -203,6 +210,21 @@ def _one_per_file(files: list[SourceFile]) -> list[SourceFile]:
             seen.add((st.st_dev, st.st_ino))
         kept.append(source)
     return kept
+
+
+def _special_kind(path: str) -> str | None:
+    """What the local ``path`` (its links followed) is when it is neither a file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # cannot be looked at: listing it says what is wrong
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def _not_a_readable_file(listed: str, name: str) -> str | None:
