@@ -447,6 +447,26 @@ def test_a_pipe_given_as_the_input_is_refused_and_named(tmp_path: Path) -> None:
     assert not (tmp_path / "archive").exists()
 
 
+def test_a_glob_reads_every_file_it_matches_and_names_a_link_to_nothing(tmp_path: Path, monkeypatch) -> None:
+    # Beam's matching stops `*` at a backslash and drops what it cannot stat: both vanished
+    src = tmp_path / "in"
+    write_jsonl(src / "ok.jsonl", [event(1)])
+    write_jsonl(src / "a\\b.jsonl", [event(2)])
+    (src / "gone.jsonl").symlink_to("/nonexistent/day.jsonl")
+    (src / "_bookkeeping.jsonl").symlink_to("/nonexistent/other.jsonl")  # skipped, as in a folder
+    gone = "gone.jsonl (a link to /nonexistent/day.jsonl, which does not exist)"
+    monkeypatch.chdir(tmp_path)
+    for n, given in enumerate(["in/*.jsonl", str(src / "*.jsonl"), "in/**"]):
+        summary = ingest(Path(given), tmp_path / f"archive{n}")
+        assert (summary.sources, summary.read, summary.archived) == (2, 2, 2) and summary.balanced, given
+        assert summary.unreadable_files == [gone], given
+    folder = ingest(src, tmp_path / "from-the-folder")  # the same as the folder's own listing
+    assert (folder.archived, folder.unreadable_files) == (2, [gone])
+    # the pattern still matches only what it says
+    only = ingest(Path("in/a*.jsonl"), tmp_path / "only")
+    assert (only.archived, only.unreadable_files) == (1, [])
+
+
 def test_a_crash_hole_of_nul_bytes_is_one_dead_letter_that_says_how_to_recover(tmp_path: Path) -> None:
     # what a crash leaves in a log file: NUL bytes up to where the next write landed
     hole = b"\x00" * 4096
