@@ -55,8 +55,10 @@ def test_help_everywhere(path: list[str]) -> None:
         (
             ["run", "--input", "x", "--archive", "y", "--future-skew-minutes", "inf"],
             2,
-            "not a number of minutes",
+            "inf is not in the range 0<=x<=10000000000.0",
         ),
+        (["run", "--input", "x", "--archive", "y", "--settle", "nan"], 2, "not a number of seconds"),
+        (["run", "--input", "x", "--archive", "y", "--interval", "nan"], 2, "not a number of seconds"),
     ],
 )
 def test_mistakes_get_messages_not_tracebacks(argv: list[str], code: int, message: str) -> None:
@@ -64,6 +66,41 @@ def test_mistakes_get_messages_not_tracebacks(argv: list[str], code: int, messag
     assert result.returncode == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--future-skew-minutes", "1e13", "0<=x<=10000000000.0"),
+        ("--max-line-bytes", str(2**63 - 1), "1024<=x<=1073741824"),
+        ("--interval", "1e300", "0.1<=x<=86400.0"),
+        ("--settle", "1e300", "0<=x<=86400.0"),
+        ("--es-batch-size", str(10**20), "1<=x<=10000"),
+    ],
+)
+def test_a_huge_run_option_is_refused_before_the_archive_is_touched(
+    tmp_path: Path, option: str, value: str, allowed: str
+) -> None:
+    write_jsonl(tmp_path / "in" / "day.jsonl", [event(1)])
+    archive = tmp_path / "archive"
+    argv = ["run", "--input", str(tmp_path / "in"), "--archive", str(archive), option, value]
+    result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"Error: Invalid value for '{option}': " in result.stderr and allowed in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    assert not archive.exists()
+
+
+def test_the_largest_run_options_are_taken(tmp_path: Path) -> None:
+    # the bounds themselves work: "1e9 for no check" and beyond, and the longest line limit
+    late = "9999-12-31T23:59:59Z"
+    write_jsonl(tmp_path / "in" / "day.jsonl", [event(1), event(2, event_time=late, received_time=late)])
+    archive = tmp_path / "archive"
+    top = ["--future-skew-minutes", "1e10", "--max-line-bytes", str(2**30), "--es-batch-size", "10000"]
+    argv = ["run", "--input", str(tmp_path / "in"), "--archive", str(archive), "--json", "--no-dlp", *top]
+    result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert '"archived": 2' in result.stdout and '"dead_lettered": 0' in result.stdout
 
 
 @pytest.mark.parametrize(

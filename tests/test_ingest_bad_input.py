@@ -428,6 +428,59 @@ def test_only_json_white_space_makes_a_blank_line(tmp_path: Path) -> None:
     assert summary.dead_letter_reasons == {"malformed_json": 2} and summary.balanced
 
 
+def test_a_pipe_given_as_the_input_is_refused_and_named(tmp_path: Path) -> None:
+    # inside a folder a pipe is named and skipped; given on its own it was "no event files", exit 0
+    fifo = tmp_path / "in" / "fifo.jsonl"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    for given in (str(fifo), "/dev/stdin"):
+        result = subprocess.run(
+            [*VIGIL, "run", "--input", given, "--archive", str(tmp_path / "archive")],
+            input=line(event(1)),
+            capture_output=True,
+            timeout=120,
+        )
+        err = result.stderr.decode()
+        assert result.returncode == 2, err
+        assert err.startswith(f"error: input {given} is a pipe, not a file or folder"), err
+        assert err.count("\n") == 1  # one line
+        assert "write the events to a file first" in err
+    assert not (tmp_path / "archive").exists()
+
+
+def test_a_glob_reads_every_file_it_matches_and_names_a_link_to_nothing(tmp_path: Path, monkeypatch) -> None:
+    # Beam's matching stops `*` at a backslash and drops what it cannot stat: both vanished
+    src = tmp_path / "in"
+    write_jsonl(src / "ok.jsonl", [event(1)])
+    write_jsonl(src / "a\\b.jsonl", [event(2)])
+    (src / "gone.jsonl").symlink_to("/nonexistent/day.jsonl")
+    (src / "_bookkeeping.jsonl").symlink_to("/nonexistent/other.jsonl")  # skipped, as in a folder
+    gone = "gone.jsonl (a link to /nonexistent/day.jsonl, which does not exist)"
+    monkeypatch.chdir(tmp_path)
+    for n, given in enumerate(["in/*.jsonl", str(src / "*.jsonl"), "in/**"]):
+        summary = ingest(Path(given), tmp_path / f"archive{n}")
+        assert (summary.sources, summary.read, summary.archived) == (2, 2, 2) and summary.balanced, given
+        assert summary.unreadable_files == [gone], given
+    folder = ingest(src, tmp_path / "from-the-folder")  # the same as the folder's own listing
+    assert (folder.archived, folder.unreadable_files) == (2, [gone])
+    # the pattern still matches only what it says
+    only = ingest(Path("in/a*.jsonl"), tmp_path / "only")
+    assert (only.archived, only.unreadable_files) == (1, [])
+
+
+def test_a_crash_hole_of_nul_bytes_is_one_dead_letter_that_says_how_to_recover(tmp_path: Path) -> None:
+    # what a crash leaves in a log file: NUL bytes up to where the next write landed
+    hole = b"\x00" * 4096
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_bytes(line(event(1)) + hole + line(event(2)))
+    summary = ingest(tmp_path / "in", tmp_path / "archive")
+    assert (summary.read, summary.archived, summary.dead_letter_reasons) == (2, 1, {"malformed_json": 1})
+    (dead,) = _dead(tmp_path / "archive")
+    assert "starts with 4,096 NUL byte(s)" in dead["reason"] and "tr -d '\\000'" in dead["reason"]
+    assert "UTF-16" not in dead["reason"]
+    assert dead["raw"] == hole + line(event(2)).rstrip(b"\n")  # as it came: replayable once repaired
+
+
 def test_a_linked_event_file_is_judged_by_its_own_name_and_read_once(tmp_path: Path) -> None:
     src, other = tmp_path / "in", tmp_path / "other"
     write_jsonl(other / "export.txt", [event(1)])

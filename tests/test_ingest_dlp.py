@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from pipelines.archive import reader
 from pipelines.archive.verify import verify
 from pipelines.errors import PolicyError
 from pipelines.record import record_id_for
-from pipelines.search import embedded
+from pipelines.search import conversation, embedded
 from pipelines.search.access import AccessRole, Identity, shown_text
 from pipelines.search.parse import parse_query
 
@@ -221,3 +222,31 @@ def test_an_input_event_named_like_a_notice_is_archived_beside_the_notice(
     write_jsonl(tmp_path / "in" / "redelivered.jsonl", items)  # the same events again: duplicates only
     again = ingest(tmp_path / "in", archive, policy=str(policy))
     assert again.archived == 0 and again.duplicates == 2 and again.notices == 0
+
+
+def test_a_message_blocked_at_the_last_instant_of_year_9999_gets_its_notice(tmp_path: Path) -> None:
+    # the notice is stamped one microsecond after the attempt: past the last microsecond there is
+    # none, so it is stamped at the same instant (and still shown after the message)
+    last, leap = "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:60Z"  # a leap second is the last µs
+    key = "use AKIAIOSFODNN7EXAMPLE for the upload"  # the shipped policy blocks cloud keys
+    items = [
+        event(1, event_time=last, received_time=last, body=key),
+        event(2, event_time=leap, received_time=leap, body=key),
+        event(3, body=key),
+    ]
+    write_jsonl(tmp_path / "in" / "day.jsonl", items)
+    archive = tmp_path / "archive"
+    s = ingest(tmp_path / "in", archive, future_skew=dt.timedelta(minutes=1e10))
+    assert s.balanced and s.archived == 3 and s.dead_lettered == 0 and s.notices == 3
+    rows = _rows(archive)
+    for n in (1, 2):
+        blocked, notice = rows[f"evt-00000{n}"], rows[f"evt-00000{n}:dlp-notice"]
+        assert blocked["blocked"] and notice["event_type"] == "dlp_blocked_notice"
+        assert notice["event_time"] == blocked["event_time"] == dt.datetime.max.replace(tzinfo=dt.UTC)
+    assert rows["evt-000003:dlp-notice"]["event_time"] - rows["evt-000003"]["event_time"] == dt.timedelta(
+        microseconds=1
+    )
+    order = [r["event_id"] for r in conversation.load_conversation(archive, "conv-1")]
+    assert order[-4:-2] == ["evt-000001", "evt-000002"]  # the messages, then the notices about them
+    assert sorted(order[-2:]) == ["evt-000001:dlp-notice", "evt-000002:dlp-notice"]
+    assert verify(archive).ok

@@ -576,3 +576,41 @@ def test_a_line_that_is_merely_broken_gets_no_encoding_hint(raw: bytes) -> None:
     kind, row = parse(raw)
     assert kind == "dead" and row["reason_code"] == "malformed_json"
     assert "UTF-16" not in row["reason"] and "carriage returns" not in row["reason"]
+
+
+GOOD = line(event(1)).rstrip(b"\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b"\x00" * 4096 + GOOD, "the line starts with 4,096 NUL byte(s)"),  # a crash's hole, then a line
+        (b"\x00" * 3 + GOOD, "the line starts with 3 NUL byte(s)"),  # odd: once read as UTF-16BE
+        (b"\x00" + GOOD, "the line starts with 1 NUL byte(s)"),
+        (GOOD[:40] + b"\x00" * 100 + GOOD, "holds, from byte 40, 100 NUL byte(s)"),  # cut, then the hole
+        (b"\x00" * 64, "the line is 64 NUL byte(s) and nothing else"),
+    ],
+    ids=["hole", "three", "one", "middle", "only"],
+)
+def test_nul_bytes_before_utf8_json_are_named_as_such_not_as_utf16(raw: bytes, said: str) -> None:
+    kind, row = parse(raw)
+    assert kind == "dead" and row["reason_code"] == "malformed_json"
+    assert said in row["reason"] and "a log file allocated before it was written" in row["reason"]
+    assert "UTF-16" not in row["reason"] and "iconv" not in row["reason"]  # converting would ruin it
+    if raw.strip(b"\x00"):
+        assert "tr -d '\\000'" in row["reason"]
+    assert row["raw"] == raw  # kept as it came, not salvaged: the NULs may hide more than a hole
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps(event(1)).encode("utf-16-le"),  # the first line of a file without byte order mark
+        json.dumps(event(1)).encode("utf-16-be") + b"\x00",  # big-endian, with its line feed's NUL
+        json.dumps({"body": "你好，明天见，你好，明天见"}, ensure_ascii=False).encode("utf-16-le"),
+        "[1]".encode("utf-16-be"),
+    ],
+)
+def test_real_utf16_is_still_recognised(raw: bytes) -> None:
+    _, row = parse(raw)
+    assert "looks UTF-16 encoded" in row["reason"] and "NUL byte(s)" not in row["reason"]

@@ -19,14 +19,26 @@ from pipelines.errors import ArchiveError, IndexingError
 from pipelines.ingest.lines import MAX_LINE_BYTES
 from pipelines.record import MAX_BODY_CHARS
 
+#: the longest line --max-line-bytes may allow: a line up to the limit is held whole in memory
+MAX_LINE_BYTES_LIMIT = 1 << 30  # 1 GiB
+#: the largest --future-skew-minutes: 1e10 minutes (19,000 years) reach past year 9999 from any
+#: time the archive takes (2000 on), so a larger skew would mean the same, "no check"
+MAX_FUTURE_SKEW_MINUTES = 1e10
+#: the longest --interval and --settle, in seconds: a day
+MAX_SECONDS = 86_400.0
+#: the largest --es-batch-size, as `vigil es index --batch-size`
+MAX_ES_BATCH = 10_000
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    """FloatRange lets ``inf`` and ``nan`` through; neither is a number of minutes."""
-    if not math.isfinite(value):
-        raise click.BadParameter(
-            f"{value} is not a number of minutes; give one such as 15 (or 1e9 for no check)"
-        )
-    return value
+
+def _finite(example: str) -> Any:
+    """A callback refusing ``nan`` (FloatRange lets it through: it fails no comparison)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise click.BadParameter(f"{value} is not a number of {example}")
+        return value
+
+    return check
 
 
 class _RunCommand(click.Command):
@@ -89,15 +101,17 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
 @click.option("--follow", is_flag=True, help="Keep polling the input for new files (micro-batches).")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=click.FloatRange(min=0.1, max=MAX_SECONDS),
+    callback=_finite("seconds; give one such as 5"),
     default=5.0,
     show_default=True,
-    help="Seconds between polls with --follow (at least 0.1).",
+    help="Seconds between polls with --follow (0.1 to 86400).",
 )
 @click.option(
     "--settle",
     "settle_seconds",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=MAX_SECONDS),
+    callback=_finite("seconds; give one such as 10"),
     default=10.0,
     show_default=True,
     help="With --follow: seconds a file must stay unchanged to count as finished (its last line is "
@@ -114,10 +128,10 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
 @click.option("--runner", default=None, help="Beam runner (default: the embedded in-process runner).")
 @click.option(
     "--max-line-bytes",
-    type=click.IntRange(min=1024),
+    type=click.IntRange(min=1024, max=MAX_LINE_BYTES_LIMIT),
     default=MAX_LINE_BYTES,
     show_default=True,
-    help="Longer lines are dead-lettered (at least 1024).",
+    help="Longer lines are dead-lettered (1024 to 1073741824, 1 GiB).",
 )
 @click.option(
     "--max-body-chars",
@@ -128,11 +142,11 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
 )
 @click.option(
     "--future-skew-minutes",
-    type=click.FloatRange(min=0),
-    callback=_finite,
+    type=click.FloatRange(min=0, max=MAX_FUTURE_SKEW_MINUTES),
+    callback=_finite("minutes; give one such as 15 (or 1e9 for no check)"),
     default=15.0,
     show_default=True,
-    help="Allowed clock skew into the future (0 or more).",
+    help="Allowed clock skew into the future (0 to 1e10; 1e9 for no check).",
 )
 @click.option(
     "--policy",
@@ -144,10 +158,10 @@ neither `vigil run` nor Beam knows (a typo such as --follw) is refused.
 )
 @click.option(
     "--es-batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_ES_BATCH),
     default=500,
     show_default=True,
-    help="Documents per bulk request with --es-url.",
+    help="Documents per bulk request with --es-url (1 to 10000).",
 )
 @click.option(
     "--es-max-request-mb",

@@ -64,6 +64,18 @@ def notice_event_id(event_id: str) -> str:
     return f"{event_id[: EVENT_ID_MAX - len(digest) - len(SUFFIX) - 1]}~{digest}{SUFFIX}"
 
 
+def notice_time(event_time_us: int) -> dt.datetime:
+    """When the notice is stamped: one microsecond after the blocked attempt, or at the same instant
+    when that would pass the last microsecond of year 9999 (a record may be stamped then). At one
+    instant the message still comes first: a conversation orders a message before the auto-messages
+    and events of the same instant (``pipelines.search.conversation.ORDER``)."""
+    when = from_micros(event_time_us)
+    try:
+        return when + dt.timedelta(microseconds=1)  # right after the attempt
+    except OverflowError:
+        return when
+
+
 def blocked_notice(
     row: dict[str, Any], *, rule_ids: list[str], reason: str | None, now_us: int
 ) -> dict[str, Any]:
@@ -75,7 +87,7 @@ def blocked_notice(
         rule_ids=rule_ids,
         reason=reason or "",
     ).strip()
-    when = from_micros(row["event_time"]) + dt.timedelta(microseconds=1)  # right after the attempt
+    when = notice_time(row["event_time"])
     event = Event.model_validate(
         {
             "event_id": notice_event_id(row["event_id"]),

@@ -276,13 +276,17 @@ def _plus(moment: dt.datetime, skew: dt.timedelta) -> dt.datetime:
 
 def _encoding_hint(raw: bytes) -> str:
     """What a line that does not read as JSON may be instead, said in its reason: a line of a
-    UTF-16 file (PowerShell's default), or a whole file whose lines end in CR alone."""
+    UTF-16 file (PowerShell's default), a line holding NUL bytes (the hole a crash leaves in a
+    log file), or a whole file whose lines end in CR alone."""
     if _looks_utf16(raw):
         return (
             "; the line looks UTF-16 encoded (a byte order mark or NUL bytes between its "
             "characters, as PowerShell writes files): Vigil reads UTF-8, so convert the file "
             "(iconv -f UTF-16 -t UTF-8) and put it in the input again"
         )
+    nuls = _nul_hint(raw)
+    if nuls:
+        return nuls
     parts = raw.rstrip(b"\r").split(b"\r")
     if len(parts) > 1 and _is_json_object(parts[0]):
         return (
@@ -293,23 +297,52 @@ def _encoding_hint(raw: bytes) -> str:
     return ""
 
 
+#: how many characters at the start of a line show whether it is UTF-16
+_UTF16_UNITS = 16
+
+
 def _looks_utf16(raw: bytes) -> bool:
     """A line of a UTF-16 file as a UTF-8 reader cuts it at each byte 0x0A: a byte order mark, or
-    text that reads as UTF-16 once the NUL byte of the line feed before it is set aside, or that
-    NUL byte alone (after the file's last line feed)."""
+    JSON text whose first characters are ASCII each paired with a NUL byte (after it in UTF-16LE,
+    before it in UTF-16BE), also once the NUL byte of the line feed before it is set aside, or that
+    NUL byte alone (after the file's last line feed). A run of NUL bytes before UTF-8 text is no
+    UTF-16: its NULs are not between the characters."""
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or raw == b"\x00":
         return True
-    if b"\x00" not in raw:
+    starts = (raw, raw[1:]) if raw.startswith(b"\x00") else (raw,)
+    return any(_utf16_start(start, nul) for start in starts for nul in (0, 1))
+
+
+def _utf16_start(raw: bytes, nul: int) -> bool:
+    """Whether ``raw`` starts as JSON in UTF-16 with the NUL byte of each ASCII character at
+    ``nul`` (1: little-endian, 0: big-endian): its first two characters are ASCII, so is at least
+    half of its first :data:`_UTF16_UNITS` (the keys of an event; a value may be in any script),
+    and it begins with ``{`` or ``[``."""
+    units = [raw[i : i + 2] for i in range(0, min(len(raw), 2 * _UTF16_UNITS) - 1, 2)]
+    ascii_units = [u[nul] == 0 and 0 < u[1 - nul] < 0x80 for u in units]
+    if len(units) < 2 or not (ascii_units[0] and ascii_units[1]) or 2 * sum(ascii_units) < len(units):
         return False
-    for start in (raw, raw[1:]):
-        for encoding in ("utf-16-le", "utf-16-be"):
-            try:
-                text = start[: len(start) // 2 * 2].decode(encoding)
-            except UnicodeDecodeError:
-                continue
-            if text.strip("\ufeff\r\n\x00 ").startswith(("{", "[")):
-                return True
-    return False
+    return bytes(u[1 - nul] for u in units[:2]).lstrip(b" \t")[:1] in (b"{", b"[")
+
+
+def _nul_hint(raw: bytes) -> str:
+    """The reason's word on NUL bytes in a line that is not UTF-16: what a crash (or a log file
+    allocated before it was written) leaves. JSON text never holds a NUL byte (in a string it is
+    written \\u0000), so removing them all from the file loses nothing; the line is not read with
+    them removed, though: a dead letter keeps it as it came."""
+    at = raw.find(b"\x00")
+    if at < 0:
+        return ""
+    run = len(raw) - at - len(raw[at:].lstrip(b"\x00"))
+    cause = "what a crash, or a log file allocated before it was written, leaves in a file"
+    if run == len(raw):
+        return f"; the line is {run:,} NUL byte(s) and nothing else ({cause}): it holds no event"
+    where = f"starts with {run:,}" if at == 0 else f"holds, from byte {at:,}, {run:,}"
+    return (
+        f"; the line {where} NUL byte(s) ({cause}), and JSON never holds one, so it is kept as it "
+        "came, not read: to read an event after them, remove the NUL bytes from the file "
+        "(tr -d '\\000' < FILE > FIXED.jsonl; JSON text loses nothing) and put that in the input again"
+    )
 
 
 def _is_json_object(raw: bytes) -> bool:

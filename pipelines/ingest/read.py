@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import stat
 import warnings
 import zlib
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from typing import Any
 
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata, FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.errors import InputError
@@ -94,8 +95,15 @@ def check_input(input_path: str) -> tuple[str, str | None, bool]:
     """How to list ``input_path``: the pattern to match, the folder it starts from and whether it
     is a glob. An input that does not exist, or one file not named like an event file, is an
     :class:`InputError` (checked before a run touches the archive). A local path that exists is
-    taken as written, even with ``*?[`` in its name (``in[1]/``)."""
+    taken as written, even with ``*?[`` in its name (``in[1]/``). A pipe, socket or device named
+    on its own (``/dev/stdin``, a FIFO) is refused too: Vigil reads files."""
     literal = is_local(input_path) and os.path.exists(input_path)
+    if literal and (kind := _special_kind(input_path)):
+        raise InputError(
+            f"input {_shown(input_path)} is {kind}, not a file or folder: Vigil reads event files, "
+            "which it can read again and resume where a run stopped; write the events to a file "
+            "first (cat > in/events.jsonl) and pass that file or its folder"
+        )
     if not literal and any(ch in input_path for ch in "*?["):
         parts = input_path.split("/")
         fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
@@ -137,7 +145,8 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     Files whose name, or any folder between the input root and them, starts with ``_`` or ``.`` are
     bookkeeping (labels, manifests, staging) and skipped, as are ``.tmp`` files (still being
     written); so is everything under ``exclude`` (the archive, when it sits inside the input
-    folder). Every file a glob matches is an event file; a folder's files are event files when
+    folder). Every file a glob matches is an event file (a local glob is matched by
+    :func:`_local_glob`, which names what it cannot read); a folder's files are event files when
     their names end in one of :data:`SUFFIXES`, and one file named on its own must be one."""
     pattern, root, glob = check_input(input_path)
     excluded = canonical(exclude).rstrip("/") + "/" if exclude else None
@@ -148,15 +157,19 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     def relative(listed: str) -> str:
         return _shown(listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed)
 
+    def ignored(listed: str, name: str) -> bool:
+        """Bookkeeping, a file still being written, or the archive."""
+        if _hidden_below(listed, root) or listed.endswith(".tmp"):
+            return True
+        return bool(excluded and (name.startswith(excluded) or listed.startswith(excluded)))
+
     def consider(meta: Any, link: tuple[str, str] | None = None) -> None:
         # judged by the name it has in the input (a link is an event file if the link is named like
         # one), read and remembered by its real path (two names of one file are read once)
         listed, name = canonical_dir(meta.path), canonical(meta.path)
         if link is not None and listed.startswith(link[1] + "/"):  # found through a folder link
             listed = link[0] + listed[len(link[1]) :]
-        if _hidden_below(listed, root) or listed.endswith(".tmp"):
-            return
-        if excluded and (name.startswith(excluded) or listed.startswith(excluded)):
+        if ignored(listed, name):
             return
         if not glob and not listed.endswith(SUFFIXES):
             unread.append((relative(listed), name))
@@ -169,8 +182,18 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
         found.setdefault(name, SourceFile(name, meta.size_in_bytes, mtime))
 
     try:
-        for meta in _match(pattern):
-            consider(meta)
+        if glob and is_local(pattern):
+            # Beam's local matching drops what it cannot stat and stops `*` at a backslash
+            matched, problems = _local_glob(pattern)
+            for meta in matched:
+                consider(meta)
+            for path, why in problems:
+                listed = canonical_dir(path.rstrip("/"))  # a folder's path ends in "/"
+                if not ignored(listed, canonical(path)):
+                    skipped.append(f"{relative(listed)}{'/' if path.endswith('/') else ''} ({why})")
+        else:
+            for meta in _match(pattern):
+                consider(meta)
         if not glob and root and is_local(root) and os.path.isdir(root):
             # Beam's listing neither follows folder links nor says which folders it could not list
             tree = _walk(root, excluded)
@@ -205,6 +228,21 @@ def _one_per_file(files: list[SourceFile]) -> list[SourceFile]:
     return kept
 
 
+def _special_kind(path: str) -> str | None:
+    """What the local ``path`` (its links followed) is when it is neither a file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # cannot be looked at: listing it says what is wrong
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
 def _not_a_readable_file(listed: str, name: str) -> str | None:
     """Why an input entry named like an event file cannot be read as one, or None."""
     if not (is_utf8(listed) and is_utf8(name)):  # the name, or the real path a link leads to
@@ -226,6 +264,55 @@ def _shown(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def _local_glob(pattern: str) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The files a local glob matches, as Beam's matching names them (``*`` within one folder,
+    ``**`` across folders), and (path, why) for the matches that cannot be read: a link that leads
+    nowhere, a folder on the way that cannot be listed. Unlike Beam's, a name holding a backslash
+    matches ``*``, and an entry that cannot be looked at is named, not dropped."""
+    wanted = re.compile(FileSystem.translate_pattern(pattern).replace(r"[^/\\]*", "[^/]*"))
+    fixed = re.match(r"[^[*?]*", pattern)
+    start = os.path.dirname(fixed.group(0) if fixed else "")
+    found: list[Any] = []
+    problems: list[tuple[str, str]] = []
+
+    def unlistable(exc: OSError) -> None:
+        problem = _unlistable(exc)
+        if problem:
+            problems.append(problem)
+
+    for folder, _, files in os.walk(start or ".", onerror=unlistable):
+        for entry in files:
+            path = os.path.join(folder, entry) if start else os.path.relpath(os.path.join(folder, entry))
+            if not wanted.match(path):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                problems.append((path, _dangling(path) or f"cannot be looked at: {exc.strerror or exc}"))
+                continue
+            found.append(FileMetadata(path, st.st_size, st.st_mtime))
+    return found, problems
+
+
+def _unlistable(exc: OSError) -> tuple[str, str] | None:
+    """(folder, why) for a folder a listing could not read, as the summary names it."""
+    if exc.filename and os.path.isdir(exc.filename):
+        why = exc.strerror or str(exc)
+        return (
+            exc.filename + "/",
+            f"a folder the user running Vigil cannot list ({why}): nothing in it was read; "
+            "fix its permissions and run again",
+        )
+    return None
+
+
+def _dangling(path: str) -> str | None:
+    """Why ``path`` cannot be read when it is a link that leads nowhere, or None."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"a link to {_shown(os.readlink(path))}, which does not exist"
+    return None
+
+
 @dataclass
 class _Tree:
     #: (the link as named in the input, the real folder) for each link to a folder outside the
@@ -242,15 +329,9 @@ def _walk(root: str, excluded: str | None) -> _Tree:
     covered = [os.path.realpath(root).rstrip("/") + "/"]  # real folders already listed
 
     def unlistable(exc: OSError) -> None:
-        if exc.filename and os.path.isdir(exc.filename):
-            why = exc.strerror or str(exc)
-            tree.problems.append(
-                (
-                    exc.filename + "/",
-                    f"a folder the user running Vigil cannot list ({why}): nothing in it was read; "
-                    "fix its permissions and run again",
-                )
-            )
+        problem = _unlistable(exc)
+        if problem:
+            tree.problems.append(problem)
 
     for folder, dirs, files in os.walk(root, onerror=unlistable, followlinks=True):
         dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
@@ -273,11 +354,10 @@ def _walk(root: str, excluded: str | None) -> _Tree:
             if (
                 entry.endswith(SUFFIXES)
                 and not entry.startswith(("_", "."))
-                and os.path.islink(path)
-                and not os.path.exists(path)
                 and not (excluded and canonical_dir(path).startswith(excluded))
+                and (why := _dangling(path))
             ):
-                tree.problems.append((path, f"a link to {_shown(os.readlink(path))}, which does not exist"))
+                tree.problems.append((path, why))
     return tree
 
 
