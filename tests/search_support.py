@@ -78,6 +78,7 @@ def row(
     **fields: Any,
 ) -> dict[str, Any]:
     """A record row: an Event validated by the model, provenance, then the DLP fields given."""
+    received = fields.pop("received_time") if "received_time" in fields else when + dt.timedelta(seconds=1)
     data: dict[str, Any] = {
         "event_id": event_id,
         "org": "acme",
@@ -86,7 +87,7 @@ def row(
         "kind": "message",
         "direction": "outbound",
         "event_time": when,
-        "received_time": when + dt.timedelta(seconds=1),
+        "received_time": received,
         "conversation_id": "conv-en",
         "thread_id": "thr-1",
         "participants": [DANA, WEI],

@@ -94,6 +94,19 @@ def test_scan_does_not_load_a_line_longer_than_any_text_it_may_scan(tmp_path, ca
     assert "2 line(s)" in err and "1 error(s)" in err
 
 
+def test_scan_refuses_a_text_limit_whose_lines_could_not_be_held(tmp_path, capsys) -> None:
+    """Before, a huge --max-text-chars ended in "unexpected OverflowError" (exit 3)."""
+    from pipelines.cli.dlp import MAX_TEXT_CHARS_LIMIT
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "hello"}) + "\n")
+    argv = ["dlp", "scan", "--policy", str(RULES), "--input", str(source), "--max-text-chars"]
+    code, out, err = run([*argv, str(2**63 - 1)], capsys)
+    assert code == 2 and out == "" and f"is not in the range 1<=x<={MAX_TEXT_CHARS_LIMIT}" in err
+    code, out, _ = run([*argv, str(MAX_TEXT_CHARS_LIMIT)], capsys)
+    assert code == 0 and json.loads(out)["action"] == "none"
+
+
 def test_scan_all_good_exits_zero(tmp_path, capsys) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(json.dumps({"id": i, "text": f"message {i}"}) for i in range(2500)) + "\n")

@@ -439,3 +439,31 @@ def test_a_damaged_file_is_named_as_such_by_search_and_by_conversation(
         err = capsys.readouterr().err
         assert err.startswith("error: the archive could not be read (") and "run `vigil verify`" in err
         assert "search" not in err.split("(")[0]  # the conversation view is not called a search
+
+
+@pytest.mark.parametrize("end", [["to:9999-12-31"], ["--to", "9999-12-31"]])
+def test_no_end_keeps_a_record_stamped_at_the_last_microsecond_of_the_calendar(
+    tmp_path: Path, capsys, end: list[str]
+) -> None:
+    """An end at the calendar's last instant was applied as "before it" and left out a record
+    stamped there (a source may stamp year 9999); "no end" compiles to no upper bound at all."""
+    import datetime as dt
+
+    from search_support import at, row
+
+    from pipelines.search.dsl import compile_query as compile_dsl
+
+    last = dt.datetime.max.replace(tzinfo=dt.UTC)
+    archive = write_archive(
+        tmp_path / "a",
+        [row("t-1", at(5, 9), body="early"), row("t-2", last, body="late", received_time=last)],
+    )
+    argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
+    assert vigil(*argv, "from:2026-01-05", *end) == 0
+    times = [json.loads(line)["event_time"][:4] for line in capsys.readouterr().out.splitlines()]
+    assert sorted(times) == ["2026", "9999"]
+    assert vigil(*argv, "to:9999-12-30") == 0
+    assert [json.loads(line)["event_time"][:4] for line in capsys.readouterr().out.splitlines()] == ["2026"]
+    dsl = json.dumps(compile_dsl(parse_query("from:2026-01-05 to:9999-12-31")))
+    assert '"gte"' in dsl and '"lt"' not in dsl
+    assert "event_time <" not in sql.compile_query(parse_query("to:9999-12-31")).where

@@ -33,6 +33,9 @@ def default_rules_dir() -> Path:
 
 
 POLICY_HELP = "Policy file, policy-set file (e.g. dlp_rules/active.yaml) or directory."
+#: the longest text ``dlp scan`` takes: its input line (12 bytes a character at worst, see
+#: ``pipelines.dlp.scan.max_line_bytes``) then stays within 1 GiB, held whole in memory
+MAX_TEXT_CHARS_LIMIT = (1 << 30) // 12
 
 
 @click.group(name="dlp")
@@ -143,10 +146,11 @@ def test(policy: Path | None, verbose: bool) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1024, show_default=True)
 @click.option(
     "--max-text-chars",
-    type=click.IntRange(1, None),
+    type=click.IntRange(1, MAX_TEXT_CHARS_LIMIT),
     default=MAX_BODY_CHARS,
     show_default=True,
-    help="Longer texts get an error object (default: the body cap of vigil run).",
+    help="Longer texts get an error object (default: the body cap of vigil run; at most "
+    f"{MAX_TEXT_CHARS_LIMIT:,}, whose line may be 1 GiB).",
 )
 @click.pass_context
 def scan(

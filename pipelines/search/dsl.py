@@ -55,12 +55,13 @@ def compile_query(
     """The ``query`` clause for ``query``; ``text_field`` is the body field the role searches,
     ``exclude_blocked`` and ``decided`` mean what they mean in :func:`pipelines.search.sql.compile_query`."""
     filters: list[dict[str, Any]] = []
-    if query.time_from is not None or query.time_to is not None:
+    start, before = query.time_bounds()
+    if start is not None or before is not None:
         bounds: dict[str, Any] = {}
-        if query.time_from is not None:
-            bounds["gte"] = _iso(_nanos_range(query.time_from))
-        if query.time_to is not None:
-            bounds["lt"] = _iso(_nanos_range(query.time_to))
+        if start is not None:
+            bounds["gte"] = _iso(_nanos_range(start))
+        if before is not None:
+            bounds["lt"] = _iso(_nanos_range(before))
         filters.append({"range": {"event_time": bounds}})
     for field, values in query.keyword_filters():
         filters.append({"terms": {field: list(values)}})

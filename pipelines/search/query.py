@@ -264,6 +264,13 @@ class Query:
         ]
         return [(name, values) for name, values in pairs if values]
 
+    def time_bounds(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """The bounds both engines apply on ``event_time``: from (inclusive) and before (exclusive);
+        an end at :data:`LATEST` is "no end", so that a record stamped at the last microsecond of
+        year 9999 is not left out by its own day."""
+        before = None if self.time_to is None or self.time_to >= LATEST else self.time_to
+        return self.time_from, before
+
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None]:
         """First and last UTC day that can hold a match (for partition pruning)."""
         first = self.time_from.date() if self.time_from else None

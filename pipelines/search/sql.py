@@ -95,10 +95,11 @@ def compile_query(
     the text test, both ways."""
     p = params or Params()
     clauses: list[str] = []
-    if query.time_from is not None:
-        clauses.append(f"event_time >= {p.add(query.time_from)}")
-    if query.time_to is not None:
-        clauses.append(f"event_time < {p.add(query.time_to)}")
+    start, before = query.time_bounds()
+    if start is not None:
+        clauses.append(f"event_time >= {p.add(start)}")
+    if before is not None:
+        clauses.append(f"event_time < {p.add(before)}")
     for column, values in query.keyword_filters():
         clauses.append(_in(column, values, p))
     if query.orgs:
