@@ -347,7 +347,6 @@ def test_simulates_next_step_can_be_pasted_whatever_the_path_holds(tmp_path) -> 
 def test_ctrl_c_inside_a_beam_step_of_run_is_an_interruption_with_how_to_resume(
     tmp_path, monkeypatch, capsys
 ) -> None:
-    from pipelines.archive.verify import verify
     from pipelines.ingest import parse
 
     src, archive = tmp_path / "in", tmp_path / "archive"
@@ -363,7 +362,7 @@ def test_ctrl_c_inside_a_beam_step_of_run_is_an_interruption_with_how_to_resume(
     assert stopped.value.code == 130
     err = capsys.readouterr().err
     assert "unexpected" not in err and "run the same command again to resume" in err
-    assert verify(archive).ok
+    assert not archive.exists()  # nothing was committed: the folder the run made is gone again
     monkeypatch.setattr(parse, "parse_line_safely", real)
     main(["run", "--input", str(src), "--archive", str(archive), "--quiet", "--json"])  # resumes
     assert '"archived": 3' in capsys.readouterr().out

@@ -322,3 +322,36 @@ def test_index_says_why_documents_were_dead_lettered_and_what_to_do(es_server, c
     assert "es_unavailable: 2 (e.g. Elasticsearch did not take the document after 2 attempt(s)" in err
     assert "es_rejected: 1 (e.g. Elasticsearch refused the document: HTTP 400 mapper_parsing_exception" in err
     assert "re-run `vigil es index" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["es", "check"],
+        ["search", "--role", "officer", "settlement"],
+        ["run", "--input", "IN", "--quiet"],
+    ],
+    ids=["es check", "search", "run"],
+)
+def test_an_http_url_without_a_port_is_a_usage_error_of_every_command_that_takes_it(
+    capsys, tmp_path, command
+):
+    from factories import event, write_jsonl
+
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(1)])
+    archive = tmp_path / "archive"
+    if command[0] == "search":
+        main(["run", "--input", str(tmp_path / "in"), "--archive", str(archive), "--quiet"])
+        capsys.readouterr()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    argv = [str(tmp_path / "in") if word == "IN" else word for word in command]
+    if command[0] != "es":
+        argv += ["--archive", str(archive)]
+    code, _, err = vigil(capsys, *argv, "--es-url", "http://localhost")
+    assert code == 2, err
+    assert err.strip() == (
+        "error: Elasticsearch settings: url: Value error, 'http://localhost' has no port, and the client "
+        "assumes none for http://: write it, e.g. http://localhost:9200"
+    )
+    # nothing written: no archive folder for `run`, no audit entry for `search`
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

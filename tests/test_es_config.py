@@ -110,3 +110,54 @@ def test_wrong_credentials_are_an_indexing_error_without_the_secret(es_server):
         install(make_client(cfg), cfg)
     assert "wrong-key-123" not in str(info.value)
     assert info.value.exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("url", "suggested"),
+    [
+        ("http://localhost", "http://localhost:9200"),
+        ("HTTP://localhost:", "http://localhost:9200"),  # an empty port is no port
+        ("http://[::1]/", "http://[::1]:9200"),
+        ("http://proxy.example.com/es/", "http://proxy.example.com:9200/es"),
+        ("http://vigil:pw@es.example.com", "http://es.example.com:9200"),
+    ],
+)
+def test_an_http_url_without_a_port_is_refused_with_one_that_has_it(url, suggested):
+    # the client fills in no port for http:// (it would refuse the URL once the run holds the archive)
+    with pytest.raises(ConfigError, match="has no port") as info:
+        EsConfig.from_env({}, url=url)
+    assert str(info.value).endswith(f"write it, e.g. {suggested}")
+    assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://localhost",
+        "https://localhost:",
+        "https://vigil:pw@es.example.com/es",
+        "http://localhost:80",
+        "http://[::1]:9200",
+        "http://bücher.example:9200",
+        "http://loc host:9200",
+        "https://ex ample.com",
+        "http://ex\\ample.com:9200",
+        "http://[fe80::1%25eth0]:9200",
+        "http://localhost:0009200",
+        "http://local_host:9200/a b",
+    ],
+)
+def test_a_url_vigil_accepts_is_one_the_client_accepts(url):
+    # https:// gets 443 from the client; whatever the client refuses, Vigil refuses first, in one line
+    try:
+        cfg = EsConfig.from_env({}, url=url)
+    except ConfigError as exc:
+        assert "Elasticsearch settings: url:" in str(exc) and "\n" not in str(exc)
+        return
+    make_client(cfg).close()
+
+
+def test_https_without_a_port_is_port_443():
+    cfg = EsConfig.from_env({}, url="https://es.example.com")
+    (node,) = make_client(cfg).transport.node_pool.all()
+    assert (node.config.scheme, node.config.port) == ("https", 443)

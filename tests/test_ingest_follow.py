@@ -559,8 +559,8 @@ def test_a_second_sigterm_while_the_session_stops_changes_nothing(
         return real_parse(line, **kw)
 
     @contextlib.contextmanager
-    def archive_lock(root):
-        with real_lock(root):
+    def archive_lock(root, **kw):
+        with real_lock(root, **kw):
             yield
             sent.append("second")  # the session is done: the second one, before the lock is let go
             signal.raise_signal(signal.SIGTERM)

@@ -205,6 +205,66 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
         ingest(tmp_path / "in", tmp_path / "archive")
 
 
+def test_a_writer_that_fails_in_a_folder_it_made_leaves_nothing_there(tmp_path: Path) -> None:
+    from pipelines.archive import writer
+
+    new = tmp_path / "made" / "for" / "it"
+    with pytest.raises(RuntimeError), writer.archive_lock(new, new_folder=writer.REMOVE_IF_FAILED):
+        (new / layout.STAGING).mkdir()  # an empty bookkeeping folder goes with it
+        raise RuntimeError("refused")
+    assert list(tmp_path.iterdir()) == []  # the parents it made for the folder too
+    with writer.archive_lock(new, new_folder=writer.REMOVE_IF_FAILED):
+        pass  # ended well (a --follow session that saw no file): kept, with its lock
+    assert [p.name for p in new.iterdir()] == [layout.LOCK]
+
+
+def test_a_folder_that_was_there_or_holds_more_than_the_lock_is_never_removed(tmp_path: Path) -> None:
+    from pipelines.archive import writer
+
+    there = tmp_path / "there"
+    there.mkdir()
+    with writer.archive_lock(there, new_folder=writer.REMOVE_IF_UNUSED):
+        pass
+    assert [p.name for p in there.iterdir()] == [layout.LOCK]
+    new = tmp_path / "new"
+    with writer.archive_lock(new, new_folder=writer.REMOVE_IF_UNUSED):
+        (new / layout.STAGING).mkdir()
+        (new / layout.STAGING / "kept.parquet").write_bytes(b"x")
+        (new / "notes.txt").write_text("someone else's")
+    assert sorted(p.name for p in new.iterdir()) == [layout.LOCK, layout.STAGING, "notes.txt"]
+
+
+def test_a_writer_that_locked_the_lock_of_a_removed_folder_locks_the_folder_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second writer opens the lock file of a folder the first one made; the first fails and
+    removes the folder, lock file and all, and lets go; the second then holds a lock no other
+    writer can see. It must notice, make the folder again and lock that one."""
+    import contextlib
+    import fcntl
+
+    from pipelines.archive import writer
+
+    root = tmp_path / "archive"
+    first = contextlib.ExitStack()
+    first.enter_context(writer.archive_lock(root, new_folder=writer.REMOVE_IF_UNUSED))
+    real_flock, waited = fcntl.flock, []
+
+    def flock(fd: int, operation: int) -> None:
+        if operation & fcntl.LOCK_EX and not waited:  # the second writer, its lock file open
+            waited.append(fd)
+            first.close()  # the first one ends: its folder goes
+            assert not root.exists()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(writer.fcntl, "flock", flock)
+    with writer.archive_lock(root):
+        assert waited and (root / layout.LOCK).exists()
+        with pytest.raises(ArchiveLockedError), writer.archive_lock(root):  # a third writer: refused
+            pass
+    assert [p.name for p in root.iterdir()] == [layout.LOCK]
+
+
 def test_gzip_input_is_read(tmp_path: Path) -> None:
     import gzip
 

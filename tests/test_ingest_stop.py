@@ -361,8 +361,7 @@ def test_a_signal_while_beam_starts_a_sampler_leaves_no_thread_running(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert not stopping.requested()
-    assert not (archive / layout.STAGING).exists() or not any((archive / layout.STAGING).iterdir())
-    assert verify(archive).ok
+    assert not archive.exists()  # stopped before its first commit: the folder it made is gone again
     ingest(small.src, archive)
     assert fingerprint(archive) == small.expected
 

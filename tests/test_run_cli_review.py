@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from factories import event, write_jsonl
 
-from pipelines.archive.manifest import load_state
 from pipelines.cli import main
 from pipelines.errors import ConfigError
+from pipelines.ingest import extras
+from pipelines.ingest import run as run_module
 from pipelines.ingest.run import RunOptions, check_runner
 
 
@@ -109,8 +110,9 @@ def test_beams_legacy_bundle_based_runner_is_refused_up_front(
 
 
 def test_dataflow_without_its_options_names_what_is_missing(
-    capsys: pytest.CaptureFixture[str], paths: tuple[str, str]
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, paths: tuple[str, str]
 ) -> None:
+    monkeypatch.setattr(run_module, "missing_for_runner", lambda runner: None)  # as with apache-beam[gcp]
     src, archive = paths
     code, _, err = _run(capsys, "--input", src, "--archive", archive, "--runner", "DataflowRunner")
     _refused(code, err, "--runner DataflowRunner cannot start with these options")
@@ -119,7 +121,10 @@ def test_dataflow_without_its_options_names_what_is_missing(
     assert not Path(archive).exists()
 
 
-def test_a_runner_whose_workers_run_elsewhere_gets_a_word_about_the_archive(tmp_path: Path) -> None:
+def test_a_runner_whose_workers_run_elsewhere_gets_a_word_about_the_archive(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(run_module, "missing_for_runner", lambda runner: None)  # as with apache-beam[gcp]
     said: list[str] = []
     dataflow = ["--project=my-project", "--region=europe-west1", "--temp_location=gs://my-bucket/tmp"]
     check_runner(
@@ -164,7 +169,7 @@ def test_a_runner_beam_cannot_download_offline_is_one_line_and_exit_2(
     _refused(code, err, "--runner PrismRunner could not start: Beam had to download")
     assert "Name or service not known" in err and "leave out --runner" in err
     assert "cannot use" not in err  # not the archive's fault: exit 2, not 3
-    assert load_state(Path(archive)).commits == {}
+    assert not Path(archive).exists()  # the folder the run made is gone again: no "empty archive"
 
 
 @pytest.mark.parametrize("follow", [False, True])
@@ -196,3 +201,183 @@ def test_a_run_that_archives_no_record_still_hints_at_a_real_conversation(
     assert "duplicates              1" in out
     (hint,) = [x for x in out.splitlines() if " conversation " in x]
     assert hint.split()[2] == "conv-7"
+
+
+DATAFLOW = ["--project=my-project-123", "--region=us-central1", "--temp_location=gs://my-bucket-abc/tmp"]
+
+
+def _installs(extra: str) -> str:
+    from apache_beam.version import __version__
+
+    return f"pip install 'apache-beam[{extra}]=={__version__}'"
+
+
+@pytest.mark.skipif(
+    extras.importable("apache_beam.runners.dataflow.internal.apiclient"),
+    reason="apache-beam[gcp] is installed",
+)
+@pytest.mark.parametrize("follow", [False, True])
+def test_dataflow_without_beams_gcp_extra_names_the_extra_and_leaves_no_folder(
+    capsys: pytest.CaptureFixture[str], paths: tuple[str, str], follow: bool
+) -> None:
+    src, archive = paths
+    extra = ["--follow", "--stop-after-idle", "1", "--interval", "0.1"] if follow else []
+    code, _, err = _run(
+        capsys, "--input", src, "--archive", archive, "--runner", "DataflowRunner", *DATAFLOW, *extra
+    )
+    _refused(
+        code,
+        err,
+        f"--runner DataflowRunner needs Beam's gcp extra, which is not installed: {_installs('gcp')}",
+    )
+    assert err.strip().splitlines()[-1].startswith("error: --runner")  # one line (--follow says it follows)
+    assert not Path(archive).exists()
+
+
+@pytest.mark.skipif(
+    extras.importable("apache_beam.runners.dataflow.internal.apiclient"),
+    reason="apache-beam[gcp] is installed",
+)
+def test_a_missing_extra_beam_names_only_once_the_job_starts_is_one_line_and_no_folder(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, paths: tuple[str, str]
+) -> None:
+    # a runner check_runner does not know: Beam raises its ImportError when the run holds the archive
+    monkeypatch.setattr(run_module, "missing_for_runner", lambda runner: None)
+    src, archive = paths
+    code, _, err = _run(capsys, "--input", src, "--archive", archive, "--runner", "DataflowRunner", *DATAFLOW)
+    _refused(code, err, f"needs Beam's gcp extra, which is not installed: {_installs('gcp')}")
+    assert not Path(archive).exists()
+
+
+@pytest.mark.parametrize(
+    ("runner", "extra", "module"),
+    [
+        ("InteractiveRunner", "interactive", "IPython"),  # Beam's ImportError names the extra
+        ("apache_beam.runners.dask.dask_runner.DaskRunner", "dask", "dask"),  # a module of the extra's
+    ],
+)
+def test_a_runner_beam_cannot_import_without_an_extra_names_the_extra(
+    capsys: pytest.CaptureFixture[str], paths: tuple[str, str], runner: str, extra: str, module: str
+) -> None:
+    if extras.importable(module):
+        pytest.skip(f"apache-beam[{extra}] is installed")
+    src, archive = paths
+    code, _, err = _run(capsys, "--input", src, "--archive", archive, "--runner", runner)
+    _refused(
+        code, err, f"--runner {runner} needs Beam's {extra} extra, which is not installed: {_installs(extra)}"
+    )
+    assert not Path(archive).exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "module"),
+    [
+        ("gs://nonexistent-bucket-xyz/events", "gcp", "google.cloud.storage"),
+        ("gs://nonexistent-bucket-xyz/*.jsonl", "gcp", "google.cloud.storage"),
+        ("s3://bucket-xyz/events", "aws", "boto3"),
+        ("azfs://account/container/events", "azure", "azure.storage.blob"),
+        ("hdfs://namenode:8020/events", "hadoop", "hdfs"),
+    ],
+)
+@pytest.mark.parametrize("follow", [False, True])
+def test_an_input_whose_beam_file_system_is_not_installed_names_the_extra(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str, extra: str, module: str, follow: bool
+) -> None:
+    if extras.importable(module):
+        pytest.skip(f"apache-beam[{extra}] is installed")
+    archive = tmp_path / "archive"
+    more = ["--follow", "--stop-after-idle", "1", "--interval", "0.1"] if follow else []
+    code, _, err = _run(capsys, "--input", url, "--archive", str(archive), *more)
+    scheme = url.split("://")[0]
+    _refused(
+        code,
+        err,
+        f"input {url}: Beam reads {scheme}:// paths only with its {extra} extra, which is not installed: "
+        f"{_installs(extra)}",
+    )
+    assert "Traceback" not in err and "unexpected" not in err
+    assert not archive.exists()
+
+
+def test_an_input_no_beam_file_system_reads_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = _run(capsys, "--input", "ftp://host/events", "--archive", str(tmp_path / "archive"))
+    _refused(code, err, "input ftp://host/events: no Beam file system reads ftp:// paths")
+    assert not (tmp_path / "archive").exists()
+
+
+def test_an_archive_given_as_a_url_is_refused_not_made_a_local_folder(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    paths: tuple[str, str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # Path("gs://bucket/archive") is the local folder gs:/bucket/archive
+    src, _ = paths
+    code, _, err = _run(capsys, "--input", src, "--archive", "gs://my-bucket-abc/archive")
+    _refused(
+        code, err, "--archive gs://my-bucket-abc/archive is a URL, but the archive is a folder on a POSIX"
+    )
+    assert not (tmp_path / "gs:").exists()
+
+
+HASHING = """\
+id: hashing
+description: Hashes findings with a key from the environment.
+operator: {type: hash, key_env: VIGIL_TEST_UNSET_HASH_KEY}
+rules:
+  - id: hashing.employee-id
+    description: Internal employee numbers
+    severity: medium
+    action: redact
+    detectors:
+      - type: pattern
+        entity: EMPLOYEE_ID
+        regex: '\\bEMP-\\d{6}\\b'
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--policy", "nonexist"], "nonexist: no such policy file or directory"),
+        (["--policy", "HASHING"], "$VIGIL_TEST_UNSET_HASH_KEY, which is not set"),
+    ],
+    ids=["missing policy", "hash key not set"],
+)
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_run_refused_for_its_policy_leaves_no_archive_folder(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    paths: tuple[str, str],
+    options: list[str],
+    message: str,
+    follow: bool,
+) -> None:
+    monkeypatch.delenv("VIGIL_TEST_UNSET_HASH_KEY", raising=False)
+    (tmp_path / "hashing.yaml").write_text(HASHING)
+    options = [str(tmp_path / "hashing.yaml") if o == "HASHING" else o for o in options]
+    src, _ = paths
+    archive = tmp_path / "new" / "archive"
+    more = ["--follow", "--stop-after-idle", "1", "--interval", "0.1"] if follow else []
+    code, _, err = _run(capsys, "--input", src, "--archive", str(archive), *options, *more)
+    _refused(code, err, message)
+    assert not (tmp_path / "new").exists()
+    # so `vigil verify` does not call the mistyped path an intact (empty) archive
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "--archive", str(archive)])
+    assert exited.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def test_a_run_refused_for_its_policy_leaves_an_existing_archive_untouched(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, paths: tuple[str, str]
+) -> None:
+    src, archive = paths
+    main(["run", "--quiet", "--input", src, "--archive", archive])
+    before = sorted((p.relative_to(archive), p.stat().st_mtime_ns) for p in Path(archive).rglob("*"))
+    write_jsonl(Path(src) / "b.jsonl", [event(3)])
+    code, _, err = _run(capsys, "--input", src, "--archive", archive, "--policy", "nonexist")
+    _refused(code, err, "no such policy file")
+    assert sorted((p.relative_to(archive), p.stat().st_mtime_ns) for p in Path(archive).rglob("*")) == before

@@ -145,8 +145,16 @@ class EsConfig(BaseModel):
             raise ValueError(f"{shown!r} has port 0; e.g. https://localhost:9200")
         if parts.query or parts.fragment:
             raise ValueError(f"{shown!r} has a ?query or #fragment, which the client would ignore: remove it")
+        if port is None and scheme == "http":  # the client fills in 443 for https://, nothing for http://
+            host = parts.netloc.rpartition("@")[2].rstrip(":")
+            raise ValueError(
+                f"{shown!r} has no port, and the client assumes none for http://: write it, e.g. "
+                f"http://{host}:9200{parts.path.rstrip('/')}"
+            )
         # the scheme in lower case: make_client decides on TLS settings from it
-        return urlunsplit((scheme, parts.netloc, parts.path, "", "")).rstrip("/")
+        url = urlunsplit((scheme, parts.netloc, parts.path, "", "")).rstrip("/")
+        _client_accepts(url, shown)
+        return url
 
     @field_validator("ca_certs")
     @classmethod
@@ -222,6 +230,21 @@ class EsConfig(BaseModel):
                 f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
             )
             raise ConfigError(f"Elasticsearch settings: {problems}") from None
+
+
+def _client_accepts(url: str, shown: str) -> None:
+    """Refuse ``url`` if the client would: :func:`make_client` gives it this URL, and one it refuses
+    when it is created (it parses the URL, and urllib3 the host) is a mistake to tell the user
+    about now, with the other settings, not an unexpected error once a run holds the archive.
+    Creating a client opens no connection."""
+    from elasticsearch import Elasticsearch  # imported here: ES is optional (and in use: a URL is given)
+
+    try:
+        Elasticsearch(url).close()
+    except ValueError as exc:
+        raise ValueError(
+            f"{shown!r} is not a URL the Elasticsearch client accepts ({exc}); e.g. https://localhost:9200"
+        ) from None
 
 
 def _strip_userinfo(url: str) -> str:

@@ -209,30 +209,125 @@ def commit_rows(
     return staged
 
 
+#: what :func:`archive_lock` does with an archive folder it created, holding nothing but its lock
+#: (and empty bookkeeping folders) when it lets go: keep it, remove it, or remove it if the
+#: locked block raised (nothing was committed in it: a committed archive has a manifest)
+KEEP, REMOVE_IF_UNUSED, REMOVE_IF_FAILED = "keep", "unused", "failed"
+#: empty folders a writer may have made before it failed, removed with the folder
+_EMPTY_BOOKKEEPING = frozenset({layout.STAGING, layout.LEDGER_DIR, layout.RUNS, *layout.KINDS})
+#: tries to lock an archive whose folder another writer removes meanwhile (see _lock)
+_LOCK_TRIES = 10
+
+
 @contextlib.contextmanager
-def archive_lock(root: Path) -> Iterator[None]:
-    """Exclusive writer lock; a second writer gets a clear error instead of corrupting the archive."""
+def archive_lock(root: Path, *, new_folder: str = KEEP) -> Iterator[None]:
+    """Exclusive writer lock; a second writer gets a clear error instead of corrupting the archive.
+
+    ``new_folder`` (:data:`REMOVE_IF_UNUSED`, :data:`REMOVE_IF_FAILED`): a folder this call created
+    (and the parents it created for it) is removed again when the writer ends with nothing in it
+    but the lock, so a run refused before it committed leaves no empty "archive" that `vigil
+    verify` would pass. A folder that existed before, or holds anything else, is never removed."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    refuse_links(root)
-    fd = os.open(root / layout.LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd, created = _lock(root)
+    failed = True
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise ArchiveLockedError(
-                    f"another Vigil process is writing {root}; wait for it to finish "
-                    "(or stop its `vigil run --follow`) and try again"
-                ) from exc
-            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
+        failed = False
     finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        try:
+            if new_folder == REMOVE_IF_UNUSED or (new_folder == REMOVE_IF_FAILED and failed):
+                _remove_unused(root, fd, created)
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _lock(root: Path) -> tuple[int, list[Path]]:
+    """The locked lock file of ``root`` (created with its folder if need be) and the folders this
+    call created. A writer that removes a folder it made (:func:`_remove_unused`) does so holding
+    the lock, so one that locked the lock file meanwhile finds it no longer in the folder, and
+    starts again (making the folder anew)."""
+    for attempt in range(_LOCK_TRIES):
+        created = _make_folders(root)
+        refuse_links(root)
+        try:
+            fd = os.open(root / layout.LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except FileNotFoundError:  # the folder was removed after it was made: make it again
+            if attempt + 1 == _LOCK_TRIES:
+                raise
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise _locked(root) from exc
+            raise
+        if _same_file(fd, root / layout.LOCK):
+            return fd, created
         os.close(fd)
+    raise _locked(root)
+
+
+def _locked(root: Path) -> ArchiveLockedError:
+    return ArchiveLockedError(
+        f"another Vigil process is writing {root}; wait for it to finish "
+        "(or stop its `vigil run --follow`) and try again"
+    )
+
+
+def _make_folders(root: Path) -> list[Path]:
+    """Create ``root`` and its missing parents; those this call created, outermost first."""
+    missing: list[Path] = []
+    folder = root
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created = []
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:  # made by another process just now: not ours to remove
+            continue
+        except OSError:
+            break  # the mkdir below says why
+        created.append(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino)
+
+
+def _remove_unused(root: Path, fd: int, created: list[Path]) -> None:
+    """Remove ``root`` if this writer created it and it holds only the writer's own lock file (and
+    empty bookkeeping folders), then the parents made for it that are empty. Called holding the
+    lock; never raises (the writer's own error, if any, is what the user must see)."""
+    if not created or created[-1] != root:
+        return  # the folder was there before this writer
+    with contextlib.suppress(OSError):
+        lock = root / layout.LOCK
+        if not _same_file(fd, lock):
+            return
+        others = [name for name in os.listdir(root) if name != layout.LOCK]
+        for name in others:
+            path = root / name
+            if name not in _EMPTY_BOOKKEEPING or path.is_symlink() or not path.is_dir() or os.listdir(path):
+                return
+        for name in others:
+            os.rmdir(root / name)
+        os.unlink(lock)
+        for folder in reversed(created):  # the archive folder first, then the parents made for it
+            os.rmdir(folder)  # fails (and stops) at one that is not empty: something else is in it
 
 
 def refuse_links(root: Path) -> None:

@@ -33,7 +33,14 @@ from pipelines.archive.manifest import load_state
 from pipelines.errors import ArchiveError, InputError, interrupted
 from pipelines.ingest import stopping
 from pipelines.ingest.read import check_input
-from pipelines.ingest.run import RunOptions, RunSummary, check_places, check_runner, run_locked
+from pipelines.ingest.run import (
+    RunOptions,
+    RunSummary,
+    check_places,
+    check_runner,
+    load_engine,
+    run_locked,
+)
 
 
 @dataclasses.dataclass
@@ -118,6 +125,7 @@ def follow(
     check_places(opts)
     check_runner(opts)
     check_input(opts.input)
+    load_engine(opts)  # a policy that does not load is refused before the archive is touched
     # The first Ctrl-C or SIGTERM ends the session: the batch it lands in is abandoned (and
     # discarded), or, if the batch has committed already, counted. The handler raises the stop
     # while the session polls (armed), and a step raises it while a batch runs (see stopping.py).
@@ -127,7 +135,8 @@ def follow(
     # (a service manager may send two) is ignored, so the lock is let go and the totals printed.
     stop = stopping.Stop()
     # the handlers first and back last: a signal while the lock is taken or let go is a stop too
-    with stopping.signals(stop), writer.archive_lock(archive):
+    # a new archive folder is removed again if the session fails before its first commit
+    with stopping.signals(stop), writer.archive_lock(archive, new_folder=writer.REMOVE_IF_FAILED):
         locked = _lock_identity(archive)
         stop.armed = True
         try:

@@ -23,6 +23,7 @@ from apache_beam.io.filesystem import CompressionTypes, FileMetadata, FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.errors import InputError
+from pipelines.ingest.extras import FILESYSTEMS, missing_for_filesystem, pip_install
 from pipelines.ingest.lines import MAX_LINE_BYTES, Line, split_lines, strip_eol
 from pipelines.json_lines import is_utf8
 
@@ -97,6 +98,7 @@ def check_input(input_path: str) -> tuple[str, str | None, bool]:
     :class:`InputError` (checked before a run touches the archive). A local path that exists is
     taken as written, even with ``*?[`` in its name (``in[1]/``). A pipe, socket or device named
     on its own (``/dev/stdin``, a FIFO) is refused too: Vigil reads files."""
+    check_filesystem(input_path)
     literal = is_local(input_path) and os.path.exists(input_path)
     if literal and (kind := _special_kind(input_path)):
         raise InputError(
@@ -124,6 +126,27 @@ def check_input(input_path: str) -> tuple[str, str | None, bool]:
             f"file a pattern matches is read: '{_pattern_for(base)}')"
         )
     return (quoted if single else f"{quoted}/**"), base, False  # a folder: one listing of the whole tree
+
+
+def check_filesystem(input_path: str) -> None:
+    """Refuse a ``scheme://`` input that no installed Beam file system reads: its Beam extra is not
+    installed (``gs://`` without ``apache-beam[gcp]``), or no Beam file system has that scheme."""
+    scheme = FileSystems.get_scheme(input_path)
+    if scheme is None:
+        return
+    if extra := missing_for_filesystem(scheme):
+        raise InputError(
+            f"input {input_path}: Beam reads {scheme}:// paths only with its {extra} extra, which is not "
+            f"installed: {pip_install(extra)} (into Vigil's environment)"
+        )
+    try:
+        FileSystems.get_filesystem(input_path)
+    except ValueError:
+        *others, last = (f"{name}://" for name in FILESYSTEMS)
+        raise InputError(
+            f"input {input_path}: no Beam file system reads {scheme}:// paths; give a local path, or "
+            f"a {', '.join(others)} or {last} one"
+        ) from None
 
 
 def _pattern_for(path: str) -> str:

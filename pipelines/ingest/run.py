@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import pickle
+import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
 from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes, interrupted
 from pipelines.ingest import parse, stopping
+from pipelines.ingest.extras import missing_extra, missing_for_runner, pip_install
 from pipelines.ingest.lines import MAX_LINE_BYTES, unfinished_tail
 from pipelines.ingest.read import (
     FILE_PROBLEMS,
@@ -317,9 +319,13 @@ def check_runner(opts: RunOptions) -> None:
     try:
         runner = create_runner(opts.runner)
     except (ValueError, ImportError) as exc:
+        if extra := missing_extra(exc):
+            raise _needs_extra(opts.runner, extra) from None
         raise ConfigError(
             f"--runner {opts.runner} is not a Beam runner Vigil can load ({str(exc).splitlines()[0][:160]})"
         ) from None
+    if extra := missing_for_runner(runner):  # Beam would import it only once the job starts
+        raise _needs_extra(opts.runner, extra)
     if isinstance(runner, BundleBasedDirectRunner):
         raise ConfigError(
             f"--runner {opts.runner} is Beam's legacy direct runner, which hands one step's outputs to "
@@ -355,6 +361,13 @@ def check_runner(opts: RunOptions) -> None:
         master = str(values.get(flag) or "").split("://", 1)[-1].rstrip("/")
         if ":" in master and master.rsplit(":", 1)[1].isdigit():  # [auto], [local], local need no check
             _reachable(flag, master)
+
+
+def _needs_extra(runner: str, extra: str) -> ConfigError:
+    return ConfigError(
+        f"--runner {runner} needs Beam's {extra} extra, which is not installed: {pip_install(extra)} "
+        "(into Vigil's environment), or leave out --runner for the embedded runner"
+    )
 
 
 def _download_failure(exc: BaseException) -> str | None:
@@ -590,12 +603,24 @@ def build(
     )
 
 
+#: the start of a URL (``gs://``, ``s3:/`` once a Path has been made of it)
+_URL_LIKE = re.compile(r"([A-Za-z][-A-Za-z0-9+.]*):/")
+
+
 def check_places(opts: RunOptions) -> None:
     """Refuse an input that is the archive folder or inside it: the archive is skipped when the
-    input is listed, so its files would never be read (and a run would say only "no event files")."""
+    input is listed, so its files would never be read (and a run would say only "no event files").
+    Refuse an archive written as a URL too: the writer needs a POSIX file system, and the path
+    would make a local folder named ``gs:``."""
     archive = Path(opts.archive)
     if archive.exists() and not archive.is_dir():
         raise ConfigError(f"--archive {archive} exists and is not a folder")
+    if url := _URL_LIKE.match(str(opts.archive)):  # Path makes gs://b/a gs:/b/a: a local folder "gs:"
+        raise ConfigError(
+            f"--archive {url.group(1)}://{str(opts.archive)[url.end() :].lstrip('/')} is a URL, but the "
+            "archive is a folder on a POSIX file system (a local disk, or NFS or Filestore every worker "
+            "mounts): pass its path"
+        )
     if not is_local(opts.input):
         return
     where, inside = Path(os.path.realpath(opts.input)), Path(os.path.realpath(archive))
@@ -668,8 +693,11 @@ def _run(opts: RunOptions) -> RunSummary:
             return _summary_of(
                 Selection([], 0, {}, frozenset(), 0, listing.unread, unreadable=listing.skipped)
             )
-    with writer.archive_lock(Path(opts.archive)):
-        return run_locked(opts)
+    # a policy that does not load, or a hash key that is not set, is refused before the archive is
+    # touched too; and a new archive folder is removed again if the run ends with nothing committed
+    engine = load_engine(opts)
+    with writer.archive_lock(Path(opts.archive), new_folder=writer.REMOVE_IF_UNUSED):
+        return run_locked(opts, engine)
 
 
 def _summary_of(selection: Selection, commit: str | None = None) -> RunSummary:
@@ -688,9 +716,10 @@ def _summary_of(selection: Selection, commit: str | None = None) -> RunSummary:
     )
 
 
-def run_locked(opts: RunOptions) -> RunSummary:
+def run_locked(opts: RunOptions, engine: Any = None) -> RunSummary:
     """:func:`run` for a caller that already holds the archive lock and has checked the runner
-    (``--follow``, which does both once rather than on every poll)."""
+    (``--follow``, which does both once rather than on every poll). ``engine``: the DLP engine
+    :func:`load_engine` made for ``opts`` (None: loaded here, when there is something to read)."""
     archive = Path(opts.archive)
     now = (opts.now or dt.datetime.now(UTC)).astimezone(UTC)
     commit = layout.new_commit_id(dt.datetime.now(UTC))
@@ -705,7 +734,8 @@ def run_locked(opts: RunOptions) -> RunSummary:
         summary.commit = None
         summary.manifest_head = load_state(archive).head
         return summary
-    engine = load_engine(opts)
+    if engine is None:
+        engine = load_engine(opts)
     if opts.es is not None:
         resend = f"vigil es index --archive {shlex.quote(str(archive))} --role officer"
         summary.es_resend = opts.es.reconnect_command(resend)
@@ -734,6 +764,8 @@ def run_locked(opts: RunOptions) -> RunSummary:
                 result.wait_until_finish()
         except BaseException as exc:
             writer.recover(archive)  # discard this run's staged files now rather than next time
+            if opts.runner not in EMBEDDED and (extra := missing_extra(exc)):
+                raise _needs_extra(opts.runner, extra) from None  # one check_runner could not foresee
             if opts.runner not in EMBEDDED and (failed := _download_failure(exc)):
                 raise ConfigError(
                     f"--runner {opts.runner} could not start: Beam had to download what runs it (a job "
