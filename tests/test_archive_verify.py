@@ -667,3 +667,60 @@ def test_an_older_edited_index_over_a_damaged_manifest_is_checked_without_a_trac
     problems = verify(archive).problems
     assert problems[0] == "manifest: manifest.jsonl line 1: not valid JSON; the ledger was edited or damaged"
     assert f"{layout.MANIFEST_INDEX} has another audit anchor than the manifest" in " ".join(problems)
+
+
+def _huge_int(line: bytes) -> bytes:
+    return line.replace(b'"op":', b'"zz":' + b"9" * 5000 + b',"op":', 1)
+
+
+def _lone_surrogate(line: bytes) -> bytes:
+    return line.replace(b'"kind":"records"', b'"kind":"\\ud800"', 1)
+
+
+def _nested(line: bytes) -> bytes:
+    return b"[" * 100_000 + b"]" * 100_000 + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_huge_int, "JSON Vigil cannot read back (Exceeds the limit"),
+        (_lone_surrogate, "JSON Vigil cannot read back ("),
+        (_nested, "JSON Vigil cannot read back (nested deeper than Vigil reads)"),
+    ],
+)
+def test_a_line_json_reads_but_vigil_cannot_hash_again_is_named_not_a_crash(
+    archive: Path, damage, said: str
+) -> None:
+    """Before, the replay past damage took such a line for an entry (or hit Python's limits), and
+    verify ended in "unexpected ValueError / UnicodeEncodeError / RecursionError", exit 3."""
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    number = next(i for i, line in enumerate(lines, 1) if b'"kind":"records"' in line)
+    lines[number - 1] = damage(lines[number - 1])
+    manifest.write_bytes(b"".join(lines))
+    report = verify(archive)
+    assert not report.ok
+    named = f"manifest: manifest.jsonl line {number}: {said}"
+    assert any(p.startswith(named) for p in report.problems), report
+    cli = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
+    assert cli.returncode == 1 and "unexpected" not in cli.stderr and "Traceback" not in cli.stderr
+    # the strict readers refuse it with their own sentence, not a crash
+    run = subprocess.run(
+        [*VIGIL, "run", "--input", str(archive.parent / "in"), "--archive", str(archive), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 3 and f"line {number} is damaged" in run.stderr
+    assert "unexpected" not in run.stderr
+
+
+def test_a_commit_entry_whose_row_counts_are_no_counts_is_named_not_a_crash(archive: Path) -> None:
+    manifest = archive / layout.MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    lines[-1] = lines[-1].replace(b'"rows_added":{', b'"rows_added":"x","zz":{', 1)
+    manifest.write_bytes(b"".join(lines))
+    report = verify(archive)
+    assert any("whose rows_added is 'x', not a count per kind" in p for p in report.problems), report
+    cli = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
+    assert cli.returncode == 1 and "unexpected" not in cli.stderr

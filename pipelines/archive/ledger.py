@@ -68,12 +68,16 @@ def chain_break(entry: dict[str, Any], line: bytes, prev: str, seq: int) -> str 
     return None
 
 
-def _load(line: bytes) -> Any:
+def read_line(line: bytes) -> Any:
     """The JSON value on ``line``. Raises ``ValueError`` for anything Vigil cannot read back and
     hash again: not JSON or not UTF-8 (``JSONDecodeError``, ``UnicodeDecodeError``), an integer
-    longer than Python reads, or an escaped lone surrogate (``"\\ud800"``) that cannot be encoded."""
-    value = json.loads(line)
-    canonical(value).encode()
+    longer than Python reads, an escaped lone surrogate (``"\\ud800"``) that cannot be encoded, or
+    arrays or objects nested deeper than Python reads."""
+    try:
+        value = json.loads(line)
+        canonical(value).encode()
+    except RecursionError:
+        raise ValueError("nested deeper than Vigil reads") from None
     return value
 
 
@@ -103,7 +107,7 @@ class Ledger:
             if not line.strip():
                 continue
             try:
-                out.append(_load(line))
+                out.append(read_line(line))
             except ValueError as exc:
                 raise ValueError(f"{self.path}:{number}: {_unreadable(exc)}") from exc
         return out
@@ -129,7 +133,7 @@ class Ledger:
             if not line.endswith(b"\n"):
                 found.append((number, f"{where}: incomplete last line (an interrupted write, or a cut file)"))
             try:
-                entry = _load(line)
+                entry = read_line(line)
             except ValueError as exc:
                 entry, what = None, f"{_unreadable(exc)}; the ledger was edited or damaged"
             else:
@@ -193,7 +197,7 @@ class Ledger:
         for number, line in self.raw_lines():
             if number == seq:
                 try:
-                    entry = _load(line)
+                    entry = read_line(line)
                 except ValueError:
                     return {}
                 return entry if isinstance(entry, dict) else {}
@@ -275,7 +279,7 @@ class Ledger:
         """Whether ``line`` is a complete entry that chains onto the ledger's first ``before``
         bytes (whose last line is the entry before it)."""
         try:
-            entry = _load(line)
+            entry = read_line(line)
         except ValueError:
             return False
         if not isinstance(entry, dict) or entry.get("hash") != entry_hash(entry):
@@ -293,7 +297,7 @@ class Ledger:
         with self.path.open("rb") as f:
             line = _line_before(f, end)
         try:
-            entry = _load(line)
+            entry = read_line(line)
         except ValueError:
             return {}
         return entry if isinstance(entry, dict) else {}
@@ -307,7 +311,7 @@ class Ledger:
 
     def _parse_last(self, line: bytes) -> dict[str, Any]:
         try:
-            entry = _load(line)
+            entry = read_line(line)
         except ValueError:
             entry = None
         if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int) or "hash" not in entry:

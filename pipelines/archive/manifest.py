@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.archive import layout
-from pipelines.archive.ledger import GENESIS, Ledger, chain_break
+from pipelines.archive.ledger import GENESIS, Ledger, chain_break, read_line
 from pipelines.errors import ArchiveError
 
 
@@ -99,8 +99,8 @@ def _parse(path: Path, lines: list[bytes], first_line: int, *, lenient: bool) ->
     entries: list[dict[str, Any] | None] = []
     for i, line in enumerate(lines):
         try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            entry = read_line(line)  # what the chain check reads as an entry, and nothing else
+        except ValueError as exc:
             if i == len(lines) - 1:
                 break
             if lenient:
@@ -283,7 +283,7 @@ def commit_entry_at(path: Path, state: ManifestState) -> dict[str, Any] | None:
                 return None
             f.seek(offset - length)
             line = f.read(length)
-        entry = json.loads(line)
+        entry = read_line(line)
     except (OSError, ValueError):
         return None
     fits = (
@@ -334,8 +334,8 @@ def tail_problem(root: Path, state: ManifestState) -> str | None:
         if i == len(lines) - 1 and not line.endswith(b"\n"):
             return None  # cut short by the crash
         try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            entry = read_line(line)
+        except ValueError:
             return f"line {number} is complete but not valid JSON (damaged or edited, not cut by a crash)"
         if not isinstance(entry, dict) or entry.get("op") not in ("add", "remove"):
             return f"line {number} is not an entry an interrupted run leaves behind"

@@ -308,6 +308,11 @@ def run_report_problems(run: Any, entry: dict[str, Any]) -> list[str]:
     if not isinstance(run, dict):
         return ["is not a run report (not a JSON object)"]
     rows = entry.get("rows_added") or {}
+    if not isinstance(rows, dict):
+        return [
+            f"cannot be compared with its commit, whose rows_added is {rows!r}, not a count per kind "
+            "(the manifest was edited)"
+        ]
     sources = entry.get("sources") or []
     if run.get("recovered"):  # rebuilt from the entry by `writer.recover`: a copy of its fields
         claims = {
