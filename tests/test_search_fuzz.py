@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from fakes import es_dsl
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from search_es_support import indexed_cluster, search_semantics
 from search_support import PARITY_ROLES, dataset, write_archive
@@ -199,7 +199,7 @@ def check_sql(query: Query, compiled: sql.Compiled) -> None:
         bound.extend(value if isinstance(value, list) else [value])
     wanted: list[Any] = [v for _, values in query.keyword_filters() for v in values]
     wanted += [*query.rules, *(o.org for o in query.orgs), *(o.sub_org for o in query.orgs if o.sub_org)]
-    wanted += [t for t in (query.time_from, query.time_to) if t is not None]
+    wanted += [t for t in query.time_bounds() if t is not None]  # "no end" binds no upper bound
     wanted += [participant_keys(party_key(p))[0] for p in query.participants]
     for value in wanted:
         assert value in bound, value  # every user value travels as a parameter
@@ -243,6 +243,8 @@ def check_dsl(body: dict[str, Any]) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(typed)
+@example("to:9999-12-31 ")  # "no end": no upper bound to bind
+@example("from:2026-01-05 to:2026-01-31")
 def test_anything_typed_is_a_query_or_a_one_line_error(text: str) -> None:
     try:
         query = parse_query(text)
