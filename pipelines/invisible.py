@@ -17,10 +17,13 @@ DEFAULT_IGNORABLE = (
 #: Format (Cf) characters live in planes 0-1 and 14 only (a test checks the whole code space), and
 #: so do dashes, marks and decimal digits.
 CF_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
-#: Control characters that are not white space: invisible, and as good as a zero-width space for
-#: splitting a number. Tab, line breaks and the ASCII separators (which Python counts as white
-#: space) stay: they separate.
-CONTROLS = frozenset(ch for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0)]) if not ch.isspace())
+#: Control characters that are not Unicode white space: invisible, and as good as a zero-width
+#: space for splitting a number. Tab and the line breaks (LF, VT, FF, CR, NEL) stay: they separate.
+#: The ASCII information separators U+001C-U+001F go: Python's ``isspace`` counts them as white
+#: space, Unicode does not, and a screen shows nothing for them.
+CONTROLS = frozenset(
+    ch for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0)]) if ch not in "\t\n\x0b\x0c\r\x85"
+)
 #: Every invisible character: general category Cf, Default_Ignorable_Code_Point and the control
 #: characters that are not white space.
 INVISIBLE = frozenset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -410,3 +411,41 @@ def test_a_committed_file_that_is_no_longer_parquet_is_named_with_what_to_do(tmp
         # the writer's de-duplication reads it and fails; a reader first finds its size changed
         assert "cannot be read as Parquet" in line or "bytes where the manifest recorded" in line
         assert "vigil verify" in line and "unexpected" not in line and "while running" not in line
+
+
+@pytest.mark.parametrize("no_dlp", [False, True])
+def test_the_closing_hints_point_at_dlp_the_run_had(tmp_path: Path, no_dlp: bool) -> None:
+    # after a run without DLP there is no verdict to search for: the hint is the dry-run that
+    # shows what the policy would do, and that command works as printed
+    write_jsonl(tmp_path / "in" / "day.jsonl", [event(1), event(2)])
+    archive = tmp_path / "archive"
+    argv = ["run", "--input", str(tmp_path / "in"), "--archive", str(archive)]
+    argv += ["--no-dlp"] if no_dlp else []
+    result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    hints = [line.strip() for line in result.stdout.splitlines() if "dlp" in line and str(archive) in line]
+    assert len(hints) == 1, result.stdout
+    if not no_dlp:
+        assert "dlp:block" in hints[0]
+        return
+    assert "dlp dry-run" in hints[0] and "dlp:block" not in result.stdout
+    command = shlex.split(hints[0].split("  #")[0])
+    replay = subprocess.run([*VIGIL, *command[1:]], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert "2 message(s) were archived without a DLP verdict" in replay.stdout
+
+
+@pytest.mark.parametrize(
+    "option", [["--interval", "2"], ["--settle", "0"], ["--stop-after-idle", "2"], ["--interval=5"]]
+)
+def test_follow_only_options_without_follow_are_refused_not_ignored(
+    tmp_path: Path, option: list[str]
+) -> None:
+    write_jsonl(tmp_path / "in" / "day.jsonl", [event(1)])
+    archive = tmp_path / "archive"
+    argv = ["run", "--input", str(tmp_path / "in"), "--archive", str(archive), *option]
+    result = subprocess.run([*VIGIL, *argv], capture_output=True, text=True, timeout=120)
+    flag = option[0].split("=")[0]
+    assert result.returncode == 2, result.stderr
+    assert f"{flag} only applies with --follow: add --follow" in result.stderr
+    assert not archive.exists()

@@ -330,3 +330,15 @@ def test_the_simulated_bot_is_listed_from_its_first_event_and_sends_its_hand_off
             listed = any(p.role == "bot" for p in event.participants)
             assert listed == (routing or handing_off), (event.event_id, event.event_type)
     assert handed
+
+
+def test_someone_added_at_the_instant_they_first_write_joins_before_their_message(tmp_path: Path) -> None:
+    # the add event is written after the message (file order), at the same second: the view
+    # still shows the join first, and the message is sent by someone already present
+    says = _says(2, 1, ALEX, [DANA, ALEX, WEI], source_name="in/a.jsonl")
+    added = _event(3, 1, "participant_added", DANA, [DANA, ALEX, WEI], source_name="in/b.jsonl")
+    added["attributes"] = {**(added.get("attributes") or {}), "participant": ALEX["id"]}
+    rows = [_says(1, 0, DANA, [DANA, WEI]), says, added]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert [e.record_id for e in t.entries] == [rows[0]["record_id"], added["record_id"], says["record_id"]]
+    assert _ids(t.entries[1].joined) == {ALEX["id"]} and not t.entries[2].joined

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.dlp import Engine, load_policy_set
+from pipelines.dlp.engine import Scope
 from pipelines.dlp.normalize import REMOVED, REORDERING
 
 RULES = Path(__file__).parent.parent / "dlp_rules"
@@ -135,3 +136,41 @@ def test_every_finding_maps_back_to_a_visible_span_of_the_original(shipped, text
         assert text[f.start] not in REMOVED and text[f.end - 1] not in REMOVED
     if verdict.redacted_text is not None and not any(ch in REORDERING for ch in text):
         assert all(ch not in REORDERING for ch in verdict.redacted_text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the end of the text as sent meets the start of the screen-order copy: "4012 8888 8888"
+        # then "1881 ok ..." would read as a card wrapped over a line break
+        "1881 ok \u200f 4012 8888 8888",
+        # ...a risky phrase ("guaranteed" then "return")
+        "return it tomorrow. שלום, that is guaranteed",
+        # ...a password after its context word
+        ": x9!kk22 is the new one, שלום my password",
+    ],
+)
+def test_no_finding_joins_the_text_as_sent_and_its_screen_order_copy(shipped, text) -> None:
+    verdict = shipped.inspect(text)
+    assert verdict.findings == []
+    assert verdict.redacted_text == text
+
+
+@pytest.mark.parametrize("hebrew", ["", "שלום "])
+def test_context_words_are_looked_for_in_the_same_copy_only(shipped, hebrew) -> None:
+    # マイナンバー ("My Number") is ninety characters before the number, beyond the 40-character
+    # window; in the screen-order copy the number comes right before the start of the text again
+    text = (
+        "マイナンバー is not needed for this one, we only need the signed form back before the "
+        f"quarterly review. {hebrew}meeting id 1234 5678 9018"
+    )
+    verdict = shipped.inspect(text, Scope(direction="outbound"))
+    assert [f.entity for f in verdict.findings if f.entity == "JP_MY_NUMBER"] == []
+    assert verdict.action.value != "block"
+
+
+def test_a_context_word_next_to_the_number_still_counts_in_a_right_to_left_text(shipped) -> None:
+    text = "שלום, マイナンバー 1234 5678 9018"
+    verdict = shipped.inspect(text, Scope(direction="outbound"))
+    found = [f for f in verdict.findings if f.entity == "JP_MY_NUMBER"]
+    assert [text[f.start : f.end] for f in found] == ["1234 5678 9018"]

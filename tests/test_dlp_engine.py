@@ -211,6 +211,11 @@ def test_keep_last_shows_the_last_digits_however_the_number_is_wrapped(tmp_path,
         (2, "pin 40-12 ok", "pin ###12 ok"),
         (4, "ref 40-12-9 ok", "ref #0-12-9 ok"),  # the last four digits, the dashes between them
         (0, "pin 4012 ok", "pin #### ok"),
+        # a character that stands for two digits counts as two: never more than keep_last shown
+        (4, "pin 4012-88-⑱81 ok", "pin ########⑱81 ok"),
+        (4, "pin ㊵⑫㉞㉜ ok", "pin ##㉞㉜ ok"),
+        (3, "pin 4012-㉜ ok", "pin ###2-㉜ ok"),
+        (3, "pin 4012-㉞㉜ ok", "pin ######㉜ ok"),  # ㉞ would make four
     ],
 )
 def test_keep_last_counts_letters_and_digits_and_never_shows_the_whole_value(

@@ -45,7 +45,11 @@ def test_from_env(env, options, expected):
         ({}, {}, "pass --es-url URL or set ES_URL"),
         ({}, {"url": "es:9200"}, "not an http(s) URL"),
         ({}, {"url": "ftp://es:21"}, "not an http(s) URL"),
-        ({"ES_URL": "http://es:9200", "ES_USERNAME": "vigil"}, {}, "needs both a username and a password"),
+        (
+            {"ES_URL": "http://es:9200", "ES_USERNAME": "vigil"},
+            {},
+            "needs both a username and a password: set ES_PASSWORD",
+        ),
         ({"ES_URL": "http://es:9200", "ES_API_KEY": "k"}, {"username": "u", "password": "p"}, "not both"),
         ({"ES_URL": "http://es:9200"}, {"index_prefix": "Vigil Records"}, "index_prefix"),
         ({"ES_URL": "http://es:9200"}, {"retention_days": 0}, "retention_days"),

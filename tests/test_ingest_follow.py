@@ -134,6 +134,13 @@ def test_follow_cli_json_prints_one_object_per_batch_and_the_totals(tmp_path: Pa
     assert objects[1]["totals"]["dead_lettered"] == 1 and objects[1]["balanced"] is True
     refused = subprocess.run([*argv, "--reprocess"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--reprocess reads every file again once" in refused.stderr
+    # a session with nothing new reports every total as zero, not an empty object
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    stopped = json.loads(again.stdout.splitlines()[-1])
+    assert stopped["event"] == "stopped" and stopped["batches"] == 0
+    names = ("read", "archived", "dead_lettered", "duplicates", "files_written")
+    assert stopped["totals"] == dict.fromkeys(names, 0)
 
 
 def test_follow_reads_an_appended_file_once_so_totals_equal_the_input_lines(tmp_path: Path) -> None:

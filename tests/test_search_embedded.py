@@ -360,3 +360,31 @@ def test_participant_suggestions_come_only_from_records_the_query_and_the_role_c
     }
     assert embedded.closest_parties(root, parse_query("participant:kenji to:2026-01-10"), REVIEWER) == {}
     assert embedded.closest_parties(root, parse_query("participant:kenji channel:sms"), REVIEWER) == {}
+
+
+def test_the_longest_phrase_a_query_may_hold_runs_on_the_embedded_engine(tmp_path: Path) -> None:
+    # every kind of gap between words (Latin, digits with joiners, Hebrew, CJK, apostrophes), at
+    # the per-phrase limit: RE2 compiles it, and the message holding it is found
+    from pipelines.search.parse import MAX_PHRASE_WORDS
+
+    kinds = ["fee", "1,000", "שלום", "结算", "don't", "カード", "3.5", "ok"]
+    words = [kinds[i % len(kinds)] for i in range(MAX_PHRASE_WORDS)]
+    body = "start " + " ".join(words) + " end"
+    rows = [row("long", at(5, 9), body=body), row("other", at(5, 10), body=" ".join(words[:-1]))]
+    archive = write_archive(tmp_path / "archive", rows)
+    names = {v: k for k, v in by_event_id(rows).items()}
+    assert found(archive, '"' + " ".join(words) + '"', names=names) == ["long"]
+
+
+def test_a_pattern_too_large_for_re2_is_a_query_error_not_archive_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # past the per-phrase limit RE2 refuses the pattern; should a query ever get there, it is the
+    # query that is refused (exit 2), not the archive reported damaged
+    from pipelines.search import parse
+
+    archive = write_archive(tmp_path / "archive", [row("a", at(5, 9), body="fee")])
+    monkeypatch.setattr(parse, "MAX_PHRASE_WORDS", 10_000)
+    phrase = '"' + " ".join(["fee"] * 400) + '"'
+    with pytest.raises(QueryError, match="too large to search on the embedded engine"):
+        embedded.search(archive, parse_query(phrase), OFFICER, Page(size=10))

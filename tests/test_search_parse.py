@@ -307,11 +307,25 @@ def test_an_end_past_the_calendar_means_no_end(text: str) -> None:
 def test_a_query_of_more_words_than_can_be_searched_at_once_says_so() -> None:
     from pipelines.search.parse import MAX_QUERY_WORDS
 
-    at_limit = '"' + " ".join(["word"] * MAX_QUERY_WORDS) + '"'
-    assert len(parse_query(at_limit).text.segments) == MAX_QUERY_WORDS  # type: ignore[union-attr]
+    at_limit = " ".join(["word"] * MAX_QUERY_WORDS)
+    assert len(parse_query(at_limit).text.items) == MAX_QUERY_WORDS  # type: ignore[union-attr]
     for over in (
-        '"' + " ".join(["word"] * (MAX_QUERY_WORDS + 1)) + '"',
+        " ".join(["word"] * (MAX_QUERY_WORDS + 1)),
         "a " * 600 + "NOT (" + "b " * 401 + ")",
     ):
         with pytest.raises(QueryError, match=r"at most 1,000 are searched at once: search for a shorter"):
+            parse_query(over)
+
+
+def test_a_phrase_of_more_words_than_one_regular_expression_holds_says_so() -> None:
+    from pipelines.search.parse import MAX_PHRASE_WORDS
+
+    at_limit = '"' + " ".join(["word"] * MAX_PHRASE_WORDS) + '"'
+    assert len(parse_query(at_limit).text.segments) == MAX_PHRASE_WORDS  # type: ignore[union-attr]
+    for over in (
+        '"' + " ".join(["word"] * (MAX_PHRASE_WORDS + 1)) + '"',
+        "-".join(["w"] * (MAX_PHRASE_WORDS + 1)),  # one word the tokenizer splits
+        "fee OR NOT " + '"' + " ".join(["结算"] * (MAX_PHRASE_WORDS + 1)) + '"',
+    ):
+        with pytest.raises(QueryError, match=rf"at most {MAX_PHRASE_WORDS} are searched as one phrase"):
             parse_query(over)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from pipelines.automessages import render
 from pipelines.record import Audience, EventType, Party, Role
+from pipelines.simulate import SimulationConfig, simulate
 from pipelines.simulate.channels import line, wechat, whatsapp
 from pipelines.simulate.rules import Deliver, Happen, Notify, RuleError
 
@@ -773,3 +775,25 @@ def test_whatsapp_last_to_leave_tells_the_contact_that_nobody_is_left() -> None:
     # the contact can still write; it is archived until someone restarts the conversation
     _, effects = whatsapp.customer_message(state, T0 + 2 * H, WA)
     assert kinds(effects) == [DELIVERED]
+
+
+def test_wechat_help_typed_after_the_options_came_unasked_shows_them_again() -> None:
+    # the options are sent when no code comes in time; the contact, who planned to type Help
+    # anyway, does so a minute later: the options again, and a choice then goes on as usual
+    state, _ = wechat.submit_phone(_validating(), T0, WC, valid=True, masked_phone="1234")
+    state, effects = wechat.due(state, T0 + WC.otp_help_after, WC)
+    assert state.awaiting == wechat.Awaiting.HELP
+    assert kinds(effects) == [("notify", EventType.VALIDATION_HELP, Audience.CUSTOMER)]
+    state, effects = wechat.ask_help(state, T0 + WC.otp_help_after + dt.timedelta(minutes=1), WC)
+    assert state.awaiting == wechat.Awaiting.HELP
+    assert ("notify", EventType.VALIDATION_HELP, Audience.CUSTOMER) in kinds(effects)
+    state, effects = wechat.help_choice(state, T0 + H, WC, choice="resend", masked_phone="1234")
+    assert state.awaiting == wechat.Awaiting.OTP
+    assert ("notify", EventType.OTP_SENT, Audience.CUSTOMER) in kinds(effects)
+
+
+def test_a_fortnight_that_once_stopped_half_way_simulates_to_the_end(tmp_path: Path) -> None:
+    # seed 99 stopped on day 3 at a Help typed after the timed Help options (a RuleError)
+    summary = simulate(SimulationConfig(days=14, seed=99), tmp_path / "ev")
+    assert summary.events > 0 and (tmp_path / "ev" / "_simulation.json").exists()
+    assert len(list((tmp_path / "ev").glob("events-*.jsonl"))) == 14

@@ -166,7 +166,10 @@ class EsConfig(BaseModel):
     @model_validator(mode="after")
     def _auth(self) -> EsConfig:
         if (self.username is None) != (self.password is None):
-            raise ValueError("basic auth needs both a username and a password")
+            raise ValueError(
+                "basic auth needs both a username and a password: set ES_PASSWORD (or pass "
+                "--password), or leave out the username"
+            )
         if self.api_key is not None and self.username is not None:
             raise ValueError("give either an API key or a username and password, not both")
         if self.retry_backoff_max < self.retry_backoff:

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from pipelines.cli.dlp import default_rules_dir
 from pipelines.cli.es import config_from, connection_options, max_request
 from pipelines.cli.hints import quoted, vigil_command
 from pipelines.errors import ArchiveError, IndexingError
@@ -210,6 +211,17 @@ def command(
     from pipelines.ingest.read import SUFFIXES_TEXT
     from pipelines.ingest.run import RunOptions, describe_unfinished, run
 
+    if not follow:
+        for name, flag in (
+            ("interval", "--interval"),
+            ("settle_seconds", "--settle"),
+            ("stop_after_idle", "--stop-after-idle"),
+        ):
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(
+                    f"{flag} only applies with --follow: add --follow to keep polling, or leave {flag} out",
+                    ctx,
+                )
     es = config_from({**es_options, **max_request(es_max_request_mb)}) if es_options.get("es_url") else None
     if es is not None:
         for name in ("elastic_transport", "elasticsearch"):  # their retries log tracebacks
@@ -345,10 +357,16 @@ def command(
         busiest = quoted(_busiest_conversation(archive, summary.commit) or "ID")
     stop.check()
     at = quoted(archive)
+    dlp_line = (
+        f"  {vigil} dlp dry-run --policy {quoted(default_rules_dir() / 'active.yaml')} --archive {at} "
+        "--role officer  # what DLP would do (this run had none)\n"
+        if no_dlp
+        else f"  {vigil} search --archive {at} --role officer dlp:block            # what DLP stopped\n"
+    )
     click.echo(
         "Look at it:\n"
         f"  {vigil} search --archive {at} --role reviewer portfolio           # find messages\n"
-        f"  {vigil} search --archive {at} --role officer dlp:block            # what DLP stopped\n"
+        f"{dlp_line}"
         f"  {vigil} conversation {busiest} --archive {at} --role officer --html c.html\n"
         f"  {vigil} verify --archive {at}                                     # tamper check\n"
         f"  Parquet files: {archive}/records/event_month=*/ch=*/*.parquet (DuckDB and pyarrow read them)"

@@ -159,12 +159,22 @@ class Context:
         self.lower_by = spec.lower_by
         self.required = spec.required
 
-    def adjust(self, text: str, start: int, end: int, score: float, validated: bool = False) -> float:
+    def adjust(
+        self,
+        text: str,
+        start: int,
+        end: int,
+        score: float,
+        validated: bool = False,
+        lo: int = 0,
+        hi: int | None = None,
+    ) -> float:
         """The score after context: a raise word hit wins over any lower word, and a lower word
         never applies to a checksum-validated value. Without a raise word a ``required`` context
-        scores 0."""
-        before = text[max(0, start - self.window) : start]
-        after = text[end : end + self.window]
+        scores 0. Words are looked for within ``text[lo:hi]`` only."""
+        hi = len(text) if hi is None else hi
+        before = text[max(lo, start - self.window) : start]
+        after = text[end : min(hi, end + self.window)]
         if self.raise_ is not None and (self.raise_.search(before) or self.raise_.search(after)):
             return min(1.0, max(score + self.raise_by, MIN_SCORE_WITH_CONTEXT))
         if self.required:
@@ -236,7 +246,9 @@ class Detector:
                 start, end = cand.start, cand.end
                 if cand.original and item.norm is not None:  # context words are read in ``text``
                     start, end = item.norm.from_original(start, end)
-                score = self.context.adjust(item.text, start, end, score, cand.validated)
+                # ...within the copy the match is in (see Normalized.copies)
+                lo, hi = item.norm.copy_around(start) if item.norm is not None else (0, len(item.text))
+                score = self.context.adjust(item.text, start, end, score, cand.validated, lo, hi)
             if score >= self.min_score and score > 0:
                 found.append(cand if score == cand.score else replace(cand, score=score))
         return found
@@ -366,9 +378,14 @@ class PresidioAnalyzeDetector(Detector):
 
     def candidates(self, item: Item) -> list[Candidate]:
         # a recognizer with its own analyze() scores 1.0 only once its checksum passed (IBAN)
+        # copy by copy (see Normalized.copies): no result joins the two
+        copies = item.norm.copies() if item.norm is not None else ((0, len(item.detect)),)
         return [
-            Candidate(r.start, r.end, self.entity, float(r.score), self.name, validated=r.score >= 1.0)
-            for r in self._analyze(item.detect)
+            Candidate(
+                r.start + lo, r.end + lo, self.entity, float(r.score), self.name, validated=r.score >= 1.0
+            )
+            for lo, hi in copies
+            for r in self._analyze(item.detect[lo:hi])
             if r.entity_type == self.entity and r.score > 0 and r.end > r.start
         ]
 

@@ -313,9 +313,20 @@ class Engine:
         texts = [n.text for n in norms]
         blanked = [blank_cjk(t) for t in texts]
         work = [Item(n.text, n.original, blanked=b, norm=n) for n, b in zip(norms, blanked, strict=True)]
-        for key, found in run_all(list(self.regexes.values()), texts, blanked).items():
-            for i, spans in found.items():
-                work[i].matches[key] = spans
+        # a text with a copy in screen order is matched copy by copy: no match joins the two
+        pieces: list[tuple[int, int]] = []  # (item, offset of the piece in its text)
+        piece_texts: list[str] = []
+        piece_blanked: list[str] = []
+        for i, norm in enumerate(norms):
+            for lo, hi in norm.copies():
+                pieces.append((i, lo))
+                piece_texts.append(texts[i] if hi - lo == len(texts[i]) else texts[i][lo:hi])
+                piece_blanked.append(blanked[i] if hi - lo == len(texts[i]) else blanked[i][lo:hi])
+        for key, found in run_all(list(self.regexes.values()), piece_texts, piece_blanked).items():
+            for p, spans in sorted(found.items()):
+                i, lo = pieces[p]
+                shifted = spans if lo == 0 else [(s + lo, e + lo) for s, e in spans]
+                work[i].matches.setdefault(key, []).extend(shifted)
         if self._nlp is not None:
             self._run_ner(work, plans)
         return [self._verdict(norms[i], plans[i], work[i]) for i in range(len(items))]

@@ -171,6 +171,20 @@ class Normalized:
             return min(self.starts[start:end]), max(self.ends[start:end])
         return self.starts[start], self.ends[end - 1]
 
+    def copies(self) -> tuple[tuple[int, int], ...]:
+        """The ``[start, end)`` of each copy of the text in ``text``: one, or two when a copy in
+        screen order follows (the line break between them belongs to neither). Detection reads
+        each on its own, so no match or context window runs from one copy into the other."""
+        if self.visual_from is None:
+            return ((0, len(self.text)),)
+        return ((0, self.visual_from - 1), (self.visual_from, len(self.text)))
+
+    def copy_around(self, start: int) -> tuple[int, int]:
+        """The copy (see :meth:`copies`) a match starting at ``start`` lies in."""
+        if self.visual_from is not None and start >= self.visual_from:
+            return self.visual_from, len(self.text)
+        return 0, len(self.text) if self.visual_from is None else self.visual_from - 1
+
     def from_original(self, start: int, end: int) -> tuple[int, int]:
         """Normalised ``[start, end)`` of the characters that came from the original ``[start, end)``
         (where context words are looked for around a finding made on the original text)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,11 +59,21 @@ def _shown_tail(value: str, keep_last: int) -> int:
     four of a four-digit PIN would show all of it."""
     seen = 0
     for i in range(len(value) - 1, -1, -1):
-        if value[i].isalnum():
-            seen += 1
-            if seen == keep_last:
-                return len(value) - i if any(ch.isalnum() for ch in value[:i]) else 0
+        weight = _alnum_weight(value[i])
+        if seen + weight > keep_last:  # one character standing for several digits (``⑱``, ``㉞``)
+            return len(value) - i - 1 if seen else 0
+        seen += weight
+        if seen == keep_last and weight:
+            return len(value) - i if any(ch.isalnum() for ch in value[:i]) else 0
     return 0
+
+
+def _alnum_weight(ch: str) -> int:
+    """How many letters or digits ``ch`` stands for as detection reads it (after NFKC): one for
+    ``4`` or ``四``, two for ``⑱`` or ``㉞``, none for a space or a dash."""
+    if ch.isascii():
+        return 1 if ch.isalnum() else 0
+    return sum(c.isalnum() for c in unicodedata.normalize("NFKC", ch))
 
 
 @operator("mask")

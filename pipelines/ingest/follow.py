@@ -42,13 +42,17 @@ from pipelines.ingest.run import (
     run_locked,
 )
 
+#: The counts a session adds up over its batches.
+TOTALS = ("read", "archived", "dead_lettered", "duplicates", "files_written")
+
 
 @dataclasses.dataclass
 class FollowSummary:
     batches: int = 0
     polls: int = 0
     compactions: int = 0
-    totals: Counter[str] = dataclasses.field(default_factory=Counter)
+    #: every count present from the start, so a session with no batch reports zeros, not nothing
+    totals: Counter[str] = dataclasses.field(default_factory=lambda: Counter(dict.fromkeys(TOTALS, 0)))
     es_unavailable: str | None = None
     es_dead_lettered: int = 0  # documents Elasticsearch did not take, over all batches
     unfinished_tails: int = 0  # at the last poll: files whose last line a writer left half-written
@@ -71,7 +75,7 @@ class FollowSummary:
         self.batches += 1
         self.es_unavailable = self.es_unavailable or s.es_unavailable
         self.es_dead_lettered += (s.es or {}).get("dead_lettered", 0)
-        for name in ("read", "archived", "dead_lettered", "duplicates", "files_written"):
+        for name in TOTALS:
             self.totals[name] += getattr(s, name)
 
 

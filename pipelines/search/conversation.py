@@ -59,10 +59,17 @@ from pipelines.search.results import _attributes, _time, kind_label
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HTML_TEMPLATE = "conversation.html.j2"
-#: event time; at the same instant a message before what it caused (a refusal or queued notice, a
-#: release, a DLP notice: auto-messages and events, which a source may write in another file or
-#: file order), then source order
-ORDER = "event_time, CASE WHEN kind = 'message' THEN 0 ELSE 1 END, source_name, source_offset, record_id"
+#: Events that bring someone into a conversation: at the same instant they come before a message,
+#: which the newcomer may be the one to send.
+BRINGS_IN = ("participant_added", "transferred", "bot_handed_off")
+#: event time; at the same instant an event that brings someone in first, then a message before
+#: what it caused (a refusal or queued notice, a release, a DLP notice: auto-messages and events,
+#: which a source may write in another file or file order), then source order
+ORDER = (
+    "event_time, CASE WHEN kind = 'event' AND event_type IN ("
+    + ", ".join(f"'{t}'" for t in BRINGS_IN)
+    + ") THEN 0 WHEN kind = 'message' THEN 1 ELSE 2 END, source_name, source_offset, record_id"
+)
 
 
 @dataclass(frozen=True)

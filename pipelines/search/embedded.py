@@ -46,7 +46,7 @@ from pipelines.archive.reader import (
     read_consistently,
     require_known_schema,
 )
-from pipelines.errors import ArchiveError
+from pipelines.errors import ArchiveError, QueryError
 from pipelines.record import ARROW_SCHEMA
 from pipelines.search import sql
 from pipelines.search import text as textmod
@@ -175,6 +175,11 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
                     return con.sql(attempt, params=params).to_arrow_table()
                 return con.execute(attempt, params).fetchall()
         except (duckdb.BinderException, duckdb.InvalidInputException) as exc:
+            if "pattern too large" in str(exc):  # RE2: the query, not the archive
+                raise QueryError(
+                    "the query is too large to search on the embedded engine; search for a "
+                    "shorter, distinctive part of it"
+                ) from None
             if i == len(attempts) - 1 or not _schema_refusal(exc):
                 raise _unreadable(exc) from None
         except duckdb.IOException as exc:

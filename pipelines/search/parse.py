@@ -185,13 +185,25 @@ def _parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Que
     return check_range(query)
 
 
-#: Most words and CJK runs a query's text may hold. Each becomes part of a regular expression on
-#: the embedded engine, and RE2 refuses one past a size (about 2,500 words in one phrase).
+#: Most words and CJK runs a query's text may hold.
 MAX_QUERY_WORDS = 1_000
+#: Most words and CJK runs in one phrase (or one word the tokenizer splits, ``a-b-c``). A phrase is
+#: one regular expression on the embedded engine, and RE2 in DuckDB refuses one past a size: at
+#: about 210 Latin words in one phrase (measured); 100 leaves room for the longest separators.
+MAX_PHRASE_WORDS = 100
 
 
 def _not_too_long(node: Node | None) -> None:
-    words = sum(len(leaf.segments) for leaf in leaves(node, positive=False))
+    found = leaves(node, positive=False)
+    for leaf in found:
+        if len(leaf.segments) > MAX_PHRASE_WORDS:
+            shown = leaf.text if len(leaf.text) <= 60 else leaf.text[:57] + "..."
+            raise QueryError(
+                f"the phrase {shown!r} has {len(leaf.segments):,} words; at most {MAX_PHRASE_WORDS} are "
+                "searched as one phrase: search for a shorter, distinctive part of it (a phrase of a few "
+                "words finds a message)"
+            )
+    words = sum(len(leaf.segments) for leaf in found)
     if words > MAX_QUERY_WORDS:
         raise QueryError(
             f"the query has {words:,} words; at most {MAX_QUERY_WORDS:,} are searched at once: search "

@@ -310,8 +310,9 @@ def name_contact(state: State, now: dt.datetime, policy: Policy, *, masked_phone
 
 @_counted
 def ask_help(state: State, now: dt.datetime, policy: Policy) -> Step:
-    """Help once there is a number to send a code to: the one just given or the one on file."""
-    state = _input(state, now, (Awaiting.OTP, Awaiting.CONFIRM))
+    """Help once there is a number to send a code to: the one just given or the one on file; also
+    while the options are shown already (sent unasked when no code came in time): shown again."""
+    state = _input(state, now, (Awaiting.OTP, Awaiting.CONFIRM, Awaiting.HELP))
     return dataclasses.replace(state, awaiting=Awaiting.HELP), (
         delivered(),
         Notify(EventType.VALIDATION_HELP, Audience.CUSTOMER),
