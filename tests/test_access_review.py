@@ -227,3 +227,32 @@ def test_two_processes_appending_at_once_keep_one_chain(archive: Path) -> None:
     for who in ("p1", "p2"):
         assert [e["query"]["text"] for e in logged if e["user"] == who] == [str(n) for n in range(25)]
     assert json.loads((archive / layout.AUDIT).read_text().splitlines()[-1])["seq"] == 50
+
+
+def test_verify_names_a_data_folder_it_cannot_list_instead_of_calling_the_archive_intact() -> None:
+    # before: a file planted in a partition folder verify could not list was never named, and
+    # the archive was "intact"
+    prefix = as_another_user()
+    base = shared_tmp()
+    try:
+        archive = write_archive(base / "archive", ROWS)
+        hidden = archive / "records" / "event_month=1999-01"
+        (hidden / "ch=sms").mkdir(parents=True)
+        shutil.copy(next((archive / "records").rglob("*.parquet")), hidden / "ch=sms" / "part-x.parquet")
+        for folder in (base, *base.rglob("*")):
+            folder.chmod(0o755 if folder.is_dir() else 0o644)
+        hidden.chmod(0)
+        result = subprocess.run(
+            [*prefix, *VIGIL, "verify", "--archive", str(archive)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(base)},
+        )
+        assert result.returncode == 1, result.stderr
+        assert "records/event_month=1999-01: the folder cannot be listed (Permission denied)" in result.stderr
+        assert "run verify as a user who can read the whole archive" in result.stderr
+        assert "Traceback" not in result.stderr and "intact" not in result.stdout
+    finally:
+        hidden.chmod(0o755)
+        shutil.rmtree(base)

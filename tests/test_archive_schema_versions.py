@@ -288,3 +288,29 @@ def test_a_row_is_partitioned_by_the_utc_month_of_its_event_time(when: str, mont
     from pipelines.record import event_month, to_micros
 
     assert event_month({"event_time": to_micros(dt.datetime.fromisoformat(when))}) == month
+
+
+def test_a_column_this_vigil_does_not_know_under_a_version_it_does_is_refused_and_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: search and conversation showed the rows without the column, and verify said
+    nothing; compact and the reader API already refused."""
+    root = tmp_path / "archive"
+    ingest(write_jsonl(tmp_path / "in-now" / "a.jsonl", [event(0)]).parent, root)
+    made = archive_begun_by(SCHEMA_VERSION, tmp_path)
+    (theirs,) = reader.live_files(made)
+    table = pq.read_table(made / theirs.path)
+    table = table.append_column("review_state", pa.array(["open"] * table.num_rows))
+    commit_as(root, table, theirs.path.replace(theirs.commit, "{commit}"))
+    for argv in (
+        ["search", "--archive", str(root), "--role", "officer", "quarterly"],
+        ["conversation", "conv-1", "--archive", str(root), "--role", "officer"],
+    ):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 3, out
+        (line,) = err.strip().splitlines()
+        assert "written by a newer Vigil (column(s) review_state" in line and "upgrade Vigil" in line
+    report = verify(root)
+    assert report.ok
+    (note,) = [n for n in report.notes if "columns this Vigil does not know" in n]
+    assert "(review_state)" in note

@@ -546,3 +546,58 @@ def test_a_request_refused_whole_says_why_not_the_exception_repr(cluster):
     reason = report.dead_letters[0]["reason"]
     assert "HTTP 401 security_exception: api key expired" in reason and "check the credentials" in reason
     assert "AuthenticationException(" not in reason
+
+
+def test_a_whole_request_refused_for_its_credentials_is_not_retried_and_trips_the_breaker(cluster):
+    # before: every document became its own es_rejected dead letter, batch after batch (millions in
+    # a backfill with an expired key); now the first batch trips the breaker, a backfill stops
+    server, client, cfg = cluster
+    server.fail(r"/_bulk$", 401, times=None, error_type="security_exception", reason="bad key")
+    batch = rows(9)
+    report = index_rows(client, batch, cfg, batch_size=3, stop_when_unavailable=True)
+    assert report.requests == 1 and report.retried == 0  # no retry can change a refusal of the key
+    assert report.indexed == 0 and report.dead_lettered == 0
+    assert report.unsent == 3  # the rows after that batch are not read
+    assert report.stopped is not None and "refused the credentials" in report.stopped
+    run = index_rows(client, rows(6), cfg, batch_size=3)  # a run: dead letters, all es_unavailable
+    assert run.requests <= 2 and {d["reason_code"] for d in run.dead_letters} == {ES_UNAVAILABLE}
+    assert "check the credentials (--api-key, or --username" in run.dead_letters[0]["reason"]
+
+
+def test_an_answer_without_the_elasticsearch_header_is_no_refusal(tmp_path):
+    # a proxy in front of the cluster answers the bulk request with a redirect (or its own error
+    # page): not Elasticsearch refusing the documents, so es_unavailable with the advice to check
+    # --es-url, never es_rejected ("fix the cause above")
+    import http.server
+    import threading
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(307)
+            self.send_header("Location", "https://elsewhere.example/_bulk")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_PUT = do_POST  # the client may send the bulk body either way
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cfg = config(f"http://127.0.0.1:{server.server_address[1]}")
+        client = make_client(cfg)
+        batch = rows(4)
+        report = index_rows(client, batch, cfg, batch_size=4)
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    _assert_accounted(report, batch)
+    assert {d["reason_code"] for d in report.dead_letters} == {ES_UNAVAILABLE}
+    reason = report.dead_letters[0]["reason"]
+    assert "not as Elasticsearch does (no X-Elastic-Product header): check --es-url" in reason
+    assert "(HTTP 307)" in reason

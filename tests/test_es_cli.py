@@ -355,3 +355,38 @@ def test_an_http_url_without_a_port_is_a_usage_error_of_every_command_that_takes
     )
     # nothing written: no archive folder for `run`, no audit entry for `search`
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_backfill_whose_credentials_are_refused_stops_at_once_without_dead_letters(
+    es_server, capsys, tmp_path
+):
+    # before: every record became its own es_rejected dead letter, kept for good, and exit 1
+    batch = rows(30)
+    archive = write_archive(tmp_path / "archive", batch)
+    vigil(capsys, "es", "setup", "--es-url", es_server.url, "--replicas", "0")
+    es_server.fail(r"/_bulk$", 401, times=None, error_type="security_exception", reason="api key expired")
+    code, out, err = vigil(capsys, *_backfill(archive, es_server.url, "--batch-size", "10"), "--quiet")
+    assert code == 4 and out == ""
+    (line,) = err.splitlines()
+    assert (
+        "then Elasticsearch at http://127.0.0.1:" in line and "refused the credentials (last error:" in line
+    )
+    assert "stopped without sending the other 30" in line and "once the credentials are fixed" in line
+    assert reader.read_table(archive, layout.DEAD_LETTERS).num_rows == 0
+
+
+def test_https_to_a_plain_http_port_says_so_not_to_pass_a_ca_bundle(es_server, capsys):
+    url = es_server.url.replace("http://", "https://")
+    code, _, err = vigil(capsys, "es", "setup", "--es-url", url, "--replicas", "0")
+    assert code == 4
+    (line,) = err.splitlines()
+    assert "the server does not speak TLS on that port; use an http:// URL" in line
+    assert "--ca-certs" not in line
+
+
+def test_tls_options_with_an_http_url_are_refused_not_ignored(es_server, capsys, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not used")
+    for option in (["--ca-certs", str(bundle)], ["--no-verify-certs"]):
+        code, _, err = vigil(capsys, "es", "setup", "--es-url", es_server.url, *option)
+        assert code == 2 and "TLS settings, and the URL is plain http://" in err

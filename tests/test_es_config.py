@@ -55,6 +55,7 @@ def test_from_env(env, options, expected):
         ({"ES_URL": "http://es:9200"}, {"retention_days": 0}, "retention_days"),
         ({"ES_URL": "http://es:9200"}, {"ca_certs": "/nonexistent/ca.pem"}, "does not exist"),
         ({"ES_URL": "http://es:9200"}, {"bogus": 1}, "bogus"),
+        ({"ES_URL": "http://es:9200"}, {"verify_certs": False}, "TLS settings, and the URL is plain http://"),
     ],
 )
 def test_bad_settings_say_what_to_fix(env, options, message):

@@ -638,3 +638,22 @@ def test_a_gzip_file_altered_after_compression_is_refused_whole(tmp_path: Path, 
     assert (again.archived, again.dead_lettered, again.duplicates) == (2, 0, 0)
     bodies = sorted(r["body"] for r in reader.read_table(archive, layout.RECORDS).to_pylist())
     assert bodies == ["please transfer 100 USD today", "thanks"]
+
+
+@pytest.mark.parametrize("name", ["export.jsonl", "export.ndjson"])
+def test_a_gzip_file_named_as_text_is_one_dead_letter_that_says_rename_it(tmp_path: Path, name: str) -> None:
+    """Before, its compressed bytes were read as text: one dead letter per stretch between 0x0A
+    bytes, as invalid UTF-8 or with a NUL hint whose advice would have ruined the file."""
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    items = [event(i, body=f"message {i}") for i in range(40)]
+    src.mkdir()
+    (src / name).write_bytes(gzip.compress(b"".join(line(i) for i in items)))
+    summary = ingest(src, archive)
+    assert summary.balanced and (summary.read, summary.archived) == (1, 0)
+    assert summary.dead_letter_reasons == {"unreadable_file": 1}
+    (dead,) = _dead(archive)
+    assert f"rename it to {name}.gz" in dead["reason"] and dead["source_offset"] == 0
+    # renamed as told, it is archived whole, once
+    (src / name).rename(src / f"{name}.gz")
+    again = ingest(src, archive)
+    assert (again.archived, again.dead_lettered, again.duplicates) == (40, 0, 0)

@@ -12,6 +12,7 @@ from helpers import VIGIL, ingest
 from exporters.elasticsearch.config import EsConfig, make_client
 from exporters.elasticsearch.setup import install
 from pipelines.archive import layout, reader
+from pipelines.archive.verify import verify
 from pipelines.record import record_id_for
 
 
@@ -46,6 +47,13 @@ def test_refused_documents_become_index_dead_letters(es_server, tmp_path: Path) 
     (letter,) = list(reader.iter_rows(tmp_path / "archive", kind=layout.DEAD_LETTERS))
     assert letter["stage"] == "index" and letter["record_id"] == refused
     assert letter["reason_code"] == "es_rejected"
+    # with an input dead letter too: the run report accounts for both kinds its commit stored
+    write_jsonl(tmp_path / "in" / "b.jsonl", [event(i) for i in range(6, 9)] + [b"{bad\n"])
+    es_server.fail_items({record_id_for("acme", "whatsapp", "evt-000007")}, 400)
+    second = ingest(tmp_path / "in", tmp_path / "archive", es=cfg)
+    assert second.dead_lettered == 1 and second.es["dead_lettered"] == 1
+    report = verify(tmp_path / "archive")  # before: "says dead letters stored 1 but its commit has 2"
+    assert report.ok, report.problems
 
 
 def test_run_archives_anyway_without_the_template(es_server, tmp_path: Path) -> None:

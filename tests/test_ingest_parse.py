@@ -344,6 +344,15 @@ def test_byte_order_marks_of_files_joined_with_cat_are_not_part_of_their_events(
     assert data[lines[1].offset :].startswith(second)  # the offset points at the event itself
 
 
+def test_several_byte_order_marks_before_a_line_are_none_of_its_event() -> None:
+    # a file with a mark joined with `cat` after one that got a mark added again
+    first, second = line(event(1)), line(event(2))
+    data = BOM + BOM + first + BOM * 3 + second
+    lines = list(split_lines(io.BytesIO(data), "f.jsonl", 1 << 20, False))
+    assert [x.offset for x in lines] == [6, 6 + len(first) + 9]
+    assert [parse(x.raw)[0] for x in lines] == ["record", "record"]
+
+
 @pytest.mark.parametrize("length", [1020, 1021, 1022, 1023, 1024])
 def test_a_byte_order_mark_takes_no_room_from_the_line_after_it(length: int) -> None:
     # the mark is read with the line; a line that fits the limit is one line, not a line and a rest

@@ -63,6 +63,9 @@ NOT_ELASTICSEARCH = (
     "--es-url; a proxy or another web server answered"
 )
 
+#: what a whole request refused for its credentials (401/403) says; a backfill stops on it
+REFUSED_CREDENTIALS = "Elasticsearch refused the credentials"
+
 # reason codes
 ES_REJECTED = "es_rejected"
 ES_UNAVAILABLE = "es_unavailable"
@@ -231,6 +234,7 @@ def _index_batch(
         # must not confirm one document with another's result: match by id, and send again any
         # document the answer does not speak for.
         answers: dict[str, tuple[bool, dict[str, Any]]] = {}
+        give_up = False  # a refusal of the whole request that no retry can change
         for ok, item in results:
             info = _item_info(item)
             if info is not None and isinstance(info.get("_id"), str):
@@ -250,11 +254,30 @@ def _index_batch(
             if ok:
                 report.indexed_ids.append(doc.action["_id"])
                 continue
-            if isinstance(info.get("exception"), UnsupportedProductError):
-                # something answered, not Elasticsearch (a proxy's page, another server): the
-                # document was not refused, it never reached a cluster
-                doc.last_error = NOT_ELASTICSEARCH
+            whole = info.get("exception")  # the whole request failed, not this document
+            if isinstance(whole, UnsupportedProductError) or (
+                # a status that would otherwise read as Elasticsearch refusing the document (a
+                # proxy's 413, 429 or 5xx is handled as the cluster's would be, below)
+                isinstance(whole, ApiError)
+                and not _from_elasticsearch(whole)
+                and status not in RETRYABLE_STATUS
+                and status != 413
+            ):
+                # something answered, not Elasticsearch (a proxy's page or redirect, another
+                # server): the document was not refused, it never reached a cluster
+                doc.last_error = NOT_ELASTICSEARCH + f" (HTTP {status})"
                 retry.append(doc)
+                continue
+            if isinstance(whole, ApiError) and status in (401, 403):
+                # the cluster refused the request itself: the credentials (or the user's rights)
+                # are wrong for every document alike; asking again changes nothing
+                doc.last_error = (
+                    f"{_describe(info)}: {REFUSED_CREDENTIALS}, or the user may not "
+                    "write to the indices; check the credentials (--api-key, or --username and "
+                    "--password) and the user's privileges"
+                )
+                retry.append(doc)
+                give_up = True
                 continue
             if status == 413 and "exception" in info:
                 too_large.append(doc)
@@ -284,7 +307,7 @@ def _index_batch(
             if smaller:
                 cap = max(1, min(cap, sum(shared)) // 2)  # halved while such requests answer 413
                 state.learned_request_bytes = cap
-        if retry and attempt >= budget:
+        if retry and (attempt >= budget or give_up):
             if not answered:
                 state.trip(cfg.retry_backoff_max, retry[0].last_error)
             for doc in retry:
@@ -339,6 +362,12 @@ def _item_info(item: Any) -> dict[str, Any] | None:
         return None
     info = next(iter(item.values()))
     return info if isinstance(info, dict) else None
+
+
+def _from_elasticsearch(exc: ApiError) -> bool:
+    """Elasticsearch marks every answer, errors too, with the ``X-Elastic-Product`` header."""
+    headers = exc.meta.headers if exc.meta is not None else None
+    return any(k.lower() == "x-elastic-product" and v == "Elasticsearch" for k, v in (headers or {}).items())
 
 
 def _status(info: dict[str, Any]) -> int:

@@ -174,6 +174,12 @@ class EsConfig(BaseModel):
             raise ValueError("give either an API key or a username and password, not both")
         if self.retry_backoff_max < self.retry_backoff:
             raise ValueError("retry_backoff_max must be at least retry_backoff")
+        tls_options = self.ca_certs is not None or not self.verify_certs
+        if tls_options and not self.url.lower().startswith("https://"):
+            raise ValueError(
+                "--ca-certs and --no-verify-certs are TLS settings, and the URL is plain http://: "
+                "use an https:// URL, or leave them out (ES_CA_CERTS too)"
+            )
         return self
 
     @property

@@ -104,6 +104,11 @@ def translate_errors(cfg: EsConfig, doing: str) -> Iterator[None]:
     except UnsupportedProductError:
         raise IndexingError(f"{where} answered, but it is not Elasticsearch: check --es-url") from None
     except TlsError as exc:
+        if "WRONG_VERSION_NUMBER" in str(exc.message):  # the server answered in plain HTTP
+            raise IndexingError(
+                f"TLS with {where} failed while {doing} ({exc.message}): the server does not speak "
+                "TLS on that port; use an http:// URL, or the cluster's HTTPS port"
+            ) from None
         raise IndexingError(
             f"TLS with {where} failed while {doing} ({exc.message}): pass the cluster's CA bundle with "
             "--ca-certs (or ES_CA_CERTS)"

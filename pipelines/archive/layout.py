@@ -111,17 +111,26 @@ def not_an_archive(root: Path) -> str:
     return f"no Vigil archive at {root} (no {MANIFEST}); pass the folder `vigil run` wrote"
 
 
-def data_files_on_disk(root: Path) -> list[str]:
+def data_files_on_disk(root: Path, unlistable: list[tuple[str, str]] | None = None) -> list[str]:
     """Every file under the data folders, as relative POSIX paths (what verify compares). A link
     to a folder is listed itself, not followed: readers would follow it into data the manifest
-    does not know, so it is something added behind the manifest's back."""
+    does not know, so it is something added behind the manifest's back. A folder that cannot be
+    listed goes into ``unlistable`` as (relative path, why), never skipped unsaid."""
     found: list[str] = []
+
+    def refused(exc: OSError) -> None:
+        if unlistable is not None and exc.filename is not None:
+            rel = Path(exc.filename).relative_to(root).as_posix()
+            unlistable.append((rel, exc.strerror or str(exc)))
+
     for kind in KINDS:
         base = root / kind
         if base.is_symlink():
             found.append(kind)
             continue
-        for folder, dirs, files in os.walk(base):
+        if not base.exists():
+            continue
+        for folder, dirs, files in os.walk(base, onerror=refused):
             here = Path(folder)
             found.extend((here / d).relative_to(root).as_posix() for d in dirs if (here / d).is_symlink())
             found.extend((here / f).relative_to(root).as_posix() for f in files)

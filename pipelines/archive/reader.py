@@ -84,14 +84,14 @@ def require_known_schemas(root: Path, files: Sequence[DataFile]) -> None:
             schema = pq.read_schema(key[0])
         except (pa.ArrowInvalid, OSError):
             continue
-        require_known_schema(f.path, written_version(schema.metadata), _unknown_columns(schema, f.kind))
+        require_known_schema(f.path, written_version(schema.metadata), unknown_columns(schema, f.kind))
         _known.add(key)
 
 
 _known: set[tuple[str, str]] = set()  # (absolute path, SHA-256) of files found readable
 
 
-def _unknown_columns(schema: pa.Schema, kind: str) -> list[str]:
+def unknown_columns(schema: pa.Schema, kind: str) -> list[str]:
     return [name for name in schema.names if name not in SCHEMAS[kind].names]
 
 
@@ -139,10 +139,22 @@ def require_recorded_sizes(root: Path, files: Iterable[DataFile]) -> None:
     for f in files:
         name = str(Path(root) / f.path)
         try:
+            _require_no_link(name)
             size = os.stat(name).st_size
         except OSError:
             continue
         _require_recorded_size(name, f, size)
+
+
+def _require_no_link(name: str) -> None:
+    """Vigil writes files, never links: a link in a committed file's place, even to a copy of the
+    same size, was put there behind the manifest's back."""
+    if os.path.islink(name):
+        raise ArchiveError(
+            f"{name} is a symbolic link where the manifest recorded a file: it was replaced behind "
+            "the manifest's back, so nothing was shown. Run `vigil verify` to see every problem and "
+            "restore the file from a backup"
+        )
 
 
 def _require_recorded_size(name: str, f: DataFile, size: int) -> None:
@@ -259,7 +271,7 @@ def read_file(
     name = name or (str(path) if isinstance(path, Path) else "an archive file")
     try:
         schema = pq.read_schema(path)
-        require_known_schema(name, written_version(schema.metadata), _unknown_columns(schema, kind))
+        require_known_schema(name, written_version(schema.metadata), unknown_columns(schema, kind))
         wanted = columns or SCHEMAS[kind].names
         table = pq.read_table(path, columns=[c for c in wanted if c in schema.names])
     except FileNotFoundError:
@@ -316,6 +328,7 @@ def _open_all(root: Path, files: list[DataFile]) -> list[tuple[DataFile, pa.Nati
                         budget = len(opened)  # else read_file names the problem when it reads it
             opened.append((f, handle))
             if handle is not None:
+                _require_no_link(str(root / f.path))
                 _require_recorded_size(str(root / f.path), f, handle.size())
     except BaseException:
         for _, handle in opened:

@@ -147,16 +147,22 @@ def verify(
                     f"and commit {state.last_commit} recorded that list ({LIVE_DIGEST}): checked "
                     "against the index"
                 )
-        recorded = state.commits.get(state.last_commit or "", {}).get(LIVE_DIGEST)
-        if recorded is not None and recorded != live_digest(live, state.audit_anchor()):
-            report.problems.append(
-                f"manifest: the files it lists are not the ones its last commit {state.last_commit} "
-                f"recorded ({LIVE_DIGEST}), and no {layout.MANIFEST_INDEX} that commit vouches for "
-                "lists them: the damaged lines held files that could not be checked; restore the manifest "
-                "from a copy"
-            )
+    recorded = state.commits.get(state.last_commit or "", {}).get(LIVE_DIGEST)
+    if recorded is not None and recorded != live_digest(live, state.audit_anchor()):
+        report.problems.append(
+            f"manifest: the files it lists are not the ones its last commit {state.last_commit} "
+            f"recorded ({LIVE_DIGEST}), and no {layout.MANIFEST_INDEX} that commit vouches for "
+            "lists them: the damaged lines held files that could not be checked; restore the manifest "
+            "from a copy"
+            if found
+            else f"manifest: the files it lists are not the ones its last commit {state.last_commit} "
+            f"recorded ({LIVE_DIGEST}) although its chain holds: lines were removed or changed and the "
+            "chain computed again after them; restore the manifest from a copy, and pass --expect-head "
+            "with a head kept elsewhere to catch a rewrite that recomputes this too"
+        )
     unpublished: dict[str, int] = {}
     newer: dict[int, int] = {}  # files a newer Vigil wrote, by schema version
+    unknown_columns: list[str] = []  # files with columns this Vigil does not know, at a known version
     for rel, f in sorted(live.items()):
         path = root / rel
         if not path.is_file():
@@ -190,10 +196,19 @@ def verify(
         rows = metadata.num_rows
         if (version := reader.written_version(metadata.metadata) or 0) > SCHEMA_VERSION:
             newer[version] = newer.get(version, 0) + 1
+        elif unknown := reader.unknown_columns(metadata.schema.to_arrow_schema(), f.kind):
+            unknown_columns.append(f"{rel} ({', '.join(unknown)})")
         report.rows_checked += rows
         if rows != f.rows:
             report.problems.append(f"{rel}: {rows} rows where the manifest recorded {f.rows}")
-    for rel in layout.data_files_on_disk(root):
+    unlistable: list[tuple[str, str]] = []
+    on_disk = layout.data_files_on_disk(root, unlistable)
+    for rel, why in unlistable:
+        report.problems.append(
+            f"{rel}: the folder cannot be listed ({why}), so files added there behind the manifest's "
+            "back cannot be looked for: run verify as a user who can read the whole archive"
+        )
+    for rel in on_disk:
         if rel in live:
             continue
         if rel in state.removed:
@@ -207,6 +222,13 @@ def verify(
                 report.problems.append(f"{rel}: retired by commit {retired['commit']} but still present")
         else:
             report.problems.append(f"{rel}: not in the manifest (added behind its back)")
+    if unknown_columns:
+        report.notes.append(
+            f"{len(unknown_columns)} file(s) hold columns this Vigil does not know under a schema "
+            f"version it does: {'; '.join(unknown_columns[:5])}{' …' if len(unknown_columns) > 5 else ''}: "
+            "their hashes and row counts were checked, but searching, compacting or writing this "
+            "archive needs the Vigil that wrote them"
+        )
     for version, n in sorted(newer.items()):
         report.notes.append(
             f"{n} file(s) were written by a newer Vigil (record schema {version}; this one knows up to "
@@ -345,13 +367,19 @@ def run_report_problems(run: Any, entry: dict[str, Any]) -> list[str]:
     if bad := [name for name, n in counts.items() if n is None]:
         return [f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not a count"]
     n = {name: value or 0 for name, value in counts.items()}
+    es = summary.get("es")
+    es_dead = es.get("dead_lettered", 0) if isinstance(es, dict) else 0
+    if not isinstance(es_dead, int) or isinstance(es_dead, bool) or es_dead < 0:
+        return ["es.dead_lettered is not a count"]
     problems = []
     claims = {
         "commit": (summary.get("commit"), entry.get("commit")),
         "files written": (n["files_written"], entry.get("files_added")),
         "records stored (archived + notices)": (n["archived"] + n["notices"], rows.get(layout.RECORDS)),
+        # the input's dead letters, and the documents Elasticsearch refused (stage ``index``),
+        # which the run stores in the same commit
         "dead letters stored": (
-            n["dead_lettered"] - n["dead_letters_already_stored"],
+            n["dead_lettered"] - n["dead_letters_already_stored"] + es_dead,
             rows.get(layout.DEAD_LETTERS),
         ),
         "DLP policy": (summary.get("dlp_policy"), entry.get("dlp_policy")),

@@ -320,9 +320,14 @@ def _stopped_message(summary: Any, total: int, stored: int, cfg: Any, archive: P
             f" ({summary.dead_lettered:,} dead-lettered before that, {stored:,} new in the dead-letter store "
             f"{archive / layout.DEAD_LETTERS / 'at_stage=index'})"
         )
+    from exporters.elasticsearch.bulk import REFUSED_CREDENTIALS
+
+    credentials = REFUSED_CREDENTIALS in summary.stopped
+    what = "refused the credentials" if credentials else "stopped answering"
+    then = "the credentials are fixed" if credentials else "the cluster is healthy"
     return (
         f"indexed {summary.indexed:,} of {total:,} record(s){refused}, then Elasticsearch at "
-        f"{cfg.safe_url} stopped answering (last error: {summary.stopped}); stopped without sending "
+        f"{cfg.safe_url} {what} (last error: {summary.stopped}); stopped without sending "
         f"the other {not_sent:,}. Nothing is lost, the archive holds every record: run the same `vigil "
-        "es index` again once the cluster is healthy"
+        f"es index` again once {then}"
     )

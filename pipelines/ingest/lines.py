@@ -51,10 +51,19 @@ def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES, start: int 
     cut = data.rfind(b"\n")
     if cut < 0 and begin > start:
         return True  # no line end in the last max_line_bytes: an over-long line still unfinished
-    tail = data[cut + 1 :].removeprefix(BOM)
+    tail = data[cut + 1 :]
+    tail = tail[_marks(tail) :]
     if not tail.strip():
         return False
     return not whole_json(tail)
+
+
+def _marks(data: bytes) -> int:
+    """How many bytes of byte-order marks ``data`` starts with (none, one or more)."""
+    at = 0
+    while data.startswith(BOM, at):
+        at += len(BOM)
+    return at
 
 
 def whole_json(raw: bytes) -> bool:
@@ -89,13 +98,19 @@ def split_lines(
         chunk = stream.readline(room)
         if not chunk:
             return
-        if chunk.startswith(BOM):  # a byte-order mark is not part of the event: at the start of the
-            chunk = chunk[len(BOM) :]  # file, or of a line where files were joined with `cat`
-            offset += len(BOM)
-            if not chunk:
-                continue
-            if not chunk.endswith(b"\n"):  # the mark took room the line needs: read on to the limit
-                chunk += stream.readline(room - len(chunk))
+        # byte-order marks are not part of the event: at the start of the file, or of a line where
+        # files were joined with `cat` (several when a file that had one got another)
+        while chunk.startswith(BOM):
+            marks = _marks(chunk)
+            chunk = chunk[marks:]
+            offset += marks
+            if not chunk or chunk.endswith(b"\n"):
+                break
+            # the marks took room the line needs: read on to the limit (a read that stopped inside
+            # a mark leaves the rest of it first, and the loop takes it off too)
+            chunk += stream.readline(room - len(chunk))
+        if not chunk:
+            continue
         ended = chunk.endswith(b"\n")
         if hold_partial_tail and not ended and len(chunk) <= max_line_bytes:
             return  # a writer is still appending this line; the next poll reads it whole

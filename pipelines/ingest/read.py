@@ -466,6 +466,12 @@ def read_lines(
     # Beam's own decompressing reader cannot bound a line's length, so decompress here.
     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         if resumable(source):
+            if start == 0:
+                magic = raw.read(len(GZIP_MAGIC))
+                raw.seek(0)
+                if magic == GZIP_MAGIC:  # no JSON text starts with these bytes
+                    yield file_problem(source, 0, "unreadable_file", _gzip_named_plain(source))
+                    return
             stream: Any = raw
             if prefix is not None:
                 left = start
@@ -510,6 +516,19 @@ def read_lines(
                     f"cannot decompress the file after {offset:,} bytes ({exc}); "
                     "the lines before were read, nothing after",
                 )
+
+
+#: The first two bytes of every gzip file.
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gzip_named_plain(source: str) -> str:
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    return (
+        f"the file is gzip-compressed but its name does not end in .gz, so it would be read as "
+        f"text; nothing of it was archived: rename it to {name}.gz (or decompress it with "
+        f"gunzip -c {name} > NEW.jsonl) and run again"
+    )
 
 
 def gzip_damage(raw: Any) -> str | None:
