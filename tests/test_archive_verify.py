@@ -478,6 +478,11 @@ def test_a_deleted_run_report_is_a_problem_unless_it_is_the_newest_which_the_nex
     report = verify(archive)
     assert [p.split(":")[0] for p in report.problems] == [f"_runs/{older}.json is missing"]
     assert report.run_reports_checked == 2
+    # a rebuilt report says what it lacks, every time verify runs
+    assert (
+        f"_runs/{newer}.json: rebuilt from the manifest (the run was stopped after its commit)"
+        in " ".join(report.notes)
+    )
     # a rebuilt report is a copy of its commit's fields, and checked as such
     rebuilt["rows_added"]["records"] += 1
     (archive / layout.RUNS / f"{newer}.json").write_text(json.dumps(rebuilt))
@@ -724,3 +729,28 @@ def test_a_commit_entry_whose_row_counts_are_no_counts_is_named_not_a_crash(arch
     assert any("whose rows_added is 'x', not a count per kind" in p for p in report.problems), report
     cli = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
     assert cli.returncode == 1 and "unexpected" not in cli.stderr
+
+
+def test_a_staging_folder_named_after_a_finished_commit_is_noted_with_what_the_next_writer_does(
+    tmp_path: Path, archive: Path
+) -> None:
+    # a deleted report of an older commit, then a staging folder made for it: the next writer
+    # rebuilds the report from the manifest; verify says so before and after, never "intact" alone
+    older, _ = _two_runs(tmp_path, archive)
+    (archive / layout.RUNS / f"{older}.json").unlink()
+    planted = archive / layout.STAGING / older
+    planted.mkdir(parents=True)
+    (planted / "x.parquet").write_bytes(b"not data")
+    (archive / layout.STAGING / "notafolder").write_text("x")
+    report = verify(archive)
+    assert any(
+        n.startswith(f"_staging/{older} is the staging folder of commit {older}") for n in report.notes
+    )
+    assert any("holds 1 file(s)" in n for n in report.notes)
+    assert any(n.startswith("_staging/notafolder is not a staging folder Vigil makes") for n in report.notes)
+    assert not any("uncommitted staging folder _staging/notafolder" in n for n in report.notes)
+    recovered = compact.compact(archive).recovered
+    assert recovered is not None and f"wrote the missing run report of commit(s) {older}" in recovered
+    after = verify(archive)
+    assert after.ok
+    assert any(n.startswith(f"_runs/{older}.json: rebuilt from the manifest") for n in after.notes)

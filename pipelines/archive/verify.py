@@ -243,11 +243,25 @@ def verify(
         )
     staging = root / layout.STAGING
     if staging.is_dir():
-        for folder in sorted(p.name for p in staging.iterdir()):
-            if folder not in state.commits:
+        for entry in sorted(staging.iterdir()):
+            folder = entry.name
+            if not entry.is_dir() or entry.is_symlink():
+                report.notes.append(
+                    f"{layout.STAGING}/{folder} is not a staging folder Vigil makes (a file or link put "
+                    "there); the next `vigil run` removes it"
+                )
+            elif folder not in state.commits:
                 report.notes.append(
                     f"uncommitted staging folder {layout.STAGING}/{folder} (never committed; "
                     "the next `vigil run` removes it)"
+                )
+            elif folder not in unpublished:
+                held = sum(1 for p in entry.rglob("*") if p.is_file())
+                report.notes.append(
+                    f"{layout.STAGING}/{folder} is the staging folder of commit {folder}, which has "
+                    f"nothing left to publish, yet it holds {held} file(s) (the run was stopped after "
+                    "its commit, or they were put there): the next `vigil run` or `vigil compact` "
+                    "removes it, and writes the commit's run report from the manifest if it is missing"
                 )
     _check_run_reports(root, report, state)
     _check_audit(root, report, state, expect_audit_head)
@@ -308,6 +322,12 @@ def _check_run_reports(root: Path, report: VerifyReport, state: ManifestState) -
                 continue
             report.problems.extend(f"{name}: {p}" for p in run_report_problems(run, entry))
             report.run_reports_checked += 1
+            if isinstance(run, dict) and run.get("recovered"):
+                report.notes.append(
+                    f"{name}: rebuilt from the manifest (the run was stopped after its commit), so "
+                    "how many events it read, found duplicate or dead-lettered for which reason is "
+                    "not known"
+                )
     for commit, entry in state.commits.items():
         if entry.get("action") != "ingest" or commit in found:
             continue
