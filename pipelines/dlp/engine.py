@@ -320,8 +320,11 @@ class Engine:
         for i, norm in enumerate(norms):
             for lo, hi in norm.copies():
                 pieces.append((i, lo))
-                piece_texts.append(texts[i] if hi - lo == len(texts[i]) else texts[i][lo:hi])
-                piece_blanked.append(blanked[i] if hi - lo == len(texts[i]) else blanked[i][lo:hi])
+                whole = hi - lo == len(texts[i])
+                piece = texts[i] if whole else texts[i][lo:hi]
+                piece_texts.append(piece)
+                # the same object when nothing was blanked: run_all then reads one copy
+                piece_blanked.append(piece if blanked[i] is texts[i] else blanked[i][lo:hi])
         for key, found in run_all(list(self.regexes.values()), piece_texts, piece_blanked).items():
             for p, spans in sorted(found.items()):
                 i, lo = pieces[p]
