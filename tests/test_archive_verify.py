@@ -754,3 +754,18 @@ def test_a_staging_folder_named_after_a_finished_commit_is_noted_with_what_the_n
     after = verify(archive)
     assert after.ok
     assert any(n.startswith(f"_runs/{older}.json: rebuilt from the manifest") for n in after.notes)
+
+
+def test_a_manifest_cut_inside_its_last_commit_is_named_once_per_cause(tmp_path: Path, archive: Path) -> None:
+    # before: the cut line was named twice (cut, and not JSON), and every file of the cut commit
+    # once more as "not in the manifest (added behind its back)"
+    _, newer = _two_runs(tmp_path, archive)
+    path = archive / layout.MANIFEST
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 40])  # into the closing commit entry
+    problems = verify(archive).problems
+    assert sum("incomplete last line" in p for p in problems) == 1
+    assert not any("not valid JSON" in p for p in problems)
+    assert not any("added behind its back)" in p and "/part-" in p for p in problems)
+    (together,) = [p for p in problems if "file(s) in place are added by the manifest lines after" in p]
+    assert newer in together and "so they are not committed" in together

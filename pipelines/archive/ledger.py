@@ -130,7 +130,8 @@ class Ledger:
             if lines is not None and number > lines:
                 break
             where = f"{self.path.name} line {number}"
-            if not line.endswith(b"\n"):
+            cut = not line.endswith(b"\n")
+            if cut:
                 found.append((number, f"{where}: incomplete last line (an interrupted write, or a cut file)"))
             try:
                 entry = read_line(line)
@@ -139,7 +140,8 @@ class Ledger:
             else:
                 what = "not a JSON object"
             if not isinstance(entry, dict):
-                found.append((number, f"{where}: {what}"))
+                if not cut:  # a line cut short is named once, as cut
+                    found.append((number, f"{where}: {what}"))
                 # named once: the next entry's number and link are not held against it
                 prev, expected_seq = "?", None
                 continue

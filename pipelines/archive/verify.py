@@ -44,9 +44,11 @@ import pyarrow.parquet as pq
 
 from pipelines.archive import layout, manifest_index, reader
 from pipelines.archive.ledger import GENESIS, Ledger
+from pipelines.archive.ledger import read_line as ledger_read_line
 from pipelines.archive.manifest import (
     LIVE_DIGEST,
     ManifestState,
+    lines_after,
     live_digest,
     load_state,
     manifest_ledger,
@@ -208,8 +210,18 @@ def verify(
             f"{rel}: the folder cannot be listed ({why}), so files added there behind the manifest's "
             "back cannot be looked for: run verify as a user who can read the whole archive"
         )
+    # files the lines after the last commit add, and in place (the tail problem above names why):
+    # named together as that commit's, not one by one as "added behind its back"
+    tail_adds = _tail_adds(root, state) if leftover and tail else set()
+    in_tail = [rel for rel in on_disk if rel not in live and rel in tail_adds]
+    if in_tail:
+        shown = ", ".join(in_tail[:3]) + (f" and {len(in_tail) - 3} more" if len(in_tail) > 3 else "")
+        report.problems.append(
+            f"{len(in_tail)} file(s) in place are added by the manifest lines after its last commit, "
+            f"whose closing entry is damaged or missing, so they are not committed: {shown}"
+        )
     for rel in on_disk:
-        if rel in live:
+        if rel in live or rel in tail_adds:
             continue
         if rel in state.removed:
             retired = state.removed[rel]
@@ -272,6 +284,19 @@ def verify(
             "entries were removed from its end, or this is another archive"
         )
     return report
+
+
+def _tail_adds(root: Path, state: ManifestState) -> set[str]:
+    """The paths the readable ``add`` lines after ``state``'s last commit name."""
+    found: set[str] = set()
+    for line in lines_after(manifest_ledger(root).path, state.committed_bytes):
+        try:
+            entry = ledger_read_line(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("op") == "add" and isinstance(entry.get("path"), str):
+            found.add(entry["path"])
+    return found
 
 
 def _after_break(line: int, state: ManifestState) -> list[str]:
