@@ -330,3 +330,19 @@ def test_lint_summarises_and_rejects(capsys) -> None:
 def test_help(sub, capsys) -> None:
     code, out, _ = run(["dlp", sub, "--help"], capsys)
     assert code == 0 and "--policy" in out
+
+
+def test_a_case_naming_a_rule_that_reports_another_entity_is_a_mistake_in_the_case_file(tmp_path, capsys):
+    # before: the case failed with "missing CREDIT_CARD" and "unexpected CREDIT_CARD ... by
+    # pii.card-number", two lines differing only in a rule the first did not name
+    shutil.copy(RULES / "pii.yaml", tmp_path / "pii.yaml")
+    (tmp_path / "pii.tests.yaml").write_text(
+        "cases:\n  - text: card 4012 8888 8888 1881 ok\n"
+        "    expect: {action: redact, findings: [{entity: CREDIT_CARD, value: 4012 8888 8888 1881, "
+        "rule: pii.bank-account}]}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(["dlp", "test", "--policy", str(tmp_path / "pii.yaml")], capsys)
+    assert code == 2 and "passed" not in out
+    assert "pii.tests.yaml:2: cases[0]: rule 'pii.bank-account' reports no 'CREDIT_CARD', only " in err
+    assert "name the rule that does, or leave rule: out" in err

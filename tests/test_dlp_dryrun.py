@@ -172,6 +172,27 @@ def test_only_officers_may_replay_policies_and_a_refusal_is_logged(
     assert entry["query"]["policy"] == load_policy_set(changed_rules).label
 
 
+def test_a_refused_dry_run_is_logged_even_when_its_policy_does_not_load(
+    own_archive, tmp_path, capsys
+) -> None:
+    # before: the policy was loaded first, so a reviewer naming a broken one left no trace
+    mine, logged = own_archive
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("id: b\ndescription: x\nrules:\n  - id: r\n    action: redakt\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as refused:
+        main(_argv(broken, mine, "--user", "r.view", "--role", "reviewer"))
+    assert refused.value.code == 2
+    assert "only officers see" in capsys.readouterr().err
+    (entry,) = _audit(mine)[logged:]
+    assert (entry["action"], entry["role"], entry["results"]) == ("dlp-dry-run", "reviewer", 0)
+    assert entry["query"] == {"policy": str(broken), "against": "stored verdicts"}
+    # an officer with the same file gets the policy's own error, and nothing is logged
+    with pytest.raises(SystemExit) as bad:
+        main(_argv(broken, mine))
+    assert bad.value.code == 2 and "redakt" in capsys.readouterr().err
+    assert len(_audit(mine)) == logged + 1
+
+
 def test_an_officers_dry_run_is_logged_with_the_records_its_samples_show(
     own_archive, changed_rules, capsys
 ) -> None:

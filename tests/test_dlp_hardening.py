@@ -28,6 +28,7 @@ from pipelines.dlp.casefile import TEST_HASH_KEY, run_casefile
 from pipelines.dlp.detectors import Candidate, _drop_contained
 from pipelines.dlp.dryrun import dry_run, format_report
 from pipelines.dlp.engine import _resolve
+from pipelines.dlp.policy import MAX_FILE_BYTES
 from pipelines.dlp.redact import MIN_KEY_BYTES
 from pipelines.dlp.scan import scan_lines
 from pipelines.errors import ConfigError, PolicyError
@@ -511,6 +512,65 @@ def test_duplicate_yaml_keys_are_errors(tmp_path) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy_set(path)
     assert str(info.value) == f"{path}:8: key 'action' given twice (first at line 7); keep one of them"
+
+
+def test_a_duplicate_key_in_a_file_whose_path_holds_a_colon_is_named(tmp_path) -> None:
+    # before: sorting the messages by line read the number after the first colon of the path
+    folder = tmp_path / "x:y"
+    folder.mkdir()
+    path = folder / "dup.yaml"
+    path.write_text("id: t\ndescription: d\ndescription: e\nrules: []\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    assert str(info.value) == f"{path}:3: key 'description' given twice (first at line 2); keep one of them"
+
+
+MERGED = """id: t
+description: d
+rules:
+  - &base
+    id: t.a
+    description: shared
+    severity: high
+    action: block
+    detectors:
+      - {type: lexicon, entity: X, terms: [x]}
+  - <<: *base
+    id: t.b
+    action: redakt
+"""
+
+
+def test_a_mistake_in_a_rule_built_with_a_merge_key_is_named_at_its_own_line(tmp_path) -> None:
+    # before: the line of the anchored rule's correct value (line 8) was named
+    path = tmp_path / "merged.yaml"
+    path.write_text(MERGED, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    assert str(info.value).startswith(f"{path}:13: rules[1].action:")
+
+
+def test_two_merge_keys_in_one_mapping_are_refused(tmp_path) -> None:
+    # the later one silently won: a rule could weaken itself (block -> flag) unseen
+    path = tmp_path / "two.yaml"
+    path.write_text(MERGED.replace("    action: redakt\n", "    <<: {action: flag}\n"), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r":13: merge key '<<' given twice \(first at line 11\)"):
+        load_policy_set(path)
+
+
+def test_aliases_cannot_make_a_small_file_larger_than_the_cap(tmp_path) -> None:
+    # 130 KB on disk, 800 MB once every alias is read: before, tens of seconds to minutes of work
+    path = tmp_path / "aliases.yaml"
+    words = "word " * 20_000
+    terms = ", ".join(["*s"] * 8000)
+    path.write_text(
+        f'id: t\ndescription: &s "{words}"\nrules:\n  - id: t.a\n    description: x\n    severity: low\n'
+        f"    action: flag\n    detectors:\n      - {{type: lexicon, entity: X, terms: [{terms}]}}\n",
+        encoding="utf-8",
+    )
+    assert path.stat().st_size < MAX_FILE_BYTES
+    with pytest.raises(PolicyError, match=r"its aliases \(\*name\) make it larger than 1 MiB"):
+        load_policy_set(path)
 
 
 def test_lint_reports_every_bad_file_and_short_hints(tmp_path, capsys) -> None:

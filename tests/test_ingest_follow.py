@@ -139,7 +139,7 @@ def test_follow_cli_json_prints_one_object_per_batch_and_the_totals(tmp_path: Pa
     assert again.returncode == 0, again.stderr
     stopped = json.loads(again.stdout.splitlines()[-1])
     assert stopped["event"] == "stopped" and stopped["batches"] == 0
-    names = ("read", "archived", "dead_lettered", "duplicates", "files_written")
+    names = ("read", "archived", "dead_lettered", "duplicates", "notices", "files_written")
     assert stopped["totals"] == dict.fromkeys(names, 0)
 
 
@@ -418,7 +418,12 @@ def test_follow_cli_stops_on_sigterm_with_its_totals(tmp_path: Path) -> None:
             proc.kill()
         reader_thread.join(timeout=60)
     assert proc.returncode == 0, err
-    assert "1 batch(es): read 3 = archived 3 + dead-lettered 0 + duplicates 0" in printed[-1]
+    closing = [line for line in printed if line.startswith("Stopped after")]
+    assert (
+        len(closing) == 1
+        and "1 batch(es): read 3 = archived 3 + dead-lettered 0 + duplicates 0" in closing[0]
+    )
+    assert printed[-1] == "DLP over the session: nothing to act on\n"  # the session's DLP line after it
     assert verify(archive).ok
 
 
@@ -665,3 +670,22 @@ def test_follow_stops_rather_than_start_a_new_archive_when_its_archive_goes_away
     assert (again.totals["read"], again.totals["archived"]) == (1, 1)
     ingest(src, clean)
     assert fingerprint(archive) == fingerprint(clean) and verify(archive).ok
+
+
+def test_follow_totals_carry_the_notices_and_dlp_counts_each_batch_reported(tmp_path: Path) -> None:
+    # before: the closing line said "archived 2" while the archive held 4 records (2 notices), and
+    # the session's JSON had no notices or DLP counts to reconcile with
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i, body="Your SSN on file is 536-22-1234") for i in range(2)])
+    argv = [*VIGIL, "run", "--input", str(src), "--archive", str(archive), "--follow"]
+    argv += ["--interval", "0.1", "--stop-after-idle", "2"]
+    text = subprocess.run([*argv, "--quiet"], capture_output=True, text=True, timeout=120)
+    assert text.returncode == 0, text.stderr
+    assert "DLP over the session: 2 blocked" in text.stdout
+    assert "+ 2 notice(s) to employees about blocked messages (archived)" in text.stdout
+    assert len(reader.read_table(archive)) == 4  # 2 archived + 2 notices
+    write_jsonl(src / "b.jsonl", [event(10 + i, body="Your SSN on file is 536-22-1234") for i in range(3)])
+    out = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=120)
+    stopped = json.loads(out.stdout.splitlines()[-1])
+    assert stopped["totals"]["archived"] == 3 and stopped["totals"]["notices"] == 3
+    assert stopped["dlp"] == {"block": 3}

@@ -18,7 +18,7 @@ import click
 
 from pipelines.cli.hints import cannot_write
 from pipelines.cli.identity import identity_options
-from pipelines.errors import ConfigError, InputError, PolicyTestFailure
+from pipelines.errors import ConfigError, InputError, PolicyTestFailure, VigilError
 from pipelines.record import MAX_BODY_CHARS
 
 
@@ -234,30 +234,41 @@ def dry_run(
 
     It reads the original text of archived messages, so it needs the officer role (--role or the
     configuration file); each dry-run is recorded in the archive's audit log."""
+    from pipelines.archive import layout
     from pipelines.archive.reader import require_archive
     from pipelines.dlp import load_policy_set
     from pipelines.dlp.dryrun import dry_run as run_dry_run
     from pipelines.dlp.dryrun import format_report, to_json_text
-    from pipelines.search.access import load_identity
+    from pipelines.search.access import AccessRole, load_identity
     from pipelines.search.audit import record_access, require_officer
 
     identity = load_identity(config=config_path, role=role, user=user)
-    new = load_policy_set(policy)
-    current = load_policy_set(against) if against else None
-    require_archive(archive)
-    query = {"policy": new.label, "against": current.label if current else "stored verdicts"}
     details: dict[str, Any] = {"samples": samples, "output": "json" if as_json else "report"}
-    # a policy is a question about the original text: its counts alone would tell a reviewer
-    # whether a redacted card number is in the archive
-    require_officer(
-        archive,
-        identity,
-        "dlp-dry-run",
-        what="vigil dlp dry-run matches policies against the original text of archived messages",
-        query=query,
-        engine="embedded",
-        details=details,
-    )
+
+    def officers_only(query: dict[str, Any]) -> None:
+        # a policy is a question about the original text: its counts alone would tell a reviewer
+        # whether a redacted card number is in the archive
+        require_officer(
+            archive,
+            identity,
+            "dlp-dry-run",
+            what="vigil dlp dry-run matches policies against the original text of archived messages",
+            query=query,
+            engine="embedded",
+            details=details,
+        )
+
+    try:
+        new = load_policy_set(policy)
+        current = load_policy_set(against) if against else None
+    except VigilError:
+        if identity.role is not AccessRole.OFFICER and layout.is_archive(Path(archive)):
+            # the attempt is logged (and refused) whether or not the policy it named loads
+            officers_only({"policy": str(policy), "against": str(against) if against else "stored verdicts"})
+        raise
+    require_archive(archive)
+    officers_only({"policy": new.label, "against": current.label if current else "stored verdicts"})
+    query = {"policy": new.label, "against": current.label if current else "stored verdicts"}
     report = run_dry_run(new, archive, against=current, samples=samples)
     details["changed"] = report.changed
     details["returned"] = report.sampled

@@ -209,7 +209,7 @@ def command(
     re-sends them).
     """
     from pipelines.ingest.read import SUFFIXES_TEXT
-    from pipelines.ingest.run import RunOptions, describe_unfinished, run
+    from pipelines.ingest.run import RunOptions, describe_unfinished, dlp_labels, run
 
     if not follow:
         for name, flag in (
@@ -292,6 +292,7 @@ def command(
                         "input_problem": result.input_problem,
                         "compaction_problem": result.compaction_problem,
                         "totals": t,
+                        "dlp": dict(sorted(result.dlp.items())),
                         "balanced": t["read"] == t["archived"] + t["dead_lettered"] + t["duplicates"],
                     },
                     default=str,
@@ -303,6 +304,13 @@ def command(
                 f"archived {t['archived']:,} + dead-lettered {t['dead_lettered']:,} + "
                 f"duplicates {t['duplicates']:,}; {result.compactions} compaction(s)."
             )
+            if result.batches and not no_dlp:  # what each batch's summary said, added up
+                acted = (
+                    ", ".join(f"{n:,} {word}" for word, n in dlp_labels(result.dlp)) or "nothing to act on"
+                )
+                click.echo(f"DLP over the session: {acted}")
+            if t["notices"]:
+                click.echo(f"  + {t['notices']:,} notice(s) to employees about blocked messages (archived)")
             if result.unfinished_tails:
                 click.echo(describe_unfinished(result.unfinished_tails) + ".")
             if result.waiting:

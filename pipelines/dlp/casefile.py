@@ -336,6 +336,13 @@ def _check_references(cases: CaseFile, policy_set: PolicySet) -> None:
                     f"{where}: no detector of the policy reports {expected.entity!r}; it reports "
                     + ", ".join(sorted(entities))
                 )
+            if expected.rule is not None:
+                own = {d.entity for d in policy_set.rules[expected.rule][1].detectors}
+                if expected.entity not in own:
+                    raise PolicyError(
+                        f"{where}: rule {expected.rule!r} reports no {expected.entity!r}, only "
+                        f"{', '.join(sorted(own))}; name the rule that does, or leave rule: out"
+                    )
             value = expected.value
             if value is not None and value not in case.text:
                 raise PolicyError(

@@ -860,6 +860,12 @@ def _duplicate_keys(path: Path, node: yaml.Node | None) -> None:
         seen_nodes.add(id(current))
         if isinstance(current, yaml.MappingNode):
             first: dict[str, int] = {}
+            merges = [k for k, _ in current.value if k.tag == "tag:yaml.org,2002:merge"]
+            for again in merges[1:]:  # the later one would silently win over the earlier
+                problems.append(
+                    f"{path}:{again.start_mark.line + 1}: merge key '<<' given twice (first at line "
+                    f"{merges[0].start_mark.line + 1}); merge several in one: <<: [*first, *second]"
+                )
             for key, value in current.value:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
                     line = key.start_mark.line + 1
@@ -871,8 +877,9 @@ def _duplicate_keys(path: Path, node: yaml.Node | None) -> None:
                 stack.extend((key, value))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(current.value)
-    if problems:
-        raise PolicyError("\n".join(sorted(problems, key=lambda p: int(p.split(":")[1]))))
+    if problems:  # by line: the number after the path (which may hold a colon itself)
+        prefix = f"{path}:"
+        raise PolicyError("\n".join(sorted(problems, key=lambda p: int(p[len(prefix) :].split(":")[0]))))
 
 
 #: nesting of mappings and lists named as too deep when the YAML reader, which recurses once per
@@ -936,9 +943,38 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
     try:
         node = loader.get_single_node()
         _duplicate_keys(path, node)
+        _not_too_large_expanded(path, node)
         return node, (loader.construct_document(node) if node is not None else None)
     finally:
         loader.dispose()
+
+
+def _not_too_large_expanded(path: Path, node: yaml.Node | None) -> None:
+    """Refuse a file whose aliases (``*anchor``) make it larger than :data:`MAX_FILE_BYTES` once
+    each is read as what it stands for: the size cap would otherwise not bound the work (one long
+    string, or a list of them, named thousands of times)."""
+    sizes: dict[int, int] = {}
+
+    def size(current: yaml.Node) -> int:  # each node measured once, aliases counted every time
+        known = sizes.get(id(current))
+        if known is not None:
+            return known
+        sizes[id(current)] = 0  # a node inside itself (a recursive alias) counts once
+        if isinstance(current, yaml.ScalarNode):
+            total = len(current.value) + 1
+        elif isinstance(current, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in current.value)
+        else:
+            total = 1 + sum(size(k) + size(v) for k, v in current.value)
+        sizes[id(current)] = total
+        return total
+
+    if node is not None and size(node) > MAX_FILE_BYTES:
+        raise PolicyError(
+            f"{path}: its aliases (*name) make it larger than {MAX_FILE_BYTES // (1 << 20)} MiB once "
+            "each is read as what it stands for, the most a policy file may hold; name each anchor "
+            "fewer times, or write the value once"
+        )
 
 
 def _yaml_escape(char: str) -> str:
@@ -979,7 +1015,9 @@ def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[yaml.Nod
     for step in loc:
         key_hit = False
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
+            # the last key of that name: the value that applies (a mapping's own keys come after
+            # the ones a merge key ``<<: *anchor`` brought in, and win over them)
+            for key, value in reversed(node.value):
                 if key.value == step:
                     node = value
                     break

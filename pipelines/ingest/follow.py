@@ -43,7 +43,7 @@ from pipelines.ingest.run import (
 )
 
 #: The counts a session adds up over its batches.
-TOTALS = ("read", "archived", "dead_lettered", "duplicates", "files_written")
+TOTALS = ("read", "archived", "dead_lettered", "duplicates", "notices", "files_written")
 
 
 @dataclasses.dataclass
@@ -53,6 +53,8 @@ class FollowSummary:
     compactions: int = 0
     #: every count present from the start, so a session with no batch reports zeros, not nothing
     totals: Counter[str] = dataclasses.field(default_factory=lambda: Counter(dict.fromkeys(TOTALS, 0)))
+    #: archived records by DLP action (block, redact, flag, none), over the session
+    dlp: Counter[str] = dataclasses.field(default_factory=Counter)
     es_unavailable: str | None = None
     es_dead_lettered: int = 0  # documents Elasticsearch did not take, over all batches
     unfinished_tails: int = 0  # at the last poll: files whose last line a writer left half-written
@@ -77,6 +79,8 @@ class FollowSummary:
         self.es_dead_lettered += (s.es or {}).get("dead_lettered", 0)
         for name in TOTALS:
             self.totals[name] += getattr(s, name)
+        for action, n in s.dlp.items():  # archived records by DLP action, over the session
+            self.dlp[action] += n
 
 
 def partitions_needing_compaction(archive: Path, min_files: int) -> bool:

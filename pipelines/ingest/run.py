@@ -21,7 +21,7 @@ import pickle
 import re
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -92,6 +92,12 @@ class RunOptions:
 UNREAD_LISTED = 20
 
 
+def dlp_labels(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Records by DLP action as a summary words them, strongest first: ``[("blocked", 3), ...]``."""
+    names = {"block": "blocked", "redact": "redacted", "flag": "flagged"}
+    return [(names[a], counts[a]) for a in ("block", "redact", "flag") if counts.get(a)]
+
+
 @dataclass
 class RunSummary:
     commit: str | None
@@ -156,8 +162,7 @@ class RunSummary:
         return f"{self.unreadable_count:,} event file(s) or folder(s) in the input could not be read: {names}"
 
     def _dlp_labels(self) -> list[tuple[str, int]]:
-        names = {"block": "blocked", "redact": "redacted", "flag": "flagged"}
-        return [(names[a], self.dlp[a]) for a in ("block", "redact", "flag") if self.dlp.get(a)]
+        return dlp_labels(self.dlp)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"balanced": self.balanced}
