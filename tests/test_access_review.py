@@ -180,25 +180,32 @@ def test_verify_names_audit_lines_python_cannot_read_back(archive: Path, capsys)
     assert "line 4" not in err  # the intact entry after them is checked and holds
 
 
+def readable_by_all(base: Path) -> None:
+    """Every folder and file under ``base`` readable by the user of :func:`as_another_user`."""
+    for path in (base, *base.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def verify_as(prefix: list[str], archive: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`vigil verify` run through ``prefix`` (as another user), with ``home`` as its home."""
+    return subprocess.run(
+        [*prefix, *VIGIL, "verify", "--archive", str(archive)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(home)},
+    )
+
+
 def test_verify_names_an_audit_log_it_cannot_read_and_checks_the_rest() -> None:
     prefix = as_another_user()
     base = shared_tmp()
     try:
         archive = write_archive(base / "archive", ROWS)
         assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
-        for folder in (base, *base.rglob("*")):
-            if folder.is_dir():
-                folder.chmod(0o755)
-            else:
-                folder.chmod(0o644)
+        readable_by_all(base)
         (archive / layout.AUDIT).chmod(0)
-        result = subprocess.run(
-            [*prefix, *VIGIL, "verify", "--archive", str(archive)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "HOME": str(base)},
-        )
+        result = verify_as(prefix, archive, base)
         assert result.returncode == 1, result.stderr
         assert "audit log: _ledger/audit.jsonl cannot be read" in result.stderr
         assert "as a user who may read the whole archive" in result.stderr
@@ -239,16 +246,9 @@ def test_verify_names_a_data_folder_it_cannot_list_instead_of_calling_the_archiv
         hidden = archive / "records" / "event_month=1999-01"
         (hidden / "ch=sms").mkdir(parents=True)
         shutil.copy(next((archive / "records").rglob("*.parquet")), hidden / "ch=sms" / "part-x.parquet")
-        for folder in (base, *base.rglob("*")):
-            folder.chmod(0o755 if folder.is_dir() else 0o644)
+        readable_by_all(base)
         hidden.chmod(0)
-        result = subprocess.run(
-            [*prefix, *VIGIL, "verify", "--archive", str(archive)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "HOME": str(base)},
-        )
+        result = verify_as(prefix, archive, base)
         assert result.returncode == 1, result.stderr
         assert "records/event_month=1999-01: the folder cannot be listed (Permission denied)" in result.stderr
         assert "run verify as a user who can read the whole archive" in result.stderr

@@ -281,7 +281,7 @@ def verify(
         shown = state.head[:16] + "…" if state.head else "unknown" if found else "(empty)"
         report.problems.append(
             f"manifest head is {shown} but {expect_head[:16]}… was expected: "
-            "entries were removed from its end, or this is another archive"
+            "entries were removed from its end or rewritten, or this is another archive"
         )
     return report
 
