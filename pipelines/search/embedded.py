@@ -41,12 +41,11 @@ import pyarrow.parquet as pq
 from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import (
-    VERSION_KEY,
     MissingFileError,
-    parse_version,
     read_consistently,
     require_known_schema,
     unknown_columns,
+    written_version,
 )
 from pipelines.errors import ArchiveError, QueryError
 from pipelines.record import ARROW_SCHEMA
@@ -80,26 +79,19 @@ def connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _require_known_schemas(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+def _require_known_schemas(paths: list[str]) -> None:
     """Refuse the statement when one of ``paths`` was written by a newer Vigil: its columns may
     mean something else now, and a column this Vigil does not know would be silently left out."""
     known: set[str] = _local.known
     unchecked = [p for p in paths if p not in known]
     if not unchecked:
         return
-    versions = con.execute(
-        "SELECT file_name, value FROM parquet_kv_metadata($files) WHERE key = $key",
-        {"files": unchecked, "key": VERSION_KEY},
-    ).fetchall()
-    for name, value in versions:
-        require_known_schema(name, parse_version(value))
-    # a column this Vigil does not know, under a version it does (one footer read per file)
-    for path in unchecked:
+    for path in unchecked:  # one footer read per file and process: its version and its columns
         try:
             schema = pq.read_schema(path)
         except (pa.ArrowInvalid, OSError):
             continue  # the read names it
-        require_known_schema(path, None, unknown_columns(schema, layout.RECORDS))
+        require_known_schema(path, written_version(schema.metadata), unknown_columns(schema, layout.RECORDS))
     known.update(unchecked)
 
 
@@ -179,7 +171,7 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
         try:
             with _ctrl_c_interrupts(con):
                 if i == 0:
-                    _require_known_schemas(con, params["files"])
+                    _require_known_schemas(params["files"])
                 if arrow:
                     return con.sql(attempt, params=params).to_arrow_table()
                 return con.execute(attempt, params).fetchall()
