@@ -10,6 +10,7 @@
     │   ├── ArchiveLockedError     another process is writing the archive               (exit 3)
     │   └── IntegrityError         ``vigil verify`` found problems                      (exit 1)
     ├── QueryError                 a search query cannot be parsed or compiled          (exit 2)
+    ├── NotFoundError              what was asked for by name is not in the archive     (exit 1)
     └── IndexingError              Elasticsearch rejected the setup or cannot be reached (exit 4)
 
 Messages say what is wrong *and what to do*, because they are what a user reads at 3 a.m.
@@ -42,6 +43,10 @@ class PolicyTestFailure(PolicyError):
 
 class ModelMissingError(VigilError):
     exit_code = 2
+
+
+class NotFoundError(VigilError):
+    exit_code = 1
 
 
 class ArchiveError(VigilError):

@@ -5,15 +5,18 @@ roster rules the run showed wrong, on rows written by hand."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
 import pytest
 from search_support import ALEX, DANA, WEI, at, event_row, row, vigil, write_archive
 
+from pipelines.errors import QueryError
 from pipelines.record import Event
 from pipelines.search.access import AccessRole, Identity
 from pipelines.search.conversation import build_timeline, load_conversation, render_html
+from pipelines.search.query import org_ref
 from pipelines.simulate import SimulationConfig, generate, simulate
 
 OFFICER = Identity("olivia", AccessRole.OFFICER)
@@ -342,3 +345,98 @@ def test_someone_added_at_the_instant_they_first_write_joins_before_their_messag
     t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
     assert [e.record_id for e in t.entries] == [rows[0]["record_id"], added["record_id"], says["record_id"]]
     assert _ids(t.entries[1].joined) == {ALEX["id"]} and not t.entries[2].joined
+
+
+def _presence(t) -> list[tuple[set[str], set[str]]]:  # type: ignore[no-untyped-def]
+    return [(_ids(e.joined), _ids(e.left)) for e in t.entries]
+
+
+def test_a_remove_and_re_add_in_one_second_keep_the_sources_order(tmp_path: Path) -> None:
+    # a source with whole-second times: Dana takes Alex out and puts him back in the same second;
+    # Alex is present again afterwards (he is listed and written to), not left out for good
+    removed = _event(2, 1, "participant_removed", DANA, [DANA, WEI], source_offset=1)
+    removed["attributes"] = {"participant": ALEX["id"]}
+    added = _event(3, 1, "participant_added", DANA, [DANA, ALEX, WEI], source_offset=2)
+    added["attributes"] = {"participant": ALEX["id"]}
+    rows = [_says(1, 0, DANA, [DANA, ALEX, WEI]), removed, added, _says(4, 2, DANA, [DANA, ALEX, WEI])]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert [e.record_id for e in t.entries] == [r["record_id"] for r in rows]
+    assert _presence(t) == [(set(), set()), (set(), {ALEX["id"]}), ({ALEX["id"]}, set()), (set(), set())]
+    assert _ids(t.entries[-1].present) == {DANA["id"], ALEX["id"], WEI["id"]}
+
+
+def test_a_transfer_in_the_second_of_the_last_words_follows_them(tmp_path: Path) -> None:
+    # Dana says she is handing over and the transfer is stamped the same second; its file sorts
+    # first: she leaves once, after her message, and is not shown leaving, coming back, leaving
+    says = _says(2, 1, DANA, [DANA, WEI], source_name="in/b.jsonl")
+    moved = _event(3, 1, "transferred", DANA, [ALEX, WEI], source_name="in/a.jsonl")
+    moved["attributes"] = {"from": DANA["id"], "to": ALEX["id"]}
+    rows = [_says(1, 0, WEI, [DANA, WEI]), says, moved, _says(4, 2, ALEX, [ALEX, WEI])]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert [e.record_id for e in t.entries] == [r["record_id"] for r in rows]
+    assert _presence(t) == [(set(), set()), (set(), set()), ({ALEX["id"]}, {DANA["id"]}), (set(), set())]
+
+
+def test_the_bot_hands_off_after_its_last_words_of_that_second(tmp_path: Path) -> None:
+    routing = [WEI, BOT]
+    says = _says(2, 1, BOT, routing, source_offset=2)
+    handed = _event(3, 1, "bot_handed_off", BOT, routing, attributes={"to": DANA["id"]}, source_offset=1)
+    rows = [_event(1, 0, "bot_routing_started", BOT, routing), says, handed, _says(4, 2, DANA, [DANA, WEI])]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert [e.record_id for e in t.entries] == [r["record_id"] for r in rows]
+    assert _presence(t)[1:] == [(set(), set()), ({DANA["id"]}, {BOT["id"]}), (set(), set())]
+
+
+def test_an_id_two_organisations_use_is_refused_until_one_is_picked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # each firm's source numbers its conversations from one: the same id, two conversations
+    ours = _says(1, 0, DANA, [DANA, WEI])
+    theirs = _says(2, 1, DANA, [DANA, WEI], org="Globex", sub_org="desk")
+    root = write_archive(tmp_path / "a", [ours, theirs])
+    with pytest.raises(QueryError, match=r"2 organisations carry \(Globex, acme\); pick one with --org"):
+        load_conversation(root, "conv-en")
+    # ... also when the other firm's records lie before the window (they set who is present)
+    with pytest.raises(QueryError, match="2 organisations"):
+        load_conversation(root, "conv-en", time_from=at(5, 9, 1))
+    picked = load_conversation(root, "conv-en", orgs=(org_ref("GLOBEX/desk"),))
+    assert [r["record_id"] for r in picked] == [theirs["record_id"]]
+    argv = ["conversation", "conv-en", "--archive", str(root), "--role", "officer"]
+    assert vigil(*argv) == 2
+    assert "pick one with --org (e.g. --org Globex)" in capsys.readouterr().err
+    assert vigil(*argv, "--org", "acme") == 0
+    out = capsys.readouterr().out
+    assert "line 1" in out and "line 2" not in out and "1 record" in out
+    assert vigil(*argv, "--org", "acme/") == 2
+    assert (
+        "--org acme/ is not an organisation; write --org acme or --org acme/wealth-hk"
+        in capsys.readouterr().err
+    )
+    log = (root / "_ledger" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["query"].get("orgs") for line in log] == [["acme"]]  # refusals log nothing
+
+
+def test_each_record_names_its_thread_when_the_view_holds_several(tmp_path: Path) -> None:
+    rows = [
+        _says(1, 0, DANA, [DANA, WEI], thread_id="conv-en/t1"),
+        _says(2, 1, WEI, [DANA, WEI], thread_id="conv-en/t2"),
+        _says(3, 2, DANA, [DANA, WEI], thread_id="conv-en/t1"),
+        _says(4, 3, DANA, [DANA, WEI], thread_id="other-thread"),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    assert t.threads == ["t1", "t2", "other-thread"]
+    assert [e.thread for e in t.entries] == ["t1", "t2", "t1", "other-thread"]
+    html = render_html(t)
+    assert "Threads: t1, t2, other-thread" in html
+    assert re.findall(r'<span class="thread">thread ([^<]+)</span>', html) == [e.thread for e in t.entries]
+    assert vigil("conversation", "conv-en", "--archive", str(root), "--role", "reviewer") == 0
+    # a window that holds one thread names none: there is nothing to tell apart
+    one = build_timeline("conv-en", load_conversation(root, "conv-en", time_from=at(5, 9, 3)), OFFICER)
+    assert one.threads == [] and [e.thread for e in one.entries] == [None]
+    assert 'class="thread"' not in render_html(one) and "Threads:" not in render_html(one)
+
+
+def test_long_unbroken_text_wraps_on_the_page(tmp_path: Path) -> None:
+    rows = [_says(1, 0, DANA, [DANA, WEI])]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    style = re.search(r"<style>(.*?)</style>", render_html(t), re.S)
+    assert style and re.search(r"\bbody \{[^}]*overflow-wrap: anywhere", style.group(1))

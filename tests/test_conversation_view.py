@@ -340,8 +340,21 @@ def test_cli_prints_and_exports(archive: Path, tmp_path: Path, capsys, monkeypat
     assert "カード番号は送らないでください" in target.read_text(encoding="utf-8")
     assert vigil(*base, "--from", "2026-01-09", "--to", "2026-01-08") == 2
     assert "swap them" in capsys.readouterr().err
-    assert vigil("conversation", "conv-nope", "--archive", str(archive), "--role", "officer") == 0
-    assert "No records for this conversation" in capsys.readouterr().out
+    # an id the archive does not hold: exit 1 (a script can tell it from a view), no page, logged
+    audit = archive / "_ledger" / "audit.jsonl"
+    logged = audit.read_text(encoding="utf-8").count("\n")
+    missing = tmp_path / "out" / "nope.html"
+    assert vigil("conversation", "conv-nope", "--archive", str(archive), "--role", "officer") == 1
+    assert "no records of conversation conv-nope: check the id" in capsys.readouterr().err
+    assert vigil(*base[:1], "conv-nope", *base[2:], "--html", str(missing), "--from", "2026-01-05") == 1
+    err = capsys.readouterr().err
+    assert "conv-nope in the --from/--to window; no page written" in err and "and the window" in err
+    assert not missing.exists()
+    entries = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()[logged:]]
+    assert [(e["action"], e["results"], e["role"]) for e in entries] == [
+        ("conversation", 0, "officer"),
+        ("conversation", 0, "reviewer"),
+    ]
     for blank in ("", "  "):
         assert vigil("conversation", blank, "--archive", str(archive), "--role", "officer") == 2
         assert "the conversation id is empty" in capsys.readouterr().err

@@ -22,6 +22,13 @@ from pipelines.cli.identity import identity_options
 @click.option("--from", "date_from", default=None, metavar="DATE", help="First day (UTC) to show.")
 @click.option("--to", "date_to", default=None, metavar="DATE", help="Last day (UTC) to show, inclusive.")
 @click.option(
+    "--org",
+    "org",
+    default=None,
+    metavar="ORG[/SUB]",
+    help="The organisation (or sub-organisation) whose conversation this is, when several use the id.",
+)
+@click.option(
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -34,6 +41,7 @@ def command(
     archive: Path,
     date_from: str | None,
     date_to: str | None,
+    org: str | None,
     html_path: Path | None,
     config_path: Path | None,
     role: str | None,
@@ -49,7 +57,7 @@ def command(
     from rich.console import Console
 
     from pipelines.archive.reader import require_archive
-    from pipelines.errors import ConfigError
+    from pipelines.errors import ConfigError, NotFoundError
     from pipelines.search.access import load_identity
     from pipelines.search.audit import record_access
     from pipelines.search.conversation import (
@@ -59,7 +67,8 @@ def command(
         render_html,
         render_text,
     )
-    from pipelines.search.query import Query, check_range, parse_time
+    from pipelines.search.query import Query, check_range, org_ref, parse_time
+    from pipelines.search.render import safe
 
     if not conversation_id.strip():
         raise ConfigError(
@@ -71,13 +80,16 @@ def command(
         Query(
             time_from=parse_time(date_from, end=False, key="--from") if date_from else None,
             time_to=parse_time(date_to, end=True, key="--to") if date_to else None,
+            orgs=(org_ref(org, key="--org "),) if org is not None else (),
         ),
         keys=("--from", "--to"),
     )
     require_archive(archive)
     if html_path is not None:
         _outside_archive(html_path, archive)
-    rows = iter_conversation(archive, conversation_id, time_from=window.time_from, time_to=window.time_to)
+    rows = iter_conversation(
+        archive, conversation_id, time_from=window.time_from, time_to=window.time_to, orgs=window.orgs
+    )
     timeline = build_timeline(
         conversation_id,
         rows,
@@ -88,6 +100,19 @@ def command(
     query = {"conversations": [conversation_id], **window.to_dict()}
     details: dict[str, Any] = {"returned": [e.record_id for e in timeline.entries]}
     shown = len(timeline.entries)
+    if not shown:
+        # the lookup is logged (who looked for what), and a script can tell a wrong id from a view
+        record_access(
+            archive, identity, "conversation", query=query, results=0, engine="embedded", details=details
+        )
+        where = " in the --from/--to window" if window.time_from or window.time_to else ""
+        org_note = f" at {org}" if org is not None else ""
+        raise NotFoundError(
+            f"no records of conversation {safe(conversation_id)}{safe(org_note)}{where}"
+            + ("; no page written" if html_path is not None else "")
+            + ': check the id (`vigil search --json` prints it as "conversation_id")'
+            + (" and the window" if where else "")
+        )
     if html_path is not None:
         details["format"] = "html"
         details["file"] = str(html_path.resolve())

@@ -2,8 +2,10 @@
 
 :func:`load_conversation` reads a conversation's records from the archive (embedded engine, date
 partitions pruned when a range is given) in event-time order; for records stamped with the same
-instant messages first (an auto-message or event never precedes the message that caused it), then
-source order (file, offset). With ``time_from`` the records before the window are read too, for
+instant messages and the events that bring someone in or take someone out first (an auto-message
+or other event never precedes the message that caused it), then source order (file, offset),
+with an arrival moved before the newcomer's own message at that instant and a departure after the
+leaver's (:func:`_in_turn`). With ``time_from`` the records before the window are read too, for
 who was present when it opens (:data:`BEFORE_WINDOW`), and not shown. :func:`build_timeline`
 turns them into :class:`Entry` objects for one viewer:
 
@@ -31,9 +33,10 @@ characters and bidirectional overrides shown as visible escapes, as in the termi
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -48,28 +51,18 @@ from rich.text import Text
 from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import read_consistently
-from pipelines.errors import ArchiveError
+from pipelines.errors import ArchiveError, QueryError
 from pipelines.record import ARROW_SCHEMA, EventType, record_id_for
 from pipelines.search import sql
 from pipelines.search.access import Identity, export_text, hidden_from, shown_text
 from pipelines.search.embedded import _execute as execute
-from pipelines.search.query import Query, show_time
+from pipelines.search.query import OrgRef, Query, show_time
 from pipelines.search.render import safe
 from pipelines.search.results import _attributes, _time, kind_label
+from pipelines.search.wordbreak import simple_fold
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HTML_TEMPLATE = "conversation.html.j2"
-#: Events that bring someone into a conversation: at the same instant they come before a message,
-#: which the newcomer may be the one to send.
-BRINGS_IN = ("participant_added", "transferred", "bot_handed_off")
-#: event time; at the same instant an event that brings someone in first, then a message before
-#: what it caused (a refusal or queued notice, a release, a DLP notice: auto-messages and events,
-#: which a source may write in another file or file order), then source order
-ORDER = (
-    "event_time, CASE WHEN kind = 'event' AND event_type IN ("
-    + ", ".join(f"'{t}'" for t in BRINGS_IN)
-    + ") THEN 0 WHEN kind = 'message' THEN 1 ELSE 2 END, source_name, source_offset, record_id"
-)
 
 
 @dataclass(frozen=True)
@@ -125,6 +118,8 @@ class Entry:
     joined: list[Person] = field(default_factory=list)
     left: list[Person] = field(default_factory=list)
     present: list[Person] = field(default_factory=list)
+    #: the record's thread, as :func:`thread_label` shows it; ``None`` when the view holds one thread
+    thread: str | None = None
     #: which held message a release delivered, or what became of a held message (:func:`_link_queue`)
     queue: QueueNote | None = None
     #: for :func:`_link_queue`: the record id of the held message a ``queued_delivered`` event
@@ -163,6 +158,9 @@ class Timeline:
     window: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
     #: who the first record lists as present (before it happens: it may be someone leaving)
     present_at_start: list[Person] = field(default_factory=list)
+    #: the threads the view holds, in order of first record, as :func:`thread_label` shows them,
+    #: when there are several (each entry then names its own); empty for one
+    threads: list[str] = field(default_factory=list)
 
     @property
     def first(self) -> dt.datetime | None:
@@ -189,7 +187,7 @@ _COLUMNS = [name for name in ARROW_SCHEMA.names if name not in ("content_sha256"
 #: what :func:`build_timeline` needs of a record before the window to know who is present
 _ROSTER_COLUMNS = [
     *("record_id", "event_time", "kind", "event_type", "sender", "recipients", "participants"),
-    *("attributes", "blocked", "dlp_action", "source_name", "source_offset"),
+    *("attributes", "blocked", "dlp_action", "source_name", "source_offset", "org"),
 ]
 #: marks a row :func:`iter_conversation` read from before ``time_from``: it tells who was present
 #: when the window opens, and is not shown
@@ -202,9 +200,10 @@ def load_conversation(
     *,
     time_from: dt.datetime | None = None,
     time_to: dt.datetime | None = None,
+    orgs: tuple[OrgRef, ...] = (),
 ) -> list[dict[str, Any]]:
     """The conversation's records, in order. Date bounds prune partitions (and cut the view)."""
-    return list(iter_conversation(archive, conversation_id, time_from=time_from, time_to=time_to))
+    return list(iter_conversation(archive, conversation_id, time_from=time_from, time_to=time_to, orgs=orgs))
 
 
 def iter_conversation(
@@ -213,19 +212,24 @@ def iter_conversation(
     *,
     time_from: dt.datetime | None = None,
     time_to: dt.datetime | None = None,
+    orgs: tuple[OrgRef, ...] = (),
     batch_rows: int = 1024,
 ) -> Iterator[dict[str, Any]]:
     """:func:`load_conversation` one row at a time: the records are read as one Arrow table
     (columnar, a fraction of the size of Python objects) and made into dicts a batch at a time,
     so a conversation of a hundred thousand records with a long participant list on each is not
-    held as millions of Python objects at once."""
+    held as millions of Python objects at once.
+
+    Sources make conversation ids, and two organisations' sources may make the same one: an id
+    that more than one organisation uses is refused (a :class:`QueryError` naming them) unless
+    ``orgs`` picks the organisation, so two firms' conversations are never shown as one."""
     root = Path(archive)
     if not root.is_dir():
         raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
-    query = Query(conversations=(conversation_id,), time_from=time_from, time_to=time_to)
+    query = Query(conversations=(conversation_id,), orgs=orgs, time_from=time_from, time_to=time_to)
     # who is present when the window opens: the records before it, read for that alone (the
     # columns presence needs, marked :data:`BEFORE_WINDOW`; never shown, never an entry)
-    earlier = Query(conversations=(conversation_id,), time_to=time_from) if time_from is not None else None
+    earlier = replace(query, time_from=None, time_to=time_from) if time_from is not None else None
 
     # both read from one committed state before a row is returned: a compaction that retires a
     # listed file makes the read start over (read_consistently), never a timeline of two states
@@ -238,12 +242,80 @@ def iter_conversation(
     before, table = read_consistently(root, layout.RECORDS, read)
     if table is None:
         return
-    for batch in before.to_batches(max_chunksize=batch_rows) if before is not None else []:
-        for row in batch.to_pylist():
-            row[BEFORE_WINDOW] = True
-            yield row
-    for batch in table.to_batches(max_chunksize=batch_rows):
+    _one_org(conversation_id, [t for t in (before, table) if t is not None])
+    for row in _in_turn(_rows(before, batch_rows)):
+        row[BEFORE_WINDOW] = True
+        yield row
+    yield from _in_turn(_rows(table, batch_rows))
+
+
+def _one_org(conversation_id: str, tables: list[pa.Table]) -> None:
+    """Refuse a conversation id that records of more than one organisation carry."""
+    found: dict[str, str] = {}
+    for table in tables:
+        for org in table.column("org").unique().to_pylist():
+            found.setdefault(simple_fold(str(org)), str(org))
+    if len(found) > 1:
+        names = sorted(found.values())
+        raise QueryError(
+            f"conversation {safe(conversation_id)} is an id that records of {len(names)} organisations "
+            f"carry ({safe(', '.join(names))}); pick one with --org (e.g. --org {safe(names[0])}), "
+            "so two firms' conversations are not shown as one"
+        )
+
+
+def _rows(table: pa.Table | None, batch_rows: int) -> Iterator[dict[str, Any]]:
+    for batch in table.to_batches(max_chunksize=batch_rows) if table is not None else []:
         yield from batch.to_pylist()
+
+
+def _in_turn(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``rows`` (in :data:`ORDER`) with each instant's arrivals and departures put in turn: an
+    event that brings someone in goes before that person's own message at the same instant (the
+    newcomer may write at once, and a source may write the event later, or in another file), and
+    one that takes someone out goes after the leaver's own last message at that instant. Anything
+    else keeps its order, so a remove and a re-add, or a message and then a transfer, stay as the
+    source wrote them."""
+    for _, group in itertools.groupby(rows, key=lambda row: row["event_time"]):
+        items = list(group)
+        if len(items) > 1:
+            _settle(items)
+        yield from items
+
+
+def _settle(items: list[dict[str, Any]]) -> None:
+    """:func:`_in_turn` for one instant, in place."""
+
+    def writes(row: Mapping[str, Any], who: str) -> bool:
+        return row.get("kind") == "message" and person(row.get("sender")).id == who
+
+    for row in list(items):
+        if row.get("kind") != "event":
+            continue
+        event_type = str(row.get("event_type"))
+        attributes = _attributes(row.get("attributes"))
+        at = next(i for i, item in enumerate(items) if item is row)
+        arrived = _named(row, attributes, _ARRIVALS.get(event_type))
+        first = next((i for i in range(at) if arrived and writes(items[i], arrived)), None)
+        if first is not None:
+            items.insert(first, items.pop(at))
+            continue
+        departed = _named(row, attributes, _LEAVES.get(event_type))
+        later = range(len(items) - 1, at, -1)
+        last = next((i for i in later if departed and writes(items[i], departed)), None)
+        if last is not None:
+            items.insert(last, items.pop(at))
+
+
+def _named(row: Mapping[str, Any], attributes: Mapping[str, str], where: str | None) -> str | None:
+    """Who an arrival or departure names (``where``: ``sender`` or an attribute). A system sender
+    does not say who left or came: the participants do."""
+    if where is None:
+        return None
+    if where == "sender":
+        sender = person(row.get("sender"))
+        return sender.id if sender.role in ("employee", "customer", "bot") else None
+    return attributes.get(where)
 
 
 def _table(root: Path, live: list[DataFile], query: Query, columns: list[str]) -> pa.Table | None:
@@ -328,6 +400,7 @@ def build_timeline(
             attachments=[_attachment(a, viewer) for a in row.get("attachments") or []],
             present=list(present.values()),
         )
+        entry.thread = thread_label(conversation_id, row.get("thread_id"))
         _queue_refs(entry, attributes, viewer, releases)
         if before is None:
             # the first record's participants are shown as present at the start, not as joined
@@ -341,6 +414,11 @@ def build_timeline(
         _add(channels, row.get("channel"))
         _add(orgs, "/".join(x for x in (row.get("org"), row.get("sub_org")) if x))
     _link_queue(entries)
+    threads = list(dict.fromkeys(e.thread for e in entries if e.thread is not None))
+    if len(threads) < 2:
+        threads = []
+        for entry in entries:
+            entry.thread = None  # one thread: nothing to tell apart
     return Timeline(
         conversation_id=conversation_id,
         entries=entries,
@@ -348,9 +426,22 @@ def build_timeline(
         channels=channels,
         orgs=orgs,
         present_at_start=list(start.values()),
+        threads=threads,
         generated=now or dt.datetime.now(dt.UTC),
         window=window,
     )
+
+
+def thread_label(conversation_id: str, thread_id: Any) -> str | None:
+    """A thread as a view names it: its id, without the conversation id it starts with
+    (``conv-42/t2`` is ``t2`` in conversation ``conv-42``)."""
+    if not thread_id:
+        return None
+    thread = str(thread_id)
+    rest = thread.removeprefix(conversation_id)
+    if rest != thread and rest[:1] in ("/", ":", "#", "-", "_", ".") and rest[1:]:
+        return rest[1:]
+    return thread
 
 
 def _add(items: list[str], value: Any) -> None:
@@ -371,10 +462,24 @@ _ARRIVALS = {
     EventType.BOT_ROUTING_STARTED.value: "sender",  # the routing bot joins with its first event
     EventType.BOT_HANDED_OFF.value: "to",  # ... and hands the contact to this employee
 }
+#: who leaves on an event, for :func:`_settle`: the departures, and the routing bot on its hand-off
+#: (when it sends it; a system sender leaves the bot to the participants)
+_LEAVES = {**_DEPARTURES, EventType.BOT_HANDED_OFF.value: "sender"}
 #: marks, in the set of those who left, the contact whose #LEAVE ended the chat (no id starts so)
 _ENDED_BY = "\x00ended-by:"
 #: a (re)start lists who is in the conversation afresh: whoever left before is back if listed
 _STARTS = {EventType.CONVERSATION_STARTED.value, EventType.CONVERSATION_RESTARTED.value}
+
+#: event time; at the same instant messages and the events that bring someone in or take someone
+#: out, in source order, before the other auto-messages and events (a refusal or queued notice, a
+#: release, a DLP notice: what a message caused, which a source may write in another file or file
+#: order), then source order; :func:`_in_turn` then puts an arrival before the newcomer's own
+#: message at that instant and a departure after the leaver's
+ORDER = (
+    "event_time, CASE WHEN kind = 'message' OR (kind = 'event' AND event_type IN ("
+    + ", ".join(f"'{t}'" for t in sorted({*_ARRIVALS, *_DEPARTURES}))
+    + ")) THEN 0 ELSE 1 END, source_name, source_offset, record_id"
+)
 
 
 #: who an event brings in when no record so far names them, for roles that do not see original
@@ -415,9 +520,7 @@ def _present_after(
         listed = dict(before)  # a record that lists nobody says nothing about who is present
 
     def named(where: str) -> str | None:
-        if where == "sender":  # a system sender does not say who left: the participants do
-            return sender.id if sender.role in ("employee", "customer", "bot") else None
-        return attributes.get(where)
+        return _named(row, attributes, where)
 
     if event_type in _ARRIVALS and (arrived := named(_ARRIVALS[event_type])):
         gone.discard(arrived)
@@ -636,6 +739,8 @@ def render_text(timeline: Timeline, console: Console) -> None:
     if not timeline.entries:
         console.print("No records for this conversation (check the id and the --from/--to window).")
         return
+    if timeline.threads:
+        console.print(Text(f"Threads: {safe(', '.join(timeline.threads))} (each record names its own)"))
     console.print(
         Text("Present: " + safe(", ".join(p.label for p in timeline.present_at_start)), style="cyan")
     )
@@ -650,6 +755,8 @@ def render_text(timeline: Timeline, console: Console) -> None:
         if entry.recipients:
             line.append(" → " + safe(", ".join(p.label for p in entry.recipients)))
         line.append(f"  [{safe(entry.heading)}]", style="magenta" if entry.kind != "message" else "dim")
+        if entry.thread is not None:
+            line.append(f"  thread {safe(entry.thread)}", style="dim")
         console.print(line)
         if entry.dlp is not None:
             style = "bold red" if entry.dlp.blocked else "yellow"

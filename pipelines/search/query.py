@@ -345,11 +345,7 @@ def _add(query: Query, spec: FilterSpec, value: str) -> Query:
             raise QueryError("to: is given twice; keep one (the last day to include)")
         return replace(query, time_to=parse_time(value, end=True, key="to"))
     if spec.key == "org":
-        org, _, sub = value.partition("/")
-        if not org or (_ and not sub):
-            raise QueryError(f"org:{value} is not an organisation; write org:acme or org:acme/wealth-hk")
-        # compared case-insensitively, one character at a time as both engines fold the stored org
-        item: Any = OrgRef(simple_fold(org), simple_fold(sub) or None)
+        item: Any = org_ref(value)
     elif spec.key == "participant":
         item = normalise_party(value)
     elif spec.key == "rule":
@@ -363,6 +359,16 @@ def _add(query: Query, spec: FilterSpec, value: str) -> Query:
         return query
     changes: dict[str, Any] = {spec.attribute: (*current, item)}
     return replace(query, **changes)
+
+
+def org_ref(value: str, key: str = "org:") -> OrgRef:
+    """``acme`` or ``acme/wealth-hk`` as an :class:`OrgRef`; ``key`` is how the user gave it
+    (``org:`` in a query, ``--org `` on a command line), for the error."""
+    org, _, sub = value.partition("/")
+    if not org or (_ and not sub):
+        raise QueryError(f"{key}{value} is not an organisation; write {key}acme or {key}acme/wealth-hk")
+    # compared case-insensitively, one character at a time as both engines fold the stored org
+    return OrgRef(simple_fold(org), simple_fold(sub) or None)
 
 
 def normalise_party(value: str) -> str:
