@@ -293,6 +293,20 @@ def test_runner_and_option_mistakes_are_one_line_errors(tmp_path: Path) -> None:
             "--flink_master=127.0.0.1:9 does not answer",
         ),
         (["--follow", "--stop-after-idle", "1", "--runner", "Bogus"], "--runner Bogus is not a Beam runner"),
+        # a job server that does not answer: one line at once (Beam would wait five minutes)
+        (
+            ["--runner", "PortableRunner", "--job_endpoint=127.0.0.1:9"],
+            "--job_endpoint=127.0.0.1:9 does not answer",
+        ),
+        # another runner's options without --runner: the embedded runner would ignore them
+        (
+            ["--flink_master=127.0.0.1:9"],
+            "option --flink_master is for FlinkRunner, but no --runner is given",
+        ),
+        (
+            ["--job_endpoint", "127.0.0.1:9", "--spark_master_url=spark://h:7077"],
+            "options --job_endpoint, --spark_master_url are for PortableRunner / SparkRunner",
+        ),
     ]
     for extra, message in cases:
         result = _vigil(*base, *extra)

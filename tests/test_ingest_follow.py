@@ -472,6 +472,46 @@ def test_follow_cli_ends_on_a_sigterm_that_landed_in_a_finalizer(tmp_path: Path)
     assert verify(archive).ok
 
 
+#: ``vigil`` that sends itself SIGTERM as a step validates its third line
+SIGTERM_WHILE_PARSING = r"""
+import signal
+from pipelines.ingest import parse
+
+real, seen = parse.parse_line_safely, []
+
+def parse_line_safely(*args, **kw):
+    seen.append(True)
+    if len(seen) == 3:
+        signal.raise_signal(signal.SIGTERM)
+    return real(*args, **kw)
+
+parse.parse_line_safely = parse_line_safely
+from pipelines.cli import main
+
+main()
+"""
+
+
+def test_follow_cli_stops_a_batch_on_worker_threads_with_its_totals(tmp_path: Path) -> None:
+    """With Beam's worker threads the stop comes back from the step as a RuntimeError holding only
+    its text: still the stop (the session used to end as an "unexpected" error, exit 3)."""
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "a.jsonl", [event(i) for i in range(50)])
+    args = ["run", "--input", str(src), "--archive", str(archive), "--follow", "--interval", "0.1"]
+    workers = ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_PARSING, *args, *workers, "--stop-after-idle", "50", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (stopped,) = [json.loads(text) for text in done.stdout.splitlines()]
+    assert stopped["event"] == "stopped" and (stopped["polls"], stopped["batches"]) == (1, 0)
+    assert "unexpected" not in done.stderr
+    assert not load_state(archive).commits and verify(archive).ok
+
+
 class _SigtermWhenFreed:
     """An object whose finalizer sends the process SIGTERM, so the session's handler runs inside
     ``__del__``, where what it raises cannot be raised (Python prints "Exception ignored in" and

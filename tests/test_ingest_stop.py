@@ -20,6 +20,7 @@ lock (``VIGIL_STOP_TRIALS`` per signal, 4 by default; ``VIGIL_STOP_SEED`` repeat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -147,9 +148,10 @@ main()
 PROMPT = 30.0
 
 
-def _start(src: Path, archive: Path, plan: str = "") -> Watched:
+def _start(src: Path, archive: Path, plan: str = "", *extra: str) -> Watched:
     env = {**os.environ, "VIGIL_TEST_SIGNAL": plan}
     args = [sys.executable, "-c", STOPPABLE_VIGIL, "run", "--input", str(src), "--archive", str(archive)]
+    args += extra
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = Watched(proc, f"the run ({plan or 'signalled by the test'})")
     run.drain()
@@ -388,4 +390,74 @@ def test_a_run_stopped_after_its_commit_point_names_its_commit(
     assert (stop.value.signum, stop.value.commit, stop.value.exit_code) == (signal.SIGTERM, commit, 143)
     assert (archive / layout.RUNS / f"{commit}.json").exists()
     assert fingerprint(archive) == small.expected
+    assert verify(archive).ok
+
+
+# ------------------------------------------------------------------------------------------------
+# several workers: Beam's own --direct_num_workers / --direct_running_mode
+
+
+def test_a_stop_reaches_a_step_in_another_process(tmp_path: Path) -> None:
+    """A worker process (as Beam's multi_processing mode starts them, inheriting the environment)
+    has a stop flag of its own that no handler sets: it sees the stop through the shared file."""
+    loop = (
+        "import time\nfrom pipelines.ingest import stopping\nprint('ready', flush=True)\n"
+        "deadline = time.monotonic() + 30\n"
+        "while time.monotonic() < deadline:\n"
+        "    try:\n        stopping.check()\n"
+        "    except stopping.Stopped as stop:\n        print('stopped', stop.signum, flush=True); break\n"
+        "    time.sleep(0.01)\n"
+    )
+    try:
+        with stopping.shared():
+            folder = Path(os.environ[stopping.STOP_FILE_ENV]).parent
+            assert folder.is_dir()
+            worker = subprocess.Popen([sys.executable, "-c", loop], stdout=subprocess.PIPE, text=True)
+            assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+            time.sleep(0.5)
+            assert worker.poll() is None  # no stop asked for: it goes on
+            stopping.request(signal.SIGTERM)
+            out, _ = worker.communicate(timeout=10)
+    finally:
+        stopping.clear()
+    assert out == f"stopped {int(signal.SIGTERM)}\n"
+    assert stopping.STOP_FILE_ENV not in os.environ and not folder.exists()  # the file went with the run
+
+
+def _workers_started(run: Watched) -> None:
+    """Wait until the run has started a Beam worker process (it is inside the pipeline)."""
+    deadline = time.monotonic() + 60
+    while run.proc.poll() is None:
+        assert time.monotonic() < deadline, "the run never started a worker process"
+        for task in Path(f"/proc/{run.proc.pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                for pid in [child, *Path(f"/proc/{child}/task/{child}/children").read_text().split()]:
+                    with contextlib.suppress(OSError):
+                        if b"sdk_worker_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
+def test_a_signal_stops_a_run_on_several_workers(tmp_path: Path, large: Clean, mode: str) -> None:
+    """With worker processes the steps never see the driver's flag (the run used to go on to its
+    commit); with worker threads Beam hands the stop back as a RuntimeError holding only its text
+    (the run used to end as an "unexpected" error, exit 3)."""
+    archive = tmp_path / "archive"
+    workers = ("--direct_num_workers=2", f"--direct_running_mode={mode}")
+    if mode == "multi_processing":
+        run = _start(large.src, archive, "", *workers)
+        _workers_started(run)
+        time.sleep(0.5)
+        run.proc.send_signal(signal.SIGTERM)
+    else:
+        run = _start(large.src, archive, "parse@3:SIGTERM", *workers)
+    code, err = run.finish(PROMPT)
+    assert code == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Aborted (SIGTERM). Nothing after the archive's last commit was kept"), err
+    assert "unexpected" not in err
+    assert not archive.exists() or not load_state(archive).commits
+    ingest(large.src, archive)
+    assert fingerprint(archive) == large.expected
     assert verify(archive).ok

@@ -33,7 +33,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import progress
 from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
-from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes, interrupted
+from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes
 from pipelines.ingest import parse, stopping
 from pipelines.ingest.extras import missing_extra, missing_for_runner, pip_install
 from pipelines.ingest.lines import MAX_LINE_BYTES, unfinished_tail
@@ -316,6 +316,7 @@ def check_runner(opts: RunOptions) -> None:
     tracebacks)."""
     check_beam_args(opts.beam_args)
     if opts.runner in EMBEDDED:
+        _no_other_runners_options(opts.beam_args)
         return
     from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
     from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
@@ -362,10 +363,52 @@ def check_runner(opts: RunOptions) -> None:
             "folder every worker and this machine mount at that path (NFS, Filestore); otherwise the "
             "run ends with nothing committed (exit 3)"
         )
-    for flag in ("flink_master", "spark_master_url"):
+    for flag in ("flink_master", "spark_master_url", "job_endpoint"):
         master = str(values.get(flag) or "").split("://", 1)[-1].rstrip("/")
         if ":" in master and master.rsplit(":", 1)[1].isdigit():  # [auto], [local], local need no check
             _reachable(flag, master)
+
+
+#: Beam's option groups only another runner reads, and the runner to name: given with the embedded
+#: runner they would be ignored without a word (a left-out --runner would archive here instead)
+OTHER_RUNNERS_OPTIONS = {
+    "FlinkRunnerOptions": "FlinkRunner",
+    "SparkRunnerOptions": "SparkRunner",
+    "PrismRunnerOptions": "PrismRunner",
+    "JobServerOptions": "FlinkRunner or SparkRunner",
+}
+#: ... and single options of groups the embedded runner shares
+OTHER_RUNNERS_SINGLE = {
+    "--job_endpoint": "PortableRunner",
+    "--artifact_endpoint": "PortableRunner",
+    "--job_server_timeout": "PortableRunner",
+}
+
+
+def _no_other_runners_options(args: list[str]) -> None:
+    import argparse
+
+    from apache_beam.options import pipeline_options
+
+    owner = dict(OTHER_RUNNERS_SINGLE)
+    for group, runner in OTHER_RUNNERS_OPTIONS.items():
+        cls = getattr(pipeline_options, group, None)
+        if cls is None:
+            continue
+        parser = argparse.ArgumentParser(add_help=False)
+        cls._add_argparse_args(parser)
+        for action in parser._actions:
+            owner.update(dict.fromkeys(action.option_strings, runner))
+    names = [arg.split("=", 1)[0] for arg in args]
+    given = {name: owner[name] for name in names if name in owner}
+    if given:
+        runners = sorted(set(given.values()))
+        which = f"option {next(iter(given))} is" if len(given) == 1 else f"options {', '.join(given)} are"
+        raise ConfigError(
+            f"{which} for {' / '.join(runners)}, but no --runner is given: the "
+            f"embedded runner would ignore them and archive here. Add --runner {runners[0].split()[0]} "
+            "(see `vigil run --help`), or leave them out"
+        )
 
 
 def _needs_extra(runner: str, extra: str) -> ConfigError:
@@ -678,7 +721,10 @@ def run(opts: RunOptions) -> RunSummary:
         try:
             summary = _run(opts)
         except Exception as exc:
-            if stop.requested and interrupted(exc):  # raised in a step, re-raised by Beam
+            # raised in a step and re-raised by Beam; with several workers Beam passes it on as a
+            # RuntimeError holding only the traceback's text, or a worker process ends on it: a
+            # pipeline that fails once a stop was asked for has stopped (it committed nothing)
+            if stop.requested:
                 raise stop.stopped() from exc
             raise
         stop.commit = summary.commit
@@ -757,8 +803,11 @@ def run_locked(opts: RunOptions, engine: Any = None) -> RunSummary:
     reporter = progress.Reporter(enabled=opts.show_progress)
     # on the embedded runner a stop (Ctrl-C, SIGTERM) waits for a step to raise it (stopping.py):
     # the last one to is the commit; after it the run writes its report, then stops
-    defer = stopping.deferred() if opts.runner in EMBEDDED else contextlib.nullcontext()
-    with defer, progress.reporting(reporter):
+    embedded = opts.runner in EMBEDDED
+    defer = stopping.deferred() if embedded else contextlib.nullcontext()
+    # ... also in steps that run in worker processes (--direct_running_mode=multi_processing)
+    shared = stopping.shared() if embedded else contextlib.nullcontext()
+    with defer, shared, progress.reporting(reporter):
         compressed = any(s.name.endswith(".gz") for s in sources)  # sizes on disk are not line bytes
         progress.declare("reading (bytes)", None if compressed else sum(s.size for s in sources))
         pipeline = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)

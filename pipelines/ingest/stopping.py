@@ -15,6 +15,11 @@ raises it naming its commit. Outside a pipeline the handler raises it at once; t
 at the record where what the handler raised may have been swallowed (a batch run once it is done,
 a session before each poll). A batch run's second Ctrl-C ends the process at once.
 
+Beam's embedded runner can run the steps in other processes (``--direct_running_mode
+multi_processing``), which have flags of their own that no handler sets: while a pipeline runs
+there, a stop is also written to a file (:func:`shared`) whose name those processes inherit in
+:data:`STOP_FILE_ENV`, and :func:`check` looks at it a few times a second.
+
 Outside a run nothing requests a stop, and :func:`check` costs one test of a flag.
 """
 
@@ -22,9 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -36,6 +44,12 @@ QUIT_AT_ONCE = (
 
 _requested: int | None = None  # the signal of the stop asked for
 _deferring = 0  # pipelines the main thread is running, in which a stop waits for a step
+#: the file a stop is written to while a pipeline runs on the embedded runner (:func:`shared`),
+#: named in the environment the runner's worker processes inherit
+STOP_FILE_ENV = "VIGIL_STOP_FILE"
+#: how often, at most, :func:`check` looks at that file (seconds)
+LOOK_EVERY = 0.2
+_next_look = 0.0
 
 
 class Stopped(KeyboardInterrupt):
@@ -60,6 +74,14 @@ class Stopped(KeyboardInterrupt):
 def request(signum: int = signal.SIGINT) -> None:
     global _requested
     _requested = signum
+    _write_stop_file(signum)
+
+
+def _write_stop_file(signum: int) -> None:
+    if path := os.environ.get(STOP_FILE_ENV):
+        # the steps in this process see the flag anyway
+        with contextlib.suppress(OSError), open(path, "w", encoding="ascii") as handle:
+            handle.write(str(signum))
 
 
 def clear() -> None:
@@ -94,9 +116,41 @@ def deferred() -> Iterator[None]:
 
 
 def check() -> None:
-    """Called by the pipeline's steps between elements: raise the stop if one was asked for."""
+    """Called by the pipeline's steps between elements: raise the stop if one was asked for (in
+    this process, or written to :data:`STOP_FILE_ENV`'s file for a step in a worker process)."""
+    global _next_look
     if _requested is not None:
         raise Stopped(_requested)
+    path = os.environ.get(STOP_FILE_ENV)
+    if path is None or (now := time.monotonic()) < _next_look:
+        return
+    _next_look = now + LOOK_EVERY
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except OSError:
+        return  # no stop asked for (or the run is over and took its file with it)
+    raise Stopped(int(text) if text.isdigit() else signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def shared() -> Iterator[None]:
+    """Around a pipeline on the embedded runner: a stop is also written to a file of a fresh
+    temporary folder, named in :data:`STOP_FILE_ENV`, which the runner's worker processes inherit
+    when they start (``multi_processing``); the folder goes when the pipeline ends."""
+    folder = tempfile.mkdtemp(prefix="vigil-stop-")
+    previous = os.environ.get(STOP_FILE_ENV)
+    os.environ[STOP_FILE_ENV] = os.path.join(folder, "stop")
+    try:
+        if _requested is not None:
+            _write_stop_file(_requested)
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(STOP_FILE_ENV, None)
+        else:
+            os.environ[STOP_FILE_ENV] = previous
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class Stop:
