@@ -194,3 +194,45 @@ def test_no_highlight_without_text() -> None:
     body = search_body(parse_query("channel:sms"), Page())
     assert "highlight" not in body
     assert body["sort"][0] == {"event_time": {"order": "desc"}}
+
+
+def test_crm_leaves_out_the_releases_of_blocked_held_messages() -> None:
+    # the release names the held message (queued_event_id) and its time pins it; one list of ids
+    # per organisation and channel, so another firm's message of the same id is not confused
+    held = frozenset({("acme", "whatsapp", "m-2"), ("acme", "whatsapp", "m-1"), ("globex", "wechat", "m-1")})
+    compiled = compile_query(parse_query("kind:event"), exclude_blocked=True, held_out=held)
+    assert compiled["bool"]["must_not"][3] == {
+        "bool": {
+            "filter": [
+                {"term": {"event_type": "queued_delivered"}},
+                {"term": {"kind": "event"}},
+                {
+                    "bool": {
+                        "should": [
+                            {
+                                "bool": {
+                                    "filter": [
+                                        {"term": {"org": "acme"}},
+                                        {"term": {"channel": "whatsapp"}},
+                                        {"terms": {"attributes.queued_event_id": ["m-1", "m-2"]}},
+                                    ]
+                                }
+                            },
+                            {
+                                "bool": {
+                                    "filter": [
+                                        {"term": {"org": "globex"}},
+                                        {"term": {"channel": "wechat"}},
+                                        {"terms": {"attributes.queued_event_id": ["m-1"]}},
+                                    ]
+                                }
+                            },
+                        ],
+                        "minimum_should_match": 1,
+                    }
+                },
+            ]
+        }
+    }
+    assert len(compiled["bool"]["must_not"]) == 4  # the blocked records and DLP notices stay out too
+    assert "must_not" not in compile_query(parse_query("kind:event"), held_out=frozenset())["bool"]

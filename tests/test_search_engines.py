@@ -16,7 +16,7 @@ import pytest
 from search_es_support import indexed_cluster
 from search_support import PARITY_QUERIES as QUERIES
 from search_support import PARITY_ROLES as ROLES
-from search_support import at, crm_refuses, dataset, row, write_archive
+from search_support import SYSTEM, WEI, at, crm_refuses, dataset, event_row, row, write_archive
 
 from exporters.elasticsearch.config import EsConfig
 from pipelines.errors import QueryError
@@ -316,3 +316,86 @@ def test_hangul_glued_to_latin_is_a_known_difference(
     local, remote, _, _ = _both(corners, text)
     assert set(local) == embedded_finds
     assert set(remote) == elasticsearch_finds
+
+
+def _held(event_id: str, minute: int, *, blocked: bool, org: str = "acme") -> dict:  # type: ignore[type-arg]
+    verdict = (
+        {"dlp_action": "block", "blocked": True, "body_redacted": "[held, blocked]"} if blocked else None
+    )
+    return row(
+        event_id,
+        at(6, 9, minute),
+        org=org,
+        conversation_id=f"conv-held-{org}",
+        body=f"held message {event_id}",
+        attributes={"delivery": "queued", "queue_position": "1"},
+        dlp=verdict,
+    )
+
+
+def _release(event_id: str, minute: int, held: str, *, org: str = "acme", day: int = 6) -> dict:  # type: ignore[type-arg]
+    return event_row(
+        event_id,
+        at(day, 10, minute),
+        "queued_delivered",
+        SYSTEM,
+        [DANA, WEI],
+        org=org,
+        conversation_id=f"conv-held-{org}",
+        attributes={"queued_event_id": held, "queue_position": "1"},
+    )
+
+
+#: a blocked held message and its release; a delivered one and its release; a release in another
+#: organisation naming the same event id (its own message there was not blocked); a release two
+#: days after its blocked message (a search of that day alone must still leave it out)
+HELD = [
+    _held("hd-1", 0, blocked=True),
+    _release("hd-2", 0, "hd-1"),
+    _held("hd-3", 1, blocked=False),
+    _release("hd-4", 1, "hd-3"),
+    _held("hd-1", 2, blocked=False, org="globex"),
+    _release("hd-5", 2, "hd-1", org="globex"),
+    _held("hd-6", 3, blocked=True),
+    _release("hd-7", 3, "hd-6", day=8),
+]
+
+
+RELEASES = {"hd-2", "hd-4", "hd-5@globex", "hd-7"}
+
+
+@pytest.fixture(scope="module")
+def held_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, EsConfig]]:
+    archive = write_archive(tmp_path_factory.mktemp("held") / "archive", HELD)
+    with indexed_cluster(HELD) as (_, cfg, _client):
+        yield archive, cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "officer", "crm"),
+    [
+        ("type:queued_delivered", RELEASES, {"hd-4", "hd-5@globex"}),
+        ("type:queued_delivered from:2026-01-08", {"hd-7"}, set()),
+        (
+            "kind:event channel:whatsapp NOT zzz",
+            {"hd-2", "hd-4", "hd-5@globex", "hd-7"},
+            {"hd-4", "hd-5@globex"},
+        ),
+        ("conversation:conv-held-acme", {"hd-1", "hd-2", "hd-3", "hd-4", "hd-6", "hd-7"}, {"hd-3", "hd-4"}),
+        ("kind:message", {"hd-1", "hd-3", "hd-6", "hd-1@globex"}, {"hd-3", "hd-1@globex"}),  # no lookup
+    ],
+)
+def test_neither_engine_shows_the_crm_role_the_release_of_a_blocked_message(
+    held_engines: tuple[Path, EsConfig], text: str, officer: set[str], crm: set[str]
+) -> None:
+    # the release names the held message and its time pins it: hidden with it, as the
+    # conversation view hides it; a release of another firm's message of the same id stays
+    archive, cfg = held_engines
+    names = {r["record_id"]: r["event_id"] + ("" if r["org"] == "acme" else f"@{r['org']}") for r in HELD}
+    for who, expected in ((ROLES[0], officer), (ROLES[1], officer), (ROLES[2], crm)):
+        for result in (
+            embedded.search(archive, parse_query(text), who, Page(size=50)),
+            es_engine.search(cfg, parse_query(text), who, Page(size=50)),
+        ):
+            found = {names[h.record_id] for h in result.hits}
+            assert found == expected and result.total == len(expected), (who.role, result.engine)

@@ -135,6 +135,25 @@ def hidden_from(row: Mapping[str, Any], identity: Identity) -> bool:
     )
 
 
+#: The event that releases a held message, naming it in ``attributes.queued_event_id``.
+RELEASE = EventType.QUEUED_DELIVERED.value
+
+
+def may_show_a_release(query: Any) -> bool:
+    """Whether ``query`` can match a :data:`RELEASE` event at all (its kind and event-type
+    filters allow one): only then do the engines look up which held messages a role may not see."""
+    return (not query.kinds or "event" in query.kinds) and (
+        not query.event_types or RELEASE in query.event_types
+    )
+
+
+#: Held messages hidden from a role, as ``(org, channel, event_id)``: the :data:`RELEASE` events
+#: that name one are left out with it (its note, or its time, would point at the message), as
+#: ``vigil conversation`` does; both engines look them up before a search of a role that does
+#: not see DLP verdicts.
+HeldOut = frozenset[tuple[str, str, str]]
+
+
 #: The fields :func:`crm_decided` reads from each candidate.
 CRM_FIELDS = ("record_id", "body", "body_redacted", "dlp_findings", "dlp_action", "blocked")
 

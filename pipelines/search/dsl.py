@@ -51,9 +51,11 @@ def compile_query(
     text_field: str = "body",
     exclude_blocked: bool = False,
     decided: Decided | None = None,
+    held_out: frozenset[tuple[str, str, str]] = frozenset(),
 ) -> dict[str, Any]:
     """The ``query`` clause for ``query``; ``text_field`` is the body field the role searches,
-    ``exclude_blocked`` and ``decided`` mean what they mean in :func:`pipelines.search.sql.compile_query`."""
+    ``exclude_blocked``, ``decided`` and ``held_out`` mean what they mean in
+    :func:`pipelines.search.sql.compile_query`."""
     filters: list[dict[str, Any]] = []
     start, before = query.time_bounds()
     if start is not None or before is not None:
@@ -85,6 +87,8 @@ def compile_query(
         body["filter"] = filters
     if exclude_blocked:
         body["must_not"] = list(BLOCKED_OUT)
+    if held_out:
+        body.setdefault("must_not", []).append(_releases_out(held_out))
     if query.text is not None:
         text = _text(query.text, text_field)
         if decided is not None and decided.ids:
@@ -109,6 +113,37 @@ BLOCKED_OUT = (
 )
 
 
+#: A blocked record (either mark counts), as :data:`pipelines.search.sql.BLOCKED` says.
+BLOCKED = {
+    "bool": {
+        "should": [{"term": {"blocked": True}}, {"term": {"dlp_action": "block"}}],
+        "minimum_should_match": 1,
+    }
+}
+
+
+def _releases_out(held: frozenset[tuple[str, str, str]]) -> dict[str, Any]:
+    """The release events that name one of the ``held`` messages, as
+    :func:`pipelines.search.sql._releases_out` leaves them out."""
+    by_place: dict[tuple[str, str], list[str]] = {}
+    for org, channel, event_id in sorted(held):
+        by_place.setdefault((org, channel), []).append(event_id)
+    names = [
+        {
+            "bool": {
+                "filter": [
+                    {"term": {"org": org}},
+                    {"term": {"channel": channel}},
+                    {"terms": {"attributes.queued_event_id": ids}},
+                ]
+            }
+        }
+        for (org, channel), ids in by_place.items()
+    ]
+    release = [{"term": {"event_type": EventType.QUEUED_DELIVERED.value}}, {"term": {"kind": "event"}}]
+    return {"bool": {"filter": [*release, _any(names)]}}
+
+
 def search_body(
     query: Query,
     page: Page,
@@ -118,13 +153,14 @@ def search_body(
     exclude_blocked: bool = False,
     decided: Decided | None = None,
     highlight: bool = True,
+    held_out: frozenset[tuple[str, str, str]] = frozenset(),
 ) -> dict[str, Any]:
     """The whole ``_search`` request body: query, sort, paging, the ``source`` fields to return
     (only what the caller's role may see) and highlighting."""
     order = "desc" if page.newest_first else "asc"
     body: dict[str, Any] = {
         "query": compile_query(
-            query, text_field=text_field, exclude_blocked=exclude_blocked, decided=decided
+            query, text_field=text_field, exclude_blocked=exclude_blocked, decided=decided, held_out=held_out
         ),
         "sort": [{"event_time": {"order": order}}, {"record_id": {"order": order}}],
         "from": page.offset,

@@ -51,7 +51,15 @@ from pipelines.errors import ArchiveError, QueryError
 from pipelines.record import ARROW_SCHEMA
 from pipelines.search import sql
 from pipelines.search import text as textmod
-from pipelines.search.access import CRM_FIELDS, AccessRole, Identity, check_query, crm_decided
+from pipelines.search.access import (
+    CRM_FIELDS,
+    AccessRole,
+    HeldOut,
+    Identity,
+    check_query,
+    crm_decided,
+    may_show_a_release,
+)
 from pipelines.search.query import Query
 from pipelines.search.results import HIT_FIELDS, TEXT_FIELDS, Page, SearchResult, hit_from_row
 
@@ -238,6 +246,7 @@ def _search(
         text_field=identity.search_field,
         exclude_blocked=not identity.sees_dlp,
         decided=_crm_decided(root, files, query, identity),
+        held_out=_held_out(root, live, query, identity),
     )
     paths = sql.files_param(root, files)
     matched = _execute(
@@ -291,6 +300,22 @@ def _page_rows(matched: pa.Table, paths: list[str], page: Page) -> list[dict[str
     rows.sort(key=lambda r: (r["event_time"], r["record_id"]), reverse=page.newest_first)
     start = page.offset - before
     return rows[start : start + page.size]
+
+
+def _held_out(root: Path, live: list[DataFile], query: Query, identity: Identity) -> HeldOut:
+    """For a role that does not see DLP verdicts, the blocked records a release event may name
+    (:data:`pipelines.search.access.HeldOut`): read from every live file of the query's
+    channels, whatever its dates (a message may be held for days before its release)."""
+    if identity.sees_dlp or not may_show_a_release(query):
+        return frozenset()
+    files = sql.prune(live, Query(channels=query.channels))
+    if not files:
+        return frozenset()
+    rows = _execute(
+        f"SELECT DISTINCT org, channel, event_id FROM {sql.SOURCE} WHERE {sql.BLOCKED}",
+        {"files": sql.files_param(root, files)},
+    )
+    return frozenset((str(org), str(channel), str(event_id)) for org, channel, event_id in rows)
 
 
 def _crm_decided(root: Path, files: list[DataFile], query: Query, identity: Identity) -> sql.Decided | None:

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import IndexingError, QueryError
 from pipelines.search import dsl, match
-from pipelines.search.access import CRM_FIELDS, AccessRole, Identity, check_query, crm_decided, shown_text
+from pipelines.search.access import (
+    CRM_FIELDS,
+    AccessRole,
+    HeldOut,
+    Identity,
+    check_query,
+    crm_decided,
+    may_show_a_release,
+    shown_text,
+)
 from pipelines.search.query import Query
 from pipelines.search.results import HIT_FIELDS, Hit, Page, SearchResult, hit_from_row
 from pipelines.search.sql import Decided
@@ -111,6 +120,7 @@ def search(
         source=[*HIT_FIELDS, *identity.text_fields],
         exclude_blocked=not identity.sees_dlp,
         decided=_crm_decided(client, cfg, query, identity),
+        held_out=_held_out(client, cfg, query, identity),
     )
     if page.offset + page.size > MAX_RESULT_WINDOW:
         body = _seek(client, cfg, body, page.offset)
@@ -170,6 +180,34 @@ def _highlights(
                 return None  # a fragment, not the whole field: offsets would not line up
             found.extend(spans)
     return match.merge(found)
+
+
+def _held_out(client: Elasticsearch, cfg: EsConfig, query: Query, identity: Identity) -> HeldOut:
+    """Same as the embedded engine's: the blocked records of the query's channels, whatever
+    their dates, fetched in pages (org, channel and event id only)."""
+    if identity.sees_dlp or not may_show_a_release(query):
+        return frozenset()
+    scope: list[dict[str, Any]] = [dsl.BLOCKED]
+    if query.channels:
+        scope.append({"terms": {"channel": list(query.channels)}})
+    held: set[tuple[str, str, str]] = set()
+    after: list[Any] | None = None
+    while True:
+        body: dict[str, Any] = {
+            "query": {"bool": {"filter": scope}},
+            "size": 1000,
+            "sort": [{"record_id": {"order": "asc"}}],
+            "_source": {"includes": ["org", "channel", "event_id"]},
+        }
+        if after is not None:
+            body["search_after"] = after
+        batch = send(client, cfg, body).get("hits", {}).get("hits", [])
+        for raw in batch:
+            doc = raw.get("_source") or {}
+            held.add((str(doc.get("org")), str(doc.get("channel")), str(doc.get("event_id"))))
+        if len(batch) < 1000:
+            return frozenset(held)
+        after = batch[-1]["sort"]
 
 
 def _crm_decided(client: Elasticsearch, cfg: EsConfig, query: Query, identity: Identity) -> Decided | None:

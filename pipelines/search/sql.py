@@ -86,6 +86,7 @@ def compile_query(
     exclude_blocked: bool = False,
     decided: Decided | None = None,
     params: Params | None = None,
+    held_out: frozenset[tuple[str, str, str]] = frozenset(),
 ) -> Compiled:
     """The WHERE clause (and its parameters) for ``query``.
 
@@ -124,6 +125,8 @@ def compile_query(
         )
     if exclude_blocked:
         clauses.append(BLOCKED_OUT)
+    if held_out:
+        clauses.append(_releases_out(held_out, p))
     if query.text is not None:
         text = _text(query.text, text_field, p)
         if decided is not None and decided.ids:
@@ -142,6 +145,25 @@ BLOCKED_OUT = (
     "NOT coalesce(blocked, false) AND coalesce(dlp_action, 'none') <> 'block'"
     f" AND coalesce(event_type, 'none') <> '{EventType.DLP_BLOCKED_NOTICE.value}'"
 )
+
+
+#: Whether a record is blocked (either mark counts): :data:`BLOCKED_OUT` without DLP's notices.
+BLOCKED = "(coalesce(blocked, false) OR coalesce(dlp_action, 'none') = 'block')"
+
+
+def _releases_out(held: frozenset[tuple[str, str, str]], p: Params) -> str:
+    """Leaves out the release events (``queued_delivered``) that name one of the ``held``
+    messages (org, channel, event id), as ``pipelines.search.access.HeldOut`` says."""
+    by_place: dict[tuple[str, str], list[str]] = {}
+    for org, channel, event_id in sorted(held):
+        by_place.setdefault((org, channel), []).append(event_id)
+    names = [
+        f"(org = {p.add(org)} AND channel = {p.add(channel)} "
+        f"AND list_contains({p.add(ids)}, attributes['queued_event_id']))"
+        for (org, channel), ids in by_place.items()
+    ]
+    release = p.add(EventType.QUEUED_DELIVERED.value)
+    return f"NOT coalesce(event_type = {release} AND kind = 'event' AND ({' OR '.join(names)}), false)"
 
 
 @dataclass(frozen=True)
