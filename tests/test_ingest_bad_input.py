@@ -4,6 +4,7 @@ crashed run, never a file read twice, never data silently lost."""
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import shlex
 import subprocess
@@ -307,7 +308,15 @@ def test_runner_and_option_mistakes_are_one_line_errors(tmp_path: Path) -> None:
             ["--job_endpoint", "127.0.0.1:9", "--spark_master_url=spark://h:7077"],
             "options --job_endpoint, --spark_master_url are for PortableRunner / SparkRunner",
         ),
+        # values Beam takes on the command line and then fails on deep inside the run
+        (["--direct_num_workers=-3"], "--direct_num_workers=-3: give a number of workers"),
+        (["--performance_runtime_type_check"], "stop Beam on its own steps' outputs"),
+        (["--type_check_strictness=ALL_REQUIRED"], "stop Beam on its own steps' outputs"),
+        (["--runner", "PortableRunner"], "--runner PortableRunner needs --job_endpoint=HOST:PORT"),
+        (["--runner", "PrismRunner", "--prism_location=/nonexistent/prism"], "no such file"),
     ]
+    if importlib.util.find_spec("dill") is None:
+        cases.append((["--pickle_library=dill"], "needs Beam's dill extra, which is not installed"))
     for extra, message in cases:
         result = _vigil(*base, *extra)
         assert result.returncode == 2, result.stderr

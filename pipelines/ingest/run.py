@@ -315,6 +315,7 @@ def check_runner(opts: RunOptions) -> None:
     runner whose master does not answer, with one line each (Beam itself would print pages of
     tracebacks)."""
     check_beam_args(opts.beam_args)
+    _check_values(opts)
     if opts.runner in EMBEDDED:
         _no_other_runners_options(opts.beam_args)
         return
@@ -367,6 +368,39 @@ def check_runner(opts: RunOptions) -> None:
         master = str(values.get(flag) or "").split("://", 1)[-1].rstrip("/")
         if ":" in master and master.rsplit(":", 1)[1].isdigit():  # [auto], [local], local need no check
             _reachable(flag, master)
+
+
+def _check_values(opts: RunOptions) -> None:
+    """Refuse option values Beam accepts on the command line and then fails on, deep inside the
+    run, as an error that names nothing the user typed."""
+    import importlib.util
+
+    values = PipelineOptions(list(opts.beam_args)).get_all_options()
+    workers = values.get("direct_num_workers")
+    if isinstance(workers, int) and workers < 0:
+        raise ConfigError(
+            f"--direct_num_workers={workers}: give a number of workers (1 or more), or 0 for one per core"
+        )
+    if values.get("pickle_library") == "dill" and importlib.util.find_spec("dill") is None:
+        raise ConfigError(
+            f"--pickle_library=dill needs Beam's dill extra, which is not installed: {pip_install('dill')} "
+            "(into Vigil's environment), or leave the option out"
+        )
+    if values.get("performance_runtime_type_check") or values.get("type_check_strictness") == "ALL_REQUIRED":
+        raise ConfigError(
+            "--performance_runtime_type_check and --type_check_strictness=ALL_REQUIRED stop Beam on its "
+            "own steps' outputs (a defect of Beam's, not of the data): leave them out"
+        )
+    if opts.runner == "PortableRunner" and not values.get("job_endpoint"):
+        raise ConfigError(
+            "--runner PortableRunner needs --job_endpoint=HOST:PORT (a running Beam job server); for a "
+            "Flink or Spark cluster use --runner FlinkRunner or SparkRunner"
+        )
+    prism = str(values.get("prism_location") or "")
+    if prism and "://" not in prism and not os.path.isfile(prism):
+        raise ConfigError(
+            f"--prism_location={prism}: there is no such file; give the path of the prism binary"
+        )
 
 
 #: Beam's option groups only another runner reads, and the runner to name: given with the embedded
