@@ -435,8 +435,74 @@ def test_each_record_names_its_thread_when_the_view_holds_several(tmp_path: Path
     assert 'class="thread"' not in render_html(one) and "Threads:" not in render_html(one)
 
 
+def test_threads_whose_short_names_would_look_alike_are_named_in_full(tmp_path: Path) -> None:
+    rows = [
+        _says(1, 0, DANA, [DANA, WEI], thread_id="conv-en/1"),
+        _says(2, 1, WEI, [DANA, WEI], thread_id="conv-en-1"),
+    ]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert t.threads == ["conv-en/1", "conv-en-1"] and [e.thread for e in t.entries] == t.threads
+
+
 def test_long_unbroken_text_wraps_on_the_page(tmp_path: Path) -> None:
     rows = [_says(1, 0, DANA, [DANA, WEI])]
     t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
     style = re.search(r"<style>(.*?)</style>", render_html(t), re.S)
     assert style and re.search(r"\bbody \{[^}]*overflow-wrap: anywhere", style.group(1))
+
+
+def test_a_transfer_that_bounces_back_in_one_second_keeps_its_order(tmp_path: Path) -> None:
+    # routing hands Wei to Alex and straight back to Dana, who writes, all in one second: Dana
+    # stays the one present (the first transfer is not moved after her message)
+    there = _event(2, 1, "transferred", DANA, [ALEX, WEI], source_offset=1)
+    there["attributes"] = {"from": DANA["id"], "to": ALEX["id"]}
+    back = _event(3, 1, "transferred", ALEX, [DANA, WEI], source_offset=2)
+    back["attributes"] = {"from": ALEX["id"], "to": DANA["id"]}
+    rows = [
+        _says(1, 0, WEI, [DANA, WEI]),
+        there,
+        back,
+        _says(4, 1, DANA, [DANA, WEI], source_offset=3),
+        _says(5, 2, WEI, [DANA, WEI]),
+    ]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert [e.record_id for e in t.entries] == [r["record_id"] for r in rows]
+    assert [_ids(e.present) for e in t.entries][-2:] == [{DANA["id"], WEI["id"]}] * 2
+
+
+def test_someone_who_writes_around_a_remove_and_re_add_in_one_second_stays(tmp_path: Path) -> None:
+    removed = _event(3, 1, "participant_removed", DANA, [DANA, WEI], source_offset=2)
+    removed["attributes"] = {"participant": ALEX["id"]}
+    added = _event(4, 1, "participant_added", DANA, [DANA, ALEX, WEI], source_offset=3)
+    added["attributes"] = {"participant": ALEX["id"]}
+    rows = [
+        _says(1, 0, DANA, [DANA, ALEX, WEI]),
+        _says(2, 1, ALEX, [DANA, ALEX, WEI], source_offset=1),
+        removed,
+        added,
+        _says(5, 1, ALEX, [DANA, ALEX, WEI], source_offset=4),
+        _says(6, 2, DANA, [DANA, ALEX, WEI]),
+    ]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    assert [e.record_id for e in t.entries] == [r["record_id"] for r in rows]
+    assert _ids(t.entries[-1].present) == {DANA["id"], ALEX["id"], WEI["id"]}
+
+
+def test_thousands_of_records_at_one_instant_are_put_in_turn() -> None:
+    # a bulk import stamped with its export time: the arrivals each go before their newcomer's
+    # message, the messages keep their order (n log n; one pass each, not a search per event)
+    from pipelines.search.conversation import _in_turn
+
+    same = at(5, 9)
+    rows: list[dict] = []  # type: ignore[type-arg]
+    for n in range(4000):
+        who = {**ALEX, "id": f"emp-{n}"}
+        rows.append(_says(2 * n, 0, who, [DANA, who, WEI], source_offset=2 * n))
+        joined = _event(2 * n + 1, 0, "participant_added", DANA, [DANA, who, WEI], source_offset=2 * n + 1)
+        joined["attributes"] = {"participant": who["id"]}
+        rows.append(joined)
+    for r in rows:
+        r["event_time"] = same
+    out = list(_in_turn(iter(rows)))
+    assert [r["event_id"] for r in out[:4]] == ["fd-1", "fd-0", "fd-3", "fd-2"]
+    assert len(out) == len(rows) and {id(r) for r in out} == {id(r) for r in rows}

@@ -164,9 +164,8 @@ def follow(
                     result.input_problem = str(exc)
                     summary = RunSummary(commit=None)
                 except Exception as exc:
-                    # a failure once a stop was asked for is the stop (run_locked, several workers)
-                    if not (interrupted(exc) or stop.requested):
-                        _require_same_archive(archive, locked, exc)  # the archive moved away: say that
+                    if not interrupted(exc):  # the archive moved away during the batch: say that
+                        _require_same_archive(archive, locked, exc)
                     raise
                 else:
                     if result.input_problem is not None:
@@ -212,7 +211,7 @@ def follow(
             stop.armed = False
         except Exception as exc:
             stop.armed = False
-            if not (interrupted(exc) or stop.requested):
+            if not interrupted(exc):
                 raise
         finally:
             stop.armed = False  # the session has seen the stop (or ends anyway): a repeat is ignored

@@ -33,7 +33,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import progress
 from pipelines.archive import layout, writer
 from pipelines.archive.manifest import load_state
-from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes
+from pipelines.errors import ArchiveError, ConfigError, IndexingError, causes, interrupted
 from pipelines.ingest import parse, stopping
 from pipelines.ingest.extras import missing_extra, missing_for_runner, pip_install
 from pipelines.ingest.lines import MAX_LINE_BYTES, unfinished_tail
@@ -755,10 +755,7 @@ def run(opts: RunOptions) -> RunSummary:
         try:
             summary = _run(opts)
         except Exception as exc:
-            # raised in a step and re-raised by Beam; with several workers Beam passes it on as a
-            # RuntimeError holding only the traceback's text, or a worker process ends on it: a
-            # pipeline that fails once a stop was asked for has stopped (it committed nothing)
-            if stop.requested:
+            if stop.requested and interrupted(exc):  # raised in a step, re-raised by Beam
                 raise stop.stopped() from exc
             raise
         stop.commit = summary.commit
@@ -852,6 +849,11 @@ def run_locked(opts: RunOptions, engine: Any = None) -> RunSummary:
                 result.wait_until_finish()
         except BaseException as exc:
             writer.recover(archive)  # discard this run's staged files now rather than next time
+            if embedded and (signum := stopping.requested_signal()) is not None and not interrupted(exc):
+                # the stop, raised in a step that ran on one of Beam's workers: Beam passes it on as
+                # a RuntimeError holding only the traceback's text (threads), or as the failure of
+                # a worker process that ended on it; the pipeline committed nothing either way
+                raise stopping.Stopped(signum) from exc
             if opts.runner not in EMBEDDED and (extra := missing_extra(exc)):
                 raise _needs_extra(opts.runner, extra) from None  # one check_runner could not foresee
             if opts.runner not in EMBEDDED and (failed := _download_failure(exc)):

@@ -93,6 +93,11 @@ def requested() -> bool:
     return _requested is not None
 
 
+def requested_signal() -> int | None:
+    """The signal of the stop asked for, or None."""
+    return _requested
+
+
 def deferring() -> bool:
     """Whether the main thread is running a pipeline, so a stop is to be raised by :func:`check`."""
     return _deferring > 0

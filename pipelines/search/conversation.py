@@ -32,6 +32,7 @@ characters and bidirectional overrides shown as visible escapes, as in the termi
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import re
@@ -284,27 +285,48 @@ def _in_turn(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def _settle(items: list[dict[str, Any]]) -> None:
-    """:func:`_in_turn` for one instant, in place."""
-
-    def writes(row: Mapping[str, Any], who: str) -> bool:
-        return row.get("kind") == "message" and person(row.get("sender")).id == who
-
-    for row in list(items):
-        if row.get("kind") != "event":
-            continue
-        event_type = str(row.get("event_type"))
-        attributes = _attributes(row.get("attributes"))
-        at = next(i for i, item in enumerate(items) if item is row)
-        arrived = _named(row, attributes, _ARRIVALS.get(event_type))
-        first = next((i for i in range(at) if arrived and writes(items[i], arrived)), None)
-        if first is not None:
-            items.insert(first, items.pop(at))
-            continue
-        departed = _named(row, attributes, _LEAVES.get(event_type))
-        later = range(len(items) - 1, at, -1)
-        last = next((i for i in later if departed and writes(items[i], departed)), None)
-        if last is not None:
-            items.insert(last, items.pop(at))
+    """:func:`_in_turn` for one instant, in place. An arrival goes before the newcomer's first
+    message since they last left (in this instant), a departure after the leaver's last message
+    before they next arrive: a remove and re-add, or a transfer that bounces back, keep their
+    order. Each move is worked out on the order as read, so the whole takes n log n."""
+    says: dict[str, list[int]] = {}  # who -> positions of their messages
+    comes: dict[str, list[int]] = {}  # who -> positions of the events that bring them in
+    goes: dict[str, list[int]] = {}  # ... and of those that take them out
+    moving: list[tuple[int, str | None, str | None]] = []
+    for i, row in enumerate(items):
+        if row.get("kind") == "message":
+            says.setdefault(person(row.get("sender")).id, []).append(i)
+        elif row.get("kind") == "event":
+            event_type = str(row.get("event_type"))
+            if event_type not in _ARRIVALS and event_type not in _LEAVES:
+                continue
+            attributes = _attributes(row.get("attributes"))
+            arrived = _named(row, attributes, _ARRIVALS.get(event_type))
+            departed = _named(row, attributes, _LEAVES.get(event_type))
+            if arrived:
+                comes.setdefault(arrived, []).append(i)
+            if departed:
+                goes.setdefault(departed, []).append(i)
+            moving.append((i, arrived, departed))
+    if not moving or not says:
+        return
+    keys = [(i, 1, i) for i in range(len(items))]  # (position it goes by, before/at/after, tie)
+    for i, arrived, departed in moving:
+        if arrived and (own := says.get(arrived)):
+            left = goes.get(arrived, [])
+            since = left[n - 1] if (n := bisect.bisect_left(left, i)) else -1  # their last departure
+            k = bisect.bisect_right(own, since)
+            if k < len(own) and own[k] < i:
+                keys[i] = (own[k], 0, i)
+                continue
+        if departed and (own := says.get(departed)):
+            back = comes.get(departed, [])
+            n = bisect.bisect_right(back, i)
+            until = back[n] if n < len(back) else len(items)  # their next arrival
+            k = bisect.bisect_left(own, until) - 1
+            if k >= 0 and own[k] > i:
+                keys[i] = (own[k], 2, i)
+    items[:] = [items[key[2]] for key in sorted(keys)]
 
 
 def _named(row: Mapping[str, Any], attributes: Mapping[str, str], where: str | None) -> str | None:
@@ -400,7 +422,7 @@ def build_timeline(
             attachments=[_attachment(a, viewer) for a in row.get("attachments") or []],
             present=list(present.values()),
         )
-        entry.thread = thread_label(conversation_id, row.get("thread_id"))
+        entry.thread = str(row["thread_id"]) if row.get("thread_id") else None  # labelled below
         _queue_refs(entry, attributes, viewer, releases)
         if before is None:
             # the first record's participants are shown as present at the start, not as joined
@@ -414,11 +436,14 @@ def build_timeline(
         _add(channels, row.get("channel"))
         _add(orgs, "/".join(x for x in (row.get("org"), row.get("sub_org")) if x))
     _link_queue(entries)
-    threads = list(dict.fromkeys(e.thread for e in entries if e.thread is not None))
-    if len(threads) < 2:
-        threads = []
-        for entry in entries:
-            entry.thread = None  # one thread: nothing to tell apart
+    ids = list(dict.fromkeys(e.thread for e in entries if e.thread is not None))
+    labels = {thread: thread_label(conversation_id, thread) or thread for thread in ids}
+    if len(set(labels.values())) < len(ids):
+        labels = {thread: thread for thread in ids}  # shortened, two would look alike: in full
+    threads = [labels[thread] for thread in ids] if len(ids) > 1 else []
+    for entry in entries:
+        # one thread: nothing to tell apart
+        entry.thread = labels[entry.thread] if threads and entry.thread is not None else None
     return Timeline(
         conversation_id=conversation_id,
         entries=entries,
