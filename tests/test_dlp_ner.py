@@ -60,6 +60,19 @@ def test_batch_equals_single(engine) -> None:
     assert engine.inspect_many(items) == [engine.inspect(t, s) for t, s in items]
 
 
+def test_without_reuse_every_repeat_is_read_again_with_the_same_verdicts(engine) -> None:
+    # the benchmark's floor: no cache across batches and no reading a repeat once per batch
+    texts = ["Maria Gonzalez called", "Meet me in Tokyo", "Maria Gonzalez called", "no names here"] * 3
+    items = [(t, Scope()) for t in texts]
+    plain = Engine(engine.policy_set, ner_cache_size=0, reuse_repeats=False)
+    assert plain.inspect_many(items) == engine.inspect_many(items)
+    assert plain.ner_calls == 9  # every text NER can tag, every time ("no names here" is skipped)
+    reusing = Engine(engine.policy_set, ner_cache_size=0)
+    reusing.inspect_many(items)
+    assert reusing.ner_calls == 2 and reusing.ner_cache_hits == 0  # read once each in the batch
+    assert plain.__getstate__()["reuse_repeats"] is False
+
+
 def test_missing_model_says_what_to_install(monkeypatch) -> None:
     import spacy
 

@@ -173,13 +173,18 @@ class Engine:
         batch_size: int = DEFAULT_BATCH_SIZE,
         skip_ner_when_impossible: bool = True,
         ner_cache_size: int = 20_000,
+        reuse_repeats: bool = True,
     ):
+        """``ner_cache_size``: how many texts' NER results are kept across batches (0: none);
+        ``reuse_repeats``: a text that comes twice in one batch is inspected once (benchmarks
+        turn both off to measure Vigil with no reuse of repeated texts at all)."""
         self.policy_set = policy_set
         self._explicit_env = hash_key_env
         self.env: Mapping[str, str] = self._explicit_env if self._explicit_env is not None else os.environ
         self.batch_size = batch_size
         self.skip_ner_when_impossible = skip_ner_when_impossible
         self.ner_cache_size = ner_cache_size
+        self.reuse_repeats = reuse_repeats
         self._compile()
 
     # -- compilation ---------------------------------------------------------------------------
@@ -224,6 +229,7 @@ class Engine:
             "batch_size": self.batch_size,
             "skip": self.skip_ner_when_impossible,
             "ner_cache_size": self.ner_cache_size,
+            "reuse_repeats": self.reuse_repeats,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -233,6 +239,7 @@ class Engine:
             batch_size=state["batch_size"],
             skip_ner_when_impossible=state["skip"],
             ner_cache_size=state["ner_cache_size"],
+            reuse_repeats=state.get("reuse_repeats", True),
         )
 
     def clear_caches(self) -> None:
@@ -294,6 +301,8 @@ class Engine:
 
     def _inspect_batch(self, items: Sequence[tuple[str, Scope]]) -> list[Verdict]:
         # identical (text, scope) pairs are inspected once
+        if not self.reuse_repeats:
+            return self._inspect_unique([(text, scope or Scope()) for text, scope in items])
         index: dict[tuple[str, Scope], int] = {}
         unique: list[tuple[str, Scope]] = []
         order: list[int] = []
@@ -343,8 +352,8 @@ class Engine:
         """spaCy NER over the batch. The model reads the text as sent, less invisible characters:
         NFKC would turn CJK punctuation into ASCII and change how the English model tokenises it.
         Results are cached per text (chat repeats itself: "OK", "Thanks!", templated notices)."""
-        todo: dict[str, list[int]] = {}
-        light: dict[str, Normalized] = {}
+        todo: list[tuple[str, list[int]]] = []  # (text as spaCy reads it, the items that hold it)
+        seen: dict[str, int] = {}  # text -> its place in todo
         for i, item in enumerate(work):
             if not plans[i].ner or not self.ner_may_find(item.text):
                 continue
@@ -354,16 +363,20 @@ class Engine:
                 self.ner_cache_hits += 1
                 item.ner = _to_original(cached, stripped)
                 continue
-            todo.setdefault(stripped.text, []).append(i)
-            light[stripped.text] = stripped
+            if self.reuse_repeats and (pos := seen.get(stripped.text)) is not None:
+                todo[pos][1].append(i)  # the same text again in this batch: read once
+            else:
+                seen[stripped.text] = len(todo)
+                todo.append((stripped.text, [i]))
         if not todo:
             return
         assert self._nlp is not None
         # similar lengths batch better in spaCy; each doc is processed on its own, so order does not
         # change results
-        texts = sorted(todo, key=len)
-        self.ner_calls += len(texts)
-        for text, doc in zip(texts, self._nlp.pipe(texts, batch_size=256), strict=True):
+        todo.sort(key=lambda entry: len(entry[0]))
+        self.ner_calls += len(todo)
+        texts = [text for text, _ in todo]
+        for (text, where), doc in zip(todo, self._nlp.pipe(texts, batch_size=256), strict=True):
             ents = [
                 (ent.start_char, ent.end_char, self._ner_map[ent.label_])
                 for ent in doc.ents
@@ -373,7 +386,7 @@ class Engine:
                 self._ner_cache[text] = ents
                 if len(self._ner_cache) > self.ner_cache_size:
                     self._ner_cache.popitem(last=False)
-            for i in todo[text]:
+            for i in where:
                 work[i].ner = _to_original(ents, strip_invisible(work[i].original))
 
     def _verdict(self, norm: Normalized, plan: _Plan, item: Item) -> Verdict:

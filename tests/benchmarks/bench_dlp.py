@@ -19,6 +19,9 @@ asked for, so the pattern-only configuration also times a second, fairer baselin
 parser, no NER; its lemma-based context boost sees no lemmas), printed as "no-NER Presidio".
 ``--default-set-only`` skips the timings and scores ``dlp_rules/active.yaml`` alone (quick recall
 checks over several seeds).
+Vigil is timed twice: as shipped, and with no reuse of repeated texts at all (no NER cache across
+batches, and a text that comes twice in one batch read twice), since plain Presidio analyzes every
+message afresh and simulated chat repeats itself; the NER target is judged on both.
 Printed: messages/second for both and the ratio, then recall and precision per labelled entity for
 both. A label counts as found when a prediction of the same entity overlaps it; a prediction of a
 labelled entity type that overlaps no label of that type is a false positive. Targets: pattern-only
@@ -118,14 +121,14 @@ def presidio_scan(analyzer, entities: list[str], messages: list[dict]) -> list[l
 def measure(
     policy: Path, entities: list[str], messages: list[dict], *, no_ner_baseline: bool = False
 ) -> dict:
-    """Time Vigil (with and without its NER cache) and Presidio on the same messages, interleaved
-    chunk by chunk so that both see the same machine load (the machine is shared)."""
+    """Time Vigil (as shipped, and with no reuse of repeated texts at all: no NER cache across
+    batches and no reading a repeat once per batch, as plain Presidio cannot either) and Presidio
+    on the same messages, interleaved chunk by chunk so that both see the same machine load (the
+    machine is shared)."""
     lines = [json.dumps(m, ensure_ascii=False).encode() for m in messages]
     engine, load = vigil_engine(policy)
-    engine_nc, _ = vigil_engine(policy, ner_cache_size=0)
-    t0 = time.perf_counter()
-    analyzer = presidio_analyzer()
-    p_load = time.perf_counter() - t0
+    engine_nc, _ = vigil_engine(policy, ner_cache_size=0, reuse_repeats=False)
+    analyzer, p_load = presidio_analyzer()
     light = presidio_analyzer_without_ner() if no_ner_baseline else None
     # warm-up (lazy metadata, first model calls) on a few messages, then start cold
     vigil_scan(engine, lines[:64])
@@ -164,6 +167,7 @@ def measure(
         "engine": engine,
         "load": load,
         "presidio_load": p_load,
+        "engine_nc": engine_nc,
         "times": times,
         "vigil": v_pred,
         "presidio": p_pred,
@@ -196,18 +200,22 @@ def run_cli(policy: Path, messages: list[dict], workdir: Path) -> float:
 
 
 _ANALYZER = None
+_ANALYZER_LOAD = 0.0
 
 
 def presidio_analyzer():
-    """Plain Presidio, the documented way: AnalyzerEngine over the spaCy NLP engine."""
-    global _ANALYZER
+    """Plain Presidio, the documented way: AnalyzerEngine over the spaCy NLP engine (built once,
+    for both configurations), and the seconds building it took."""
+    global _ANALYZER, _ANALYZER_LOAD
     if _ANALYZER is None:
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 
+        t0 = time.perf_counter()
         config = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": MODEL}]}
         _ANALYZER = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=config).create_engine())
-    return _ANALYZER
+        _ANALYZER_LOAD = time.perf_counter() - t0
+    return _ANALYZER, _ANALYZER_LOAD
 
 
 def presidio_analyzer_without_ner():
@@ -303,17 +311,28 @@ def main() -> int:
                 f"policy load {m['load']:.2f} s)"
             )
             if engine.needs_ner:
+                from pipelines.dlp.normalize import strip_invisible
+
+                nc_ratio = nc_rate / p_rate
+                nc_verdict = "met" if nc_ratio >= TARGETS[name] else "MISSED"
                 print(
-                    f"    without the NER cache:     {nc_rate:8.0f} msg/s  ({m['times']['vigil_nc']:.2f} s; "
-                    f"ratio {nc_rate / p_rate:.1f}x)"
+                    f"    no reuse of repeated texts: {nc_rate:7.0f} msg/s  ({m['times']['vigil_nc']:.2f} s; "
+                    f"ratio {nc_ratio:.1f}x, target >= {TARGETS[name]:.0f}x: {nc_verdict})"
                 )
+                ok &= nc_ratio >= TARGETS[name]
+                needing = [
+                    strip_invisible(x["text"]).text for x in messages if engine.ner_may_find(x["text"])
+                ]
+                repeats = len(needing) - len(set(needing))
                 print(
-                    f"    spaCy read {engine.ner_calls} distinct texts; "
-                    f"{engine.ner_cache_hits} repeats answered from the cache"
+                    f"    {len(needing)} texts need NER, {repeats} of them repeats "
+                    f"({repeats / max(len(needing), 1):.0%}): as shipped spaCy read {engine.ner_calls} "
+                    f"(the rest answered from the cache or read once per batch); with no reuse "
+                    f"{m['engine_nc'].ner_calls}"
                 )
             print(
                 f"  plain Presidio analyze():    {p_rate:8.0f} msg/s  ({m['times']['presidio']:.2f} s; "
-                f"engine load {m['presidio_load']:.2f} s)"
+                f"engine load {m['presidio_load']:.2f} s, once for both configurations)"
             )
             target = TARGETS[name]
             verdict = "met" if ratio >= target else "MISSED"
