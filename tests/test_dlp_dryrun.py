@@ -472,3 +472,23 @@ def test_every_change_is_credited_to_the_rules_that_decide_it_whichever_way(shif
     weakened = sum(n for a, b, n in moved if b.strength < a.strength)
     released = [e.counts["released"] for e in report.rules.values() if e.counts["released"]]
     assert weakened <= sum(released) and max(released) <= report.changed
+
+
+def test_a_source_record_with_the_notice_type_is_traffic_and_replayed(tmp_path, changed_rules) -> None:
+    # only the notices Vigil made are its own output; a source's record that happens to carry the
+    # event type is compared like any other (here: its card number is newly blocked)
+    events = [
+        event(
+            1,
+            kind="auto_message",
+            event_type="dlp_blocked_notice",
+            audience="employee",
+            direction="system",
+            body=f"card {SECRET_CARD} please",
+        )
+    ]
+    write_jsonl(tmp_path / "in" / "a.jsonl", events)
+    ingest(tmp_path / "in", tmp_path / "archive")
+    result = dry_run(load_policy_set(changed_rules), tmp_path / "archive")
+    assert (result.messages, result.notices) == (1, 0)
+    assert dict(result.rules["pii.card-number"].counts) == {"blocked": 1}

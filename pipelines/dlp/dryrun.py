@@ -20,8 +20,9 @@ current verdict's, and the findings stored with the archived record (whatever po
 also with ``--against``), so a report never shows a secret in clear, whichever policy found it.
 
 Vigil's own ``dlp_blocked_notice`` auto-messages (the notices telling an employee why a message was
-blocked) are not replayed: they are the pipeline's output, not traffic, and their text quotes rule
-descriptions. The report says how many were skipped. A path without an archive manifest is an error
+blocked; source ``vigil:dlp-notice``) are not replayed: they are the pipeline's output, not
+traffic, and their text quotes rule descriptions. A source's record with that event type is
+traffic and is replayed. The report says how many were skipped. A path without an archive manifest is an error
 (exit 2), so a mistyped ``--archive`` never reads as "no changes".
 """
 
@@ -56,6 +57,7 @@ COLUMNS = [
     "dlp_rule_ids",
     "dlp_findings",
     "dlp_policy",
+    "source_name",
 ]
 CHANGES = ("blocked", "redacted", "flagged", "released")
 #: the change a message is credited with, by its new action (``none`` is only ever a release)
@@ -73,6 +75,14 @@ def archive_rows(archive: Path, columns: list[str] | None = None) -> Iterator[di
 
 
 _NOTICE = EventType.DLP_BLOCKED_NOTICE.value
+
+
+def _vigils_notice(row: dict[str, Any]) -> bool:
+    """A notice Vigil made itself (not a record a source sent with that event type, which is
+    traffic like any other and is replayed)."""
+    from pipelines.ingest.notices import SOURCE
+
+    return row.get("event_type") == _NOTICE and row.get("source_name") == SOURCE
 
 
 @dataclass
@@ -228,7 +238,7 @@ def dry_run(
     )
     source = rows if rows is not None else archive_rows(archive, COLUMNS)
     for batch in _batches(source, batch_size):
-        traffic = [r for r in batch if r.get("event_type") != _NOTICE]
+        traffic = [r for r in batch if not _vigils_notice(r)]
         report_.notices += len(batch) - len(traffic)
         with_body = [r for r in traffic if isinstance(r.get("body"), str) and r["body"]]
         report_.skipped += len(traffic) - len(with_body)
