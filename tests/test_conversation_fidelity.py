@@ -506,3 +506,18 @@ def test_thousands_of_records_at_one_instant_are_put_in_turn() -> None:
     out = list(_in_turn(iter(rows)))
     assert [r["event_id"] for r in out[:4]] == ["fd-1", "fd-0", "fd-3", "fd-2"]
     assert len(out) == len(rows) and {id(r) for r in out} == {id(r) for r in rows}
+
+
+def test_a_remove_then_the_persons_own_words_then_a_re_add_in_one_second(tmp_path: Path) -> None:
+    # both moves would anchor on Alex's message and cross; the remove goes after it and the re-add
+    # stays after the remove: Alex is present once the second is over
+    removed = _event(2, 1, "participant_removed", DANA, [DANA, WEI], source_offset=1)
+    removed["attributes"] = {"participant": ALEX["id"]}
+    added = _event(4, 1, "participant_added", DANA, [DANA, ALEX, WEI], source_offset=3)
+    added["attributes"] = {"participant": ALEX["id"]}
+    says = _says(3, 1, ALEX, [DANA, ALEX, WEI], source_offset=2)
+    rows = [_says(1, 0, DANA, [DANA, ALEX, WEI]), removed, says, added, _says(5, 2, DANA, [DANA, ALEX, WEI])]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    order = [e.record_id for e in t.entries]
+    assert order.index(removed["record_id"]) < order.index(added["record_id"])
+    assert _ids(t.entries[-1].present) == {DANA["id"], ALEX["id"], WEI["id"]}

@@ -147,10 +147,10 @@ def may_show_a_release(query: Any) -> bool:
     )
 
 
-#: Held messages hidden from a role, as ``(org, channel, event_id)``: the :data:`RELEASE` events
-#: that name one are left out with it (its note, or its time, would point at the message), as
-#: ``vigil conversation`` does; both engines look them up before a search of a role that does
-#: not see DLP verdicts.
+#: Held messages (``attributes.delivery`` queued) hidden from a role (blocked), as
+#: ``(org, channel, event_id)``: the :data:`RELEASE` events that name one are left out with it
+#: (its note, or its time, would point at the message), as ``vigil conversation`` does; both
+#: engines look them up before a search of a role that does not see DLP verdicts.
 HeldOut = frozenset[tuple[str, str, str]]
 
 

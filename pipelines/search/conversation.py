@@ -311,14 +311,8 @@ def _settle(items: list[dict[str, Any]]) -> None:
     if not moving or not says:
         return
     keys = [(i, 1, i) for i in range(len(items))]  # (position it goes by, before/at/after, tie)
-    for i, arrived, departed in moving:
-        if arrived and (own := says.get(arrived)):
-            left = goes.get(arrived, [])
-            since = left[n - 1] if (n := bisect.bisect_left(left, i)) else -1  # their last departure
-            k = bisect.bisect_right(own, since)
-            if k < len(own) and own[k] < i:
-                keys[i] = (own[k], 0, i)
-                continue
+    after: dict[int, int] = {}  # a departure moved after a message: that message's position
+    for i, _, departed in moving:
         if departed and (own := says.get(departed)):
             back = comes.get(departed, [])
             n = bisect.bisect_right(back, i)
@@ -326,6 +320,15 @@ def _settle(items: list[dict[str, Any]]) -> None:
             k = bisect.bisect_left(own, until) - 1
             if k >= 0 and own[k] > i:
                 keys[i] = (own[k], 2, i)
+                after[i] = own[k]
+    for i, arrived, _ in moving:
+        if arrived and (own := says.get(arrived)):
+            left = goes.get(arrived, [])
+            # their last departure, where it ends up: an arrival never goes before it
+            since = after.get(left[n - 1], left[n - 1]) if (n := bisect.bisect_left(left, i)) else -1
+            k = bisect.bisect_right(own, since)
+            if k < len(own) and own[k] < i:
+                keys[i] = (own[k], 0, i)  # an event that both brings and takes: the arrival decides
     items[:] = [items[key[2]] for key in sorted(keys)]
 
 

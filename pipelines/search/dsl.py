@@ -113,9 +113,10 @@ BLOCKED_OUT = (
 )
 
 
-#: A blocked record (either mark counts), as :data:`pipelines.search.sql.BLOCKED` says.
-BLOCKED = {
+#: A blocked message that was held, as :data:`pipelines.search.sql.BLOCKED_HELD` says.
+BLOCKED_HELD = {
     "bool": {
+        "filter": [{"term": {"attributes.delivery": "queued"}}],
         "should": [{"term": {"blocked": True}}, {"term": {"dlp_action": "block"}}],
         "minimum_should_match": 1,
     }

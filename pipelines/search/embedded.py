@@ -303,16 +303,18 @@ def _page_rows(matched: pa.Table, paths: list[str], page: Page) -> list[dict[str
 
 
 def _held_out(root: Path, live: list[DataFile], query: Query, identity: Identity) -> HeldOut:
-    """For a role that does not see DLP verdicts, the blocked records a release event may name
-    (:data:`pipelines.search.access.HeldOut`): read from every live file of the query's
-    channels, whatever its dates (a message may be held for days before its release)."""
+    """For a role that does not see DLP verdicts, the blocked held messages a release event may
+    name (:data:`pipelines.search.access.HeldOut`): read from every live file of the query's
+    channels, whatever its dates (a message may be held for days before its release). Held ones
+    only: a handful, where blocked records run to thousands in a large archive, and each one
+    is tested on every record the search reads."""
     if identity.sees_dlp or not may_show_a_release(query):
         return frozenset()
     files = sql.prune(live, Query(channels=query.channels))
     if not files:
         return frozenset()
     rows = _execute(
-        f"SELECT DISTINCT org, channel, event_id FROM {sql.SOURCE} WHERE {sql.BLOCKED}",
+        f"SELECT DISTINCT org, channel, event_id FROM {sql.SOURCE} WHERE {sql.BLOCKED_HELD}",
         {"files": sql.files_param(root, files)},
     )
     return frozenset((str(org), str(channel), str(event_id)) for org, channel, event_id in rows)

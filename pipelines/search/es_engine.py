@@ -183,11 +183,11 @@ def _highlights(
 
 
 def _held_out(client: Elasticsearch, cfg: EsConfig, query: Query, identity: Identity) -> HeldOut:
-    """Same as the embedded engine's: the blocked records of the query's channels, whatever
-    their dates, fetched in pages (org, channel and event id only)."""
+    """Same as the embedded engine's: the blocked held messages of the query's channels,
+    whatever their dates, fetched in pages (org, channel and event id only)."""
     if identity.sees_dlp or not may_show_a_release(query):
         return frozenset()
-    scope: list[dict[str, Any]] = [dsl.BLOCKED]
+    scope: list[dict[str, Any]] = [dsl.BLOCKED_HELD]
     if query.channels:
         scope.append({"terms": {"channel": list(query.channels)}})
     held: set[tuple[str, str, str]] = set()

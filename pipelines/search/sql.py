@@ -147,8 +147,12 @@ BLOCKED_OUT = (
 )
 
 
-#: Whether a record is blocked (either mark counts): :data:`BLOCKED_OUT` without DLP's notices.
-BLOCKED = "(coalesce(blocked, false) OR coalesce(dlp_action, 'none') = 'block')"
+#: A blocked message that was held (``attributes.delivery`` queued), which a release names: either
+#: blocked mark counts, as in :data:`BLOCKED_OUT`.
+BLOCKED_HELD = (
+    "(coalesce(blocked, false) OR coalesce(dlp_action, 'none') = 'block')"
+    " AND coalesce(attributes['delivery'] = 'queued', false)"
+)
 
 
 def _releases_out(held: frozenset[tuple[str, str, str]], p: Params) -> str:
