@@ -129,6 +129,42 @@ def test_check_names_indices_with_another_replica_count_and_leaves_auto_expanded
     assert check(client, cfg).ok and _replicas(es_server) == {january: "0", february: "0"}
 
 
+def test_indices_outside_the_alias_or_the_lifecycle_are_named_by_check_and_adopted_by_setup(es_server):
+    cfg = config(es_server.url)
+    client = make_client(cfg)
+    install(client, cfg)
+    index_rows(client, rows(10), cfg)  # two monthly indices
+    january, february = sorted(es_server.indices)
+    # someone took January out of the alias and February out of retention (or made them by hand)
+    es_server.aliases[cfg.alias].discard(january)
+    del es_server.indices[february].settings["index"]["lifecycle"]
+    report = check(client, cfg)  # a report, not a 404 on the alias
+    assert report.documents == 10
+    assert report.problems == [
+        f"1 existing index(es) are not under the read alias {cfg.alias}, so searches do not see them "
+        f"({january}; made before the template, by hand or by another tool): run `vigil es setup` to "
+        "adopt them",
+        f"1 existing index(es) lack the lifecycle policy {policy_name(cfg)}, so retention does not "
+        f"delete them ({february}; made before the template, by hand or by another tool): run "
+        "`vigil es setup` to adopt them",
+    ]
+    es_server.aliases[cfg.alias].discard(february)  # no index left under the alias at all
+    assert check(client, cfg).documents == 10
+    done = install(client, cfg)
+    assert any(c.startswith("added 2 existing index(es)") for c in done.changes), done.changes
+    assert any(
+        c.startswith(f"gave 1 existing index(es) the lifecycle policy {policy_name(cfg)}")
+        for c in done.changes
+    )
+    assert es_server.aliases[cfg.alias] == {january, february}
+    assert es_server.indices[february].settings["index"]["lifecycle"] == {
+        "name": policy_name(cfg),
+        "parse_origination_date": True,
+    }
+    assert check(client, cfg).ok
+    assert not [c for c in install(client, cfg).changes if "existing index" in c]  # nothing left to adopt
+
+
 def test_a_new_shard_count_says_it_applies_to_new_months_only(es_server):
     client = make_client(config(es_server.url))
     install(client, config(es_server.url))

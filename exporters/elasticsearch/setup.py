@@ -24,6 +24,7 @@ check; credentials never appear in messages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -221,8 +222,58 @@ def install(client: Elasticsearch, cfg: EsConfig) -> SetupReport:
                     "`vigil es index --archive DIR --role officer`"
                 )
     _align_settings(client, cfg, report)
+    _adopt(client, cfg, report)
     report.stale = _stale_indices(client, cfg, template)
     return report
+
+
+#: a monthly index's name, whose date ILM may read as its origination date
+_MONTHLY = re.compile(r"-\d{4}\.\d{2}\.\d{2}$")
+
+
+def _outsiders(client: Elasticsearch, cfg: EsConfig) -> tuple[list[str], list[str]]:
+    """The existing indices of the pattern that are not under the read alias, and those without
+    Vigil's lifecycle policy: made before the template (by hand, by another tool) or changed
+    since. Searches do not see the first, retention does not delete the second."""
+    with translate_errors(cfg, f"listing {index_pattern(cfg)}"):
+        body = client.indices.get(
+            index=index_pattern(cfg), allow_no_indices=True, expand_wildcards="open"
+        ).body
+    policy = policy_name(cfg)
+    unaliased = sorted(n for n, e in body.items() if cfg.alias not in (e.get("aliases") or {}))
+    unmanaged = sorted(
+        n for n, e in body.items() if _index_settings(e).get("lifecycle", {}).get("name") != policy
+    )
+    return unaliased, unmanaged
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _adopt(client: Elasticsearch, cfg: EsConfig, report: SetupReport) -> None:
+    """Put the existing indices the template did not make under the read alias and Vigil's
+    lifecycle policy, as the template does for new ones."""
+    unaliased, unmanaged = _outsiders(client, cfg)
+    if unaliased:
+        with translate_errors(cfg, f"adding {len(unaliased)} existing index(es) to the alias {cfg.alias}"):
+            client.indices.update_aliases(actions=[{"add": {"indices": unaliased, "alias": cfg.alias}}])
+        report.changes.append(
+            f"added {len(unaliased)} existing index(es) that were not under the read alias {cfg.alias} "
+            f"to it ({_few(unaliased)}): searches see them now"
+        )
+    if unmanaged:
+        policy = policy_name(cfg)
+        for name in unmanaged:
+            lifecycle: dict[str, Any] = {"name": policy}
+            if _MONTHLY.search(name):
+                lifecycle["parse_origination_date"] = True  # as the template gives new ones
+            with translate_errors(cfg, f"giving {name} the lifecycle policy {policy}"):
+                client.indices.put_settings(index=name, settings={"index": {"lifecycle": lifecycle}})
+        report.changes.append(
+            f"gave {len(unmanaged)} existing index(es) the lifecycle policy {policy} they lacked "
+            f"({_few(unmanaged)}): retention deletes them now"
+        )
 
 
 def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
@@ -277,8 +328,19 @@ def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
     with translate_errors(cfg, f"listing {index_pattern(cfg)}"):
         report.indices = _existing_indices(client, cfg)
         if report.indices:
-            report.documents = int(client.count(index=cfg.alias)["count"])
+            # every index of the pattern, also one a missing alias would hide (named below)
+            report.documents = int(client.count(index=index_pattern(cfg))["count"])
     if report.indices:
+        unaliased, unmanaged = _outsiders(client, cfg)
+        for names, what in (
+            (unaliased, f"are not under the read alias {cfg.alias}, so searches do not see them"),
+            (unmanaged, f"lack the lifecycle policy {policy_name(cfg)}, so retention does not delete them"),
+        ):
+            if names:
+                report.problems.append(
+                    f"{len(names)} existing index(es) {what} ({_few(names)}; made before the template, "
+                    "by hand or by another tool): run `vigil es setup` to adopt them"
+                )
         stale = _stale_indices(client, cfg, expected_template)
         if stale:
             report.problems.append(stale_message(stale))

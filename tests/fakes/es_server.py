@@ -383,6 +383,8 @@ class FakeElasticsearch:
         head = segs[0]
         if head == "_index_template" and len(segs) <= 2:
             return self._template(method, segs[1] if len(segs) == 2 else None, body)
+        if head == "_aliases" and len(segs) == 1 and method == "POST":
+            return self._update_aliases(body)
         if head == "_ilm" and len(segs) >= 2 and segs[1] == "policy":
             return self._policy(method, segs[2] if len(segs) == 3 else None, body)
         if segs[-1] == "_bulk" and len(segs) <= 2:
@@ -726,6 +728,24 @@ class FakeElasticsearch:
                         mappings[key] = body[key]
             return 200, {"acknowledged": True}
         raise EsFault(405, "method_not_allowed", f"{method} on _mapping")
+
+    def _update_aliases(self, body: Any) -> tuple[int, Any]:
+        """``POST /_aliases`` with ``add`` actions (``index`` or ``indices``, ``alias``), as ES
+        applies them: every index named must exist, or nothing changes."""
+        actions = body.get("actions") if isinstance(body, dict) else None
+        if not isinstance(actions, list) or not actions:
+            raise EsFault(400, "action_request_validation_exception", "no actions specified")
+        adds: list[tuple[str, str]] = []
+        for action in actions:
+            add = action.get("add") if isinstance(action, dict) else None
+            if not isinstance(add, dict) or not add.get("alias"):
+                raise EsFault(400, "illegal_argument_exception", "the fake takes add actions with an alias")
+            names = add.get("indices") or [add.get("index")]
+            for name in names:
+                adds += [(n, add["alias"]) for n in self._resolve(str(name))]
+        for name, alias in adds:
+            self.aliases.setdefault(alias, set()).add(name)
+        return 200, {"acknowledged": True, "errors": False}
 
     def _put_settings(self, target: str, body: Any) -> tuple[int, Any]:
         """Update index settings as ES does: dynamic ones on live indices; a static one (the shard
