@@ -599,10 +599,18 @@ def test_dry_run_skips_vigils_own_notices() -> None:
             "body": "Your SMS message was not delivered: keep this between us",
             "kind": "auto_message",
             "event_type": "dlp_blocked_notice",
+            "source_name": "vigil:dlp-notice",  # what the pipeline stamps on its own notices
+        },
+        {  # a source's record that carries the same event type is traffic, and is replayed
+            "record_id": "3",
+            "body": "Your SMS message was not delivered: keep this between us",
+            "kind": "auto_message",
+            "event_type": "dlp_blocked_notice",
+            "source_name": "input/day.jsonl",
         },
     ]
     report = dry_run(load_policy_set(RULES), Path("unused"), rows=rows)
-    assert report.messages == 1 and report.notices == 1
+    assert report.messages == 2 and report.notices == 1
     assert report.to_json()["skipped_blocked_notices"] == 1
 
 
