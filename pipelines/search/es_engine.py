@@ -10,7 +10,7 @@ shown is the field it highlighted.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -190,24 +190,37 @@ def _held_out(client: Elasticsearch, cfg: EsConfig, query: Query, identity: Iden
     scope: list[dict[str, Any]] = [dsl.BLOCKED_HELD]
     if query.channels:
         scope.append({"terms": {"channel": list(query.channels)}})
-    held: set[tuple[str, str, str]] = set()
+    found = _every_hit(client, cfg, {"bool": {"filter": scope}}, ["org", "channel", "event_id"])
+    return frozenset((str(d.get("org")), str(d.get("channel")), str(d.get("event_id"))) for d in found)
+
+
+#: how many hits :func:`_every_hit` asks for at a time
+PAGE = 1000
+
+
+def _every_hit(
+    client: Elasticsearch, cfg: EsConfig, query: dict[str, Any], fields: list[str]
+) -> Iterator[dict[str, Any]]:
+    """The ``_source`` (``fields``, and ``record_id`` from ``_id`` when missing) of every hit of
+    ``query``, a page of :data:`PAGE` at a time in record-id order (``search_after``)."""
     after: list[Any] | None = None
     while True:
         body: dict[str, Any] = {
-            "query": {"bool": {"filter": scope}},
-            "size": 1000,
+            "query": query,
+            "size": PAGE,
             "sort": [{"record_id": {"order": "asc"}}],
-            "_source": {"includes": ["org", "channel", "event_id"]},
+            "_source": {"includes": fields},
         }
         if after is not None:
             body["search_after"] = after
         batch = send(client, cfg, body).get("hits", {}).get("hits", [])
         for raw in batch:
-            doc = raw.get("_source") or {}
-            held.add((str(doc.get("org")), str(doc.get("channel")), str(doc.get("event_id"))))
-        if len(batch) < 1000:
-            return frozenset(held)
-        after = batch[-1]["sort"]
+            row = dict(raw.get("_source") or {})
+            row.setdefault("record_id", raw["_id"])
+            yield row
+        if len(batch) < PAGE:
+            return
+        after = batch[-1].get("sort")
 
 
 def _crm_decided(client: Elasticsearch, cfg: EsConfig, query: Query, identity: Identity) -> Decided | None:
@@ -222,27 +235,12 @@ def _crm_decided(client: Elasticsearch, cfg: EsConfig, query: Query, identity: I
         }
     }
     rows: list[dict[str, Any]] = []
-    after: list[Any] | None = None
-    while True:
-        body: dict[str, Any] = {
-            "query": candidates,
-            "size": 1000,
-            "sort": [{"record_id": {"order": "asc"}}],
-            "_source": {"includes": list(CRM_FIELDS)},
-        }
-        if after is not None:
-            body["search_after"] = after
-        batch = send(client, cfg, body).get("hits", {}).get("hits", [])
-        for raw in batch:
-            row = dict(raw.get("_source") or {})
-            row.setdefault("record_id", raw["_id"])
-            rows.append(row)
-        if len(batch) < 1000:
-            decided: Decided = crm_decided(rows, query, identity)
-            return decided
+    for row in _every_hit(client, cfg, candidates, list(CRM_FIELDS)):
         if len(rows) >= MAX_CRM_CANDIDATES:
             raise QueryError(
                 f"more than {MAX_CRM_CANDIDATES:,} records with DLP findings pass these filters; narrow "
                 "the search (dates, channel, participant) for the CRM role"
             )
-        after = batch[-1].get("sort")
+        rows.append(row)
+    decided: Decided = crm_decided(rows, query, identity)
+    return decided
