@@ -159,6 +159,21 @@ def test_a_folder_without_event_files_says_which_files_it_has(tmp_path: Path) ->
     )
 
 
+def test_nothing_new_to_archive_still_names_the_files_it_does_not_read(tmp_path: Path) -> None:
+    """Before, a run with every event file already archived said only "Nothing new": a new export
+    named unlike an event file went unmentioned and the run looked complete."""
+    src = tmp_path / "in"
+    write_jsonl(src / "a.jsonl", [event(1)])
+    command = [*VIGIL, "run", "--input", str(src), "--archive", str(tmp_path / "a")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    write_jsonl(src / "day2.json", [event(2)])
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing new to archive" in again.stdout
+    assert "1 other file(s) in the input not read (day2.json): event files end in" in again.stdout
+
+
 def test_one_file_named_unlike_an_event_file_is_refused(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "events.json", [event(1)])
     result = subprocess.run(

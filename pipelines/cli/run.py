@@ -348,6 +348,8 @@ def command(
                 f"Nothing new to archive in {input_path} ({summary.skipped_sources} file(s) already "
                 "archived; --reprocess reads them again)."
             )
+            if summary.unread_count:  # a new export named unlike an event file must not go unseen
+                click.echo(summary.describe_unread())
         else:
             click.echo(f"No event files in {input_path}; nothing archived.")
             click.echo(

@@ -506,7 +506,9 @@ def read_lines(
                     offset,
                     "truncated_gzip",
                     f"the gzip stream ends early after {offset:,} decompressed bytes "
-                    "(the file is cut, or still being written); the lines before were read",
+                    "(the file is cut, or still being written); the lines before were read. Put a "
+                    "complete copy in its place: the next run reads it again, counting the lines "
+                    "already archived as duplicates (until then every run reads it again)",
                 )
             except (OSError, zlib.error) as exc:
                 yield file_problem(
@@ -514,7 +516,10 @@ def read_lines(
                     offset,
                     "unreadable_file",
                     f"cannot decompress the file after {offset:,} bytes ({exc}); "
-                    "the lines before were read, nothing after",
+                    "the lines before were read, nothing after. Put an intact copy in its place, "
+                    "or, if only stray bytes follow its last gzip member, what gunzip can read "
+                    "(gunzip -c FILE | gzip > NEW.jsonl.gz): the next run reads it again, counting "
+                    "the lines already archived as duplicates (until then every run reads it again)",
                 )
 
 
@@ -542,10 +547,9 @@ def gzip_damage(raw: Any) -> str | None:
     by bytes that are not gzip is no damage: the members before that point checked out, and the
     reading pass reports the rest."""
     with gzip.GzipFile(fileobj=raw) as stream:
-        done = 0
         try:
-            while chunk := stream.read(1 << 20):
-                done += len(chunk)
+            while stream.read(1 << 20):
+                pass
         except EOFError:
             return None
         except gzip.BadGzipFile as exc:
@@ -559,7 +563,7 @@ def gzip_damage(raw: Any) -> str | None:
         else:
             return None
     return (
-        f"the file fails its gzip check ({why}) after {done:,} decompressed bytes: it was damaged "
+        f"the file fails its gzip check ({why}): it was damaged "
         "or altered after it was compressed, so none of its lines can be trusted and none was "
         "archived; put an intact copy in its place and run again"
     )
