@@ -98,6 +98,8 @@ def test_keyword_filters_are_the_same_as_typed_ones() -> None:
         ('"settlement date', "quote is not closed"),
         ("(card iban", "parenthesis is not closed"),
         ("card)", "no matching ("),
+        ("(card OR)", "OR needs a term after it, before this )"),
+        ("x (NOT) y", "NOT needs a term after it, before this )"),
         ("()", "empty parentheses"),
         ("card AND", "need a term after them"),
         ("AND card", "needs a term on both sides"),

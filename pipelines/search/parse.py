@@ -353,6 +353,9 @@ def _explain(raw: str, exc: UnexpectedInput) -> str:
         token = str(exc.token)
         if token == ")" and raw[:pos].rstrip().endswith("("):
             return f"empty parentheses; put a term inside or remove them:{pointer}"
+        operator = re.split(r"[\s(]", raw[:pos].rstrip())[-1]
+        if token == ")" and operator in ("AND", "OR", "NOT"):
+            return f"{operator} needs a term after it, before this ):{pointer}"
         if token == ")":
             return f"this ) has no matching (; remove it or add the opening one:{pointer}"
         if token in ("AND", "OR"):
