@@ -57,6 +57,13 @@ CASES = [
     ("cn_resident_id", "110105 19491231 002X", True),
     ("cn_resident_id", "110105.19491231.002X", True),  # grouped by dots
     ("cn_resident_id", "110105194912310021", False),  # wrong check character
+    # the county code is where the card was issued, often newer than the holder (Pudong, 1992;
+    # Linping, 2021, which stdnum 2.2 does not know): stdnum's is_valid refused both
+    ("cn_resident_id", "310115198501011234", True),
+    ("cn_resident_id", "44030619880101123x", True),
+    ("cn_resident_id", "330113199001011233", True),
+    ("cn_resident_id", "990115198501011230", False),  # no such province
+    ("cn_resident_id", "310115203001011231", False),  # born in the future
     ("cn_resident_id", "11010519491331002X", False),  # month 13
     ("cn_resident_id", "333798998012229246", False),  # area code with no county (stdnum raised KeyError)
     ("jp_my_number", "123456789018", True),

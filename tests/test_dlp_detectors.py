@@ -120,6 +120,13 @@ CONTEXT = [
     # required: no raise word, no finding, even with a base score above min_score
     ({"raise_words": ["employee"], "required": True}, "see EMP-004211", False, None),
     ({"raise_words": ["employee"], "required": True}, "EMP-004211 employee", True, 0.95),
+    # the window's edge is no word boundary: before, "employees" cut after eight letters, or
+    # "subemployee" cut before the "e", read as "employee"
+    ({"raise_words": ["employee"], "required": True, "window": 12}, "EMP-004211 xx employees", False, None),
+    ({"raise_words": ["employee"], "required": True, "window": 11}, "subemployee x EMP-004211", False, None),
+    ({"raise_words": ["employee"], "required": True, "window": 12}, "EMP-004211 xx employee.", True, 0.95),
+    ({"raise_words": ["employee"], "required": True, "window": 12}, "employee xx EMP-004211", True, 0.95),
+    ({"lower_words": ["example"], "lower_by": 0.3, "window": 10}, "EMP-004211 x examples", True, 0.6),
 ]
 
 

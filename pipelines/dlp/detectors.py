@@ -173,17 +173,26 @@ class Context:
         never applies to a checksum-validated value. Without a raise word a ``required`` context
         scores 0. Words are looked for within ``text[lo:hi]`` only."""
         hi = len(text) if hi is None else hi
-        before = text[max(lo, start - self.window) : start]
-        after = text[end : min(hi, end + self.window)]
-        if self.raise_ is not None and (self.raise_.search(before) or self.raise_.search(after)):
+        if self.raise_ is not None and self._near(self.raise_, text, start, end, lo, hi):
             return min(1.0, max(score + self.raise_by, MIN_SCORE_WITH_CONTEXT))
         if self.required:
             return 0.0
         if validated:
             return score
-        if self.lower is not None and (self.lower.search(before) or self.lower.search(after)):
+        if self.lower is not None and self._near(self.lower, text, start, end, lo, hi):
             score = max(0.0, score - self.lower_by)
         return score
+
+    def _near(self, words: re.Pattern[str], text: str, start: int, end: int, lo: int, hi: int) -> bool:
+        """Whether one of ``words`` lies whole within the window before ``start`` or after ``end``.
+        The text is not cut at the window's edges: a cut would make a boundary where there is none
+        (``wireless`` cut after four letters reads as ``wire``). Its word boundaries are judged on
+        the characters really next to it; only the finding's own edge counts as one."""
+        if words.search(text, max(lo, start - self.window), start):
+            return True
+        edge = end + self.window
+        # one character past the edge, so a word ending there sees whether the text goes on
+        return any(m.end() <= edge for m in words.finditer(text, end, min(hi, edge + 1)))
 
 
 class Allow:
