@@ -133,8 +133,15 @@ def aba_routing(value: str) -> bool:
 #: The first two digits of a resident id: the province-level division (GB/T 2260), and 81, 82 and
 #: 83 for the residence permits of Hong Kong, Macao and Taiwan residents.
 _CN_PROVINCES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 "
-    "71 81 82 83".split()
+    [
+        *range(11, 16),
+        *range(21, 24),
+        *range(31, 38),
+        *range(41, 47),
+        *range(50, 55),
+        *range(61, 66),
+        *(71, 81, 82, 83),
+    ]
 )
 
 
@@ -150,7 +157,7 @@ def cn_resident_id(value: str) -> bool:
     number = _ungrouped(value).upper()
     if len(number) != 18 or not number[:17].isascii() or not number[:17].isdigit():
         return False
-    if number[:2] not in _CN_PROVINCES or _cn_ric.calc_check_digit(number) != number[17]:
+    if int(number[:2]) not in _CN_PROVINCES or _cn_ric.calc_check_digit(number) != number[17]:
         return False
     try:
         born = datetime.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
