@@ -122,8 +122,21 @@ def test_a_commit_entry_missing_only_its_line_end_is_completed_not_glued_onto(
     archive = tmp_path / "archive"
     ingest(src, archive)
     manifest = archive / "_ledger" / "manifest.jsonl"
-    manifest.write_bytes(manifest.read_bytes().rstrip(b"\n"))  # a copy tool that drops the last "\n"
-    assert any("incomplete last line" in p for p in verify(archive).problems)
+    whole = manifest.read_bytes()
+    manifest.write_bytes(whole.rstrip(b"\n"))  # a crash before the last "\n", or a copy tool
+    # a whole, chained entry: a note (before, a problem no run repaired), its hash still checked
+    report = verify(archive)
+    assert report.ok and any("is whole but lacks its line end" in n for n in report.notes)
+    altered = whole.rstrip(b"\n").replace(b'"op":"commit"', b'"op":"commiT"')
+    assert altered != whole.rstrip(b"\n")
+    manifest.write_bytes(altered)
+    assert not verify(archive).ok
+    manifest.write_bytes(whole.rstrip(b"\n"))
+    # a run with nothing new writes the line end in its recovery
+    nothing = ingest(src, archive)
+    assert nothing.recovered and "wrote the line end" in nothing.recovered
+    assert manifest.read_bytes() == whole and verify(archive).notes == []
+    manifest.write_bytes(whole.rstrip(b"\n"))
     more = tmp_path / "more"
     write_jsonl(more / "late.jsonl", [event(20_000 + i) for i in range(3)])
     assert ingest(more, archive).archived == 3

@@ -17,9 +17,12 @@ from search_support import dataset, vigil, write_archive
 
 from exporters.elasticsearch.config import EsConfig
 from pipelines.archive import layout, writer
+from pipelines.archive.compact import compact
 from pipelines.archive.manifest import manifest_ledger
 from pipelines.archive.verify import verify
 from pipelines.errors import ArchiveError, ConfigError
+from pipelines.search.access import AccessRole, Identity
+from pipelines.search.audit import record_access
 
 SECRET = "Zq9SecretPw"
 
@@ -218,6 +221,37 @@ def test_a_linked_bookkeeping_folder_is_refused_before_anything_is_written(tmp_p
     with pytest.raises(ArchiveError, match="symbolic link"):
         ingest(tmp_path / "in", archive, only_new_sources=False)
     assert sorted(p.name for p in outside.iterdir()) == before  # nothing deleted or added there
+
+
+@pytest.mark.parametrize("name", [*layout.LEDGER_FILES, "run report"])
+def test_a_linked_ledger_file_or_run_report_is_named_and_nothing_writes_through_it(
+    tmp_path: Path, name: str
+) -> None:
+    """Before, only the folders were checked: with the manifest a link to a file elsewhere, verify
+    said intact and compact appended to (and could cut) the outside file."""
+    archive = _archive(tmp_path)
+    if name == "run report":
+        name = f"{layout.RUNS}/{next((archive / layout.RUNS).iterdir()).name}"
+    real = archive / name
+    outside = tmp_path / "outside.jsonl"
+    if real.exists():
+        real.rename(outside)
+    else:
+        outside.write_bytes(b"")
+    real.symlink_to(outside)
+    before = outside.read_bytes()
+    assert f"{name} is a symbolic link" in " ".join(verify(archive).problems)
+    write_jsonl(tmp_path / "in" / "b.jsonl", [event(10)])
+    with pytest.raises(ArchiveError, match="symbolic link"):
+        ingest(tmp_path / "in", archive)
+    with pytest.raises(ArchiveError, match="symbolic link"):
+        compact(archive)
+    if name in (layout.AUDIT, f"{layout.AUDIT}.lock"):
+        with pytest.raises(ArchiveError, match="symbolic link"):
+            record_access(
+                archive, Identity("t", AccessRole.OFFICER), "search", query={}, results=0, engine="x"
+            )
+    assert outside.read_bytes() == before
 
 
 def test_a_linked_lock_file_is_not_truncated(tmp_path: Path) -> None:

@@ -93,11 +93,25 @@ def partition_of(rel_path: str) -> dict[str, str]:
     return {FOLDER_KEYS.get(key, key): value for key, value in pairs}
 
 
+#: The files in the ledger folder: the manifest, the audit log, the manifest's index and the lock
+#: files of the two logs.
+LEDGER_FILES = (MANIFEST, AUDIT, MANIFEST_INDEX, f"{MANIFEST}.lock", f"{AUDIT}.lock")
+
+
 def linked_bookkeeping(root: Path) -> list[str]:
-    """The bookkeeping entries of ``root`` that are symbolic links. Vigil never makes one; through
-    one, a writer would create, move or delete files outside the archive (a ``_staging`` link's
-    target loses every folder in it)."""
-    return [name for name in (LEDGER_DIR, STAGING, RUNS, LOCK) if (Path(root) / name).is_symlink()]
+    """The bookkeeping entries of ``root`` that are symbolic links: the folders, the ledger's files
+    and each run report. Vigil never makes one; through one, a writer would create, move, cut or
+    delete files outside the archive (a ``_staging`` link's target loses every folder in it, a
+    manifest link's target is appended to and cut), and a log living outside is out of the
+    archive's protection."""
+    root = Path(root)
+    linked = [name for name in (LEDGER_DIR, STAGING, RUNS, LOCK) if (root / name).is_symlink()]
+    if LEDGER_DIR not in linked:
+        linked += [name for name in LEDGER_FILES if (root / name).is_symlink()]
+    if RUNS not in linked and (root / RUNS).is_dir():
+        with os.scandir(root / RUNS) as entries:
+            linked += sorted(f"{RUNS}/{e.name}" for e in entries if e.is_symlink())
+    return linked
 
 
 def is_archive(root: Path) -> bool:

@@ -121,8 +121,10 @@ class Ledger:
         lines when given (what follows is judged by the caller, e.g. an interrupted append)."""
         return [problem for _, problem in self.breaks(lines)]
 
-    def breaks(self, lines: int | None = None) -> list[tuple[int, str]]:
-        """:meth:`problems`, each with the number of the line it names."""
+    def breaks(self, lines: int | None = None, *, unended_ok: bool = False) -> list[tuple[int, str]]:
+        """:meth:`problems`, each with the number of the line it names. ``unended_ok``: a last line
+        that is a JSON object but lacks its line end is judged as an entry (its hash and its link),
+        not named as cut: what a crash right after writing a whole entry leaves."""
         found: list[tuple[int, str]] = []
         prev = GENESIS
         expected_seq: int | None = 1
@@ -131,14 +133,16 @@ class Ledger:
                 break
             where = f"{self.path.name} line {number}"
             cut = not line.endswith(b"\n")
-            if cut:
-                found.append((number, f"{where}: incomplete last line (an interrupted write, or a cut file)"))
             try:
                 entry = read_line(line)
             except ValueError as exc:
                 entry, what = None, f"{_unreadable(exc)}; the ledger was edited or damaged"
             else:
                 what = "not a JSON object"
+            if cut and not (unended_ok and isinstance(entry, dict)):
+                found.append((number, f"{where}: incomplete last line (an interrupted write, or a cut file)"))
+            elif cut:
+                cut = False  # judged below as any entry
             if not isinstance(entry, dict):
                 if not cut:  # a line cut short is named once, as cut
                     found.append((number, f"{where}: {what}"))
@@ -233,6 +237,21 @@ class Ledger:
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
+
+    def end_last_line(self) -> bool:
+        """Write the line end a whole last entry lacks (a crash right after writing it), under the
+        ledger's lock; True if one was written. A last line cut short is left to the caller."""
+        tail = self.unended_tail()
+        if tail is None or not tail[1]:
+            return False
+        lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self._end_last_line()
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
+        return True
 
     def _end_last_line(self) -> int:
         """Make the ledger end in a line end before appending; returns the bytes cut.

@@ -123,7 +123,16 @@ def verify(
     tail = tail_problem(root, state) if leftover else None
     # the chain is checked up to the last commit; lines an interrupted append left after it are
     # judged as such (complete entries, perhaps ending in a line cut short), not as a broken chain
-    breaks = ledger.breaks(state.committed_lines if leftover and not tail else None)
+    # a whole last entry without its line end is what a crash right after writing it leaves: the
+    # next writer ends the line, so it is a note (its hash and link are still checked)
+    unended = ledger.unended_tail() if not leftover else None
+    unended_whole = unended is not None and unended[1]
+    breaks = ledger.breaks(state.committed_lines if leftover and not tail else None, unended_ok=unended_whole)
+    if unended is not None and unended_whole and not breaks:
+        report.notes.append(
+            f"manifest: its last entry (line {unended[0]}) is whole but lacks its line end (a crash "
+            "right after writing it); the next `vigil run` or `vigil compact` writes it"
+        )
     found = sorted(breaks + damaged, key=lambda named: named[0])
     report.problems.extend(f"manifest: {p}" for _, p in found)
     report.manifest_head = state.head

@@ -66,6 +66,7 @@ class RecoveryReport:
     rolled_back: list[str] = field(default_factory=list)
     deleted_removed: list[str] = field(default_factory=list)
     torn_lines_cut: int = 0
+    line_end_written: bool = False
     missing: list[str] = field(default_factory=list)
     reports_written: list[str] = field(default_factory=list)
 
@@ -84,6 +85,7 @@ class RecoveryReport:
             or self.rolled_back
             or self.deleted_removed
             or self.torn_lines_cut
+            or self.line_end_written
             or self.reports_written
         )
 
@@ -97,6 +99,8 @@ class RecoveryReport:
             parts.append(f"deleted {len(self.deleted_removed)} file(s) a compaction had retired")
         if self.torn_lines_cut:
             parts.append(f"cut {self.torn_lines_cut} uncommitted manifest line(s)")
+        if self.line_end_written:
+            parts.append("wrote the line end the manifest's last entry lacked")
         if self.reports_written:
             parts.append(
                 f"wrote the missing run report of commit(s) {', '.join(self.reports_written)} "
@@ -446,6 +450,8 @@ def recover(root: Path) -> RecoveryReport:
                 f"{root}` to see every problem and restore the manifest from a copy"
             )
         report.torn_lines_cut = ledger.repair_tail(state.committed_lines)
+    else:  # a crash right after the commit entry's bytes, before its line end
+        report.line_end_written = ledger.end_last_line()
     keep: set[str] = set()  # staging folders holding evidence: a staged file that is not what was committed
     for rel, f in state.live.items():
         if not (root / rel).is_file():

@@ -131,6 +131,7 @@ def record_access(
     if (policy := view_policy(identity, action)) is not None:
         entry["dlp_policy"] = {k: printable(v) for k, v in policy.items()}
     path = Path(archive) / layout.AUDIT
+    _refuse_linked_log(Path(archive))
     _refuse_odd_file(path)
     try:
         (written,) = audit_ledger(archive).append([entry], min_last_seq=_anchored_seq(archive))
@@ -140,6 +141,21 @@ def record_access(
             "nothing was shown or sent. Check that the archive folder is writable."
         ) from None
     return written
+
+
+def _refuse_linked_log(archive: Path) -> None:
+    """Through a link the log would be appended to (and a torn tail cut) outside the archive, out
+    of its protection: refuse, as the archive's writers do."""
+    linked = [
+        name
+        for name in layout.linked_bookkeeping(archive)
+        if name in (layout.LEDGER_DIR, layout.AUDIT, f"{layout.AUDIT}.lock")
+    ]
+    if linked:
+        raise ArchiveError(
+            f"cannot write the audit log: {', '.join(linked)} in {archive} is a symbolic link, which "
+            "Vigil never makes; nothing was shown or sent. Run `vigil verify`, and put the real one back"
+        )
 
 
 def _refuse_odd_file(path: Path) -> None:
