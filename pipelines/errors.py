@@ -62,7 +62,14 @@ class IntegrityError(ArchiveError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{len(problems)} integrity problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+        super().__init__(
+            f"{len(problems)} integrity problem(s):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+            + "\nWhat to do: keep the archive as it is (it is the evidence), find out who or what changed "
+            "it, and put back what a problem names as altered, missing or cut from a backup or copy of "
+            "the archive; move out what was added behind the manifest's back after looking at it. "
+            "Then run `vigil verify` again."
+        )
 
 
 class QueryError(VigilError):

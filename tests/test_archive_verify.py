@@ -131,6 +131,7 @@ def test_cli_exit_codes_and_messages(archive: Path) -> None:
     bad = subprocess.run([*VIGIL, "verify", "--archive", str(archive)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "committed file is missing" in bad.stderr and "Traceback" not in bad.stderr
+    assert "What to do:" in bad.stderr and "from a backup" in bad.stderr
 
 
 def test_a_shortened_or_differently_written_head_is_a_usage_error_not_tampering(archive: Path) -> None:
@@ -374,7 +375,11 @@ def test_a_linked_folder_of_data_is_added_behind_the_manifests_back(tmp_path: Pa
     (archive / layout.RECORDS / "event_month=2026-02").symlink_to(outside.parent, target_is_directory=True)
     assert pq.read_table(archive / layout.RECORDS).num_rows > 30
     problems = verify(archive).problems
-    assert problems == [f"{layout.RECORDS}/event_month=2026-02: not in the manifest (added behind its back)"]
+    assert problems == [
+        f"{layout.RECORDS}/event_month=2026-02: is a symbolic link to {outside.parent}, which Vigil never "
+        "makes and the manifest does not list (readers would follow it into data no commit holds): remove "
+        "the link"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -241,6 +241,12 @@ def verify(
                 )
             else:
                 report.problems.append(f"{rel}: retired by commit {retired['commit']} but still present")
+        elif (root / rel).is_symlink():
+            report.problems.append(
+                f"{rel}: is a symbolic link to {os.readlink(root / rel)}, which Vigil never makes and "
+                "the manifest does not list (readers would follow it into data no commit holds): "
+                "remove the link"
+            )
         else:
             report.problems.append(f"{rel}: not in the manifest (added behind its back)")
     if unknown_columns:
