@@ -121,8 +121,13 @@ def _whatsapp_window(conversation: list[Event]) -> list[tuple[Event, bool]]:
             opted_in, last = True, event.event_time
         open_ = opted_in and last is not None and event.event_time - last < DAY
         out.append((event, open_))
-        if opted_in and event.kind == Kind.MESSAGE and event.attributes.get("delivery") == "delivered":
-            last = event.event_time  # the contact's messages, free text in the window, templates
+        if (
+            opted_in
+            and event.kind == Kind.MESSAGE
+            and event.attributes.get("delivery") == "delivered"
+            and (event.sender.role == Role.CUSTOMER or event.template_id is not None)
+        ):
+            last = event.event_time  # the contact's messages and templates; not free text of ours
     return out
 
 

@@ -179,7 +179,7 @@ def test_whatsapp_window_notice_says_a_template_opens_a_new_window() -> None:
 
 
 def test_whatsapp_group_roster_changes() -> None:
-    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), last_message_at=T0)
+    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), window_from=T0)
     state, effects = whatsapp.add_participant(state, T0, WA, ANN, CAT)
     assert state.members == ("e1", "e2", "e3")
     assert ("notify", EventType.PARTICIPANT_ADDED, Audience.BOTH) in kinds(effects)
@@ -308,16 +308,19 @@ def test_wechat_timers_warn_at_24_hours_and_go_inactive_at_48() -> None:
     assert state.phase == wechat.Phase.INACTIVE
 
 
-def test_wechat_no_warning_for_a_message_sent_after_the_24_hour_mark() -> None:
-    # nothing was waiting for an answer at the 24-hour mark; the inactivity notice still comes
+def test_wechat_warning_at_24_hours_also_for_a_message_sent_after_the_mark() -> None:
+    # the contact's silence alone sets both marks: inactivity always follows the warning by a day
     state, _ = wechat.employee_message(wc_open(), T0 + 30 * H, WC, ANN, "m1")
     _, effects = wechat.due(state, T0 + 60 * H, WC)
-    assert [e.event_type for e in effects] == [EventType.CHAT_INACTIVE]
+    assert [(e.event_type, e.at) for e in effects] == [
+        (EventType.NO_REPLY_WARNING, T0 + 24 * H),
+        (EventType.CHAT_INACTIVE, T0 + 48 * H),
+    ]
 
 
-def test_wechat_no_warning_without_an_unanswered_message() -> None:
+def test_wechat_warning_also_without_an_unanswered_message() -> None:
     _, effects = wechat.due(wc_open(), T0 + 60 * H, WC)
-    assert [e.event_type for e in effects] == [EventType.CHAT_INACTIVE]
+    assert [e.event_type for e in effects] == [EventType.NO_REPLY_WARNING, EventType.CHAT_INACTIVE]
 
 
 def test_wechat_inactive_chat_queues_then_releases_in_paced_batches() -> None:
@@ -664,8 +667,8 @@ def _wc_full(members: tuple[str, ...] = ("e1", "e2")) -> wechat.State:
 
 
 def test_wechat_notices_to_the_contact_count_towards_the_four() -> None:
-    # right after the welcome (one of the four) the employees have two messages, then the limit;
-    # the next try sends the on-hold notice (the fourth), and nothing more reaches the contact
+    # right after the welcome (one of the four) the employees still send their three, which fill
+    # the four: the next try is refused and no on-hold notice fits any more
     state, _ = wechat.follow(
         wechat.State(),
         T0,
@@ -680,8 +683,8 @@ def test_wechat_notices_to_the_contact_count_towards_the_four() -> None:
     for i in range(4):
         state, effects = wechat.employee_message(state, T0 + i * H, WC, ANN, f"m{i}")
         outcomes.append(kinds(effects))
-    assert outcomes == [[DELIVERED], [DELIVERED, LIMIT], [REFUSED, LIMIT, ON_HOLD], [REFUSED, LIMIT]]
-    assert state.sent == 4 and state.unanswered == 2
+    assert outcomes == [[DELIVERED], [DELIVERED], [DELIVERED, LIMIT], [REFUSED, LIMIT]]
+    assert state.sent == 4 and state.unanswered == 3
     state, _ = wechat.customer_message(state, T0 + 5 * H, WC)  # the contact writes: a new run
     assert state.sent == 0
     _, effects = wechat.employee_message(state, T0 + 6 * H, WC, ANN, "m5")
@@ -732,15 +735,16 @@ def test_wechat_a_change_during_a_pause_is_one_notice_to_the_contact() -> None:
     assert kinds(effects) == [REFUSED, LIMIT]
 
 
-def test_wechat_last_employee_leaving_a_full_run_ends_the_chat_without_a_notice() -> None:
+def test_wechat_last_employee_leaving_a_full_run_ends_the_chat_and_tells_the_contact_later() -> None:
     state = _wc_full(("e1",))
     state, effects = wechat.leave(state, T0 + 5 * H, WC, ANN)
     assert state.phase == wechat.Phase.IDLE
     assert [k[2] for k in kinds(effects) if k[0] == "notify"] == [Audience.EMPLOYEE]
+    assert state.left_unannounced == "Ann Lee"  # told when the contact next writes
 
 
 def test_whatsapp_roster_notices_reach_the_contact_only_inside_the_window() -> None:
-    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), last_message_at=T0)
+    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), window_from=T0)
     late = T0 + 25 * H
     state, effects = whatsapp.add_participant(state, late, WA, ANN, CAT)
     assert state.members == ("e1", "e2", "e3")
@@ -762,7 +766,7 @@ def test_whatsapp_roster_notices_reach_the_contact_only_inside_the_window() -> N
 
 
 def test_whatsapp_last_to_leave_tells_the_contact_that_nobody_is_left() -> None:
-    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), last_message_at=T0)
+    state = whatsapp.State(phase=whatsapp.Phase.OPEN, members=("e1", "e2"), window_from=T0)
     state, effects = whatsapp.leave(state, T0 + H, WA, BOB)
     (notice,) = [e for e in effects if isinstance(e, Notify) and e.audience == Audience.CUSTOMER]
     assert "Others from the team" in render(

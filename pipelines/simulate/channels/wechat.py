@@ -6,15 +6,17 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
   ``conversation_started``); both sides then get a welcome notice explaining the rules.
 * WeChat lets four messages in a row reach the contact without a reply, system messages
   included (``run_limit``): every employee or bot message and every notice whose audience is the
-  contact (or both) counts, and the contact's next message starts a new run. Employees get what is
-  left of the four but one, at most ``consecutive_limit`` (3): the message that uses their share
-  up is followed by ``consecutive_limit_reached`` to the employee (the contact is not told). A
-  further attempt is refused (the employee is told again), and that attempt tells the contact the
-  chat is on hold and asks them to reply (``on_hold_notice``, once per hold, the fourth message;
-  not at all if notices already filled the run).
-* One clock, from the contact's last message: 24 hours on, if an employee message is still
-  unanswered, the employee is warned (``no_reply_warning``: another 24 hours and the chat goes
-  inactive); 48 hours on the chat goes inactive (``chat_inactive``). While inactive, employee
+  contact (or both) counts, and the contact's next message starts a new run. Of those four the
+  employees may send ``consecutive_limit`` (3) of their own, fewer only when notices have taken the
+  rest of the run (see :func:`employee_share`): the message that uses their share up is followed by
+  ``consecutive_limit_reached`` to the employee (the contact is not told). A further attempt is
+  refused (the employee is told again), and if the run still has room that attempt tells the
+  contact the chat is on hold and asks them to reply (``on_hold_notice``, once per hold: the
+  fourth message; not sent when a notice such as the welcome already took that place).
+* One clock, from the contact's last message, for both marks and with no other condition: 24
+  hours on, the employee is warned (``no_reply_warning``: another 24 hours and the chat goes
+  inactive); 48 hours on the chat goes inactive (``chat_inactive``), so every inactive chat was
+  warned about a day earlier. While inactive, employee
   messages are held up to ``queue_limit`` (``message_queued``; the contact is prompted to resume
   with an ``on_hold_notice`` unless this hold already did, or the run is full), further ones are
   refused (``queue_full``). Each message from the
@@ -23,12 +25,15 @@ Rules (WeChat's policy for business accounts as the connector enforces it):
   above); new messages wait behind those still held.
 * The contact leaves by sending ``#LEAVE`` (``customer_leave``) and can come back by writing again.
   An employee can leave too, so a colleague can take over; once nobody from the firm is left
-  (held messages are dropped), only the contact can restart the chat.
+  (held messages are dropped), only the contact can restart the chat. The contact is told of that
+  last departure at once if the run has room, and otherwise when they next write, just before the
+  new chat's first notice (``left_conversation`` with ``earlier``).
 * Roster changes reach the contact as one notice each, counted in the run: the generic notice
   while the chat is active; while it is paused (on hold, past the warning, or inactive) a
   ``participants_changed_notice`` asking them to reply instead (the generic one goes to the
   employees only). When the run is full the change is held and announced once, summarised, when the
-  contact next writes; a last employee leaving a full run ends the chat without a notice.
+  contact next writes; a last employee leaving a full run ends the chat, and its notice waits for
+  the contact's next message likewise.
 * Some firms validate the contact's phone number first: the number (up to 3 tries), then a one-time
   code (up to 3 tries), with a ``Help`` menu once a number is known (update number, code by call,
   resend code), sent when the contact types ``Help`` or, unasked, when no code has come
@@ -83,8 +88,8 @@ class Awaiting(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    #: employee messages in a row at most: WeChat's four (:attr:`run_limit`) less the one kept for
-    #: the on-hold notice; fewer when notices to the contact are part of the run
+    #: the employees' own messages in a row at most: WeChat's four (:attr:`run_limit`) less the one
+    #: kept for the on-hold notice; fewer only when notices have filled the rest of the run
     consecutive_limit: int = 3
     warn_after: dt.timedelta = dt.timedelta(hours=24)
     inactive_after: dt.timedelta = dt.timedelta(hours=48)
@@ -106,7 +111,6 @@ class State:
     assigned: tuple[str, ...] = ()  # employees the contact is connected with after validation/routing
     route_by_bot: bool = False
     unanswered: int = 0  # employee messages delivered since the contact last wrote
-    first_unanswered_at: dt.datetime | None = None
     on_hold: bool = False  # the consecutive-message limit was reached (the employee told)
     last_customer_at: dt.datetime | None = None
     warned: bool = False
@@ -120,6 +124,8 @@ class State:
     sent: int = 0  # messages that reached the contact since they last wrote (notices included)
     held_added: tuple[str, ...] = ()  # roster changes not announced yet: the run was full
     held_removed: tuple[str, ...] = ()
+    #: the last employee left while the run was full: the contact is told when they next write
+    left_unannounced: str | None = None
 
 
 Step = tuple[State, tuple[Effect, ...]]
@@ -161,7 +167,6 @@ def _opened(state: State, now: dt.datetime, *, queued: tuple[str, ...] = (), una
         phase=Phase.OPEN,
         awaiting=None,
         unanswered=unanswered,
-        first_unanswered_at=now if unanswered else None,
         on_hold=False,
         warned=False,
         queued=queued,
@@ -181,10 +186,15 @@ def follow(
     route_by_bot: bool,
     masked_phone: str,
 ) -> Step:
-    """The contact follows the account or writes to it: the conversation starts."""
+    """The contact follows the account or writes to it: the conversation starts. If the last
+    employee left the previous chat when no more messages could reach the contact, they hear of it
+    now, first (the notice says it happened earlier and that this message starts a new chat)."""
     require(state.phase == Phase.IDLE, f"conversation already {state.phase}")
     returning = returning or state.phone_on_file
-    started = Happen(EventType.CONVERSATION_STARTED, "customer")
+    started: tuple[Effect, ...] = (Happen(EventType.CONVERSATION_STARTED, "customer"),)
+    if state.left_unannounced is not None:
+        context = {"name": state.left_unannounced, "nobody_left": True, "earlier": True}
+        started = (*started, Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, context))
     base = dataclasses.replace(
         state,
         members=members,
@@ -195,6 +205,7 @@ def follow(
         sent=0,
         held_added=(),
         held_removed=(),
+        left_unannounced=None,
     )
     if validate or route_by_bot:  # the employees join once the contact is connected to them
         base = dataclasses.replace(base, members=(), assigned=members)
@@ -205,13 +216,13 @@ def follow(
             Audience.CUSTOMER,
             {"returning": returning, "masked_phone": masked_phone if returning else ""},
         )
-        return dataclasses.replace(base, phase=Phase.VALIDATING, awaiting=awaiting), (started, ask)
+        return dataclasses.replace(base, phase=Phase.VALIDATING, awaiting=awaiting), (*started, ask)
     if route_by_bot:
         return dataclasses.replace(base, phase=Phase.ROUTING), (
-            started,
+            *started,
             Happen(EventType.BOT_ROUTING_STARTED, "bot"),
         )
-    return _opened(base, now), (started, *_welcome(policy))
+    return _opened(base, now), (*started, *_welcome(policy))
 
 
 # -- phone validation ------------------------------------------------------------------------
@@ -364,7 +375,8 @@ def hand_off(state: State, now: dt.datetime, policy: Policy, *, employee: Party,
 def due(state: State, until: dt.datetime, policy: Policy) -> Step:
     """Timer effects up to ``until``: the Help options for a contact who sends no code, and in an
     open chat the 24-hour warning and the 48-hour inactivity mark, both counted from the contact's
-    last message (so the warning always leaves the full second 24 hours it announces)."""
+    last message under the same condition (the chat is open), so a chat never goes inactive
+    without the warning having gone out a full 24 hours earlier."""
     if state.phase == Phase.VALIDATING:
         if state.awaiting == Awaiting.OTP and state.code_asked_at is not None:
             help_at = state.code_asked_at + policy.otp_help_after
@@ -375,16 +387,15 @@ def due(state: State, until: dt.datetime, policy: Policy) -> Step:
     if state.phase != Phase.OPEN or state.last_customer_at is None:
         return state, ()
     effects: list[Effect] = []
+    warn_at = state.last_customer_at + policy.warn_after
     inactive_at = state.last_customer_at + policy.inactive_after
-    if not state.warned and state.first_unanswered_at is not None:
-        # only if an employee message was waiting for an answer when the 24 hours were up
-        warn_at = state.last_customer_at + policy.warn_after
-        if state.first_unanswered_at <= warn_at <= until and warn_at < inactive_at:
-            hours = int(policy.warn_after.total_seconds() // 3600)
-            inactive_hours = int(policy.inactive_after.total_seconds() // 3600)
-            context = {"hours": hours, "inactive_after_hours": inactive_hours}
-            effects.append(Notify(EventType.NO_REPLY_WARNING, Audience.EMPLOYEE, context, at=warn_at))
-            state = dataclasses.replace(state, warned=True)
+    assert warn_at < inactive_at, "the warning must come before the chat goes inactive"
+    if not state.warned and warn_at <= until:
+        hours = int(policy.warn_after.total_seconds() // 3600)
+        inactive_hours = int(policy.inactive_after.total_seconds() // 3600)
+        context = {"hours": hours, "inactive_after_hours": inactive_hours}
+        effects.append(Notify(EventType.NO_REPLY_WARNING, Audience.EMPLOYEE, context, at=warn_at))
+        state = dataclasses.replace(state, warned=True)
     if inactive_at <= until:
         hours = int(policy.inactive_after.total_seconds() // 3600)
         context = {"hours": hours, "queue_limit": policy.queue_limit}
@@ -424,8 +435,8 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
         return dataclasses.replace(
             state, queued=(*state.queued, ref), prompted=state.prompted or prompt
         ), tuple(effects)
-    if state.sent >= policy.consecutive_limit:
-        # the employees' share of the four is used up (their messages and any notices the contact got)
+    if employee_share(state, policy) <= 0:
+        # three of their own already, or notices have filled the rest of the four
         effects = [
             Deliver({"delivery": "refused", "refusal": "consecutive_limit"}),
             _limit_reached(state, policy, refused=True),
@@ -438,17 +449,21 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
             )
             return dataclasses.replace(state, on_hold=True, prompted=True), tuple(effects)
         return dataclasses.replace(state, on_hold=True), tuple(effects)
-    first = state.first_unanswered_at or now
-    state = dataclasses.replace(
-        state, unanswered=state.unanswered + 1, sent=state.sent + 1, first_unanswered_at=first
-    )
-    if state.sent >= policy.consecutive_limit:
+    state = dataclasses.replace(state, unanswered=state.unanswered + 1, sent=state.sent + 1)
+    if employee_share(state, policy) <= 0:
         # the limit is reached with this message: the employee is told at once, the contact not
         return dataclasses.replace(state, on_hold=True), (
             delivered(),
             _limit_reached(state, policy, refused=False),
         )
     return state, (delivered(),)
+
+
+def employee_share(state: State, policy: Policy) -> int:
+    """How many more of their own messages the employees may send before the contact writes:
+    ``consecutive_limit`` of their own at most, and never past the four that may reach the contact
+    in a row (notices count there, so only when notices took the rest does the share shrink)."""
+    return min(policy.consecutive_limit - state.unanswered, policy.run_limit - state.sent)
 
 
 def _limit_reached(state: State, policy: Policy, *, refused: bool) -> Notify:
@@ -465,7 +480,8 @@ def _limit_reached(state: State, policy: Policy, *, refused: bool) -> Notify:
 def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
     """The contact writes: the chat is active again and a new run starts. Roster changes held
     while the run was full are announced first (one summary), then held messages go out, as many
-    as the employees' share of the run allows, so the pacing rule holds for them too."""
+    as the employees' share of the new run allows (:func:`employee_share`), so the pacing rule
+    holds for them too."""
     require(state.phase in (Phase.OPEN, Phase.INACTIVE), "a contact starts a conversation with follow()")
     summary: tuple[Effect, ...] = ()
     if state.held_added or state.held_removed:
@@ -473,7 +489,7 @@ def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
         summary = (
             Notify(EventType.PARTICIPANTS_CHANGED_NOTICE, Audience.CUSTOMER, {**context, "held": True}),
         )
-    room = policy.consecutive_limit - len(summary)
+    room = min(policy.consecutive_limit, policy.run_limit - len(summary))
     batch, rest = state.queued[:room], state.queued[room:]
     released = tuple(
         Happen(EventType.QUEUED_DELIVERED, "system", {"queued_event_id": ref, "queue_position": str(i)})
@@ -481,8 +497,8 @@ def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
     )
     state = dataclasses.replace(state, last_customer_at=now, sent=len(batch), held_added=(), held_removed=())
     state = _opened(state, now, queued=rest, unanswered=len(batch))
-    if batch and len(batch) + len(summary) >= policy.consecutive_limit:  # the released reach the limit
-        reached = dataclasses.replace(state, sent=len(batch) + len(summary))
+    reached = dataclasses.replace(state, sent=len(batch) + len(summary))
+    if batch and employee_share(reached, policy) <= 0:  # the released reach the limit
         return dataclasses.replace(state, on_hold=True), (
             delivered(),
             *summary,
@@ -574,8 +590,9 @@ def remove_participant(state: State, now: dt.datetime, policy: Policy, by: Party
 @_counted
 def leave(state: State, now: dt.datetime, policy: Policy, who: Party) -> Step:
     """An employee leaves so a colleague can take over; when the last one leaves, the chat ends
-    (held messages are dropped) until the contact writes again: the contact is told so if the run
-    has room (the wording says nobody is left), and otherwise learns it when they write."""
+    (held messages are dropped) until the contact writes again: the contact is told so at once if
+    the run has room (the wording says nobody is left), and otherwise by the notice :func:`follow`
+    sends first when they next write (:attr:`State.left_unannounced`)."""
     require(who.id in state.members, f"{who.id} is not in the conversation")
     require(state.phase in (Phase.OPEN, Phase.INACTIVE), f"nothing to leave while the chat is {state.phase}")
     members = tuple(m for m in state.members if m != who.id)
@@ -584,11 +601,20 @@ def leave(state: State, now: dt.datetime, policy: Policy, who: Party) -> Step:
             Happen(EventType.LEFT_CONVERSATION, who.id, {"dropped_queued": str(len(state.queued))}),
             Notify(EventType.LEFT_CONVERSATION, Audience.EMPLOYEE, {"name": who.name}),
         )
+        unannounced = None
         if state.sent < policy.run_limit:
             context = {"name": who.name, "nobody_left": True}
             effects = (*effects, Notify(EventType.LEFT_CONVERSATION, Audience.CUSTOMER, context))
+        else:  # the run is full: nothing more reaches the contact until they write
+            unannounced = who.name or who.id
         return dataclasses.replace(
-            state, members=members, phase=Phase.IDLE, queued=(), held_added=(), held_removed=()
+            state,
+            members=members,
+            phase=Phase.IDLE,
+            queued=(),
+            held_added=(),
+            held_removed=(),
+            left_unannounced=unannounced,
         ), effects
     state, notices = _announce(
         state,

@@ -8,10 +8,12 @@ Rules (the platform's anti-spam policy as the connector enforces it):
   (``queued_delivered``); further attempts are refused (``delivery=refused``, ``queue_full``
   notice). A contact may refuse (``consent_refused``); held messages are then dropped. If the
   request is not answered within 24 hours the employee may send one reminder.
-* After consent, free messaging is possible for 24 hours after the last message from either side.
-  When that window lapses the employee is told (``window_expired``) and only approved templates
-  (``template_id`` set, ``template_sent`` event) restart it. The contact can always write, which
-  reopens the window.
+* After consent, free messaging is possible for 24 hours counted from the contact's last message
+  (their consent reply is the first one); the employees' own messages, held ones released on
+  consent included, do not move that mark. An approved template (``template_id`` set,
+  ``template_sent`` event) starts a fresh 24-hour window as well. When the window lapses the
+  employee is told (``window_expired``) and free text is refused until a template goes out or the
+  contact writes again, which they can always do.
 * Several employees can share a conversation with one contact (``is_group``): participants are
   added, removed, transferred, leave, and a conversation everyone left can be restarted. The
   contact hears of these changes only while the window is open (free-form notices, not templates):
@@ -61,7 +63,9 @@ class State:
     requested_at: dt.datetime | None = None
     reminded: bool = False
     queued: tuple[str, ...] = ()  # event ids of held messages, in order
-    last_message_at: dt.datetime | None = None  # starts the 24-hour window
+    #: start of the current 24-hour window: the contact's last message (the consent reply counts)
+    #: or a later template; never an employee's free-text message
+    window_from: dt.datetime | None = None
     expiry_noticed: bool = False
 
 
@@ -71,16 +75,16 @@ Step = tuple[State, tuple[Effect, ...]]
 def window_open(state: State, now: dt.datetime, policy: Policy) -> bool:
     return (
         state.phase == Phase.OPEN
-        and state.last_message_at is not None
-        and now - state.last_message_at < policy.window
+        and state.window_from is not None
+        and now - state.window_from < policy.window
     )
 
 
 def due(state: State, until: dt.datetime, policy: Policy) -> Step:
     """Timer effects up to ``until``: the window closing is shown to the employee once (to nobody
     when every employee has left: whoever restarts the conversation finds it closed)."""
-    if state.phase == Phase.OPEN and not state.expiry_noticed and state.last_message_at is not None:
-        closes = state.last_message_at + policy.window
+    if state.phase == Phase.OPEN and not state.expiry_noticed and state.window_from is not None:
+        closes = state.window_from + policy.window
         if closes <= until and not state.members:
             return dataclasses.replace(state, expiry_noticed=True), ()
         if closes <= until:
@@ -142,23 +146,25 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
             Notify(EventType.WINDOW_EXPIRED, Audience.EMPLOYEE),
         )
         return dataclasses.replace(state, expiry_noticed=True), refused
-    return dataclasses.replace(state, last_message_at=now, expiry_noticed=False), (delivered(),)
+    # the employee's own message does not extend the window: only the contact (or a template) does
+    return state, (delivered(),)
 
 
 def employee_template(
     state: State, now: dt.datetime, policy: Policy, employee: Party, template_id: str
 ) -> Step:
-    """An approved template: allowed whenever the contact has consented; starts a new window."""
+    """An approved template: allowed whenever the contact has consented; it starts a new 24-hour
+    window, as the contact's messages do."""
     require(employee.id in state.members, f"{employee.id} is not in the conversation")
     require(state.phase == Phase.OPEN, "templates need the contact's consent")
     effects = (delivered(), Happen(EventType.TEMPLATE_SENT, employee.id, {"template_id": template_id}))
-    return dataclasses.replace(state, last_message_at=now, expiry_noticed=False), effects
+    return dataclasses.replace(state, window_from=now, expiry_noticed=False), effects
 
 
 def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
     """The contact can always write; in an open conversation that reopens the window."""
     if state.phase == Phase.OPEN:
-        return dataclasses.replace(state, last_message_at=now, expiry_noticed=False), (delivered(),)
+        return dataclasses.replace(state, window_from=now, expiry_noticed=False), (delivered(),)
     return state, (delivered(),)
 
 
@@ -184,7 +190,7 @@ def answer_opt_in(state: State, now: dt.datetime, policy: Policy, accepted: bool
         *released,
     )
     return dataclasses.replace(
-        state, phase=Phase.OPEN, queued=(), last_message_at=now, expiry_noticed=False
+        state, phase=Phase.OPEN, queued=(), window_from=now, expiry_noticed=False
     ), effects
 
 
