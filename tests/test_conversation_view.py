@@ -892,6 +892,42 @@ def test_held_messages_an_event_drops_say_they_were_not_delivered(tmp_path: Path
     )
 
 
+def test_the_crm_role_does_not_see_the_hold_notice_of_a_blocked_held_message(tmp_path: Path) -> None:
+    """Before, "Held for later (1 of 5)" stayed in the CRM view right after the one message it left
+    out: it told that a message existed, when it was written, and its place in the queue."""
+    blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "key <AWS_ACCESS_KEY_ID>"}
+
+    def notice(event_id: str, when: dt.datetime, held: str) -> dict:
+        return row(
+            event_id,
+            when,
+            kind="auto_message",
+            event_type="message_queued",
+            audience="employee",
+            direction="system",
+            sender=SYSTEM,
+            recipients=[DANA],
+            body="Held for later: it goes out once the contact accepts.",
+            attributes={"queued_event_id": held},
+        )
+
+    rows = [
+        row("q-1", at(5, 9), body="key AKIAIOSFODNN7EXAMPLE", attributes={"delivery": "queued"}, dlp=blocked),
+        notice("n-1", at(5, 9) + dt.timedelta(seconds=1), "q-1"),
+        row("q-2", at(5, 9, 1), body="two", attributes={"delivery": "queued"}),
+        notice("n-2", at(5, 9, 1) + dt.timedelta(seconds=1), "q-2"),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["record_id"]: r["event_id"] for r in rows}
+    loaded = load_conversation(root, "conv-en")
+    for who, shown in (
+        (OFFICER, ["q-1", "n-1", "q-2", "n-2"]),
+        (REVIEWER, ["q-1", "n-1", "q-2", "n-2"]),
+        (Identity("crm-sync", AccessRole.CRM), ["q-2", "n-2"]),
+    ):
+        assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, who).entries] == shown
+
+
 def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path) -> None:
     card = "4532015112830366"
     blocked = {

@@ -196,16 +196,38 @@ def test_no_highlight_without_text() -> None:
     assert body["sort"][0] == {"event_time": {"order": "desc"}}
 
 
-def test_crm_leaves_out_the_releases_of_blocked_held_messages() -> None:
-    # the release names the held message (queued_event_id) and its time pins it; one list of ids
-    # per organisation and channel, so another firm's message of the same id is not confused
+def test_crm_leaves_out_the_releases_and_hold_notices_of_blocked_held_messages() -> None:
+    # the release and the hold notice name the held message (queued_event_id) and their time pins
+    # it; one list of ids per organisation and channel, so another firm's message of the same id
+    # is not confused
     held = frozenset({("acme", "whatsapp", "m-2"), ("acme", "whatsapp", "m-1"), ("globex", "wechat", "m-1")})
     compiled = compile_query(parse_query("kind:event"), exclude_blocked=True, held_out=held)
     assert compiled["bool"]["must_not"][3] == {
         "bool": {
             "filter": [
-                {"term": {"event_type": "queued_delivered"}},
-                {"term": {"kind": "event"}},
+                {
+                    "bool": {
+                        "should": [
+                            {
+                                "bool": {
+                                    "filter": [
+                                        {"term": {"kind": "event"}},
+                                        {"term": {"event_type": "queued_delivered"}},
+                                    ]
+                                }
+                            },
+                            {
+                                "bool": {
+                                    "filter": [
+                                        {"term": {"kind": "auto_message"}},
+                                        {"term": {"event_type": "message_queued"}},
+                                    ]
+                                }
+                            },
+                        ],
+                        "minimum_should_match": 1,
+                    }
+                },
                 {
                     "bool": {
                         "should": [

@@ -9,6 +9,7 @@ tokenisation corner cases that ``test_search_text.py`` covers).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -346,15 +347,37 @@ def _release(event_id: str, minute: int, held: str, *, org: str = "acme", day: i
     )
 
 
-#: a blocked held message and its release; a delivered one and its release; a release in another
-#: organisation naming the same event id (its own message there was not blocked); a release two
-#: days after its blocked message (a search of that day alone must still leave it out)
+def _hold_notice(event_id: str, minute: int, held: str, *, org: str = "acme") -> dict:  # type: ignore[type-arg]
+    """The notice telling the employee a message was held ("held for later (1 of 5)")."""
+    return row(
+        event_id,
+        at(6, 9, minute) + dt.timedelta(seconds=1),
+        org=org,
+        conversation_id=f"conv-held-{org}",
+        kind="auto_message",
+        event_type="message_queued",
+        audience="employee",
+        direction="system",
+        sender=SYSTEM,
+        recipients=[DANA],
+        body="Held for later (1 of 5): it goes out once the contact accepts.",
+        attributes={"queued_event_id": held},
+    )
+
+
+#: a blocked held message, its hold notice and its release; a delivered one with both; a notice
+#: and a release in another organisation naming the same event id (its own message there was not
+#: blocked); a release two days after its blocked message (a search of that day alone must still
+#: leave it out)
 HELD = [
     _held("hd-1", 0, blocked=True),
+    _hold_notice("hn-1", 0, "hd-1"),
     _release("hd-2", 0, "hd-1"),
     _held("hd-3", 1, blocked=False),
+    _hold_notice("hn-3", 1, "hd-3"),
     _release("hd-4", 1, "hd-3"),
     _held("hd-1", 2, blocked=False, org="globex"),
+    _hold_notice("hn-1", 2, "hd-1", org="globex"),
     _release("hd-5", 2, "hd-1", org="globex"),
     _held("hd-6", 3, blocked=True),
     _release("hd-7", 3, "hd-6", day=8),
@@ -362,6 +385,7 @@ HELD = [
 
 
 RELEASES = {"hd-2", "hd-4", "hd-5@globex", "hd-7"}
+NOTICES = {"hn-1", "hn-3", "hn-1@globex"}
 
 
 @pytest.fixture(scope="module")
@@ -381,7 +405,13 @@ def held_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
             {"hd-2", "hd-4", "hd-5@globex", "hd-7"},
             {"hd-4", "hd-5@globex"},
         ),
-        ("conversation:conv-held-acme", {"hd-1", "hd-2", "hd-3", "hd-4", "hd-6", "hd-7"}, {"hd-3", "hd-4"}),
+        (
+            "conversation:conv-held-acme",
+            {"hd-1", "hn-1", "hd-2", "hd-3", "hn-3", "hd-4", "hd-6", "hd-7"},
+            {"hd-3", "hn-3", "hd-4"},
+        ),
+        ("type:message_queued", NOTICES, {"hn-3", "hn-1@globex"}),
+        ("held later", NOTICES, {"hn-3", "hn-1@globex"}),
         ("kind:message", {"hd-1", "hd-3", "hd-6", "hd-1@globex"}, {"hd-3", "hd-1@globex"}),  # no lookup
     ],
 )

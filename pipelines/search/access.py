@@ -135,22 +135,28 @@ def hidden_from(row: Mapping[str, Any], identity: Identity) -> bool:
     )
 
 
-#: The event that releases a held message, naming it in ``attributes.queued_event_id``.
-RELEASE = EventType.QUEUED_DELIVERED.value
+#: The records that name a held message in ``attributes.queued_event_id``, as (kind, event type):
+#: the event that releases it and the notice telling the employee it was held.
+POINTERS = (
+    ("event", EventType.QUEUED_DELIVERED.value),
+    ("auto_message", EventType.MESSAGE_QUEUED.value),
+)
 
 
 def may_show_a_release(query: Any) -> bool:
-    """Whether ``query`` can match a :data:`RELEASE` event at all (its kind and event-type
+    """Whether ``query`` can match one of the :data:`POINTERS` at all (its kind and event-type
     filters allow one): only then do the engines look up which held messages a role may not see."""
-    return (not query.kinds or "event" in query.kinds) and (
-        not query.event_types or RELEASE in query.event_types
+    return any(
+        (not query.kinds or kind in query.kinds) and (not query.event_types or name in query.event_types)
+        for kind, name in POINTERS
     )
 
 
 #: Held messages (``attributes.delivery`` queued) hidden from a role (blocked), as
-#: ``(org, channel, event_id)``: the :data:`RELEASE` events that name one are left out with it
-#: (its note, or its time, would point at the message), as ``vigil conversation`` does; both
-#: engines look them up before a search of a role that does not see DLP verdicts.
+#: ``(org, channel, event_id)``: the :data:`POINTERS` that name one (its release, its hold notice)
+#: are left out with it (their note, "held for later (1 of 5)", or their time would point at the
+#: message), as ``vigil conversation`` does; both engines look them up before a search of a role
+#: that does not see DLP verdicts.
 HeldOut = frozenset[tuple[str, str, str]]
 
 

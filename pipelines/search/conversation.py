@@ -55,7 +55,7 @@ from pipelines.archive.reader import read_consistently
 from pipelines.errors import ArchiveError, QueryError
 from pipelines.record import ARROW_SCHEMA, EventType, record_id_for
 from pipelines.search import sql
-from pipelines.search.access import Identity, export_text, hidden_from, shown_text
+from pipelines.search.access import POINTERS, Identity, export_text, hidden_from, shown_text
 from pipelines.search.embedded import _execute as execute
 from pipelines.search.query import OrgRef, Query, show_time
 from pipelines.search.render import safe
@@ -396,10 +396,11 @@ def build_timeline(
     hidden: set[str] = set()  # records left out for this viewer, also those before the window
     for row in rows:
         attributes = _attributes(row.get("attributes"))
-        # crm: blocked records, DLP's notices about them, and the release of a blocked held
-        # message (its note, or its silence, would point at the one message the view leaves out)
+        # crm: blocked records, DLP's notices about them, and the release and hold notice of a
+        # blocked held message (their note, or their silence, would point at the one message the
+        # view leaves out)
         releases = _releases(row, attributes)
-        if hidden_from(row, viewer) or releases in hidden:
+        if hidden_from(row, viewer) or _names_held(row, attributes) in hidden:
             hidden.add(str(row.get("record_id")))
             continue
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
@@ -618,6 +619,14 @@ def _releases(row: Mapping[str, Any], attributes: Mapping[str, str]) -> str | No
     """The record id of the held message a ``queued_delivered`` event releases (made from its
     ``queued_event_id`` as the archive made the held message's), or None."""
     if row.get("kind") != "event" or row.get("event_type") != EventType.QUEUED_DELIVERED.value:
+        return None
+    return _names_held(row, attributes)
+
+
+def _names_held(row: Mapping[str, Any], attributes: Mapping[str, str]) -> str | None:
+    """The record id of the held message a record names, if it is one of
+    :data:`pipelines.search.access.POINTERS` (its release, its hold notice), or None."""
+    if (row.get("kind"), row.get("event_type")) not in POINTERS:
         return None
     held = attributes.get("queued_event_id")
     if not (held and row.get("org") and row.get("channel")):

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipelines.record import EventType, party_key
+from pipelines.search.access import POINTERS
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 from pipelines.search.results import HIT_FIELDS, Page
 from pipelines.search.sql import Decided
@@ -124,8 +125,9 @@ BLOCKED_HELD = {
 
 
 def _releases_out(held: frozenset[tuple[str, str, str]]) -> dict[str, Any]:
-    """The release events that name one of the ``held`` messages, as
+    """The records that name one of the ``held`` messages (its release, its hold notice), as
     :func:`pipelines.search.sql._releases_out` leaves them out."""
+
     by_place: dict[tuple[str, str], list[str]] = {}
     for org, channel, event_id in sorted(held):
         by_place.setdefault((org, channel), []).append(event_id)
@@ -141,8 +143,11 @@ def _releases_out(held: frozenset[tuple[str, str, str]]) -> dict[str, Any]:
         }
         for (org, channel), ids in by_place.items()
     ]
-    release = [{"term": {"event_type": EventType.QUEUED_DELIVERED.value}}, {"term": {"kind": "event"}}]
-    return {"bool": {"filter": [*release, _any(names)]}}
+    pointer = [
+        {"bool": {"filter": [{"term": {"kind": kind}}, {"term": {"event_type": event_type}}]}}
+        for kind, event_type in POINTERS
+    ]
+    return {"bool": {"filter": [_any(pointer), _any(names)]}}
 
 
 def search_body(

@@ -23,6 +23,7 @@ from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import require_recorded_sizes
 from pipelines.record import EventType, party_key
 from pipelines.search import text as textmod
+from pipelines.search.access import POINTERS
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 
 #: The files, read as they are: fast, and right whenever the files agree on the columns a
@@ -156,8 +157,10 @@ BLOCKED_HELD = (
 
 
 def _releases_out(held: frozenset[tuple[str, str, str]], p: Params) -> str:
-    """Leaves out the release events (``queued_delivered``) that name one of the ``held``
-    messages (org, channel, event id), as ``pipelines.search.access.HeldOut`` says."""
+    """Leaves out the records that name one of the ``held`` messages (org, channel, event id):
+    its release and its hold notice (``pipelines.search.access.POINTERS``), as
+    ``pipelines.search.access.HeldOut`` says."""
+
     by_place: dict[tuple[str, str], list[str]] = {}
     for org, channel, event_id in sorted(held):
         by_place.setdefault((org, channel), []).append(event_id)
@@ -166,8 +169,8 @@ def _releases_out(held: frozenset[tuple[str, str, str]], p: Params) -> str:
         f"AND list_contains({p.add(ids)}, attributes['queued_event_id']))"
         for (org, channel), ids in by_place.items()
     ]
-    release = p.add(EventType.QUEUED_DELIVERED.value)
-    return f"NOT coalesce(event_type = {release} AND kind = 'event' AND ({' OR '.join(names)}), false)"
+    pointer = " OR ".join(f"(kind = {p.add(kind)} AND event_type = {p.add(e)})" for kind, e in POINTERS)
+    return f"NOT coalesce(({pointer}) AND ({' OR '.join(names)}), false)"
 
 
 @dataclass(frozen=True)

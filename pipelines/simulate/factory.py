@@ -214,7 +214,12 @@ class ConversationWriter:
         )
 
     def auto(
-        self, at: dt.datetime, event_type: EventType, audience: Audience, context: Mapping[str, Any]
+        self,
+        at: dt.datetime,
+        event_type: EventType,
+        audience: Audience,
+        context: Mapping[str, Any],
+        attributes: Mapping[str, str] | None = None,
     ) -> Emitted:
         merged = {**self.context, **context}
         body = automessages.render(event_type, audience, channel=self.channel, **merged)
@@ -227,6 +232,7 @@ class ConversationWriter:
             text=Text(body, _name_labels(body, merged)),
             event_type=event_type,
             audience=audience,
+            attributes=attributes,
         )
 
     def event(
@@ -274,7 +280,7 @@ class ConversationWriter:
                     raise ValueError("a Deliver effect needs the attempted message")
                 yield attempt(when, effect.attributes)
             elif isinstance(effect, Notify):
-                yield self.auto(when, effect.event_type, effect.audience, effect.context)
+                yield self.auto(when, effect.event_type, effect.audience, effect.context, effect.attributes)
             elif isinstance(effect, Happen):
                 if effect.actor == "bot" and self.bot is None:
                     self.bot = self.assistant  # listed from its first event on, not before it

@@ -36,12 +36,15 @@ class Deliver:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """An auto-message. ``at`` is set for timer notices; otherwise it follows the action."""
+    """An auto-message. ``at`` is set for timer notices; otherwise it follows the action.
+    ``attributes`` are the notice's own channel attributes (a hold notice names the held message
+    in ``queued_event_id``, as its release does)."""
 
     event_type: EventType
     audience: Audience
     context: Mapping[str, Any] = field(default_factory=dict)
     at: dt.datetime | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -426,6 +426,7 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
                 EventType.MESSAGE_QUEUED,
                 Audience.EMPLOYEE,
                 {"position": position, "limit": policy.queue_limit, "reason": reason},
+                attributes={"queued_event_id": ref},
             ),
         ]
         # the contact is asked to bring the chat back, once per hold and only if the run has room

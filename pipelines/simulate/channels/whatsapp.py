@@ -132,6 +132,7 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
                     EventType.MESSAGE_QUEUED,
                     Audience.EMPLOYEE,
                     {"position": position, "limit": policy.queue_limit, "reason": "opt_in"},
+                    attributes={"queued_event_id": ref},
                 ),
             )
             return dataclasses.replace(state, queued=(*state.queued, ref)), effects
