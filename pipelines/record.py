@@ -148,6 +148,8 @@ MAX_BODY_CHARS = 64 * 1024
 EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _CONTROL = frozenset(chr(c) for c in range(0x20))
 MAX_PARTICIPANTS = 256
+#: an attribute name's length at most (as an id's): Elasticsearch indexes a name with its value
+MAX_ATTRIBUTE_NAME = 256
 MAX_ATTACHMENTS = 32
 MAX_INT64 = 2**63 - 1  # the archive's integer columns are int64
 #: a number, as text (the digits before and after a point are never two ways to split one run of
@@ -215,7 +217,7 @@ class Party(_Strict):
     handle: str | None = Field(
         None, max_length=256, description="Phone number (E.164) or channel handle (WeChat openid, LINE id)."
     )
-    groups: list[str] = Field(
+    groups: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, description="Employee groups (desks, teams); DLP rules can be scoped to them."
     )
 
@@ -380,6 +382,15 @@ class Event(_Strict):
         for name in value:
             if not name.isascii() and _SURROGATE.search(name):
                 raise ValueError(f"attribute name {name[:64]!r} holds an unpaired surrogate")
+            # Elasticsearch stores a flattened field as name, NUL, value, refusing a NUL in a name
+            # and a name that leaves the value no room: the record would never be searchable there
+            if len(name) > MAX_ATTRIBUTE_NAME:
+                raise ValueError(
+                    f"attribute name {name[:64]!r}... has {len(name)} characters, the limit is "
+                    f"{MAX_ATTRIBUTE_NAME}"
+                )
+            if not _CONTROL.isdisjoint(name):
+                raise ValueError(f"attribute name {name[:64]!r} holds a control character")
         # kept in name order: a JSON object's key order carries no meaning, so a re-delivery whose
         # connector wrote the same attributes in another order is the same content (and hash)
         return dict(sorted(value.items()))

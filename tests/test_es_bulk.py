@@ -357,6 +357,22 @@ def test_breaker_closes_when_the_cluster_is_back(cluster):
     assert report.requests == (1 + cfg.max_retries) + 1 + 1
 
 
+def test_the_batch_that_finds_the_cluster_back_but_busy_gets_its_retries(cluster):
+    # before, the budget of a batch begun with the breaker open stayed at one attempt after the
+    # cluster answered: per-item 429s from a cluster recovering under load dead-lettered it whole
+    server, client, cfg = cluster
+    server.fail(status=503, times=1 + cfg.max_retries)  # the first batch never gets through
+    state = IndexState(clock=_Clock(step=60.0))  # so the second batch is the breaker's probe
+    batch = rows(20)
+    first = index_rows(client, batch[:10], cfg, state=state)
+    assert first.dead_lettered == 10 and state.unavailable
+    server.fail_items(_ids(batch[10:13]), status=429, times=1)  # back, but busy for a moment
+    probe = index_rows(client, batch[10:], cfg, state=state)
+    _assert_accounted(probe, batch[10:])
+    assert probe.indexed == 10 and probe.dead_lettered == 0 and probe.requests == 2
+    assert not state.unavailable
+
+
 def test_a_429_storm_longer_than_the_budget_costs_one_batch_not_the_run(cluster):
     # a busy cluster is answering: the batch caught in the storm is dead-lettered after its
     # retries, and the next batches are sent as usual (the breaker is for a cluster that is away)

@@ -549,6 +549,23 @@ def test_an_attribute_name_with_a_lone_surrogate_is_named_short() -> None:
     assert kind == "dead" and row["reason_code"] == "invalid_text" and len(row["reason"]) < 300
 
 
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        # Elasticsearch refuses a NUL in a flattened field's key, and a key that leaves its value
+        # no room: before, such a record was archived and then refused by the index for good
+        (event(1, attributes={"a\u0000b": "v"}), "holds a control character"),
+        (event(1, attributes={"k" * 9_000: "中" * 8_191}), "has 9000 characters, the limit is 256"),
+        # and an immense group name (a keyword with no length bound)
+        (event(1, sender={"id": "e", "role": "employee", "groups": ["g" * 40_000]}), "sender.groups.0"),
+    ],
+)
+def test_a_name_no_index_could_hold_is_a_dead_letter_naming_it(data: dict, named: str) -> None:
+    kind, row = parse(line(data))
+    assert kind == "dead" and row["reason_code"] == "invalid_event", row
+    assert named in row["reason"] and len(row["reason"]) < 600
+
+
 def test_a_future_skew_reaching_past_year_9999_accepts_every_time() -> None:
     # `--future-skew-minutes 1e12` (no check, in effect) overflowed the date arithmetic, and every
     # good line became an invalid_event dead letter

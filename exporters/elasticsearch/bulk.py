@@ -287,7 +287,10 @@ def _index_batch(
             else:
                 report.dead_letters.append(_rejected(doc, info))
         if answered:
+            # the cluster answers: a batch begun while it was away (one attempt) now gets the
+            # retries any batch gets, so a cluster back but busy (per-item 429s) is not given up on
             state.reset()
+            budget = cfg.max_retries
         smaller: list[_Doc] = []
         if too_large:
             # The cluster (or a proxy in front of it) takes less per request than ``cap``: send
