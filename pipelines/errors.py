@@ -67,8 +67,8 @@ class IntegrityError(ArchiveError):
             + "\n".join(f"  - {p}" for p in problems)
             + "\nWhat to do: keep the archive as it is (it is the evidence), find out who or what changed "
             "it, and put back what a problem names as altered, missing or cut from a backup or copy of "
-            "the archive; move out what was added behind the manifest's back after looking at it. "
-            "Then run `vigil verify` again."
+            "the archive; move out what was added behind the manifest's back after looking at it; "
+            "then check again."
         )
 
 
