@@ -4,10 +4,13 @@ lint, and errors without tracebacks."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import VIGIL
 
 from pipelines.cli import main
 
@@ -346,3 +349,33 @@ def test_a_case_naming_a_rule_that_reports_another_entity_is_a_mistake_in_the_ca
     assert code == 2 and "passed" not in out
     assert "pii.tests.yaml:2: cases[0]: rule 'pii.bank-account' reports no 'CREDIT_CARD', only " in err
     assert "name the rule that does, or leave rule: out" in err
+
+
+@pytest.mark.parametrize(
+    ("redirect", "said"),
+    [
+        # before, an "unexpected AttributeError" (exit 3): Python has no sys.stdin or sys.stdout
+        ("<&-", "standard input is closed: pass the texts with --input FILE"),
+        (">&- --input {src}", "standard output is closed: write the verdicts with --output FILE"),
+        # before, "cannot use: No space left on device" without naming where
+        (
+            "--input {src} --output /dev/full",
+            "cannot write the verdicts to --output /dev/full: No space left",
+        ),
+        ("--input {src} >/dev/full", "cannot write the verdicts to standard output: No space left"),
+    ],
+)
+def test_scan_names_a_closed_or_full_stream(tmp_path, redirect: str, said: str) -> None:
+    if not Path("/dev/full").exists() and "/dev/full" in redirect:
+        pytest.skip("this system has no /dev/full")
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "card 4012 8888 8888 1881 " * 2000}) + "\n")
+    command = " ".join(map(shlex.quote, [*VIGIL, "dlp", "scan", "--policy", str(RULES / "pii.yaml")]))
+    result = subprocess.run(
+        ["bash", "-c", f"{command} {redirect.format(src=shlex.quote(str(src)))}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr

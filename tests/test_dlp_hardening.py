@@ -208,6 +208,13 @@ def test_nested_quantifier_is_bounded_and_rejected_by_lint(tmp_path) -> None:
         (r"EMP-\d{6", r"without its closing brace \('\{6' at position 6\): write '\{6\}'"),
         (r"[A-Z]{2,\d", r"'\{2,' at position 5"),
         (r"\p{Han}+", r"without Unicode property classes: write a range instead, e.g. \[\\u4e00-\\u9fff\]"),
+        # a POSIX class is a set of '[', ':', 'd', ... to re (it warned on stderr and the rule
+        # never matched a PIN); a doubtful set the same way, named instead of a warning
+        (r"PIN [[:digit:]]{4}", r"uses the POSIX class '\[:digit:\]'.*: write \[0-9\]"),
+        (r"[[a-z]]x", r"is ambiguous to Python's re \(Possible nested set"),
+        # re's own crashes on a count past 2**32 - 1 or groups nested 900 deep: named, not "unexpected"
+        (r"a{4294967296}", r"has a repeat count too large: write at most \{4294967295\}"),
+        ("(?:" * 900 + "a" + ")" * 900, r"nests its groups too deeply; flatten the groups"),
     ],
 )
 def test_regex_mistakes_re_would_accept_silently_or_explain_badly_are_named(tmp_path, regex, message) -> None:

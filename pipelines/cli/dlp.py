@@ -9,6 +9,7 @@ vigil dlp dry-run --policy NEW --archive DIR [--against CURRENT]
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -177,6 +178,10 @@ def scan(
             f"--output {output_path} is the --input file: opening it for writing would empty it "
             "before it is read; write the verdicts to another file"
         )
+    if input_path is None and sys.stdin is None:
+        raise InputError("standard input is closed: pass the texts with --input FILE")
+    if output_path is None and sys.stdout is None:
+        raise ConfigError("standard output is closed: write the verdicts with --output FILE")
     try:
         source = input_path.open("rb") if input_path else sys.stdin.buffer
     except OSError as exc:
@@ -188,13 +193,24 @@ def scan(
             source.close()
         assert output_path is not None  # stdout cannot fail to open
         raise ConfigError(cannot_write("--output", output_path, exc)) from None
+    where = f"--output {output_path}" if output_path else "standard output"
     try:
         stats = run_scan(engine, source, sink, batch_size=batch_size, max_text_chars=max_text_chars)
+        sink.flush()
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        # a write failed (a full disk): the path is the one given, which the error does not carry
+        raise ConfigError(
+            f"cannot write the verdicts to {where}: {exc.strerror}; free space there, or pass another "
+            "--output, and scan again"
+        ) from None
     finally:
         if input_path:
             source.close()
         if output_path:
-            sink.close()
+            with contextlib.suppress(OSError):  # a write error above is the one to report
+                sink.close()
     click.echo(
         f"scanned {stats.lines} line(s): {stats.blocked} blocked, {stats.redacted} redacted, "
         f"{stats.flagged} flagged, {stats.errors} error(s)",

@@ -25,6 +25,7 @@ import re
 import textwrap
 import types
 import typing
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -157,10 +158,48 @@ def _max_width(pattern: str) -> int | None:
     return None if longest >= _c.MAXREPEAT else longest
 
 
+#: A POSIX character class (``[[:digit:]]``), which Python's re reads as a set of the characters
+#: ``[``, ``:``, ``d``, ... (a rule that silently never matches what its author meant).
+_POSIX_CLASS = re.compile(
+    r"(?<!\\)\[:(alpha|digit|alnum|space|upper|lower|punct|xdigit|word|blank|cntrl|graph|print):\]"
+)
+_POSIX_WRITE = {
+    "alpha": "[A-Za-z]",
+    "digit": "[0-9]",
+    "alnum": "[A-Za-z0-9]",
+    "space": "\\s",
+    "upper": "[A-Z]",
+    "lower": "[a-z]",
+    "xdigit": "[0-9A-Fa-f]",
+    "word": "\\w",
+    "blank": "[ \\t]",
+}
+
+
 def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str]:
     flags = re.IGNORECASE if ignore_case else 0
+    if posix := _POSIX_CLASS.search(value):
+        instead = _POSIX_WRITE.get(posix.group(1), "a range such as [0-9]")
+        raise ValueError(
+            f"regex '{value}' uses the POSIX class '{posix.group()}', which Python's re does not know "
+            f"(it would match the characters '[', ':', ... instead): write {instead}"
+        )
     try:
-        compiled = re.compile(value, flags)
+        with warnings.catch_warnings():
+            # "possible nested set" and the like: re would read the pattern otherwise than written
+            warnings.simplefilter("error", FutureWarning)
+            compiled = re.compile(value, flags)
+    except FutureWarning as exc:
+        raise ValueError(
+            f"regex '{value}' is ambiguous to Python's re ({exc}): escape a literal '[' as '\\[' "
+            "and write '--', '&&', '~~' or '||' inside a set escaped as well"
+        ) from None
+    except OverflowError:
+        raise ValueError(
+            f"regex '{value}' has a repeat count too large: write at most {{4294967295}}, or '+' for any"
+        ) from None
+    except RecursionError:
+        raise ValueError(f"regex '{value[:200]}' nests its groups too deeply; flatten the groups") from None
     except re.error as exc:
         hint = ""
         if any(f"bad escape \\{letter}" in str(exc) for letter in "pPX"):
