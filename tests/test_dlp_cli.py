@@ -379,3 +379,9 @@ def test_scan_names_a_closed_or_full_stream(tmp_path, redirect: str, said: str) 
     )
     assert result.returncode == 2 and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+
+
+def test_a_missing_case_file_is_named_as_one(tmp_path, capsys) -> None:
+    code, _, err = run(["dlp", "test", "--policy", str(tmp_path / "desk.tests.yaml")], capsys)
+    assert code == 2
+    assert "desk.tests.yaml: no such test case file; write it beside its policy (desk.yaml)" in err

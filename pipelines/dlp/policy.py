@@ -855,6 +855,11 @@ def _read(path: Path) -> tuple[bytes, str]:
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
+        if ".tests." in path.name:
+            raise PolicyError(
+                f"{path}: no such test case file; write it beside its policy "
+                f"({path.name.replace('.tests.', '.', 1)}), or pass the policy itself"
+            ) from None
         raise PolicyError(f"{path}: no such policy file") from None
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
