@@ -729,3 +729,46 @@ def test_follow_totals_carry_the_notices_and_dlp_counts_each_batch_reported(tmp_
     stopped = json.loads(out.stdout.splitlines()[-1])
     assert stopped["totals"]["archived"] == 3 and stopped["totals"]["notices"] == 3
     assert stopped["dlp"] == {"block": 3}
+
+
+def test_a_line_begun_while_a_settled_file_is_read_waits_for_the_next_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that puts the line end before each record leaves whole JSON with no line end. If
+    it goes on (line end, then half of the next record) between the poll's listing and its
+    reading, the reading stops at the size listed. Before, it read on and dead-lettered the half
+    record as malformed JSON, which the next poll then archived whole: the event counted twice."""
+    import pipelines.ingest.run as run_module
+
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    path = src / "a.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(line(event(1)) + line(event(2)).rstrip(b"\n"))
+    os.utime(path, (time.time() - 60, time.time() - 60))  # settled
+    third = line(event(3))
+    chosen = run_module.select_sources
+
+    def chosen_then_written(opts: RunOptions) -> Any:
+        selection = chosen(opts)
+        with path.open("ab") as f:  # the writer goes on after the listing, before the reading
+            f.write(b"\n" + third[:25])
+        return selection
+
+    monkeypatch.setattr(run_module, "select_sources", chosen_then_written)
+    opts = RunOptions(
+        input=str(src),
+        archive=archive,
+        now=NOW,
+        show_progress=False,
+        hold_partial_tail=True,
+        settle_seconds=1,
+    )
+    first = run_module.run(opts)
+    assert (first.read, first.archived, first.dead_lettered) == (2, 2, 0)
+    monkeypatch.undo()
+    with path.open("ab") as f:
+        f.write(third[25:])
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    second = run_module.run(opts)
+    assert (second.read, second.archived, second.dead_lettered, second.duplicates) == (1, 1, 0, 0)
+    assert verify(archive).ok

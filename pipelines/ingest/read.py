@@ -444,6 +444,21 @@ class _Hashed:
         return chunk
 
 
+class _Bounded:
+    """A line source that ends ``left`` bytes on, whatever is appended after that."""
+
+    def __init__(self, stream: Any, left: int):
+        self._stream = stream
+        self._left = left
+
+    def readline(self, size: int = -1, /) -> bytes:
+        if self._left <= 0:
+            return b""
+        chunk = self._stream.readline(self._left if size < 0 else min(size, self._left))
+        self._left -= len(chunk)
+        return chunk
+
+
 def resumable(source: str) -> bool:
     """Only plain files can be resumed at a byte offset (a .gz stream is read from its start)."""
     return not source.endswith(".gz")
@@ -456,13 +471,16 @@ def read_lines(
     hold_partial_tail: bool = False,
     start: int = 0,
     prefix: PrefixHash | None = None,
+    until: int | None = None,
 ) -> Iterator[Line]:
     """Every line of ``source`` with its byte offset (in the decompressed stream for .gz files).
 
     ``hold_partial_tail`` (follow mode) leaves a last line without its newline unread: a writer
     appending to the file has not finished it yet. ``start`` (plain files only) resumes at a byte
     offset where an earlier run stopped. ``prefix`` (plain files only) is fed every byte read,
-    the first ``start`` bytes included, to hash what was read."""
+    the first ``start`` bytes included, to hash what was read. ``until`` (plain files only) stops
+    at that byte offset: the size the file was listed with, so what a writer appends meanwhile
+    waits for the next poll instead of being read half-written."""
     # Beam's own decompressing reader cannot bound a line's length, so decompress here.
     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         if resumable(source):
@@ -485,6 +503,8 @@ def read_lines(
                 stream = _Hashed(raw, prefix)
             elif start:
                 raw.seek(start)
+            if until is not None:
+                stream = _Bounded(stream, until - start)
             yield from split_lines(stream, source, max_line_bytes, hold_partial_tail, start)
             return
         damage = gzip_damage(raw)

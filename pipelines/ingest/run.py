@@ -651,8 +651,20 @@ def build(
         max_line_bytes=opts.max_line_bytes, max_body_chars=opts.max_body_chars, future_skew=opts.future_skew
     )
     starts = starts or {}
+    # follow mode: a settled file read without holding its tail (its last line is whole JSON with
+    # no line end) is read up to the size it was listed with; what its writer appends meanwhile (a
+    # line end, then half a line) is for the next poll, not a half line to dead-letter now
     read = pipeline | "ReadEvents" >> ReadEvents(
-        [(s.name, starts.get(s.name, 0), s.name in held) for s in sources], opts.max_line_bytes
+        [
+            (
+                s.name,
+                starts.get(s.name, 0),
+                s.name in held,
+                s.size if opts.hold_partial_tail and s.name not in held and resumable(s.name) else None,
+            )
+            for s in sources
+        ],
+        opts.max_line_bytes,
     )
     validated = read.lines | "ValidateEvents" >> ValidateEvents(now, limits)
     extra_dead = []

@@ -65,11 +65,14 @@ class _ReadLines(beam.DoFn):
         self.blank = counter("blank_lines")
         self.vanished = counter("vanished_files")
 
-    def process(self, item: tuple[str, int, bool]) -> Iterator[Any]:
-        source, start, hold = item
+    def process(self, item: tuple[str, int, bool] | tuple[str, int, bool, int | None]) -> Iterator[Any]:
+        source, start, hold = item[:3]
+        until = item[3] if len(item) > 3 else None
         end = start
         prefix = PrefixHash() if resumable(source) else None
-        lines = read_lines(source, self.max_line_bytes, hold_partial_tail=hold, start=start, prefix=prefix)
+        lines = read_lines(
+            source, self.max_line_bytes, hold_partial_tail=hold, start=start, prefix=prefix, until=until
+        )
         try:
             for line in lines:
                 stopping.check()
@@ -112,13 +115,14 @@ class _ReadLines(beam.DoFn):
 
 
 class ReadEvents(beam.PTransform):
-    """Input files ``(name, start offset, hold)`` → their non-blank lines (raw bytes with source
-    and offset) as the main output, and ``(name, bytes read, SHA-256 of those bytes)`` per plain
-    file as ``positions`` (``(name, VANISHED, "", False)`` for a file removed before it could be
-    opened: it is then not consumed). ``hold``: a writer may still be appending to the file, so a last line
-    without its line end is left for a later read."""
+    """Input files ``(name, start offset, hold[, until])`` → their non-blank lines (raw bytes with
+    source and offset) as the main output, and ``(name, bytes read, SHA-256 of those bytes)`` per
+    plain file as ``positions`` (``(name, VANISHED, "", False)`` for a file removed before it could
+    be opened: it is then not consumed). ``hold``: a writer may still be appending to the file, so a
+    last line without its line end is left for a later read. ``until``: stop at that byte offset
+    (the size listed; None reads to the end)."""
 
-    def __init__(self, sources: list[tuple[str, int, bool]], max_line_bytes: int):
+    def __init__(self, sources: list[tuple[str, int, bool, int | None]], max_line_bytes: int):
         super().__init__()
         self.sources = sources
         self.max_line_bytes = max_line_bytes
