@@ -9,6 +9,8 @@ import pytest
 from _simulate_support import WEEK, by_conversation, events
 
 from pipelines.record import Audience, Direction, Event, EventType, Kind, Role
+from pipelines.simulate import SimulationConfig
+from pipelines.simulate.config import DEFAULT_START
 
 DAY = dt.timedelta(hours=24)
 
@@ -376,3 +378,23 @@ def test_wechat_phone_validation_gives_three_tries_then_names_whom_to_reach() ->
                 assert any(named.endswith(p.handle[-4:]) for p in welcome.recipients), welcome.event_id
                 validated += 1
     assert validated > 0
+
+
+@pytest.mark.parametrize("seed", [7, 42])
+def test_every_wechat_contact_who_passes_validation_reaches_the_chat(seed: int) -> None:
+    """A contact who sent the code late (after the Help options came unasked) was validated and
+    then never asked whom to reach: the chat stayed in validation for the rest of the run (seed 7,
+    conversation 000330; seed 42, 000361), since a contact in validation cannot start again."""
+    config = SimulationConfig(days=7, seed=seed)
+    end = dt.datetime.combine(DEFAULT_START, dt.time(), dt.UTC) + dt.timedelta(days=7)
+    checked, stuck = 0, []
+    for conversation in by_conversation(config, "wechat").values():
+        for index, event in enumerate(conversation):
+            if event.event_type != EventType.PHONE_VALIDATED or event.kind != Kind.EVENT:
+                continue
+            goes_on = (EventType.WELCOME, EventType.BOT_ROUTING_STARTED)
+            if any(e.event_type in goes_on for e in conversation[index + 1 :]):
+                checked += 1
+            elif end - event.event_time > dt.timedelta(hours=6):  # not just cut by the run's end
+                stuck.append(event.event_id)
+    assert stuck == [] and checked > 10

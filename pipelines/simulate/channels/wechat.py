@@ -797,7 +797,7 @@ class WeChatScript(Script):
             plan += [("otp", "wrong"), ("otp", "correct")]
         else:
             plan.append(("otp", "correct"))
-        if plan[-1] == ("otp", "correct") and not self.state.route_by_bot:
+        if plan[-1][:2] == ("otp", "correct") and not self.state.route_by_bot:
             plan.append(("contact",))  # whom they want to reach: that employee's number
         return plan
 
