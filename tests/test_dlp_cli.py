@@ -381,6 +381,32 @@ def test_scan_names_a_closed_or_full_stream(tmp_path, redirect: str, said: str) 
     assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
 
 
+def test_scan_tells_a_read_error_from_a_write_error_and_stops_quietly_at_a_closed_pipe(tmp_path) -> None:
+    """Before, every error without a file name was reported as failing to write the verdicts
+    ("free space there"): a read error on the input, and a reader that went away (`| head`)."""
+    policy = str(RULES / "pii.yaml")
+    if Path("/proc/self/mem").exists():
+        unreadable = subprocess.run(
+            [*VIGIL, "dlp", "scan", "--policy", policy, "--input", "/proc/self/mem"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert unreadable.returncode == 2, unreadable.stderr
+        assert "cannot read the texts from --input /proc/self/mem" in unreadable.stderr
+        assert "verdicts" not in unreadable.stderr
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(json.dumps({"id": i, "text": "card 4012 8888 8888 1881 " * 20}) + "\n" for i in range(3000))
+    )
+    command = " ".join(map(shlex.quote, [*VIGIL, "dlp", "scan", "--policy", policy, "--input", str(src)]))
+    piped = subprocess.run(
+        ["bash", "-c", f"{command} | head -1"], capture_output=True, text=True, timeout=300
+    )
+    assert piped.stdout.startswith('{"id": 0, "action": "redact"')
+    assert piped.stderr == ""  # no "cannot write the verdicts", no traceback
+
+
 def test_a_missing_case_file_is_named_as_one(tmp_path, capsys) -> None:
     code, _, err = run(["dlp", "test", "--policy", str(tmp_path / "desk.tests.yaml")], capsys)
     assert code == 2

@@ -127,6 +127,9 @@ CONTEXT = [
     ({"raise_words": ["employee"], "required": True, "window": 12}, "EMP-004211 xx employee.", True, 0.95),
     ({"raise_words": ["employee"], "required": True, "window": 12}, "employee xx EMP-004211", True, 0.95),
     ({"lower_words": ["example"], "lower_by": 0.3, "window": 10}, "EMP-004211 x examples", True, 0.6),
+    # the finding's own edges are boundaries on both sides (a word typed on against it counts)
+    ({"raise_words": ["employee"], "required": True}, "EMP-004211employee", True, 0.95),
+    ({"raise_words": ["employee"], "required": True}, "employeeEMP-004211", True, 0.95),
 ]
 
 

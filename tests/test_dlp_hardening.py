@@ -213,8 +213,16 @@ def test_nested_quantifier_is_bounded_and_rejected_by_lint(tmp_path) -> None:
         (r"PIN [[:digit:]]{4}", r"uses the POSIX class '\[:digit:\]'.*: write \[0-9\]"),
         (r"[[a-z]]x", r"is ambiguous to Python's re \(Possible nested set"),
         # re's own crashes on a count past 2**32 - 1 or groups nested 900 deep: named, not "unexpected"
-        (r"a{4294967296}", r"has a repeat count too large: write at most \{4294967295\}"),
+        (
+            r"a{4294967296}",
+            r"repeats more times than a regex can count; the most a policy regex may name is 10,000",
+        ),
+        # the regex module the engine also compiles with allocates for every repeat a count
+        # allows (a{100000000} ended the process) and recurses deeper than re (300 levels passed
+        # lint and crashed the scan)
+        (r"\d{9,100000000}", r"repeats up to 100,000,000 times; the most a policy regex may name is 10,000"),
         ("(?:" * 900 + "a" + ")" * 900, r"nests its groups too deeply; flatten the groups"),
+        ("(?:" * 300 + "a" + ")" * 300, r"nests its groups too deeply; flatten the groups"),
     ],
 )
 def test_regex_mistakes_re_would_accept_silently_or_explain_badly_are_named(tmp_path, regex, message) -> None:

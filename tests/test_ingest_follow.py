@@ -772,3 +772,46 @@ def test_a_line_begun_while_a_settled_file_is_read_waits_for_the_next_poll(
     second = run_module.run(opts)
     assert (second.read, second.archived, second.dead_lettered, second.duplicates) == (1, 1, 0, 0)
     assert verify(archive).ok
+
+
+def test_a_line_finished_between_listing_and_choosing_is_judged_as_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing sees half a record at the end of a settled file; its writer finishes the record
+    (no line end) before the poll looks at the tail. Judged on the file as it had become, the tail
+    was whole JSON, the file was not held, and the read, bounded to the listed size, dead-lettered
+    the half record, which the next poll archived whole."""
+    import pipelines.ingest.run as run_module
+
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    path = src / "a.jsonl"
+    path.parent.mkdir(parents=True)
+    second = line(event(2)).rstrip(b"\n")
+    path.write_bytes(line(event(1)) + second[:25])
+    os.utime(path, (time.time() - 60, time.time() - 60))  # settled
+    listed = run_module.list_input
+
+    def listed_then_finished(*args: Any, **kwargs: Any) -> Any:
+        listing = listed(*args, **kwargs)
+        # the poll's own listing (a first run also lists once to see whether there is anything)
+        if sys._getframe(1).f_code.co_name == "select_sources":
+            with path.open("ab") as f:
+                f.write(second[25:])
+        return listing
+
+    monkeypatch.setattr(run_module, "list_input", listed_then_finished)
+    opts = RunOptions(
+        input=str(src),
+        archive=archive,
+        now=NOW,
+        show_progress=False,
+        hold_partial_tail=True,
+        settle_seconds=1,
+    )
+    first = run_module.run(opts)
+    assert (first.read, first.archived, first.dead_lettered) == (1, 1, 0)
+    monkeypatch.undo()
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    later = run_module.run(opts)
+    assert (later.read, later.archived, later.dead_lettered, later.duplicates) == (1, 1, 0, 0)
+    assert verify(archive).ok

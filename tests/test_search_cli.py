@@ -6,11 +6,13 @@ import io
 import json
 import os
 import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import VIGIL
 from rich.console import Console
 from search_support import (
     audit_entries,
@@ -467,3 +469,19 @@ def test_no_end_keeps_a_record_stamped_at_the_last_microsecond_of_the_calendar(
     dsl = json.dumps(compile_dsl(parse_query("from:2026-01-05 to:9999-12-31")))
     assert '"gte"' in dsl and '"lt"' not in dsl
     assert "event_time <" not in sql.compile_query(parse_query("to:9999-12-31")).where
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_the_table_prints_on_a_terminal_that_cannot_show_every_character(
+    archive: Path, encoding: str
+) -> None:
+    """Before, the summary's own "·" and "–" (and any Chinese body) ended the table with an
+    "unexpected UnicodeEncodeError" when the output's encoding was ASCII or Latin-1."""
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    for argv in (
+        ["search", "--archive", str(archive), "--role", "officer", "channel:wechat"],
+        ["conversation", "conv-zh", "--archive", str(archive), "--role", "officer"],
+    ):
+        result = subprocess.run([*VIGIL, *argv], capture_output=True, timeout=120, env=env)
+        assert result.returncode == 0 and b"unexpected" not in result.stderr, result.stderr
+        assert b"\\u" in result.stdout  # what the encoding cannot hold, written as escapes

@@ -54,8 +54,6 @@ def command(
     export: for reviewers and the CRM role, the DLP policy's export view (never more than the
     role sees on screen). Every view and export is recorded in the archive's audit log.
     """
-    from rich.console import Console
-
     from pipelines.archive.reader import require_archive
     from pipelines.errors import ConfigError, NotFoundError
     from pipelines.search.access import load_identity
@@ -68,7 +66,7 @@ def command(
         render_text,
     )
     from pipelines.search.query import Query, check_range, org_ref, parse_time
-    from pipelines.search.render import safe
+    from pipelines.search.render import safe, terminal
 
     if not conversation_id.strip():
         raise ConfigError(
@@ -133,7 +131,7 @@ def command(
     record_access(
         archive, identity, "conversation", query=query, results=shown, engine="embedded", details=details
     )
-    render_text(timeline, Console())
+    render_text(timeline, terminal())
 
 
 def _outside_archive(target: Path, archive: Path) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import click
 
@@ -194,16 +194,32 @@ def scan(
         assert output_path is not None  # stdout cannot fail to open
         raise ConfigError(cannot_write("--output", output_path, exc)) from None
     where = f"--output {output_path}" if output_path else "standard output"
+    out = _Verdicts(sink)
     try:
-        stats = run_scan(engine, source, sink, batch_size=batch_size, max_text_chars=max_text_chars)
-        sink.flush()
-    except OSError as exc:
-        if exc.filename is not None or exc.errno is None:
-            raise
-        # a write failed (a full disk): the path is the one given, which the error does not carry
+        stats = run_scan(
+            engine, source, cast(TextIO, out), batch_size=batch_size, max_text_chars=max_text_chars
+        )
+        out.flush()
+    except _WriteFailed as failed:
+        error = failed.error
+        if isinstance(error, BrokenPipeError):
+            # the reader went away (`| head`): stop quietly, as a pipe's writer does (and keep
+            # Python's own flush at exit from complaining about the same closed pipe)
+            if output_path is None:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
+        # the path is the one given, which a failed write does not carry
         raise ConfigError(
-            f"cannot write the verdicts to {where}: {exc.strerror}; free space there, or pass another "
-            "--output, and scan again"
+            f"cannot write the verdicts to {where}: {error.strerror or error}; free space there, or pass "
+            "another --output, and scan again"
+        ) from None
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        source_name = f"--input {input_path}" if input_path else "standard input"
+        raise InputError(
+            f"cannot read the texts from {source_name}: {exc.strerror or exc}; check that it is a "
+            "readable file of JSON lines, and scan again"
         ) from None
     finally:
         if input_path:
@@ -218,6 +234,33 @@ def scan(
     )
     if stats.errors:
         ctx.exit(1)
+
+
+class _WriteFailed(Exception):
+    """A write of the verdicts failed (told apart from an error reading the input)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Verdicts:
+    """The stream the verdicts go to, whose failed writes raise :class:`_WriteFailed`."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError as exc:
+            raise _WriteFailed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise _WriteFailed(exc) from None
 
 
 @command.command("dry-run")

@@ -190,9 +190,10 @@ class Context:
         the characters really next to it; only the finding's own edge counts as one."""
         if words.search(text, max(lo, start - self.window), start):
             return True
-        edge = end + self.window
-        # one character past the edge, so a word ending there sees whether the text goes on
-        return any(m.end() <= edge for m in words.finditer(text, end, min(hi, edge + 1)))
+        # after it: a copy that starts at the finding's end (its edge is a boundary), with one
+        # character past the window, so a word ending there sees whether the text goes on
+        after = text[end : min(hi, end + self.window + 1)]
+        return any(m.end() <= self.window for m in words.finditer(after))
 
 
 class Allow:

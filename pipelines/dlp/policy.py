@@ -196,7 +196,8 @@ def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str
         ) from None
     except OverflowError:
         raise ValueError(
-            f"regex '{value}' has a repeat count too large: write at most {{4294967295}}, or '+' for any"
+            f"regex '{value}' repeats more times than a regex can count; the most a policy regex may "
+            f"name is {MAX_REPEAT_COUNT:,}: write a smaller count, or '+' / '{{n,}}' for no limit"
         ) from None
     except RecursionError:
         raise ValueError(f"regex '{value[:200]}' nests its groups too deeply; flatten the groups") from None
@@ -209,6 +210,25 @@ def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str
             )
         # quoted as written: repr() would double every backslash
         raise ValueError(f"regex '{value}' does not compile: {exc}{hint}") from None
+    if (count := _huge_repeat(value)) is not None:
+        # the regex module (which runs policy regexes with a time budget) allocates memory for
+        # every repeat a count allows: a{100000000} ends the process
+        raise ValueError(
+            f"regex '{value}' repeats up to {count:,} times; the most a policy regex may name is "
+            f"{MAX_REPEAT_COUNT:,}: write a smaller count, or '+' / '{{n,}}' for no limit"
+        )
+    try:
+        # as the engine compiles it: with the regex module, which recurses deeper per level of
+        # nested groups than re does
+        from pipelines.dlp.batch_regex import compile_pattern
+
+        compile_pattern(value, flags, budgeted=True)
+    except RecursionError:
+        raise ValueError(f"regex '{value[:200]}' nests its groups too deeply; flatten the groups") from None
+    except Exception as exc:
+        raise ValueError(
+            f"regex '{value}' does not compile with the regex module the engine uses: {exc}"
+        ) from None
     if unclosed := _unclosed_repeat(value):
         # re reads "\d{6" as a digit, "{" and "6": the rule would silently never match
         raise ValueError(
@@ -222,6 +242,41 @@ def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str
             "it backtracks exponentially; repeat the inner part once, e.g. 'a+' instead of '(a+)+'"
         )
     return compiled
+
+
+#: The largest repeat count (``{n}``, ``{m,n}``) a policy regex may name.
+MAX_REPEAT_COUNT = 10_000
+
+
+def _huge_repeat(pattern: str) -> int | None:
+    """The first bounded repeat count in ``pattern`` above :data:`MAX_REPEAT_COUNT`, or None."""
+    from pipelines.dlp.batch_regex import _REPEATS, _c, _parser
+
+    try:
+        parsed = _parser.parse(pattern)
+    except Exception:
+        return None
+
+    def walk(items: Any) -> int | None:
+        for op, arg in items:
+            children: list[Any] = []
+            if op in _REPEATS:
+                bounds = [n for n in arg[:2] if n != _c.MAXREPEAT and n > MAX_REPEAT_COUNT]
+                if bounds:
+                    return int(bounds[0])
+                children = [arg[2]]
+            elif op is _c.SUBPATTERN:
+                children = [arg[-1]]
+            elif op is _c.BRANCH:
+                children = list(arg[1])
+            elif op in (_c.ASSERT, _c.ASSERT_NOT):
+                children = [arg[1]]
+            for child in children:
+                if (found := walk(child)) is not None:
+                    return found
+        return None
+
+    return walk(parsed)
 
 
 def _nested_repeat(pattern: str) -> str | None:

@@ -32,20 +32,24 @@ class Line:
         return self.sha256 is not None
 
 
-def unfinished_tail(path: str, max_line_bytes: int = MAX_LINE_BYTES, start: int = 0) -> bool:
+def unfinished_tail(
+    path: str, max_line_bytes: int = MAX_LINE_BYTES, start: int = 0, end: int | None = None
+) -> bool:
     """Whether the plain file at ``path`` ends in a line without its line end that is not yet a
     whole JSON value: a writer that paused in the middle of it (follow mode waits for the rest),
     also when it is already longer than a line may be (read now, it would be dead-lettered cut
     short, and again whole once finished). A tail that parses (a writer that never ends its file
     with a line end) is not unfinished: it is read as it is. A file that cannot be opened (removed
     since it was listed) is not: reading it reports what happened. ``start``: an offset known to be
-    at a line start (where a commit stopped reading), so only what follows it is read."""
+    at a line start (where a commit stopped reading), so only what follows it is read. ``end``: the
+    size the file was listed with, which is what a batch reads (not what was written since)."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
+            size = size if end is None else min(size, end)
             begin = max(start, size - max_line_bytes - 1)
             f.seek(begin)
-            data = f.read()
+            data = f.read(max(0, size - begin))
     except OSError:
         return False
     cut = data.rfind(b"\n")

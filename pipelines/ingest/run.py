@@ -590,7 +590,10 @@ def select_sources(opts: RunOptions) -> Selection:
             and not writing
             and resumable(source.name)
             # unchanged since the commit that held its tail: that tail starts at bytes_read
-            and unfinished_tail(source.name, opts.max_line_bytes, start=done if unchanged else 0)
+            # judged on the bytes listed, which are what the batch reads (see build)
+            and unfinished_tail(
+                source.name, opts.max_line_bytes, start=done if unchanged else 0, end=source.size
+            )
         )
         unfinished += paused
         if unchanged and paused:

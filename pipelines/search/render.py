@@ -9,7 +9,9 @@ overrides) are shown as visible escapes (:func:`safe`); JSON escapes them as ``\
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 from collections.abc import Iterator
 
 import regex
@@ -190,8 +192,19 @@ def table(result: SearchResult, role: str, width: int | None = None) -> Table:
     return out
 
 
+def terminal() -> Console:
+    """A console on standard output that writes what its encoding cannot hold as escapes: with
+    ``PYTHONIOENCODING=ascii`` or ``latin-1`` a "·" or a Chinese body would otherwise end the
+    command with an encoding error half-way through the table."""
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+    if not encoding.startswith("utf") and isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(errors="backslashreplace")
+    return Console()
+
+
 def print_table(result: SearchResult, role: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or terminal()
     if not result.hits:
         console.print(summary(result, role))
         if result.total and result.page.offset >= result.total:
