@@ -220,7 +220,14 @@ def test_nested_quantifier_is_bounded_and_rejected_by_lint(tmp_path) -> None:
         # the regex module the engine also compiles with allocates for every repeat a count
         # allows (a{100000000} ended the process) and recurses deeper than re (300 levels passed
         # lint and crashed the scan)
-        (r"\d{9,100000000}", r"repeats up to 100,000,000 times; the most a policy regex may name is 10,000"),
+        (
+            r"\d{9,100000000}",
+            r"repeats up to 100,000,000 times .*; the most a policy regex may name is 10,000",
+        ),
+        # counts inside counts multiply, atomic groups and conditionals are looked into too
+        (r"(?:\d{10000}){300}", r"repeats up to 3,000,000 times \(counts inside counts multiply\)"),
+        (r"(?>\d{20000})", r"repeats up to 20,000 times"),
+        (r"(a)?(?(1)b{20000}|c)", r"repeats up to 20,000 times"),
         ("(?:" * 900 + "a" + ")" * 900, r"nests its groups too deeply; flatten the groups"),
         ("(?:" * 300 + "a" + ")" * 300, r"nests its groups too deeply; flatten the groups"),
     ],

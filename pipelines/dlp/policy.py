@@ -214,8 +214,9 @@ def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str
         # the regex module (which runs policy regexes with a time budget) allocates memory for
         # every repeat a count allows: a{100000000} ends the process
         raise ValueError(
-            f"regex '{value}' repeats up to {count:,} times; the most a policy regex may name is "
-            f"{MAX_REPEAT_COUNT:,}: write a smaller count, or '+' / '{{n,}}' for no limit"
+            f"regex '{value}' repeats up to {count:,} times (counts inside counts multiply); the most a "
+            f"policy regex may name is {MAX_REPEAT_COUNT:,}: write smaller counts, or '+' / '{{n,}}' for "
+            "no limit"
         )
     try:
         # as the engine compiles it: with the regex module, which recurses deeper per level of
@@ -249,21 +250,26 @@ MAX_REPEAT_COUNT = 10_000
 
 
 def _huge_repeat(pattern: str) -> int | None:
-    """The first bounded repeat count in ``pattern`` above :data:`MAX_REPEAT_COUNT`, or None."""
+    """How many times ``pattern`` may repeat something, counting repeats inside repeats as their
+    product (``(?:\\d{100}){300}`` is 30,000), when that passes :data:`MAX_REPEAT_COUNT`; else None.
+    An unbounded repeat counts its minimum (``{n,}``: what it must unroll)."""
     from pipelines.dlp.batch_regex import _REPEATS, _c, _parser
 
     try:
         parsed = _parser.parse(pattern)
     except Exception:
         return None
+    atomic = getattr(_c, "ATOMIC_GROUP", None)
 
-    def walk(items: Any) -> int | None:
+    def walk(items: Any, times: int) -> int | None:
         for op, arg in items:
             children: list[Any] = []
+            within = times
             if op in _REPEATS:
-                bounds = [n for n in arg[:2] if n != _c.MAXREPEAT and n > MAX_REPEAT_COUNT]
-                if bounds:
-                    return int(bounds[0])
+                low, high = arg[0], arg[1]
+                within = times * max(1, high if high != _c.MAXREPEAT else low)
+                if within > MAX_REPEAT_COUNT:
+                    return within
                 children = [arg[2]]
             elif op is _c.SUBPATTERN:
                 children = [arg[-1]]
@@ -271,12 +277,16 @@ def _huge_repeat(pattern: str) -> int | None:
                 children = list(arg[1])
             elif op in (_c.ASSERT, _c.ASSERT_NOT):
                 children = [arg[1]]
+            elif atomic is not None and op is atomic:
+                children = [arg]
+            elif op is _c.GROUPREF_EXISTS:
+                children = [branch for branch in arg[1:] if branch is not None]
             for child in children:
-                if (found := walk(child)) is not None:
+                if (found := walk(child, within)) is not None:
                     return found
         return None
 
-    return walk(parsed)
+    return walk(parsed, 1)
 
 
 def _nested_repeat(pattern: str) -> str | None:
