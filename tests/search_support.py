@@ -132,6 +132,24 @@ def event_row(
     )
 
 
+def hold_notice(event_id: str, when: dt.datetime, held: str, **fields: Any) -> dict[str, Any]:
+    """The notice telling the employee a message was held ("held for later (1 of 5)"), naming it
+    in ``queued_event_id`` as the simulator's notices do."""
+    return row(
+        event_id,
+        when,
+        kind="auto_message",
+        event_type="message_queued",
+        audience="employee",
+        direction="system",
+        sender=SYSTEM,
+        recipients=[DANA],
+        body="Held for later (1 of 5): it goes out once the contact accepts.",
+        attributes={"queued_event_id": held},
+        **fields,
+    )
+
+
 def dataset() -> list[dict[str, Any]]:
     """The shared rows: an English WhatsApp conversation with DLP, opt-in, a join and a queued
     message; a Chinese WeChat one; a Japanese LINE one; and a few records on other days."""

@@ -22,6 +22,7 @@ from search_support import (
     at,
     dataset,
     event_row,
+    hold_notice,
     row,
     vigil,
     write_archive,
@@ -897,25 +898,11 @@ def test_the_crm_role_does_not_see_the_hold_notice_of_a_blocked_held_message(tmp
     out: it told that a message existed, when it was written, and its place in the queue."""
     blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "key <AWS_ACCESS_KEY_ID>"}
 
-    def notice(event_id: str, when: dt.datetime, held: str) -> dict:
-        return row(
-            event_id,
-            when,
-            kind="auto_message",
-            event_type="message_queued",
-            audience="employee",
-            direction="system",
-            sender=SYSTEM,
-            recipients=[DANA],
-            body="Held for later: it goes out once the contact accepts.",
-            attributes={"queued_event_id": held},
-        )
-
     rows = [
         row("q-1", at(5, 9), body="key AKIAIOSFODNN7EXAMPLE", attributes={"delivery": "queued"}, dlp=blocked),
-        notice("n-1", at(5, 9) + dt.timedelta(seconds=1), "q-1"),
+        hold_notice("n-1", at(5, 9) + dt.timedelta(seconds=1), "q-1"),
         row("q-2", at(5, 9, 1), body="two", attributes={"delivery": "queued"}),
-        notice("n-2", at(5, 9, 1) + dt.timedelta(seconds=1), "q-2"),
+        hold_notice("n-2", at(5, 9, 1) + dt.timedelta(seconds=1), "q-2"),
     ]
     root = write_archive(tmp_path / "a", rows)
     ids = {r["record_id"]: r["event_id"] for r in rows}

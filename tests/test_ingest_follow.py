@@ -731,6 +731,23 @@ def test_follow_totals_carry_the_notices_and_dlp_counts_each_batch_reported(tmp_
     assert stopped["dlp"] == {"block": 3}
 
 
+def _settle(path: Path) -> None:
+    """Date ``path`` a minute back: settled for a poll's ``--settle`` of a second."""
+    os.utime(path, (time.time() - 60, time.time() - 60))
+
+
+def _one_poll(src: Path, archive: Path) -> RunOptions:
+    """One follow-mode poll as a run: tails held, files settled after a second."""
+    return RunOptions(
+        input=str(src),
+        archive=archive,
+        now=NOW,
+        show_progress=False,
+        hold_partial_tail=True,
+        settle_seconds=1,
+    )
+
+
 def test_a_line_begun_while_a_settled_file_is_read_waits_for_the_next_poll(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -744,7 +761,7 @@ def test_a_line_begun_while_a_settled_file_is_read_waits_for_the_next_poll(
     path = src / "a.jsonl"
     path.parent.mkdir(parents=True)
     path.write_bytes(line(event(1)) + line(event(2)).rstrip(b"\n"))
-    os.utime(path, (time.time() - 60, time.time() - 60))  # settled
+    _settle(path)
     third = line(event(3))
     chosen = run_module.select_sources
 
@@ -755,20 +772,13 @@ def test_a_line_begun_while_a_settled_file_is_read_waits_for_the_next_poll(
         return selection
 
     monkeypatch.setattr(run_module, "select_sources", chosen_then_written)
-    opts = RunOptions(
-        input=str(src),
-        archive=archive,
-        now=NOW,
-        show_progress=False,
-        hold_partial_tail=True,
-        settle_seconds=1,
-    )
+    opts = _one_poll(src, archive)
     first = run_module.run(opts)
     assert (first.read, first.archived, first.dead_lettered) == (2, 2, 0)
     monkeypatch.undo()
     with path.open("ab") as f:
         f.write(third[25:])
-    os.utime(path, (time.time() - 60, time.time() - 60))
+    _settle(path)
     second = run_module.run(opts)
     assert (second.read, second.archived, second.dead_lettered, second.duplicates) == (1, 1, 0, 0)
     assert verify(archive).ok
@@ -788,7 +798,7 @@ def test_a_line_finished_between_listing_and_choosing_is_judged_as_listed(
     path.parent.mkdir(parents=True)
     second = line(event(2)).rstrip(b"\n")
     path.write_bytes(line(event(1)) + second[:25])
-    os.utime(path, (time.time() - 60, time.time() - 60))  # settled
+    _settle(path)
     listed = run_module.list_input
 
     def listed_then_finished(*args: Any, **kwargs: Any) -> Any:
@@ -800,18 +810,11 @@ def test_a_line_finished_between_listing_and_choosing_is_judged_as_listed(
         return listing
 
     monkeypatch.setattr(run_module, "list_input", listed_then_finished)
-    opts = RunOptions(
-        input=str(src),
-        archive=archive,
-        now=NOW,
-        show_progress=False,
-        hold_partial_tail=True,
-        settle_seconds=1,
-    )
+    opts = _one_poll(src, archive)
     first = run_module.run(opts)
     assert (first.read, first.archived, first.dead_lettered) == (1, 1, 0)
     monkeypatch.undo()
-    os.utime(path, (time.time() - 60, time.time() - 60))
+    _settle(path)
     later = run_module.run(opts)
     assert (later.read, later.archived, later.dead_lettered, later.duplicates) == (1, 1, 0, 0)
     assert verify(archive).ok

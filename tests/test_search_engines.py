@@ -17,7 +17,7 @@ import pytest
 from search_es_support import indexed_cluster
 from search_support import PARITY_QUERIES as QUERIES
 from search_support import PARITY_ROLES as ROLES
-from search_support import SYSTEM, WEI, at, crm_refuses, dataset, event_row, row, write_archive
+from search_support import SYSTEM, WEI, at, crm_refuses, dataset, event_row, hold_notice, row, write_archive
 
 from exporters.elasticsearch.config import EsConfig
 from pipelines.errors import QueryError
@@ -348,21 +348,8 @@ def _release(event_id: str, minute: int, held: str, *, org: str = "acme", day: i
 
 
 def _hold_notice(event_id: str, minute: int, held: str, *, org: str = "acme") -> dict:  # type: ignore[type-arg]
-    """The notice telling the employee a message was held ("held for later (1 of 5)")."""
-    return row(
-        event_id,
-        at(6, 9, minute) + dt.timedelta(seconds=1),
-        org=org,
-        conversation_id=f"conv-held-{org}",
-        kind="auto_message",
-        event_type="message_queued",
-        audience="employee",
-        direction="system",
-        sender=SYSTEM,
-        recipients=[DANA],
-        body="Held for later (1 of 5): it goes out once the contact accepts.",
-        attributes={"queued_event_id": held},
-    )
+    when = at(6, 9, minute) + dt.timedelta(seconds=1)
+    return hold_notice(event_id, when, held, org=org, conversation_id=f"conv-held-{org}")
 
 
 #: a blocked held message, its hold notice and its release; a delivered one with both; a notice

@@ -261,15 +261,21 @@ def test_whatsapp_output_keeps_free_text_inside_the_contacts_window() -> None:
 # 2. WeChat: the contact hears of the last departure
 
 
-def _wc_follow(state: wechat.State | None = None, members: tuple[str, ...] = ("e1",)) -> wechat.Step:
+def _wc_follow(
+    state: wechat.State | None = None,
+    members: tuple[str, ...] = ("e1",),
+    *,
+    at: dt.datetime = T0,
+    route_by_bot: bool = False,
+) -> wechat.Step:
     return wechat.follow(
         state or wechat.State(),
-        T0,
+        at,
         WC,
         members=members,
         validate=False,
         returning=False,
-        route_by_bot=False,
+        route_by_bot=route_by_bot,
         masked_phone="1234",
     )
 
@@ -288,16 +294,7 @@ def test_wechat_last_leave_in_a_full_run_is_announced_when_the_contact_writes_ag
     assert state.phase == wechat.Phase.IDLE
     assert [k[2] for k in _shape(effects) if k[0] == "notify"] == [Audience.EMPLOYEE]
     later = T0 + 30 * H
-    state, effects = wechat.follow(
-        state,
-        later,
-        WC,
-        members=("e1",),
-        validate=False,
-        returning=False,
-        route_by_bot=False,
-        masked_phone="1234",
-    )
+    state, effects = _wc_follow(state, at=later)
     assert _shape(effects) == [
         ("happen", EventType.CONVERSATION_STARTED, None),
         ("notify", EventType.LEFT_CONVERSATION, Audience.CUSTOMER),
@@ -312,16 +309,7 @@ def test_wechat_last_leave_in_a_full_run_is_announced_when_the_contact_writes_ag
     assert state.left_unannounced is None and state.sent == 2  # both notices count in the run
     # told once: a later restart says nothing about it
     state, _ = wechat.customer_leave(state, later + H, WC)
-    _, effects = wechat.follow(
-        state,
-        later + 2 * H,
-        WC,
-        members=("e1",),
-        validate=False,
-        returning=False,
-        route_by_bot=False,
-        masked_phone="1234",
-    )
+    _, effects = _wc_follow(state, at=later + 2 * H)
     assert ("notify", EventType.LEFT_CONVERSATION, Audience.CUSTOMER) not in _shape(effects)
 
 
@@ -355,16 +343,7 @@ def test_wechat_employees_send_three_after_the_welcome_and_the_fourth_is_refused
 
 
 def test_wechat_employees_send_three_after_a_bot_hand_off() -> None:
-    state, _ = wechat.follow(
-        wechat.State(),
-        T0,
-        WC,
-        members=("e1",),
-        validate=False,
-        returning=False,
-        route_by_bot=True,
-        masked_phone="1234",
-    )
+    state, _ = _wc_follow(route_by_bot=True)
     state, _ = wechat.routing_message(state, T0 + H, WC, from_customer=True)
     state, _ = wechat.hand_off(state, T0 + H, WC, employee=ANN, intent="fees")
     assert state.sent == 1
