@@ -146,10 +146,11 @@ def record_access(
 def _refuse_linked_log(archive: Path) -> None:
     """Through a link the log would be appended to (and a torn tail cut) outside the archive, out
     of its protection: refuse, as the archive's writers do."""
+    # only the log's own entries: every search passes here, and the run reports need no look
     linked = [
         name
-        for name in layout.linked_bookkeeping(archive)
-        if name in (layout.LEDGER_DIR, layout.AUDIT, f"{layout.AUDIT}.lock")
+        for name in (layout.LEDGER_DIR, layout.AUDIT, f"{layout.AUDIT}.lock")
+        if (Path(archive) / name).is_symlink()
     ]
     if linked:
         raise ArchiveError(
