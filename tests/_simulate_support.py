@@ -8,7 +8,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from pipelines.record import Event
+from pipelines.record import Audience, Event, EventType, Kind, Role
 from pipelines.simulate import FAULTS_FILE, SimulationConfig, generate, simulate
 
 #: small but complete: every channel and every rule path appears at least once in a week
@@ -36,6 +36,23 @@ def by_conversation(config: SimulationConfig, channel: str) -> dict[str, list[Ev
         if event.channel == channel:
             grouped[event.conversation_id].append(event)
     return grouped
+
+
+def from_contact(event: Event) -> bool:
+    """A message the contact wrote."""
+    return event.kind == Kind.MESSAGE and event.sender.role == Role.CUSTOMER
+
+
+def reaches_contact(event: Event) -> bool:
+    """A message the contact receives: an employee's (delivered or released), the bot's, or a
+    notice addressed to them."""
+    if event.kind == Kind.MESSAGE:
+        if event.sender.role == Role.EMPLOYEE:
+            return event.attributes.get("delivery") == "delivered"
+        return event.sender.role == Role.BOT
+    if event.kind == Kind.EVENT:
+        return event.event_type == EventType.QUEUED_DELIVERED
+    return event.audience in (Audience.CUSTOMER, Audience.BOTH)
 
 
 def fault_lines(out: Path) -> set[tuple[str, int]]:

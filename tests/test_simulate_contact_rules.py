@@ -8,6 +8,8 @@ import datetime as dt
 from collections import Counter
 
 from _simulate_support import WEEK, by_conversation
+from _simulate_support import from_contact as _from_contact
+from _simulate_support import reaches_contact as _reaches_contact
 
 from pipelines.record import Audience, Event, EventType, Kind, Role
 
@@ -18,27 +20,11 @@ ROSTER = (EventType.PARTICIPANT_ADDED, EventType.PARTICIPANT_REMOVED, EventType.
 WECHAT_RUN = 4
 
 
-def _from_contact(event: Event) -> bool:
-    return event.kind == Kind.MESSAGE and event.sender.role == Role.CUSTOMER
-
-
 def _contact_reset(event: Event) -> bool:
     """The contact wrote (or followed the account): a new run starts."""
     return _from_contact(event) or (
         event.kind == Kind.EVENT and event.event_type == EventType.CONVERSATION_STARTED
     )
-
-
-def _reaches_contact(event: Event) -> bool:
-    """A message the contact receives: an employee's (delivered or released), the bot's, or a
-    notice addressed to them."""
-    if event.kind == Kind.MESSAGE:
-        if event.sender.role == Role.EMPLOYEE:
-            return event.attributes.get("delivery") == "delivered"
-        return event.sender.role == Role.BOT
-    if event.kind == Kind.EVENT:
-        return event.event_type == EventType.QUEUED_DELIVERED
-    return event.audience in (Audience.CUSTOMER, Audience.BOTH)
 
 
 def test_wechat_at_most_four_messages_reach_the_contact_without_a_reply() -> None:

@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from _simulate_support import WEEK, by_conversation
+from _simulate_support import from_contact as _from_contact
+from _simulate_support import reaches_contact as _reaches_wechat_contact
 
 from pipelines.automessages import render
 from pipelines.record import Audience, Event, EventType, Kind, Party, Role
@@ -57,22 +59,8 @@ ON_HOLD = ("notify", EventType.ON_HOLD_NOTICE, Audience.CUSTOMER)
 # the invariants, from events alone
 
 
-def _from_contact(event: Event) -> bool:
-    return event.kind == Kind.MESSAGE and event.sender.role == Role.CUSTOMER
-
-
 def _delivered(event: Event) -> bool:
     return event.kind == Kind.MESSAGE and event.attributes.get("delivery") == "delivered"
-
-
-def _reaches_wechat_contact(event: Event) -> bool:
-    if event.kind == Kind.MESSAGE:
-        if event.sender.role == Role.EMPLOYEE:
-            return event.attributes.get("delivery") == "delivered"
-        return event.sender.role == Role.BOT
-    if event.kind == Kind.EVENT:
-        return event.event_type == EventType.QUEUED_DELIVERED
-    return event.audience in (Audience.CUSTOMER, Audience.BOTH)
 
 
 def _employees_own(event: Event) -> bool:
