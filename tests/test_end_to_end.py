@@ -20,7 +20,7 @@ from pipelines.simulate import SimulationConfig, simulate
 EXPECTED = {
     "malformed_json": "malformed_json",
     "invalid_utf8": "invalid_utf8",
-    "missing_field": {"missing_field", "unknown_channel"},  # a missing `channel` is reported as such
+    "missing_field": "missing_field",
     "unknown_channel": "unknown_channel",
     "oversized_body": "oversized_body",
     "future_event_time": "future_timestamp",

@@ -191,3 +191,25 @@ def test_a_target_needing_more_than_the_activity_limit_is_refused_after_the_pilo
     err = capsys.readouterr().err
     assert "--target-events" in err and "--activity" in err and "--contacts" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_removes_what_the_run_wrote_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.simulate.output as output
+
+    real = output.generate
+
+    def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for number, emitted in enumerate(real(*args, **kwargs)):
+            if number == 300:
+                raise KeyboardInterrupt
+            yield emitted
+
+    monkeypatch.setattr(output, "generate", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(tmp_path / "events"), *ARGS, "--quiet"])
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().startswith("Aborted.") and "removed" in err and "Traceback" not in err
+    assert list((tmp_path / "events").iterdir()) == []

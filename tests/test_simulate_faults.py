@@ -136,3 +136,29 @@ def test_every_kind_is_written_even_at_a_tiny_rate(tmp_path: Path) -> None:
 def test_no_faults_file_without_the_option(tmp_path: Path) -> None:
     simulate(SimulationConfig(days=1, seed=9, employees=2, contacts=6), tmp_path)
     assert not (tmp_path / FAULTS_FILE).exists()
+
+
+def test_the_smallest_positive_rate_places_the_owed_kinds_40_lines_apart(tmp_path: Path) -> None:
+    """1 / 5e-324 is not a finite number: the spacing must not be computed from it."""
+    config = SimulationConfig(days=2, seed=9, employees=3, contacts=12, inject_faults=5e-324)
+    summary = simulate(config, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / FAULTS_FILE).read_text().splitlines()]
+    assert set(summary.faults) == set(FAULT_KINDS)  # only the owed ones: the rate itself is ~0
+    assert len(rows) == len(FAULT_KINDS) + 1  # and the one duplicate into a later day
+
+
+def test_a_span_at_the_calendars_end_still_gets_future_times(tmp_path: Path) -> None:
+    """--start may be as late as 9997-12-31: years ahead of it is past 9999, so the time stops at
+    the calendar's last second (still far in the future) rather than overflow."""
+    config = SimulationConfig(
+        days=2, seed=9, employees=3, contacts=12, start=dt.date(9997, 12, 31), inject_faults=0.05
+    )
+    simulate(config, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / FAULTS_FILE).read_text().splitlines()]
+    future = [row for row in rows if row["fault"] == "future_event_time"]
+    assert future
+    for row in future:
+        with (tmp_path / row["file"]).open("rb") as fh:
+            raw = fh.readlines()[row["line"] - 1]
+        event = Event.model_validate_json(raw)
+        assert event.event_time == dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)

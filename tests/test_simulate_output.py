@@ -133,3 +133,92 @@ def test_target_events_calibrates_activity(tmp_path: Path) -> None:
     summary = simulate(config, tmp_path)
     assert summary.activity > 1
     assert 0.75 * 4000 <= summary.events <= 1.25 * 4000
+
+
+def test_overwrite_replaces_only_the_simulators_own_names(tmp_path: Path) -> None:
+    """Lookalikes (an export named events-*, a compressed file, an editor's swap file) are not ours."""
+    config = SimulationConfig(days=1, seed=1, employees=2, contacts=5)
+    simulate(config, tmp_path)
+    theirs = {
+        "events-export-from-crm.jsonl": '{"real": 1}\n',
+        "events-2019-01-01.jsonl.gz": "x",
+        ".editor-swap.tmp": "x",
+        "notes.txt": "mine",
+    }
+    for name, text in theirs.items():
+        (tmp_path / name).write_text(text)
+    simulate(config.replace(seed=2), tmp_path, overwrite=True)
+    for name, text in theirs.items():
+        assert (tmp_path / name).read_text() == text
+    assert json.loads((tmp_path / SIMULATION_FILE).read_text())["arguments"]["seed"] == 2
+
+
+def test_overwrite_with_arguments_refused_later_keeps_the_earlier_run(tmp_path: Path) -> None:
+    config = SimulationConfig(days=1, seed=1, employees=2, contacts=5)
+    simulate(config, tmp_path)
+    before = _digest(tmp_path)
+    impossible = config.replace(target_events=1_000_000_000)  # refused only once the world is built
+    with pytest.raises(ConfigError, match="--target-events"):
+        simulate(impossible, tmp_path, overwrite=True)
+    assert _digest(tmp_path) == before
+
+
+def test_a_run_that_fails_part_way_leaves_nothing_of_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day files are committed as each day ends; a run that then fails removes them too, so a
+    half-written simulation is never there for `vigil run` to archive as if it were whole."""
+    import pipelines.simulate.output as output
+
+    real = output.generate
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        first_day = None
+        for emitted in real(*args, **kwargs):
+            first_day = first_day or emitted.event.event_time.date()
+            if emitted.event.event_time.date() > first_day + dt.timedelta(days=1):
+                raise KeyboardInterrupt  # in the third day: two day files are already committed
+            yield emitted
+
+    monkeypatch.setattr(output, "generate", failing)
+    (tmp_path / "notes.txt").write_text("mine")
+    config = SimulationConfig(days=4, seed=1, employees=2, contacts=5, inject_pii=True, inject_faults=0.01)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(config, tmp_path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_events_after_the_last_day_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step planned just before midnight of the last day has notices a moment later: they fall on
+    a day the run does not cover and are left out, never a crash or a file for an extra day."""
+    import dataclasses
+
+    import pipelines.simulate.engine as engine
+
+    config = SimulationConfig(days=2, seed=1, employees=2, contacts=5)
+    _, end = engine.span(config)
+    real = engine.script_for
+    stretched: list[int] = []
+
+    class Late:
+        def __init__(self, script):  # type: ignore[no-untyped-def]
+            self.script = script
+
+        def run(self):  # type: ignore[no-untyped-def]
+            last = None
+            for last in self.script.run():
+                yield last
+            if last is not None and not stretched:
+                stretched.append(last.conversation)
+                late = last.event.model_copy(update={"event_time": end + dt.timedelta(milliseconds=50)})
+                yield dataclasses.replace(last, event=late, seq=last.seq + 1)
+
+    monkeypatch.setattr(engine, "script_for", lambda spec, sim: Late(real(spec, sim)))
+    summary = simulate(config, tmp_path)
+    assert stretched  # the late event was offered
+    assert sorted(p.name for p in tmp_path.glob("events-*")) == [
+        events_file(config.start),
+        events_file(config.start + dt.timedelta(days=1)),
+    ]
+    times = [Event.model_validate_json(raw).event_time for _, _, raw in good_lines(tmp_path)]
+    assert len(times) == summary.events and max(times) < end

@@ -132,6 +132,8 @@ def _say_interrupted(argv: list[str] | None, exc: BaseException) -> NoReturn:
             " Nothing after the archive's last commit was kept (vigil verify shows the archive is "
             "intact); run the same command again to resume"
         )
+    elif _command(argv) == "simulate":
+        message += " The files this run had written were removed; run the same command again"
     click.echo(message, err=True)
     sys.exit(stop.exit_code)
 

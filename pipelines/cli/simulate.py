@@ -66,7 +66,7 @@ from pipelines.simulate.config import DEFAULT_START
     default=0.0,
     show_default=True,
     metavar="RATE",
-    help=f"Share of deliberately broken lines (0..0.5), listed in {FAULTS_FILE}.",
+    help=f"Deliberately broken lines per good line (0..0.5), listed in {FAULTS_FILE}.",
 )
 @click.option(
     "--whatsapp-queue-limit",

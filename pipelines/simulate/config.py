@@ -58,7 +58,7 @@ class SimulationConfig:
         _check(0 <= self.pii_rate <= 1, f"--pii-rate is a share between 0 and 1, got {self.pii_rate}")
         _check(
             0 <= self.inject_faults <= 0.5,
-            f"--inject-faults is a share of lines between 0 and 0.5, got {self.inject_faults}",
+            f"--inject-faults is broken lines per good line, between 0 and 0.5, got {self.inject_faults}",
         )
         for name in ("whatsapp_queue_limit", "wechat_queue_limit"):
             value = getattr(self, name)

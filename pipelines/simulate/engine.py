@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from collections.abc import Iterator
+from itertools import takewhile
 from operator import attrgetter
 
 from pipelines.errors import ConfigError
@@ -67,12 +68,18 @@ def span(config: SimulationConfig) -> tuple[dt.datetime, dt.datetime]:
 def generate(
     config: SimulationConfig, *, world: World | None = None, activity: float | None = None
 ) -> Iterator[Emitted]:
-    """All events of the run in event-time order (ties broken by conversation, then sequence)."""
+    """All events of the run in event-time order (ties broken by conversation, then sequence).
+
+    Only steps before the end of the span are planned, but a step's notices follow it by up to a
+    few seconds, so one planned just before midnight of the last day can yield events after it:
+    those belong to a day the run does not cover and are left out (the span is ``[start, end)``).
+    """
     world = world if world is not None else build_world(config.seed, config.employees, config.contacts)
     start, end = span(config)
     sim = Simulation(config, world, start, end, activity if activity is not None else config.activity)
     streams = [script_for(spec, sim).run() for spec in plan(world)]
-    return heapq.merge(*streams, key=attrgetter("order"))
+    merged = heapq.merge(*streams, key=attrgetter("order"))
+    return takewhile(lambda emitted: emitted.event.event_time < end, merged)
 
 
 def calibrate(config: SimulationConfig, world: World) -> float:

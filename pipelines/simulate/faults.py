@@ -75,6 +75,16 @@ class Fault:
     duplicate_of: Written | None = None
 
 
+#: the latest time a shifted timestamp may take: a span near the calendar's end (``--start`` can be
+#: as late as 9997-12-31) still gets a future time, never an overflow
+_LAST_TIME = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+
+
+def _later(when: dt.datetime, shift: dt.timedelta) -> dt.datetime:
+    """``when + shift``, or the calendar's last second where that would pass it."""
+    return when + shift if _LAST_TIME - when > shift else _LAST_TIME
+
+
 def dump(event: Event) -> bytes:
     """The JSON line for a good event (shared with the writer so duplicates are byte-compatible)."""
     return event.model_dump_json(exclude_none=True).encode() + b"\n"
@@ -89,7 +99,8 @@ class FaultInjector:
         # every kind at least once: the first ones are placed early, a few lines apart
         self._owed = list(FAULT_KINDS)
         rng.shuffle(self._owed)
-        self._spacing = max(2, min(40, round(1 / rate))) if rate > 0 else 0
+        # (a rate under 1/40 spaces them 40 apart: 1 / rate itself may not even be a finite number)
+        self._spacing = 0 if rate <= 0 else 40 if rate < 1 / 40 else max(2, round(1 / rate))
         self._recent: deque[Written] = deque(maxlen=64)
         self._earlier_days: deque[Written] = deque(maxlen=32)
         self._seen = 0
@@ -168,7 +179,7 @@ class FaultInjector:
         elif kind == "future_event_time":
             shift = dt.timedelta(days=365 * rng.randrange(5, 10))
             for name in ("event_time", "received_time"):
-                data[name] = (dt.datetime.fromisoformat(data[name]) + shift).isoformat()
+                data[name] = _later(dt.datetime.fromisoformat(data[name]), shift).isoformat()
         elif kind == "naive_timestamp":
             data["event_time"] = (
                 dt.datetime.fromisoformat(data["event_time"]).replace(tzinfo=None).isoformat()

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -38,7 +39,8 @@ from pipelines.simulate.world import build_world
 SIMULATION_FILE = "_simulation.json"
 LABELS_FILE = "_labels.jsonl"
 FAULTS_FILE = "_faults.jsonl"
-_OURS = ("events-*.jsonl", "events-*.jsonl.gz", SIMULATION_FILE, LABELS_FILE, FAULTS_FILE, ".*.tmp")
+_METADATA = frozenset({SIMULATION_FILE, LABELS_FILE, FAULTS_FILE})
+_DAY_FILE = re.compile(r"events-\d{4}-\d{2}-\d{2}\.jsonl")
 _BATCH = 1000
 
 
@@ -55,6 +57,7 @@ class AtomicFile:
         self._fh: IO[bytes] | None = open(self.tmp, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in commit/abort
         self.lines = 0
         self.bytes = 0
+        self.committed = False
 
     def write(self, payload: bytes) -> int:
         """Write one line; returns its 1-based line number."""
@@ -69,12 +72,19 @@ class AtomicFile:
             self._fh.close()
             self._fh = None
             os.replace(self.tmp, self.path)
+            self.committed = True
 
     def abort(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
         self.tmp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Remove the file whether it was committed or not (a failed run leaves nothing)."""
+        self.abort()
+        if self.committed:
+            self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -136,10 +146,19 @@ def _version() -> str:
         return "unknown"
 
 
-def prepare(out_dir: Path, *, overwrite: bool) -> None:
-    """Create ``out_dir`` and check it can be written. Without ``overwrite`` it must be empty (`vigil
-    run` reads every ``*.jsonl`` there, so anything else would be archived with the simulation);
-    with it, an earlier simulation's files are replaced and nothing else is touched."""
+def _ours(name: str) -> bool:
+    """A name the simulator writes: a day file, a metadata file, or one of those being written."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        name = name[1:-4]
+    return bool(_DAY_FILE.fullmatch(name)) or name in _METADATA
+
+
+def prepare(out_dir: Path, *, overwrite: bool) -> list[Path]:
+    """Create ``out_dir``, check it can be written and return the earlier simulation's files that
+    the new run replaces. Without ``overwrite`` it must be empty (`vigil run` reads every
+    ``*.jsonl`` there, so anything else would be archived with the simulation); with it, only the
+    simulator's own files are replaced and nothing else is touched. Nothing is deleted here: the
+    caller removes the old files once the new run's arguments have proved usable."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a directory")
     try:
@@ -152,42 +171,48 @@ def prepare(out_dir: Path, *, overwrite: bool) -> None:
         raise ConfigError(
             f"cannot write to --out {out_dir}: {reason}; choose a directory this user can create and write"
         ) from exc
-    existing = sorted({p for pattern in _OURS for p in out_dir.glob(pattern)})
-    if not overwrite:
+    names = sorted(p.name for p in out_dir.iterdir())
+    existing = [out_dir / name for name in names if _ours(name)]
+    if not overwrite and names:
         if existing:
             raise ConfigError(
-                f"{out_dir} already holds simulation output ({existing[0].name} and {len(existing) - 1} "
-                "more); choose an empty directory or pass --overwrite to replace it"
+                f"{out_dir} already holds simulation output ({existing[0].name}"
+                + (f" and {len(existing) - 1} more" if len(existing) > 1 else "")
+                + "); choose an empty directory or pass --overwrite to replace it"
             )
-        others = sorted(p.name for p in out_dir.iterdir())
-        if others:
-            raise ConfigError(
-                f"--out {out_dir} is not empty ({others[0]}"
-                + (f" and {len(others) - 1} more" if len(others) > 1 else "")
-                + "); `vigil run` would read its files with the events: choose an empty directory, or "
-                "pass --overwrite to write there anyway (only the simulator's own files are replaced)"
-            )
-    for path in existing:
-        path.unlink()
+        raise ConfigError(
+            f"--out {out_dir} is not empty ({names[0]}"
+            + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+            + "); `vigil run` would read its files with the events: choose an empty directory, or "
+            "pass --overwrite to write there anyway (only the simulator's own files are replaced)"
+        )
+    return existing
 
 
 def simulate(
     config: SimulationConfig, out_dir: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Summary:
-    """Write the simulation described by ``config`` into ``out_dir``; returns the counts."""
+    """Write the simulation described by ``config`` into ``out_dir``; returns the counts.
+
+    With ``overwrite`` the earlier simulation's files are removed only once the world is built and
+    the activity calibrated (a run refused for its arguments leaves them as they were). A run that
+    fails or is interrupted removes what it wrote, so a half-written simulation is never left for
+    `vigil run` to archive as if it were whole."""
     out = Path(out_dir)
-    prepare(out, overwrite=overwrite)
+    earlier = prepare(out, overwrite=overwrite)
     world = build_world(config.seed, config.employees, config.contacts)
     activity = calibrate(config, world)
     summary = Summary(out, config, activity)
     days = [config.start + dt.timedelta(days=i) for i in range(config.days)]
-    labels = AtomicFile(out / LABELS_FILE) if config.inject_pii else None
-    faults_out = AtomicFile(out / FAULTS_FILE) if config.inject_faults > 0 else None
     injector = (
         FaultInjector(random.Random(f"vigil-faults:{config.seed}"), config.inject_faults)
-        if faults_out
+        if config.inject_faults > 0
         else None
     )
+    for path in earlier:
+        path.unlink(missing_ok=True)
+    labels = AtomicFile(out / LABELS_FILE) if config.inject_pii else None
+    faults_out = AtomicFile(out / FAULTS_FILE) if injector is not None else None
     declare("simulate: days", len(days))
     declare("simulate: events", config.target_events)
     index = 0
@@ -233,12 +258,13 @@ def simulate(
             if extra is not None:
                 extra.commit()
         meta = AtomicFile(out / SIMULATION_FILE)
+        pending.append(meta)
         meta.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False).encode() + b"\n")
         meta.commit()
     except BaseException:
         for handle in (*pending, labels, faults_out):
             if handle is not None:
-                handle.abort()
+                handle.discard()
         raise
     return summary
 
