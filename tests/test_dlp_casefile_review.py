@@ -128,3 +128,30 @@ def test_the_case_example_in_error_hints_passes_against_the_shipped_policy(tmp_p
     (tmp_path / "pii.tests.yaml").write_text(f"cases:\n{example}\n", encoding="utf-8")
     code, out, _ = run(["dlp", "test", "--policy", str(tmp_path / "pii.yaml")], capsys)
     assert code == 0 and out.splitlines()[-1] == "1 passed, 0 failed, 0 known misses"
+
+
+# -- numbers and flags in a case file are taken as written -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expect", "extra", "field"),
+    [
+        ({"action": "redact", "findings": [{"entity": "FOO", "span": ["5", 9]}]}, {}, "span"),
+        ({"action": "redact", "findings": [{"entity": "FOO", "span": [5, 9.0]}]}, {}, "span"),
+        ({"action": "redact", "only": "yes", "findings": [{"entity": "FOO", "value": "8888"}]}, {}, "only"),
+        ({"action": "none"}, {"known_miss": "true", "note": "quoted"}, "known_miss"),
+    ],
+    ids=["quoted-offset", "float-offset", "quoted-only", "quoted-known-miss"],
+)
+def test_quoted_numbers_and_flags_in_a_case_file_are_refused_at_their_line(
+    tmp_path, capsys, expect, extra, field
+) -> None:
+    """A quoted "true" must not turn a failing case into a known miss, as policies refuse "0.5"."""
+    write_policy(tmp_path, [rule("t.r1", [{"type": "pattern", "entity": "FOO", "regex": "8888"}])])
+    cases = tmp_path / "policy.tests.yaml"
+    cases.write_text(
+        yaml.safe_dump({"cases": [{"text": "card 8888", "expect": expect, **extra}]}), encoding="utf-8"
+    )
+    code, _, err = run(["dlp", "test", "--policy", str(cases)], capsys)
+    assert code == 2, err
+    assert f"{cases}:" in err and field in err and "Traceback" not in err

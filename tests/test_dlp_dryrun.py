@@ -492,3 +492,20 @@ def test_a_source_record_with_the_notice_type_is_traffic_and_replayed(tmp_path, 
     result = dry_run(load_policy_set(changed_rules), tmp_path / "archive")
     assert (result.messages, result.notices) == (1, 0)
     assert dict(result.rules["pii.card-number"].counts) == {"blocked": 1}
+
+
+def test_a_hash_policy_replays_without_the_production_key(archive, tmp_path, capsys, monkeypatch) -> None:
+    """Samples show labels, never digests: the author's machine need not hold the HMAC secret."""
+    monkeypatch.delenv("VIGIL_DRYRUN_ONLY_KEY", raising=False)
+    card = {"type": "pattern", "entity": "CREDIT_CARD", "regex": r"\d{4}(?: \d{4}){3}"}
+    policy = write_policy(
+        tmp_path,
+        [rule("t.card", [card], operator={"type": "hash", "key_env": "VIGIL_DRYRUN_ONLY_KEY"})],
+        name="hashed",
+    )
+    code = main(_argv(policy, archive, "--json"))
+    out = capsys.readouterr().out
+    assert not code
+    report = json.loads(out)
+    assert report["messages"] == 7  # replayed, not refused for the missing key
+    assert SECRET_CARD not in out

@@ -177,3 +177,45 @@ def test_words_yaml_reads_as_booleans_or_numbers_are_told_to_be_quoted(tmp_path)
         "(YAML read this as date datetime.date(2026, 1, 5): put the word in quotes)",
     ]
     assert found[0].startswith(f"{path}:10: ") and found[1].startswith(f"{path}:11: ")
+
+
+def test_a_policy_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path) -> None:
+    """A pipe drains on the first of the two reads a policy gets (it read as "empty"); a FIFO with
+    no writer hung the command."""
+    import os
+    import signal
+
+    def hung(*_: object) -> None:
+        raise AssertionError("loading waited for a writer to open the FIFO")
+
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    cases = tmp_path / "policy.tests.yaml"
+    os.mkfifo(cases)
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        with pytest.raises(PolicyError, match=r"not a regular file .* save the policy file"):
+            load_policy_set(fifo)  # returns at once: nothing opens the FIFO
+        with pytest.raises(PolicyError, match="save the case file"):
+            load_policy(cases)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_folder_without_an_active_set_loads_every_policy_file_in_it(tmp_path) -> None:
+    """template.yaml copied into a folder of one's own is a policy like the others: a folder's set
+    must not leave it out while `dlp test` still runs its cases."""
+    import shutil
+
+    for name in ("template.yaml", "template.tests.yaml", "pii.yaml"):
+        shutil.copy(RULES / name, tmp_path / name)
+    loaded = load_policy_set(tmp_path)
+    assert sorted(p.id for p in loaded.policies) == sorted(
+        [load_policy(RULES / "template.yaml").id, load_policy(RULES / "pii.yaml").id]
+    )
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(RULES / "template.yaml", alone / "template.yaml")
+    assert [p.id for p in load_policy_set(alone).policies] == [load_policy(RULES / "template.yaml").id]

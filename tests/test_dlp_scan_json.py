@@ -131,3 +131,24 @@ def test_scan_answers_a_blank_line_with_an_error_line(tmp_path, capsys) -> None:
     assert rows[3]["id"] == 4 and rows[3]["action"] == "none"
     assert rows[4] == {"line": 5, "error": "empty line"}
     assert code == 1 and "scanned 5 line(s)" in err and "3 error(s)" in err
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_scan_names_a_utf16_input_and_how_to_convert_it(tmp_path, capsys, encoding: str) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n'.encode(encoding))
+    code, out, _ = run(["dlp", "scan", "--policy", str(RULES / "pii.yaml"), "--input", str(source)], capsys)
+    rows = strict_rows(out)
+    assert code == 1 and rows and all("error" in row for row in rows)
+    for row in rows[:2]:
+        assert "looks UTF-16" in row["error"] and "iconv -f UTF-16 -t UTF-8" in row["error"]
+
+
+def test_scan_gives_no_utf16_hint_for_a_plain_bad_line(tmp_path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": "a", "text": "caf\xe9"}\n{"id": "b", "text": \n')
+    _, out, _ = run(["dlp", "scan", "--policy", str(RULES / "pii.yaml"), "--input", str(source)], capsys)
+    assert [row["error"] for row in strict_rows(out)] == [
+        "invalid UTF-8 at byte 24",
+        "malformed JSON: Expecting value at column 21",
+    ]

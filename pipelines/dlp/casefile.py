@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.dlp.policy import PolicySet, _compose, _Model, _node_at, _read, _validate, load_policy_set
@@ -36,7 +36,9 @@ class ExpectedFinding(_Model):
         default=None,
         description="The exact text of the finding; it must occur once in the text (else give span).",
     )
-    span: tuple[int, int] | None = Field(default=None, description="Offsets [start, end) in the text.")
+    span: tuple[StrictInt, StrictInt] | None = Field(
+        default=None, description="Offsets [start, end) in the text (whole numbers, as written)."
+    )
     rule: str | None = Field(default=None, description="Rule id that must report it (optional).")
 
     @model_validator(mode="after")
@@ -63,7 +65,7 @@ class Expectation(_Model):
     findings: list[ExpectedFinding] = Field(
         default_factory=list, description="Findings that must be reported."
     )
-    only: bool = Field(default=True, description="Fail on findings not listed (default true).")
+    only: bool = Field(default=True, strict=True, description="Fail on findings not listed (default true).")
     redacted: str | None = Field(
         default=None,
         description="The exact redacted text (optional): checks the operator (mask keep_last, replace "
@@ -126,7 +128,9 @@ class Case(_Model):
     text: str = Field(description="The message text.")
     scope: CaseScope = Field(default_factory=CaseScope)
     expect: Expectation
-    known_miss: bool = Field(default=False, description="The policy is known to get this wrong; do not fail.")
+    known_miss: bool = Field(
+        default=False, strict=True, description="The policy is known to get this wrong; do not fail."
+    )
     note: str | None = Field(
         default=None, description="Why a known miss is missed (required with known_miss)."
     )
@@ -284,7 +288,7 @@ def prepare(path: str | Path, engines: dict[Path, Engine] | None = None) -> tupl
     key = cases.policy_path.resolve()
     engine = engines.get(key) if engines is not None else None
     if engine is None:
-        engine = Engine(load_policy_set(cases.policy_path), hash_key_env=_TEST_KEYS)
+        engine = Engine(load_policy_set(cases.policy_path), hash_key_env=TEST_KEYS)
         if engines is not None:
             engines[key] = engine
     _check_references(cases, engine.policy_set)
@@ -371,8 +375,9 @@ def _occurrences(text: str, value: str) -> list[int]:
 
 
 class _TestKeys(dict[str, str]):
-    """Environment for test runs: real variables, and a fixed key for any hash operator so that
-    case files run without secrets."""
+    """Environment for test runs and dry-runs: real variables, and a fixed key for any hash
+    operator so that case files run, and dry-runs (whose samples show labels, never digests)
+    replay, without the production secret on the author's machine."""
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         import os
@@ -382,7 +387,7 @@ class _TestKeys(dict[str, str]):
 
 #: The HMAC key case files are run with (not a secret; long enough for the key length check).
 TEST_HASH_KEY = "vigil-policy-test-key, not a secret: 0123456789"
-_TEST_KEYS = _TestKeys()
+TEST_KEYS = _TestKeys()
 
 
 def case_files(target: str | Path) -> list[Path]:

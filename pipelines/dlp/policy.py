@@ -22,6 +22,7 @@ import datetime as dt
 import difflib
 import hashlib
 import re
+import stat
 import textwrap
 import types
 import typing
@@ -916,7 +917,15 @@ MAX_FILE_BYTES = 1 << 20
 
 
 def _read(path: Path) -> tuple[bytes, str]:
+    kind = "case" if ".tests." in path.name else "policy"
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            # a pipe (`<(...)`, a piped /dev/stdin) drains on the first of the two reads a policy
+            # gets, and a FIFO with no writer would hang the command: both must be saved first
+            raise PolicyError(
+                f"{path}: not a regular file (a pipe, device or socket); save the {kind} file and "
+                "pass its path (a file redirected to /dev/stdin with < works too)"
+            )
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
@@ -929,7 +938,7 @@ def _read(path: Path) -> tuple[bytes, str]:
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
     if len(raw) > MAX_FILE_BYTES:
-        cases = ".tests." in path.name
+        cases = kind == "case"
         raise PolicyError(
             f"{path}: larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most a "
             f"{'case' if cases else 'policy'} file may hold (loading grows with the size: a 10 MB one "
@@ -1473,7 +1482,7 @@ def _expand(path: Path) -> tuple[str, list[Path]]:
         active = path / "active.yaml"
         if active.is_file():
             return _expand(active)
-        files = [p for p in _policy_files_in(path) if not _is_set_file(p) and p.name != "template.yaml"]
+        files = [p for p in _policy_files_in(path) if not _is_set_file(p)]
         if not files:
             raise PolicyError(f"{path}: no policy files (*.yaml) in this directory")
         return path.name, files

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, TextIO
 from pipelines import json_lines, strict_json
 from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.ingest.lines import Line, split_lines
+from pipelines.ingest.parse import looks_utf16
 from pipelines.record import MAX_BODY_CHARS, Channel, Direction, Kind
 
 #: Longest text scanned by default: the body cap of ``vigil run`` (longer bodies are dead letters
@@ -47,6 +48,16 @@ class ScanStats:
     blocked: int = 0
 
 
+def _utf16_hint(raw: bytes) -> str:
+    if not looks_utf16(raw):
+        return ""
+    return (
+        "; the input looks UTF-16 encoded (a byte order mark, or NUL bytes between the characters, "
+        "as PowerShell writes files): scan reads UTF-8, so convert it (iconv -f UTF-16 -t UTF-8) "
+        "and scan it again"
+    )
+
+
 def parse_line(
     raw: bytes, number: int, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 ) -> tuple[Any, str, Scope] | dict[str, Any]:
@@ -54,7 +65,7 @@ def parse_line(
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return {"line": number, "error": f"invalid UTF-8 at byte {exc.start}"}
+        return {"line": number, "error": f"invalid UTF-8 at byte {exc.start}{_utf16_hint(raw)}"}
     try:
         obj = strict_json.loads(line)
     except strict_json.RepeatedKeyError as exc:
@@ -64,7 +75,7 @@ def parse_line(
         refused["error"] = exc.describe()
         return refused
     except json.JSONDecodeError as exc:
-        return {"line": number, "error": f"malformed JSON: {exc.msg} at column {exc.colno}"}
+        return {"line": number, "error": f"malformed JSON: {exc.msg} at column {exc.colno}{_utf16_hint(raw)}"}
     except RecursionError:
         return {"line": number, "error": "JSON nested too deeply to read safely"}
     if not isinstance(obj, dict):

@@ -280,7 +280,7 @@ def _encoding_hint(raw: bytes) -> str:
     """What a line that does not read as JSON may be instead, said in its reason: a line of a
     UTF-16 file (PowerShell's default), a line holding NUL bytes (the hole a crash leaves in a
     log file), or a whole file whose lines end in CR alone."""
-    if _looks_utf16(raw):
+    if looks_utf16(raw):
         return (
             "; the line looks UTF-16 encoded (a byte order mark or NUL bytes between its "
             "characters, as PowerShell writes files): Vigil reads UTF-8, so convert the file "
@@ -303,7 +303,7 @@ def _encoding_hint(raw: bytes) -> str:
 _UTF16_UNITS = 16
 
 
-def _looks_utf16(raw: bytes) -> bool:
+def looks_utf16(raw: bytes) -> bool:
     """A line of a UTF-16 file as a UTF-8 reader cuts it at each byte 0x0A: a byte order mark, or
     JSON text whose first characters are ASCII each paired with a NUL byte (after it in UTF-16LE,
     before it in UTF-16BE), also once the NUL byte of the line feed before it is set aside, or that
