@@ -962,3 +962,35 @@ def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path
             build_timeline("conv-en", loaded, who).entries[0].heading
             == "message · queued · released at 11:00:00"
         )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["conversation", "conv-en"], ["search", "--json", "the"]],
+    ids=["conversation", "search"],
+)
+def test_a_reader_that_stops_taking_the_output_ends_the_command_quietly_with_exit_1(
+    archive: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """`| head` closes the pipe once it has its lines: no traceback, no message, exit 1 (the output
+    is incomplete), as the README's exit codes say."""
+    import subprocess
+
+    from helpers import VIGIL
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    env.pop("VIGIL_CONFIG", None)
+    reader, writer = os.pipe()
+    os.close(reader)  # closed before the command writes a byte
+    try:
+        done = subprocess.run(
+            [*VIGIL, *command, "--archive", str(archive), "--role", "officer"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == 1 and done.stderr == b""
