@@ -38,14 +38,15 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, UnsupportedProductError
-from elasticsearch.helpers import streaming_bulk
+from elasticsearch.helpers import expand_action, streaming_bulk
 
 from exporters.elasticsearch.config import EsConfig
 from exporters.elasticsearch.documents import document_bytes, to_action
+from exporters.elasticsearch.setup import from_elasticsearch
 from pipelines.record import DeadLetter, DeadLetterStage, to_micros
 
 if TYPE_CHECKING:
@@ -114,7 +115,9 @@ class IndexReport:
     indexed: int = 0
     dead_lettered: int = 0
     retried: int = 0  # documents re-sent (one document re-sent twice counts 2)
-    requests: int = 0  # bulk attempts made
+    requests: int = 0  # bulk attempts (rounds) made: each sends every pending document once
+    #: HTTP bulk requests sent (an attempt is several when its documents exceed the request size)
+    http_requests: int = 0
     #: with ``stop_when_unavailable``: documents of the last batch the cluster did not take when it
     #: stopped answering, left without a dead letter (rows after that batch are not read at all)
     unsent: int = 0
@@ -129,6 +132,7 @@ class IndexReport:
         self.dead_lettered += other.dead_lettered
         self.retried += other.retried
         self.requests += other.requests
+        self.http_requests += other.http_requests
         self.unsent += other.unsent
         self.stopped = other.stopped or self.stopped
 
@@ -211,9 +215,10 @@ def _index_batch(
             report.dead_letters.append(dead_letter(row, None, ES_BAD_ROW, reason))
 
     if pending and state.resting():
+        what, then = _why_unavailable(state.last_error)
         reason = (
-            f"Elasticsearch stopped answering (last error: {state.last_error}), so this document was "
-            f"not sent. The record is safe in the archive: once the cluster is healthy, {REINDEX_HINT}"
+            f"Elasticsearch {what} (last error: {state.last_error}), so this document was not sent. "
+            f"The record is safe in the archive: once {then}, {REINDEX_HINT}"
         )
         report.dead_letters.extend(dead_letter(d.row, d.action, ES_UNAVAILABLE, reason) for d in pending)
         pending = []
@@ -225,7 +230,8 @@ def _index_batch(
         if report.requests:  # not the batch's first attempt: these documents are sent again
             report.retried += len(pending)
         report.requests += 1
-        results, failure = _send(client, [d.action for d in pending], cap)
+        results, failure, sent = _send(client, [d.action for d in pending], cap)
+        report.http_requests += sent
         retry: list[_Doc] = []
         too_large: list[_Doc] = []  # in a request the cluster refused for its size (413)
         answered = False  # did the cluster itself answer for some document (even with a no)?
@@ -246,6 +252,17 @@ def _index_batch(
                 retry.append(doc)
                 continue
             ok, info = answer
+            if _usable_status(info) is None:
+                # an item without an HTTP status (or with one that is no status): not a usable bulk
+                # answer, so it says nothing about this document, whatever else it holds. Sent again
+                # like a 5xx (indexing by id is idempotent); it does not count as the cluster answering
+                given = f"status {_clip(info['status'])}" if "status" in info else "no status"
+                doc.last_error = (
+                    f"the bulk response was malformed: its item for this document has {given}, "
+                    "so it does not say whether the document was stored"
+                )
+                retry.append(doc)
+                continue
             status = _status(info)
             # "exception": the whole request failed. A 429 is still the cluster answering (busy,
             # not away): a long storm costs this batch its budget, never the batches after it;
@@ -259,7 +276,7 @@ def _index_batch(
                 # a status that would otherwise read as Elasticsearch refusing the document (a
                 # proxy's 413, 429 or 5xx is handled as the cluster's would be, below)
                 isinstance(whole, ApiError)
-                and not _from_elasticsearch(whole)
+                and not from_elasticsearch(whole)
                 and status not in RETRYABLE_STATUS
                 and status != 413
             ):
@@ -314,10 +331,11 @@ def _index_batch(
             if not answered:
                 state.trip(cfg.retry_backoff_max, retry[0].last_error)
             for doc in retry:
+                _, then = _why_unavailable(doc.last_error)
                 reason = (
                     f"Elasticsearch did not take the document after {attempt + 1} attempt(s); "
-                    f"last error: {doc.last_error}. The record is safe in the archive: once the "
-                    f"cluster is healthy, {REINDEX_HINT}"
+                    f"last error: {doc.last_error}. The record is safe in the archive: once {then}, "
+                    f"{REINDEX_HINT}"
                 )
                 report.dead_letters.append(dead_letter(doc.row, doc.action, ES_UNAVAILABLE, reason))
             retry = []
@@ -331,32 +349,78 @@ def _index_batch(
     return report
 
 
+def _why_unavailable(error: str) -> tuple[str, str]:
+    """What happened to the cluster, and when to send again, as a dead letter says it: a request
+    refused for its credentials is no outage, and waiting for the cluster to be healthy fixes
+    nothing."""
+    if REFUSED_CREDENTIALS in error:
+        return "refused the credentials", "the credentials are fixed"
+    return "stopped answering", "the cluster is healthy"
+
+
 def _send(
     client: Elasticsearch, actions: list[dict[str, Any]], max_bytes: int
-) -> tuple[list[tuple[bool, dict[str, Any]]], TransportError | None]:
+) -> tuple[list[tuple[bool, dict[str, Any]]], TransportError | None, int]:
     """One bulk attempt: one request, or several when the actions add up to more than
-    ``max_bytes``. Results come back in action order; a transport failure ends the list."""
+    ``max_bytes``. Results come back in action order; a transport failure ends the list. The
+    third value is how many HTTP bulk requests went out (a failed one included).
+
+    The requests are cut here, not by the helper, so that each ``streaming_bulk`` call is exactly
+    one HTTP request and the count is true; each document is serialized once, here, and the helper
+    sends those bytes as they are."""
     results: list[tuple[bool, dict[str, Any]]] = []
+    sent = 0
     try:
-        for ok, item in streaming_bulk(
-            client,
-            actions,
-            chunk_size=max(len(actions), 1),
-            max_chunk_bytes=max_bytes,
-            raise_on_error=False,
-            raise_on_exception=False,
-            max_retries=0,
-            yield_ok=True,
-        ):
-            results.append((ok, item))
+        for chunk in _requests(client, actions, max_bytes):
+            sent += 1
+            for ok, item in streaming_bulk(
+                client,
+                cast("list[Any]", chunk),  # (metadata, bytes) lines: see _as_is
+                chunk_size=len(chunk),
+                max_chunk_bytes=2**62,  # already cut to size: one request per call
+                expand_action_callback=_as_is,
+                raise_on_error=False,
+                raise_on_exception=False,
+                max_retries=0,
+                yield_ok=True,
+            ):
+                results.append((ok, item))
     except TransportError as exc:  # refused connection, timeout, TLS: no HTTP answer at all
-        return results, exc
+        return results, exc, sent
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # a 200 whose body is not a bulk answer (no "items", items that are not objects, a status
         # that is not a number): the helper trips over it. Nothing in it can be trusted, so every
         # document of the attempt is sent again (indexing by id is idempotent).
-        return [], TransportError(f"the bulk response was malformed ({type(exc).__name__}: {exc})")
-    return results, None
+        malformed = TransportError(f"the bulk response was malformed ({type(exc).__name__}: {exc})")
+        return [], malformed, sent
+    return results, None, sent
+
+
+_Line = tuple[dict[str, Any], bytes | None]
+
+
+def _as_is(line: Any) -> Any:
+    """The helper's action callback for lines :func:`_requests` already expanded and serialized."""
+    return line
+
+
+def _requests(client: Elasticsearch, actions: list[dict[str, Any]], max_bytes: int) -> Iterator[list[_Line]]:
+    """``actions`` as bulk lines (metadata, serialized document), cut into requests of at most
+    ``max_bytes`` (as the helper counts them: each line and its newline), at least one a request."""
+    serializer = client.transport.serializers.get_serializer("application/json")
+    chunk: list[_Line] = []
+    size = 0
+    for action in actions:
+        meta, data = expand_action(action)
+        body = serializer.dumps(data) if data is not None else None
+        cost = len(serializer.dumps(meta)) + 1 + (len(body) + 1 if body is not None else 0)
+        if chunk and size + cost > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((meta, body))
+        size += cost
+    if chunk:
+        yield chunk
 
 
 def _item_info(item: Any) -> dict[str, Any] | None:
@@ -367,10 +431,18 @@ def _item_info(item: Any) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def _from_elasticsearch(exc: ApiError) -> bool:
-    """Elasticsearch marks every answer, errors too, with the ``X-Elastic-Product`` header."""
-    headers = exc.meta.headers if exc.meta is not None else None
-    return any(k.lower() == "x-elastic-product" and v == "Elasticsearch" for k, v in (headers or {}).items())
+def _usable_status(info: dict[str, Any]) -> int | None:
+    """The item's HTTP status, or None when it has none that could be one (missing, not a whole
+    number, outside 100-599)."""
+    status = info.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        return None
+    return status
+
+
+def _clip(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _status(info: dict[str, Any]) -> int:

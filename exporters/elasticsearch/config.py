@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,8 @@ class EsConfig(BaseModel):
                 "--ca-certs and --no-verify-certs are TLS settings, and the URL is plain http://: "
                 "use an https:// URL, or leave them out (ES_CA_CERTS too)"
             )
+        if self.ca_certs is not None:
+            _check_ca_bundle(self.ca_certs)
         return self
 
     @property
@@ -307,3 +310,18 @@ def make_client(cfg: EsConfig) -> Elasticsearch:
         **auth,
         **tls,
     )
+
+
+def _check_ca_bundle(path: Path) -> None:
+    """Refuse, while settings are checked, a CA bundle TLS could not use: one that cannot be read
+    or holds no PEM certificate (a DER file, a key, a file of something else). Otherwise the first
+    request fails with a TLS error whose advice, "pass the CA bundle", is what the user just did."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"CA bundle {str(path)!r} holds no usable PEM certificate ({exc.reason or exc}): pass the "
+            "cluster's CA certificate(s) in PEM form (-----BEGIN CERTIFICATE-----)"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"CA bundle {str(path)!r} cannot be read ({exc.strerror or exc})") from None

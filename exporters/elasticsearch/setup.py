@@ -101,7 +101,7 @@ def translate_errors(cfg: EsConfig, doing: str) -> Iterator[None]:
     except IndexingError:
         raise
     except ApiError as exc:
-        raise _api_error(exc, cfg, doing) from None
+        raise api_error(exc, cfg, doing) from None
     except UnsupportedProductError:
         raise IndexingError(f"{where} answered, but it is not Elasticsearch: check --es-url") from None
     except TlsError as exc:
@@ -109,6 +109,12 @@ def translate_errors(cfg: EsConfig, doing: str) -> Iterator[None]:
             raise IndexingError(
                 f"TLS with {where} failed while {doing} ({exc.message}): the server does not speak "
                 "TLS on that port; use an http:// URL, or the cluster's HTTPS port"
+            ) from None
+        if cfg.ca_certs is not None:  # the user did pass a bundle: it is not the one that signed
+            raise IndexingError(
+                f"TLS with {where} failed while {doing} ({exc.message}) with the CA bundle "
+                f"{str(cfg.ca_certs)!r}: check that --ca-certs (or ES_CA_CERTS) is the bundle of the "
+                "CA that signed the cluster's certificate"
             ) from None
         raise IndexingError(
             f"TLS with {where} failed while {doing} ({exc.message}): pass the cluster's CA bundle with "
@@ -141,13 +147,18 @@ def _cluster_info(client: Elasticsearch, cfg: EsConfig) -> tuple[str, str]:
         return str(info["cluster_name"]), str(info["version"]["number"])
 
 
-def _api_error(exc: ApiError, cfg: EsConfig, doing: str) -> IndexingError:
-    """What an HTTP error answer means for the user. Elasticsearch marks every answer with the
-    ``X-Elastic-Product`` header: an error without it came from something else (a proxy, a web
-    server at the wrong address), whatever its status says."""
+def from_elasticsearch(exc: ApiError) -> bool:
+    """Elasticsearch marks every answer, errors too, with the ``X-Elastic-Product`` header: an
+    error without it came from something else (a proxy, a web server at the wrong address)."""
+    headers = exc.meta.headers if exc.meta is not None else None
+    return any(k.lower() == "x-elastic-product" and v == "Elasticsearch" for k, v in (headers or {}).items())
+
+
+def api_error(exc: ApiError, cfg: EsConfig, doing: str) -> IndexingError:
+    """What an HTTP error answer means for the user; one that is not from Elasticsearch (see
+    :func:`from_elasticsearch`) says so, whatever its status says."""
     where = cfg.safe_url
-    headers = {k.lower(): v for k, v in (exc.meta.headers or {}).items()} if exc.meta else {}
-    if headers.get("x-elastic-product") != "Elasticsearch":
+    if not from_elasticsearch(exc):
         return IndexingError(
             f"{where} answered HTTP {exc.status_code} while {doing}, and it is not Elasticsearch (the "
             "answer has no X-Elastic-Product header): check --es-url; a proxy or another web server "

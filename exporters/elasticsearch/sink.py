@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from exporters.elasticsearch.bulk import IndexState, index_rows
+from exporters.elasticsearch.bulk import REFUSED_CREDENTIALS, IndexState, index_rows
 from exporters.elasticsearch.config import EsConfig, make_client
 
 INDEXED = "indexed"
@@ -35,6 +35,9 @@ class _BulkIndexFn(beam.DoFn):
         self.indexed = Metrics.counter(METRICS_NAMESPACE, "indexed")
         self.retried = Metrics.counter(METRICS_NAMESPACE, "retried")
         self.dead_lettered = Metrics.counter(METRICS_NAMESPACE, "dead_lettered")
+        #: dead letters whose reason is the cluster refusing the credentials: the run summary then
+        #: says to fix them, not to wait for the cluster
+        self.refused_credentials = Metrics.counter(METRICS_NAMESPACE, "refused_credentials")
         self._client: Any = None
         self._state: IndexState | None = None
 
@@ -47,6 +50,9 @@ class _BulkIndexFn(beam.DoFn):
         self.indexed.inc(report.indexed)
         self.retried.inc(report.retried)
         self.dead_lettered.inc(report.dead_lettered)
+        self.refused_credentials.inc(
+            sum(REFUSED_CREDENTIALS in letter["reason"] for letter in report.dead_letters)
+        )
         yield from report.indexed_ids
         for letter in report.dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTERS, letter)

@@ -295,7 +295,7 @@ def index_command(
     rate = summary.read / seconds if seconds > 0 else 0.0
     click.echo(
         f"read {summary.read:,}, indexed {summary.indexed:,}, dead-lettered {summary.dead_lettered:,} "
-        f"({summary.retried:,} retried, {summary.requests:,} bulk requests, "
+        f"({summary.retried:,} retried, {summary.http_requests:,} bulk requests, "
         f"{seconds:.1f}s, {rate:,.0f} docs/s) "
         f"into {cfg.alias} at {cfg.safe_url}"
     )

@@ -241,6 +241,12 @@ class RunSummary:
             lines.append(
                 f"Elasticsearch: {self.es['indexed']:,} indexed, {self.es['dead_lettered']:,} dead-lettered "
                 f"({self.es['retried']:,} retries)"
+                + (
+                    f"; {self.es['refused_credentials']:,} because it refused the credentials: fix them "
+                    "(--api-key, or --username and --password; ES_API_KEY, ES_USERNAME, ES_PASSWORD)"
+                    if self.es.get("refused_credentials")
+                    else ""
+                )
                 + (f"; re-send with {resend}" if self.es["dead_lettered"] else "")
             )
         lines.append(
@@ -904,6 +910,8 @@ def run_locked(opts: RunOptions, engine: Any = None) -> RunSummary:
         if opts.es is not None:
             es_counts = _metrics(result, "vigil.es")
             summary.es = {name: es_counts.get(name, 0) for name in ("indexed", "retried", "dead_lettered")}
+            if es_counts.get("refused_credentials"):
+                summary.es["refused_credentials"] = es_counts["refused_credentials"]
         summary.duplicates = counters.get("duplicates", 0)
         summary.dead_letter_reasons = {
             name.split(".", 1)[1]: n for name, n in counters.items() if name.startswith("dead_letter.") and n

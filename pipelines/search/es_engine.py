@@ -50,24 +50,20 @@ def send(client: Elasticsearch, cfg: EsConfig, body: Mapping[str, Any]) -> dict[
     """``_search`` on ``cfg``'s alias with ``body`` (keys passed as the client's keywords, so the
     body sent is exactly ``body``). Transport and API errors become :class:`IndexingError`; one
     that never reached the cluster names its URL and what to check, as ``vigil es`` does."""
-    from elasticsearch import ApiError, NotFoundError, TransportError
+    from elasticsearch import ApiError, TransportError
 
-    from exporters.elasticsearch.setup import translate_errors
+    from exporters.elasticsearch.setup import api_error, from_elasticsearch, translate_errors
 
     index = cfg.alias
     kwargs = {_KEYWORDS.get(k, k): v for k, v in body.items()}
     try:
         response = client.search(index=index, **kwargs)
-    except NotFoundError:
-        raise IndexingError(
-            f"no index behind {index!r}: install the template and index the archive first "
-            "(vigil es setup, vigil es index)"
-        ) from None
     except ApiError as exc:
-        hint = _AUTH_HINTS.get(exc.meta.status, "")
-        raise IndexingError(
-            f"Elasticsearch refused the search ({exc.meta.status}): {_reason(exc)}{hint}"
-        ) from None
+        if not from_elasticsearch(exc):
+            # a proxy or another web server answered (its 404, 502 or 401 page): not the cluster
+            # saying the index is missing or refusing the search; the same message `vigil es` gives
+            raise api_error(exc, cfg, "searching") from None
+        raise _refused(exc, index) from None
     except TransportError as exc:
         # refused, timed out, TLS: the same message, URL and hint as `vigil es check` gives
         with translate_errors(cfg, "searching"):
@@ -81,6 +77,19 @@ def send(client: Elasticsearch, cfg: EsConfig, body: Mapping[str, Any]) -> dict[
             "Elasticsearch answered the search, but not with hits as Elasticsearch 9.x does: check --es-url"
         )
     return dict(answer)
+
+
+def _refused(exc: Any, index: str) -> IndexingError:
+    """What Elasticsearch itself refusing the search means for the user."""
+    from elasticsearch import NotFoundError
+
+    if isinstance(exc, NotFoundError):
+        return IndexingError(
+            f"no index behind {index!r}: install the template and index the archive first "
+            "(vigil es setup, vigil es index)"
+        )
+    hint = _AUTH_HINTS.get(exc.meta.status, "")
+    return IndexingError(f"Elasticsearch refused the search ({exc.meta.status}): {_reason(exc)}{hint}")
 
 
 _AUTH_HINTS = {
@@ -154,10 +163,33 @@ def _seek(client: Elasticsearch, cfg: EsConfig, body: dict[str, Any], offset: in
     return {**body, "from": 0, "search_after": after}
 
 
-def _hit(raw: Mapping[str, Any], query: Query, identity: Identity) -> Hit:
-    source = dict(raw.get("_source") or {})
-    source.setdefault("record_id", raw.get("_id"))
-    return hit_from_row(source, query, identity, highlights=_highlights(raw, source, identity))
+#: what every hit's ``_source`` must hold (``record_id`` may come from ``_id``) to be shown
+_REQUIRED = ("record_id", "conversation_id", "channel", "event_time", "kind", "direction", "org")
+
+
+def _hit(raw: Any, query: Query, identity: Identity) -> Hit:
+    hit_id = raw.get("_id") if isinstance(raw, Mapping) else None
+    source = raw.get("_source") if isinstance(raw, Mapping) else None
+    if not isinstance(raw, Mapping) or not isinstance(source if source is not None else {}, Mapping):
+        raise _bad_hit(hit_id, "it is not an object with a _source object")
+    row = dict(source or {})
+    row.setdefault("record_id", hit_id)
+    missing = [name for name in _REQUIRED if row.get(name) is None]
+    if missing:
+        raise _bad_hit(hit_id, f"its _source has no {', '.join(missing)}")
+    try:
+        return hit_from_row(row, query, identity, highlights=_highlights(raw, row, identity))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise _bad_hit(hit_id, f"{type(exc).__name__}: {exc}") from None
+
+
+def _bad_hit(hit_id: Any, what: str) -> IndexingError:
+    """A hit Vigil cannot show: one line naming it, never a KeyError from deeper down."""
+    name = repr(hit_id) if isinstance(hit_id, str) else "without an _id"
+    return IndexingError(
+        f"Elasticsearch answered the search, but not with hits as Elasticsearch 9.x does (hit {name}: "
+        f"{what}): check --es-url, and that only `vigil es index` writes to the indices behind the alias"
+    )
 
 
 def _highlights(
@@ -215,8 +247,11 @@ def _every_hit(
             body["search_after"] = after
         batch = send(client, cfg, body).get("hits", {}).get("hits", [])
         for raw in batch:
-            row = dict(raw.get("_source") or {})
-            row.setdefault("record_id", raw["_id"])
+            source = raw.get("_source") if isinstance(raw, Mapping) else None
+            if not isinstance(raw, Mapping) or not isinstance(source if source is not None else {}, Mapping):
+                raise _bad_hit(raw.get("_id") if isinstance(raw, Mapping) else None, "not a hit object")
+            row = dict(source or {})
+            row.setdefault("record_id", raw.get("_id"))
             yield row
         if len(batch) < PAGE:
             return
