@@ -818,3 +818,30 @@ def test_a_line_finished_between_listing_and_choosing_is_judged_as_listed(
     later = run_module.run(opts)
     assert (later.read, later.archived, later.dead_lettered, later.duplicates) == (1, 1, 0, 0)
     assert verify(archive).ok
+
+
+def test_follow_reads_files_stamped_ahead_of_the_clock_once_they_stop_changing(tmp_path: Path) -> None:
+    """A writer whose clock runs ahead (or `cp -p` of future-stamped files) gives an mtime that
+    stays "moments ago" for hours: the files settle `--settle` after the session first saw them,
+    and the session still stops after its idle polls."""
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "plain.jsonl", [event(1)])
+    with (src / "plain.jsonl").open("ab") as fh:
+        fh.write(line(event(2)).rstrip(b"\n"))  # a last line without line end: held until settled
+    (src / "packed.jsonl.gz").write_bytes(gzip.compress(line(event(3)) + line(event(4))))
+    ahead = time.time() + 2 * 3600
+    for path in src.iterdir():
+        os.utime(path, (ahead, ahead))
+    args = [*VIGIL, "run", "--input", str(src), "--archive", str(archive), "--follow", "--json"]
+    done = subprocess.run(
+        [*args, "--interval", "0.1", "--settle", "0.5", "--stop-after-idle", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _rows(archive) == 4
+    stopped = json.loads(done.stdout.splitlines()[-1])
+    assert stopped["event"] == "stopped" and stopped["waiting_files"] == 0
+    assert (stopped["totals"]["archived"], stopped["totals"]["dead_lettered"]) == (4, 0)

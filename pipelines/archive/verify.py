@@ -293,12 +293,44 @@ def verify(
     _check_run_reports(root, report, state)
     _check_audit(root, report, state, expect_audit_head)
     if expect_head and expect_head != state.head:
-        shown = state.head[:16] + "…" if state.head else "unknown" if found else "(empty)"
-        report.problems.append(
-            f"manifest head is {shown} but {expect_head[:16]}… was expected: "
-            "entries were removed from its end or rewritten, or this is another archive"
-        )
+        later = _entries_after(manifest_ledger(root).path, expect_head, op="commit")
+        if later is not None:
+            report.notes.append(
+                f"the expected manifest head {expect_head[:16]}… is a commit in the chain, and "
+                f"{later} commit(s) came after it: the archive grew since (keep the current head, "
+                f"{state.head[:16]}…, for the next check)"
+            )
+        else:
+            shown = state.head[:16] + "…" if state.head else "unknown" if found else "(empty)"
+            report.problems.append(
+                f"manifest head is {shown} but {expect_head[:16]}… was expected, and no commit in "
+                "the chain has that hash: entries were removed from its end or rewritten, or this "
+                "is another archive"
+            )
     return report
+
+
+def _entries_after(path: Path, wanted: str, *, op: str | None = None) -> int | None:
+    """How many entries (of ``op``, when given) follow the entry whose hash is ``wanted`` in the
+    ledger at ``path``, or None when no such entry is there. A head kept from an earlier check is
+    still in the chain of a ledger that has only grown since; verify checks the chain itself."""
+    seen: int | None = None
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            entry = ledger_read_line(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or (op is not None and entry.get("op") != op):
+            continue
+        if seen is not None:
+            seen += 1
+        elif entry.get("hash") == wanted:
+            seen = 0
+    return seen
 
 
 def _tail_adds(root: Path, state: ManifestState) -> set[str]:
@@ -566,7 +598,17 @@ def _check_audit(
                 f"audit log: entry {anchor['seq']} is not the one a `vigil run` commit recorded "
                 "(the log was rewritten)"
             )
-    if expect_audit_head and expect_audit_head != (report.audit_head or GENESIS):
+    later = (
+        _entries_after(audit.path, expect_audit_head)
+        if expect_audit_head and expect_audit_head != (report.audit_head or GENESIS)
+        else None
+    )
+    if later is not None:
+        report.notes.append(
+            f"audit log: the expected audit head {expect_audit_head[:16]}… is an entry of the log, and "
+            f"{later} entr{'y' if later == 1 else 'ies'} came after it: the log grew since"
+        )
+    elif expect_audit_head and expect_audit_head != (report.audit_head or GENESIS):
         shown = (
             report.audit_head[:16] + "…"
             if report.audit_head
@@ -576,5 +618,6 @@ def _check_audit(
         )
         report.problems.append(
             f"audit head is {shown} but {expect_audit_head[:16]}… was expected: "
-            "entries were removed from the audit log's end, or this is another archive"
+            "no entry of the log has that hash: entries were removed from its end or rewritten, or "
+            "this is another archive"
         )

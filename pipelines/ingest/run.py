@@ -541,6 +541,11 @@ class Selection:
     unreadable: list[str] = field(default_factory=list)  # named like event files, not files: "name (why)"
 
 
+#: follow mode: when this process first saw each file stamped ahead of its clock, by (name, size,
+#: mtime): such a file settles that long after, whatever its mtime says
+_SEEN_AHEAD: dict[tuple[str, int, int], float] = {}
+
+
 def select_sources(opts: RunOptions) -> Selection:
     """Files to read and where to start in each: a plain file that only grew since a commit
     consumed it (its first ``bytes_read`` bytes hash the same) is read on from there; anything else
@@ -551,7 +556,16 @@ def select_sources(opts: RunOptions) -> Selection:
     now = time.time()
 
     def being_written(source: SourceFile) -> bool:
-        return opts.hold_partial_tail and now - source.mtime_ns / 1e9 < opts.settle_seconds
+        if not opts.hold_partial_tail:
+            return False
+        age = now - source.mtime_ns / 1e9
+        if age >= 0:
+            return age < opts.settle_seconds
+        # stamped ahead of this clock (a writer whose clock runs ahead, `tar x` or `cp -p` of
+        # future-stamped files): its mtime cannot say how long ago it changed, so it settles
+        # `--settle` seconds after this process first saw it as it is now
+        first = _SEEN_AHEAD.setdefault((source.name, source.size, source.mtime_ns), now)
+        return now - first < opts.settle_seconds
 
     if not opts.only_new_sources:
         return Selection(found, 0, {}, frozenset(), 0, listing.unread, unreadable=listing.skipped)
