@@ -603,7 +603,7 @@ def _check_audit(
         if expect_audit_head and expect_audit_head != (report.audit_head or GENESIS)
         else None
     )
-    if later is not None:
+    if expect_audit_head and later is not None:
         report.notes.append(
             f"audit log: the expected audit head {expect_audit_head[:16]}… is an entry of the log, and "
             f"{later} entr{'y' if later == 1 else 'ies'} came after it: the log grew since"
