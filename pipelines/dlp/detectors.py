@@ -274,7 +274,11 @@ class PresidioPatternDetector(Detector):
         self.recognizer = presidio_entities.recognizer(spec.entity)
         flags = self.recognizer.global_regex_flags or 0
         self._patterns = [
-            (BatchRegex(p.regex, flags, blank_cjk=True), p.score) for p in self.recognizer.patterns
+            (
+                BatchRegex(presidio_entities.linear_pattern(spec.entity, p.regex), flags, blank_cjk=True),
+                p.score,
+            )
+            for p in self.recognizer.patterns
         ]
         context = spec.context or ContextSpec(
             raise_words=[w.strip() for w in (self.recognizer.context or [])]
@@ -370,7 +374,8 @@ class PresidioAnalyzeDetector(Detector):
         self.recognizer = presidio_entities.recognizer(spec.entity)
         flags = getattr(self.recognizer, "global_regex_flags", 0) or 0
         self._filters = [
-            BatchRegex(p.regex, flags, blank_cjk=True) for p in getattr(self.recognizer, "patterns", [])
+            BatchRegex(presidio_entities.linear_pattern(spec.entity, p.regex), flags, blank_cjk=True)
+            for p in getattr(self.recognizer, "patterns", [])
         ]
         context = spec.context or ContextSpec(
             raise_words=[w.strip() for w in (self.recognizer.context or [])]
