@@ -70,6 +70,21 @@ def test_follow_mode_waits_for_a_gzip_still_being_written(tmp_path: Path) -> Non
     assert list(read_lines(str(cut)))[-1].problem[0] == "truncated_gzip"  # type: ignore[index]
 
 
+def test_an_empty_gzip_file_is_a_truncated_gzip_not_a_file_read_whole(tmp_path: Path) -> None:
+    """Python's gzip reads 0 bytes as an empty stream; gzip -t refuses it (no header). Before, the
+    run recorded it as consumed with nothing said."""
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    write_jsonl(src / "good.jsonl", [event(1)])
+    (src / "empty.jsonl.gz").write_bytes(b"")
+    assert list(read_lines(str(src / "empty.jsonl.gz"), hold_partial_tail=True)) == []  # follow waits
+    summary = ingest(src, archive)
+    assert summary.balanced and summary.archived == 1
+    assert summary.dead_letter_reasons == {"truncated_gzip": 1}
+    (letter,) = _dead(archive)
+    assert letter["source_name"].endswith("empty.jsonl.gz") and "not even a gzip header" in letter["reason"]
+    assert [Path(n).name for n in load_state(archive).consumed_sources()] == ["good.jsonl"]
+
+
 def test_the_same_input_spelled_differently_is_read_once(tmp_path: Path, monkeypatch) -> None:
     src, archive = tmp_path / "in", tmp_path / "archive"
     write_jsonl(src / "a.jsonl", [event(1), b"{bad\n"])

@@ -507,6 +507,20 @@ def read_lines(
                 stream = _Bounded(stream, until - start)
             yield from split_lines(stream, source, max_line_bytes, hold_partial_tail, start)
             return
+        if not raw.read(1):
+            # Python reads an empty file as an empty gzip stream, but a gzip file has at least its
+            # header: this one was created and not (yet) written, or cut to nothing
+            if not hold_partial_tail:  # follow mode waits for its writer, as for any cut stream
+                yield file_problem(
+                    source,
+                    0,
+                    "truncated_gzip",
+                    "the file is empty, not even a gzip header (created and never written, or cut "
+                    "to nothing); put a complete copy in its place: the next run reads it again "
+                    "(until then every run reads it again)",
+                )
+            return
+        raw.seek(0)
         damage = gzip_damage(raw)
         if damage is not None:
             yield file_problem(source, 0, "unreadable_file", damage)
