@@ -136,6 +136,12 @@ def test_keyword_filters_are_the_same_as_typed_ones() -> None:
             'in quotes when it has spaces or brackets: participant:"(852) 9111-0000"',
         ),
         ("card participant: Wei Zhang channel:sms", 'participant:"Wei Zhang"'),
+        # ...and one with a bracket inside: it would end at the bracket and start a group
+        (
+            "participant:+81(90)1234-5678",
+            'put a value with brackets in quotes: participant:"+81(90)1234-5678"',
+        ),
+        ("fee participant:+44(0)20 7946", 'participant:"+44(0)20"'),
         ("channel: sms", "needs its value right after the colon: channel:sms"),
         ("(card participant:) fee", "filter participant: needs a value, e.g. participant:+852"),
         # nesting deep enough to exhaust Python's recursion is refused before parsing

@@ -300,6 +300,16 @@ def _check_tokens(raw: str, tokens: list[Token]) -> None:
 
 def _check_filter_value(raw: str, token: Token, after: list[Token]) -> None:
     key, _, value = str(token).partition(":")
+    end = token.end_pos or 0
+    if value and not value.startswith('"') and raw[end : end + 1] == "(":
+        # participant:+81(90)1234-5678 would read as participant:+81 AND (90 ...): a value runs up
+        # to a bracket, so one holding a bracket goes in quotes
+        meant = value + raw[end:].split(maxsplit=1)[0] if raw[end:].strip() else value
+        spec = filter_spec(key)
+        raise QueryError(
+            f"filter {spec.key}: its value runs into a bracket, which would start a group; put a "
+            f'value with brackets in quotes: {spec.key}:"{meant}"'
+        )
     if value:
         return
     spec = filter_spec(key)
