@@ -24,11 +24,15 @@ CF_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
 CONTROLS = frozenset(
     ch for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0)]) if ch not in "\t\n\x0b\x0c\r\x85"
 )
-#: Every invisible character: general category Cf, Default_Ignorable_Code_Point and the control
-#: characters that are not white space.
+#: Characters that draw nothing although they are neither format characters nor white space: the
+#: braille pattern blank, which "send an empty message" tricks and look-alike names use
+BLANKS = frozenset({"\u2800"})
+#: Every invisible character: general category Cf, Default_Ignorable_Code_Point, the control
+#: characters that are not white space, and the blanks.
 INVISIBLE = frozenset(
     {chr(c) for lo, hi in DEFAULT_IGNORABLE for c in range(lo, hi + 1)}
     | CONTROLS
+    | BLANKS
     | {chr(c) for plane in CF_PLANES for c in plane if unicodedata.category(chr(c)) == "Cf"}
 )
 

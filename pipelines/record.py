@@ -301,8 +301,8 @@ class Event(_Strict):
         # ("meridian" + U+200B), which a search for the visible name never finds
         if value is not None and (hidden := next((ch for ch in value if ch in INVISIBLE), None)):
             raise ValueError(
-                f"invisible characters (U+{ord(hidden):04X}: zero-width, bidi and other format "
-                "characters) are not allowed in ids"
+                f"invisible characters (U+{ord(hidden):04X}: zero-width, bidi, blank and other "
+                "format characters) are not allowed in ids"
             )
         # likewise white space that is not a plain space, or a space at either end ("meridian "),
         # and a name spelled with combining marks where it has composed letters (e + U+0301 for é)
@@ -315,6 +315,18 @@ class Event(_Strict):
             raise ValueError(
                 "spaces at the start or end are not allowed in ids: it would make a second id "
                 "that looks like the first; remove them"
+            )
+        # characters no keyboard gives and no font agrees on: private use, the object replacement
+        # character, noncharacters; and a combining mark with nothing to combine with
+        if value is not None and (odd := next((ch for ch in value if _unshowable_in_id(ch)), None)):
+            raise ValueError(
+                f"U+{ord(odd):04X} ({unicodedata.name(odd, 'private use or noncharacter')}) is not allowed "
+                "in ids: it shows as nothing, a box or a placeholder, so two ids could look alike"
+            )
+        if value and unicodedata.category(value[0]).startswith("M"):
+            raise ValueError(
+                f"an id may not start with a combining mark (U+{ord(value[0]):04X}): it has nothing "
+                "to combine with and shows on whatever is printed before it"
             )
         if value is not None and not unicodedata.is_normalized("NFC", value):
             raise ValueError(
@@ -681,6 +693,16 @@ def event_month(row: dict[str, Any]) -> str:
 
 
 _MICROS_PER_DAY = 86_400 * 1_000_000
+
+
+def _unshowable_in_id(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        unicodedata.category(ch) == "Co"  # private use
+        or ch in "\ufffc\ufffd"  # object replacement, replacement character
+        or 0xFDD0 <= code <= 0xFDEF
+        or (code & 0xFFFE) == 0xFFFE
+    )
 
 
 @functools.lru_cache(maxsize=4096)  # called for every row; a run covers a few days or months

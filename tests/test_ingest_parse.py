@@ -78,6 +78,14 @@ BAD = [
     ("invalid_event", line(event(1, sub_org="\ufeffwealth-hk")), "invisible characters (U+FEFF"),
     ("invalid_event", line(event(1, event_id="evt-000001\u2060")), "invisible characters (U+2060"),
     ("invalid_event", line(event(1, event_id="evt\u202e100-tve")), "invisible characters (U+202E"),
+    # the braille blank draws nothing; private use, U+FFFC and noncharacters show as boxes or
+    # nothing; a combining mark at the start shows on whatever comes before
+    ("invalid_event", line(event(1, org="meridian\u2800")), "invisible characters (U+2800"),
+    ("invalid_event", line(event(1, org="meridian\ufffc")), "U+FFFC (OBJECT REPLACEMENT CHARACTER)"),
+    ("invalid_event", line(event(1, event_id="evt-1\ue000")), "U+E000 (private use or noncharacter)"),
+    ("invalid_event", line(event(1, sub_org="\ufdd0singapore")), "U+FDD0 (private use or noncharacter)"),
+    ("invalid_event", line(event(1, sub_org="\u0301singapore")), "start with a combining mark (U+0301)"),
+    ("empty_message", line(event(1, body="\u2800 \u2800")), "body text or at least one attachment"),
     # ... and so would other white space, spaces at either end or a decomposed letter
     ("invalid_event", line(event(1, org="acme\u00a0")), "white space other than a plain space (U+00A0)"),
     ("invalid_event", line(event(1, org="acme\u0085")), "white space other than a plain space (U+0085)"),
