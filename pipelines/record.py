@@ -539,46 +539,11 @@ def record_id_for(org: str, channel: str, event_id: str, *, origin: str | None =
 def content_sha256(event: Event) -> str:
     """Hash of what the event says. Excludes when the connector happened to receive it (also the
     exact text of a finer-than-microsecond receive time kept in attributes), so a re-delivery of
-    the same event is a duplicate while a different event under the same id is a conflict. The
-    exact text of a finer or leap-second event time counts as the instant it names, written in
-    UTC (:func:`_exact_in_utc`): the same instant sent from another zone is the same event."""
-    exact = event.attributes.get("source_event_time")
-    if exact is not None and (utc := _exact_in_utc(exact, event.event_time)) != exact:
-        event = event.model_copy(update={"attributes": {**event.attributes, "source_event_time": utc}})
+    the same event is a duplicate while a different event under the same id is a conflict."""
     payload = event.model_dump_json(
         exclude={"received_time": True, "attributes": {"source_received_time": True}}
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-_EXACT_TIME = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|z|[+-]\d{2}(?::?\d{2})?)"
-)
-
-
-def _exact_in_utc(text: str, held: dt.datetime) -> str:
-    """``text``, a time finer than a microsecond or with second 60, written in UTC with its digits
-    as sent (``2026-01-05T08:00:00.1234567+08:00`` -> ``2026-01-05T00:00:00.1234567Z``), when it
-    names the time the record holds (``held``, to the microsecond, a leap second as 59.999999);
-    any other text as it is. Text already in that form is returned unchanged, so hashes of
-    records that came in UTC (nearly all) do not change."""
-    found = _EXACT_TIME.fullmatch(text)
-    if found is None:
-        return text
-    day, hour, minute, second, fraction, zone = found.groups()
-    leap = second == "60"
-    micros = 999_999 if leap else int((fraction or "")[:6].ljust(6, "0"))
-    offset = "+00:00" if zone in ("Z", "z") else zone
-    try:
-        coarse = dt.datetime.fromisoformat(
-            f"{day}T{hour}:{minute}:{59 if leap else second}.{micros:06d}{offset}"
-        ).astimezone(dt.UTC)
-    except ValueError:
-        return text
-    if coarse != held:
-        return text
-    digits = f".{fraction}" if fraction else ""
-    return f"{coarse:%Y-%m-%dT%H:%M}:{'60' if leap else f'{coarse.second:02d}'}{digits}Z"
 
 
 # ---------------------------------------------------------------------------------------------
