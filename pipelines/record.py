@@ -677,9 +677,7 @@ def _month_of_day(day: int) -> str:
     return f"{when.year:04d}-{when.month:02d}"  # strftime drops the leading zeros of years < 1000
 
 
-#: what people put between a phone number's digits: spaces (no-break and ideographic ones too, as
-#: NFKC gives them), dashes of every kind, dots, slashes and brackets
-_PHONE_PUNCTUATION = str.maketrans("", "", " -()./\u2010\u2011\u2012\u2013\u2014\u2015\u2212")
+_PHONE_PUNCTUATION = str.maketrans("", "", " -().")
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 
@@ -696,25 +694,9 @@ def party_key(value: str) -> str:
     (:func:`pipelines.search.query.participant_keys` still finds them). The word-final ``ς`` that
     Python gives an upper-case ``Σ`` is kept (``ΝΙΚΟΣ`` = ``νικος``, as Greek is typed), which a
     character-by-character lower case (``νικοσ``) would lose."""
-    phone = _phone_form(value)
-    if phone is not None:
-        return phone
-    return _name_form(value)
-
-
-def _phone_form(value: str) -> str | None:
-    """``value`` as a compact phone number (``+8615091692883``), or None when it is not one: written
-    with any dashes, slashes, dots, brackets or spaces between the digits, in full-width digits
-    (NFKC folds them) or as a ``tel:`` link."""
-    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
-    if text[:4].lower() == "tel:":
-        text = text[4:]
-    compact = text.translate(_PHONE_PUNCTUATION)
-    digits = compact[1:] if compact.startswith("+") else compact
-    return compact if len(compact) >= 6 and digits.isdigit() else None
-
-
-def _name_form(value: str) -> str:
+    compact = value.translate(_PHONE_PUNCTUATION)
+    if len(compact) >= 6 and compact.lstrip("+").isdigit():
+        return compact
     # one space between words; none between two CJK characters (佐藤 大輔 and 佐藤大輔 are one name)
     return _CJK_GAP.sub("", " ".join(value.split())).replace("\u0130", "i").lower()
 
