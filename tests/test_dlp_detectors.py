@@ -210,6 +210,8 @@ ADDRESSES = [
     "ops@example.com",
     "john.smith-jr+tag@mail.example.co.uk",
     "x" * 64 + "@example.com",  # the longest local part RFC 5321 allows
+    "a" * 70 + "@example.com",  # longer than it allows: Presidio still finds it, and so must Vigil
+    "first." * 40 + "last@example.com",  # 245 characters before the @
     "a.b-c_d'e@sub-domain.example.org",
     "first.last@x-y-z.example.net",
 ]
@@ -218,8 +220,8 @@ ADDRESSES = [
 @pytest.mark.parametrize("address", ADDRESSES)
 def test_the_bounded_email_pattern_finds_what_presidios_own_finds(tmp_path, address: str) -> None:
     """Presidio's local part is ``[...]{0,}``: on ``a-a-a-...@x`` every word start scanned to the
-    ``@`` and back, 30 s for one body of the size `run` accepts. Vigil bounds it at RFC 5321's 64
-    characters; any address an RFC allows is found where Presidio's own analyzer finds it."""
+    ``@`` and back, 30 s for one body of the size `run` accepts. Vigil bounds it at the 254
+    characters an address may have in all; Presidio's own analyzer and Vigil find the same."""
     from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
     text = f"please write to {address} before noon"

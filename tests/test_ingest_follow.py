@@ -845,3 +845,21 @@ def test_follow_reads_files_stamped_ahead_of_the_clock_once_they_stop_changing(t
     stopped = json.loads(done.stdout.splitlines()[-1])
     assert stopped["event"] == "stopped" and stopped["waiting_files"] == 0
     assert (stopped["totals"]["archived"], stopped["totals"]["dead_lettered"]) == (4, 0)
+
+
+def test_a_file_stamped_ahead_is_remembered_once_however_often_it_changes(tmp_path: Path) -> None:
+    """One entry per file: a growing file whose writer's clock runs ahead changes at every poll."""
+    from pipelines.ingest import run as run_module
+    from pipelines.ingest.run import select_sources
+
+    src = tmp_path / "in"
+    write_jsonl(src / "grows.jsonl", [event(1)])
+    opts = RunOptions(input=str(src), archive=tmp_path / "archive", now=NOW, hold_partial_tail=True)
+    ahead = time.time() + 3600
+    for i in range(20):
+        with (src / "grows.jsonl").open("ab") as fh:
+            fh.write(line(event(2 + i)))
+        os.utime(src / "grows.jsonl", (ahead + i, ahead + i))
+        select_sources(opts)
+    held = [name for name in run_module._SEEN_AHEAD if name.endswith("grows.jsonl")]
+    assert len(held) == 1

@@ -44,8 +44,8 @@ BAD = [
     ("invalid_utf8", b'{"body": "caf\xe9"}', "not UTF-8"),
     ("not_an_object", b"[1, 2, 3]", "expected a JSON object"),
     ("unknown_channel", line(event(1, channel="fax")), "'fax'"),
-    ("missing_field", line(without("channel")), "channel is missing"),
-    ("missing_field", line(event(1, channel=None)), "channel is missing"),
+    ("missing_field", line(without("channel")), "required field(s) missing: channel"),
+    ("unknown_channel", line(event(1, channel=None)), "channel null is not one of"),
     ("missing_field", line(without("event_id")), "event_id"),
     ("missing_field", line(without("sender")), "sender"),
     ("oversized_body", line(event(1, body="x" * (MAX_BODY_CHARS + 1))), "limit"),
@@ -649,3 +649,10 @@ def test_nul_bytes_before_utf8_json_are_named_as_such_not_as_utf16(raw: bytes, s
 def test_real_utf16_is_still_recognised(raw: bytes) -> None:
     _, row = parse(raw)
     assert "looks UTF-16 encoded" in row["reason"] and "NUL byte(s)" not in row["reason"]
+
+
+def test_a_missing_channel_is_named_with_the_other_missing_fields() -> None:
+    data = {k: v for k, v in event(1).items() if k not in ("channel", "sender", "event_id")}
+    kind, row = parse(line(data))
+    assert kind == "dead" and row["reason_code"] == "missing_field"
+    assert all(name in row["reason"] for name in ("channel", "sender", "event_id"))

@@ -337,3 +337,16 @@ def test_a_phrase_of_more_words_than_one_regular_expression_holds_says_so() -> N
     ):
         with pytest.raises(QueryError, match=rf"at most {MAX_PHRASE_WORDS} are searched as one phrase"):
             parse_query(over)
+
+
+@pytest.mark.parametrize(
+    ("text", "attribute", "value", "tree"),
+    [
+        ("channel:sms(hello OR world)", "channels", ("sms",), Or((Word("hello"), Word("world")))),
+        ("participant:bob(x OR y)", "participants", ("bob",), Or((Word("x"), Word("y")))),
+    ],
+)
+def test_a_filter_then_a_group_is_still_a_filter_and_a_group(text, attribute, value, tree) -> None:
+    """Only a phone number running into a bracketed area code is refused (it needs quotes)."""
+    query = parse_query(text)
+    assert getattr(query, attribute) == value and query.text == tree

@@ -54,7 +54,7 @@ from itertools import accumulate
 
 from bidi import get_display
 
-from pipelines.invisible import CF_PLANES, CONTROLS, INVISIBLE
+from pipelines.invisible import BLANKS, CF_PLANES, CONTROLS, INVISIBLE
 
 #: Zero-width characters: invisible, and used to break up numbers so naive patterns miss them.
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
@@ -65,8 +65,10 @@ MINUS_SIGN = "\u2212"
 
 
 def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset[str]]:
-    removed = set(INVISIBLE)
-    fold: dict[int, str] = {ord(MINUS_SIGN): "-"}
+    # a blank draws nothing but stands where a space would: read as one, so "my⠀card" keeps its
+    # two words and "4012⠀8888⠀…" its groups
+    removed = set(INVISIBLE) - BLANKS
+    fold: dict[int, str] = {ord(MINUS_SIGN): "-", **{ord(ch): " " for ch in BLANKS}}
     digit_symbols: dict[int, str] = {}
     marks: set[str] = set()
     for plane in CF_PLANES:

@@ -10,8 +10,8 @@ invalid_utf8           the bytes are not UTF-8
 malformed_json         not parseable as JSON (also: nested too deeply to parse safely)
 not_an_object          JSON, but not an object
 duplicate_key          one JSON object names the same key twice (parsers disagree on which counts)
-unknown_channel        ``channel`` is not text or not one Vigil knows
-missing_field          a required field is absent (``channel`` included)
+unknown_channel        ``channel`` is null, not text, or not one Vigil knows
+missing_field          a required field is absent (``channel`` included, named with the others)
 oversized_body         the body exceeds the character limit
 empty_message          a message with neither text nor attachments
 invalid_timestamp      a timestamp is unparseable or has no timezone
@@ -221,10 +221,9 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
     if not isinstance(data, dict):
         return dead("not_an_object", f"expected a JSON object, got {type(data).__name__}")
     channel = data.get("channel")
-    if channel is None:
-        return dead("missing_field", f"channel is missing; it must be one of {', '.join(sorted(_CHANNELS))}")
-    if not isinstance(channel, str) or channel not in _CHANNELS:
-        shown = repr(channel)[:64]
+    # a missing channel is left to the model, which names it with every other missing field
+    if "channel" in data and (not isinstance(channel, str) or channel not in _CHANNELS):
+        shown = "null" if channel is None else repr(channel)[:64]
         return dead("unknown_channel", f"channel {shown} is not one of {', '.join(sorted(_CHANNELS))}")
     body = data.get("body")
     if isinstance(body, str) and len(body) > limits.max_body_chars:

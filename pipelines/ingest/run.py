@@ -541,9 +541,9 @@ class Selection:
     unreadable: list[str] = field(default_factory=list)  # named like event files, not files: "name (why)"
 
 
-#: follow mode: when this process first saw each file stamped ahead of its clock, by (name, size,
-#: mtime): such a file settles that long after, whatever its mtime says
-_SEEN_AHEAD: dict[tuple[str, int, int], float] = {}
+#: follow mode: for each file stamped ahead of this process's clock, its size and mtime and when
+#: it was first seen so: such a file settles that long after, whatever its mtime says
+_SEEN_AHEAD: dict[str, tuple[int, int, float]] = {}
 
 
 def select_sources(opts: RunOptions) -> Selection:
@@ -564,8 +564,10 @@ def select_sources(opts: RunOptions) -> Selection:
         # stamped ahead of this clock (a writer whose clock runs ahead, `tar x` or `cp -p` of
         # future-stamped files): its mtime cannot say how long ago it changed, so it settles
         # `--settle` seconds after this process first saw it as it is now
-        first = _SEEN_AHEAD.setdefault((source.name, source.size, source.mtime_ns), now)
-        return now - first < opts.settle_seconds
+        seen = _SEEN_AHEAD.get(source.name)
+        if seen is None or seen[:2] != (source.size, source.mtime_ns):
+            seen = _SEEN_AHEAD[source.name] = (source.size, source.mtime_ns, now)  # one per file
+        return now - seen[2] < opts.settle_seconds
 
     if not opts.only_new_sources:
         return Selection(found, 0, {}, frozenset(), 0, listing.unread, unreadable=listing.skipped)

@@ -298,13 +298,23 @@ def _check_tokens(raw: str, tokens: list[Token]) -> None:
         )
 
 
+#: the start of a phone number, and a bracketed area code right after it
+_PHONE_START = re.compile(r"\+?\d[\d.-]*")
+_BRACKETED_DIGITS = re.compile(r"\(\d+\)")
+
+
 def _check_filter_value(raw: str, token: Token, after: list[Token]) -> None:
     key, _, value = str(token).partition(":")
     end = token.end_pos or 0
-    if value and not value.startswith('"') and raw[end : end + 1] == "(":
+    if (
+        _PHONE_START.fullmatch(value)
+        and _BRACKETED_DIGITS.match(raw, end)
+        and filter_spec(key).key == "participant"
+    ):
         # participant:+81(90)1234-5678 would read as participant:+81 AND (90 ...): a value runs up
-        # to a bracket, so one holding a bracket goes in quotes
-        meant = value + raw[end:].split(maxsplit=1)[0] if raw[end:].strip() else value
+        # to a bracket, so a phone number holding one goes in quotes (channel:sms(a OR b) is a
+        # filter and a group, as ever)
+        meant = value + raw[end:].split(maxsplit=1)[0]
         spec = filter_spec(key)
         raise QueryError(
             f"filter {spec.key}: its value runs into a bracket, which would start a group; put a "
