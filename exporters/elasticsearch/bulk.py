@@ -252,7 +252,8 @@ def _index_batch(
                 retry.append(doc)
                 continue
             ok, info = answer
-            if _usable_status(info) is None:
+            status = _usable_status(info)
+            if status is None:
                 # an item without an HTTP status (or with one that is no status): not a usable bulk
                 # answer, so it says nothing about this document, whatever else it holds. Sent again
                 # like a 5xx (indexing by id is idempotent); it does not count as the cluster answering
@@ -263,7 +264,6 @@ def _index_batch(
                 )
                 retry.append(doc)
                 continue
-            status = _status(info)
             # "exception": the whole request failed. A 429 is still the cluster answering (busy,
             # not away): a long storm costs this batch its budget, never the batches after it;
             # so is a 413 (the request was too large, the cluster is there).
@@ -443,13 +443,6 @@ def _usable_status(info: dict[str, Any]) -> int | None:
 def _clip(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _status(info: dict[str, Any]) -> int:
-    try:
-        return int(info.get("status") or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _backoff(attempt: int, cfg: EsConfig) -> float:

@@ -167,13 +167,20 @@ def _seek(client: Elasticsearch, cfg: EsConfig, body: dict[str, Any], offset: in
 _REQUIRED = ("record_id", "conversation_id", "channel", "event_time", "kind", "direction", "org")
 
 
-def _hit(raw: Any, query: Query, identity: Identity) -> Hit:
+def _source_row(raw: Any) -> dict[str, Any]:
+    """A hit's ``_source`` as a row, its ``record_id`` taken from ``_id`` when the source has none."""
     hit_id = raw.get("_id") if isinstance(raw, Mapping) else None
     source = raw.get("_source") if isinstance(raw, Mapping) else None
-    if not isinstance(raw, Mapping) or not isinstance(source if source is not None else {}, Mapping):
+    if not isinstance(raw, Mapping) or (source is not None and not isinstance(source, Mapping)):
         raise _bad_hit(hit_id, "it is not an object with a _source object")
     row = dict(source or {})
     row.setdefault("record_id", hit_id)
+    return row
+
+
+def _hit(raw: Any, query: Query, identity: Identity) -> Hit:
+    row = _source_row(raw)
+    hit_id = raw.get("_id")
     missing = [name for name in _REQUIRED if row.get(name) is None]
     if missing:
         raise _bad_hit(hit_id, f"its _source has no {', '.join(missing)}")
@@ -247,12 +254,7 @@ def _every_hit(
             body["search_after"] = after
         batch = send(client, cfg, body).get("hits", {}).get("hits", [])
         for raw in batch:
-            source = raw.get("_source") if isinstance(raw, Mapping) else None
-            if not isinstance(raw, Mapping) or not isinstance(source if source is not None else {}, Mapping):
-                raise _bad_hit(raw.get("_id") if isinstance(raw, Mapping) else None, "not a hit object")
-            row = dict(source or {})
-            row.setdefault("record_id", raw.get("_id"))
-            yield row
+            yield _source_row(raw)
         if len(batch) < PAGE:
             return
         after = batch[-1].get("sort")
