@@ -25,7 +25,7 @@ from pipelines.archive import layout, reader, writer
 from pipelines.archive.compact import compact
 from pipelines.archive.verify import verify
 from pipelines.errors import ArchiveError
-from pipelines.record import ARROW_SCHEMA, SCHEMA_VERSION
+from pipelines.record import ARROW_SCHEMA, SCHEMA_VERSION, parties_of
 
 #: what schema 2 added; a schema 1 file has every other column
 DLP_COLUMNS = ["dlp_action", "dlp_rule_ids", "dlp_findings", "dlp_policy", "blocked", "body_redacted"]
@@ -113,6 +113,38 @@ def test_an_archive_begun_by_schema_1_is_read_searched_and_appended_to(
         capsys, "dlp", "dry-run", "--role", "officer", "--archive", str(root), "--policy", "dlp_rules"
     )
     assert code == 0 and "5 message(s) replayed" in out
+
+
+#: An archive the Vigil of commit fa0d3e6 (schema 2, before records carried ``parties``) wrote
+#: from two WhatsApp messages: its files as that code left them, not rebuilt from today's tables.
+WRITTEN_BY_FA0D3E6 = Path(__file__).parent / "fixtures" / "archive_written_by_fa0d3e6"
+
+
+def test_participant_search_finds_records_written_before_they_carried_parties(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "archive"
+    shutil.copytree(WRITTEN_BY_FA0D3E6, root)
+    (old_file,) = reader.live_files(root)
+    assert "parties" not in pq.read_schema(root / old_file.path).names
+    assert verify(root).ok
+    search = ["search", "--archive", str(root), "--role", "officer", "--json"]
+    for who in ("participant:emp-1", 'participant:"Wei Zhang"', "participant:+1-212-555-0101"):
+        code, out, _ = run_cli(capsys, *search, who)
+        assert code == 0 and len(out.splitlines()) == 2, who
+    # beside files of today's Vigil (the sources are unioned by name)
+    append_now(root, tmp_path)
+    code, out, _ = run_cli(capsys, *search, "participant:emp-1")
+    assert code == 0 and len(out.splitlines()) == 4
+    code, out, _ = run_cli(capsys, *search, "participant:nobody-here")
+    assert code == 0 and out == ""
+    # the reader (what `vigil es index` sends) derives them as ingest does today
+    rows = list(reader.iter_rows(root))
+    assert len(rows) == 4
+    for row in rows:
+        assert row["parties"] == parties_of(row) and "emp-1" in row["parties"]
+    (only,) = reader.read_file(root / old_file.path, columns=["parties"]).column_names
+    assert only == "parties"
 
 
 def test_compacting_schema_1_and_schema_2_files_gives_one_current_file(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.manifest_index import live_view
 from pipelines.errors import ArchiveError, InputError
-from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, SCHEMA_VERSION
+from pipelines.record import ARROW_SCHEMA, DEAD_LETTER_SCHEMA, SCHEMA_VERSION, parties_of
 
 SCHEMAS = {layout.RECORDS: ARROW_SCHEMA, layout.DEAD_LETTERS: DEAD_LETTER_SCHEMA}
 #: the Parquet key-value metadata entry naming the schema version a file was written with
@@ -258,6 +258,19 @@ def concat(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
+#: The columns ``parties`` is derived from (:func:`pipelines.record.parties_of`).
+PARTY_SOURCES = ("sender", "recipients", "participants")
+
+
+def with_parties(table: pa.Table) -> pa.Table:
+    """``table`` with the ``parties`` search keys of each row, for a file written before records
+    carried them (November 2026 development archives): derived as ingest derives them today, so a
+    participant search or a backfill to Elasticsearch finds those records like any other."""
+    rows = table.select(list(PARTY_SOURCES)).to_pylist()
+    parties = pa.array([parties_of(row) for row in rows], type=SCHEMAS[layout.RECORDS].field("parties").type)
+    return table.append_column("parties", parties)
+
+
 def read_file(
     path: Path | pa.NativeFile,
     kind: str = layout.RECORDS,
@@ -273,7 +286,11 @@ def read_file(
         schema = pq.read_schema(path)
         require_known_schema(name, written_version(schema.metadata), unknown_columns(schema, kind))
         wanted = columns or SCHEMAS[kind].names
-        table = pq.read_table(path, columns=[c for c in wanted if c in schema.names])
+        derive = kind == layout.RECORDS and "parties" in wanted and "parties" not in schema.names
+        extra = [c for c in PARTY_SOURCES if c not in wanted] if derive else []
+        table = pq.read_table(path, columns=[c for c in [*wanted, *extra] if c in schema.names])
+        if derive:
+            table = with_parties(table).drop_columns(extra)
     except FileNotFoundError:
         raise MissingFileError([name]) from None
     except pa.ArrowInvalid as exc:

@@ -24,6 +24,7 @@ it its own way) are matched against the CRM view itself, both ways, before count
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -48,7 +49,7 @@ from pipelines.archive.reader import (
     written_version,
 )
 from pipelines.errors import ArchiveError, QueryError
-from pipelines.record import ARROW_SCHEMA
+from pipelines.record import ARROW_SCHEMA, parties_of
 from pipelines.search import sql
 from pipelines.search import text as textmod
 from pipelines.search.access import (
@@ -70,6 +71,10 @@ _local = threading.local()
 _SCHEMA_TABLE = "_vigil_record_schema"
 
 
+def _parties_of_json(parties: str) -> list[str]:
+    return parties_of(json.loads(parties))
+
+
 def connection() -> duckdb.DuckDBPyConnection:
     """This thread's DuckDB connection (in memory, Parquet footers cached between statements)."""
     con = getattr(_local, "con", None)
@@ -79,6 +84,9 @@ def connection() -> duckdb.DuckDBPyConnection:
         con.execute("LOAD parquet")
         con.execute("SET parquet_metadata_cache = true")
         con.create_function(sql.WIDTH_FOLD, textmod.width_fold, ["VARCHAR"], "VARCHAR", side_effects=False)
+        con.create_function(
+            sql.PARTIES_OF, _parties_of_json, ["VARCHAR"], duckdb.list_type("VARCHAR"), side_effects=False
+        )
         con.register("_vigil_empty", ARROW_SCHEMA.empty_table())
         con.execute(f"CREATE TABLE {_SCHEMA_TABLE} AS SELECT * FROM _vigil_empty")
         con.unregister("_vigil_empty")
@@ -168,11 +176,14 @@ def _execute(statement: str, params: dict[str, Any], *, arrow: bool = False) -> 
     con = connection()
     attempts = [
         statement,
-        statement.replace(sql.SOURCE, sql.SOURCE_UNION),
         statement.replace(
             sql.SOURCE,
-            f"(SELECT *, file_index, file_row_number FROM {sql.SOURCE_UNION} "
-            f"UNION ALL BY NAME FROM {_SCHEMA_TABLE})",
+            f"(SELECT * REPLACE ({sql.PARTIES}), file_index, file_row_number FROM {sql.SOURCE_UNION})",
+        ),
+        statement.replace(
+            sql.SOURCE,
+            f"(SELECT * REPLACE ({sql.PARTIES}) FROM (SELECT *, file_index, file_row_number "
+            f"FROM {sql.SOURCE_UNION} UNION ALL BY NAME FROM {_SCHEMA_TABLE}))",
         ),
     ]
     for i, attempt in enumerate(attempts):

@@ -41,6 +41,16 @@ SOURCE_UNION = "read_parquet($files, hive_partitioning = false, union_by_name = 
 #: The SQL function (registered by :func:`pipelines.search.embedded.connection`) that applies
 #: :func:`pipelines.search.text.width_fold`.
 WIDTH_FOLD = "vigil_width_fold"
+#: The SQL function (registered likewise) that applies :func:`pipelines.record.parties_of` to a JSON
+#: object of a row's sender, recipients and participants.
+PARTIES_OF = "vigil_parties_of"
+#: ``parties`` as the union sources read it: a file written before records carried them (it reads
+#: as null when unioned with later ones) gets them derived as ingest derives them, so participant
+#: search finds its records.
+PARTIES = (
+    f"coalesce(parties, {PARTIES_OF}(to_json({{'sender': sender, 'recipients': recipients, "
+    "'participants': participants}))) AS parties"
+)
 
 
 @dataclass
