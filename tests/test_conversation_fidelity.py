@@ -410,8 +410,49 @@ def test_an_id_two_organisations_use_is_refused_until_one_is_picked(tmp_path: Pa
         "--org acme/ is not an organisation; write --org acme or --org acme/wealth-hk"
         in capsys.readouterr().err
     )
-    log = (root / "_ledger" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["query"].get("orgs") for line in log] == [["acme"]]  # refusals log nothing
+    log = [
+        json.loads(line)
+        for line in (root / "_ledger" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    # the lookup that found two organisations is on record, refused; a --org that does not parse
+    # looked nothing up
+    assert [(e["query"].get("orgs"), e["results"]) for e in log] == [(None, 0), (["acme"], 1)]
+    assert "2 organisations carry" in log[0]["details"]["refused"]
+    assert log[0]["action"] == "conversation"
+
+
+def test_someone_the_first_record_adds_is_shown_joining_it(tmp_path: Path) -> None:
+    # the view opens on Alex being added (the event's participants are those before it): he
+    # joins there, writes, and is removed; before, he was never shown joining, only leaving
+    rows = [
+        _event(1, 0, "participant_added", DANA, [DANA, WEI], attributes={"participant": ALEX["id"]}),
+        _says(2, 5, ALEX, [DANA, WEI, ALEX]),
+        _event(3, 6, "participant_removed", DANA, [DANA, WEI, ALEX], attributes={"participant": ALEX["id"]}),
+        _says(4, 7, DANA, [DANA, WEI]),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    t = build_timeline("conv-en", load_conversation(root, "conv-en"), OFFICER)
+    assert _ids(t.present_at_start) == {DANA["id"], WEI["id"]}
+    changes = [(n, _ids(e.joined), _ids(e.left)) for n, e in enumerate(t.entries, 1) if e.joined or e.left]
+    assert changes == [(1, {ALEX["id"]}, set()), (3, set(), {ALEX["id"]})]
+    # a window that opens with nothing before it reads the same
+    t = build_timeline("conv-en", load_conversation(root, "conv-en", time_from=at(5, 8)), OFFICER)
+    assert [_ids(e.joined) for e in t.entries][0] == {ALEX["id"]}
+
+
+def test_someone_removed_who_writes_again_is_back(tmp_path: Path) -> None:
+    # the source's participants on Alex's message do not list him yet: his writing brings him back
+    rows = [
+        _says(1, 0, ALEX, [DANA, WEI, ALEX]),
+        _event(2, 1, "participant_removed", DANA, [DANA, WEI, ALEX], attributes={"participant": ALEX["id"]}),
+        _says(3, 2, DANA, [DANA, WEI]),
+        _says(4, 3, ALEX, [DANA, WEI]),
+        _says(5, 4, WEI, [DANA, WEI, ALEX]),  # the source's list has caught up
+    ]
+    t = build_timeline("conv-en", load_conversation(write_archive(tmp_path / "a", rows), "conv-en"), OFFICER)
+    changes = [(n, _ids(e.joined), _ids(e.left)) for n, e in enumerate(t.entries, 1) if e.joined or e.left]
+    assert changes == [(2, set(), {ALEX["id"]}), (4, {ALEX["id"]}, set())]
+    assert ALEX["id"] in _ids(t.entries[4].present)
 
 
 def test_each_record_names_its_thread_when_the_view_holds_several(tmp_path: Path) -> None:

@@ -915,6 +915,48 @@ def test_the_crm_role_does_not_see_the_hold_notice_of_a_blocked_held_message(tmp
         assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, who).entries] == shown
 
 
+def test_a_hold_notice_timed_before_its_blocked_message_is_left_out_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The employee's phone clock ran behind: the hold notice is stamped two seconds before the
+    blocked message it tells of. Before, the CRM view showed it (the message was not yet read when
+    the notice came), while a search of the same role left it out."""
+    blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "key <AWS_ACCESS_KEY_ID>"}
+    rows = [
+        row("h-0", at(5, 8), body="hello", sender=WEI, recipients=[DANA], direction="inbound"),
+        hold_notice("n-1", at(5, 9), "q-1"),
+        row(
+            "q-1",
+            at(5, 9) + dt.timedelta(seconds=2),
+            body="key AKIAIOSFODNN7EXAMPLE",
+            attributes={"delivery": "queued"},
+            dlp=blocked,
+        ),
+        _release("r-1", at(5, 10), "q-1", "1"),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["record_id"]: r["event_id"] for r in rows}
+    crm = Identity("crm-sync", AccessRole.CRM)
+    loaded = load_conversation(root, "conv-en")
+    assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, crm).entries] == ["h-0"]
+    assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, OFFICER).entries] == [
+        "h-0", "n-1", "q-1", "r-1",
+    ]  # fmt: skip
+    # the command and a search of the role agree
+    assert vigil("conversation", "conv-en", "--archive", str(root), "--role", "crm", "--user", "c") == 0
+    out = capsys.readouterr().out
+    assert "1 record" in out and "held" not in out.lower()
+    assert (
+        vigil(
+            "search", "--archive", str(root), "--role", "crm", "--user", "c", "--json", "conversation:conv-en"
+        )
+        == 0
+    )
+    assert [json.loads(line)["record_id"] for line in capsys.readouterr().out.splitlines()] == [
+        rows[0]["record_id"]
+    ]
+
+
 def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path) -> None:
     card = "4532015112830366"
     blocked = {

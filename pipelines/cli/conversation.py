@@ -55,7 +55,7 @@ def command(
     role sees on screen). Every view and export is recorded in the archive's audit log.
     """
     from pipelines.archive.reader import require_archive
-    from pipelines.errors import ConfigError, NotFoundError
+    from pipelines.errors import ConfigError, NotFoundError, QueryError
     from pipelines.search.access import load_identity
     from pipelines.search.audit import record_access
     from pipelines.search.conversation import (
@@ -88,14 +88,28 @@ def command(
     rows = iter_conversation(
         archive, conversation_id, time_from=window.time_from, time_to=window.time_to, orgs=window.orgs
     )
-    timeline = build_timeline(
-        conversation_id,
-        rows,
-        identity,
-        window=(window.time_from, window.time_to),
-        export=html_path is not None,
-    )
     query = {"conversations": [conversation_id], **window.to_dict()}
+    try:
+        timeline = build_timeline(
+            conversation_id,
+            rows,
+            identity,
+            window=(window.time_from, window.time_to),
+            export=html_path is not None,
+        )
+    except QueryError as exc:
+        # an id two organisations use: the lookup found them, so it is on record, though refused
+        action = "export" if html_path is not None else "conversation"
+        record_access(
+            archive,
+            identity,
+            action,
+            query=query,
+            results=0,
+            engine="embedded",
+            details={"refused": str(exc)},
+        )
+        raise
     details: dict[str, Any] = {"returned": [e.record_id for e in timeline.entries]}
     shown = len(timeline.entries)
     if not shown:

@@ -45,6 +45,7 @@ from typing import Any
 import jinja2
 import markupsafe
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
@@ -53,7 +54,7 @@ from pipelines.archive import layout
 from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import read_consistently
 from pipelines.errors import ArchiveError, QueryError
-from pipelines.record import ARROW_SCHEMA, EventType, record_id_for
+from pipelines.record import ARROW_SCHEMA, DlpAction, EventType, record_id_for
 from pipelines.search import sql
 from pipelines.search.access import POINTERS, Identity, export_text, hidden_from, shown_text
 from pipelines.search.embedded import _execute as execute
@@ -190,6 +191,8 @@ _ROSTER_COLUMNS = [
     *("record_id", "event_time", "kind", "event_type", "sender", "recipients", "participants"),
     *("attributes", "blocked", "dlp_action", "source_name", "source_offset", "org"),
 ]
+#: marks a row :func:`iter_conversation` read that releases, or tells of, a blocked held message
+NAMES_BLOCKED = "_vigil_names_blocked"
 #: marks a row :func:`iter_conversation` read from before ``time_from``: it tells who was present
 #: when the window opens, and is not shown
 BEFORE_WINDOW = "_before_window"
@@ -243,11 +246,39 @@ def iter_conversation(
     before, table = read_consistently(root, layout.RECORDS, read)
     if table is None:
         return
-    _one_org(conversation_id, [t for t in (before, table) if t is not None])
+    tables = [t for t in (before, table) if t is not None]
+    _one_org(conversation_id, tables)
+    blocked = _blocked_ids(tables)
     for row in _in_turn(_rows(before, batch_rows)):
         row[BEFORE_WINDOW] = True
-        yield row
-    yield from _in_turn(_rows(table, batch_rows))
+        yield _mark_pointer(row, blocked)
+    for row in _in_turn(_rows(table, batch_rows)):
+        yield _mark_pointer(row, blocked)
+
+
+def _blocked_ids(tables: list[pa.Table]) -> set[str]:
+    """The record ids of the blocked records (either mark) among ``tables``."""
+    ids: set[str] = set()
+    for table in tables:
+        mask = pc.or_kleene(
+            pc.equal(table["blocked"], True), pc.equal(table["dlp_action"], DlpAction.BLOCK.value)
+        )
+        ids.update(table.filter(pc.fill_null(mask, False)).column("record_id").to_pylist())
+    return ids
+
+
+def _mark_pointer(row: dict[str, Any], blocked: set[str]) -> dict[str, Any]:
+    """``row``, marked :data:`NAMES_BLOCKED` when it is one of the
+    :data:`pipelines.search.access.POINTERS` and the held message it names is blocked: known
+    before the timeline is built, so a notice timed before the message it names (a sender's clock
+    behind) is left out with it as surely as one timed after."""
+    if (
+        blocked
+        and (row.get("kind"), row.get("event_type")) in POINTERS
+        and _names_held(row, _attributes(row.get("attributes"))) in blocked
+    ):
+        row[NAMES_BLOCKED] = True
+    return row
 
 
 def _one_org(conversation_id: str, tables: list[pa.Table]) -> None:
@@ -400,7 +431,11 @@ def build_timeline(
         # blocked held message (their note, or their silence, would point at the one message the
         # view leaves out)
         releases = _releases(row, attributes)
-        if hidden_from(row, viewer) or _names_held(row, attributes) in hidden:
+        if (
+            hidden_from(row, viewer)
+            or (not viewer.sees_dlp and row.get(NAMES_BLOCKED))
+            or _names_held(row, attributes) in hidden
+        ):
             hidden.add(str(row.get("record_id")))
             continue
         present = _present_after(row, attributes, before or {}, gone, known, viewer)
@@ -432,6 +467,7 @@ def build_timeline(
             # the first record's participants are shown as present at the start, not as joined
             start = {p.id: p for p in (person(x) for x in row.get("participants") or [])}
             entry.left = [p for pid, p in start.items() if pid not in present]
+            entry.joined = [p for pid, p in present.items() if pid not in start]  # it adds someone
         else:
             entry.joined = [p for pid, p in present.items() if pid not in before]
             entry.left = [p for pid, p in before.items() if pid not in present]
@@ -560,8 +596,11 @@ def _present_after(
                 or Person(id=arrived, label=arrived if viewer.sees_original else UNLISTED, role="")
             )
     if row.get("kind") == "message" or (event_type is not None and named("sender")):
-        # writing again, or acting in the conversation (restarting it, consenting): back in it
+        # writing again, or acting in the conversation (restarting it, consenting): back in it,
+        # though the record's participants may not list them yet
         gone.discard(sender.id)
+        if row.get("kind") == "message" and sender.id and sender.role not in ("system", ""):
+            listed.setdefault(sender.id, before.get(sender.id) or sender)
     if event_type in _DEPARTURES and (departed := named(_DEPARTURES[event_type])):
         gone.add(departed)
         listed.pop(departed, None)
