@@ -220,6 +220,76 @@ def _four_small_files(tmp_path: Path) -> Path:
     return archive
 
 
+def _fake_compaction(root: Path, keep: int, *, action: str = "compact", into_other: bool = False) -> None:
+    """Commit what a compaction commits, but keeping only ``keep`` of the merged rows (or merging
+    into a file of another folder), with the manifest entries a real one writes."""
+    from pipelines.archive import reader, writer
+
+    files = reader.live_files(root, layout.RECORDS)
+    merged = reader.concat([reader.read_file(root / f.path) for f in files]).slice(0, keep)
+    commit = layout.new_commit_id()
+    folder = files[0].path.rsplit("/", 1)[0]
+    if into_other:
+        folder = folder.rsplit("/", 1)[0] + "/ch=line"
+    rel = f"{folder}/part-{commit}-0000.parquet"
+    with writer.archive_lock(root):
+        staged = writer.stage_table(root, commit, rel, layout.RECORDS, merged)
+        removes = [(f.path, f.sha256, f"{compact.COMPACTED_INTO}{rel}") for f in files]
+        writer.commit(root, commit, [staged], action=action, removes=removes)
+
+
+def _two_small_runs(tmp_path: Path) -> Path:
+    root = tmp_path / "archive"
+    for n in range(2):
+        ingest(write_jsonl(tmp_path / f"in-{n}" / "a.jsonl", [event(n), event(n + 10)]).parent, root)
+    assert verify(root).ok
+    return root
+
+
+def test_a_compaction_that_loses_rows_is_a_problem(tmp_path: Path) -> None:
+    root = _two_small_runs(tmp_path)
+    _fake_compaction(root, keep=1)
+    problems = verify(root).problems
+    assert len(problems) == 1
+    assert (
+        "merged files holding 4 row(s) into" in problems[0] and "which holds 1: rows were lost" in problems[0]
+    )
+
+
+def test_a_compaction_that_keeps_every_row_passes_and_a_removal_outside_one_does_not(tmp_path: Path) -> None:
+    root = _two_small_runs(tmp_path)
+    _fake_compaction(root, keep=4)
+    assert verify(root).ok
+    other = _two_small_runs(tmp_path / "b")
+    _fake_compaction(other, keep=4, action="ingest")
+    problems = verify(other).problems
+    assert len(problems) == 2
+    assert all("(ingest) removes" in p and "only a compaction" in p for p in problems), problems
+    moved = _two_small_runs(tmp_path / "c")
+    _fake_compaction(moved, keep=4, into_other=True)
+    assert all("which it does not add in that folder" in p for p in verify(moved).problems)
+    assert len(verify(moved).problems) == 2
+
+
+def test_removing_a_file_that_was_not_committed_is_a_problem(tmp_path: Path) -> None:
+    from pipelines.archive import reader, writer
+
+    root = _two_small_runs(tmp_path)
+    files = reader.live_files(root, layout.RECORDS)
+    commit = layout.new_commit_id()
+    rel = f"{files[0].path.rsplit('/', 1)[0]}/part-{commit}-0000.parquet"
+    merged = reader.concat([reader.read_file(root / f.path) for f in files])
+    ghost = files[0].path.replace(files[0].commit, "20200101T000000000000Z-000000")
+    with writer.archive_lock(root):
+        staged = writer.stage_table(root, commit, rel, layout.RECORDS, merged)
+        removes = [(f.path, f.sha256, f"{compact.COMPACTED_INTO}{rel}") for f in files]
+        removes.append((ghost, files[0].sha256, f"{compact.COMPACTED_INTO}{rel}"))
+        writer.commit(root, commit, [staged], action="compact", removes=removes)
+    assert verify(root).problems == [
+        f"manifest: commit {commit} removes {ghost}, which was not a committed file then"
+    ]
+
+
 def test_compaction_refuses_an_altered_file_instead_of_hiding_the_change(tmp_path: Path) -> None:
     from pipelines.errors import ArchiveError
 

@@ -22,6 +22,8 @@ from pipelines.archive.manifest import DataFile, load_state
 from pipelines.errors import ArchiveError, ArchiveLockedError
 
 TARGET_ROWS = 500_000
+#: the reason of a compaction's ``remove`` entries, before the file merged into (verify reads it)
+COMPACTED_INTO = "compacted into "
 
 
 @dataclass
@@ -107,7 +109,7 @@ def compact_locked(archive: Path, *, target_rows: int = TARGET_ROWS, min_files: 
                 folder = group[0].path.rsplit("/", 1)[0]
                 rel = f"{folder}/part-{commit}-{n:04d}.parquet"
                 staged.append(writer.stage_table(root, commit, rel, kind, table))
-                removes.extend((f.path, f.sha256, f"compacted into {rel}") for f in group)
+                removes.extend((f.path, f.sha256, f"{COMPACTED_INTO}{rel}") for f in group)
                 report.partitions += 1
                 report.files_before += len(group)
                 report.rows += table.num_rows

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from pipelines.archive import layout, manifest_index, reader
+from pipelines.archive.compact import COMPACTED_INTO
 from pipelines.archive.ledger import GENESIS, Ledger
 from pipelines.archive.ledger import read_line as ledger_read_line
 from pipelines.archive.manifest import (
@@ -140,6 +142,7 @@ def verify(
         report.manifest_break = found[0][0]
         report.problems.extend(_after_break(found[0][0], state))
     report.problems.extend(manifest_index.problems(root, state))
+    report.problems.extend(removal_problems(ledger.raw_lines(), state.committed_lines))
     if leftover:
         if tail:
             report.problems.append(f"manifest: after the last commit, {tail}")
@@ -308,6 +311,82 @@ def verify(
                 "is another archive"
             )
     return report
+
+
+def removal_problems(lines: Iterable[tuple[int, bytes]], committed_lines: int) -> list[str]:
+    """What the committed ``remove`` entries do not account for. A file may leave the archive only
+    by a compaction (``action`` compact) that names the file it was merged into, which the same
+    commit adds in the same folder holding every row of the files merged into it; and only a file
+    that was live, as the manifest recorded it. Otherwise a commit that merged four files into one
+    holding one row, or retired a file with no replacement, would pass: the removed files' absence
+    from disk is what the manifest says. (Lines that are not entries are named by the chain check.)"""
+    problems: list[str] = []
+    live: dict[str, dict[str, Any]] = {}
+    pending: list[dict[str, Any]] = []
+    for number, line in lines:
+        if number > committed_lines:
+            break
+        try:
+            entry = ledger_read_line(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("op") in ("add", "remove"):
+            pending.append(entry)
+        elif entry.get("op") == "commit":
+            problems.extend(_commit_removals(entry, pending, live))
+            pending = []
+    return problems
+
+
+def _commit_removals(
+    commit: dict[str, Any], entries: list[dict[str, Any]], live: dict[str, dict[str, Any]]
+) -> list[str]:
+    name = f"manifest: commit {commit.get('commit')}"
+    adds = {e.get("path"): e for e in entries if e.get("op") == "add"}
+    removes = [e for e in entries if e.get("op") == "remove"]
+    problems: list[str] = []
+    merged: dict[str, int] = {}  # the file compacted into -> rows of the files merged into it
+    for entry in removes:
+        path = entry.get("path")
+        was = live.get(path) if isinstance(path, str) else None
+        if was is None:
+            problems.append(f"{name} removes {path}, which was not a committed file then")
+            continue
+        if entry.get("sha256") not in (None, was.get("sha256")):
+            problems.append(f"{name} removes {path} under another SHA-256 than the one it was committed with")
+        reason = entry.get("reason")
+        into = (
+            reason[len(COMPACTED_INTO) :]
+            if isinstance(reason, str) and reason.startswith(COMPACTED_INTO)
+            else None
+        )
+        if commit.get("action") != "compact" or into is None:
+            problems.append(
+                f"{name} ({commit.get('action')}) removes {path} ({reason}): only a compaction, naming the "
+                "file it merged it into, takes a file out of the archive"
+            )
+        elif into not in adds or into.rsplit("/", 1)[0] != str(path).rsplit("/", 1)[0]:
+            problems.append(
+                f"{name} removes {path} as merged into {into}, which it does not add in that folder"
+            )
+        else:
+            rows = was.get("rows")
+            merged[into] = merged.get(into, 0) + (rows if isinstance(rows, int) else 0)
+    for into, rows in sorted(merged.items()):
+        if adds[into].get("rows") != rows:
+            problems.append(
+                f"{name} merged files holding {rows} row(s) into {into}, which holds "
+                f"{adds[into].get('rows')}: rows were lost or added by the compaction; restore the "
+                "removed files from a backup"
+            )
+    for entry in removes:
+        live.pop(entry.get("path"), None)  # type: ignore[arg-type]
+    for path, entry in adds.items():
+        if isinstance(path, str):
+            live[path] = entry
+    return problems
 
 
 def _entries_after(path: Path, wanted: str, *, op: str | None = None) -> int | None:
