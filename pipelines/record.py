@@ -204,6 +204,56 @@ TEXT_ES = es(
 FOLDED_ES = es(type="keyword", fields={"folded": {"type": "keyword", "normalizer": "lowercase"}})
 
 
+def _plain_id(value: str | None, what: str = "ids") -> str | None:
+    """``value`` if it reads as one id only: none of the characters that would make a second id
+    look like the first, which a search for the visible one never finds. For the event's ids,
+    its conversation and thread ids, and a party's id and handle (``what`` says which in the
+    error)."""
+    if value is None:
+        return None
+    # ids are joined into the record id; a control character could make two ids collide
+    if not _CONTROL.isdisjoint(value):
+        raise ValueError(f"control characters (U+0000 to U+001F) are not allowed in {what}")
+    # and an invisible one would make a second tenant or event that looks like the first
+    # ("meridian" + U+200B), which a search for the visible name never finds
+    if hidden := next((ch for ch in value if ch in INVISIBLE), None):
+        raise ValueError(
+            f"invisible characters (U+{ord(hidden):04X}: zero-width, bidi, blank and other "
+            f"format characters) are not allowed in {what}"
+        )
+    # likewise white space that is not a plain space, or a space at either end ("meridian "),
+    # and a name spelled with combining marks where it has composed letters (e + U+0301 for é);
+    # a plain space inside stays ("+1 212 555 0101")
+    if odd := next((ch for ch in value if ch.isspace() and ch != " "), None):
+        raise ValueError(
+            f"white space other than a plain space (U+{ord(odd):04X}) is not allowed in {what}: "
+            "it would make a second id that looks like the first"
+        )
+    if value != value.strip(" "):
+        raise ValueError(
+            f"spaces at the start or end are not allowed in {what}: it would make a second id "
+            "that looks like the first; remove them"
+        )
+    # characters no keyboard gives and no font agrees on: private use, the object replacement
+    # character, noncharacters; and a combining mark with nothing to combine with
+    if odd := next((ch for ch in value if _unshowable_in_id(ch)), None):
+        raise ValueError(
+            f"U+{ord(odd):04X} ({unicodedata.name(odd, 'private use or noncharacter')}) is not allowed "
+            f"in {what}: it shows as nothing, a box or a placeholder, so two ids could look alike"
+        )
+    if value and unicodedata.category(value[0]).startswith("M"):
+        raise ValueError(
+            f"{what} may not start with a combining mark (U+{ord(value[0]):04X}): it has nothing "
+            "to combine with and shows on whatever is printed before it"
+        )
+    if not unicodedata.is_normalized("NFC", value):
+        raise ValueError(
+            f"{what} must be in composed Unicode form (NFC): 'e' followed by U+0301 looks like 'é' "
+            "but is another id; normalise it to NFC before sending"
+        )
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
 
@@ -220,6 +270,13 @@ class Party(_Strict):
     groups: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, description="Employee groups (desks, teams); DLP rules can be scoped to them."
     )
+
+    @field_validator("id", "handle")
+    @classmethod
+    def _plain_id_or_handle(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # participant search looks parties up by id and handle: "c1" + U+200B would never be found.
+        # Not the display name: a zero-width joiner belongs in emoji and in Persian or Indic names
+        return _plain_id(value, "handles" if info.field_name == "handle" else "ids")
 
 
 class Attachment(_Strict):
@@ -291,49 +348,10 @@ class Event(_Strict):
         json_schema_extra=es(type="flattened", ignore_above=8191),
     )
 
-    @field_validator("event_id", "org", "sub_org")
+    @field_validator("event_id", "org", "sub_org", "conversation_id", "thread_id")
     @classmethod
     def _no_control_characters(cls, value: str | None) -> str | None:
-        # ids are joined into the record id; a control character could make two ids collide
-        if value is not None and not _CONTROL.isdisjoint(value):
-            raise ValueError("control characters (U+0000 to U+001F) are not allowed in ids")
-        # and an invisible one would make a second tenant or event that looks like the first
-        # ("meridian" + U+200B), which a search for the visible name never finds
-        if value is not None and (hidden := next((ch for ch in value if ch in INVISIBLE), None)):
-            raise ValueError(
-                f"invisible characters (U+{ord(hidden):04X}: zero-width, bidi, blank and other "
-                "format characters) are not allowed in ids"
-            )
-        # likewise white space that is not a plain space, or a space at either end ("meridian "),
-        # and a name spelled with combining marks where it has composed letters (e + U+0301 for é)
-        if value is not None and (odd := next((ch for ch in value if ch.isspace() and ch != " "), None)):
-            raise ValueError(
-                f"white space other than a plain space (U+{ord(odd):04X}) is not allowed in ids: "
-                "it would make a second id that looks like the first"
-            )
-        if value is not None and value != value.strip(" "):
-            raise ValueError(
-                "spaces at the start or end are not allowed in ids: it would make a second id "
-                "that looks like the first; remove them"
-            )
-        # characters no keyboard gives and no font agrees on: private use, the object replacement
-        # character, noncharacters; and a combining mark with nothing to combine with
-        if value is not None and (odd := next((ch for ch in value if _unshowable_in_id(ch)), None)):
-            raise ValueError(
-                f"U+{ord(odd):04X} ({unicodedata.name(odd, 'private use or noncharacter')}) is not allowed "
-                "in ids: it shows as nothing, a box or a placeholder, so two ids could look alike"
-            )
-        if value and unicodedata.category(value[0]).startswith("M"):
-            raise ValueError(
-                f"an id may not start with a combining mark (U+{ord(value[0]):04X}): it has nothing "
-                "to combine with and shows on whatever is printed before it"
-            )
-        if value is not None and not unicodedata.is_normalized("NFC", value):
-            raise ValueError(
-                "ids must be in composed Unicode form (NFC): 'e' followed by U+0301 looks like 'é' "
-                "but is another id; normalise it to NFC before sending"
-            )
-        return value
+        return _plain_id(value)
 
     @model_validator(mode="before")
     @classmethod

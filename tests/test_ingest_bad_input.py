@@ -53,6 +53,8 @@ def test_bad_gzip_files_are_dead_letters_and_other_files_are_archived(tmp_path: 
     assert "2 file(s) could not be read to the end" in summary.render(archive)
     by_code = {d["reason_code"]: d for d in _dead(archive)}
     assert by_code["unreadable_file"]["source_name"].endswith("fake.jsonl.gz")
+    assert "not gzip-compressed" in by_code["unreadable_file"]["reason"]
+    assert "rename it to fake.jsonl (without .gz)" in by_code["unreadable_file"]["reason"]
     cut = by_code["truncated_gzip"]
     assert cut["source_offset"] > 0 and f"{cut['source_offset']:,} decompressed bytes" in cut["reason"]
     consumed = load_state(archive).consumed_sources()
@@ -499,6 +501,23 @@ def test_a_pipe_given_as_the_input_is_refused_and_named(tmp_path: Path) -> None:
         assert err.count("\n") == 1  # one line
         assert "write the events to a file first" in err
     assert not (tmp_path / "archive").exists()
+
+
+def test_a_link_that_loops_is_named_as_a_loop_not_as_missing(tmp_path: Path) -> None:
+    # before: "a link to loop.jsonl, which does not exist", although the name is right there
+    src = tmp_path / "in"
+    write_jsonl(src / "good.jsonl", [event(1)])
+    (src / "loop.jsonl").symlink_to("loop.jsonl")
+    (src / "a.jsonl").symlink_to("b.jsonl")  # round two links
+    (src / "b.jsonl").symlink_to("a.jsonl")
+    summary = ingest(src, tmp_path / "archive")
+    assert (summary.archived, summary.unreadable_count) == (1, 3) and summary.balanced
+    loops = "which loops (ELOOP): it leads back round to itself, never to a file"
+    assert summary.unreadable_files == [
+        f"a.jsonl (a link to b.jsonl, {loops})",
+        f"b.jsonl (a link to a.jsonl, {loops})",
+        f"loop.jsonl (a link to loop.jsonl, {loops})",
+    ]
 
 
 def test_a_glob_reads_every_file_it_matches_and_names_a_link_to_nothing(tmp_path: Path, monkeypatch) -> None:

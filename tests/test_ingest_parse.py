@@ -95,6 +95,38 @@ BAD = [
     ("invalid_event", line(event(1, org="acme ")), "spaces at the start or end"),
     ("invalid_event", line(event(1, event_id=" evt-000001")), "spaces at the start or end"),
     ("invalid_event", line(event(1, org="socie\u0301te\u0301")), "composed Unicode form (NFC)"),
+    # the same for the conversation and thread ids and a party's id and handle: a look-alike is
+    # never found by `vigil conversation` or `participant:` for the visible one
+    (
+        "invalid_event",
+        line(event(1, conversation_id="acme:sms:1\u200b")),
+        "conversation_id: Value error, invisible",
+    ),
+    ("invalid_event", line(event(1, conversation_id="\u0000")), "conversation_id: Value error, control"),
+    ("invalid_event", line(event(1, thread_id=" ")), "thread_id: Value error, spaces at the start or end"),
+    ("invalid_event", line(event(1, thread_id="thr-1\u00a0")), "thread_id: Value error, white space other"),
+    (
+        "invalid_event",
+        line(event(1, sender={"id": "c1\u200b", "role": "customer"})),
+        "sender.id: Value error, invisible characters (U+200B",
+    ),
+    (
+        "invalid_event",
+        line(event(1, recipients=[{"id": "c1", "role": "customer", "handle": "+85291234567\u2060"}])),
+        "recipients.0.handle: Value error, invisible characters (U+2060: zero-width, bidi, blank and "
+        "other format characters) are not allowed in handles",
+    ),
+    (
+        "invalid_event",
+        line(event(1, participants=[{"id": "\ufeffc1", "role": "customer"}])),
+        "participants.0.id: Value error, invisible characters (U+FEFF",
+    ),
+    # event types only Vigil makes: a source's would pass for Vigil's own DLP notice
+    (
+        "reserved_event_type",
+        line(event(1, kind="auto_message", event_type="dlp_blocked_notice", audience="employee")),
+        "made only by Vigil's DLP stage",
+    ),
     # absurd past times and bare numbers (the README asks for ISO 8601 with a timezone)
     ("invalid_timestamp", line(event(1, event_time="0001-01-01T00:00:00Z")), "before 2000-01-01"),
     ("invalid_timestamp", line(event(1, event_time=1767574840)), "not a number"),
@@ -211,6 +243,33 @@ GOOD = [
     ("body at the limit", event(1, body="y" * MAX_BODY_CHARS)),
     # ids with plain inner spaces and composed letters are fine
     ("org with a space and accents", event(1, org="Société Générale", sub_org="Banque privée")),
+    # handles written with spaces, channel ids as the simulator makes them, and display names
+    # with joiners (emoji, Persian) are fine: only ids and handles are held to the id rules
+    (
+        "party ids, handles and names",
+        event(
+            1,
+            channel="teams",
+            conversation_id="meridian:teams:app:000925",
+            thread_id="meridian:teams:app:000925/t1",
+            sender={
+                "id": "meridian-e0018",
+                "role": "employee",
+                "handle": "+1 212 555 0101",
+                "name": "Yang Song",
+            },
+            recipients=[
+                {"id": "kestrel-c00116", "role": "customer", "handle": "oLLvHo5bETZGlS1XPEGyvoCziz3m"},
+                {
+                    "id": "c2",
+                    "role": "customer",
+                    "handle": "U7cf2bbb00a50f14448925597ed39a246",
+                    "name": "👨\u200d👩\u200d👧",
+                },
+                {"id": "c3", "role": "customer", "handle": "(212) 555-0102", "name": "می\u200cخواهم"},
+            ],
+        ),
+    ),
 ]
 
 

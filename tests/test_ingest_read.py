@@ -75,3 +75,26 @@ def test_a_dead_letter_takes_the_source_line_only_while_it_is_still_that_event(t
     assert original_bytes(str(path), len(first), row) == row_payload(row)
     path.unlink()
     assert original_bytes(str(path), len(first), row) == row_payload(row)
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["batch", "follow"])
+def test_a_text_file_named_gz_is_one_dead_letter_that_says_rename_it(tmp_path: Path, hold: bool) -> None:
+    # before, gzip's own error: "cannot decompress the file after 0 bytes (Not a gzipped file ...)"
+    path = tmp_path / "day.jsonl.gz"
+    path.write_bytes(event_line(event(1)) + event_line(event(2)))
+    (problem,) = [line.problem for line in read_lines(str(path), hold_partial_tail=hold)]
+    assert problem is not None
+    code, reason = problem
+    assert code == "unreadable_file" and "not gzip-compressed" in reason
+    assert "rename it to day.jsonl (without .gz)" in reason and "Not a gzipped file" not in reason
+
+
+def test_a_gz_file_holding_only_the_first_byte_of_a_gzip_header_is_cut_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "day.jsonl.gz"
+    path.write_bytes(b"\x1f")  # a writer that has put one byte so far
+    (problem,) = [line.problem for line in read_lines(str(path))]
+    assert problem is not None and problem[0] == "truncated_gzip"
+    assert list(read_lines(str(path), hold_partial_tail=True)) == []  # follow mode waits for it
+    path.write_bytes(b"")  # and an empty .gz file is still one with not even a header
+    (problem,) = [line.problem for line in read_lines(str(path))]
+    assert problem is not None and problem[0] == "truncated_gzip" and "not even a gzip header" in problem[1]

@@ -21,8 +21,9 @@ also with ``--against``), so a report never shows a secret in clear, whichever p
 
 Vigil's own ``dlp_blocked_notice`` auto-messages (the notices telling an employee why a message was
 blocked; source ``vigil:dlp-notice``) are not replayed: they are the pipeline's output, not
-traffic, and their text quotes rule descriptions. A source's record with that event type is
-traffic and is replayed. The report says how many were skipped. A path without an archive manifest is an error
+traffic, and their text quotes rule descriptions. A source's record with that event type (ingest
+refuses one, ``reserved_event_type``; an archive written before that may hold some) is traffic and
+is replayed. The report says how many were skipped. A path without an archive manifest is an error
 (exit 2), so a mistyped ``--archive`` never reads as "no changes".
 """
 

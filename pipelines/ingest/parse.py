@@ -17,6 +17,7 @@ empty_message          a message with neither text nor attachments
 invalid_timestamp      a timestamp is unparseable or has no timezone
 future_timestamp       the event claims to happen further in the future than the allowed skew
 invalid_text           a string holds unpaired surrogates that cannot be stored as UTF-8
+reserved_event_type    ``event_type`` is ``dlp_blocked_notice``, which only Vigil's DLP stage makes
 invalid_event          any other schema violation (the reason lists the fields), or a line the
                        validator failed on unexpectedly (the reason names the error)
 unreadable_file        a file cannot be read (or a .gz file decompressed) from this offset on (one per file)
@@ -50,6 +51,7 @@ from pipelines.record import (
     Channel,
     DeadLetterStage,
     Event,
+    EventType,
     content_sha256,
     no_verdict,
     parties_of,
@@ -58,6 +60,9 @@ from pipelines.record import (
 )
 
 DEFAULT_FUTURE_SKEW = dt.timedelta(minutes=15)
+#: event types only Vigil makes (its DLP notices, ``pipelines.ingest.notices``): a source's event
+#: of such a type would pass for Vigil's own, and be hidden with its notices from the CRM role
+RESERVED_EVENT_TYPES = frozenset({EventType.DLP_BLOCKED_NOTICE.value})
 _CHANNELS = frozenset(c.value for c in Channel)
 
 
@@ -373,6 +378,14 @@ def _finish(
     event: Event, line: Line, *, now: dt.datetime, limits: Limits, dead: Any
 ) -> tuple[str, dict[str, Any]]:
     record_id = record_id_for(event.org, event.channel, event.event_id)
+    if event.event_type in RESERVED_EVENT_TYPES:
+        return dead(
+            "reserved_event_type",
+            f"event_type {event.event_type} is made only by Vigil's DLP stage (its notice to an "
+            "employee that a message was blocked); a source may not send it: give the event "
+            "another type",
+            record_id,
+        )
     if event.received_time > _plus(now, limits.future_skew):
         return dead(
             "future_timestamp",

@@ -7,6 +7,7 @@ not loaded whole: its first bytes, total size and SHA-256 are kept and it is rep
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
@@ -330,9 +331,19 @@ def _unlistable(exc: OSError) -> tuple[str, str] | None:
 
 
 def _dangling(path: str) -> str | None:
-    """Why ``path`` cannot be read when it is a link that leads nowhere, or None."""
-    if os.path.islink(path) and not os.path.exists(path):
-        return f"a link to {_shown(os.readlink(path))}, which does not exist"
+    """Why ``path`` cannot be read when it is a link that leads nowhere (to nothing, or round a
+    loop of links back to itself), or None."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        target = _shown(os.readlink(path))
+        if exc.errno == errno.ELOOP:  # to itself, or round links that lead back to it
+            return f"a link to {target}, which loops (ELOOP): it leads back round to itself, never to a file"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"a link to {target}, which does not exist"
+        return f"a link to {target}, which cannot be looked at ({exc.strerror or exc})"
     return None
 
 
@@ -507,16 +518,24 @@ def read_lines(
                 stream = _Bounded(stream, until - start)
             yield from split_lines(stream, source, max_line_bytes, hold_partial_tail, start)
             return
-        if not raw.read(1):
+        magic = raw.read(len(GZIP_MAGIC))
+        if not GZIP_MAGIC.startswith(magic):  # text, or anything else, under a .gz name
+            yield file_problem(source, 0, "unreadable_file", _plain_named_gzip(source))
+            return
+        if magic != GZIP_MAGIC:
             # Python reads an empty file as an empty gzip stream, but a gzip file has at least its
-            # header: this one was created and not (yet) written, or cut to nothing
+            # header: this one was created and not (yet) written, or cut to nothing (or to 1f)
             if not hold_partial_tail:  # follow mode waits for its writer, as for any cut stream
+                what = (
+                    "the file is empty, not even a gzip header (created and never written, or cut to nothing)"
+                    if not magic
+                    else "the file ends after the first byte of its gzip header (still being written, or cut)"
+                )
                 yield file_problem(
                     source,
                     0,
                     "truncated_gzip",
-                    "the file is empty, not even a gzip header (created and never written, or cut "
-                    "to nothing); put a complete copy in its place: the next run reads it again "
+                    f"{what}; put a complete copy in its place: the next run reads it again "
                     "(until then every run reads it again)",
                 )
             return
@@ -567,6 +586,16 @@ def _gzip_named_plain(source: str) -> str:
         f"the file is gzip-compressed but its name does not end in .gz, so it would be read as "
         f"text; nothing of it was archived: rename it to {name}.gz (or decompress it with "
         f"gunzip -c {name} > NEW.jsonl) and run again"
+    )
+
+
+def _plain_named_gzip(source: str) -> str:
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    plain = name.removesuffix(".gz")
+    return (
+        f"the file is not gzip-compressed (it does not start with the gzip bytes 1f 8b) but its "
+        f"name ends in .gz, so it cannot be decompressed; nothing of it was archived: if it is "
+        f"JSON lines text, rename it to {plain} (without .gz) and run again"
     )
 
 
