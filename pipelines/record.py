@@ -554,13 +554,65 @@ def record_id_for(org: str, channel: str, event_id: str, *, origin: str | None =
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+#: The fields the content hash covered when it was defined (schema 2), by model. A field added to
+#: one of these models later is hashed only while it holds something other than its default, so
+#: the same input keeps its hash and a re-delivery of an event archived before the field existed
+#: is still a duplicate, not a conflict. Never edit these sets: hashes in archives depend on them.
+HASHED_FIELDS: dict[type[BaseModel], frozenset[str]] = {
+    Event: frozenset(
+        {
+            *("event_id", "org", "sub_org", "channel", "kind", "event_type", "audience", "direction"),
+            *("event_time", "received_time", "conversation_id", "thread_id", "is_group"),
+            *("participants", "sender", "recipients", "body", "attachments", "template_id", "attributes"),
+        }
+    ),
+    Party: frozenset({"id", "name", "role", "handle", "groups"}),
+    Attachment: frozenset({"sha256", "media_type", "size", "uri", "name"}),
+}
+#: what the hash never covers: when the connector happened to receive the event (also the exact
+#: text of a finer-than-microsecond receive time kept in attributes)
+_NOT_HASHED: dict[str, Any] = {"received_time": True, "attributes": {"source_received_time": True}}
+
+
+@functools.cache
+def _added_since_hashed(model: type[BaseModel]) -> frozenset[str]:
+    hashed = next((fields for cls, fields in HASHED_FIELDS.items() if issubclass(model, cls)), None)
+    return frozenset() if hashed is None else frozenset(model.model_fields) - hashed
+
+
+def _at_defaults(model: BaseModel) -> dict[Any, Any]:
+    """The pydantic ``exclude`` of ``model``'s fields added since :data:`HASHED_FIELDS` that hold
+    their default, through the models it holds."""
+    exclude: dict[Any, Any] = {}
+    added = _added_since_hashed(type(model))
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if name in added:
+            if value == info.get_default(call_default_factory=True):
+                exclude[name] = True
+        elif isinstance(value, BaseModel):
+            if inner := _at_defaults(value):
+                exclude[name] = inner
+        elif isinstance(value, list):
+            items = {
+                i: inner
+                for i, v in enumerate(value)
+                if isinstance(v, BaseModel) and (inner := _at_defaults(v))
+            }
+            if items:
+                exclude[name] = items
+    return exclude
+
+
 def content_sha256(event: Event) -> str:
-    """Hash of what the event says. Excludes when the connector happened to receive it (also the
-    exact text of a finer-than-microsecond receive time kept in attributes), so a re-delivery of
-    the same event is a duplicate while a different event under the same id is a conflict."""
-    payload = event.model_dump_json(
-        exclude={"received_time": True, "attributes": {"source_received_time": True}}
-    )
+    """Hash of what the event says. Excludes when the connector happened to receive it, so a
+    re-delivery of the same event is a duplicate while a different event under the same id is a
+    conflict; and fields added since the hash was defined while they hold their default
+    (:data:`HASHED_FIELDS`)."""
+    exclude: dict[Any, Any] = _NOT_HASHED
+    if any(_added_since_hashed(model) for model in (type(event), Party, Attachment)):
+        exclude = {**_at_defaults(event), **_NOT_HASHED}
+    payload = event.model_dump_json(exclude=exclude)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
