@@ -148,9 +148,10 @@ class Normalized:
 
     ``starts``/``ends`` are ``None`` when the normalised text is the original (the common case),
     which keeps the fast path free of per-character lists. ``visual_from``: where a second copy
-    of the text begins, appended after a line break, in the order a screen shows it (by the
-    Unicode Bidirectional Algorithm, for a text with right-to-left characters or bidi controls);
-    ``starts`` and ``ends`` are sorted before it only.
+    of the text begins, appended after a line break: in the order a screen shows it (by the
+    Unicode Bidirectional Algorithm, for a text with right-to-left characters or bidi controls),
+    or, when look-alike letters were read as digits, as it was before (``later_copies``: where a
+    third begins when both are made); ``starts`` and ``ends`` are sorted before it only.
     """
 
     original: str
@@ -158,6 +159,9 @@ class Normalized:
     starts: tuple[int, ...] | None = None
     ends: tuple[int, ...] | None = None
     visual_from: int | None = None
+    #: where each copy after the first extra one begins (the copy of the text as sent, before
+    #: look-alike letters were read as digits, follows the screen-order copy when both are made)
+    later_copies: tuple[int, ...] = ()
 
     @property
     def identity(self) -> bool:
@@ -179,13 +183,13 @@ class Normalized:
         each on its own, so no match or context window runs from one copy into the other."""
         if self.visual_from is None:
             return ((0, len(self.text)),)
-        return ((0, self.visual_from - 1), (self.visual_from, len(self.text)))
+        begins = (self.visual_from, *self.later_copies)
+        ends = (*(b - 1 for b in begins[1:]), len(self.text))
+        return ((0, self.visual_from - 1), *zip(begins, ends, strict=True))
 
     def copy_around(self, start: int) -> tuple[int, int]:
         """The copy (see :meth:`copies`) a match starting at ``start`` lies in."""
-        if self.visual_from is not None and start >= self.visual_from:
-            return self.visual_from, len(self.text)
-        return 0, len(self.text) if self.visual_from is None else self.visual_from - 1
+        return next((lo, hi) for lo, hi in reversed(self.copies()) if start >= lo)
 
     def from_original(self, start: int, end: int) -> tuple[int, int]:
         """Normalised ``[start, end)`` of the characters that came from the original ``[start, end)``
@@ -343,6 +347,12 @@ def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
     done = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
     read = _ime_punctuation(read_digit_lookalikes(done.text))  # one for one: the map back does not change
+    # letters read as digits that may have been letters all along: an IBAN's bank code (the
+    # Italian CIN "I" in "IT20 I030 6909 ...") or a Hong Kong id's prefix typed in lower case
+    # ("l120152(5)"); the text as it was is read too, in a copy of its own
+    unread = (
+        done if any(a != b and a in LETTER_DIGITS for a, b in zip(done.text, read, strict=True)) else None
+    )
     if read != done.text:
         done = Normalized(text, read, done.starts, done.ends)
         if _MARK_ON_BASE.search(read):  # a numeral read as a digit had a mark on it ("一\u20e3")
@@ -354,7 +364,30 @@ def normalize(text: str) -> Normalized:
             done = Normalized(text, "".join(chars), tuple(kept_starts), tuple(kept_ends))
     if _may_reorder(text):
         done = _with_screen_order_copy(done)
+    if unread is not None:
+        done = _with_copy(done, unread)
     return done
+
+
+def _with_copy(norm: Normalized, other: Normalized) -> Normalized:
+    """``norm`` followed by a line break and ``other``, another reading of the same original, as a
+    copy of its own (see :meth:`Normalized.copies`)."""
+    n = len(norm.text)
+    starts = norm.starts if norm.starts is not None else tuple(range(n))
+    ends = norm.ends if norm.ends is not None else tuple(range(1, n + 1))
+    m = len(other.text)
+    other_starts = other.starts if other.starts is not None else tuple(range(m))
+    other_ends = other.ends if other.ends is not None else tuple(range(1, m + 1))
+    first = norm.visual_from is None
+    return Normalized(
+        norm.original,
+        norm.text + "\n" + other.text,
+        # the line break maps onto the last character before it, as between the other copies
+        (*starts, starts[-1], *other_starts),
+        (*ends, ends[-1], *other_ends),
+        visual_from=n + 1 if first else norm.visual_from,
+        later_copies=() if first else (*norm.later_copies, n + 1),
+    )
 
 
 def _without_stray_marks(
