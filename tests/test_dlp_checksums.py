@@ -53,6 +53,9 @@ CASES = [
     ("aba_routing", "021000021", True),
     ("aba_routing", "011000016", False),
     ("aba_routing", "01100001", False),
+    ("aba_routing", "500000005", False),  # passes 3-7-1, but no routing number starts with 50
+    ("aba_routing", "322271627", True),  # a thrift institution (21-32)
+    ("aba_routing", "800000006", True),  # traveller's cheques (80)
     ("cn_resident_id", "11010519491231002X", True),
     ("cn_resident_id", "110105 19491231 002X", True),
     ("cn_resident_id", "110105.19491231.002X", True),  # grouped by dots

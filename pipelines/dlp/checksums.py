@@ -123,11 +123,17 @@ def iban(value: str) -> bool:
     return bool(_iban.is_valid(_ungrouped(value)))
 
 
+#: The first two digits a routing number can start with: 00 (the US government), 01-12 (the
+#: Federal Reserve districts), 21-32 (thrift institutions), 61-72 (electronic transactions) and
+#: 80 (traveller's cheques). Nine digits with any other start pass the 3-7-1 check one time in ten.
+_ABA_PREFIXES = frozenset([0, *range(1, 13), *range(21, 33), *range(61, 73), 80])
+
+
 @validator("aba_routing")
 def aba_routing(value: str) -> bool:
-    """US ABA routing transit numbers (9 digits, weights 3-7-1)."""
+    """US ABA routing transit numbers (9 digits, weights 3-7-1, a prefix in use)."""
     digits = _ungrouped(value)
-    return digits.isascii() and bool(_us_rtn.is_valid(digits))
+    return digits.isascii() and bool(_us_rtn.is_valid(digits)) and int(digits[:2]) in _ABA_PREFIXES
 
 
 #: The first two digits of a resident id: the province-level division (GB/T 2260), and 81, 82 and
