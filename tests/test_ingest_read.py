@@ -98,3 +98,23 @@ def test_a_gz_file_holding_only_the_first_byte_of_a_gzip_header_is_cut_not_text(
     path.write_bytes(b"")  # and an empty .gz file is still one with not even a header
     (problem,) = [line.problem for line in read_lines(str(path))]
     assert problem is not None and problem[0] == "truncated_gzip" and "not even a gzip header" in problem[1]
+
+
+def test_a_gzip_file_is_read_up_to_the_size_it_was_listed_with(tmp_path: Path) -> None:
+    """Follow mode reads a settled gzip file as listed: a member its writer adds while the batch
+    reads (here half written) is for the next poll. Before, the half member was read too and
+    reported as a cut stream, a dead letter that stayed although the file was fine."""
+    import gzip
+
+    path = tmp_path / "day.jsonl.gz"
+    first = [event_line(event(n)) for n in range(3)]
+    path.write_bytes(gzip.compress(b"".join(first)))
+    listed = path.stat().st_size
+    more = gzip.compress(b"".join(event_line(event(n)) for n in range(3, 6)))
+    with path.open("ab") as f:
+        f.write(more[: len(more) // 2])
+    read = list(read_lines(str(path), until=listed))
+    assert [line.problem for line in read] == [None] * 3
+    assert [line.raw + b"\n" for line in read] == first
+    # without the bound (a batch run over a file that is cut) the cut is reported, as before
+    assert [line.problem[0] for line in read_lines(str(path)) if line.problem] == ["truncated_gzip"]

@@ -470,6 +470,33 @@ class _Bounded:
         return chunk
 
 
+class _Capped:
+    """A binary file that ends ``limit`` bytes in, whatever is appended after that: a gzip file
+    read as it was listed, so a member its writer adds while the batch reads is left for the next
+    poll instead of being read half-written (and reported as a cut stream)."""
+
+    def __init__(self, raw: Any, limit: int):
+        self._raw = raw
+        self._limit = limit
+
+    def read(self, size: int = -1, /) -> bytes:
+        left = self._limit - self._raw.tell()
+        if left <= 0:
+            return b""
+        return self._raw.read(left if size is None or size < 0 else min(size, left))
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        if whence != 0:
+            raise OSError("a capped file seeks from its start only")
+        return self._raw.seek(min(offset, self._limit))
+
+    def tell(self) -> int:
+        return int(self._raw.tell())
+
+    def readable(self) -> bool:
+        return True
+
+
 def resumable(source: str) -> bool:
     """Only plain files can be resumed at a byte offset (a .gz stream is read from its start)."""
     return not source.endswith(".gz")
@@ -489,9 +516,9 @@ def read_lines(
     ``hold_partial_tail`` (follow mode) leaves a last line without its newline unread: a writer
     appending to the file has not finished it yet. ``start`` (plain files only) resumes at a byte
     offset where an earlier run stopped. ``prefix`` (plain files only) is fed every byte read,
-    the first ``start`` bytes included, to hash what was read. ``until`` (plain files only) stops
-    at that byte offset: the size the file was listed with, so what a writer appends meanwhile
-    waits for the next poll instead of being read half-written."""
+    the first ``start`` bytes included, to hash what was read. ``until`` stops at that byte offset
+    (of the compressed file, for .gz files): the size the file was listed with, so what a writer
+    appends meanwhile waits for the next poll instead of being read half-written."""
     # Beam's own decompressing reader cannot bound a line's length, so decompress here.
     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         if resumable(source):
@@ -518,7 +545,8 @@ def read_lines(
                 stream = _Bounded(stream, until - start)
             yield from split_lines(stream, source, max_line_bytes, hold_partial_tail, start)
             return
-        magic = raw.read(len(GZIP_MAGIC))
+        compressed: Any = raw if until is None else _Capped(raw, until)
+        magic = compressed.read(len(GZIP_MAGIC))
         if not GZIP_MAGIC.startswith(magic):  # text, or anything else, under a .gz name
             yield file_problem(source, 0, "unreadable_file", _plain_named_gzip(source))
             return
@@ -539,13 +567,13 @@ def read_lines(
                     "(until then every run reads it again)",
                 )
             return
-        raw.seek(0)
-        damage = gzip_damage(raw)
+        compressed.seek(0)
+        damage = gzip_damage(compressed)
         if damage is not None:
             yield file_problem(source, 0, "unreadable_file", damage)
             return
-        raw.seek(0)
-        with gzip.GzipFile(fileobj=raw) as stream:
+        compressed.seek(0)
+        with gzip.GzipFile(fileobj=compressed) as stream:
             offset = 0
             try:
                 for line in split_lines(stream, source, max_line_bytes, hold_partial_tail):

@@ -678,14 +678,16 @@ def build(
     starts = starts or {}
     # follow mode: a settled file read without holding its tail (its last line is whole JSON with
     # no line end) is read up to the size it was listed with; what its writer appends meanwhile (a
-    # line end, then half a line) is for the next poll, not a half line to dead-letter now
+    # line end, then half a line) is for the next poll, not a half line to dead-letter now; a
+    # settled gzip file likewise up to its listed (compressed) size: a member its writer adds
+    # meanwhile is for the next poll, not a cut stream to dead-letter
     read = pipeline | "ReadEvents" >> ReadEvents(
         [
             (
                 s.name,
                 starts.get(s.name, 0),
                 s.name in held,
-                s.size if opts.hold_partial_tail and s.name not in held and resumable(s.name) else None,
+                s.size if opts.hold_partial_tail and s.name not in held else None,
             )
             for s in sources
         ],
