@@ -219,3 +219,15 @@ def test_a_folder_without_an_active_set_loads_every_policy_file_in_it(tmp_path) 
     alone.mkdir()
     shutil.copy(RULES / "template.yaml", alone / "template.yaml")
     assert [p.id for p in load_policy_set(alone).policies] == [load_policy(RULES / "template.yaml").id]
+
+
+def test_a_misspelt_key_is_one_error_not_also_the_key_it_should_have_been(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(CONF / "unknown_key.yaml")
+    said = str(caught.value)
+    assert "unknown key 'regx'" in said and "missing required key" not in said
+    # a key missing beside an unknown key spelt otherwise is still named
+    text = (CONF / "unknown_key.yaml").read_text(encoding="utf-8").replace("regx:", "colour:")
+    (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"(?s)unknown key 'colour'.*missing required key 'regex'"):
+        load_policy(tmp_path / "p.yaml")

@@ -465,3 +465,16 @@ def test_a_version_that_is_not_a_number_is_a_problem_not_a_crash(es_server):
     es_server.version = "garbage"
     report = check(make_client(config(es_server.url)), config(es_server.url))
     assert any("too old" in p for p in report.problems)
+
+
+def test_check_after_setup_with_other_options_says_which_options_to_give_it(es_server):
+    """A one-node cluster is set up with --replicas 0 as the README says; a bare `vigil es check`
+    then compares with its default (1). Before, it said only "other settings (shards, replicas,
+    prefix)" and to run setup again, which had been run right."""
+    client = make_client(config(es_server.url, replicas=0))
+    install(client, config(es_server.url, replicas=0))
+    report = check(client, config(es_server.url, replicas=1))
+    (problem,) = report.problems
+    assert "replicas 0 where 1 was asked for" in problem
+    assert "run `vigil es check --replicas 0`" in problem
+    assert check(client, config(es_server.url, replicas=0)).ok

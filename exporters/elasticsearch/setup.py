@@ -329,10 +329,7 @@ def check(client: Elasticsearch, cfg: EsConfig) -> CheckReport:
                 "run `vigil es setup`"
             )
         else:
-            report.problems.append(
-                f"index template {tname} has other settings (shards, replicas, prefix) than asked for: "
-                "run `vigil es setup` with the options you want"
-            )
+            report.problems.append(f"index template {tname} {_settings_differ(template, expected_template)}")
     else:
         report.ok_items.append(f"index template {tname} is current")
 
@@ -392,6 +389,38 @@ def _installed_policy(client: Elasticsearch, name: str) -> dict[str, Any] | None
     entry = body.get(name)
     policy = entry.get("policy") if isinstance(entry, dict) else None
     return policy if isinstance(policy, dict) else None
+
+
+def _settings_differ(installed: dict[str, Any], expected: dict[str, Any]) -> str:
+    """How an installed template's settings differ from the ones asked for, and what to do: check
+    compares with its own options, so the options setup was given are named for it."""
+
+    def index_settings(body: dict[str, Any]) -> dict[str, Any]:
+        template = body.get("template")
+        settings = template.get("settings") if isinstance(template, dict) else None
+        index = settings.get("index", settings) if isinstance(settings, dict) else None
+        return index if isinstance(index, dict) else {}
+
+    have, want = index_settings(installed), index_settings(expected)
+    differ: list[str] = []
+    flags: list[str] = []
+    for key, option in (("number_of_shards", "--shards"), ("number_of_replicas", "--replicas")):
+        installed_value, asked = _as_int(have.get(key)), _as_int(want.get(key))
+        if installed_value != asked:
+            differ.append(f"{option[2:]} {have.get(key)} where {asked} was asked for")
+            if installed_value is not None:
+                flags.append(f"{option} {installed_value}")
+    patterns, asked_patterns = installed.get("index_patterns"), expected.get("index_patterns")
+    if patterns != asked_patterns:
+        differ.append(f"index patterns {patterns} where {asked_patterns} were asked for")
+    said = "has " + "; ".join(differ) if differ else "has other settings than asked for"
+    if flags:
+        return (
+            f"{said}: check compares with the options it is given, so if setup was given "
+            f"{' '.join(flags)}, run `vigil es check {' '.join(flags)}`; else run `vigil es setup` "
+            "with the options you want"
+        )
+    return f"{said}: run `vigil es setup` with the options you want"
 
 
 def _installed_template(client: Elasticsearch, name: str) -> dict[str, Any] | None:
