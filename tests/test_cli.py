@@ -449,3 +449,27 @@ def test_follow_only_options_without_follow_are_refused_not_ignored(
     assert result.returncode == 2, result.stderr
     assert f"{flag} only applies with --follow: add --follow" in result.stderr
     assert not archive.exists()
+
+
+@pytest.mark.parametrize(
+    ("bodies", "suggested"),
+    [
+        (["card 4012 8888 8888 1881 exp 12/29", "write to dana@example.com"], "dlp:redact"),
+        (["write to dana@example.com"], "dlp:flag"),
+    ],
+)
+def test_the_closing_hint_searches_for_the_strongest_action_the_run_took(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bodies: list[str], suggested: str
+) -> None:
+    """Before, it always suggested dlp:block ("what DLP stopped"), which found nothing in a run
+    that blocked nothing."""
+    from search_support import vigil
+
+    write_jsonl(tmp_path / "in" / "a.jsonl", [event(i, body=b) for i, b in enumerate(bodies)])
+    assert vigil("run", "--input", str(tmp_path / "in"), "--archive", str(tmp_path / "a")) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if " search --archive " in x and " dlp:" in x]
+    query = shlex.split(line, comments=True)[-1]
+    assert query == suggested
+    assert vigil(*shlex.split(line, comments=True)[1:], "--json") == 0
+    assert len(capsys.readouterr().out.splitlines()) >= 1  # it finds what the run did

@@ -367,11 +367,20 @@ def command(
         busiest = quoted(_busiest_conversation(archive, summary.commit) or "ID")
     stop.check()
     at = quoted(archive)
+    # the strongest action this run took, so the search shows something
+    action, what = next(
+        (
+            (a, w)
+            for a, w in (("block", "stopped"), ("redact", "redacted"), ("flag", "flagged"))
+            if summary.dlp.get(a)
+        ),
+        ("block", "stopped"),
+    )
     dlp_line = (
         f"  {vigil} dlp dry-run --policy {quoted(default_rules_dir() / 'active.yaml')} --archive {at} "
         "--role officer  # what DLP would do (this run had none)\n"
         if no_dlp
-        else f"  {vigil} search --archive {at} --role officer dlp:block            # what DLP stopped\n"
+        else f"  {vigil} search --archive {at} --role officer {f'dlp:{action}':<21}# what DLP {what}\n"
     )
     click.echo(
         "Look at it:\n"
