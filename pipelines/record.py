@@ -211,6 +211,8 @@ def _plain_id(value: str | None, what: str = "ids") -> str | None:
     error)."""
     if value is None:
         return None
+    if value.isascii() and value.isprintable() and value[:1] != " " and value[-1:] != " ":
+        return value  # what almost every id is: none of the checks below can fail on it
     # ids are joined into the record id; a control character could make two ids collide
     if not _CONTROL.isdisjoint(value):
         raise ValueError(f"control characters (U+0000 to U+001F) are not allowed in {what}")
