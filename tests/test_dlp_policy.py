@@ -231,3 +231,11 @@ def test_a_misspelt_key_is_one_error_not_also_the_key_it_should_have_been(tmp_pa
     (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError, match=r"(?s)unknown key 'colour'.*missing required key 'regex'"):
         load_policy(tmp_path / "p.yaml")
+    # and another key left out beside the misspelt one is named too
+    text = (CONF / "unknown_key.yaml").read_text(encoding="utf-8").replace("        entity: CARD\n", "")
+    (tmp_path / "q.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(tmp_path / "q.yaml")
+    said = str(caught.value)
+    assert "unknown key 'regx'" in said and "missing required key 'entity'" in said
+    assert "missing required key 'regex'" not in said

@@ -23,10 +23,11 @@ def test_the_hash_of_an_event_is_what_archives_already_hold() -> None:
     assert hashlib.sha256(payload.encode()).hexdigest() == PINNED
 
 
-def test_the_models_hash_every_field_they_have_today() -> None:
-    # a field added since is recognised as added: these sets are the hash's definition
+def test_every_field_the_hash_was_defined_with_is_still_there() -> None:
+    # a field removed or renamed would change every archived hash. A field ADDED to a model must
+    # not be added to HASHED_FIELDS: it is hashed only once it holds a value (see below)
     for model in (Event, Party, Attachment):
-        assert HASHED_FIELDS[model] == frozenset(model.model_fields), model.__name__
+        assert HASHED_FIELDS[model] <= frozenset(model.model_fields), model.__name__
 
 
 class LaterParty(Party):

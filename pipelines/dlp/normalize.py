@@ -249,6 +249,9 @@ MIN_LOOKALIKE_RUN = 4
 #: switches, which would need one round per two characters, each over the whole text, costs ten
 #: passes and no more.
 MAX_READING_ROUNDS = 10
+#: A text in which at most this many look-alike letters were read as digits is also read as it
+#: was, in a copy of its own (see :func:`normalize`): an id holds a letter or two.
+MAX_UNREAD_COPY_LETTERS = 16
 _NUMERAL = "".join(CJK_NUMERALS)
 _LETTER = "".join(LETTER_DIGITS)
 _NUMERAL_CHAR = re.compile(f"[{_NUMERAL}]")
@@ -350,9 +353,9 @@ def normalize(text: str) -> Normalized:
     # letters read as digits that may have been letters all along: an IBAN's bank code (the
     # Italian CIN "I" in "IT20 I030 6909 ...") or a Hong Kong id's prefix typed in lower case
     # ("l120152(5)"); the text as it was is read too, in a copy of its own
-    unread = (
-        done if any(a != b and a in LETTER_DIGITS for a, b in zip(done.text, read, strict=True)) else None
-    )
+    # (a few letters: a text of thousands read is no id, and a copy of it would double the work)
+    letters_read = sum(a != b and a in LETTER_DIGITS for a, b in zip(done.text, read, strict=True))
+    unread = done if 0 < letters_read <= MAX_UNREAD_COPY_LETTERS else None
     if read != done.text:
         done = Normalized(text, read, done.starts, done.ends)
         if _MARK_ON_BASE.search(read):  # a numeral read as a digit had a mark on it ("一\u20e3")

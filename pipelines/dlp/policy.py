@@ -1372,19 +1372,20 @@ def _validate(path: Path, root: type[_Model], data: Any, node: yaml.Node | None)
     except ValidationError as exc:
         # unknown keys first: a misspelt key usually also causes a "missing key" error
         errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-        # ... and then it is said once: a key missing beside an unknown one spelt like it
-        unknown: dict[tuple[Any, ...], list[str]] = {}
+        # ... and then it is said once: of the keys missing beside an unknown one, the one it is
+        # spelt most like (one per unknown key: another key missing there is still named)
+        missing: dict[tuple[Any, ...], list[str]] = {}
         for e in errors:
-            if e["type"] == "extra_forbidden":
-                unknown.setdefault(tuple(e["loc"][:-1]), []).append(str(e["loc"][-1]))
-        errors = [
-            e
-            for e in errors
-            if not (
-                e["type"] == "missing"
-                and difflib.get_close_matches(str(e["loc"][-1]), unknown.get(tuple(e["loc"][:-1]), []), n=1)
-            )
-        ]
+            if e["type"] == "missing" and not isinstance(e["loc"][-1], int):
+                missing.setdefault(tuple(e["loc"][:-1]), []).append(str(e["loc"][-1]))
+        explained: set[tuple[Any, ...]] = set()
+        for e in errors:
+            level = tuple(e["loc"][:-1])
+            if e["type"] == "extra_forbidden" and level in missing:
+                left = [k for k in missing[level] if (*level, k) not in explained]
+                for key in difflib.get_close_matches(str(e["loc"][-1]), left, n=1):
+                    explained.add((*level, key))
+        errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in explained)]
         described = [_describe(path, root, node, e) for e in errors[:10]]
         more = f"\n(and {len(errors) - 10} more)" if len(errors) > 10 else ""
         raise PolicyError("\n".join(described) + more) from None
