@@ -863,3 +863,8 @@ def test_a_file_stamped_ahead_is_remembered_once_however_often_it_changes(tmp_pa
         select_sources(opts)
     held = [name for name in run_module._SEEN_AHEAD if name.endswith("grows.jsonl")]
     assert len(held) == 1
+    # ... and forgotten once the file is gone (deleted, or renamed to another name)
+    (src / "grows.jsonl").rename(src / "grown.jsonl")
+    select_sources(opts)
+    assert not [name for name in run_module._SEEN_AHEAD if name.endswith("grows.jsonl")]
+    assert [name for name in run_module._SEEN_AHEAD if name.endswith("grown.jsonl")]

@@ -554,6 +554,9 @@ def select_sources(opts: RunOptions) -> Selection:
     listing = list_input(opts.input, exclude=str(opts.archive))
     found = listing.files
     now = time.time()
+    listed = {source.name for source in found}
+    for gone in [name for name in _SEEN_AHEAD if name not in listed]:
+        del _SEEN_AHEAD[gone]  # removed or renamed: a session's memory does not grow with them
 
     def being_written(source: SourceFile) -> bool:
         if not opts.hold_partial_tail:
