@@ -421,6 +421,22 @@ def test_an_id_two_organisations_use_is_refused_until_one_is_picked(tmp_path: Pa
     assert log[0]["action"] == "conversation"
 
 
+def test_an_organisation_whose_records_there_are_all_blocked_is_not_told_to_the_crm_role(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    ours = _says(1, 0, DANA, [DANA, WEI])
+    blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "key <AWS_ACCESS_KEY_ID>"}
+    theirs = _says(2, 1, DANA, [DANA, WEI], org="Globex", dlp=blocked)
+    root = write_archive(tmp_path / "a", [ours, theirs])
+    argv = ["conversation", "conv-en", "--archive", str(root)]
+    assert vigil(*argv, "--role", "crm", "--user", "c") == 0
+    out, err = capsys.readouterr()
+    assert "Globex" not in out + err and "1 record" in out
+    # a role that sees blocked records is still asked to pick one
+    assert vigil(*argv, "--role", "officer") == 2
+    assert "2 organisations carry (Globex, acme)" in capsys.readouterr().err
+
+
 def test_someone_the_first_record_adds_is_shown_joining_it(tmp_path: Path) -> None:
     # the view opens on Alex being added (the event's participants are those before it): he
     # joins there, writes, and is removed; before, he was never shown joining, only leaving

@@ -86,7 +86,12 @@ def command(
     if html_path is not None:
         _outside_archive(html_path, archive)
     rows = iter_conversation(
-        archive, conversation_id, time_from=window.time_from, time_to=window.time_to, orgs=window.orgs
+        archive,
+        conversation_id,
+        time_from=window.time_from,
+        time_to=window.time_to,
+        orgs=window.orgs,
+        without_blocked=not identity.sees_dlp,
     )
     query = {"conversations": [conversation_id], **window.to_dict()}
     try:

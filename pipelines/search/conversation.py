@@ -218,6 +218,7 @@ def iter_conversation(
     time_to: dt.datetime | None = None,
     orgs: tuple[OrgRef, ...] = (),
     batch_rows: int = 1024,
+    without_blocked: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """:func:`load_conversation` one row at a time: the records are read as one Arrow table
     (columnar, a fraction of the size of Python objects) and made into dicts a batch at a time,
@@ -226,7 +227,9 @@ def iter_conversation(
 
     Sources make conversation ids, and two organisations' sources may make the same one: an id
     that more than one organisation uses is refused (a :class:`QueryError` naming them) unless
-    ``orgs`` picks the organisation, so two firms' conversations are never shown as one."""
+    ``orgs`` picks the organisation, so two firms' conversations are never shown as one.
+    ``without_blocked`` (a role that does not see blocked records) leaves blocked records out of
+    that count: the refusal would tell of an organisation whose records there are all blocked."""
     root = Path(archive)
     if not root.is_dir():
         raise ArchiveError(f"{root} is not an archive folder; pass --archive DIR")
@@ -247,8 +250,8 @@ def iter_conversation(
     if table is None:
         return
     tables = [t for t in (before, table) if t is not None]
-    _one_org(conversation_id, tables)
     blocked = _blocked_ids(tables)
+    _one_org(conversation_id, tables, blocked if without_blocked else set())
     for row in _in_turn(_rows(before, batch_rows)):
         row[BEFORE_WINDOW] = True
         yield _mark_pointer(row, blocked)
@@ -281,10 +284,13 @@ def _mark_pointer(row: dict[str, Any], blocked: set[str]) -> dict[str, Any]:
     return row
 
 
-def _one_org(conversation_id: str, tables: list[pa.Table]) -> None:
-    """Refuse a conversation id that records of more than one organisation carry."""
+def _one_org(conversation_id: str, tables: list[pa.Table], left_out: set[str]) -> None:
+    """Refuse a conversation id that records of more than one organisation carry (the records
+    ``left_out`` aside)."""
     found: dict[str, str] = {}
     for table in tables:
+        if left_out:
+            table = table.filter(pc.invert(pc.is_in(table["record_id"], pa.array(sorted(left_out)))))
         for org in table.column("org").unique().to_pylist():
             found.setdefault(simple_fold(str(org)), str(org))
     if len(found) > 1:
