@@ -10,8 +10,11 @@ reads back as the same character, so escaping them changes nothing a JSON reader
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import re
+import sys
 
 _ESCAPED = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -33,3 +36,35 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _escape_as_json(error: UnicodeError) -> tuple[str, int]:
+    """An encoding error handler that writes what the encoding cannot hold the JSON way
+    (``\\u6c47``, a surrogate pair beyond U+FFFF): in a JSON line such characters occur only
+    inside strings, where the escape reads back as the same character."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    out = []
+    for ch in error.object[error.start : error.end]:
+        code = ord(ch)
+        if code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out), error.end
+
+
+#: the name :func:`json_stdout` gives standard output's error handler
+JSON_ESCAPE = "vigil-json-escape"
+codecs.register_error(JSON_ESCAPE, _escape_as_json)
+
+
+def json_stdout() -> None:
+    """Make standard output fit for JSON lines whatever its encoding: with ``PYTHONIOENCODING``
+    latin-1 (or any encoding short of Unicode) a Chinese body is written as ``\\u`` escapes, still
+    the same JSON, instead of ending the command with an encoding error half-way."""
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+    if not encoding.startswith("utf") and isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(errors=JSON_ESCAPE)

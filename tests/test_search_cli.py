@@ -472,6 +472,35 @@ def test_no_end_keeps_a_record_stamped_at_the_last_microsecond_of_the_calendar(
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_json_lines_print_whatever_the_output_encoding_and_read_back_the_same(
+    archive: Path, encoding: str
+) -> None:
+    """Before, --json ended with "unexpected UnicodeEncodeError" (exit 3) when the output was
+    Latin-1: the characters it cannot hold are now written the JSON way (\\u6c47)."""
+    argv = [*VIGIL, "search", "--archive", str(archive), "--role", "officer", "--json", "channel:wechat"]
+    plain = subprocess.run(argv, capture_output=True, timeout=120, check=True)
+    result = subprocess.run(
+        argv, capture_output=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": encoding}
+    )
+    assert result.returncode == 0, result.stderr
+    # (click writes UTF-8 where Python says ASCII: the C locale's way of saying "unknown")
+    written = "utf-8" if encoding == "ascii" else encoding
+    wanted = [json.loads(line) for line in plain.stdout.decode("utf-8").splitlines()]
+    assert any(not json.dumps(hit, ensure_ascii=False).isascii() for hit in wanted)  # Chinese in it
+    assert [json.loads(line) for line in result.stdout.decode(written).splitlines()] == wanted
+    scan = subprocess.run(
+        [*VIGIL, "dlp", "scan", "--policy", "dlp_rules"],
+        input='{"id": "汇", "text": "card 4012 8888 8888 1881 汇率 😀"}\n'.encode(),
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+    )
+    assert scan.returncode == 0, scan.stderr
+    (out,) = [json.loads(line) for line in scan.stdout.decode(written).splitlines()]
+    assert out["id"] == "汇" and out["redacted_text"] == "card ***************1881 汇率 😀"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_the_table_prints_on_a_terminal_that_cannot_show_every_character(
     archive: Path, encoding: str
 ) -> None:

@@ -20,6 +20,7 @@ import click
 from pipelines.cli.hints import cannot_write
 from pipelines.cli.identity import identity_options
 from pipelines.errors import ConfigError, InputError, PolicyTestFailure, VigilError
+from pipelines.json_lines import json_stdout
 from pipelines.record import MAX_BODY_CHARS
 
 
@@ -187,6 +188,8 @@ def scan(
     except OSError as exc:
         raise InputError(f"{input_path}: cannot read: {exc.strerror}") from None
     try:
+        if output_path is None:
+            json_stdout()
         sink = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
     except OSError as exc:
         if input_path:
@@ -341,6 +344,8 @@ def dry_run(
         engine="embedded",
         details=details,
     )
+    if as_json:
+        json_stdout()
     click.echo(to_json_text(report) if as_json else format_report(report))
     if report.failed:
         ctx.exit(1)  # the report is incomplete: some messages were not compared

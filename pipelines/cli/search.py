@@ -94,6 +94,7 @@ def command(
     """
     from pipelines.archive.reader import require_archive
     from pipelines.errors import QueryError
+    from pipelines.json_lines import json_stdout
     from pipelines.search import render
     from pipelines.search.access import check_query, load_identity
     from pipelines.search.audit import record_access
@@ -160,6 +161,7 @@ def command(
         details=details,
     )
     if as_json:
+        json_stdout()
         for line in render.json_lines(result):
             click.echo(line)
         for note in render.note_lines(result):  # standard output stays JSON lines only
