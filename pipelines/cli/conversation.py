@@ -57,7 +57,7 @@ def command(
     from pipelines.archive.reader import require_archive
     from pipelines.errors import ConfigError, NotFoundError, QueryError
     from pipelines.search.access import load_identity
-    from pipelines.search.audit import record_access
+    from pipelines.search.audit import record_access, record_refusal
     from pipelines.search.conversation import (
         build_timeline,
         iter_conversation,
@@ -105,15 +105,7 @@ def command(
     except QueryError as exc:
         # an id two organisations use: the lookup found them, so it is on record, though refused
         action = "export" if html_path is not None else "conversation"
-        record_access(
-            archive,
-            identity,
-            action,
-            query=query,
-            results=0,
-            engine="embedded",
-            details={"refused": str(exc)},
-        )
+        record_refusal(archive, identity, action, query=query, engine="embedded", refusal=str(exc))
         raise
     details: dict[str, Any] = {"returned": [e.record_id for e in timeline.entries]}
     shown = len(timeline.entries)

@@ -97,7 +97,7 @@ def command(
     from pipelines.json_lines import json_stdout
     from pipelines.search import render
     from pipelines.search.access import check_query, load_identity
-    from pipelines.search.audit import record_access
+    from pipelines.search.audit import record_access, record_refusal
     from pipelines.search.parse import parse_query
     from pipelines.search.results import Page
 
@@ -119,15 +119,15 @@ def command(
         check_query(parsed, identity)
     except QueryError as exc:
         # asking for what the role may not see is an access attempt: on record, though refused
-        details["refused"] = str(exc)
-        record_access(
+        engine = "elasticsearch" if use_es else "embedded"
+        record_refusal(
             archive,
             identity,
             "search",
             query=parsed.to_dict(),
-            results=0,
-            engine="elasticsearch" if use_es else "embedded",
+            engine=engine,
             details=details,
+            refusal=str(exc),
         )
         raise
     if use_es:

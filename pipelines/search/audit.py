@@ -87,6 +87,22 @@ def require_officer(
         f"{what}, which only officers see (the role here is {identity.role.value}, from "
         f'{identity.source}): run it with --role officer, or with role = "officer" in the config'
     )
+    record_refusal(archive, identity, action, query=query, engine=engine, details=details, refusal=refusal)
+    raise QueryError(refusal)
+
+
+def record_refusal(
+    archive: Path,
+    identity: Identity,
+    action: str,
+    *,
+    query: dict[str, Any],
+    engine: str,
+    refusal: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Log a refused access: asking is an access attempt, on record with no results and the
+    reason in ``details.refused``."""
     record_access(
         archive,
         identity,
@@ -94,9 +110,8 @@ def require_officer(
         query=query,
         results=0,
         engine=engine,
-        details={**details, "refused": refusal},
+        details={**(details or {}), "refused": refusal},
     )
-    raise QueryError(refusal)
 
 
 def record_access(
