@@ -249,9 +249,11 @@ MIN_LOOKALIKE_RUN = 4
 #: switches, which would need one round per two characters, each over the whole text, costs ten
 #: passes and no more.
 MAX_READING_ROUNDS = 10
-#: A text in which at most this many look-alike letters were read as digits is also read as it
-#: was, in a copy of its own (see :func:`normalize`): an id holds a letter or two.
-MAX_UNREAD_COPY_LETTERS = 16
+#: A word (a run of characters between white space) in which at most this many look-alike
+#: letters were read as digits is also read with them as letters, in a copy of the text of its own
+#: (see :func:`normalize`): an id holds a letter or two.
+MAX_UNREAD_COPY_LETTERS = 4
+_WORD_RUN = re.compile(r"\S+")
 _NUMERAL = "".join(CJK_NUMERALS)
 _LETTER = "".join(LETTER_DIGITS)
 _NUMERAL_CHAR = re.compile(f"[{_NUMERAL}]")
@@ -353,9 +355,8 @@ def normalize(text: str) -> Normalized:
     # letters read as digits that may have been letters all along: an IBAN's bank code (the
     # Italian CIN "I" in "IT20 I030 6909 ...") or a Hong Kong id's prefix typed in lower case
     # ("l120152(5)"); the text as it was is read too, in a copy of its own
-    # (a few letters: a text of thousands read is no id, and a copy of it would double the work)
-    letters_read = sum(a != b and a in LETTER_DIGITS for a, b in zip(done.text, read, strict=True))
-    unread = done if 0 < letters_read <= MAX_UNREAD_COPY_LETTERS else None
+    # (in the words with a few letters read: a word of dozens read is no id)
+    unread = _letters_restored(done, read)
     if read != done.text:
         done = Normalized(text, read, done.starts, done.ends)
         if _MARK_ON_BASE.search(read):  # a numeral read as a digit had a mark on it ("一\u20e3")
@@ -370,6 +371,30 @@ def normalize(text: str) -> Normalized:
     if unread is not None:
         done = _with_copy(done, unread)
     return done
+
+
+def _letters_restored(done: Normalized, read: str) -> Normalized | None:
+    """``read`` with the look-alike letters read as digits put back as they were, in each word
+    where at most :data:`MAX_UNREAD_COPY_LETTERS` were read, mapped as ``done`` (the reading is
+    one character for one); None when no word has any to put back."""
+    before = done.text
+    changed = [i for i, (a, b) in enumerate(zip(before, read, strict=True)) if a != b and a in LETTER_DIGITS]
+    if not changed:
+        return None
+    words = list(_WORD_RUN.finditer(before))
+    starts = [w.start() for w in words]
+    by_word: dict[int, list[int]] = {}
+    for i in changed:
+        by_word.setdefault(bisect.bisect_right(starts, i) - 1, []).append(i)
+    back = [
+        i for positions in by_word.values() if len(positions) <= MAX_UNREAD_COPY_LETTERS for i in positions
+    ]
+    if not back:
+        return None
+    chars = list(read)
+    for i in back:
+        chars[i] = before[i]
+    return Normalized(done.original, "".join(chars), done.starts, done.ends)
 
 
 def _with_copy(norm: Normalized, other: Normalized) -> Normalized:
