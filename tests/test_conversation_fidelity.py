@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from search_support import ALEX, DANA, WEI, at, event_row, row, vigil, write_archive
+from search_support import ALEX, DANA, SYSTEM, WEI, at, event_row, hold_notice, row, vigil, write_archive
 
 from pipelines.errors import QueryError
 from pipelines.record import Event
@@ -435,6 +435,27 @@ def test_an_organisation_whose_records_there_are_all_blocked_is_not_told_to_the_
     # a role that sees blocked records is still asked to pick one
     assert vigil(*argv, "--role", "officer") == 2
     assert "2 organisations carry (Globex, acme)" in capsys.readouterr().err
+    # ... also where the pipeline archived its DLP notice and the held message's notices beside
+    # the blocked message (records the CRM role does not get either)
+    notice = row(
+        "fd-3",
+        at(5, 9, 1),
+        kind="auto_message",
+        event_type="dlp_blocked_notice",
+        audience="employee",
+        direction="system",
+        sender=SYSTEM,
+        recipients=[DANA],
+        body="Your message was not sent: it held a secret.",
+        org="Globex",
+        channel="line",
+    )
+    held = _says(4, 2, DANA, [DANA, WEI], org="Globex", dlp=blocked, attributes={"delivery": "queued"})
+    hold = hold_notice("fd-5", at(5, 9, 2), "fd-4", org="Globex", channel="line")
+    write_archive(root, [notice, held, hold])
+    assert vigil(*argv, "--role", "crm", "--user", "c") == 0
+    out, err = capsys.readouterr()
+    assert "Globex" not in out + err and "1 record" in out
 
 
 def test_someone_the_first_record_adds_is_shown_joining_it(tmp_path: Path) -> None:

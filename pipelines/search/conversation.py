@@ -56,7 +56,7 @@ from pipelines.archive.reader import read_consistently
 from pipelines.errors import ArchiveError, QueryError
 from pipelines.record import ARROW_SCHEMA, DlpAction, EventType, record_id_for
 from pipelines.search import sql
-from pipelines.search.access import POINTERS, Identity, export_text, hidden_from, shown_text
+from pipelines.search.access import DLP_NOTICE, POINTERS, Identity, export_text, hidden_from, shown_text
 from pipelines.search.embedded import _execute as execute
 from pipelines.search.query import OrgRef, Query, show_time
 from pipelines.search.render import safe
@@ -189,7 +189,7 @@ _COLUMNS = [name for name in ARROW_SCHEMA.names if name not in ("content_sha256"
 #: what :func:`build_timeline` needs of a record before the window to know who is present
 _ROSTER_COLUMNS = [
     *("record_id", "event_time", "kind", "event_type", "sender", "recipients", "participants"),
-    *("attributes", "blocked", "dlp_action", "source_name", "source_offset", "org"),
+    *("attributes", "blocked", "dlp_action", "source_name", "source_offset", "org", "channel"),
 ]
 #: marks a row :func:`iter_conversation` read that releases, or tells of, a blocked held message
 NAMES_BLOCKED = "_vigil_names_blocked"
@@ -251,7 +251,7 @@ def iter_conversation(
         return
     tables = [t for t in (before, table) if t is not None]
     blocked = _blocked_ids(tables)
-    _one_org(conversation_id, tables, blocked if without_blocked else set())
+    _one_org(conversation_id, tables, _withheld_ids(tables, blocked) if without_blocked else set())
     for row in _in_turn(_rows(before, batch_rows)):
         row[BEFORE_WINDOW] = True
         yield _mark_pointer(row, blocked)
@@ -268,6 +268,24 @@ def _blocked_ids(tables: list[pa.Table]) -> set[str]:
         )
         ids.update(table.filter(pc.fill_null(mask, False)).column("record_id").to_pylist())
     return ids
+
+
+def _withheld_ids(tables: list[pa.Table], blocked: set[str]) -> set[str]:
+    """The record ids a role that does not see blocked records never gets (see
+    :func:`pipelines.search.access.hidden_from`): the blocked records, DLP's notices about them, and
+    the release and hold notice of a blocked held message."""
+    withheld = set(blocked)
+    pointer_types = [name for _, name in POINTERS]
+    for table in tables:
+        notices = table.filter(pc.fill_null(pc.equal(table["event_type"], DLP_NOTICE), False))
+        withheld.update(notices.column("record_id").to_pylist())
+        pointers = table.filter(pc.fill_null(pc.is_in(table["event_type"], pa.array(pointer_types)), False))
+        for row in pointers.select(
+            ["record_id", "kind", "event_type", "org", "channel", "attributes"]
+        ).to_pylist():
+            if _mark_pointer(row, blocked).get(NAMES_BLOCKED):
+                withheld.add(str(row["record_id"]))
+    return withheld
 
 
 def _mark_pointer(row: dict[str, Any], blocked: set[str]) -> dict[str, Any]:
