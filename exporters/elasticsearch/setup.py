@@ -404,18 +404,23 @@ def _settings_differ(installed: dict[str, Any], expected: dict[str, Any]) -> str
     have, want = index_settings(installed), index_settings(expected)
     differ: list[str] = []
     flags: list[str] = []
+    hand_made = False  # a setting setup never writes: no flag of check's fits it
     for key, option in (("number_of_shards", "--shards"), ("number_of_replicas", "--replicas")):
         installed_value, asked = _as_int(have.get(key)), _as_int(want.get(key))
         if installed_value != asked:
             if installed_value is None:
-                differ.append(f"no {option[2:]} setting where {asked} was asked for")
+                differ.append(
+                    f"no {option[2:]} setting Vigil can read ({have.get(key)!r}) where {asked} was asked for"
+                )
+                hand_made = True
             else:
                 differ.append(f"{option[2:]} {installed_value} where {asked} was asked for")
                 flags.append(f"{option} {installed_value}")
     patterns, asked_patterns = installed.get("index_patterns"), expected.get("index_patterns")
     if patterns != asked_patterns:
-        # changed by hand (setup always writes the prefix's own pattern): no flag of check's fits
         differ.append(f"index patterns {patterns} where {asked_patterns} were asked for")
+        hand_made = True
+    if hand_made:
         flags = []
     said = "has " + "; ".join(differ) if differ else "has other settings than asked for"
     if flags:
