@@ -39,6 +39,8 @@ PIECES: dict[str, tuple[str, ...]] = {
     "chain 一二三1O": ("", "一二三1O"),
     "groups 4O12|": ("", "4O12|"),
     "groups 4012 8888 ": ("", "4012 8888 "),
+    # a word with an O read as 0 is also read with the O (an Italian IBAN's bank code): two copies
+    "groups 4O12 8888 ": ("", "4O12 8888 "),
     "numeral, space": ("", "一1 "),
     "digit, space": ("", "7 "),
     "DE12 ": ("", "DE12 "),
