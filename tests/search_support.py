@@ -132,19 +132,32 @@ def event_row(
     )
 
 
-def hold_notice(event_id: str, when: dt.datetime, held: str, **fields: Any) -> dict[str, Any]:
-    """The notice telling the employee a message was held ("held for later (1 of 5)"), naming it
-    in ``queued_event_id`` as the simulator's notices do."""
+def employee_notice(
+    event_id: str, when: dt.datetime, event_type: str, body: str, *, to: dict[str, Any] = DANA, **fields: Any
+) -> dict[str, Any]:
+    """An auto-message from the channel (or Vigil) to one employee, as a record row."""
+    fields.setdefault("sender", SYSTEM)
     return row(
         event_id,
         when,
         kind="auto_message",
-        event_type="message_queued",
+        event_type=event_type,
         audience="employee",
         direction="system",
-        sender=SYSTEM,
-        recipients=[DANA],
-        body="Held for later (1 of 5): it goes out once the contact accepts.",
+        recipients=[to],
+        body=body,
+        **fields,
+    )
+
+
+def hold_notice(event_id: str, when: dt.datetime, held: str, **fields: Any) -> dict[str, Any]:
+    """The notice telling the employee a message was held ("held for later (1 of 5)"), naming it
+    in ``queued_event_id`` as the simulator's notices do."""
+    return employee_notice(
+        event_id,
+        when,
+        "message_queued",
+        "Held for later (1 of 5): it goes out once the contact accepts.",
         attributes={"queued_event_id": held},
         **fields,
     )
@@ -245,17 +258,13 @@ def dataset() -> list[dict[str, Any]]:
             attributes={"delivery": "refused", "refusal": "window_expired"},
             source_offset=800,
         ),
-        row(
+        employee_notice(
             "en-10",
             at(5, 9, 50),
-            kind="auto_message",
-            event_type="window_expired",
-            audience="employee",
-            direction="system",
-            sender=SYSTEM,
-            recipients=[ALEX],
+            "window_expired",
+            "The 24-hour window has closed; send an approved template to reopen it.",
+            to=ALEX,
             participants=[WEI, ALEX],
-            body="The 24-hour window has closed; send an approved template to reopen it.",
             source_offset=900,
         ),
     ]
@@ -361,16 +370,11 @@ def dataset() -> list[dict[str, Any]]:
                 "body_redacted": "My ID is <NATIONAL_ID>, please file it.",
             },
         ),
-        row(
+        employee_notice(
             "bl-2",
             blocked_at + dt.timedelta(microseconds=1),
-            kind="auto_message",
-            event_type="dlp_blocked_notice",
-            audience="employee",
-            direction="system",
-            sender=SYSTEM,
-            recipients=[DANA],
-            body="Your message was not delivered: it contained restricted content.",
+            "dlp_blocked_notice",
+            "Your message was not delivered: it contained restricted content.",
             conversation_id="conv-block",
             source_offset=100,
         ),

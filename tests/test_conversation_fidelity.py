@@ -10,7 +10,18 @@ import re
 from pathlib import Path
 
 import pytest
-from search_support import ALEX, DANA, SYSTEM, WEI, at, event_row, hold_notice, row, vigil, write_archive
+from search_support import (
+    ALEX,
+    DANA,
+    WEI,
+    at,
+    employee_notice,
+    event_row,
+    hold_notice,
+    row,
+    vigil,
+    write_archive,
+)
 
 from pipelines.errors import QueryError
 from pipelines.record import Event
@@ -291,18 +302,7 @@ def test_a_notice_stamped_with_its_cause_comes_after_it(tmp_path: Path) -> None:
         attributes={"delivery": "refused", "refusal": "queue_full"},
         source_name="in/b.jsonl",
     )
-    notice = row(
-        "fd-2",
-        same,
-        kind="auto_message",
-        event_type="queue_full",
-        audience="employee",
-        direction="system",
-        sender={"id": "system", "name": "WhatsApp Business", "role": "system", "handle": None},
-        recipients=[DANA],
-        body="The queue is full.",
-        source_name="in/a.jsonl",
-    )
+    notice = employee_notice("fd-2", same, "queue_full", "The queue is full.", source_name="in/a.jsonl")
     t = build_timeline(
         "conv-en", load_conversation(write_archive(tmp_path / "a", [notice, refused]), "conv-en"), OFFICER
     )
@@ -437,18 +437,8 @@ def test_an_organisation_whose_records_there_are_all_blocked_is_not_told_to_the_
     assert "2 organisations carry (Globex, acme)" in capsys.readouterr().err
     # ... also where the pipeline archived its DLP notice and the held message's notices beside
     # the blocked message (records the CRM role does not get either)
-    notice = row(
-        "fd-3",
-        at(5, 9, 1),
-        kind="auto_message",
-        event_type="dlp_blocked_notice",
-        audience="employee",
-        direction="system",
-        sender=SYSTEM,
-        recipients=[DANA],
-        body="Your message was not sent: it held a secret.",
-        org="Globex",
-        channel="line",
+    notice = employee_notice(
+        "fd-3", at(5, 9, 1), "dlp_blocked_notice", "Not sent: it held a secret.", org="Globex", channel="line"
     )
     held = _says(4, 2, DANA, [DANA, WEI], org="Globex", dlp=blocked, attributes={"delivery": "queued"})
     hold = hold_notice("fd-5", at(5, 9, 2), "fd-4", org="Globex", channel="line")
