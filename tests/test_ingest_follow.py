@@ -227,10 +227,12 @@ def test_stop_after_idle_waits_for_files_still_settling(tmp_path: Path, kind: st
     def settles_after_three_waiting_polls(session: FollowSummary) -> None:
         waiting.append(session.waiting)
         if session.waiting and sum(1 for w in waiting if w) == 3:
-            past = time.time_ns() - 10 * 10**9
+            past = time.time_ns() - 120 * 10**9
             os.utime(path, ns=(past, past))
 
-    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=1.0)
+    # a file stamped ahead settles --settle seconds after it was first seen: long enough that three
+    # polls find it waiting however busy the machine (it settles at once when stamped in the past)
+    opts = RunOptions(input=str(src), archive=archive, now=NOW, show_progress=False, settle_seconds=30.0)
     summary = follow(opts, interval=0.1, stop_after_idle=2, on_poll=settles_after_three_waiting_polls)
     t = summary.totals
     assert (t["read"], t["archived"], t["dead_lettered"]) == (4, 4, 0)

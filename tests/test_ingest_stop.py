@@ -429,13 +429,31 @@ def _workers_started(run: Watched) -> None:
     deadline = time.monotonic() + 60
     while run.proc.poll() is None:
         assert time.monotonic() < deadline, "the run never started a worker process"
-        for task in Path(f"/proc/{run.proc.pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                for pid in [child, *Path(f"/proc/{child}/task/{child}/children").read_text().split()]:
-                    with contextlib.suppress(OSError):
-                        if b"sdk_worker_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                            return
+        if any(b"sdk_worker_main" in _cmdline(pid) for pid in _descendants(run.proc.pid)):
+            return
         time.sleep(0.05)
+
+
+def _children(pid: str | int) -> list[str]:
+    """The child processes of every thread of ``pid``; a thread or process that ends while it
+    is read (Beam starts and stops them all the time) just has none."""
+    found: list[str] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found.extend((task / "children").read_text().split())
+    return found
+
+
+def _descendants(pid: int) -> list[str]:
+    return [grand for child in _children(pid) for grand in (child, *_children(child))]
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
