@@ -388,7 +388,7 @@ SEGMENT = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.tuples(st.booleans(), SEGMENT, st.sampled_from(LINE_ENDS)), max_size=8),
-    st.sampled_from([b"", b"\n", b"\r\n"]),
+    st.sampled_from([b"", b"\r", b"\n", b"\r\n"]),
     st.integers(8, 48),
 )
 def test_the_reader_returns_each_line_once_where_it_stands(
@@ -404,10 +404,12 @@ def test_the_reader_returns_each_line_once_where_it_stands(
     expected = []
     offset = 0
     for raw, end in written:
-        payload = as_read(raw, end) if end else raw[marks(raw) :]
+        # the file's last line may end in a lone \r (a CRLF file cut before its last \n): that is
+        # its line end, not part of the line
+        payload = as_read(raw, end) if end else raw[marks(raw) :].removesuffix(b"\r")
         at = offset + marks(raw)
         offset += len(raw) + len(end)
-        if end or payload:  # a last line of nothing (or only a byte-order mark) is no line
+        if end or raw[marks(raw) :]:  # a last line of nothing (or only a byte-order mark) is no line
             expected.append((at, payload))
     assert [(x.offset, x.size) for x in got] == [(at, len(payload)) for at, payload in expected]
     for x, (_, payload) in zip(got, expected, strict=True):

@@ -364,6 +364,21 @@ def test_follow_mode_holds_an_unterminated_over_long_last_line_too() -> None:
     assert [(x.offset, x.too_long, x.size) for x in cut] == [first, (len(head), True, 3001)]
 
 
+def test_a_lone_carriage_return_ending_the_file_is_the_last_line_s_end() -> None:
+    # a CRLF file cut before its last \n: the \r is not counted against the limit, as a whole
+    # \r\n would not be; a line at the limit is archived either way, one over it is too long
+    at_limit = line(event(1)).rstrip(b"\n")
+    limit = len(at_limit)
+    for end in (b"\r\n", b"\r"):
+        (read,) = list(split_lines(io.BytesIO(at_limit + end), "s", limit, hold_partial_tail=False))
+        assert (read.raw, read.size, read.too_long, read.span) == (at_limit, limit, False, limit + len(end))
+        assert parse_line(read, now=NOW, limits=Limits(max_line_bytes=limit))[0] == "record"
+    (over,) = list(split_lines(io.BytesIO(at_limit + b" \r"), "s", limit, hold_partial_tail=False))
+    assert over.too_long and over.size == limit + 1
+    # a writer may still be appending: follow mode waits for the \n
+    assert list(split_lines(io.BytesIO(at_limit + b"\r"), "s", limit, hold_partial_tail=True)) == []
+
+
 @pytest.mark.parametrize(
     ("value", "key"),
     [

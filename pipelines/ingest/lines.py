@@ -85,7 +85,12 @@ class _LineSource(Protocol):
 
 
 def strip_eol(chunk: bytes) -> bytes:
-    return chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1] if chunk.endswith(b"\n") else chunk
+    """A line without its line end: ``\\n`` or ``\\r\\n``, or a lone ``\\r`` where a line read to
+    the end of its file stops (a CRLF file cut before its last ``\\n``: JSON ignores the ``\\r``,
+    and the line's size does not count it, as it would not count the whole ``\\r\\n``)."""
+    if chunk.endswith(b"\n"):
+        return chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1]
+    return chunk.removesuffix(b"\r")
 
 
 def split_lines(
@@ -95,7 +100,8 @@ def split_lines(
     as its head, its full size and its SHA-256 (``too_long``), read in pieces, never whole. With
     ``hold_partial_tail`` a last line without its line end is left for later (a writer may still be
     appending it). A UTF-8 byte-order mark starting a line is skipped (the line's offset is after it).
-    The limit counts the line's own bytes: neither the mark nor the line end (``\\r\\n`` or ``\\n``)."""
+    The limit counts the line's own bytes: neither the mark nor the line end (``\\r\\n`` or ``\\n``, or
+    a lone ``\\r`` ending the file)."""
     offset = start
     room = max_line_bytes + 2  # a whole line at the limit, with a two-byte line end
     while True:
@@ -116,9 +122,9 @@ def split_lines(
         if not chunk:
             continue
         ended = chunk.endswith(b"\n")
-        if hold_partial_tail and not ended and len(chunk) <= max_line_bytes:
+        if hold_partial_tail and not ended and len(strip_eol(chunk)) <= max_line_bytes:
             return  # a writer is still appending this line; the next poll reads it whole
-        if len(strip_eol(chunk) if ended else chunk) <= max_line_bytes:
+        if len(strip_eol(chunk)) <= max_line_bytes:
             raw = strip_eol(chunk)
             yield Line(source, offset, raw, len(raw), None, len(chunk))
             offset += len(chunk)
