@@ -77,6 +77,17 @@ def test_scan_good_and_bad_lines(tmp_path, capsys) -> None:
     assert "9 error(s)" in err
 
 
+def test_scan_names_what_a_text_that_is_no_string_is(tmp_path, capsys) -> None:
+    values = [5, 2.5, True, None, ["hi"], {"body": "hi"}]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": v}) + "\n" for i, v in enumerate(values)))
+    code, out, _ = run(["dlp", "scan", "--policy", str(RULES), "--input", str(source)], capsys)
+    assert code == 1
+    errors = [json.loads(line)["error"] for line in out.splitlines()]
+    kinds = ["a number", "a number", "true", "null", "an array", "an object"]
+    assert errors == [f"text is {k}, not a string: write the message text in quotes" for k in kinds]
+
+
 def test_scan_does_not_load_a_line_longer_than_any_text_it_may_scan(tmp_path, capsys) -> None:
     from pipelines.dlp.scan import max_line_bytes
 
@@ -234,9 +245,12 @@ def test_policy_tests_report_an_invalid_case_file(tmp_path, capsys) -> None:
         ("[24, 5]", 6, "span [24, 5] is not [start, end) with 0 <= start < end"),
         ("[-20, -1]", 6, "span [-20, -1] is not [start, end) with 0 <= start < end"),
         ("[5, 3300]", 2, "span [5, 3300] ends after the text, which has 24 characters"),
+        # an empty value is no finding (not "occurs 25 times", as an empty string does)
+        ('""', 6, "value is empty, and a finding is never empty: copy the text it covers"),
     ],
 )
 def test_a_case_span_outside_its_text_is_refused_where_it_is_written(tmp_path, capsys, span, line, message):
+    field = "value" if span == '""' else "span"
     shutil.copy(RULES / "pii.yaml", tmp_path / "pii.yaml")
     (tmp_path / "pii.tests.yaml").write_text(
         "cases:\n"
@@ -244,7 +258,7 @@ def test_a_case_span_outside_its_text_is_refused_where_it_is_written(tmp_path, c
         '    text: "card 4012 8888 8888 1881"\n'
         "    expect:\n"
         "      action: redact\n"
-        f"      findings: [{{entity: CREDIT_CARD, span: {span}}}]\n"
+        f"      findings: [{{entity: CREDIT_CARD, {field}: {span}}}]\n"
     )
     code, out, err = run(["dlp", "test", "--policy", str(tmp_path / "pii.yaml")], capsys)
     assert code == 2 and "passed" not in out

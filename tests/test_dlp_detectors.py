@@ -99,6 +99,17 @@ LEXICON = [
     (["ｇｕａｒａｎｔｅｅ"], "guarantee", ["guarantee"]),  # terms are normalised like texts
     (["off the record"], "this is off-the-record", []),
     (["between us", "keep this between us"], "keep this between us", ["keep this between us"]),  # longest
+    # a Chinese term matches in Simplified and Traditional characters, whichever it is written in
+    (["稳赚不赔"], "穩賺不賠，相信我", ["穩賺不賠"]),
+    (["刪除聊天記錄"], "记得删除聊天记录", ["删除聊天记录"]),
+    (["私下聯繫"], "我们私下联系吧", ["私下联系"]),  # the Hong Kong / Taiwan form
+    # a Cyrillic letter drawn like a Latin one, inside a Latin word, reads as the Latin letter
+    (["guaranteed return"], "gu\u0430ranteed return", ["gu\u0430ranteed return"]),
+    # a term in another script keeps its own letters, even in a word that mixes in Latin or digits
+    (["пароль"], "пароль:hunter22", ["пароль"]),
+    (["пароль"], "parol", []),
+    # a term written mixing scripts is one term, not two words to be found together
+    (["p\u0430ssword"], "my password", ["password"]),
 ]
 
 

@@ -69,6 +69,20 @@ def test_a_lexicon_term_of_invisible_characters_is_refused(tmp_path) -> None:
     assert "(U+200B U+200D), which detection removes before matching, so it matches nothing" in message
 
 
+@pytest.mark.parametrize("regex", [r"(?=EMP)", r"\b", "^", r"(?<=card )\b(?=\d)", r"(?:^|$)"])
+def test_a_pattern_that_can_match_only_empty_text_is_refused(tmp_path, regex: str) -> None:
+    message = lint_error(tmp_path, {**FOO, "regex": regex})
+    assert f"rules[0].detectors[0].regex: regex '{regex}' can match only empty text" in message
+    assert "so the rule could never fire" in message
+
+
+def test_a_pattern_that_may_match_empty_text_but_need_not_is_kept(tmp_path) -> None:
+    # an empty match is dropped, a non-empty one reported: the rule can fire
+    path = write_policy(tmp_path, [rule("t.r1", [{**FOO, "regex": r"(?<=EMP-)\d*"}], action="flag")])
+    verdict = Engine(load_policy_set(path)).inspect("EMP-004211")
+    assert [(f.start, f.end) for f in verdict.findings] == [(4, 10)]
+
+
 @pytest.mark.parametrize(
     ("detector", "best"),
     [

@@ -29,6 +29,7 @@ from pipelines.dlp.normalize import (
     display_order,
     normalize,
     read_digit_lookalikes,
+    read_latin_lookalikes,
     strip_invisible,
 )
 
@@ -333,7 +334,10 @@ def test_card_split_by_any_invisible_character_is_joined(separator: str) -> None
         ("⒋0⒈⒉", "4012"),  # with a full stop: NFKC alone would give "4.01.2."
         ("➍⓿➊➋ ❹", "4012 4"),  # dingbats, which NFKC leaves alone
         ("⁴⁰¹² ₄₀₁₂", "4012 4012"),  # superscript, subscript
-        ("⑩ ½", "10 1⁄2"),  # numbers that are not one digit go through NFKC as before
+        # two digits drawn as one symbol: circled, parenthesised (NFKC alone: "(18)"), with a full
+        # stop ("18."), negative circled and dingbats (which NFKC leaves alone)
+        ("⑩ ⒅81 ⒙81 ⓲81 ❿ ➓ ㉑", "10 1881 1881 1881 10 10 21"),
+        ("½ Ⅻ", "1⁄2 XII"),  # a fraction and a Roman numeral go through NFKC as before
     ],
 )
 def test_unicode_decimal_digits_fold_to_ascii(original: str, normalised: str) -> None:
@@ -537,3 +541,33 @@ def test_a_text_takes_the_bidi_work_when_it_holds_a_right_to_left_character_or_a
     for text in ["plain ascii", "Café 4012", "卡号４０１２", "ok 👍 🎉", "\u064e", "Ελλάδα", "Москва"]:
         assert not _may_reorder(text)
         assert normalize(text).visual_from is None
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("p\u0430ssword", "password"),  # Cyrillic а
+        ("\u0410KIA1234", "AKIA1234"),  # Cyrillic capital А, next to digits only
+        ("\u0406nvest", "Invest"),  # Cyrillic І reads as the capital I it is drawn like, not l
+        ("\u0391\u0392C", "ABC"),  # Greek capitals
+        ("1002\u0425", "1002X"),  # an id's check letter
+        ("Москва 2024", "Москва 2024"),  # one script a word
+        ("καλημέρα", "καλημέρα"),
+        ("caf\u00e9 ok", "caf\u00e9 ok"),  # an accented Latin letter is no look-alike
+        ("plain ascii", "plain ascii"),
+    ],
+)
+def test_letters_drawn_like_latin_ones_are_read_as_them_in_words_mixing_scripts(text: str, read: str) -> None:
+    assert read_latin_lookalikes(text) == read
+
+
+def test_a_text_with_a_disguised_latin_word_is_also_read_in_a_copy_mapped_to_the_original() -> None:
+    text = "my p\u0430ssword is hunter22, \u043f\u0430\u0440\u043e\u043b\u044c"
+    norm = normalize(text)
+    (first, copy) = norm.copies()
+    assert norm.text[slice(*first)] == text  # the text as sent, its own letters kept
+    folded = norm.text[slice(*copy)]
+    assert folded.startswith("my password is hunter22, ")
+    start = copy[0] + folded.index("password")
+    assert text[slice(*norm.to_original(start, start + len("password")))] == "p\u0430ssword"
+    assert normalize("\u043f\u0430\u0440\u043e\u043b\u044c hunter").copies() == ((0, 13),)

@@ -45,6 +45,10 @@ class ExpectedFinding(_Model):
     def _one_way(self) -> ExpectedFinding:
         if (self.value is None) == (self.span is None):
             raise ValueError("give the finding's position either as value: or as span: [start, end]")
+        if self.value == "":
+            raise ValueError(
+                'value is empty, and a finding is never empty: copy the text it covers, e.g. value: "4012 8888 8888 1881"'
+            )
         if self.span is not None and not 0 <= self.span[0] < self.span[1]:
             raise ValueError(
                 f"span {list(self.span)} is not [start, end) with 0 <= start < end; offsets count "

@@ -11,8 +11,9 @@ Three kinds, found by the ``type`` a policy gives (see :data:`COMPILERS`):
 * ``lexicon``: terms and phrases. Latin-script terms match whole words, where only a Latin letter,
   digit or underscore next to the term breaks the word (``这个产品是guaranteed return的`` matches
   ``guaranteed return``); Chinese and Japanese terms match as substrings (those scripts do not put
-  spaces between words). Matching is case-insensitive on the normalised text, and spaces inside a
-  phrase match any run of spaces.
+  spaces between words), a Chinese term in Simplified and Traditional characters alike (OpenCC
+  converts it). Matching is case-insensitive on the normalised text, and spaces inside a phrase
+  match any run of spaces.
 
 Pattern and Presidio detectors read a second detection copy in which every CJK character is a space
 (same length, so offsets do not move): mixed-script chat such as ``SSN是536-22-1234`` or
@@ -121,7 +122,15 @@ def term_regex(terms: Sequence[str]) -> str:
     word_start: list[str] = []  # these share one look-behind, so each branch starts with a literal
     other_start: list[str] = []
     cjk: list[str] = []
-    cleaned = {normalize(t).text.strip() for t in terms}
+    # every copy detection reads of a term (one, or more when it mixes scripts or reads right to
+    # left: see normalize), in the forms Chinese is written in
+    cleaned = {
+        form
+        for t in terms
+        for norm in (normalize(t),)
+        for lo, hi in norm.copies()
+        for form in chinese_forms(norm.text[lo:hi].strip())
+    }
     for term in sorted((t for t in cleaned if t), key=lambda t: (-len(t), t)):
         body = r"\s+".join(map(_term_part, term.split()))
         if _CJK.search(term):
@@ -139,6 +148,29 @@ def term_regex(terms: Sequence[str]) -> str:
     if cjk:
         parts.append("(?:" + "|".join(cjk) + ")")
     return "|".join(parts) if parts else r"(?!x)x"
+
+
+#: OpenCC's conversions between Simplified Chinese and the Traditional forms written in Hong Kong,
+#: Taiwan and elsewhere: a term written in one matches the others (one word can differ by place:
+#: 裡/裏 for 里)
+_CHINESE_CONVERSIONS = ("s2t", "s2hk", "s2tw", "t2s", "hk2s", "tw2s")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_KANA = re.compile("[\u3040-\u30ff\uff66-\uff9f]")
+
+
+@functools.cache
+def _opencc(conversion: str) -> Any:
+    import opencc  # only for policies with Chinese terms
+
+    return opencc.OpenCC(f"{conversion}.json")
+
+
+def chinese_forms(term: str) -> set[str]:
+    """``term`` and, when it is Chinese (Han characters, no kana: Japanese writes its own forms),
+    the same term in Simplified and in Traditional characters."""
+    if not _HAN.search(term) or _KANA.search(term):
+        return {term}
+    return {term} | {_opencc(c).convert(term) for c in _CHINESE_CONVERSIONS}
 
 
 @functools.lru_cache(maxsize=512)

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from bidi import get_display
+from confusable_homoglyphs.confusables import confusables_data
 
 from pipelines.invisible import BLANKS, CF_PLANES, CONTROLS, INVISIBLE
 
@@ -62,6 +63,11 @@ ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 MINUS_SIGN = "\u2212"
+
+
+#: the names of the symbols that draw a number of two digits: circled (also negative, double),
+#: parenthesised, or with a full stop
+_NUMBER_SYMBOL = re.compile(r"\b(?:CIRCLED (?:SANS-SERIF )?|PARENTHESIZED )NUMBER\b|^NUMBER [A-Z ]+ FULL STOP$")
 
 
 def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset[str]]:
@@ -79,6 +85,9 @@ def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset
                 fold[code] = str(unicodedata.decimal(ch))
             elif category == "No" and unicodedata.digit(ch, None) is not None:
                 digit_symbols[code] = str(unicodedata.digit(ch))
+            elif category == "No" and _NUMBER_SYMBOL.search(unicodedata.name(ch, "")):
+                # a number of two digits drawn as one symbol ("⒅", "⓲", "❿"): its digits
+                digit_symbols[code] = str(int(unicodedata.numeric(ch)))
             elif category == "Pd" and code > 0x7F:
                 fold[code] = "-"
             elif category == "Zs" and unicodedata.normalize("NFKC", ch) != " ":
@@ -350,27 +359,88 @@ def _letters_as_digits(found: re.Match[str]) -> str:
 
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
-    done = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
-    read = _ime_punctuation(read_digit_lookalikes(done.text))  # one for one: the map back does not change
+    cleaned = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
+    read = _ime_punctuation(read_digit_lookalikes(cleaned.text))  # one for one: the map back does not change
     # letters read as digits that may have been letters all along: an IBAN's bank code (the
     # Italian CIN "I" in "IT20 I030 6909 ...") or a Hong Kong id's prefix typed in lower case
     # ("l120152(5)"); the text as it was is read too, in a copy of its own
     # (in the words with a few letters read: a word of dozens read is no id)
-    unread = _letters_restored(done, read)
-    if read != done.text:
-        done = Normalized(text, read, done.starts, done.ends)
-        if _MARK_ON_BASE.search(read):  # a numeral read as a digit had a mark on it ("一\u20e3")
-            chars, kept_starts, kept_ends = _without_stray_marks(
-                list(read),
-                list(done.starts or range(len(text))),
-                list(done.ends or range(1, len(text) + 1)),
-            )
-            done = Normalized(text, "".join(chars), tuple(kept_starts), tuple(kept_ends))
+    unread = _letters_restored(cleaned, read)
+    done = _with_read(cleaned, read)
     if _may_reorder(text):
         done = _with_screen_order_copy(done)
     if unread is not None:
         done = _with_copy(done, unread)
+    # Cyrillic, Greek, ... letters drawn like Latin ones, typed inside a word of Latin letters or
+    # digits ("pаssword", "АKIA...", "DЕ89 ...", an id's check letter "...1002Х"): read as the
+    # Latin letters in a copy of its own, so the text as sent keeps its own letters for a lexicon in
+    # that script
+    latin = read_latin_lookalikes(cleaned.text)
+    if latin != cleaned.text:
+        folded = _ime_punctuation(read_digit_lookalikes(latin))
+        done = _with_copy(done, _with_read(Normalized(text, latin, cleaned.starts, cleaned.ends), folded))
     return done
+
+
+def _with_read(cleaned: Normalized, read: str) -> Normalized:
+    """``cleaned`` with its text replaced by ``read``, a one-for-one reading of it (digits written
+    another way read as digits), and a mark such a reading left on an ASCII character dropped."""
+    if read == cleaned.text:
+        return cleaned
+    text = cleaned.original
+    done = Normalized(text, read, cleaned.starts, cleaned.ends)
+    if _MARK_ON_BASE.search(read):  # a numeral read as a digit had a mark on it ("一\u20e3")
+        chars, kept_starts, kept_ends = _without_stray_marks(
+            list(read),
+            list(done.starts or range(len(text))),
+            list(done.ends or range(1, len(text) + 1)),
+        )
+        done = Normalized(text, "".join(chars), tuple(kept_starts), tuple(kept_ends))
+    return done
+
+
+def _latin_lookalikes() -> dict[int, str]:
+    """Letters of other scripts (Cyrillic, Greek, Armenian, Cherokee, ...) and Latin letters
+    outside ASCII that Unicode's confusables data (UTS #39, as the confusable-homoglyphs package
+    ships it) lists as drawn like one ASCII letter or digit, each with that character in its own
+    case (capital letters stay capitals: the data maps both ``I`` and ``l`` to ``l``)."""
+    table: dict[int, str] = {}
+    for ch, alikes in confusables_data.items():
+        if len(ch) != 1 or ch.isascii() or unicodedata.category(ch)[0] != "L":
+            continue
+        if unicodedata.normalize("NFKC", ch) != ch:
+            continue  # full-width and mathematical letters: NFKC reads them already
+        targets = [a["c"] for a in alikes if len(a["c"]) == 1 and a["c"].isascii() and a["c"].isalnum()]
+        if not targets:
+            continue
+        target = targets[0]
+        if ch.isupper() and target.islower():
+            target = "I" if target == "l" else target.upper()
+        elif ch.islower() and target.isupper():
+            target = target.lower()
+        table[ord(ch)] = target
+    return table
+
+
+#: A letter drawn like an ASCII letter or digit, and that letter or digit (see _latin_lookalikes).
+LATIN_LOOKALIKES = _latin_lookalikes()
+_LATIN_LOOKALIKE_CLASS = _char_class(frozenset(map(chr, LATIN_LOOKALIKES)))
+#: the look-alikes of the Basic Multilingual Plane, and any character above it (a class of ranges
+#: there is tried range by range): what sends a text to _MIXED_WORD at all
+_ANY_LATIN_LOOKALIKE = re.compile(
+    _char_class(frozenset(chr(c) for c in LATIN_LOOKALIKES if c <= 0xFFFF)) + "|[\U00010000-\U0010ffff]"
+)
+#: a word (between white space) holding both a look-alike letter and an ASCII letter or digit
+_MIXED_WORD = re.compile(rf"(?<!\S)(?=\S*?[A-Za-z0-9])(?=\S*?{_LATIN_LOOKALIKE_CLASS})\S+")
+
+
+def read_latin_lookalikes(text: str) -> str:
+    """``text`` with each letter drawn like an ASCII letter or digit read as that character, one
+    for one, in the words that mix them with ASCII letters or digits (a word in one script alone
+    stays as it is: "Москва" is no disguised Latin word, "Моsсоw" is)."""
+    if text.isascii() or _ANY_LATIN_LOOKALIKE.search(text) is None:
+        return text
+    return _MIXED_WORD.sub(lambda m: m.group().translate(LATIN_LOOKALIKES), text)
 
 
 def _letters_restored(done: Normalized, read: str) -> Normalized | None:

@@ -562,6 +562,12 @@ class PatternDetector(_Model):
     @classmethod
     def _compiles(cls, value: str) -> str:
         _compile_user_regex(value)
+        if _max_width(value) == 0:
+            raise ValueError(
+                f"regex '{value}' can match only empty text (anchors and lookarounds such as ^, \\b or "
+                "(?=...) take no characters), and a finding is never empty, so the rule could never "
+                "fire: write the characters the finding is, e.g. (?<=EMP-)\\d{6} for the digits after EMP-"
+            )
         return value
 
     @model_validator(mode="after")

@@ -92,8 +92,10 @@ def parse_line(
         return out
 
     text = obj.get("text")
-    if not isinstance(text, str):
+    if "text" not in obj:
         return error("missing text: each line needs a string field 'text'")
+    if not isinstance(text, str):
+        return error(f"text is {_json_kind(text)}, not a string: write the message text in quotes")
     if not json_lines.is_utf8(text):
         return error("text contains an unpaired surrogate (\\ud800-\\udfff escape); send valid UTF-16 pairs")
     if len(text) > max_text_chars:
@@ -238,3 +240,14 @@ def scan(
         sink.write(json_lines.dumps(out) + "\n")
     sink.flush()
     return stats
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's own words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an object" if isinstance(value, dict) else "an array"
