@@ -210,6 +210,30 @@ def test_verify_reads_a_torn_last_audit_line_as_the_crash_it_is(archive: Path, c
     assert "audit.jsonl line 1: entry content does not match its hash" in capsys.readouterr().err
 
 
+def test_an_entry_cut_out_of_the_audit_log_is_not_hidden_behind_its_old_head_re_added_unended(
+    archive: Path, capsys
+) -> None:
+    """Someone deletes an entry, recomputes the chain after it, and puts the original last line
+    (whose hash is the head the auditor kept) back at the end without its line end, where verify
+    used to take it for an append cut short and find the kept head on it."""
+    for user, word in (("alice", "card"), ("mallory", "fee"), ("alice", "invoice")):
+        assert vigil("search", "--archive", str(archive), "--role", "officer", "--user", user, word) == 0
+    log = archive / layout.AUDIT
+    original = log.read_bytes().splitlines()
+    head = json.loads(original[-1])["hash"]
+    kept = [e for e in entries(archive) if e.get("user") != "mallory"]
+    assert len(kept) == 2
+    rewritten = Ledger(archive / "rewritten.jsonl")
+    rewritten.append([{k: v for k, v in e.items() if k not in ("seq", "prev", "hash")} for e in kept])
+    log.write_bytes(rewritten.path.read_bytes() + original[-1])
+    rewritten.path.unlink()
+    capsys.readouterr()
+    assert vigil("verify", "--archive", str(archive), "--expect-audit-head", head) == 1
+    err = capsys.readouterr().err
+    assert "line 3 is a whole entry without its line end that does not chain onto line 2" in err
+    assert f"but {head[:16]}… was expected: no entry of the log has that hash" in err
+
+
 def test_verify_takes_a_whole_last_audit_entry_without_line_end(archive: Path, capsys) -> None:
     assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
     (only,) = entries(archive)

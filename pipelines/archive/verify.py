@@ -296,7 +296,9 @@ def verify(
     _check_run_reports(root, report, state)
     _check_audit(root, report, state, expect_audit_head)
     if expect_head and expect_head != state.head:
-        later = _entries_after(manifest_ledger(root).path, expect_head, op="commit")
+        later = _entries_after(
+            manifest_ledger(root).path, expect_head, op="commit", upto=state.committed_lines
+        )
         if later is not None:
             report.notes.append(
                 f"the expected manifest head {expect_head[:16]}… is a commit in the chain, and "
@@ -389,16 +391,29 @@ def _commit_removals(
     return problems
 
 
-def _entries_after(path: Path, wanted: str, *, op: str | None = None) -> int | None:
+def _parses_as_entry(path: Path, number: int) -> bool:
+    """Whether line ``number`` of the ledger at ``path`` reads as a whole entry (a JSON object
+    carrying a hash), chained or not."""
+    try:
+        line = path.read_bytes().splitlines()[number - 1]
+        entry = ledger_read_line(line)
+    except (OSError, IndexError, ValueError):
+        return False
+    return isinstance(entry, dict) and "hash" in entry
+
+
+def _entries_after(path: Path, wanted: str, *, op: str | None = None, upto: int | None = None) -> int | None:
     """How many entries (of ``op``, when given) follow the entry whose hash is ``wanted`` in the
     ledger at ``path``, or None when no such entry is there. A head kept from an earlier check is
-    still in the chain of a ledger that has only grown since; verify checks the chain itself."""
+    still in the chain of a ledger that has only grown since; verify checks the chain itself, up
+    to line ``upto`` (all lines when None): a line after it (an append cut short, lines after the
+    last commit) is in no chain, so a head found only there is not vouched for."""
     seen: int | None = None
     try:
         lines = path.read_bytes().splitlines()
     except OSError:
         return None
-    for line in lines:
+    for line in lines[:upto]:
         try:
             entry = ledger_read_line(line)
         except ValueError:
@@ -624,6 +639,7 @@ def _check_audit(
             f"audit log: {layout.AUDIT} is {what}, not the log: put the log back from a backup"
         )
         return
+    torn: int | None = None  # the line number of an append cut short ending the log
     if audit.path.exists():
         try:
             # a last line without line end is what a crash mid-append leaves: the next access
@@ -646,6 +662,14 @@ def _check_audit(
             report.notes.append(
                 f"audit log: its last entry (line {tail[0]}) is whole but lacks its line end (a crash "
                 "right after writing it); the next search, conversation view or export writes it"
+            )
+        elif torn is not None and _parses_as_entry(audit.path, torn):
+            # a crash leaves a line cut short, which does not parse; a whole entry that does not
+            # chain onto the one before it was put there (perhaps an entry cut off and re-added)
+            report.problems.append(
+                f"audit log: line {torn} is a whole entry without its line end that does not chain onto "
+                f"line {torn - 1} (a crash leaves a line cut short, not this: it was put there, or the "
+                "entries before it were rewritten); restore the log from a backup"
             )
         elif torn is not None:
             report.notes.append(
@@ -678,7 +702,7 @@ def _check_audit(
                 "(the log was rewritten)"
             )
     later = (
-        _entries_after(audit.path, expect_audit_head)
+        _entries_after(audit.path, expect_audit_head, upto=None if torn is None else torn - 1)
         if expect_audit_head and expect_audit_head != (report.audit_head or GENESIS)
         else None
     )

@@ -47,7 +47,8 @@ class ExpectedFinding(_Model):
             raise ValueError("give the finding's position either as value: or as span: [start, end]")
         if self.value == "":
             raise ValueError(
-                'value is empty, and a finding is never empty: copy the text it covers, e.g. value: "4012 8888 8888 1881"'
+                "value is empty, and a finding is never empty: copy the text it covers, e.g. "
+                'value: "4012 8888 8888 1881"'
             )
         if self.span is not None and not 0 <= self.span[0] < self.span[1]:
             raise ValueError(

@@ -67,7 +67,9 @@ MINUS_SIGN = "\u2212"
 
 #: the names of the symbols that draw a number of two digits: circled (also negative, double),
 #: parenthesised, or with a full stop
-_NUMBER_SYMBOL = re.compile(r"\b(?:CIRCLED (?:SANS-SERIF )?|PARENTHESIZED )NUMBER\b|^NUMBER [A-Z ]+ FULL STOP$")
+_NUMBER_SYMBOL = re.compile(
+    r"\b(?:CIRCLED (?:SANS-SERIF )?|PARENTHESIZED )NUMBER\b|^NUMBER [A-Z ]+ FULL STOP$"
+)
 
 
 def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset[str]]:
