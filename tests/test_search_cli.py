@@ -112,6 +112,8 @@ def test_past_the_last_page(archive: Path, capsys) -> None:
         (["from:0001-01-01T00:00:00+01:00"], "outside the calendar"),  # not an OverflowError
         (["--from", "9999-12-31T23:00:00-05:00"], "outside the calendar"),
         (["--to", "0001-01-01T00:00:00+01:00"], "outside the calendar"),
+        # a word with a leading "-" reads as an option: the error says how to pass it
+        (["hello", "-script"], "'-script' reads as an option; put query words that start with '-' after '--'"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(archive: Path, capsys, argv: list[str], message: str) -> None:
@@ -514,3 +516,11 @@ def test_the_table_prints_on_a_terminal_that_cannot_show_every_character(
         result = subprocess.run([*VIGIL, *argv], capture_output=True, timeout=120, env=env)
         assert result.returncode == 0 and b"unexpected" not in result.stderr, result.stderr
         assert b"\\u" in result.stdout  # what the encoding cannot hold, written as escapes
+
+
+def test_a_word_with_a_leading_dash_after_double_dash_is_a_word(archive: Path, capsys) -> None:
+    argv = ("search", "--archive", str(archive), "--role", "officer", "--json")
+    assert vigil(*argv, "settlement") == 0
+    plain = capsys.readouterr().out
+    assert plain and vigil(*argv, "--", "-settlement") == 0
+    assert capsys.readouterr().out == plain  # the "-" is part of the word, which matches as ever

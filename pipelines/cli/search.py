@@ -9,6 +9,7 @@ import click
 
 from pipelines.cli.es import config_from, connection_options
 from pipelines.cli.identity import identity_options
+from pipelines.errors import QueryError
 
 FILTER_FLAGS = (
     ("channel", "Channel (repeatable: any of them)."),
@@ -32,8 +33,30 @@ def _filter_options(func: Any) -> Any:
     return click.option("--from", "flag_from", default=None, metavar="DATE", help="First day (UTC).")(func)
 
 
+class _SearchCommand(click.Command):
+    """``vigil search``: a query word that starts with ``-`` reads as an option to click; the
+    error then says how to pass it as a word."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            word = next(
+                (a for a in given if len(a) > 2 and a[0] == "-" and a[1:2] == exc.option_name[1:2]), None
+            )
+            if word is None or not exc.option_name.startswith("-") or exc.option_name.startswith("--"):
+                raise
+            raise QueryError(
+                f"{word!r} reads as an option; put query words that start with '-' after '--' "
+                f"(vigil search --archive A -- {word}), where the '-' is part of the word; to leave "
+                f"out texts with a word, write NOT ('NOT {word[1:]}')"
+            ) from None
+
+
 @click.command(
     "search",
+    cls=_SearchCommand,
     epilog="""\b
 Examples:
   vigil search --archive A settlement
