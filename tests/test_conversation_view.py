@@ -21,6 +21,7 @@ from search_support import (
     WEI,
     at,
     dataset,
+    employee_notice,
     event_row,
     hold_notice,
     row,
@@ -911,6 +912,40 @@ def test_the_crm_role_does_not_see_the_hold_notice_of_a_blocked_held_message(tmp
         (OFFICER, ["q-1", "n-1", "q-2", "n-2"]),
         (REVIEWER, ["q-1", "n-1", "q-2", "n-2"]),
         (Identity("crm-sync", AccessRole.CRM), ["q-2", "n-2"]),
+    ):
+        assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, who).entries] == shown
+
+
+def test_the_crm_role_does_not_see_the_notice_that_a_blocked_message_was_not_sent(tmp_path: Path) -> None:
+    """Before, "Not sent: ... 4 messages in a row" stood alone in the CRM view right where the
+    blocked message it refused was left out; the notice names it (refused_event_id) now."""
+    blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "My SSN is <US_SSN>"}
+    refused = {"delivery": "refused", "refusal": "consecutive_limit"}
+    rows = [
+        row("m-1", at(5, 9), body="My SSN is 780-92-8022", attributes=refused, dlp=blocked),
+        employee_notice(
+            "n-1",
+            at(5, 9) + dt.timedelta(seconds=1),
+            "consecutive_limit_reached",
+            "Not sent: 4 messages in a row without an answer.",
+            attributes={"refused_event_id": "m-1"},
+        ),
+        row("m-2", at(5, 9, 1), body="see you", attributes={"delivery": "refused", "refusal": "queue_full"}),
+        employee_notice(
+            "n-2",
+            at(5, 9, 1) + dt.timedelta(seconds=1),
+            "queue_full",
+            "Not queued: 5 messages are already waiting.",
+            attributes={"refused_event_id": "m-2"},
+        ),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["record_id"]: r["event_id"] for r in rows}
+    loaded = load_conversation(root, "conv-en")
+    for who, shown in (
+        (OFFICER, ["m-1", "n-1", "m-2", "n-2"]),
+        (REVIEWER, ["m-1", "n-1", "m-2", "n-2"]),
+        (Identity("crm-sync", AccessRole.CRM), ["m-2", "n-2"]),
     ):
         assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, who).entries] == shown
 

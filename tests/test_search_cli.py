@@ -113,7 +113,10 @@ def test_past_the_last_page(archive: Path, capsys) -> None:
         (["--from", "9999-12-31T23:00:00-05:00"], "outside the calendar"),
         (["--to", "0001-01-01T00:00:00+01:00"], "outside the calendar"),
         # a word with a leading "-" reads as an option: the error says how to pass it
-        (["hello", "-script"], "'-script' reads as an option; put query words that start with '-' after '--'"),
+        (
+            ["hello", "-script"],
+            "'-script' reads as an option; put query words that start with '-' after '--'",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_errors(archive: Path, capsys, argv: list[str], message: str) -> None:

@@ -197,63 +197,63 @@ def test_no_highlight_without_text() -> None:
 
 
 def test_crm_leaves_out_the_releases_and_hold_notices_of_blocked_held_messages() -> None:
-    # the release and the hold notice name the held message (queued_event_id) and their time pins
-    # it; one list of ids per organisation and channel, so another firm's message of the same id
-    # is not confused
+    # the release and the hold notice name the held message (queued_event_id), the notice that a
+    # message was not sent names it (refused_event_id), and their time pins it; one list of ids
+    # per organisation and channel, so another firm's message of the same id is not confused
     held = frozenset({("acme", "whatsapp", "m-2"), ("acme", "whatsapp", "m-1"), ("globex", "wechat", "m-1")})
     compiled = compile_query(parse_query("kind:event"), exclude_blocked=True, held_out=held)
+
+    def kinds(*pairs: tuple[str, str]) -> dict:  # type: ignore[type-arg]
+        return {
+            "bool": {
+                "should": [
+                    {"bool": {"filter": [{"term": {"kind": kind}}, {"term": {"event_type": event_type}}]}}
+                    for kind, event_type in pairs
+                ],
+                "minimum_should_match": 1,
+            }
+        }
+
+    def named_in(attribute: str) -> dict:  # type: ignore[type-arg]
+        return {
+            "bool": {
+                "should": [
+                    {
+                        "bool": {
+                            "filter": [
+                                {"term": {"org": "acme"}},
+                                {"term": {"channel": "whatsapp"}},
+                                {"terms": {f"attributes.{attribute}": ["m-1", "m-2"]}},
+                            ]
+                        }
+                    },
+                    {
+                        "bool": {
+                            "filter": [
+                                {"term": {"org": "globex"}},
+                                {"term": {"channel": "wechat"}},
+                                {"terms": {f"attributes.{attribute}": ["m-1"]}},
+                            ]
+                        }
+                    },
+                ],
+                "minimum_should_match": 1,
+            }
+        }
+
+    held_kinds = kinds(("event", "queued_delivered"), ("auto_message", "message_queued"))
+    refused_kinds = kinds(
+        ("auto_message", "queue_full"),
+        ("auto_message", "consecutive_limit_reached"),
+        ("auto_message", "window_expired"),
+    )
     assert compiled["bool"]["must_not"][3] == {
         "bool": {
-            "filter": [
-                {
-                    "bool": {
-                        "should": [
-                            {
-                                "bool": {
-                                    "filter": [
-                                        {"term": {"kind": "event"}},
-                                        {"term": {"event_type": "queued_delivered"}},
-                                    ]
-                                }
-                            },
-                            {
-                                "bool": {
-                                    "filter": [
-                                        {"term": {"kind": "auto_message"}},
-                                        {"term": {"event_type": "message_queued"}},
-                                    ]
-                                }
-                            },
-                        ],
-                        "minimum_should_match": 1,
-                    }
-                },
-                {
-                    "bool": {
-                        "should": [
-                            {
-                                "bool": {
-                                    "filter": [
-                                        {"term": {"org": "acme"}},
-                                        {"term": {"channel": "whatsapp"}},
-                                        {"terms": {"attributes.queued_event_id": ["m-1", "m-2"]}},
-                                    ]
-                                }
-                            },
-                            {
-                                "bool": {
-                                    "filter": [
-                                        {"term": {"org": "globex"}},
-                                        {"term": {"channel": "wechat"}},
-                                        {"terms": {"attributes.queued_event_id": ["m-1"]}},
-                                    ]
-                                }
-                            },
-                        ],
-                        "minimum_should_match": 1,
-                    }
-                },
-            ]
+            "should": [
+                {"bool": {"filter": [held_kinds, named_in("queued_event_id")]}},
+                {"bool": {"filter": [refused_kinds, named_in("refused_event_id")]}},
+            ],
+            "minimum_should_match": 1,
         }
     }
     assert len(compiled["bool"]["must_not"]) == 4  # the blocked records and DLP notices stay out too

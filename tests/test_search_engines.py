@@ -17,7 +17,18 @@ import pytest
 from search_es_support import indexed_cluster
 from search_support import PARITY_QUERIES as QUERIES
 from search_support import PARITY_ROLES as ROLES
-from search_support import SYSTEM, WEI, at, crm_refuses, dataset, event_row, hold_notice, row, write_archive
+from search_support import (
+    SYSTEM,
+    WEI,
+    at,
+    crm_refuses,
+    dataset,
+    employee_notice,
+    event_row,
+    hold_notice,
+    row,
+    write_archive,
+)
 
 from exporters.elasticsearch.config import EsConfig
 from pipelines.errors import QueryError
@@ -352,6 +363,33 @@ def _hold_notice(event_id: str, minute: int, held: str, *, org: str = "acme") ->
     return hold_notice(event_id, when, held, org=org, conversation_id=f"conv-held-{org}")
 
 
+def _refused(event_id: str, minute: int, *, blocked: bool, refusal: str) -> dict:  # type: ignore[type-arg]
+    verdict = (
+        {"dlp_action": "block", "blocked": True, "body_redacted": "[refused, blocked]"} if blocked else None
+    )
+    return row(
+        event_id,
+        at(6, 11, minute),
+        conversation_id="conv-held-acme",
+        body=f"refused message {event_id}",
+        attributes={"delivery": "refused", "refusal": refusal},
+        dlp=verdict,
+    )
+
+
+def _refusal_notice(event_id: str, minute: int, refused: str, event_type: str) -> dict:  # type: ignore[type-arg]
+    when = at(6, 11, minute) + dt.timedelta(seconds=1)
+    body = "Not sent: the queue is full (5 messages already waiting)."
+    return employee_notice(
+        event_id,
+        when,
+        event_type,
+        body,
+        conversation_id="conv-held-acme",
+        attributes={"refused_event_id": refused},
+    )
+
+
 #: a blocked held message, its hold notice and its release; a delivered one with both; a notice
 #: and a release in another organisation naming the same event id (its own message there was not
 #: blocked); a release two days after its blocked message (a search of that day alone must still
@@ -368,7 +406,16 @@ HELD = [
     _release("hd-5", 2, "hd-1", org="globex"),
     _held("hd-6", 3, blocked=True),
     _release("hd-7", 3, "hd-6", day=8),
+    # messages the channel refused, and its notices that they were not sent: the notice of a
+    # blocked one (its time pins it) is left out with it
+    _refused("rf-1", 0, blocked=True, refusal="queue_full"),
+    _refusal_notice("rn-1", 0, "rf-1", "queue_full"),
+    _refused("rf-2", 1, blocked=True, refusal="consecutive_limit"),
+    _refusal_notice("rn-2", 1, "rf-2", "consecutive_limit_reached"),
+    _refused("rf-3", 2, blocked=False, refusal="window_expired"),
+    _refusal_notice("rn-3", 2, "rf-3", "window_expired"),
 ]
+REFUSALS = {"rn-1", "rn-2", "rn-3"}
 
 
 RELEASES = {"hd-2", "hd-4", "hd-5@globex", "hd-7"}
@@ -394,12 +441,20 @@ def held_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
         ),
         (
             "conversation:conv-held-acme",
-            {"hd-1", "hn-1", "hd-2", "hd-3", "hn-3", "hd-4", "hd-6", "hd-7"},
-            {"hd-3", "hn-3", "hd-4"},
+            {"hd-1", "hn-1", "hd-2", "hd-3", "hn-3", "hd-4", "hd-6", "hd-7"}
+            | {"rf-1", "rf-2", "rf-3"}
+            | REFUSALS,
+            {"hd-3", "hn-3", "hd-4", "rf-3", "rn-3"},
         ),
         ("type:message_queued", NOTICES, {"hn-3", "hn-1@globex"}),
         ("held later", NOTICES, {"hn-3", "hn-1@globex"}),
-        ("kind:message", {"hd-1", "hd-3", "hd-6", "hd-1@globex"}, {"hd-3", "hd-1@globex"}),  # no lookup
+        ("type:queue_full,consecutive_limit_reached,window_expired", REFUSALS, {"rn-3"}),
+        ('"not sent"', REFUSALS, {"rn-3"}),
+        (
+            "kind:message",
+            {"hd-1", "hd-3", "hd-6", "hd-1@globex", "rf-1", "rf-2", "rf-3"},
+            {"hd-3", "hd-1@globex", "rf-3"},
+        ),  # no lookup
     ],
 )
 def test_neither_engine_shows_the_crm_role_the_release_of_a_blocked_message(

@@ -62,6 +62,32 @@ def test_every_hold_notice_names_the_message_it_held(channel: str) -> None:
     assert named >= 5
 
 
+@pytest.mark.parametrize("channel", ["whatsapp", "wechat"])
+def test_every_refusal_notice_names_the_message_it_refused(channel: str) -> None:
+    # likewise the notice that a message was not sent (queue full, consecutive limit, window
+    # closed): it names the refused message, which the notice follows; other notices of those
+    # types (the window closing on its own, the limit reached by a message that went out) name none
+    named: Counter[str] = Counter()
+    refused = 0
+    for conversation in by_conversation(WEEK, channel).values():
+        last_refused: str | None = None
+        for event in conversation:
+            if _employee_message(event) and event.attributes.get("delivery") == "refused":
+                last_refused = event.event_id
+                refused += 1
+            elif "refused_event_id" in event.attributes:
+                assert event.kind == Kind.AUTO_MESSAGE
+                assert event.attributes["refused_event_id"] == last_refused, event.event_id
+                named[event.event_type] += 1
+                last_refused = None  # one notice per refused message
+    assert sum(named.values()) == refused  # every refused message is named by its notice
+    expected = {
+        "whatsapp": {EventType.QUEUE_FULL, EventType.WINDOW_EXPIRED},
+        "wechat": {EventType.QUEUE_FULL, EventType.CONSECUTIVE_LIMIT_REACHED},
+    }[channel]
+    assert set(named) == expected and min(named.values()) >= 1, named
+
+
 def test_whatsapp_queue_never_exceeds_the_limit_and_is_delivered_on_consent() -> None:
     limit = WEEK.whatsapp_queue_limit
     outcomes = Counter()

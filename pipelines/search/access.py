@@ -135,12 +135,29 @@ def hidden_from(row: Mapping[str, Any], identity: Identity) -> bool:
     )
 
 
-#: The records that name a held message in ``attributes.queued_event_id``, as (kind, event type):
-#: the event that releases it and the notice telling the employee it was held.
-POINTERS = (
-    ("event", EventType.QUEUED_DELIVERED.value),
-    ("auto_message", EventType.MESSAGE_QUEUED.value),
-)
+#: The records that name a message the channel held or refused, as (kind, event type), and the
+#: attribute that names it: the event that releases a held message and the notice telling the
+#: employee it was held (``queued_event_id``), and the notices telling the employee a message was
+#: not sent (``refused_event_id``: the queue was full, the consecutive-message limit was reached,
+#: the 24-hour window had closed).
+POINTER_ATTRIBUTES = {
+    ("event", EventType.QUEUED_DELIVERED.value): "queued_event_id",
+    ("auto_message", EventType.MESSAGE_QUEUED.value): "queued_event_id",
+    ("auto_message", EventType.QUEUE_FULL.value): "refused_event_id",
+    ("auto_message", EventType.CONSECUTIVE_LIMIT_REACHED.value): "refused_event_id",
+    ("auto_message", EventType.WINDOW_EXPIRED.value): "refused_event_id",
+}
+POINTERS = tuple(POINTER_ATTRIBUTES)
+#: the deliveries (``attributes.delivery``) of the messages the :data:`POINTERS` name
+POINTED_DELIVERIES = ("queued", "refused")
+
+
+def pointers_by_attribute() -> dict[str, list[tuple[str, str]]]:
+    """The :data:`POINTERS` grouped by the attribute that names the message."""
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for pointer, attribute in POINTER_ATTRIBUTES.items():
+        grouped.setdefault(attribute, []).append(pointer)
+    return grouped
 
 
 def may_show_a_release(query: Any) -> bool:
@@ -152,11 +169,11 @@ def may_show_a_release(query: Any) -> bool:
     )
 
 
-#: Held messages (``attributes.delivery`` queued) hidden from a role (blocked), as
-#: ``(org, channel, event_id)``: the :data:`POINTERS` that name one (its release, its hold notice)
-#: are left out with it (their note, "held for later (1 of 5)", or their time would point at the
-#: message), as ``vigil conversation`` does; both engines look them up before a search of a role
-#: that does not see DLP verdicts.
+#: Held or refused messages (``attributes.delivery`` queued or refused) hidden from a role
+#: (blocked), as ``(org, channel, event_id)``: the :data:`POINTERS` that name one (its release, its
+#: hold notice, the notice that it was not sent) are left out with it (their note, "held for later
+#: (1 of 5)", or their time would point at the message), as ``vigil conversation`` does; both
+#: engines look them up before a search of a role that does not see DLP verdicts.
 HeldOut = frozenset[tuple[str, str, str]]
 
 

@@ -56,7 +56,15 @@ from pipelines.archive.reader import read_consistently
 from pipelines.errors import ArchiveError, QueryError
 from pipelines.record import ARROW_SCHEMA, DlpAction, EventType, record_id_for
 from pipelines.search import sql
-from pipelines.search.access import DLP_NOTICE, POINTERS, Identity, export_text, hidden_from, shown_text
+from pipelines.search.access import (
+    DLP_NOTICE,
+    POINTER_ATTRIBUTES,
+    POINTERS,
+    Identity,
+    export_text,
+    hidden_from,
+    shown_text,
+)
 from pipelines.search.embedded import _execute as execute
 from pipelines.search.query import OrgRef, Query, show_time
 from pipelines.search.render import safe
@@ -272,8 +280,9 @@ def _blocked_ids(tables: list[pa.Table]) -> set[str]:
 
 def _withheld_ids(tables: list[pa.Table], blocked: set[str]) -> set[str]:
     """The record ids a role that does not see blocked records never gets (see
-    :func:`pipelines.search.access.hidden_from`): the blocked records, DLP's notices about them, and
-    the release and hold notice of a blocked held message."""
+    :func:`pipelines.search.access.hidden_from`): the blocked records, DLP's notices about them, the
+    release and hold notice of a blocked held message, and the notice that a blocked message was
+    not sent."""
     withheld = set(blocked)
     pointer_types = [name for _, name in POINTERS]
     for table in tables:
@@ -687,11 +696,13 @@ def _releases(row: Mapping[str, Any], attributes: Mapping[str, str]) -> str | No
 
 
 def _names_held(row: Mapping[str, Any], attributes: Mapping[str, str]) -> str | None:
-    """The record id of the held message a record names, if it is one of
-    :data:`pipelines.search.access.POINTERS` (its release, its hold notice), or None."""
-    if (row.get("kind"), row.get("event_type")) not in POINTERS:
+    """The record id of the held or refused message a record names, if it is one of
+    :data:`pipelines.search.access.POINTERS` (its release, its hold notice, the notice that it
+    was not sent), or None."""
+    attribute = POINTER_ATTRIBUTES.get((str(row.get("kind")), str(row.get("event_type"))))
+    if attribute is None:
         return None
-    held = attributes.get("queued_event_id")
+    held = attributes.get(attribute)
     if not (held and row.get("org") and row.get("channel")):
         return None
     return record_id_for(str(row["org"]), str(row["channel"]), held)

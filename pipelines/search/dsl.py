@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipelines.record import EventType, party_key
-from pipelines.search.access import POINTERS
+from pipelines.search.access import POINTED_DELIVERIES, pointers_by_attribute
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 from pipelines.search.results import HIT_FIELDS, Page
 from pipelines.search.sql import Decided
@@ -114,10 +114,10 @@ BLOCKED_OUT = (
 )
 
 
-#: A blocked message that was held, as :data:`pipelines.search.sql.BLOCKED_HELD` says.
+#: A blocked message that was held or refused, as :data:`pipelines.search.sql.BLOCKED_HELD` says.
 BLOCKED_HELD = {
     "bool": {
-        "filter": [{"term": {"attributes.delivery": "queued"}}],
+        "filter": [{"terms": {"attributes.delivery": list(POINTED_DELIVERIES)}}],
         "should": [{"term": {"blocked": True}}, {"term": {"dlp_action": "block"}}],
         "minimum_should_match": 1,
     }
@@ -125,29 +125,32 @@ BLOCKED_HELD = {
 
 
 def _releases_out(held: frozenset[tuple[str, str, str]]) -> dict[str, Any]:
-    """The records that name one of the ``held`` messages (its release, its hold notice), as
-    :func:`pipelines.search.sql._releases_out` leaves them out."""
+    """The records that name one of the ``held`` messages (its release, its hold notice, the
+    notice that it was not sent), as :func:`pipelines.search.sql._releases_out` leaves them out."""
 
     by_place: dict[tuple[str, str], list[str]] = {}
     for org, channel, event_id in sorted(held):
         by_place.setdefault((org, channel), []).append(event_id)
-    names = [
-        {
-            "bool": {
-                "filter": [
-                    {"term": {"org": org}},
-                    {"term": {"channel": channel}},
-                    {"terms": {"attributes.queued_event_id": ids}},
-                ]
+    clauses = []
+    for attribute, pointers in pointers_by_attribute().items():
+        names = [
+            {
+                "bool": {
+                    "filter": [
+                        {"term": {"org": org}},
+                        {"term": {"channel": channel}},
+                        {"terms": {f"attributes.{attribute}": ids}},
+                    ]
+                }
             }
-        }
-        for (org, channel), ids in by_place.items()
-    ]
-    pointer = [
-        {"bool": {"filter": [{"term": {"kind": kind}}, {"term": {"event_type": event_type}}]}}
-        for kind, event_type in POINTERS
-    ]
-    return {"bool": {"filter": [_any(pointer), _any(names)]}}
+            for (org, channel), ids in by_place.items()
+        ]
+        kinds = [
+            {"bool": {"filter": [{"term": {"kind": kind}}, {"term": {"event_type": event_type}}]}}
+            for kind, event_type in pointers
+        ]
+        clauses.append({"bool": {"filter": [_any(kinds), _any(names)]}})
+    return _any(clauses)
 
 
 def search_body(

@@ -23,7 +23,7 @@ from pipelines.archive.manifest import DataFile
 from pipelines.archive.reader import require_recorded_sizes
 from pipelines.record import EventType, party_key
 from pipelines.search import text as textmod
-from pipelines.search.access import POINTERS
+from pipelines.search.access import POINTED_DELIVERIES, pointers_by_attribute
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 
 #: The files, read as they are: fast, and right whenever the files agree on the columns a
@@ -158,29 +158,44 @@ BLOCKED_OUT = (
 )
 
 
-#: A blocked message that was held (``attributes.delivery`` queued), which a release names: either
-#: blocked mark counts, as in :data:`BLOCKED_OUT`.
+#: A blocked message that was held or refused (``attributes.delivery`` queued or refused), which a
+#: release or a notice names: either blocked mark counts, as in :data:`BLOCKED_OUT`.
 BLOCKED_HELD = (
     "(coalesce(blocked, false) OR coalesce(dlp_action, 'none') = 'block')"
-    " AND coalesce(attributes['delivery'] = 'queued', false)"
+    " AND coalesce(attributes['delivery'] IN ("
+    + ", ".join(f"'{d}'" for d in POINTED_DELIVERIES)
+    + "), false)"
 )
 
 
 def _releases_out(held: frozenset[tuple[str, str, str]], p: Params) -> str:
     """Leaves out the records that name one of the ``held`` messages (org, channel, event id):
-    its release and its hold notice (``pipelines.search.access.POINTERS``), as
-    ``pipelines.search.access.HeldOut`` says."""
+    its release, its hold notice, the notice that it was not sent
+    (``pipelines.search.access.POINTERS``), as ``pipelines.search.access.HeldOut`` says."""
 
+    by_place: dict[tuple[str, str], str] = {}
+    places: dict[tuple[str, str], tuple[str, str]] = {}
+    for (org, channel), ids in _by_place(held).items():
+        by_place[org, channel] = p.add(ids)
+        places[org, channel] = (p.add(org), p.add(channel))
+    clauses = []
+    for attribute, pointers in pointers_by_attribute().items():
+        names = " OR ".join(
+            f"(org = {org} AND channel = {channel} AND list_contains({by_place[place]}, "
+            f"attributes['{attribute}']))"
+            for place, (org, channel) in places.items()
+        )
+        kinds = " OR ".join(f"(kind = {p.add(kind)} AND event_type = {p.add(e)})" for kind, e in pointers)
+        clauses.append(f"(({kinds}) AND ({names}))")
+    return f"NOT coalesce({' OR '.join(clauses)}, false)"
+
+
+def _by_place(held: frozenset[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:
+    """The event ids of ``held`` per organisation and channel (an id is unique within those only)."""
     by_place: dict[tuple[str, str], list[str]] = {}
     for org, channel, event_id in sorted(held):
         by_place.setdefault((org, channel), []).append(event_id)
-    names = [
-        f"(org = {p.add(org)} AND channel = {p.add(channel)} "
-        f"AND list_contains({p.add(ids)}, attributes['queued_event_id']))"
-        for (org, channel), ids in by_place.items()
-    ]
-    pointer = " OR ".join(f"(kind = {p.add(kind)} AND event_type = {p.add(e)})" for kind, e in POINTERS)
-    return f"NOT coalesce(({pointer}) AND ({' OR '.join(names)}), false)"
+    return by_place
 
 
 @dataclass(frozen=True)

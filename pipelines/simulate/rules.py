@@ -38,7 +38,8 @@ class Deliver:
 class Notify:
     """An auto-message. ``at`` is set for timer notices; otherwise it follows the action.
     ``attributes`` are the notice's own channel attributes (a hold notice names the held message
-    in ``queued_event_id``, as its release does)."""
+    in ``queued_event_id``, as its release does; a notice that a message was not sent names it in
+    ``refused_event_id``)."""
 
     event_type: EventType
     audience: Audience

@@ -416,7 +416,12 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
         if len(state.queued) >= policy.queue_limit:
             return state, (
                 Deliver({"delivery": "refused", "refusal": "queue_full"}),
-                Notify(EventType.QUEUE_FULL, Audience.EMPLOYEE, {"limit": policy.queue_limit}),
+                Notify(
+                    EventType.QUEUE_FULL,
+                    Audience.EMPLOYEE,
+                    {"limit": policy.queue_limit},
+                    attributes={"refused_event_id": ref},
+                ),
             )
         position = len(state.queued) + 1
         reason = "inactive" if state.phase == Phase.INACTIVE else "backlog"
@@ -440,7 +445,7 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
         # three of their own already, or notices have filled the rest of the four
         effects = [
             Deliver({"delivery": "refused", "refusal": "consecutive_limit"}),
-            _limit_reached(state, policy, refused=True),
+            _limit_reached(state, policy, refused=ref),
         ]
         if not state.prompted and state.sent < policy.run_limit:
             # the contact heard nothing when the limit was reached; an employee trying again after
@@ -455,7 +460,7 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
         # the limit is reached with this message: the employee is told at once, the contact not
         return dataclasses.replace(state, on_hold=True), (
             delivered(),
-            _limit_reached(state, policy, refused=False),
+            _limit_reached(state, policy, refused=None),
         )
     return state, (delivered(),)
 
@@ -467,14 +472,17 @@ def employee_share(state: State, policy: Policy) -> int:
     return min(policy.consecutive_limit - state.unanswered, policy.run_limit - state.sent)
 
 
-def _limit_reached(state: State, policy: Policy, *, refused: bool) -> Notify:
+def _limit_reached(state: State, policy: Policy, *, refused: str | None) -> Notify:
+    """The notice that the limit is reached; ``refused``: the event id of the message it stopped
+    (named in ``refused_event_id``), or None when the message that reached it went out."""
     context = {
         "limit": policy.run_limit,  # messages in a row WeChat lets reach the contact
         "sent": state.sent,  # of which already out, notices included
         "yours": state.unanswered,  # of which the employees' own
-        "refused": refused,
+        "refused": refused is not None,
     }
-    return Notify(EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE, context)
+    attributes = {"refused_event_id": refused} if refused is not None else {}
+    return Notify(EventType.CONSECUTIVE_LIMIT_REACHED, Audience.EMPLOYEE, context, attributes=attributes)
 
 
 @_counted
@@ -504,7 +512,7 @@ def customer_message(state: State, now: dt.datetime, policy: Policy) -> Step:
             delivered(),
             *summary,
             *released,
-            _limit_reached(reached, policy, refused=False),
+            _limit_reached(reached, policy, refused=None),
         )
     return state, (delivered(), *summary, *released)
 

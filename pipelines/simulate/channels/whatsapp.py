@@ -138,13 +138,18 @@ def employee_message(state: State, now: dt.datetime, policy: Policy, employee: P
             return dataclasses.replace(state, queued=(*state.queued, ref)), effects
         refused = (
             Deliver({"delivery": "refused", "refusal": "queue_full"}),
-            Notify(EventType.QUEUE_FULL, Audience.EMPLOYEE, {"limit": policy.queue_limit}),
+            Notify(
+                EventType.QUEUE_FULL,
+                Audience.EMPLOYEE,
+                {"limit": policy.queue_limit},
+                attributes={"refused_event_id": ref},
+            ),
         )
         return state, refused
     if not window_open(state, now, policy):
         refused = (
             Deliver({"delivery": "refused", "refusal": "window_expired"}),
-            Notify(EventType.WINDOW_EXPIRED, Audience.EMPLOYEE),
+            Notify(EventType.WINDOW_EXPIRED, Audience.EMPLOYEE, attributes={"refused_event_id": ref}),
         )
         return dataclasses.replace(state, expiry_noticed=True), refused
     # the employee's own message does not extend the window: only the contact (or a template) does
