@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from search_support import at, by_event_id, dataset, row, write_archive
+from search_support import at, by_event_id, dataset, employee_notice, row, write_archive
 
 from pipelines.archive import layout, writer
 from pipelines.archive.reader import live_files
@@ -339,6 +339,7 @@ def test_participant_suggestions_come_only_from_records_the_query_and_the_role_c
 ) -> None:
     informant = {"id": "cust-9", "name": "Secret Informant", "role": "customer", "handle": "+15550001111"}
     kenji = {"id": "cust-2", "name": "Kenji Sato", "role": "customer", "handle": "U4af4980629", "groups": []}
+    desk = {"id": "emp-7", "name": "Night Desk", "role": "employee", "handle": "+85290000007", "groups": []}
     blocked = {"dlp_action": "block", "dlp_rule_ids": ["secrets.password"], "blocked": True}
     root = write_archive(
         tmp_path / "a",
@@ -347,12 +348,37 @@ def test_participant_suggestions_come_only_from_records_the_query_and_the_role_c
             # the only record the informant is on was blocked: the CRM role never sees it
             row("tip", at(6, 9), body="my password is hunter2", sender=informant, dlp=blocked),
             row("late", at(20, 9), body="Thanks!", sender=kenji),
+            # a blocked message the channel refused, and the notice that it was not sent, which
+            # names it: the CRM role sees neither, so neither lends it a name
+            row(
+                "refused",
+                at(7, 9),
+                body="my password is hunter2",
+                sender=desk,
+                participants=[desk, informant],
+                recipients=[informant],
+                attributes={"delivery": "refused", "refusal": "queue_full"},
+                dlp=blocked,
+            ),
+            employee_notice(
+                "not-sent",
+                at(7, 9, 1),
+                "queue_full",
+                "Not queued: 5 messages are already waiting.",
+                to=desk,
+                participants=[desk, informant],
+                attributes={"refused_event_id": "refused"},
+            ),
         ],
     )
     assert embedded.closest_parties(root, parse_query("participant:informant"), OFFICER) == {
         "informant": ["secret informant"]
     }
     assert embedded.closest_parties(root, parse_query("participant:informant"), CRM) == {}
+    assert embedded.closest_parties(root, parse_query("participant:desk"), OFFICER) == {
+        "desk": ["night desk"]
+    }
+    assert embedded.closest_parties(root, parse_query("participant:desk"), CRM) == {}
     assert embedded.closest_parties(root, parse_query("participant:5550001"), CRM) == {}
     # the query's own dates and filters bound the suggestions, to the day
     assert embedded.closest_parties(root, parse_query("participant:kenji"), REVIEWER) == {

@@ -368,7 +368,12 @@ def _closest_parties(
     if not paths:
         return out
     others = replace(query, text=None, participants=())
-    scope = sql.compile_query(others, exclude_blocked=not identity.sees_dlp)
+    # the records the role could see, as a search leaves them: no blocked record, nor one naming it
+    scope = sql.compile_query(
+        others,
+        exclude_blocked=not identity.sees_dlp,
+        held_out=_held_out(root, live, others, identity),
+    )
     for key in query.participants:
         compact = "".join(key.split())
         params = {
