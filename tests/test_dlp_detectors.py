@@ -110,6 +110,13 @@ LEXICON = [
     (["пароль"], "parol", []),
     # a term written mixing scripts is one term, not two words to be found together
     (["p\u0430ssword"], "my password", ["password"]),
+    # a term written right to left matches as written, never spelt backwards (the text's
+    # screen-order copy reverses its words): "לא" (no) is not "אל" (don't)
+    (["לא"], "זה לא נכון", ["לא"]),
+    (["לא"], "אל תדאג", []),
+    (["שוחד"], "he said שוחד yesterday", ["שוחד"]),
+    (["שוחד"], "he said דחוש yesterday", []),
+    (["رشوة"], "هذه رشوة كبيرة", ["رشوة"]),
 ]
 
 

@@ -462,6 +462,24 @@ def test_only_numbers_lose_the_marks_between_groups_in_the_canonical_form() -> N
     assert checksums.canonical("GB82 WEST 1234") == "gb82west1234"
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "D\u041589 3704 0044 0532 0130 00",  # a Cyrillic E: read as the Latin one
+        "DE89 3704 OO44 O532 O13O OO",  # O for 0: the reading as digits, not the letters as well
+        "DE89\u200b3704 0044 0532 0130 00",
+    ],
+)
+def test_one_value_written_another_way_has_the_canonical_form_of_the_plain_one(written: str) -> None:
+    # what a keyed hash digests and an allow-list compares: before, the text and its other
+    # readings were joined ("dе89…\nde89…"), so the disguised value hashed apart and escaped the list
+    assert (
+        checksums.canonical(written)
+        == checksums.canonical("DE89 3704 0044 0532 0130 00")
+        == ("de89370400440532013000")
+    )
+
+
 def test_short_hash_keys_are_refused(tmp_path) -> None:
     with pytest.raises(ConfigError, match=rf"T_KEY is only 5 byte\(s\) long; use at least {MIN_KEY_BYTES}"):
         engine_for(tmp_path, [rule("r", [LUHN], operator=HASH)], env={"T_KEY": "short"})

@@ -554,6 +554,8 @@ def test_a_text_takes_the_bidi_work_when_it_holds_a_right_to_left_character_or_a
         ("Москва 2024", "Москва 2024"),  # one script a word
         ("καλημέρα", "καλημέρα"),
         ("caf\u00e9 ok", "caf\u00e9 ok"),  # an accented Latin letter is no look-alike
+        ("kırmızı 2x", "kırmızı 2x"),  # nor a Latin letter outside ASCII (Turkish dotless i)
+        ("k\u0131rm\u0131z\u01312", "k\u0131rm\u0131z\u01312"),
         ("plain ascii", "plain ascii"),
     ],
 )

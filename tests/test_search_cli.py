@@ -117,6 +117,8 @@ def test_past_the_last_page(archive: Path, capsys) -> None:
             ["hello", "-script"],
             "'-script' reads as an option; put query words that start with '-' after '--'",
         ),
+        (["hello", "-hello"], "'-hello' reads as an option"),  # not "-h" for help, then "-e"
+        (["-5"], "'-5' reads as an option"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(archive: Path, capsys, argv: list[str], message: str) -> None:
@@ -527,3 +529,6 @@ def test_a_word_with_a_leading_dash_after_double_dash_is_a_word(archive: Path, c
     plain = capsys.readouterr().out
     assert plain and vigil(*argv, "--", "-settlement") == 0
     assert capsys.readouterr().out == plain  # the "-" is part of the word, which matches as ever
+    # an option's value may start with "-": it is no query word
+    assert vigil(*argv, "--sort", "-time", "settlement") == 0
+    assert capsys.readouterr().out == plain

@@ -34,24 +34,32 @@ def _filter_options(func: Any) -> Any:
 
 
 class _SearchCommand(click.Command):
-    """``vigil search``: a query word that starts with ``-`` reads as an option to click; the
-    error then says how to pass it as a word."""
+    """``vigil search``: a query word that starts with ``-`` would read as an option (or as a
+    cluster of short ones: ``-hello`` as ``-h`` for help and more); every option of the command is
+    long, so such a word is named before click parses, with how to pass it as a word."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        given = list(args)  # the parser consumes the list it is given
-        try:
-            return super().parse_args(ctx, args)
-        except click.NoSuchOption as exc:
-            word = next(
-                (a for a in given if len(a) > 2 and a[0] == "-" and a[1:2] == exc.option_name[1:2]), None
-            )
-            if word is None or not exc.option_name.startswith("-") or exc.option_name.startswith("--"):
-                raise
-            raise QueryError(
-                f"{word!r} reads as an option; put query words that start with '-' after '--' "
-                f"(vigil search --archive A -- {word}), where the '-' is part of the word; to leave "
-                f"out texts with a word, write NOT ('NOT {word[1:]}')"
-            ) from None
+        short_help = {name for name in self.get_help_option_names(ctx) if not name.startswith("--")}
+        # options that take a value, which may start with "-" ("--sort -time")
+        valued = {
+            name
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag
+            for name in param.opts
+        }
+        words = iter(args)
+        for arg in words:
+            if arg == "--":
+                break
+            if arg in valued:
+                next(words, None)
+            elif arg.startswith("-") and not arg.startswith("--") and len(arg) > 1 and arg not in short_help:
+                raise QueryError(
+                    f"{arg!r} reads as an option; put query words that start with '-' after '--' "
+                    f"(vigil search --archive A -- {arg}), where the '-' is part of the word; to "
+                    f"leave out texts with a word, write NOT ('NOT {arg[1:]}')"
+                )
+        return super().parse_args(ctx, args)
 
 
 @click.command(

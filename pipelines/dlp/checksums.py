@@ -23,7 +23,7 @@ from stdnum.cn import ric as _cn_ric
 from stdnum.jp import in_ as _jp_in
 from stdnum.us import rtn as _us_rtn
 
-from pipelines.dlp.normalize import normalize
+from pipelines.dlp.normalize import normalize, read_latin_lookalikes
 
 Validator = Callable[[str], bool]
 
@@ -67,8 +67,13 @@ def canonical(value: str) -> str:
     inside identifiers, case-folded. A number (all digits once everything between its groups is
     gone: a card, an account, a phone) also loses the bars, bullets and chat marks the card patterns
     accept between groups: ``4012 | 8888 | 8888 | 1881`` is ``4012888888881881``, as its validator
-    saw it. Anything else keeps them (``*`` in a password is part of it)."""
-    text = normalize(value).text
+    saw it. Anything else keeps them (``*`` in a password is part of it). Letters of other scripts
+    drawn like Latin ones inside a Latin word are read as the Latin letters (``DЕ89 …`` with a
+    Cyrillic ``Е`` is ``DE89 …``), and of the readings normalisation makes only the first counts,
+    so one value written two ways has one form."""
+    norm = normalize(read_latin_lookalikes(value))
+    lo, hi = norm.copies()[0]
+    text = norm.text[lo:hi]
     digits = _ungrouped(text)
     if digits.isascii() and digits.isdigit():
         return digits

@@ -44,7 +44,7 @@ from pipelines.dlp.batch_regex import (
     Span,
     compile_pattern,
 )
-from pipelines.dlp.normalize import Normalized, normalize
+from pipelines.dlp.normalize import Normalized, may_reorder, normalize
 from pipelines.dlp.policy import (
     AllowSpec,
     ContextSpec,
@@ -122,13 +122,15 @@ def term_regex(terms: Sequence[str]) -> str:
     word_start: list[str] = []  # these share one look-behind, so each branch starts with a literal
     other_start: list[str] = []
     cjk: list[str] = []
-    # every copy detection reads of a term (one, or more when it mixes scripts or reads right to
-    # left: see normalize), in the forms Chinese is written in
+    # every reading detection makes of a term (one, or more when it mixes scripts: see
+    # normalize), in the forms Chinese is written in; not its screen-order copy, which reverses
+    # a word written right to left (the text's own screen-order copy is left to other terms, see
+    # LexiconDetectorC)
     cleaned = {
         form
         for t in terms
         for norm in (normalize(t),)
-        for lo, hi in norm.copies()
+        for lo, hi in norm.reading_copies()
         for form in chinese_forms(norm.text[lo:hi].strip())
     }
     for term in sorted((t for t in cleaned if t), key=lambda t: (-len(t), t)):
@@ -599,9 +601,13 @@ class LexiconDetectorC(Detector):
         return (self.regex,)
 
     def candidates(self, item: Item) -> list[Candidate]:
+        screen = item.norm.screen_copy() if item.norm is not None else None
         return [
             Candidate(s, e, self.entity, self.score, self.name)
             for s, e in item.matches.get(self.regex.key, ())
+            # in the screen-order copy a word written right to left is reversed: a term of such
+            # words found there would be a different word spelt backwards ("לא" in "אל")
+            if screen is None or not (screen[0] <= s < screen[1] and may_reorder(item.text[s:e]))
         ]
 
 

@@ -111,7 +111,8 @@ SPACING_SOUND_MARKS = {"\u309b": "\u3099", "\u309c": "\u309a"}
 #: An acute accent typed for an apostrophe ("don´t"): read as one (NFKC would make it a space
 #: and a mark)
 ACUTE_ACCENT = "\u00b4"
-#: read before NFKC, one character for one
+#: read before NFKC, one character for one (two digits for a symbol of a two-digit number, "⒅":
+#: each maps back to the symbol, as NFKC's own expansions do)
 _BEFORE_NFKC = {**_DIGIT_SYMBOLS, **str.maketrans({**SPACING_SOUND_MARKS, ACUTE_ACCENT: "'"})}
 assert ZERO_WIDTH | BIDI_CONTROLS <= REMOVED
 
@@ -173,6 +174,8 @@ class Normalized:
     #: where each copy after the first extra one begins (the copy of the text as sent, before
     #: look-alike letters were read as digits, follows the screen-order copy when both are made)
     later_copies: tuple[int, ...] = ()
+    #: whether the first extra copy (at ``visual_from``) is the text in screen order
+    screen_order: bool = False
 
     @property
     def identity(self) -> bool:
@@ -197,6 +200,15 @@ class Normalized:
         begins = (self.visual_from, *self.later_copies)
         ends = (*(b - 1 for b in begins[1:]), len(self.text))
         return ((0, self.visual_from - 1), *zip(begins, ends, strict=True))
+
+    def screen_copy(self) -> tuple[int, int] | None:
+        """The ``[start, end)`` of the copy in screen order, if there is one."""
+        return self.copies()[1] if self.screen_order else None
+
+    def reading_copies(self) -> tuple[tuple[int, int], ...]:
+        """The :meth:`copies` but the one in screen order: the readings of the text in the order
+        it was written (a word written right to left is reversed in the screen-order copy)."""
+        return tuple(c for i, c in enumerate(self.copies()) if not (self.screen_order and i == 1))
 
     def copy_around(self, start: int) -> tuple[int, int]:
         """The copy (see :meth:`copies`) a match starting at ``start`` lies in."""
@@ -402,13 +414,16 @@ def _with_read(cleaned: Normalized, read: str) -> Normalized:
 
 
 def _latin_lookalikes() -> dict[int, str]:
-    """Letters of other scripts (Cyrillic, Greek, Armenian, Cherokee, ...) and Latin letters
-    outside ASCII that Unicode's confusables data (UTS #39, as the confusable-homoglyphs package
-    ships it) lists as drawn like one ASCII letter or digit, each with that character in its own
-    case (capital letters stay capitals: the data maps both ``I`` and ``l`` to ``l``)."""
+    """Letters of other scripts (Cyrillic, Greek, Armenian, Cherokee, ...) that Unicode's
+    confusables data (UTS #39, as the confusable-homoglyphs package ships it) lists as drawn like
+    one ASCII letter or digit, each with that character in its own case (capital letters stay
+    capitals: the data maps both ``I`` and ``l`` to ``l``). Latin letters outside ASCII are not
+    among them: Turkish ``ı`` in ``kırmızı`` is a letter of the word's own script."""
     table: dict[int, str] = {}
     for ch, alikes in confusables_data.items():
         if len(ch) != 1 or ch.isascii() or unicodedata.category(ch)[0] != "L":
+            continue
+        if unicodedata.name(ch, "LATIN").startswith("LATIN"):
             continue
         if unicodedata.normalize("NFKC", ch) != ch:
             continue  # full-width and mathematical letters: NFKC reads them already
@@ -487,6 +502,7 @@ def _with_copy(norm: Normalized, other: Normalized) -> Normalized:
         (*ends, ends[-1], *other_ends),
         visual_from=n + 1 if first else norm.visual_from,
         later_copies=() if first else (*norm.later_copies, n + 1),
+        screen_order=norm.screen_order,
     )
 
 
@@ -544,6 +560,12 @@ _REORDERING_SCAN = re.compile(
     + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _ASTRAL_RTL)
     + "]"
 )
+
+
+def may_reorder(text: str) -> bool:
+    """Whether a screen may show ``text`` in another order than it was written (see
+    :data:`REORDERING`)."""
+    return _may_reorder(text)
 
 
 def _may_reorder(text: str) -> bool:
@@ -674,6 +696,7 @@ def _with_screen_order_copy(norm: Normalized) -> Normalized:
         (*starts, starts[-1], *v_starts),
         (*ends, ends[-1], *v_ends),
         visual_from=n + 1,
+        screen_order=True,
     )
 
 
