@@ -23,7 +23,7 @@ from stdnum.cn import ric as _cn_ric
 from stdnum.jp import in_ as _jp_in
 from stdnum.us import rtn as _us_rtn
 
-from pipelines.dlp.normalize import normalize, read_latin_lookalikes
+from pipelines.dlp.normalize import normalize
 
 Validator = Callable[[str], bool]
 
@@ -71,7 +71,7 @@ def canonical(value: str) -> str:
     drawn like Latin ones inside a Latin word are read as the Latin letters (``DЕ89 …`` with a
     Cyrillic ``Е`` is ``DE89 …``), and of the readings normalisation makes only the first counts,
     so one value written two ways has one form."""
-    norm = normalize(read_latin_lookalikes(value))
+    norm = normalize(value)
     lo, hi = norm.copies()[0]
     text = norm.text[lo:hi]
     digits = _ungrouped(text)

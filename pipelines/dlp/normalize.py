@@ -374,6 +374,11 @@ def _letters_as_digits(found: re.Match[str]) -> str:
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` for detection and keep the map back to it."""
     cleaned = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
+    # Cyrillic, Greek, ... letters drawn like Latin ones, typed inside a word of Latin letters or
+    # digits ("pаssword", "АKIA...", "DЕ89 ...", an id's check letter "...1002Х"): read as the
+    # Latin letters, one for one, in each word they leave with no other letter outside ASCII (so
+    # "пароль:hunter22" keeps its Cyrillic for a lexicon in that script)
+    cleaned = Normalized(text, read_latin_lookalikes(cleaned.text), cleaned.starts, cleaned.ends)
     read = _ime_punctuation(read_digit_lookalikes(cleaned.text))  # one for one: the map back does not change
     # letters read as digits that may have been letters all along: an IBAN's bank code (the
     # Italian CIN "I" in "IT20 I030 6909 ...") or a Hong Kong id's prefix typed in lower case
@@ -385,14 +390,6 @@ def normalize(text: str) -> Normalized:
         done = _with_screen_order_copy(done)
     if unread is not None:
         done = _with_copy(done, unread)
-    # Cyrillic, Greek, ... letters drawn like Latin ones, typed inside a word of Latin letters or
-    # digits ("pаssword", "АKIA...", "DЕ89 ...", an id's check letter "...1002Х"): read as the
-    # Latin letters in a copy of its own, so the text as sent keeps its own letters for a lexicon in
-    # that script
-    latin = read_latin_lookalikes(cleaned.text)
-    if latin != cleaned.text:
-        folded = _ime_punctuation(read_digit_lookalikes(latin))
-        done = _with_copy(done, _with_read(Normalized(text, latin, cleaned.starts, cleaned.ends), folded))
     return done
 
 
@@ -453,11 +450,22 @@ _MIXED_WORD = re.compile(rf"(?<!\S)(?=\S*?[A-Za-z0-9])(?=\S*?{_LATIN_LOOKALIKE_C
 
 def read_latin_lookalikes(text: str) -> str:
     """``text`` with each letter drawn like an ASCII letter or digit read as that character, one
-    for one, in the words that mix them with ASCII letters or digits (a word in one script alone
-    stays as it is: "Москва" is no disguised Latin word, "Моsсоw" is)."""
+    for one, in the words that mix them with ASCII letters or digits and hold no other letter
+    outside ASCII (a word in one script alone stays as it is: "Москва" is no disguised Latin word,
+    "Моsсоw" is; so does one with a letter no Latin one looks like: "пароль:hunter22")."""
     if text.isascii() or _ANY_LATIN_LOOKALIKE.search(text) is None:
         return text
-    return _MIXED_WORD.sub(lambda m: m.group().translate(LATIN_LOOKALIKES), text)
+    return _MIXED_WORD.sub(_as_latin, text)
+
+
+def _as_latin(found: re.Match[str]) -> str:
+    word = found.group()
+    read = word.translate(LATIN_LOOKALIKES)
+    return word if any(ch.isalpha() and not ch.isascii() and not _is_latin(ch) for ch in read) else read
+
+
+def _is_latin(ch: str) -> bool:
+    return unicodedata.name(ch, "").startswith("LATIN")
 
 
 def _letters_restored(done: Normalized, read: str) -> Normalized | None:

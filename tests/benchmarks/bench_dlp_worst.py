@@ -41,6 +41,10 @@ PIECES: dict[str, tuple[str, ...]] = {
     "groups 4012 8888 ": ("", "4012 8888 "),
     # a word with an O read as 0 is also read with the O (an Italian IBAN's bank code): two copies
     "groups 4O12 8888 ": ("", "4O12 8888 "),
+    # and a Cyrillic O in the next group: that word mixes scripts, so a third copy reads it as Latin
+    "groups 4O12 8\u041e88 ": ("", "4O12 8\u041e88 "),
+    # every word mixing Cyrillic and Latin letters: a second copy read as Latin
+    "words p\u0430ss1 ": ("", "p\u0430ss1 "),
     "numeral, space": ("", "一1 "),
     "digit, space": ("", "7 "),
     "DE12 ": ("", "DE12 "),
