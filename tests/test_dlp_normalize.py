@@ -24,9 +24,9 @@ from pipelines.dlp.normalize import (
     X9_REMOVED,
     ZERO_WIDTH,
     _ime_punctuation,
-    _may_reorder,
     _normalize_each_cluster,
     display_order,
+    may_reorder,
     normalize,
     read_digit_lookalikes,
     read_latin_lookalikes,
@@ -533,13 +533,13 @@ def test_a_text_takes_the_bidi_work_when_it_holds_a_right_to_left_character_or_a
     # every right-to-left letter or number (R, AL, AN) and every bidi control sends a text to it,
     # above the Basic Multilingual Plane in the two blocks the scan takes whole
     for ch in REORDERING:
-        assert _may_reorder(f"ok {ch} 4012"), hex(ord(ch))
+        assert may_reorder(f"ok {ch} 4012"), hex(ord(ch))
         if ord(ch) > 0xFFFF:
             assert any(lo <= ord(ch) <= hi for lo, hi in _ASTRAL_RTL), hex(ord(ch))
     assert {*BIDI_CONTROLS, "\u061c"} <= REORDERING
     # ...and nothing else does: Latin, CJK, emoji, Arabic-script marks alone
     for text in ["plain ascii", "Café 4012", "卡号４０１２", "ok 👍 🎉", "\u064e", "Ελλάδα", "Москва"]:
-        assert not _may_reorder(text)
+        assert not may_reorder(text)
         assert normalize(text).visual_from is None
 
 

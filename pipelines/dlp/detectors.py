@@ -122,10 +122,10 @@ def term_regex(terms: Sequence[str]) -> str:
     word_start: list[str] = []  # these share one look-behind, so each branch starts with a literal
     other_start: list[str] = []
     cjk: list[str] = []
-    # every reading detection makes of a term (one, or more when it mixes scripts: see
-    # normalize), in the forms Chinese is written in; not its screen-order copy, which reverses
-    # a word written right to left (the text's own screen-order copy is left to other terms, see
-    # LexiconDetectorC)
+    # every reading detection makes of a term (one, or two when a look-alike letter was read as a
+    # digit: see normalize), in the forms Chinese is written in; not its screen-order copy, which
+    # reverses a word written right to left (the text's own screen-order copy is left to other
+    # terms, see LexiconDetectorC)
     cleaned = {
         form
         for t in terms

@@ -376,8 +376,8 @@ def normalize(text: str) -> Normalized:
     cleaned = Normalized(text, text) if not _needs_work(text) else _normalize_each_cluster(text)
     # Cyrillic, Greek, ... letters drawn like Latin ones, typed inside a word of Latin letters or
     # digits ("pаssword", "АKIA...", "DЕ89 ...", an id's check letter "...1002Х"): read as the
-    # Latin letters, one for one, in each word they leave with no other letter outside ASCII (so
-    # "пароль:hunter22" keeps its Cyrillic for a lexicon in that script)
+    # Latin letters, one for one, in each word they leave with no letter outside the Latin script
+    # (so "пароль:hunter22" keeps its Cyrillic for a lexicon in that script)
     cleaned = Normalized(text, read_latin_lookalikes(cleaned.text), cleaned.starts, cleaned.ends)
     read = _ime_punctuation(read_digit_lookalikes(cleaned.text))  # one for one: the map back does not change
     # letters read as digits that may have been letters all along: an IBAN's bank code (the
@@ -386,7 +386,7 @@ def normalize(text: str) -> Normalized:
     # (in the words with a few letters read: a word of dozens read is no id)
     unread = _letters_restored(cleaned, read)
     done = _with_read(cleaned, read)
-    if _may_reorder(text):
+    if may_reorder(text):
         done = _with_screen_order_copy(done)
     if unread is not None:
         done = _with_copy(done, unread)
@@ -451,7 +451,7 @@ _MIXED_WORD = re.compile(rf"(?<!\S)(?=\S*?[A-Za-z0-9])(?=\S*?{_LATIN_LOOKALIKE_C
 def read_latin_lookalikes(text: str) -> str:
     """``text`` with each letter drawn like an ASCII letter or digit read as that character, one
     for one, in the words that mix them with ASCII letters or digits and hold no other letter
-    outside ASCII (a word in one script alone stays as it is: "Москва" is no disguised Latin word,
+    outside the Latin script (a word in one script alone stays as it is: "Москва" is no disguised Latin word,
     "Моsсоw" is; so does one with a letter no Latin one looks like: "пароль:hunter22")."""
     if text.isascii() or _ANY_LATIN_LOOKALIKE.search(text) is None:
         return text
@@ -573,10 +573,6 @@ _REORDERING_SCAN = re.compile(
 def may_reorder(text: str) -> bool:
     """Whether a screen may show ``text`` in another order than it was written (see
     :data:`REORDERING`)."""
-    return _may_reorder(text)
-
-
-def _may_reorder(text: str) -> bool:
     return not text.isascii() and _REORDERING_SCAN.search(text) is not None
 
 

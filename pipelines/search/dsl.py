@@ -30,7 +30,7 @@ from pipelines.record import EventType, party_key
 from pipelines.search.access import POINTED_DELIVERIES, pointers_by_attribute
 from pipelines.search.query import And, Node, Not, Or, Prefix, Query, participant_keys
 from pipelines.search.results import HIT_FIELDS, Page
-from pipelines.search.sql import Decided
+from pipelines.search.sql import Decided, by_place
 from pipelines.search.wordbreak import simple_fold
 
 #: What a ``date_nanos`` field can hold (1970 to 2262-04-11T23:47:16.854775807Z, in microseconds
@@ -128,9 +128,7 @@ def _releases_out(held: frozenset[tuple[str, str, str]]) -> dict[str, Any]:
     """The records that name one of the ``held`` messages (its release, its hold notice, the
     notice that it was not sent), as :func:`pipelines.search.sql._releases_out` leaves them out."""
 
-    by_place: dict[tuple[str, str], list[str]] = {}
-    for org, channel, event_id in sorted(held):
-        by_place.setdefault((org, channel), []).append(event_id)
+    places = by_place(held)
     clauses = []
     for attribute, pointers in pointers_by_attribute().items():
         names = [
@@ -143,7 +141,7 @@ def _releases_out(held: frozenset[tuple[str, str, str]]) -> dict[str, Any]:
                     ]
                 }
             }
-            for (org, channel), ids in by_place.items()
+            for (org, channel), ids in places.items()
         ]
         kinds = [
             {"bool": {"filter": [{"term": {"kind": kind}}, {"term": {"event_type": event_type}}]}}

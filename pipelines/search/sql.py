@@ -173,24 +173,20 @@ def _releases_out(held: frozenset[tuple[str, str, str]], p: Params) -> str:
     its release, its hold notice, the notice that it was not sent
     (``pipelines.search.access.POINTERS``), as ``pipelines.search.access.HeldOut`` says."""
 
-    by_place: dict[tuple[str, str], str] = {}
-    places: dict[tuple[str, str], tuple[str, str]] = {}
-    for (org, channel), ids in _by_place(held).items():
-        by_place[org, channel] = p.add(ids)
-        places[org, channel] = (p.add(org), p.add(channel))
+    # the parameters of each organisation and channel, and of its ids, once for every attribute
+    places = [(p.add(org), p.add(channel), p.add(ids)) for (org, channel), ids in by_place(held).items()]
     clauses = []
     for attribute, pointers in pointers_by_attribute().items():
         names = " OR ".join(
-            f"(org = {org} AND channel = {channel} AND list_contains({by_place[place]}, "
-            f"attributes['{attribute}']))"
-            for place, (org, channel) in places.items()
+            f"(org = {org} AND channel = {channel} AND list_contains({ids}, attributes['{attribute}']))"
+            for org, channel, ids in places
         )
         kinds = " OR ".join(f"(kind = {p.add(kind)} AND event_type = {p.add(e)})" for kind, e in pointers)
         clauses.append(f"(({kinds}) AND ({names}))")
     return f"NOT coalesce({' OR '.join(clauses)}, false)"
 
 
-def _by_place(held: frozenset[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:
+def by_place(held: frozenset[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:
     """The event ids of ``held`` per organisation and channel (an id is unique within those only)."""
     by_place: dict[tuple[str, str], list[str]] = {}
     for org, channel, event_id in sorted(held):
