@@ -95,6 +95,17 @@ CASES = [
     ("sg_nric", "S1234567 -D", False),
     ("sg_nric", "X1234567D", False),
     ("sg_nric", "S123456D", False),
+    ("aws_secret_key", "wJalrXUtnFEMI/K7MDENG/ bPxRfiCYEXAMPLEKEY", True),
+    ("aws_secret_key", "wJal rXUt nFEM I/K7 MDEN G/bP xRfi CYEX AMPL EKEY", True),
+    ("aws_secret_key", "wJalrXUtnFEMI/K7MDENG/\nbPxRfiCYEXAMPLEKEY", True),
+    ("aws_secret_key", "wJalrXUtnFEMI/K7MDENG bPxRfiCYEXAMPLEKEY", False),  # 39 characters
+    ("aws_secret_key", "wJalrXUtnFEMI/K7MDENG/ bPxRfiCYEXAMPLEKEYZ", False),  # 41
+    ("aws_secret_key", "wJalrXUtnFEMI/K7MDENG/ bPxRfiCYEXAMPLEKE!", False),  # not base64
+    # 40 letters and digits in words (capitals only at the words' starts, too few lower-case ones)
+    ("aws_secret_key", "Our AWS Secret Santa For 2024 Was Paid By Jim Anne", False),
+    ("aws_secret_key", "bill for 2024 was paid by Jim and Ann on Monday at 9", False),
+    ("aws_secret_key", "WJALRXUTNFEMI/K7MDENG/ BPXRFICYEXAMPLEKEY", False),  # no lower case
+    ("aws_secret_key", "wjalrxutnfemi/k7mdeng/ bpxrficyexamplekey", False),  # no upper case inside
 ]
 
 

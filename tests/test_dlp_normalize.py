@@ -172,6 +172,7 @@ def test_span_maps_back_onto_the_original(original: str, value: str) -> None:
         ("DE89 3704 0044 0532 0130 〇〇一直", "DE89 3704 0044 0532 0130 001直"),  # three: the number's
         ("卡號肆零壹貳8888 8888 1881一下", "卡號40128888 8888 1881一下"),  # at the start: the number's
         ("四〇一二八八八八八八八八一八八一一会儿", "40128888888818811会儿"),  # numerals alone: no telling
+        ("卡号 〤〇〡〢 〨〨〨〨", "卡号 4012 8888"),  # the Hangzhou numerals
     ],
 )
 def test_digits_written_another_way_are_read_as_digits(text: str, read: str) -> None:
@@ -267,6 +268,23 @@ def test_an_endless_chain_of_switches_stops_after_the_last_round() -> None:
 @pytest.mark.parametrize(
     ("original", "normalised"),
     [
+        # punctuation drawn like a colon: modifier letters, the ratio sign, the Armenian full stop,
+        # the Hebrew sof pasuq; drawn like an equals sign: the double hyphens
+        ("password\ua789 a\u2236b\u02d0c\u0589d\u05c3", "password: a:b:c:d:"),
+        ("pwd\u30a0x \u2e40y", "pwd=x =y"),
+        # a mark drawn like a colon (the Devanagari visarga) stays on its letter
+        ("\u0928\u092e\u0903", "\u0928\u092e\u0903"),
+    ],
+)
+def test_punctuation_drawn_like_a_colon_or_equals_sign_reads_as_it(original: str, normalised: str) -> None:
+    norm = normalize(original)
+    assert norm.text == normalised
+    assert norm.to_original(0, len(norm.text)) == (0, len(original))
+
+
+@pytest.mark.parametrize(
+    ("original", "normalised"),
+    [
         ("ﾊﾟｽﾜｰﾄﾞ", "パスワード"),  # half-width sound marks compose with the kana before them
         ("ハ゜スワート゛", "パスワード"),  # ...and so do the spacing ones
         ("゛", "\u3099"),  # a spacing sound mark on its own is the mark
@@ -333,6 +351,8 @@ def test_card_split_by_any_invisible_character_is_joined(separator: str) -> None
         ("⑷⓪⑴⑵", "4012"),  # parenthesised: NFKC alone would give "(4)0(1)(2)"
         ("⒋0⒈⒉", "4012"),  # with a full stop: NFKC alone would give "4.01.2."
         ("➍⓿➊➋ ❹", "4012 4"),  # dingbats, which NFKC leaves alone
+        # the dingbat sans-serif zeros, which Unicode gives a numeric value but no digit value
+        ("➃🄋➀➁ ➍🄌➊➋", "4012 4012"),
         ("⁴⁰¹² ₄₀₁₂", "4012 4012"),  # superscript, subscript
         # two digits drawn as one symbol: circled, parenthesised (NFKC alone: "(18)"), with a full
         # stop ("18."), negative circled and dingbats (which NFKC leaves alone)
@@ -342,6 +362,30 @@ def test_card_split_by_any_invisible_character_is_joined(separator: str) -> None
 )
 def test_unicode_decimal_digits_fold_to_ascii(original: str, normalised: str) -> None:
     assert normalize(original).text == normalised
+
+
+def test_every_digit_drawn_as_a_circled_dingbat_reads_as_its_digit() -> None:
+    # the families "DINGBAT (NEGATIVE) CIRCLED (SANS-SERIF) DIGIT ONE" ... and their zeros
+    names = {
+        "ZERO": 0,
+        "ONE": 1,
+        "TWO": 2,
+        "THREE": 3,
+        "FOUR": 4,
+        "FIVE": 5,
+        "SIX": 6,
+        "SEVEN": 7,
+        "EIGHT": 8,
+        "NINE": 9,
+    }
+    found = 0
+    for code in range(0x20000):
+        name = unicodedata.name(chr(code), "")
+        match = re.fullmatch(r"DINGBAT (?:NEGATIVE )?CIRCLED (?:SANS-SERIF )?DIGIT ([A-Z]+)", name)
+        if match:
+            found += 1
+            assert normalize(f"x{chr(code)}y").text == f"x{names[match[1]]}y", name
+    assert found == 29  # three families of nine, and the two zeros
 
 
 def test_every_digit_symbol_reads_as_its_digit() -> None:

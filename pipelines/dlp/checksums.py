@@ -224,3 +224,28 @@ def sg_nric(value: str) -> bool:
     prefix, digits, check = match.groups()
     total = sum(int(d) * w for d, w in zip(digits, _SG_WEIGHTS, strict=True)) + _SG_OFFSETS[prefix]
     return _SG_TABLES[prefix][total % 11] == check
+
+
+_KEY_PIECES = re.compile(r"[\s.\-]+")
+_KEY = re.compile(r"[A-Za-z0-9/+]{40}")
+#: how many characters of each kind a random 40-character base64 key has at the least, all but
+#: about once in a few hundred keys (on average 16 upper-case letters, 16 lower-case, 8 others):
+#: upper-case letters not at the start of a piece (a sentence's words start with one), lower-case
+#: letters, and digits, "/" or "+"
+_KEY_MIX = (4, 8, 2)
+
+
+@validator("aws_secret_key")
+def aws_secret_key(value: str) -> bool:
+    """An AWS secret access key broken into pieces (spaces, dots, dashes, line breaks between them):
+    40 base64 characters once joined, mixing upper-case letters inside the pieces, lower-case
+    letters and digits or ``/`` ``+`` the way a random key does, so words that add up to 40
+    letters are not one."""
+    pieces = [piece for piece in _KEY_PIECES.split(value) if piece]
+    key = "".join(pieces)
+    if not _KEY.fullmatch(key):
+        return False
+    inner_upper = sum(ch.isupper() for piece in pieces for ch in piece[1:])
+    lower = sum(ch.islower() for ch in key)
+    other = sum(not ch.isalpha() for ch in key)
+    return all(count >= least for count, least in zip((inner_upper, lower, other), _KEY_MIX, strict=True))

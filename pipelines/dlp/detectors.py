@@ -440,7 +440,7 @@ class PresidioAnalyzeDetector(Detector):
 
 
 _DIGIT = re.compile(r"\d")
-_CUT = re.compile(r"[ .-]+")
+_CUT = re.compile(r"[ .\r\n-]+")
 
 
 @functools.cache
@@ -575,7 +575,7 @@ class PatternDetectorC(Detector):
 
     def _validated_end(self, text: str, start: int, end: int) -> int | None:
         """``end`` when the validator accepts the match; else the longest shorter match, cut before a
-        space or dash inside it, that the regex still matches and the validator accepts (a
+        space, dot, dash or line break inside it, that the regex still matches and the validator accepts (a
         case-insensitive IBAN pattern can take the word after the number in: ``... 7654 32 pls``)."""
         assert self.validator is not None
         if self.validator(text[start:end]):

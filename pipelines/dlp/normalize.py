@@ -69,7 +69,15 @@ MINUS_SIGN = "\u2212"
 #: parenthesised, or with a full stop
 _NUMBER_SYMBOL = re.compile(
     r"\b(?:CIRCLED (?:SANS-SERIF )?|PARENTHESIZED )NUMBER\b|^NUMBER [A-Z ]+ FULL STOP$"
+    # the dingbat zeros ("🄋", "🄌"), which Unicode gives a numeric value but no digit value,
+    # unlike the other digits of their families ("➀", "➊")
+    r"|^DINGBAT (?:NEGATIVE )?CIRCLED SANS-SERIF DIGIT ZERO$"
 )
+#: punctuation read as the ASCII sign it is drawn like (Unicode's confusables): a colon ("꞉",
+#: "∶", "ː", "։", "׃") or an equals sign (the double hyphens "゠", "⹀"), so "password꞉ hunter22"
+#: still names a password; not the marks drawn like a colon (the visarga "ः"), which belong to
+#: the letter before them
+_SIGN_LOOKALIKES = ":="
 
 
 def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset[str]]:
@@ -96,6 +104,15 @@ def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset
                 fold[code] = " "  # the Ogham space mark, which NFKC leaves as it is
             elif category[0] == "M" or unicodedata.combining(ch):
                 marks.add(ch)
+    for sign in _SIGN_LOOKALIKES:
+        for entry in confusables_data.get(sign, ()):
+            drawn = "".join(ch for ch in entry["c"] if ch not in removed)
+            if (
+                len(drawn) == 1
+                and unicodedata.category(drawn)[0] != "M"
+                and unicodedata.normalize("NFKC", drawn) == drawn
+            ):
+                fold[ord(drawn)] = sign
     return frozenset(removed), fold, digit_symbols, frozenset(marks - removed)
 
 
@@ -259,6 +276,8 @@ CJK_NUMERALS = {
     **dict.fromkeys("七柒", "7"),
     **dict.fromkeys("八捌", "8"),
     **dict.fromkeys("九玖", "9"),
+    # the Hangzhou (Suzhou) numerals 〡 to 〩, still written for prices in Hong Kong markets
+    **{chr(0x3020 + n): str(n) for n in range(1, 10)},
 }
 #: Letters that look like a digit in most fonts.
 LETTER_DIGITS = {"O": "0", "o": "0", "I": "1", "l": "1"}
