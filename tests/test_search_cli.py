@@ -295,6 +295,23 @@ def test_json_escapes_control_characters(tmp_path: Path, capsys) -> None:
     assert hit["text"] == body and hit["sender"]["name"] == "Wei \u202eZhang"  # the same text, read back
 
 
+def test_the_table_shows_line_and_paragraph_separators_as_escapes(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a terminal prints U+2028 as nothing or a box, and the row's right border came out a column off
+    from search_support import at, row
+
+    monkeypatch.setenv("COLUMNS", "120")
+    body = "hello\u2028world card\u2029end"
+    archive = write_archive(tmp_path / "a", [row("t-1", at(5, 9), body=body)])
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card") == 0
+    out = capsys.readouterr().out
+    assert "\u2028" not in out and "\u2029" not in out
+    assert "hello\\u2028world" in out
+    widths = {len(line) for line in out.splitlines() if line.startswith(("│", "┃"))}
+    assert len(widths) == 1  # every row of the table as wide as the others
+
+
 def test_a_participant_search_that_finds_nothing_suggests_keys(archive: Path, capsys) -> None:
     argv = ["search", "--archive", str(archive), "--role", "officer", "--json"]
     assert vigil(*argv, "participant:kenji") == 0

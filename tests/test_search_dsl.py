@@ -76,8 +76,9 @@ TABLE = [
         },
     ),
     (
-        'participant:"+852 9123-4567"',  # compacted like the archive's party keys
-        {"bool": {"filter": [{"term": {"parties": "+85291234567"}}]}},
+        # compacted like the archive's party keys; kept with its "+" or without
+        'participant:"+852 9123-4567"',
+        {"bool": {"filter": [{"terms": {"parties": ["+85291234567", "85291234567"]}}]}},
     ),
     ("participant:Dana", {"bool": {"filter": [{"term": {"parties": "dana"}}]}}),  # lower-cased
     (

@@ -198,6 +198,8 @@ def test_pages_beyond_the_result_window_agree(
 
 DANA = {"id": "emp-1", "name": "Dana Whitfield", "role": "employee", "handle": "+12125550101", "groups": []}
 ILKER = {"id": "cust-9", "name": "İLKER ÖZ", "role": "customer", "handle": "+905321112233", "groups": []}
+#: a WhatsApp contact whose number the source kept as its wa_id: digits, no "+"
+WA_ID = {"id": "cust-wa", "name": "Chan Tai Man", "role": "customer", "handle": "85291110009", "groups": []}
 
 
 def _corner_rows() -> list[dict]:
@@ -223,6 +225,12 @@ def _corner_rows() -> list[dict]:
         body("k-kata", 13, "カード_番号を確認"),
         body("p-new", 20, "merhaba", participants=[DANA, ILKER], recipients=[ILKER]),
         legacy,
+        body("p-wa", 22, "hello", participants=[DANA, WA_ID], recipients=[WA_ID]),
+        # organisation and conversation ids holding what the query language uses between values
+        row("o-comma", at(7, 1), body="hi", org="Acme,Inc", sub_org=None, conversation_id="acme:wa:grp,1"),
+        row("o-slash", at(7, 2), body="hi", org="acme/asia", sub_org=None, conversation_id="conv-o-slash"),
+        row("o-acme", at(7, 3), body="hi", org="acme", sub_org="asia", conversation_id="conv-o-acme"),
+        row("o-inc", at(7, 4), body="hi", org="inc", sub_org=None, conversation_id="grp"),
     ]
 
 
@@ -283,6 +291,16 @@ def _both(corners: tuple[Path, EsConfig], text: str) -> tuple[list[str], list[st
         ('participant:"İLKER ÖZ"', {"p-new", "p-old"}, {}),
         ("participant:Ilker-Öz participant:cust-9", set(), {}),
         ("participant:cust-9", {"p-new", "p-old"}, {}),
+        # a number with its "+" finds it kept without, and the other way round
+        ("participant:+85291110009", {"p-wa"}, {}),
+        ('participant:"+852 9111 0009"', {"p-wa"}, {}),
+        ("participant:85291110009", {"p-wa"}, {}),
+        # in quotes, a value is one id: a comma or "/" inside it is part of it
+        ('org:"Acme,Inc"', {"o-comma"}, {}),
+        ("org:inc,acme/asia", {"o-inc", "o-acme"}, {}),  # unquoted: a list
+        ('conversation:"acme:wa:grp,1"', {"o-comma"}, {}),
+        ('org:"acme/asia"', {"o-slash"}, {}),
+        ("org:acme/asia", {"o-acme"}, {}),  # unquoted: sub-organisation asia of acme
     ],
 )
 def test_corner_cases_find_the_same_on_both_engines(

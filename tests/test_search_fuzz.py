@@ -313,7 +313,8 @@ def test_a_lone_surrogate_is_refused_in_the_text_and_in_flags() -> None:
         "channel:\x1b[31mred",
         "\x00",
         "card OR channel:\u2028sms",
-        'org:"a\nb/"',
+        'org:"a\nb/" OR card',  # quoted: one organisation id, refused under OR, shown escaped
+        "org:a/",
     ],
 )
 def test_a_refusal_is_one_line_and_shows_control_characters_as_escapes(text: str) -> None:

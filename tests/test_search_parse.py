@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -175,6 +176,8 @@ def test_syntax_errors_point_at_the_place() -> None:
         'participant:"Wei Zhang" participant:+85291234567 from:2026-01-05 to:2026-01-31 dlp:block',
         "rule:pii.card org:acme/wealth-hk kind:event type:opted_in direction:system conversation:c-1",
         "from:2026-01-05T10:30:00Z to:2026-01-05T11:00:00Z 结算",
+        'org:"Acme,Inc" org:"acme/asia" org:acme/asia conversation:"acme:wa:grp,1" conversation:a,b',
+        "from:2026-W02 to:2026-02",
     ],
 )
 def test_render_parses_back_to_the_same_query(text: str) -> None:
@@ -302,6 +305,8 @@ def test_nesting_up_to_the_limit_is_read() -> None:
         "to:9999-12-31T23:59:59.999999",
         "to:9999-12-31T22:00:00-05:00",
         "to:9999-12-31T23:00:00-05:00",  # 10000-01-01T04:00Z
+        "to:9999-12",
+        "to:9999",
     ],
 )
 def test_an_end_past_the_calendar_means_no_end(text: str) -> None:
@@ -350,3 +355,114 @@ def test_a_filter_then_a_group_is_still_a_filter_and_a_group(text, attribute, va
     """Only a phone number running into a bracketed area code is refused (it needs quotes)."""
     query = parse_query(text)
     assert getattr(query, attribute) == value and query.text == tree
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [
+        # a week is the whole week (Python alone would read 2026-W02 as its Monday only)
+        ("2026-W02", dt.date(2026, 1, 5), dt.date(2026, 1, 11)),
+        ("2026W02", dt.date(2026, 1, 5), dt.date(2026, 1, 11)),
+        ("2026-W53", dt.date(2026, 12, 28), dt.date(2027, 1, 3)),  # 2026 has 53 ISO weeks
+        ("2026-02", dt.date(2026, 2, 1), dt.date(2026, 2, 28)),
+        ("2024-02", dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
+        ("2026", dt.date(2026, 1, 1), dt.date(2026, 12, 31)),
+        ("2026-W02-3", dt.date(2026, 1, 7), dt.date(2026, 1, 7)),  # a week date with its day is that day
+    ],
+)
+def test_a_year_month_or_week_is_the_whole_of_it(text: str, first: dt.date, last: dt.date) -> None:
+    query = parse_query(f"from:{text} to:{text}")
+    assert query.date_bounds() == (first, last)
+    assert query.time_from == dt.datetime(first.year, first.month, first.day, tzinfo=UTC)
+    assert query.time_to == dt.datetime(last.year, last.month, last.day, tzinfo=UTC) + dt.timedelta(days=1)
+    assert parse_query("", date_from=text, date_to=text) == query  # --from and --to alike
+
+
+@pytest.mark.parametrize("text", ["from:2026-13", "from:2026-W54", "from:2025-W53", "to:2026-00"])
+def test_a_period_the_calendar_does_not_have_is_refused(text: str) -> None:
+    with pytest.raises(QueryError, match="is not a date"):
+        parse_query(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "attribute", "expected"),
+    [
+        ('org:"Acme,Inc"', "orgs", (OrgRef("acme,inc"),)),
+        ("org:Acme,Inc", "orgs", (OrgRef("acme"), OrgRef("inc"))),
+        ('org:"acme/asia"', "orgs", (OrgRef("acme/asia"),)),
+        ("org:acme/asia", "orgs", (OrgRef("acme", "asia"),)),
+        ('conversation:"acme:wa:grp,1"', "conversations", ("acme:wa:grp,1",)),
+        ("conversation:a,b", "conversations", ("a", "b")),
+        ('rule:"pii.card,x"', "rules", ("pii.card,x",)),
+        ('channel:"sms,line"', "channels", ("sms", "line")),  # fixed choices hold no comma: a list still
+    ],
+)
+def test_a_quoted_value_is_taken_whole(text: str, attribute: str, expected: object) -> None:
+    assert getattr(parse_query(text), attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "attribute", "expected"),
+    [
+        ({"org": "Acme,Inc"}, "orgs", (OrgRef("acme,inc"),)),
+        ({"org": "acme/wealth-hk"}, "orgs", (OrgRef("acme", "wealth-hk"),)),
+        ({"conversation": ["grp,1", "grp,2"]}, "conversations", ("grp,1", "grp,2")),
+        ({"channel": "sms,line"}, "channels", ("sms", "line")),
+    ],
+)
+def test_a_flag_value_is_one_value(flags: dict[str, object], attribute: str, expected: object) -> None:
+    assert getattr(parse_query("", **flags), attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"date_from": ""}, "--from needs a value, e.g. --from 2026-01-05"),
+        ({"org": "/"}, "--org / is not an organisation; write --org acme or --org acme/wealth-hk"),
+        ({"channel": "fax"}, "--channel fax is not a known channel"),
+        ({"date_to": "soon"}, "--to soon is not a date; write --to 2026-01-31"),
+    ],
+)
+def test_a_flag_mistake_names_the_flag(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(QueryError) as error:
+        parse_query("", **flags)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fix", "values"),
+    [
+        ("channel:sms OR channel:line", "`channel:sms channel:line` or `channel:sms,line`", {"sms", "line"}),
+        ('conversation:"a,b" OR conversation:c', '`conversation:"a,b" conversation:c`', {"a,b", "c"}),
+    ],
+)
+def test_filters_ored_with_each_other_are_refused_with_the_way_to_write_them(
+    text: str, fix: str, values: set[str]
+) -> None:
+    with pytest.raises(QueryError) as error:
+        parse_query(text)
+    assert fix in str(error.value)
+    for written in fix.strip("`").split("` or `"):  # each way offered means any of the values
+        query = parse_query(written)
+        assert set(query.channels or query.conversations) == values
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            'participant:"a b" OR participant:c',
+            'participant:"a b" OR participant:c: participant: filters cannot be ORed',
+        ),
+        ("channel:sms OR direction:inbound", "filters of different kinds cannot be ORed"),
+        ("from:2026-01-05 OR from:2026-01-06", "from: takes one value"),
+    ],
+)
+def test_filters_that_cannot_be_ored_say_so(text: str, says: str) -> None:
+    with pytest.raises(QueryError, match=re.escape(says)):
+        parse_query(text)
+
+
+def test_a_phrase_with_nothing_to_search_is_named_as_typed() -> None:
+    with pytest.raises(QueryError, match=re.escape('" " has no letters or digits')):
+        parse_query('" "')

@@ -376,6 +376,8 @@ def _closest_parties(
     )
     for key in query.participants:
         compact = "".join(key.split())
+        if len(compact) >= 7 and compact[0] == "+" and compact[1:].isdigit():
+            compact = compact[1:]  # a number kept without its "+" is close too
         params = {
             **scope.params,
             "files": paths,

@@ -74,6 +74,12 @@ KEYWORD_FILTERS = {"date_from": "from", "date_to": "to", "event_type": "type"}
 class _Filter:
     key: str
     value: str
+    #: written in quotes: the value is taken whole (no list at commas, an ``org:`` value is one
+    #: organisation id, ``/`` included)
+    quoted: bool = False
+
+    def render(self) -> str:
+        return f'{self.key}:"{self.value}"' if self.quoted else f"{self.key}:{self.value}"
 
 
 @cache
@@ -96,13 +102,13 @@ class _Build(Transformer[Token, Any]):
         return _searchable(Word(value))
 
     def phrase(self, token: Token) -> Node:
-        return _searchable(Phrase(str(token)[1:-1].strip()))
+        return _searchable(Phrase(str(token)[1:-1].strip()), typed=str(token))
 
     def filter(self, token: Token) -> _Filter:
         key, _, value = str(token).partition(":")
         filter_spec(key)  # unknown keys fail here, with the list of known ones
         if value.startswith('"') and value.endswith('"') and len(value) >= 2:
-            value = value[1:-1]
+            return _Filter(key, value[1:-1], quoted=True)
         return _Filter(key, value)
 
     def and_(self, *items: Any) -> Any:
@@ -134,10 +140,12 @@ def _prefix(stem: str) -> Node:
     return Prefix(stem)
 
 
-def _searchable(node: Word | Phrase) -> Node:
+def _searchable(node: Word | Phrase, typed: str | None = None) -> Node:
+    """``node`` when it has something to search for; ``typed``: how the user wrote it (a phrase
+    with its quotes and spaces), for the message."""
     if not textmod.segments(node.text):
         raise QueryError(
-            f"{node.render()} has no letters or digits to search for; remove it or quote real text"
+            f"{typed or node.render()} has no letters or digits to search for; remove it or quote real text"
         )
     return node
 
@@ -176,12 +184,13 @@ def _parse_query(text: str | list[str] | tuple[str, ...], **filters: Any) -> Que
     found = [*outside, *found]
     query = Query(text=node, raw=raw)
     for item in found:
-        query = query.with_filter(item.key, item.value)
+        query = query.with_filter(item.key, item.value, quoted=item.quoted)
     for key, values in filters.items():
         if values is None or values == () or values == []:
             continue
         for value in values if isinstance(values, list | tuple) else [values]:
-            query = query.with_filter(KEYWORD_FILTERS.get(key, key), str(value))
+            # one value per keyword argument (a command-line flag): repeat it for more
+            query = query.with_filter(KEYWORD_FILTERS.get(key, key), str(value), flag=True)
     return check_range(query)
 
 
@@ -433,9 +442,11 @@ def _split_filters(tree: Any) -> tuple[Node | None, list[_Filter]]:
 
 
 def _no_nested_filters(node: Any) -> None:
+    if isinstance(node, Or) and all(isinstance(item, _Filter) for item in node.items):
+        _no_filters_ored(node.items)
     if isinstance(node, _Filter):
         raise QueryError(
-            f"{node.key}:{node.value} is inside OR, NOT or parentheses; filters apply to the whole query, "
+            f"{node.render()} is inside OR, NOT or parentheses; filters apply to the whole query, "
             "so move it out of the parentheses and away from AND/OR/NOT "
             "(e.g. `(card OR iban) channel:sms` or `card OR iban channel:sms`, not `card OR channel:sms`)"
         )
@@ -444,3 +455,31 @@ def _no_nested_filters(node: Any) -> None:
             _no_nested_filters(item)
     elif isinstance(node, Not):
         _no_nested_filters(node.item)
+
+
+def _no_filters_ored(items: tuple[_Filter, ...]) -> None:
+    """``channel:sms OR channel:line``: filters ORed with each other and nothing else. Said how to
+    write it: one filter of one key lists its values (``channel:sms,line``); ``participant:`` and
+    filters of different keys cannot be ORed at all."""
+    shown = " OR ".join(item.render() for item in items)
+    spec = filter_spec(items[0].key)
+    if len({filter_spec(item.key).key for item in items}) > 1:
+        raise QueryError(
+            f"{shown}: filters of different kinds cannot be ORed (every filter must hold); "
+            "run one search per filter"
+        )
+    if spec.repeat == "all":
+        raise QueryError(
+            f"{shown}: {spec.key}: filters cannot be ORed (every one given must hold, as when you "
+            f"name two people); run one search per {spec.help}"
+        )
+    if spec.repeat == "once":
+        raise QueryError(f"{shown}: {spec.key}: takes one value; keep one")
+    side_by_side = " ".join(item.render() for item in items)
+    fix = f"`{side_by_side}`"
+    if not any(item.quoted or "," in item.value for item in items):
+        fix += f" or `{spec.key}:{','.join(item.value for item in items)}`"
+    raise QueryError(
+        f"{shown}: filters cannot be ORed; {spec.key}: filters side by side, or one listing values "
+        f"with commas, already mean any of them: write {fix}"
+    )

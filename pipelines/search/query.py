@@ -28,8 +28,10 @@ Filters, as typed (repeat a key, or separate values with commas, to accept any o
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -224,15 +226,22 @@ class Query:
     time_to: dt.datetime | None = None  # exclusive, UTC
     raw: str = field(default="", compare=False)
 
-    def with_filter(self, key: str, value: str) -> Query:
-        """A copy with one more ``key:value`` filter (validated; the error says how to fix it)."""
+    def with_filter(self, key: str, value: str, *, quoted: bool = False, flag: bool = False) -> Query:
+        """A copy with one more ``key:value`` filter (validated; the error says how to fix it).
+        ``quoted``: the value was written in quotes and is taken whole (no list at commas; an
+        organisation id with its ``/``). ``flag``: it came as a command-line flag (``--org
+        VALUE``), one value per flag, and errors name the flag."""
         spec = filter_spec(key)
-        values = [v.strip() for v in _split_values(value, spec)]
+        values = [v.strip() for v in _split_values(value, spec, whole=quoted or flag)]
+        shown = f"--{spec.key} " if flag else f"{spec.key}:"
         if not values or not all(values):
-            raise QueryError(f"filter {spec.key}: needs a value, e.g. {spec.example}")
+            example = spec.example.replace(f"{spec.key}:", shown)
+            raise QueryError(
+                f"{'--' + spec.key if flag else 'filter ' + spec.key + ':'} needs a value, e.g. {example}"
+            )
         query = self
         for item in values:
-            query = _add(query, spec, item)
+            query = _add(query, spec, item, literal=quoted, shown=shown)
         return query
 
     @property
@@ -309,8 +318,11 @@ class Query:
                 continue
             for item in value:
                 shown = item.render() if isinstance(item, OrgRef) else item
-                # quoted when the grammar would end the value early: at a space or a bracket
-                quote = any(c.isspace() or c in "()" for c in shown)
+                # quoted when the grammar would end the value early (at a space or a bracket) or
+                # read it as more than one (a list at commas; an organisation id holding "/")
+                quote = any(c.isspace() or c in "()," for c in shown) or (
+                    isinstance(item, OrgRef) and item.sub_org is None and "/" in item.org
+                )
                 parts.append(f'{key}:"{shown}"' if quote else f"{key}:{shown}")
         return " ".join(parts)
 
@@ -323,29 +335,32 @@ def _single_cjk_char(leaf: Leaf) -> bool:
     return any(s.cjk and len(s.text) == 1 for s in segs)
 
 
-def _split_values(value: str, spec: FilterSpec) -> list[str]:
-    if spec.choices or spec.key in ("rule", "conversation", "org"):
+def _split_values(value: str, spec: FilterSpec, *, whole: bool = False) -> list[str]:
+    """A filter's values: a list at commas for the filters that take several (a value of fixed
+    choices never holds a comma, so those are split even when ``whole``)."""
+    if spec.choices or (spec.key in ("rule", "conversation", "org") and not whole):
         return value.split(",")
     return [value]
 
 
-def _add(query: Query, spec: FilterSpec, value: str) -> Query:
+def _add(query: Query, spec: FilterSpec, value: str, *, literal: bool = False, shown: str = "") -> Query:
+    shown = shown or f"{spec.key}:"
     if spec.choices:
         value = value.lower()
         if value not in spec.choices:
             raise QueryError(
-                f"{spec.key}:{value} is not a known {spec.help}; use one of: {', '.join(spec.choices)}"
+                f"{shown}{value} is not a known {spec.help}; use one of: {', '.join(spec.choices)}"
             )
     if spec.key == "from":
         if query.time_from is not None:
             raise QueryError("from: is given twice; keep one (the first day to include)")
-        return replace(query, time_from=parse_time(value, end=False, key="from"))
+        return replace(query, time_from=parse_time(value, end=False, key=shown.rstrip(":").strip()))
     if spec.key == "to":
         if query.time_to is not None:
             raise QueryError("to: is given twice; keep one (the last day to include)")
-        return replace(query, time_to=parse_time(value, end=True, key="to"))
+        return replace(query, time_to=parse_time(value, end=True, key=shown.rstrip(":").strip()))
     if spec.key == "org":
-        item: Any = org_ref(value)
+        item: Any = OrgRef(simple_fold(value)) if literal else org_ref(value, shown)
     elif spec.key == "participant":
         item = normalise_party(value)
     elif spec.key == "rule":
@@ -379,11 +394,14 @@ def normalise_party(value: str) -> str:
 
 def participant_keys(key: str) -> tuple[str, ...]:
     """The ``parties`` keys a ``participant:`` key matches: itself, for a phone number written
-    without its ``+``, the E.164 form too (``85291234567`` = ``+85291234567``), and the keys of
+    without its ``+``, the E.164 form too (``85291234567`` = ``+85291234567``), and with it, the
+    form without (a WhatsApp ``wa_id`` is kept so), and the keys of
     records archived before :func:`pipelines.record.party_key` read ``İ`` as ``i``
     (:func:`legacy_party_keys`)."""
     if len(key) >= 6 and key.isdigit():
         return (key, f"+{key}")
+    if len(key) >= 7 and key[0] == "+" and key[1:].isdigit():
+        return (key, key[1:])  # ...and the other way: a source may keep the number without it
     return (key, *legacy_party_keys(key))
 
 
@@ -420,14 +438,16 @@ LATEST = dt.datetime.max.replace(tzinfo=UTC)
 
 def parse_time(value: str, *, end: bool, key: str) -> dt.datetime:
     """A date (a whole UTC day: from its start, or to its end), in any ISO form Python reads
-    (``2026-01-31``, ``20260131``), or an ISO date-time. An end at or past the last day of year
+    (``2026-01-31``, ``20260131``), a year, month or ISO week (the whole of it: ``2026``,
+    ``2026-01``, ``2026-W02``), or an ISO date-time. An end at or past the last day of year
     9999 means "no end" and is held as :data:`LATEST`; any other bound the calendar cannot hold
     (a time zone pushing it before year 1 or past 9999) is a one-line error."""
     shown = f"{key} {value}" if key.startswith("--") else f"{key}:{value}"
     example = f"{key} 2026-01-31" if key.startswith("--") else f"{key}:2026-01-31"
     try:
         try:
-            day = dt.date.fromisoformat(value)
+            period = _period(value)
+            day = dt.date.fromisoformat(value) if period is None else period[end]
         except ValueError:
             moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         else:
@@ -445,6 +465,27 @@ def parse_time(value: str, *, end: bool, key: str) -> dt.datetime:
         raise QueryError(
             f"{shown} is outside the calendar (years 1 to 9999 in UTC); write a date such as {example}"
         ) from None
+
+
+#: A year, a month or an ISO week: ``2026``, ``2026-01``, ``2026-W02`` (or ``2026W02``).
+_PERIOD = re.compile(r"(\d{4})(?:-(\d{2})|-?W(\d{2}))?")
+
+
+def _period(value: str) -> tuple[dt.date, dt.date] | None:
+    """The first and last day of the year, month or ISO week ``value`` names, or None when it names
+    none. Python reads ``2026-W02`` as that week's Monday alone; as a bound it means the whole week
+    (``from:`` its Monday, ``to:`` its Sunday), as ``2026-01`` means all of January."""
+    found = _PERIOD.fullmatch(value)
+    if found is None:
+        return None
+    year = int(found[1])
+    if found[2]:
+        month = int(found[2])
+        return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
+    if found[3]:
+        monday = dt.date.fromisocalendar(year, int(found[3]), 1)
+        return monday, dt.date.fromisocalendar(year, int(found[3]), 7)
+    return dt.date(year, 1, 1), dt.date(year, 12, 31)
 
 
 def _late(value: str) -> bool:

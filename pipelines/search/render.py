@@ -33,8 +33,10 @@ NARROW = 72
 
 #: Characters that steer a terminal instead of printing: C0 controls but newline and tab, DEL, C1
 #: controls (CSI among them), and the bidirectional overrides, embeddings and isolates that can
-#: make text read in another order than it was sent.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: make text read in another order than it was sent; and the Unicode line and paragraph
+#: separators, line breaks a terminal does not treat as one (it prints nothing or a box, and a
+#: table cell's border lands a column off).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(char: str) -> str:
