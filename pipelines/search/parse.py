@@ -442,8 +442,10 @@ def _split_filters(tree: Any) -> tuple[Node | None, list[_Filter]]:
 
 
 def _no_nested_filters(node: Any) -> None:
-    if isinstance(node, Or) and all(isinstance(item, _Filter) for item in node.items):
-        _no_filters_ored(node.items)
+    if isinstance(node, Or):
+        ored = [item for item in node.items if isinstance(item, _Filter)]
+        if len(ored) == len(node.items):
+            _no_filters_ored(tuple(ored))
     if isinstance(node, _Filter):
         raise QueryError(
             f"{node.render()} is inside OR, NOT or parentheses; filters apply to the whole query, "
