@@ -157,6 +157,27 @@ def test_a_deleted_audit_log_fails_verify_and_is_not_restarted_at_seq_1(
     assert not (archive / layout.AUDIT).exists()  # no fresh chain papering over the gap
 
 
+def test_a_refused_access_leaves_a_torn_anchored_last_line_as_it_was(
+    archive: Path, tmp_path: Path, capsys
+) -> None:
+    # the run anchored entry 3; that entry's line is then cut short. The next search must be
+    # refused (the log ends before entry 3 once the torn line goes) without cutting it: the
+    # damaged line is evidence, and the refusal says nothing was written
+    _searches_then_a_run(archive, tmp_path)
+    path = archive / layout.AUDIT
+    torn = path.read_bytes()[:-3]
+    path.write_bytes(torn)
+    capsys.readouterr()
+    assert vigil("search", "--archive", str(archive), "--role", "officer", "card", "--json") == 3
+    captured = capsys.readouterr()
+    assert (
+        captured.out == "" and "ends before entry 3" in captured.err and "Nothing was written" in captured.err
+    )
+    assert path.read_bytes() == torn
+    assert vigil("verify", "--archive", str(archive)) == 1
+    assert "entry 3 is not the one a `vigil run` commit recorded" in capsys.readouterr().err
+
+
 def test_verify_prints_the_audit_head_and_checks_an_expected_one(archive: Path, capsys) -> None:
     for text in ("card", "settlement"):
         assert vigil("search", "--archive", str(archive), "--role", "officer", text) == 0

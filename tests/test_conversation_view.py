@@ -355,8 +355,10 @@ def test_cli_prints_and_exports(archive: Path, tmp_path: Path, capsys, monkeypat
     entries = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()[logged:]]
     assert [(e["action"], e["results"], e["role"]) for e in entries] == [
         ("conversation", 0, "officer"),
-        ("conversation", 0, "reviewer"),
+        ("export", 0, "reviewer"),  # an export attempted is logged as one, though no page was written
     ]
+    assert entries[1]["details"]["format"] == "html"
+    assert entries[1]["details"]["file"] == str(missing.resolve())
     for blank in ("", "  "):
         assert vigil("conversation", blank, "--archive", str(archive), "--role", "officer") == 2
         assert "the conversation id is empty" in capsys.readouterr().err
@@ -987,6 +989,41 @@ def test_a_hold_notice_timed_before_its_blocked_message_is_left_out_too(
         )
         == 0
     )
+    assert [json.loads(line)["record_id"] for line in capsys.readouterr().out.splitlines()] == [
+        rows[0]["record_id"]
+    ]
+
+
+def test_a_window_ending_between_a_hold_notice_and_its_blocked_message_still_leaves_it_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--to`` falls after the notice that a message was queued and before the message, which DLP
+    blocked. Before, the CRM view of that window showed the notice (the blocked message, outside
+    the window, was never looked at), while the whole conversation and a search left it out."""
+    blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "key <AWS_ACCESS_KEY_ID>"}
+    rows = [
+        row("h-0", at(5, 8), body="hello", sender=WEI, recipients=[DANA], direction="inbound"),
+        hold_notice("n-1", at(5, 9), "q-1"),
+        row(
+            "q-1",
+            at(5, 9, 5),
+            body="key AKIAIOSFODNN7EXAMPLE",
+            attributes={"delivery": "queued"},
+            dlp=blocked,
+        ),
+    ]
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["record_id"]: r["event_id"] for r in rows}
+    crm = Identity("crm-sync", AccessRole.CRM)
+    window = at(5, 9, 1)
+    loaded = load_conversation(root, "conv-en", time_to=window)
+    assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, crm).entries] == ["h-0"]
+    assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, OFFICER).entries] == ["h-0", "n-1"]
+    argv = ["--archive", str(root), "--role", "crm", "--user", "c"]
+    assert vigil("conversation", "conv-en", *argv, "--to", window.isoformat()) == 0
+    out = capsys.readouterr().out
+    assert "1 record" in out and "held" not in out.lower()
+    assert vigil("search", *argv, "--json", "conversation:conv-en", f"to:{window.isoformat()}") == 0
     assert [json.loads(line)["record_id"] for line in capsys.readouterr().out.splitlines()] == [
         rows[0]["record_id"]
     ]

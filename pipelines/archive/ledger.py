@@ -222,14 +222,15 @@ class Ledger:
         lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            repaired = self._end_last_line()
-            last = self.last_entry()
-            if (last["seq"] if last else 0) < min_last_seq:
+            # checked before a torn last line is cut: a refused append leaves the file as it was
+            # (the damaged line is evidence, and the refusal says nothing was written)
+            if min_last_seq and self._last_seq_kept() < min_last_seq:
                 raise ArchiveError(
                     f"{self.path} ends before entry {min_last_seq}, which the archive manifest recorded: "
                     "entries were removed or the file was deleted. Nothing was written; run "
                     "`vigil verify` and restore the log from a backup"
                 )
+            repaired = self._end_last_line()
             if repaired:
                 new = [{"op": "repair", "cut_bytes": repaired, "reason": "torn last line"}, *new]
             written = self._append_locked(new)
@@ -237,6 +238,16 @@ class Ledger:
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
+
+    def _last_seq_kept(self) -> int:
+        """The sequence number of the last entry an append keeps: the last line's, or, when that
+        line is an append cut short (which the append cuts), the one before it (an entry's
+        sequence number is its line number)."""
+        tail = self.unended_tail()
+        if tail is not None and not tail[1]:
+            return tail[0] - 1
+        last = self.last_entry()
+        return last["seq"] if last else 0
 
     def end_last_line(self) -> bool:
         """Write the line end a whole last entry lacks (a crash right after writing it), under the

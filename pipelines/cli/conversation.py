@@ -108,12 +108,15 @@ def command(
         record_refusal(archive, identity, action, query=query, engine="embedded", refusal=str(exc))
         raise
     details: dict[str, Any] = {"returned": [e.record_id for e in timeline.entries]}
+    if html_path is not None:
+        details["format"] = "html"
+        details["file"] = str(html_path.resolve())
     shown = len(timeline.entries)
     if not shown:
-        # the lookup is logged (who looked for what), and a script can tell a wrong id from a view
-        record_access(
-            archive, identity, "conversation", query=query, results=0, engine="embedded", details=details
-        )
+        # the lookup is logged (who looked for what, an export as one though no page is written),
+        # and a script can tell a wrong id from a view
+        action = "export" if html_path is not None else "conversation"
+        record_access(archive, identity, action, query=query, results=0, engine="embedded", details=details)
         where = " in the --from/--to window" if window.time_from or window.time_to else ""
         org_note = f" at {org}" if org is not None else ""
         raise NotFoundError(
@@ -123,8 +126,6 @@ def command(
             + (" and the window" if where else "")
         )
     if html_path is not None:
-        details["format"] = "html"
-        details["file"] = str(html_path.resolve())
         # written beside the target first: only a file that exists in full is logged as exported,
         # and it appears under its name only once the log holds the entry
         staged = _stage(html_path, render_html(timeline))

@@ -199,6 +199,8 @@ _ROSTER_COLUMNS = [
     *("record_id", "event_time", "kind", "event_type", "sender", "recipients", "participants"),
     *("attributes", "blocked", "dlp_action", "source_name", "source_offset", "org", "channel"),
 ]
+#: what :func:`_blocked_ids` reads of a record after the window
+_BLOCKED_COLUMNS = ["record_id", "blocked", "dlp_action"]
 #: marks a row :func:`iter_conversation` read that releases, or tells of, a blocked held message
 NAMES_BLOCKED = "_vigil_names_blocked"
 #: marks a row :func:`iter_conversation` read from before ``time_from``: it tells who was present
@@ -245,20 +247,26 @@ def iter_conversation(
     # who is present when the window opens: the records before it, read for that alone (the
     # columns presence needs, marked :data:`BEFORE_WINDOW`; never shown, never an entry)
     earlier = replace(query, time_from=None, time_to=time_from) if time_from is not None else None
+    # the blocked records after it: a notice in the window may name a held message blocked later
+    # (the notice that it was queued, then the message the DLP stage blocked), and is withheld
+    # with it from the roles that do not see blocked records, as in the whole conversation
+    later = replace(query, time_from=time_to, time_to=None) if time_to is not None else None
 
-    # both read from one committed state before a row is returned: a compaction that retires a
+    # all read from one committed state before a row is returned: a compaction that retires a
     # listed file makes the read start over (read_consistently), never a timeline of two states
-    def read(live: list[DataFile]) -> tuple[pa.Table | None, pa.Table | None]:
+    def read(live: list[DataFile]) -> tuple[pa.Table | None, pa.Table | None, pa.Table | None]:
         table = _table(root, live, query, _COLUMNS)
-        if table is None or earlier is None:  # no file the window can hold: nothing before it matters
-            return None, table
-        return _table(root, live, earlier, _ROSTER_COLUMNS), table
+        if table is None:  # no file the window can hold: nothing around it matters
+            return None, None, None
+        before = _table(root, live, earlier, _ROSTER_COLUMNS) if earlier is not None else None
+        after = _table(root, live, later, _BLOCKED_COLUMNS, only_blocked=True) if later is not None else None
+        return before, table, after
 
-    before, table = read_consistently(root, layout.RECORDS, read)
+    before, table, after = read_consistently(root, layout.RECORDS, read)
     if table is None:
         return
     tables = [t for t in (before, table) if t is not None]
-    blocked = _blocked_ids(tables)
+    blocked = _blocked_ids([*tables, *([after] if after is not None else [])])
     _one_org(conversation_id, tables, _withheld_ids(tables, blocked) if without_blocked else set())
     for row in _in_turn(_rows(before, batch_rows)):
         row[BEFORE_WINDOW] = True
@@ -407,13 +415,19 @@ def _named(row: Mapping[str, Any], attributes: Mapping[str, str], where: str | N
     return attributes.get(where)
 
 
-def _table(root: Path, live: list[DataFile], query: Query, columns: list[str]) -> pa.Table | None:
-    """The records of ``live`` that ``query`` matches, in :data:`ORDER` (``None``: no file can hold one)."""
+def _table(
+    root: Path, live: list[DataFile], query: Query, columns: list[str], *, only_blocked: bool = False
+) -> pa.Table | None:
+    """The records of ``live`` that ``query`` matches, in :data:`ORDER` (``None``: no file can hold
+    one); ``only_blocked``: the blocked ones (either mark) alone."""
     files = sql.prune(live, query)
     if not files:
         return None
     compiled = sql.compile_query(query)
-    statement = f"SELECT {', '.join(columns)} FROM {sql.SOURCE} WHERE {compiled.where} ORDER BY {ORDER}"
+    where = compiled.where
+    if only_blocked:
+        where = f"({where}) AND (blocked IS TRUE OR dlp_action = '{DlpAction.BLOCK.value}')"
+    statement = f"SELECT {', '.join(columns)} FROM {sql.SOURCE} WHERE {where} ORDER BY {ORDER}"
     table: pa.Table = execute(
         statement, {**compiled.params, "files": sql.files_param(root, files)}, arrow=True
     )
