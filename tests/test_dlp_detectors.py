@@ -170,10 +170,35 @@ def test_context_words(tmp_path, context, text, found, score) -> None:
         ({"values": ["4012 8888 8888 1881"]}, "card 5500 0000 0000 0004", True),
         ({"regexes": [r"5500.*"]}, "card 5500 0000 0000 0004", False),
         ({"regexes": [r"0004"]}, "card 5500 0000 0000 0004", True),  # regexes match the whole value
+        (
+            {"regexes": [r"5500.*"]},
+            "card ５５００ ００００ ００００ ０００４",
+            False,
+        ),  # as detection reads it
     ],
 )
 def test_allow_list(tmp_path, allow, text, found) -> None:
     engine = engine_for(tmp_path, [rule("t.r", [{"type": "presidio", "entity": "CREDIT_CARD"}], allow=allow)])
+    assert bool(engine.inspect(text, Scope()).findings) is found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("mail maria@example.com", False),
+        ("mail maria@example。com", False),  # "。" typed by a Chinese input method for "."
+        ("mail maria@ｅｘａｍｐｌｅ.com", False),  # full-width letters
+        ("mail mar\u200bia@example.com", False),  # a zero-width space inside
+        ("mail MARIA@EXAMPLE.COM", True),  # case is the regex's own
+        ("mail MARIA@EXAMPLE.ORG", False),  # ...and (?i) takes any
+        ("mail maria@evil.com", True),
+    ],
+)
+def test_an_allow_regex_matches_the_value_as_written_and_as_detection_reads_it(tmp_path, text, found) -> None:
+    allow = {"regexes": [r".*@example\.com", r"(?i).*@example\.org"]}
+    engine = engine_for(
+        tmp_path, [rule("t.r", [{"type": "presidio", "entity": "EMAIL_ADDRESS"}], allow=allow)]
+    )
     assert bool(engine.inspect(text, Scope()).findings) is found
 
 

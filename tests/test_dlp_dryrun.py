@@ -499,9 +499,16 @@ def test_a_source_record_with_the_notice_type_is_traffic_and_replayed(
     assert dict(result.rules["pii.card-number"].counts) == {"blocked": 1}
 
 
-def test_a_hash_policy_replays_without_the_production_key(archive, tmp_path, capsys, monkeypatch) -> None:
-    """Samples show labels, never digests: the author's machine need not hold the HMAC secret."""
-    monkeypatch.delenv("VIGIL_DRYRUN_ONLY_KEY", raising=False)
+@pytest.mark.parametrize("held", [None, "short"])
+def test_a_hash_policy_replays_without_the_production_key(
+    archive, tmp_path, capsys, monkeypatch, held: str | None
+) -> None:
+    """Samples show labels, never digests: the author's machine need not hold the HMAC secret, and
+    a key there too short for `run` (before: refused, "only 5 bytes long") does not stop it."""
+    if held is None:
+        monkeypatch.delenv("VIGIL_DRYRUN_ONLY_KEY", raising=False)
+    else:
+        monkeypatch.setenv("VIGIL_DRYRUN_ONLY_KEY", held)
     card = {"type": "pattern", "entity": "CREDIT_CARD", "regex": r"\d{4}(?: \d{4}){3}"}
     policy = write_policy(
         tmp_path,

@@ -162,7 +162,7 @@ def test_scope_from_archived_row() -> None:
         direction="outbound",
         kind="message",
         org="acme",
-        sub_org=None,
+        sub_org="",  # a record without one is in no sub-organisation (not an unknown one)
         employee_groups=frozenset({"traders", "research"}),
     )
 

@@ -302,6 +302,40 @@ def test_an_allow_regex_that_lets_every_value_through_is_refused(tmp_path, regex
     assert f"policy.yaml:5: allow.regexes: allow regex '{regex}' matches any value" in str(info.value)
 
 
+@pytest.mark.parametrize("value", ["", "  ", "-", "\u200b", "( )"])
+def test_an_allow_value_that_is_empty_once_compared_is_refused(tmp_path, value: str) -> None:
+    path = write_policy(tmp_path, [rule("t.r1", [FOO])], allow={"values": ["4111 1111 1111 1111", value]})
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    assert f"allow.values: allow value #2 {value!r} is empty once spaces" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("regex", "named"),
+    [
+        ("\u200b", "U+200B ZERO WIDTH SPACE"),
+        ("EMP-\u200b\\d{4}", "U+200B ZERO WIDTH SPACE"),
+        ("EMP\\x00", "U+0000 NUL"),
+        ("x(?:\u2060)+y", "U+2060 WORD JOINER"),
+        ("[\u200b\u200c]", "U+200B ZERO WIDTH SPACE"),
+    ],
+)
+def test_a_regex_that_needs_a_character_detection_removes_is_refused(
+    tmp_path, regex: str, named: str
+) -> None:
+    # the text a pattern runs on has no invisible or control characters: such a rule never fires
+    path = write_policy(tmp_path, [rule("t.r1", [{"type": "pattern", "entity": "ZW", "regex": regex}])])
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(path)
+    assert f"needs {named}, which detection removes from the text" in str(info.value)
+
+
+@pytest.mark.parametrize("regex", ["a(?:\u200b)?b", "[\u200ba]", "(a|\u200b)"])
+def test_a_regex_where_such_a_character_is_optional_is_accepted(tmp_path, regex: str) -> None:
+    path = write_policy(tmp_path, [rule("t.r1", [{"type": "pattern", "entity": "ZW", "regex": regex}])])
+    load_policy_set(path)
+
+
 def test_an_allow_regex_for_some_values_is_accepted(tmp_path) -> None:
     path = write_policy(tmp_path, [rule("t.r1", [FOO])], allow={"regexes": [r".*@example\.com", "foo1.*"]})
     engine = Engine(load_policy_set(path))

@@ -133,6 +133,22 @@ def test_scan_answers_a_blank_line_with_an_error_line(tmp_path, capsys) -> None:
     assert code == 1 and "scanned 5 line(s)" in err and "3 error(s)" in err
 
 
+def test_scan_answers_a_line_without_an_id_with_an_error_line(tmp_path, capsys) -> None:
+    # before: scanned, and answered with "id": null, matched to its line by position alone
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b'{"text": "card 4012 8888 8888 1881"}\n{"id": null, "text": "x"}\n{"id": 0, "text": "hello"}\n'
+    )
+    code, out, err = run(["dlp", "scan", "--policy", str(RULES / "pii.yaml"), "--input", str(source)], capsys)
+    rows = strict_rows(out)
+    expected = "missing id: each line needs an 'id' (a string or a number) to match its answer to it"
+    assert rows[0] == {"line": 1, "error": expected}
+    assert rows[1] == {"line": 2, "error": expected}
+    assert rows[2]["id"] == 0 and rows[2]["action"] == "none"  # 0 is an id
+    assert "4012" not in out
+    assert code == 1 and "2 error(s)" in err
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
 def test_scan_names_a_utf16_input_and_how_to_convert_it(tmp_path, capsys, encoding: str) -> None:
     source = tmp_path / "in.jsonl"

@@ -75,6 +75,29 @@ def test_org_sub_org_and_group_scopes_ignore_case(tmp_path: Path) -> None:
     assert fired(engine, Scope(employee_groups=frozenset())) == {"s.org", "s.sub"}
 
 
+def test_an_archived_record_without_a_sub_organisation_is_outside_a_sub_org_scope(tmp_path: Path) -> None:
+    # a record's sub_org is optional; one without is in no sub-organisation, not an unknown one
+    # that every sub_orgs: list takes (before: a rule for hong-kong blocked it)
+    engine = engine_for(
+        tmp_path,
+        [
+            rule("s.sub", lexicon("W_SUB"), action="flag", scope={"sub_orgs": ["hong-kong"]}),
+            rule("s.any", lexicon("W_ANY"), action="flag"),
+        ],
+    )
+    base = {"channel": "sms", "direction": "outbound", "kind": "message", "org": "acme"}
+    for sub_org, expected in (
+        ("hong-kong", {"s.sub", "s.any"}),
+        ("london", {"s.any"}),
+        (None, {"s.any"}),
+        ("", {"s.any"}),
+    ):
+        assert fired(engine, Scope.from_row({**base, "sub_org": sub_org})) == expected, sub_org
+    assert fired(engine, Scope.from_row(base)) == {"s.any"}  # the key missing altogether
+    # a scanned text that does not say is still unknown, and takes the rule
+    assert fired(engine, Scope(org="acme")) == {"s.sub", "s.any"}
+
+
 # ---------------------------------------------------------------------------------------------
 # scope: names that mean nothing are refused at their line
 

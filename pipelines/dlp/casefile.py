@@ -390,9 +390,19 @@ class _TestKeys(dict[str, str]):
         return os.environ.get(key) or TEST_HASH_KEY
 
 
+class _ReplayKeys(dict[str, str]):
+    """Environment for dry-runs: the fixed test key for every hash operator, whatever the real
+    variable holds (a dry-run's samples show labels, never digests, so no key is ever used; a
+    short or stale key where the author runs it must not stop the replay)."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return TEST_HASH_KEY
+
+
 #: The HMAC key case files are run with (not a secret; long enough for the key length check).
 TEST_HASH_KEY = "vigil-policy-test-key, not a secret: 0123456789"
 TEST_KEYS = _TestKeys()
+REPLAY_KEYS = _ReplayKeys()
 
 
 def case_files(target: str | Path) -> list[Path]:

@@ -252,9 +252,17 @@ class Allow:
         value = value.strip()
         if self._key(value) in self.values:
             return True
+        if not self.regexes:
+            return False
+        # the value as written, and as detection reads it (full-width letters, "。" typed for ".",
+        # invisible characters gone): "ｍａｒｉａ@example。com" is the address an allow regex for
+        # example.com lets through. Case is the regex's own: "(?i)" takes any.
+        norm = normalize(value)
+        lo, hi = norm.copies()[0]
+        forms = dict.fromkeys((value, norm.text[lo:hi].strip()))
         for pattern, compiled in self.regexes:
             try:
-                if compiled.fullmatch(value, timeout=TEXT_BUDGET_SECONDS) is not None:
+                if any(compiled.fullmatch(form, timeout=TEXT_BUDGET_SECONDS) is not None for form in forms):
                     return True
             except TimeoutError:
                 raise RegexTimeout(pattern, TEXT_BUDGET_SECONDS) from None

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.dlp.casefile import TEST_KEYS
+from pipelines.dlp.casefile import REPLAY_KEYS
 from pipelines.dlp.engine import Engine, Scope, Verdict
 from pipelines.dlp.policy import OperatorSpec, PolicySet
 from pipelines.dlp.redact import Span, rewrite
@@ -235,8 +235,8 @@ def dry_run(
     """Replay the archive (or ``rows``) through ``new`` and report the differences per rule."""
     # samples replace every finding by its label, so a hash operator's key is never used: the
     # test key stands in for one that is not set, as for `vigil dlp test`
-    engine = Engine(new, hash_key_env=TEST_KEYS)
-    current_engine = Engine(against, hash_key_env=TEST_KEYS) if against is not None else None
+    engine = Engine(new, hash_key_env=REPLAY_KEYS)
+    current_engine = Engine(against, hash_key_env=REPLAY_KEYS) if against is not None else None
     report_ = DryRunReport(
         new_policy=new.label, current_policy=against.label if against else "stored verdicts"
     )

@@ -60,6 +60,8 @@ class Scope:
         """The scope of an archived record dict (``pipelines.record`` field names).
 
         Employee groups are those of every employee taking part: the sender and the recipients.
+        Everything is known of a record: a record with no sub-organisation has none (``""``, which
+        no ``sub_orgs:`` list names), not an unknown one that every list would take.
         """
         groups: set[str] = set()
         parties = [row.get("sender"), *(row.get("recipients") or [])]
@@ -71,7 +73,7 @@ class Scope:
             direction=_str(row.get("direction")),
             kind=_str(row.get("kind")),
             org=_str(row.get("org")),
-            sub_org=_str(row.get("sub_org")),
+            sub_org=_str(row.get("sub_org")) or "",
             employee_groups=frozenset(groups),
         )
 

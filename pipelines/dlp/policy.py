@@ -159,6 +159,32 @@ def _max_width(pattern: str) -> int | None:
     return None if longest >= _c.MAXREPEAT else longest
 
 
+def _removed_needed(pattern: str) -> str | None:
+    """A character every match of ``pattern`` must hold that normalisation removes before any
+    pattern runs (a zero-width space, a NUL), or None: such a pattern can never match."""
+    from pipelines.dlp.batch_regex import _c, _parser
+    from pipelines.dlp.normalize import REMOVED
+
+    def needed(items: Any) -> str | None:
+        for op, av in items:
+            if op is _c.LITERAL and chr(av) in REMOVED:
+                return chr(av)
+            if op is _c.IN and av and all(o is _c.LITERAL and chr(a) in REMOVED for o, a in av):
+                return chr(av[0][1])
+            inner = None
+            if op is _c.SUBPATTERN:
+                inner = av[-1]
+            elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
+                inner = av[2]
+            elif op is getattr(_c, "ATOMIC_GROUP", None):
+                inner = av
+            if inner is not None and (found := needed(inner)):
+                return found
+        return None
+
+    return needed(_parser.parse(pattern))
+
+
 #: A POSIX character class (``[[:digit:]]``), which Python's re reads as a set of the characters
 #: ``[``, ``:``, ``d``, ... (a rule that silently never matches what its author meant).
 _POSIX_CLASS = re.compile(
@@ -175,6 +201,14 @@ _POSIX_WRITE = {
     "word": "\\w",
     "blank": "[ \\t]",
 }
+
+
+def _named_char(ch: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: a character named so that an invisible one can be seen."""
+    import unicodedata
+
+    name = unicodedata.name(ch, "") or {"\x00": "NUL"}.get(ch, "a control character")
+    return f"U+{ord(ch):04X} {name}"
 
 
 def _compile_user_regex(value: str, ignore_case: bool = False) -> re.Pattern[str]:
@@ -568,6 +602,12 @@ class PatternDetector(_Model):
                 "(?=...) take no characters), and a finding is never empty, so the rule could never "
                 "fire: write the characters the finding is, e.g. (?<=EMP-)\\d{6} for the digits after EMP-"
             )
+        if (gone := _removed_needed(value)) is not None:
+            raise ValueError(
+                f"regex '{value}' needs {_named_char(gone)}, which detection removes from the text before "
+                "any pattern runs (invisible and control characters go, so 'EMP-\\u200b0042' reads "
+                "'EMP-0042'), so the rule could never fire: leave the character out of the regex"
+            )
         return value
 
     @model_validator(mode="after")
@@ -649,6 +689,18 @@ class AllowSpec(_Model):
 
     values: list[str] = Field(default_factory=list, description="Exact values (compared without spaces).")
     regexes: list[str] = Field(default_factory=list, description="Regexes a whole value must match.")
+
+    @field_validator("values")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        for i, item in enumerate(value):
+            if not checksums.canonical(item):
+                raise ValueError(
+                    f"allow value #{i + 1} {item!r} is empty once spaces, separators and invisible "
+                    "characters are left out (values are compared so), so it lets nothing through: "
+                    "remove it or write the value to allow, e.g. '4111 1111 1111 1111'"
+                )
+        return value
 
     @field_validator("regexes")
     @classmethod

@@ -91,6 +91,9 @@ def parse_line(
         out["error"] = message
         return out
 
+    if ident is None:
+        # the answer would carry "id": null, and could be matched to its line by position alone
+        return error("missing id: each line needs an 'id' (a string or a number) to match its answer to it")
     text = obj.get("text")
     if "text" not in obj:
         return error("missing text: each line needs a string field 'text'")
