@@ -318,6 +318,8 @@ def test_an_allow_value_that_is_empty_once_compared_is_refused(tmp_path, value: 
         ("EMP\\x00", "U+0000 NUL"),
         ("x(?:\u2060)+y", "U+2060 WORD JOINER"),
         ("[\u200b\u200c]", "U+200B ZERO WIDTH SPACE"),
+        ("EMP[\u200b-\u200d]\\d{4}", "U+200B ZERO WIDTH SPACE"),  # a range of them
+        ("EMP(?:\u200b\\d|\u200c\\w)", "U+200B ZERO WIDTH SPACE"),  # every alternative needs one
     ],
 )
 def test_a_regex_that_needs_a_character_detection_removes_is_refused(
@@ -330,7 +332,9 @@ def test_a_regex_that_needs_a_character_detection_removes_is_refused(
     assert f"needs {named}, which detection removes from the text" in str(info.value)
 
 
-@pytest.mark.parametrize("regex", ["a(?:\u200b)?b", "[\u200ba]", "(a|\u200b)"])
+@pytest.mark.parametrize(
+    "regex", ["a(?:\u200b)?b", "[\u200ba]", "(a|\u200b)", "EMP(?:\u200b\\d|x)", "[\u200b-\u200da]"]
+)
 def test_a_regex_where_such_a_character_is_optional_is_accepted(tmp_path, regex: str) -> None:
     path = write_policy(tmp_path, [rule("t.r1", [{"type": "pattern", "entity": "ZW", "regex": regex}])])
     load_policy_set(path)

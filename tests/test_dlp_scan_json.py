@@ -138,15 +138,19 @@ def test_scan_answers_a_line_without_an_id_with_an_error_line(tmp_path, capsys) 
     source = tmp_path / "in.jsonl"
     source.write_bytes(
         b'{"text": "card 4012 8888 8888 1881"}\n{"id": null, "text": "x"}\n{"id": 0, "text": "hello"}\n'
+        b'{"id": true, "text": "x"}\n{"id": [], "text": "x"}\n{"id": "", "text": "x"}\n'
     )
     code, out, err = run(["dlp", "scan", "--policy", str(RULES / "pii.yaml"), "--input", str(source)], capsys)
     rows = strict_rows(out)
-    expected = "missing id: each line needs an 'id' (a string or a number) to match its answer to it"
-    assert rows[0] == {"line": 1, "error": expected}
-    assert rows[1] == {"line": 2, "error": expected}
+    rule = ": each line needs an 'id' (a string or a number) to match its answer to it"
+    assert rows[0] == {"line": 1, "error": "missing id" + rule}
+    assert rows[1] == {"line": 2, "error": "missing id" + rule}
     assert rows[2]["id"] == 0 and rows[2]["action"] == "none"  # 0 is an id
+    assert rows[3] == {"line": 4, "error": "id is true" + rule}
+    assert rows[4] == {"line": 5, "error": "id is an array" + rule}
+    assert rows[5] == {"line": 6, "error": "id is empty" + rule}
     assert "4012" not in out
-    assert code == 1 and "2 error(s)" in err
+    assert code == 1 and "5 error(s)" in err
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])

@@ -307,6 +307,7 @@ def test_nesting_up_to_the_limit_is_read() -> None:
         "to:9999-12-31T23:00:00-05:00",  # 10000-01-01T04:00Z
         "to:9999-12",
         "to:9999",
+        "to:9999-W52",  # its Sunday is in year 10000
     ],
 )
 def test_an_end_past_the_calendar_means_no_end(text: str) -> None:
@@ -393,7 +394,7 @@ def test_a_period_the_calendar_does_not_have_is_refused(text: str) -> None:
         ("org:acme/asia", "orgs", (OrgRef("acme", "asia"),)),
         ('conversation:"acme:wa:grp,1"', "conversations", ("acme:wa:grp,1",)),
         ("conversation:a,b", "conversations", ("a", "b")),
-        ('rule:"pii.card,x"', "rules", ("pii.card,x",)),
+        ('rule:"pii.card,x"', "rules", ("pii.card", "x")),  # rule ids hold no comma: a list still
         ('channel:"sms,line"', "channels", ("sms", "line")),  # fixed choices hold no comma: a list still
     ],
 )
@@ -408,6 +409,7 @@ def test_a_quoted_value_is_taken_whole(text: str, attribute: str, expected: obje
         ({"org": "acme/wealth-hk"}, "orgs", (OrgRef("acme", "wealth-hk"),)),
         ({"conversation": ["grp,1", "grp,2"]}, "conversations", ("grp,1", "grp,2")),
         ({"channel": "sms,line"}, "channels", ("sms", "line")),
+        ({"rule": "pii.card,pii.iban"}, "rules", ("pii.card", "pii.iban")),  # rule ids hold no comma
     ],
 )
 def test_a_flag_value_is_one_value(flags: dict[str, object], attribute: str, expected: object) -> None:
@@ -466,3 +468,8 @@ def test_filters_that_cannot_be_ored_say_so(text: str, says: str) -> None:
 def test_a_phrase_with_nothing_to_search_is_named_as_typed() -> None:
     with pytest.raises(QueryError, match=re.escape('" " has no letters or digits')):
         parse_query('" "')
+
+
+def test_the_access_log_tells_an_organisation_id_holding_a_slash_from_a_sub_organisation() -> None:
+    assert parse_query('org:"acme/asia"').to_dict() == {"orgs": ['"acme/asia"']}
+    assert parse_query("org:acme/asia").to_dict() == {"orgs": ["acme/asia"]}

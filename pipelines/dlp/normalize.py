@@ -73,10 +73,10 @@ _NUMBER_SYMBOL = re.compile(
     # unlike the other digits of their families ("➀", "➊")
     r"|^DINGBAT (?:NEGATIVE )?CIRCLED SANS-SERIF DIGIT ZERO$"
 )
-#: punctuation read as the ASCII sign it is drawn like (Unicode's confusables): a colon ("꞉",
-#: "∶", "ː", "։", "׃") or an equals sign (the double hyphens "゠", "⹀"), so "password꞉ hunter22"
-#: still names a password; not the marks drawn like a colon (the visarga "ः"), which belong to
-#: the letter before them
+#: punctuation and symbols read as the ASCII sign they are drawn like (Unicode's confusables): a
+#: colon ("꞉", "∶", "˸", "։", "׃"), so "password꞉ hunter22" still names a password; not the letters
+#: and marks drawn like one (the length mark "ː", the visarga "ः"), which belong to their word,
+#: nor the dashes drawn like an equals sign ("゠", "⹀"), which are read as dashes as every dash is
 _SIGN_LOOKALIKES = ":="
 
 
@@ -109,7 +109,8 @@ def _tables() -> tuple[frozenset[str], dict[int, str], dict[int, str], frozenset
             drawn = "".join(ch for ch in entry["c"] if ch not in removed)
             if (
                 len(drawn) == 1
-                and unicodedata.category(drawn)[0] != "M"
+                and unicodedata.category(drawn)[0] not in "LM"  # a letter or a mark is part of a word
+                and ord(drawn) not in fold  # a dash drawn like "=" ("゠") stays a dash, as every dash
                 and unicodedata.normalize("NFKC", drawn) == drawn
             ):
                 fold[ord(drawn)] = sign

@@ -169,8 +169,10 @@ def _removed_needed(pattern: str) -> str | None:
         for op, av in items:
             if op is _c.LITERAL and chr(av) in REMOVED:
                 return chr(av)
-            if op is _c.IN and av and all(o is _c.LITERAL and chr(a) in REMOVED for o, a in av):
-                return chr(av[0][1])
+            if op is _c.IN and av and (gone := _all_removed(av)):
+                return gone
+            if op is _c.BRANCH and all(each := [needed(alt) for alt in av[1]]):
+                return each[0]  # every alternative needs one
             inner = None
             if op is _c.SUBPATTERN:
                 inner = av[-1]
@@ -178,9 +180,21 @@ def _removed_needed(pattern: str) -> str | None:
                 inner = av[2]
             elif op is getattr(_c, "ATOMIC_GROUP", None):
                 inner = av
-            if inner is not None and (found := needed(inner)):
-                return found
+            if inner is not None and (within := needed(inner)):
+                return within
         return None
+
+    def _all_removed(items: Any) -> str | None:
+        """The first character of a class made only of removed characters (literals and ranges)."""
+        chars: list[str] = []
+        for o, a in items:
+            if o is _c.LITERAL:
+                chars.append(chr(a))
+            elif o is _c.RANGE and a[1] - a[0] < 0x1000:
+                chars.extend(map(chr, range(a[0], a[1] + 1)))
+            else:
+                return None
+        return chars[0] if chars and all(ch in REMOVED for ch in chars) else None
 
     return needed(_parser.parse(pattern))
 

@@ -91,9 +91,15 @@ def parse_line(
         out["error"] = message
         return out
 
-    if ident is None:
-        # the answer would carry "id": null, and could be matched to its line by position alone
-        return error("missing id: each line needs an 'id' (a string or a number) to match its answer to it")
+    if ident is None or ident == "" or isinstance(ident, bool) or not isinstance(ident, str | int | float):
+        # the answer would carry "id": null (or true, or a list), matched to its line by position alone
+        shown = (
+            "missing id" if ident is None else "id is empty" if ident == "" else f"id is {_json_kind(ident)}"
+        )
+        return {
+            "line": number,
+            "error": f"{shown}: each line needs an 'id' (a string or a number) to match its answer to it",
+        }
     text = obj.get("text")
     if "text" not in obj:
         return error("missing text: each line needs a string field 'text'")

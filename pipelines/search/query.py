@@ -301,7 +301,7 @@ class Query:
             if isinstance(value, dt.datetime):
                 out[f.name] = show_time(value, end=f.name == "time_to")
             elif f.name == "orgs":
-                out[f.name] = [o.render() for o in value]
+                out[f.name] = [_shown_org(o) for o in value]
             else:
                 out[f.name] = list(value)
         return out
@@ -317,14 +317,22 @@ class Query:
                 parts.append(f"{key}:{show_time(value, end=key == 'to')}")
                 continue
             for item in value:
-                shown = item.render() if isinstance(item, OrgRef) else item
-                # quoted when the grammar would end the value early (at a space or a bracket) or
-                # read it as more than one (a list at commas; an organisation id holding "/")
-                quote = any(c.isspace() or c in "()," for c in shown) or (
-                    isinstance(item, OrgRef) and item.sub_org is None and "/" in item.org
-                )
-                parts.append(f'{key}:"{shown}"' if quote else f"{key}:{shown}")
+                parts.append(f"{key}:{_shown_org(item) if isinstance(item, OrgRef) else _shown(item)}")
         return " ".join(parts)
+
+
+def _shown(value: str) -> str:
+    """A filter value as written in a query: quoted when the grammar would end it early (at a
+    space or a bracket) or read it as more than one (a list at commas)."""
+    return f'"{value}"' if any(c.isspace() or c in "()," for c in value) else value
+
+
+def _shown_org(ref: OrgRef) -> str:
+    """An ``org:`` value as written in a query (and in the access log): ``acme/wealth-hk`` for a
+    sub-organisation, ``"acme/asia"`` in quotes for one organisation id holding a ``/``."""
+    if ref.sub_org is None and "/" in ref.org:
+        return f'"{ref.org}"'
+    return _shown(ref.render())
 
 
 def _single_cjk_char(leaf: Leaf) -> bool:
@@ -337,8 +345,8 @@ def _single_cjk_char(leaf: Leaf) -> bool:
 
 def _split_values(value: str, spec: FilterSpec, *, whole: bool = False) -> list[str]:
     """A filter's values: a list at commas for the filters that take several (a value of fixed
-    choices never holds a comma, so those are split even when ``whole``)."""
-    if spec.choices or (spec.key in ("rule", "conversation", "org") and not whole):
+    choices and a rule id never hold a comma, so those are split even when ``whole``)."""
+    if spec.choices or spec.key == "rule" or (spec.key in ("conversation", "org") and not whole):
         return value.split(",")
     return [value]
 
@@ -484,7 +492,8 @@ def _period(value: str) -> tuple[dt.date, dt.date] | None:
         return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
     if found[3]:
         monday = dt.date.fromisocalendar(year, int(found[3]), 1)
-        return monday, dt.date.fromisocalendar(year, int(found[3]), 7)
+        # the last week of 9999 ends in year 10000: OverflowError, "no end" for a to: bound
+        return monday, monday + dt.timedelta(days=6)
     return dt.date(year, 1, 1), dt.date(year, 12, 31)
 
 
