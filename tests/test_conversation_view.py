@@ -896,6 +896,17 @@ def test_held_messages_an_event_drops_say_they_were_not_delivered(tmp_path: Path
     )
 
 
+def _shown_by_role(tmp_path: Path, rows: list[dict]) -> dict[str, list[str]]:
+    """The event ids of the entries each role's view of conv-en shows, in order."""
+    root = write_archive(tmp_path / "a", rows)
+    ids = {r["record_id"]: r["event_id"] for r in rows}
+    loaded = load_conversation(root, "conv-en")
+    return {
+        who.role.value: [ids[e.record_id] for e in build_timeline("conv-en", loaded, who).entries]
+        for who in (OFFICER, REVIEWER, Identity("crm-sync", AccessRole.CRM))
+    }
+
+
 def test_the_crm_role_does_not_see_the_hold_notice_of_a_blocked_held_message(tmp_path: Path) -> None:
     """Before, "Held for later (1 of 5)" stayed in the CRM view right after the one message it left
     out: it told that a message existed, when it was written, and its place in the queue."""
@@ -907,15 +918,11 @@ def test_the_crm_role_does_not_see_the_hold_notice_of_a_blocked_held_message(tmp
         row("q-2", at(5, 9, 1), body="two", attributes={"delivery": "queued"}),
         hold_notice("n-2", at(5, 9, 1) + dt.timedelta(seconds=1), "q-2"),
     ]
-    root = write_archive(tmp_path / "a", rows)
-    ids = {r["record_id"]: r["event_id"] for r in rows}
-    loaded = load_conversation(root, "conv-en")
-    for who, shown in (
-        (OFFICER, ["q-1", "n-1", "q-2", "n-2"]),
-        (REVIEWER, ["q-1", "n-1", "q-2", "n-2"]),
-        (Identity("crm-sync", AccessRole.CRM), ["q-2", "n-2"]),
-    ):
-        assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, who).entries] == shown
+    assert _shown_by_role(tmp_path, rows) == {
+        "officer": ["q-1", "n-1", "q-2", "n-2"],
+        "reviewer": ["q-1", "n-1", "q-2", "n-2"],
+        "crm": ["q-2", "n-2"],
+    }
 
 
 def test_the_crm_role_does_not_see_the_notice_that_a_blocked_message_was_not_sent(tmp_path: Path) -> None:
@@ -941,15 +948,11 @@ def test_the_crm_role_does_not_see_the_notice_that_a_blocked_message_was_not_sen
             attributes={"refused_event_id": "m-2"},
         ),
     ]
-    root = write_archive(tmp_path / "a", rows)
-    ids = {r["record_id"]: r["event_id"] for r in rows}
-    loaded = load_conversation(root, "conv-en")
-    for who, shown in (
-        (OFFICER, ["m-1", "n-1", "m-2", "n-2"]),
-        (REVIEWER, ["m-1", "n-1", "m-2", "n-2"]),
-        (Identity("crm-sync", AccessRole.CRM), ["m-2", "n-2"]),
-    ):
-        assert [ids[e.record_id] for e in build_timeline("conv-en", loaded, who).entries] == shown
+    assert _shown_by_role(tmp_path, rows) == {
+        "officer": ["m-1", "n-1", "m-2", "n-2"],
+        "reviewer": ["m-1", "n-1", "m-2", "n-2"],
+        "crm": ["m-2", "n-2"],
+    }
 
 
 def test_a_hold_notice_timed_before_its_blocked_message_is_left_out_too(

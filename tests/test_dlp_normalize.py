@@ -280,6 +280,11 @@ def test_an_endless_chain_of_switches_stops_after_the_last_round() -> None:
     ],
 )
 def test_punctuation_drawn_like_a_colon_reads_as_one(original: str, normalised: str) -> None:
+    _reads_whole(original, normalised)
+
+
+def _reads_whole(original: str, normalised: str) -> None:
+    """``original`` normalises to ``normalised``, which maps back onto the whole of it."""
     norm = normalize(original)
     assert norm.text == normalised
     assert norm.to_original(0, len(norm.text)) == (0, len(original))
@@ -295,9 +300,7 @@ def test_punctuation_drawn_like_a_colon_reads_as_one(original: str, normalised: 
     ],
 )
 def test_sound_marks_and_the_acute_accent(original: str, normalised: str) -> None:
-    norm = normalize(original)
-    assert norm.text == normalised
-    assert norm.to_original(0, len(norm.text)) == (0, len(original))
+    _reads_whole(original, normalised)
 
 
 def test_plain_text_takes_the_identity_path() -> None:
