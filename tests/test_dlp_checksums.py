@@ -44,6 +44,8 @@ CASES = [
     ("payment_card", "2099 0017 6148 1239", False),  # 2099: between Mir and Mastercard, no scheme's
     ("payment_card", "3312 3456 7890 1238", False),  # 33: no scheme issues cards there
     ("payment_card", "3852 0000 0232 37", True),  # Diners 38, 14
+    ("payment_card", "621483000000001239", True),  # UnionPay, 18
+    ("payment_card", "620102196712262342", False),  # Luhn-valid, but a valid Chinese resident id too
     ("iban", "GB82 WEST 1234 5698 7654 32", True),
     ("iban", "DE89370400440532013000", True),
     ("iban", "FR1420041010050500013M02606", True),
