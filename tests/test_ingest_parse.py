@@ -54,6 +54,17 @@ BAD = [
     # nothing a reader could see: zero-width and joiner characters, a BOM, a soft hyphen
     ("empty_message", line(event(1, body="\u200b\u2060\u200d")), "body text or at least one attachment"),
     ("empty_message", line(event(1, body=" \ufeff\u00ad \t")), "body text or at least one attachment"),
+    # an auto-message is text sent to someone: with none it is as empty as a message
+    (
+        "empty_message",
+        line(event(1, kind="auto_message", event_type="template_sent", audience="customer", body="\u200b")),
+        "an auto-message needs body text or at least one attachment",
+    ),
+    (
+        "empty_message",
+        line(event(1, kind="auto_message", event_type="template_sent", audience="employee", body="")),
+        "an auto-message needs body text or at least one attachment",
+    ),
     ("invalid_timestamp", line(event(1, event_time="2026-01-05T09:00:00")), "timezone"),
     ("invalid_timestamp", line(event(1, event_time="yesterday")), "event_time"),
     (
@@ -239,6 +250,11 @@ GOOD = [
     (
         "auto message",
         event(1, kind="auto_message", event_type="opted_in", audience="employee", direction="system"),
+    ),
+    # an event (someone joined, a window expired) may carry no text at all
+    (
+        "event without a body",
+        event(1, kind="event", event_type="participant_added", direction="system", body=None),
     ),
     ("body at the limit", event(1, body="y" * MAX_BODY_CHARS)),
     # ids with plain inner spaces and composed letters are fine

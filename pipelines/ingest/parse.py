@@ -170,7 +170,8 @@ def _classify(exc: ValidationError) -> tuple[str, str]:
     if "body has" in message:
         return "oversized_body", listing
     if "empty message" in message:
-        return "empty_message", "a message needs body text or at least one attachment"
+        what = "an auto-message" if "auto_message with no body" in message else "a message"
+        return "empty_message", f"{what} needs body text or at least one attachment"
     if any(str(e["loc"][0]) in ("event_time", "received_time") for e in errors if e["loc"]):
         return "invalid_timestamp", listing
     return "invalid_event", f"{loc}: {first['msg']}" if len(errors) == 1 else listing
