@@ -439,9 +439,9 @@ class Event(_Strict):
     def _consistent(self) -> Event:
         # an auto-message is text the system sent someone: with nothing to read it is as empty
         # as a message (an event, such as a participant added, may have no text at all)
-        if self.kind in (Kind.MESSAGE, Kind.AUTO_MESSAGE):
-            if not (self.body and visible(self.body)) and not self.attachments:
-                raise ValueError(f"empty message: {self.kind} with no body text and no attachments")
+        text = bool(self.body and visible(self.body))
+        if self.kind in (Kind.MESSAGE, Kind.AUTO_MESSAGE) and not text and not self.attachments:
+            raise ValueError(f"empty message: {self.kind} with no body text and no attachments")
         if self.kind == Kind.MESSAGE:
             if self.event_type is not None:
                 raise ValueError("a plain message has no event_type; use kind auto_message or event")
