@@ -444,7 +444,8 @@ def test_attachment_names_and_free_text_attributes_only_for_officers(tmp_path: P
                 "message · refused (reason not shown)",
                 "message · queued",
                 "message · refused (window_expired)",
-                "message · queued (position 2)",
+                # the CRM role sees no position at all (a hidden held message would leave a gap)
+                "message · queued (position 2)" if who.sees_dlp else "message · queued",
             ]
             for shown in (terminal(t), render_html(t)):
                 assert "4532" not in shown and "0366" not in shown and "card" not in shown
@@ -783,16 +784,19 @@ def test_a_release_names_the_held_message_and_the_held_message_its_release(tmp_p
     for who in (OFFICER, REVIEWER, Identity("crm-sync", AccessRole.CRM)):
         t = build_timeline("conv-en", load_conversation(root, "conv-en"), who)
         headings = {e.record_id: e.heading for e in t.entries}
-        assert headings[ids["q-1"]] == "message · queued (position 1) · delivered at 11:00:00"
-        assert headings[ids["q-2"]] == "message · queued (position 2) · delivered at 2026-01-06 08:00:00"
+        # positions for the roles that see every held message (none for CRM: see
+        # test_the_crm_role_sees_no_queue_positions_a_hidden_held_message_would_leave_a_gap_in)
+        held, at_ = (" (position {})", " (held at position {})") if who.sees_dlp else ("", "")
+        assert headings[ids["q-1"]] == f"message · queued{held.format(1)} · delivered at 11:00:00"
+        assert headings[ids["q-2"]] == f"message · queued{held.format(2)} · delivered at 2026-01-06 08:00:00"
         assert headings[ids["d-1"]] == (
-            "event · queued delivered · releases the message of 09:00:00 (held at position 1)"
+            f"event · queued delivered · releases the message of 09:00:00{at_.format(1)}"
         )
         assert headings[ids["d-2"]] == (
-            "event · queued delivered · releases the message of 2026-01-05 09:01:00 (held at position 2)"
+            f"event · queued delivered · releases the message of 2026-01-05 09:01:00{at_.format(2)}"
         )
         shown = terminal(t)
-        assert "[event · queued delivered · releases the message of 09:00:00 (held at position 1)]" in shown
+        assert f"[event · queued delivered · releases the message of 09:00:00{at_.format(1)}]" in shown
         page = render_html(t)
         # in-page links both ways, to anchors the page has
         for source, target in (("d-1", "q-1"), ("q-1", "d-1"), ("d-2", "q-2"), ("q-2", "d-2")):
@@ -1079,6 +1083,50 @@ def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path
             build_timeline("conv-en", loaded, who).entries[0].heading
             == "message · queued · released at 11:00:00"
         )
+
+
+def test_the_crm_role_sees_no_queue_positions_a_hidden_held_message_would_leave_a_gap_in(
+    tmp_path: Path,
+) -> None:
+    """Held at positions 1, 2 and 3 with the second blocked: "1" and "3" shown to the CRM role would
+    say that something it cannot see was held in between."""
+    blocked = {
+        "dlp_action": "block",
+        "dlp_rule_ids": ["secrets.cloud-key"],
+        "dlp_findings": [{**KEY_FINDING, "start": 4, "end": 24}],
+        "blocked": True,
+        "body_redacted": "key <AWS_ACCESS_KEY_ID>",
+    }
+    rows = [
+        _held(1, 0),
+        row(
+            "q-2",
+            at(5, 9, 1),
+            body="key AKIAIOSFODNN7EXAMPLE",
+            attributes={"delivery": "queued", "queue_position": "2"},
+            dlp=blocked,
+        ),
+        _held(3, 2),
+        _release("d-1", at(5, 11), "q-1", "1"),
+        _release("d-2", at(5, 11, 1), "q-2", "2"),
+        _release("d-3", at(5, 11, 2), "q-3", "3"),
+    ]
+    loaded = load_conversation(write_archive(tmp_path / "a", rows), "conv-en")
+    crm = build_timeline("conv-en", loaded, Identity("crm-sync", AccessRole.CRM))
+    assert [e.heading for e in crm.entries] == [
+        "message · queued · delivered at 11:00:00",
+        "message · queued · delivered at 11:02:00",
+        "event · queued delivered · releases the message of 09:00:00",
+        "event · queued delivered · releases the message of 09:02:00",
+    ]
+    assert "position" not in terminal(crm) + render_html(crm)
+    # the reviewer sees every record (the blocked one redacted), so its numbering has no gap
+    reviewer = [e.heading for e in build_timeline("conv-en", loaded, REVIEWER).entries]
+    assert reviewer[:3] == [
+        "message · queued (position 1) · delivered at 11:00:00",
+        "message · queued (position 2) · released at 11:01:00",
+        "message · queued (position 3) · delivered at 11:02:00",
+    ]
 
 
 @pytest.mark.parametrize(

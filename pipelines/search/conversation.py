@@ -688,12 +688,23 @@ _MEDIA_TYPE = re.compile(r"(?!.*[0-9]{3})[A-Za-z][A-Za-z0-9.+_-]{0,63}/[A-Za-z0-
 
 def _delivery_note(attributes: Mapping[str, str], viewer: Identity) -> str | None:
     """Why a message was refused, or where it was queued. Roles that do not see original text
-    get only a reason from :data:`REFUSAL_REASONS` and a plain number for the position."""
-    refusal, position = attributes.get("refusal"), attributes.get("queue_position")
+    get only a reason from :data:`REFUSAL_REASONS` and a plain number for the position; a role
+    that does not see blocked messages (CRM) gets no position (see :func:`_shown_position`)."""
+    refusal = attributes.get("refusal")
     if not viewer.sees_original:
         refusal = refusal if refusal in REFUSAL_REASONS else ("reason not shown" if refusal else None)
-        position = position if position and _QUEUE_POSITION.fullmatch(position) else None
+    position = _shown_position(attributes, viewer)
     return refusal or (f"position {position}" if position else None)
+
+
+def _shown_position(attributes: Mapping[str, str], viewer: Identity) -> str | None:
+    """A held message's place in the queue as ``viewer`` may see it: as written for officers, a
+    plain number for reviewers, and none for a role blocked messages are hidden from, since the
+    gap a hidden held message leaves in the numbering (positions 1, 2, 4) would point at it."""
+    position = attributes.get("queue_position")
+    if not position or not viewer.sees_dlp:
+        return None
+    return position if viewer.sees_original or _QUEUE_POSITION.fullmatch(position) else None
 
 
 #: events that end a hold without delivering what is held, when their record does not say how
@@ -731,8 +742,7 @@ def _queue_refs(entry: Entry, attributes: Mapping[str, str], viewer: Identity, r
         return
     if entry.event_type == EventType.QUEUED_DELIVERED.value:
         entry.releases = releases
-        position = attributes.get("queue_position")
-        if position and (viewer.sees_original or _QUEUE_POSITION.fullmatch(position)):
+        if position := _shown_position(attributes, viewer):
             entry.release_position = position
         return
     dropped = (attributes.get("dropped_queued") or "").strip()
