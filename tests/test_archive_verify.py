@@ -534,6 +534,41 @@ def test_a_run_report_whose_counts_do_not_add_up_is_a_problem(archive: Path) -> 
     assert verify(archive).problems == [f"_runs/{commit}.json: duplicates is not a count"]
 
 
+def test_dead_letters_by_reason_are_checked_against_the_dead_letters_the_commit_stored(
+    archive: Path,
+) -> None:
+    """The reasons add up either way; only the stored dead letters tell which one is true."""
+    commit = load_state(archive).last_commit
+    assert commit
+    _edit_report(archive, commit, dead_letter_reasons={"unknown_channel": 1})
+    assert verify(archive).problems == [
+        f"_runs/{commit}.json: says dead letters by reason {{'unknown_channel': 1}}, but its commit "
+        "stored malformed_json 1 (the report was edited)"
+    ]
+    _edit_report(archive, commit, dead_letter_reasons={"malformed_json": 1})
+    assert verify(archive).ok
+
+
+def test_dead_letters_stored_by_an_earlier_run_may_be_counted_again_by_reason(
+    tmp_path: Path, archive: Path
+) -> None:
+    """`--reprocess` dead-letters the same broken line again; an earlier commit holds it, so the
+    report counts one more by reason than its own commit stored, and says so."""
+    write_jsonl(tmp_path / "in" / "b.jsonl", [b"{y\n", event(200)])
+    run = ingest(tmp_path / "in", archive, only_new_sources=False)
+    commit = run.commit
+    assert commit and run.dead_letters_already_stored == 1 and run.dead_lettered == 2
+    assert verify(archive).ok
+    # moving the one already stored to another reason leaves this commit's own letter uncounted
+    _edit_report(archive, commit, dead_letter_reasons={"malformed_json": 1, "unknown_channel": 1})
+    assert verify(archive).ok  # still consistent: the earlier commit's letter may be either
+    _edit_report(archive, commit, dead_letter_reasons={"unknown_channel": 2})
+    assert verify(archive).problems == [
+        f"_runs/{commit}.json: says dead letters by reason {{'unknown_channel': 2}}, but its commit "
+        "stored malformed_json 1 (and 1 were stored by an earlier run) (the report was edited)"
+    ]
+
+
 def test_a_deleted_run_report_is_a_problem_unless_it_is_the_newest_which_the_next_run_rebuilds(
     tmp_path: Path, archive: Path
 ) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,10 @@ def verify(
             "with a head kept elsewhere to catch a rewrite that recomputes this too"
         )
     unpublished: dict[str, int] = {}
+    # dead letters by reason in each commit's intact files, the reasons of its run report checked
+    # against (files the run stored itself: Elasticsearch's refusals, stage index, are not in them)
+    stored_reasons: dict[str, Counter[str]] = {}
+    intact_dead_rows: Counter[str] = Counter()
     newer: dict[int, int] = {}  # files a newer Vigil wrote, by schema version
     unknown_columns: list[str] = []  # files with columns this Vigil does not know, at a known version
     for rel, f in sorted(live.items()):
@@ -215,6 +220,11 @@ def verify(
         report.rows_checked += rows
         if rows != f.rows:
             report.problems.append(f"{rel}: {rows} rows where the manifest recorded {f.rows}")
+        elif f.kind == layout.DEAD_LETTERS and version <= SCHEMA_VERSION:
+            reasons = _stored_reasons(path)
+            if reasons is not None:
+                stored_reasons.setdefault(f.commit, Counter()).update(reasons)
+                intact_dead_rows[f.commit] += rows
     unlistable: list[tuple[str, str]] = []
     on_disk = layout.data_files_on_disk(root, unlistable)
     for rel, why in unlistable:
@@ -293,7 +303,12 @@ def verify(
                     "its commit, or they were put there): the next `vigil run` or `vigil compact` "
                     "removes it, and writes the commit's run report from the manifest if it is missing"
                 )
-    _check_run_reports(root, report, state)
+    whole = {  # commits whose dead letters are all still in files of their own (not compacted)
+        commit: reasons
+        for commit, reasons in stored_reasons.items()
+        if intact_dead_rows[commit] == _rows_added(state.commits.get(commit), layout.DEAD_LETTERS)
+    }
+    _check_run_reports(root, report, state, whole)
     _check_audit(root, report, state, expect_audit_head)
     if expect_head and expect_head != state.head:
         later = _entries_after(
@@ -457,7 +472,47 @@ def _after_break(line: int, state: ManifestState) -> list[str]:
     ]
 
 
-def _check_run_reports(root: Path, report: VerifyReport, state: ManifestState) -> None:
+def _rows_added(entry: Any, kind: str) -> Any:
+    """What a commit entry says it added of ``kind`` (None where an edited entry says nothing
+    readable: its own problem is named elsewhere)."""
+    rows = entry.get("rows_added") if isinstance(entry, dict) else None
+    return rows.get(kind) if isinstance(rows, dict) else None
+
+
+def _stored_reasons(path: Path) -> Counter[str] | None:
+    """The dead letters of one file by reason, those Elasticsearch refused left out; None when the
+    file cannot be read so (its hash already vouched for it: a problem would have been named)."""
+    try:
+        table = pq.read_table(path, columns=["stage", "reason_code"])
+    except (OSError, ValueError, KeyError):
+        return None
+    stages, codes = table.column("stage").to_pylist(), table.column("reason_code").to_pylist()
+    return Counter(str(code) for stage, code in zip(stages, codes, strict=True) if stage != "index")
+
+
+def reason_problems(said: Any, stored: Counter[str], already_stored: Any) -> list[str]:
+    """Where a run report's dead letters by reason disagree with the dead letters its commit stored
+    (``stored``, by reason). A line dead-lettered again (``dead_letters_already_stored``) is counted
+    by the report but stored by an earlier commit, so the report may say more for a reason, never
+    less, and the differences add up to that count."""
+    if not isinstance(said, dict) or not isinstance(already_stored, int):
+        return []  # named by the report's own checks
+    counts = {str(k): v for k, v in said.items() if isinstance(v, int) and not isinstance(v, bool)}
+    short = {r: n for r, n in stored.items() if counts.get(r, 0) < n}
+    extra = sum(counts.values()) - stored.total()
+    if not short and extra == already_stored:
+        return []
+    shown = ", ".join(f"{r} {n:,}" for r, n in sorted(stored.items())) or "none"
+    return [
+        f"says dead letters by reason {dict(sorted(counts.items()))!r}, but its commit stored {shown}"
+        + (f" (and {already_stored:,} were stored by an earlier run)" if already_stored else "")
+        + " (the report was edited)"
+    ]
+
+
+def _check_run_reports(
+    root: Path, report: VerifyReport, state: ManifestState, stored_reasons: dict[str, Counter[str]]
+) -> None:
     folder = root / layout.RUNS
     found: set[str] = set()
     if folder.is_dir():
@@ -486,7 +541,18 @@ def _check_run_reports(root: Path, report: VerifyReport, state: ManifestState) -
             except (OSError, ValueError) as exc:
                 report.problems.append(f"{name}: cannot be read as JSON ({exc})")
                 continue
-            report.problems.extend(f"{name}: {p}" for p in run_report_problems(run, entry))
+            problems = run_report_problems(run, entry)
+            report.problems.extend(f"{name}: {p}" for p in problems)
+            summary = run.get("summary") if isinstance(run, dict) else None
+            if not problems and isinstance(summary, dict) and commit in stored_reasons:
+                report.problems.extend(
+                    f"{name}: {p}"
+                    for p in reason_problems(
+                        summary.get("dead_letter_reasons") or {},
+                        stored_reasons[commit],
+                        summary.get("dead_letters_already_stored", 0),
+                    )
+                )
             report.run_reports_checked += 1
             if isinstance(run, dict) and run.get("recovered"):
                 report.notes.append(
