@@ -18,8 +18,8 @@ that it does not do yet. They are added here, narrowly, rather than in the fake'
   (Elasticsearch's ``cjk_bigram`` filter). A custom analyzer (the index's ``vigil_cjk``) runs its
   character filters first, then those of its token filters the fake knows; it refuses any other.
   The boundaries come from the ``regex`` module's own UAX #29 implementation, not from Vigil's
-  tables, so the fake stays an independent witness. English stop words, which the ``cjk``
-  analyzer drops, are kept: the fake is stricter there than Elasticsearch, never more lenient.
+  tables, so the fake stays an independent witness. English stop words, which the stock ``cjk``
+  analyzer drops (the index's ``vigil_cjk`` keeps them), are kept.
 """
 
 from __future__ import annotations

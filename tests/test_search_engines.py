@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from search_es_support import indexed_cluster
-from search_support import PARITY_QUERIES as QUERIES
-from search_support import PARITY_ROLES as ROLES
 from search_support import (
+    CARD_FINDING,
     SYSTEM,
     WEI,
     at,
@@ -29,6 +28,8 @@ from search_support import (
     row,
     write_archive,
 )
+from search_support import PARITY_QUERIES as QUERIES
+from search_support import PARITY_ROLES as ROLES
 
 from exporters.elasticsearch.config import EsConfig
 from pipelines.errors import QueryError
@@ -89,6 +90,41 @@ def test_neither_engine_shows_the_crm_role_a_dlp_notice(
             es_engine.search(cfg, parse_query(text), who, Page(size=50)),
         ):
             assert {names[h.record_id] for h in result.hits} == expected and result.total == len(expected)
+
+
+def test_records_without_a_dlp_verdict_are_no_crm_candidates_in_elasticsearch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A document from a record archived before Vigil had DLP has no ``dlp_action`` at all, so no
+    findings: it is not among the CRM role's candidates (records whose CRM view is decided in
+    Python, as the embedded engine's ``coalesce(dlp_action, 'none') <> 'none'`` leaves it out), so
+    it neither counts towards their limit nor gets the search refused for "too many"."""
+    old = [row(f"old-{n}", at(5, 9, n), body=f"portfolio review {n}") for n in range(3)]
+    for r in old:
+        r.update(dlp_action=None, dlp_rule_ids=None, dlp_findings=None, body_redacted=None)
+    new = row(
+        "new-1",
+        at(6, 9),
+        body="portfolio 4012 8888 8888 1881",
+        dlp={
+            "dlp_action": "redact",
+            "dlp_rule_ids": ["pii.card-number"],
+            "dlp_findings": [{**CARD_FINDING, "start": 10, "end": 29}],
+            "dlp_policy": "default@1234",
+            "body_redacted": "portfolio <CREDIT_CARD>",
+        },
+    )
+    crm = ROLES[2]
+    assert crm.role is AccessRole.CRM
+    with indexed_cluster([*old, new]) as (_, cfg, _client):
+        unlimited = es_engine.search(cfg, parse_query("portfolio"), crm, Page(size=50))
+        monkeypatch.setattr(es_engine, "MAX_CRM_CANDIDATES", 2)  # one candidate here, not four
+        limited = es_engine.search(cfg, parse_query("portfolio"), crm, Page(size=50))
+        monkeypatch.setattr(es_engine, "MAX_CRM_CANDIDATES", 0)  # the limit itself still holds
+        with pytest.raises(QueryError, match="more than 0 records with DLP findings"):
+            es_engine.search(cfg, parse_query("portfolio"), crm, Page(size=50))
+    assert [h.record_id for h in limited.hits] == [h.record_id for h in unlimited.hits]
+    assert new["record_id"] in {h.record_id for h in limited.hits}
 
 
 def test_the_table_is_not_trivial(engines: tuple[Path, EsConfig]) -> None:

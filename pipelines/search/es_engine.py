@@ -265,9 +265,14 @@ def _crm_decided(client: Elasticsearch, cfg: EsConfig, query: Query, identity: I
     fetched in pages, and decided on their CRM view."""
     if identity.role is not AccessRole.CRM or query.text is None:
         return None
+    # a record archived before Vigil had DLP has no dlp_action: no findings, so no candidate (as
+    # the embedded engine's coalesce(dlp_action, 'none') <> 'none'), nor counted towards the limit
     candidates = {
         "bool": {
-            "filter": [dsl.compile_query(replace(query, text=None), exclude_blocked=True)],
+            "filter": [
+                dsl.compile_query(replace(query, text=None), exclude_blocked=True),
+                {"exists": {"field": "dlp_action"}},
+            ],
             "must_not": [{"term": {"dlp_action": "none"}}],
         }
     }

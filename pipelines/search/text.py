@@ -31,9 +31,7 @@ The same segments give Python patterns (lookarounds instead of consumed context)
 hits and for re-checking a text that only exists in Python (the CRM view of a body).
 
 Known differences, documented for users: a single CJK character matches anywhere on the embedded
-engine but on Elasticsearch only where it stands alone (bigrams hide it); the ``cjk`` analyzer
-drops English stop words, so in a phrase that mixes CJK and Latin words, ``the``/``and``/… are
-ignored by Elasticsearch but required by the embedded engine; emoji are separators, and marks
+engine but on Elasticsearch only where it stands alone (bigrams hide it); emoji are separators, and marks
 that UAX #29 attaches to whatever precedes them have a fixed class; an invisible format character
 inside a word
 (soft hyphen, zero-width joiner) stays part of the word in Elasticsearch (``pass<SHY>word`` is
