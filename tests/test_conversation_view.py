@@ -1036,17 +1036,23 @@ def test_a_window_ending_between_a_hold_notice_and_its_blocked_message_still_lea
     ]
 
 
-def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path) -> None:
-    card = "4532015112830366"
-    blocked = {
+def _blocked_held(event_id: str, when: dt.datetime, **attributes: str) -> dict:
+    """A held message DLP blocked (an AWS key id in it), with its verdict as the archive keeps it."""
+    verdict = {
         "dlp_action": "block",
         "dlp_rule_ids": ["secrets.cloud-key"],
         "dlp_findings": [{**KEY_FINDING, "start": 4, "end": 24}],
         "blocked": True,
         "body_redacted": "key <AWS_ACCESS_KEY_ID>",
     }
+    body = "key AKIAIOSFODNN7EXAMPLE"
+    return row(event_id, when, body=body, attributes={"delivery": "queued", **attributes}, dlp=verdict)
+
+
+def test_the_release_shows_a_position_only_as_the_role_may_see_it(tmp_path: Path) -> None:
+    card = "4532015112830366"
     rows = [
-        row("q-1", at(5, 9), body="key AKIAIOSFODNN7EXAMPLE", attributes={"delivery": "queued"}, dlp=blocked),
+        _blocked_held("q-1", at(5, 9)),
         row("q-2", at(5, 9, 1), body="two", attributes={"delivery": "queued", "queue_position": card}),
         _release("d-1", at(5, 11), "q-1", "1"),
         _release("d-2", at(5, 11, 1), "q-2", card),
@@ -1090,22 +1096,9 @@ def test_the_crm_role_sees_no_queue_positions_a_hidden_held_message_would_leave_
 ) -> None:
     """Held at positions 1, 2 and 3 with the second blocked: "1" and "3" shown to the CRM role would
     say that something it cannot see was held in between."""
-    blocked = {
-        "dlp_action": "block",
-        "dlp_rule_ids": ["secrets.cloud-key"],
-        "dlp_findings": [{**KEY_FINDING, "start": 4, "end": 24}],
-        "blocked": True,
-        "body_redacted": "key <AWS_ACCESS_KEY_ID>",
-    }
     rows = [
         _held(1, 0),
-        row(
-            "q-2",
-            at(5, 9, 1),
-            body="key AKIAIOSFODNN7EXAMPLE",
-            attributes={"delivery": "queued", "queue_position": "2"},
-            dlp=blocked,
-        ),
+        _blocked_held("q-2", at(5, 9, 1), queue_position="2"),
         _held(3, 2),
         _release("d-1", at(5, 11), "q-1", "1"),
         _release("d-2", at(5, 11, 1), "q-2", "2"),
