@@ -965,17 +965,10 @@ def test_a_hold_notice_timed_before_its_blocked_message_is_left_out_too(
     """The employee's phone clock ran behind: the hold notice is stamped two seconds before the
     blocked message it tells of. Before, the CRM view showed it (the message was not yet read when
     the notice came), while a search of the same role left it out."""
-    blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "key <AWS_ACCESS_KEY_ID>"}
     rows = [
         row("h-0", at(5, 8), body="hello", sender=WEI, recipients=[DANA], direction="inbound"),
         hold_notice("n-1", at(5, 9), "q-1"),
-        row(
-            "q-1",
-            at(5, 9) + dt.timedelta(seconds=2),
-            body="key AKIAIOSFODNN7EXAMPLE",
-            attributes={"delivery": "queued"},
-            dlp=blocked,
-        ),
+        _blocked_held("q-1", at(5, 9) + dt.timedelta(seconds=2)),
         _release("r-1", at(5, 10), "q-1", "1"),
     ]
     root = write_archive(tmp_path / "a", rows)
@@ -1007,17 +1000,10 @@ def test_a_window_ending_between_a_hold_notice_and_its_blocked_message_still_lea
     """``--to`` falls after the notice that a message was queued and before the message, which DLP
     blocked. Before, the CRM view of that window showed the notice (the blocked message, outside
     the window, was never looked at), while the whole conversation and a search left it out."""
-    blocked = {"dlp_action": "block", "blocked": True, "body_redacted": "key <AWS_ACCESS_KEY_ID>"}
     rows = [
         row("h-0", at(5, 8), body="hello", sender=WEI, recipients=[DANA], direction="inbound"),
         hold_notice("n-1", at(5, 9), "q-1"),
-        row(
-            "q-1",
-            at(5, 9, 5),
-            body="key AKIAIOSFODNN7EXAMPLE",
-            attributes={"delivery": "queued"},
-            dlp=blocked,
-        ),
+        _blocked_held("q-1", at(5, 9, 5)),
     ]
     root = write_archive(tmp_path / "a", rows)
     ids = {r["record_id"]: r["event_id"] for r in rows}
