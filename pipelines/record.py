@@ -146,6 +146,8 @@ _ACTION_STRENGTH = {DlpAction.NONE: 0, DlpAction.FLAG: 1, DlpAction.REDACT: 2, D
 MAX_BODY_CHARS = 64 * 1024
 #: The earliest event or receive time accepted: older is a broken clock or a unit mix-up.
 EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+#: the UTC offsets time zones use: one outside them (``+23:59``) is a source's bug, not a zone
+MIN_UTC_OFFSET, MAX_UTC_OFFSET = dt.timedelta(hours=-12), dt.timedelta(hours=14)
 _CONTROL = frozenset(chr(c) for c in range(0x20))
 MAX_PARTICIPANTS = 256
 #: an attribute name's length at most (as an id's): Elasticsearch indexes a name with its value
@@ -158,6 +160,8 @@ _NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 #: more than six fractional digits (Teams and other .NET sources send 100 ns ticks)
 _FINER_THAN_MICROS = re.compile(r"[.,]\d{6}\d*[1-9]")
+#: hour 24 (ISO 8601's "end of the day"), which pydantic refuses with a misleading message
+_HOUR_24 = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[Tt ]24:")
 #: a leap second (RFC 3339 allows second 60): held as the last microsecond of the minute before
 _LEAP_SECOND = re.compile(r"([Tt ]\d{2}:\d{2}):60(?:[.,]\d+)?(?=Z|z|[+-]\d{2}(?::?\d{2})?$|$)")
 
@@ -202,6 +206,15 @@ TEXT_ES = es(
 # Organisation ids are searched ignoring case (``org:ACME`` finds ``acme``, ``org:société`` finds
 # ``SOCIÉTÉ``): a lower-cased sub-field, because ``case_insensitive`` on a term is ASCII-only.
 FOLDED_ES = es(type="keyword", fields={"folded": {"type": "keyword", "normalizer": "lowercase"}})
+
+
+def is_plain_id(value: str) -> bool:
+    """Whether ``value`` passes :func:`_plain_id` (for code that only needs to know)."""
+    try:
+        _plain_id(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _plain_id(value: str | None, what: str = "ids") -> str | None:
@@ -352,7 +365,10 @@ class Event(_Strict):
 
     @field_validator("event_id", "org", "sub_org", "conversation_id", "thread_id")
     @classmethod
-    def _no_control_characters(cls, value: str | None) -> str | None:
+    def _no_control_characters(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == "" and info.field_name == "sub_org":
+            # "" would be a sub-organisation no policy scope or search filter names: not "none"
+            raise ValueError("sub_org is empty: leave it out (or null) when there is no sub-organisation")
         return _plain_id(value)
 
     @model_validator(mode="before")
@@ -388,6 +404,11 @@ class Event(_Strict):
         # since 1970 by guessing from its size; a source that sends one is misconfigured
         if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
             raise ValueError("timestamp must be ISO 8601 text with a timezone, not a number")
+        if isinstance(value, str) and _HOUR_24.search(value):
+            raise ValueError(
+                "hour 24 is not a time of day here; write 00:00 of the next day (24:00 of a day is "
+                "00:00 of the next)"
+            )
         if isinstance(value, str) and _LEAP_SECOND.search(value):
             raise ValueError(
                 "second 60 is a leap second, which is only ever added at 23:59:60 UTC, and this time "
@@ -400,6 +421,13 @@ class Event(_Strict):
     def _aware_utc(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
             raise ValueError("timestamp needs a timezone, e.g. 2026-01-05T09:30:00Z")
+        offset = value.utcoffset()
+        if offset is not None and not MIN_UTC_OFFSET <= offset <= MAX_UTC_OFFSET:
+            shown = value.isoformat()[19:].lstrip(".0123456789")
+            raise ValueError(
+                f"UTC offset {shown} is not one any time zone uses (they run from -12:00 to "
+                "+14:00), so the moment it names is uncertain; check the source's time zone setting"
+            )
         if value < EARLIEST_TIME:
             raise ValueError(f"timestamp is before {EARLIEST_TIME:%Y-%m-%d}; check the source's clock")
         try:
@@ -441,7 +469,9 @@ class Event(_Strict):
         # as a message (an event, such as a participant added, may have no text at all)
         text = bool(self.body and visible(self.body))
         if self.kind in (Kind.MESSAGE, Kind.AUTO_MESSAGE) and not text and not self.attachments:
-            raise ValueError(f"empty message: {self.kind} with no body text and no attachments")
+            hidden = len(self.body or "")
+            shown = f" (its body holds only {hidden} blank or invisible character(s))" if hidden else ""
+            raise ValueError(f"empty message: {self.kind} with no body text and no attachments{shown}")
         if self.kind == Kind.MESSAGE:
             if self.event_type is not None:
                 raise ValueError("a plain message has no event_type; use kind auto_message or event")

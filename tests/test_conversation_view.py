@@ -394,7 +394,7 @@ def test_an_html_export_into_the_archive_is_refused(tmp_path: Path, capsys, monk
         assert vigil(*base, "--archive", str(where), "--html", str(target)) == 2, target
         err = capsys.readouterr().err
         assert err.startswith(f"error: --html {target}: this is inside the archive folder ")
-        assert "write the page somewhere else" in err and err.count("\n") == 1
+        assert "write the file somewhere else" in err and err.count("\n") == 1
         assert _files(archive) == before  # nothing written, nothing logged, no temporary file
     assert (tmp_path / "log.html").is_symlink() and (tmp_path / "ledger").is_symlink()
     assert not list((tmp_path / "elsewhere").iterdir())

@@ -37,8 +37,10 @@ def _vigil_run_json(src: Path, archive: Path, *args: str) -> dict[str, Any]:
         text=True,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    # a file that could not be read to its end makes the run exit 1, so a scheduler notices
+    assert done.returncode == (1 if summary["input_incomplete"] else 0), done.stderr[-2000:]
+    return summary
 
 
 def _input_lines(src: Path) -> list[tuple[str, int]]:
@@ -137,7 +139,7 @@ def test_every_number_of_a_faulty_run_agrees_with_the_archive_read_back(tmp_path
     (src / "cut.jsonl.gz").write_bytes(gz[: len(gz) // 2])
     s = _vigil_run_json(src, archive)
     _check_commit(archive, s)
-    assert s["dead_letter_reasons"].get("truncated_gzip") == 1
+    assert s["dead_letter_reasons"].get("truncated_gzip") == 1 and s["input_incomplete"] is True
     fates = _fates(src, archive)
     # each line read once (the hard link is the same file), the cut file up to its last whole line
     assert s["read"] == len(_input_lines(src)) + 1  # + the cut file's one dead letter

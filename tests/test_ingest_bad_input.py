@@ -123,10 +123,18 @@ def test_files_in_underscore_or_dot_folders_and_the_archive_itself_are_skipped(t
     write_jsonl(src / ".staging" / "x.jsonl", [event(2)])
     write_jsonl(src / "_tmp" / "deeper" / "y.jsonl", [event(3)])
     archive = src / "archive"  # the archive inside the input folder
+    (src / ".notes.txt").write_text("not named like an event file: not mentioned\n")
     first = ingest(src, archive)
     assert (first.sources, first.archived) == (1, 1)
+    # not read, but named: an event file misplaced there is not lost without a word; the archive
+    # inside the input is not the input's at all
+    assert first.left_out_files == [".staging/x.jsonl", "_tmp/deeper/y.jsonl"]
+    assert "2 file(s) named like event files left out as bookkeeping (.staging/x.jsonl, _tmp/deeper/y" in (
+        first.render(archive)
+    )
     second = ingest(src, archive, only_new_sources=False)  # its manifest.jsonl is not an input
     assert (second.sources, second.read, second.dead_lettered) == (1, 1, 0)
+    assert second.left_out_count == 2 and not second.input_incomplete
 
 
 def test_files_not_named_like_event_files_are_named_in_the_summary_not_read(tmp_path: Path) -> None:
@@ -137,7 +145,7 @@ def test_files_not_named_like_event_files_are_named_in_the_summary_not_read(tmp_
     write_jsonl(src / "export.json", [event(4)])  # one event per line, but not named so
     write_jsonl(src / "deeper" / "old.jsonl.bak", [event(5)])
     (src / "README.txt").write_text("drop event files here\n")
-    write_jsonl(src / "_labels.jsonl", [event(6)])  # bookkeeping: skipped without a word
+    write_jsonl(src / "_labels.jsonl", [event(6)])  # bookkeeping: not read, named apart
     write_jsonl(src / "d.jsonl.tmp", [event(7)])  # still being written
     summary = ingest(src, tmp_path / "archive")
     assert (summary.sources, summary.read, summary.archived) == (3, 3, 3)
@@ -147,6 +155,8 @@ def test_files_not_named_like_event_files_are_named_in_the_summary_not_read(tmp_
     assert "3 other file(s) in the input not read (README.txt, deeper/old.jsonl.bak, export.json)" in text
     assert ".jsonl, .jsonl.gz, .ndjson or .ndjson.gz" in text
     assert summary.as_dict()["unread_count"] == 3
+    assert (summary.left_out_count, summary.left_out_files) == (2, ["_labels.jsonl", "d.jsonl.tmp"])
+    assert "2 file(s) named like event files left out as bookkeeping (_labels.jsonl, d.jsonl.tmp)" in text
     # a folder of many other files: all counted, a few named
     for i in range(30):
         (src / "scans" / f"page{i:02}.png").parent.mkdir(exist_ok=True)
@@ -261,7 +271,8 @@ def test_entries_named_like_event_files_that_are_not_readable_files_are_named(tm
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0 and "Traceback" not in result.stderr
+    # all named, and the run exits 1: what is named like an event file could not be read
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (
         "No event files" in result.stdout
         and "3 event file(s) or folder(s) in the input could not be read" in result.stdout
@@ -591,8 +602,13 @@ def _run_json(src: Path, archive: Path) -> dict:
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    return json.loads(result.stdout)
+    summary = json.loads(result.stdout)
+    # exit 1 while something named like an event file could not be read, 0 once all of it was
+    assert result.returncode == (1 if summary["unreadable_files"] else 0), result.stderr
+    assert "Traceback" not in result.stderr and summary["input_incomplete"] == bool(
+        summary["unreadable_files"]
+    )
+    return summary
 
 
 def test_a_file_or_folder_the_user_may_not_read_is_named_and_read_once_it_may(tmp_path: Path) -> None:

@@ -144,7 +144,24 @@ BAD = [
     ("invalid_timestamp", line(event(1, received_time=1767574840.5)), "not a number"),
     ("invalid_timestamp", line(event(1, event_time="1767576000000")), "not a number"),
     ("invalid_timestamp", line(event(1, received_time=" 1767576000.5")), "not a number"),
-    ("invalid_timestamp", line(event(1, event_time="9999-12-31T23:59:59-14:00")), "out of range"),
+    ("invalid_timestamp", line(event(1, event_time="9999-12-31T23:59:59-12:00")), "out of range"),
+    # offsets no time zone uses are a source's bug, not a zone: the moment they name is uncertain
+    (
+        "invalid_timestamp",
+        line(event(1, event_time="2026-01-05T14:03:34+23:59")),
+        "UTC offset +23:59 is not one any time zone uses",
+    ),
+    ("invalid_timestamp", line(event(1, event_time="2026-01-05T14:03:34.5+14:30")), "UTC offset +14:30"),
+    ("invalid_timestamp", line(event(1, received_time="2026-01-05T14:03:34-12:01")), "UTC offset -12:01"),
+    ("invalid_timestamp", line(event(1, event_time="2026-01-05T24:00:00Z")), "hour 24 is not a time of day"),
+    # an empty sub-organisation is one no policy scope or search filter names
+    ("invalid_event", line(event(1, sub_org="")), "sub_org is empty: leave it out"),
+    ("unknown_channel", line(event(1, channel="SMS")), "written in lower case: 'sms'"),
+    ("unknown_channel", line(event(1, channel="fax")), "is not one of"),
+    # two events run together on one line: the writer lost a line end
+    ("malformed_json", line(event(1)).strip() + line(event(2)).strip(), "each event needs its own line"),
+    ("invalid_utf8", b'{"body": "caf\xe9"}', "byte 13 of the line"),
+    ("empty_message", line(event(1, body="\u200b\u2060\u200d")), "its body holds only 3 blank or invisible"),
     ("invalid_timestamp", line(event(1, event_time="9999-12-31T23:59:60-01:00")), "out of range"),
     ("unknown_channel", line(event(1, channel=["sms"])), "['sms']"),
     ("unknown_channel", line(event(1, channel={"name": "sms"})), "is not one of"),
@@ -236,6 +253,9 @@ GOOD = [
         ),
     ),
     ("other timezone", event(1, event_time="2026-01-05T18:00:00+09:00")),
+    ("the easternmost zone (Kiribati)", event(1, event_time="2026-01-05T22:00:00+14:00")),
+    ("the westernmost zone", event(1, event_time="2026-01-04T20:00:00-12:00")),
+    ("no sub-organisation", event(1, sub_org=None)),
     (
         "attachment only",
         event(
@@ -746,3 +766,29 @@ def test_a_missing_channel_is_named_with_the_other_missing_fields() -> None:
     kind, row = parse(line(data))
     assert kind == "dead" and row["reason_code"] == "missing_field"
     assert all(name in row["reason"] for name in ("channel", "sender", "event_id"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "known"),
+    [
+        (line(event(1, body="")), True),  # empty_message
+        (line(event(1, is_group="no")), True),  # invalid_event
+        (line(event(1, event_time="2026-01-05T09:00:00")), True),  # invalid_timestamp
+        (line(event(1, body="x" * (MAX_BODY_CHARS + 1))), True),  # oversized_body
+        (with_key_twice(event(1, body="hi"), b"{", "body", "other"), True),  # duplicate_key
+        (with_key_twice(event(1, body="hi"), b'"sender": {', "name", "Someone"), True),
+        # which org or event id counts is exactly what a repeated key leaves unknown
+        (with_key_twice(event(1, kind="auto_message"), b"{", "org", "other"), False),
+        (with_key_twice(event(1), b"{", "event_id", "evt-2"), False),
+        (line(event(1, channel="fax")), False),  # unknown_channel
+        (line(without("event_id")), False),
+        (line(event(1, org="acme\u200b")), False),  # an org no record can have
+        (b'{"event_id": "x", "channel": "sms",', False),  # malformed_json
+    ],
+)
+def test_dead_letters_carry_the_record_id_the_event_would_have_had(raw: bytes, known: bool) -> None:
+    kind, row = parse(raw)
+    assert kind == "dead"
+    data = json.loads(raw) if known else None
+    expected = record_id_for(data["org"], data["channel"], data["event_id"]) if data else None
+    assert row["record_id"] == expected, row["reason"]

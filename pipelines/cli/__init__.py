@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("pipelines.cli.search", "Search the archive (embedded engine or Elasticsearch)."),
     "conversation": ("pipelines.cli.conversation", "Reconstruct a conversation as it happened."),
     "es": ("pipelines.cli.es", "Elasticsearch: install the index template, (re)index the archive."),
+    "deadletters": (
+        "pipelines.cli.deadletters",
+        "List the events the archive refused; export their raw lines.",
+    ),
 }
 
 

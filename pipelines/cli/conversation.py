@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from pipelines.cli.hints import cannot_write
+from pipelines.cli.hints import cannot_write, check_export_target
 from pipelines.cli.identity import identity_options
 
 
@@ -84,7 +84,7 @@ def command(
     )
     require_archive(archive)
     if html_path is not None:
-        _outside_archive(html_path, archive)
+        check_export_target(html_path, archive, "--html", "conversation.html")
     rows = iter_conversation(
         archive,
         conversation_id,
@@ -144,29 +144,6 @@ def command(
         archive, identity, "conversation", query=query, results=shown, engine="embedded", details=details
     )
     render_text(timeline, terminal())
-
-
-def _outside_archive(target: Path, archive: Path) -> None:
-    """Refuse an export target that is not a plain file, or inside the archive folder (symlinks
-    resolved, for the file and for the folder its temporary copy is written to): the page would
-    replace the audit log, the manifest or a record file. Checked before anything is logged or
-    written."""
-    from pipelines.errors import ConfigError
-
-    root = archive.resolve()
-    for path in (target.resolve(), target.absolute().parent.resolve() / target.name):
-        if path == root or path.is_relative_to(root):
-            raise ConfigError(
-                f"--html {target}: this is inside the archive folder {archive}, which only Vigil "
-                "writes; write the page somewhere else (e.g. --html conversation.html)"
-            )
-    if target.is_symlink() or (target.exists() and not target.is_file()):
-        # the page is written beside it and renamed over it: a link, pipe or device would be
-        # replaced by a file, not written through
-        raise ConfigError(
-            f"--html {target}: it exists and is not a plain file (a link, a folder, a pipe or a "
-            "device); give the name of a new or ordinary file"
-        )
 
 
 def _stage(target: Path, page: str) -> Path:

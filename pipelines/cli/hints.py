@@ -35,3 +35,28 @@ def cannot_write(flag: str, target: Path, exc: OSError) -> str:
     else:
         fix = "check the path and run the command again"
     return f"{flag} {target}: cannot write it ({reason}); {fix}"
+
+
+def check_export_target(target: Path, archive: Path, flag: str, example: str) -> None:
+    """Refuse a file a command is asked to write (``flag``: ``--html``, ``--export-raw``) that is
+    inside the archive folder (links resolved, for the file and for the folder its temporary copy
+    is written to: it would replace the audit log, the manifest or a data file) or that exists and
+    is not a plain file (it is written beside its target and renamed over it: a link, pipe or
+    device would be replaced, not written through). Checked before anything is logged or written;
+    ``example`` is the name the error suggests instead."""
+    from pipelines.errors import ConfigError
+    from pipelines.invisible import escaped
+
+    shown = escaped(str(target))
+    root = archive.resolve()
+    for path in (target.resolve(), target.absolute().parent.resolve() / target.name):
+        if path == root or path.is_relative_to(root):
+            raise ConfigError(
+                f"{flag} {shown}: this is inside the archive folder {escaped(str(archive))}, which only "
+                f"Vigil writes; write the file somewhere else (e.g. {flag} {example})"
+            )
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise ConfigError(
+            f"{flag} {shown}: it exists and is not a plain file (a link, a folder, a pipe or a "
+            "device); give the name of a new or ordinary file"
+        )

@@ -337,8 +337,7 @@ def command(
     summary = run(opts)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), default=str))
-        if summary.es_incomplete:
-            _es_was_down(archive)
+        _exit_if_incomplete(summary, archive)
         return
     if summary.recovered:
         click.echo(summary.recovered, err=True)
@@ -359,6 +358,9 @@ def command(
             )
         if summary.unreadable_count:
             click.echo(summary.describe_unreadable())
+        if summary.left_out_count:
+            click.echo(summary.describe_left_out())
+        _exit_if_incomplete(summary, archive)
         return
     click.echo(summary.render(archive))
     # shell-quoted, so each line can be pasted whatever the path or the conversation id holds
@@ -387,11 +389,24 @@ def command(
         f"  {vigil} search --archive {at} --role reviewer portfolio           # find messages\n"
         f"{dlp_line}"
         f"  {vigil} conversation {busiest} --archive {at} --role officer --html c.html\n"
-        f"  {vigil} verify --archive {at}                                     # tamper check\n"
+        + (
+            f"  {vigil} deadletters --archive {at} --role officer                 # what was refused, why\n"
+            if summary.dead_lettered
+            else ""
+        )
+        + f"  {vigil} verify --archive {at}                                     # tamper check\n"
         f"  Parquet files: {archive}/records/event_month=*/ch=*/*.parquet (DuckDB and pyarrow read them)"
     )
+    _exit_if_incomplete(summary, archive)
+
+
+def _exit_if_incomplete(summary: Any, archive: Path) -> None:
+    """Exit 4 when Elasticsearch did not get everything, 1 when part of the input could not be read
+    (named in the summary; the next run reads it again): either way a scheduler notices."""
     if summary.es_incomplete:
         _es_was_down(archive)
+    if summary.input_incomplete:
+        sys.exit(1)
 
 
 def _es_was_down(archive: Path) -> None:

@@ -53,6 +53,7 @@ from pipelines.record import (
     Event,
     EventType,
     content_sha256,
+    is_plain_id,
     no_verdict,
     parties_of,
     record_id_for,
@@ -171,7 +172,14 @@ def _classify(exc: ValidationError) -> tuple[str, str]:
         return "oversized_body", listing
     if "empty message" in message:
         what = "an auto-message" if "auto_message with no body" in message else "a message"
-        return "empty_message", f"{what} needs body text or at least one attachment"
+        hidden = re.search(r"its body holds only (\d+) blank or invisible", message)
+        seen = (
+            f"; its body holds only {hidden.group(1)} blank or invisible character(s) (spaces, "
+            "zero-width, format or filler characters)"
+            if hidden
+            else ""
+        )
+        return "empty_message", f"{what} needs body text or at least one attachment{seen}"
     if any(str(e["loc"][0]) in ("event_time", "received_time") for e in errors if e["loc"]):
         return "invalid_timestamp", listing
     return "invalid_event", f"{loc}: {first['msg']}" if len(errors) == 1 else listing
@@ -201,26 +209,31 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
         try:
             strict_json.loads(line.raw)  # pydantic kept the last of a repeated key without a word
         except strict_json.RepeatedKeyError as exc:
-            return dead("duplicate_key", exc.describe())
+            return dead("duplicate_key", exc.describe(), _record_id_despite_repeats(line.raw, exc.key))
         except json.JSONDecodeError as exc:
             return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}")
         body = event.body
         if body is not None and len(body) > limits.max_body_chars:
             return dead(
-                "oversized_body", f"body has {len(body):,} characters, the limit is {limits.max_body_chars:,}"
+                "oversized_body",
+                f"body has {len(body):,} characters, the limit is {limits.max_body_chars:,}",
+                record_id_for(event.org, event.channel, event.event_id),
             )
         return _finish(event, line, now=now, limits=limits, dead=dead)
     try:
         text = line.raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = line.raw[exc.start : exc.start + 1]
-        return dead("invalid_utf8", f"not UTF-8: byte {exc.start} ({bad!r}){_encoding_hint(line.raw)}")
+        return dead(
+            "invalid_utf8",
+            f"not UTF-8: byte {exc.start:,} of the line ({bad!r}, counting from 0){_encoding_hint(line.raw)}",
+        )
     try:
         data = strict_json.loads(text)
     except strict_json.RepeatedKeyError as exc:
-        return dead("duplicate_key", exc.describe())
+        return dead("duplicate_key", exc.describe(), _record_id_despite_repeats(text, exc.key))
     except json.JSONDecodeError as exc:
-        hint = _encoding_hint(line.raw)
+        hint = _encoding_hint(line.raw) or _run_together_hint(exc)
         return dead("malformed_json", f"malformed JSON at column {exc.colno}: {exc.msg}{hint}")
     except RecursionError:
         return dead("malformed_json", "JSON nested too deeply to parse safely; no channel sends this")
@@ -230,18 +243,67 @@ def parse_line(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, di
     # a missing channel is left to the model, which names it with every other missing field
     if "channel" in data and (not isinstance(channel, str) or channel not in _CHANNELS):
         shown = "null" if channel is None else repr(channel)[:64]
-        return dead("unknown_channel", f"channel {shown} is not one of {', '.join(sorted(_CHANNELS))}")
+        meant = channel.strip().lower() if isinstance(channel, str) else None
+        hint = f" (channels are written in lower case: {meant!r})" if meant in _CHANNELS else ""
+        return dead("unknown_channel", f"channel {shown} is not one of {', '.join(sorted(_CHANNELS))}{hint}")
+    record_id = record_id_of(data)
     body = data.get("body")
     if isinstance(body, str) and len(body) > limits.max_body_chars:
         return dead(
-            "oversized_body", f"body has {len(body):,} characters, the limit is {limits.max_body_chars:,}"
+            "oversized_body",
+            f"body has {len(body):,} characters, the limit is {limits.max_body_chars:,}",
+            record_id,
         )
     try:
         event = Event.model_validate(data, context=context)
     except ValidationError as exc:
         code, reason = _classify(exc)
-        return dead(code, reason)
+        return dead(code, reason, record_id)
     return _finish(event, line, now=now, limits=limits, dead=dead)
+
+
+def record_id_of(data: dict[str, Any]) -> str | None:
+    """The record id a refused event would have had, when its ``org``, ``channel`` and
+    ``event_id`` are valid on their own (whatever else is wrong with it): what lets an officer
+    asking "what became of event X" find its dead letter."""
+    org, channel, event_id = data.get("org"), data.get("channel"), data.get("event_id")
+    if not (isinstance(org, str) and isinstance(channel, str) and isinstance(event_id, str)):
+        return None
+    if channel not in _CHANNELS or not (0 < len(org) <= 128 and 0 < len(event_id) <= 256):
+        return None
+    return record_id_for(org, channel, event_id) if is_plain_id(org) and is_plain_id(event_id) else None
+
+
+def _record_id_despite_repeats(text: str | bytes, repeated: str) -> str | None:
+    """The record id of a line refused for a repeated key, when none of the keys the id is made of
+    (``org``, ``channel``, ``event_id``) is repeated in any object of the line: for those, which
+    value counts is exactly what cannot be known. (``repeated`` is only the first repeat found.)"""
+    id_keys = ("org", "channel", "event_id")
+    if repeated in id_keys:
+        return None
+    ambiguous = False
+
+    def keep(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal ambiguous
+        names = [k for k, _ in pairs if k in id_keys]
+        ambiguous = ambiguous or len(names) != len(set(names))
+        return dict(pairs)
+
+    try:
+        data = json.loads(text, object_pairs_hook=keep)
+    except (ValueError, RecursionError):
+        return None
+    return None if ambiguous or not isinstance(data, dict) else record_id_of(data)
+
+
+def _run_together_hint(exc: json.JSONDecodeError) -> str:
+    """Two JSON objects written on one line (a writer that lost a line end) say so."""
+    if exc.msg == "Extra data" and exc.doc[exc.pos : exc.pos + 1] == "{":
+        return (
+            " (a second JSON object starts right after the first: each event needs its own "
+            "line; the line end between them was lost by the writer)"
+        )
+    return ""
 
 
 def parse_line_safely(line: Line, *, now: dt.datetime, limits: Limits) -> tuple[str, dict[str, Any]]:

@@ -86,6 +86,9 @@ class Listing:
     unread: list[str]  # relative to the input folder
     #: named like event files but not readable as files: "name (why)", relative to the input folder
     skipped: list[str] = field(default_factory=list)
+    #: named like event files but left out as bookkeeping (a name, or a folder on the way, starting
+    #: with ``_`` or ``.``) or as still being written (``.tmp``): not read, but named
+    left_out: list[str] = field(default_factory=list)
 
 
 def discover(input_path: str, exclude: str | None = None) -> list[SourceFile]:
@@ -177,15 +180,20 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
     found: dict[str, SourceFile] = {}
     unread: list[tuple[str, str]] = []  # (name in the input, real path)
     skipped: list[str] = []
+    left_out: set[str] = set()
 
     def relative(listed: str) -> str:
         return _shown(listed[len(root) + 1 :] if root and listed.startswith(root + "/") else listed)
 
     def ignored(listed: str, name: str) -> bool:
         """Bookkeeping, a file still being written, or the archive."""
-        if _hidden_below(listed, root) or listed.endswith(".tmp"):
+        if excluded and (name.startswith(excluded) or listed.startswith(excluded)):
             return True
-        return bool(excluded and (name.startswith(excluded) or listed.startswith(excluded)))
+        if _hidden_below(listed, root) or listed.endswith(".tmp"):
+            if listed.removesuffix(".tmp").endswith(SUFFIXES):
+                left_out.add(relative(listed))
+            return True
+        return False
 
     def consider(meta: Any, link: tuple[str, str] | None = None) -> None:
         # judged by the name it has in the input (a link is an event file if the link is named like
@@ -231,7 +239,8 @@ def list_input(input_path: str, exclude: str | None = None) -> Listing:
         raise InputError(f"cannot list input {input_path!r}: {exc}") from exc
     # a file read through a link named like an event file was read: not listed as unread
     not_read = sorted(shown for shown, name in unread if name not in found)
-    return Listing(_one_per_file(sorted(found.values(), key=lambda s: s.name)), not_read, sorted(skipped))
+    files = _one_per_file(sorted(found.values(), key=lambda s: s.name))
+    return Listing(files, not_read, sorted(skipped), sorted(left_out))
 
 
 def _one_per_file(files: list[SourceFile]) -> list[SourceFile]:

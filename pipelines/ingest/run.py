@@ -135,10 +135,22 @@ class RunSummary:
     #: not UTF-8): how many, and the first few as "name (why)"
     unreadable_count: int = 0
     unreadable_files: list[str] = field(default_factory=list)
+    #: named like event files but left out: bookkeeping (``_`` or ``.`` starting the name or a
+    #: folder on the way, such as the simulator's ``_labels.jsonl``) or still being written (``.tmp``)
+    left_out_count: int = 0
+    left_out_files: list[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
         return self.read == self.archived + self.dead_lettered + self.duplicates
+
+    @property
+    def input_incomplete(self) -> bool:
+        """Something named like an event file could not be read (to its end): not a file Vigil can
+        read, gone before it was opened, or one dead letter for the whole file. All of it is named
+        and counted; the run still exits 1 so a scheduler notices (the next run reads it again)."""
+        unreadable = sum(self.dead_letter_reasons.get(code, 0) for code in FILE_PROBLEMS)
+        return bool(self.unreadable_count or self.vanished_files or unreadable)
 
     @property
     def es_incomplete(self) -> bool:
@@ -161,11 +173,21 @@ class RunSummary:
         names += "; ..." if self.unreadable_count > shown else ""
         return f"{self.unreadable_count:,} event file(s) or folder(s) in the input could not be read: {names}"
 
+    def describe_left_out(self, shown: int = 3) -> str:
+        """One line about the files named like event files that were left out on purpose."""
+        names = ", ".join(map(escaped, self.left_out_files[:shown]))
+        names += ", ..." if self.left_out_count > shown else ""
+        return (
+            f"{self.left_out_count:,} file(s) named like event files left out as bookkeeping ({names}): "
+            "names or folders starting with _ or . are bookkeeping and .tmp files are still being "
+            "written, so neither is read; rename an event file put there by mistake"
+        )
+
     def _dlp_labels(self) -> list[tuple[str, int]]:
         return dlp_labels(self.dlp)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"balanced": self.balanced}
+        return asdict(self) | {"balanced": self.balanced, "input_incomplete": self.input_incomplete}
 
     def render(self, archive: Path) -> str:
         lines = [
@@ -196,6 +218,8 @@ class RunSummary:
             lines.append(f"  ({self.describe_unread()})")
         if self.unreadable_count:
             lines.append(f"  ({self.describe_unreadable()})")
+        if self.left_out_count:
+            lines.append(f"  ({self.describe_left_out()})")
         if self.vanished_files:
             lines.append(
                 f"  ({self.vanished_files:,} file(s) removed from the input after they were listed, before "
@@ -539,6 +563,7 @@ class Selection:
     unread: list[str]
     unfinished: int = 0  # follow mode: settled files whose last line is half-written (held back)
     unreadable: list[str] = field(default_factory=list)  # named like event files, not files: "name (why)"
+    left_out: list[str] = field(default_factory=list)  # named like event files, bookkeeping or .tmp
 
 
 #: follow mode: for each file stamped ahead of this process's clock, its size and mtime and when
@@ -573,7 +598,16 @@ def select_sources(opts: RunOptions) -> Selection:
         return now - seen[2] < opts.settle_seconds
 
     if not opts.only_new_sources:
-        return Selection(found, 0, {}, frozenset(), 0, listing.unread, unreadable=listing.skipped)
+        return Selection(
+            found,
+            0,
+            {},
+            frozenset(),
+            0,
+            listing.unread,
+            unreadable=listing.skipped,
+            left_out=listing.left_out,
+        )
     state = load_state(opts.archive)
     # names as found now; manifests written before names were made canonical hold them as typed
     consumed = _by_canonical_name(state.consumed_sources())
@@ -643,6 +677,7 @@ def select_sources(opts: RunOptions) -> Selection:
         listing.unread,
         unfinished,
         listing.skipped,
+        listing.left_out,
     )
 
 
@@ -815,7 +850,16 @@ def _run(opts: RunOptions) -> RunSummary:
         listing = list_input(opts.input, exclude=str(opts.archive))
         if not listing.files:
             return _summary_of(
-                Selection([], 0, {}, frozenset(), 0, listing.unread, unreadable=listing.skipped)
+                Selection(
+                    [],
+                    0,
+                    {},
+                    frozenset(),
+                    0,
+                    listing.unread,
+                    unreadable=listing.skipped,
+                    left_out=listing.left_out,
+                )
             )
     # a policy that does not load, or a hash key that is not set, is refused before the archive is
     # touched too; and a new archive folder is removed again if the run ends with nothing committed
@@ -837,6 +881,8 @@ def _summary_of(selection: Selection, commit: str | None = None) -> RunSummary:
         unread_files=selection.unread[:UNREAD_LISTED],
         unreadable_count=len(selection.unreadable),
         unreadable_files=selection.unreadable[:UNREAD_LISTED],
+        left_out_count=len(selection.left_out),
+        left_out_files=selection.left_out[:UNREAD_LISTED],
     )
 
 

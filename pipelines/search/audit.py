@@ -41,8 +41,9 @@ from pipelines.archive.ledger import Ledger
 from pipelines.errors import ArchiveError, QueryError
 from pipelines.search.access import AccessRole, Identity, login_name, printable, view_policy
 
-#: ``dlp-dry-run``: a policy replayed over the archived original text (counts and masked samples)
-ACTIONS = ("search", "conversation", "export", "dlp-dry-run")
+#: ``dlp-dry-run``: a policy replayed over the archived original text (counts and masked samples);
+#: ``deadletters``: dead letters listed or their raw lines exported (``vigil deadletters``)
+ACTIONS = ("search", "conversation", "export", "dlp-dry-run", "deadletters")
 
 
 def audit_ledger(archive: Path) -> Ledger:
