@@ -152,6 +152,9 @@ _CONTROL = frozenset(chr(c) for c in range(0x20))
 MAX_PARTICIPANTS = 256
 #: an attribute name's length at most (as an id's): Elasticsearch indexes a name with its value
 MAX_ATTRIBUTE_NAME = 256
+#: an attribute value's length at most: channel details (a validated phone, a queue position), never
+#: a side channel for text larger than a body, which DLP would not see
+MAX_ATTRIBUTE_VALUE = MAX_BODY_CHARS
 MAX_ATTACHMENTS = 32
 MAX_INT64 = 2**63 - 1  # the archive's integer columns are int64
 #: a number, as text (the digits before and after a point are never two ways to split one run of
@@ -451,6 +454,12 @@ class Event(_Strict):
                 )
             if not _CONTROL.isdisjoint(name):
                 raise ValueError(f"attribute name {name[:64]!r} holds a control character")
+            if len(value[name]) > MAX_ATTRIBUTE_VALUE:
+                raise ValueError(
+                    f"attribute {name[:64]!r} holds {len(value[name]):,} characters, the limit is "
+                    f"{MAX_ATTRIBUTE_VALUE:,}: attributes are channel details, not text (DLP does not "
+                    "scan them); send message text as the body"
+                )
         # kept in name order: a JSON object's key order carries no meaning, so a re-delivery whose
         # connector wrote the same attributes in another order is the same content (and hash)
         return dict(sorted(value.items()))

@@ -1,4 +1,4 @@
-"""Fixtures shared across test modules.
+"""Fixtures and settings shared across test modules.
 
 ``es_server``: a fake Elasticsearch on 127.0.0.1 (see ``tests/fakes/es_server.py``), fresh per test.
 
@@ -13,6 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 from fakes.es_server import es_server  # noqa: F401  (a fixture: pytest finds it by name)
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so the suite (and CI) passes or fails the
+# same way each time; HYPOTHESIS_PROFILE=explore draws new ones, to look for texts that break a
+# property (add any it finds to the test's list of texts found before).
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(autouse=True, scope="session")

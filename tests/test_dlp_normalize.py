@@ -439,9 +439,29 @@ _AS_DIGITS = str.maketrans({**CJK_NUMERALS, **LETTER_DIGITS})
 _ALPHABET = st.sampled_from([*"ab4 ９１８\u3000-Ol一〇", *_SPECIAL])
 
 
+#: marks on an ASCII letter, digit or space, which normalising drops
+_STRAY_MARKS = re.compile("(?<=[0-9A-Za-z ])[\u0300-\u036f\u20d0-\u20ff]+")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_ALPHABET, max_size=30).map("".join), st.data())
 def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
+    _check_offset_mapping(original, data)
+
+
+#: texts the random search once found a property broken on, checked on every run
+FOUND_BEFORE = [
+    "444O一\u20e3",  # a keycap mark on a numeral read as a digit, kept in the letters-back copy
+]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(FOUND_BEFORE), st.data())
+def test_offset_mapping_properties_on_texts_found_before(original: str, data: st.DataObject) -> None:
+    _check_offset_mapping(original, data)
+
+
+def _check_offset_mapping(original: str, data: st.DataObject) -> None:
     norm = normalize(original)
     n = len(norm.text)
     # spaces come one at a time, and no mark is left on an ASCII letter or digit
@@ -456,7 +476,8 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     read = read_digit_lookalikes(before_reading)
     if restored := _with_letters_back(before_reading, _ime_punctuation(read)):
         lo, hi = extra.pop()
-        assert norm.text[lo - 1] == "\n" and [norm.text[lo:hi]] == restored
+        # a mark left on an ASCII letter or digit by the reading is dropped there too
+        assert norm.text[lo - 1] == "\n" and [norm.text[lo:hi]] == [_STRAY_MARKS.sub("", r) for r in restored]
     if extra:
         ((lo, hi),) = extra
         screen = range(lo, hi)
@@ -478,7 +499,7 @@ def test_offset_mapping_properties(original: str, data: st.DataObject) -> None:
     # the shortcut for texts that need no work takes it only when the work would change nothing
     # (a numeral read as a digit loses the marks on it, as an ASCII digit does)
     worked = read_digit_lookalikes(_normalize_each_cluster(original).text)
-    assert re.sub("(?<=[0-9A-Za-z ])[\u0300-\u036f\u20d0-\u20ff]+", "", worked) == norm.text[:n]
+    assert _STRAY_MARKS.sub("", worked) == norm.text[:n]
     if norm.identity:
         assert norm.text == read_digit_lookalikes(original)
         return

@@ -156,6 +156,12 @@ BAD = [
     ("invalid_timestamp", line(event(1, event_time="2026-01-05T24:00:00Z")), "hour 24 is not a time of day"),
     # an empty sub-organisation is one no policy scope or search filter names
     ("invalid_event", line(event(1, sub_org="")), "sub_org is empty: leave it out"),
+    # attributes are channel details DLP does not scan: no side channel for text beyond a body's size
+    (
+        "invalid_event",
+        line(event(1, attributes={"note": "4111 1111 1111 1111 " * 3300})),
+        "attribute 'note' holds 66,000 characters, the limit is 65,536",
+    ),
     ("unknown_channel", line(event(1, channel="SMS")), "written in lower case: 'sms'"),
     ("unknown_channel", line(event(1, channel="fax")), "is not one of"),
     # two events run together on one line: the writer lost a line end
@@ -277,6 +283,7 @@ GOOD = [
         event(1, kind="event", event_type="participant_added", direction="system", body=None),
     ),
     ("body at the limit", event(1, body="y" * MAX_BODY_CHARS)),
+    ("attribute at the limit", event(1, attributes={"payload": "z" * MAX_BODY_CHARS})),
     # ids with plain inner spaces and composed letters are fine
     ("org with a space and accents", event(1, org="Société Générale", sub_org="Banque privée")),
     # handles written with spaces, channel ids as the simulator makes them, and display names

@@ -206,7 +206,9 @@ def command(
     Indexing is on only when --es-url is given (ES_URL alone does not turn it on). If the cluster
     does not answer at the start, the files are archived anyway, nothing is indexed, and the exit
     code is 4; so it is when Elasticsearch dead-lettered documents during the run (`vigil es index`
-    re-sends them).
+    re-sends them). When a file named like an event file could not be read (to its end), the rest
+    is archived, the summary names it and the exit code is 1; the next run reads it again. `vigil
+    deadletters` lists what was refused.
     """
     from pipelines.ingest.read import SUFFIXES_TEXT
     from pipelines.ingest.run import RunOptions, describe_unfinished, dlp_labels, run

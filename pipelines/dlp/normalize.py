@@ -509,7 +509,8 @@ def _letters_restored(done: Normalized, read: str) -> Normalized | None:
     chars = list(read)
     for i in back:
         chars[i] = before[i]
-    return Normalized(done.original, "".join(chars), done.starts, done.ends)
+    # as in the first copy, a mark a numeral read as a digit carried ("一\u20e3") is dropped
+    return _with_read(done, "".join(chars))
 
 
 def _with_copy(norm: Normalized, other: Normalized) -> Normalized:
