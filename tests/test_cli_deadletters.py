@@ -426,3 +426,29 @@ def test_export_leaves_out_what_is_no_input_line(own, capsys, tmp_path) -> None:
     assert code == 0 and not target.exists()
     assert "no file written" in out and "Elasticsearch documents" in err
     assert _audit(own)[-1]["details"]["left_out"] == {"index": 1}
+
+
+def test_an_export_name_as_long_as_a_file_name_may_be_is_written(world, capsys, tmp_path) -> None:
+    # the file is staged under a hidden temporary name first: that name must fit too
+    _, archive, _ = world
+    target = tmp_path / ("f" * 249 + ".jsonl")  # 255 bytes, the most a file name may have
+    code, _, err = _run(
+        capsys, *_officer(archive, "--reason", "unknown_channel", "--export-raw", str(target))
+    )
+    assert code == 0, err
+    assert target.is_file() and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_odd_file_names_are_printed_with_their_control_characters_escaped(tmp_path, capsys) -> None:
+    # a line break in a source name would split the table's row; an escape sequence would recolour it
+    src, archive = tmp_path / "in", tmp_path / "archive"
+    odd = src / "a\nb\x1b[31mc.jsonl"
+    write_jsonl(odd, [event(1, channel="fax")])
+    ingest(src, archive)
+    code, out, _ = _run(capsys, *_officer(archive))
+    assert code == 0
+    assert f"{src}/a\\nb\\x1b[31mc.jsonl" in out.splitlines()
+    target = tmp_path / "fix\nred.jsonl"
+    code, out, _ = _run(capsys, *_officer(archive, "--export-raw", str(target)))
+    assert code == 0 and target.is_file()
+    assert out.startswith(f"wrote {tmp_path}/fix\\nred.jsonl: 1 line(s)")

@@ -218,6 +218,31 @@ def test_one_file_named_unlike_an_event_file_is_refused(tmp_path: Path) -> None:
     assert ingest(Path(pattern), tmp_path / "a").archived == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "why", "instead"),
+    [
+        ("_labels.jsonl", "bookkeeping (a name starting with _ or .)", "labels.jsonl"),
+        (".staged.jsonl", "bookkeeping (a name starting with _ or .)", "staged.jsonl"),
+        ("day.jsonl.tmp", "still being written (.tmp)", "day.jsonl"),
+    ],
+)
+def test_one_file_named_as_bookkeeping_is_refused_with_a_name_to_give_it(
+    tmp_path: Path, name: str, why: str, instead: str
+) -> None:
+    # a folder's listing leaves such a file out; named on its own, it is refused, not read as nothing
+    path = write_jsonl(tmp_path / name, [event(1)])
+    result = subprocess.run(
+        [*VIGIL, "run", "--input", str(path), "--archive", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"has a name Vigil leaves out as {why}" in result.stderr
+    assert f"rename it (e.g. {instead}) and pass that" in result.stderr
+    assert not (tmp_path / "a").exists()
+
+
 def test_a_file_read_through_an_event_named_link_is_not_called_unread(tmp_path: Path) -> None:
     src = tmp_path / "in"
     write_jsonl(src / "export.txt", [event(1)])

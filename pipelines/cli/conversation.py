@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pipelines.cli.hints import cannot_write, check_export_target
+from pipelines.cli.hints import cannot_write, check_export_target, staging_path
 from pipelines.cli.identity import identity_options
 
 
@@ -153,7 +152,7 @@ def _stage(target: Path, page: str) -> Path:
     would give it): the rename must neither open up nor close off the file."""
     from pipelines.errors import ConfigError
 
-    staged = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    staged = staging_path(target)
     try:
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     except OSError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 import stat
 from collections import Counter
@@ -20,7 +19,7 @@ from typing import Any
 
 import click
 
-from pipelines.cli.hints import cannot_write, check_export_target
+from pipelines.cli.hints import cannot_write, check_export_target, staging_path
 from pipelines.cli.identity import identity_options
 from pipelines.record import DeadLetterStage
 
@@ -257,9 +256,11 @@ def _query(filters: Any, window: dict[str, Any], limit: int | None) -> dict[str,
 
 
 def _shown(text: str) -> str:
-    from pipelines.search.render import safe
+    """``text`` safe to print: control characters (line breaks included), escape sequences and
+    bidi controls as visible escapes, as ``vigil run`` shows file names."""
+    from pipelines.invisible import escaped
 
-    return safe(text)
+    return escaped(text)
 
 
 def _one_line(text: str, width: int) -> str:
@@ -425,7 +426,7 @@ def _stage(target: Path, data: bytes, overwrite: bool) -> Path:
     hold personal data); one that replaces a file keeps that file's mode."""
     from pipelines.errors import ConfigError
 
-    staged = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    staged = staging_path(target)
     try:
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:

@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from pipelines.invisible import escaped
+
 
 def vigil_command() -> str:
     """How the user started vigil (``.venv/bin/vigil`` when run through the venv), else ``vigil``."""
@@ -34,7 +36,24 @@ def cannot_write(flag: str, target: Path, exc: OSError) -> str:
         fix = "the disk is full: make room or pick another disk"
     else:
         fix = "check the path and run the command again"
-    return f"{flag} {target}: cannot write it ({reason}); {fix}"
+    if exc.errno == errno.ENAMETOOLONG and len(target.name.encode()) <= _NAME_MAX:
+        fix = f"the folder {folder} allows shorter names than this: pick a shorter name"
+    return escaped(f"{flag} {target}: cannot write it ({reason}); {fix}")
+
+
+#: the longest file name most file systems take, in bytes
+_NAME_MAX = 255
+
+
+def staging_path(target: Path) -> Path:
+    """Where a file is written before it is renamed to ``target``: beside it (one file system), a
+    hidden ``.tmp`` name ``vigil run`` skips, unique, and never longer than a file name may be,
+    however long ``target``'s own name is."""
+    import secrets
+
+    suffix = f".{secrets.token_hex(6)}.tmp"
+    name = target.name.encode()[: _NAME_MAX - 1 - len(suffix)].decode(errors="ignore")
+    return target.parent / f".{name}{suffix}"
 
 
 def check_export_target(target: Path, archive: Path, flag: str, example: str) -> None:

@@ -123,6 +123,15 @@ def check_input(input_path: str) -> tuple[str, str | None, bool]:
     # Beam matches patterns; brackets (the one way to quote *?[ in one) make the name literal
     quoted = glob_escape(base) if is_local(base) else base
     single = os.path.isfile(base) if is_local(base) else bool(_match(base))
+    name = base.rsplit("/", 1)[-1]
+    if single and (name.startswith(("_", ".")) or name.endswith(".tmp")):
+        tmp = name.endswith(".tmp")
+        why = "still being written (.tmp)" if tmp else "bookkeeping (a name starting with _ or .)"
+        raise InputError(
+            f"input {_shown(input_path)} has a name Vigil leaves out as {why}, here and when it lists "
+            "a folder or a pattern; if it holds events, rename it (e.g. "
+            f"{name.lstrip('_.').removesuffix('.tmp') or 'events.jsonl'}) and pass that"
+        )
     if single and not base.endswith(SUFFIXES):
         raise InputError(
             f"input {input_path} is not named like an event file; Vigil reads newline-delimited "
