@@ -201,17 +201,23 @@ def test_nothing_new_to_archive_still_names_the_files_it_does_not_read(tmp_path:
     assert "1 other file(s) in the input not read (day2.json): event files end in" in again.stdout
 
 
-def test_one_file_named_unlike_an_event_file_is_refused(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "events.json", [event(1)])
+def _refused_input(path: Path, archive: Path) -> subprocess.CompletedProcess[str]:
+    """``vigil run --input PATH``, which must be refused in one line (exit 2) without an archive."""
     result = subprocess.run(
-        [*VIGIL, "run", "--input", str(path), "--archive", str(tmp_path / "a")],
+        [*VIGIL, "run", "--input", str(path), "--archive", str(archive)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert not archive.exists()
+    return result
+
+
+def test_one_file_named_unlike_an_event_file_is_refused(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "events.json", [event(1)])
+    result = _refused_input(path, tmp_path / "a")
     assert "is not named like an event file" in result.stderr and "rename it" in result.stderr
-    assert not (tmp_path / "a").exists()
     # the way round it the message gives works: every file a pattern matches is read
     pattern = result.stderr.split("is read: '")[1].split("'")[0]
     assert pattern == f"{tmp_path}/events.jso[n]"
@@ -231,16 +237,9 @@ def test_one_file_named_as_bookkeeping_is_refused_with_a_name_to_give_it(
 ) -> None:
     # a folder's listing leaves such a file out; named on its own, it is refused, not read as nothing
     path = write_jsonl(tmp_path / name, [event(1)])
-    result = subprocess.run(
-        [*VIGIL, "run", "--input", str(path), "--archive", str(tmp_path / "a")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    result = _refused_input(path, tmp_path / "a")
     assert f"has a name Vigil leaves out as {why}" in result.stderr
     assert f"rename it (e.g. {instead}) and pass that" in result.stderr
-    assert not (tmp_path / "a").exists()
 
 
 def test_a_file_read_through_an_event_named_link_is_not_called_unread(tmp_path: Path) -> None:
