@@ -70,7 +70,6 @@ class Selection:
     letters: list[dict[str, Any]]
     matching: int  # letters that pass the filters (before the limit)
     in_archive: Counter[str] = field(default_factory=Counter)  # reason code -> letters stored
-    matched: Counter[str] = field(default_factory=Counter)  # reason code -> letters passing
 
     @property
     def total(self) -> int:
@@ -94,7 +93,6 @@ def select(
     ``commit``, the commit that stored the file it is in (a compacted file: the compaction's)."""
     columns = [*COLUMNS, "raw"] if with_raw else COLUMNS
     in_archive: Counter[str] = Counter()
-    matched: Counter[str] = Counter()
     letters: list[dict[str, Any]] = []
     for data_file, table in reader.iter_tables(Path(archive), layout.DEAD_LETTERS, columns):
         in_archive.update(_counts(table))
@@ -102,7 +100,6 @@ def select(
         chosen = table if mask is None else table.filter(mask)
         if not chosen.num_rows:
             continue
-        matched.update(_counts(chosen))
         for row in chosen.to_pylist():
             row["commit"] = data_file.commit
             letters.append(row)
@@ -110,7 +107,7 @@ def select(
     matching = len(letters)
     if limit is not None:
         letters = letters[:limit]
-    return Selection(letters=letters, matching=matching, in_archive=in_archive, matched=matched)
+    return Selection(letters=letters, matching=matching, in_archive=in_archive)
 
 
 def _counts(table: pa.Table) -> Counter[str]:
@@ -153,7 +150,6 @@ class Export:
 
     data: bytes
     lines: int
-    exported: list[str]  # dead letter ids, in file order
     left_out: dict[str, list[dict[str, Any]]]  # why -> letters
 
 
@@ -161,7 +157,6 @@ def raw_lines(letters: Sequence[dict[str, Any]]) -> Export:
     """The raw lines of ``letters`` (already in source file and offset order), exactly as stored,
     each followed by a newline; letters whose raw bytes are no input line are left out."""
     chunks: list[bytes] = []
-    exported: list[str] = []
     left_out: dict[str, list[dict[str, Any]]] = {}
     for letter in letters:
         why = why_not_exported(letter)
@@ -169,5 +164,4 @@ def raw_lines(letters: Sequence[dict[str, Any]]) -> Export:
             left_out.setdefault(why, []).append(letter)
             continue
         chunks.append(letter["raw"] + b"\n")
-        exported.append(letter["dead_letter_id"])
-    return Export(data=b"".join(chunks), lines=len(chunks), exported=exported, left_out=left_out)
+    return Export(data=b"".join(chunks), lines=len(chunks), left_out=left_out)
